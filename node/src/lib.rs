@@ -1,0 +1,3 @@
+//! The MyKey Edge node.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]

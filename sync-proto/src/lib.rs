@@ -1,0 +1,17 @@
+//! The shared language of MyKey Edge: identifiers, points, signed
+//! transactions, hub-signed facts, wire messages and the sans-IO sync sessions.
+//!
+//! This crate does no I/O: it never reads a clock, opens a socket or draws OS
+//! randomness. Time comes in as an argument (`now`), bytes come in and go out
+//! through `handle_*` and `poll_*` calls. The node, the hub and the simulation
+//! all drive the same code.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![deny(missing_docs)]
+
+pub mod ids;
+
+pub use ids::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, MunicipalityCode, MyKeyId,
+    NodeId, Points, ProgramId, TxId, UnixMillis,
+};
