@@ -97,11 +97,27 @@ fn short_hash(parts: &[&[u8]]) -> String {
 /// part of the key. The serial is public data: a card key identifies, it does
 /// not prove.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "CardKeyRaw")]
 pub struct CardKey {
     #[serde(with = "serde_bytes")]
     issuer: Vec<u8>,
     #[serde(with = "serde_bytes")]
     serial: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct CardKeyRaw {
+    #[serde(with = "serde_bytes")]
+    issuer: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    serial: Vec<u8>,
+}
+
+impl TryFrom<CardKeyRaw> for CardKey {
+    type Error = IdError;
+    fn try_from(raw: CardKeyRaw) -> Result<Self, IdError> {
+        CardKey::new(raw.issuer, raw.serial)
+    }
 }
 
 impl CardKey {
@@ -153,16 +169,16 @@ impl CardKey {
     pub fn short(&self) -> String {
         short_hash(&[&self.issuer, &self.serial])
     }
-
-    /// The `Ok(self)` form of a value that passed validation when decoded.
-    pub(crate) fn validate(&self) -> Result<(), IdError> {
-        CardKey::new(self.issuer.clone(), self.serial.clone()).map(|_| ())
-    }
 }
 
 impl fmt::Display for CardKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", hex::encode(&self.issuer), hex::encode(&self.serial))
+        write!(
+            f,
+            "{}:{}",
+            hex::encode(&self.issuer),
+            hex::encode(&self.serial)
+        )
     }
 }
 
@@ -175,7 +191,15 @@ impl fmt::Debug for CardKey {
 
 /// The hub's immutable internal id of a card holder.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64")]
 pub struct AccountId(u64);
+
+impl TryFrom<u64> for AccountId {
+    type Error = IdError;
+    fn try_from(raw: u64) -> Result<Self, IdError> {
+        AccountId::new(raw)
+    }
+}
 
 impl AccountId {
     /// An account id; zero is reserved.
@@ -213,7 +237,15 @@ impl fmt::Debug for AccountId {
 /// The holder's chosen alias: 3 to 32 ASCII letters and digits. Holders see it
 /// as typed; uniqueness is case-insensitive, through [`MyKeyId::normalized`].
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct MyKeyId(String);
+
+impl TryFrom<String> for MyKeyId {
+    type Error = IdError;
+    fn try_from(raw: String) -> Result<Self, IdError> {
+        MyKeyId::parse(&raw)
+    }
+}
 
 impl MyKeyId {
     /// Validates an alias.
@@ -231,9 +263,6 @@ impl MyKeyId {
     /// The form uniqueness is checked on.
     pub fn normalized(&self) -> String {
         self.0.to_ascii_lowercase()
-    }
-    pub(crate) fn validate(&self) -> Result<(), IdError> {
-        MyKeyId::parse(&self.0).map(|_| ())
     }
 }
 
@@ -262,7 +291,15 @@ impl fmt::Debug for MyKeyId {
 /// A 6-digit Japanese local government code whose last digit is the check
 /// digit (weights 6,5,4,3,2 over the first five, mod 11).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32")]
 pub struct MunicipalityCode(u32);
+
+impl TryFrom<u32> for MunicipalityCode {
+    type Error = IdError;
+    fn try_from(raw: u32) -> Result<Self, IdError> {
+        MunicipalityCode::parse(&format!("{raw:06}"))
+    }
+}
 
 impl MunicipalityCode {
     /// Validates format and check digit.
@@ -295,10 +332,6 @@ impl MunicipalityCode {
     pub fn get(self) -> u32 {
         self.0
     }
-
-    pub(crate) fn validate(&self) -> Result<(), IdError> {
-        MunicipalityCode::parse(&format!("{:06}", self.0)).map(|_| ())
-    }
 }
 
 impl fmt::Display for MunicipalityCode {
@@ -324,7 +357,15 @@ macro_rules! slug_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(raw: String) -> Result<Self, IdError> {
+                $name::parse(&raw)
+            }
+        }
 
         impl $name {
             /// Validates the id: 1 to 32 characters of a-z, 0-9 and '-'.
@@ -337,9 +378,6 @@ macro_rules! slug_id {
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
-            }
-            pub(crate) fn validate(&self) -> Result<(), IdError> {
-                $name::parse(&self.0).map(|_| ())
             }
         }
         impl fmt::Display for $name {
@@ -368,7 +406,15 @@ slug_id!(
 
 /// A facility card number (a library card number, a point card number).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct FacilityCardNumber(String);
+
+impl TryFrom<String> for FacilityCardNumber {
+    type Error = IdError;
+    fn try_from(raw: String) -> Result<Self, IdError> {
+        FacilityCardNumber::parse(&raw)
+    }
+}
 
 impl FacilityCardNumber {
     /// Validates: 1 to 32 ASCII letters, digits or '-'.
@@ -383,9 +429,6 @@ impl FacilityCardNumber {
     /// The number as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-    pub(crate) fn validate(&self) -> Result<(), IdError> {
-        FacilityCardNumber::parse(&self.0).map(|_| ())
     }
 }
 impl fmt::Display for FacilityCardNumber {
@@ -402,7 +445,15 @@ impl fmt::Debug for FacilityCardNumber {
 /// A node's identity: its ed25519 public key. The libp2p peer id is derived
 /// from the same key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "[u8; 32]")]
 pub struct NodeId([u8; 32]);
+
+impl TryFrom<[u8; 32]> for NodeId {
+    type Error = IdError;
+    fn try_from(raw: [u8; 32]) -> Result<Self, IdError> {
+        NodeId::from_bytes(raw)
+    }
+}
 
 impl NodeId {
     /// A node id from public key bytes; rejects bytes that are not a curve point.
@@ -491,7 +542,15 @@ impl fmt::Debug for TxId {
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default, Debug,
 )]
+#[serde(try_from = "u64")]
 pub struct Points(u64);
+
+impl TryFrom<u64> for Points {
+    type Error = IdError;
+    fn try_from(raw: u64) -> Result<Self, IdError> {
+        Points::new(raw)
+    }
+}
 
 impl Points {
     /// The largest amount any single value may hold (a trillion points): far
@@ -543,9 +602,6 @@ impl Points {
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }
-    pub(crate) fn validate(&self) -> Result<(), IdError> {
-        Points::new(self.0).map(|_| ())
-    }
 }
 impl fmt::Display for Points {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -590,7 +646,10 @@ mod tests {
             assert_eq!(MunicipalityCode::parse(code).is_ok(), ok, "{code}");
         }
         assert_eq!(MunicipalityCode::check_digit([1, 3, 1, 0, 5]), 9);
-        assert_eq!(MunicipalityCode::parse("131059").unwrap().to_string(), "131059");
+        assert_eq!(
+            MunicipalityCode::parse("131059").unwrap().to_string(),
+            "131059"
+        );
     }
 
     #[test]

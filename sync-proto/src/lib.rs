@@ -12,6 +12,18 @@
 pub mod ids;
 
 pub use ids::{
-    AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, MunicipalityCode, MyKeyId,
-    NodeId, Points, ProgramId, TxId, UnixMillis,
+    AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, MunicipalityCode, MyKeyId, NodeId,
+    Points, ProgramId, TxId, UnixMillis,
+};
+pub mod codec;
+pub mod fact;
+pub mod session;
+pub mod tx;
+pub mod wire;
+
+pub use fact::{
+    CardStatus, FactBody, FactError, FactPayload, NodeLimits, Scope, SignedFact, VerifiedFact,
+};
+pub use tx::{
+    FacilityCardLink, Grant, OpKind, Redeem, SignedTx, TxBody, TxPayload, VerifiedTx, VerifyError,
 };

@@ -1,0 +1,295 @@
+//! Hub-signed facts: what the hub tells nodes (registrations, confirmed
+//! balances, suspensions, node limits and progress).
+//!
+//! Same discipline as transactions: the hub signs `FACT_DOMAIN ||
+//! canonical(FactPayload)`, nodes verify against the hub key from their
+//! configuration before using anything, and only [`SignedFact::verify`] makes
+//! a [`VerifiedFact`]. Facts are numbered by `hub_seq` in one hub-wide order;
+//! a node applies them in that order, so a balance fact is always seen before
+//! the progress fact that says which pending spends it already includes.
+
+use crate::codec::{self, DecodeError};
+use crate::ids::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId, Points,
+    TxId, UnixMillis,
+};
+use crate::tx::{OpKind, signing_input};
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+
+/// Domain separation for fact signatures.
+pub const FACT_DOMAIN: &[u8] = b"mykey-edge/fact/v1\0";
+/// Upper bound of an encoded fact payload.
+pub const MAX_FACT_PAYLOAD_BYTES: usize = 2048;
+
+/// A fact before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactPayload {
+    /// Position in the hub's fact log, from 1.
+    pub hub_seq: u64,
+    /// The hub's clock when it issued the fact.
+    pub issued_at: UnixMillis,
+    /// Who receives it.
+    pub scope: Scope,
+    /// What it says.
+    pub body: FactBody,
+}
+
+/// Which nodes receive a fact. A node receives `All`, its municipality's and
+/// its facility's facts, and those addressed to it; so a facility node never
+/// receives another facility's card numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Every node (deny list of revoked node keys).
+    All,
+    /// Nodes of one municipality (balances, suspensions, registrations).
+    Municipality(MunicipalityCode),
+    /// Nodes of one facility (that facility's card numbers).
+    Facility(FacilityId),
+    /// One node (its limits).
+    Node(NodeId),
+}
+
+/// The state of a card key at the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CardStatus {
+    /// Usable.
+    Active,
+    /// Replaced by a renewed certificate linked to the same account.
+    Superseded,
+    /// Reported lost: refused everywhere until a municipal counter reinstates it.
+    Suspended,
+}
+
+impl CardStatus {
+    /// Lower-case name for storage and display.
+    pub fn name(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Superseded => "superseded",
+            CardStatus::Suspended => "suspended",
+        }
+    }
+    /// Parses [`CardStatus::name`].
+    pub fn parse(text: &str) -> Option<CardStatus> {
+        [
+            CardStatus::Active,
+            CardStatus::Superseded,
+            CardStatus::Suspended,
+        ]
+        .into_iter()
+        .find(|s| s.name() == text)
+    }
+}
+
+/// The limits and permissions the hub gives a node for its facility: the
+/// node's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLimits {
+    /// The node.
+    pub node: NodeId,
+    /// Its facility.
+    pub facility: FacilityId,
+    /// Its municipality.
+    pub municipality: MunicipalityCode,
+    /// Operations it may perform.
+    pub allowed_ops: Vec<OpKind>,
+    /// Points one card may spend at this node since the last hub confirmation.
+    pub per_card_offline_limit: Points,
+    /// All unconfirmed spend at this node.
+    pub node_exposure_limit: Points,
+    /// Spends above this need the PIN (card proof).
+    pub pin_threshold: Points,
+    /// The certificate is void after this time.
+    pub valid_until: UnixMillis,
+}
+
+/// What a fact says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FactBody {
+    /// A card key belongs to an account with this My Key ID.
+    CardRegistered {
+        /// The card.
+        card: CardKey,
+        /// The account.
+        account: AccountId,
+        /// The holder's current alias.
+        my_key_id: MyKeyId,
+        /// The holder's base municipality.
+        municipality: MunicipalityCode,
+    },
+    /// A card's status changed (suspension is a deny-list entry).
+    CardStatusChanged {
+        /// The card.
+        card: CardKey,
+        /// Its new status.
+        status: CardStatus,
+    },
+    /// A facility card number was linked (`linked`) or unlinked.
+    FacilityCard {
+        /// The account.
+        account: AccountId,
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+        /// True for linked, false for unlinked.
+        linked: bool,
+    },
+    /// The hub's balance of an account's regional points after applying its
+    /// ledger up to `ledger_pos`.
+    ConfirmedBalance {
+        /// The account.
+        account: AccountId,
+        /// Whose points.
+        municipality: MunicipalityCode,
+        /// Spendable points.
+        balance: Points,
+        /// Debt from offline overdraft, recovered from later credits.
+        debt: Points,
+        /// The ledger position this balance reflects.
+        ledger_pos: u64,
+    },
+    /// A node's limits and permissions (its certificate).
+    NodeLimits(NodeLimits),
+    /// The hub has processed (applied or rejected) `node`'s transactions up to
+    /// `through_seq`; `head` is the id of that transaction.
+    NodeProgress {
+        /// The node.
+        node: NodeId,
+        /// Highest processed seq.
+        through_seq: u64,
+        /// Its id.
+        head: TxId,
+    },
+    /// A node key is revoked: its transactions and certificates are refused.
+    NodeRevoked {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+impl FactBody {
+    /// Deny-list facts go to nodes before anything else (DESIGN §7).
+    pub fn is_priority(&self) -> bool {
+        matches!(
+            self,
+            FactBody::CardStatusChanged {
+                status: CardStatus::Suspended,
+                ..
+            } | FactBody::NodeRevoked { .. }
+        )
+    }
+}
+
+/// A fact as carried and stored; untrusted until verified against the hub key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedFact {
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    signature: [u8; 64],
+}
+
+impl std::fmt::Debug for SignedFact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignedFact({})", TxId::hash_of(&self.payload).short())
+    }
+}
+
+/// Why a fact was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactError {
+    /// The payload did not decode canonically.
+    #[error("fact payload: {0}")]
+    Decode(#[from] DecodeError),
+    /// The signature is not the hub's.
+    #[error("fact signature does not verify against the configured hub key")]
+    BadSignature,
+}
+
+impl SignedFact {
+    /// Signs a fact with the hub key.
+    pub fn sign(payload: &FactPayload, hub_key: &SigningKey) -> SignedFact {
+        let bytes = codec::encode(payload);
+        assert!(
+            bytes.len() <= MAX_FACT_PAYLOAD_BYTES,
+            "fact payload too large"
+        );
+        let signature = hub_key.sign(&signing_input(FACT_DOMAIN, &bytes)).to_bytes();
+        SignedFact {
+            payload: bytes,
+            signature,
+        }
+    }
+
+    /// Verifies against the hub's public key.
+    pub fn verify(&self, hub: &NodeId) -> Result<VerifiedFact, FactError> {
+        let payload: FactPayload =
+            codec::decode_canonical("fact payload", &self.payload, MAX_FACT_PAYLOAD_BYTES)?;
+        let key = hub.verifying_key().map_err(|_| FactError::BadSignature)?;
+        key.verify_strict(
+            &signing_input(FACT_DOMAIN, &self.payload),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| FactError::BadSignature)?;
+        Ok(VerifiedFact { payload })
+    }
+
+    /// Canonical bytes for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Rebuilds from stored bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedFact, DecodeError> {
+        codec::decode_canonical("signed fact", bytes, MAX_FACT_PAYLOAD_BYTES + 80)
+    }
+
+    /// Test and fault-injection access.
+    #[doc(hidden)]
+    pub fn from_raw_parts(payload: Vec<u8>, signature: [u8; 64]) -> SignedFact {
+        SignedFact { payload, signature }
+    }
+}
+
+/// A fact whose hub signature checked out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedFact {
+    payload: FactPayload,
+}
+
+impl VerifiedFact {
+    /// The verified contents.
+    pub fn payload(&self) -> &FactPayload {
+        &self.payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fact_signed_by_hub_verifies_and_not_by_others() {
+        let hub = SigningKey::from_bytes(&[7; 32]);
+        let hub_id = NodeId::from_bytes(hub.verifying_key().to_bytes()).unwrap();
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let p = FactPayload {
+            hub_seq: 1,
+            issued_at: UnixMillis(5),
+            scope: Scope::Municipality(MunicipalityCode::parse("131059").unwrap()),
+            body: FactBody::CardStatusChanged {
+                card: CardKey::new(vec![1], vec![2]).unwrap(),
+                status: CardStatus::Suspended,
+            },
+        };
+        let f = SignedFact::sign(&p, &hub);
+        assert_eq!(f.verify(&hub_id).unwrap().payload(), &p);
+        let forged = SignedFact::sign(&p, &other);
+        assert_eq!(forged.verify(&hub_id), Err(FactError::BadSignature));
+        assert!(p.body.is_priority());
+        let back = SignedFact::from_bytes(&f.to_bytes()).unwrap();
+        assert_eq!(back, f);
+    }
+}

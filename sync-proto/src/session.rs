@@ -1,0 +1,458 @@
+//! The sans-IO sync sessions, one per side, in the manner of quinn-proto.
+//!
+//! [`NodeSession`] decides what a node sends to the hub and when; it reads no
+//! clock and touches no store. Its driver calls `handle_*(…, now)` with what
+//! happened, then drains `poll_transmit()` (a request to send) and
+//! `poll_event()` (things to do: fetch outbox transactions, store receipts,
+//! apply facts), and sleeps until `poll_timeout()`.
+//!
+//! [`HubSession`] answers one node's requests through a [`HubService`] (the
+//! hub's ledger and fact log) and enforces the protocol order.
+//!
+//! Resumption: the hub tells the node in `Welcome` how far it has processed the
+//! node's chain, and the node pushes from the next seq, so a break at any point
+//! (before a push, after the hub applied it but before the receipts arrived)
+//! resends at most one batch, which the hub recognises by id and answers with
+//! the same receipts.
+
+use crate::ids::{NodeId, UnixMillis};
+use crate::tx::SignedTx;
+use crate::wire::{
+    Facts, Hello, MAX_FACTS_PER_ANSWER, MAX_PUSH_TXS, PROTOCOL_VERSION, PullFacts, Push, Receipts,
+    Refusal, Request, Response, Welcome,
+};
+use std::collections::VecDeque;
+
+/// Tuning of a node session. Every number has a bound.
+#[derive(Clone, Debug)]
+pub struct NodeSessionConfig {
+    /// Transactions per push (≤ [`MAX_PUSH_TXS`]).
+    pub batch_txs: usize,
+    /// Facts per pull (≤ [`MAX_FACTS_PER_ANSWER`]).
+    pub facts_per_pull: u32,
+    /// A request without an answer after this long ends the session.
+    pub request_timeout_ms: u64,
+    /// How often to ask for facts when nothing else is happening.
+    pub pull_interval_ms: u64,
+    /// After a push whose head was rejected at chain level, wait this long
+    /// before pushing again (an operator must act; do not spin).
+    pub stall_backoff_ms: u64,
+    /// Software version to report.
+    pub software: String,
+}
+
+impl Default for NodeSessionConfig {
+    fn default() -> Self {
+        NodeSessionConfig {
+            batch_txs: 500,
+            facts_per_pull: 1000,
+            request_timeout_ms: 15_000,
+            pull_interval_ms: 2_000,
+            stall_backoff_ms: 60_000,
+            software: concat!("mykey-sync-proto/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Something the node's driver must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The hub accepted the session.
+    Welcomed(Welcome),
+    /// Hand the session outbox transactions `from_seq..` (at most `max`) with
+    /// [`NodeSession::provide_txs`].
+    NeedTxs {
+        /// First seq wanted.
+        from_seq: u64,
+        /// How many at most.
+        max: usize,
+    },
+    /// Store these receipts durably.
+    Receipts(Receipts),
+    /// Verify and apply these facts, then store the cursor.
+    Facts(Facts),
+    /// The hub refused the session: show the reason, do not retry soon.
+    Refused(Refusal),
+    /// The session ended (timeout or protocol error): reconnect with backoff.
+    Closed(SessionError),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// A request got no answer in time.
+    #[error("the hub did not answer within {0} ms")]
+    Timeout(u64),
+    /// The hub answered out of turn.
+    #[error("unexpected answer from the hub: {0}")]
+    Unexpected(&'static str),
+    /// The hub has processed more of this node's chain than the node has: the
+    /// local store lost acknowledged transactions.
+    #[error(
+        "the hub has processed seq {hub} of this node but the local store ends at seq {local}: \
+         the store lost transactions; restore it from backup and do not sign new ones"
+    )]
+    HubAhead {
+        /// What the hub has.
+        hub: u64,
+        /// What the node has.
+        local: u64,
+    },
+    /// The driver handed transactions that are not the ones asked for.
+    #[error("outbox transactions do not start at the requested seq {0}")]
+    OutboxMismatch(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Disconnected,
+    AwaitWelcome,
+    Ready,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InFlight {
+    Hello,
+    Push,
+    Pull,
+}
+
+/// The node side of a sync session.
+#[derive(Debug)]
+pub struct NodeSession {
+    node: NodeId,
+    config: NodeSessionConfig,
+    phase: Phase,
+    local_last_seq: u64,
+    processed_seq: u64,
+    fact_cursor: u64,
+    in_flight: Option<(InFlight, UnixMillis)>,
+    staged: Option<Vec<SignedTx>>,
+    need_asked: bool,
+    next_pull_at: UnixMillis,
+    facts_more: bool,
+    last_was_push: bool,
+    push_stalled_until: UnixMillis,
+    transmit: Option<Request>,
+    events: VecDeque<NodeEvent>,
+}
+
+impl NodeSession {
+    /// A session for `node`, disconnected.
+    pub fn new(node: NodeId, mut config: NodeSessionConfig) -> Self {
+        config.batch_txs = config.batch_txs.clamp(1, MAX_PUSH_TXS);
+        config.facts_per_pull = config.facts_per_pull.clamp(1, MAX_FACTS_PER_ANSWER as u32);
+        NodeSession {
+            node,
+            config,
+            phase: Phase::Disconnected,
+            local_last_seq: 0,
+            processed_seq: 0,
+            fact_cursor: 0,
+            in_flight: None,
+            staged: None,
+            need_asked: false,
+            next_pull_at: UnixMillis(0),
+            facts_more: false,
+            last_was_push: false,
+            push_stalled_until: UnixMillis(0),
+            transmit: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// A transport link is up: start the handshake. `local_last_seq` and
+    /// `fact_cursor` come from the node's durable store.
+    pub fn handle_connected(&mut self, now: UnixMillis, local_last_seq: u64, fact_cursor: u64) {
+        self.reset();
+        self.local_last_seq = local_last_seq;
+        self.fact_cursor = fact_cursor;
+        self.phase = Phase::AwaitWelcome;
+        self.send(
+            Request::Hello(Hello {
+                node: self.node,
+                node_time: now,
+                last_seq: local_last_seq,
+                fact_cursor,
+                software: self.config.software.chars().take(64).collect(),
+            }),
+            InFlight::Hello,
+            now,
+        );
+    }
+
+    /// The link went down.
+    pub fn handle_disconnected(&mut self) {
+        self.reset();
+        self.phase = Phase::Disconnected;
+    }
+
+    /// The node signed a new transaction.
+    pub fn note_local_seq(&mut self, seq: u64, now: UnixMillis) {
+        self.local_last_seq = self.local_last_seq.max(seq);
+        self.advance(now);
+    }
+
+    /// Answer to [`NodeEvent::NeedTxs`]: the node's own outbox transactions
+    /// from the requested seq, in order.
+    pub fn provide_txs(&mut self, txs: Vec<SignedTx>, now: UnixMillis) -> Result<(), SessionError> {
+        self.need_asked = false;
+        if self.phase != Phase::Ready {
+            return Ok(());
+        }
+        let from = self.processed_seq + 1;
+        let first_ok = match txs.first() {
+            None => true,
+            Some(tx) => tx
+                .verify()
+                .map(|v| v.payload().seq == from)
+                .unwrap_or(false),
+        };
+        if !first_ok {
+            return Err(self.close(SessionError::OutboxMismatch(from)));
+        }
+        if !txs.is_empty() {
+            self.staged = Some(txs.into_iter().take(self.config.batch_txs).collect());
+        } else {
+            // The store has nothing past what the hub processed.
+            self.local_last_seq = self.processed_seq;
+        }
+        self.advance(now);
+        Ok(())
+    }
+
+    /// The hub answered the request in flight.
+    pub fn handle_response(&mut self, resp: Response, now: UnixMillis) -> Result<(), SessionError> {
+        let Some((kind, _)) = self.in_flight.take() else {
+            return Err(self.close(SessionError::Unexpected("answer with no request in flight")));
+        };
+        match (kind, resp) {
+            (_, Response::Refused(r)) => {
+                self.phase = Phase::Closed;
+                self.events.push_back(NodeEvent::Refused(r));
+                return Ok(());
+            }
+            (InFlight::Hello, Response::Welcome(w)) => {
+                if w.processed_seq > self.local_last_seq {
+                    return Err(self.close(SessionError::HubAhead {
+                        hub: w.processed_seq,
+                        local: self.local_last_seq,
+                    }));
+                }
+                self.processed_seq = w.processed_seq;
+                self.phase = Phase::Ready;
+                self.next_pull_at = now;
+                self.events.push_back(NodeEvent::Welcomed(w));
+            }
+            (InFlight::Push, Response::Receipts(r)) => {
+                let advanced = r.processed_seq > self.processed_seq;
+                self.processed_seq = self.processed_seq.max(r.processed_seq);
+                self.staged = None;
+                if !advanced {
+                    self.push_stalled_until = now.plus_ms(self.config.stall_backoff_ms);
+                }
+                self.events.push_back(NodeEvent::Receipts(r));
+            }
+            (InFlight::Pull, Response::Facts(f)) => {
+                self.fact_cursor = self.fact_cursor.max(f.cursor);
+                self.facts_more = f.more;
+                self.next_pull_at = now.plus_ms(self.config.pull_interval_ms);
+                self.events.push_back(NodeEvent::Facts(f));
+            }
+            _ => return Err(self.close(SessionError::Unexpected("answer of the wrong kind"))),
+        }
+        self.advance(now);
+        Ok(())
+    }
+
+    /// Time passed: expire a request in flight, start a due pull.
+    pub fn handle_timeout(&mut self, now: UnixMillis) {
+        if let Some((_, deadline)) = self.in_flight
+            && now >= deadline
+        {
+            let e = SessionError::Timeout(self.config.request_timeout_ms);
+            self.close(e);
+            return;
+        }
+        self.advance(now);
+    }
+
+    /// The next request to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Request> {
+        self.transmit.take()
+    }
+
+    /// The next event for the driver, if any.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`NodeSession::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        match (self.phase, self.in_flight) {
+            (_, Some((_, deadline))) => Some(deadline),
+            (Phase::Ready, None) => {
+                let mut t = self.next_pull_at;
+                if self.processed_seq < self.local_last_seq {
+                    t = t.min(self.push_stalled_until);
+                }
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    /// True once the hub has processed everything signed and the session is idle.
+    pub fn is_caught_up(&self) -> bool {
+        self.phase == Phase::Ready
+            && self.processed_seq >= self.local_last_seq
+            && self.in_flight.is_none()
+            && !self.facts_more
+    }
+
+    /// True while a handshake or session is open.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::AwaitWelcome | Phase::Ready)
+    }
+
+    /// The highest seq the hub has processed, as far as this session knows.
+    pub fn processed_seq(&self) -> u64 {
+        self.processed_seq
+    }
+
+    fn reset(&mut self) {
+        self.in_flight = None;
+        self.staged = None;
+        self.need_asked = false;
+        self.transmit = None;
+        self.facts_more = false;
+        self.push_stalled_until = UnixMillis(0);
+    }
+
+    fn close(&mut self, e: SessionError) -> SessionError {
+        self.reset();
+        self.phase = Phase::Closed;
+        self.events.push_back(NodeEvent::Closed(e.clone()));
+        e
+    }
+
+    fn send(&mut self, req: Request, kind: InFlight, now: UnixMillis) {
+        debug_assert!(self.in_flight.is_none() && self.transmit.is_none());
+        self.transmit = Some(req);
+        self.in_flight = Some((kind, now.plus_ms(self.config.request_timeout_ms)));
+    }
+
+    fn advance(&mut self, now: UnixMillis) {
+        if self.phase != Phase::Ready || self.in_flight.is_some() {
+            return;
+        }
+        let push_due = self.processed_seq < self.local_last_seq && now >= self.push_stalled_until;
+        let pull_due = self.facts_more || now >= self.next_pull_at;
+        // Alternate when both are due so a long push backlog never starves
+        // the deny list, and a long fact backlog never starves the outbox.
+        let do_push = push_due && !(pull_due && self.last_was_push);
+        if do_push {
+            if let Some(txs) = self.staged.take() {
+                self.last_was_push = true;
+                self.send(Request::Push(Push { txs }), InFlight::Push, now);
+            } else if !self.need_asked {
+                self.need_asked = true;
+                self.events.push_back(NodeEvent::NeedTxs {
+                    from_seq: self.processed_seq + 1,
+                    max: self.config.batch_txs,
+                });
+            }
+        } else if pull_due {
+            self.last_was_push = false;
+            let req = Request::PullFacts(PullFacts {
+                after: self.fact_cursor,
+                max: self.config.facts_per_pull,
+            });
+            self.send(req, InFlight::Pull, now);
+        }
+    }
+}
+
+/// What the hub's session needs from the hub: the ledger and the fact log.
+pub trait HubService {
+    /// Opens a session for an authenticated peer, or refuses it.
+    fn open(&mut self, hello: &Hello, now: UnixMillis) -> Result<Welcome, Refusal>;
+    /// Verifies and applies transactions (idempotently), answering a receipt each.
+    /// `carrier` is the peer that delivered them; they may be signed by others.
+    fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts;
+    /// Facts for `node` after `after`, at most `max`.
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts;
+}
+
+/// The hub side of one node's session: enforces Hello-first and that the
+/// node named in Hello is the transport-authenticated peer.
+#[derive(Debug)]
+pub struct HubSession {
+    peer: NodeId,
+    open: bool,
+}
+
+impl HubSession {
+    /// A session with `peer`, the node key the transport authenticated.
+    pub fn new(peer: NodeId) -> Self {
+        HubSession { peer, open: false }
+    }
+
+    /// True after a successful Hello.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Answers one request.
+    pub fn handle_request(
+        &mut self,
+        req: Request,
+        now: UnixMillis,
+        service: &mut impl HubService,
+    ) -> Response {
+        match req {
+            Request::Hello(h) => {
+                if h.node != self.peer {
+                    self.open = false;
+                    return Response::Refused(Refusal::Protocol(format!(
+                        "Hello names node {} but the connection is authenticated as {}",
+                        h.node.short(),
+                        self.peer.short()
+                    )));
+                }
+                match service.open(&h, now) {
+                    Ok(w) => {
+                        self.open = true;
+                        Response::Welcome(w)
+                    }
+                    Err(r) => {
+                        self.open = false;
+                        Response::Refused(r)
+                    }
+                }
+            }
+            _ if !self.open => Response::Refused(Refusal::Protocol("Hello must come first".into())),
+            Request::Push(p) => Response::Receipts(service.ingest(&self.peer, p.txs, now)),
+            Request::PullFacts(PullFacts { after, max }) => {
+                let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
+                Response::Facts(service.facts(&self.peer, after, max))
+            }
+        }
+    }
+}
+
+/// Refusal for a request whose version or bytes were wrong, for drivers that
+/// decode before the session sees anything.
+pub fn refusal_for_wire_error(e: &crate::wire::WireError) -> Refusal {
+    match e {
+        crate::wire::WireError::Version { got, .. } => Refusal::Version {
+            got: *got,
+            supported: PROTOCOL_VERSION,
+        },
+        other => Refusal::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! Session tests: a node session against a small in-memory hub, with breaks
+//! injected at random points. The real hub and node stores are exercised by
+//! the end-to-end tests; this checks the protocol logic alone.
+
+use super::*;
+use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, Points, TxId};
+use crate::tx::{Redeem, TxBody, TxPayload};
+use crate::wire::{Outcome, Receipt};
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+
+struct ToyHub {
+    node: NodeId,
+    applied: Vec<TxId>,
+    apply_count: std::collections::HashMap<TxId, u32>,
+}
+
+impl HubService for ToyHub {
+    fn open(&mut self, hello: &Hello, _now: UnixMillis) -> Result<Welcome, Refusal> {
+        if hello.node != self.node {
+            return Err(Refusal::NotEnrolled);
+        }
+        Ok(Welcome {
+            hub_time: UnixMillis(0),
+            processed_seq: self.applied.len() as u64,
+        })
+    }
+    fn ingest(&mut self, _carrier: &NodeId, txs: Vec<SignedTx>, _now: UnixMillis) -> Receipts {
+        let mut receipts = vec![];
+        for tx in txs {
+            let v = tx.verify().expect("toy hub only gets good txs");
+            let seq = v.payload().seq;
+            let known = (seq as usize)
+                .checked_sub(1)
+                .and_then(|i| self.applied.get(i))
+                .copied();
+            if known == Some(v.id()) {
+                // Replay: same receipt, no second effect.
+            } else if seq == self.applied.len() as u64 + 1 {
+                self.applied.push(v.id());
+                *self.apply_count.entry(v.id()).or_default() += 1;
+            } else {
+                break;
+            }
+            receipts.push(Receipt {
+                node: v.payload().node,
+                seq,
+                tx: v.id(),
+                outcome: Outcome::Accepted {
+                    ledger_pos: seq,
+                    balance: None,
+                    debt_created: Points::ZERO,
+                },
+            });
+        }
+        Receipts {
+            receipts,
+            processed_seq: self.applied.len() as u64,
+        }
+    }
+    fn facts(&mut self, _node: &NodeId, after: u64, _max: u32) -> Facts {
+        Facts {
+            facts: vec![],
+            cursor: after,
+            more: false,
+        }
+    }
+}
+
+fn chain(key: &SigningKey, n: u64) -> Vec<SignedTx> {
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut prev = TxId::GENESIS;
+    (1..=n)
+        .map(|seq| {
+            let tx = SignedTx::sign(
+                &TxPayload {
+                    node,
+                    seq,
+                    prev_hash: prev,
+                    created_at: UnixMillis(seq),
+                    body: TxBody::Redeem(Redeem {
+                        card: CardKey::new(vec![1], vec![2]).unwrap(),
+                        account: AccountId::new(1).unwrap(),
+                        municipality: MunicipalityCode::parse("131059").unwrap(),
+                        points: Points::new(1).unwrap(),
+                        merchant: FacilityId::parse("shop").unwrap(),
+                        card_proof: false,
+                    }),
+                },
+                key,
+            );
+            prev = tx.id();
+            tx
+        })
+        .collect()
+}
+
+/// Drives a node session against the toy hub. `breaks` lists step numbers at
+/// which the link drops (a request lost, or a response lost after the hub
+/// applied it). Returns the hub.
+fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let outbox = chain(&key, n);
+    let mut hub = ToyHub {
+        node,
+        applied: vec![],
+        apply_count: Default::default(),
+    };
+    let mut hub_session = HubSession::new(node);
+    let config = NodeSessionConfig {
+        batch_txs: batch,
+        ..Default::default()
+    };
+    let mut s = NodeSession::new(node, config);
+    let mut now = UnixMillis(1);
+    let mut step = 0u32;
+    s.handle_connected(now, n, 0);
+    for _ in 0..100_000 {
+        step += 1;
+        now = now.plus_ms(1);
+        while let Some(ev) = s.poll_event() {
+            if let NodeEvent::NeedTxs { from_seq, max } = ev {
+                let txs = outbox
+                    .iter()
+                    .skip(from_seq as usize - 1)
+                    .take(max)
+                    .cloned()
+                    .collect();
+                s.provide_txs(txs, now).unwrap();
+            }
+        }
+        if let Some(req) = s.poll_transmit() {
+            let brk = breaks.iter().find(|(at, _)| *at == step);
+            match brk {
+                Some((_, false)) => {
+                    // Request lost on the way.
+                    s.handle_disconnected();
+                    hub_session = HubSession::new(node);
+                    s.handle_connected(now, n, 0);
+                }
+                Some((_, true)) => {
+                    // Hub handles it; the answer is lost.
+                    let _ = hub_session.handle_request(req, now, &mut hub);
+                    s.handle_disconnected();
+                    hub_session = HubSession::new(node);
+                    s.handle_connected(now, n, 0);
+                }
+                None => {
+                    let resp = hub_session.handle_request(req, now, &mut hub);
+                    let bytes = resp.encode();
+                    s.handle_response(Response::decode(&bytes).unwrap(), now)
+                        .unwrap();
+                }
+            }
+            continue;
+        }
+        if s.is_caught_up() {
+            break;
+        }
+        if let Some(t) = s.poll_timeout() {
+            now = now.max(t);
+            s.handle_timeout(now);
+        }
+    }
+    assert!(s.is_caught_up(), "session did not catch up");
+    let ids = outbox.iter().map(|t| t.id()).collect();
+    (hub, ids)
+}
+
+#[test]
+fn pushes_everything_in_batches() {
+    let (hub, ids) = run(1234, 500, &[]);
+    assert_eq!(hub.applied, ids);
+}
+
+#[test]
+fn hub_ahead_of_node_is_loud() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    s.handle_connected(UnixMillis(0), 3, 0);
+    let _ = s.poll_transmit();
+    let err = s
+        .handle_response(
+            Response::Welcome(Welcome {
+                hub_time: UnixMillis(0),
+                processed_seq: 5,
+            }),
+            UnixMillis(1),
+        )
+        .unwrap_err();
+    assert!(matches!(err, SessionError::HubAhead { hub: 5, local: 3 }));
+}
+
+#[test]
+fn request_timeout_closes_session() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    s.handle_connected(UnixMillis(0), 0, 0);
+    let _ = s.poll_transmit();
+    let t = s.poll_timeout().unwrap();
+    s.handle_timeout(t);
+    assert!(matches!(
+        s.poll_event(),
+        Some(NodeEvent::Closed(SessionError::Timeout(_)))
+    ));
+    assert!(!s.is_open());
+}
+
+#[test]
+fn push_before_hello_is_refused() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut hub = ToyHub {
+        node,
+        applied: vec![],
+        apply_count: Default::default(),
+    };
+    let mut hs = HubSession::new(node);
+    let r = hs.handle_request(Request::Push(Push { txs: vec![] }), UnixMillis(0), &mut hub);
+    assert!(matches!(r, Response::Refused(Refusal::Protocol(_))));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn resumes_after_random_breaks(
+        n in 1u64..300,
+        batch in 1usize..64,
+        breaks in proptest::collection::vec((1u32..80, any::<bool>()), 0..12),
+    ) {
+        let (hub, ids) = run(n, batch, &breaks);
+        prop_assert_eq!(&hub.applied, &ids);
+        prop_assert!(hub.apply_count.values().all(|c| *c == 1));
+    }
+}

@@ -1,0 +1,375 @@
+//! Signed transactions: every change a node makes.
+//!
+//! A node signs `DOMAIN || canonical(TxPayload)` with its ed25519 key. The
+//! transaction id is the SHA-256 of the same bytes, so it covers every field
+//! and nothing else. `seq` grows by one per node and `prev_hash` chains to the
+//! previous transaction's id, so a gap, a fork or a rewrite is detectable.
+//! Only [`SignedTx::verify`] makes a [`VerifiedTx`], and the hub's ledger and
+//! the node's cache only apply verified transactions.
+
+use crate::codec::{self, DecodeError};
+use crate::ids::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, NodeId, Points,
+    ProgramId, TxId, UnixMillis,
+};
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+
+/// Domain separation for transaction signatures: a signature made for a
+/// transaction can never be replayed as a fact, a handshake or anything else.
+pub const TX_DOMAIN: &[u8] = b"mykey-edge/tx/v1\0";
+/// Upper bound of an encoded transaction payload.
+pub const MAX_TX_PAYLOAD_BYTES: usize = 2048;
+
+/// What a transaction says, before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxPayload {
+    /// The signing node.
+    pub node: NodeId,
+    /// 1 for the node's first transaction, then +1 each.
+    pub seq: u64,
+    /// The id of the node's previous transaction, [`TxId::GENESIS`] for seq 1.
+    pub prev_hash: TxId,
+    /// The node's clock when it signed (informative: the hub orders by arrival).
+    pub created_at: UnixMillis,
+    /// The change.
+    pub body: TxBody,
+}
+
+/// The changes a node can make. New kinds are appended (vouchers come later),
+/// never reordered, because the variant index is part of the encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxBody {
+    /// Points spent at a merchant facility.
+    Redeem(Redeem),
+    /// Points granted from a municipal programme.
+    Grant(Grant),
+    /// A facility card number linked to the holder's account.
+    LinkFacilityCard(FacilityCardLink),
+    /// A facility card number unlinked from the holder's account.
+    UnlinkFacilityCard(FacilityCardLink),
+}
+
+impl TxBody {
+    /// The operation kind, for permission checks and display.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            TxBody::Redeem(_) => OpKind::Redeem,
+            TxBody::Grant(_) => OpKind::Grant,
+            TxBody::LinkFacilityCard(_) => OpKind::Link,
+            TxBody::UnlinkFacilityCard(_) => OpKind::Unlink,
+        }
+    }
+}
+
+/// A spend. Carries amount, merchant and time only: never what was bought.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redeem {
+    /// The card that was presented.
+    pub card: CardKey,
+    /// The holder's account the card resolved to.
+    pub account: AccountId,
+    /// Whose regional points are spent.
+    pub municipality: MunicipalityCode,
+    /// How many.
+    pub points: Points,
+    /// The facility that accepted them and will be reimbursed.
+    pub merchant: FacilityId,
+    /// Whether the holder proved possession with the PIN at the counter.
+    pub card_proof: bool,
+}
+
+/// A grant from a programme's budget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The card that was presented.
+    pub card: CardKey,
+    /// The holder's account.
+    pub account: AccountId,
+    /// The granting municipality.
+    pub municipality: MunicipalityCode,
+    /// The programme whose budget pays.
+    pub program: ProgramId,
+    /// How many.
+    pub points: Points,
+}
+
+/// A facility card number (library card …) attached to or removed from an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacilityCardLink {
+    /// The holder's account.
+    pub account: AccountId,
+    /// The facility that issued the number.
+    pub facility: FacilityId,
+    /// The number.
+    pub number: FacilityCardNumber,
+}
+
+/// Operation kinds a node may be allowed to perform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpKind {
+    /// Spend points.
+    Redeem,
+    /// Grant points.
+    Grant,
+    /// Link a facility card.
+    Link,
+    /// Unlink a facility card.
+    Unlink,
+}
+
+impl OpKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [OpKind; 4] = [OpKind::Redeem, OpKind::Grant, OpKind::Link, OpKind::Unlink];
+
+    /// Lower-case name used in configs and CLIs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Redeem => "redeem",
+            OpKind::Grant => "grant",
+            OpKind::Link => "link",
+            OpKind::Unlink => "unlink",
+        }
+    }
+
+    /// Parses a name as [`OpKind::name`] prints it.
+    pub fn parse(text: &str) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|k| k.name() == text)
+    }
+}
+
+/// A transaction as carried on the wire and stored: the exact payload bytes
+/// that were signed, and the signature. Nothing in it is trusted until
+/// [`SignedTx::verify`] succeeds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    signature: [u8; 64],
+}
+
+impl std::fmt::Debug for SignedTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignedTx({})", self.id().short())
+    }
+}
+
+/// Why a signed transaction was not accepted as authentic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The payload bytes did not decode canonically.
+    #[error("transaction payload: {0}")]
+    Decode(#[from] DecodeError),
+    /// The signature does not match the payload and the named node's key.
+    #[error("signature does not verify against node {node}'s key")]
+    BadSignature {
+        /// The claimed signer (short form).
+        node: String,
+    },
+}
+
+impl SignedTx {
+    /// Signs a payload. The key must be the payload's node key: signing for
+    /// another node is a programmer error.
+    pub fn sign(payload: &TxPayload, key: &SigningKey) -> SignedTx {
+        assert_eq!(
+            key.verifying_key().as_bytes(),
+            payload.node.as_bytes(),
+            "a node signs only its own transactions"
+        );
+        let bytes = codec::encode(payload);
+        assert!(
+            bytes.len() <= MAX_TX_PAYLOAD_BYTES,
+            "transaction payload too large"
+        );
+        let signature = key.sign(&signing_input(TX_DOMAIN, &bytes)).to_bytes();
+        SignedTx {
+            payload: bytes,
+            signature,
+        }
+    }
+
+    /// Rebuilds a transaction from stored bytes (as [`SignedTx::to_bytes`] made them).
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedTx, DecodeError> {
+        codec::decode_canonical("signed transaction", bytes, MAX_TX_PAYLOAD_BYTES + 80)
+    }
+
+    /// The canonical encoding, for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// The id: SHA-256 over the signed bytes (domain and payload).
+    pub fn id(&self) -> TxId {
+        TxId::hash_of(&signing_input(TX_DOMAIN, &self.payload))
+    }
+
+    /// The payload bytes as signed.
+    pub fn payload_bytes(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Decodes the payload and checks the signature against the node key the
+    /// payload names. Whether that node is enrolled is the caller's question.
+    pub fn verify(&self) -> Result<VerifiedTx, VerifyError> {
+        let payload: TxPayload =
+            codec::decode_canonical("transaction payload", &self.payload, MAX_TX_PAYLOAD_BYTES)?;
+        let bad = || VerifyError::BadSignature {
+            node: payload.node.short(),
+        };
+        let key = payload.node.verifying_key().map_err(|_| bad())?;
+        key.verify_strict(
+            &signing_input(TX_DOMAIN, &self.payload),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| bad())?;
+        Ok(VerifiedTx {
+            id: self.id(),
+            payload,
+            signed: self.clone(),
+        })
+    }
+
+    /// Test and fault-injection access: the same transaction with raw parts replaced.
+    #[doc(hidden)]
+    pub fn from_raw_parts(payload: Vec<u8>, signature: [u8; 64]) -> SignedTx {
+        SignedTx { payload, signature }
+    }
+
+    /// Test and fault-injection access to the signature bytes.
+    #[doc(hidden)]
+    pub fn signature_bytes(&self) -> [u8; 64] {
+        self.signature
+    }
+}
+
+/// A transaction whose signature checked out. The only way to make one is
+/// [`SignedTx::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTx {
+    id: TxId,
+    payload: TxPayload,
+    signed: SignedTx,
+}
+
+impl VerifiedTx {
+    /// The transaction id.
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+    /// The verified contents.
+    pub fn payload(&self) -> &TxPayload {
+        &self.payload
+    }
+    /// The signed form, to store or forward.
+    pub fn signed(&self) -> &SignedTx {
+        &self.signed
+    }
+}
+
+/// `domain || payload`: the bytes that are signed and hashed.
+pub(crate) fn signing_input(domain: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(domain.len() + payload.len());
+    v.extend_from_slice(domain);
+    v.extend_from_slice(payload);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn node(k: &SigningKey) -> NodeId {
+        NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap()
+    }
+
+    fn sample(k: &SigningKey, seq: u64, points: u64) -> TxPayload {
+        TxPayload {
+            node: node(k),
+            seq,
+            prev_hash: TxId::GENESIS,
+            created_at: UnixMillis(1_700_000_000_000),
+            body: TxBody::Redeem(Redeem {
+                card: CardKey::new(vec![0x30, 1, 2], vec![9, 9]).unwrap(),
+                account: AccountId::new(7).unwrap(),
+                municipality: MunicipalityCode::parse("131059").unwrap(),
+                points: Points::new(points).unwrap(),
+                merchant: FacilityId::parse("shop-1").unwrap(),
+                card_proof: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn sign_verify_round_trip() {
+        let k = key(1);
+        let tx = SignedTx::sign(&sample(&k, 1, 500), &k);
+        let v = tx.verify().unwrap();
+        assert_eq!(v.payload(), &sample(&k, 1, 500));
+        assert_eq!(v.id(), tx.id());
+        let back = SignedTx::from_bytes(&tx.to_bytes()).unwrap();
+        assert_eq!(back, tx);
+    }
+
+    #[test]
+    fn signature_by_another_key_fails() {
+        let k = key(1);
+        let other = key(2);
+        let payload = sample(&k, 1, 500);
+        let bytes = codec::encode(&payload);
+        let sig = other.sign(&signing_input(TX_DOMAIN, &bytes)).to_bytes();
+        let forged = SignedTx::from_raw_parts(bytes, sig);
+        assert!(matches!(
+            forged.verify(),
+            Err(VerifyError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_are_not_canonical() {
+        let k = key(1);
+        let tx = SignedTx::sign(&sample(&k, 1, 5), &k);
+        let mut payload = tx.payload_bytes().to_vec();
+        payload.push(0);
+        let t = SignedTx::from_raw_parts(payload, tx.signature_bytes());
+        assert!(matches!(
+            t.verify(),
+            Err(VerifyError::Decode(DecodeError::NotCanonical { .. }))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_tampered_byte_fails_verification(
+            seq in 1u64..1_000_000, points in 0u64..1_000_000,
+            which in any::<prop::sample::Index>(), flip in 1u8..=255,
+        ) {
+            let k = key(3);
+            let tx = SignedTx::sign(&sample(&k, seq, points), &k);
+            let mut payload = tx.payload_bytes().to_vec();
+            let mut sig = tx.signature_bytes();
+            let n = payload.len() + sig.len();
+            let i = which.index(n);
+            if i < payload.len() { payload[i] ^= flip } else { sig[i - payload.len()] ^= flip }
+            let t = SignedTx::from_raw_parts(payload, sig);
+            prop_assert!(t.verify().is_err());
+        }
+
+        #[test]
+        fn codec_round_trip(seq in 1u64..u64::MAX, points in 0u64..=Points::MAX, at in any::<u64>()) {
+            let k = key(4);
+            let mut p = sample(&k, seq, points);
+            p.created_at = UnixMillis(at);
+            let tx = SignedTx::sign(&p, &k);
+            let back = SignedTx::from_bytes(&tx.to_bytes()).unwrap();
+            let v = back.verify().unwrap();
+            prop_assert_eq!(v.payload(), &p);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Wire messages between a node and the hub (and, later, LAN peers).
+//!
+//! One request/response protocol: the node asks, the hub answers. Every
+//! message travels as `version (u16, big-endian) || canonical(postcard)`,
+//! bounded by [`MAX_MESSAGE_BYTES`]; batch sizes are bounded too, and a
+//! message past any bound is refused, never truncated or guessed at.
+
+use crate::codec::{self, DecodeError};
+use crate::fact::SignedFact;
+use crate::ids::{AccountId, MunicipalityCode, NodeId, Points, TxId, UnixMillis};
+use crate::tx::SignedTx;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Upper bound of one encoded message.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Upper bound of transactions in one push.
+pub const MAX_PUSH_TXS: usize = 1000;
+/// Upper bound of facts in one answer.
+pub const MAX_FACTS_PER_ANSWER: usize = 2000;
+/// Upper bound of the free-text software version a node reports.
+pub const MAX_SOFTWARE_LEN: usize = 64;
+
+/// What a node sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// First message of a session.
+    Hello(Hello),
+    /// Signed transactions, in `seq` order per signing node.
+    Push(Push),
+    /// Facts after a cursor.
+    PullFacts(PullFacts),
+}
+
+/// What the hub answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The session is open.
+    Welcome(Welcome),
+    /// One receipt per transaction processed.
+    Receipts(Receipts),
+    /// Facts in hub order.
+    Facts(Facts),
+    /// The request was refused; the session is over.
+    Refused(Refusal),
+}
+
+/// Opens a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The node (must match the transport-authenticated peer).
+    pub node: NodeId,
+    /// The node's clock, for skew reporting.
+    pub node_time: UnixMillis,
+    /// The highest seq the node has signed.
+    pub last_seq: u64,
+    /// The node's fact cursor (highest hub_seq it has applied).
+    pub fact_cursor: u64,
+    /// Software version string.
+    pub software: String,
+}
+
+/// The hub's answer to [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The hub's clock.
+    pub hub_time: UnixMillis,
+    /// The highest seq of this node the hub has processed (0: none).
+    pub processed_seq: u64,
+}
+
+/// A batch of signed transactions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// The transactions.
+    pub txs: Vec<SignedTx>,
+}
+
+/// Asks for facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullFacts {
+    /// Facts with `hub_seq` above this.
+    pub after: u64,
+    /// At most this many.
+    pub max: u32,
+}
+
+/// Receipts for a push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipts {
+    /// One per transaction the hub looked at, in order.
+    pub receipts: Vec<Receipt>,
+    /// The highest seq of the requesting node now processed.
+    pub processed_seq: u64,
+}
+
+/// The hub's verdict on one transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The signing node.
+    pub node: NodeId,
+    /// Its seq.
+    pub seq: u64,
+    /// The transaction id.
+    pub tx: TxId,
+    /// Applied or rejected.
+    pub outcome: Outcome,
+}
+
+/// Applied or rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied to the ledger.
+    Accepted {
+        /// The ledger position of its effect.
+        ledger_pos: u64,
+        /// The account's new confirmed balance, where it touched one.
+        balance: Option<BalanceSnapshot>,
+        /// Debt the hub recorded because the balance fell short (offline overdraft).
+        debt_created: Points,
+    },
+    /// Not applied, for this reason.
+    Rejected(RejectReason),
+}
+
+/// A confirmed balance carried in a receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceSnapshot {
+    /// The account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// Spendable.
+    pub balance: Points,
+    /// Owed from overdraft.
+    pub debt: Points,
+}
+
+/// Why the hub did not apply a transaction. Chain-level reasons (`BadSignature`,
+/// `ChainGap`, `ChainFork`, `UnknownNode`, `RevokedNode`) leave the node's
+/// chain where it was; the others consume the seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RejectReason {
+    /// Not decodable or not canonical.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// The signature does not verify.
+    #[error("signature does not verify (forged or corrupted)")]
+    BadSignature,
+    /// The signing key is not enrolled.
+    #[error("node key is not enrolled at the hub")]
+    UnknownNode,
+    /// The signing key was revoked.
+    #[error("node key is revoked")]
+    RevokedNode,
+    /// The seq is not the next one expected.
+    #[error("chain gap: expected seq {expected}, got {got}")]
+    ChainGap {
+        /// Next seq the hub expects.
+        expected: u64,
+        /// Seq received.
+        got: u64,
+    },
+    /// Same seq as a processed transaction but different content, or a
+    /// prev_hash that does not match.
+    #[error("chain fork at seq {seq}: prev_hash or content differs from what the hub holds")]
+    ChainFork {
+        /// Where.
+        seq: u64,
+    },
+    /// The node's facility may not perform this operation.
+    #[error("operation {0} is not allowed for this node")]
+    NotAllowed(String),
+    /// The card key is not registered.
+    #[error("card is not registered")]
+    UnknownCard,
+    /// The card does not belong to the account named.
+    #[error("card does not belong to account {0}")]
+    WrongAccount(AccountId),
+    /// The card is suspended (online spends are refused; DESIGN §6).
+    #[error("card is suspended")]
+    CardSuspended,
+    /// The programme is unknown or not of this municipality.
+    #[error("unknown programme {0}")]
+    UnknownProgram(String),
+    /// The facility is unknown.
+    #[error("unknown facility {0}")]
+    UnknownFacility(String),
+    /// The municipality is unknown or not the node's.
+    #[error("municipality {0} is not served by this node")]
+    WrongMunicipality(MunicipalityCode),
+    /// The card number is already linked to another account at this facility.
+    #[error("facility card number is linked to another account")]
+    NumberTaken,
+    /// Unlink of a number that is not linked.
+    #[error("facility card number is not linked to this account")]
+    NotLinked,
+}
+
+impl RejectReason {
+    /// True when the hub did not consume the seq (the node cannot move past it
+    /// on its own: it needs an operator).
+    pub fn is_chain_level(&self) -> bool {
+        matches!(
+            self,
+            RejectReason::Malformed(_)
+                | RejectReason::BadSignature
+                | RejectReason::UnknownNode
+                | RejectReason::RevokedNode
+                | RejectReason::ChainGap { .. }
+                | RejectReason::ChainFork { .. }
+        )
+    }
+}
+
+/// Facts in hub order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    /// Priority facts (deny list) first, then the rest in `hub_seq` order.
+    pub facts: Vec<SignedFact>,
+    /// The cursor after applying these (the highest hub_seq the hub looked at).
+    pub cursor: u64,
+    /// More facts are waiting.
+    pub more: bool,
+}
+
+/// Why the hub ended a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The node key is not enrolled.
+    #[error("this node's key is not enrolled at the hub: ask the hub operator to enrol it")]
+    NotEnrolled,
+    /// The node key is revoked.
+    #[error("this node's key is revoked")]
+    Revoked,
+    /// The protocol version is not spoken.
+    #[error("protocol version {got} is not supported (hub speaks {supported})")]
+    Version {
+        /// Version received.
+        got: u16,
+        /// Version spoken.
+        supported: u16,
+    },
+    /// The message broke a protocol rule (Hello not first, peer mismatch, bounds).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+}
+
+/// A message that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than the version prefix.
+    #[error("message is truncated ({0} bytes)")]
+    Truncated(usize),
+    /// Another protocol version.
+    #[error("protocol version {got} is not supported (this build speaks {supported})")]
+    Version {
+        /// Received.
+        got: u16,
+        /// Spoken.
+        supported: u16,
+    },
+    /// Body did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A batch bound was exceeded.
+    #[error("{what} holds {n} items, above the limit of {max}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Items.
+        n: usize,
+        /// Bound.
+        max: usize,
+    },
+}
+
+fn encode_versioned<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = PROTOCOL_VERSION.to_be_bytes().to_vec();
+    out.extend(codec::encode(value));
+    out
+}
+
+fn decode_versioned<T: Serialize + serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, WireError> {
+    let (v, body) = bytes
+        .split_first_chunk::<2>()
+        .ok_or(WireError::Truncated(bytes.len()))?;
+    let got = u16::from_be_bytes(*v);
+    if got != PROTOCOL_VERSION {
+        return Err(WireError::Version {
+            got,
+            supported: PROTOCOL_VERSION,
+        });
+    }
+    Ok(codec::decode_canonical(what, body, MAX_MESSAGE_BYTES)?)
+}
+
+impl Request {
+    /// Encodes with the version prefix.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+    /// Decodes and checks bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Request, WireError> {
+        let r: Request = decode_versioned("request", bytes)?;
+        match &r {
+            Request::Push(p) if p.txs.len() > MAX_PUSH_TXS => Err(WireError::TooMany {
+                what: "push",
+                n: p.txs.len(),
+                max: MAX_PUSH_TXS,
+            }),
+            Request::Hello(h) if h.software.len() > MAX_SOFTWARE_LEN => Err(WireError::TooMany {
+                what: "software version",
+                n: h.software.len(),
+                max: MAX_SOFTWARE_LEN,
+            }),
+            _ => Ok(r),
+        }
+    }
+}
+
+impl Response {
+    /// Encodes with the version prefix.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_versioned(self)
+    }
+    /// Decodes and checks bounds.
+    pub fn decode(bytes: &[u8]) -> Result<Response, WireError> {
+        let r: Response = decode_versioned("response", bytes)?;
+        match &r {
+            Response::Facts(f) if f.facts.len() > MAX_FACTS_PER_ANSWER => Err(WireError::TooMany {
+                what: "facts",
+                n: f.facts.len(),
+                max: MAX_FACTS_PER_ANSWER,
+            }),
+            Response::Receipts(r) if r.receipts.len() > MAX_PUSH_TXS => Err(WireError::TooMany {
+                what: "receipts",
+                n: r.receipts.len(),
+                max: MAX_PUSH_TXS,
+            }),
+            _ => Ok(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_and_garbage_are_refused() {
+        let r = Request::PullFacts(PullFacts { after: 3, max: 10 });
+        let bytes = r.encode();
+        assert_eq!(Request::decode(&bytes).unwrap(), r);
+        let mut wrong = bytes.clone();
+        wrong[1] = 9;
+        assert!(matches!(
+            Request::decode(&wrong),
+            Err(WireError::Version { got: 9, .. })
+        ));
+        assert!(matches!(
+            Request::decode(&[0]),
+            Err(WireError::Truncated(1))
+        ));
+        assert!(Request::decode(&[0, 1, 0xff, 0xff, 0xff]).is_err());
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(Request::decode(&trailing).is_err());
+    }
+}
