@@ -114,10 +114,8 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
     };
     let mut s = NodeSession::new(node, config);
     let mut now = UnixMillis(1);
-    let mut step = 0u32;
     s.handle_connected(now, n, 0);
-    for _ in 0..100_000 {
-        step += 1;
+    for step in 1..100_000u32 {
         now = now.plus_ms(1);
         while let Some(ev) = s.poll_event() {
             if let NodeEvent::NeedTxs { from_seq, max } = ev {
