@@ -9,11 +9,13 @@
 //! [`HubSession`] answers one node's requests through a [`HubService`] (the
 //! hub's ledger and fact log) and enforces the protocol order.
 //!
-//! Resumption: the hub tells the node in `Welcome` how far it has processed the
-//! node's chain, and the node pushes from the next seq, so a break at any point
+//! Resumption: the node pushes from its first *unreceipted* seq (the first
+//! transaction whose receipt it has not stored), so a break at any point
 //! (before a push, after the hub applied it but before the receipts arrived)
 //! resends at most one batch, which the hub recognises by id and answers with
-//! the same receipts.
+//! the same receipts. Resuming from the hub's processed seq instead would lose
+//! the receipts of a batch whose answer was lost, and with them the reasons of
+//! any rejections (DESIGN §11, invariant 2).
 
 use crate::ids::{NodeId, UnixMillis};
 use crate::tx::SignedTx;
@@ -125,6 +127,7 @@ pub struct NodeSession {
     config: NodeSessionConfig,
     phase: Phase,
     local_last_seq: u64,
+    /// Highest seq whose receipt the node holds (contiguously from 1).
     processed_seq: u64,
     fact_cursor: u64,
     in_flight: Option<(InFlight, UnixMillis)>,
@@ -162,11 +165,23 @@ impl NodeSession {
         }
     }
 
-    /// A transport link is up: start the handshake. `local_last_seq` and
-    /// `fact_cursor` come from the node's durable store.
-    pub fn handle_connected(&mut self, now: UnixMillis, local_last_seq: u64, fact_cursor: u64) {
+    /// A transport link is up: start the handshake. `local_last_seq` (highest
+    /// seq signed), `receipted_seq` (highest seq up to which every receipt is
+    /// stored) and `fact_cursor` come from the node's durable store.
+    pub fn handle_connected(
+        &mut self,
+        now: UnixMillis,
+        local_last_seq: u64,
+        receipted_seq: u64,
+        fact_cursor: u64,
+    ) {
         self.reset();
+        assert!(
+            receipted_seq <= local_last_seq,
+            "receipts for unsigned seqs"
+        );
         self.local_last_seq = local_last_seq;
+        self.processed_seq = receipted_seq;
         self.fact_cursor = fact_cursor;
         self.phase = Phase::AwaitWelcome;
         self.send(
@@ -240,7 +255,9 @@ impl NodeSession {
                         local: self.local_last_seq,
                     }));
                 }
-                self.processed_seq = w.processed_seq;
+                // If the hub holds less than we have receipts for (restored
+                // from a backup), resend from where it is.
+                self.processed_seq = self.processed_seq.min(w.processed_seq);
                 self.phase = Phase::Ready;
                 self.next_pull_at = now;
                 self.events.push_back(NodeEvent::Welcomed(w));
@@ -316,7 +333,7 @@ impl NodeSession {
         matches!(self.phase, Phase::AwaitWelcome | Phase::Ready)
     }
 
-    /// The highest seq the hub has processed, as far as this session knows.
+    /// The highest seq whose receipt this session has passed to the driver.
     pub fn processed_seq(&self) -> u64 {
         self.processed_seq
     }

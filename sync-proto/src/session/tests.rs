@@ -114,10 +114,17 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
     };
     let mut s = NodeSession::new(node, config);
     let mut now = UnixMillis(1);
-    s.handle_connected(now, n, 0);
+    let mut receipted = 0u64;
+    s.handle_connected(now, n, receipted, 0);
     for step in 1..100_000u32 {
         now = now.plus_ms(1);
         while let Some(ev) = s.poll_event() {
+            if let NodeEvent::Receipts(r) = &ev {
+                for rc in &r.receipts {
+                    assert_eq!(rc.seq, receipted + 1, "receipts arrive contiguously");
+                    receipted = rc.seq;
+                }
+            }
             if let NodeEvent::NeedTxs { from_seq, max } = ev {
                 let txs = outbox
                     .iter()
@@ -135,14 +142,14 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
                     // Request lost on the way.
                     s.handle_disconnected();
                     hub_session = HubSession::new(node);
-                    s.handle_connected(now, n, 0);
+                    s.handle_connected(now, n, receipted, 0);
                 }
                 Some((_, true)) => {
                     // Hub handles it; the answer is lost.
                     let _ = hub_session.handle_request(req, now, &mut hub);
                     s.handle_disconnected();
                     hub_session = HubSession::new(node);
-                    s.handle_connected(now, n, 0);
+                    s.handle_connected(now, n, receipted, 0);
                 }
                 None => {
                     let resp = hub_session.handle_request(req, now, &mut hub);
@@ -162,6 +169,7 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
         }
     }
     assert!(s.is_caught_up(), "session did not catch up");
+    assert_eq!(receipted, n, "every receipt reached the node");
     let ids = outbox.iter().map(|t| t.id()).collect();
     (hub, ids)
 }
@@ -177,7 +185,7 @@ fn hub_ahead_of_node_is_loud() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
     let mut s = NodeSession::new(node, NodeSessionConfig::default());
-    s.handle_connected(UnixMillis(0), 3, 0);
+    s.handle_connected(UnixMillis(0), 3, 0, 0);
     let _ = s.poll_transmit();
     let err = s
         .handle_response(
@@ -196,7 +204,7 @@ fn request_timeout_closes_session() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
     let mut s = NodeSession::new(node, NodeSessionConfig::default());
-    s.handle_connected(UnixMillis(0), 0, 0);
+    s.handle_connected(UnixMillis(0), 0, 0, 0);
     let _ = s.poll_transmit();
     let t = s.poll_timeout().unwrap();
     s.handle_timeout(t);
