@@ -1,5 +1,18 @@
-//! The MyKey Edge node.
+//! The MyKey Edge node: the card reader, the local SQLite store of record,
+//! the offline rules and the sync glue.
+//!
+//! The deciding code ([`rules`]) is pure and takes `now`; [`node::Node`] does
+//! the I/O around it (SQLite, the key file) and is what the binary, the
+//! tests and the simulation drive.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod card;
+pub mod config;
+pub mod key;
+pub mod node;
+pub mod rules;
+pub mod store;
+
+pub use key::NodeKey;
+pub use node::{Done, Lookup, Node, OpError};

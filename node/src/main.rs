@@ -1,1 +1,263 @@
-fn main() {}
+//! `mykey-node`: the edge node's command line.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mykey_node::config::{DataDir, NodeConfig};
+use mykey_node::node::Lookup;
+use mykey_sync_proto::{CardKey, FacilityCardNumber, Points, ProgramId, UnixMillis};
+use std::path::PathBuf;
+
+/// MyKey Edge node: serves card lookups and points at a facility, online or not.
+#[derive(Parser)]
+#[command(name = "mykey-node", version, about)]
+struct Cli {
+    /// The node's data directory (key, store, config).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./node-data",
+        env = "MYKEY_NODE_DATA"
+    )]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data directory, the node key (mode 0600) and the store.
+    Init {
+        /// The hub's public key (hex), as `mykey-hub init` printed it.
+        #[arg(long)]
+        hub_key: String,
+        /// The hub's address (libp2p multiaddr), if known.
+        #[arg(long)]
+        hub_addr: Option<String>,
+    },
+    /// Print this node's id (its public key) for enrolment at the hub.
+    Id,
+    /// Look up a card in the local cache.
+    Lookup {
+        /// Card key as ISSUER_HEX:SERIAL_HEX.
+        #[arg(long)]
+        card: String,
+    },
+    /// Link a facility card number to the card's holder.
+    Link {
+        /// Card key as ISSUER_HEX:SERIAL_HEX.
+        #[arg(long)]
+        card: String,
+        /// The facility card number.
+        #[arg(long)]
+        number: String,
+    },
+    /// Unlink a facility card number.
+    Unlink {
+        /// Card key as ISSUER_HEX:SERIAL_HEX.
+        #[arg(long)]
+        card: String,
+        /// The facility card number.
+        #[arg(long)]
+        number: String,
+    },
+    /// Grant points from a programme.
+    Grant {
+        /// Card key as ISSUER_HEX:SERIAL_HEX.
+        #[arg(long)]
+        card: String,
+        /// Programme id.
+        #[arg(long)]
+        program: String,
+        /// Points.
+        #[arg(long)]
+        points: String,
+    },
+    /// Spend points (without a PIN proof: amounts above the PIN threshold are
+    /// declined; use `mykey-node watch` at a reader for those).
+    Redeem {
+        /// Card key as ISSUER_HEX:SERIAL_HEX.
+        #[arg(long)]
+        card: String,
+        /// Points.
+        #[arg(long)]
+        points: String,
+    },
+    /// Show the node's sync and outbox status.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Card reader commands.
+    #[command(subcommand)]
+    Card(mykey_node::card::cli::CardCommand),
+}
+
+fn now() -> UnixMillis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    UnixMillis(ms)
+}
+
+fn card(text: &str) -> Result<CardKey> {
+    CardKey::parse(text).context("--card")
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let dir = DataDir::new(&cli.data);
+    match cli.command {
+        Command::Init { hub_key, hub_addr } => {
+            let node = dir.init(&NodeConfig { hub_key, hub_addr })?;
+            println!("node id {}", node.id());
+            println!(
+                "data in {}; enrol this id at the hub: mykey-hub node enrol --node {} --facility …",
+                dir.root().display(),
+                node.id()
+            );
+        }
+        Command::Id => println!("{}", dir.open()?.id()),
+        Command::Lookup { card: c } => {
+            let node = dir.open()?;
+            match node.lookup(&card(&c)?)? {
+                Lookup::Found {
+                    account,
+                    my_key_id,
+                    municipality,
+                    numbers,
+                } => {
+                    println!(
+                        "registered: My Key ID {my_key_id}, account {account}, municipality {municipality}"
+                    );
+                    if numbers.is_empty() {
+                        println!("no card number of this facility linked");
+                    }
+                    for n in numbers {
+                        let note = if n.confirmed {
+                            ""
+                        } else {
+                            " (not yet confirmed by the hub)"
+                        };
+                        println!("facility card number {}{note}", n.number);
+                    }
+                }
+                Lookup::NotRegistered => println!(
+                    "not registered: the holder can register a My Key ID at a municipal counter"
+                ),
+                Lookup::Suspended => println!(
+                    "SUSPENDED: card reported lost; the holder must go to the municipal counter"
+                ),
+                Lookup::Superseded => println!("replaced: this card was renewed; use the new card"),
+            }
+        }
+        Command::Link { card: c, number } => {
+            let mut node = dir.open()?;
+            let n = FacilityCardNumber::parse(&number).context("--number")?;
+            let d = node.link(&card(&c)?, n, now())?;
+            println!("linked (seq {}, tx {})", d.seq, d.tx.short());
+        }
+        Command::Unlink { card: c, number } => {
+            let mut node = dir.open()?;
+            let n = FacilityCardNumber::parse(&number).context("--number")?;
+            let d = node.unlink(&card(&c)?, n, now())?;
+            println!("unlinked (seq {}, tx {})", d.seq, d.tx.short());
+        }
+        Command::Grant {
+            card: c,
+            program,
+            points,
+        } => {
+            let mut node = dir.open()?;
+            let p = Points::parse(&points).context("--points")?;
+            let prog = ProgramId::parse(&program).context("--program")?;
+            let d = node.grant(&card(&c)?, prog, p, now())?;
+            println!(
+                "granted {p} (seq {}, tx {}); spendable once the hub confirms",
+                d.seq,
+                d.tx.short()
+            );
+        }
+        Command::Redeem { card: c, points } => {
+            let mut node = dir.open()?;
+            let p = Points::parse(&points).context("--points")?;
+            let d = node.redeem(&card(&c)?, p, false, now())?;
+            println!("redeemed {p} (seq {}, tx {})", d.seq, d.tx.short());
+        }
+        Command::Status { json } => {
+            let node = dir.open()?;
+            let s = node.status()?;
+            let t = now();
+            if json {
+                let v = serde_json::json!({
+                    "node": s.node.to_string(),
+                    "hub": s.hub.to_string(),
+                    "facility": s.limits.as_ref().map(|l| l.facility.to_string()),
+                    "municipality": s.limits.as_ref().map(|l| l.municipality.to_string()),
+                    "last_seq": s.last_seq,
+                    "receipted_seq": s.receipted_seq,
+                    "pending": s.outbox.pending,
+                    "accepted": s.outbox.accepted,
+                    "rejected": s.outbox.rejected,
+                    "oldest_pending_age_ms": s.outbox.oldest_pending_at.map(|a| t.since(a)),
+                    "last_receipt_at_ms": s.outbox.last_receipt_at.map(|a| a.0),
+                    "exposure_points": s.exposure.get(),
+                    "fact_cursor": s.fact_cursor,
+                    "troubled": s.troubled.iter().map(|r| serde_json::json!({
+                        "seq": r.seq, "tx": r.tx_id.to_string(), "kind": r.kind,
+                        "status": r.status, "reason": r.reason,
+                    })).collect::<Vec<_>>(),
+                    "foreign_rejections": s.foreign_rejections,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("node {}  (hub {})", s.node, s.hub.short());
+                match &s.limits {
+                    Some(l) => println!(
+                        "facility {} in {}; card offline limit {}, exposure limit {}, PIN above {}",
+                        l.facility,
+                        l.municipality,
+                        l.per_card_offline_limit,
+                        l.node_exposure_limit,
+                        l.pin_threshold
+                    ),
+                    None => println!("not enrolled yet: no limits from the hub (connect once)"),
+                }
+                println!(
+                    "transactions: {} signed, {} accepted, {} rejected, {} pending{}",
+                    s.last_seq,
+                    s.outbox.accepted,
+                    s.outbox.rejected,
+                    s.outbox.pending,
+                    s.outbox
+                        .oldest_pending_at
+                        .map(|a| format!(" (oldest {} s old)", t.since(a) / 1000))
+                        .unwrap_or_default()
+                );
+                println!(
+                    "unconfirmed spend here: {}; fact cursor {}",
+                    s.exposure, s.fact_cursor
+                );
+                for r in &s.troubled {
+                    println!(
+                        "  seq {} {} {}: {}",
+                        r.seq,
+                        r.kind,
+                        r.status,
+                        r.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The node's data directory: key file, store, and a TOML config.
+
+use crate::key::{KeyError, NodeKey};
+use crate::node::{Node, OpenError};
+use mykey_sync_proto::NodeId;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The node's configuration file (`node.toml` in the data directory).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The hub's public key (hex): facts are verified against it.
+    pub hub_key: String,
+    /// The hub's address (a libp2p multiaddr), used by `mykey-node run`.
+    #[serde(default)]
+    pub hub_addr: Option<String>,
+}
+
+/// A data directory problem.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// The directory or config could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config did not parse.
+    #[error("{path}: {detail}; fix the file or run `mykey-node init` in a fresh directory")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Not initialised.
+    #[error(
+        "{0} is not a node data directory: run `mykey-node init --data {0} --hub-key HEX` first"
+    )]
+    NotInitialised(PathBuf),
+    /// Already initialised.
+    #[error("{0} already holds a node: pick another directory or use it as it is")]
+    AlreadyInitialised(PathBuf),
+    /// The key file failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The store failed to open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+    /// The key file.
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("node.key")
+    }
+    /// The store.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("node.sqlite")
+    }
+    /// The config.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("node.toml")
+    }
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory, key, config and store.
+    pub fn init(&self, config: &NodeConfig) -> Result<Node, DataDirError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| DataDirError::Io { path, source }
+        };
+        if self.config_path().exists() {
+            return Err(DataDirError::AlreadyInitialised(self.root.clone()));
+        }
+        let hub = parse_hub_key(&self.config_path(), &config.hub_key)?;
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let text = toml::to_string(config).map_err(|e| DataDirError::Config {
+            path: self.config_path(),
+            detail: e.to_string(),
+        })?;
+        let key = NodeKey::load_or_create(&self.key_path())?;
+        let node = Node::open(&self.store_path(), key, hub)?;
+        std::fs::write(self.config_path(), text).map_err(io(&self.config_path()))?;
+        Ok(node)
+    }
+
+    /// Reads the config.
+    pub fn config(&self) -> Result<NodeConfig, DataDirError> {
+        let path = self.config_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DataDirError::NotInitialised(self.root.clone()));
+            }
+            Err(source) => return Err(DataDirError::Io { path, source }),
+        };
+        toml::from_str(&text).map_err(|e| DataDirError::Config {
+            path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Opens the node.
+    pub fn open(&self) -> Result<Node, DataDirError> {
+        let config = self.config()?;
+        let hub = parse_hub_key(&self.config_path(), &config.hub_key)?;
+        let key = NodeKey::load_or_create(&self.key_path())?;
+        Ok(Node::open(&self.store_path(), key, hub)?)
+    }
+}
+
+fn parse_hub_key(path: &Path, text: &str) -> Result<NodeId, DataDirError> {
+    NodeId::parse(text).map_err(|e| DataDirError::Config {
+        path: path.to_owned(),
+        detail: format!("hub_key: {e}"),
+    })
+}

@@ -1,0 +1,594 @@
+//! The node's operations: each decides with the offline rules, signs, and
+//! commits durably before it reports done; plus the glue a sync driver calls
+//! (outbox batches, receipts, facts).
+
+use crate::key::NodeKey;
+use crate::rules::{self, Decline, SpendView};
+use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreError};
+use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
+use mykey_sync_proto::{
+    AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
+    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, Scope,
+    SignedTx, TxBody, TxId, TxPayload, UnixMillis, codec,
+};
+use std::path::Path;
+use tracing::{debug, info, warn};
+
+/// What a tapped card resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Registered and usable.
+    Found {
+        /// The holder's account.
+        account: AccountId,
+        /// The holder's alias.
+        my_key_id: MyKeyId,
+        /// The holder's base municipality.
+        municipality: MunicipalityCode,
+        /// This facility's card numbers of the holder.
+        numbers: Vec<NumberRow>,
+    },
+    /// Not registered (or not yet known to this node).
+    NotRegistered,
+    /// On the deny list.
+    Suspended,
+    /// Replaced by a renewed card.
+    Superseded,
+}
+
+/// An operation that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The offline rules declined it.
+    #[error("declined: {0}")]
+    Declined(#[from] Decline),
+    /// The card is not registered.
+    #[error("card is not registered: the holder must register a My Key ID first")]
+    NotRegistered,
+    /// The number is already linked to this account.
+    #[error("facility card number {0} is already linked to this holder")]
+    AlreadyLinked(FacilityCardNumber),
+    /// The number is not linked to this account.
+    #[error("facility card number {0} is not linked to this holder")]
+    NotLinked(FacilityCardNumber),
+    /// The store failed: nothing was done.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A completed, durably committed operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// The transaction's seq.
+    pub seq: u64,
+    /// Its id.
+    pub tx: TxId,
+}
+
+/// Facts that were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    /// A fact did not verify against the hub key: the batch was dropped.
+    #[error(
+        "fact #{index} of the batch is not authentic: {source}; nothing from this batch was applied"
+    )]
+    NotAuthentic {
+        /// Its index.
+        index: usize,
+        /// Why.
+        #[source]
+        source: mykey_sync_proto::FactError,
+    },
+    /// The store failed: nothing was applied.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Facts about this node for status displays.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// This node.
+    pub node: NodeId,
+    /// The hub key it trusts.
+    pub hub: NodeId,
+    /// Its certificate from the hub.
+    pub limits: Option<NodeLimits>,
+    /// Highest seq signed.
+    pub last_seq: u64,
+    /// Highest seq with every receipt stored.
+    pub receipted_seq: u64,
+    /// Outbox counts.
+    pub outbox: OutboxCounts,
+    /// Unconfirmed spend at this node.
+    pub exposure: Points,
+    /// Fact cursor.
+    pub fact_cursor: u64,
+    /// Own transactions with a reason attached (rejected, or stuck at the hub).
+    pub troubled: Vec<OutboxRow>,
+    /// Rejections of transactions carried for other nodes.
+    pub foreign_rejections: u64,
+}
+
+/// A node: its key, its store, the hub key it trusts.
+pub struct Node {
+    key: NodeKey,
+    hub: NodeId,
+    store: Store,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.key.id().short())
+    }
+}
+
+impl Node {
+    /// Opens a node on a store file with a key, trusting `hub` for facts.
+    /// The hub key is recorded on first open; a different one later is refused.
+    pub fn open(store_path: &Path, key: NodeKey, hub: NodeId) -> Result<Node, OpenError> {
+        let mut store = Store::open(store_path)?;
+        let held = store.read().meta("hub")?;
+        match held {
+            Some(h) if h.as_slice() != hub.as_bytes() => {
+                return Err(OpenError::OtherHub {
+                    held: hex::encode(&h),
+                });
+            }
+            Some(_) => {}
+            None => store.write(|w| {
+                w.set_meta("hub", hub.as_bytes())?;
+                w.set_meta("node", key.id().as_bytes())
+            })?,
+        }
+        let node = store.read().meta("node")?;
+        if node.as_deref() != Some(key.id().as_bytes()) {
+            return Err(OpenError::OtherNode);
+        }
+        Ok(Node { key, hub, store })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.key.id()
+    }
+
+    /// The hub key trusted.
+    pub fn hub(&self) -> NodeId {
+        self.hub
+    }
+
+    /// The limits the hub gave this node, if any.
+    pub fn limits(&self) -> Result<Option<NodeLimits>, StoreError> {
+        self.store.read().limits()
+    }
+
+    /// Card tap → account, My Key ID and this facility's card numbers. Reads
+    /// only the local cache; never leaves the node.
+    pub fn lookup(&self, card: &CardKey) -> Result<Lookup, StoreError> {
+        let r = self.store.read();
+        match r.card_status(card)? {
+            CardStatus::Suspended => return Ok(Lookup::Suspended),
+            CardStatus::Superseded => return Ok(Lookup::Superseded),
+            CardStatus::Active => {}
+        }
+        let Some(row) = r.card(card)? else {
+            return Ok(Lookup::NotRegistered);
+        };
+        Ok(Lookup::Found {
+            numbers: r.numbers(row.account)?,
+            account: row.account,
+            my_key_id: row.my_key_id,
+            municipality: row.municipality,
+        })
+    }
+
+    /// Links a facility card number to the holder of `card`.
+    pub fn link(
+        &mut self,
+        card: &CardKey,
+        number: FacilityCardNumber,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let (limits, row) = self.prepare(card, OpKind::Link, now)?;
+        if self
+            .store
+            .read()
+            .number_state(row.account, &number)?
+            .as_deref()
+            == Some("linked")
+        {
+            return Err(OpError::AlreadyLinked(number));
+        }
+        let body = TxBody::LinkFacilityCard(FacilityCardLink {
+            account: row.account,
+            facility: limits.facility,
+            number: number.clone(),
+        });
+        self.commit(body, now, |w| {
+            w.set_number(row.account, &number, Some("pending-link"))
+        })
+    }
+
+    /// Unlinks a facility card number.
+    pub fn unlink(
+        &mut self,
+        card: &CardKey,
+        number: FacilityCardNumber,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let (limits, row) = self.prepare(card, OpKind::Unlink, now)?;
+        if self
+            .store
+            .read()
+            .number_state(row.account, &number)?
+            .is_none()
+        {
+            return Err(OpError::NotLinked(number));
+        }
+        let body = TxBody::UnlinkFacilityCard(FacilityCardLink {
+            account: row.account,
+            facility: limits.facility,
+            number: number.clone(),
+        });
+        self.commit(body, now, |w| {
+            w.set_number(row.account, &number, Some("pending-unlink"))
+        })
+    }
+
+    /// Grants points from a programme. The points become spendable once the
+    /// hub confirms them (a pending credit is never spent offline).
+    pub fn grant(
+        &mut self,
+        card: &CardKey,
+        program: ProgramId,
+        points: Points,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let (limits, row) = self.prepare(card, OpKind::Grant, now)?;
+        if points.is_zero() {
+            return Err(Decline::ZeroAmount.into());
+        }
+        let body = TxBody::Grant(Grant {
+            card: card.clone(),
+            account: row.account,
+            municipality: limits.municipality,
+            program,
+            points,
+        });
+        self.commit(body, now, |_| Ok(()))
+    }
+
+    /// Spends points, under the offline rules. `card_proof` says the holder
+    /// proved possession with the PIN (the reader checked it).
+    pub fn redeem(
+        &mut self,
+        card: &CardKey,
+        points: Points,
+        card_proof: bool,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let (limits, row) = self.prepare(card, OpKind::Redeem, now)?;
+        let r = self.store.read();
+        let (confirmed_balance, confirmed_debt) = r.balance(row.account, limits.municipality)?;
+        let view = SpendView {
+            confirmed_balance,
+            confirmed_debt,
+            pending_on_account: r.pending_on_account(row.account, limits.municipality)?,
+            card_unconfirmed_here: r.pending_on_card(card)?,
+            node_exposure: r.exposure()?,
+        };
+        let status = r.card_status(card)?;
+        if let Err(d) = rules::decide_redeem(&limits, status, &view, points, card_proof) {
+            info!(node = %self.id().short(), card = %card.short(), %points, "redeem declined: {d}");
+            return Err(d.into());
+        }
+        let body = TxBody::Redeem(Redeem {
+            card: card.clone(),
+            account: row.account,
+            municipality: limits.municipality,
+            points,
+            merchant: limits.facility,
+            card_proof,
+        });
+        self.commit(body, now, |_| Ok(()))
+    }
+
+    /// Node, certificate and card checks shared by every operation.
+    fn prepare(
+        &self,
+        card: &CardKey,
+        op: OpKind,
+        now: UnixMillis,
+    ) -> Result<(NodeLimits, CardRow), OpError> {
+        let r = self.store.read();
+        let limits = r.limits()?;
+        let revoked = r.is_revoked(&self.id())?;
+        let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
+        rules::check_card(r.card_status(card)?)?;
+        let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
+        Ok((limits, row))
+    }
+
+    /// Signs the next transaction and commits it with `effects` in one
+    /// durable transaction.
+    fn commit(
+        &mut self,
+        body: TxBody,
+        now: UnixMillis,
+        effects: impl FnOnce(&crate::store::Writer<'_>) -> Result<(), StoreError>,
+    ) -> Result<Done, OpError> {
+        let key = &self.key;
+        let done = self.store.write(|w| {
+            let (last_seq, prev_hash) = w.read().last_tx()?;
+            let seq = last_seq + 1;
+            let (card, account, municipality, points) = match &body {
+                TxBody::Redeem(r) => (
+                    Some(&r.card),
+                    Some(r.account),
+                    Some(r.municipality),
+                    r.points,
+                ),
+                TxBody::Grant(g) => (
+                    Some(&g.card),
+                    Some(g.account),
+                    Some(g.municipality),
+                    g.points,
+                ),
+                TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
+                    (None, Some(l.account), None, Points::ZERO)
+                }
+            };
+            let kind = body.kind().name();
+            let payload = TxPayload {
+                node: key.id(),
+                seq,
+                prev_hash,
+                created_at: now,
+                body: body.clone(),
+            };
+            let tx = SignedTx::sign(&payload, key.signing_key());
+            w.append_outbox(seq, &tx, kind, now, card, account, municipality, points)?;
+            effects(w)?;
+            Ok::<_, StoreError>(Done { seq, tx: tx.id() })
+        })?;
+        info!(node = %self.id().short(), seq = done.seq, tx = %done.tx.short(), "{} committed", body.kind().name());
+        Ok(done)
+    }
+
+    // ---- sync glue -------------------------------------------------------
+
+    /// (highest seq signed, highest seq with all receipts stored, fact cursor):
+    /// what a session needs on connect.
+    pub fn sync_position(&self) -> Result<(u64, u64, u64), StoreError> {
+        let r = self.store.read();
+        Ok((
+            r.last_tx()?.0,
+            r.receipted_seq()?,
+            r.meta_u64("fact_cursor")?,
+        ))
+    }
+
+    /// Outbox transactions from a seq.
+    pub fn outbox_from(&self, from_seq: u64, max: usize) -> Result<Vec<SignedTx>, StoreError> {
+        self.store.read().outbox_from(from_seq, max)
+    }
+
+    /// Stores receipts durably.
+    pub fn apply_receipts(
+        &mut self,
+        receipts: &Receipts,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let me = self.id();
+        self.store.write(|w| {
+            for rc in &receipts.receipts {
+                if rc.node != me {
+                    if let Outcome::Rejected(reason) = &rc.outcome {
+                        w.put_rejection(&rc.tx, &rc.node, rc.seq, &reason.to_string(), now)?;
+                    }
+                    continue;
+                }
+                match &rc.outcome {
+                    Outcome::Accepted {
+                        ledger_pos,
+                        balance,
+                        debt_created,
+                    } => {
+                        w.set_outbox_outcome(
+                            rc.seq,
+                            &rc.tx,
+                            "accepted",
+                            None,
+                            Some(*ledger_pos),
+                            Some(*debt_created),
+                            now,
+                        )?;
+                        if let Some(b) = balance {
+                            w.put_balance(b.account, b.municipality, b.balance, b.debt, *ledger_pos)?;
+                        }
+                        confirm_number(w, rc.seq)?;
+                    }
+                    Outcome::Rejected(reason) if reason.is_chain_level() => {
+                        // The hub did not consume the seq: keep it pending, show why.
+                        warn!(node = %me.short(), seq = rc.seq, "hub cannot process own transaction: {reason}");
+                        w.execute(
+                            "UPDATE outbox SET reason = ?2 WHERE seq = ?1",
+                            rusqlite::params![rc.seq as i64, reason.to_string()],
+                        )
+                        .map_err(StoreError::from)?;
+                    }
+                    Outcome::Rejected(reason) => {
+                        warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), "hub rejected: {reason}");
+                        let text = reason.to_string();
+                        w.set_outbox_outcome(rc.seq, &rc.tx, "rejected", Some(&text), None, None, now)?;
+                        undo_number(w, rc.seq)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Verifies and applies facts in order, then stores the cursor, in one
+    /// durable transaction. One forged fact drops the whole batch.
+    pub fn apply_facts(&mut self, facts: &Facts) -> Result<usize, FactsError> {
+        let mut verified = Vec::with_capacity(facts.facts.len());
+        for (index, f) in facts.facts.iter().enumerate() {
+            let v = f
+                .verify(&self.hub)
+                .map_err(|source| FactsError::NotAuthentic { index, source })?;
+            verified.push(v);
+        }
+        let me = self.id();
+        let n = verified.len();
+        self.store.write(|w| {
+            let limits = w.read().limits()?;
+            let facility = limits.as_ref().map(|l| l.facility.clone());
+            for v in &verified {
+                let p = v.payload();
+                match &p.body {
+                    FactBody::CardRegistered {
+                        card,
+                        account,
+                        my_key_id,
+                        municipality,
+                    } => w.put_card(
+                        card,
+                        &CardRow {
+                            account: *account,
+                            my_key_id: my_key_id.clone(),
+                            municipality: *municipality,
+                        },
+                    )?,
+                    FactBody::CardStatusChanged { card, status } => w.set_card_status(card, *status)?,
+                    FactBody::FacilityCard {
+                        account,
+                        facility: f,
+                        number,
+                        linked,
+                    } => {
+                        // A facility node keeps only its own facility's numbers.
+                        if facility.as_ref() == Some(f) || matches!(p.scope, Scope::Facility(ref s) if Some(s) == facility.as_ref()) {
+                            w.set_number(*account, number, linked.then_some("linked"))?;
+                        } else {
+                            debug!(node = %me.short(), "ignored another facility's card number");
+                        }
+                    }
+                    FactBody::ConfirmedBalance {
+                        account,
+                        municipality,
+                        balance,
+                        debt,
+                        ledger_pos,
+                    } => w.put_balance(*account, *municipality, *balance, *debt, *ledger_pos)?,
+                    FactBody::NodeLimits(l) => {
+                        if l.node == me {
+                            w.set_meta("limits", &codec::encode(l))?;
+                        }
+                    }
+                    FactBody::NodeProgress { node, through_seq, .. } => {
+                        w.put_progress(node, *through_seq)?
+                    }
+                    FactBody::NodeRevoked { node } => w.put_revoked(node)?,
+                }
+            }
+            let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
+            w.set_meta("fact_cursor", &cursor.to_be_bytes())?;
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(n)
+    }
+
+    /// Everything a status display needs.
+    pub fn status(&self) -> Result<Status, StoreError> {
+        let r = self.store.read();
+        Ok(Status {
+            node: self.id(),
+            hub: self.hub,
+            limits: r.limits()?,
+            last_seq: r.last_tx()?.0,
+            receipted_seq: r.receipted_seq()?,
+            outbox: r.outbox_counts()?,
+            exposure: r.exposure()?,
+            fact_cursor: r.meta_u64("fact_cursor")?,
+            troubled: r.troubled(20)?,
+            foreign_rejections: r.foreign_rejections()?,
+        })
+    }
+
+    /// Confirmed balance and debt of an account, and the pending spends known.
+    pub fn balance(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<(Points, Points, Points), StoreError> {
+        let r = self.store.read();
+        let (b, d) = r.balance(account, municipality)?;
+        Ok((b, d, r.pending_on_account(account, municipality)?))
+    }
+
+    /// Raw store access for tests and fault injection.
+    #[doc(hidden)]
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
+
+/// A confirmed link or unlink settles the local number state.
+fn confirm_number(w: &crate::store::Writer<'_>, seq: u64) -> Result<(), StoreError> {
+    if let Some(TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l)) = own_body(w, seq)? {
+        let linked = w.read().number_state(l.account, &l.number)?;
+        match linked.as_deref() {
+            Some("pending-link") => w.set_number(l.account, &l.number, Some("linked"))?,
+            Some("pending-unlink") => w.set_number(l.account, &l.number, None)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A rejected link or unlink is rolled back locally.
+fn undo_number(w: &crate::store::Writer<'_>, seq: u64) -> Result<(), StoreError> {
+    match own_body(w, seq)? {
+        Some(TxBody::LinkFacilityCard(l)) => {
+            if w.read().number_state(l.account, &l.number)?.as_deref() == Some("pending-link") {
+                w.set_number(l.account, &l.number, None)?;
+            }
+        }
+        Some(TxBody::UnlinkFacilityCard(l)) => {
+            if w.read().number_state(l.account, &l.number)?.as_deref() == Some("pending-unlink") {
+                w.set_number(l.account, &l.number, Some("linked"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn own_body(w: &crate::store::Writer<'_>, seq: u64) -> Result<Option<TxBody>, StoreError> {
+    let Some(tx) = w.read().outbox_from(seq, 1)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let v = tx.verify().map_err(|e| StoreError::Corrupt {
+        table: "outbox",
+        detail: e.to_string(),
+    })?;
+    Ok((v.payload().seq == seq).then(|| v.payload().body.clone()))
+}
+
+/// Why a node could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store was made for another hub.
+    #[error("this store trusts hub key {held}, not the one configured: check the node config")]
+    OtherHub {
+        /// The hub key held (hex).
+        held: String,
+    },
+    /// The store belongs to another node key.
+    #[error("this store belongs to another node key: use the key file it was created with")]
+    OtherNode,
+}

@@ -1,0 +1,689 @@
+//! The node's store of record: one SQLite file (WAL). Every operation the node
+//! reports done was committed here first, with `synchronous=FULL` so a commit
+//! survives power loss, not just a process crash.
+//!
+//! Rows are this module's own types; only wire types derive `Serialize`.
+
+use mykey_sync_proto::{
+    AccountId, CardKey, CardStatus, FacilityCardNumber, MunicipalityCode, MyKeyId, NodeId,
+    NodeLimits, Points, SignedTx, TxId, UnixMillis, codec,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("node store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row did not decode: the file was damaged or edited.
+    #[error("node store holds a damaged row in {table}: {detail}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The file was written by a newer version.
+    #[error(
+        "node store schema version {found} is newer than this build ({supported}): upgrade mykey-node"
+    )]
+    TooNew {
+        /// Found.
+        found: i64,
+        /// Supported.
+        supported: i64,
+    },
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+     CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        tx_id BLOB NOT NULL UNIQUE,
+        bytes BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        card BLOB,
+        account INTEGER,
+        municipality INTEGER,
+        points INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending',
+        reason TEXT,
+        ledger_pos INTEGER,
+        debt_created INTEGER,
+        receipt_at INTEGER
+     );
+     CREATE INDEX outbox_pending ON outbox(status, account, municipality);
+     CREATE INDEX outbox_pending_card ON outbox(status, card);
+     CREATE TABLE cards (
+        card BLOB PRIMARY KEY,
+        account INTEGER NOT NULL,
+        my_key_id TEXT NOT NULL,
+        municipality INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX cards_account ON cards(account);
+     CREATE TABLE card_status (card BLOB PRIMARY KEY, status TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE facility_cards (
+        account INTEGER NOT NULL,
+        number TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (account, number)
+     ) WITHOUT ROWID;
+     CREATE TABLE balances (
+        account INTEGER NOT NULL,
+        municipality INTEGER NOT NULL,
+        balance INTEGER NOT NULL,
+        debt INTEGER NOT NULL,
+        ledger_pos INTEGER NOT NULL,
+        PRIMARY KEY (account, municipality)
+     ) WITHOUT ROWID;
+     CREATE TABLE progress (node BLOB PRIMARY KEY, through_seq INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE TABLE revoked_nodes (node BLOB PRIMARY KEY) WITHOUT ROWID;
+     CREATE TABLE rejections (
+        tx_id BLOB PRIMARY KEY, node BLOB NOT NULL, seq INTEGER NOT NULL,
+        reason TEXT NOT NULL, at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
+];
+
+/// What the node knows of a card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRow {
+    /// The holder's account.
+    pub account: AccountId,
+    /// The holder's alias.
+    pub my_key_id: MyKeyId,
+    /// The holder's base municipality.
+    pub municipality: MunicipalityCode,
+}
+
+/// A facility card number and whether the hub has confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRow {
+    /// The number.
+    pub number: FacilityCardNumber,
+    /// False while this node's link transaction is unconfirmed.
+    pub confirmed: bool,
+}
+
+/// An outbox transaction's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Seq.
+    pub seq: u64,
+    /// Id.
+    pub tx_id: TxId,
+    /// Kind name.
+    pub kind: String,
+    /// Signed at.
+    pub created_at: UnixMillis,
+    /// `pending`, `accepted` or `rejected`.
+    pub status: String,
+    /// Rejection reason (or, while pending, why the hub has not processed it).
+    pub reason: Option<String>,
+}
+
+/// Counts for status displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Not yet receipted.
+    pub pending: u64,
+    /// Applied by the hub.
+    pub accepted: u64,
+    /// Rejected with a reason.
+    pub rejected: u64,
+    /// Signed time of the oldest pending one.
+    pub oldest_pending_at: Option<UnixMillis>,
+    /// Time of the last receipt stored.
+    pub last_receipt_at: Option<UnixMillis>,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+}
+
+fn i(v: u64) -> i64 {
+    // Every stored integer is a seq, a time, an id or points ≤ Points::MAX:
+    // all far below i64::MAX.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", n as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// Runs `f` in one write transaction, committed durably before returning.
+    pub fn write<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Writer<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let out = f(&Writer { tx: &tx })?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// A read view.
+    pub fn read(&self) -> Reader<'_> {
+        Reader { conn: &self.conn }
+    }
+}
+
+/// Queries, on the store or inside a write transaction.
+pub struct Reader<'a> {
+    conn: &'a Connection,
+}
+
+/// Writes inside one transaction; reads see the writes.
+pub struct Writer<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl<'a> std::ops::Deref for Writer<'a> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.tx
+    }
+}
+
+impl Writer<'_> {
+    /// Reads inside this transaction.
+    pub fn read(&self) -> Reader<'_> {
+        Reader { conn: self.tx }
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO meta(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            params![k, v],
+        )?;
+        Ok(())
+    }
+
+    /// Appends a signed transaction to the outbox.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_outbox(
+        &self,
+        seq: u64,
+        tx: &SignedTx,
+        kind: &str,
+        created_at: UnixMillis,
+        card: Option<&CardKey>,
+        account: Option<AccountId>,
+        municipality: Option<MunicipalityCode>,
+        points: Points,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO outbox(seq, tx_id, bytes, kind, created_at, card, account, municipality, points)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                i(seq),
+                tx.id().as_bytes(),
+                tx.to_bytes(),
+                kind,
+                i(created_at.0),
+                card.map(codec::encode),
+                account.map(|a| i(a.get())),
+                municipality.map(|m| m.get()),
+                i(points.get()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the hub's verdict on an own transaction.
+    pub fn set_outbox_outcome(
+        &self,
+        seq: u64,
+        tx_id: &TxId,
+        status: &str,
+        reason: Option<&str>,
+        ledger_pos: Option<u64>,
+        debt_created: Option<Points>,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "UPDATE outbox SET status = ?3, reason = ?4, ledger_pos = ?5, debt_created = ?6, receipt_at = ?7
+             WHERE seq = ?1 AND tx_id = ?2",
+            params![
+                i(seq),
+                tx_id.as_bytes(),
+                status,
+                reason,
+                ledger_pos.map(i),
+                debt_created.map(|p| i(p.get())),
+                i(at.0)
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Upserts a card registration.
+    pub fn put_card(&self, card: &CardKey, row: &CardRow) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO cards(card, account, my_key_id, municipality) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(card) DO UPDATE SET account = excluded.account,
+               my_key_id = excluded.my_key_id, municipality = excluded.municipality",
+            params![
+                codec::encode(card),
+                i(row.account.get()),
+                row.my_key_id.as_str(),
+                row.municipality.get()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a card's status (the deny list is the suspended ones).
+    pub fn set_card_status(&self, card: &CardKey, status: CardStatus) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO card_status(card, status) VALUES (?1, ?2)
+             ON CONFLICT(card) DO UPDATE SET status = excluded.status",
+            params![codec::encode(card), status.name()],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a facility card number's state (`linked`, `pending-link`,
+    /// `pending-unlink`) or removes it (`None`).
+    pub fn set_number(
+        &self,
+        account: AccountId,
+        number: &FacilityCardNumber,
+        state: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match state {
+            Some(s) => self.tx.execute(
+                "INSERT INTO facility_cards(account, number, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(account, number) DO UPDATE SET state = excluded.state",
+                params![i(account.get()), number.as_str(), s],
+            )?,
+            None => self.tx.execute(
+                "DELETE FROM facility_cards WHERE account = ?1 AND number = ?2",
+                params![i(account.get()), number.as_str()],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Stores a confirmed balance if it is at least as recent as the one held.
+    pub fn put_balance(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+        balance: Points,
+        debt: Points,
+        ledger_pos: u64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO balances(account, municipality, balance, debt, ledger_pos) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(account, municipality) DO UPDATE SET balance = excluded.balance,
+               debt = excluded.debt, ledger_pos = excluded.ledger_pos
+             WHERE excluded.ledger_pos >= balances.ledger_pos",
+            params![
+                i(account.get()),
+                municipality.get(),
+                i(balance.get()),
+                i(debt.get()),
+                i(ledger_pos)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records another node's progress at the hub.
+    pub fn put_progress(&self, node: &NodeId, through_seq: u64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO progress(node, through_seq) VALUES (?1, ?2)
+             ON CONFLICT(node) DO UPDATE SET through_seq = max(through_seq, excluded.through_seq)",
+            params![node.as_bytes(), i(through_seq)],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a node key to the revoked list.
+    pub fn put_revoked(&self, node: &NodeId) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO revoked_nodes(node) VALUES (?1)",
+            params![node.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a rejection of a transaction this node carried for another.
+    pub fn put_rejection(
+        &self,
+        tx_id: &TxId,
+        node: &NodeId,
+        seq: u64,
+        reason: &str,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO rejections(tx_id, node, seq, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![tx_id.as_bytes(), node.as_bytes(), i(seq), reason, i(at.0)],
+        )?;
+        Ok(())
+    }
+}
+
+impl Reader<'_> {
+    /// A meta value.
+    pub fn meta(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT v FROM meta WHERE k = ?1")?
+            .query_row([k], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// A meta value as a number (0 when absent).
+    pub fn meta_u64(&self, k: &str) -> Result<u64, StoreError> {
+        Ok(match self.meta(k)? {
+            Some(v) => u64::from_be_bytes(
+                v.try_into()
+                    .map_err(|_| corrupt("meta", format!("{k} is not 8 bytes")))?,
+            ),
+            None => 0,
+        })
+    }
+
+    /// The node's limits (its certificate) if the hub sent them.
+    pub fn limits(&self) -> Result<Option<NodeLimits>, StoreError> {
+        self.meta("limits")?
+            .map(|b| codec::decode_canonical("limits", &b, 4096).map_err(|e| corrupt("meta", e)))
+            .transpose()
+    }
+
+    /// The last signed transaction: (seq, id).
+    pub fn last_tx(&self) -> Result<(u64, TxId), StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT seq, tx_id FROM outbox ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            None => Ok((0, TxId::GENESIS)),
+            Some((seq, id)) => {
+                let arr: [u8; 32] = id.try_into().map_err(|_| corrupt("outbox", "tx_id"))?;
+                Ok((u(seq), TxId::from_bytes(arr)))
+            }
+        }
+    }
+
+    /// Highest seq up to which every receipt is stored.
+    pub fn receipted_seq(&self) -> Result<u64, StoreError> {
+        let first_pending: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT min(seq) FROM outbox WHERE status = 'pending'")?
+            .query_row([], |r| r.get(0))?;
+        match first_pending {
+            Some(s) => Ok(u(s) - 1),
+            None => Ok(self.last_tx()?.0),
+        }
+    }
+
+    /// Outbox transactions from `from_seq`, at most `max`.
+    pub fn outbox_from(&self, from_seq: u64, max: usize) -> Result<Vec<SignedTx>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT bytes FROM outbox WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = st.query_map(params![i(from_seq), i(max as u64)], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("outbox", e))?);
+        }
+        Ok(out)
+    }
+
+    /// The card's registration, if known.
+    pub fn card(&self, card: &CardKey) -> Result<Option<CardRow>, StoreError> {
+        let row: Option<(i64, String, u32)> = self
+            .conn
+            .prepare_cached("SELECT account, my_key_id, municipality FROM cards WHERE card = ?1")?
+            .query_row([codec::encode(card)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(a, k, m)| {
+            Ok(CardRow {
+                account: AccountId::new(u(a)).map_err(|e| corrupt("cards", e))?,
+                my_key_id: MyKeyId::parse(&k).map_err(|e| corrupt("cards", e))?,
+                municipality: MunicipalityCode::try_from(m).map_err(|e| corrupt("cards", e))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The card's status (active unless the hub said otherwise).
+    pub fn card_status(&self, card: &CardKey) -> Result<CardStatus, StoreError> {
+        let s: Option<String> = self
+            .conn
+            .prepare_cached("SELECT status FROM card_status WHERE card = ?1")?
+            .query_row([codec::encode(card)], |r| r.get(0))
+            .optional()?;
+        match s {
+            None => Ok(CardStatus::Active),
+            Some(s) => CardStatus::parse(&s).ok_or_else(|| corrupt("card_status", s)),
+        }
+    }
+
+    /// The facility card numbers linked to an account (except those being unlinked).
+    pub fn numbers(&self, account: AccountId) -> Result<Vec<NumberRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT number, state FROM facility_cards WHERE account = ?1 AND state != 'pending-unlink' ORDER BY number",
+        )?;
+        let rows = st.query_map([i(account.get())], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (n, s) = row?;
+            out.push(NumberRow {
+                number: FacilityCardNumber::parse(&n).map_err(|e| corrupt("facility_cards", e))?,
+                confirmed: s == "linked",
+            });
+        }
+        Ok(out)
+    }
+
+    /// The state of one number of an account.
+    pub fn number_state(
+        &self,
+        account: AccountId,
+        number: &FacilityCardNumber,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT state FROM facility_cards WHERE account = ?1 AND number = ?2")?
+            .query_row(params![i(account.get()), number.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Confirmed (balance, debt) of an account; zero when unknown.
+    pub fn balance(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<(Points, Points), StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT balance, debt FROM balances WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), municipality.get()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let (b, d) = row.unwrap_or((0, 0));
+        let p = |v: i64| Points::new(u(v)).map_err(|e| corrupt("balances", e));
+        Ok((p(b)?, p(d)?))
+    }
+
+    /// Sum of own unconfirmed redeems on an account.
+    pub fn pending_on_account(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Points, StoreError> {
+        let s: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(points), 0) FROM outbox
+                 WHERE status = 'pending' AND kind = 'redeem' AND account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), municipality.get()], |r| r.get(0))?;
+        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+    }
+
+    /// Sum of own unconfirmed redeems with a card.
+    pub fn pending_on_card(&self, card: &CardKey) -> Result<Points, StoreError> {
+        let s: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(points), 0) FROM outbox
+                 WHERE status = 'pending' AND kind = 'redeem' AND card = ?1",
+            )?
+            .query_row([codec::encode(card)], |r| r.get(0))?;
+        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+    }
+
+    /// Sum of all own unconfirmed redeems.
+    pub fn exposure(&self) -> Result<Points, StoreError> {
+        let s: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(points), 0) FROM outbox WHERE status = 'pending' AND kind = 'redeem'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+    }
+
+    /// Whether a node key is revoked.
+    pub fn is_revoked(&self, node: &NodeId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM revoked_nodes WHERE node = ?1")?
+            .query_row([node.as_bytes()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Outbox counts for status.
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let mut c = OutboxCounts::default();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (s, n) = row?;
+            match s.as_str() {
+                "pending" => c.pending = u(n),
+                "accepted" => c.accepted = u(n),
+                "rejected" => c.rejected = u(n),
+                other => return Err(corrupt("outbox", format!("status {other}"))),
+            }
+        }
+        c.oldest_pending_at = self
+            .conn
+            .query_row(
+                "SELECT min(created_at) FROM outbox WHERE status = 'pending'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .map(|v| UnixMillis(u(v)));
+        c.last_receipt_at = self
+            .conn
+            .query_row("SELECT max(receipt_at) FROM outbox", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+            .map(|v| UnixMillis(u(v)));
+        Ok(c)
+    }
+
+    /// Recent own transactions that were rejected or are stuck with a reason.
+    pub fn troubled(&self, max: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, tx_id, kind, created_at, status, reason FROM outbox
+             WHERE reason IS NOT NULL ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([i(max as u64)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, id, kind, at, status, reason) = row?;
+            let arr: [u8; 32] = id.try_into().map_err(|_| corrupt("outbox", "tx_id"))?;
+            out.push(OutboxRow {
+                seq: u(seq),
+                tx_id: TxId::from_bytes(arr),
+                kind,
+                created_at: UnixMillis(u(at)),
+                status,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Rejections of transactions this node carried for others.
+    pub fn foreign_rejections(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))?;
+        Ok(u(n))
+    }
+}
