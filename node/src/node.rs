@@ -8,8 +8,8 @@ use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreErro
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, Scope,
-    SignedTx, TxBody, TxId, TxPayload, UnixMillis, codec,
+    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, SignedTx,
+    TxBody, TxId, TxPayload, UnixMillis, codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -406,7 +406,7 @@ impl Node {
                         if let Some(b) = balance {
                             w.put_balance(b.account, b.municipality, b.balance, b.debt, *ledger_pos)?;
                         }
-                        confirm_number(w, rc.seq)?;
+                        settle_number(w, rc.seq, true)?;
                     }
                     Outcome::Rejected(reason) if reason.is_chain_level() => {
                         // The hub did not consume the seq: keep it pending, show why.
@@ -421,7 +421,7 @@ impl Node {
                         warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), "hub rejected: {reason}");
                         let text = reason.to_string();
                         w.set_outbox_outcome(rc.seq, &rc.tx, "rejected", Some(&text), None, None, now)?;
-                        undo_number(w, rc.seq)?;
+                        settle_number(w, rc.seq, false)?;
                     }
                 }
             }
@@ -442,8 +442,9 @@ impl Node {
         let me = self.id();
         let n = verified.len();
         self.store.write(|w| {
-            let limits = w.read().limits()?;
-            let facility = limits.as_ref().map(|l| l.facility.clone());
+            // The facility can arrive in this very batch (first sync), so it is
+            // tracked as facts apply, not read once up front.
+            let mut facility = w.read().limits()?.map(|l| l.facility);
             for v in &verified {
                 let p = v.payload();
                 match &p.body {
@@ -460,7 +461,9 @@ impl Node {
                             municipality: *municipality,
                         },
                     )?,
-                    FactBody::CardStatusChanged { card, status } => w.set_card_status(card, *status)?,
+                    FactBody::CardStatusChanged { card, status } => {
+                        w.set_card_status(card, *status)?
+                    }
                     FactBody::FacilityCard {
                         account,
                         facility: f,
@@ -468,7 +471,7 @@ impl Node {
                         linked,
                     } => {
                         // A facility node keeps only its own facility's numbers.
-                        if facility.as_ref() == Some(f) || matches!(p.scope, Scope::Facility(ref s) if Some(s) == facility.as_ref()) {
+                        if facility.as_ref() == Some(f) {
                             w.set_number(*account, number, linked.then_some("linked"))?;
                         } else {
                             debug!(node = %me.short(), "ignored another facility's card number");
@@ -484,11 +487,12 @@ impl Node {
                     FactBody::NodeLimits(l) => {
                         if l.node == me {
                             w.set_meta("limits", &codec::encode(l))?;
+                            facility = Some(l.facility.clone());
                         }
                     }
-                    FactBody::NodeProgress { node, through_seq, .. } => {
-                        w.put_progress(node, *through_seq)?
-                    }
+                    FactBody::NodeProgress {
+                        node, through_seq, ..
+                    } => w.put_progress(node, *through_seq)?,
                     FactBody::NodeRevoked { node } => w.put_revoked(node)?,
                 }
             }
@@ -534,33 +538,25 @@ impl Node {
     }
 }
 
-/// A confirmed link or unlink settles the local number state.
-fn confirm_number(w: &crate::store::Writer<'_>, seq: u64) -> Result<(), StoreError> {
-    if let Some(TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l)) = own_body(w, seq)? {
-        let linked = w.read().number_state(l.account, &l.number)?;
-        match linked.as_deref() {
-            Some("pending-link") => w.set_number(l.account, &l.number, Some("linked"))?,
-            Some("pending-unlink") => w.set_number(l.account, &l.number, None)?,
-            _ => {}
+/// A receipt for a link or unlink settles the local number state: confirmed
+/// on acceptance, rolled back on rejection.
+fn settle_number(w: &crate::store::Writer<'_>, seq: u64, accepted: bool) -> Result<(), StoreError> {
+    let body = own_body(w, seq)?;
+    let (l, is_link) = match &body {
+        Some(TxBody::LinkFacilityCard(l)) => (l, true),
+        Some(TxBody::UnlinkFacilityCard(l)) => (l, false),
+        _ => return Ok(()),
+    };
+    let state = w.read().number_state(l.account, &l.number)?;
+    let next = match (is_link, accepted, state.as_deref()) {
+        (true, true, Some("pending-link")) | (false, false, Some("pending-unlink")) => {
+            Some(Some("linked"))
         }
-    }
-    Ok(())
-}
-
-/// A rejected link or unlink is rolled back locally.
-fn undo_number(w: &crate::store::Writer<'_>, seq: u64) -> Result<(), StoreError> {
-    match own_body(w, seq)? {
-        Some(TxBody::LinkFacilityCard(l)) => {
-            if w.read().number_state(l.account, &l.number)?.as_deref() == Some("pending-link") {
-                w.set_number(l.account, &l.number, None)?;
-            }
-        }
-        Some(TxBody::UnlinkFacilityCard(l)) => {
-            if w.read().number_state(l.account, &l.number)?.as_deref() == Some("pending-unlink") {
-                w.set_number(l.account, &l.number, Some("linked"))?;
-            }
-        }
-        _ => {}
+        (true, false, Some("pending-link")) | (false, true, Some("pending-unlink")) => Some(None),
+        _ => None,
+    };
+    if let Some(n) = next {
+        w.set_number(l.account, &l.number, n)?;
     }
     Ok(())
 }

@@ -275,6 +275,7 @@ impl Writer<'_> {
     }
 
     /// Records the hub's verdict on an own transaction.
+    #[allow(clippy::too_many_arguments)]
     pub fn set_outbox_outcome(
         &self,
         seq: u64,

@@ -1,0 +1,122 @@
+//! Architecture invariants checked from `cargo metadata` and the sources:
+//! - `sync-proto` depends on no I/O runtime, network stack, database or OS
+//!   randomness, and reads no clock;
+//! - `node` and `hub` never depend on each other.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+fn metadata() -> serde_json::Value {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("metadata is JSON")
+}
+
+/// Names of every package in the normal (non-dev, non-build) dependency
+/// closure of `root`, for the host platform's resolve.
+fn closure(meta: &serde_json::Value, root: &str) -> BTreeSet<String> {
+    let nodes = meta["resolve"]["nodes"].as_array().expect("resolve nodes");
+    let by_id: HashMap<&str, &serde_json::Value> = nodes
+        .iter()
+        .map(|n| (n["id"].as_str().expect("id"), n))
+        .collect();
+    let name_of = |id: &str| -> String {
+        meta["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["name"].as_str().expect("name").to_owned())
+            .expect("package for id")
+    };
+    let root_id = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == root)
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .expect("root package");
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root_id];
+    let mut names = BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        names.insert(name_of(&id));
+        for dep in by_id[id.as_str()]["deps"].as_array().expect("deps") {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .expect("dep kinds")
+                .iter()
+                .any(|k| k["kind"].is_null());
+            if normal {
+                stack.push(dep["pkg"].as_str().expect("pkg").to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn sync_proto_is_pure() {
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-sync-proto");
+    for banned in [
+        "tokio",
+        "libp2p",
+        "rusqlite",
+        "getrandom",
+        "rand",
+        "mio",
+        "socket2",
+        "axum",
+        "pcsc",
+        "mykey-node",
+        "mykey-hub",
+    ] {
+        assert!(
+            !deps.contains(banned),
+            "sync-proto must not depend on {banned}: {deps:?}"
+        );
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sync-proto/src");
+    let mut files = vec![src];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&p).expect("source");
+            for banned in [
+                "SystemTime::now",
+                "Instant::now",
+                "thread_rng",
+                "OsRng",
+                "std::net",
+                "std::fs",
+            ] {
+                assert!(!text.contains(banned), "{} uses {banned}", p.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn node_and_hub_are_independent() {
+    let meta = metadata();
+    assert!(!closure(&meta, "mykey-node").contains("mykey-hub"));
+    assert!(!closure(&meta, "mykey-hub").contains("mykey-node"));
+}
