@@ -1,3 +1,47 @@
-//! The MyKey Edge hub.
+//! The MyKey Edge hub: the registry (municipalities, facilities, nodes,
+//! accounts, cards, programmes), the double-entry ledger, ingest of signed
+//! transactions from nodes, and the hub-signed fact log nodes replicate.
+//!
+//! Entry points:
+//! - [`Hub::init`] / [`Hub::open`] on a data directory (or [`Hub::in_memory`]
+//!   for simulations), then the operator actions in [`admin`]
+//!   (`enrol_node`, `register_account`, `admin_grant`, …).
+//! - `impl` [`mykey_sync_proto::session::HubService`] for [`Hub`]: what a
+//!   [`mykey_sync_proto::session::HubSession`] drives for each node.
+//!
+//! Layout: [`rules`] decides (pure, no I/O, no clock); [`ingest`] and
+//! [`admin`] load what a decision needs from the [`store`], apply it and
+//! commit; [`store`] is the narrow storage interface with the SQLite backend
+//! (a PostgreSQL backend is a new implementation of [`store::LedgerStore`]).
+//!
+//! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
+//! a push is one storage transaction, durable before its receipts exist;
+//! transfers are immutable; debits equal credits after every commit
+//! (asserted, also in release); per municipality, credited − redeemed −
+//! expired = wallets − debts ([`Hub::check_conservation`]).
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![deny(missing_docs)]
+
+pub mod admin;
+mod hub;
+pub mod ingest;
+pub mod key;
+pub mod ledger;
+pub mod model;
+pub mod rules;
+pub mod store;
+
+pub use admin::{
+    AddCardError, AddFacilityError, AddMunicipalityError, CardStatusError, ChangeMyKeyIdError,
+    CheckError, EnrolError, GrantError, LookupError, ProgramError, RegisterError, RevokeError,
+};
+pub use hub::{Hub, HubPaths, InitError, OpenError, scopes_of};
+pub use key::{HubKey, KeyError};
+pub use ledger::{ConservationError, ConservationReport};
+pub use model::{
+    Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident,
+    IncidentKind, LedgerAccount, Municipality, NodeContact, NodePolicy, NodeRecord, NodeStatus,
+    Posted, Program, ProgramLine, Transfer, TransferKind,
+};
+pub use store::{LedgerStore, SqliteStore, StoreError, StoreTx};

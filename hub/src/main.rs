@@ -1,1 +1,2 @@
+//! `mykey-hub`: the hub's command line.
 fn main() {}

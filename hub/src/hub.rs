@@ -1,0 +1,232 @@
+//! The [`Hub`]: storage plus the hub key, opened on a data directory.
+//!
+//! A data directory holds `hub.db` (SQLite) and `hub.key` (mode 0600). A
+//! path ending in `.db`, `.sqlite` or `.sqlite3` names the database file
+//! directly, with the key beside it (`hub.db` → `hub.key`).
+
+use crate::key::{HubKey, KeyError};
+use crate::ledger;
+use crate::model::NodeRecord;
+use crate::store::{LedgerStore, SqliteStore, StoreError, StoreTx, StoredFact};
+use mykey_sync_proto::wire::Facts;
+use mykey_sync_proto::{
+    FactBody, FactPayload, NodeId, Scope, SignedFact, UnixMillis, wire::MAX_FACTS_PER_ANSWER,
+};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The central hub: registry, ledger, ingest and fact log.
+pub struct Hub {
+    pub(crate) store: Box<dyn LedgerStore>,
+    pub(crate) key: HubKey,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hub({})", self.key.id().short())
+    }
+}
+
+/// Why a hub could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Nothing there yet.
+    #[error("no hub at {0}: run `mykey-hub init --data {0}` first")]
+    NotInitialised(PathBuf),
+    /// The key file is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a hub could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A hub is already there.
+    #[error(
+        "{0} already holds a hub; open it instead, or choose another --data directory \
+         (a hub's key is its identity and is never overwritten)"
+    )]
+    AlreadyInitialised(PathBuf),
+    /// The directory could not be created.
+    #[error("could not create the data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key could not be made or written.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database could not be created.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The files of a hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubPaths {
+    /// The SQLite database.
+    pub db: PathBuf,
+    /// The signing key.
+    pub key: PathBuf,
+    /// The data directory, if the hub was named by one.
+    pub dir: Option<PathBuf>,
+}
+
+impl HubPaths {
+    /// Where the files of the hub named by `path` live.
+    pub fn of(path: &Path) -> HubPaths {
+        let is_db = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "db" | "sqlite" | "sqlite3"));
+        if is_db {
+            HubPaths {
+                db: path.to_owned(),
+                key: path.with_extension("key"),
+                dir: None,
+            }
+        } else {
+            HubPaths {
+                db: path.join("hub.db"),
+                key: path.join("hub.key"),
+                dir: Some(path.to_owned()),
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Creates a hub: the data directory (mode 0700), a fresh key and an
+    /// empty database.
+    pub fn init(path: &Path) -> Result<Hub, InitError> {
+        let paths = HubPaths::of(path);
+        if paths.key.exists() || paths.db.exists() {
+            return Err(InitError::AlreadyInitialised(path.to_owned()));
+        }
+        if let Some(dir) = &paths.dir {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| InitError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let key = HubKey::generate()?;
+        key.write_new(&paths.key)?;
+        let store = SqliteStore::open(&paths.db)?;
+        tracing::info!(hub = %key.id().short(), db = %paths.db.display(), "initialised hub");
+        Ok(Hub::with_store(Box::new(store), key))
+    }
+
+    /// Opens an existing hub and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Hub, OpenError> {
+        let paths = HubPaths::of(path);
+        if !paths.key.exists() && !paths.db.exists() {
+            return Err(OpenError::NotInitialised(path.to_owned()));
+        }
+        let key = HubKey::read(&paths.key)?;
+        if !paths.db.exists() {
+            return Err(OpenError::NotInitialised(path.to_owned()));
+        }
+        let store = SqliteStore::open(&paths.db)?;
+        Ok(Hub::with_store(Box::new(store), key))
+    }
+
+    /// A hub over any storage backend.
+    pub fn with_store(store: Box<dyn LedgerStore>, key: HubKey) -> Hub {
+        Hub { store, key }
+    }
+
+    /// A hub with an in-memory SQLite database (simulations, tests).
+    pub fn in_memory(key: HubKey) -> Result<Hub, StoreError> {
+        Ok(Hub::with_store(Box::new(SqliteStore::open_in_memory()?), key))
+    }
+
+    /// The hub's public key: nodes verify facts with it.
+    pub fn hub_id(&self) -> NodeId {
+        self.key.id()
+    }
+
+    /// Facts for `node` after `after`: those of its scopes (all nodes, its
+    /// municipality, its facility, itself), at most `max`, with deny-list
+    /// facts of the window first. An unknown node gets nothing; a revoked one
+    /// only what goes to every node.
+    pub fn facts_for(&mut self, node: &NodeId, after: u64, max: u32) -> Result<Facts, StoreError> {
+        let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
+        let mut st = self.store.begin()?;
+        let scopes = match st.node(node)? {
+            None => vec![],
+            Some(n) if n.is_revoked() => vec![Scope::All],
+            Some(n) => scopes_of(&n),
+        };
+        let mut found: Vec<StoredFact> = vec![];
+        for scope in &scopes {
+            // Each scope's index range gives its next `max + 1` in order; the
+            // window is the first `max` of their merge.
+            found.extend(st.facts_in_scope(scope, after, max + 1)?);
+        }
+        found.sort_by_key(|f| f.hub_seq);
+        let more = found.len() > max as usize;
+        found.truncate(max as usize);
+        let cursor = if more {
+            found.last().map_or(after, |f| f.hub_seq)
+        } else {
+            // Nothing more for this node up to the end of the log.
+            after.max(st.last_hub_seq()?)
+        };
+        drop(st);
+        let (mut facts, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| f.priority);
+        facts.extend(rest);
+        Ok(Facts {
+            facts: facts.into_iter().map(|f| f.signed).collect(),
+            cursor,
+            more,
+        })
+    }
+}
+
+/// The scopes a node receives.
+pub fn scopes_of(n: &NodeRecord) -> Vec<Scope> {
+    vec![
+        Scope::All,
+        Scope::Municipality(n.municipality),
+        Scope::Facility(n.facility.clone()),
+        Scope::Node(n.id),
+    ]
+}
+
+/// Signs a fact with the next hub_seq and appends it to the log.
+pub(crate) fn emit(
+    st: &mut dyn StoreTx,
+    key: &HubKey,
+    scope: Scope,
+    body: FactBody,
+    now: UnixMillis,
+) -> Result<SignedFact, StoreError> {
+    let hub_seq = st.last_hub_seq()? + 1;
+    let priority = body.is_priority();
+    let payload = FactPayload {
+        hub_seq,
+        issued_at: now,
+        scope,
+        body,
+    };
+    let signed = SignedFact::sign(&payload, key.signing_key());
+    st.append_fact(hub_seq, &payload.scope, priority, &signed, now)?;
+    Ok(signed)
+}
+
+/// Asserts the ledger balances, then commits.
+pub(crate) fn finish(mut st: Box<dyn StoreTx + '_>) -> Result<(), StoreError> {
+    ledger::assert_balanced(st.ledger_totals()?);
+    st.commit()
+}

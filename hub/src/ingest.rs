@@ -1,0 +1,426 @@
+//! Ingest of signed transactions and the hub side of the sync protocol.
+//!
+//! A push is applied in one storage transaction, durable before the receipts
+//! are returned. Per transaction: verify the signature, check the signer is
+//! enrolled and not revoked, check its chain (a replay answers the stored
+//! receipt and changes nothing; a gap or fork is refused and reported), then
+//! decide with [`crate::rules`]. Chain-level refusals change nothing and stop
+//! that signer's later transactions in the push; business refusals consume
+//! the seq. Then facts: a confirmed balance per touched holder, then the
+//! progress of each signer, so a node applying facts in order never sees
+//! progress before the balance that includes it.
+
+use crate::admin::balance_in;
+use crate::hub::{Hub, emit, finish};
+use crate::model::{ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord};
+use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange};
+use crate::store::{StoreError, StoreTx};
+use mykey_sync_proto::session::HubService;
+use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
+use mykey_sync_proto::wire::{
+    BalanceSnapshot, Facts, Hello, MAX_PUSH_TXS, Outcome, Receipt, Receipts, Refusal,
+    RejectReason, Welcome,
+};
+use mykey_sync_proto::{
+    AccountId, FactBody, MunicipalityCode, NodeId, Scope, SignedTx, TxPayload, UnixMillis,
+    VerifiedTx, VerifyError, codec,
+};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// What ingest tracks per signer during one push.
+struct Signer {
+    record: Option<NodeRecord>,
+    head: ChainHead,
+    /// A chain-level refusal happened: skip the signer's later transactions.
+    stopped: bool,
+    /// The chain advanced in this push.
+    advanced: bool,
+}
+
+impl Hub {
+    /// Opens a session for a node (see [`HubService::open`]), with storage errors surfaced.
+    pub fn try_open(
+        &mut self,
+        hello: &Hello,
+        now: UnixMillis,
+    ) -> Result<Result<Welcome, Refusal>, StoreError> {
+        let mut st = self.store.begin()?;
+        let Some(node) = st.node(&hello.node)? else {
+            tracing::warn!(node = %hello.node.short(), "refused session: node not enrolled");
+            return Ok(Err(Refusal::NotEnrolled));
+        };
+        if node.is_revoked() {
+            tracing::warn!(node = %hello.node.short(), "refused session: node revoked");
+            return Ok(Err(Refusal::Revoked));
+        }
+        let clock_skew_ms = i64::try_from(i128::from(hello.node_time.0) - i128::from(now.0))
+            .unwrap_or(i64::MAX);
+        st.record_contact(
+            &hello.node,
+            &NodeContact {
+                at: now,
+                clock_skew_ms,
+                software: hello.software.chars().take(64).collect(),
+                reported_last_seq: hello.last_seq,
+                fact_cursor: hello.fact_cursor,
+            },
+        )?;
+        let head = st.chain_head(&hello.node)?;
+        st.commit()?;
+        Ok(Ok(Welcome {
+            hub_time: now,
+            processed_seq: head.processed_seq,
+        }))
+    }
+
+    /// Applies a push (see [`HubService::ingest`]), with storage errors
+    /// surfaced: on `Err` nothing of the push was applied.
+    pub fn try_ingest(
+        &mut self,
+        carrier: &NodeId,
+        txs: Vec<SignedTx>,
+        now: UnixMillis,
+    ) -> Result<Receipts, StoreError> {
+        let key = &self.key;
+        let mut st = self.store.begin()?;
+        let mut signers: HashMap<NodeId, Signer> = HashMap::new();
+        let mut touched: Vec<(AccountId, MunicipalityCode)> = vec![];
+        let mut receipts = Vec::with_capacity(txs.len().min(MAX_PUSH_TXS));
+
+        for tx in txs.into_iter().take(MAX_PUSH_TXS) {
+            let v = match tx.verify() {
+                Ok(v) => v,
+                Err(e) => {
+                    let claimed = claimed_signer(&tx);
+                    let reason = match &e {
+                        VerifyError::Decode(d) => RejectReason::Malformed(d.to_string()),
+                        VerifyError::BadSignature { .. } => RejectReason::BadSignature,
+                    };
+                    let (node, seq) = claimed.unwrap_or((*carrier, 0));
+                    if claimed.is_some() {
+                        // A forged transaction in a chain: nothing after it from
+                        // that signer can be trusted to follow on.
+                        signer(&mut *st, &mut signers, node)?.stopped = true;
+                    }
+                    reject_chain(&mut *st, &mut receipts, node, seq, tx.id(), reason, now)?;
+                    continue;
+                }
+            };
+            let p = v.payload();
+            let s = signer(&mut *st, &mut signers, p.node)?;
+            if s.stopped {
+                continue;
+            }
+            let record = match rules::check_signer(s.record.as_ref()) {
+                Ok(r) => r.clone(),
+                Err(reason) => {
+                    s.stopped = true;
+                    reject_chain(&mut *st, &mut receipts, p.node, p.seq, v.id(), reason, now)?;
+                    continue;
+                }
+            };
+            let head = s.head;
+            let stored = if p.seq <= head.processed_seq && p.seq > 0 {
+                st.processed_tx(&p.node, p.seq)?
+            } else {
+                None
+            };
+            match rules::check_chain(head, p, v.id(), stored.as_ref()) {
+                ChainVerdict::Replay(outcome) => {
+                    receipts.push(receipt(&v, outcome));
+                    continue;
+                }
+                ChainVerdict::Reject(reason) => {
+                    if let Some(s) = signers.get_mut(&p.node) {
+                        s.stopped = true;
+                    }
+                    reject_chain(&mut *st, &mut receipts, p.node, p.seq, v.id(), reason, now)?;
+                    continue;
+                }
+                ChainVerdict::Next => {}
+            }
+            let ctx = load_context(&mut *st, &v)?;
+            let outcome = match rules::decide(&record, &v, &ctx) {
+                Ok(effects) => apply(&mut *st, key, &v, effects, &mut touched, now)?,
+                Err(reason) => {
+                    tracing::info!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), %reason, "rejected transaction");
+                    Outcome::Rejected(reason)
+                }
+            };
+            st.insert_processed_tx(&v, &outcome, now)?;
+            if let Some(s) = signers.get_mut(&p.node) {
+                s.head = ChainHead {
+                    processed_seq: p.seq,
+                    head: v.id(),
+                };
+                s.advanced = true;
+            }
+            receipts.push(receipt(&v, outcome));
+        }
+
+        let ledger_pos = st.ledger_head()?;
+        for (account, municipality) in touched {
+            let b = balance_in(&mut *st, account, municipality)?;
+            emit(
+                &mut *st,
+                key,
+                Scope::Municipality(municipality),
+                FactBody::ConfirmedBalance {
+                    account,
+                    municipality,
+                    balance: b.balance,
+                    debt: b.debt,
+                    ledger_pos,
+                },
+                now,
+            )?;
+        }
+        let mut advanced: Vec<(&NodeId, &Signer)> =
+            signers.iter().filter(|(_, s)| s.advanced).collect();
+        advanced.sort_by_key(|(id, _)| **id);
+        for (id, s) in advanced {
+            st.set_chain_head(id, s.head)?;
+            let Some(record) = &s.record else { continue };
+            emit(
+                &mut *st,
+                key,
+                Scope::Municipality(record.municipality),
+                FactBody::NodeProgress {
+                    node: *id,
+                    through_seq: s.head.processed_seq,
+                    head: s.head.head,
+                },
+                now,
+            )?;
+        }
+        let processed_seq = match signers.get(carrier) {
+            Some(s) => s.head.processed_seq,
+            None => st.chain_head(carrier)?.processed_seq,
+        };
+        finish(st)?;
+        Ok(Receipts {
+            receipts,
+            processed_seq,
+        })
+    }
+}
+
+fn signer<'a>(
+    st: &mut dyn StoreTx,
+    signers: &'a mut HashMap<NodeId, Signer>,
+    node: NodeId,
+) -> Result<&'a mut Signer, StoreError> {
+    match signers.entry(node) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let record = st.node(&node)?;
+            let head = st.chain_head(&node)?;
+            Ok(e.insert(Signer {
+                record,
+                head,
+                stopped: false,
+                advanced: false,
+            }))
+        }
+    }
+}
+
+/// The signer and seq a transaction claims, if its payload decodes at all.
+fn claimed_signer(tx: &SignedTx) -> Option<(NodeId, u64)> {
+    let p: TxPayload = codec::decode_canonical(
+        "transaction payload",
+        tx.payload_bytes(),
+        MAX_TX_PAYLOAD_BYTES,
+    )
+    .ok()?;
+    Some((p.node, p.seq))
+}
+
+fn receipt(v: &VerifiedTx, outcome: Outcome) -> Receipt {
+    Receipt {
+        node: v.payload().node,
+        seq: v.payload().seq,
+        tx: v.id(),
+        outcome,
+    }
+}
+
+fn reject_chain(
+    st: &mut dyn StoreTx,
+    receipts: &mut Vec<Receipt>,
+    node: NodeId,
+    seq: u64,
+    tx: mykey_sync_proto::TxId,
+    reason: RejectReason,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    tracing::warn!(node = %node.short(), seq, tx = %tx.short(), %reason, "refused transaction at chain level");
+    st.record_incident(&Incident {
+        at: now,
+        kind: IncidentKind::ChainRejected,
+        node: Some(node),
+        seq: Some(seq),
+        tx: Some(tx),
+        detail: reason.to_string(),
+    })?;
+    receipts.push(Receipt {
+        node,
+        seq,
+        tx,
+        outcome: Outcome::Rejected(reason),
+    });
+    Ok(())
+}
+
+fn load_context(st: &mut dyn StoreTx, v: &VerifiedTx) -> Result<Context, StoreError> {
+    let needs = rules::needs(&v.payload().body);
+    let mut ctx = Context::default();
+    if let Some(card) = &needs.card {
+        ctx.card = st.card(card)?;
+    }
+    if let Some((account, m)) = needs.wallet {
+        // Only a card that resolves to the account can move its points; the
+        // rules reject the rest before looking at balances.
+        if ctx.card.as_ref().is_some_and(|c| c.account == account) {
+            let b = balance_in(st, account, m)?;
+            ctx.wallet = b.balance;
+            ctx.debt = b.debt;
+        }
+    }
+    if let Some((program, m)) = &needs.program {
+        ctx.program = st.program(program)?;
+        let budget = LedgerAccount::ProgramBudget(program.clone(), *m);
+        ctx.budget = budget.balance(st.posted(&budget)?);
+    }
+    if let Some(account) = needs.account {
+        ctx.account_exists = st.account(account)?.is_some();
+    }
+    if let Some((facility, number)) = &needs.facility_card {
+        ctx.linked_to = st.facility_card(facility, number)?;
+    }
+    Ok(ctx)
+}
+
+fn apply(
+    st: &mut dyn StoreTx,
+    key: &crate::key::HubKey,
+    v: &VerifiedTx,
+    effects: Effects,
+    touched: &mut Vec<(AccountId, MunicipalityCode)>,
+    now: UnixMillis,
+) -> Result<Outcome, StoreError> {
+    let p = v.payload();
+    let mut ledger_pos = None;
+    for t in &effects.transfers {
+        ledger_pos = Some(st.post(t, now)?);
+    }
+    let ledger_pos = match ledger_pos {
+        Some(pos) => pos,
+        None => st.ledger_head()?,
+    };
+    if let Some(change) = &effects.link {
+        let (l, linked) = match change {
+            LinkChange::Link(l) => {
+                st.link_facility_card(&l.facility, &l.number, l.account, now)?;
+                (l, true)
+            }
+            LinkChange::Unlink(l) => {
+                st.unlink_facility_card(&l.facility, &l.number)?;
+                (l, false)
+            }
+        };
+        // Card numbers go to that facility's nodes only (DESIGN §9).
+        emit(
+            st,
+            key,
+            Scope::Facility(l.facility.clone()),
+            FactBody::FacilityCard {
+                account: l.account,
+                facility: l.facility.clone(),
+                number: l.number.clone(),
+                linked,
+            },
+            now,
+        )?;
+    }
+    for (kind, detail) in effects.notes {
+        tracing::warn!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), kind = kind.name(), "{detail}");
+        st.record_incident(&Incident {
+            at: now,
+            kind,
+            node: Some(p.node),
+            seq: Some(p.seq),
+            tx: Some(v.id()),
+            detail,
+        })?;
+    }
+    let balance = match effects.touched {
+        None => None,
+        Some((account, municipality)) => {
+            if !touched.contains(&(account, municipality)) {
+                touched.push((account, municipality));
+            }
+            let b = balance_in(st, account, municipality)?;
+            Some(BalanceSnapshot {
+                account,
+                municipality,
+                balance: b.balance,
+                debt: b.debt,
+            })
+        }
+    };
+    Ok(Outcome::Accepted {
+        ledger_pos,
+        balance,
+        debt_created: effects.debt_created,
+    })
+}
+
+impl HubService for Hub {
+    fn open(&mut self, hello: &Hello, now: UnixMillis) -> Result<Welcome, Refusal> {
+        match self.try_open(hello, now) {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::error!(node = %hello.node.short(), error = %e, "could not open session");
+                Err(Refusal::Protocol(
+                    "the hub cannot reach its storage; try again later".into(),
+                ))
+            }
+        }
+    }
+
+    fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts {
+        match self.try_ingest(carrier, txs, now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was applied: answer no receipts, and the node
+                // resends the same push later.
+                tracing::error!(node = %carrier.short(), error = %e, "push not applied");
+                let processed_seq = self
+                    .store
+                    .begin()
+                    .and_then(|mut st| st.chain_head(carrier))
+                    .map_or(0, |h| h.processed_seq);
+                Receipts {
+                    receipts: vec![],
+                    processed_seq,
+                }
+            }
+        }
+    }
+
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts {
+        match self.facts_for(node, after, max) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(node = %node.short(), error = %e, "could not read facts");
+                Facts {
+                    facts: vec![],
+                    cursor: after,
+                    more: false,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The hub's own records: registry rows and ledger accounts.
+//!
+//! These are the hub's types, not wire types: they never derive `Serialize`.
+//! A storage backend maps them to rows; the deciding code in [`crate::rules`]
+//! reads them.
+
+use mykey_sync_proto::fact::CardStatus;
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
+    TxId, UnixMillis,
+};
+use std::fmt;
+
+/// A municipality the hub serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Municipality {
+    /// Its local government code.
+    pub code: MunicipalityCode,
+    /// Its name, for operators.
+    pub name: String,
+}
+
+/// What kind of place a facility is (display and reporting only; the rules
+/// look at a node's allowed operations, not at the kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FacilityKind {
+    /// A public library.
+    Library,
+    /// A museum.
+    Museum,
+    /// A sports hall.
+    SportsHall,
+    /// A community centre (grants volunteer and health points).
+    CommunityCentre,
+    /// A shop of the local shopping street.
+    Shop,
+    /// A festival stall.
+    Stall,
+}
+
+impl FacilityKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [FacilityKind; 6] = [
+        FacilityKind::Library,
+        FacilityKind::Museum,
+        FacilityKind::SportsHall,
+        FacilityKind::CommunityCentre,
+        FacilityKind::Shop,
+        FacilityKind::Stall,
+    ];
+    /// Lower-case name for storage and CLIs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FacilityKind::Library => "library",
+            FacilityKind::Museum => "museum",
+            FacilityKind::SportsHall => "sports-hall",
+            FacilityKind::CommunityCentre => "community-centre",
+            FacilityKind::Shop => "shop",
+            FacilityKind::Stall => "stall",
+        }
+    }
+    /// Parses [`FacilityKind::name`].
+    pub fn parse(text: &str) -> Option<FacilityKind> {
+        FacilityKind::ALL.into_iter().find(|k| k.name() == text)
+    }
+}
+
+impl fmt::Display for FacilityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A facility: a library, a shop, a stall. Merchants are facilities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facility {
+    /// Its id.
+    pub id: FacilityId,
+    /// The municipality it belongs to.
+    pub municipality: MunicipalityCode,
+    /// What it is.
+    pub kind: FacilityKind,
+    /// Its name, for operators.
+    pub name: String,
+}
+
+/// What the hub allows a node and how much risk it may take offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePolicy {
+    /// Operations the node may sign.
+    pub allowed_ops: Vec<OpKind>,
+    /// Points one card may spend at the node since the last hub confirmation.
+    pub per_card_offline_limit: Points,
+    /// All unconfirmed spend at the node.
+    pub node_exposure_limit: Points,
+    /// Spends above this need the PIN.
+    pub pin_threshold: Points,
+    /// The node's certificate is void after this time.
+    pub valid_until: UnixMillis,
+}
+
+impl NodePolicy {
+    /// Whether the node may sign `op`.
+    pub fn allows(&self, op: OpKind) -> bool {
+        self.allowed_ops.contains(&op)
+    }
+}
+
+/// An enrolled node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The node key.
+    pub id: NodeId,
+    /// Its facility.
+    pub facility: FacilityId,
+    /// Its facility's municipality.
+    pub municipality: MunicipalityCode,
+    /// Permissions and limits.
+    pub policy: NodePolicy,
+    /// When it was enrolled (or last re-enrolled).
+    pub enrolled_at: UnixMillis,
+    /// When its key was revoked, if it was.
+    pub revoked_at: Option<UnixMillis>,
+}
+
+impl NodeRecord {
+    /// True once revoked; a revoked key never comes back (enrol a new key).
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+/// How far the hub has processed a node's chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Highest seq processed (accepted or rejected for a business reason); 0: none.
+    pub processed_seq: u64,
+    /// The id of that transaction; [`TxId::GENESIS`] for none.
+    pub head: TxId,
+}
+
+impl ChainHead {
+    /// A chain with nothing processed.
+    pub const EMPTY: ChainHead = ChainHead {
+        processed_seq: 0,
+        head: TxId::GENESIS,
+    };
+}
+
+/// What a node told the hub when it last opened a session: the dashboard's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeContact {
+    /// The hub's clock at the contact.
+    pub at: UnixMillis,
+    /// Node clock minus hub clock, in milliseconds.
+    pub clock_skew_ms: i64,
+    /// The node's software version string.
+    pub software: String,
+    /// The highest seq the node said it has signed.
+    pub reported_last_seq: u64,
+    /// The node's fact cursor.
+    pub fact_cursor: u64,
+}
+
+/// One line of the node listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: NodeRecord,
+    /// Its chain at the hub.
+    pub chain: ChainHead,
+    /// Its last session, if it ever opened one.
+    pub last_contact: Option<NodeContact>,
+    /// Transactions of this node the hub rejected (business reasons).
+    pub n_rejected: u64,
+    /// Chain-level incidents (forgeries, gaps, forks) recorded for this node.
+    pub n_incidents: u64,
+}
+
+impl NodeStatus {
+    /// Transactions the node has signed that the hub has not processed, as
+    /// far as the node's last report tells.
+    pub fn n_unconfirmed(&self) -> u64 {
+        self.last_contact
+            .as_ref()
+            .map_or(0, |c| c.reported_last_seq.saturating_sub(self.chain.processed_seq))
+    }
+}
+
+/// A card holder's account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The hub's immutable id.
+    pub id: AccountId,
+    /// The current alias.
+    pub my_key_id: MyKeyId,
+    /// The holder's base municipality.
+    pub municipality: MunicipalityCode,
+    /// When it was registered.
+    pub created_at: UnixMillis,
+}
+
+/// A card key registered to an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRecord {
+    /// The card.
+    pub card: CardKey,
+    /// Its account.
+    pub account: AccountId,
+    /// Active, superseded or suspended.
+    pub status: CardStatus,
+}
+
+/// A grant programme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// Its id.
+    pub id: ProgramId,
+    /// The municipality that runs and funds it.
+    pub municipality: MunicipalityCode,
+}
+
+/// An account of the double-entry ledger.
+///
+/// Every ledger account has `debits_posted` and `credits_posted`; which
+/// difference is its "balance" depends on the kind (see [`LedgerAccount::balance`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LedgerAccount {
+    /// A holder's spendable regional points of one municipality (credit-normal).
+    Wallet(AccountId, MunicipalityCode),
+    /// What a holder owes from offline overdraft in one municipality (debit-normal).
+    Debt(AccountId, MunicipalityCode),
+    /// A programme's budget (credit-normal; negative when overdrawn).
+    ProgramBudget(ProgramId, MunicipalityCode),
+    /// Where a municipality's programme funding comes from (debit-normal).
+    MunicipalityFunding(MunicipalityCode),
+    /// Points a merchant accepted and will be reimbursed for (credit-normal).
+    MerchantPayable(FacilityId, MunicipalityCode),
+    /// A national point operator's receivable (exchange; settlement issue).
+    OperatorReceivable(String, MunicipalityCode),
+    /// Expired points released from liability (expiry; settlement issue).
+    ExpiryIncome(MunicipalityCode),
+}
+
+impl LedgerAccount {
+    /// Storage kind name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LedgerAccount::Wallet(..) => "wallet",
+            LedgerAccount::Debt(..) => "debt",
+            LedgerAccount::ProgramBudget(..) => "budget",
+            LedgerAccount::MunicipalityFunding(..) => "funding",
+            LedgerAccount::MerchantPayable(..) => "payable",
+            LedgerAccount::OperatorReceivable(..) => "receivable",
+            LedgerAccount::ExpiryIncome(..) => "expiry",
+        }
+    }
+
+    /// Storage key, unique within the kind.
+    pub fn key(&self) -> String {
+        match self {
+            LedgerAccount::Wallet(a, m) | LedgerAccount::Debt(a, m) => format!("{}@{m}", a.get()),
+            LedgerAccount::ProgramBudget(p, _) => p.as_str().to_owned(),
+            LedgerAccount::MunicipalityFunding(m) | LedgerAccount::ExpiryIncome(m) => m.to_string(),
+            LedgerAccount::MerchantPayable(f, _) => f.as_str().to_owned(),
+            LedgerAccount::OperatorReceivable(o, m) => format!("{o}@{m}"),
+        }
+    }
+
+    /// The municipality whose points the account holds.
+    pub fn municipality(&self) -> MunicipalityCode {
+        match self {
+            LedgerAccount::Wallet(_, m)
+            | LedgerAccount::Debt(_, m)
+            | LedgerAccount::ProgramBudget(_, m)
+            | LedgerAccount::MunicipalityFunding(m)
+            | LedgerAccount::MerchantPayable(_, m)
+            | LedgerAccount::OperatorReceivable(_, m)
+            | LedgerAccount::ExpiryIncome(m) => *m,
+        }
+    }
+
+    /// True for accounts whose natural balance is debits minus credits.
+    pub fn is_debit_normal(&self) -> bool {
+        matches!(
+            self,
+            LedgerAccount::Debt(..)
+                | LedgerAccount::MunicipalityFunding(..)
+                | LedgerAccount::OperatorReceivable(..)
+        )
+    }
+
+    /// The natural balance from posted totals (may be negative, e.g. an
+    /// overdrawn programme budget).
+    pub fn balance(&self, posted: Posted) -> i128 {
+        let (d, c) = (i128::from(posted.debits), i128::from(posted.credits));
+        if self.is_debit_normal() { d - c } else { c - d }
+    }
+}
+
+impl fmt::Display for LedgerAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.key())
+    }
+}
+
+/// Posted totals of one ledger account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Posted {
+    /// Sum of amounts debited.
+    pub debits: u64,
+    /// Sum of amounts credited.
+    pub credits: u64,
+}
+
+/// Why points moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransferKind {
+    /// Municipality funds a programme budget.
+    Funding,
+    /// Programme budget credits a wallet (node grant or hub grant).
+    Grant,
+    /// Wallet pays a merchant.
+    Redeem,
+    /// The part of a redemption the wallet could not cover: the holder's debt pays the merchant.
+    RedeemOnDebt,
+    /// A later credit pays back debt: wallet to debt.
+    DebtRecovery,
+    /// Points expire: wallet to expiry income (settlement issue).
+    Expiry,
+    /// A correcting transfer posted by an operator (never an edit of an old one).
+    Correction,
+}
+
+impl TransferKind {
+    /// Every kind.
+    pub const ALL: [TransferKind; 7] = [
+        TransferKind::Funding,
+        TransferKind::Grant,
+        TransferKind::Redeem,
+        TransferKind::RedeemOnDebt,
+        TransferKind::DebtRecovery,
+        TransferKind::Expiry,
+        TransferKind::Correction,
+    ];
+    /// Storage name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::Funding => "funding",
+            TransferKind::Grant => "grant",
+            TransferKind::Redeem => "redeem",
+            TransferKind::RedeemOnDebt => "redeem-on-debt",
+            TransferKind::DebtRecovery => "debt-recovery",
+            TransferKind::Expiry => "expiry",
+            TransferKind::Correction => "correction",
+        }
+    }
+    /// Parses [`TransferKind::name`].
+    pub fn parse(text: &str) -> Option<TransferKind> {
+        TransferKind::ALL.into_iter().find(|k| k.name() == text)
+    }
+}
+
+/// A transfer to post: `amount` moves from `debit` to `credit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferDraft {
+    /// The account debited.
+    pub debit: LedgerAccount,
+    /// The account credited.
+    pub credit: LedgerAccount,
+    /// How much; never zero.
+    pub amount: Points,
+    /// Why.
+    pub kind: TransferKind,
+    /// The signed transaction that caused it, if a node's.
+    pub origin_tx: Option<TxId>,
+    /// The node's clock when it signed, if a node's.
+    pub node_time: Option<UnixMillis>,
+}
+
+/// A posted transfer, as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// Its ledger position (unique, increasing).
+    pub pos: u64,
+    /// The account debited.
+    pub debit: LedgerAccount,
+    /// The account credited.
+    pub credit: LedgerAccount,
+    /// How much.
+    pub amount: Points,
+    /// Why.
+    pub kind: TransferKind,
+    /// The signed transaction that caused it.
+    pub origin_tx: Option<TxId>,
+    /// The hub's clock when posted.
+    pub hub_time: UnixMillis,
+    /// The node's clock when it signed.
+    pub node_time: Option<UnixMillis>,
+}
+
+/// A holder's points in one municipality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// Spendable points.
+    pub balance: Points,
+    /// Debt from offline overdraft.
+    pub debt: Points,
+}
+
+/// One line of the debt report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DebtLine {
+    /// The holder.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// Outstanding debt.
+    pub debt: Points,
+}
+
+/// One line of the programme report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramLine {
+    /// The programme.
+    pub program: Program,
+    /// Remaining budget, zero when overdrawn.
+    pub budget: Points,
+    /// How far grants have overdrawn the budget.
+    pub overdrawn: Points,
+}
+
+/// Something the hub honoured or refused that an operator should see:
+/// forged or broken chains, spends on suspended cards, overdrawn programmes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incident {
+    /// The hub's clock.
+    pub at: UnixMillis,
+    /// What happened.
+    pub kind: IncidentKind,
+    /// The signing node, where known.
+    pub node: Option<NodeId>,
+    /// Its seq, where known.
+    pub seq: Option<u64>,
+    /// The transaction id.
+    pub tx: Option<TxId>,
+    /// Details for the operator.
+    pub detail: String,
+}
+
+/// Kinds of [`Incident`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncidentKind {
+    /// A transaction was refused at chain level (forgery, unknown or revoked
+    /// key, gap, fork, malformed): it changed nothing.
+    ChainRejected,
+    /// An offline spend was honoured on a card that is suspended or superseded.
+    SpendOnInactiveCard,
+    /// An offline spend found too little balance and created debt.
+    DebtCreated,
+    /// A grant overdrew its programme's budget.
+    ProgramOverdrawn,
+}
+
+impl IncidentKind {
+    /// Every kind.
+    pub const ALL: [IncidentKind; 4] = [
+        IncidentKind::ChainRejected,
+        IncidentKind::SpendOnInactiveCard,
+        IncidentKind::DebtCreated,
+        IncidentKind::ProgramOverdrawn,
+    ];
+    /// Storage name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentKind::ChainRejected => "chain-rejected",
+            IncidentKind::SpendOnInactiveCard => "spend-on-inactive-card",
+            IncidentKind::DebtCreated => "debt-created",
+            IncidentKind::ProgramOverdrawn => "program-overdrawn",
+        }
+    }
+    /// Parses [`IncidentKind::name`].
+    pub fn parse(text: &str) -> Option<IncidentKind> {
+        IncidentKind::ALL.into_iter().find(|k| k.name() == text)
+    }
+}

@@ -1,0 +1,595 @@
+//! The hub's deciding code for node transactions: pure functions of what the
+//! store holds, no I/O, no clock.
+//!
+//! The ingest driver ([`crate::ingest`]) loads a [`Context`] for each
+//! verified transaction, asks [`decide`] what to do, and applies the
+//! [`Effects`] in one storage transaction. The simulation and the tests call
+//! the same functions.
+
+use crate::model::{
+    CardRecord, ChainHead, IncidentKind, LedgerAccount, NodeRecord, Program, TransferDraft,
+    TransferKind,
+};
+use crate::store::ProcessedTx;
+use mykey_sync_proto::fact::CardStatus;
+use mykey_sync_proto::wire::{Outcome, RejectReason};
+use mykey_sync_proto::{
+    AccountId, FacilityCardLink, FacilityCardNumber, FacilityId, Grant, MunicipalityCode, OpKind,
+    Points, ProgramId, Redeem, TxBody, TxId, TxPayload, UnixMillis, VerifiedTx,
+};
+
+/// Where a transaction falls on its signer's chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainVerdict {
+    /// The next transaction: decide it.
+    Next,
+    /// Already processed with this very id: answer the stored verdict again, change nothing.
+    Replay(Outcome),
+    /// A gap or a fork: refuse, change nothing.
+    Reject(RejectReason),
+}
+
+/// Checks a verified transaction against its signer's chain. `stored` is the
+/// transaction the hub processed at the same seq, which the caller looks up
+/// when `seq <= head.processed_seq`.
+pub fn check_chain(
+    head: ChainHead,
+    payload: &TxPayload,
+    id: TxId,
+    stored: Option<&ProcessedTx>,
+) -> ChainVerdict {
+    let seq = payload.seq;
+    let expected = head.processed_seq + 1;
+    if seq == 0 {
+        return ChainVerdict::Reject(RejectReason::ChainGap { expected, got: 0 });
+    }
+    if seq < expected {
+        return match stored {
+            Some(s) if s.id == id => ChainVerdict::Replay(s.outcome.clone()),
+            _ => ChainVerdict::Reject(RejectReason::ChainFork { seq }),
+        };
+    }
+    if seq > expected {
+        return ChainVerdict::Reject(RejectReason::ChainGap { expected, got: seq });
+    }
+    if payload.prev_hash != head.head {
+        return ChainVerdict::Reject(RejectReason::ChainFork { seq });
+    }
+    ChainVerdict::Next
+}
+
+/// Checks that the signer is enrolled and not revoked.
+pub fn check_signer(node: Option<&NodeRecord>) -> Result<&NodeRecord, RejectReason> {
+    match node {
+        None => Err(RejectReason::UnknownNode),
+        Some(n) if n.is_revoked() => Err(RejectReason::RevokedNode),
+        Some(n) => Ok(n),
+    }
+}
+
+/// What the hub knows that a decision needs; the driver fills the parts the
+/// transaction's kind asks for ([`Needs`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The card the transaction names.
+    pub card: Option<CardRecord>,
+    /// The programme a grant names.
+    pub program: Option<Program>,
+    /// Whether the account a link names exists.
+    pub account_exists: bool,
+    /// The holder's wallet in the transaction's municipality.
+    pub wallet: Points,
+    /// The holder's debt there.
+    pub debt: Points,
+    /// The programme's budget (negative when overdrawn).
+    pub budget: i128,
+    /// The account a facility card number is linked to now.
+    pub linked_to: Option<AccountId>,
+}
+
+/// Which parts of [`Context`] a transaction needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Needs {
+    /// Look up this card.
+    pub card: Option<mykey_sync_proto::CardKey>,
+    /// Look up this programme and its budget.
+    pub program: Option<(ProgramId, MunicipalityCode)>,
+    /// Look up this holder's wallet and debt.
+    pub wallet: Option<(AccountId, MunicipalityCode)>,
+    /// Check this account exists.
+    pub account: Option<AccountId>,
+    /// Look up this facility card number.
+    pub facility_card: Option<(FacilityId, FacilityCardNumber)>,
+}
+
+/// What [`decide`] needs loaded for `body`.
+pub fn needs(body: &TxBody) -> Needs {
+    let mut n = Needs {
+        card: None,
+        program: None,
+        wallet: None,
+        account: None,
+        facility_card: None,
+    };
+    match body {
+        TxBody::Redeem(r) => {
+            n.card = Some(r.card.clone());
+            n.wallet = Some((r.account, r.municipality));
+        }
+        TxBody::Grant(g) => {
+            n.card = Some(g.card.clone());
+            n.wallet = Some((g.account, g.municipality));
+            n.program = Some((g.program.clone(), g.municipality));
+        }
+        TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
+            n.account = Some(l.account);
+            n.facility_card = Some((l.facility.clone(), l.number.clone()));
+        }
+    }
+    n
+}
+
+/// A change to the facility card links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// Link the number to the account.
+    Link(FacilityCardLink),
+    /// Remove the link.
+    Unlink(FacilityCardLink),
+}
+
+/// What applying a transaction does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Transfers to post, in order.
+    pub transfers: Vec<TransferDraft>,
+    /// Debt recorded because the balance fell short.
+    pub debt_created: Points,
+    /// The holder balance to report in the receipt and a confirmed-balance fact.
+    pub touched: Option<(AccountId, MunicipalityCode)>,
+    /// A facility card link change.
+    pub link: Option<LinkChange>,
+    /// Things to report to operators (the transaction is still accepted).
+    pub notes: Vec<(IncidentKind, String)>,
+}
+
+/// Decides a verified transaction from an enrolled, unrevoked signer that is
+/// next on its chain. `Err` is a business rejection: it consumes the seq.
+pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effects, RejectReason> {
+    let p = tx.payload();
+    let op = p.body.kind();
+    if !node.policy.allows(op) {
+        return Err(RejectReason::NotAllowed(format!(
+            "{} (facility {} is not allowed it)",
+            op.name(),
+            node.facility
+        )));
+    }
+    let origin = (tx.id(), p.created_at);
+    match &p.body {
+        TxBody::Redeem(r) => decide_redeem(node, r, ctx, origin),
+        TxBody::Grant(g) => decide_grant(node, g, ctx, origin),
+        TxBody::LinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Link),
+        TxBody::UnlinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Unlink),
+    }
+}
+
+fn card_of_account(
+    card: Option<&CardRecord>,
+    account: AccountId,
+) -> Result<&CardRecord, RejectReason> {
+    let card = card.ok_or(RejectReason::UnknownCard)?;
+    if card.account != account {
+        return Err(RejectReason::WrongAccount(account));
+    }
+    Ok(card)
+}
+
+fn decide_redeem(
+    node: &NodeRecord,
+    r: &Redeem,
+    ctx: &Context,
+    (tx, node_time): (TxId, UnixMillis),
+) -> Result<Effects, RejectReason> {
+    if r.merchant != node.facility {
+        return Err(RejectReason::NotAllowed(format!(
+            "redeem for merchant {} signed by a node of facility {}",
+            r.merchant, node.facility
+        )));
+    }
+    if r.municipality != node.municipality {
+        return Err(RejectReason::WrongMunicipality(r.municipality));
+    }
+    let card = card_of_account(ctx.card.as_ref(), r.account)?;
+    let mut effects = Effects {
+        touched: Some((r.account, r.municipality)),
+        ..Effects::default()
+    };
+    // The node decided offline with what it knew: the shop was promised, so
+    // the hub honours the spend and reports what it should not have allowed.
+    if card.status != CardStatus::Active {
+        effects.notes.push((
+            IncidentKind::SpendOnInactiveCard,
+            format!(
+                "{} honoured on {} card {} of {}",
+                r.points,
+                card.status.name(),
+                r.card.short(),
+                r.account
+            ),
+        ));
+    }
+    effects.transfers = redeem_transfers(r, ctx.wallet, tx, node_time);
+    effects.debt_created = r.points.saturating_sub(ctx.wallet);
+    if !effects.debt_created.is_zero() {
+        effects.notes.push((
+            IncidentKind::DebtCreated,
+            format!(
+                "offline spend of {} at {} found {} on {}: {} recorded as debt",
+                r.points, r.merchant, ctx.wallet, r.account, effects.debt_created
+            ),
+        ));
+    }
+    Ok(effects)
+}
+
+/// The transfers of a redemption: what the wallet holds pays first, the
+/// rest is debt on the holder.
+pub fn redeem_transfers(
+    r: &Redeem,
+    wallet: Points,
+    tx: TxId,
+    node_time: UnixMillis,
+) -> Vec<TransferDraft> {
+    let from_wallet = r.points.get().min(wallet.get());
+    let on_debt = r.points.get() - from_wallet;
+    let payable = LedgerAccount::MerchantPayable(r.merchant.clone(), r.municipality);
+    let mut out = vec![];
+    for (amount, debit, kind) in [
+        (
+            from_wallet,
+            LedgerAccount::Wallet(r.account, r.municipality),
+            TransferKind::Redeem,
+        ),
+        (
+            on_debt,
+            LedgerAccount::Debt(r.account, r.municipality),
+            TransferKind::RedeemOnDebt,
+        ),
+    ] {
+        if let Some(amount) = Points::new(amount).ok().filter(|a| !a.is_zero()) {
+            out.push(TransferDraft {
+                debit,
+                credit: payable.clone(),
+                amount,
+                kind,
+                origin_tx: Some(tx),
+                node_time: Some(node_time),
+            });
+        }
+    }
+    out
+}
+
+fn decide_grant(
+    node: &NodeRecord,
+    g: &Grant,
+    ctx: &Context,
+    (tx, node_time): (TxId, UnixMillis),
+) -> Result<Effects, RejectReason> {
+    if g.municipality != node.municipality {
+        return Err(RejectReason::WrongMunicipality(g.municipality));
+    }
+    match &ctx.program {
+        Some(p) if p.id == g.program && p.municipality == g.municipality => {}
+        _ => return Err(RejectReason::UnknownProgram(g.program.to_string())),
+    }
+    card_of_account(ctx.card.as_ref(), g.account)?;
+    let mut effects = Effects {
+        touched: Some((g.account, g.municipality)),
+        transfers: grant_transfers(
+            &g.program,
+            g.account,
+            g.municipality,
+            g.points,
+            ctx.wallet,
+            ctx.debt,
+            Some((tx, node_time)),
+        ),
+        ..Effects::default()
+    };
+    if ctx.budget < i128::from(g.points.get()) {
+        effects.notes.push((
+            IncidentKind::ProgramOverdrawn,
+            format!(
+                "grant of {} to {} overdrew programme {} (budget was {} pt)",
+                g.points, g.account, g.program, ctx.budget
+            ),
+        ));
+    }
+    Ok(effects)
+}
+
+/// The transfers of a grant: the budget credits the wallet, then the wallet
+/// pays back any debt first (DESIGN §6). An overdrawn budget goes negative
+/// and is reported; the holder still receives the points.
+pub fn grant_transfers(
+    program: &ProgramId,
+    account: AccountId,
+    municipality: MunicipalityCode,
+    points: Points,
+    wallet: Points,
+    debt: Points,
+    origin: Option<(TxId, UnixMillis)>,
+) -> Vec<TransferDraft> {
+    let mut out = vec![];
+    if points.is_zero() {
+        return out;
+    }
+    let w = LedgerAccount::Wallet(account, municipality);
+    out.push(TransferDraft {
+        debit: LedgerAccount::ProgramBudget(program.clone(), municipality),
+        credit: w.clone(),
+        amount: points,
+        kind: TransferKind::Grant,
+        origin_tx: origin.map(|o| o.0),
+        node_time: origin.map(|o| o.1),
+    });
+    let after = wallet.checked_add(points).unwrap_or(points);
+    let recover = after.min(debt);
+    if !recover.is_zero() {
+        out.push(TransferDraft {
+            debit: w,
+            credit: LedgerAccount::Debt(account, municipality),
+            amount: recover,
+            kind: TransferKind::DebtRecovery,
+            origin_tx: origin.map(|o| o.0),
+            node_time: origin.map(|o| o.1),
+        });
+    }
+    out
+}
+
+fn decide_link(
+    node: &NodeRecord,
+    l: &FacilityCardLink,
+    ctx: &Context,
+    op: OpKind,
+) -> Result<Effects, RejectReason> {
+    if l.facility != node.facility {
+        return Err(RejectReason::NotAllowed(format!(
+            "{} of a card number of facility {} signed by a node of facility {}",
+            op.name(),
+            l.facility,
+            node.facility
+        )));
+    }
+    if !ctx.account_exists {
+        return Err(RejectReason::NotAllowed(format!(
+            "{} for account {}, which does not exist",
+            op.name(),
+            l.account
+        )));
+    }
+    let link = match (op, ctx.linked_to) {
+        (OpKind::Link, Some(a)) if a != l.account => return Err(RejectReason::NumberTaken),
+        // Linking what is already linked to the same account changes nothing.
+        (OpKind::Link, Some(_)) => None,
+        (OpKind::Link, None) => Some(LinkChange::Link(l.clone())),
+        (_, Some(a)) if a == l.account => Some(LinkChange::Unlink(l.clone())),
+        _ => return Err(RejectReason::NotLinked),
+    };
+    Ok(Effects {
+        link,
+        ..Effects::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NodePolicy;
+    use ed25519_dalek::SigningKey;
+    use mykey_sync_proto::{CardKey, NodeId, SignedTx};
+
+    fn muni() -> MunicipalityCode {
+        MunicipalityCode::parse("131059").unwrap()
+    }
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[5; 32])
+    }
+    fn node() -> NodeRecord {
+        NodeRecord {
+            id: NodeId::from_bytes(key().verifying_key().to_bytes()).unwrap(),
+            facility: FacilityId::parse("shop-1").unwrap(),
+            municipality: muni(),
+            policy: NodePolicy {
+                allowed_ops: OpKind::ALL.to_vec(),
+                per_card_offline_limit: Points::new(1000).unwrap(),
+                node_exposure_limit: Points::new(10_000).unwrap(),
+                pin_threshold: Points::new(500).unwrap(),
+                valid_until: UnixMillis(u64::MAX),
+            },
+            enrolled_at: UnixMillis(0),
+            revoked_at: None,
+        }
+    }
+    fn card() -> CardKey {
+        CardKey::new(vec![1], vec![2]).unwrap()
+    }
+    fn acct() -> AccountId {
+        AccountId::new(1).unwrap()
+    }
+    fn tx(seq: u64, prev: TxId, body: TxBody) -> VerifiedTx {
+        let k = key();
+        SignedTx::sign(
+            &TxPayload {
+                node: node().id,
+                seq,
+                prev_hash: prev,
+                created_at: UnixMillis(9),
+                body,
+            },
+            &k,
+        )
+        .verify()
+        .unwrap()
+    }
+    fn redeem(points: u64) -> TxBody {
+        TxBody::Redeem(Redeem {
+            card: card(),
+            account: acct(),
+            municipality: muni(),
+            points: Points::new(points).unwrap(),
+            merchant: FacilityId::parse("shop-1").unwrap(),
+            card_proof: false,
+        })
+    }
+
+    #[test]
+    fn chain_verdicts() {
+        let t1 = tx(1, TxId::GENESIS, redeem(1));
+        let head0 = ChainHead::EMPTY;
+        assert_eq!(
+            check_chain(head0, t1.payload(), t1.id(), None),
+            ChainVerdict::Next
+        );
+        let t3 = tx(3, t1.id(), redeem(1));
+        assert_eq!(
+            check_chain(head0, t3.payload(), t3.id(), None),
+            ChainVerdict::Reject(RejectReason::ChainGap {
+                expected: 1,
+                got: 3
+            })
+        );
+        let head1 = ChainHead {
+            processed_seq: 1,
+            head: t1.id(),
+        };
+        let stored = ProcessedTx {
+            id: t1.id(),
+            outcome: Outcome::Rejected(RejectReason::UnknownCard),
+        };
+        assert_eq!(
+            check_chain(head1, t1.payload(), t1.id(), Some(&stored)),
+            ChainVerdict::Replay(stored.outcome.clone())
+        );
+        let other1 = tx(1, TxId::GENESIS, redeem(2));
+        assert_eq!(
+            check_chain(head1, other1.payload(), other1.id(), Some(&stored)),
+            ChainVerdict::Reject(RejectReason::ChainFork { seq: 1 })
+        );
+        let bad_prev = tx(2, TxId::GENESIS, redeem(2));
+        assert_eq!(
+            check_chain(head1, bad_prev.payload(), bad_prev.id(), None),
+            ChainVerdict::Reject(RejectReason::ChainFork { seq: 2 })
+        );
+    }
+
+    #[test]
+    fn redeem_overdraft_becomes_debt() {
+        let ctx = Context {
+            card: Some(CardRecord {
+                card: card(),
+                account: acct(),
+                status: CardStatus::Active,
+            }),
+            wallet: Points::new(300).unwrap(),
+            ..Context::default()
+        };
+        let e = decide(&node(), &tx(1, TxId::GENESIS, redeem(500)), &ctx).unwrap();
+        assert_eq!(e.debt_created.get(), 200);
+        assert_eq!(e.transfers.len(), 2);
+        assert_eq!(e.transfers[0].amount.get(), 300);
+        assert_eq!(e.transfers[1].kind, TransferKind::RedeemOnDebt);
+        assert_eq!(e.notes.len(), 1);
+    }
+
+    #[test]
+    fn business_rejections() {
+        let active = Some(CardRecord {
+            card: card(),
+            account: AccountId::new(2).unwrap(),
+            status: CardStatus::Active,
+        });
+        let cases: Vec<(NodeRecord, TxBody, Context, RejectReason)> = vec![
+            (
+                node(),
+                redeem(1),
+                Context::default(),
+                RejectReason::UnknownCard,
+            ),
+            (
+                node(),
+                redeem(1),
+                Context {
+                    card: active.clone(),
+                    ..Context::default()
+                },
+                RejectReason::WrongAccount(acct()),
+            ),
+            (
+                NodeRecord {
+                    policy: NodePolicy {
+                        allowed_ops: vec![OpKind::Link],
+                        ..node().policy
+                    },
+                    ..node()
+                },
+                redeem(1),
+                Context::default(),
+                RejectReason::NotAllowed(
+                    "redeem (facility shop-1 is not allowed it)".to_owned(),
+                ),
+            ),
+            (
+                node(),
+                TxBody::UnlinkFacilityCard(FacilityCardLink {
+                    account: acct(),
+                    facility: FacilityId::parse("shop-1").unwrap(),
+                    number: FacilityCardNumber::parse("L1").unwrap(),
+                }),
+                Context {
+                    account_exists: true,
+                    ..Context::default()
+                },
+                RejectReason::NotLinked,
+            ),
+            (
+                node(),
+                TxBody::LinkFacilityCard(FacilityCardLink {
+                    account: acct(),
+                    facility: FacilityId::parse("shop-1").unwrap(),
+                    number: FacilityCardNumber::parse("L1").unwrap(),
+                }),
+                Context {
+                    account_exists: true,
+                    linked_to: Some(AccountId::new(9).unwrap()),
+                    ..Context::default()
+                },
+                RejectReason::NumberTaken,
+            ),
+        ];
+        for (n, body, ctx, want) in cases {
+            let t = tx(1, TxId::GENESIS, body.clone());
+            assert_eq!(decide(&n, &t, &ctx), Err(want), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn grant_recovers_debt_first() {
+        let p = ProgramId::parse("volunteer").unwrap();
+        let t = grant_transfers(
+            &p,
+            acct(),
+            muni(),
+            Points::new(100).unwrap(),
+            Points::ZERO,
+            Points::new(30).unwrap(),
+            None,
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].kind, TransferKind::DebtRecovery);
+        assert_eq!(t[1].amount.get(), 30);
+    }
+}

@@ -1,0 +1,296 @@
+//! The hub's storage interface.
+//!
+//! Everything the hub keeps (registry, processed transactions, the ledger,
+//! the fact log) goes through [`LedgerStore`] and [`StoreTx`]. The hub's
+//! deciding code never sees SQL: a PostgreSQL backend for scale-out is a new
+//! implementation of these two traits, not a rewrite.
+//!
+//! Contract every backend keeps:
+//! - All reads and writes of one [`StoreTx`] are one serialisable
+//!   transaction; nothing is visible to others, or durable, before
+//!   [`StoreTx::commit`] returns `Ok`. Dropping a `StoreTx` rolls it back.
+//! - Transfers are immutable: a backend refuses updates and deletes of posted
+//!   transfers (SQLite: triggers). Corrections are new transfers.
+//! - A transaction id is stored at most once, and at most once per (node, seq).
+//! - `post` keeps each ledger account's posted totals and the ledger-wide
+//!   totals in step with the transfers, so the balance check is O(1).
+
+pub mod sqlite;
+
+use crate::model::{
+    Account, CardRecord, ChainHead, DebtLine, Facility, Incident, LedgerAccount, Municipality,
+    NodeContact, NodeRecord, NodeStatus, Posted, Program, Transfer, TransferDraft,
+};
+use mykey_sync_proto::fact::CardStatus;
+use mykey_sync_proto::wire::Outcome;
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId,
+    ProgramId, Scope, SignedFact, TxId, UnixMillis, VerifiedTx,
+};
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. The hub's operation did not happen (the transaction
+/// rolled back); the message says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed (disk full, file locked, I/O error).
+    #[error("hub database error: {source}; check the data directory's disk and permissions")]
+    Backend {
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value did not decode: the database was changed outside the hub.
+    #[error("hub database holds an invalid {what} ({detail}); restore it from a backup")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The database was written by a newer hub.
+    #[error(
+        "hub database schema version {found} is newer than this build knows ({known}); \
+         run a newer mykey-hub"
+    )]
+    SchemaTooNew {
+        /// Version in the file.
+        found: i64,
+        /// Latest version this build knows.
+        known: i64,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            source: Box::new(e),
+        }
+    }
+}
+
+/// A transaction the hub has processed, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessedTx {
+    /// Its id.
+    pub id: TxId,
+    /// The verdict given, returned again on a replay.
+    pub outcome: Outcome,
+}
+
+/// A fact of the log, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFact {
+    /// Its position in the hub's fact log.
+    pub hub_seq: u64,
+    /// Whether it is a deny-list fact that goes first.
+    pub priority: bool,
+    /// The signed fact.
+    pub signed: SignedFact,
+}
+
+/// Flows and balances of one municipality's points, for the conservation check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MunicipalityFlows {
+    /// Whose points.
+    pub municipality: Option<MunicipalityCode>,
+    /// Points credited to wallets (grants, later exchanges).
+    pub credited: u64,
+    /// Points redeemed at merchants (from wallets and on debt).
+    pub redeemed: u64,
+    /// Points expired.
+    pub expired: u64,
+    /// Sum of wallet balances (credits − debits).
+    pub wallets: i128,
+    /// Sum of debts (debits − credits of debt accounts).
+    pub debts: i128,
+    /// Wallets with a negative balance (must be none).
+    pub negative_wallets: u64,
+    /// Debt accounts with a negative balance (must be none).
+    pub negative_debts: u64,
+}
+
+/// Totals recomputed from scratch, for [`crate::ledger::check_conservation`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerAudit {
+    /// The running totals the store keeps.
+    pub running: Posted,
+    /// Sum of every ledger account's posted totals.
+    pub accounts: Posted,
+    /// Sum of transfer amounts.
+    pub transfers: u64,
+    /// Number of transfers.
+    pub n_transfers: u64,
+    /// Ledger accounts whose posted totals differ from their transfers.
+    pub mismatched_accounts: Vec<String>,
+    /// Per municipality.
+    pub municipalities: Vec<MunicipalityFlows>,
+}
+
+/// Opens storage transactions.
+pub trait LedgerStore: Send {
+    /// Starts a read-write transaction that holds the write lock until it is
+    /// committed or dropped.
+    fn begin(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
+}
+
+/// One storage transaction: every read and write of one hub operation.
+pub trait StoreTx {
+    /// Makes every write durable and visible.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    // --- registry: municipalities, facilities ---
+
+    /// A municipality by code.
+    fn municipality(&mut self, code: MunicipalityCode) -> Result<Option<Municipality>, StoreError>;
+    /// Adds a municipality (the caller checked it is new).
+    fn insert_municipality(&mut self, m: &Municipality, now: UnixMillis) -> Result<(), StoreError>;
+    /// Every municipality.
+    fn municipalities(&mut self) -> Result<Vec<Municipality>, StoreError>;
+    /// A facility by id.
+    fn facility(&mut self, id: &FacilityId) -> Result<Option<Facility>, StoreError>;
+    /// Adds a facility (the caller checked it is new and its municipality exists).
+    fn insert_facility(&mut self, f: &Facility, now: UnixMillis) -> Result<(), StoreError>;
+
+    // --- registry: nodes ---
+
+    /// A node by key.
+    fn node(&mut self, id: &NodeId) -> Result<Option<NodeRecord>, StoreError>;
+    /// Enrols a node or replaces its facility and policy; its chain is kept.
+    fn upsert_node(&mut self, n: &NodeRecord) -> Result<(), StoreError>;
+    /// Marks a node revoked.
+    fn revoke_node(&mut self, id: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
+    /// How far the node's chain is processed ([`ChainHead::EMPTY`] if never).
+    fn chain_head(&mut self, id: &NodeId) -> Result<ChainHead, StoreError>;
+    /// Moves the node's chain head.
+    fn set_chain_head(&mut self, id: &NodeId, head: ChainHead) -> Result<(), StoreError>;
+    /// Records a session opening.
+    fn record_contact(&mut self, id: &NodeId, c: &NodeContact) -> Result<(), StoreError>;
+    /// Every node with its chain and last contact.
+    fn node_statuses(&mut self) -> Result<Vec<NodeStatus>, StoreError>;
+
+    // --- registry: accounts, cards, programmes, facility cards ---
+
+    /// An account by id.
+    fn account(&mut self, id: AccountId) -> Result<Option<Account>, StoreError>;
+    /// The account that holds or held this alias (aliases are never reused).
+    fn account_by_my_key_id(&mut self, id: &MyKeyId) -> Result<Option<AccountId>, StoreError>;
+    /// Creates an account with a fresh id (the caller checked the alias is free).
+    fn insert_account(
+        &mut self,
+        my_key_id: &MyKeyId,
+        municipality: MunicipalityCode,
+        now: UnixMillis,
+    ) -> Result<AccountId, StoreError>;
+    /// Gives an account a new alias; the old one stays reserved to it.
+    fn set_my_key_id(
+        &mut self,
+        account: AccountId,
+        new: &MyKeyId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// A card by key.
+    fn card(&mut self, card: &CardKey) -> Result<Option<CardRecord>, StoreError>;
+    /// Registers a card (the caller checked it is new).
+    fn insert_card(&mut self, rec: &CardRecord, now: UnixMillis) -> Result<(), StoreError>;
+    /// Changes a card's status.
+    fn set_card_status(
+        &mut self,
+        card: &CardKey,
+        status: CardStatus,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Every card of an account.
+    fn cards_of(&mut self, account: AccountId) -> Result<Vec<CardRecord>, StoreError>;
+    /// A programme by id.
+    fn program(&mut self, id: &ProgramId) -> Result<Option<Program>, StoreError>;
+    /// Adds a programme.
+    fn insert_program(&mut self, p: &Program, now: UnixMillis) -> Result<(), StoreError>;
+    /// Every programme.
+    fn programs(&mut self) -> Result<Vec<Program>, StoreError>;
+    /// Which account a facility card number is linked to.
+    fn facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+    ) -> Result<Option<AccountId>, StoreError>;
+    /// Links a facility card number (the caller checked it is free).
+    fn link_facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Removes a link.
+    fn unlink_facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+    ) -> Result<(), StoreError>;
+
+    // --- processed transactions and incidents ---
+
+    /// The transaction processed at (node, seq), if any.
+    fn processed_tx(&mut self, node: &NodeId, seq: u64) -> Result<Option<ProcessedTx>, StoreError>;
+    /// Stores a processed transaction and its verdict.
+    fn insert_processed_tx(
+        &mut self,
+        tx: &VerifiedTx,
+        outcome: &Outcome,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Records an incident for operators.
+    fn record_incident(&mut self, incident: &Incident) -> Result<(), StoreError>;
+    /// Incidents, newest last, at most `limit`.
+    fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError>;
+
+    // --- ledger ---
+
+    /// Posted totals of a ledger account (zero if it never moved).
+    fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError>;
+    /// Posts a transfer; returns its ledger position.
+    fn post(&mut self, t: &TransferDraft, now: UnixMillis) -> Result<u64, StoreError>;
+    /// The position of the last transfer (0: none).
+    fn ledger_head(&mut self) -> Result<u64, StoreError>;
+    /// Running ledger-wide totals.
+    fn ledger_totals(&mut self) -> Result<Posted, StoreError>;
+    /// Transfers after a position, at most `limit`.
+    fn transfers(&mut self, after: u64, limit: u32) -> Result<Vec<Transfer>, StoreError>;
+    /// Every non-zero debt.
+    fn debts(&mut self) -> Result<Vec<DebtLine>, StoreError>;
+    /// Totals recomputed from the transfers.
+    fn ledger_audit(&mut self) -> Result<LedgerAudit, StoreError>;
+
+    // --- fact log ---
+
+    /// The last hub_seq used (0: none).
+    fn last_hub_seq(&mut self) -> Result<u64, StoreError>;
+    /// Appends a fact at `hub_seq` (= last + 1).
+    fn append_fact(
+        &mut self,
+        hub_seq: u64,
+        scope: &Scope,
+        priority: bool,
+        fact: &SignedFact,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Facts of exactly this scope after `after`, in hub_seq order, at most `limit`.
+    fn facts_in_scope(
+        &mut self,
+        scope: &Scope,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredFact>, StoreError>;
+}
+
+/// The text form of a scope that backends index facts by.
+pub fn scope_key(scope: &Scope) -> String {
+    match scope {
+        Scope::All => "all".to_owned(),
+        Scope::Municipality(m) => format!("m:{m}"),
+        Scope::Facility(f) => format!("f:{f}"),
+        Scope::Node(n) => format!("n:{n}"),
+    }
+}

@@ -1,0 +1,1214 @@
+//! The SQLite backend of [`LedgerStore`].
+//!
+//! One file in WAL mode with `synchronous=FULL`: a commit (one whole push)
+//! is on disk before the hub answers, so receipts a node stores are never
+//! ahead of the hub's ledger, even after a power cut. The cost is one fsync
+//! per push, amortised over up to [`mykey_sync_proto::wire::MAX_PUSH_TXS`]
+//! transactions.
+//!
+//! Schema changes are a list of migrations applied at open, numbered by
+//! SQLite's `user_version`.
+
+use super::{
+    LedgerAudit, LedgerStore, MunicipalityFlows, ProcessedTx, StoreError, StoreTx, StoredFact,
+    scope_key,
+};
+use crate::model::{
+    Account, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident, IncidentKind,
+    LedgerAccount, Municipality, NodeContact, NodePolicy, NodeRecord, NodeStatus, Posted, Program,
+    Transfer, TransferDraft, TransferKind,
+};
+use mykey_sync_proto::fact::CardStatus;
+use mykey_sync_proto::wire::Outcome;
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind,
+    Points, ProgramId, Scope, SignedFact, TxId, UnixMillis, VerifiedTx, codec,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+
+/// Schema migrations, applied in order; `user_version` = how many ran.
+/// Append only: never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE municipalities (
+    code INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE facilities (
+    id TEXT PRIMARY KEY,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE nodes (
+    id BLOB PRIMARY KEY,
+    facility TEXT NOT NULL REFERENCES facilities(id),
+    allowed_ops TEXT NOT NULL,
+    per_card_offline_limit INTEGER NOT NULL,
+    node_exposure_limit INTEGER NOT NULL,
+    pin_threshold INTEGER NOT NULL,
+    valid_until INTEGER NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    processed_seq INTEGER NOT NULL DEFAULT 0,
+    head BLOB NOT NULL
+);
+CREATE TABLE node_status (
+    node BLOB PRIMARY KEY REFERENCES nodes(id),
+    last_contact INTEGER NOT NULL,
+    clock_skew_ms INTEGER NOT NULL,
+    software TEXT NOT NULL,
+    reported_last_seq INTEGER NOT NULL,
+    fact_cursor INTEGER NOT NULL
+);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    my_key_id TEXT NOT NULL,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    created_at INTEGER NOT NULL
+);
+-- Every alias an account ever had; retired ones stay reserved and resolvable.
+CREATE TABLE my_key_ids (
+    normalized TEXT PRIMARY KEY,
+    display TEXT NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    assigned_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
+CREATE TABLE cards (
+    issuer BLOB NOT NULL,
+    serial BLOB NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    status TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, serial)
+);
+CREATE INDEX cards_by_account ON cards(account);
+CREATE TABLE programs (
+    id TEXT PRIMARY KEY,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE facility_cards (
+    facility TEXT NOT NULL,
+    number TEXT NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (facility, number)
+);
+CREATE TABLE txs (
+    id BLOB PRIMARY KEY,
+    node BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    outcome BLOB NOT NULL,
+    rejected INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (node, seq)
+);
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    node BLOB,
+    seq INTEGER,
+    tx BLOB,
+    detail TEXT NOT NULL
+);
+CREATE INDEX incidents_by_node ON incidents(node);
+CREATE TABLE ledger_accounts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL DEFAULT 0,
+    credits_posted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, key)
+);
+CREATE TABLE transfers (
+    id INTEGER PRIMARY KEY,
+    debit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    credit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    origin_tx BLOB,
+    leg INTEGER NOT NULL,
+    hub_time INTEGER NOT NULL,
+    node_time INTEGER,
+    CHECK (debit <> credit),
+    UNIQUE (origin_tx, leg)
+);
+CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TABLE ledger_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    debits INTEGER NOT NULL,
+    credits INTEGER NOT NULL
+);
+INSERT INTO ledger_totals VALUES (1, 0, 0);
+CREATE TABLE facts (
+    hub_seq INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+CREATE INDEX facts_by_scope ON facts(scope, hub_seq);
+CREATE TRIGGER facts_no_update BEFORE UPDATE ON facts
+BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
+CREATE TRIGGER facts_no_delete BEFORE DELETE ON facts
+BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
+"#];
+
+/// The hub's SQLite database.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteStore({:?})", self.conn.path())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL: readers (the dashboard) never block the ingest writer.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                what: "journal mode",
+                detail: format!("SQLite kept journal mode {mode:?} instead of WAL"),
+            });
+        }
+        Self::setup(conn)
+    }
+
+    /// A database in memory: for simulations and tests that need no file.
+    pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+        // FULL: a commit survives power loss, so a receipt never outlives the
+        // ledger entry it reports.
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// The schema version after migrations.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Raw connection for tests that must prove what the schema refuses.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied hub schema migration");
+    }
+    Ok(())
+}
+
+impl LedgerStore for SqliteStore {
+    fn begin(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Box::new(SqliteTx {
+            tx,
+            delta: Posted::default(),
+        }))
+    }
+}
+
+struct SqliteTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    /// Running totals posted in this transaction, written once at commit.
+    delta: Posted,
+}
+
+// --- conversions between our types and SQLite values ---
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    // Every number we store is a Points (≤ 10^12), a seq or a time: all far
+    // below i64::MAX. Past it is a broken invariant, not bad input.
+    i64::try_from(v).unwrap_or_else(|_| panic!("value {v} does not fit SQLite's INTEGER"))
+}
+
+fn u64_of(what: &'static str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(what, format!("negative value {v}")))
+}
+
+fn points_of(what: &'static str, v: i64) -> Result<Points, StoreError> {
+    Points::new(u64_of(what, v)?).map_err(|e| corrupt(what, e))
+}
+
+fn muni_of(v: i64) -> Result<MunicipalityCode, StoreError> {
+    u32::try_from(v)
+        .map_err(|_| corrupt("municipality code", v))
+        .and_then(|c| MunicipalityCode::try_from(c).map_err(|e| corrupt("municipality code", e)))
+}
+
+fn muni_sql(m: MunicipalityCode) -> i64 {
+    i64::from(m.get())
+}
+
+fn node_of(v: Vec<u8>) -> Result<NodeId, StoreError> {
+    let bytes: [u8; 32] = v
+        .try_into()
+        .map_err(|_| corrupt("node id", "not 32 bytes"))?;
+    NodeId::from_bytes(bytes).map_err(|e| corrupt("node id", e))
+}
+
+fn txid_of(v: Vec<u8>) -> Result<TxId, StoreError> {
+    let bytes: [u8; 32] = v
+        .try_into()
+        .map_err(|_| corrupt("transaction id", "not 32 bytes"))?;
+    Ok(TxId::from_bytes(bytes))
+}
+
+fn account_of(v: i64) -> Result<AccountId, StoreError> {
+    AccountId::new(u64_of("account id", v)?).map_err(|e| corrupt("account id", e))
+}
+
+fn facility_of(v: String) -> Result<FacilityId, StoreError> {
+    FacilityId::parse(&v).map_err(|e| corrupt("facility id", e))
+}
+
+fn ops_sql(ops: &[OpKind]) -> String {
+    ops.iter().map(|o| o.name()).collect::<Vec<_>>().join(",")
+}
+
+fn ops_of(v: &str) -> Result<Vec<OpKind>, StoreError> {
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| OpKind::parse(s).ok_or_else(|| corrupt("operation kind", s)))
+        .collect()
+}
+
+fn status_of(v: &str) -> Result<CardStatus, StoreError> {
+    CardStatus::parse(v).ok_or_else(|| corrupt("card status", v))
+}
+
+type NodeRow = (
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+);
+
+const NODE_COLS: &str = "n.id, n.facility, n.allowed_ops, n.per_card_offline_limit, \
+     n.node_exposure_limit, n.pin_threshold, n.valid_until, n.enrolled_at, n.revoked_at, \
+     f.municipality";
+
+fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn node_record(row: NodeRow) -> Result<NodeRecord, StoreError> {
+    let (id, facility, ops, card_limit, exposure, pin, valid_until, enrolled_at, revoked_at, m) =
+        row;
+    Ok(NodeRecord {
+        id: node_of(id)?,
+        facility: facility_of(facility)?,
+        municipality: muni_of(m)?,
+        policy: NodePolicy {
+            allowed_ops: ops_of(&ops)?,
+            per_card_offline_limit: points_of("offline limit", card_limit)?,
+            node_exposure_limit: points_of("exposure limit", exposure)?,
+            pin_threshold: points_of("PIN threshold", pin)?,
+            valid_until: UnixMillis(u64_of("valid until", valid_until)?),
+        },
+        enrolled_at: UnixMillis(u64_of("enrolled at", enrolled_at)?),
+        revoked_at: revoked_at
+            .map(|t| u64_of("revoked at", t).map(UnixMillis))
+            .transpose()?,
+    })
+}
+
+fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, StoreError> {
+    let m = muni_of(m)?;
+    let holder = |key: &str| -> Result<AccountId, StoreError> {
+        let (a, _) = key
+            .split_once('@')
+            .ok_or_else(|| corrupt("ledger account key", key))?;
+        AccountId::parse(a).map_err(|e| corrupt("ledger account key", e))
+    };
+    Ok(match kind {
+        "wallet" => LedgerAccount::Wallet(holder(key)?, m),
+        "debt" => LedgerAccount::Debt(holder(key)?, m),
+        "budget" => LedgerAccount::ProgramBudget(
+            ProgramId::parse(key).map_err(|e| corrupt("ledger account key", e))?,
+            m,
+        ),
+        "funding" => LedgerAccount::MunicipalityFunding(m),
+        "payable" => LedgerAccount::MerchantPayable(facility_of(key.to_owned())?, m),
+        "receivable" => LedgerAccount::OperatorReceivable(
+            key.split_once('@').map_or(key, |(o, _)| o).to_owned(),
+            m,
+        ),
+        "expiry" => LedgerAccount::ExpiryIncome(m),
+        other => return Err(corrupt("ledger account kind", other)),
+    })
+}
+
+impl SqliteTx<'_> {
+    /// The row id of a ledger account, created on first use.
+    fn ledger_account_id(&mut self, a: &LedgerAccount) -> Result<i64, StoreError> {
+        let key = a.key();
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM ledger_accounts WHERE kind = ?1 AND key = ?2")?
+            .query_row(params![a.kind(), key], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO ledger_accounts (kind, key, municipality) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![a.kind(), key, muni_sql(a.municipality())])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let SqliteTx { tx, delta } = *self;
+        if delta != Posted::default() {
+            tx.prepare_cached(
+                "UPDATE ledger_totals SET debits = debits + ?1, credits = credits + ?2 WHERE id = 1",
+            )?
+            .execute(params![i64_of(delta.debits), i64_of(delta.credits)])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn municipality(&mut self, code: MunicipalityCode) -> Result<Option<Municipality>, StoreError> {
+        let name: Option<String> = self
+            .tx
+            .prepare_cached("SELECT name FROM municipalities WHERE code = ?1")?
+            .query_row([muni_sql(code)], |r| r.get(0))
+            .optional()?;
+        Ok(name.map(|name| Municipality { code, name }))
+    }
+
+    fn insert_municipality(&mut self, m: &Municipality, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO municipalities (code, name, created_at) VALUES (?1, ?2, ?3)",
+            params![muni_sql(m.code), m.name, i64_of(now.0)],
+        )?;
+        Ok(())
+    }
+
+    fn municipalities(&mut self) -> Result<Vec<Municipality>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT code, name FROM municipalities ORDER BY code")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = vec![];
+        for row in rows {
+            let (code, name) = row?;
+            out.push(Municipality {
+                code: muni_of(code)?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    fn facility(&mut self, id: &FacilityId) -> Result<Option<Facility>, StoreError> {
+        let row: Option<(i64, String, String)> = self
+            .tx
+            .prepare_cached("SELECT municipality, kind, name FROM facilities WHERE id = ?1")?
+            .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        row.map(|(m, kind, name)| {
+            Ok(Facility {
+                id: id.clone(),
+                municipality: muni_of(m)?,
+                kind: FacilityKind::parse(&kind).ok_or_else(|| corrupt("facility kind", kind))?,
+                name,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_facility(&mut self, f: &Facility, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO facilities (id, municipality, kind, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![f.id.as_str(), muni_sql(f.municipality), f.kind.name(), f.name, i64_of(now.0)],
+        )?;
+        Ok(())
+    }
+
+    fn node(&mut self, id: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {NODE_COLS} FROM nodes n JOIN facilities f ON f.id = n.facility WHERE n.id = ?1"
+        );
+        let row = self
+            .tx
+            .prepare_cached(&sql)?
+            .query_row([&id.as_bytes()[..]], node_row)
+            .optional()?;
+        row.map(node_record).transpose()
+    }
+
+    fn upsert_node(&mut self, n: &NodeRecord) -> Result<(), StoreError> {
+        let p = &n.policy;
+        self.tx.execute(
+            "INSERT INTO nodes (id, facility, allowed_ops, per_card_offline_limit, node_exposure_limit,
+                 pin_threshold, valid_until, enrolled_at, revoked_at, head)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO UPDATE SET facility = excluded.facility,
+                 allowed_ops = excluded.allowed_ops,
+                 per_card_offline_limit = excluded.per_card_offline_limit,
+                 node_exposure_limit = excluded.node_exposure_limit,
+                 pin_threshold = excluded.pin_threshold, valid_until = excluded.valid_until,
+                 enrolled_at = excluded.enrolled_at, revoked_at = excluded.revoked_at",
+            params![
+                &n.id.as_bytes()[..],
+                n.facility.as_str(),
+                ops_sql(&p.allowed_ops),
+                i64_of(p.per_card_offline_limit.get()),
+                i64_of(p.node_exposure_limit.get()),
+                i64_of(p.pin_threshold.get()),
+                i64_of(p.valid_until.0),
+                i64_of(n.enrolled_at.0),
+                n.revoked_at.map(|t| i64_of(t.0)),
+                &TxId::GENESIS.as_bytes()[..],
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_node(&mut self, id: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE nodes SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![&id.as_bytes()[..], i64_of(now.0)],
+        )?;
+        Ok(())
+    }
+
+    fn chain_head(&mut self, id: &NodeId) -> Result<ChainHead, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT processed_seq, head FROM nodes WHERE id = ?1")?
+            .query_row([&id.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            None => Ok(ChainHead::EMPTY),
+            Some((seq, head)) => Ok(ChainHead {
+                processed_seq: u64_of("processed seq", seq)?,
+                head: txid_of(head)?,
+            }),
+        }
+    }
+
+    fn set_chain_head(&mut self, id: &NodeId, head: ChainHead) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE nodes SET processed_seq = ?2, head = ?3 WHERE id = ?1")?
+            .execute(params![
+                &id.as_bytes()[..],
+                i64_of(head.processed_seq),
+                &head.head.as_bytes()[..]
+            ])?;
+        Ok(())
+    }
+
+    fn record_contact(&mut self, id: &NodeId, c: &NodeContact) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO node_status (node, last_contact, clock_skew_ms, software,
+                     reported_last_seq, fact_cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (node) DO UPDATE SET last_contact = excluded.last_contact,
+                     clock_skew_ms = excluded.clock_skew_ms, software = excluded.software,
+                     reported_last_seq = excluded.reported_last_seq,
+                     fact_cursor = excluded.fact_cursor",
+            )?
+            .execute(params![
+                &id.as_bytes()[..],
+                i64_of(c.at.0),
+                c.clock_skew_ms,
+                c.software,
+                i64_of(c.reported_last_seq),
+                i64_of(c.fact_cursor),
+            ])?;
+        Ok(())
+    }
+
+    fn node_statuses(&mut self) -> Result<Vec<NodeStatus>, StoreError> {
+        let sql = format!(
+            "SELECT {NODE_COLS}, n.processed_seq, n.head,
+                 s.last_contact, s.clock_skew_ms, s.software, s.reported_last_seq, s.fact_cursor,
+                 (SELECT COUNT(*) FROM txs t WHERE t.node = n.id AND t.rejected = 1),
+                 (SELECT COUNT(*) FROM incidents i WHERE i.node = n.id AND i.kind = 'chain-rejected')
+             FROM nodes n JOIN facilities f ON f.id = n.facility
+             LEFT JOIN node_status s ON s.node = n.id
+             ORDER BY f.municipality, n.facility, n.id"
+        );
+        let mut stmt = self.tx.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let node = node_record(node_row(r)?)?;
+            let chain = ChainHead {
+                processed_seq: u64_of("processed seq", r.get(10)?)?,
+                head: txid_of(r.get(11)?)?,
+            };
+            let at: Option<i64> = r.get(12)?;
+            let last_contact = match at {
+                None => None,
+                Some(at) => Some(NodeContact {
+                    at: UnixMillis(u64_of("last contact", at)?),
+                    clock_skew_ms: r.get(13)?,
+                    software: r.get(14)?,
+                    reported_last_seq: u64_of("reported seq", r.get(15)?)?,
+                    fact_cursor: u64_of("fact cursor", r.get(16)?)?,
+                }),
+            };
+            out.push(NodeStatus {
+                node,
+                chain,
+                last_contact,
+                n_rejected: u64_of("count", r.get(17)?)?,
+                n_incidents: u64_of("count", r.get(18)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn account(&mut self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let row: Option<(String, i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT my_key_id, municipality, created_at FROM accounts WHERE id = ?1",
+            )?
+            .query_row([i64_of(id.get())], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        row.map(|(alias, m, at)| {
+            Ok(Account {
+                id,
+                my_key_id: MyKeyId::parse(&alias).map_err(|e| corrupt("My Key ID", e))?,
+                municipality: muni_of(m)?,
+                created_at: UnixMillis(u64_of("created at", at)?),
+            })
+        })
+        .transpose()
+    }
+
+    fn account_by_my_key_id(&mut self, id: &MyKeyId) -> Result<Option<AccountId>, StoreError> {
+        let row: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT account FROM my_key_ids WHERE normalized = ?1")?
+            .query_row([id.normalized()], |r| r.get(0))
+            .optional()?;
+        row.map(account_of).transpose()
+    }
+
+    fn insert_account(
+        &mut self,
+        my_key_id: &MyKeyId,
+        municipality: MunicipalityCode,
+        now: UnixMillis,
+    ) -> Result<AccountId, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO accounts (my_key_id, municipality, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                my_key_id.as_str(),
+                muni_sql(municipality),
+                i64_of(now.0)
+            ])?;
+        let id = self.tx.last_insert_rowid();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO my_key_ids (normalized, display, account, assigned_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![my_key_id.normalized(), my_key_id.as_str(), id, i64_of(now.0)])?;
+        account_of(id)
+    }
+
+    fn set_my_key_id(
+        &mut self,
+        account: AccountId,
+        new: &MyKeyId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let a = i64_of(account.get());
+        self.tx.execute(
+            "UPDATE my_key_ids SET retired_at = ?2 WHERE account = ?1 AND retired_at IS NULL",
+            params![a, i64_of(now.0)],
+        )?;
+        // The same alias may come back to the account that held it.
+        self.tx.execute(
+            "INSERT INTO my_key_ids (normalized, display, account, assigned_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (normalized) DO UPDATE SET display = excluded.display,
+                 assigned_at = excluded.assigned_at, retired_at = NULL",
+            params![new.normalized(), new.as_str(), a, i64_of(now.0)],
+        )?;
+        self.tx.execute(
+            "UPDATE accounts SET my_key_id = ?2 WHERE id = ?1",
+            params![a, new.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn card(&mut self, card: &CardKey) -> Result<Option<CardRecord>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .tx
+            .prepare_cached("SELECT account, status FROM cards WHERE issuer = ?1 AND serial = ?2")?
+            .query_row(params![card.issuer_der(), card.serial()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(a, s)| {
+            Ok(CardRecord {
+                card: card.clone(),
+                account: account_of(a)?,
+                status: status_of(&s)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_card(&mut self, rec: &CardRecord, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO cards (issuer, serial, account, status, registered_at, changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![
+                rec.card.issuer_der(),
+                rec.card.serial(),
+                i64_of(rec.account.get()),
+                rec.status.name(),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn set_card_status(
+        &mut self,
+        card: &CardKey,
+        status: CardStatus,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE cards SET status = ?3, changed_at = ?4 WHERE issuer = ?1 AND serial = ?2",
+            params![card.issuer_der(), card.serial(), status.name(), i64_of(now.0)],
+        )?;
+        Ok(())
+    }
+
+    fn cards_of(&mut self, account: AccountId) -> Result<Vec<CardRecord>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT issuer, serial, status FROM cards WHERE account = ?1 ORDER BY registered_at, issuer, serial",
+        )?;
+        let rows = stmt.query_map([i64_of(account.get())], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (issuer, serial, status) = row?;
+            out.push(CardRecord {
+                card: CardKey::new(issuer, serial).map_err(|e| corrupt("card key", e))?,
+                account,
+                status: status_of(&status)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn program(&mut self, id: &ProgramId) -> Result<Option<Program>, StoreError> {
+        let m: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT municipality FROM programs WHERE id = ?1")?
+            .query_row([id.as_str()], |r| r.get(0))
+            .optional()?;
+        m.map(|m| {
+            Ok(Program {
+                id: id.clone(),
+                municipality: muni_of(m)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_program(&mut self, p: &Program, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO programs (id, municipality, created_at) VALUES (?1, ?2, ?3)",
+            params![p.id.as_str(), muni_sql(p.municipality), i64_of(now.0)],
+        )?;
+        Ok(())
+    }
+
+    fn programs(&mut self) -> Result<Vec<Program>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT id, municipality FROM programs ORDER BY municipality, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = vec![];
+        for row in rows {
+            let (id, m) = row?;
+            out.push(Program {
+                id: ProgramId::parse(&id).map_err(|e| corrupt("programme id", e))?,
+                municipality: muni_of(m)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+    ) -> Result<Option<AccountId>, StoreError> {
+        let a: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT account FROM facility_cards WHERE facility = ?1 AND number = ?2")?
+            .query_row([facility.as_str(), number.as_str()], |r| r.get(0))
+            .optional()?;
+        a.map(account_of).transpose()
+    }
+
+    fn link_facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+        account: AccountId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO facility_cards (facility, number, account, linked_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                facility.as_str(),
+                number.as_str(),
+                i64_of(account.get()),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn unlink_facility_card(
+        &mut self,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("DELETE FROM facility_cards WHERE facility = ?1 AND number = ?2")?
+            .execute([facility.as_str(), number.as_str()])?;
+        Ok(())
+    }
+
+    fn processed_tx(&mut self, node: &NodeId, seq: u64) -> Result<Option<ProcessedTx>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .tx
+            .prepare_cached("SELECT id, outcome FROM txs WHERE node = ?1 AND seq = ?2")?
+            .query_row(params![&node.as_bytes()[..], i64_of(seq)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(id, outcome)| {
+            Ok(ProcessedTx {
+                id: txid_of(id)?,
+                outcome: codec::decode_canonical("stored outcome", &outcome, 4096)
+                    .map_err(|e| corrupt("stored outcome", e))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_processed_tx(
+        &mut self,
+        tx: &VerifiedTx,
+        outcome: &Outcome,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let p = tx.payload();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO txs (id, node, seq, signed, outcome, rejected, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &tx.id().as_bytes()[..],
+                &p.node.as_bytes()[..],
+                i64_of(p.seq),
+                tx.signed().to_bytes(),
+                codec::encode(outcome),
+                matches!(outcome, Outcome::Rejected(_)),
+                i64_of(now.0),
+            ])?;
+        Ok(())
+    }
+
+    fn record_incident(&mut self, i: &Incident) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO incidents (at, kind, node, seq, tx, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                i64_of(i.at.0),
+                i.kind.name(),
+                i.node.map(|n| n.as_bytes().to_vec()),
+                i.seq.map(i64_of),
+                i.tx.map(|t| t.as_bytes().to_vec()),
+                i.detail,
+            ])?;
+        Ok(())
+    }
+
+    fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT at, kind, node, seq, tx, detail FROM
+               (SELECT * FROM incidents ORDER BY id DESC LIMIT ?1) ORDER BY id",
+        )?;
+        let mut rows = stmt.query([limit])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(1)?;
+            out.push(Incident {
+                at: UnixMillis(u64_of("incident time", r.get(0)?)?),
+                kind: IncidentKind::parse(&kind).ok_or_else(|| corrupt("incident kind", kind))?,
+                node: r.get::<_, Option<Vec<u8>>>(2)?.map(node_of).transpose()?,
+                seq: r
+                    .get::<_, Option<i64>>(3)?
+                    .map(|s| u64_of("seq", s))
+                    .transpose()?,
+                tx: r.get::<_, Option<Vec<u8>>>(4)?.map(txid_of).transpose()?,
+                detail: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT debits_posted, credits_posted FROM ledger_accounts WHERE kind = ?1 AND key = ?2",
+            )?
+            .query_row(params![account.kind(), account.key()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match row {
+            None => Ok(Posted::default()),
+            Some((d, c)) => Ok(Posted {
+                debits: u64_of("debits posted", d)?,
+                credits: u64_of("credits posted", c)?,
+            }),
+        }
+    }
+
+    fn post(&mut self, t: &TransferDraft, now: UnixMillis) -> Result<u64, StoreError> {
+        assert!(!t.amount.is_zero(), "a transfer moves a positive amount");
+        assert_ne!(t.debit, t.credit, "a transfer moves between two accounts");
+        let debit = self.ledger_account_id(&t.debit)?;
+        let credit = self.ledger_account_id(&t.credit)?;
+        let amount = i64_of(t.amount.get());
+        // The leg number keeps (origin tx, leg) unique: a transaction's
+        // effects can never be posted twice, even by a buggy caller.
+        let leg: i64 = match t.origin_tx {
+            None => 0,
+            Some(origin) => self
+                .tx
+                .prepare_cached("SELECT COUNT(*) FROM transfers WHERE origin_tx = ?1")?
+                .query_row([&origin.as_bytes()[..]], |r| r.get(0))?,
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO transfers (debit, credit, amount, kind, origin_tx, leg, hub_time, node_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                debit,
+                credit,
+                amount,
+                t.kind.name(),
+                t.origin_tx.map(|o| o.as_bytes().to_vec()),
+                leg,
+                i64_of(now.0),
+                t.node_time.map(|n| i64_of(n.0)),
+            ])?;
+        let pos = self.tx.last_insert_rowid();
+        self.tx
+            .prepare_cached(
+                "UPDATE ledger_accounts SET debits_posted = debits_posted + ?2 WHERE id = ?1",
+            )?
+            .execute(params![debit, amount])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE ledger_accounts SET credits_posted = credits_posted + ?2 WHERE id = ?1",
+            )?
+            .execute(params![credit, amount])?;
+        self.delta.debits += t.amount.get();
+        self.delta.credits += t.amount.get();
+        u64_of("transfer id", pos)
+    }
+
+    fn ledger_head(&mut self) -> Result<u64, StoreError> {
+        let pos: i64 = self
+            .tx
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transfers")?
+            .query_row([], |r| r.get(0))?;
+        u64_of("ledger head", pos)
+    }
+
+    fn ledger_totals(&mut self) -> Result<Posted, StoreError> {
+        let (d, c): (i64, i64) = self
+            .tx
+            .prepare_cached("SELECT debits, credits FROM ledger_totals WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Posted {
+            debits: u64_of("total debits", d)? + self.delta.debits,
+            credits: u64_of("total credits", c)? + self.delta.credits,
+        })
+    }
+
+    fn transfers(&mut self, after: u64, limit: u32) -> Result<Vec<Transfer>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT t.id, d.kind, d.key, d.municipality, c.kind, c.key, c.municipality,
+                    t.amount, t.kind, t.origin_tx, t.hub_time, t.node_time
+             FROM transfers t JOIN ledger_accounts d ON d.id = t.debit
+             JOIN ledger_accounts c ON c.id = t.credit
+             WHERE t.id > ?1 ORDER BY t.id LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(params![i64_of(after), limit])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(8)?;
+            out.push(Transfer {
+                pos: u64_of("transfer id", r.get(0)?)?,
+                debit: parse_ledger_account(
+                    &r.get::<_, String>(1)?,
+                    &r.get::<_, String>(2)?,
+                    r.get(3)?,
+                )?,
+                credit: parse_ledger_account(
+                    &r.get::<_, String>(4)?,
+                    &r.get::<_, String>(5)?,
+                    r.get(6)?,
+                )?,
+                amount: points_of("amount", r.get(7)?)?,
+                kind: TransferKind::parse(&kind).ok_or_else(|| corrupt("transfer kind", kind))?,
+                origin_tx: r.get::<_, Option<Vec<u8>>>(9)?.map(txid_of).transpose()?,
+                hub_time: UnixMillis(u64_of("hub time", r.get(10)?)?),
+                node_time: r
+                    .get::<_, Option<i64>>(11)?
+                    .map(|t| u64_of("node time", t).map(UnixMillis))
+                    .transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn debts(&mut self) -> Result<Vec<DebtLine>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT key, municipality, debits_posted - credits_posted FROM ledger_accounts
+             WHERE kind = 'debt' AND debits_posted <> credits_posted ORDER BY municipality, key",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            let m: i64 = r.get(1)?;
+            let LedgerAccount::Debt(account, municipality) = parse_ledger_account("debt", &key, m)?
+            else {
+                return Err(corrupt("debt account", key));
+            };
+            out.push(DebtLine {
+                account,
+                municipality,
+                debt: points_of("debt", r.get(2)?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ledger_audit(&mut self) -> Result<LedgerAudit, StoreError> {
+        let running = self.ledger_totals()?;
+        let (ad, ac): (i64, i64) = self.tx.query_row(
+            "SELECT COALESCE(SUM(debits_posted), 0), COALESCE(SUM(credits_posted), 0) FROM ledger_accounts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (sum, n): (i64, i64) = self.tx.query_row(
+            "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM transfers",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut mismatched_accounts = vec![];
+        {
+            let mut stmt = self.tx.prepare(
+                "SELECT a.kind || ':' || a.key FROM ledger_accounts a
+                 WHERE a.debits_posted <> (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit = a.id)
+                    OR a.credits_posted <> (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit = a.id)",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                mismatched_accounts.push(row?);
+            }
+        }
+        let mut municipalities = vec![];
+        {
+            let mut stmt = self.tx.prepare(
+                "SELECT m.municipality,
+                   (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
+                      WHERE c.municipality = m.municipality AND t.kind = 'grant'),
+                   (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
+                      WHERE c.municipality = m.municipality AND t.kind IN ('redeem', 'redeem-on-debt')),
+                   (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
+                      WHERE c.municipality = m.municipality AND t.kind = 'expiry'),
+                   (SELECT COALESCE(SUM(credits_posted - debits_posted), 0) FROM ledger_accounts
+                      WHERE kind = 'wallet' AND municipality = m.municipality),
+                   (SELECT COALESCE(SUM(debits_posted - credits_posted), 0) FROM ledger_accounts
+                      WHERE kind = 'debt' AND municipality = m.municipality),
+                   (SELECT COUNT(*) FROM ledger_accounts WHERE kind = 'wallet'
+                      AND municipality = m.municipality AND credits_posted < debits_posted),
+                   (SELECT COUNT(*) FROM ledger_accounts WHERE kind = 'debt'
+                      AND municipality = m.municipality AND debits_posted < credits_posted)
+                 FROM (SELECT DISTINCT municipality FROM ledger_accounts) m ORDER BY m.municipality",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                municipalities.push(MunicipalityFlows {
+                    municipality: Some(muni_of(r.get(0)?)?),
+                    credited: u64_of("credited", r.get(1)?)?,
+                    redeemed: u64_of("redeemed", r.get(2)?)?,
+                    expired: u64_of("expired", r.get(3)?)?,
+                    wallets: i128::from(r.get::<_, i64>(4)?),
+                    debts: i128::from(r.get::<_, i64>(5)?),
+                    negative_wallets: u64_of("count", r.get(6)?)?,
+                    negative_debts: u64_of("count", r.get(7)?)?,
+                });
+            }
+        }
+        Ok(LedgerAudit {
+            running,
+            accounts: Posted {
+                debits: u64_of("sum of debits", ad)?,
+                credits: u64_of("sum of credits", ac)?,
+            },
+            transfers: u64_of("sum of transfers", sum)?,
+            n_transfers: u64_of("count", n)?,
+            mismatched_accounts,
+            municipalities,
+        })
+    }
+
+    fn last_hub_seq(&mut self) -> Result<u64, StoreError> {
+        let s: i64 = self
+            .tx
+            .prepare_cached("SELECT COALESCE(MAX(hub_seq), 0) FROM facts")?
+            .query_row([], |r| r.get(0))?;
+        u64_of("hub seq", s)
+    }
+
+    fn append_fact(
+        &mut self,
+        hub_seq: u64,
+        scope: &Scope,
+        priority: bool,
+        fact: &SignedFact,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                i64_of(hub_seq),
+                scope_key(scope),
+                priority,
+                fact.to_bytes(),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn facts_in_scope(
+        &mut self,
+        scope: &Scope,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredFact>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT hub_seq, priority, signed FROM facts WHERE scope = ?1 AND hub_seq > ?2
+             ORDER BY hub_seq LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![scope_key(scope), i64_of(after), limit])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let bytes: Vec<u8> = r.get(2)?;
+            out.push(StoredFact {
+                hub_seq: u64_of("hub seq", r.get(0)?)?,
+                priority: r.get(1)?,
+                signed: SignedFact::from_bytes(&bytes).map_err(|e| corrupt("stored fact", e))?,
+            });
+        }
+        Ok(out)
+    }
+}
