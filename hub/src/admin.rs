@@ -5,7 +5,7 @@
 
 use crate::hub::{Hub, emit, finish};
 use crate::model::{
-    Account, Balance, CardRecord, DebtLine, Facility, FacilityKind, Incident, LedgerAccount,
+    Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident, LedgerAccount,
     Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program, ProgramLine, TransferDraft,
     TransferKind,
 };
@@ -696,6 +696,30 @@ impl Hub {
     /// A node's record.
     pub fn node(&mut self, node: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
         self.store.begin()?.node(node)
+    }
+
+    /// How far a node's chain is processed.
+    pub fn chain_head(&mut self, node: &NodeId) -> Result<ChainHead, StoreError> {
+        self.store.begin()?.chain_head(node)
+    }
+
+    /// The transaction processed at (node, seq) and its verdict.
+    pub fn processed_tx(
+        &mut self,
+        node: &NodeId,
+        seq: u64,
+    ) -> Result<Option<crate::store::ProcessedTx>, StoreError> {
+        self.store.begin()?.processed_tx(node, seq)
+    }
+
+    /// How many times a transaction was applied (0 or 1; the schema refuses more).
+    pub fn tx_applications(&mut self, tx: &mykey_sync_proto::TxId) -> Result<u64, StoreError> {
+        self.store.begin()?.tx_count(tx)
+    }
+
+    /// Total outstanding debt across holders and municipalities.
+    pub fn total_debt(&mut self) -> Result<u64, StoreError> {
+        Ok(self.debts()?.iter().map(|d| d.debt.get()).sum())
     }
 
     /// Every outstanding debt.

@@ -44,4 +44,4 @@ pub use model::{
     IncidentKind, LedgerAccount, Municipality, NodeContact, NodePolicy, NodeRecord, NodeStatus,
     Posted, Program, ProgramLine, Transfer, TransferKind,
 };
-pub use store::{LedgerStore, SqliteStore, StoreError, StoreTx};
+pub use store::{LedgerStore, ProcessedTx, SqliteStore, StoreError, StoreTx};

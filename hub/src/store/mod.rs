@@ -241,6 +241,8 @@ pub trait StoreTx {
         outcome: &Outcome,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+    /// How many times a transaction id is stored as processed (0 or 1).
+    fn tx_count(&mut self, id: &TxId) -> Result<u64, StoreError>;
     /// Records an incident for operators.
     fn record_incident(&mut self, incident: &Incident) -> Result<(), StoreError>;
     /// Incidents, newest last, at most `limit`.

@@ -904,6 +904,14 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn tx_count(&mut self, id: &TxId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .tx
+            .prepare_cached("SELECT COUNT(*) FROM txs WHERE id = ?1")?
+            .query_row([&id.as_bytes()[..]], |r| r.get(0))?;
+        u64_of("count", n)
+    }
+
     fn record_incident(&mut self, i: &Incident) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(

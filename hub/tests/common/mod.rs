@@ -1,0 +1,231 @@
+//! A hub in a temp dir with one municipality, a shop, a library and a
+//! community centre, a node at each, two holders and a funded programme;
+//! and node chains that sign transactions the way a node does.
+#![allow(dead_code, missing_docs)]
+
+use ed25519_dalek::SigningKey;
+use mykey_hub::{FacilityKind, Hub, NodePolicy, admin::facility};
+use mykey_sync_proto::wire::{Outcome, Receipts, RejectReason};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardLink, FacilityCardNumber, FacilityId, Grant, MunicipalityCode,
+    MyKeyId, NodeId, OpKind, Points, ProgramId, Redeem, SignedTx, TxBody, TxId, TxPayload,
+    UnixMillis,
+};
+
+pub const T0: UnixMillis = UnixMillis(1_750_000_000_000);
+
+pub fn muni() -> MunicipalityCode {
+    MunicipalityCode::parse("131059").unwrap()
+}
+pub fn other_muni() -> MunicipalityCode {
+    MunicipalityCode::parse("131016").unwrap()
+}
+pub fn fid(s: &str) -> FacilityId {
+    FacilityId::parse(s).unwrap()
+}
+pub fn pts(n: u64) -> Points {
+    Points::new(n).unwrap()
+}
+pub fn card(n: u8) -> CardKey {
+    CardKey::new(vec![0x30, 0x0b, n], vec![n, 0x42]).unwrap()
+}
+pub fn program() -> ProgramId {
+    ProgramId::parse("volunteer").unwrap()
+}
+
+/// A node's signing chain.
+pub struct Chain {
+    pub key: SigningKey,
+    pub id: NodeId,
+    pub seq: u64,
+    pub prev: TxId,
+}
+
+impl Chain {
+    pub fn new(seed: u8) -> Chain {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let id = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+        Chain {
+            key,
+            id,
+            seq: 0,
+            prev: TxId::GENESIS,
+        }
+    }
+
+    /// Signs the next transaction of the chain.
+    pub fn sign(&mut self, body: TxBody) -> SignedTx {
+        self.seq += 1;
+        let tx = SignedTx::sign(
+            &TxPayload {
+                node: self.id,
+                seq: self.seq,
+                prev_hash: self.prev,
+                created_at: T0.plus_ms(self.seq),
+                body,
+            },
+            &self.key,
+        );
+        self.prev = tx.id();
+        tx
+    }
+
+    /// Signs a transaction at an arbitrary position without moving the chain.
+    pub fn sign_at(&self, seq: u64, prev: TxId, body: TxBody) -> SignedTx {
+        SignedTx::sign(
+            &TxPayload {
+                node: self.id,
+                seq,
+                prev_hash: prev,
+                created_at: T0,
+                body,
+            },
+            &self.key,
+        )
+    }
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub hub: Hub,
+    pub shop: Chain,
+    pub library: Chain,
+    pub centre: Chain,
+    pub alice: AccountId,
+    pub bob: AccountId,
+}
+
+pub fn policy(ops: &[OpKind]) -> NodePolicy {
+    NodePolicy {
+        allowed_ops: ops.to_vec(),
+        per_card_offline_limit: pts(3000),
+        node_exposure_limit: pts(50_000),
+        pin_threshold: pts(1000),
+        valid_until: T0.plus_ms(365 * 86_400_000),
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = Hub::init(&dir.path().join("hub")).unwrap();
+        hub.add_municipality(muni(), "Bunkyo", T0).unwrap();
+        hub.add_municipality(other_muni(), "Chiyoda", T0).unwrap();
+        for (id, kind, m) in [
+            ("shop-1", FacilityKind::Shop, muni()),
+            ("lib-1", FacilityKind::Library, muni()),
+            ("cc-1", FacilityKind::CommunityCentre, muni()),
+            ("lib-2", FacilityKind::Library, muni()),
+            ("shop-9", FacilityKind::Shop, other_muni()),
+        ] {
+            hub.add_facility(&facility(fid(id), m, kind, id), T0)
+                .unwrap();
+        }
+        let shop = Chain::new(11);
+        let library = Chain::new(12);
+        let centre = Chain::new(13);
+        hub.enrol_node(shop.id, &fid("shop-1"), policy(&[OpKind::Redeem]), T0)
+            .unwrap();
+        hub.enrol_node(
+            library.id,
+            &fid("lib-1"),
+            policy(&[OpKind::Link, OpKind::Unlink]),
+            T0,
+        )
+        .unwrap();
+        hub.enrol_node(centre.id, &fid("cc-1"), policy(&[OpKind::Grant]), T0)
+            .unwrap();
+        let alice = hub
+            .register_account(&MyKeyId::parse("Alice01").unwrap(), muni(), &card(1), T0)
+            .unwrap();
+        let bob = hub
+            .register_account(&MyKeyId::parse("Bob02").unwrap(), muni(), &card(2), T0)
+            .unwrap();
+        hub.create_program(&program(), muni(), pts(100_000), T0)
+            .unwrap();
+        Fixture {
+            dir,
+            hub,
+            shop,
+            library,
+            centre,
+            alice,
+            bob,
+        }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("hub").join("hub.db")
+    }
+}
+
+pub fn redeem(account: AccountId, card_n: u8, points: u64) -> TxBody {
+    TxBody::Redeem(Redeem {
+        card: card(card_n),
+        account,
+        municipality: muni(),
+        points: pts(points),
+        merchant: fid("shop-1"),
+        card_proof: false,
+    })
+}
+
+pub fn grant(account: AccountId, card_n: u8, points: u64) -> TxBody {
+    TxBody::Grant(Grant {
+        card: card(card_n),
+        account,
+        municipality: muni(),
+        program: program(),
+        points: pts(points),
+    })
+}
+
+pub fn link(account: AccountId, facility: &str, number: &str) -> TxBody {
+    TxBody::LinkFacilityCard(FacilityCardLink {
+        account,
+        facility: fid(facility),
+        number: FacilityCardNumber::parse(number).unwrap(),
+    })
+}
+
+pub fn unlink(account: AccountId, facility: &str, number: &str) -> TxBody {
+    TxBody::UnlinkFacilityCard(FacilityCardLink {
+        account,
+        facility: fid(facility),
+        number: FacilityCardNumber::parse(number).unwrap(),
+    })
+}
+
+pub fn outcomes(r: &Receipts) -> Vec<Outcome> {
+    r.receipts.iter().map(|r| r.outcome.clone()).collect()
+}
+
+pub fn rejection(o: &Outcome) -> Option<&RejectReason> {
+    match o {
+        Outcome::Rejected(r) => Some(r),
+        Outcome::Accepted { .. } => None,
+    }
+}
+
+/// Everything an ingest could change, to compare before and after.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub totals: mykey_hub::Posted,
+    pub n_transfers: usize,
+    pub heads: Vec<(NodeId, mykey_hub::ChainHead)>,
+    pub debts: Vec<mykey_hub::DebtLine>,
+    pub last_fact: u64,
+}
+
+pub fn snapshot(hub: &mut Hub, nodes: &[NodeId]) -> Snapshot {
+    Snapshot {
+        totals: hub.ledger_totals().unwrap(),
+        n_transfers: hub.transfers(0, u32::MAX).unwrap().len(),
+        heads: nodes
+            .iter()
+            .map(|n| (*n, hub.chain_head(n).unwrap()))
+            .collect(),
+        debts: hub.debts().unwrap(),
+        last_fact: hub.facts_for(&nodes[0], 0, 2000).unwrap().cursor,
+    }
+}
