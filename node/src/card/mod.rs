@@ -1,1 +1,29 @@
-//! The card reader: PC/SC access to My Number cards (JPKI application only).
+//! The card reader: PC/SC access to My Number cards, JPKI application only.
+//!
+//! - [`apdu`]: the privacy guard, the closed set of commands the node can send.
+//! - [`cert`]: the user-authentication certificate, card key, chain check.
+//! - [`reader`]: pcscd, readers, waiting for a tap, sessions with a per-APDU deadline.
+//! - [`jpki`]: reading the certificate and the PIN-based card proof.
+//! - [`cli`]: `mykey-node card ...`.
+//!
+//! The node selects only the JPKI AP and reads only the user-authentication
+//! certificate and its CA certificate (DESIGN.md §9). That is enforced by the
+//! types in [`apdu`], not by convention: no code path can address the My
+//! Number applets or the signature certificate.
+
+pub mod apdu;
+pub mod cert;
+pub mod cli;
+pub mod jpki;
+pub mod reader;
+
+pub use apdu::{Apdu, Pin, PinFormatError};
+pub use cert::{CardCert, ChainError, ChainOk, MAX_CERT_BYTES, verify_chain};
+pub use jpki::{
+    CardProof, Challenge, PinStatus, PinStatusError, ProveError, ReadError, pin_status, prove,
+    read_auth_cert,
+};
+pub use reader::{
+    CardChannel, ConnectError, DEFAULT_APDU_TIMEOUT, Reader, ReaderError, Session, TransmitError,
+    WaitError,
+};

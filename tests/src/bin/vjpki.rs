@@ -1,0 +1,414 @@
+//! vjpki: a virtual JPKI (My Number) card for tests and the demo.
+//!
+//! `vjpki gen-certs` makes a test CA and a user-authentication certificate
+//! with the `openssl` CLI. `vjpki serve` plugs the card into vpcd (the
+//! vsmartcard virtual reader inside pcscd) over its socket protocol: every
+//! message is a 2-byte big-endian length and a payload; a 1-byte payload is
+//! control (0 power off, 1 power on, 2 reset, 4 get ATR), anything longer is a
+//! command APDU to answer.
+//!
+//! The card answers the JPKI user-authentication commands (SELECT AP, SELECT
+//! EF 000A/000B/0017/0018, READ BINARY, VERIFY with a 3-try counter, sign)
+//! and `6A82` to anything else. Every APDU it receives is appended to the log
+//! file as `> HEX`, so tests can hold the node to its allow-list. For fault
+//! tests it can drop the connection (card removed) or stop answering (card
+//! hung) after N APDUs.
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+
+const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
+/// A plain T=1 ATR, as contactless readers synthesise something similar.
+const ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
+const MAX_TRIES: u8 = 3;
+
+#[derive(Parser)]
+#[command(about = "A virtual JPKI card for vpcd")]
+enum Cli {
+    /// Make a test CA and a card user-authentication certificate (RSA-2048) in DIR.
+    GenCerts {
+        /// Output directory: ca.der, ca.pem, ca.key.pem, auth.der, auth.key.pem.
+        #[arg(long)]
+        out: PathBuf,
+        /// Serial number of the auth certificate, hex (e.g. 00C0FFEE0001).
+        #[arg(long, default_value = "0A1B2C3D4E5F")]
+        serial: String,
+        /// Common name of the test CA (vary it to model a second CA generation).
+        #[arg(long, default_value = "MyKey Test JPKI User Authentication CA")]
+        ca_name: String,
+        /// Reuse this directory's CA instead of making one (same issuer, new card).
+        #[arg(long)]
+        reuse_ca: bool,
+    },
+    /// Connect to vpcd and act as a card until killed or told to drop.
+    Serve(Serve),
+}
+
+#[derive(Parser)]
+struct Serve {
+    /// The user-authentication certificate file served at EF 000A (any bytes).
+    #[arg(long)]
+    cert: PathBuf,
+    /// The CA certificate served at EF 000B.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// PKCS#8 PEM private key the card signs with.
+    #[arg(long)]
+    key: PathBuf,
+    /// The 4-digit user-authentication PIN.
+    #[arg(long, default_value = "1234")]
+    pin: String,
+    /// PIN tries left at start (0 = locked).
+    #[arg(long, default_value_t = MAX_TRIES)]
+    tries: u8,
+    /// Append every APDU received to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// vpcd address.
+    #[arg(long, default_value = "127.0.0.1:35963")]
+    vpcd: String,
+    /// Close the connection (card removed) instead of answering APDU number N+1.
+    #[arg(long)]
+    drop_after: Option<u64>,
+    /// Stop answering (card hung) at APDU number N+1, keeping the connection.
+    #[arg(long)]
+    hang_after: Option<u64>,
+    /// Answer 6A82 to the JPKI SELECT too: a smart card that is not a My Number card.
+    #[arg(long)]
+    not_jpki: bool,
+    /// Seconds to keep trying to reach vpcd.
+    #[arg(long, default_value_t = 20)]
+    connect_secs: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse() {
+        Cli::GenCerts {
+            out,
+            serial,
+            ca_name,
+            reuse_ca,
+        } => gen_certs(&out, &serial, &ca_name, reuse_ca),
+        Cli::Serve(args) => serve(args),
+    }
+}
+
+fn openssl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .context("could not run openssl: install it (apt-get install openssl)")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn gen_certs(out: &Path, serial: &str, ca_name: &str, reuse_ca: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let p = |name: &str| out.join(name).to_string_lossy().into_owned();
+    if !reuse_ca {
+        let subj = format!("/C=JP/O=MyKey Test/OU=JPKI for user authentication/CN={ca_name}");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-subj",
+            &subj,
+            "-keyout",
+            &p("ca.key.pem"),
+            "-out",
+            &p("ca.pem"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+        openssl(&[
+            "x509",
+            "-in",
+            &p("ca.pem"),
+            "-outform",
+            "DER",
+            "-out",
+            &p("ca.der"),
+        ])?;
+    }
+    // JPKI user-auth certificates carry no name or address: a bare subject.
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-sha256",
+        "-subj",
+        "/C=JP/CN=MYKEY TEST CARD",
+        "-keyout",
+        &p("auth.key.pem"),
+        "-out",
+        &p("auth.csr"),
+    ])?;
+    let serial = format!("0x{}", serial.trim_start_matches("0x"));
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("auth.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key.pem"),
+        "-set_serial",
+        &serial,
+        "-days",
+        "1825",
+        "-sha256",
+        "-out",
+        &p("auth.pem"),
+    ])?;
+    openssl(&[
+        "x509",
+        "-in",
+        &p("auth.pem"),
+        "-outform",
+        "DER",
+        "-out",
+        &p("auth.der"),
+    ])?;
+    Ok(())
+}
+
+/// What the card has selected and whether the PIN was verified.
+struct Card {
+    auth_cert: Vec<u8>,
+    ca_cert: Vec<u8>,
+    key: RsaPrivateKey,
+    pin: [u8; 4],
+    tries: u8,
+    not_jpki: bool,
+    ap_selected: bool,
+    ef: Option<[u8; 2]>,
+    verified: bool,
+}
+
+impl Card {
+    fn reset(&mut self) {
+        self.ap_selected = false;
+        self.ef = None;
+        self.verified = false;
+    }
+
+    fn answer(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let sw = |sw: u16| sw.to_be_bytes().to_vec();
+        match apdu {
+            [0x00, 0xA4, 0x04, 0x0C, 0x0A, aid @ ..] if aid == JPKI_AID && !self.not_jpki => {
+                self.reset();
+                self.ap_selected = true;
+                sw(0x9000)
+            }
+            [0x00, 0xA4, 0x02, 0x0C, 0x02, hi, lo] if self.ap_selected => match [*hi, *lo] {
+                ef @ ([0x00, 0x0A] | [0x00, 0x0B] | [0x00, 0x17] | [0x00, 0x18]) => {
+                    self.ef = Some(ef);
+                    sw(0x9000)
+                }
+                _ => sw(0x6A82),
+            },
+            [0x00, 0xB0, p1, p2, le] if *p1 & 0x80 == 0 => {
+                let file = match self.ef {
+                    Some([0x00, 0x0A]) => &self.auth_cert,
+                    Some([0x00, 0x0B]) => &self.ca_cert,
+                    Some(_) => return sw(0x6986),
+                    None => return sw(0x6A82),
+                };
+                let offset = usize::from(u16::from_be_bytes([*p1, *p2]));
+                let want = if *le == 0 { 256 } else { usize::from(*le) };
+                if offset >= file.len() {
+                    return sw(0x6B00);
+                }
+                let end = (offset + want).min(file.len());
+                let mut out = file[offset..end].to_vec();
+                out.extend(sw(if end - offset < want { 0x6282 } else { 0x9000 }));
+                out
+            }
+            [0x00, 0x20, 0x00, 0x80] if self.ef == Some([0x00, 0x18]) => match self.tries {
+                0 => sw(0x6983),
+                _ if self.verified => sw(0x9000),
+                n => sw(0x63C0 | u16::from(n)),
+            },
+            [0x00, 0x20, 0x00, 0x80, 0x04, pin @ ..] if self.ef == Some([0x00, 0x18]) => {
+                if self.tries == 0 {
+                    return sw(0x6983);
+                }
+                if pin == self.pin {
+                    self.tries = MAX_TRIES;
+                    self.verified = true;
+                    sw(0x9000)
+                } else {
+                    self.tries -= 1;
+                    self.verified = false;
+                    sw(0x63C0 | u16::from(self.tries))
+                }
+            }
+            [0x80, 0x2A, 0x00, 0x80, lc, rest @ ..]
+                if self.ef == Some([0x00, 0x17]) && rest.len() == usize::from(*lc) + 1 =>
+            {
+                if !self.verified {
+                    return sw(0x6982);
+                }
+                let data = &rest[..usize::from(*lc)];
+                match self.key.sign(Pkcs1v15Sign::new_unprefixed(), data) {
+                    Ok(mut sig) => {
+                        sig.extend(sw(0x9000));
+                        sig
+                    }
+                    Err(_) => sw(0x6A80),
+                }
+            }
+            _ => sw(0x6A82),
+        }
+    }
+}
+
+fn serve(args: Serve) -> anyhow::Result<()> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let key_pem = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("reading {}", args.key.display()))?;
+    let pin: [u8; 4] = args
+        .pin
+        .as_bytes()
+        .try_into()
+        .context("--pin must be 4 digits")?;
+    let mut card = Card {
+        auth_cert: read(&args.cert)?,
+        ca_cert: args
+            .ca_cert
+            .as_deref()
+            .map(read)
+            .transpose()?
+            .unwrap_or_default(),
+        key: RsaPrivateKey::from_pkcs8_pem(&key_pem)
+            .context("--key must be a PKCS#8 PEM RSA key")?,
+        pin,
+        tries: args.tries.min(MAX_TRIES),
+        not_jpki: args.not_jpki,
+        ap_selected: false,
+        ef: None,
+        verified: false,
+    };
+    let mut log = match &args.log {
+        Some(p) => Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut sock = connect(&args.vpcd, Duration::from_secs(args.connect_secs))?;
+    // Without TCP_NODELAY, Nagle + delayed ACK stall every APDU by ~40 ms.
+    sock.set_nodelay(true)?;
+    eprintln!("vjpki: card inserted into vpcd at {}", args.vpcd);
+
+    let mut n_apdus = 0u64;
+    loop {
+        let Some(msg) = recv(&mut sock)? else {
+            eprintln!("vjpki: vpcd closed the connection");
+            return Ok(());
+        };
+        if let [ctrl] = msg[..] {
+            let note = match ctrl {
+                0 => "power off",
+                1 => "power on",
+                2 => "reset",
+                4 => "get ATR",
+                _ => "unknown control",
+            };
+            if let Some(log) = log.as_mut() {
+                writeln!(log, "# {note}")?;
+            }
+            if ctrl <= 2 {
+                card.reset();
+            }
+            if ctrl == 4 {
+                send(&mut sock, &ATR)?;
+            }
+            continue;
+        }
+        if let Some(log) = log.as_mut() {
+            writeln!(log, "> {}", hex::encode_upper(&msg))?;
+        }
+        if args.drop_after.is_some_and(|n| n_apdus >= n) {
+            eprintln!("vjpki: removing the card after {n_apdus} APDUs");
+            return Ok(());
+        }
+        if args.hang_after.is_some_and(|n| n_apdus >= n) {
+            eprintln!("vjpki: no longer answering after {n_apdus} APDUs");
+            // Keep the socket open and silent until killed; reading keeps
+            // vpcd's later messages from piling up.
+            let mut sink = [0u8; 512];
+            while sock.read(&mut sink)? > 0 {}
+            return Ok(());
+        }
+        n_apdus += 1;
+        let answer = card.answer(&msg);
+        send(&mut sock, &answer)?;
+    }
+}
+
+fn connect(addr: &str, patience: Duration) -> anyhow::Result<TcpStream> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e).with_context(|| {
+                    format!("vpcd is not listening on {addr}: start pcscd (scripts/pcsc-up.sh)")
+                });
+            }
+            // vpcd listens once pcscd has loaded the driver; retry until then.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn recv(sock: &mut TcpStream) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match sock.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    sock.read_exact(&mut msg)?;
+    Ok(Some(msg))
+}
+
+fn send(sock: &mut TcpStream, payload: &[u8]) -> anyhow::Result<()> {
+    let len = u16::try_from(payload.len()).context("answer too long")?;
+    let mut frame = Vec::with_capacity(payload.len() + 2);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(payload);
+    sock.write_all(&frame)?;
+    Ok(())
+}
