@@ -347,7 +347,7 @@ impl Hub {
             now,
         )?;
         finish(st)?;
-        tracing::warn!(node = %node.short(), "revoked node");
+        tracing::info!(node = %node.short(), "revoked node");
         Ok(())
     }
 

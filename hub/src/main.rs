@@ -1,2 +1,551 @@
-//! `mykey-hub`: the hub's command line.
-fn main() {}
+//! `mykey-hub`: the hub's command line for operators.
+//!
+//! Every command works on a data directory (`--data`, default `./hub-data`)
+//! made by `mykey-hub init`. Logs go to stderr (`RUST_LOG` respected); the
+//! hub key never appears in them.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use mykey_hub::admin::facility;
+use mykey_hub::{FacilityKind, Hub, NodePolicy};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
+    UnixMillis,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "mykey-hub", version, about = "The MyKey Edge hub: registry, ledger and node enrolment")]
+struct Cli {
+    /// The hub's data directory (or a path ending in .db for the database file).
+    #[arg(long, global = true, default_value = "./hub-data", value_name = "DIR")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a data directory with a fresh hub key and an empty database; prints the hub id.
+    Init,
+    /// Print the hub id (the public key nodes verify facts with).
+    Id,
+    /// Municipalities.
+    #[command(subcommand)]
+    Municipality(MunicipalityCmd),
+    /// Facilities (libraries, shops, stalls, community centres).
+    #[command(subcommand)]
+    Facility(FacilityCmd),
+    /// Enrol or revoke node keys.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// List every node with its sync status.
+    Nodes,
+    /// Card holders' accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Card keys: renewal, suspension, reinstatement.
+    #[command(subcommand)]
+    Card(CardCmd),
+    /// Grant programmes.
+    #[command(subcommand)]
+    Program(ProgramCmd),
+    /// Grant points to a holder from a programme (hub-side).
+    Grant {
+        #[command(flatten)]
+        who: Who,
+        /// The programme paying.
+        #[arg(long, value_parser = parse_program)]
+        program: ProgramId,
+        /// How many points.
+        #[arg(long, value_parser = parse_points)]
+        points: Points,
+    },
+    /// Show a holder's balances and debts.
+    Balance {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// List outstanding debts from offline overdraft.
+    Debts,
+    /// Ledger checks.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// Show recent incidents (refused chains, debts created, overdrawn programmes).
+    Incidents {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MunicipalityCmd {
+    /// Register a municipality by its 6-digit local government code.
+    Add {
+        /// The code, with check digit (e.g. 131059).
+        #[arg(long, value_parser = parse_muni)]
+        code: MunicipalityCode,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FacilityCmd {
+    /// Register a facility of a municipality.
+    Add {
+        /// Its id (a-z, 0-9, '-').
+        #[arg(long, value_parser = parse_facility)]
+        id: FacilityId,
+        /// Its municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// library, museum, sports-hall, community-centre, shop or stall.
+        #[arg(long, value_parser = parse_kind)]
+        kind: FacilityKind,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCmd {
+    /// Enrol a node key at a facility with its permissions and offline limits.
+    Enrol {
+        /// The node id (64 hex digits, from `mykey-node id`).
+        #[arg(long, value_parser = parse_node)]
+        node: NodeId,
+        /// Its facility.
+        #[arg(long, value_parser = parse_facility)]
+        facility: FacilityId,
+        /// Allowed operations, comma-separated: redeem,grant,link,unlink.
+        #[arg(long, value_parser = parse_ops)]
+        ops: OpList,
+        /// Points one card may spend offline at this node since the last confirmation.
+        #[arg(long, value_parser = parse_points)]
+        card_limit: Points,
+        /// All unconfirmed spend the node may accept.
+        #[arg(long, value_parser = parse_points)]
+        exposure_limit: Points,
+        /// Spends above this need the card PIN.
+        #[arg(long, value_parser = parse_points)]
+        pin_threshold: Points,
+        /// Days the node's certificate stays valid.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
+    /// Revoke a node key: its sessions and transactions are refused from now on.
+    Revoke {
+        /// The node id.
+        #[arg(long, value_parser = parse_node)]
+        node: NodeId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCmd {
+    /// Register a holder with a My Key ID and their card.
+    Register {
+        /// The holder's alias (3-32 letters and digits).
+        #[arg(long, value_parser = parse_my_key_id)]
+        my_key_id: MyKeyId,
+        /// The holder's base municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// The card key, ISSUER_HEX:SERIAL_HEX.
+        #[arg(long, value_parser = parse_card)]
+        card: CardKey,
+    },
+    /// Show an account with its cards and balances.
+    Show {
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Give an account a new My Key ID (the old one stays reserved).
+    Rename {
+        /// The account.
+        #[arg(long, value_parser = parse_account)]
+        account: AccountId,
+        /// The new alias.
+        #[arg(long, value_parser = parse_my_key_id)]
+        my_key_id: MyKeyId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CardCmd {
+    /// Link a renewed or reissued card to an account (its old card becomes superseded).
+    Add {
+        /// The account.
+        #[arg(long, value_parser = parse_account)]
+        account: AccountId,
+        /// The new card key.
+        #[arg(long, value_parser = parse_card)]
+        card: CardKey,
+    },
+    /// Suspend a lost card everywhere.
+    Suspend {
+        /// The card key.
+        #[arg(long, value_parser = parse_card)]
+        card: CardKey,
+    },
+    /// Reinstate a suspended card.
+    Reinstate {
+        /// The card key.
+        #[arg(long, value_parser = parse_card)]
+        card: CardKey,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProgramCmd {
+    /// Create a programme funded by its municipality.
+    Create {
+        /// Its id (a-z, 0-9, '-').
+        #[arg(long, value_parser = parse_program)]
+        id: ProgramId,
+        /// Its municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// Initial budget in points.
+        #[arg(long, value_parser = parse_points)]
+        budget: Points,
+    },
+    /// Add to a programme's budget.
+    Fund {
+        /// The programme.
+        #[arg(long, value_parser = parse_program)]
+        id: ProgramId,
+        /// Points to add.
+        #[arg(long, value_parser = parse_points)]
+        points: Points,
+    },
+    /// List programmes with remaining budget and overdraw.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCmd {
+    /// Recompute every total and check conservation per municipality.
+    Check,
+}
+
+/// Names a holder by account id or by My Key ID.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct Who {
+    /// The account id (e.g. 12 or A12).
+    #[arg(long, value_parser = parse_account)]
+    account: Option<AccountId>,
+    /// The holder's My Key ID (current or former).
+    #[arg(long, value_parser = parse_my_key_id)]
+    my_key_id: Option<MyKeyId>,
+}
+
+#[derive(Clone, Debug)]
+struct OpList(Vec<OpKind>);
+
+fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
+    MunicipalityCode::parse(s).map_err(|e| e.to_string())
+}
+fn parse_facility(s: &str) -> Result<FacilityId, String> {
+    FacilityId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_program(s: &str) -> Result<ProgramId, String> {
+    ProgramId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_points(s: &str) -> Result<Points, String> {
+    Points::parse(s).map_err(|e| e.to_string())
+}
+fn parse_node(s: &str) -> Result<NodeId, String> {
+    NodeId::parse(s).map_err(|e| format!("{e} (copy it from `mykey-node id`)"))
+}
+fn parse_card(s: &str) -> Result<CardKey, String> {
+    CardKey::parse(s).map_err(|e| e.to_string())
+}
+fn parse_my_key_id(s: &str) -> Result<MyKeyId, String> {
+    MyKeyId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_account(s: &str) -> Result<AccountId, String> {
+    let digits = s.strip_prefix(['A', 'a']).unwrap_or(s);
+    AccountId::parse(digits).map_err(|e| e.to_string())
+}
+fn parse_kind(s: &str) -> Result<FacilityKind, String> {
+    FacilityKind::parse(s).ok_or_else(|| {
+        let names: Vec<_> = FacilityKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown facility kind {s:?}; use one of {}", names.join(", "))
+    })
+}
+fn parse_ops(s: &str) -> Result<OpList, String> {
+    let mut ops = vec![];
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let op = OpKind::parse(name).ok_or_else(|| {
+            format!("unknown operation {name:?}; use a comma-separated list of redeem, grant, link, unlink")
+        })?;
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
+    if ops.is_empty() {
+        return Err("give at least one operation: redeem, grant, link or unlink".into());
+    }
+    Ok(OpList(ops))
+}
+
+fn now() -> UnixMillis {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    UnixMillis(ms)
+}
+
+fn open(cli: &Cli) -> anyhow::Result<Hub> {
+    Ok(Hub::open(&cli.data)?)
+}
+
+fn resolve(hub: &mut Hub, who: &Who) -> anyhow::Result<AccountId> {
+    match (&who.account, &who.my_key_id) {
+        (Some(a), _) => {
+            hub.account(*a)?;
+            Ok(*a)
+        }
+        (None, Some(m)) => Ok(hub.resolve_my_key_id(m)?),
+        (None, None) => bail!("name the holder with --account or --my-key-id"),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let t = now();
+    match &cli.command {
+        Command::Init => {
+            let hub = Hub::init(&cli.data)?;
+            println!("initialised hub at {}", cli.data.display());
+            println!("hub id: {}", hub.hub_id());
+            println!("give this hub id to every node (it verifies the hub's facts with it)");
+        }
+        Command::Id => println!("{}", open(&cli)?.hub_id()),
+        Command::Municipality(MunicipalityCmd::Add { code, name }) => {
+            open(&cli)?.add_municipality(*code, name, t)?;
+            println!("added municipality {code} {name}");
+        }
+        Command::Facility(FacilityCmd::Add {
+            id,
+            municipality,
+            kind,
+            name,
+        }) => {
+            open(&cli)?.add_facility(&facility(id.clone(), *municipality, *kind, name), t)?;
+            println!("added {kind} {id} ({name}) in {municipality}");
+        }
+        Command::Node(NodeCmd::Enrol {
+            node,
+            facility,
+            ops,
+            card_limit,
+            exposure_limit,
+            pin_threshold,
+            valid_days,
+        }) => {
+            let mut hub = open(&cli)?;
+            let valid_until = t.plus_ms(valid_days.saturating_mul(86_400_000));
+            hub.enrol_node(
+                *node,
+                facility,
+                NodePolicy {
+                    allowed_ops: ops.0.clone(),
+                    per_card_offline_limit: *card_limit,
+                    node_exposure_limit: *exposure_limit,
+                    pin_threshold: *pin_threshold,
+                    valid_until,
+                },
+                t,
+            )?;
+            let names: Vec<_> = ops.0.iter().map(|o| o.name()).collect();
+            println!(
+                "enrolled node {} at {facility}: {}; card limit {card_limit}, exposure limit {exposure_limit}, PIN above {pin_threshold}; valid {valid_days} days",
+                node.short(),
+                names.join(",")
+            );
+            println!("the node receives its certificate with its next sync; configure it with hub id {}", hub.hub_id());
+        }
+        Command::Node(NodeCmd::Revoke { node }) => {
+            open(&cli)?.revoke_node(*node, t)?;
+            println!("revoked node {}; every node learns it with priority", node.short());
+        }
+        Command::Nodes => {
+            let mut hub = open(&cli)?;
+            let nodes = hub.node_statuses()?;
+            if nodes.is_empty() {
+                println!("no nodes enrolled; enrol one with `mykey-hub node enrol`");
+            }
+            println!(
+                "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>10}  software",
+                "node", "facility", "muni", "state", "processed", "unconfirmed", "rejected", "incidents", "skew_ms"
+            );
+            for n in nodes {
+                let state = if n.node.is_revoked() {
+                    "revoked"
+                } else if n.node.policy.valid_until <= t {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let (contact, skew, software) = match &n.last_contact {
+                    Some(c) => (
+                        format!("{} s ago", t.since(c.at) / 1000),
+                        c.clock_skew_ms.to_string(),
+                        c.software.clone(),
+                    ),
+                    None => ("never".to_owned(), "-".to_owned(), "-".to_owned()),
+                };
+                println!(
+                    "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>10}  {software} (last contact {contact})",
+                    n.node.id.short(),
+                    n.node.facility.as_str(),
+                    n.node.municipality.to_string(),
+                    state,
+                    n.chain.processed_seq,
+                    n.n_unconfirmed(),
+                    n.n_rejected,
+                    n.n_incidents,
+                    skew,
+                );
+            }
+        }
+        Command::Account(AccountCmd::Register {
+            my_key_id,
+            municipality,
+            card,
+        }) => {
+            let id = open(&cli)?.register_account(my_key_id, *municipality, card, t)?;
+            println!("registered account {id} with My Key ID {my_key_id} and card {}", card.short());
+        }
+        Command::Account(AccountCmd::Show { who }) => {
+            let mut hub = open(&cli)?;
+            let id = resolve(&mut hub, who)?;
+            let a = hub.account(id)?;
+            println!("account {id}: My Key ID {}, base municipality {}", a.my_key_id, a.municipality);
+            for c in hub.cards_of(id)? {
+                println!("  card {} {}", c.card.short(), c.status.name());
+            }
+            print_balances(&mut hub, id)?;
+        }
+        Command::Account(AccountCmd::Rename { account, my_key_id }) => {
+            open(&cli)?.change_my_key_id(*account, my_key_id, t)?;
+            println!("account {account} is now {my_key_id}; the old My Key ID stays reserved to it");
+        }
+        Command::Card(CardCmd::Add { account, card }) => {
+            open(&cli)?.add_card(*account, card, t)?;
+            println!("card {} linked to account {account}; its previous card is superseded", card.short());
+        }
+        Command::Card(CardCmd::Suspend { card }) => {
+            open(&cli)?.suspend_card(card, t)?;
+            println!("card {} suspended; nodes learn it first with their next sync", card.short());
+        }
+        Command::Card(CardCmd::Reinstate { card }) => {
+            open(&cli)?.reinstate_card(card, t)?;
+            println!("card {} reinstated", card.short());
+        }
+        Command::Program(ProgramCmd::Create {
+            id,
+            municipality,
+            budget,
+        }) => {
+            open(&cli)?.create_program(id, *municipality, *budget, t)?;
+            println!("created programme {id} of {municipality} with budget {budget}");
+        }
+        Command::Program(ProgramCmd::Fund { id, points }) => {
+            open(&cli)?.fund_program(id, *points, t)?;
+            println!("added {points} to programme {id}");
+        }
+        Command::Program(ProgramCmd::List) => {
+            for p in open(&cli)?.programs()? {
+                println!(
+                    "{:<20} {}  budget {:>14}  overdrawn {:>10}",
+                    p.program.id.as_str(),
+                    p.program.municipality,
+                    p.budget.to_string(),
+                    p.overdrawn.to_string()
+                );
+            }
+        }
+        Command::Grant {
+            who,
+            program,
+            points,
+        } => {
+            let mut hub = open(&cli)?;
+            let id = resolve(&mut hub, who)?;
+            let b = hub.admin_grant(id, program, *points, t)?;
+            println!("granted {points} from {program} to {id}: balance {}, debt {}", b.balance, b.debt);
+        }
+        Command::Balance { who } => {
+            let mut hub = open(&cli)?;
+            let id = resolve(&mut hub, who)?;
+            print_balances(&mut hub, id)?;
+        }
+        Command::Debts => {
+            let debts = open(&cli)?.debts()?;
+            if debts.is_empty() {
+                println!("no outstanding debt");
+            }
+            for d in debts {
+                println!("{:<8} {}  debt {}", d.account.to_string(), d.municipality, d.debt);
+            }
+        }
+        Command::Ledger(LedgerCmd::Check) => {
+            let report = open(&cli)?
+                .check_conservation()
+                .context("the ledger check failed")?;
+            println!("ledger balanced: {} transfers, {} pt debited = credited", report.n_transfers, report.total);
+            for m in report.municipalities {
+                let code = m.municipality.map(|c| c.to_string()).unwrap_or_default();
+                println!(
+                    "  {code}: credited {} − redeemed {} − expired {} = wallets {} − debts {}",
+                    m.credited, m.redeemed, m.expired, m.wallets, m.debts
+                );
+            }
+        }
+        Command::Incidents { limit } => {
+            for i in open(&cli)?.incidents(*limit)? {
+                let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());
+                let seq = i.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                println!("{} {:<24} node {node} seq {seq}: {}", i.at.0, i.kind.name(), i.detail);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_balances(hub: &mut Hub, id: AccountId) -> anyhow::Result<()> {
+    let balances = hub.balances(id)?;
+    if balances.is_empty() {
+        println!("  no points yet");
+    }
+    for (m, b) in balances {
+        println!("  {m}: balance {}, debt {}", b.balance, b.debt);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mykey-hub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The `mykey-hub` binary end to end on a temp data directory.
+
+use std::process::{Command, Output};
+
+fn hub(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mykey-hub")
+}
+
+fn ok(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn operator_workflow_with_helpful_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    let err = fails(&data, &["nodes"]);
+    assert!(err.contains("mykey-hub init"), "{err}");
+
+    let out = ok(&data, &["init"]);
+    let hub_id = out.lines().find_map(|l| l.strip_prefix("hub id: ")).unwrap();
+    assert_eq!(ok(&data, &["id"]).trim(), hub_id);
+    // The key never reaches stdout or stderr.
+    let key = std::fs::read_to_string(data.join("hub.key")).unwrap();
+    assert!(!out.contains(key.trim()));
+
+    ok(&data, &["municipality", "add", "--code", "131059", "--name", "Bunkyo"]);
+    ok(&data, &["facility", "add", "--id", "shop-1", "--municipality", "131059", "--kind", "shop", "--name", "Sweets"]);
+    let node = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    ok(&data, &["node", "enrol", "--node", node, "--facility", "shop-1", "--ops", "redeem",
+        "--card-limit", "3000", "--exposure-limit", "50000", "--pin-threshold", "1000", "--valid-days", "30"]);
+    let err = fails(&data, &["node", "enrol", "--node", node, "--facility", "nowhere", "--ops", "redeem",
+        "--card-limit", "1", "--exposure-limit", "1", "--pin-threshold", "1"]);
+    assert!(err.contains("facility add"), "{err}");
+    let out = ok(&data, &["account", "register", "--my-key-id", "Hanako", "--municipality", "131059", "--card", "300b31:0102"]);
+    assert!(out.contains("account A1"), "{out}");
+    ok(&data, &["program", "create", "--id", "volunteer", "--municipality", "131059", "--budget", "1000"]);
+    ok(&data, &["grant", "--my-key-id", "hanako", "--program", "volunteer", "--points", "300"]);
+    let out = ok(&data, &["balance", "--account", "A1"]);
+    assert!(out.contains("balance 300 pt, debt 0 pt"), "{out}");
+    ok(&data, &["card", "suspend", "--card", "300b31:0102"]);
+    ok(&data, &["card", "reinstate", "--card", "300b31:0102"]);
+    let out = ok(&data, &["nodes"]);
+    assert!(out.contains("d75a9801") && out.contains("shop-1"), "{out}");
+    let out = ok(&data, &["ledger", "check"]);
+    assert!(out.contains("ledger balanced"), "{out}");
+    ok(&data, &["node", "revoke", "--node", node]);
+    let err = fails(&data, &["node", "revoke", "--node", node]);
+    assert!(err.contains("already revoked"), "{err}");
+    let err = fails(&data, &["balance", "--my-key-id", "Nobody"]);
+    assert!(err.contains("no account has My Key ID"), "{err}");
+}
