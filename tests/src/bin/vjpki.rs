@@ -325,7 +325,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         None => None,
     };
     let mut sock = connect(&args.vpcd, Duration::from_secs(args.connect_secs))?;
-    // Without TCP_NODELAY, Nagle + delayed ACK stall every APDU by ~40 ms.
+    // Without TCP_NODELAY our answers would wait for vpcd's delayed ACKs.
     sock.set_nodelay(true)?;
     eprintln!("vjpki: card inserted into vpcd at {}", args.vpcd);
 
@@ -392,6 +392,11 @@ fn connect(addr: &str, patience: Duration) -> anyhow::Result<TcpStream> {
 }
 
 fn recv(sock: &mut TcpStream) -> anyhow::Result<Option<Vec<u8>>> {
+    // vpcd sends the length and the payload in two writes without
+    // TCP_NODELAY, so Nagle holds the payload until the length is ACKed; a
+    // delayed ACK here would stall every message by ~40 ms. Quick ACK is not
+    // sticky in Linux, so ask again before every read.
+    let _ = socket2::SockRef::from(&*sock).set_tcp_quickack(true);
     let mut len = [0u8; 2];
     match sock.read_exact(&mut len) {
         Ok(()) => {}
@@ -400,6 +405,7 @@ fn recv(sock: &mut TcpStream) -> anyhow::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e.into()),
     }
     let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    let _ = socket2::SockRef::from(&*sock).set_tcp_quickack(true);
     sock.read_exact(&mut msg)?;
     Ok(Some(msg))
 }
