@@ -146,8 +146,6 @@ impl Drop for VCard {
 struct Tap {
     session: Session,
     card: VCard,
-    pcsc: Reader,
-    reader: String,
     _slot: MutexGuard<'static, ()>,
 }
 
@@ -179,8 +177,6 @@ fn tap_with(cert: &Path, extra: &[&str], apdu_timeout: Duration) -> Tap {
     Tap {
         card,
         session,
-        pcsc,
-        reader,
         _slot: slot,
     }
 }
@@ -426,34 +422,53 @@ fn allowed(apdu: &str) -> bool {
         || (bytes.len() == 57 && bytes[..5] == [0x80, 0x2A, 0x00, 0x80, 51] && bytes[56] == 0)
 }
 
+/// Collects the node's log lines in memory.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[test]
-fn a_whole_session_sends_only_allow_listed_commands() {
+fn a_whole_session_sends_only_allow_listed_commands_and_logs_no_pin() {
     let mut t = tap(&[]);
-    let cert = read_auth_cert(&mut t.session).expect("read");
-    mykey_node::card::jpki::read_auth_ca_cert_der(&mut t.session).expect("ca cert");
-    pin_status(&mut t.session).expect("status");
-    let _ = prove(
-        &mut t.session,
-        &cert,
-        pin("9999"),
-        Challenge::from_bytes([3; 32]),
-    );
-    prove(
-        &mut t.session,
-        &cert,
-        pin(PIN),
-        Challenge::from_bytes([4; 32]),
-    )
-    .expect("proof");
-    let reader = t.reader.clone();
+    let log = LogBuf::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let cert = read_auth_cert(&mut t.session).expect("read");
+        mykey_node::card::jpki::read_auth_ca_cert_der(&mut t.session).expect("ca cert");
+        pin_status(&mut t.session).expect("status");
+        let _ = prove(
+            &mut t.session,
+            &cert,
+            pin("9999"),
+            Challenge::from_bytes([3; 32]),
+        );
+        prove(
+            &mut t.session,
+            &cert,
+            pin(PIN),
+            Challenge::from_bytes([4; 32]),
+        )
+        .expect("proof");
+    });
     let card_log = t.card.apdus();
-    drop(t.session);
-    // keep the card: only the session ends
-    assert!(
-        t.pcsc
-            .wait_for_card(&reader, true, Duration::from_secs(1))
-            .expect("still there")
-    );
+    drop(t);
 
     assert!(card_log.len() >= 15, "session too short: {card_log:?}");
     for apdu in &card_log {
@@ -462,6 +477,22 @@ fn a_whole_session_sends_only_allow_listed_commands() {
             assert!(!apdu.contains(forbidden), "forbidden command {apdu}");
         }
     }
+    // The node logged every command it sent, with the PIN redacted.
+    let node_log = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+    let sent: Vec<&str> = node_log.lines().filter(|l| l.contains("card <-")).collect();
+    assert_eq!(sent.len(), card_log.len(), "{node_log}");
+    let verifies: Vec<&&str> = sent
+        .iter()
+        .filter(|l| l.contains("00 20 00 80 04"))
+        .collect();
+    assert_eq!(verifies.len(), 2, "{node_log}");
+    for line in verifies {
+        assert!(line.contains("00 20 00 80 04 ** ** ** **"), "{line}");
+    }
+    assert!(
+        !node_log.contains("00 20 00 80 04 3"),
+        "a PIN digit reached the log"
+    );
 }
 
 /// pcscd not running: a typed `NoService` error, and the process goes on.

@@ -258,6 +258,7 @@ impl Report {
         }
         match self.pin {
             None => {}
+            Some(PinStatus::TriesLeft(1)) => println!("PIN:        1 try left"),
             Some(PinStatus::TriesLeft(n)) => println!("PIN:        {n} tries left"),
             Some(PinStatus::Verified) => println!("PIN:        already verified"),
             Some(PinStatus::Locked) => println!(
