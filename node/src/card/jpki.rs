@@ -229,7 +229,7 @@ fn read_ef(chan: &mut impl CardChannel, ef: Ef) -> Result<Vec<u8>, ReadError> {
         let take = chunk.len().min(total - der.len());
         der.extend_from_slice(&chunk[..take]);
     }
-    debug_assert!(der.len() <= MAX_CERT_BYTES);
+    assert!(der.len() <= MAX_CERT_BYTES, "cert read past its cap");
     Ok(der)
 }
 
