@@ -20,17 +20,19 @@ as_root() {
 }
 
 missing=()
-command -v pcscd >/dev/null 2>&1 || [ -x /usr/sbin/pcscd ] || missing+=(pcscd)
-pkg-config --exists libpcsclite 2>/dev/null || missing+=(libpcsclite-dev)
-[ -e "$VPCD_DRIVER" ] || missing+=(vsmartcard-vpcd)
+for pkg in pcscd libpcsclite-dev vsmartcard-vpcd pkg-config; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "pcsc-up: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if ! as_root apt-get install -y pcscd libpcsclite-dev vsmartcard-vpcd; then
+  # The package lists may be missing or stale on a fresh machine: update only then.
+  if ! as_root apt-get install -y "${missing[@]}"; then
     as_root apt-get update
-    as_root apt-get install -y pcscd libpcsclite-dev vsmartcard-vpcd
+    as_root apt-get install -y "${missing[@]}"
   fi
 fi
+[ -e "$VPCD_DRIVER" ] || { echo "pcsc-up: vpcd driver missing at $VPCD_DRIVER" >&2; exit 1; }
 PCSCD=$(command -v pcscd || echo /usr/sbin/pcscd)
 
 # vpcd listening on 35963 (0x8C7B) means pcscd is up and has loaded the driver.
