@@ -5,3 +5,4 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod harness;
+pub mod world;
