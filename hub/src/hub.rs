@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub struct Hub {
     pub(crate) store: Box<dyn LedgerStore>,
     pub(crate) key: HubKey,
+    /// Threads for signature work (verifying a push, signing its facts).
+    pub(crate) threads: usize,
 }
 
 impl std::fmt::Debug for Hub {
@@ -143,7 +145,19 @@ impl Hub {
 
     /// A hub over any storage backend.
     pub fn with_store(store: Box<dyn LedgerStore>, key: HubKey) -> Hub {
-        Hub { store, key }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        Hub {
+            store,
+            key,
+            threads,
+        }
+    }
+
+    /// How many threads verify a push's signatures and sign its facts (1:
+    /// all on the caller's thread). Results do not depend on it. Defaults to
+    /// the machine's parallelism, at most 8.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, 64);
     }
 
     /// A hub with an in-memory SQLite database (simulations, tests).
@@ -202,6 +216,58 @@ pub fn scopes_of(n: &NodeRecord) -> Vec<Scope> {
         Scope::Facility(n.facility.clone()),
         Scope::Node(n.id),
     ]
+}
+
+/// Maps `items` with `f` on up to `threads` threads, keeping the order.
+/// Small inputs stay on the caller's thread (spawning costs more than it saves).
+pub(crate) fn par_map<T: Sync, U: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> U + Sync,
+) -> Vec<U> {
+    const MIN_PER_THREAD: usize = 32;
+    let threads = threads.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// Signs facts with consecutive hub_seqs (on up to `threads` threads) and
+/// appends them to the log in order.
+pub(crate) fn emit_all(
+    st: &mut dyn StoreTx,
+    key: &HubKey,
+    facts: Vec<(Scope, FactBody)>,
+    now: UnixMillis,
+    threads: usize,
+) -> Result<(), StoreError> {
+    let first = st.last_hub_seq()? + 1;
+    let payloads: Vec<FactPayload> = facts
+        .into_iter()
+        .zip(first..)
+        .map(|((scope, body), hub_seq)| FactPayload {
+            hub_seq,
+            issued_at: now,
+            scope,
+            body,
+        })
+        .collect();
+    let signed = par_map(&payloads, threads, |p| SignedFact::sign(p, key.signing_key()));
+    for (p, s) in payloads.iter().zip(&signed) {
+        st.append_fact(p.hub_seq, &p.scope, p.body.is_priority(), s, now)?;
+    }
+    Ok(())
 }
 
 /// Signs a fact with the next hub_seq and appends it to the log.

@@ -11,8 +11,10 @@
 //! progress before the balance that includes it.
 
 use crate::admin::balance_in;
-use crate::hub::{Hub, emit, finish};
-use crate::model::{ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord};
+use crate::hub::{Hub, emit, emit_all, finish, par_map};
+use crate::model::{
+    Balance, ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord,
+};
 use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange};
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::session::HubService;
@@ -22,7 +24,7 @@ use mykey_sync_proto::wire::{
     RejectReason, Welcome,
 };
 use mykey_sync_proto::{
-    AccountId, FactBody, MunicipalityCode, NodeId, Scope, SignedTx, TxPayload, UnixMillis,
+    AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, SignedTx, TxPayload, UnixMillis,
     VerifiedTx, VerifyError, codec,
 };
 use std::collections::HashMap;
@@ -85,14 +87,20 @@ impl Hub {
         let key = &self.key;
         let mut st = self.store.begin()?;
         let mut signers: HashMap<NodeId, Signer> = HashMap::new();
-        let mut touched: Vec<(AccountId, MunicipalityCode)> = vec![];
+        // Holders whose balance moved, with their latest balance, in first-touch order.
+        let mut touched: Vec<((AccountId, MunicipalityCode), Balance)> = vec![];
         let mut receipts = Vec::with_capacity(txs.len().min(MAX_PUSH_TXS));
 
-        for tx in txs.into_iter().take(MAX_PUSH_TXS) {
-            let v = match tx.verify() {
+        let mut txs = txs;
+        txs.truncate(MAX_PUSH_TXS);
+        // Signatures are independent: check them all first, on several
+        // threads if allowed; everything after is sequential, in push order.
+        let verified = par_map(&txs, self.threads, SignedTx::verify);
+        for (tx, verified) in txs.iter().zip(verified) {
+            let v = match verified {
                 Ok(v) => v,
                 Err(e) => {
-                    let claimed = claimed_signer(&tx);
+                    let claimed = claimed_signer(tx);
                     let reason = match &e {
                         VerifyError::Decode(d) => RejectReason::Malformed(d.to_string()),
                         VerifyError::BadSignature { .. } => RejectReason::BadSignature,
@@ -142,7 +150,7 @@ impl Hub {
             }
             let ctx = load_context(&mut *st, &v)?;
             let outcome = match rules::decide(&record, &v, &ctx) {
-                Ok(effects) => apply(&mut *st, key, &v, effects, &mut touched, now)?,
+                Ok(effects) => apply(&mut *st, key, &v, &ctx, effects, &mut touched, now)?,
                 Err(reason) => {
                     tracing::info!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), %reason, "rejected transaction");
                     Outcome::Rejected(reason)
@@ -160,40 +168,39 @@ impl Hub {
         }
 
         let ledger_pos = st.ledger_head()?;
-        for (account, municipality) in touched {
-            let b = balance_in(&mut *st, account, municipality)?;
-            emit(
-                &mut *st,
-                key,
-                Scope::Municipality(municipality),
-                FactBody::ConfirmedBalance {
-                    account,
-                    municipality,
-                    balance: b.balance,
-                    debt: b.debt,
-                    ledger_pos,
-                },
-                now,
-            )?;
-        }
+        let mut facts: Vec<(Scope, FactBody)> = touched
+            .into_iter()
+            .map(|((account, municipality), b)| {
+                (
+                    Scope::Municipality(municipality),
+                    FactBody::ConfirmedBalance {
+                        account,
+                        municipality,
+                        balance: b.balance,
+                        debt: b.debt,
+                        ledger_pos,
+                    },
+                )
+            })
+            .collect();
         let mut advanced: Vec<(&NodeId, &Signer)> =
             signers.iter().filter(|(_, s)| s.advanced).collect();
         advanced.sort_by_key(|(id, _)| **id);
         for (id, s) in advanced {
             st.set_chain_head(id, s.head)?;
             let Some(record) = &s.record else { continue };
-            emit(
-                &mut *st,
-                key,
+            facts.push((
                 Scope::Municipality(record.municipality),
                 FactBody::NodeProgress {
                     node: *id,
                     through_seq: s.head.processed_seq,
                     head: s.head.head,
                 },
-                now,
-            )?;
+            ));
         }
+        // Balances first, then progress: a node applying facts in hub order
+        // never sees progress before the balance that includes it.
+        emit_all(&mut *st, key, facts, now, self.threads)?;
         let processed_seq = match signers.get(carrier) {
             Some(s) => s.head.processed_seq,
             None => st.chain_head(carrier)?.processed_seq,
@@ -306,8 +313,9 @@ fn apply(
     st: &mut dyn StoreTx,
     key: &crate::key::HubKey,
     v: &VerifiedTx,
+    ctx: &Context,
     effects: Effects,
-    touched: &mut Vec<(AccountId, MunicipalityCode)>,
+    touched: &mut Vec<((AccountId, MunicipalityCode), Balance)>,
     now: UnixMillis,
 ) -> Result<Outcome, StoreError> {
     let p = v.payload();
@@ -358,10 +366,18 @@ fn apply(
     let balance = match effects.touched {
         None => None,
         Some((account, municipality)) => {
-            if !touched.contains(&(account, municipality)) {
-                touched.push((account, municipality));
+            // The rules only touch a holder after resolving the card to the
+            // account, so the context holds the balance before the transfers.
+            let before = Balance {
+                balance: ctx.wallet,
+                debt: ctx.debt,
+            };
+            let b = balance_after(before, account, municipality, &effects.transfers);
+            debug_assert_eq!(b, balance_in(st, account, municipality)?);
+            match touched.iter_mut().find(|(k, _)| *k == (account, municipality)) {
+                Some((_, latest)) => *latest = b,
+                None => touched.push(((account, municipality), b)),
             }
-            let b = balance_in(st, account, municipality)?;
             Some(BalanceSnapshot {
                 account,
                 municipality,
@@ -375,6 +391,43 @@ fn apply(
         balance,
         debt_created: effects.debt_created,
     })
+}
+
+/// A holder's balance after transfers, computed from the balance before.
+fn balance_after(
+    before: Balance,
+    account: AccountId,
+    m: MunicipalityCode,
+    transfers: &[crate::model::TransferDraft],
+) -> Balance {
+    let wallet = LedgerAccount::Wallet(account, m);
+    let debt = LedgerAccount::Debt(account, m);
+    let (mut w, mut d) = (i128::from(before.balance.get()), i128::from(before.debt.get()));
+    for t in transfers {
+        let a = i128::from(t.amount.get());
+        if t.debit == wallet {
+            w -= a;
+        }
+        if t.credit == wallet {
+            w += a;
+        }
+        if t.debit == debt {
+            d += a;
+        }
+        if t.credit == debt {
+            d -= a;
+        }
+    }
+    let points = |v: i128| {
+        u64::try_from(v)
+            .ok()
+            .and_then(|v| Points::new(v).ok())
+            .unwrap_or_else(|| panic!("balance {v} of {account} out of range after transfers"))
+    };
+    Balance {
+        balance: points(w),
+        debt: points(d),
+    }
 }
 
 impl HubService for Hub {

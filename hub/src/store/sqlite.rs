@@ -25,6 +25,7 @@ use mykey_sync_proto::{
     Points, ProgramId, Scope, SignedFact, TxId, UnixMillis, VerifiedTx, codec,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Schema migrations, applied in order; `user_version` = how many ran.
@@ -168,6 +169,9 @@ BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
 /// The hub's SQLite database.
 pub struct SqliteStore {
     conn: Connection,
+    /// Row ids of ledger accounts: stable once committed, so kept across
+    /// transactions (only ids from committed transactions enter it).
+    ledger_ids: HashMap<LedgerAccount, i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -204,7 +208,10 @@ impl SqliteStore {
         )?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            ledger_ids: HashMap::new(),
+        })
     }
 
     /// The schema version after migrations.
@@ -239,12 +246,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 impl LedgerStore for SqliteStore {
     fn begin(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let SqliteStore { conn, ledger_ids } = self;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(Box::new(SqliteTx {
             tx,
             delta: Posted::default(),
+            committed_ids: ledger_ids,
+            new_ids: HashMap::new(),
+            legs: HashMap::new(),
         }))
     }
 }
@@ -253,6 +262,13 @@ struct SqliteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     /// Running totals posted in this transaction, written once at commit.
     delta: Posted,
+    committed_ids: &'a mut HashMap<LedgerAccount, i64>,
+    /// Ledger accounts created in this transaction: cached only once committed.
+    new_ids: HashMap<LedgerAccount, i64>,
+    /// Legs posted per originating transaction in this storage transaction.
+    /// A transaction's effects are all posted in one storage transaction, so
+    /// a second application would restart at leg 0 and hit the unique key.
+    legs: HashMap<TxId, i64>,
 }
 
 // --- conversions between our types and SQLite values ---
@@ -407,6 +423,19 @@ fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, 
 impl SqliteTx<'_> {
     /// The row id of a ledger account, created on first use.
     fn ledger_account_id(&mut self, a: &LedgerAccount) -> Result<i64, StoreError> {
+        if let Some(id) = self.committed_ids.get(a).or_else(|| self.new_ids.get(a)) {
+            return Ok(*id);
+        }
+        let (id, created) = self.find_or_create_ledger_account(a)?;
+        if created {
+            self.new_ids.insert(a.clone(), id);
+        } else {
+            self.committed_ids.insert(a.clone(), id);
+        }
+        Ok(id)
+    }
+
+    fn find_or_create_ledger_account(&mut self, a: &LedgerAccount) -> Result<(i64, bool), StoreError> {
         let key = a.key();
         let found: Option<i64> = self
             .tx
@@ -414,20 +443,26 @@ impl SqliteTx<'_> {
             .query_row(params![a.kind(), key], |r| r.get(0))
             .optional()?;
         if let Some(id) = found {
-            return Ok(id);
+            return Ok((id, false));
         }
         self.tx
             .prepare_cached(
                 "INSERT INTO ledger_accounts (kind, key, municipality) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![a.kind(), key, muni_sql(a.municipality())])?;
-        Ok(self.tx.last_insert_rowid())
+        Ok((self.tx.last_insert_rowid(), true))
     }
 }
 
 impl StoreTx for SqliteTx<'_> {
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let SqliteTx { tx, delta } = *self;
+        let SqliteTx {
+            tx,
+            delta,
+            committed_ids,
+            new_ids,
+            legs: _,
+        } = *self;
         if delta != Posted::default() {
             tx.prepare_cached(
                 "UPDATE ledger_totals SET debits = debits + ?1, credits = credits + ?2 WHERE id = 1",
@@ -435,6 +470,7 @@ impl StoreTx for SqliteTx<'_> {
             .execute(params![i64_of(delta.debits), i64_of(delta.credits)])?;
         }
         tx.commit()?;
+        committed_ids.extend(new_ids);
         Ok(())
     }
 
@@ -953,22 +989,29 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError> {
-        let row: Option<(i64, i64)> = self
+        let id = match self
+            .committed_ids
+            .get(account)
+            .or_else(|| self.new_ids.get(account))
+        {
+            Some(id) => Some(*id),
+            None => self
+                .tx
+                .prepare_cached("SELECT id FROM ledger_accounts WHERE kind = ?1 AND key = ?2")?
+                .query_row(params![account.kind(), account.key()], |r| r.get(0))
+                .optional()?,
+        };
+        let Some(id) = id else {
+            return Ok(Posted::default());
+        };
+        let (d, c): (i64, i64) = self
             .tx
-            .prepare_cached(
-                "SELECT debits_posted, credits_posted FROM ledger_accounts WHERE kind = ?1 AND key = ?2",
-            )?
-            .query_row(params![account.kind(), account.key()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        match row {
-            None => Ok(Posted::default()),
-            Some((d, c)) => Ok(Posted {
-                debits: u64_of("debits posted", d)?,
-                credits: u64_of("credits posted", c)?,
-            }),
-        }
+            .prepare_cached("SELECT debits_posted, credits_posted FROM ledger_accounts WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Posted {
+            debits: u64_of("debits posted", d)?,
+            credits: u64_of("credits posted", c)?,
+        })
     }
 
     fn post(&mut self, t: &TransferDraft, now: UnixMillis) -> Result<u64, StoreError> {
@@ -981,10 +1024,11 @@ impl StoreTx for SqliteTx<'_> {
         // effects can never be posted twice, even by a buggy caller.
         let leg: i64 = match t.origin_tx {
             None => 0,
-            Some(origin) => self
-                .tx
-                .prepare_cached("SELECT COUNT(*) FROM transfers WHERE origin_tx = ?1")?
-                .query_row([&origin.as_bytes()[..]], |r| r.get(0))?,
+            Some(origin) => {
+                let n = self.legs.entry(origin).or_insert(0);
+                *n += 1;
+                *n - 1
+            }
         };
         self.tx
             .prepare_cached(
@@ -1108,16 +1152,37 @@ impl StoreTx for SqliteTx<'_> {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        // Recompute every account's totals from the transfers in two passes
+        // (no correlated subqueries: this runs over the whole ledger).
+        let mut recomputed: HashMap<i64, (i64, i64)> = HashMap::new();
+        {
+            let mut stmt = self
+                .tx
+                .prepare("SELECT debit, SUM(amount) FROM transfers GROUP BY debit")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                recomputed.entry(r.get(0)?).or_default().0 = r.get(1)?;
+            }
+            let mut stmt = self
+                .tx
+                .prepare("SELECT credit, SUM(amount) FROM transfers GROUP BY credit")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                recomputed.entry(r.get(0)?).or_default().1 = r.get(1)?;
+            }
+        }
         let mut mismatched_accounts = vec![];
         {
             let mut stmt = self.tx.prepare(
-                "SELECT a.kind || ':' || a.key FROM ledger_accounts a
-                 WHERE a.debits_posted <> (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit = a.id)
-                    OR a.credits_posted <> (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit = a.id)",
+                "SELECT id, kind || ':' || key, debits_posted, credits_posted FROM ledger_accounts",
             )?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            for row in rows {
-                mismatched_accounts.push(row?);
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let posted: (i64, i64) = (r.get(2)?, r.get(3)?);
+                if recomputed.get(&id).copied().unwrap_or_default() != posted {
+                    mismatched_accounts.push(r.get::<_, String>(1)?);
+                }
             }
         }
         let mut municipalities = vec![];

@@ -1,0 +1,270 @@
+//! Hub ingest of signed transactions, durable (SQLite WAL, synchronous=FULL),
+//! next to the raw ed25519 verification rate measured in the same run
+//! (DESIGN §12: goal ≥ 50% of it).
+//!
+//! Run: `cargo bench -p mykey-hub --bench ingest` (release). Prints median
+//! figures over several rounds; each round ingests the same pre-signed
+//! chains into a fresh copy of the same registry.
+//!
+//! Knobs (environment): `BENCH_TXS` (default 20000), `BENCH_ROUNDS` (5),
+//! `BENCH_BATCH` (500, the node's default push size), `BENCH_ACCOUNTS` (1000).
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use mykey_hub::admin::facility;
+use mykey_hub::{FacilityKind, Hub, NodePolicy};
+use mykey_sync_proto::session::HubService;
+use mykey_sync_proto::tx::TX_DOMAIN;
+use mykey_sync_proto::wire::Outcome;
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityId, Grant, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
+    ProgramId, Redeem, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
+};
+use std::path::Path;
+use std::time::Instant;
+
+const N_SHOPS: usize = 4;
+const T0: UnixMillis = UnixMillis(1_750_000_000_000);
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// splitmix64: a fixed, seedable stream for the workload.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+struct Chain {
+    key: SigningKey,
+    id: NodeId,
+    seq: u64,
+    prev: TxId,
+}
+
+impl Chain {
+    fn new(seed: u8) -> Chain {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        let id = NodeId::from_bytes(key.verifying_key().to_bytes()).expect("node id");
+        Chain { key, id, seq: 0, prev: TxId::GENESIS }
+    }
+    fn sign(&mut self, body: TxBody) -> SignedTx {
+        self.seq += 1;
+        let tx = SignedTx::sign(
+            &TxPayload { node: self.id, seq: self.seq, prev_hash: self.prev, created_at: T0.plus_ms(self.seq), body },
+            &self.key,
+        );
+        self.prev = tx.id();
+        tx
+    }
+}
+
+fn muni() -> MunicipalityCode {
+    MunicipalityCode::parse("131059").expect("code")
+}
+fn card(i: usize) -> CardKey {
+    CardKey::new(vec![0x30, 0x0b, 0x31], (i as u32 + 1).to_be_bytes().to_vec()).expect("card")
+}
+fn policy(op: OpKind) -> NodePolicy {
+    NodePolicy {
+        allowed_ops: vec![op],
+        per_card_offline_limit: Points::new(3000).expect("pts"),
+        node_exposure_limit: Points::new(1_000_000).expect("pts"),
+        pin_threshold: Points::new(1000).expect("pts"),
+        valid_until: T0.plus_ms(365 * 86_400_000),
+    }
+}
+
+/// The registry every round starts from: shops with nodes, a community
+/// centre that granted every holder a starting balance.
+fn build_template(dir: &Path, n_accounts: usize, shops: &[Chain]) -> Vec<AccountId> {
+    let mut hub = Hub::init(dir).expect("init");
+    hub.add_municipality(muni(), "Bunkyo", T0).expect("muni");
+    let program = ProgramId::parse("volunteer").expect("program");
+    hub.create_program(&program, muni(), Points::new(1_000_000_000).expect("pts"), T0).expect("program");
+    for (i, shop) in shops.iter().enumerate() {
+        let f = FacilityId::parse(&format!("shop-{i}")).expect("id");
+        hub.add_facility(&facility(f.clone(), muni(), FacilityKind::Shop, "shop"), T0).expect("facility");
+        hub.enrol_node(shop.id, &f, policy(OpKind::Redeem), T0).expect("enrol");
+    }
+    let cc = FacilityId::parse("cc-1").expect("id");
+    hub.add_facility(&facility(cc.clone(), muni(), FacilityKind::CommunityCentre, "cc"), T0).expect("facility");
+    let mut centre = Chain::new(200);
+    hub.enrol_node(centre.id, &cc, policy(OpKind::Grant), T0).expect("enrol");
+    let accounts: Vec<AccountId> = (0..n_accounts)
+        .map(|i| {
+            let alias = MyKeyId::parse(&format!("holder{i}")).expect("alias");
+            hub.register_account(&alias, muni(), &card(i), T0).expect("register")
+        })
+        .collect();
+    let grants: Vec<SignedTx> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            centre.sign(TxBody::Grant(Grant {
+                card: card(i),
+                account: *a,
+                municipality: muni(),
+                program: program.clone(),
+                points: Points::new(2_500).expect("pts"),
+            }))
+        })
+        .collect();
+    for batch in grants.chunks(500) {
+        hub.ingest(&centre.id, batch.to_vec(), T0);
+    }
+    accounts
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n_txs = env("BENCH_TXS", 20_000);
+    let rounds = env("BENCH_ROUNDS", 5).max(1);
+    let batch = env("BENCH_BATCH", 500).clamp(1, 1000);
+    let n_accounts = env("BENCH_ACCOUNTS", 1000).max(1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let template = tmp.path().join("template");
+    let mut shops: Vec<Chain> = (0..N_SHOPS).map(|i| Chain::new(100 + i as u8)).collect();
+    let accounts = build_template(&template, n_accounts, &shops);
+
+    // The workload: redeems of 1..=300 points by random holders at random
+    // shops (some overdraw: the hub honours them as debt).
+    let mut rng = Rng(42);
+    let mut per_shop: Vec<Vec<SignedTx>> = vec![vec![]; N_SHOPS];
+    for _ in 0..n_txs {
+        let s = (rng.next() % N_SHOPS as u64) as usize;
+        let a = (rng.next() % n_accounts as u64) as usize;
+        let points = Points::new(1 + rng.next() % 300).expect("pts");
+        let tx = shops[s].sign(TxBody::Redeem(Redeem {
+            card: card(a),
+            account: accounts[a],
+            municipality: muni(),
+            points,
+            merchant: FacilityId::parse(&format!("shop-{s}")).expect("id"),
+            card_proof: false,
+        }));
+        per_shop[s].push(tx);
+    }
+    // Pushes as nodes send them: each node's chain in batches, nodes interleaved.
+    let mut pushes: Vec<(NodeId, Vec<SignedTx>)> = vec![];
+    let chunks: Vec<Vec<&[SignedTx]>> = per_shop.iter().map(|c| c.chunks(batch).collect()).collect();
+    for i in 0..chunks.iter().map(Vec::len).max().unwrap_or(0) {
+        for (s, c) in chunks.iter().enumerate() {
+            if let Some(b) = c.get(i) {
+                pushes.push((shops[s].id, b.to_vec()));
+            }
+        }
+    }
+    let all: Vec<&SignedTx> = per_shop.iter().flatten().collect();
+    let keys: Vec<VerifyingKey> = shops.iter().map(|c| c.key.verifying_key()).collect();
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let inputs: Vec<(usize, Vec<u8>, Signature)> = all
+        .iter()
+        .map(|tx| {
+            let v = tx.verify().expect("valid");
+            let s = shops.iter().position(|c| c.id == v.payload().node).expect("shop");
+            let mut msg = TX_DOMAIN.to_vec();
+            msg.extend_from_slice(tx.payload_bytes());
+            (s, msg, Signature::from_bytes(&tx.signature_bytes()))
+        })
+        .collect();
+    let raw_verify = |items: &[(usize, Vec<u8>, Signature)]| {
+        for (s, msg, sig) in items {
+            keys[*s].verify_strict(msg, sig).expect("verifies");
+        }
+    };
+    let mut raw1 = vec![];
+    let mut rawn = vec![];
+    let mut verify1 = vec![];
+    let mut ingest1 = vec![];
+    let mut ingestn = vec![];
+    let mut ratio1 = vec![];
+    let mut ration = vec![];
+    let mut round_no = 0;
+    let mut ingest_round = |n_threads: usize| -> f64 {
+        round_no += 1;
+        let dir = tmp.path().join(format!("round-{round_no}"));
+        copy_dir(&template, &dir);
+        let mut hub = Hub::open(&dir).expect("open");
+        hub.set_threads(n_threads);
+        let t = Instant::now();
+        let mut accepted = 0usize;
+        for (carrier, txs) in &pushes {
+            let r = hub.ingest(carrier, txs.clone(), T0.plus_ms(round_no));
+            accepted += r
+                .receipts
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Accepted { .. }))
+                .count();
+        }
+        let rate = n_txs as f64 / t.elapsed().as_secs_f64();
+        assert_eq!(accepted, n_txs, "every transaction is accepted");
+        let report = hub.check_conservation().expect("conserved");
+        assert!(report.n_transfers as usize > n_txs);
+        drop(hub);
+        std::fs::remove_dir_all(&dir).ok();
+        rate
+    };
+    for round in 0..rounds {
+        // Raw ed25519: verify_strict over the same signed bytes with the key at hand.
+        let t = Instant::now();
+        raw_verify(&inputs);
+        let r1 = inputs.len() as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for chunk in inputs.chunks(inputs.len().div_ceil(threads)) {
+                s.spawn(|| raw_verify(chunk));
+            }
+        });
+        let rn = inputs.len() as f64 / t.elapsed().as_secs_f64();
+        // SignedTx::verify: decode (validating the node key), hash, verify.
+        let t = Instant::now();
+        for tx in &all {
+            std::hint::black_box(tx.verify().expect("valid"));
+        }
+        let v1 = all.len() as f64 / t.elapsed().as_secs_f64();
+        let i1 = ingest_round(1);
+        let i_n = ingest_round(threads);
+        eprintln!(
+            "round {round}: raw verify {r1:.0}/s ({threads} threads: {rn:.0}/s), SignedTx::verify {v1:.0}/s, \
+             ingest {i1:.0} tx/s ({threads} threads: {i_n:.0} tx/s)"
+        );
+        raw1.push(r1);
+        rawn.push(rn);
+        verify1.push(v1);
+        ingest1.push(i1);
+        ingestn.push(i_n);
+        ratio1.push(i1 / r1);
+        ration.push(i_n / r1);
+    }
+    println!(
+        "hub ingest benchmark: {n_txs} signed redeems, {N_SHOPS} nodes, {n_accounts} holders, \
+         pushes of {batch}, durable (WAL, synchronous=FULL), {rounds} rounds (medians)"
+    );
+    println!("  raw ed25519 verify_strict, 1 thread     : {:>9.0} /s", median(raw1));
+    println!("  raw ed25519 verify_strict, {threads} threads    : {:>9.0} /s", median(rawn));
+    println!("  SignedTx::verify, 1 thread              : {:>9.0} /s", median(verify1));
+    println!("  hub ingest, 1 thread                    : {:>9.0} tx/s", median(ingest1));
+    println!("  hub ingest, {threads} threads for signatures : {:>9.0} tx/s", median(ingestn));
+    println!("  ratio ingest(1 thread) / raw(1 thread)  : {:>9.2} (goal >= 0.50)", median(ratio1));
+    println!("  ratio ingest({threads} threads) / raw(1 thread) : {:>9.2}", median(ration));
+}
