@@ -500,6 +500,7 @@ fn transfers_are_immutable_and_corrections_are_new_transfers() {
     assert!(del.is_err());
     assert!(conn.execute("DELETE FROM facts", []).is_err());
     drop(conn);
+    f.hub.check_conservation().unwrap();
     // A correction: funding taken back from the programme, as a new transfer.
     let pos = f
         .hub
@@ -563,4 +564,20 @@ fn registry_rules() {
         .enrol_node(Chain::new(50).id, &fid("nowhere"), policy(&[]), T0)
         .is_err());
     assert!(hub.enrol_node(hub.hub_id(), &fid("shop-1"), policy(&[]), T0).is_err());
+}
+
+#[test]
+fn the_full_check_finds_an_account_changed_behind_the_ledger() {
+    let mut f = Fixture::new();
+    f.hub.admin_grant(f.alice, &program(), pts(100), T0).unwrap();
+    f.hub.check_conservation().unwrap();
+    let conn = rusqlite::Connection::open(f.db_path()).unwrap();
+    conn.execute(
+        "UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE kind = 'wallet'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let e = f.hub.check_conservation().unwrap_err();
+    assert!(e.to_string().contains("disagree") || e.to_string().contains("out of step"), "{e}");
 }
