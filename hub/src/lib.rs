@@ -29,6 +29,7 @@ pub mod ingest;
 pub mod key;
 pub mod ledger;
 pub mod model;
+pub mod net;
 pub mod rules;
 pub mod store;
 

@@ -31,6 +31,12 @@ enum Command {
     Init,
     /// Print the hub id (the public key nodes verify facts with).
     Id,
+    /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`.
+    Serve {
+        /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+    },
     /// Municipalities.
     #[command(subcommand)]
     Municipality(MunicipalityCmd),
@@ -328,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("give this hub id to every node (it verifies the hub's facts with it)");
         }
         Command::Id => println!("{}", open(&cli)?.hub_id()),
+        Command::Serve { listen } => mykey_hub::net::serve::serve_blocking(&cli.data, listen)?,
         Command::Municipality(MunicipalityCmd::Add { code, name }) => {
             open(&cli)?.add_municipality(*code, name, t)?;
             println!("added municipality {code} {name}");

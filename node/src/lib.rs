@@ -10,6 +10,7 @@
 pub mod card;
 pub mod config;
 pub mod key;
+pub mod net;
 pub mod node;
 pub mod rules;
 pub mod store;

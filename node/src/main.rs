@@ -91,6 +91,15 @@ enum Command {
     /// Card reader commands.
     #[command(subcommand)]
     Card(mykey_node::card::cli::CardCommand),
+    /// Run the node: sync with the hub (and LAN peers) until SIGINT or SIGTERM.
+    Run {
+        /// Listen here for LAN peers (multiaddr; repeatable) instead of net.toml's `listen`.
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Also dial the hub here (multiaddr; repeatable), besides node.toml's `hub_addr`.
+        #[arg(long)]
+        hub_addr: Vec<String>,
+    },
 }
 
 fn now() -> UnixMillis {
@@ -258,6 +267,10 @@ fn main() -> Result<()> {
             }
         }
         Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
+        Command::Run { listen, hub_addr } => {
+            let opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr)?;
+            mykey_node::net::run::run_blocking(&dir, opts)?;
+        }
     }
     Ok(())
 }

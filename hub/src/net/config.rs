@@ -1,0 +1,123 @@
+//! `hub.toml` in the hub's data directory: where `mykey-hub serve` listens
+//! and how it paces links. `serve` writes the defaults on first start.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Networking settings of the hub.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubNetConfig {
+    /// Addresses to listen on (libp2p multiaddrs).
+    pub listen: Vec<String>,
+    /// How long an idle connection stays open (libp2p's default is 10 s).
+    pub idle_timeout_ms: u64,
+    /// Ping interval on every link.
+    pub ping_interval_ms: u64,
+    /// A ping without answer after this long drops the link.
+    pub ping_timeout_ms: u64,
+    /// A request must arrive whole and be answered within this long.
+    pub request_timeout_ms: u64,
+    /// Bad frames (oversized, truncated, undecodable) a peer may send before
+    /// it is disconnected.
+    pub max_bad_frames: u32,
+}
+
+impl Default for HubNetConfig {
+    fn default() -> Self {
+        HubNetConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/7400".to_owned()],
+            idle_timeout_ms: 3_600_000,
+            ping_interval_ms: 5_000,
+            ping_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_bad_frames: 3,
+        }
+    }
+}
+
+/// `hub.toml` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HubNetConfigError {
+    /// Not readable or writable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid.
+    #[error("{path}: {detail}; fix the file or delete it to get the defaults back")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl HubNetConfig {
+    /// Where the config of the hub at `data` lives: `hub.toml` in a data
+    /// directory, or beside a database file named directly.
+    pub fn path(data: &Path) -> PathBuf {
+        let paths = crate::HubPaths::of(data);
+        match paths.dir {
+            Some(d) => d.join("hub.toml"),
+            None => paths.db.with_extension("toml"),
+        }
+    }
+
+    /// Reads the config, writing the defaults first if there is none.
+    pub fn load_or_create(data: &Path) -> Result<HubNetConfig, HubNetConfigError> {
+        let path = Self::path(data);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let c: HubNetConfig =
+                    toml::from_str(&text).map_err(|e| HubNetConfigError::Invalid {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                for a in &c.listen {
+                    a.parse::<libp2p::Multiaddr>()
+                        .map_err(|e| HubNetConfigError::Invalid {
+                            path: path.clone(),
+                            detail: format!("listen {a:?}: {e}"),
+                        })?;
+                }
+                Ok(c)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let c = HubNetConfig::default();
+                let text = toml::to_string(&c).map_err(|e| HubNetConfigError::Invalid {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+                std::fs::write(&path, text).map_err(|source| HubNetConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(c)
+            }
+            Err(source) => Err(HubNetConfigError::Io { path, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_written_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("hub");
+        std::fs::create_dir(&data).unwrap();
+        let c = HubNetConfig::load_or_create(&data).unwrap();
+        assert_eq!(c, HubNetConfig::default());
+        assert!(data.join("hub.toml").exists());
+        std::fs::write(data.join("hub.toml"), "listen = [\"x\"]").unwrap();
+        assert!(HubNetConfig::load_or_create(&data).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! What a node does with each [`NodeEvent`] of its session: the one piece of
+//! glue between the sans-IO session and the node's store, shared by the
+//! networked loop ([`super::run`]) and the in-process harness of the tests.
+
+use crate::node::{FactsError, Node};
+use crate::store::StoreError;
+use mykey_sync_proto::UnixMillis;
+use mykey_sync_proto::session::{NodeEvent, NodeSession, SessionError};
+use mykey_sync_proto::wire::{Outcome, Refusal, Welcome};
+
+/// Counters of what one drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// The hub welcomed the session.
+    pub welcomed: Option<Welcome>,
+    /// Receipts stored.
+    pub receipts: u64,
+    /// Of which rejections.
+    pub rejected: u64,
+    /// Facts applied.
+    pub facts: u64,
+    /// The session ended: refused by the hub, or closed on an error.
+    pub ended: Option<Ended>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Ended {
+    /// The hub refused it: show the reason, do not retry soon.
+    #[error("the hub refused the session: {0}")]
+    Refused(Refusal),
+    /// It closed on an error: reconnect with backoff.
+    #[error("the session closed: {0}")]
+    Closed(SessionError),
+}
+
+/// The store failed while handling an event: the session cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// Reading the outbox or storing receipts failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Facts were refused (not authentic) or could not be stored.
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    /// The session refused what the store handed it.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Handles every pending event of `session` against `node`. Stops at the
+/// first event that ends the session (reported in [`Drained::ended`]).
+pub fn drain_events(
+    session: &mut NodeSession,
+    node: &mut Node,
+    now: UnixMillis,
+) -> Result<Drained, DriveError> {
+    let mut d = Drained::default();
+    while let Some(ev) = session.poll_event() {
+        match ev {
+            NodeEvent::Welcomed(w) => d.welcomed = Some(w),
+            NodeEvent::NeedTxs { from_seq, max } => {
+                let txs = node.outbox_from(from_seq, max)?;
+                session.provide_txs(txs, now)?;
+            }
+            NodeEvent::Receipts(r) => {
+                d.receipts += r.receipts.len() as u64;
+                d.rejected += r
+                    .receipts
+                    .iter()
+                    .filter(|x| matches!(x.outcome, Outcome::Rejected(_)))
+                    .count() as u64;
+                node.apply_receipts(&r, now)?;
+            }
+            NodeEvent::Facts(f) => d.facts += node.apply_facts(&f)? as u64,
+            NodeEvent::Refused(r) => {
+                d.ended = Some(Ended::Refused(r));
+                break;
+            }
+            NodeEvent::Closed(e) => {
+                d.ended = Some(Ended::Closed(e));
+                break;
+            }
+        }
+    }
+    Ok(d)
+}

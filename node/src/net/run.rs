@@ -1,0 +1,518 @@
+//! `mykey-node run`: the node's long-running network loop.
+//!
+//! One task, one loop over a closed set of inputs (a swarm event, a timer, a
+//! signal). The hub link is the sans-IO [`NodeSession`]; this loop only
+//! carries its requests over libp2p, feeds back answers, link changes and
+//! time, and hands its events to [`drain_events`]. Every effect on the store
+//! is durable before the loop moves on, so SIGINT / SIGTERM (or `kill -9`)
+//! loses nothing: a restart resumes from the store.
+//!
+//! The loop keeps its own address book for the hub (libp2p forgets an
+//! address after a failed dial) and dials with explicit addresses, reconnects
+//! with exponential backoff and full jitter, keeps links open past libp2p's
+//! 10 s idle default, and drops a link whose pings fail.
+
+use super::backoff::Backoff;
+use super::codec::Frame;
+use super::config::{NetConfig, NetConfigError, parse_addr};
+use super::driver::{DriveError, Ended, drain_events};
+use super::transport::{Behaviour, BehaviourEvent, TransportConfig, TransportError, build_swarm};
+use super::{peer_id_of, unix_now};
+use crate::config::{DataDir, DataDirError};
+use crate::key::{KeyError, NodeKey};
+use crate::node::Node;
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm, ping};
+use mykey_sync_proto::UnixMillis;
+use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
+use mykey_sync_proto::wire::Response;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+/// Why `run` could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data directory is unusable.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The key file is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// `net.toml` is unusable.
+    #[error(transparent)]
+    NetConfig(#[from] NetConfigError),
+    /// An address in the config is unusable.
+    #[error("{0}")]
+    Address(String),
+    /// The transport could not be built.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Listening failed.
+    #[error("cannot listen on {addr}: {detail}; pick another address in net.toml or --listen")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        detail: String,
+    },
+    /// The runtime or the signal handlers could not be set up.
+    #[error("cannot set up the runtime or signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The store failed at startup.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Listen here instead of `net.toml`'s `listen`.
+    pub listen: Vec<Multiaddr>,
+    /// Dial the hub here too.
+    pub hub_addrs: Vec<Multiaddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubLink {
+    /// Not connected; dial at this instant.
+    Down { retry_at: Instant },
+    /// A dial is under way.
+    Dialing,
+    /// Connected; the session runs.
+    Up,
+}
+
+struct Runner {
+    node: Node,
+    swarm: Swarm<Behaviour>,
+    net: NetConfig,
+    hub_peer: PeerId,
+    /// Our own address book for the hub.
+    hub_book: Vec<Multiaddr>,
+    link: HubLink,
+    backoff: Backoff,
+    session: NodeSession,
+    in_flight: Option<OutboundRequestId>,
+    known_seq: u64,
+    next_outbox_poll: Instant,
+    bytes_up: u64,
+    bytes_down: u64,
+    was_caught_up: bool,
+    /// Failed dials since the link was last up (only the first is logged at info).
+    dial_failures: u32,
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
+    let config = dir.config()?;
+    let net = NetConfig::load(dir.root())?;
+    let key = NodeKey::load_or_create(&dir.key_path())?;
+    let transport = TransportConfig {
+        ping_interval: NetConfig::ms(net.ping_interval_ms),
+        ping_timeout: NetConfig::ms(net.ping_timeout_ms),
+        ..TransportConfig::default()
+    };
+    let agent = concat!("mykey-node/", env!("CARGO_PKG_VERSION"));
+    let mut swarm = build_swarm(key.signing_key(), agent, &transport)?;
+    drop(key);
+    let node = dir.open()?;
+    let hub = node.hub();
+    let hub_peer = peer_id_of(&hub);
+
+    let mut hub_book = vec![];
+    let texts = config.hub_addr.iter().chain(&net.hub_addrs);
+    for text in texts {
+        let addr = parse_addr(text).map_err(RunError::Address)?;
+        hub_book.push(strip_peer(addr, &hub_peer).map_err(RunError::Address)?);
+    }
+    for addr in &opts.hub_addrs {
+        hub_book.push(strip_peer(addr.clone(), &hub_peer).map_err(RunError::Address)?);
+    }
+    if hub_book.is_empty() {
+        warn!("no hub address: set hub_addr in node.toml; serving from the local store until then");
+    }
+    let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
+        net.listen
+            .iter()
+            .map(|t| parse_addr(t).map_err(RunError::Address))
+            .collect::<Result<_, _>>()?
+    } else {
+        opts.listen.clone()
+    };
+    for addr in listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| RunError::Listen {
+                addr,
+                detail: e.to_string(),
+            })?;
+    }
+
+    let mut seed = [0u8; 8];
+    // A fixed seed only costs jitter quality, never correctness.
+    let _ = getrandom::fill(&mut seed);
+    let session_config = NodeSessionConfig {
+        batch_txs: net.batch_txs,
+        software: agent.to_owned(),
+        ..NodeSessionConfig::default()
+    };
+    let known_seq = node.sync_position()?.0;
+    let mut r = Runner {
+        session: NodeSession::new(node.id(), session_config),
+        backoff: Backoff::new(
+            NetConfig::ms(net.backoff_base_ms),
+            NetConfig::ms(net.backoff_cap_ms),
+            u64::from_le_bytes(seed),
+        ),
+        node,
+        swarm,
+        net,
+        hub_peer,
+        hub_book,
+        link: HubLink::Down {
+            retry_at: Instant::now(),
+        },
+        in_flight: None,
+        known_seq,
+        next_outbox_poll: Instant::now(),
+        bytes_up: 0,
+        bytes_down: 0,
+        was_caught_up: false,
+        dial_failures: 0,
+    };
+    info!(node = %r.node.id().short(), hub = %hub.short(), hub_peer = %hub_peer, "node running");
+
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    loop {
+        r.maybe_dial();
+        let deadline = r.next_deadline();
+        tokio::select! {
+            ev = r.swarm.select_next_some() => r.on_swarm_event(ev),
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+        }
+        r.tick();
+    }
+    // Everything the session handed over is already committed; nothing is
+    // buffered outside the store.
+    info!(
+        bytes_up = r.bytes_up,
+        bytes_down = r.bytes_down,
+        "node stopped"
+    );
+    Ok(())
+}
+
+/// `addr` without a trailing `/p2p/<id>`, which must name `peer` if present.
+fn strip_peer(mut addr: Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
+    if let Some(Protocol::P2p(id)) = addr.iter().last() {
+        if id != *peer {
+            return Err(format!(
+                "{addr} names peer {id}, but the hub key in node.toml is peer {peer}: fix hub_addr"
+            ));
+        }
+        addr.pop();
+    }
+    Ok(addr)
+}
+
+fn instant_at(t: UnixMillis, now: UnixMillis) -> Instant {
+    Instant::now() + Duration::from_millis(t.0.saturating_sub(now.0))
+}
+
+impl Runner {
+    fn maybe_dial(&mut self) {
+        let HubLink::Down { retry_at } = self.link else {
+            return;
+        };
+        if Instant::now() < retry_at || self.hub_book.is_empty() {
+            return;
+        }
+        let opts = DialOpts::peer_id(self.hub_peer)
+            .addresses(self.hub_book.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                debug!(addrs = ?self.hub_book, "dialing the hub");
+                self.link = HubLink::Dialing;
+            }
+            Err(e) => {
+                warn!("cannot dial the hub: {e}");
+                self.link_down();
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let now = unix_now();
+        let mut d = self.next_outbox_poll;
+        if let HubLink::Down { retry_at } = self.link
+            && !self.hub_book.is_empty()
+        {
+            d = d.min(retry_at);
+        }
+        if let Some(t) = self.session.poll_timeout() {
+            d = d.min(instant_at(t, now));
+        }
+        d
+    }
+
+    fn link_down(&mut self) {
+        self.session.handle_disconnected();
+        self.in_flight = None;
+        let delay = self.backoff.next_delay();
+        debug!(
+            delay_ms = delay.as_millis() as u64,
+            "hub link down, retrying later"
+        );
+        self.link = HubLink::Down {
+            retry_at: Instant::now() + delay,
+        };
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        let now = unix_now();
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                println!("listening on {address}/p2p/{}", self.swarm.local_peer_id());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if peer_id == self.hub_peer && num_established.get() == 1 => {
+                self.backoff.reset();
+                self.dial_failures = 0;
+                self.link = HubLink::Up;
+                match self.node.sync_position() {
+                    Ok((last, receipted, cursor)) => {
+                        info!(
+                            last_seq = last,
+                            receipted_seq = receipted,
+                            fact_cursor = cursor,
+                            "connected to the hub"
+                        );
+                        self.known_seq = last;
+                        self.session.handle_connected(now, last, receipted, cursor);
+                    }
+                    Err(e) => {
+                        error!("cannot read the sync position: {e}");
+                        let _ = self.swarm.disconnect_peer_id(self.hub_peer);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } if peer_id == self.hub_peer && num_established == 0 => {
+                info!(cause = ?cause, "hub link closed");
+                self.link_down();
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(p),
+                error,
+                ..
+            } if p == self.hub_peer && self.link != HubLink::Up => {
+                if self.dial_failures == 0 {
+                    info!("cannot reach the hub: {error}");
+                } else {
+                    debug!(
+                        attempt = self.dial_failures + 1,
+                        "cannot reach the hub: {error}"
+                    );
+                }
+                self.dial_failures += 1;
+                self.link_down();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Err(e),
+                ..
+            })) => {
+                warn!(%peer, "ping failed ({e}): dropping the link");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, ev: request_response::Event<Frame, Frame>, now: UnixMillis) {
+        use request_response::{Event, Message};
+        match ev {
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if peer == self.hub_peer && Some(request_id) == self.in_flight => {
+                self.in_flight = None;
+                let bytes = match response.into_message() {
+                    Ok(b) => b,
+                    Err(why) => return self.drop_hub(&format!("bad frame from the hub: {why}")),
+                };
+                self.bytes_down += bytes.len() as u64 + 4;
+                match Response::decode(&bytes) {
+                    Ok(resp) => {
+                        // An error here is also queued as a Closed event.
+                        let _ = self.session.handle_response(resp, now);
+                    }
+                    Err(e) => self.drop_hub(&format!("undecodable answer from the hub: {e}")),
+                }
+            }
+            Event::Message {
+                peer,
+                message: Message::Request { channel, .. },
+                ..
+            } => {
+                // LAN peers are not served yet: refuse plainly.
+                debug!(%peer, "request from a peer refused: this node serves no requests");
+                drop(channel);
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } if peer == self.hub_peer && Some(request_id) == self.in_flight => {
+                self.in_flight = None;
+                self.drop_hub(&format!("request to the hub failed: {error}"));
+            }
+            other => debug!(?other, "sync event"),
+        }
+    }
+
+    fn drop_hub(&mut self, why: &str) {
+        warn!("{why}: dropping the hub link");
+        if self.swarm.disconnect_peer_id(self.hub_peer).is_err() {
+            self.link_down();
+        }
+        // ConnectionClosed follows and takes the link down.
+        self.session.handle_disconnected();
+    }
+
+    fn tick(&mut self) {
+        let now = unix_now();
+        if Instant::now() >= self.next_outbox_poll {
+            self.next_outbox_poll = Instant::now() + NetConfig::ms(self.net.outbox_poll_ms);
+            match self.node.sync_position() {
+                Ok((last, _, _)) if last > self.known_seq => {
+                    self.known_seq = last;
+                    self.session.note_local_seq(last, now);
+                }
+                Ok(_) => {}
+                Err(e) => error!("cannot read the outbox: {e}"),
+            }
+        }
+        if let Some(t) = self.session.poll_timeout()
+            && t <= now
+        {
+            self.session.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// Hands session events to the store and session requests to the wire.
+    fn pump(&mut self, now: UnixMillis) {
+        loop {
+            match drain_events(&mut self.session, &mut self.node, now) {
+                Ok(d) => {
+                    if d.receipts > 0 || d.facts > 0 {
+                        debug!(
+                            receipts = d.receipts,
+                            rejected = d.rejected,
+                            facts = d.facts,
+                            "applied"
+                        );
+                    }
+                    match d.ended {
+                        Some(Ended::Refused(r)) => {
+                            error!("the hub refused this node: {r}");
+                            let _ = self.swarm.disconnect_peer_id(self.hub_peer);
+                            self.session.handle_disconnected();
+                            self.in_flight = None;
+                            self.link = HubLink::Down {
+                                retry_at: Instant::now() + NetConfig::ms(self.net.refused_retry_ms),
+                            };
+                            return;
+                        }
+                        Some(Ended::Closed(e)) => {
+                            warn!("session closed: {e}");
+                            self.drop_hub("session closed");
+                            return;
+                        }
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    error!("{}", drive_error_text(&e));
+                    self.drop_hub("local store failed");
+                    return;
+                }
+            }
+            let Some(req) = self.session.poll_transmit() else {
+                break;
+            };
+            let bytes = req.encode();
+            self.bytes_up += bytes.len() as u64 + 4;
+            let id = self.swarm.behaviour_mut().sync.send_request_with_addresses(
+                &self.hub_peer,
+                Frame::Message(bytes),
+                self.hub_book.clone(),
+            );
+            self.in_flight = Some(id);
+        }
+        let caught_up = self.session.is_caught_up();
+        if caught_up && !self.was_caught_up {
+            info!(
+                processed_seq = self.session.processed_seq(),
+                bytes_up = self.bytes_up,
+                bytes_down = self.bytes_down,
+                "caught up with the hub"
+            );
+        }
+        self.was_caught_up = caught_up;
+    }
+}
+
+fn drive_error_text(e: &DriveError) -> String {
+    format!("sync stopped: {e}")
+}
+
+impl RunOptions {
+    /// Options from command-line strings.
+    pub fn parse(listen: &[String], hub_addrs: &[String]) -> Result<RunOptions, RunError> {
+        let p = |v: &[String]| {
+            v.iter()
+                .map(|t| parse_addr(t).map_err(RunError::Address))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(RunOptions {
+            listen: p(listen)?,
+            hub_addrs: p(hub_addrs)?,
+        })
+    }
+}
+
+/// [`run`] on a single-threaded tokio runtime of its own, for `main`.
+pub fn run_blocking(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Signals)?;
+    rt.block_on(run(dir, opts))
+}

@@ -1,0 +1,350 @@
+//! Support for the networked tests: a small world set up through the
+//! libraries, then the real `mykey-hub serve` and `mykey-node run` binaries
+//! as processes on 127.0.0.1, each killed when its guard drops.
+//!
+//! The binaries must be built first (`cargo build -p mykey-node -p mykey-hub
+//! --bins`); they are found in the target directory beside this test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use mykey_hub::{Facility, FacilityKind, Hub, NodePolicy};
+use mykey_node::config::{DataDir, NodeConfig};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
+    UnixMillis,
+};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Wall-clock now, as the binaries see it.
+pub fn now() -> UnixMillis {
+    UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    )
+}
+
+/// A binary of the workspace, next to this test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p mykey-node -p mykey-hub --bins` first",
+        p.display()
+    );
+    p
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A child process, killed (SIGKILL) and reaped on drop; its stdout lines
+/// arrive on a channel, its stderr is kept for assertions.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .env("RUST_LOG", "info,libp2p=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let (tx, lines) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if std::env::var_os("NET_TEST_ECHO").is_some() {
+                    eprintln!("[{label}] {l}");
+                }
+                let mut s = sink.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
+        });
+        Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            lines,
+            stderr,
+        }
+    }
+
+    /// The first stdout line starting with `prefix`, within `timeout`.
+    pub fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{}: no line starting with {prefix:?} within {timeout:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("{} did not stop on SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `mykey-hub serve` on 127.0.0.1 (`port` 0: any); returns the process and
+/// its dialable address with `/p2p/`.
+pub fn start_hub(data: &Path, port: u16) -> (Proc, String) {
+    let p = Proc::spawn(
+        "hub",
+        Command::new(bin("mykey-hub"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")]),
+    );
+    let line = p.line_starting("listening on ", Duration::from_secs(30));
+    let addr = line.trim_start_matches("listening on ").to_owned();
+    (p, addr)
+}
+
+/// The TCP port of a `/ip4/…/tcp/PORT/p2p/…` address.
+pub fn port_of(addr: &str) -> u16 {
+    let parts: Vec<&str> = addr.split('/').collect();
+    let i = parts.iter().position(|p| *p == "tcp").unwrap();
+    parts[i + 1].parse().unwrap()
+}
+
+/// `mykey-node run` with the hub at `hub_addr` (and `extra` arguments).
+pub fn start_node(name: &str, data: &Path, hub_addr: Option<&str>, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin("mykey-node"));
+    cmd.arg("--data")
+        .arg(data)
+        .args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    if let Some(a) = hub_addr {
+        cmd.args(["--hub-addr", a]);
+    }
+    cmd.args(extra);
+    let p = Proc::spawn(name, &mut cmd);
+    p.line_starting("listening on ", Duration::from_secs(30));
+    p
+}
+
+/// Runs a `mykey-node` command to completion; returns stdout, or panics with stderr.
+pub fn node_cli(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin("mykey-node"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mykey-node {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `mykey-node status --json`.
+pub fn status(data: &Path) -> serde_json::Value {
+    serde_json::from_str(&node_cli(data, &["status", "--json"])).unwrap()
+}
+
+/// True when the node has every own transaction receipted and knows its limits.
+pub fn caught_up(data: &Path) -> bool {
+    let s = status(data);
+    !s["facility"].is_null() && s["pending"] == 0 && s["receipted_seq"] == s["last_seq"]
+}
+
+pub fn bunkyo() -> MunicipalityCode {
+    MunicipalityCode::parse("131059").unwrap()
+}
+
+pub fn pts(n: u64) -> Points {
+    Points::new(n).unwrap()
+}
+
+pub fn card(serial: u32) -> CardKey {
+    CardKey::new(b"JPKI test CA".to_vec(), serial.to_be_bytes().to_vec()).unwrap()
+}
+
+/// Card key as the CLI takes it.
+pub fn card_arg(c: &CardKey) -> String {
+    c.to_string()
+}
+
+/// A hub directory and node directories of one municipality, ready to serve.
+pub struct World {
+    pub root: tempfile::TempDir,
+    pub hub_dir: PathBuf,
+    pub hub_id: NodeId,
+    pub nodes: Vec<PathBuf>,
+    pub node_ids: Vec<NodeId>,
+    pub holders: Vec<(CardKey, AccountId)>,
+}
+
+/// Points every holder is granted at the start.
+pub const START_POINTS: u64 = 1_000_000;
+
+impl World {
+    /// A hub, `n_nodes` shop nodes allowed to redeem (one facility each),
+    /// and `n_holders` holders with [`START_POINTS`] each.
+    pub fn create(n_nodes: usize, n_holders: usize) -> World {
+        let root = tempfile::tempdir().unwrap();
+        let hub_dir = root.path().join("hub");
+        let t = now();
+        let mut hub = Hub::init(&hub_dir).unwrap();
+        let m = bunkyo();
+        hub.add_municipality(m, "Bunkyo-ku", t).unwrap();
+        let health = ProgramId::parse("health").unwrap();
+        hub.create_program(&health, m, pts(1_000_000_000), t)
+            .unwrap();
+        let mut nodes = vec![];
+        let mut node_ids = vec![];
+        for i in 0..n_nodes {
+            let facility = FacilityId::parse(&format!("shop-{i}")).unwrap();
+            hub.add_facility(
+                &Facility {
+                    id: facility.clone(),
+                    municipality: m,
+                    kind: FacilityKind::Shop,
+                    name: format!("shop {i}"),
+                },
+                t,
+            )
+            .unwrap();
+            let dir = root.path().join(format!("node-{i}"));
+            let node = DataDir::new(&dir)
+                .init(&NodeConfig {
+                    hub_key: hub.hub_id().to_string(),
+                    hub_addr: None,
+                })
+                .unwrap();
+            hub.enrol_node(
+                node.id(),
+                &facility,
+                NodePolicy {
+                    allowed_ops: vec![OpKind::Redeem, OpKind::Grant],
+                    per_card_offline_limit: pts(1_000_000),
+                    node_exposure_limit: pts(10_000_000),
+                    pin_threshold: pts(100_000),
+                    valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
+                },
+                t,
+            )
+            .unwrap();
+            node_ids.push(node.id());
+            nodes.push(dir);
+        }
+        let mut holders = vec![];
+        for i in 0..n_holders {
+            let c = card(0x1000 + i as u32);
+            let a = hub
+                .register_account(&MyKeyId::parse(&format!("holder{i}")).unwrap(), m, &c, t)
+                .unwrap();
+            hub.admin_grant(a, &health, pts(START_POINTS), t).unwrap();
+            holders.push((c, a));
+        }
+        World {
+            hub_id: hub.hub_id(),
+            root,
+            hub_dir,
+            nodes,
+            node_ids,
+            holders,
+        }
+    }
+
+    /// Opens the hub's database (only while no `serve` runs).
+    pub fn open_hub(&self) -> Hub {
+        Hub::open(&self.hub_dir).unwrap()
+    }
+
+    /// A node directory that holds a key the hub never enrolled.
+    pub fn stranger(&self) -> PathBuf {
+        let dir = self.root.path().join("stranger");
+        DataDir::new(&dir)
+            .init(&NodeConfig {
+                hub_key: self.hub_id.to_string(),
+                hub_addr: None,
+            })
+            .unwrap();
+        dir
+    }
+}
+
+/// Sets `net.toml` values of a node directory.
+pub fn write_net_toml(dir: &Path, text: &str) {
+    std::fs::write(dir.join("net.toml"), text).unwrap();
+}
