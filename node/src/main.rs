@@ -91,6 +91,9 @@ enum Command {
     /// Card reader commands.
     #[command(subcommand)]
     Card(mykey_node::card::cli::CardCommand),
+    /// Serve card taps at the counter: look up the holder (library) or take
+    /// points (shop: amount, PIN above the hub's threshold, redeem).
+    Watch(mykey_node::card::watch::WatchArgs),
     /// Run the node: sync with the hub (and LAN peers) until SIGINT or SIGTERM.
     Run {
         /// Listen here for LAN peers (multiaddr; repeatable) instead of net.toml's `listen`.
@@ -267,6 +270,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
+        Command::Watch(args) => mykey_node::card::watch::run_cli(&dir, args)?,
         Command::Run { listen, hub_addr } => {
             let opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr)?;
             mykey_node::net::run::run_blocking(&dir, opts)?;

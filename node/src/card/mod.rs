@@ -5,6 +5,7 @@
 //! - [`reader`]: pcscd, readers, waiting for a tap, sessions with a per-APDU deadline.
 //! - [`jpki`]: reading the certificate and the PIN-based card proof.
 //! - [`cli`]: `mykey-node card ...`.
+//! - [`watch`]: `mykey-node watch`, the counter's tap loop.
 //!
 //! The node selects only the JPKI AP and reads only the user-authentication
 //! certificate and its CA certificate (DESIGN.md §9). That is enforced by the
@@ -16,6 +17,7 @@ pub mod cert;
 pub mod cli;
 pub mod jpki;
 pub mod reader;
+pub mod watch;
 
 pub use apdu::{Apdu, Pin, PinFormatError};
 pub use cert::{CardCert, ChainError, ChainOk, MAX_CERT_BYTES, verify_chain};
