@@ -643,7 +643,7 @@ impl Hub {
         account: AccountId,
         municipality: MunicipalityCode,
     ) -> Result<Balance, LookupError> {
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         if st.account(account)?.is_none() {
             return Err(LookupError::UnknownAccount(account));
         }
@@ -655,7 +655,7 @@ impl Hub {
         &mut self,
         account: AccountId,
     ) -> Result<Vec<(MunicipalityCode, Balance)>, LookupError> {
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         if st.account(account)?.is_none() {
             return Err(LookupError::UnknownAccount(account));
         }
@@ -672,35 +672,35 @@ impl Hub {
 
     /// An account by id.
     pub fn account(&mut self, id: AccountId) -> Result<Account, LookupError> {
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         st.account(id)?.ok_or(LookupError::UnknownAccount(id))
     }
 
     /// The account that holds or held a My Key ID.
     pub fn resolve_my_key_id(&mut self, id: &MyKeyId) -> Result<AccountId, LookupError> {
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         st.account_by_my_key_id(id)?
             .ok_or_else(|| LookupError::UnknownMyKeyId(id.clone()))
     }
 
     /// The cards of an account.
     pub fn cards_of(&mut self, id: AccountId) -> Result<Vec<CardRecord>, StoreError> {
-        self.store.begin()?.cards_of(id)
+        self.store.begin_read()?.cards_of(id)
     }
 
     /// A card's record.
     pub fn card(&mut self, card: &CardKey) -> Result<Option<CardRecord>, StoreError> {
-        self.store.begin()?.card(card)
+        self.store.begin_read()?.card(card)
     }
 
     /// A node's record.
     pub fn node(&mut self, node: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
-        self.store.begin()?.node(node)
+        self.store.begin_read()?.node(node)
     }
 
     /// How far a node's chain is processed.
     pub fn chain_head(&mut self, node: &NodeId) -> Result<ChainHead, StoreError> {
-        self.store.begin()?.chain_head(node)
+        self.store.begin_read()?.chain_head(node)
     }
 
     /// The transaction processed at (node, seq) and its verdict.
@@ -709,12 +709,12 @@ impl Hub {
         node: &NodeId,
         seq: u64,
     ) -> Result<Option<crate::store::ProcessedTx>, StoreError> {
-        self.store.begin()?.processed_tx(node, seq)
+        self.store.begin_read()?.processed_tx(node, seq)
     }
 
     /// How many times a transaction was applied (0 or 1; the schema refuses more).
     pub fn tx_applications(&mut self, tx: &mykey_sync_proto::TxId) -> Result<u64, StoreError> {
-        self.store.begin()?.tx_count(tx)
+        self.store.begin_read()?.tx_count(tx)
     }
 
     /// Total outstanding debt across holders and municipalities.
@@ -724,12 +724,12 @@ impl Hub {
 
     /// Every outstanding debt.
     pub fn debts(&mut self) -> Result<Vec<DebtLine>, StoreError> {
-        self.store.begin()?.debts()
+        self.store.begin_read()?.debts()
     }
 
     /// Every programme with its remaining budget and overdraw.
     pub fn programs(&mut self) -> Result<Vec<ProgramLine>, StoreError> {
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         let mut out = vec![];
         for program in st.programs()? {
             let acct = LedgerAccount::ProgramBudget(program.id.clone(), program.municipality);
@@ -747,17 +747,17 @@ impl Hub {
     /// Every node with its chain, last contact and rejection counts (the
     /// dashboard's table).
     pub fn node_statuses(&mut self) -> Result<Vec<NodeStatus>, StoreError> {
-        self.store.begin()?.node_statuses()
+        self.store.begin_read()?.node_statuses()
     }
 
     /// The latest incidents, oldest first.
     pub fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError> {
-        self.store.begin()?.incidents(limit)
+        self.store.begin_read()?.incidents(limit)
     }
 
     /// The running ledger totals (debits, credits).
     pub fn ledger_totals(&mut self) -> Result<Posted, StoreError> {
-        self.store.begin()?.ledger_totals()
+        self.store.begin_read()?.ledger_totals()
     }
 
     /// Transfers after a ledger position.
@@ -766,14 +766,14 @@ impl Hub {
         after: u64,
         limit: u32,
     ) -> Result<Vec<crate::model::Transfer>, StoreError> {
-        self.store.begin()?.transfers(after, limit)
+        self.store.begin_read()?.transfers(after, limit)
     }
 
     /// Recomputes every total from the transfers and checks conservation per
     /// municipality (DESIGN §11.1). Reads the whole ledger: for tests,
     /// simulations and `mykey-hub ledger check`, not for every request.
     pub fn check_conservation(&mut self) -> Result<ledger::ConservationReport, CheckError> {
-        let audit = self.store.begin()?.ledger_audit()?;
+        let audit = self.store.begin_read()?.ledger_audit()?;
         Ok(ledger::check_conservation(audit)?)
     }
 

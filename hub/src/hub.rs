@@ -176,7 +176,7 @@ impl Hub {
     /// only what goes to every node.
     pub fn facts_for(&mut self, node: &NodeId, after: u64, max: u32) -> Result<Facts, StoreError> {
         let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_read()?;
         let scopes = match st.node(node)? {
             None => vec![],
             Some(n) if n.is_revoked() => vec![Scope::All],
@@ -295,4 +295,29 @@ pub(crate) fn emit(
 pub(crate) fn finish(mut st: Box<dyn StoreTx + '_>) -> Result<(), StoreError> {
     ledger::assert_balanced(st.ledger_totals()?);
     st.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_of_a_directory_and_of_a_database_file() {
+        let d = HubPaths::of(Path::new("/srv/hub-data"));
+        assert_eq!(d.db, Path::new("/srv/hub-data/hub.db"));
+        assert_eq!(d.key, Path::new("/srv/hub-data/hub.key"));
+        let f = HubPaths::of(Path::new("/srv/ledger.sqlite"));
+        assert_eq!(f.db, Path::new("/srv/ledger.sqlite"));
+        assert_eq!(f.key, Path::new("/srv/ledger.key"));
+        assert_eq!(f.dir, None);
+    }
+
+    #[test]
+    fn a_hub_on_a_database_path_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.db");
+        let id = Hub::init(&db).unwrap().hub_id();
+        assert_eq!(Hub::open(&db).unwrap().hub_id(), id);
+        assert!(format!("{:?}", Hub::open(&db).unwrap()).starts_with("Hub("));
+    }
 }

@@ -133,6 +133,12 @@ pub trait LedgerStore: Send {
     /// Starts a read-write transaction that holds the write lock until it is
     /// committed or dropped.
     fn begin(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
+
+    /// Starts a transaction for reading: a consistent snapshot that does not
+    /// block writers (it may still write, taking the lock when it does).
+    fn begin_read(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin()
+    }
 }
 
 /// One storage transaction: every read and write of one hub operation.

@@ -246,8 +246,21 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 impl LedgerStore for SqliteStore {
     fn begin(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin_with(TransactionBehavior::Immediate)
+    }
+
+    fn begin_read(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin_with(TransactionBehavior::Deferred)
+    }
+}
+
+impl SqliteStore {
+    fn begin_with(
+        &mut self,
+        behavior: TransactionBehavior,
+    ) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         let SqliteStore { conn, ledger_ids } = self;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(behavior)?;
         Ok(Box::new(SqliteTx {
             tx,
             delta: Posted::default(),
@@ -1283,5 +1296,66 @@ impl StoreTx for SqliteTx<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_refuse_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = store
+            .connection()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        drop(store);
+        // Reopening applies nothing twice.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        store
+            .connection()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_leaves_no_cached_ledger_ids() {
+        let mut store = SqliteStore::open_in_memory().unwrap();
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let a = LedgerAccount::MunicipalityFunding(m);
+        let b = LedgerAccount::ExpiryIncome(m);
+        {
+            let mut tx = store.begin().unwrap();
+            let draft = TransferDraft {
+                debit: a.clone(),
+                credit: b.clone(),
+                amount: Points::new(5).unwrap(),
+                kind: TransferKind::Correction,
+                origin_tx: None,
+                node_time: None,
+            };
+            tx.post(&draft, UnixMillis(1)).unwrap();
+            // Dropped without commit: rolled back.
+        }
+        assert!(store.ledger_ids.is_empty());
+        let mut tx = store.begin_read().unwrap();
+        assert_eq!(tx.posted(&a).unwrap(), Posted::default());
+        assert_eq!(tx.ledger_head().unwrap(), 0);
     }
 }
