@@ -198,13 +198,46 @@ impl Hub {
             after.max(st.last_hub_seq()?)
         };
         drop(st);
-        let (mut facts, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| f.priority);
-        facts.extend(rest);
         Ok(Facts {
-            facts: facts.into_iter().map(|f| f.signed).collect(),
+            facts: priority_first(found),
             cursor,
             more,
         })
+    }
+}
+
+/// Orders a window of facts (in hub_seq order): deny-list facts first, except
+/// one whose subject already appeared in an earlier non-priority fact of the
+/// window; it stays in place, so a node applying the answer in order never
+/// ends with a stale status (suspend, reinstate, suspend must not become
+/// suspend, suspend, reinstate).
+pub(crate) fn priority_first(window: Vec<StoredFact>) -> Vec<SignedFact> {
+    let mut first = vec![];
+    let mut rest = vec![];
+    let mut held_back: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for f in window {
+        let movable = f.priority && f.subject.as_ref().is_none_or(|s| !held_back.contains(s));
+        if movable {
+            first.push(f.signed);
+        } else {
+            if let Some(s) = f.subject {
+                held_back.insert(s);
+            }
+            rest.push(f.signed);
+        }
+    }
+    first.extend(rest);
+    first
+}
+
+/// What a fact is about, for [`priority_first`]: the card whose status it
+/// sets. (Registrations carry no status; node revocations are final.)
+pub(crate) fn subject_of(body: &FactBody) -> Option<Vec<u8>> {
+    match body {
+        FactBody::CardStatusChanged { card, .. } => {
+            Some(mykey_sync_proto::codec::encode(card))
+        }
+        _ => None,
     }
 }
 
@@ -264,8 +297,14 @@ pub(crate) fn emit_all(
         })
         .collect();
     let signed = par_map(&payloads, threads, |p| SignedFact::sign(p, key.signing_key()));
-    for (p, s) in payloads.iter().zip(&signed) {
-        st.append_fact(p.hub_seq, &p.scope, p.body.is_priority(), s, now)?;
+    for (p, signed) in payloads.into_iter().zip(signed) {
+        let fact = StoredFact {
+            hub_seq: p.hub_seq,
+            priority: p.body.is_priority(),
+            subject: subject_of(&p.body),
+            signed,
+        };
+        st.append_fact(&p.scope, &fact, now)?;
     }
     Ok(())
 }
@@ -279,7 +318,6 @@ pub(crate) fn emit(
     now: UnixMillis,
 ) -> Result<SignedFact, StoreError> {
     let hub_seq = st.last_hub_seq()? + 1;
-    let priority = body.is_priority();
     let payload = FactPayload {
         hub_seq,
         issued_at: now,
@@ -287,7 +325,13 @@ pub(crate) fn emit(
         body,
     };
     let signed = SignedFact::sign(&payload, key.signing_key());
-    st.append_fact(hub_seq, &payload.scope, priority, &signed, now)?;
+    let fact = StoredFact {
+        hub_seq,
+        priority: payload.body.is_priority(),
+        subject: subject_of(&payload.body),
+        signed: signed.clone(),
+    };
+    st.append_fact(&payload.scope, &fact, now)?;
     Ok(signed)
 }
 

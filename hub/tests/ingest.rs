@@ -581,3 +581,33 @@ fn the_full_check_finds_an_account_changed_behind_the_ledger() {
     let e = f.hub.check_conservation().unwrap_err();
     assert!(e.to_string().contains("disagree") || e.to_string().contains("out of step"), "{e}");
 }
+
+#[test]
+fn a_priority_fact_never_overtakes_an_earlier_fact_about_the_same_card() {
+    let mut f = Fixture::new();
+    // Bob: suspend, reinstate, suspend. Alice: suspend only.
+    f.hub.suspend_card(&card(2), T0).unwrap();
+    f.hub.reinstate_card(&card(2), T0).unwrap();
+    f.hub.suspend_card(&card(2), T0).unwrap();
+    f.hub.suspend_card(&card(1), T0).unwrap();
+    let hub_id = f.hub.hub_id();
+    let statuses: Vec<(u8, CardStatus)> = f
+        .hub
+        .facts(&f.shop.id, 0, 2000)
+        .facts
+        .iter()
+        .filter_map(|s| match s.verify(&hub_id).unwrap().payload().body.clone() {
+            FactBody::CardStatusChanged { card: c, status } => {
+                Some((if c == card(1) { 1 } else { 2 }, status))
+            }
+            _ => None,
+        })
+        .collect();
+    // Applied in this order, the last word on each card is the hub's.
+    let last = |n: u8| statuses.iter().rev().find(|(c, _)| *c == n).unwrap().1;
+    assert_eq!(last(1), CardStatus::Suspended);
+    assert_eq!(last(2), CardStatus::Suspended);
+    // Bob's first suspension still goes first; the one after the reinstatement waits its turn.
+    assert_eq!(statuses[0], (2, CardStatus::Suspended));
+    assert_eq!(statuses[1], (1, CardStatus::Suspended));
+}

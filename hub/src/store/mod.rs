@@ -86,6 +86,9 @@ pub struct StoredFact {
     pub hub_seq: u64,
     /// Whether it is a deny-list fact that goes first.
     pub priority: bool,
+    /// What it is about (a card, a node), for keeping facts about one
+    /// subject in order when priority facts move forward.
+    pub subject: Option<Vec<u8>>,
     /// The signed fact.
     pub signed: SignedFact,
 }
@@ -275,13 +278,11 @@ pub trait StoreTx {
 
     /// The last hub_seq used (0: none).
     fn last_hub_seq(&mut self) -> Result<u64, StoreError>;
-    /// Appends a fact at `hub_seq` (= last + 1).
+    /// Appends a fact (its `hub_seq` = last + 1) in `scope`.
     fn append_fact(
         &mut self,
-        hub_seq: u64,
         scope: &Scope,
-        priority: bool,
-        fact: &SignedFact,
+        fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
     /// Facts of exactly this scope after `after`, in hub_seq order, at most `limit`.

@@ -164,6 +164,10 @@ CREATE TRIGGER facts_no_update BEFORE UPDATE ON facts
 BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
 CREATE TRIGGER facts_no_delete BEFORE DELETE ON facts
 BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
+"#, r#"
+-- What a fact is about (card key, node id): priority facts move ahead of
+-- others in an answer only where that keeps each subject's facts in order.
+ALTER TABLE facts ADD COLUMN subject BLOB;
 "#];
 
 /// The hub's SQLite database.
@@ -1255,22 +1259,22 @@ impl StoreTx for SqliteTx<'_> {
 
     fn append_fact(
         &mut self,
-        hub_seq: u64,
         scope: &Scope,
-        priority: bool,
-        fact: &SignedFact,
+        fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at, subject)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
-                i64_of(hub_seq),
+                i64_of(fact.hub_seq),
                 scope_key(scope),
-                priority,
-                fact.to_bytes(),
-                i64_of(now.0)
+                fact.priority,
+                fact.signed.to_bytes(),
+                i64_of(now.0),
+                fact.subject,
             ])?;
         Ok(())
     }
@@ -1282,7 +1286,7 @@ impl StoreTx for SqliteTx<'_> {
         limit: u32,
     ) -> Result<Vec<StoredFact>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT hub_seq, priority, signed FROM facts WHERE scope = ?1 AND hub_seq > ?2
+            "SELECT hub_seq, priority, signed, subject FROM facts WHERE scope = ?1 AND hub_seq > ?2
              ORDER BY hub_seq LIMIT ?3",
         )?;
         let mut rows = stmt.query(params![scope_key(scope), i64_of(after), limit])?;
@@ -1292,6 +1296,7 @@ impl StoreTx for SqliteTx<'_> {
             out.push(StoredFact {
                 hub_seq: u64_of("hub seq", r.get(0)?)?,
                 priority: r.get(1)?,
+                subject: r.get(3)?,
                 signed: SignedFact::from_bytes(&bytes).map_err(|e| corrupt("stored fact", e))?,
             });
         }
