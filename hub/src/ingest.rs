@@ -120,6 +120,19 @@ impl Hub {
             if s.stopped {
                 continue;
             }
+            let head = s.head;
+            let stored = if p.seq <= head.processed_seq && p.seq > 0 {
+                st.processed_tx(&p.node, p.seq)?
+            } else {
+                None
+            };
+            // A replay answers the stored verdict even if the signer was
+            // revoked since: the hub did apply it, and the node must learn so.
+            if let Some(done) = stored.as_ref().filter(|d| d.id == v.id()) {
+                receipts.push(receipt(&v, done.outcome.clone()));
+                continue;
+            }
+            let s = signer(&mut *st, &mut signers, p.node)?;
             let record = match rules::check_signer(s.record.as_ref()) {
                 Ok(r) => r.clone(),
                 Err(reason) => {
@@ -127,12 +140,6 @@ impl Hub {
                     reject_chain(&mut *st, &mut receipts, p.node, p.seq, v.id(), reason, now)?;
                     continue;
                 }
-            };
-            let head = s.head;
-            let stored = if p.seq <= head.processed_seq && p.seq > 0 {
-                st.processed_tx(&p.node, p.seq)?
-            } else {
-                None
             };
             match rules::check_chain(head, p, v.id(), stored.as_ref()) {
                 ChainVerdict::Replay(outcome) => {

@@ -611,3 +611,20 @@ fn a_priority_fact_never_overtakes_an_earlier_fact_about_the_same_card() {
     assert_eq!(statuses[0], (2, CardStatus::Suspended));
     assert_eq!(statuses[1], (1, CardStatus::Suspended));
 }
+
+#[test]
+fn a_replay_after_revocation_still_gets_the_stored_receipt() {
+    let mut f = Fixture::new();
+    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 100))], T0);
+    let tx = f.shop.sign(redeem(f.alice, 1, 40));
+    let first = f.hub.ingest(&f.shop.id, vec![tx.clone()], T0);
+    assert!(rejection(&first.receipts[0].outcome).is_none());
+    // The answer was lost; then the node was revoked; then it resends.
+    f.hub.revoke_node(f.shop.id, T0).unwrap();
+    let again = f.hub.ingest(&f.shop.id, vec![tx], T0);
+    assert_eq!(again.receipts, first.receipts);
+    // Anything new from it is refused.
+    let next = f.shop.sign(redeem(f.alice, 1, 1));
+    let r = f.hub.ingest(&f.shop.id, vec![next], T0);
+    assert_eq!(rejection(&r.receipts[0].outcome), Some(&RejectReason::RevokedNode));
+}
