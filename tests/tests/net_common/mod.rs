@@ -29,17 +29,22 @@ pub fn now() -> UnixMillis {
     )
 }
 
-/// A binary of the workspace, next to this test executable's directory.
+/// A binary of the workspace: beside this executable (a bench binary in
+/// `target/<profile>/`) or one level up (a test in `target/<profile>/deps/`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build -p mykey-node -p mykey-hub --bins` first",
-        p.display()
+    let here = exe.parent().unwrap();
+    for dir in [here, here.parent().unwrap()] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is missing next to {}: run `cargo build -p mykey-node -p mykey-hub --bins` \
+         (with --release for the benchmark) first",
+        exe.display()
     );
-    p
 }
 
 /// Polls `cond` until it holds or `timeout` passes.
@@ -261,7 +266,12 @@ impl World {
     /// A hub, `n_nodes` shop nodes allowed to redeem (one facility each),
     /// and `n_holders` holders with [`START_POINTS`] each.
     pub fn create(n_nodes: usize, n_holders: usize) -> World {
-        let root = tempfile::tempdir().unwrap();
+        Self::create_in(&std::env::temp_dir(), n_nodes, n_holders)
+    }
+
+    /// Like [`World::create`], with the directories under `base`.
+    pub fn create_in(base: &Path, n_nodes: usize, n_holders: usize) -> World {
+        let root = tempfile::tempdir_in(base).unwrap();
         let hub_dir = root.path().join("hub");
         let t = now();
         let mut hub = Hub::init(&hub_dir).unwrap();
