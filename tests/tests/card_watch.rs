@@ -7,6 +7,10 @@
 //! `scripts/pcsc-down.sh` after. Without it these tests fail and say so.
 //! They use vpcd's second slot (TCP 35964), so they never meet the card of
 //! card_reader.rs in the first; inside this file the tests take turns on a mutex.
+//! One test runs the `mykey-node` binary, which `cargo test --workspace` builds
+//! (alone: `cargo build -p mykey-node` first); one starts a private pcscd in its
+//! own mount namespace to stop and restart it, which needs root like
+//! scripts/pcsc-up.sh.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
