@@ -207,6 +207,7 @@ impl Counter {
 enum Known {
     Registered,
     Suspended,
+    Superseded,
     Unknown,
 }
 
@@ -283,13 +284,15 @@ fn node(ops: &[OpKind], known: Known) -> (tempfile::TempDir, Node) {
             ),
         ]);
     }
-    if known == Known::Suspended {
+    let status = match known {
+        Known::Suspended => Some(CardStatus::Suspended),
+        Known::Superseded => Some(CardStatus::Superseded),
+        Known::Registered | Known::Unknown => None,
+    };
+    if let Some(status) = status {
         bodies.push((
             Scope::Municipality(m),
-            FactBody::CardStatusChanged {
-                card,
-                status: CardStatus::Suspended,
-            },
+            FactBody::CardStatusChanged { card, status },
         ));
     }
     let n = bodies.len();
@@ -472,6 +475,17 @@ fn a_suspended_card_is_refused_at_the_library_and_at_the_shop() {
         "no amount asked: {}",
         p.prompts
     );
+    assert!(redeems(&shop).is_empty());
+}
+
+#[test]
+fn a_renewed_card_is_told_to_bring_the_new_one() {
+    let counter = Counter::take();
+    let _card = counter.insert(&[]);
+    let (_dir, mut shop) = node(SHOP, Known::Superseded);
+    let p = tap_once(&mut shop, &counter.opts(), "500\n");
+    assert!(p.out.contains("REPLACED"), "{}", p.out);
+    assert!(p.out.contains("new card"), "{}", p.out);
     assert!(redeems(&shop).is_empty());
 }
 
