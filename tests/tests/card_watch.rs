@@ -608,7 +608,13 @@ fn without_a_trusted_ca_no_pin_is_asked_and_nothing_is_redeemed() {
     };
     let p = tap_once(&mut shop, &opts, &format!("2500\n{PIN}\n"));
     assert!(p.out.contains("no trusted JPKI CA given"), "{}", p.out);
-    assert!(p.out.contains("NOT ACCEPTED"), "{}", p.out);
+    assert!(
+        p.out
+            .contains("NOT ACCEPTED: no trusted JPKI CA is configured"),
+        "{}",
+        p.out
+    );
+    assert!(p.out.contains("--trusted-ca"), "{}", p.out);
     assert_eq!(card.pin_verifies(), 0);
     assert!(redeems(&shop).is_empty());
 }

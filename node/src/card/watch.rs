@@ -672,6 +672,11 @@ impl Watcher<'_, '_> {
         threshold: Points,
         now_unix: i64,
     ) -> Result<Option<Proof>, WatchError> {
+        if self.opts.trusted_ca.is_empty() {
+            return Ok(Some(Proof::Untrusted(
+                "no trusted JPKI CA is configured, so a PIN proof would prove nothing: start watch with --trusted-ca FILE".into(),
+            )));
+        }
         if let Err(e) = verify_chain(cert, &self.opts.trusted_ca, now_unix) {
             return Ok(Some(Proof::Untrusted(e.to_string())));
         }
