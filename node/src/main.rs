@@ -102,6 +102,9 @@ enum Command {
         /// Also dial the hub here (multiaddr; repeatable), besides node.toml's `hub_addr`.
         #[arg(long)]
         hub_addr: Vec<String>,
+        /// A LAN peer to dial (`/ip4/…/tcp/…/p2p/<peer id>`; repeatable), besides net.toml's `peers`.
+        #[arg(long)]
+        peer: Vec<String>,
     },
 }
 
@@ -271,8 +274,12 @@ fn main() -> Result<()> {
         }
         Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
         Command::Watch(args) => mykey_node::card::watch::run_cli(&dir, args)?,
-        Command::Run { listen, hub_addr } => {
-            let opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr)?;
+        Command::Run {
+            listen,
+            hub_addr,
+            peer,
+        } => {
+            let opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr, &peer)?;
             mykey_node::net::run::run_blocking(&dir, opts)?;
         }
     }

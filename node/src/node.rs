@@ -84,6 +84,25 @@ pub enum FactsError {
     Store(#[from] StoreError),
 }
 
+/// Transactions from a LAN peer that were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerTxsError {
+    /// A signature did not verify: the batch was dropped.
+    #[error(
+        "transaction #{index} from the peer is not authentic: {source}; nothing from this batch was stored"
+    )]
+    NotAuthentic {
+        /// Its index.
+        index: usize,
+        /// Why.
+        #[source]
+        source: mykey_sync_proto::VerifyError,
+    },
+    /// The store failed: nothing was stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Facts about this node for status displays.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -501,6 +520,73 @@ impl Node {
             Ok::<_, StoreError>(())
         })?;
         Ok(n)
+    }
+
+    // ---- LAN peers -------------------------------------------------------
+
+    /// Verifies and stores transactions signed by LAN peers, so their pending
+    /// spends count against balances here and this node can carry them to the
+    /// hub. The whole batch is refused if one signature fails; this node's own
+    /// transactions and those of revoked keys are skipped. Returns how many
+    /// were new.
+    pub fn accept_peer_txs(
+        &mut self,
+        txs: &[SignedTx],
+        now: UnixMillis,
+    ) -> Result<usize, PeerTxsError> {
+        let mut verified = Vec::with_capacity(txs.len());
+        for (index, tx) in txs.iter().enumerate() {
+            let v = tx
+                .verify()
+                .map_err(|source| PeerTxsError::NotAuthentic { index, source })?;
+            verified.push(v);
+        }
+        let me = self.id();
+        let n = self.store.write(|w| {
+            let mut n = 0;
+            for v in &verified {
+                let p = v.payload();
+                if p.node == me || w.read().is_revoked(&p.node)? {
+                    continue;
+                }
+                let (account, municipality, points) = match &p.body {
+                    TxBody::Redeem(r) => (Some(r.account), Some(r.municipality), r.points),
+                    TxBody::Grant(g) => (Some(g.account), Some(g.municipality), g.points),
+                    TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
+                        (Some(l.account), None, Points::ZERO)
+                    }
+                };
+                let kind = p.body.kind().name();
+                if w.put_peer_tx(
+                    &p.node,
+                    p.seq,
+                    v.signed(),
+                    kind,
+                    account,
+                    municipality,
+                    points,
+                    now,
+                )? {
+                    n += 1;
+                }
+            }
+            Ok::<_, StoreError>(n)
+        })?;
+        if n > 0 {
+            debug!(node = %me.short(), new = n, "stored LAN peers' transactions");
+        }
+        Ok(n)
+    }
+
+    /// The highest seq of a peer's chain held here without a gap (counting
+    /// from what the hub has processed of it).
+    pub fn peer_have_through(&self, node: &NodeId) -> Result<u64, StoreError> {
+        self.store.read().peer_have_through(node)
+    }
+
+    /// Peers' transactions the hub has not reported as processed, for carrying.
+    pub fn peer_txs_undelivered(&self, max: usize) -> Result<Vec<SignedTx>, StoreError> {
+        self.store.read().peer_txs_undelivered(max)
     }
 
     /// Everything a status display needs.

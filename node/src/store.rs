@@ -86,6 +86,21 @@ const MIGRATIONS: &[&str] = &[
         tx_id BLOB PRIMARY KEY, node BLOB NOT NULL, seq INTEGER NOT NULL,
         reason TEXT NOT NULL, at INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 2: transactions of LAN peers (signature verified on receipt), pending
+    // until the hub's progress fact for their signer passes their seq.
+    "CREATE TABLE peer_txs (
+        node BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        tx_id BLOB NOT NULL UNIQUE,
+        bytes BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        account INTEGER,
+        municipality INTEGER,
+        points INTEGER NOT NULL DEFAULT 0,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (node, seq)
+     ) WITHOUT ROWID;
+     CREATE INDEX peer_txs_account ON peer_txs(account, municipality);",
 ];
 
 /// What the node knows of a card.
@@ -394,6 +409,38 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Stores a LAN peer's transaction (its signature already verified);
+    /// a transaction already held is left as it is. True if it was new.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_peer_tx(
+        &self,
+        node: &NodeId,
+        seq: u64,
+        tx: &SignedTx,
+        kind: &str,
+        account: Option<AccountId>,
+        municipality: Option<MunicipalityCode>,
+        points: Points,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "INSERT OR IGNORE INTO peer_txs(node, seq, tx_id, bytes, kind, account, municipality, points, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                node.as_bytes(),
+                i(seq),
+                tx.id().as_bytes(),
+                tx.to_bytes(),
+                kind,
+                account.map(|a| i(a.get())),
+                municipality.map(|m| m.get()),
+                i(points.get()),
+                i(at.0)
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Stores a rejection of a transaction this node carried for another.
     pub fn put_rejection(
         &self,
@@ -566,7 +613,8 @@ impl Reader<'_> {
         Ok((p(b)?, p(d)?))
     }
 
-    /// Sum of own unconfirmed redeems on an account.
+    /// Sum of unconfirmed redeems on an account: own, and those of LAN peers
+    /// that the hub has not yet reported as processed.
     pub fn pending_on_account(
         &self,
         account: AccountId,
@@ -575,11 +623,51 @@ impl Reader<'_> {
         let s: i64 = self
             .conn
             .prepare_cached(
-                "SELECT coalesce(sum(points), 0) FROM outbox
-                 WHERE status = 'pending' AND kind = 'redeem' AND account = ?1 AND municipality = ?2",
+                "SELECT (SELECT coalesce(sum(points), 0) FROM outbox
+                 WHERE status = 'pending' AND kind = 'redeem' AND account = ?1 AND municipality = ?2)
+                 + (SELECT coalesce(sum(p.points), 0) FROM peer_txs p
+                    LEFT JOIN progress g ON g.node = p.node
+                    WHERE p.kind = 'redeem' AND p.account = ?1 AND p.municipality = ?2
+                      AND p.seq > coalesce(g.through_seq, 0))",
             )?
             .query_row(params![i(account.get()), municipality.get()], |r| r.get(0))?;
         Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+    }
+
+    /// The highest seq of `node` held without a gap above what the hub has
+    /// processed (its progress), counting from the progress.
+    pub fn peer_have_through(&self, node: &NodeId) -> Result<u64, StoreError> {
+        let progress: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(through_seq), 0) FROM progress WHERE node = ?1")?
+            .query_row([node.as_bytes()], |r| r.get(0))?;
+        let mut have = u(progress);
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq FROM peer_txs WHERE node = ?1 AND seq > ?2 ORDER BY seq")?;
+        let rows = st.query_map(params![node.as_bytes(), i(have)], |r| r.get::<_, i64>(0))?;
+        for seq in rows {
+            if u(seq?) != have + 1 {
+                break;
+            }
+            have += 1;
+        }
+        Ok(have)
+    }
+
+    /// LAN peers' transactions the hub has not reported as processed, in
+    /// (signer, seq) order, at most `max`: what a node with a hub link carries.
+    pub fn peer_txs_undelivered(&self, max: usize) -> Result<Vec<SignedTx>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT p.bytes FROM peer_txs p LEFT JOIN progress g ON g.node = p.node
+             WHERE p.seq > coalesce(g.through_seq, 0) ORDER BY p.node, p.seq LIMIT ?1",
+        )?;
+        let rows = st.query_map([i(max as u64)], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("peer_txs", e))?);
+        }
+        Ok(out)
     }
 
     /// Sum of own unconfirmed redeems with a card.

@@ -163,6 +163,11 @@ async fn garbage_oversized_truncated_and_wrong_version_are_refused_while_others_
     // The hub logged the reasons and still serves the honest node.
     let log = hub_proc.stderr();
     assert!(log.contains("refused a message"), "{log}");
+    wait_until(
+        "the honest node's first sync",
+        Duration::from_secs(30),
+        || caught_up(&honest_dir),
+    );
     let (card, _) = &w.holders[0];
     let out = node_cli(
         &honest_dir,

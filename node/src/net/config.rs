@@ -34,6 +34,10 @@ pub struct NetConfig {
     pub outbox_poll_ms: u64,
     /// Transactions per push (at most 1000).
     pub batch_txs: usize,
+    /// How often to offer LAN peers what they lack of this node's chain.
+    pub gossip_ms: u64,
+    /// How often, at most, to carry LAN peers' transactions to the hub.
+    pub relay_interval_ms: u64,
 }
 
 impl Default for NetConfig {
@@ -49,6 +53,8 @@ impl Default for NetConfig {
             ping_timeout_ms: 10_000,
             outbox_poll_ms: 250,
             batch_txs: 500,
+            gossip_ms: 500,
+            relay_interval_ms: 3_000,
         }
     }
 }

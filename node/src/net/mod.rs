@@ -5,6 +5,7 @@
 //! - [`codec`]: length-prefixed frames with explicit caps; bad frames are values.
 //! - [`transport`]: the swarm, whose identity *is* the node key.
 //! - [`driver`]: what to do with each session event (shared with the in-process harness).
+//! - [`lan`]: `/mykey/lan/1`, pending transactions between LAN peers.
 //! - [`backoff`]: reconnect delays with jitter (pure).
 //! - [`config`]: `net.toml` in the data directory.
 //! - [`run`]: `mykey-node run`, the long-running loop.
@@ -13,6 +14,7 @@ pub mod backoff;
 pub mod codec;
 pub mod config;
 pub mod driver;
+pub mod lan;
 pub mod run;
 pub mod transport;
 

@@ -30,10 +30,14 @@ use libp2p::{Multiaddr, PeerId, Swarm, ping};
 use mykey_sync_proto::UnixMillis;
 use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
 use mykey_sync_proto::wire::Response;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
+
+mod peers;
+use peers::LanPeer;
 
 /// Why `run` could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,8 @@ pub struct RunOptions {
     pub listen: Vec<Multiaddr>,
     /// Dial the hub here too.
     pub hub_addrs: Vec<Multiaddr>,
+    /// LAN peers to dial too (`…/p2p/<peer id>`).
+    pub peers: Vec<Multiaddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +112,13 @@ struct Runner {
     was_caught_up: bool,
     /// Failed dials since the link was last up (only the first is logged at info).
     dial_failures: u32,
+    /// LAN peers: static ones (with addresses) and those that dialled us.
+    lan: HashMap<PeerId, LanPeer>,
+    next_gossip_at: Instant,
+    next_relay_at: Instant,
+    /// A push of LAN peers' transactions to the hub, outside the session.
+    relay_in_flight: Option<OutboundRequestId>,
+    seed: u64,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -185,13 +198,42 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         bytes_down: 0,
         was_caught_up: false,
         dial_failures: 0,
+        lan: HashMap::new(),
+        next_gossip_at: Instant::now(),
+        next_relay_at: Instant::now(),
+        relay_in_flight: None,
+        seed: u64::from_le_bytes(seed),
     };
+    let statics = r.net.peers.clone();
+    let mut static_addrs: Vec<Multiaddr> = vec![];
+    for text in statics {
+        static_addrs.push(parse_addr(&text).map_err(RunError::Address)?);
+    }
+    static_addrs.extend(opts.peers.iter().cloned());
+    for addr in static_addrs {
+        let (peer, addr) = split_peer(addr).map_err(RunError::Address)?;
+        let Some(node) = super::node_id_of(&peer) else {
+            return Err(RunError::Address(format!(
+                "peer {peer} does not have an ed25519 key, so it cannot be a node"
+            )));
+        };
+        let (net, seed) = (&r.net, r.seed ^ u64::from(r.lan.len() as u32 + 1));
+        r.lan
+            .entry(peer)
+            .or_insert_with(|| LanPeer::new(node, vec![], net, seed))
+            .addrs
+            .push(addr);
+    }
+    for p in r.lan.values_mut() {
+        p.retry_at = Some(Instant::now());
+    }
     info!(node = %r.node.id().short(), hub = %hub.short(), hub_peer = %hub_peer, "node running");
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     loop {
         r.maybe_dial();
+        r.maybe_dial_peers();
         let deadline = r.next_deadline();
         tokio::select! {
             ev = r.swarm.select_next_some() => r.on_swarm_event(ev),
@@ -209,6 +251,16 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         "node stopped"
     );
     Ok(())
+}
+
+/// A LAN peer's address split into its peer id and the rest.
+fn split_peer(mut addr: Multiaddr) -> Result<(PeerId, Multiaddr), String> {
+    match addr.pop() {
+        Some(Protocol::P2p(id)) => Ok((id, addr)),
+        _ => Err(format!(
+            "peer address {addr} must end in /p2p/<peer id> (as `mykey-node run` prints it)"
+        )),
+    }
 }
 
 /// `addr` without a trailing `/p2p/<id>`, which must name `peer` if present.
@@ -263,12 +315,16 @@ impl Runner {
         if let Some(t) = self.session.poll_timeout() {
             d = d.min(instant_at(t, now));
         }
+        if let Some(t) = self.lan_deadline() {
+            d = d.min(t);
+        }
         d
     }
 
     fn link_down(&mut self) {
         self.session.handle_disconnected();
         self.in_flight = None;
+        self.relay_in_flight = None;
         let delay = self.backoff.next_delay();
         debug!(
             delay_ms = delay.as_millis() as u64,
@@ -335,7 +391,23 @@ impl Runner {
                 self.dial_failures += 1;
                 self.link_down();
             }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if peer_id != self.hub_peer && num_established.get() == 1 => {
+                self.on_peer_connected(peer_id)
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if peer_id != self.hub_peer => self.on_peer_closed(peer_id),
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(p), ..
+            } if p != self.hub_peer => self.on_peer_dial_failed(p),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Lan(ev)) => self.on_lan_event(ev, now),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Err(e),
@@ -376,11 +448,28 @@ impl Runner {
             }
             Event::Message {
                 peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if peer == self.hub_peer && Some(request_id) == self.relay_in_flight => {
+                self.on_relay_answer(response, now)
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } if Some(request_id) == self.relay_in_flight => {
+                debug!("carrying peers' transactions failed: {error}");
+                self.relay_in_flight = None;
+            }
+            Event::Message {
+                peer,
                 message: Message::Request { channel, .. },
                 ..
             } => {
-                // LAN peers are not served yet: refuse plainly.
-                debug!(%peer, "request from a peer refused: this node serves no requests");
+                // A node is not a hub: it answers no sync requests.
+                debug!(%peer, "sync request to a node dropped: nodes serve only /mykey/lan/1");
                 drop(channel);
             }
             Event::OutboundFailure {
@@ -424,6 +513,8 @@ impl Runner {
             self.session.handle_timeout(now);
         }
         self.pump(now);
+        self.gossip();
+        self.maybe_relay();
     }
 
     /// Hands session events to the store and session requests to the wire.
@@ -495,7 +586,11 @@ fn drive_error_text(e: &DriveError) -> String {
 
 impl RunOptions {
     /// Options from command-line strings.
-    pub fn parse(listen: &[String], hub_addrs: &[String]) -> Result<RunOptions, RunError> {
+    pub fn parse(
+        listen: &[String],
+        hub_addrs: &[String],
+        peers: &[String],
+    ) -> Result<RunOptions, RunError> {
         let p = |v: &[String]| {
             v.iter()
                 .map(|t| parse_addr(t).map_err(RunError::Address))
@@ -504,6 +599,7 @@ impl RunOptions {
         Ok(RunOptions {
             listen: p(listen)?,
             hub_addrs: p(hub_addrs)?,
+            peers: p(peers)?,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! authenticates the very key that signs transactions.
 
 use super::codec::{FrameCodec, PROTOCOL};
+use super::lan::LAN_PROTOCOL;
 use ed25519_dalek::SigningKey;
 use libp2p::{Swarm, SwarmBuilder, identify, identity, noise, ping, request_response, tcp, yamux};
 use std::time::Duration;
@@ -42,8 +43,10 @@ mod behaviour {
     /// The protocols a node speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
-        /// `/mykey/sync/1`.
+        /// `/mykey/sync/1`, to the hub.
         pub sync: request_response::Behaviour<FrameCodec>,
+        /// `/mykey/lan/1`, between LAN peers.
+        pub lan: request_response::Behaviour<FrameCodec>,
         /// Peers tell each other their listen addresses and protocols.
         pub identify: identify::Behaviour,
         /// Keeps the link measured; a failed ping drops the connection.
@@ -94,6 +97,11 @@ pub fn build_swarm(
             sync: request_response::Behaviour::with_codec(
                 FrameCodec,
                 [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(cfg.request_timeout),
+            ),
+            lan: request_response::Behaviour::with_codec(
+                FrameCodec,
+                [(LAN_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(cfg.request_timeout),
             ),
             identify: identify::Behaviour::new(

@@ -192,6 +192,16 @@ pub fn port_of(addr: &str) -> u16 {
 
 /// `mykey-node run` with the hub at `hub_addr` (and `extra` arguments).
 pub fn start_node(name: &str, data: &Path, hub_addr: Option<&str>, extra: &[&str]) -> Proc {
+    start_node_at(name, data, hub_addr, extra).0
+}
+
+/// Like [`start_node`], also returning the node's own dialable address.
+pub fn start_node_at(
+    name: &str,
+    data: &Path,
+    hub_addr: Option<&str>,
+    extra: &[&str],
+) -> (Proc, String) {
     let mut cmd = Command::new(bin("mykey-node"));
     cmd.arg("--data")
         .arg(data)
@@ -201,8 +211,9 @@ pub fn start_node(name: &str, data: &Path, hub_addr: Option<&str>, extra: &[&str
     }
     cmd.args(extra);
     let p = Proc::spawn(name, &mut cmd);
-    p.line_starting("listening on ", Duration::from_secs(30));
-    p
+    let line = p.line_starting("listening on ", Duration::from_secs(30));
+    let addr = line.trim_start_matches("listening on ").to_owned();
+    (p, addr)
 }
 
 /// Runs a `mykey-node` command to completion; returns stdout, or panics with stderr.
@@ -308,7 +319,7 @@ impl World {
                     allowed_ops: vec![OpKind::Redeem, OpKind::Grant],
                     per_card_offline_limit: pts(1_000_000),
                     node_exposure_limit: pts(10_000_000),
-                    pin_threshold: pts(100_000),
+                    pin_threshold: pts(10_000_000),
                     valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
                 },
                 t,
