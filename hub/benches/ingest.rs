@@ -7,7 +7,8 @@
 //! chains into a fresh copy of the same registry.
 //!
 //! Knobs (environment): `BENCH_TXS` (default 20000), `BENCH_ROUNDS` (5),
-//! `BENCH_BATCH` (500, the node's default push size), `BENCH_ACCOUNTS` (1000).
+//! `BENCH_BATCH` (500, the node's default push size), `BENCH_ACCOUNTS` (1000),
+//! `BENCH_INGEST_ONLY` (set: skip the verification loops, for profiling).
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use mykey_hub::admin::facility;
@@ -130,6 +131,24 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// CPU time this thread has run, in seconds (Linux `schedstat`): robust to
+/// other processes on a shared machine, but blind to time spent waiting
+/// for fsync.
+fn thread_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()))
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+}
+
+/// Wall-clock and CPU-time rates of `n` items done by `f` on this thread.
+fn timed(n: usize, f: impl FnOnce()) -> (f64, f64) {
+    let (t, c) = (Instant::now(), thread_cpu_secs());
+    f();
+    let (wall, cpu) = (t.elapsed().as_secs_f64(), thread_cpu_secs() - c);
+    (n as f64 / wall, n as f64 / cpu)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -193,6 +212,10 @@ fn main() {
         }
     };
     let mut raw1 = vec![];
+    let mut raw1_cpu = vec![];
+    let mut verify1_cpu = vec![];
+    let mut ingest1_cpu = vec![];
+    let mut ratio1_cpu = vec![];
     let mut rawn = vec![];
     let mut verify1 = vec![];
     let mut ingest1 = vec![];
@@ -200,23 +223,23 @@ fn main() {
     let mut ratio1 = vec![];
     let mut ration = vec![];
     let mut round_no = 0;
-    let mut ingest_round = |n_threads: usize| -> f64 {
+    let mut ingest_round = |n_threads: usize| -> (f64, f64) {
         round_no += 1;
         let dir = tmp.path().join(format!("round-{round_no}"));
         copy_dir(&template, &dir);
         let mut hub = Hub::open(&dir).expect("open");
         hub.set_threads(n_threads);
-        let t = Instant::now();
         let mut accepted = 0usize;
-        for (carrier, txs) in &pushes {
-            let r = hub.ingest(carrier, txs.clone(), T0.plus_ms(round_no));
-            accepted += r
-                .receipts
-                .iter()
-                .filter(|r| matches!(r.outcome, Outcome::Accepted { .. }))
-                .count();
-        }
-        let rate = n_txs as f64 / t.elapsed().as_secs_f64();
+        let rate = timed(n_txs, || {
+            for (carrier, txs) in &pushes {
+                let r = hub.ingest(carrier, txs.clone(), T0.plus_ms(round_no));
+                accepted += r
+                    .receipts
+                    .iter()
+                    .filter(|r| matches!(r.outcome, Outcome::Accepted { .. }))
+                    .count();
+            }
+        });
         assert_eq!(accepted, n_txs, "every transaction is accepted");
         let report = hub.check_conservation().expect("conserved");
         assert!(report.n_transfers as usize > n_txs);
@@ -226,9 +249,12 @@ fn main() {
     };
     for round in 0..rounds {
         // Raw ed25519: verify_strict over the same signed bytes with the key at hand.
-        let t = Instant::now();
-        raw_verify(&inputs);
-        let r1 = inputs.len() as f64 / t.elapsed().as_secs_f64();
+        if std::env::var_os("BENCH_INGEST_ONLY").is_some() {
+            // For profiling the hub alone.
+            ingest_round(1);
+            continue;
+        }
+        let (r1, r1c) = timed(inputs.len(), || raw_verify(&inputs));
         let t = Instant::now();
         std::thread::scope(|s| {
             for chunk in inputs.chunks(inputs.len().div_ceil(threads)) {
@@ -237,17 +263,22 @@ fn main() {
         });
         let rn = inputs.len() as f64 / t.elapsed().as_secs_f64();
         // SignedTx::verify: decode (validating the node key), hash, verify.
-        let t = Instant::now();
-        for tx in &all {
-            std::hint::black_box(tx.verify().expect("valid"));
-        }
-        let v1 = all.len() as f64 / t.elapsed().as_secs_f64();
-        let i1 = ingest_round(1);
-        let i_n = ingest_round(threads);
+        let (v1, v1c) = timed(all.len(), || {
+            for tx in &all {
+                std::hint::black_box(tx.verify().expect("valid"));
+            }
+        });
+        let (i1, i1c) = ingest_round(1);
+        let (i_n, _) = ingest_round(threads);
         eprintln!(
             "round {round}: raw verify {r1:.0}/s ({threads} threads: {rn:.0}/s), SignedTx::verify {v1:.0}/s, \
-             ingest {i1:.0} tx/s ({threads} threads: {i_n:.0} tx/s)"
+             ingest {i1:.0} tx/s ({threads} threads: {i_n:.0} tx/s); per CPU second: raw {r1c:.0}, \
+             SignedTx::verify {v1c:.0}, ingest {i1c:.0}"
         );
+        raw1_cpu.push(r1c);
+        verify1_cpu.push(v1c);
+        ingest1_cpu.push(i1c);
+        ratio1_cpu.push(i1c / r1c);
         raw1.push(r1);
         rawn.push(rn);
         verify1.push(v1);
@@ -260,6 +291,7 @@ fn main() {
         "hub ingest benchmark: {n_txs} signed redeems, {N_SHOPS} nodes, {n_accounts} holders, \
          pushes of {batch}, durable (WAL, synchronous=FULL), {rounds} rounds (medians)"
     );
+    println!("  wall clock:");
     println!("  raw ed25519 verify_strict, 1 thread     : {:>9.0} /s", median(raw1));
     println!("  raw ed25519 verify_strict, {threads} threads    : {:>9.0} /s", median(rawn));
     println!("  SignedTx::verify, 1 thread              : {:>9.0} /s", median(verify1));
@@ -267,4 +299,9 @@ fn main() {
     println!("  hub ingest, {threads} threads for signatures : {:>9.0} tx/s", median(ingestn));
     println!("  ratio ingest(1 thread) / raw(1 thread)  : {:>9.2} (goal >= 0.50)", median(ratio1));
     println!("  ratio ingest({threads} threads) / raw(1 thread) : {:>9.2}", median(ration));
+    println!("  per CPU second of the measuring thread (immune to other load; excludes fsync waits):");
+    println!("  raw ed25519 verify_strict               : {:>9.0} /s", median(raw1_cpu));
+    println!("  SignedTx::verify                        : {:>9.0} /s", median(verify1_cpu));
+    println!("  hub ingest, 1 thread                    : {:>9.0} tx/s", median(ingest1_cpu));
+    println!("  ratio ingest / raw verify               : {:>9.2}", median(ratio1_cpu));
 }

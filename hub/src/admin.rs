@@ -209,10 +209,9 @@ pub(crate) fn balance_in(
     account: AccountId,
     m: MunicipalityCode,
 ) -> Result<Balance, StoreError> {
-    let w = LedgerAccount::Wallet(account, m);
-    let d = LedgerAccount::Debt(account, m);
-    let wallet = w.balance(st.posted(&w)?);
-    let debt = d.balance(st.posted(&d)?);
+    let (w, d) = st.holder_posted(account, m)?;
+    let wallet = LedgerAccount::Wallet(account, m).balance(w);
+    let debt = LedgerAccount::Debt(account, m).balance(d);
     // A wallet never goes below zero and a debt never below zero: spends
     // beyond the wallet go to debt, recoveries stop at the debt.
     assert!(wallet >= 0 && debt >= 0, "negative wallet or debt for {account} in {m}");

@@ -16,6 +16,7 @@
 //!   totals in step with the transfers, so the balance check is O(1).
 
 pub mod sqlite;
+pub mod status;
 
 use crate::model::{
     Account, CardRecord, ChainHead, DebtLine, Facility, Incident, LedgerAccount, Municipality,
@@ -144,8 +145,9 @@ pub trait LedgerStore: Send {
     }
 }
 
-/// One storage transaction: every read and write of one hub operation.
-pub trait StoreTx {
+/// One storage transaction: every read and write of one hub operation
+/// (operations storage, [`status::StatusTx`], rides along).
+pub trait StoreTx: status::StatusTx {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
@@ -261,6 +263,17 @@ pub trait StoreTx {
 
     /// Posted totals of a ledger account (zero if it never moved).
     fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError>;
+    /// Posted totals of a holder's wallet and debt in one municipality.
+    fn holder_posted(
+        &mut self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<(Posted, Posted), StoreError> {
+        Ok((
+            self.posted(&LedgerAccount::Wallet(account, municipality))?,
+            self.posted(&LedgerAccount::Debt(account, municipality))?,
+        ))
+    }
     /// Posts a transfer; returns its ledger position.
     fn post(&mut self, t: &TransferDraft, now: UnixMillis) -> Result<u64, StoreError>;
     /// The position of the last transfer (0: none).
