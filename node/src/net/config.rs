@@ -38,6 +38,10 @@ pub struct NetConfig {
     pub gossip_ms: u64,
     /// How often, at most, to carry LAN peers' transactions to the hub.
     pub relay_interval_ms: u64,
+    /// Find LAN peers by mDNS (on real interfaces only; it does not run on loopback).
+    pub mdns: bool,
+    /// How often mDNS asks who is there.
+    pub mdns_query_interval_ms: u64,
 }
 
 impl Default for NetConfig {
@@ -55,6 +59,8 @@ impl Default for NetConfig {
             batch_txs: 500,
             gossip_ms: 500,
             relay_interval_ms: 3_000,
+            mdns: false,
+            mdns_query_interval_ms: 5_000,
         }
     }
 }

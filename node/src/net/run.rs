@@ -129,6 +129,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
     let transport = TransportConfig {
         ping_interval: NetConfig::ms(net.ping_interval_ms),
         ping_timeout: NetConfig::ms(net.ping_timeout_ms),
+        mdns_query_interval: net.mdns.then(|| NetConfig::ms(net.mdns_query_interval_ms)),
         ..TransportConfig::default()
     };
     let agent = concat!("mykey-node/", env!("CARGO_PKG_VERSION"));
@@ -408,6 +409,7 @@ impl Runner {
             } if p != self.hub_peer => self.on_peer_dial_failed(p),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev, now),
             SwarmEvent::Behaviour(BehaviourEvent::Lan(ev)) => self.on_lan_event(ev, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Err(e),

@@ -4,7 +4,9 @@
 use super::codec::{FrameCodec, PROTOCOL};
 use super::lan::LAN_PROTOCOL;
 use ed25519_dalek::SigningKey;
-use libp2p::{Swarm, SwarmBuilder, identify, identity, noise, ping, request_response, tcp, yamux};
+use libp2p::{
+    Swarm, SwarmBuilder, identify, identity, mdns, noise, ping, request_response, tcp, yamux,
+};
 use std::time::Duration;
 
 /// Timing of the transport.
@@ -18,6 +20,8 @@ pub struct TransportConfig {
     pub ping_timeout: Duration,
     /// A request without a whole answer after this long fails.
     pub request_timeout: Duration,
+    /// mDNS discovery of LAN peers with this query interval; `None`: off.
+    pub mdns_query_interval: Option<Duration>,
 }
 
 impl Default for TransportConfig {
@@ -27,6 +31,7 @@ impl Default for TransportConfig {
             ping_interval: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            mdns_query_interval: None,
         }
     }
 }
@@ -38,7 +43,8 @@ mod behaviour {
     #![allow(missing_docs)]
     use super::FrameCodec;
     use libp2p::swarm::NetworkBehaviour;
-    use libp2p::{identify, ping, request_response};
+    use libp2p::swarm::behaviour::toggle::Toggle;
+    use libp2p::{identify, mdns, ping, request_response};
 
     /// The protocols a node speaks.
     #[derive(NetworkBehaviour)]
@@ -51,6 +57,8 @@ mod behaviour {
         pub identify: identify::Behaviour,
         /// Keeps the link measured; a failed ping drops the connection.
         pub ping: ping::Behaviour,
+        /// Finds LAN peers by multicast DNS (off unless configured; never on loopback).
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
     }
 }
 
@@ -93,27 +101,44 @@ pub fn build_swarm(
             noise::Config::new,
             yamux::Config::default,
         )?
-        .with_behaviour(|key| Behaviour {
-            sync: request_response::Behaviour::with_codec(
-                FrameCodec,
-                [(PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(cfg.request_timeout),
-            ),
-            lan: request_response::Behaviour::with_codec(
-                FrameCodec,
-                [(LAN_PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(cfg.request_timeout),
-            ),
-            identify: identify::Behaviour::new(
-                identify::Config::new("/mykey/1".to_owned(), key.public())
-                    .with_agent_version(agent),
-            ),
-            ping: ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(cfg.ping_interval)
-                    .with_timeout(cfg.ping_timeout),
-            ),
-        })
+        .with_behaviour(
+            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let mdns = match cfg.mdns_query_interval {
+                    Some(query_interval) => Some(mdns::tokio::Behaviour::new(
+                        mdns::Config {
+                            query_interval,
+                            ..mdns::Config::default()
+                        },
+                        key.public().to_peer_id(),
+                    )?),
+                    None => None,
+                };
+                Ok(Behaviour {
+                    sync: request_response::Behaviour::with_codec(
+                        FrameCodec,
+                        [(PROTOCOL, request_response::ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(cfg.request_timeout),
+                    ),
+                    lan: request_response::Behaviour::with_codec(
+                        FrameCodec,
+                        [(LAN_PROTOCOL, request_response::ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(cfg.request_timeout),
+                    ),
+                    identify: identify::Behaviour::new(
+                        identify::Config::new("/mykey/1".to_owned(), key.public())
+                            .with_agent_version(agent),
+                    ),
+                    ping: ping::Behaviour::new(
+                        ping::Config::new()
+                            .with_interval(cfg.ping_interval)
+                            .with_timeout(cfg.ping_timeout),
+                    ),
+                    mdns: mdns.into(),
+                })
+            },
+        )
         .map_err(|e| TransportError::Build(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
         .build();

@@ -116,6 +116,45 @@ impl Runner {
         }
     }
 
+    /// mDNS found or lost peers: keep their addresses in our own book, dial new ones.
+    pub(super) fn on_mdns_event(&mut self, ev: libp2p::mdns::Event) {
+        let me = *self.swarm.local_peer_id();
+        match ev {
+            libp2p::mdns::Event::Discovered(found) => {
+                for (peer, addr) in found {
+                    if peer == self.hub_peer || peer == me {
+                        continue;
+                    }
+                    let Some(node) = node_id_of(&peer) else {
+                        continue;
+                    };
+                    let (net, seed) = (&self.net, self.seed ^ self.lan.len() as u64);
+                    let p = self
+                        .lan
+                        .entry(peer)
+                        .or_insert_with(|| LanPeer::new(node, vec![], net, seed));
+                    if !p.addrs.contains(&addr) {
+                        info!(peer = %node.short(), %addr, "found a LAN peer by mDNS");
+                        p.addrs.push(addr);
+                    }
+                    if !p.connected && p.retry_at.is_none() {
+                        p.retry_at = Some(Instant::now());
+                    }
+                }
+            }
+            libp2p::mdns::Event::Expired(gone) => {
+                for (peer, addr) in gone {
+                    if let Some(p) = self.lan.get_mut(&peer) {
+                        p.addrs.retain(|a| *a != addr);
+                        if p.addrs.is_empty() && !p.connected {
+                            self.lan.remove(&peer);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn on_peer_dial_failed(&mut self, peer: PeerId) {
         if let Some(p) = self.lan.get_mut(&peer)
             && !p.connected
