@@ -175,6 +175,10 @@ pub struct NodeStatus {
     pub n_rejected: u64,
     /// Chain-level incidents (forgeries, gaps, forks) recorded for this node.
     pub n_incidents: u64,
+    /// The hub's clock when the node first reported transactions the hub has
+    /// not processed yet (`None`: nothing unconfirmed). The node signed the
+    /// oldest of them at or before this time.
+    pub pending_since: Option<UnixMillis>,
 }
 
 impl NodeStatus {

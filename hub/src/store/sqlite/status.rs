@@ -1,0 +1,254 @@
+//! [`StatusTx`] for SQLite: links, rejections, facilities, operators.
+
+use super::{SqliteTx, corrupt, facility_of, i64_of, muni_of, node_of, txid_of, u64_of};
+use crate::model::{Facility, FacilityKind, Municipality, Posted};
+use crate::store::StoreError;
+use crate::store::status::{LinkSpan, OperatorRow, RejectionRow, StatusTx};
+use mykey_sync_proto::wire::Outcome;
+use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis, codec};
+use rusqlite::{OptionalExtension, params};
+
+fn millis(what: &'static str, v: i64) -> Result<UnixMillis, StoreError> {
+    Ok(UnixMillis(u64_of(what, v)?))
+}
+
+impl StatusTx for SqliteTx<'_> {
+    fn facilities(&mut self) -> Result<Vec<(Municipality, Vec<Facility>)>, StoreError> {
+        let mut out: Vec<(Municipality, Vec<Facility>)> = vec![];
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT code, name FROM municipalities ORDER BY code")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (code, name) = row?;
+            let code = muni_of(code)?;
+            out.push((Municipality { code, name }, vec![]));
+        }
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, municipality, kind, name FROM facilities ORDER BY municipality, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, m, kind, name) = row?;
+            let f = Facility {
+                id: facility_of(id)?,
+                municipality: muni_of(m)?,
+                kind: FacilityKind::parse(&kind).ok_or_else(|| corrupt("facility kind", kind))?,
+                name,
+            };
+            match out.iter_mut().find(|(mu, _)| mu.code == f.municipality) {
+                Some((_, fs)) => fs.push(f),
+                None => return Err(corrupt("facility", "its municipality is missing")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+        let id = &node.as_bytes()[..];
+        self.tx
+            .prepare_cached(
+                "UPDATE node_links SET closed_at = seen_at WHERE node = ?1 AND closed_at IS NULL",
+            )?
+            .execute([id])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO node_links (node, opened_at, seen_at) VALUES (?1, ?2, ?2)",
+            )?
+            .execute(params![id, i64_of(now.0)])?;
+        Ok(())
+    }
+
+    fn link_seen(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE node_links SET seen_at = MAX(seen_at, ?2)
+                 WHERE node = ?1 AND closed_at IS NULL",
+            )?
+            .execute(params![&node.as_bytes()[..], i64_of(now.0)])?;
+        Ok(())
+    }
+
+    fn close_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE node_links SET seen_at = MAX(seen_at, ?2), closed_at = MAX(seen_at, ?2)
+                 WHERE node = ?1 AND closed_at IS NULL",
+            )?
+            .execute(params![&node.as_bytes()[..], i64_of(now.0)])?;
+        Ok(())
+    }
+
+    fn close_stale_links(&mut self) -> Result<u64, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE node_links SET closed_at = seen_at WHERE closed_at IS NULL")?
+            .execute([])?;
+        Ok(n as u64)
+    }
+
+    fn links_since(
+        &mut self,
+        node: Option<&NodeId>,
+        since: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<LinkSpan>, StoreError> {
+        let node = node.map(|n| n.as_bytes().to_vec());
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, opened_at, seen_at, closed_at FROM node_links
+             WHERE seen_at >= ?1 AND (?2 IS NULL OR node = ?2)
+             ORDER BY opened_at LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![i64_of(since.0), node, limit], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (n, opened, seen, closed) = row?;
+            out.push(LinkSpan {
+                node: node_of(n)?,
+                opened_at: millis("link opened", opened)?,
+                seen_at: millis("link seen", seen)?,
+                closed_at: closed.map(|c| millis("link closed", c)).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ledger_kind_totals(
+        &mut self,
+    ) -> Result<Vec<(MunicipalityCode, String, Posted)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT municipality, kind, SUM(debits_posted), SUM(credits_posted)
+             FROM ledger_accounts GROUP BY municipality, kind ORDER BY municipality, kind",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (m, kind, d, c) = row?;
+            out.push((
+                muni_of(m)?,
+                kind,
+                Posted {
+                    debits: u64_of("debits", d)?,
+                    credits: u64_of("credits", c)?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn rejections(
+        &mut self,
+        node: Option<&NodeId>,
+        limit: u32,
+    ) -> Result<Vec<RejectionRow>, StoreError> {
+        let node = node.map(|n| n.as_bytes().to_vec());
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, seq, id, outcome, received_at FROM txs
+             WHERE rejected = 1 AND (?1 IS NULL OR node = ?1)
+             ORDER BY received_at DESC, seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![node, limit], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (n, seq, id, outcome, at) = row?;
+            let outcome: Outcome = codec::decode_canonical("stored outcome", &outcome, 4096)
+                .map_err(|e| corrupt("outcome", e))?;
+            let Outcome::Rejected(reason) = outcome else {
+                return Err(corrupt("outcome", "marked rejected but accepted"));
+            };
+            out.push(RejectionRow {
+                node: node_of(n)?,
+                seq: u64_of("seq", seq)?,
+                tx: txid_of(id)?,
+                reason,
+                at: millis("received at", at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn upsert_operator(&mut self, op: &OperatorRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+            )?
+            .execute(params![op.name, op.password_hash, i64_of(op.created_at.0)])?;
+        Ok(())
+    }
+
+    fn operator(&mut self, name: &str) -> Result<Option<OperatorRow>, StoreError> {
+        let row: Option<(String, i64)> = self
+            .tx
+            .prepare_cached("SELECT password_hash, created_at FROM operators WHERE name = ?1")?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(password_hash, at)| {
+            Ok(OperatorRow {
+                name: name.to_owned(),
+                password_hash,
+                created_at: millis("operator created", at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn n_operators(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .tx
+            .prepare_cached("SELECT COUNT(*) FROM operators")?
+            .query_row([], |r| r.get(0))?;
+        u64_of("count", n)
+    }
+
+    fn insert_api_token(
+        &mut self,
+        token_sha256: &[u8; 32],
+        operator: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO api_tokens (token_sha256, operator, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&token_sha256[..], operator, i64_of(now.0)])?;
+        Ok(())
+    }
+
+    fn api_token_operator(&mut self, token_sha256: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT operator FROM api_tokens WHERE token_sha256 = ?1")?
+            .query_row([&token_sha256[..]], |r| r.get(0))
+            .optional()?)
+    }
+}
