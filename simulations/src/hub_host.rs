@@ -1,0 +1,110 @@
+//! The hub as the simulation sees it: the deciding core behind a narrow
+//! trait, so the world drives whichever core is plugged in through the same
+//! [`HubService`] the hub binary's sessions use, plus the operator actions a
+//! scenario needs and the read-outs the invariant checks need.
+
+use mykey_sync_proto::session::HubService;
+use mykey_sync_proto::{
+    AccountId, CardKey, CardStatus, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
+    ProgramId, TxId, UnixMillis,
+};
+
+/// What the hub lets a node do offline (mirrors the hub's node policy).
+#[derive(Clone, Debug)]
+pub struct SimLimits {
+    /// Operations allowed.
+    pub allowed_ops: Vec<OpKind>,
+    /// Per card, since the last confirmation.
+    pub per_card_offline_limit: Points,
+    /// All unconfirmed spend at the node.
+    pub node_exposure_limit: Points,
+    /// Spends above this need the PIN.
+    pub pin_threshold: Points,
+    /// Certificate expiry.
+    pub valid_until: UnixMillis,
+}
+
+/// The kinds of facility the scenarios use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteKind {
+    /// A library.
+    Library,
+    /// A community centre (grants).
+    CommunityCentre,
+    /// A shop.
+    Shop,
+    /// A festival stall.
+    Stall,
+}
+
+/// The hub core under simulation.
+pub trait HubCore: HubService {
+    /// The hub's public key (nodes verify facts against it).
+    fn hub_id(&self) -> NodeId;
+    /// Adds a municipality.
+    fn add_municipality(&mut self, code: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()>;
+    /// Adds a facility.
+    fn add_facility(
+        &mut self,
+        id: &FacilityId,
+        municipality: MunicipalityCode,
+        kind: SiteKind,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Enrols a node key at a facility.
+    fn enrol(
+        &mut self,
+        node: NodeId,
+        facility: &FacilityId,
+        limits: &SimLimits,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Registers a holder with a card.
+    fn register(
+        &mut self,
+        my_key_id: &MyKeyId,
+        municipality: MunicipalityCode,
+        card: &CardKey,
+        now: UnixMillis,
+    ) -> anyhow::Result<AccountId>;
+    /// Creates a funded programme.
+    fn add_program(
+        &mut self,
+        id: &ProgramId,
+        municipality: MunicipalityCode,
+        budget: Points,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Credits points to a holder from a programme (a hub-side grant or an
+    /// operator exchange).
+    fn credit(
+        &mut self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+        program: &ProgramId,
+        points: Points,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Suspends a lost card.
+    fn suspend(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
+    /// (balance, debt) of a holder.
+    fn balance(
+        &mut self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> anyhow::Result<(Points, Points)>;
+    /// A card's status, if registered.
+    fn card_status(&mut self, card: &CardKey) -> anyhow::Result<Option<CardStatus>>;
+    /// The id of `node`'s processed transaction at `seq`, if processed.
+    fn processed(&mut self, node: &NodeId, seq: u64) -> anyhow::Result<Option<TxId>>;
+    /// How far `node`'s chain is processed.
+    fn processed_seq(&mut self, node: &NodeId) -> anyhow::Result<u64>;
+    /// How many ledger effects a transaction has (0 or 1 when correct).
+    fn applications(&mut self, tx: &TxId) -> anyhow::Result<u64>;
+    /// Invariant 1: `Err` describes the imbalance.
+    fn check_conservation(&mut self) -> anyhow::Result<Result<(), String>>;
+    /// Total outstanding debt.
+    fn total_debt(&mut self) -> anyhow::Result<Points>;
+    /// The process dies and restarts from its durable store.
+    fn crash_restart(&mut self) -> anyhow::Result<()>;
+}

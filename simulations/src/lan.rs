@@ -1,0 +1,178 @@
+//! The festival LAN, modelled in the simulation because the cores do not yet
+//! exchange anything node to node: stalls gossip their unreceipted signed
+//! transactions to the peers they reach, and any stall whose WAN link is up
+//! carries what it holds for others to the hub on a second connection
+//! (`Hello` as itself, then `Push` of others' transactions: the hub's
+//! `ingest` accepts transactions signed by nodes other than the carrier).
+//! What the cores lack for this is in the crate docs.
+
+use crate::hub_host::HubCore;
+use crate::net::Dir;
+use crate::world::{AtTime, Failure, Kind, World};
+use mykey_sync_proto::session::HubSession;
+use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
+use mykey_sync_proto::wire::{Hello, Outcome, Push, Request, Response};
+use mykey_sync_proto::{SignedTx, TxPayload, UnixMillis, codec};
+
+/// Upper bound of transactions in one gossip message or one carried push.
+const MAX_BATCH: usize = 500;
+
+impl<H: HubCore> World<H> {
+    pub(crate) fn on_gossip(&mut self, n: usize) -> Result<(), Failure> {
+        let t = self.now;
+        let Some((gossip_ms, _)) = self.plan.lan_relay else {
+            return Ok(());
+        };
+        if self.healed_at.is_none() {
+            self.push(t + gossip_ms, Kind::Gossip(n));
+        }
+        let Some(core) = &self.nodes[n].core else {
+            return Ok(());
+        };
+        let (_, receipted, _) = core.sync_position().at(t)?;
+        let peers: Vec<usize> = (0..self.nodes.len())
+            .filter(|m| self.net.lan_reach(n, *m))
+            .collect();
+        // Each peer says how far it holds this node's chain (a real protocol
+        // would carry this in its request); one outbox read serves them all.
+        let haves: Vec<u64> = peers
+            .iter()
+            .map(|m| {
+                // The highest seq it holds without a gap: a lost message
+                // leaves a hole that the next gossip fills.
+                let done = self.relay_done[*m].get(&n).copied().unwrap_or(0);
+                let mut have = receipted.max(done);
+                for ((_, s), _) in self.relay[*m].range((n, receipted + 1)..(n, u64::MAX)) {
+                    if *s != have + 1 {
+                        break;
+                    }
+                    have = *s;
+                }
+                have
+            })
+            .collect();
+        let Some(from) = haves.iter().min().map(|h| h + 1) else {
+            return Ok(());
+        };
+        let txs = core.outbox_from(from, MAX_BATCH).at(t)?;
+        for (m, have) in peers.into_iter().zip(haves) {
+            let skip = (have + 1 - from) as usize;
+            let part: Vec<SignedTx> = txs.iter().skip(skip).cloned().collect();
+            if part.is_empty() {
+                continue;
+            }
+            let len: usize = part.iter().map(|tx| tx.to_bytes().len()).sum();
+            for at in self.net.send_lan(n, m, len, t) {
+                self.push(at, Kind::LanDeliver(m, n, part.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_lan_deliver(&mut self, to: usize, from: usize, txs: Vec<SignedTx>) {
+        if !self.nodes[to].is_up() {
+            return;
+        }
+        // The sender's own outbox in seq order: the first seq places them
+        // all. Signatures are checked by the hub, which is what matters for
+        // what the carrier delivers.
+        let Some(seq0) = txs.first().and_then(|tx| {
+            codec::decode_canonical::<TxPayload>("tx", tx.payload_bytes(), MAX_TX_PAYLOAD_BYTES)
+                .ok()
+                .map(|p| p.seq)
+        }) else {
+            return;
+        };
+        for (i, tx) in txs.into_iter().enumerate() {
+            let seq = seq0 + i as u64;
+            if seq > self.relay_done[to].get(&from).copied().unwrap_or(0) {
+                self.relay[to].entry((from, seq)).or_insert(tx);
+            }
+        }
+    }
+
+    pub(crate) fn on_carry(&mut self, n: usize) -> Result<(), Failure> {
+        let t = self.now;
+        let Some((_, carry_ms)) = self.plan.lan_relay else {
+            return Ok(());
+        };
+        if self.healed_at.is_some() {
+            // Every link is back: each node pushes its own.
+            return Ok(());
+        }
+        self.push(t + carry_ms, Kind::Carry(n));
+        if !self.nodes[n].is_up() || self.relay[n].is_empty() || !self.net.can_connect(n) {
+            return Ok(());
+        }
+        let txs: Vec<SignedTx> = self.relay[n].values().take(MAX_BATCH).cloned().collect();
+        let hello = Request::Hello(Hello {
+            node: self.nodes[n].id,
+            node_time: self.nodes[n].clock.wall(t),
+            last_seq: 0,
+            fact_cursor: 0,
+            software: "mykey-sim-carrier".into(),
+        });
+        let push = Request::Push(Push { txs });
+        // One message holding both requests: the carrier's short session.
+        let mut bytes = hello.encode();
+        let split = bytes.len();
+        bytes.extend(push.encode());
+        let mut framed = (split as u32).to_be_bytes().to_vec();
+        framed.extend(bytes);
+        for at in self.net.send_wan(n, Dir::Up, framed.len(), t) {
+            self.push(at, Kind::CarryToHub(n, framed.clone()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_carry_to_hub(&mut self, n: usize, framed: Vec<u8>) -> Result<bool, Failure> {
+        let t = self.now;
+        if !self.net.wan_passes(n, Dir::Up) {
+            return Ok(false);
+        }
+        let (len, rest) = framed.split_at(4.min(framed.len()));
+        let split = u32::from_be_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+        let (hello, push) = rest.split_at(split.min(rest.len()));
+        let hello = Request::decode(hello).at(t)?;
+        let push = Request::decode(push).at(t)?;
+        let mut session = HubSession::new(self.nodes[n].id);
+        let now = self.hub_clock.wall(t);
+        let welcome = session.handle_request(hello, now, &mut self.hub);
+        if !matches!(welcome, Response::Welcome(_)) {
+            return Ok(false);
+        }
+        let resp = session.handle_request(push, now, &mut self.hub);
+        self.note_hub_response(&resp);
+        let bytes = resp.encode();
+        for at in self.net.send_wan(n, Dir::Down, bytes.len(), t) {
+            self.push(at, Kind::CarryBack(n, bytes.clone()));
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn on_carry_back(&mut self, n: usize, bytes: Vec<u8>) -> Result<(), Failure> {
+        let t = self.now;
+        if !self.nodes[n].is_up() || !self.net.wan_passes(n, Dir::Down) {
+            return Ok(());
+        }
+        let Response::Receipts(r) = Response::decode(&bytes).at(t)? else {
+            return Ok(());
+        };
+        for rc in &r.receipts {
+            let chain_level = matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
+            if chain_level {
+                continue;
+            }
+            if let Some(origin) = self.nodes.iter().position(|x| x.id == rc.node) {
+                self.relay[n].remove(&(origin, rc.seq));
+                let done = self.relay_done[n].entry(origin).or_default();
+                *done = (*done).max(rc.seq);
+            }
+        }
+        // The carrier stores rejections of what it carried (the core's
+        // foreign-rejection table).
+        let wall: UnixMillis = self.nodes[n].clock.wall(t);
+        self.core_mut(n)?.apply_receipts(&r, wall).at(t)?;
+        Ok(())
+    }
+}

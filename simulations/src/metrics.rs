@@ -1,0 +1,225 @@
+//! What a run measured: counters, reconciliation lag, debt against its bound,
+//! and time series for the chart. Summaries of many seeds add up.
+
+use crate::clock::SimTime;
+use std::collections::BTreeMap;
+
+/// One sample of the time series.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    /// When (global).
+    pub t: SimTime,
+    /// Sum of all holders' confirmed balances at the hub.
+    pub hub_balances: u64,
+    /// Sum of all holders' debt at the hub.
+    pub hub_debt: u64,
+    /// Signed transactions without a receipt at their node, over all nodes.
+    pub pending: u64,
+    /// Median reconciliation lag of transactions the hub processed since the
+    /// previous sample, ms (0 if none).
+    pub lag_p50_ms: u64,
+    /// Nodes whose WAN link is up.
+    pub nodes_linked: u64,
+}
+
+/// Counters of one run (or of many, added up).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Seeds summed in.
+    pub runs: u64,
+    /// Transactions signed, by kind.
+    pub signed: BTreeMap<&'static str, u64>,
+    /// Lookups answered.
+    pub lookups: u64,
+    /// Redemptions asked for.
+    pub redeem_asked: u64,
+    /// Redemptions declined, by reason.
+    pub declines: BTreeMap<String, u64>,
+    /// Operations that could not start (node down, card pulled, PIN locked).
+    pub aborted: BTreeMap<&'static str, u64>,
+    /// Debt the hub created from offline spends.
+    pub debt_created: u64,
+    /// The bound on that debt (sum of the offline limits that allowed it).
+    pub debt_bound: u64,
+    /// Transactions the hub rejected with a reason.
+    pub rejected: u64,
+    /// Sign → first processed at the hub, ms, one per transaction.
+    pub lag_ms: Vec<u64>,
+    /// Bytes on WAN links.
+    pub wan_bytes: u64,
+    /// Bytes between LAN peers.
+    pub lan_bytes: u64,
+    /// Bytes of the signed transactions themselves (for the overhead ratio).
+    pub tx_bytes: u64,
+    /// Escrow rights moved between LAN peers (strict mode).
+    pub escrow_transfers: u64,
+    /// Ms from healing to convergence.
+    pub converge_ms: Vec<u64>,
+    /// Simulated time covered, ms.
+    pub sim_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Time series.
+    pub series: Vec<Sample>,
+}
+
+/// The `q` quantile (0..=1) of `v` (sorted copy), 0 when empty.
+pub fn quantile(v: &[u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let i = ((s.len() - 1) as f64 * q).round() as usize;
+    s[i.min(s.len() - 1)]
+}
+
+fn fmt_ms(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{ms} ms")
+    } else if ms < 600_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 36_000_000 {
+        format!("{:.1} min", ms as f64 / 60_000.0)
+    } else {
+        format!("{:.1} h", ms as f64 / 3_600_000.0)
+    }
+}
+
+impl Metrics {
+    /// Adds another run's counters (the series is kept from the first).
+    pub fn absorb(&mut self, o: &Metrics) {
+        self.runs += o.runs;
+        for (k, v) in &o.signed {
+            *self.signed.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.declines {
+            *self.declines.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.aborted {
+            *self.aborted.entry(k).or_default() += v;
+        }
+        self.lookups += o.lookups;
+        self.redeem_asked += o.redeem_asked;
+        self.debt_created += o.debt_created;
+        self.debt_bound += o.debt_bound;
+        self.rejected += o.rejected;
+        self.lag_ms.extend_from_slice(&o.lag_ms);
+        self.wan_bytes += o.wan_bytes;
+        self.lan_bytes += o.lan_bytes;
+        self.tx_bytes += o.tx_bytes;
+        self.escrow_transfers += o.escrow_transfers;
+        self.converge_ms.extend_from_slice(&o.converge_ms);
+        self.sim_ms += o.sim_ms;
+        self.events += o.events;
+        if self.series.is_empty() {
+            self.series = o.series.clone();
+        }
+    }
+
+    /// Redemptions declined.
+    pub fn declined(&self) -> u64 {
+        self.declines.values().sum()
+    }
+
+    /// The summary table.
+    pub fn table(&self, title: &str) -> String {
+        let signed: u64 = self.signed.values().sum();
+        let kinds: Vec<String> = self
+            .signed
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let decl = self.declined();
+        let rate = if self.redeem_asked == 0 {
+            0.0
+        } else {
+            100.0 * decl as f64 / self.redeem_asked as f64
+        };
+        let mut rows: Vec<(String, String)> = vec![
+            ("runs (seeds)".into(), self.runs.to_string()),
+            (
+                "transactions signed".into(),
+                format!("{signed} ({})", kinds.join(", ")),
+            ),
+            ("lookups".into(), self.lookups.to_string()),
+            (
+                "redemptions declined".into(),
+                format!("{decl} of {} asked ({rate:.1}%)", self.redeem_asked),
+            ),
+        ];
+        for (k, v) in &self.declines {
+            rows.push((format!("  declined: {k}"), v.to_string()));
+        }
+        for (k, v) in &self.aborted {
+            rows.push((format!("  not started: {k}"), v.to_string()));
+        }
+        rows.push(("rejected by the hub".into(), self.rejected.to_string()));
+        rows.push((
+            "debt created vs bound".into(),
+            format!("{} pt vs {} pt", self.debt_created, self.debt_bound),
+        ));
+        rows.push((
+            "reconciliation lag p50 / p99".into(),
+            format!(
+                "{} / {}",
+                fmt_ms(quantile(&self.lag_ms, 0.5)),
+                fmt_ms(quantile(&self.lag_ms, 0.99))
+            ),
+        ));
+        let ratio = if self.tx_bytes == 0 {
+            0.0
+        } else {
+            self.wan_bytes as f64 / self.tx_bytes as f64
+        };
+        rows.push((
+            "bytes on the wire (WAN / LAN)".into(),
+            format!(
+                "{} / {} ({ratio:.2}× the signed transactions)",
+                self.wan_bytes, self.lan_bytes
+            ),
+        ));
+        if self.escrow_transfers > 0 {
+            rows.push((
+                "escrow transfers on the LAN".into(),
+                self.escrow_transfers.to_string(),
+            ));
+        }
+        rows.push((
+            "convergence after healing max".into(),
+            fmt_ms(self.converge_ms.iter().copied().max().unwrap_or(0)),
+        ));
+        rows.push((
+            "simulated time / events".into(),
+            format!("{} / {}", fmt_ms(self.sim_ms), self.events),
+        ));
+        let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(10);
+        let mut out = format!("== {title} ==\n");
+        for (k, v) in rows {
+            out.push_str(&format!("{k:<w$}  {v}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_table() {
+        assert_eq!(quantile(&[], 0.5), 0);
+        assert_eq!(quantile(&[5, 1, 3], 0.5), 3);
+        assert_eq!(quantile(&[5, 1, 3], 1.0), 5);
+        let mut m = Metrics {
+            runs: 1,
+            redeem_asked: 10,
+            ..Default::default()
+        };
+        m.declines.insert("limit".into(), 2);
+        let mut all = Metrics::default();
+        all.absorb(&m);
+        all.absorb(&m);
+        assert!(all.table("t").contains("4 of 20 asked (20.0%)"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Counter operations: what staff and card holders do at a node, with the
+//! card reader's faults (a card pulled mid-operation, wrong PINs that lock
+//! the card after three tries). Each operation calls the node core exactly as
+//! the node's HTTP handler would, then tells the session about the new seq.
+
+use crate::hub_host::HubCore;
+use crate::plan::{Op, OpSpec};
+use crate::world::{Acked, AtTime, Failure, World, fail};
+use mykey_node::rules::Decline;
+use mykey_node::{Done, Lookup, OpError};
+use mykey_sync_proto::{FacilityCardNumber, Points};
+
+fn decline_name(e: &OpError) -> String {
+    match e {
+        OpError::Declined(d) => match d {
+            Decline::ZeroAmount => "zero amount",
+            Decline::NotEnrolled => "node not enrolled yet",
+            Decline::CertificateExpired => "node certificate expired (clock)",
+            Decline::NodeRevoked => "node revoked",
+            Decline::NotAllowed(_) => "operation not allowed",
+            Decline::CardSuspended => "card suspended",
+            Decline::CardSuperseded => "card superseded",
+            Decline::PinRequired { .. } => "PIN required (wrong PIN)",
+            Decline::InsufficientBalance { .. } => "insufficient balance",
+            Decline::CardOfflineLimit { .. } => "per-card offline limit",
+            Decline::NodeExposureLimit { .. } => "node exposure limit",
+        }
+        .to_owned(),
+        OpError::NotRegistered => "card not known to node yet".to_owned(),
+        OpError::AlreadyLinked(_) => "already linked".to_owned(),
+        OpError::NotLinked(_) => "not linked".to_owned(),
+        OpError::Store(_) => "store".to_owned(),
+    }
+}
+
+impl<H: HubCore> World<H> {
+    pub(crate) fn on_op(&mut self, spec: OpSpec) -> Result<bool, Failure> {
+        let t = self.now;
+        let n = spec.node;
+        if matches!(spec.op, Op::Redeem(_)) {
+            self.metrics.redeem_asked += 1;
+        }
+        if !self.nodes[n].is_up() {
+            *self.metrics.aborted.entry("node down").or_default() += 1;
+            return Ok(false);
+        }
+        if self.rng.chance(self.plan.card_faults.pulled) && !matches!(spec.op, Op::Lookup) {
+            // The reader lost the card before the node was asked to commit:
+            // nothing happened, the staff sees "tap again".
+            *self.metrics.aborted.entry("card pulled").or_default() += 1;
+            return Ok(false);
+        }
+        let card = self.holders[spec.holder].card.clone();
+        let wall = self.nodes[n].clock.wall(t);
+        let result: Result<Option<Done>, OpError> = match spec.op {
+            Op::Lookup => {
+                let core = self.core(n)?;
+                let found = core.lookup(&card).at(t)?;
+                self.metrics.lookups += 1;
+                if let Lookup::Found { account, .. } = found
+                    && account != self.holders[spec.holder].account
+                {
+                    return fail(
+                        t,
+                        format!("node {n} resolves a card to another holder's account"),
+                    );
+                }
+                Ok(None)
+            }
+            Op::Link => {
+                let h = &mut self.holders[spec.holder];
+                h.links += 1;
+                let number = format!("L{}-{}-{}", n, spec.holder, h.links);
+                let number = FacilityCardNumber::parse(&number).at(t)?;
+                self.core_mut(n)?.link(&card, number, wall).map(Some)
+            }
+            Op::Grant(p) => {
+                let program = self.program.clone();
+                let pts = Points::new(p).at(t)?;
+                self.core_mut(n)?.grant(&card, program, pts, wall).map(Some)
+            }
+            Op::Redeem(p) => return self.redeem(spec, p),
+        };
+        self.finish(spec, result)
+    }
+
+    fn redeem(&mut self, spec: OpSpec, p: u64) -> Result<bool, Failure> {
+        let t = self.now;
+        let n = spec.node;
+        let card = self.holders[spec.holder].card.clone();
+        let pin_threshold = self.limits[n].pin_threshold.get();
+        let mut proof = false;
+        if p > pin_threshold {
+            let h = &mut self.holders[spec.holder];
+            if h.pin_tries_left == 0 {
+                *self.metrics.aborted.entry("card PIN locked").or_default() += 1;
+                return Ok(false);
+            }
+            if self.rng.chance(self.plan.card_faults.wrong_pin) {
+                // The card refused the PIN: no proof. The counter still asks
+                // the node, which must refuse a spend above the threshold.
+                h.pin_tries_left -= 1;
+            } else {
+                h.pin_tries_left = 3;
+                proof = true;
+            }
+        }
+        if self.escrow.is_some() && !self.escrow_allows(n, spec.holder, p) {
+            *self
+                .metrics
+                .declines
+                .entry("strict: no escrow rights".into())
+                .or_default() += 1;
+            return Ok(false);
+        }
+        let wall = self.nodes[n].clock.wall(t);
+        let pts = Points::new(p).at(t)?;
+        let result = self.core_mut(n)?.redeem(&card, pts, proof, wall).map(Some);
+        if let Ok(Some(_)) = &result {
+            if p > pin_threshold && !proof {
+                return fail(
+                    t,
+                    format!("node {n} took {p} pt above the PIN threshold without a PIN"),
+                );
+            }
+            self.escrow_consume(n, spec.holder, p);
+            self.spent_at[spec.holder].insert(n);
+        }
+        self.finish(spec, result)
+    }
+
+    fn finish(
+        &mut self,
+        spec: OpSpec,
+        result: Result<Option<Done>, OpError>,
+    ) -> Result<bool, Failure> {
+        let t = self.now;
+        let n = spec.node;
+        match result {
+            Ok(None) => Ok(false),
+            Ok(Some(done)) => {
+                let kind = match spec.op {
+                    Op::Lookup => "lookup",
+                    Op::Link => "link",
+                    Op::Grant(_) => "grant",
+                    Op::Redeem(_) => "redeem",
+                };
+                *self.metrics.signed.entry(kind).or_default() += 1;
+                self.acked.insert(
+                    done.tx,
+                    Acked {
+                        node: n,
+                        seq: done.seq,
+                        signed_at: t,
+                    },
+                );
+                if let Some(tx) = self.core(n)?.outbox_from(done.seq, 1).at(t)?.first() {
+                    self.metrics.tx_bytes += tx.to_bytes().len() as u64;
+                }
+                let mono = self.nodes[n].clock.mono(t);
+                self.nodes[n].session.note_local_seq(done.seq, mono);
+                self.pump(n)?;
+                Ok(false)
+            }
+            Err(OpError::Store(e)) => fail(t, format!("node {n} store failed: {e}")),
+            Err(e) => {
+                if matches!(spec.op, Op::Redeem(_)) {
+                    *self.metrics.declines.entry(decline_name(&e)).or_default() += 1;
+                } else {
+                    let key: &'static str = match spec.op {
+                        Op::Link => "link refused",
+                        _ => "grant refused",
+                    };
+                    *self.metrics.aborted.entry(key).or_default() += 1;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    pub(crate) fn core(&self, n: usize) -> Result<&mykey_node::Node, Failure> {
+        match &self.nodes[n].core {
+            Some(c) => Ok(c),
+            None => fail(self.now, format!("node {n} is down")),
+        }
+    }
+
+    pub(crate) fn core_mut(&mut self, n: usize) -> Result<&mut mykey_node::Node, Failure> {
+        let now = self.now;
+        match &mut self.nodes[n].core {
+            Some(c) => Ok(c),
+            None => fail(now, format!("node {n} is down")),
+        }
+    }
+}

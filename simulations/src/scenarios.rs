@@ -1,0 +1,380 @@
+//! The four scenarios, each a function from a seed (and a size) to a
+//! [`Plan`]: realistic topologies, opening hours, link schedules and
+//! workloads, plus the background faults every run suffers.
+
+use crate::clock::SimTime;
+use crate::hub_host::{SimLimits, SiteKind};
+use crate::net::LinkParams;
+use crate::plan::{CardFaults, NodeSpec, Op, OpSpec, Plan, Scripted};
+use crate::prng::Prng;
+use mykey_sync_proto::{OpKind, Points, UnixMillis};
+
+const MIN: u64 = 60_000;
+const HOUR: u64 = 3_600_000;
+
+/// The scenarios, by CLI name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// A few rural libraries whose link is up ~20% of the day, in bursts.
+    RuralLibrary,
+    /// 30 stalls on a LAN with no WAN for 8 hours (bounded mode).
+    Festival,
+    /// The same festival in strict mode (escrow rights).
+    FestivalStrict,
+    /// Many nodes in a city: exchanges, lost cards, flaky links.
+    CityDay,
+    /// The hub down for 24 hours, then back.
+    HubOutage,
+}
+
+impl Scenario {
+    /// Every scenario, in the order `all` runs them.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::RuralLibrary,
+        Scenario::Festival,
+        Scenario::FestivalStrict,
+        Scenario::CityDay,
+        Scenario::HubOutage,
+    ];
+
+    /// CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::RuralLibrary => "rural-library",
+            Scenario::Festival => "festival",
+            Scenario::FestivalStrict => "festival-strict",
+            Scenario::CityDay => "city-day",
+            Scenario::HubOutage => "hub-outage",
+        }
+    }
+
+    /// The plan for `seed`; `long` gives the full-size run.
+    pub fn plan(self, seed: u64, long: bool) -> Plan {
+        let mut rng = Prng::new(seed ^ 0x5CE7_A410);
+        match self {
+            Scenario::RuralLibrary => rural_library(&mut rng, long),
+            Scenario::Festival => festival(&mut rng, long, false),
+            Scenario::FestivalStrict => festival(&mut rng, long, true),
+            Scenario::CityDay => city_day(&mut rng, long),
+            Scenario::HubOutage => hub_outage(&mut rng, long),
+        }
+    }
+}
+
+fn p(n: u64) -> Points {
+    Points::new(n).unwrap_or(Points::ZERO)
+}
+
+fn limits(kind: SiteKind) -> SimLimits {
+    let (ops, card, node): (Vec<OpKind>, u64, u64) = match kind {
+        SiteKind::Library => (
+            vec![OpKind::Link, OpKind::Unlink, OpKind::Grant, OpKind::Redeem],
+            2_000,
+            50_000,
+        ),
+        SiteKind::CommunityCentre => (vec![OpKind::Grant, OpKind::Link], 0, 0),
+        SiteKind::Shop => (vec![OpKind::Redeem], 5_000, 200_000),
+        SiteKind::Stall => (vec![OpKind::Redeem], 3_000, 500_000),
+    };
+    SimLimits {
+        allowed_ops: ops,
+        per_card_offline_limit: p(card),
+        node_exposure_limit: p(node),
+        pin_threshold: p(1_000),
+        valid_until: UnixMillis(0),
+    }
+}
+
+fn node(facility: String, kind: SiteKind, lan_group: Option<usize>) -> NodeSpec {
+    NodeSpec {
+        facility,
+        kind,
+        limits: limits(kind),
+        lan_group,
+        max_skew_ms: 120_000,
+    }
+}
+
+fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTime) -> Plan {
+    Plan {
+        name,
+        nodes,
+        holders,
+        initial_points: (0, 3_000),
+        ops: Vec::new(),
+        script: Vec::new(),
+        wan: LinkParams::WAN,
+        lan: LinkParams::LAN,
+        heal_at,
+        converge_within_ms: 30 * MIN,
+        sample_ms: 10 * MIN,
+        pull_interval_ms: 60_000,
+        card_faults: CardFaults {
+            pulled: 0.02,
+            wrong_pin: 0.1,
+        },
+        strict: false,
+        lan_relay: None,
+    }
+}
+
+/// Redemption amounts: mostly small, some above the PIN threshold.
+fn amount(rng: &mut Prng) -> u64 {
+    if rng.chance(0.15) {
+        rng.range(1_001, 2_500)
+    } else {
+        rng.range(1, 10) * 100
+    }
+}
+
+/// Link bursts: the line is there ~20% of the day.
+fn bursts(plan: &mut Plan, rng: &mut Prng, node: usize, until: SimTime) {
+    let mut t = rng.below(2 * HOUR);
+    let w = |up: bool| Scripted::Wan {
+        node: Some(node),
+        up,
+        down: up,
+    };
+    plan.script.push((0, w(true)));
+    plan.script.push((30 * MIN, w(false)));
+    t += 30 * MIN;
+    while t < until {
+        let up = rng.exp_ms(30.0 * MIN as f64).max(MIN);
+        plan.script.push((t, w(true)));
+        plan.script.push((t + up, w(false)));
+        t += up + rng.exp_ms(120.0 * MIN as f64).max(MIN);
+    }
+}
+
+fn rural_library(rng: &mut Prng, long: bool) -> Plan {
+    let (libs, patrons, per_lib) = if long {
+        (12, 3_000, 600)
+    } else {
+        (3, 120, 100)
+    };
+    let nodes = (0..libs)
+        .map(|i| node(format!("library-{i}"), SiteKind::Library, None))
+        .collect();
+    let day = 24 * HOUR;
+    let mut plan = base("rural-library", nodes, patrons, day);
+    for n in 0..libs {
+        bursts(&mut plan, rng, n, day);
+        for _ in 0..per_lib {
+            // Opening hours 9:00–19:00, the run starts at 9:00 minus 30 min.
+            let t = 30 * MIN + rng.below(10 * HOUR);
+            let r = rng.unit();
+            let op = if r < 0.6 {
+                Op::Lookup
+            } else if r < 0.8 {
+                Op::Link
+            } else if r < 0.87 {
+                Op::Grant(rng.range(1, 5) * 100)
+            } else {
+                Op::Redeem(amount(rng))
+            };
+            let holder = rng.index(patrons);
+            plan.ops.push((
+                t,
+                OpSpec {
+                    node: n,
+                    holder,
+                    op,
+                },
+            ));
+        }
+    }
+    plan.add_background_faults(rng, 30 * MIN, day - HOUR);
+    plan
+}
+
+fn festival(rng: &mut Prng, long: bool, strict: bool) -> Plan {
+    let stalls = 30;
+    let (visitors, redemptions) = if long { (2_000, 10_000) } else { (100, 500) };
+    let nodes = (0..stalls)
+        .map(|i| node(format!("stall-{i}"), SiteKind::Stall, Some(0)))
+        .collect();
+    let start = 30 * MIN;
+    let end = start + 8 * HOUR;
+    let mut plan = base(
+        if strict {
+            "festival-strict"
+        } else {
+            "festival"
+        },
+        nodes,
+        visitors,
+        end + HOUR,
+    );
+    plan.initial_points = (1_000, 5_000);
+    plan.strict = strict;
+    plan.lan_relay = Some((60_000, 60_000));
+    if strict {
+        plan.script.push((start - 5 * MIN, Scripted::Escrow));
+    }
+    plan.script.push((
+        start,
+        Scripted::Wan {
+            node: None,
+            up: false,
+            down: false,
+        },
+    ));
+    // One stall regains the hub link at the end of the day and delivers
+    // everyone's transactions it holds; the rest come back an hour later.
+    plan.script.push((
+        end,
+        Scripted::Wan {
+            node: Some(0),
+            up: true,
+            down: true,
+        },
+    ));
+    for _ in 0..redemptions {
+        let t = start + rng.below(8 * HOUR);
+        let holder = rng.index(visitors);
+        let node = rng.index(stalls);
+        let op = Op::Redeem(amount(rng).min(1_500));
+        plan.ops.push((t, OpSpec { node, holder, op }));
+    }
+    plan.add_background_faults(rng, start, end);
+    // Stall 0 must be able to carry at the end: no fault of its own then.
+    plan.script.retain(|(t, s)| {
+        !(*t >= end - HOUR && matches!(s, Scripted::Crash(0) | Scripted::Cut { node: 0, .. }))
+    });
+    for n in 0..stalls {
+        if rng.chance(0.1) {
+            let t = start + rng.below(8 * HOUR);
+            plan.script.push((t, Scripted::Lan { node: n, ok: false }));
+            plan.script.push((
+                t + rng.range(MIN, HOUR),
+                Scripted::Lan { node: n, ok: true },
+            ));
+        }
+    }
+    plan
+}
+
+fn city_day(rng: &mut Prng, long: bool) -> Plan {
+    let (n_nodes, holders, ops_per_node) = if long {
+        (200, 5_000, 150)
+    } else {
+        (12, 150, 30)
+    };
+    let nodes: Vec<NodeSpec> = (0..n_nodes)
+        .map(|i| {
+            let kind = match i % 4 {
+                0 => SiteKind::Library,
+                1 => SiteKind::CommunityCentre,
+                _ => SiteKind::Shop,
+            };
+            node(format!("site-{i}"), kind, None)
+        })
+        .collect();
+    let day = 12 * HOUR;
+    let mut plan = base("city-day", nodes.clone(), holders, day);
+    plan.pull_interval_ms = 120_000;
+    for (n, spec) in nodes.iter().enumerate() {
+        for _ in 0..ops_per_node {
+            let t = 10 * MIN + rng.below(day - HOUR);
+            let holder = rng.index(holders);
+            let op = match spec.kind {
+                SiteKind::CommunityCentre => {
+                    if rng.chance(0.7) {
+                        Op::Grant(rng.range(1, 10) * 100)
+                    } else {
+                        Op::Link
+                    }
+                }
+                SiteKind::Library => match rng.below(3) {
+                    0 => Op::Link,
+                    _ => Op::Lookup,
+                },
+                _ => Op::Redeem(amount(rng)),
+            };
+            plan.ops.push((
+                t,
+                OpSpec {
+                    node: n,
+                    holder,
+                    op,
+                },
+            ));
+        }
+        // City links drop now and then.
+        for _ in 0..rng.range(0, 3) {
+            let t = rng.below(day - 2 * HOUR);
+            let w = |up| Scripted::Wan {
+                node: Some(n),
+                up,
+                down: up,
+            };
+            plan.script.push((t, w(false)));
+            plan.script.push((t + rng.range(MIN, 2 * HOUR), w(true)));
+        }
+    }
+    // Operator exchanges arrive at the hub all day.
+    for _ in 0..holders / 2 {
+        let t = rng.below(day - HOUR);
+        let h = rng.index(holders);
+        plan.script
+            .push((t, Scripted::Credit(h, rng.range(5, 50) * 100)));
+    }
+    // Lost cards.
+    for _ in 0..(holders / 100).max(2) {
+        let t = rng.below(day - HOUR);
+        plan.script.push((t, Scripted::Suspend(rng.index(holders))));
+    }
+    plan.add_background_faults(rng, 10 * MIN, day - HOUR);
+    plan
+}
+
+fn hub_outage(rng: &mut Prng, long: bool) -> Plan {
+    let (n_nodes, holders, ops_per_node) = if long { (50, 2_000, 400) } else { (8, 150, 60) };
+    let nodes: Vec<NodeSpec> = (0..n_nodes)
+        .map(|i| {
+            let kind = if i % 3 == 0 {
+                SiteKind::Library
+            } else {
+                SiteKind::Shop
+            };
+            node(format!("site-{i}"), kind, None)
+        })
+        .collect();
+    let down_at = 2 * HOUR;
+    let up_at = down_at + 24 * HOUR;
+    let mut plan = base("hub-outage", nodes.clone(), holders, up_at + 2 * HOUR);
+    plan.initial_points = (500, 4_000);
+    plan.script.push((down_at, Scripted::HubDown(true)));
+    plan.script.push((up_at, Scripted::HubDown(false)));
+    for (n, spec) in nodes.iter().enumerate() {
+        for _ in 0..ops_per_node {
+            let t = 10 * MIN + rng.below(up_at + HOUR);
+            let holder = rng.index(holders);
+            let op = match (spec.kind, rng.below(4)) {
+                (SiteKind::Library, 0) => Op::Link,
+                (SiteKind::Library, 1) => Op::Grant(rng.range(1, 5) * 100),
+                (SiteKind::Library, _) => Op::Lookup,
+                _ => Op::Redeem(amount(rng)),
+            };
+            plan.ops.push((
+                t,
+                OpSpec {
+                    node: n,
+                    holder,
+                    op,
+                },
+            ));
+        }
+    }
+    // Operator exchanges that waited for the hub arrive when it is back.
+    for _ in 0..holders / 10 {
+        let t = up_at + rng.below(HOUR);
+        plan.script
+            .push((t, Scripted::Credit(rng.index(holders), 1_000)));
+    }
+    plan.add_background_faults(rng, 10 * MIN, up_at + HOUR);
+    // The scripted outage is the hub fault of this scenario.
+    plan.script
+        .retain(|(t, s)| !matches!(s, Scripted::HubDown(_)) || *t == down_at || *t == up_at);
+    plan
+}

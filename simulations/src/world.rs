@@ -1,0 +1,689 @@
+//! The world: one seeded, single-threaded discrete-event loop over the hub,
+//! the nodes and the network. Every input to a core (a message, a timer, a
+//! counter operation, a fault) is an event at a simulated time; the same
+//! seed gives the same events in the same order, so a failure replays
+//! exactly.
+
+use crate::clock::{EPOCH_MS, HostClock, SimTime, fmt_time};
+use crate::hub_host::{HubCore, SimLimits};
+use crate::metrics::{Metrics, quantile};
+use crate::net::{Dir, Net};
+use crate::node_host::SimNode;
+use crate::plan::{OpSpec, Plan, Scripted};
+use crate::prng::Prng;
+use crate::strict::Escrow;
+use anyhow::Context;
+use mykey_sync_proto::session::{HubSession, NodeSessionConfig};
+use mykey_sync_proto::wire::{Outcome, Request, Response};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, Points, ProgramId, SignedTx, TxId,
+    UnixMillis,
+};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+
+/// A card holder.
+#[derive(Clone, Debug)]
+pub struct Holder {
+    /// The hub's account.
+    pub account: AccountId,
+    /// The card.
+    pub card: CardKey,
+    /// PIN tries left before the card locks.
+    pub pin_tries_left: u8,
+    /// Reported lost.
+    pub suspended: bool,
+    /// Library cards linked so far.
+    pub links: u32,
+}
+
+/// A transaction acknowledged to the person at the counter.
+#[derive(Clone, Debug)]
+pub struct Acked {
+    /// Which node signed it.
+    pub node: usize,
+    /// Its seq.
+    pub seq: u64,
+    /// When (global).
+    pub signed_at: SimTime,
+}
+
+/// Why a run failed: an invariant broke, or a core returned an error it
+/// should not have.
+#[derive(Debug)]
+pub struct Failure {
+    /// Simulated time.
+    pub at: SimTime,
+    /// What.
+    pub what: String,
+}
+
+/// Shorthand for failing the run.
+pub fn fail<T>(at: SimTime, what: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure {
+        at,
+        what: what.into(),
+    })
+}
+
+/// Turns any error into a failure at `at`.
+pub trait AtTime<T> {
+    /// Maps the error.
+    fn at(self, t: SimTime) -> Result<T, Failure>;
+}
+
+impl<T, E: std::fmt::Display> AtTime<T> for Result<T, E> {
+    fn at(self, t: SimTime) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            at: t,
+            what: format!("{e:#}"),
+        })
+    }
+}
+
+pub(crate) enum Kind {
+    Connect(usize),
+    Timer(usize),
+    Detect(usize, u64),
+    ToHub(usize, u64, Vec<u8>),
+    ToNode(usize, u64, Vec<u8>),
+    Op(OpSpec),
+    Script(Scripted),
+    Sample,
+    Gossip(usize),
+    LanDeliver(usize, usize, Vec<SignedTx>),
+    Carry(usize),
+    CarryToHub(usize, Vec<u8>),
+    CarryBack(usize, Vec<u8>),
+}
+
+struct Ev {
+    at: SimTime,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Ev {
+    fn eq(&self, o: &Ev) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Ev {}
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, o: &Ev) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ev {
+    fn cmp(&self, o: &Ev) -> Ordering {
+        // Min-heap on (time, insertion order).
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The world.
+pub struct World<H: HubCore> {
+    /// The plan being run.
+    pub plan: Plan,
+    /// Global time now.
+    pub now: SimTime,
+    queue: BinaryHeap<Ev>,
+    ev_seq: u64,
+    /// The hub core.
+    pub hub: H,
+    /// The hub's clock.
+    pub hub_clock: HostClock,
+    pub(crate) hub_sessions: HashMap<(usize, u64), HubSession>,
+    /// The nodes.
+    pub nodes: Vec<SimNode>,
+    /// The network.
+    pub net: Net,
+    pub(crate) rng: Prng,
+    /// Card holders.
+    pub holders: Vec<Holder>,
+    /// The municipality everything runs in.
+    pub municipality: MunicipalityCode,
+    pub(crate) program: ProgramId,
+    pub(crate) next_conn: u64,
+    /// Transactions acknowledged at a counter.
+    pub acked: HashMap<TxId, Acked>,
+    pub(crate) processed_seen: HashSet<TxId>,
+    /// Measurements.
+    pub metrics: Metrics,
+    pub(crate) lag_window: Vec<u64>,
+    /// Per holder: the nodes where they spent offline.
+    pub spent_at: Vec<BTreeSet<usize>>,
+    /// When healing started.
+    pub healed_at: Option<SimTime>,
+    /// When convergence was reached.
+    pub converged_at: Option<SimTime>,
+    /// Strict mode rights.
+    pub escrow: Option<Escrow>,
+    /// Per node: transactions of LAN peers it carries, by (origin, seq).
+    pub relay: Vec<BTreeMap<(usize, u64), SignedTx>>,
+    /// Per carrier: per origin, the seq through which the hub has answered
+    /// what it carried (a carrier does not take those again).
+    pub relay_done: Vec<BTreeMap<usize, u64>>,
+    /// Per node: the limits it was enrolled with.
+    pub limits: Vec<SimLimits>,
+    pub(crate) end_at: SimTime,
+    _dir: tempfile::TempDir,
+}
+
+fn holder_card(i: usize) -> anyhow::Result<CardKey> {
+    Ok(CardKey::new(
+        b"JPKI-UserAuth-CA-2".to_vec(),
+        (i as u64 + 1).to_be_bytes().to_vec(),
+    )?)
+}
+
+impl<H: HubCore> World<H> {
+    /// Builds the world for `plan`: the hub from `make_hub` (given a data
+    /// directory and the hub key secret), every node on its own SQLite file
+    /// in a temporary directory (under /dev/shm when there is one, so fsync
+    /// is cheap), holders registered and credited.
+    pub fn new(
+        plan: Plan,
+        seed: u64,
+        make_hub: impl FnOnce(&std::path::Path, [u8; 32]) -> anyhow::Result<H>,
+    ) -> anyhow::Result<World<H>> {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::Builder::new()
+                .prefix("mykey-sim-")
+                .tempdir_in(shm)?
+        } else {
+            tempfile::Builder::new().prefix("mykey-sim-").tempdir()?
+        };
+        let mut rng = Prng::new(seed);
+        let mut keys = rng.fork(1);
+        let net_rng = rng.fork(2);
+        let mut clocks = rng.fork(3);
+        let mut hub = make_hub(dir.path(), keys.bytes32()).context("start hub")?;
+        let t0 = UnixMillis(EPOCH_MS);
+        let municipality = MunicipalityCode::parse("131059")?;
+        hub.add_municipality(municipality, t0)?;
+        let program = ProgramId::parse("exchange")?;
+        hub.add_program(&program, municipality, Points::new(Points::MAX / 2)?, t0)?;
+        let config = NodeSessionConfig {
+            batch_txs: 200,
+            pull_interval_ms: plan.pull_interval_ms,
+            ..NodeSessionConfig::default()
+        };
+        let hub_id = hub.hub_id();
+        let mut nodes = Vec::new();
+        let mut limits = Vec::new();
+        let mut net = Net::new(plan.nodes.len(), plan.wan, plan.lan, net_rng);
+        for (i, spec) in plan.nodes.iter().enumerate() {
+            let facility = FacilityId::parse(&spec.facility)?;
+            hub.add_facility(&facility, municipality, spec.kind, t0)?;
+            let clock = HostClock::random(&mut clocks, spec.max_skew_ms);
+            let node = SimNode::create(
+                i,
+                facility.clone(),
+                municipality,
+                keys.bytes32(),
+                hub_id,
+                dir.path(),
+                clock,
+                config.clone(),
+            )?;
+            let mut l = spec.limits.clone();
+            l.valid_until = t0.plus_ms(60 * 86_400_000);
+            hub.enrol(node.id, &facility, &l, t0)?;
+            limits.push(l);
+            net.lan_group[i] = spec.lan_group;
+            nodes.push(node);
+        }
+        let mut holders = Vec::new();
+        let mut credits = rng.fork(4);
+        for i in 0..plan.holders {
+            let card = holder_card(i)?;
+            let alias = MyKeyId::parse(&format!("holder{i:05}"))?;
+            let account = hub.register(&alias, municipality, &card, t0)?;
+            let pts = credits.range(plan.initial_points.0, plan.initial_points.1);
+            if pts > 0 {
+                hub.credit(account, municipality, &program, Points::new(pts)?, t0)?;
+            }
+            holders.push(Holder {
+                account,
+                card,
+                pin_tries_left: 3,
+                suspended: false,
+                links: 0,
+            });
+        }
+        let end_at = plan.heal_at + plan.converge_within_ms;
+        let n = plan.nodes.len();
+        let mut w = World {
+            now: 0,
+            queue: BinaryHeap::new(),
+            ev_seq: 0,
+            hub,
+            hub_clock: HostClock::perfect(),
+            hub_sessions: HashMap::new(),
+            nodes,
+            net,
+            rng: rng.fork(5),
+            holders,
+            municipality,
+            program,
+            next_conn: 1,
+            acked: HashMap::new(),
+            processed_seen: HashSet::new(),
+            metrics: Metrics {
+                runs: 1,
+                ..Metrics::default()
+            },
+            lag_window: Vec::new(),
+            spent_at: vec![BTreeSet::new(); plan.holders],
+            healed_at: None,
+            converged_at: None,
+            escrow: None,
+            relay: vec![BTreeMap::new(); n],
+            relay_done: vec![BTreeMap::new(); n],
+            limits,
+            end_at,
+            plan,
+            _dir: dir,
+        };
+        for i in 0..n {
+            let t = w.rng.below(5_000);
+            w.push(t, Kind::Connect(i));
+            w.nodes[i].connect_pending = true;
+        }
+        let mut ops = std::mem::take(&mut w.plan.ops);
+        ops.sort_by_key(|(t, _)| *t);
+        for (t, op) in ops {
+            w.push(t, Kind::Op(op));
+        }
+        for (t, s) in w.plan.script.clone() {
+            w.push(t, Kind::Script(s));
+        }
+        w.push(w.plan.heal_at, Kind::Script(Scripted::Heal));
+        w.push(0, Kind::Sample);
+        if let Some((gossip, carry)) = w.plan.lan_relay {
+            for i in 0..n {
+                if w.plan.nodes[i].lan_group.is_some() {
+                    let g = w.rng.below(gossip);
+                    let c = w.rng.below(carry);
+                    w.push(g, Kind::Gossip(i));
+                    w.push(c, Kind::Carry(i));
+                }
+            }
+        }
+        Ok(w)
+    }
+
+    pub(crate) fn push(&mut self, at: SimTime, kind: Kind) {
+        self.ev_seq += 1;
+        self.queue.push(Ev {
+            at: at.max(self.now),
+            seq: self.ev_seq,
+            kind,
+        });
+    }
+
+    /// Runs to the end: every event, checks after each, convergence after
+    /// healing. Returns the metrics.
+    pub fn run(mut self) -> Result<Metrics, Failure> {
+        while let Some(ev) = self.queue.pop() {
+            if ev.at > self.end_at {
+                break;
+            }
+            self.now = ev.at;
+            self.metrics.events += 1;
+            let hub_touched = self.handle(ev.kind)?;
+            if hub_touched {
+                self.check_hub()?;
+            }
+            if self.converged_at.is_some() {
+                break;
+            }
+        }
+        if self.converged_at.is_none() {
+            let detail = match self.divergence() {
+                Ok(Some(d)) => d,
+                Ok(None) => "converged only after the bound".to_owned(),
+                Err(e) => e.what,
+            };
+            return fail(
+                self.now,
+                format!(
+                    "no convergence within {} ms of healing: {detail}",
+                    self.plan.converge_within_ms
+                ),
+            );
+        }
+        self.final_checks()?;
+        self.metrics.sim_ms = self.now;
+        self.metrics.wan_bytes = self.net.stats.wan_bytes;
+        self.metrics.lan_bytes += self.net.stats.lan_bytes;
+        Ok(self.metrics)
+    }
+
+    /// Handles one event; true when the hub's state may have changed.
+    fn handle(&mut self, kind: Kind) -> Result<bool, Failure> {
+        match kind {
+            Kind::Connect(n) => self.on_connect(n).map(|_| false),
+            Kind::Timer(n) => {
+                let t = self.now;
+                let node = &mut self.nodes[n];
+                if node.timer_at.is_some_and(|x| x <= t) {
+                    node.timer_at = None;
+                }
+                if node.is_up() {
+                    let mono = node.clock.mono(t);
+                    node.session.handle_timeout(mono);
+                    self.pump(n)?;
+                }
+                Ok(false)
+            }
+            Kind::Detect(n, conn) => {
+                if self.nodes[n].conn == Some(conn) && !self.net.can_connect(n) {
+                    self.drop_conn(n);
+                }
+                Ok(false)
+            }
+            Kind::ToHub(n, conn, bytes) => self.on_to_hub(n, conn, bytes),
+            Kind::ToNode(n, conn, bytes) => self.on_to_node(n, conn, bytes).map(|_| false),
+            Kind::Op(op) => self.on_op(op),
+            Kind::Script(s) => self.on_script(s),
+            Kind::Sample => self.on_sample().map(|_| false),
+            Kind::Gossip(n) => self.on_gossip(n).map(|_| false),
+            Kind::LanDeliver(to, from, txs) => {
+                self.on_lan_deliver(to, from, txs);
+                Ok(false)
+            }
+            Kind::Carry(n) => self.on_carry(n).map(|_| false),
+            Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
+            Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
+        }
+    }
+
+    fn on_connect(&mut self, n: usize) -> Result<(), Failure> {
+        self.nodes[n].connect_pending = false;
+        if !self.nodes[n].is_up() || self.nodes[n].conn.is_some() {
+            return Ok(());
+        }
+        if !self.net.can_connect(n) {
+            self.schedule_reconnect(n);
+            return Ok(());
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.hub_sessions
+            .insert((n, conn), HubSession::new(self.nodes[n].id));
+        let mono = self.nodes[n].clock.mono(self.now);
+        self.nodes[n].connected(conn, mono).at(self.now)?;
+        self.nodes[n].backoff_ms = 1000;
+        self.pump(n)
+    }
+
+    pub(crate) fn schedule_reconnect(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        if node.connect_pending || !node.is_up() {
+            return;
+        }
+        let b = node.backoff_ms;
+        node.backoff_ms = (b * 2).min(300_000);
+        node.connect_pending = true;
+        let delay = b + self.rng.below(b / 2 + 1);
+        self.push(self.now + delay, Kind::Connect(n));
+    }
+
+    pub(crate) fn drop_conn(&mut self, n: usize) {
+        if let Some(c) = self.nodes[n].conn {
+            self.hub_sessions.remove(&(n, c));
+        }
+        self.nodes[n].disconnected();
+        self.schedule_reconnect(n);
+    }
+
+    /// Drains node `n`'s session and puts its requests on the wire.
+    pub(crate) fn pump(&mut self, n: usize) -> Result<(), Failure> {
+        let t = self.now;
+        let (mono, wall) = (self.nodes[n].clock.mono(t), self.nodes[n].clock.wall(t));
+        let conn = self.nodes[n].conn;
+        let out = self.nodes[n].pump(mono, wall).at(t)?;
+        if let Some(conn) = conn {
+            for req in &out.sends {
+                let bytes = req.encode();
+                for at in self.net.send_wan(n, Dir::Up, bytes.len(), t) {
+                    self.push(at, Kind::ToHub(n, conn, bytes.clone()));
+                }
+            }
+        }
+        if let Some(why) = out.refused {
+            self.nodes[n].refused = Some(why);
+            self.nodes[n].backoff_ms = 600_000;
+        }
+        if self.nodes[n].conn.is_none() {
+            if let Some(c) = conn {
+                self.hub_sessions.remove(&(n, c));
+            }
+            self.schedule_reconnect(n);
+        }
+        self.schedule_timer(n);
+        Ok(())
+    }
+
+    fn schedule_timer(&mut self, n: usize) {
+        let node = &self.nodes[n];
+        let Some(m) = node.session.poll_timeout() else {
+            return;
+        };
+        let t = node.clock.true_time_of_mono(m).max(self.now + 1);
+        if node.timer_at.is_none_or(|x| t < x) {
+            self.nodes[n].timer_at = Some(t);
+            self.push(t, Kind::Timer(n));
+        }
+    }
+
+    fn on_to_hub(&mut self, n: usize, conn: u64, bytes: Vec<u8>) -> Result<bool, Failure> {
+        if !self.net.wan_passes(n, Dir::Up) {
+            self.net.stats.lost += 1;
+            return Ok(false);
+        }
+        let Some(mut session) = self.hub_sessions.remove(&(n, conn)) else {
+            return Ok(false);
+        };
+        let req = Request::decode(&bytes).at(self.now)?;
+        let touches = matches!(req, Request::Push(_));
+        let hub_now = self.hub_clock.wall(self.now);
+        let resp = session.handle_request(req, hub_now, &mut self.hub);
+        self.hub_sessions.insert((n, conn), session);
+        self.note_hub_response(&resp);
+        let bytes = resp.encode();
+        for at in self.net.send_wan(n, Dir::Down, bytes.len(), self.now) {
+            self.push(at, Kind::ToNode(n, conn, bytes.clone()));
+        }
+        Ok(touches)
+    }
+
+    /// Metrics from the hub's answers: first processing of each transaction.
+    pub(crate) fn note_hub_response(&mut self, resp: &Response) {
+        let Response::Receipts(r) = resp else {
+            return;
+        };
+        for rc in &r.receipts {
+            if let Outcome::Rejected(reason) = &rc.outcome
+                && reason.is_chain_level()
+            {
+                continue;
+            }
+            if !self.processed_seen.insert(rc.tx) {
+                continue;
+            }
+            if let Some(a) = self.acked.get(&rc.tx) {
+                let lag = self.now.saturating_sub(a.signed_at);
+                self.metrics.lag_ms.push(lag);
+                self.lag_window.push(lag);
+            }
+            match &rc.outcome {
+                Outcome::Accepted { debt_created, .. } => {
+                    self.metrics.debt_created += debt_created.get();
+                }
+                Outcome::Rejected(_) => self.metrics.rejected += 1,
+            }
+        }
+    }
+
+    fn on_to_node(&mut self, n: usize, conn: u64, bytes: Vec<u8>) -> Result<(), Failure> {
+        if !self.nodes[n].is_up() || self.nodes[n].conn != Some(conn) {
+            return Ok(());
+        }
+        if !self.net.wan_passes(n, Dir::Down) {
+            self.net.stats.lost += 1;
+            return Ok(());
+        }
+        let resp = Response::decode(&bytes).at(self.now)?;
+        let mono = self.nodes[n].clock.mono(self.now);
+        // An error closes the session and queues a Closed event the pump sees.
+        let _ = self.nodes[n].session.handle_response(resp, mono);
+        self.pump(n)
+    }
+
+    fn after_link_change(&mut self) {
+        for n in 0..self.nodes.len() {
+            if let Some(c) = self.nodes[n].conn
+                && !self.net.can_connect(n)
+            {
+                let d = self.rng.range(2_000, 40_000);
+                self.push(self.now + d, Kind::Detect(n, c));
+            }
+            if self.nodes[n].conn.is_none() && self.net.can_connect(n) {
+                self.schedule_reconnect(n);
+            }
+        }
+    }
+
+    fn on_script(&mut self, s: Scripted) -> Result<bool, Failure> {
+        let t = self.now;
+        let hub_now = self.hub_clock.wall(t);
+        match s {
+            Scripted::Wan { node, up, down } => {
+                let range = match node {
+                    Some(n) => n..n + 1,
+                    None => 0..self.nodes.len(),
+                };
+                for n in range {
+                    self.net.wan[n].sched_up = up;
+                    self.net.wan[n].sched_down = down;
+                }
+                self.after_link_change();
+            }
+            Scripted::Cut { node, up, down } => {
+                if self.healed_at.is_none() {
+                    self.net.wan[node].cut_up = up;
+                    self.net.wan[node].cut_down = down;
+                    self.after_link_change();
+                }
+            }
+            Scripted::Lan { node, ok } => self.net.lan_ok[node] = ok,
+            Scripted::HubDown(true) => {
+                if self.healed_at.is_none() {
+                    self.net.hub_up = false;
+                    self.hub_sessions.clear();
+                    self.hub.crash_restart().at(t)?;
+                    self.after_link_change();
+                    return Ok(true);
+                }
+            }
+            Scripted::HubDown(false) => {
+                self.net.hub_up = true;
+                self.after_link_change();
+            }
+            Scripted::Crash(n) => {
+                if self.healed_at.is_none() && self.nodes[n].is_up() {
+                    if let Some(c) = self.nodes[n].conn {
+                        self.hub_sessions.remove(&(n, c));
+                    }
+                    self.nodes[n].crash();
+                }
+            }
+            Scripted::Restart(n) => self.restart(n)?,
+            Scripted::Jump(n, d) => self.nodes[n].clock.jump(d),
+            Scripted::Suspend(h) => {
+                let card = self.holders[h].card.clone();
+                self.hub.suspend(&card, hub_now).at(t)?;
+                self.holders[h].suspended = true;
+                return Ok(true);
+            }
+            Scripted::Credit(h, pts) => {
+                let a = self.holders[h].account;
+                let p = Points::new(pts).at(t)?;
+                let (m, prog) = (self.municipality, self.program.clone());
+                self.hub.credit(a, m, &prog, p, hub_now).at(t)?;
+                return Ok(true);
+            }
+            Scripted::ForgeTx => return self.probe_forged_tx().map(|_| true),
+            Scripted::ForgeFact(n) => self.probe_forged_fact(n)?,
+            Scripted::Escrow => self.grant_escrow()?,
+            Scripted::Heal => {
+                self.healed_at = Some(t);
+                self.net.hub_up = true;
+                for n in 0..self.nodes.len() {
+                    let l = &mut self.net.wan[n];
+                    (l.sched_up, l.sched_down, l.cut_up, l.cut_down) = (true, true, false, false);
+                    self.net.lan_ok[n] = true;
+                    self.restart(n)?;
+                    self.nodes[n].backoff_ms = 1000;
+                }
+                self.after_link_change();
+            }
+        }
+        Ok(false)
+    }
+
+    fn restart(&mut self, n: usize) -> Result<(), Failure> {
+        if self.nodes[n].is_up() {
+            return Ok(());
+        }
+        self.nodes[n].restart().at(self.now)?;
+        self.check_no_loss_after_restart(n)?;
+        self.schedule_reconnect(n);
+        Ok(())
+    }
+
+    fn on_sample(&mut self) -> Result<(), Failure> {
+        let t = self.now;
+        let mut s = crate::metrics::Sample {
+            t,
+            lag_p50_ms: quantile(&self.lag_window, 0.5),
+            ..Default::default()
+        };
+        self.lag_window.clear();
+        for h in 0..self.holders.len() {
+            let a = self.holders[h].account;
+            let (b, d) = self.hub.balance(a, self.municipality).at(t)?;
+            s.hub_balances += b.get();
+            s.hub_debt += d.get();
+        }
+        for n in 0..self.nodes.len() {
+            if let Some(core) = &self.nodes[n].core {
+                let (last, receipted, _) = core.sync_position().at(t)?;
+                s.pending += last - receipted;
+            }
+            s.nodes_linked += u64::from(self.net.can_connect(n));
+        }
+        self.metrics.series.push(s);
+        if self.healed_at.is_some() && self.divergence()?.is_none() {
+            self.converged_at = Some(t);
+            let since = t - self.healed_at.unwrap_or(t);
+            self.metrics.converge_ms.push(since);
+        }
+        let next = if self.healed_at.is_some() {
+            (self.plan.sample_ms / 10).max(1_000)
+        } else {
+            self.plan.sample_ms
+        };
+        self.push(t + next, Kind::Sample);
+        Ok(())
+    }
+
+    /// Describes the time for messages.
+    pub fn when(&self) -> String {
+        fmt_time(self.now)
+    }
+}
