@@ -40,6 +40,14 @@ fn unenrolled_node_is_refused_and_told_why() {
     wait_until("the honest node to sync", Duration::from_secs(30), || {
         caught_up(&w.nodes[0])
     });
+    assert_eq!(
+        intruder
+            .stderr()
+            .matches("the hub refused this node")
+            .count(),
+        1,
+        "a refused node waits before it tries again"
+    );
     assert!(
         status(&stranger)["facility"].is_null(),
         "nothing reached the stranger"

@@ -119,6 +119,8 @@ struct Runner {
     /// A push of LAN peers' transactions to the hub, outside the session.
     relay_in_flight: Option<OutboundRequestId>,
     seed: u64,
+    /// The hub refused this node: do not dial before this.
+    refused_until: Option<Instant>,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -204,6 +206,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         next_relay_at: Instant::now(),
         relay_in_flight: None,
         seed: u64::from_le_bytes(seed),
+        refused_until: None,
     };
     let statics = r.net.peers.clone();
     let mut static_addrs: Vec<Multiaddr> = vec![];
@@ -326,14 +329,13 @@ impl Runner {
         self.session.handle_disconnected();
         self.in_flight = None;
         self.relay_in_flight = None;
-        let delay = self.backoff.next_delay();
-        debug!(
-            delay_ms = delay.as_millis() as u64,
-            "hub link down, retrying later"
-        );
-        self.link = HubLink::Down {
-            retry_at: Instant::now() + delay,
-        };
+        let mut retry_at = Instant::now() + self.backoff.next_delay();
+        // After a refusal, wait the refusal's delay, not the backoff's.
+        if let Some(t) = self.refused_until.take() {
+            retry_at = retry_at.max(t);
+        }
+        debug!("hub link down, retrying in {:?}", retry_at - Instant::now());
+        self.link = HubLink::Down { retry_at };
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -534,13 +536,16 @@ impl Runner {
                     }
                     match d.ended {
                         Some(Ended::Refused(r)) => {
-                            error!("the hub refused this node: {r}");
-                            let _ = self.swarm.disconnect_peer_id(self.hub_peer);
+                            let retry = NetConfig::ms(self.net.refused_retry_ms);
+                            error!("the hub refused this node: {r} (trying again in {retry:?})");
+                            let until = Instant::now() + retry;
+                            self.refused_until = Some(until);
+                            if self.swarm.disconnect_peer_id(self.hub_peer).is_err() {
+                                self.link_down();
+                            }
+                            // ConnectionClosed follows and takes the link down.
                             self.session.handle_disconnected();
                             self.in_flight = None;
-                            self.link = HubLink::Down {
-                                retry_at: Instant::now() + NetConfig::ms(self.net.refused_retry_ms),
-                            };
                             return;
                         }
                         Some(Ended::Closed(e)) => {
