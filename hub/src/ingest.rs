@@ -68,6 +68,7 @@ impl Hub {
                 fact_cursor: hello.fact_cursor,
             },
         )?;
+        st.open_link(&hello.node, now)?;
         let head = st.chain_head(&hello.node)?;
         st.commit()?;
         Ok(Ok(Welcome {
@@ -86,7 +87,10 @@ impl Hub {
     ) -> Result<Receipts, StoreError> {
         let key = &self.key;
         let mut st = self.store.begin()?;
+        st.link_seen(carrier, now)?;
         let mut signers: HashMap<NodeId, Signer> = HashMap::new();
+        // (signed at, refusal label) of each newly processed transaction, for the counters.
+        let mut observed: Vec<(UnixMillis, Option<&'static str>)> = vec![];
         // Holders whose balance moved, with their latest balance, in first-touch order.
         let mut touched: Vec<((AccountId, MunicipalityCode), Balance)> = vec![];
         let mut receipts = Vec::with_capacity(txs.len().min(MAX_PUSH_TXS));
@@ -164,6 +168,10 @@ impl Hub {
                 }
             };
             st.insert_processed_tx(&v, &outcome, now)?;
+            observed.push((
+                p.created_at,
+                crate::status::counters::refusal_label(&outcome),
+            ));
             if let Some(s) = signers.get_mut(&p.node) {
                 s.head = ChainHead {
                     processed_seq: p.seq,
@@ -213,6 +221,7 @@ impl Hub {
             None => st.chain_head(carrier)?.processed_seq,
         };
         finish(st)?;
+        crate::status::counters::observe_push(&receipts, &observed, now);
         Ok(Receipts {
             receipts,
             processed_seq,

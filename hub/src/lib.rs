@@ -29,8 +29,10 @@ pub mod ingest;
 pub mod key;
 pub mod ledger;
 pub mod model;
+pub mod http;
 pub mod net;
 pub mod rules;
+pub mod status;
 pub mod store;
 
 pub use admin::{

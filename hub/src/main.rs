@@ -26,16 +26,41 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum OperatorCmd {
+    /// Add an operator (or set a new password); the password is read from
+    /// the terminal, or from the first line of stdin with --password-stdin.
+    Add {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make an API token for an operator (for scripts and Prometheus:
+    /// `Authorization: Bearer <token>`); printed once, stored hashed.
+    Token {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Create a data directory with a fresh hub key and an empty database; prints the hub id.
     Init,
     /// Print the hub id (the public key nodes verify facts with).
     Id,
-    /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`.
+    /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`
+    /// and `dashboard on http://ADDR/` (operator dashboard, JSON API, /metrics).
     Serve {
         /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
+        /// Serve the dashboard here [default: 127.0.0.1:8780, or a free loopback port if taken].
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
     /// Municipalities.
     #[command(subcommand)]
@@ -48,6 +73,9 @@ enum Command {
     Node(NodeCmd),
     /// List every node with its sync status.
     Nodes,
+    /// Operator accounts for the dashboard.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// Card holders' accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -334,7 +362,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("give this hub id to every node (it verifies the hub's facts with it)");
         }
         Command::Id => println!("{}", open(&cli)?.hub_id()),
-        Command::Serve { listen } => mykey_hub::net::serve::serve_blocking(&cli.data, listen)?,
+        Command::Serve { listen, http } => {
+            let mut hub = open(&cli)?;
+            if hub.n_operators()? == 0 {
+                eprintln!(
+                    "no dashboard operator yet: add one with `mykey-hub operator add --name NAME`"
+                );
+            }
+            drop(hub);
+            mykey_hub::net::serve::serve_blocking(&cli.data, listen, http.as_deref())?
+        }
+        Command::Operator(OperatorCmd::Add {
+            name,
+            password_stdin,
+        }) => {
+            let password = if *password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                let p = rpassword::prompt_password("password: ")?;
+                if rpassword::prompt_password("again: ")? != p {
+                    bail!("the passwords differ; nothing was changed");
+                }
+                p
+            };
+            open(&cli)?.set_operator(name, &password, t)?;
+            println!("operator {name} can log in to the dashboard");
+        }
+        Command::Operator(OperatorCmd::Token { name }) => {
+            let token = open(&cli)?.new_api_token(name, t)?;
+            println!("{token}");
+            eprintln!("keep this token secret: it is shown only once");
+        }
         Command::Municipality(MunicipalityCmd::Add { code, name }) => {
             open(&cli)?.add_municipality(*code, name, t)?;
             println!("added municipality {code} {name}");

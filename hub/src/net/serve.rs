@@ -76,6 +76,12 @@ pub enum ServeError {
     /// The runtime or the signal handlers could not be set up.
     #[error("cannot set up the runtime or signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The dashboard's HTTP listener could not start.
+    #[error(transparent)]
+    Http(#[from] crate::http::BindError),
+    /// The dashboard could not read the hub's storage at startup.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
 }
 
 /// Overrides from the command line.
@@ -83,6 +89,8 @@ pub enum ServeError {
 pub struct ServeOptions {
     /// Listen here instead of `hub.toml`'s `listen`.
     pub listen: Vec<Multiaddr>,
+    /// The dashboard's HTTP address (`None`: [`crate::http::DEFAULT_ADDR`]).
+    pub http: Option<String>,
 }
 
 /// What the hub knows of a connected peer.
@@ -97,12 +105,15 @@ struct Peer {
 
 /// How long an unenrolled peer has to hear why before it is dropped anyway.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
+/// How often live links are confirmed to the status model (the dashboard).
+const LINKS_ALIVE_EVERY: Duration = Duration::from_secs(60);
 
 struct Server {
     hub: Hub,
     swarm: Swarm<Behaviour>,
     config: HubNetConfig,
     peers: HashMap<PeerId, Peer>,
+    links_noted_at: Instant,
 }
 
 /// Serves nodes until SIGINT or SIGTERM.
@@ -119,6 +130,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         swarm,
         config,
         peers: HashMap::new(),
+        links_noted_at: Instant::now(),
     };
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
         let mut v = vec![];
@@ -143,6 +155,18 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
                 detail: e.to_string(),
             })?;
     }
+    // Links a previous process left open ended when it stopped.
+    s.hub.close_stale_links()?;
+    let dashboard = crate::http::router(crate::http::AppState::new(
+        Hub::open(data)?,
+        crate::status::assess::Thresholds::default(),
+    ));
+    let http = crate::http::bind(opts.http.as_deref()).await?;
+    tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(http, dashboard).await {
+            warn!("dashboard stopped: {e}");
+        }
+    });
     info!(hub = %s.hub.hub_id().short(), peer = %s.swarm.local_peer_id(), "hub serving");
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
@@ -216,6 +240,9 @@ impl Server {
             } => {
                 if let Some(p) = self.peers.remove(&peer_id) {
                     info!(node = %p.node.short(), cause = ?cause, "node disconnected");
+                    if let Err(e) = self.hub.note_link_closed(&p.node, unix_now()) {
+                        warn!(node = %p.node.short(), "cannot record the link's end: {e}");
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
@@ -279,6 +306,18 @@ impl Server {
             .collect();
         for id in late {
             let _ = self.swarm.disconnect_peer_id(id);
+        }
+        if self.links_noted_at.elapsed() >= LINKS_ALIVE_EVERY {
+            self.links_noted_at = Instant::now();
+            let live: Vec<NodeId> = self
+                .peers
+                .values()
+                .filter(|p| p.session.is_some())
+                .map(|p| p.node)
+                .collect();
+            if let Err(e) = self.hub.note_links_alive(&live, unix_now()) {
+                warn!("cannot record live links: {e}");
+            }
         }
     }
 
@@ -374,9 +413,17 @@ impl Server {
 }
 
 /// [`serve`] on a single-threaded tokio runtime of its own, for `main`;
-/// `listen` overrides `hub.toml` when not empty.
-pub fn serve_blocking(data: &Path, listen: &[String]) -> Result<(), ServeError> {
-    let mut opts = ServeOptions::default();
+/// `listen` overrides `hub.toml` when not empty; `http` is the dashboard's
+/// address (`None`: the loopback default).
+pub fn serve_blocking(
+    data: &Path,
+    listen: &[String],
+    http: Option<&str>,
+) -> Result<(), ServeError> {
+    let mut opts = ServeOptions {
+        http: http.map(str::to_owned),
+        ..ServeOptions::default()
+    };
     for a in listen {
         opts.listen.push(
             a.parse()

@@ -100,5 +100,6 @@ pub trait StatusTx {
         now: UnixMillis,
     ) -> Result<(), StoreError>;
     /// The operator an API token (by its SHA-256) belongs to.
-    fn api_token_operator(&mut self, token_sha256: &[u8; 32]) -> Result<Option<String>, StoreError>;
+    fn api_token_operator(&mut self, token_sha256: &[u8; 32])
+    -> Result<Option<String>, StoreError>;
 }

@@ -244,7 +244,10 @@ impl StatusTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn api_token_operator(&mut self, token_sha256: &[u8; 32]) -> Result<Option<String>, StoreError> {
+    fn api_token_operator(
+        &mut self,
+        token_sha256: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .tx
             .prepare_cached("SELECT operator FROM api_tokens WHERE token_sha256 = ?1")?

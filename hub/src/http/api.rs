@@ -1,0 +1,494 @@
+//! The JSON API under the dashboard (`/api/…`), and its OpenAPI document
+//! at `/api/openapi.json`, built here beside the handlers it describes.
+//!
+//! Bodies are their own types (`*Json`), not the hub's records. Times are
+//! Unix milliseconds; node ids are 64 hex digits.
+
+use super::pages::{OverviewQuery, select};
+use super::{AppState, HubAccessError, now};
+use crate::status::assess::Alert;
+use crate::status::counters::reason_label;
+use crate::status::{Liability, NodeDetail, NodeRow};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mykey_sync_proto::NodeId;
+use serde::Serialize;
+use serde_json::json;
+
+/// The API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/nodes", get(nodes))
+        .route("/api/nodes/{id}", get(node))
+        .route("/api/alerts", get(alerts))
+        .route("/api/liabilities", get(liabilities))
+        .route("/api/settlement", get(settlement))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// An alert.
+#[derive(Debug, Serialize)]
+pub struct AlertJson {
+    /// `silent`, `clock-skew`, `rejections` or `replica-behind`.
+    pub kind: &'static str,
+    /// The node.
+    pub node: String,
+    /// Silent: since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Silent or clock skew: the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_ms: Option<u64>,
+    /// Clock skew: node minus hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew_ms: Option<i64>,
+    /// Rejections: how many in the last day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Replica behind: issue time of the oldest fact missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_missing_ms: Option<u64>,
+}
+
+fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
+    let mut j = AlertJson {
+        kind: a.name(),
+        node: node.to_string(),
+        since_ms: None,
+        threshold_ms: None,
+        skew_ms: None,
+        count: None,
+        oldest_missing_ms: None,
+    };
+    match a {
+        Alert::Silent {
+            since,
+            threshold_ms,
+        } => {
+            j.since_ms = Some(since.0);
+            j.threshold_ms = Some(*threshold_ms);
+        }
+        Alert::ClockSkew { skew_ms, limit_ms } => {
+            j.skew_ms = Some(*skew_ms);
+            j.threshold_ms = Some(*limit_ms);
+        }
+        Alert::Rejections { n } => j.count = Some(*n),
+        Alert::ReplicaBehind { oldest_missing } => j.oldest_missing_ms = Some(oldest_missing.0),
+    }
+    j
+}
+
+/// One node's status.
+#[derive(Debug, Serialize)]
+pub struct NodeJson {
+    /// Node key (hex).
+    pub id: String,
+    /// Facility id.
+    pub facility: String,
+    /// Facility name.
+    pub facility_name: Option<String>,
+    /// Facility kind.
+    pub facility_kind: Option<&'static str>,
+    /// Municipality code.
+    pub municipality: String,
+    /// Municipality name.
+    pub municipality_name: String,
+    /// `alert`, `never-seen`, `revoked` or `healthy`.
+    pub health: &'static str,
+    /// A link is up now.
+    pub connected: bool,
+    /// Last time the hub heard from it.
+    pub last_contact_ms: Option<u64>,
+    /// Share of the last 24 hours its link was up, permille.
+    pub reachable_permille_24h: u32,
+    /// Sessions opened in the last 24 hours.
+    pub sessions_24h: u32,
+    /// Transactions it signed that the hub has not processed (as of its last Hello).
+    pub unconfirmed: u64,
+    /// When the hub first learnt of the oldest unconfirmed ones.
+    pub unconfirmed_since_ms: Option<u64>,
+    /// Highest seq processed.
+    pub processed_seq: u64,
+    /// Business rejections ever.
+    pub rejected_total: u64,
+    /// Chain-level refusals ever.
+    pub chain_refusals_total: u64,
+    /// Refusals of both kinds in the last 24 hours.
+    pub refusals_24h: u64,
+    /// Node clock minus hub clock at its last Hello.
+    pub clock_skew_ms: Option<i64>,
+    /// Its software version.
+    pub software: Option<String>,
+    /// Its fact cursor at its last Hello (replica position; shard epochs later).
+    pub fact_cursor: Option<u64>,
+    /// Issue time of the oldest fact it lacked.
+    pub oldest_missing_fact_ms: Option<u64>,
+    /// Its alerts.
+    pub alerts: Vec<AlertJson>,
+}
+
+fn node_json(r: &NodeRow) -> NodeJson {
+    let s = &r.status;
+    let a = &r.assessment;
+    let c = s.last_contact.as_ref();
+    NodeJson {
+        id: s.node.id.to_string(),
+        facility: s.node.facility.as_str().to_owned(),
+        facility_name: r.facility.as_ref().map(|f| f.name.clone()),
+        facility_kind: r.facility.as_ref().map(|f| f.kind.name()),
+        municipality: s.node.municipality.to_string(),
+        municipality_name: r.municipality_name.clone(),
+        health: a.health.name(),
+        connected: a.connected,
+        last_contact_ms: a.last_contact.map(|t| t.0),
+        reachable_permille_24h: a.reachable_permille,
+        sessions_24h: a.sessions_in_window,
+        unconfirmed: s.n_unconfirmed(),
+        unconfirmed_since_ms: s.pending_since.map(|t| t.0),
+        processed_seq: s.chain.processed_seq,
+        rejected_total: s.n_rejected,
+        chain_refusals_total: s.n_incidents,
+        refusals_24h: r.refusals_in_window,
+        clock_skew_ms: c.map(|c| c.clock_skew_ms),
+        software: c.map(|c| c.software.clone()),
+        fact_cursor: c.map(|c| c.fact_cursor),
+        oldest_missing_fact_ms: r.oldest_missing_fact.map(|t| t.0),
+        alerts: a.alerts.iter().map(|x| alert_json(&s.node.id, x)).collect(),
+    }
+}
+
+/// The node list.
+#[derive(Debug, Serialize)]
+pub struct NodesJson {
+    /// When it was computed.
+    pub at_ms: u64,
+    /// Nodes matching the filters, sorted.
+    pub nodes: Vec<NodeJson>,
+}
+
+fn unavailable(e: HubAccessError) -> Response {
+    tracing::error!("api: {e}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the hub's database is unavailable; try again shortly"})),
+    )
+        .into_response()
+}
+
+async fn nodes(State(state): State<AppState>, Query(q): Query<OverviewQuery>) -> Response {
+    let th = state.thresholds().clone();
+    let now = now();
+    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
+        Ok(fleet) => Json(NodesJson {
+            at_ms: fleet.at.0,
+            nodes: select(&fleet, &q).into_iter().map(node_json).collect(),
+        })
+        .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// A session (link) of a node.
+#[derive(Debug, Serialize)]
+pub struct SessionJson {
+    /// Hello.
+    pub opened_ms: u64,
+    /// Last confirmed up.
+    pub seen_ms: u64,
+    /// Closed (absent while open).
+    pub closed_ms: Option<u64>,
+}
+
+/// A business rejection.
+#[derive(Debug, Serialize)]
+pub struct RejectionJson {
+    /// Seq.
+    pub seq: u64,
+    /// Transaction id (hex).
+    pub tx: String,
+    /// Reason label.
+    pub reason: &'static str,
+    /// Reason text.
+    pub detail: String,
+    /// When processed.
+    pub at_ms: u64,
+}
+
+/// An incident.
+#[derive(Debug, Serialize)]
+pub struct IncidentJson {
+    /// Kind.
+    pub kind: &'static str,
+    /// Seq, where known.
+    pub seq: Option<u64>,
+    /// Details.
+    pub detail: String,
+    /// When.
+    pub at_ms: u64,
+}
+
+/// One node in depth.
+#[derive(Debug, Serialize)]
+pub struct NodeDetailJson {
+    /// Its status.
+    pub node: NodeJson,
+    /// Latest sessions, newest first.
+    pub sessions: Vec<SessionJson>,
+    /// Latest business rejections, newest first.
+    pub rejections: Vec<RejectionJson>,
+    /// Latest incidents, newest first.
+    pub incidents: Vec<IncidentJson>,
+}
+
+fn detail_json(d: &NodeDetail) -> NodeDetailJson {
+    NodeDetailJson {
+        node: node_json(&d.row),
+        sessions: d
+            .sessions
+            .iter()
+            .map(|s| SessionJson {
+                opened_ms: s.opened_at.0,
+                seen_ms: s.seen_at.0,
+                closed_ms: s.closed_at.map(|t| t.0),
+            })
+            .collect(),
+        rejections: d
+            .rejections
+            .iter()
+            .map(|r| RejectionJson {
+                seq: r.seq,
+                tx: r.tx.to_string(),
+                reason: reason_label(&r.reason),
+                detail: r.reason.to_string(),
+                at_ms: r.at.0,
+            })
+            .collect(),
+        incidents: d
+            .incidents
+            .iter()
+            .map(|i| IncidentJson {
+                kind: i.kind.name(),
+                seq: i.seq,
+                detail: i.detail.clone(),
+                at_ms: i.at.0,
+            })
+            .collect(),
+    }
+}
+
+async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(node) = NodeId::parse(&id) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "a node id is 64 hex digits"})),
+        )
+            .into_response();
+    };
+    let th = state.thresholds().clone();
+    let now = now();
+    match state
+        .with_hub(move |hub| hub.node_detail(&node, &th, now))
+        .await
+    {
+        Ok(Some(d)) => Json(detail_json(&d)).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such node is enrolled"})),
+        )
+            .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn alerts(State(state): State<AppState>) -> Response {
+    let th = state.thresholds().clone();
+    let now = now();
+    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
+        Ok(fleet) => {
+            let alerts: Vec<AlertJson> = fleet
+                .nodes
+                .iter()
+                .flat_map(|r| {
+                    r.assessment
+                        .alerts
+                        .iter()
+                        .map(|a| alert_json(&r.status.node.id, a))
+                })
+                .collect();
+            Json(json!({ "at_ms": fleet.at.0, "alerts": alerts })).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// A municipality's liability figures, in points.
+#[derive(Debug, Serialize)]
+pub struct LiabilityJson {
+    /// Code.
+    pub municipality: String,
+    /// Name.
+    pub name: String,
+    /// Points in holders' wallets.
+    pub wallets: i64,
+    /// Offline-overdraft debt owed by holders.
+    pub debts: i64,
+    /// Programme budgets left (negative: overdrawn).
+    pub budgets: i64,
+    /// Owed to merchants.
+    pub merchant_payables: i64,
+    /// Expired.
+    pub expired: i64,
+}
+
+fn clamp(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn liability_json(l: &Liability) -> Option<LiabilityJson> {
+    let m = l.municipality.as_ref()?;
+    Some(LiabilityJson {
+        municipality: m.code.to_string(),
+        name: m.name.clone(),
+        wallets: clamp(l.wallets),
+        debts: clamp(l.debts),
+        budgets: clamp(l.budgets),
+        merchant_payables: clamp(l.merchant_payables),
+        expired: clamp(l.expired),
+    })
+}
+
+async fn liabilities(State(state): State<AppState>) -> Response {
+    match state.with_hub(|hub| hub.liabilities()).await {
+        Ok(ls) => Json(json!({
+            "liabilities": ls.iter().filter_map(liability_json).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn settlement() -> Response {
+    // Honest until the settlement module exists: no period has been closed.
+    Json(json!({
+        "closed_periods": [],
+        "open_period": null,
+        "note": "settlement is not installed in this hub yet; no period has been closed"
+    }))
+    .into_response()
+}
+
+async fn openapi() -> Response {
+    Json(openapi_document()).into_response()
+}
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi_document() -> serde_json::Value {
+    let ok = |desc: &str, schema: serde_json::Value| {
+        json!({
+            "200": {"description": desc, "content": {"application/json": {"schema": schema}}},
+            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+            "503": {"description": "the hub's database is unavailable"}
+        })
+    };
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let filters = json!([
+        {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "6-digit municipality code"},
+        {"name": "status", "in": "query", "schema": {"enum": ["alert", "never-seen", "revoked", "healthy"]}},
+        {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text in the facility name or id, or a node id prefix"},
+        {"name": "sort", "in": "query", "schema": {"enum": ["status", "facility", "municipality", "last_contact", "reachable", "unconfirmed", "oldest", "rejected", "skew", "version"]}},
+        {"name": "dir", "in": "query", "schema": {"enum": ["asc", "desc"]}}
+    ]);
+    let alert = json!({"type": "object", "required": ["kind", "node"], "properties": {
+        "kind": {"enum": ["silent", "clock-skew", "rejections", "replica-behind"]},
+        "node": {"type": "string"}, "since_ms": {"type": "integer"}, "threshold_ms": {"type": "integer"},
+        "skew_ms": {"type": "integer"}, "count": {"type": "integer"}, "oldest_missing_ms": {"type": "integer"}}});
+    let node = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "facility": {"type": "string"}, "facility_name": {"type": ["string", "null"]},
+        "facility_kind": {"type": ["string", "null"]}, "municipality": {"type": "string"}, "municipality_name": {"type": "string"},
+        "health": {"enum": ["alert", "never-seen", "revoked", "healthy"]}, "connected": {"type": "boolean"},
+        "last_contact_ms": {"type": ["integer", "null"]}, "reachable_permille_24h": {"type": "integer"},
+        "sessions_24h": {"type": "integer"}, "unconfirmed": {"type": "integer"},
+        "unconfirmed_since_ms": {"type": ["integer", "null"]}, "processed_seq": {"type": "integer"},
+        "rejected_total": {"type": "integer"}, "chain_refusals_total": {"type": "integer"},
+        "refusals_24h": {"type": "integer"}, "clock_skew_ms": {"type": ["integer", "null"]},
+        "software": {"type": ["string", "null"]}, "fact_cursor": {"type": ["integer", "null"]},
+        "oldest_missing_fact_ms": {"type": ["integer", "null"]},
+        "alerts": {"type": "array", "items": r("Alert")}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "MyKey Edge hub operations API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Node sync status, alerts and liabilities. Log in at /login (cookie) or send a bearer token from `mykey-hub operator token`. Prometheus metrics are at /metrics (text format)."},
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE},
+                "token": {"type": "http", "scheme": "bearer"}
+            },
+            "schemas": {
+                "Alert": alert,
+                "Node": node,
+                "NodeDetail": {"type": "object", "properties": {
+                    "node": r("Node"),
+                    "sessions": {"type": "array", "items": {"type": "object", "properties": {
+                        "opened_ms": {"type": "integer"}, "seen_ms": {"type": "integer"}, "closed_ms": {"type": ["integer", "null"]}}}},
+                    "rejections": {"type": "array", "items": {"type": "object", "properties": {
+                        "seq": {"type": "integer"}, "tx": {"type": "string"}, "reason": {"type": "string"},
+                        "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}},
+                    "incidents": {"type": "array", "items": {"type": "object", "properties": {
+                        "kind": {"type": "string"}, "seq": {"type": ["integer", "null"]},
+                        "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}}}},
+                "Liability": {"type": "object", "properties": {
+                    "municipality": {"type": "string"}, "name": {"type": "string"}, "wallets": {"type": "integer"},
+                    "debts": {"type": "integer"}, "budgets": {"type": "integer"},
+                    "merchant_payables": {"type": "integer"}, "expired": {"type": "integer"}}}
+            }
+        },
+        "security": [{"session": []}, {"token": []}],
+        "paths": {
+            "/api/nodes": {"get": {"summary": "Every node's sync status, filtered and sorted", "parameters": filters,
+                "responses": ok("nodes", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "nodes": {"type": "array", "items": r("Node")}}}))}},
+            "/api/nodes/{id}": {"get": {"summary": "One node: status, recent sessions, rejections, incidents",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
+                "responses": ok("the node", r("NodeDetail"))}},
+            "/api/alerts": {"get": {"summary": "Alerts that hold now",
+                "responses": ok("alerts", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "alerts": {"type": "array", "items": r("Alert")}}}))}},
+            "/api/liabilities": {"get": {"summary": "Points outstanding per municipality",
+                "responses": ok("liabilities", json!({"type": "object", "properties": {"liabilities": {"type": "array", "items": r("Liability")}}}))}},
+            "/api/settlement": {"get": {"summary": "Settlement periods (none until the settlement module is installed)",
+                "responses": ok("settlement status", json!({"type": "object"}))}},
+            "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_every_api_route() {
+        let doc = openapi_document();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "/api/nodes",
+            "/api/nodes/{id}",
+            "/api/alerts",
+            "/api/liabilities",
+            "/api/settlement",
+            "/api/openapi.json",
+        ] {
+            assert!(
+                paths.contains_key(p),
+                "{p} missing from the OpenAPI document"
+            );
+        }
+        assert_eq!(
+            paths.len(),
+            6,
+            "a route is documented that the router does not serve"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The dashboard's labels: Japanese by default (municipal and hub staff in
+//! Japan use it), English on request (`?lang=en`, kept in a cookie).
+
+use crate::model::FacilityKind;
+use crate::status::assess::Health;
+use axum::http::{HeaderMap, header};
+
+/// A display language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// 日本語 (default).
+    Ja,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The `lang` attribute and cookie value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    /// The labels.
+    pub fn labels(self) -> &'static Labels {
+        match self {
+            Lang::Ja => &JA,
+            Lang::En => &EN,
+        }
+    }
+
+    /// A facility kind's name.
+    pub fn kind(self, k: FacilityKind) -> &'static str {
+        match (self, k) {
+            (Lang::Ja, FacilityKind::Library) => "図書館",
+            (Lang::Ja, FacilityKind::Museum) => "博物館",
+            (Lang::Ja, FacilityKind::SportsHall) => "体育館",
+            (Lang::Ja, FacilityKind::CommunityCentre) => "公民館",
+            (Lang::Ja, FacilityKind::Shop) => "商店",
+            (Lang::Ja, FacilityKind::Stall) => "露店",
+            (Lang::En, FacilityKind::Library) => "library",
+            (Lang::En, FacilityKind::Museum) => "museum",
+            (Lang::En, FacilityKind::SportsHall) => "sports hall",
+            (Lang::En, FacilityKind::CommunityCentre) => "community centre",
+            (Lang::En, FacilityKind::Shop) => "shop",
+            (Lang::En, FacilityKind::Stall) => "stall",
+        }
+    }
+
+    /// A health state's name.
+    pub fn health(self, h: Health) -> &'static str {
+        match (self, h) {
+            (Lang::Ja, Health::Alert) => "要対応",
+            (Lang::Ja, Health::NeverSeen) => "未接続",
+            (Lang::Ja, Health::Revoked) => "失効",
+            (Lang::Ja, Health::Healthy) => "正常",
+            (Lang::En, Health::Alert) => "alert",
+            (Lang::En, Health::NeverSeen) => "never seen",
+            (Lang::En, Health::Revoked) => "revoked",
+            (Lang::En, Health::Healthy) => "healthy",
+        }
+    }
+}
+
+/// The language of a request: `?lang=` first, then the `lang` cookie, else Japanese.
+pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == "lang")
+        .map(|(_, v)| v);
+    match query.or(cookie) {
+        Some("en") => Lang::En,
+        _ => Lang::Ja,
+    }
+}
+
+/// Every label of the pages.
+#[derive(Debug)]
+pub struct Labels {
+    pub title: &'static str,
+    pub login: &'static str,
+    pub operator: &'static str,
+    pub password: &'static str,
+    pub login_failed: &'static str,
+    pub login_locked: &'static str,
+    pub hub_unavailable: &'static str,
+    pub logout: &'static str,
+    pub other_lang: &'static str,
+    pub nodes: &'static str,
+    pub alerts: &'static str,
+    pub no_alerts: &'static str,
+    pub liabilities: &'static str,
+    pub settlement: &'static str,
+    pub settlement_none: &'static str,
+    pub municipality: &'static str,
+    pub all: &'static str,
+    pub status: &'static str,
+    pub filter: &'static str,
+    pub search: &'static str,
+    pub facility: &'static str,
+    pub kind: &'static str,
+    pub node: &'static str,
+    pub last_contact: &'static str,
+    pub connected: &'static str,
+    pub reachable_24h: &'static str,
+    pub sessions_24h: &'static str,
+    pub unconfirmed: &'static str,
+    pub oldest_unconfirmed: &'static str,
+    pub rejected: &'static str,
+    pub clock_skew: &'static str,
+    pub version: &'static str,
+    pub replica: &'static str,
+    pub never: &'static str,
+    pub ago: &'static str,
+    pub updated: &'static str,
+    pub wallets: &'static str,
+    pub debts: &'static str,
+    pub budgets: &'static str,
+    pub payables: &'static str,
+    pub expired: &'static str,
+    pub points: &'static str,
+    pub alert_silent: &'static str,
+    pub alert_skew: &'static str,
+    pub alert_rejections: &'static str,
+    pub alert_replica: &'static str,
+    pub threshold: &'static str,
+    pub back: &'static str,
+    pub recent_sessions: &'static str,
+    pub opened: &'static str,
+    pub closed: &'static str,
+    pub open_now: &'static str,
+    pub recent_rejections: &'static str,
+    pub reason: &'static str,
+    pub incidents: &'static str,
+    pub pending: &'static str,
+    pub none: &'static str,
+    pub replica_note: &'static str,
+    pub not_found: &'static str,
+    pub summary: &'static str,
+    pub fact_cursor: &'static str,
+    pub seq: &'static str,
+    pub processed_seq: &'static str,
+    pub reported_seq: &'static str,
+    pub enrolled: &'static str,
+    pub live_note: &'static str,
+}
+
+static JA: Labels = Labels {
+    title: "MyKey Edge ハブ運用ダッシュボード",
+    login: "ログイン",
+    operator: "運用者名",
+    password: "パスワード",
+    login_failed: "運用者名またはパスワードが違います。",
+    login_locked: "失敗が続いたため一時的にロックしました。1分後にもう一度お試しください。",
+    hub_unavailable: "ハブのデータベースに接続できません。しばらくしてからもう一度お試しください。",
+    logout: "ログアウト",
+    other_lang: "English",
+    nodes: "ノード一覧",
+    alerts: "アラート",
+    no_alerts: "アラートはありません。",
+    liabilities: "自治体別ポイント残高（負債）",
+    settlement: "精算状況",
+    settlement_none: "締めた精算期間はまだありません（精算機能は未導入）。",
+    municipality: "自治体",
+    all: "すべて",
+    status: "状態",
+    filter: "絞り込み",
+    search: "施設名・ノード",
+    facility: "施設",
+    kind: "種別",
+    node: "ノード",
+    last_contact: "最終通信",
+    connected: "接続中",
+    reachable_24h: "到達率(24時間)",
+    sessions_24h: "再接続(24時間)",
+    unconfirmed: "未確認取引",
+    oldest_unconfirmed: "最古の未確認",
+    rejected: "拒否",
+    clock_skew: "時刻ずれ",
+    version: "バージョン",
+    replica: "複製の遅れ",
+    never: "なし",
+    ago: "前",
+    updated: "更新",
+    wallets: "利用者残高",
+    debts: "オフライン超過（債務）",
+    budgets: "事業予算残",
+    payables: "加盟店への支払予定",
+    expired: "失効ポイント",
+    points: "pt",
+    alert_silent: "無通信",
+    alert_skew: "時刻ずれ超過",
+    alert_rejections: "取引拒否",
+    alert_replica: "複製が遅れている",
+    threshold: "しきい値",
+    back: "一覧へ戻る",
+    recent_sessions: "最近のセッション",
+    opened: "開始",
+    closed: "終了",
+    open_now: "接続中",
+    recent_rejections: "最近の拒否",
+    reason: "理由",
+    incidents: "インシデント",
+    pending: "未確認",
+    none: "なし",
+    replica_note: "シャードのエポック導入までは、ファクトの受信位置で複製の遅れを表示します。",
+    not_found: "そのノードは登録されていません。",
+    summary: "概要",
+    fact_cursor: "ファクト受信位置",
+    seq: "連番",
+    processed_seq: "処理済み連番",
+    reported_seq: "ノード申告の連番",
+    enrolled: "登録日時",
+    live_note: "数秒ごとに自動更新",
+};
+
+static EN: Labels = Labels {
+    title: "MyKey Edge hub operations dashboard",
+    login: "Log in",
+    operator: "Operator",
+    password: "Password",
+    login_failed: "Wrong operator name or password.",
+    login_locked: "Too many failed attempts: locked for a minute. Try again later.",
+    hub_unavailable: "The hub's database is unavailable. Try again shortly.",
+    logout: "Log out",
+    other_lang: "日本語",
+    nodes: "Nodes",
+    alerts: "Alerts",
+    no_alerts: "No alerts.",
+    liabilities: "Points outstanding per municipality (liabilities)",
+    settlement: "Settlement",
+    settlement_none: "No settlement period closed yet (settlement is not installed).",
+    municipality: "Municipality",
+    all: "all",
+    status: "Status",
+    filter: "Filter",
+    search: "facility or node",
+    facility: "Facility",
+    kind: "Kind",
+    node: "Node",
+    last_contact: "Last contact",
+    connected: "connected",
+    reachable_24h: "Reachable (24 h)",
+    sessions_24h: "Reconnects (24 h)",
+    unconfirmed: "Unconfirmed",
+    oldest_unconfirmed: "Oldest unconfirmed",
+    rejected: "Rejected",
+    clock_skew: "Clock skew",
+    version: "Version",
+    replica: "Replica lag",
+    never: "never",
+    ago: "ago",
+    updated: "Updated",
+    wallets: "Holders' balances",
+    debts: "Offline overdraft (debt)",
+    budgets: "Programme budgets left",
+    payables: "Owed to merchants",
+    expired: "Expired",
+    points: "pt",
+    alert_silent: "Silent",
+    alert_skew: "Clock skew beyond limit",
+    alert_rejections: "Transactions rejected",
+    alert_replica: "Replica behind",
+    threshold: "threshold",
+    back: "Back to the list",
+    recent_sessions: "Recent sessions",
+    opened: "Opened",
+    closed: "Closed",
+    open_now: "open",
+    recent_rejections: "Recent rejections",
+    reason: "Reason",
+    incidents: "Incidents",
+    pending: "pending",
+    none: "none",
+    replica_note: "Until shard epochs exist, replica lag is shown from the node's fact cursor.",
+    not_found: "No such node is enrolled.",
+    summary: "Summary",
+    fact_cursor: "Fact cursor",
+    seq: "Seq",
+    processed_seq: "Processed seq",
+    reported_seq: "Seq reported by node",
+    enrolled: "Enrolled",
+    live_note: "refreshes every few seconds",
+};

@@ -1,0 +1,171 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Gauges come from the same snapshot the dashboard shows (nodes by state,
+//! alerts by kind, unconfirmed transactions); counters and the sync lag
+//! histogram from the process's ingest counters.
+
+use super::{AppState, now};
+use crate::status::Fleet;
+use crate::status::assess::Health;
+use crate::status::counters::{CountersSnapshot, counters};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::fmt::Write;
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metrics route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let th = state.thresholds().clone();
+    let now = now();
+    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
+        Ok(fleet) => (
+            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+            render(&fleet, &counters().snapshot()),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("metrics: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "hub database unavailable\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders every metric.
+pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
+    let mut o = String::new();
+    family(
+        &mut o,
+        "mykey_hub_nodes",
+        "gauge",
+        "Enrolled nodes by state.",
+    );
+    for h in Health::ALL {
+        let n = fleet
+            .nodes
+            .iter()
+            .filter(|r| r.assessment.health == h)
+            .count();
+        let _ = writeln!(o, "mykey_hub_nodes{{state=\"{}\"}} {n}", h.name());
+    }
+    family(
+        &mut o,
+        "mykey_hub_nodes_connected",
+        "gauge",
+        "Nodes with a live link to the hub.",
+    );
+    let connected = fleet
+        .nodes
+        .iter()
+        .filter(|r| r.assessment.connected)
+        .count();
+    let _ = writeln!(o, "mykey_hub_nodes_connected {connected}");
+    family(
+        &mut o,
+        "mykey_hub_alerts",
+        "gauge",
+        "Alerts that hold, by kind.",
+    );
+    for kind in ["silent", "clock-skew", "rejections", "replica-behind"] {
+        let n: usize = fleet
+            .nodes
+            .iter()
+            .map(|r| {
+                r.assessment
+                    .alerts
+                    .iter()
+                    .filter(|a| a.name() == kind)
+                    .count()
+            })
+            .sum();
+        let _ = writeln!(o, "mykey_hub_alerts{{kind=\"{kind}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "mykey_hub_unconfirmed_transactions",
+        "gauge",
+        "Transactions nodes reported signed that the hub has not processed.",
+    );
+    let unconfirmed: u64 = fleet.nodes.iter().map(|r| r.status.n_unconfirmed()).sum();
+    let _ = writeln!(o, "mykey_hub_unconfirmed_transactions {unconfirmed}");
+    family(
+        &mut o,
+        "mykey_hub_oldest_unconfirmed_age_seconds",
+        "gauge",
+        "Age of the oldest unconfirmed work the hub knows of (0: none).",
+    );
+    let oldest = fleet
+        .nodes
+        .iter()
+        .filter_map(|r| r.status.pending_since)
+        .min()
+        .map_or(0.0, |t| fleet.at.0.saturating_sub(t.0) as f64 / 1000.0);
+    let _ = writeln!(o, "mykey_hub_oldest_unconfirmed_age_seconds {oldest}");
+
+    family(
+        &mut o,
+        "mykey_hub_transactions_total",
+        "counter",
+        "Signed transactions processed by this hub process, by outcome (rate() is the ingest rate).",
+    );
+    let _ = writeln!(
+        o,
+        "mykey_hub_transactions_total{{outcome=\"accepted\"}} {}",
+        c.accepted
+    );
+    let _ = writeln!(
+        o,
+        "mykey_hub_transactions_total{{outcome=\"rejected\"}} {}",
+        c.rejected
+    );
+    family(
+        &mut o,
+        "mykey_hub_pushes_total",
+        "counter",
+        "Pushes (batches) handled.",
+    );
+    let _ = writeln!(o, "mykey_hub_pushes_total {}", c.pushes);
+    family(
+        &mut o,
+        "mykey_hub_rejections_total",
+        "counter",
+        "Transactions refused, by reason.",
+    );
+    for (reason, n) in &c.refused_by_reason {
+        let _ = writeln!(o, "mykey_hub_rejections_total{{reason=\"{reason}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "mykey_hub_sync_lag_seconds",
+        "histogram",
+        "Time from a node signing a transaction to the hub processing it.",
+    );
+    for (bound, n) in &c.lag_cumulative {
+        let _ = writeln!(o, "mykey_hub_sync_lag_seconds_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(
+        o,
+        "mykey_hub_sync_lag_seconds_bucket{{le=\"+Inf\"}} {}",
+        c.lag_count
+    );
+    let _ = writeln!(o, "mykey_hub_sync_lag_seconds_sum {}", c.lag_sum_s);
+    let _ = writeln!(o, "mykey_hub_sync_lag_seconds_count {}", c.lag_count);
+    o
+}

@@ -1,0 +1,295 @@
+//! The operations view of the hub: every node's sync status, alerts and the
+//! liability figures, as the dashboard, its JSON API and `/metrics` show them.
+//!
+//! - [`assess`]: the deciding part (pure, takes `now`): health, alerts, link
+//!   quality from what was recorded.
+//! - [`counters`]: process-wide ingest counters (outcomes, refusal reasons,
+//!   sync lag) for Prometheus.
+//! - here: [`Hub`] methods that read one consistent snapshot from the store
+//!   ([`Hub::fleet`], [`Hub::node_detail`], [`Hub::liabilities`]) and the
+//!   link bookkeeping the serving loop calls ([`Hub::note_link_closed`],
+//!   [`Hub::note_links_alive`], [`Hub::close_stale_links`]); a link opens at
+//!   each Hello ([`Hub::try_open`]) and is seen at each push.
+
+pub mod assess;
+pub mod counters;
+
+use crate::hub::{Hub, scopes_of};
+use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
+use crate::store::StoreError;
+use crate::store::status::{LinkSpan, RejectionRow};
+use assess::{Assessment, NodeFacts, Thresholds, WINDOW_MS};
+use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis};
+use std::collections::HashMap;
+
+/// Links read per snapshot at most (a day of sessions of every node).
+const MAX_LINKS: u32 = 200_000;
+/// Rejections read per snapshot at most.
+const MAX_REJECTIONS: u32 = 20_000;
+/// Incidents read per snapshot at most.
+const MAX_INCIDENTS: u32 = 5_000;
+
+/// One node as the dashboard lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRow {
+    /// What the registry and the last Hello say.
+    pub status: NodeStatus,
+    /// Its facility (`None` only if the registry lost it).
+    pub facility: Option<Facility>,
+    /// Its municipality's name.
+    pub municipality_name: String,
+    /// Refusals of its transactions in the last day (business and chain level).
+    pub refusals_in_window: u64,
+    /// Issue time of the oldest fact it lacked at its last Hello.
+    pub oldest_missing_fact: Option<UnixMillis>,
+    /// Health, alerts, link quality.
+    pub assessment: Assessment,
+}
+
+/// Every node at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fleet {
+    /// The instant.
+    pub at: UnixMillis,
+    /// The nodes, by municipality, facility, key.
+    pub nodes: Vec<NodeRow>,
+    /// Every municipality.
+    pub municipalities: Vec<Municipality>,
+    /// The hub's fact log head.
+    pub last_hub_seq: u64,
+}
+
+/// One node in depth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeDetail {
+    /// Its row.
+    pub row: NodeRow,
+    /// Its latest sessions (newest first).
+    pub sessions: Vec<LinkSpan>,
+    /// Its latest business rejections (newest first).
+    pub rejections: Vec<RejectionRow>,
+    /// Its latest incidents (newest first).
+    pub incidents: Vec<Incident>,
+}
+
+/// What a municipality's points stand at, from posted ledger totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Liability {
+    /// Whose points.
+    pub municipality: Option<Municipality>,
+    /// Points held in holders' wallets (outstanding liability).
+    pub wallets: i128,
+    /// Debt from offline overdraft, owed by holders.
+    pub debts: i128,
+    /// Remaining programme budgets (negative: overdrawn).
+    pub budgets: i128,
+    /// Points merchants accepted and are owed for.
+    pub merchant_payables: i128,
+    /// Points expired (released from liability).
+    pub expired: i128,
+}
+
+impl Hub {
+    /// Every node with its assessment at `now`, from one read snapshot.
+    pub fn fleet(&mut self, th: &Thresholds, now: UnixMillis) -> Result<Fleet, StoreError> {
+        let hub_id = self.hub_id();
+        let from = UnixMillis(now.0.saturating_sub(WINDOW_MS));
+        let mut st = self.store.begin_read()?;
+        let statuses = st.node_statuses()?;
+        let registry = st.facilities()?;
+        let mut links: HashMap<NodeId, Vec<LinkSpan>> = HashMap::new();
+        for l in st.links_since(None, from, MAX_LINKS)? {
+            links.entry(l.node).or_default().push(l);
+        }
+        let mut refusals: HashMap<NodeId, u64> = HashMap::new();
+        for r in st.rejections(None, MAX_REJECTIONS)? {
+            if r.at >= from {
+                *refusals.entry(r.node).or_default() += 1;
+            }
+        }
+        for i in st.incidents(MAX_INCIDENTS)? {
+            if let (IncidentKind::ChainRejected, Some(n), true) = (i.kind, i.node, i.at >= from) {
+                *refusals.entry(n).or_default() += 1;
+            }
+        }
+        let mut missing: HashMap<NodeId, Option<UnixMillis>> = HashMap::new();
+        for s in &statuses {
+            let Some(c) = &s.last_contact else { continue };
+            let mut oldest: Option<(u64, UnixMillis)> = None;
+            for scope in scopes_of(&s.node) {
+                for f in st.facts_in_scope(&scope, c.fact_cursor, 1)? {
+                    let issued = f
+                        .signed
+                        .verify(&hub_id)
+                        .map(|v| v.payload().issued_at)
+                        .unwrap_or(c.at);
+                    if oldest.is_none_or(|(seq, _)| f.hub_seq < seq) {
+                        oldest = Some((f.hub_seq, issued));
+                    }
+                }
+            }
+            missing.insert(s.node.id, oldest.map(|(_, t)| t));
+        }
+        let last_hub_seq = st.last_hub_seq()?;
+        drop(st);
+
+        let facility_of = |id: &mykey_sync_proto::FacilityId| {
+            registry
+                .iter()
+                .flat_map(|(_, fs)| fs)
+                .find(|f| &f.id == id)
+                .cloned()
+        };
+        let municipality_name = |m: MunicipalityCode| {
+            registry
+                .iter()
+                .find(|(mu, _)| mu.code == m)
+                .map_or_else(|| m.to_string(), |(mu, _)| mu.name.clone())
+        };
+        let no_links: Vec<LinkSpan> = vec![];
+        let nodes = statuses
+            .into_iter()
+            .map(|status| {
+                let facility = facility_of(&status.node.facility);
+                let id = status.node.id;
+                let refusals_in_window = refusals.get(&id).copied().unwrap_or(0);
+                let oldest_missing_fact = missing.get(&id).copied().flatten();
+                let assessment = assess::assess(
+                    &NodeFacts {
+                        status: &status,
+                        kind: facility.as_ref().map(|f| f.kind),
+                        links: links.get(&id).unwrap_or(&no_links),
+                        refusals_in_window,
+                        oldest_missing_fact,
+                    },
+                    th,
+                    now,
+                );
+                NodeRow {
+                    municipality_name: municipality_name(status.node.municipality),
+                    status,
+                    facility,
+                    refusals_in_window,
+                    oldest_missing_fact,
+                    assessment,
+                }
+            })
+            .collect();
+        Ok(Fleet {
+            at: now,
+            nodes,
+            municipalities: registry.into_iter().map(|(m, _)| m).collect(),
+            last_hub_seq,
+        })
+    }
+
+    /// One node's row, latest sessions, rejections and incidents.
+    pub fn node_detail(
+        &mut self,
+        node: &NodeId,
+        th: &Thresholds,
+        now: UnixMillis,
+    ) -> Result<Option<NodeDetail>, StoreError> {
+        const RECENT: usize = 20;
+        let fleet = self.fleet(th, now)?;
+        let Some(row) = fleet.nodes.into_iter().find(|r| r.status.node.id == *node) else {
+            return Ok(None);
+        };
+        let mut st = self.store.begin_read()?;
+        let mut sessions = st.links_since(Some(node), UnixMillis(0), MAX_LINKS)?;
+        sessions.reverse();
+        sessions.truncate(RECENT);
+        let rejections = st.rejections(Some(node), RECENT as u32)?;
+        let mut incidents: Vec<Incident> = st
+            .incidents(MAX_INCIDENTS)?
+            .into_iter()
+            .filter(|i| i.node.as_ref() == Some(node))
+            .collect();
+        incidents.reverse();
+        incidents.truncate(RECENT);
+        Ok(Some(NodeDetail {
+            row,
+            sessions,
+            rejections,
+            incidents,
+        }))
+    }
+
+    /// Liability figures per municipality from posted ledger totals (cheap:
+    /// one grouped read, no recomputation from transfers).
+    pub fn liabilities(&mut self) -> Result<Vec<Liability>, StoreError> {
+        let mut st = self.store.begin_read()?;
+        let municipalities = st.municipalities()?;
+        let totals = st.ledger_kind_totals()?;
+        drop(st);
+        let mut out: Vec<Liability> = municipalities
+            .into_iter()
+            .map(|m| Liability {
+                municipality: Some(m),
+                ..Liability::default()
+            })
+            .collect();
+        for (m, kind, posted) in totals {
+            let Some(l) = out
+                .iter_mut()
+                .find(|l| l.municipality.as_ref().is_some_and(|x| x.code == m))
+            else {
+                continue;
+            };
+            let (d, c) = (i128::from(posted.debits), i128::from(posted.credits));
+            // Natural balances as in `LedgerAccount::balance`, by `LedgerAccount::kind`.
+            match kind.as_str() {
+                "wallet" => l.wallets += c - d,
+                "debt" => l.debts += d - c,
+                "budget" => l.budgets += c - d,
+                "payable" => l.merchant_payables += c - d,
+                "expiry" => l.expired += c - d,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Business rejections, newest first (all nodes, or one).
+    pub fn rejections(
+        &mut self,
+        node: Option<&NodeId>,
+        limit: u32,
+    ) -> Result<Vec<RejectionRow>, StoreError> {
+        self.store.begin_read()?.rejections(node, limit)
+    }
+
+    /// The serving loop saw the node's connection close.
+    pub fn note_link_closed(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+        let mut st = self.store.begin()?;
+        st.close_link(node, now)?;
+        st.commit()
+    }
+
+    /// The serving loop holds live connections to these nodes (called about
+    /// once a minute; an open link not confirmed within
+    /// [`Thresholds::link_alive_ms`] counts as down).
+    pub fn note_links_alive(
+        &mut self,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.store.begin()?;
+        for n in nodes {
+            st.link_seen(n, now)?;
+        }
+        st.commit()
+    }
+
+    /// A serving process starts: links a previous one left open end at their
+    /// last sighting. Returns how many were closed.
+    pub fn close_stale_links(&mut self) -> Result<u64, StoreError> {
+        let mut st = self.store.begin()?;
+        let n = st.close_stale_links()?;
+        st.commit()?;
+        Ok(n)
+    }
+}
