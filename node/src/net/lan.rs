@@ -121,6 +121,149 @@ impl LanResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Node, NodeKey};
+    use ed25519_dalek::SigningKey;
+    use mykey_sync_proto::wire::Facts;
+    use mykey_sync_proto::{
+        AccountId, CardKey, FacilityId, FactBody, FactPayload, MunicipalityCode, MyKeyId, NodeId,
+        NodeLimits, OpKind, Points, Scope, SignedFact, UnixMillis,
+    };
+
+    const T: UnixMillis = UnixMillis(1_750_000_000_000);
+
+    struct Hub {
+        key: SigningKey,
+        seq: u64,
+    }
+
+    impl Hub {
+        fn id(&self) -> NodeId {
+            NodeId::from_bytes(self.key.verifying_key().to_bytes()).unwrap()
+        }
+        fn facts(&mut self, bodies: Vec<FactBody>) -> Facts {
+            let m = MunicipalityCode::parse("131059").unwrap();
+            let facts: Vec<SignedFact> = bodies
+                .into_iter()
+                .map(|body| {
+                    self.seq += 1;
+                    let p = FactPayload {
+                        hub_seq: self.seq,
+                        issued_at: T,
+                        scope: Scope::Municipality(m),
+                        body,
+                    };
+                    SignedFact::sign(&p, &self.key)
+                })
+                .collect();
+            Facts {
+                facts,
+                cursor: self.seq,
+                more: false,
+            }
+        }
+    }
+
+    /// A node with limits, and one holder with `balance` confirmed points.
+    fn node(dir: &std::path::Path, secret: u8, hub: &mut Hub, balance: u64) -> Node {
+        let key = NodeKey::from_secret([secret; 32]);
+        let id = key.id();
+        let mut n = Node::open(&dir.join(format!("n{secret}.sqlite")), key, hub.id()).unwrap();
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let account = AccountId::new(1).unwrap();
+        let facts = hub.facts(vec![
+            FactBody::NodeLimits(NodeLimits {
+                node: id,
+                facility: FacilityId::parse(&format!("stall-{secret}")).unwrap(),
+                municipality: m,
+                allowed_ops: vec![OpKind::Redeem],
+                per_card_offline_limit: Points::new(10_000).unwrap(),
+                node_exposure_limit: Points::new(10_000).unwrap(),
+                pin_threshold: Points::new(10_000).unwrap(),
+                valid_until: T.plus_ms(86_400_000),
+            }),
+            FactBody::CardRegistered {
+                card: card(),
+                account,
+                my_key_id: MyKeyId::parse("Hanako").unwrap(),
+                municipality: m,
+            },
+            FactBody::ConfirmedBalance {
+                account,
+                municipality: m,
+                balance: Points::new(balance).unwrap(),
+                debt: Points::ZERO,
+                ledger_pos: 1,
+            },
+        ]);
+        n.apply_facts(&facts).unwrap();
+        n
+    }
+
+    fn card() -> CardKey {
+        CardKey::new(b"JPKI".to_vec(), vec![1, 2, 3]).unwrap()
+    }
+
+    fn pending(n: &Node) -> u64 {
+        let m = MunicipalityCode::parse("131059").unwrap();
+        n.balance(AccountId::new(1).unwrap(), m).unwrap().2.get()
+    }
+
+    #[test]
+    fn peers_pending_spends_count_until_the_hub_reports_their_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = Hub {
+            key: SigningKey::from_bytes(&[9; 32]),
+            seq: 0,
+        };
+        let mut a = node(dir.path(), 1, &mut hub, 1000);
+        let mut b = node(dir.path(), 2, &mut hub, 1000);
+        let done = a
+            .redeem(&card(), Points::new(600).unwrap(), false, T)
+            .unwrap();
+        let txs = a.outbox_from(1, 10).unwrap();
+
+        assert_eq!(b.accept_peer_txs(&txs, T).unwrap(), 1);
+        assert_eq!(b.accept_peer_txs(&txs, T).unwrap(), 0, "idempotent");
+        assert_eq!(pending(&b), 600);
+        assert_eq!(b.peer_have_through(&a.id()).unwrap(), 1);
+        assert_eq!(b.peer_txs_undelivered(10).unwrap(), txs);
+        // B cannot spend what A took.
+        assert!(
+            b.redeem(&card(), Points::new(500).unwrap(), false, T)
+                .is_err()
+        );
+        b.redeem(&card(), Points::new(400).unwrap(), false, T)
+            .unwrap();
+        // A node never stores its own transactions as a peer's.
+        assert_eq!(a.accept_peer_txs(&txs, T).unwrap(), 0);
+
+        // A forged transaction drops the whole batch.
+        let mut forged = txs[0].to_bytes();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let forged = mykey_sync_proto::SignedTx::from_bytes(&forged).unwrap();
+        assert!(b.accept_peer_txs(&[forged], T).is_err());
+
+        // The hub processed A's seq 1 (and confirmed the balance first).
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let facts = hub.facts(vec![
+            FactBody::ConfirmedBalance {
+                account: AccountId::new(1).unwrap(),
+                municipality: m,
+                balance: Points::new(400).unwrap(),
+                debt: Points::ZERO,
+                ledger_pos: 2,
+            },
+            FactBody::NodeProgress {
+                node: a.id(),
+                through_seq: 1,
+                head: done.tx,
+            },
+        ]);
+        b.apply_facts(&facts).unwrap();
+        assert_eq!(pending(&b), 400, "only B's own spend is still pending");
+        assert!(b.peer_txs_undelivered(10).unwrap().is_empty());
+    }
 
     #[test]
     fn round_trip_and_refusals() {
