@@ -12,6 +12,8 @@ use mykey_sync_proto::wire::Facts;
 use mykey_sync_proto::{
     FactBody, FactPayload, NodeId, Scope, SignedFact, UnixMillis, wire::MAX_FACTS_PER_ANSWER,
 };
+use ed25519_dalek::VerifyingKey;
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub struct Hub {
     pub(crate) key: HubKey,
     /// Threads for signature work (verifying a push, signing its facts).
     pub(crate) threads: usize,
+    /// Decompressed keys of enrolled nodes seen in pushes.
+    pub(crate) node_keys: HashMap<NodeId, VerifyingKey>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -150,6 +154,7 @@ impl Hub {
             store,
             key,
             threads,
+            node_keys: HashMap::new(),
         }
     }
 

@@ -30,6 +30,9 @@ use mykey_sync_proto::{
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+/// Bound of the hub's cache of decompressed node keys.
+const MAX_CACHED_KEYS: usize = 100_000;
+
 /// What ingest tracks per signer during one push.
 struct Signer {
     record: Option<NodeRecord>,
@@ -99,7 +102,10 @@ impl Hub {
         txs.truncate(MAX_PUSH_TXS);
         // Signatures are independent: check them all first, on several
         // threads if allowed; everything after is sequential, in push order.
-        let verified = par_map(&txs, self.threads, SignedTx::verify);
+        let keys = &self.node_keys;
+        let verified = par_map(&txs, self.threads, |tx| {
+            tx.verify_with(|node| keys.get(node).copied())
+        });
         for (tx, verified) in txs.iter().zip(verified) {
             let v = match verified {
                 Ok(v) => v,
@@ -212,6 +218,20 @@ impl Hub {
                     head: s.head.head,
                 },
             ));
+        }
+        // Keep enrolled signers' keys decompressed for their next pushes (a
+        // key is a function of its bytes: the cache is never stale; it is
+        // bounded, and rebuilt if it grows past the bound).
+        if self.node_keys.len() > MAX_CACHED_KEYS {
+            self.node_keys.clear();
+        }
+        for (id, s) in &signers {
+            if s.record.is_some()
+                && !self.node_keys.contains_key(id)
+                && let Ok(k) = id.verifying_key()
+            {
+                self.node_keys.insert(*id, k);
+            }
         }
         // Balances first, then progress: a node applying facts in hub order
         // never sees progress before the balance that includes it.
