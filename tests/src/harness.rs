@@ -4,11 +4,10 @@
 
 use anyhow::{Context, Result, bail};
 use mykey_node::Node;
+use mykey_node::net::driver::drain_events;
 use mykey_sync_proto::UnixMillis;
-use mykey_sync_proto::session::{
-    HubService, HubSession, NodeEvent, NodeSession, NodeSessionConfig,
-};
-use mykey_sync_proto::wire::{Outcome, Request, Response};
+use mykey_sync_proto::session::{HubService, HubSession, NodeSession, NodeSessionConfig};
+use mykey_sync_proto::wire::{Request, Response};
 
 /// What one sync round moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,28 +50,12 @@ pub fn sync_with<H: HubService>(
     session.handle_connected(now, last, receipted, cursor);
     let mut report = SyncReport::default();
     for _ in 0..MAX_EXCHANGES {
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                NodeEvent::Welcomed(_) => {}
-                NodeEvent::NeedTxs { from_seq, max } => {
-                    let txs = node.outbox_from(from_seq, max)?;
-                    session.provide_txs(txs, now)?;
-                }
-                NodeEvent::Receipts(r) => {
-                    report.receipts += r.receipts.len() as u64;
-                    report.rejected += r
-                        .receipts
-                        .iter()
-                        .filter(|x| matches!(x.outcome, Outcome::Rejected(_)))
-                        .count() as u64;
-                    node.apply_receipts(&r, now)?;
-                }
-                NodeEvent::Facts(f) => {
-                    report.facts += node.apply_facts(&f)? as u64;
-                }
-                NodeEvent::Refused(r) => bail!("hub refused the session: {r}"),
-                NodeEvent::Closed(e) => bail!("session closed: {e}"),
-            }
+        let d = drain_events(&mut session, node, now)?;
+        report.receipts += d.receipts;
+        report.rejected += d.rejected;
+        report.facts += d.facts;
+        if let Some(end) = d.ended {
+            bail!("{end}");
         }
         if let Some(req) = session.poll_transmit() {
             report.requests += 1;
