@@ -500,6 +500,7 @@ impl HubService for Hub {
     }
 
     fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts {
+        crate::status::note_pull(node, after);
         match self.facts_for(node, after, max) {
             Ok(f) => f,
             Err(e) => {

@@ -399,7 +399,7 @@ pub fn openapi_document() -> serde_json::Value {
         {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "6-digit municipality code"},
         {"name": "status", "in": "query", "schema": {"enum": ["alert", "never-seen", "revoked", "healthy"]}},
         {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text in the facility name or id, or a node id prefix"},
-        {"name": "sort", "in": "query", "schema": {"enum": ["status", "facility", "municipality", "last_contact", "reachable", "unconfirmed", "oldest", "rejected", "skew", "version"]}},
+        {"name": "sort", "in": "query", "schema": {"enum": ["status", "facility", "municipality", "last_contact", "reachable", "sessions", "unconfirmed", "oldest", "rejected", "skew", "version"]}},
         {"name": "dir", "in": "query", "schema": {"enum": ["asc", "desc"]}}
     ]);
     let alert = json!({"type": "object", "required": ["kind", "node"], "properties": {

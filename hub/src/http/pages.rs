@@ -327,6 +327,19 @@ pub(crate) fn alert_text(lang: Lang, a: &Alert, now: UnixMillis) -> String {
     }
 }
 
+/// An integer with thousands separators (`1,234,567`).
+pub fn grouped(v: i128) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0 { format!("-{out}") } else { out }
+}
+
 fn facility_label(lang: Lang, r: &NodeRow) -> String {
     match &r.facility {
         Some(f) => format!(
@@ -339,12 +352,13 @@ fn facility_label(lang: Lang, r: &NodeRow) -> String {
 }
 
 /// The node table's sort keys.
-const SORT_KEYS: [&str; 10] = [
+const SORT_KEYS: [&str; 11] = [
     "status",
     "facility",
     "municipality",
     "last_contact",
     "reachable",
+    "sessions",
     "unconfirmed",
     "oldest",
     "rejected",
@@ -370,6 +384,7 @@ fn sort_rows(rows: &mut [&NodeRow], key: &str, desc: bool) {
                 .cmp(&b.status.node.municipality.get()),
             "last_contact" => aa.last_contact.cmp(&ba.last_contact),
             "reachable" => aa.reachable_permille.cmp(&ba.reachable_permille),
+            "sessions" => aa.sessions_in_window.cmp(&ba.sessions_in_window),
             "unconfirmed" => a.status.n_unconfirmed().cmp(&b.status.n_unconfirmed()),
             "oldest" => b
                 .status
@@ -614,13 +629,14 @@ fn render_overview(
         rows.len(),
         fleet.nodes.len()
     );
-    let cols: [(&str, &str, bool); 11] = [
+    let cols: [(&str, &str, bool); 12] = [
         ("status", l.status, false),
         ("facility", l.facility, false),
         ("municipality", l.municipality, false),
         ("", l.node, false),
         ("last_contact", l.last_contact, false),
         ("reachable", l.reachable_24h, true),
+        ("sessions", l.sessions_24h, true),
         ("unconfirmed", l.unconfirmed, true),
         ("oldest", l.oldest_unconfirmed, true),
         ("rejected", l.rejected, true),
@@ -708,11 +724,11 @@ fn render_overview(
         let _ = write!(
             b,
             r#"<tr data-municipality="{c}"><td>{n} ({c})</td><td class="num wallets">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td></tr>"#,
-            li.wallets,
-            li.debts,
-            li.budgets,
-            li.merchant_payables,
-            li.expired,
+            grouped(li.wallets),
+            grouped(li.debts),
+            grouped(li.budgets),
+            grouped(li.merchant_payables),
+            grouped(li.expired),
             c = m.code,
             n = esc(&m.name),
             p = esc(l.points),
@@ -917,6 +933,19 @@ mod tests {
         for (ms, ja, en) in cases {
             assert_eq!(fmt_duration(Lang::Ja, ms), ja);
             assert_eq!(fmt_duration(Lang::En, ms), en);
+        }
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (v, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (4_997_000, "4,997,000"),
+            (-12_345, "-12,345"),
+        ] {
+            assert_eq!(grouped(v), want);
         }
     }
 

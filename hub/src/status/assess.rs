@@ -88,7 +88,7 @@ pub enum Alert {
         /// How many (business rejections plus chain-level refusals).
         n: u64,
     },
-    /// At its last contact it still lacked facts issued well before.
+    /// When last heard of, it still lacked facts issued well before.
     ReplicaBehind {
         /// When the oldest fact it lacks was issued.
         oldest_missing: UnixMillis,
@@ -154,7 +154,8 @@ pub struct NodeFacts<'a> {
     pub links: &'a [LinkSpan],
     /// Refusals (business and chain level) in the window.
     pub refusals_in_window: u64,
-    /// Issue time of the oldest fact for it after the cursor it last reported.
+    /// Issue time of the oldest fact for it after the cursor it last reported
+    /// (at Hello or in a pull).
     pub oldest_missing_fact: Option<UnixMillis>,
 }
 
@@ -227,8 +228,8 @@ pub fn assess(f: &NodeFacts<'_>, th: &Thresholds, now: UnixMillis) -> Assessment
             n: f.refusals_in_window,
         });
     }
-    if let (Some(issued), Some(c)) = (f.oldest_missing_fact, &s.last_contact)
-        && c.at.0.saturating_sub(issued.0) > th.replica_grace_ms
+    if let (Some(issued), Some(seen)) = (f.oldest_missing_fact, last_contact)
+        && seen.0.saturating_sub(issued.0) > th.replica_grace_ms
     {
         alerts.push(Alert::ReplicaBehind {
             oldest_missing: issued,
@@ -447,7 +448,7 @@ mod tests {
                 vec!["clock-skew", "rejections"],
                 Health::Alert,
             ),
-            // Facts issued an hour before its last Hello are still missing.
+            // A fact issued three hours ago is still missing.
             (
                 Some(2 * h),
                 0,
@@ -458,13 +459,13 @@ mod tests {
                 vec!["replica-behind"],
                 Health::Alert,
             ),
-            // A fact issued just before its last Hello is in flight, not behind.
+            // A fact issued five minutes ago is in flight, not behind.
             (
                 Some(2 * h),
                 0,
                 &live,
                 0,
-                Some(2 * h + 1000),
+                Some(5 * 60_000),
                 FacilityKind::Museum,
                 vec![],
                 Health::Healthy,

@@ -20,7 +20,30 @@ use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};
 use assess::{Assessment, NodeFacts, Thresholds, WINDOW_MS};
 use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// The fact cursor each node last pulled after, in this process (the serving
+/// loop's hub records, the dashboard's hub reads). A node pulls every few
+/// seconds: recording each in the database would cost a durable write each.
+static PULLS: Mutex<BTreeMap<NodeId, u64>> = Mutex::new(BTreeMap::new());
+
+/// A node asked for facts after `after` (its cursor).
+pub fn note_pull(node: &NodeId, after: u64) {
+    let mut p = PULLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let c = p.entry(*node).or_default();
+    *c = (*c).max(after);
+}
+
+fn pulled(node: &NodeId) -> Option<u64> {
+    PULLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(node)
+        .copied()
+}
 
 /// Links read per snapshot at most (a day of sessions of every node).
 const MAX_LINKS: u32 = 200_000;
@@ -40,7 +63,8 @@ pub struct NodeRow {
     pub municipality_name: String,
     /// Refusals of its transactions in the last day (business and chain level).
     pub refusals_in_window: u64,
-    /// Issue time of the oldest fact it lacked at its last Hello.
+    /// Issue time of the oldest fact it lacked when last heard of (its cursor
+    /// at Hello, or at its latest pull to this process).
     pub oldest_missing_fact: Option<UnixMillis>,
     /// Health, alerts, link quality.
     pub assessment: Assessment,
@@ -115,9 +139,10 @@ impl Hub {
         let mut missing: HashMap<NodeId, Option<UnixMillis>> = HashMap::new();
         for s in &statuses {
             let Some(c) = &s.last_contact else { continue };
+            let cursor = c.fact_cursor.max(pulled(&s.node.id).unwrap_or(0));
             let mut oldest: Option<(u64, UnixMillis)> = None;
             for scope in scopes_of(&s.node) {
-                for f in st.facts_in_scope(&scope, c.fact_cursor, 1)? {
+                for f in st.facts_in_scope(&scope, cursor, 1)? {
                     let issued = f
                         .signed
                         .verify(&hub_id)
