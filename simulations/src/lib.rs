@@ -38,6 +38,7 @@ pub mod plan;
 pub mod prng;
 pub mod real_hub;
 pub mod scenarios;
+mod script;
 pub mod strict;
 pub mod world;
 
@@ -86,6 +87,16 @@ pub fn replay_command(scenario: Scenario, seed: u64, long: bool) -> String {
 
 /// Runs one scenario with one seed against the hub core.
 pub fn run_one(scenario: Scenario, seed: u64, long: bool) -> Result<Metrics, RunError> {
+    run_plan(scenario, scenario.plan(seed, long), seed, long)
+}
+
+/// Runs a plan (a scenario's, possibly adjusted by a regression test).
+pub fn run_plan(
+    scenario: Scenario,
+    plan: plan::Plan,
+    seed: u64,
+    long: bool,
+) -> Result<Metrics, RunError> {
     let err = |at: String, what: String| RunError {
         scenario,
         seed,
@@ -94,7 +105,6 @@ pub fn run_one(scenario: Scenario, seed: u64, long: bool) -> Result<Metrics, Run
         what,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let plan = scenario.plan(seed, long);
         let world = world::World::new(plan, seed, |dir, secret| {
             real_hub::RealHub::create(dir, secret)
         })

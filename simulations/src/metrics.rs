@@ -53,6 +53,8 @@ pub struct Metrics {
     pub tx_bytes: u64,
     /// Escrow rights moved between LAN peers (strict mode).
     pub escrow_transfers: u64,
+    /// Ms from a lost-card suspension at the hub until every node knows it.
+    pub suspension_lag_ms: Vec<u64>,
     /// Ms from healing to convergence.
     pub converge_ms: Vec<u64>,
     /// Simulated time covered, ms.
@@ -110,6 +112,8 @@ impl Metrics {
         self.tx_bytes += o.tx_bytes;
         self.escrow_transfers += o.escrow_transfers;
         self.converge_ms.extend_from_slice(&o.converge_ms);
+        self.suspension_lag_ms
+            .extend_from_slice(&o.suspension_lag_ms);
         self.sim_ms += o.sim_ms;
         self.events += o.events;
         if self.series.is_empty() {
@@ -183,6 +187,17 @@ impl Metrics {
             rows.push((
                 "escrow transfers on the LAN".into(),
                 self.escrow_transfers.to_string(),
+            ));
+        }
+        if !self.suspension_lag_ms.is_empty() {
+            rows.push((
+                "lost card known at every node p50 / max".into(),
+                format!(
+                    "{} / {} ({} suspensions)",
+                    fmt_ms(quantile(&self.suspension_lag_ms, 0.5)),
+                    fmt_ms(quantile(&self.suspension_lag_ms, 1.0)),
+                    self.suspension_lag_ms.len()
+                ),
             ));
         }
         rows.push((

@@ -22,6 +22,8 @@ pub struct PumpOut {
     pub closed: Option<String>,
     /// The hub refused the node.
     pub refused: Option<String>,
+    /// Facts were applied.
+    pub facts_applied: bool,
 }
 
 /// A node host.
@@ -54,6 +56,10 @@ pub struct SimNode {
     pub timer_at: Option<u64>,
     /// Why the hub last refused it.
     pub refused: Option<String>,
+    /// The transport's next request number.
+    pub next_req: u64,
+    /// The request whose answer the transport awaits.
+    pub awaiting: Option<u64>,
 }
 
 impl SimNode {
@@ -90,6 +96,8 @@ impl SimNode {
             backoff_ms: 1000,
             timer_at: None,
             refused: None,
+            next_req: 1,
+            awaiting: None,
         })
     }
 
@@ -160,6 +168,7 @@ impl SimNode {
                     NodeEvent::Facts(f) => {
                         core.apply_facts(&f)
                             .context("facts from the hub were refused by the node")?;
+                        out.facts_applied = true;
                     }
                     NodeEvent::Refused(r) => out.refused = Some(r.to_string()),
                     NodeEvent::Closed(e) => out.closed = Some(e.to_string()),

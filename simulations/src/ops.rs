@@ -106,11 +106,6 @@ impl<H: HubCore> World<H> {
             }
         }
         if self.escrow.is_some() && !self.escrow_allows(n, spec.holder, p) {
-            *self
-                .metrics
-                .declines
-                .entry("strict: no escrow rights".into())
-                .or_default() += 1;
             return Ok(false);
         }
         let wall = self.nodes[n].clock.wall(t);

@@ -135,6 +135,8 @@ pub struct Plan {
     pub sample_ms: u64,
     /// How often an idle session pulls facts.
     pub pull_interval_ms: u64,
+    /// Transactions per push (the session's batch size).
+    pub push_batch: usize,
     /// Card faults.
     pub card_faults: CardFaults,
     /// Strict mode (escrow) instead of bounded mode.

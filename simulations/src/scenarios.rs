@@ -109,6 +109,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
         converge_within_ms: 30 * MIN,
         sample_ms: 10 * MIN,
         pull_interval_ms: 60_000,
+        push_batch: 200,
         card_faults: CardFaults {
             pulled: 0.02,
             wrong_pin: 0.1,

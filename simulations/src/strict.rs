@@ -93,6 +93,19 @@ impl<H: HubCore> World<H> {
         }
         self.metrics.escrow_transfers += moved;
         self.metrics.lan_bytes += moved * TRANSFER_BYTES;
+        if need > 0 {
+            // Why: the group as a whole has too little, or the rest sits on
+            // stalls this one cannot reach (LAN cut, stall down).
+            let group: u64 = (0..self.nodes.len())
+                .map(|m| e.rights.get(&(m, h)).copied().unwrap_or(0))
+                .sum();
+            let why = if group >= p {
+                "strict: rights on unreachable stalls"
+            } else {
+                "strict: group rights exhausted"
+            };
+            *self.metrics.declines.entry(why.into()).or_default() += 1;
+        }
         need == 0
     }
 

@@ -6,7 +6,7 @@
 
 use crate::clock::{EPOCH_MS, HostClock, SimTime, fmt_time};
 use crate::hub_host::{HubCore, SimLimits};
-use crate::metrics::{Metrics, quantile};
+use crate::metrics::Metrics;
 use crate::net::{Dir, Net};
 use crate::node_host::SimNode;
 use crate::plan::{OpSpec, Plan, Scripted};
@@ -85,8 +85,8 @@ pub(crate) enum Kind {
     Connect(usize),
     Timer(usize),
     Detect(usize, u64),
-    ToHub(usize, u64, Vec<u8>),
-    ToNode(usize, u64, Vec<u8>),
+    ToHub(usize, u64, u64, Vec<u8>),
+    ToNode(usize, u64, u64, Vec<u8>),
     Op(OpSpec),
     Script(Scripted),
     Sample,
@@ -164,6 +164,9 @@ pub struct World<H: HubCore> {
     /// Per carrier: per origin, the seq through which the hub has answered
     /// what it carried (a carrier does not take those again).
     pub relay_done: Vec<BTreeMap<usize, u64>>,
+    /// Lost-card suspensions on their way to the nodes: (holder, when,
+    /// which nodes know).
+    pub suspensions: Vec<(usize, SimTime, Vec<bool>)>,
     /// Per node: the limits it was enrolled with.
     pub limits: Vec<SimLimits>,
     pub(crate) end_at: SimTime,
@@ -206,7 +209,7 @@ impl<H: HubCore> World<H> {
         let program = ProgramId::parse("exchange")?;
         hub.add_program(&program, municipality, Points::new(Points::MAX / 2)?, t0)?;
         let config = NodeSessionConfig {
-            batch_txs: 200,
+            batch_txs: plan.push_batch,
             pull_interval_ms: plan.pull_interval_ms,
             ..NodeSessionConfig::default()
         };
@@ -282,6 +285,7 @@ impl<H: HubCore> World<H> {
             escrow: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
+            suspensions: Vec::new(),
             limits,
             end_at,
             plan,
@@ -385,8 +389,10 @@ impl<H: HubCore> World<H> {
                 }
                 Ok(false)
             }
-            Kind::ToHub(n, conn, bytes) => self.on_to_hub(n, conn, bytes),
-            Kind::ToNode(n, conn, bytes) => self.on_to_node(n, conn, bytes).map(|_| false),
+            Kind::ToHub(n, conn, req, bytes) => self.on_to_hub(n, conn, req, bytes),
+            Kind::ToNode(n, conn, req, bytes) => {
+                self.on_to_node(n, conn, req, bytes).map(|_| false)
+            }
             Kind::Op(op) => self.on_op(op),
             Kind::Script(s) => self.on_script(s),
             Kind::Sample => self.on_sample().map(|_| false),
@@ -446,11 +452,21 @@ impl<H: HubCore> World<H> {
         let (mono, wall) = (self.nodes[n].clock.mono(t), self.nodes[n].clock.wall(t));
         let conn = self.nodes[n].conn;
         let out = self.nodes[n].pump(mono, wall).at(t)?;
+        if out.facts_applied && !self.suspensions.is_empty() {
+            self.note_suspensions(n)?;
+        }
         if let Some(conn) = conn {
             for req in &out.sends {
+                // The transport numbers requests and hands the session only
+                // the answer to the one it awaits (as libp2p
+                // request-response does); a duplicated request still reaches
+                // the hub twice.
+                let req_no = self.nodes[n].next_req;
+                self.nodes[n].next_req += 1;
+                self.nodes[n].awaiting = Some(req_no);
                 let bytes = req.encode();
                 for at in self.net.send_wan(n, Dir::Up, bytes.len(), t) {
-                    self.push(at, Kind::ToHub(n, conn, bytes.clone()));
+                    self.push(at, Kind::ToHub(n, conn, req_no, bytes.clone()));
                 }
             }
         }
@@ -468,6 +484,37 @@ impl<H: HubCore> World<H> {
         Ok(())
     }
 
+    /// Which suspensions node `n` now knows; the time until every node
+    /// knows one is its propagation lag.
+    fn note_suspensions(&mut self, n: usize) -> Result<(), Failure> {
+        let t = self.now;
+        let mut done = Vec::new();
+        for (i, (h, _, seen)) in self.suspensions.iter().enumerate() {
+            if seen[n] {
+                continue;
+            }
+            let core = self.core(n)?;
+            if matches!(
+                core.lookup(&self.holders[*h].card).at(t)?,
+                mykey_node::Lookup::Suspended
+            ) {
+                done.push(i);
+            }
+        }
+        for i in done {
+            self.suspensions[i].2[n] = true;
+        }
+        let metrics = &mut self.metrics;
+        self.suspensions.retain(|(_, at, seen)| {
+            let all = seen.iter().all(|s| *s);
+            if all {
+                metrics.suspension_lag_ms.push(t - at);
+            }
+            !all
+        });
+        Ok(())
+    }
+
     fn schedule_timer(&mut self, n: usize) {
         let node = &self.nodes[n];
         let Some(m) = node.session.poll_timeout() else {
@@ -480,7 +527,13 @@ impl<H: HubCore> World<H> {
         }
     }
 
-    fn on_to_hub(&mut self, n: usize, conn: u64, bytes: Vec<u8>) -> Result<bool, Failure> {
+    fn on_to_hub(
+        &mut self,
+        n: usize,
+        conn: u64,
+        req_no: u64,
+        bytes: Vec<u8>,
+    ) -> Result<bool, Failure> {
         if !self.net.wan_passes(n, Dir::Up) {
             self.net.stats.lost += 1;
             return Ok(false);
@@ -496,7 +549,7 @@ impl<H: HubCore> World<H> {
         self.note_hub_response(&resp);
         let bytes = resp.encode();
         for at in self.net.send_wan(n, Dir::Down, bytes.len(), self.now) {
-            self.push(at, Kind::ToNode(n, conn, bytes.clone()));
+            self.push(at, Kind::ToNode(n, conn, req_no, bytes.clone()));
         }
         Ok(touches)
     }
@@ -529,8 +582,17 @@ impl<H: HubCore> World<H> {
         }
     }
 
-    fn on_to_node(&mut self, n: usize, conn: u64, bytes: Vec<u8>) -> Result<(), Failure> {
-        if !self.nodes[n].is_up() || self.nodes[n].conn != Some(conn) {
+    fn on_to_node(
+        &mut self,
+        n: usize,
+        conn: u64,
+        req_no: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), Failure> {
+        if !self.nodes[n].is_up()
+            || self.nodes[n].conn != Some(conn)
+            || self.nodes[n].awaiting != Some(req_no)
+        {
             return Ok(());
         }
         if !self.net.wan_passes(n, Dir::Down) {
@@ -538,148 +600,11 @@ impl<H: HubCore> World<H> {
             return Ok(());
         }
         let resp = Response::decode(&bytes).at(self.now)?;
+        self.nodes[n].awaiting = None;
         let mono = self.nodes[n].clock.mono(self.now);
         // An error closes the session and queues a Closed event the pump sees.
         let _ = self.nodes[n].session.handle_response(resp, mono);
         self.pump(n)
-    }
-
-    fn after_link_change(&mut self) {
-        for n in 0..self.nodes.len() {
-            if let Some(c) = self.nodes[n].conn
-                && !self.net.can_connect(n)
-            {
-                let d = self.rng.range(2_000, 40_000);
-                self.push(self.now + d, Kind::Detect(n, c));
-            }
-            if self.nodes[n].conn.is_none() && self.net.can_connect(n) {
-                self.schedule_reconnect(n);
-            }
-        }
-    }
-
-    fn on_script(&mut self, s: Scripted) -> Result<bool, Failure> {
-        let t = self.now;
-        let hub_now = self.hub_clock.wall(t);
-        match s {
-            Scripted::Wan { node, up, down } => {
-                let range = match node {
-                    Some(n) => n..n + 1,
-                    None => 0..self.nodes.len(),
-                };
-                for n in range {
-                    self.net.wan[n].sched_up = up;
-                    self.net.wan[n].sched_down = down;
-                }
-                self.after_link_change();
-            }
-            Scripted::Cut { node, up, down } => {
-                if self.healed_at.is_none() {
-                    self.net.wan[node].cut_up = up;
-                    self.net.wan[node].cut_down = down;
-                    self.after_link_change();
-                }
-            }
-            Scripted::Lan { node, ok } => self.net.lan_ok[node] = ok,
-            Scripted::HubDown(true) => {
-                if self.healed_at.is_none() {
-                    self.net.hub_up = false;
-                    self.hub_sessions.clear();
-                    self.hub.crash_restart().at(t)?;
-                    self.after_link_change();
-                    return Ok(true);
-                }
-            }
-            Scripted::HubDown(false) => {
-                self.net.hub_up = true;
-                self.after_link_change();
-            }
-            Scripted::Crash(n) => {
-                if self.healed_at.is_none() && self.nodes[n].is_up() {
-                    if let Some(c) = self.nodes[n].conn {
-                        self.hub_sessions.remove(&(n, c));
-                    }
-                    self.nodes[n].crash();
-                }
-            }
-            Scripted::Restart(n) => self.restart(n)?,
-            Scripted::Jump(n, d) => self.nodes[n].clock.jump(d),
-            Scripted::Suspend(h) => {
-                let card = self.holders[h].card.clone();
-                self.hub.suspend(&card, hub_now).at(t)?;
-                self.holders[h].suspended = true;
-                return Ok(true);
-            }
-            Scripted::Credit(h, pts) => {
-                let a = self.holders[h].account;
-                let p = Points::new(pts).at(t)?;
-                let (m, prog) = (self.municipality, self.program.clone());
-                self.hub.credit(a, m, &prog, p, hub_now).at(t)?;
-                return Ok(true);
-            }
-            Scripted::ForgeTx => return self.probe_forged_tx().map(|_| true),
-            Scripted::ForgeFact(n) => self.probe_forged_fact(n)?,
-            Scripted::Escrow => self.grant_escrow()?,
-            Scripted::Heal => {
-                self.healed_at = Some(t);
-                self.net.hub_up = true;
-                for n in 0..self.nodes.len() {
-                    let l = &mut self.net.wan[n];
-                    (l.sched_up, l.sched_down, l.cut_up, l.cut_down) = (true, true, false, false);
-                    self.net.lan_ok[n] = true;
-                    self.restart(n)?;
-                    self.nodes[n].backoff_ms = 1000;
-                }
-                self.after_link_change();
-            }
-        }
-        Ok(false)
-    }
-
-    fn restart(&mut self, n: usize) -> Result<(), Failure> {
-        if self.nodes[n].is_up() {
-            return Ok(());
-        }
-        self.nodes[n].restart().at(self.now)?;
-        self.check_no_loss_after_restart(n)?;
-        self.schedule_reconnect(n);
-        Ok(())
-    }
-
-    fn on_sample(&mut self) -> Result<(), Failure> {
-        let t = self.now;
-        let mut s = crate::metrics::Sample {
-            t,
-            lag_p50_ms: quantile(&self.lag_window, 0.5),
-            ..Default::default()
-        };
-        self.lag_window.clear();
-        for h in 0..self.holders.len() {
-            let a = self.holders[h].account;
-            let (b, d) = self.hub.balance(a, self.municipality).at(t)?;
-            s.hub_balances += b.get();
-            s.hub_debt += d.get();
-        }
-        for n in 0..self.nodes.len() {
-            if let Some(core) = &self.nodes[n].core {
-                let (last, receipted, _) = core.sync_position().at(t)?;
-                s.pending += last - receipted;
-            }
-            s.nodes_linked += u64::from(self.net.can_connect(n));
-        }
-        self.metrics.series.push(s);
-        if self.healed_at.is_some() && self.divergence()?.is_none() {
-            self.converged_at = Some(t);
-            let since = t - self.healed_at.unwrap_or(t);
-            self.metrics.converge_ms.push(since);
-        }
-        let next = if self.healed_at.is_some() {
-            (self.plan.sample_ms / 10).max(1_000)
-        } else {
-            self.plan.sample_ms
-        };
-        self.push(t + next, Kind::Sample);
-        Ok(())
     }
 
     /// Describes the time for messages.
