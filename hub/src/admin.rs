@@ -173,6 +173,9 @@ pub enum GrantError {
     /// Zero points.
     #[error("a grant must be of at least 1 point")]
     Zero,
+    /// The balance would pass the largest amount.
+    #[error("the grant would take the balance of {0} past {max} pt", max = Points::MAX)]
+    TooLarge(AccountId),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -606,6 +609,9 @@ impl Hub {
             .ok_or_else(|| GrantError::UnknownProgram(program.clone()))?;
         let m = p.municipality;
         let before = balance_in(&mut *st, account, m)?;
+        if before.balance.checked_add(points).is_none() {
+            return Err(GrantError::TooLarge(account));
+        }
         for t in rules::grant_transfers(
             program,
             account,

@@ -219,8 +219,16 @@ fn decide_redeem(
             ),
         ));
     }
-    effects.transfers = redeem_transfers(r, ctx.wallet, tx, node_time);
     effects.debt_created = r.points.saturating_sub(ctx.wallet);
+    if ctx.debt.checked_add(effects.debt_created).is_none() {
+        return Err(RejectReason::NotAllowed(format!(
+            "redeem of {} would take the debt of {} past {} pt",
+            r.points,
+            r.account,
+            Points::MAX
+        )));
+    }
+    effects.transfers = redeem_transfers(r, ctx.wallet, tx, node_time);
     if !effects.debt_created.is_zero() {
         effects.notes.push((
             IncidentKind::DebtCreated,
@@ -285,6 +293,14 @@ fn decide_grant(
         _ => return Err(RejectReason::UnknownProgram(g.program.to_string())),
     }
     card_of_account(ctx.card.as_ref(), g.account)?;
+    if ctx.wallet.checked_add(g.points).is_none() {
+        return Err(RejectReason::NotAllowed(format!(
+            "grant of {} would take the balance of {} past {} pt",
+            g.points,
+            g.account,
+            Points::MAX
+        )));
+    }
     let mut effects = Effects {
         touched: Some((g.account, g.municipality)),
         transfers: grant_transfers(
@@ -573,6 +589,39 @@ mod tests {
         for (n, body, ctx, want) in cases {
             let t = tx(1, TxId::GENESIS, body.clone());
             assert_eq!(decide(&n, &t, &ctx), Err(want), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn amounts_past_the_largest_balance_are_refused_not_panicked_on() {
+        let ctx = Context {
+            card: Some(CardRecord {
+                card: card(),
+                account: acct(),
+                status: CardStatus::Active,
+            }),
+            wallet: Points::new(Points::MAX).unwrap(),
+            debt: Points::new(Points::MAX).unwrap(),
+            program: Some(Program {
+                id: ProgramId::parse("volunteer").unwrap(),
+                municipality: muni(),
+            }),
+            ..Context::default()
+        };
+        let g = TxBody::Grant(Grant {
+            card: card(),
+            account: acct(),
+            municipality: muni(),
+            program: ProgramId::parse("volunteer").unwrap(),
+            points: Points::new(1).unwrap(),
+        });
+        for body in [g, redeem(Points::MAX)] {
+            let mut c = ctx.clone();
+            if matches!(body, TxBody::Redeem(_)) {
+                c.wallet = Points::ZERO;
+            }
+            let r = decide(&node(), &tx(1, TxId::GENESIS, body), &c);
+            assert!(matches!(r, Err(RejectReason::NotAllowed(_))), "{r:?}");
         }
     }
 

@@ -628,3 +628,35 @@ fn a_replay_after_revocation_still_gets_the_stored_receipt() {
     let r = f.hub.ingest(&f.shop.id, vec![next], T0);
     assert_eq!(rejection(&r.receipts[0].outcome), Some(&RejectReason::RevokedNode));
 }
+
+#[test]
+fn absurd_amounts_are_refused_without_harming_the_hub() {
+    let mut f = Fixture::new();
+    let max = mykey_sync_proto::Points::MAX;
+    let txs = vec![
+        f.centre.sign(grant(f.alice, 1, max)),
+        f.centre.sign(grant(f.alice, 1, 1)), // past the largest balance
+    ];
+    let r = f.hub.ingest(&f.centre.id, txs, T0);
+    assert!(rejection(&r.receipts[0].outcome).is_none());
+    assert!(matches!(
+        rejection(&r.receipts[1].outcome),
+        Some(RejectReason::NotAllowed(_))
+    ));
+    assert_eq!(r.processed_seq, 2);
+    let txs = vec![
+        f.shop.sign(redeem(f.bob, 2, max)),
+        f.shop.sign(redeem(f.bob, 2, 1)), // debt past the largest amount
+    ];
+    let r = f.hub.ingest(&f.shop.id, txs, T0);
+    assert_eq!(accepted_balance(&r.receipts[0].outcome), (0, max, max));
+    assert!(matches!(
+        rejection(&r.receipts[1].outcome),
+        Some(RejectReason::NotAllowed(_))
+    ));
+    assert!(matches!(
+        f.hub.admin_grant(f.alice, &program(), pts(1), T0),
+        Err(mykey_hub::GrantError::TooLarge(_))
+    ));
+    f.hub.check_conservation().unwrap();
+}
