@@ -660,3 +660,50 @@ fn absurd_amounts_are_refused_without_harming_the_hub() {
     ));
     f.hub.check_conservation().unwrap();
 }
+
+#[test]
+fn numbers_past_sqlite_integers_from_a_peer_do_not_panic_the_hub() {
+    let mut f = Fixture::new();
+    let big = u64::MAX;
+    let w = f
+        .hub
+        .open(
+            &Hello {
+                node: f.shop.id,
+                node_time: mykey_sync_proto::UnixMillis(big),
+                last_seq: big,
+                fact_cursor: big,
+                software: "x".into(),
+            },
+            T0,
+        )
+        .unwrap();
+    assert_eq!(w.processed_seq, 0);
+    let page = f.hub.facts(&f.shop.id, big, 10);
+    assert!(page.facts.is_empty() && !page.more && page.cursor == big);
+    // A gap at the largest seq, and a forgery claiming it.
+    let far = f.shop.sign_at(big, TxId::GENESIS, redeem(f.alice, 1, 1));
+    let mut sig = far.signature_bytes();
+    sig[0] ^= 1;
+    let forged = SignedTx::from_raw_parts(far.payload_bytes().to_vec(), sig);
+    let r = f.hub.ingest(&f.library.id, vec![far, forged], T0);
+    assert!(matches!(rejection(&r.receipts[0].outcome), Some(RejectReason::ChainGap { .. })));
+    // A transaction signed "at the end of time".
+    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 10))], T0);
+    let late = SignedTx::sign(
+        &mykey_sync_proto::TxPayload {
+            node: f.shop.id,
+            seq: 1,
+            prev_hash: TxId::GENESIS,
+            created_at: mykey_sync_proto::UnixMillis(big),
+            body: redeem(f.alice, 1, 5),
+        },
+        &f.shop.key,
+    );
+    let r = f.hub.ingest(&f.shop.id, vec![late], T0);
+    assert!(rejection(&r.receipts[0].outcome).is_none());
+    assert!(!f.hub.node_statuses().unwrap().is_empty());
+    assert!(!f.hub.transfers(0, 100).unwrap().is_empty());
+    assert!(!f.hub.incidents(10).unwrap().is_empty());
+    f.hub.check_conservation().unwrap();
+}

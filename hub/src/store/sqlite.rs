@@ -334,6 +334,13 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or_else(|_| panic!("value {v} does not fit SQLite's INTEGER"))
 }
 
+/// For numbers a peer chose (a claimed seq, a node's clock, a cursor): never
+/// a panic; past `i64::MAX` they are stored as `i64::MAX` (far beyond any
+/// real seq, time or cursor, so nothing that matters changes).
+fn i64_sat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn u64_of(what: &'static str, v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(what, format!("negative value {v}")))
 }
@@ -675,8 +682,8 @@ impl StoreTx for SqliteTx<'_> {
                 i64_of(c.at.0),
                 c.clock_skew_ms,
                 c.software,
-                i64_of(c.reported_last_seq),
-                i64_of(c.fact_cursor),
+                i64_sat(c.reported_last_seq),
+                i64_sat(c.fact_cursor),
             ])?;
         // When the node first reported work the hub has not processed: kept
         // while some stays unprocessed, cleared once the chain catches up.
@@ -1026,7 +1033,7 @@ impl StoreTx for SqliteTx<'_> {
                 i64_of(i.at.0),
                 i.kind.name(),
                 i.node.map(|n| n.as_bytes().to_vec()),
-                i.seq.map(i64_of),
+                i.seq.map(i64_sat),
                 i.tx.map(|t| t.as_bytes().to_vec()),
                 i.detail,
             ])?;
@@ -1139,7 +1146,7 @@ impl StoreTx for SqliteTx<'_> {
                 t.origin_tx.map(|o| o.as_bytes().to_vec()),
                 leg,
                 i64_of(now.0),
-                t.node_time.map(|n| i64_of(n.0)),
+                t.node_time.map(|n| i64_sat(n.0)),
             ])?;
         let pos = self.tx.last_insert_rowid();
         let changed = self
@@ -1368,7 +1375,7 @@ impl StoreTx for SqliteTx<'_> {
             "SELECT hub_seq, priority, signed, subject FROM facts WHERE scope = ?1 AND hub_seq > ?2
              ORDER BY hub_seq LIMIT ?3",
         )?;
-        let mut rows = stmt.query(params![scope_key(scope), i64_of(after), limit])?;
+        let mut rows = stmt.query(params![scope_key(scope), i64_sat(after), limit])?;
         let mut out = vec![];
         while let Some(r) = rows.next()? {
             let bytes: Vec<u8> = r.get(2)?;
