@@ -745,12 +745,16 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn account(&mut self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        // Ids come from peers too; one past SQLite's range names no account.
+        let Ok(raw) = i64::try_from(id.get()) else {
+            return Ok(None);
+        };
         let row: Option<(String, i64, i64)> = self
             .tx
             .prepare_cached(
                 "SELECT my_key_id, municipality, created_at FROM accounts WHERE id = ?1",
             )?
-            .query_row([i64_of(id.get())], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([raw], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         row.map(|(alias, m, at)| {
             Ok(Account {
@@ -872,7 +876,7 @@ impl StoreTx for SqliteTx<'_> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT issuer, serial, status FROM cards WHERE account = ?1 ORDER BY registered_at, issuer, serial",
         )?;
-        let rows = stmt.query_map([i64_of(account.get())], |r| {
+        let rows = stmt.query_map([i64_sat(account.get())], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
