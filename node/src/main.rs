@@ -105,6 +105,9 @@ enum Command {
         /// A LAN peer to dial (`/ip4/…/tcp/…/p2p/<peer id>`; repeatable), besides net.toml's `peers`.
         #[arg(long)]
         peer: Vec<String>,
+        /// Serve the local status page here [default: 127.0.0.1:8781, or a free loopback port if taken].
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
 }
 
@@ -211,6 +214,8 @@ fn main() -> Result<()> {
             let node = dir.open()?;
             let s = node.status()?;
             let t = now();
+            // Link facts only the running node knows (its local status page).
+            let live = mykey_node::http::client::live_status(&dir);
             if json {
                 let v = serde_json::json!({
                     "node": s.node.to_string(),
@@ -231,6 +236,11 @@ fn main() -> Result<()> {
                         "status": r.status, "reason": r.reason,
                     })).collect::<Vec<_>>(),
                     "foreign_rejections": s.foreign_rejections,
+                    "running": live.is_some(),
+                    "hub_link": live.as_ref().map(|l| l.hub_link.clone()),
+                    "hub_link_since_ms": live.as_ref().map(|l| l.hub_link_since_ms),
+                    "last_hub_contact_ms": live.as_ref().and_then(|l| l.last_hub_contact_ms),
+                    "lan_peers": live.as_ref().map(|l| &l.lan_peers),
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -261,6 +271,23 @@ fn main() -> Result<()> {
                     "unconfirmed spend here: {}; fact cursor {}",
                     s.exposure, s.fact_cursor
                 );
+                if let Some(r) = s.outbox.last_receipt_at {
+                    println!("last receipt from the hub {} s ago", t.since(r) / 1000);
+                }
+                match &live {
+                    Some(l) => {
+                        let since = t.0.saturating_sub(l.hub_link_since_ms) / 1000;
+                        println!("hub link: {} for {since} s", l.hub_link);
+                        let n_up = l.lan_peers.iter().filter(|p| p.connected).count();
+                        println!(
+                            "LAN peers: {n_up} connected, {} seen since start",
+                            l.lan_peers.len()
+                        );
+                    }
+                    None => println!(
+                        "hub link: unknown (`mykey-node run` is not running on this data directory)"
+                    ),
+                }
                 for r in &s.troubled {
                     println!(
                         "  seq {} {} {}: {}",
@@ -278,8 +305,10 @@ fn main() -> Result<()> {
             listen,
             hub_addr,
             peer,
+            http,
         } => {
-            let opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr, &peer)?;
+            let mut opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr, &peer)?;
+            opts.status_http = http;
             mykey_node::net::run::run_blocking(&dir, opts)?;
         }
     }

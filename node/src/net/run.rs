@@ -71,6 +71,9 @@ pub enum RunError {
     /// The store failed at startup.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The local status page could not start.
+    #[error(transparent)]
+    StatusPage(#[from] crate::http::PageError),
 }
 
 /// Overrides from the command line.
@@ -82,6 +85,8 @@ pub struct RunOptions {
     pub hub_addrs: Vec<Multiaddr>,
     /// LAN peers to dial too (`…/p2p/<peer id>`).
     pub peers: Vec<Multiaddr>,
+    /// The local status page's address (`None`: [`crate::http::DEFAULT_ADDR`]).
+    pub status_http: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +238,9 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
     }
     info!(node = %r.node.id().short(), hub = %hub.short(), hub_peer = %hub_peer, "node running");
 
+    let live = crate::http::Live::new(unix_now());
+    crate::http::start(dir, opts.status_http.as_deref(), live.clone()).await?;
+
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     loop {
@@ -246,6 +254,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
         }
         r.tick();
+        live.publish(&r.live_view(), unix_now());
     }
     // Everything the session handed over is already committed; nothing is
     // buffered outside the store.
@@ -285,6 +294,19 @@ fn instant_at(t: UnixMillis, now: UnixMillis) -> Instant {
 }
 
 impl Runner {
+    /// What the status page shows of the links.
+    fn live_view(&self) -> crate::http::LiveView {
+        use crate::http::HubLinkState;
+        crate::http::LiveView {
+            hub_link: match self.link {
+                HubLink::Up => HubLinkState::Up,
+                HubLink::Dialing => HubLinkState::Dialing,
+                HubLink::Down { .. } => HubLinkState::Down,
+            },
+            lan_peers: self.lan.values().map(|p| (p.node, p.connected)).collect(),
+        }
+    }
+
     fn maybe_dial(&mut self) {
         let HubLink::Down { retry_at } = self.link else {
             return;
@@ -607,6 +629,7 @@ impl RunOptions {
             listen: p(listen)?,
             hub_addrs: p(hub_addrs)?,
             peers: p(peers)?,
+            status_http: None,
         })
     }
 }
