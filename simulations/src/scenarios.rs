@@ -7,6 +7,7 @@ use crate::hub_host::{SimLimits, SiteKind};
 use crate::net::LinkParams;
 use crate::plan::{CardFaults, NodeSpec, Op, OpSpec, Plan, Scripted};
 use crate::prng::Prng;
+use mykey_sync_proto::session::NodeSessionConfig;
 use mykey_sync_proto::{OpKind, Points, UnixMillis};
 
 const MIN: u64 = 60_000;
@@ -109,7 +110,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
         converge_within_ms: 30 * MIN,
         sample_ms: 10 * MIN,
         pull_interval_ms: 60_000,
-        push_batch: 200,
+        push_batch: NodeSessionConfig::default().batch_txs,
         card_faults: CardFaults {
             pulled: 0.02,
             wrong_pin: 0.1,

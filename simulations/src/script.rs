@@ -128,6 +128,16 @@ impl<H: HubCore> World<H> {
             let (b, d) = self.hub.balance(a, self.municipality).at(t)?;
             s.hub_balances += b.get();
             s.hub_debt += d.get();
+            let bound = self.holder_bound(h);
+            if d.get() > bound {
+                return Err(Failure {
+                    at: t,
+                    what: format!(
+                        "invariant 4: holder {h} owes {d}, above the {bound} pt of offline limits at the nodes where they spent ({:?})",
+                        self.spent_at[h]
+                    ),
+                });
+            }
         }
         for n in 0..self.nodes.len() {
             if let Some(core) = &self.nodes[n].core {
