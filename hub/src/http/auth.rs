@@ -94,6 +94,17 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
+/// A random password of 20 letters and digits (for demos and first setup).
+pub fn random_password() -> Result<String, OperatorError> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut raw = [0u8; 20];
+    getrandom::fill(&mut raw)?;
+    Ok(raw
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}
+
 fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }

@@ -149,6 +149,7 @@ pub struct Labels {
     pub reported_seq: &'static str,
     pub enrolled: &'static str,
     pub live_note: &'static str,
+    pub at: &'static str,
 }
 
 static JA: Labels = Labels {
@@ -218,6 +219,7 @@ static JA: Labels = Labels {
     reported_seq: "ノード申告の連番",
     enrolled: "登録日時",
     live_note: "数秒ごとに自動更新",
+    at: "時刻",
 };
 
 static EN: Labels = Labels {
@@ -287,4 +289,5 @@ static EN: Labels = Labels {
     reported_seq: "Seq reported by node",
     enrolled: "Enrolled",
     live_note: "refreshes every few seconds",
+    at: "When",
 };

@@ -180,6 +180,45 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::R
     axum::serve(listener, app).await
 }
 
+/// Why the dashboard alone could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// The hub could not be opened.
+    #[error(transparent)]
+    Open(#[from] crate::OpenError),
+    /// The listener could not start.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The runtime, the signal handlers or the server failed.
+    #[error("the dashboard failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves only the dashboard of the hub at `data` (no nodes) until SIGINT or
+/// SIGTERM, on a runtime of its own: for the demo, and for looking at a
+/// hub's data while no `serve` runs.
+pub fn serve_dashboard_blocking(
+    data: &std::path::Path,
+    addr: Option<&str>,
+) -> Result<(), DashboardError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let app = router(AppState::new(Hub::open(data)?, Thresholds::default()));
+        let listener = bind(addr).await?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = serve(listener, app) => r?,
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        Ok(())
+    })
+}
+
 /// Milliseconds since the epoch (the HTTP side is a driver: it reads the clock).
 pub(crate) fn now() -> UnixMillis {
     crate::net::unix_now()

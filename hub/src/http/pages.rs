@@ -866,7 +866,7 @@ fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixMillis) -> S
         esc(l.recent_rejections),
         esc(l.seq),
         esc(l.reason),
-        esc(l.updated)
+        esc(l.at)
     );
     for rj in &d.rejections {
         let _ = write!(

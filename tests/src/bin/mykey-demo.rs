@@ -25,6 +25,10 @@ struct Args {
     /// Remove the data directory first if it exists.
     #[arg(long)]
     fresh: bool,
+    /// After the day, serve the hub's operator dashboard (prints
+    /// `dashboard on http://…` and a login) until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8780")]
+    dashboard: Option<String>,
 }
 
 const LIB: usize = 0;
@@ -302,6 +306,12 @@ fn main() -> Result<()> {
         args.data.display(),
         args.data.display()
     );
+    if let Some(addr) = &args.dashboard {
+        let password = mykey_hub::http::auth::random_password()?;
+        w.hub.set_operator("demo", &password, w.now)?;
+        println!("\nOperator dashboard: log in as demo / {password} (Ctrl-C to stop).");
+        mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), Some(addr))?;
+    }
     Ok(())
 }
 
