@@ -45,6 +45,8 @@ fn pulled(node: &NodeId) -> Option<u64> {
         .copied()
 }
 
+/// How long closed links are kept.
+const LINK_HISTORY_MS: u64 = 30 * 24 * 3_600_000;
 /// Links read per snapshot at most (a day of sessions of every node).
 const MAX_LINKS: u32 = 200_000;
 /// Rejections read per snapshot at most.
@@ -293,19 +295,20 @@ impl Hub {
 
     /// The serving loop holds live connections to these nodes (called about
     /// once a minute; an open link not confirmed within
-    /// [`Thresholds::link_alive_ms`] counts as down).
+    /// [`Thresholds::link_alive_ms`] counts as down). Also forgets closed
+    /// links older than 30 days.
     pub fn note_links_alive(
         &mut self,
         nodes: &[NodeId],
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        if nodes.is_empty() {
-            return Ok(());
-        }
         let mut st = self.store.begin()?;
         for n in nodes {
             st.link_seen(n, now)?;
         }
+        // Keep the link log bounded: the dashboard looks back one day, the
+        // node pages show the latest sessions.
+        st.prune_links(UnixMillis(now.0.saturating_sub(LINK_HISTORY_MS)))?;
         st.commit()
     }
 

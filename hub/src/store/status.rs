@@ -66,6 +66,8 @@ pub trait StatusTx {
     /// Closes every link still open at its last sighting (a serving process
     /// starts: links of a previous one are gone). Returns how many.
     fn close_stale_links(&mut self) -> Result<u64, StoreError>;
+    /// Forgets closed links last seen before `before`. Returns how many.
+    fn prune_links(&mut self, before: UnixMillis) -> Result<u64, StoreError>;
     /// Links that were up at or after `since`, oldest first, at most `limit`.
     fn links_since(
         &mut self,

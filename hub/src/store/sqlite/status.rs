@@ -94,6 +94,14 @@ impl StatusTx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
+    fn prune_links(&mut self, before: UnixMillis) -> Result<u64, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM node_links WHERE seen_at < ?1 AND closed_at IS NOT NULL")?
+            .execute([i64_of(before.0)])?;
+        Ok(n as u64)
+    }
+
     fn links_since(
         &mut self,
         node: Option<&NodeId>,
