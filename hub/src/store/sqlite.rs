@@ -195,6 +195,35 @@ CREATE TABLE api_tokens (
     operator TEXT NOT NULL REFERENCES operators(name),
     created_at INTEGER NOT NULL
 );
+"#, r#"
+-- transfers without UNIQUE (origin_tx, leg): a transaction's transfers are
+-- posted in the same storage transaction as its txs row, whose primary key
+-- (the transaction id) already refuses a second application. The index was
+-- keyed by a hash, so each push dirtied about a page per transfer (measured:
+-- ~7% of ingest). The table is rebuilt with its immutability triggers; the
+-- triggers are dropped first so the rebuild is not an update or a delete.
+DROP TRIGGER transfers_no_update;
+DROP TRIGGER transfers_no_delete;
+CREATE TABLE transfers_v4 (
+    id INTEGER PRIMARY KEY,
+    debit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    credit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    origin_tx BLOB,
+    leg INTEGER NOT NULL,
+    hub_time INTEGER NOT NULL,
+    node_time INTEGER,
+    CHECK (debit <> credit)
+);
+INSERT INTO transfers_v4 (id, debit, credit, amount, kind, origin_tx, leg, hub_time, node_time)
+    SELECT id, debit, credit, amount, kind, origin_tx, leg, hub_time, node_time FROM transfers;
+DROP TABLE transfers;
+ALTER TABLE transfers_v4 RENAME TO transfers;
+CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
 "#];
 
 /// The hub's SQLite database.
@@ -1427,6 +1456,44 @@ mod tests {
             SqliteStore::open(&path),
             Err(StoreError::SchemaTooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn migration_4_keeps_transfers_and_their_immutability() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO ledger_accounts (id, kind, key, municipality) VALUES
+                     (1, 'funding', '131059', 131059), (2, 'budget', 'p', 131059);
+                 INSERT INTO transfers (debit, credit, amount, kind, leg, hub_time)
+                     VALUES (1, 2, 500, 'funding', 0, 7);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let c = store.connection();
+        let (n, amount): (i64, i64) = c
+            .query_row("SELECT COUNT(*), SUM(amount) FROM transfers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, amount), (1, 500));
+        assert!(c.execute("UPDATE transfers SET amount = 1", []).is_err());
+        assert!(c.execute("DELETE FROM transfers", []).is_err());
+        let unique: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_index_list('transfers') WHERE \"unique\" = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unique, 0);
     }
 
     #[test]
