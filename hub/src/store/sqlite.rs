@@ -342,9 +342,9 @@ struct SqliteTx<'a> {
     committed_ids: &'a mut HashMap<LedgerAccount, i64>,
     /// Ledger accounts created in this transaction: cached only once committed.
     new_ids: HashMap<LedgerAccount, i64>,
-    /// Legs posted per originating transaction in this storage transaction.
-    /// A transaction's effects are all posted in one storage transaction, so
-    /// a second application would restart at leg 0 and hit the unique key.
+    /// Legs posted per originating transaction in this storage transaction
+    /// (a transaction's effects are all posted in the one storage transaction
+    /// that records it in `txs`, whose key refuses a second application).
     legs: HashMap<TxId, i64>,
 }
 
@@ -1156,8 +1156,7 @@ impl StoreTx for SqliteTx<'_> {
         let debit = self.ledger_account_id(&t.debit)?;
         let credit = self.ledger_account_id(&t.credit)?;
         let amount = i64_of(t.amount.get());
-        // The leg number keeps (origin tx, leg) unique: a transaction's
-        // effects can never be posted twice, even by a buggy caller.
+        // The leg numbers a transaction's transfers in order, for audit.
         let leg: i64 = match t.origin_tx {
             None => 0,
             Some(origin) => {
