@@ -32,7 +32,7 @@ pub struct NetConfig {
     pub ping_timeout_ms: u64,
     /// How often to look for transactions signed by other processes (the CLI).
     pub outbox_poll_ms: u64,
-    /// Transactions per push (at most 1000).
+    /// Transactions per push (at most 1000; fewer, larger pushes catch up faster).
     pub batch_txs: usize,
     /// How often to offer LAN peers what they lack of this node's chain.
     pub gossip_ms: u64,
@@ -56,7 +56,7 @@ impl Default for NetConfig {
             ping_interval_ms: 5_000,
             ping_timeout_ms: 10_000,
             outbox_poll_ms: 250,
-            batch_txs: 500,
+            batch_txs: 1000,
             gossip_ms: 500,
             relay_interval_ms: 3_000,
             mdns: false,

@@ -13,6 +13,7 @@
 //! cargo build --release -p mykey-node -p mykey-hub --bins
 //! cargo run --release -p mykey-tests --bin bench_net
 //! BENCH_TXS=2000 BENCH_CARDS=20000 cargo run --release -p mykey-tests --bin bench_net   # quicker
+//! BENCH_BATCH=500 cargo run --release -p mykey-tests --bin bench_net   # transactions per push (default 1000)
 //! ```
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -80,7 +81,13 @@ fn reconcile(n_tx: usize) {
     println!("== reconcile {n_tx} pending transactions after an outage (loopback)");
     let w = World::create(1, 50);
     let dir = &w.nodes[0];
-    write_net_toml(dir, "backoff_base_ms = 20\nbackoff_cap_ms = 200\n");
+    write_net_toml(
+        dir,
+        &format!(
+            "backoff_base_ms = 20\nbackoff_cap_ms = 200\nbatch_txs = {}\n",
+            env("BENCH_BATCH", 1000)
+        ),
+    );
     let (mut hub, addr) = start_hub(&w.hub_dir, 0);
     let port = port_of(&addr);
     let mut node = start_node("node", dir, Some(&addr), &[]);
