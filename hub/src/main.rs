@@ -61,6 +61,13 @@ enum Command {
         /// Serve the dashboard here [default: 127.0.0.1:8780, or a free loopback port if taken].
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// Alert when a kind of facility is silent longer than this (repeatable; defaults:
+        /// library, museum, sports-hall 6h; community-centre, shop 24h; stall 72h).
+        #[arg(long, value_name = "KIND=DURATION")]
+        silent_after: Vec<String>,
+        /// Alert when a node's clock differs from the hub's by more than this at Hello.
+        #[arg(long, value_name = "DURATION", default_value = "2m")]
+        max_clock_skew: String,
     },
     /// Municipalities.
     #[command(subcommand)]
@@ -362,7 +369,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("give this hub id to every node (it verifies the hub's facts with it)");
         }
         Command::Id => println!("{}", open(&cli)?.hub_id()),
-        Command::Serve { listen, http } => {
+        Command::Serve {
+            listen,
+            http,
+            silent_after,
+            max_clock_skew,
+        } => {
+            let mut thresholds = mykey_hub::status::assess::Thresholds::default();
+            for s in silent_after {
+                thresholds
+                    .set_silent_after_text(s)
+                    .map_err(|e| anyhow::anyhow!("--silent-after {e}"))?;
+            }
+            thresholds.max_clock_skew_ms =
+                mykey_hub::status::assess::parse_duration_ms(max_clock_skew)
+                    .map_err(|e| anyhow::anyhow!("--max-clock-skew {e}"))?;
             let mut hub = open(&cli)?;
             if hub.n_operators()? == 0 {
                 eprintln!(
@@ -370,7 +391,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             drop(hub);
-            mykey_hub::net::serve::serve_blocking(&cli.data, listen, http.as_deref())?
+            let dashboard = mykey_hub::http::DashboardOptions {
+                http: http.clone(),
+                thresholds,
+            };
+            mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard)?
         }
         Command::Operator(OperatorCmd::Add {
             name,

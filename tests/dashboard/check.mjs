@@ -1,7 +1,7 @@
 // Drives Debian's Chromium through a running hub's dashboard and prints what
 // the DOM shows as one JSON line; tests/tests/dashboard.rs asserts on it.
 //
-// Usage: node check.mjs URL OPERATOR PASSWORD ARTIFACT_DIR
+// Usage: node check.mjs URL OPERATOR PASSWORD ARTIFACT_DIR [NODE_PAGE_URL]
 // (the password comes from the environment variable DASHBOARD_PASSWORD when
 // PASSWORD is "-", so it stays out of process listings).
 import { chromium } from "playwright-core";
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const [url, operator, passwordArg, artifacts] = process.argv.slice(2);
+const [url, operator, passwordArg, artifacts, nodePage] = process.argv.slice(2);
 const password = passwordArg === "-" ? process.env.DASHBOARD_PASSWORD : passwordArg;
 if (!url || !operator || !password || !artifacts) {
   console.error("usage: node check.mjs URL OPERATOR PASSWORD|- ARTIFACT_DIR");
@@ -124,6 +124,12 @@ try {
   await Promise.all([page.waitForURL((u) => u.pathname === "/login"), page.click("header form button")]);
   await page.goto(new URL("/", url).href);
   out.after_logout = new URL(page.url()).pathname;
+  // A node's local status page (no login: it listens on loopback only).
+  if (nodePage) {
+    await page.goto(nodePage);
+    out.node_page_hub_link = (await page.textContent("tr[data-fact=hub-link] td span"))?.trim();
+    await page.screenshot({ path: join(artifacts, "node-status-page.png"), fullPage: true });
+  }
 } catch (e) {
   out.error = String(e && e.stack ? e.stack : e);
 } finally {

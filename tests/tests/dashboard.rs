@@ -436,6 +436,18 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
         ),
         1.0
     );
+    let silent_age = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "mykey_hub_node_last_contact_age_seconds"
+                && s.labels.get("node") == Some(w.silent.short().as_str())
+        })
+        .expect("the silent node's last contact age");
+    assert!(
+        matches!(silent_age.value, prometheus_parse::Value::Gauge(v) if v >= (3 * DAY_MS / 1000) as f64 - 60.0),
+        "{silent_age:?}"
+    );
     let lag = scrape
         .samples
         .iter()
@@ -484,6 +496,7 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
         .arg("check.mjs")
         .args([&url, OPERATOR, "-"])
         .arg(&artifacts)
+        .arg(page_url)
         .env("DASHBOARD_PASSWORD", PASSWORD)
         .env("CHROMIUM", CHROMIUM)
         .output()
@@ -588,7 +601,13 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
     assert_eq!(b["detail_reasons"], serde_json::json!(["unknown-program"]));
     assert_eq!(b["detail_alerts"], serde_json::json!(["rejections"]));
     assert_eq!(b["after_logout"], "/login");
-    for shot in ["dashboard-ja.png", "dashboard-en.png", "dashboard-node.png"] {
+    assert_eq!(b["node_page_hub_link"], "接続中", "{b}");
+    for shot in [
+        "dashboard-ja.png",
+        "dashboard-en.png",
+        "dashboard-node.png",
+        "node-status-page.png",
+    ] {
         let p = artifacts.join(shot);
         let len = std::fs::metadata(&p).map_or(0, |m| m.len());
         assert!(len > 10_000, "{} is missing or empty", p.display());

@@ -43,6 +43,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Escapes a label value (backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -119,6 +126,26 @@ pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
         .map_or(0.0, |t| fleet.at.0.saturating_sub(t.0) as f64 / 1000.0);
     let _ = writeln!(o, "mykey_hub_oldest_unconfirmed_age_seconds {oldest}");
 
+    family(
+        &mut o,
+        "mykey_hub_node_last_contact_age_seconds",
+        "gauge",
+        "Seconds since each node was last heard from (0 while connected; absent if never).",
+    );
+    for r in &fleet.nodes {
+        let Some(t) = r.assessment.last_contact else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "mykey_hub_node_last_contact_age_seconds{{node=\"{}\",facility=\"{}\",municipality=\"{}\",state=\"{}\"}} {}",
+            r.status.node.id.short(),
+            label(r.status.node.facility.as_str()),
+            r.status.node.municipality,
+            r.assessment.health.name(),
+            fleet.at.0.saturating_sub(t.0) as f64 / 1000.0
+        );
+    }
     family(
         &mut o,
         "mykey_hub_transactions_total",

@@ -35,6 +35,15 @@ use std::sync::{Arc, Mutex};
 /// The loopback address the dashboard uses when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8780";
 
+/// How `serve` runs the dashboard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DashboardOptions {
+    /// Its address (`None`: [`DEFAULT_ADDR`], or a free loopback port if taken).
+    pub http: Option<String>,
+    /// Alert limits.
+    pub thresholds: Thresholds,
+}
+
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -124,7 +133,32 @@ pub fn app(state: AppState, extra: Router<AppState>) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(protected)
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Pages are never framed, cached or sniffed, and leak no referrer.
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = resp.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    resp
 }
 
 /// [`app`] with nothing extra.

@@ -89,8 +89,8 @@ pub enum ServeError {
 pub struct ServeOptions {
     /// Listen here instead of `hub.toml`'s `listen`.
     pub listen: Vec<Multiaddr>,
-    /// The dashboard's HTTP address (`None`: [`crate::http::DEFAULT_ADDR`]).
-    pub http: Option<String>,
+    /// The dashboard's address and alert limits.
+    pub dashboard: crate::http::DashboardOptions,
 }
 
 /// What the hub knows of a connected peer.
@@ -159,9 +159,9 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     s.hub.close_stale_links()?;
     let dashboard = crate::http::router(crate::http::AppState::new(
         Hub::open(data)?,
-        crate::status::assess::Thresholds::default(),
+        opts.dashboard.thresholds.clone(),
     ));
-    let http = crate::http::bind(opts.http.as_deref()).await?;
+    let http = crate::http::bind(opts.dashboard.http.as_deref()).await?;
     tokio::spawn(async move {
         if let Err(e) = crate::http::serve(http, dashboard).await {
             warn!("dashboard stopped: {e}");
@@ -413,15 +413,14 @@ impl Server {
 }
 
 /// [`serve`] on a single-threaded tokio runtime of its own, for `main`;
-/// `listen` overrides `hub.toml` when not empty; `http` is the dashboard's
-/// address (`None`: the loopback default).
+/// `listen` overrides `hub.toml` when not empty.
 pub fn serve_blocking(
     data: &Path,
     listen: &[String],
-    http: Option<&str>,
+    dashboard: crate::http::DashboardOptions,
 ) -> Result<(), ServeError> {
     let mut opts = ServeOptions {
-        http: http.map(str::to_owned),
+        dashboard,
         ..ServeOptions::default()
     };
     for a in listen {

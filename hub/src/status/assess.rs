@@ -58,12 +58,40 @@ impl Thresholds {
         self.silent_after_ms[i]
     }
 
+    /// Parses `KIND=DURATION` (e.g. `stall=3d`, `library=90m`) and sets it.
+    pub fn set_silent_after_text(&mut self, text: &str) -> Result<(), String> {
+        let (kind, dur) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: write KIND=DURATION, e.g. library=6h"))?;
+        let kind = FacilityKind::parse(kind.trim()).ok_or_else(|| {
+            let names: Vec<&str> = FacilityKind::ALL.iter().map(|k| k.name()).collect();
+            format!("{kind:?} is not a facility kind ({})", names.join(", "))
+        })?;
+        self.set_silent_after(kind, parse_duration_ms(dur.trim())?);
+        Ok(())
+    }
+
     /// Sets the silence allowed for a kind.
     pub fn set_silent_after(&mut self, kind: FacilityKind, ms: u64) {
         if let Some(i) = FacilityKind::ALL.iter().position(|k| *k == kind) {
             self.silent_after_ms[i] = ms;
         }
     }
+}
+
+/// Parses `90s`, `30m`, `6h` or `3d` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a duration like 90s, 30m, 6h or 3d");
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => HOUR_MS,
+        "d" => 24 * HOUR_MS,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(bad)
 }
 
 /// What holds for a node that an operator should act on.
@@ -350,6 +378,27 @@ mod tests {
             seen_at: UnixMillis(NOW.0 - seen_ago),
             closed_at: closed_ago.map(|c| UnixMillis(NOW.0 - c)),
         }
+    }
+
+    #[test]
+    fn durations_and_kind_limits_parse() {
+        let cases = [
+            ("90s", Ok(90_000)),
+            ("30m", Ok(1_800_000)),
+            ("6h", Ok(6 * HOUR_MS)),
+            ("3d", Ok(72 * HOUR_MS)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration_ms(text), want);
+        }
+        for bad in ["", "6", "h", "0h", "6w", "-1h", "99999999999999999d"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+        let mut th = Thresholds::default();
+        th.set_silent_after_text("stall=5d").unwrap();
+        assert_eq!(th.silent_after(FacilityKind::Stall), 120 * HOUR_MS);
+        assert!(th.set_silent_after_text("castle=1h").is_err());
+        assert!(th.set_silent_after_text("library").is_err());
     }
 
     #[test]

@@ -334,9 +334,11 @@ pub fn render(s: &StatusJson, en: bool, now: UnixMillis) -> String {
             "hub-link",
             t("ハブとの接続", "Hub link"),
             format!(
-                r#"<span class="{}">{link}</span> ({})"#,
+                r#"<span class="{}">{link}</span> ({}{}{})"#,
                 if s.hub_link == "up" { "up" } else { "down" },
-                ago(Some(s.hub_link_since_ms), now, en)
+                t("", "since "),
+                ago(Some(s.hub_link_since_ms), now, en),
+                t("から", "")
             ),
         ),
         (
