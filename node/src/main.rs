@@ -215,7 +215,8 @@ fn main() -> Result<()> {
             let s = node.status()?;
             let t = now();
             // Link facts only the running node knows (its local status page).
-            let live = mykey_node::http::client::live_status(&dir);
+            let live = mykey_node::http::client::live_status(&dir)
+                .filter(|l| l.node == s.node.to_string());
             if json {
                 let v = serde_json::json!({
                     "node": s.node.to_string(),

@@ -12,7 +12,8 @@ use std::time::Duration;
 const MAX_BODY: u64 = 1 << 20;
 
 /// The running node's live status, or `None` when no node runs on this data
-/// directory (no URL file, nothing listening, or an answer that is not ours).
+/// directory (no URL file, nothing listening, or not an answer of this
+/// kind); callers check that the answer's node id is theirs.
 pub fn live_status(dir: &DataDir) -> Option<StatusJson> {
     let url = std::fs::read_to_string(dir.root().join(URL_FILE)).ok()?;
     let hostport = url.trim().strip_prefix("http://")?.trim_end_matches('/');

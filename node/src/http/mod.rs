@@ -446,8 +446,11 @@ pub enum PageError {
 
 /// Binds the page (see [`DEFAULT_ADDR`]), opens the node for it, writes
 /// [`URL_FILE`] and serves until the task is dropped. Prints
-/// `status page on http://ADDR/`.
+/// `status page on http://ADDR/`. Only an address given explicitly must
+/// work: with the default, a node that cannot listen runs without the page.
 pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), PageError> {
+    // A file left by an earlier run must not point at someone else's page.
+    let _ = std::fs::remove_file(dir.root().join(URL_FILE));
     let explicit = addr.is_some();
     let text = addr.unwrap_or(DEFAULT_ADDR);
     let addr: SocketAddr = text
@@ -455,13 +458,19 @@ pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), 
         .map_err(|_| PageError::Address(text.to_owned()))?;
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+        Err(source) if explicit => return Err(PageError::Bind { addr, source }),
+        Err(_) => {
+            // Another node holds the default port: any free loopback port.
+            // The page is a convenience: a counter never stops for it.
             let any = SocketAddr::new(addr.ip(), 0);
-            tokio::net::TcpListener::bind(any)
-                .await
-                .map_err(|source| PageError::Bind { addr: any, source })?
+            match tokio::net::TcpListener::bind(any).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!("no local status page: cannot listen on {any}: {e}");
+                    return Ok(());
+                }
+            }
         }
-        Err(source) => return Err(PageError::Bind { addr, source }),
     };
     let local = listener
         .local_addr()
