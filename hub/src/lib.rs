@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod economy;
 mod hub;
 pub mod ingest;
 pub mod key;

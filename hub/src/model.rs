@@ -244,6 +244,9 @@ pub enum LedgerAccount {
     OperatorReceivable(String, MunicipalityCode),
     /// Expired points released from liability (expiry; settlement issue).
     ExpiryIncome(MunicipalityCode),
+    /// A holder's exchanged points in their holding period: owed to the
+    /// holder, not yet spendable (credit-normal; see [`crate::economy`]).
+    Held(AccountId, MunicipalityCode),
 }
 
 impl LedgerAccount {
@@ -257,13 +260,16 @@ impl LedgerAccount {
             LedgerAccount::MerchantPayable(..) => "payable",
             LedgerAccount::OperatorReceivable(..) => "receivable",
             LedgerAccount::ExpiryIncome(..) => "expiry",
+            LedgerAccount::Held(..) => "held",
         }
     }
 
     /// Storage key, unique within the kind.
     pub fn key(&self) -> String {
         match self {
-            LedgerAccount::Wallet(a, m) | LedgerAccount::Debt(a, m) => format!("{}@{m}", a.get()),
+            LedgerAccount::Wallet(a, m) | LedgerAccount::Debt(a, m) | LedgerAccount::Held(a, m) => {
+                format!("{}@{m}", a.get())
+            }
             LedgerAccount::ProgramBudget(p, _) => p.as_str().to_owned(),
             LedgerAccount::MunicipalityFunding(m) | LedgerAccount::ExpiryIncome(m) => m.to_string(),
             LedgerAccount::MerchantPayable(f, _) => f.as_str().to_owned(),
@@ -280,7 +286,8 @@ impl LedgerAccount {
             | LedgerAccount::MunicipalityFunding(m)
             | LedgerAccount::MerchantPayable(_, m)
             | LedgerAccount::OperatorReceivable(_, m)
-            | LedgerAccount::ExpiryIncome(m) => *m,
+            | LedgerAccount::ExpiryIncome(m)
+            | LedgerAccount::Held(_, m) => *m,
         }
     }
 
@@ -334,11 +341,18 @@ pub enum TransferKind {
     Expiry,
     /// A correcting transfer posted by an operator (never an edit of an old one).
     Correction,
+    /// A national point operator's points become regional points: operator
+    /// receivable to wallet (or to held, with a holding period).
+    Exchange,
+    /// A campaign premium on an exchange, funded by the municipality.
+    Premium,
+    /// Held points become spendable at the end of their holding period.
+    Release,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 7] = [
+    pub const ALL: [TransferKind; 10] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -346,6 +360,9 @@ impl TransferKind {
         TransferKind::DebtRecovery,
         TransferKind::Expiry,
         TransferKind::Correction,
+        TransferKind::Exchange,
+        TransferKind::Premium,
+        TransferKind::Release,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -357,6 +374,9 @@ impl TransferKind {
             TransferKind::DebtRecovery => "debt-recovery",
             TransferKind::Expiry => "expiry",
             TransferKind::Correction => "correction",
+            TransferKind::Exchange => "exchange",
+            TransferKind::Premium => "premium",
+            TransferKind::Release => "release",
         }
     }
     /// Parses [`TransferKind::name`].

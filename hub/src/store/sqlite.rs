@@ -28,6 +28,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod economy;
 mod status;
 
 /// Schema migrations, applied in order; `user_version` = how many ran.
@@ -224,7 +225,7 @@ CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
 BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
 CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
 BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
-"#];
+"#, economy::MIGRATION];
 
 /// The hub's SQLite database.
 pub struct SqliteStore {
@@ -500,6 +501,7 @@ fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, 
             m,
         ),
         "expiry" => LedgerAccount::ExpiryIncome(m),
+        "held" => LedgerAccount::Held(holder(key)?, m),
         other => return Err(corrupt("ledger account kind", other)),
     })
 }
@@ -1325,7 +1327,8 @@ impl StoreTx for SqliteTx<'_> {
             let mut stmt = self.tx.prepare(
                 "SELECT m.municipality,
                    (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
-                      WHERE c.municipality = m.municipality AND t.kind = 'grant'),
+                      WHERE c.municipality = m.municipality AND (t.kind = 'grant'
+                        OR (t.kind IN ('exchange', 'premium', 'release') AND c.kind = 'wallet'))),
                    (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
                       WHERE c.municipality = m.municipality AND t.kind IN ('redeem', 'redeem-on-debt')),
                    (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit

@@ -1,0 +1,199 @@
+//! Civil dates in Japan Standard Time (UTC+9, no daylight saving) from
+//! [`UnixMillis`]: month and half-month boundaries for settlement periods,
+//! fiscal-year ends (31 March) and day counts for expiry policies.
+//!
+//! Pure arithmetic (Howard Hinnant's `days_from_civil`), no clock, no crate.
+
+use mykey_sync_proto::UnixMillis;
+use std::fmt;
+
+const MS_PER_DAY: i64 = 86_400_000;
+const JST_OFFSET_MS: i64 = 9 * 3_600_000;
+
+/// A calendar day in JST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    /// Year, e.g. 2026.
+    pub year: i32,
+    /// Month, 1-12.
+    pub month: u32,
+    /// Day of the month, 1-31.
+    pub day: u32,
+}
+
+impl Date {
+    /// A valid date, or `None`.
+    pub fn new(year: i32, month: u32, day: u32) -> Option<Date> {
+        (1..=12)
+            .contains(&month)
+            .then_some(())
+            .filter(|_| day >= 1 && day <= days_in_month(year, month))
+            .map(|_| Date { year, month, day })
+    }
+
+    /// The JST day that `t` falls on.
+    pub fn of(t: UnixMillis) -> Date {
+        let ms = i64::try_from(t.0).unwrap_or(i64::MAX) + JST_OFFSET_MS;
+        civil_from_days(ms.div_euclid(MS_PER_DAY))
+    }
+
+    /// The instant this day starts in JST (00:00 JST).
+    pub fn start(self) -> UnixMillis {
+        let ms = days_from_civil(self) * MS_PER_DAY - JST_OFFSET_MS;
+        UnixMillis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// The instant this day ends (00:00 JST of the next day).
+    pub fn end(self) -> UnixMillis {
+        self.plus_days(1).start()
+    }
+
+    /// The day `n` days later.
+    pub fn plus_days(self, n: i64) -> Date {
+        civil_from_days(days_from_civil(self) + n)
+    }
+
+    /// The last day of this date's month.
+    pub fn month_end(self) -> Date {
+        Date {
+            day: days_in_month(self.year, self.month),
+            ..self
+        }
+    }
+
+    /// The first day of the next month.
+    pub fn next_month_start(self) -> Date {
+        if self.month == 12 {
+            Date {
+                year: self.year + 1,
+                month: 1,
+                day: 1,
+            }
+        } else {
+            Date {
+                year: self.year,
+                month: self.month + 1,
+                day: 1,
+            }
+        }
+    }
+
+    /// The Japanese fiscal year this day belongs to (April to March): the
+    /// fiscal year 2026 runs from 1 April 2026 to 31 March 2027.
+    pub fn fiscal_year(self) -> i32 {
+        if self.month >= 4 {
+            self.year
+        } else {
+            self.year - 1
+        }
+    }
+
+    /// 31 March that ends the fiscal year `years` after this day's one
+    /// (0: the current fiscal year's end).
+    pub fn fiscal_year_end(self, years: u32) -> Date {
+        let fy = self.fiscal_year() + i32::try_from(years).unwrap_or(i32::MAX - 1);
+        Date {
+            year: fy + 1,
+            month: 3,
+            day: 31,
+        }
+    }
+
+    /// `YYYYMMDD` as a number (file names, reports).
+    pub fn compact(self) -> String {
+        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// Days in a month of the proleptic Gregorian calendar.
+pub fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+fn days_from_civil(d: Date) -> i64 {
+    let y = i64::from(d.year) - i64::from(d.month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(d.month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d.day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> Date {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    Date { year, month, day }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jst_days_and_boundaries() {
+        // 2026-03-31T15:00:00Z is 2026-04-01 00:00 JST.
+        let t = UnixMillis(1_774_969_200_000);
+        assert_eq!(Date::of(t), Date::new(2026, 4, 1).unwrap());
+        assert_eq!(
+            Date::of(UnixMillis(t.0 - 1)),
+            Date::new(2026, 3, 31).unwrap()
+        );
+        assert_eq!(Date::new(2026, 4, 1).unwrap().start(), t);
+        assert_eq!(Date::new(2026, 3, 31).unwrap().end(), t);
+        assert_eq!(Date::of(UnixMillis(0)), Date::new(1970, 1, 1).unwrap());
+    }
+
+    #[test]
+    fn round_trips_every_day_for_decades() {
+        let mut d = Date::new(1999, 12, 25).unwrap();
+        for _ in 0..20_000 {
+            assert_eq!(Date::of(d.start()), d);
+            assert_eq!(Date::of(UnixMillis(d.end().0 - 1)), d);
+            let next = d.plus_days(1);
+            assert!(next > d);
+            d = next;
+        }
+    }
+
+    #[test]
+    fn fiscal_years_and_months() {
+        let cases = [
+            ((2026, 3, 31), 0, (2026, 3, 31)),
+            ((2026, 4, 1), 0, (2027, 3, 31)),
+            ((2026, 11, 24), 1, (2028, 3, 31)),
+            ((2027, 1, 5), 2, (2029, 3, 31)),
+        ];
+        for ((y, m, d), n, (ey, em, ed)) in cases {
+            assert_eq!(
+                Date::new(y, m, d).unwrap().fiscal_year_end(n),
+                Date::new(ey, em, ed).unwrap()
+            );
+        }
+        assert_eq!(Date::new(2028, 2, 3).unwrap().month_end().day, 29);
+        assert_eq!(Date::new(2100, 2, 3).unwrap().month_end().day, 28);
+        assert_eq!(
+            Date::new(2026, 12, 9).unwrap().next_month_start(),
+            Date::new(2027, 1, 1).unwrap()
+        );
+        assert!(Date::new(2026, 2, 29).is_none());
+    }
+}

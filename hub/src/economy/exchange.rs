@@ -1,0 +1,664 @@
+//! The operator exchange: a national point operator turns a holder's
+//! operator points into a municipality's regional points.
+//!
+//! A request is the exact JSON body the operator sends, signed with its
+//! enrolled ed25519 key (the signature covers those bytes, so nothing needs
+//! re-encoding). It is idempotent by (operator, request id): a replay with
+//! the same bytes answers the stored result; other bytes under the same id
+//! are refused. The hub applies the operator's rate, the best active
+//! campaign premium of the target municipality (percent, window, cap per
+//! holder, funded by the municipality) and the operator's holding period.
+//!
+//! One way only: there is no request, transfer kind or ledger path that
+//! turns regional points back into operator points.
+
+use crate::admin::balance_in;
+use crate::economy::lots::ExpiryPolicy;
+use crate::hub::{Hub, emit, finish};
+use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
+use crate::store::StoreError;
+use crate::store::StoreTx;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use mykey_sync_proto::{
+    AccountId, FactBody, MunicipalityCode, MyKeyId, Points, Scope, TxId, UnixMillis,
+};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Largest request body the hub reads.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+const MS_PER_DAY: u64 = 86_400_000;
+
+/// A national point operator's id (1-32 of a-z, 0-9, '-').
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OperatorId(String);
+
+impl OperatorId {
+    /// Validates the id.
+    pub fn parse(text: &str) -> Result<OperatorId, ExchangeError> {
+        let ok = (1..=32).contains(&text.len())
+            && !text.starts_with('-')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(OperatorId(text.to_owned()))
+        } else {
+            Err(ExchangeError::BadOperatorId(text.to_owned()))
+        }
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OperatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OperatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OperatorId({})", self.0)
+    }
+}
+
+/// Regional points per operator point, as a ratio (rounded down per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Numerator.
+    pub num: u64,
+    /// Denominator.
+    pub den: u64,
+}
+
+impl Rate {
+    /// A positive ratio.
+    pub fn new(num: u64, den: u64) -> Option<Rate> {
+        (num > 0 && den > 0).then_some(Rate { num, den })
+    }
+    /// Parses `N/D` or `N`.
+    pub fn parse(text: &str) -> Option<Rate> {
+        match text.split_once('/') {
+            Some((n, d)) => Rate::new(n.trim().parse().ok()?, d.trim().parse().ok()?),
+            None => Rate::new(text.trim().parse().ok()?, 1),
+        }
+    }
+    /// Regional points for `operator_points`.
+    pub fn apply(self, operator_points: u64) -> u64 {
+        let v = u128::from(operator_points) * u128::from(self.num) / u128::from(self.den);
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.num, self.den)
+    }
+}
+
+/// An enrolled national point operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeOperator {
+    /// Its id.
+    pub id: OperatorId,
+    /// Its name.
+    pub name: String,
+    /// Its ed25519 public key: requests are signed with it.
+    pub public_key: [u8; 32],
+    /// Its rate.
+    pub rate: Rate,
+    /// Days before exchanged points become spendable (0: at once).
+    pub holding_days: u32,
+    /// When exchanged points expire.
+    pub expiry: ExpiryPolicy,
+}
+
+/// A campaign premium of a municipality.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Campaign {
+    /// Its id.
+    pub id: String,
+    /// The municipality that funds it.
+    pub municipality: MunicipalityCode,
+    /// Only exchanges from this operator (`None`: any).
+    pub operator: Option<OperatorId>,
+    /// Premium in percent of the regional points.
+    pub percent: u32,
+    /// Window start (inclusive, hub clock).
+    pub starts_at: UnixMillis,
+    /// Window end (exclusive).
+    pub ends_at: UnixMillis,
+    /// Most premium one holder may receive from it.
+    pub cap_per_account: Points,
+}
+
+impl Campaign {
+    /// Whether an exchange from `op` at `now` earns this premium.
+    pub fn applies(&self, op: &OperatorId, now: UnixMillis) -> bool {
+        self.starts_at <= now
+            && now < self.ends_at
+            && self.operator.as_ref().is_none_or(|o| o == op)
+    }
+}
+
+/// A stored exchange: the transfer history the platform keeps (operator,
+/// points, time), never what the points buy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeRecord {
+    /// The operator.
+    pub operator: OperatorId,
+    /// The operator's request id.
+    pub request_id: String,
+    /// SHA-256 of the signed request bytes (a replay must match).
+    pub request_sha256: [u8; 32],
+    /// The holder.
+    pub account: AccountId,
+    /// Whose regional points.
+    pub municipality: MunicipalityCode,
+    /// Operator points given up.
+    pub operator_points: u64,
+    /// Regional points at the operator's rate.
+    pub regional: Points,
+    /// Campaign premium.
+    pub premium: Points,
+    /// The campaign that paid it.
+    pub campaign: Option<String>,
+    /// The operator's clock when it made the request.
+    pub requested_at: UnixMillis,
+    /// The hub's clock when it applied it.
+    pub received_at: UnixMillis,
+    /// When the points become spendable.
+    pub available_at: UnixMillis,
+    /// When held points were released (`None`: still held, or never held).
+    pub released_at: Option<UnixMillis>,
+    /// Origin id of its ledger transfers.
+    pub origin: TxId,
+    /// Origin id of its release transfer.
+    pub release_origin: TxId,
+}
+
+impl ExchangeRecord {
+    /// Whether the points were held at first.
+    pub fn was_held(&self) -> bool {
+        self.available_at > self.received_at
+    }
+}
+
+/// What an operator sends: the JSON request body.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// The operator's id for this request (1-64 printable ASCII); repeat it to retry.
+    pub request_id: String,
+    /// The holder's My Key ID (current or former).
+    pub my_key_id: String,
+    /// Operator points to exchange.
+    pub operator_points: u64,
+    /// Target municipality code (default: the holder's base municipality).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub municipality: Option<String>,
+    /// The operator's clock, in milliseconds since the epoch.
+    pub requested_at: u64,
+}
+
+/// A request body with the operator's signature over exactly those bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedExchange {
+    /// The operator.
+    pub operator: OperatorId,
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// ed25519 signature of `body`.
+    pub signature: [u8; 64],
+}
+
+impl SignedExchange {
+    /// Encodes and signs a request (operators' client side, tests, demo).
+    pub fn sign(
+        operator: &OperatorId,
+        request: &ExchangeRequest,
+        key: &SigningKey,
+    ) -> SignedExchange {
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let signature = key.sign(&body).to_bytes();
+        SignedExchange {
+            operator: operator.clone(),
+            body,
+            signature,
+        }
+    }
+}
+
+/// What the hub answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeReceipt {
+    /// The stored exchange.
+    pub record: ExchangeRecord,
+    /// True if this was a replay of an applied request.
+    pub replayed: bool,
+    /// The holder's balance in the municipality after it.
+    pub balance: Balance,
+}
+
+/// Why an exchange was refused. Nothing was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// Bad operator id.
+    #[error("operator id {0:?} is not valid: use 1-32 of a-z, 0-9 and '-'")]
+    BadOperatorId(String),
+    /// The operator is not enrolled.
+    #[error(
+        "operator {0} is not enrolled at this hub; ask the hub operator to run `mykey-hub exchange-operator add`"
+    )]
+    UnknownOperator(OperatorId),
+    /// The signature does not verify with the operator's key.
+    #[error(
+        "the request's signature does not verify with operator {0}'s enrolled key; sign the exact body bytes"
+    )]
+    BadSignature(OperatorId),
+    /// The body is not a valid request.
+    #[error("the request body is not a valid exchange request: {0}")]
+    Malformed(String),
+    /// The same request id was used for a different request.
+    #[error("request id {0:?} was already used for a different request; use a new request id")]
+    Conflict(String),
+    /// The holder is unknown.
+    #[error("no holder has My Key ID {0}")]
+    UnknownHolder(String),
+    /// The municipality is not served.
+    #[error("municipality {0} is not registered at this hub")]
+    UnknownMunicipality(String),
+    /// Too few operator points for one regional point.
+    #[error("{0} operator points give no regional point at the rate {1}; exchange more")]
+    TooSmall(u64, Rate),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome the rules compute for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// Regional points at the rate.
+    pub regional: Points,
+    /// Campaign premium.
+    pub premium: Points,
+    /// The campaign paying it.
+    pub campaign: Option<String>,
+    /// When the points become spendable.
+    pub available_at: UnixMillis,
+}
+
+/// Decides an exchange (pure): rate, the best applicable campaign (highest
+/// percent) within what is left of its per-holder cap, holding period.
+/// `campaigns` pairs each campaign with the premium the holder already
+/// received from it.
+pub fn quote(
+    op: &ExchangeOperator,
+    operator_points: u64,
+    campaigns: &[(Campaign, u64)],
+    now: UnixMillis,
+) -> Result<Quote, ExchangeError> {
+    let regional = op.rate.apply(operator_points);
+    let regional = Points::new(regional)
+        .ok()
+        .filter(|p| !p.is_zero())
+        .ok_or(ExchangeError::TooSmall(operator_points, op.rate))?;
+    let mut best: Option<(u64, &Campaign)> = None;
+    for (c, received) in campaigns {
+        if !c.applies(&op.id, now) {
+            continue;
+        }
+        let full = u64::try_from(u128::from(regional.get()) * u128::from(c.percent) / 100)
+            .unwrap_or(u64::MAX);
+        let premium = full.min(c.cap_per_account.get().saturating_sub(*received));
+        if premium > 0 && best.is_none_or(|(p, _)| premium > p) {
+            best = Some((premium, c));
+        }
+    }
+    let (premium, campaign) = match best {
+        Some((p, c)) => (Points::new(p).unwrap_or(Points::ZERO), Some(c.id.clone())),
+        None => (Points::ZERO, None),
+    };
+    Ok(Quote {
+        regional,
+        premium,
+        campaign,
+        available_at: now.plus_ms(u64::from(op.holding_days) * MS_PER_DAY),
+    })
+}
+
+/// Checks the signature and parses the body.
+pub fn verify(
+    op: &ExchangeOperator,
+    signed: &SignedExchange,
+) -> Result<ExchangeRequest, ExchangeError> {
+    let key = VerifyingKey::from_bytes(&op.public_key)
+        .map_err(|_| ExchangeError::BadSignature(op.id.clone()))?;
+    key.verify(&signed.body, &Signature::from_bytes(&signed.signature))
+        .map_err(|_| ExchangeError::BadSignature(op.id.clone()))?;
+    if signed.body.len() > MAX_REQUEST_BYTES {
+        return Err(ExchangeError::Malformed(format!(
+            "body over {MAX_REQUEST_BYTES} bytes"
+        )));
+    }
+    let req: ExchangeRequest = serde_json::from_slice(&signed.body)
+        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
+    let id_ok = (1..=64).contains(&req.request_id.len())
+        && req.request_id.bytes().all(|b| b.is_ascii_graphic());
+    if !id_ok {
+        return Err(ExchangeError::Malformed(
+            "request_id must be 1-64 printable ASCII characters".into(),
+        ));
+    }
+    if req.operator_points == 0 {
+        return Err(ExchangeError::Malformed(
+            "operator_points must be positive".into(),
+        ));
+    }
+    Ok(req)
+}
+
+/// The origin id of an exchange's transfers (and, with `release`, of its release).
+pub fn origin_of(op: &OperatorId, request_id: &str, release: bool) -> TxId {
+    let tag: &[u8] = if release {
+        b"mykey-exchange-release\0"
+    } else {
+        b"mykey-exchange\0"
+    };
+    TxId::hash_of(&[tag, op.as_str().as_bytes(), b"\0", request_id.as_bytes()].concat())
+}
+
+/// Transfers that credit `points` to the holder from `debit`, then recover debt.
+fn credit_transfers(
+    debit: LedgerAccount,
+    to: LedgerAccount,
+    points: Points,
+    kind: TransferKind,
+    origin: TxId,
+    node_time: Option<UnixMillis>,
+) -> Option<TransferDraft> {
+    (!points.is_zero()).then_some(TransferDraft {
+        debit,
+        credit: to,
+        amount: points,
+        kind,
+        origin_tx: Some(origin),
+        node_time,
+    })
+}
+
+/// Posts a debt recovery after a wallet credit (DESIGN §6: debt is
+/// recovered from later credits) and a confirmed-balance fact.
+pub(crate) fn after_wallet_credit(
+    st: &mut dyn StoreTx,
+    key: &crate::key::HubKey,
+    account: AccountId,
+    m: MunicipalityCode,
+    origin: Option<TxId>,
+    now: UnixMillis,
+) -> Result<Balance, StoreError> {
+    let b = balance_in(st, account, m)?;
+    let recover = b.balance.min(b.debt);
+    if !recover.is_zero() {
+        st.post(
+            &TransferDraft {
+                debit: LedgerAccount::Wallet(account, m),
+                credit: LedgerAccount::Debt(account, m),
+                amount: recover,
+                kind: TransferKind::DebtRecovery,
+                origin_tx: origin,
+                node_time: None,
+            },
+            now,
+        )?;
+    }
+    let after = balance_in(st, account, m)?;
+    let ledger_pos = st.ledger_head()?;
+    emit(
+        st,
+        key,
+        Scope::Municipality(m),
+        FactBody::ConfirmedBalance {
+            account,
+            municipality: m,
+            balance: after.balance,
+            debt: after.debt,
+            ledger_pos,
+        },
+        now,
+    )?;
+    Ok(after)
+}
+
+impl Hub {
+    /// Applies an operator's signed exchange request (idempotent by request id).
+    pub fn exchange(
+        &mut self,
+        signed: &SignedExchange,
+        now: UnixMillis,
+    ) -> Result<ExchangeReceipt, ExchangeError> {
+        let mut st = self.store.begin()?;
+        let op = st
+            .exchange_operator(&signed.operator)?
+            .ok_or_else(|| ExchangeError::UnknownOperator(signed.operator.clone()))?;
+        let req = verify(&op, signed)?;
+        let sha: [u8; 32] = Sha256::digest(&signed.body).into();
+        if let Some(done) = st.exchange(&op.id, &req.request_id)? {
+            if done.request_sha256 != sha {
+                return Err(ExchangeError::Conflict(req.request_id));
+            }
+            let balance = balance_in(&mut *st, done.account, done.municipality)?;
+            return Ok(ExchangeReceipt {
+                record: done,
+                replayed: true,
+                balance,
+            });
+        }
+        let my_key_id = MyKeyId::parse(&req.my_key_id)
+            .map_err(|_| ExchangeError::UnknownHolder(req.my_key_id.clone()))?;
+        let account = st
+            .account_by_my_key_id(&my_key_id)?
+            .ok_or_else(|| ExchangeError::UnknownHolder(req.my_key_id.clone()))?;
+        let holder = st
+            .account(account)?
+            .ok_or_else(|| ExchangeError::UnknownHolder(req.my_key_id.clone()))?;
+        let m = match &req.municipality {
+            None => holder.municipality,
+            Some(code) => MunicipalityCode::parse(code)
+                .map_err(|_| ExchangeError::UnknownMunicipality(code.clone()))?,
+        };
+        if st.municipality(m)?.is_none() {
+            return Err(ExchangeError::UnknownMunicipality(m.to_string()));
+        }
+        let mut campaigns = vec![];
+        for c in st.campaigns(m)? {
+            let received = st.premium_received(&c.id, account)?;
+            campaigns.push((c, received));
+        }
+        let q = quote(&op, req.operator_points, &campaigns, now)?;
+        let held = q.available_at > now;
+        let to = if held {
+            LedgerAccount::Held(account, m)
+        } else {
+            LedgerAccount::Wallet(account, m)
+        };
+        let origin = origin_of(&op.id, &req.request_id, false);
+        let release_origin = origin_of(&op.id, &req.request_id, true);
+        let operator_time = Some(UnixMillis(req.requested_at));
+        let drafts = [
+            credit_transfers(
+                LedgerAccount::OperatorReceivable(op.id.as_str().to_owned(), m),
+                to.clone(),
+                q.regional,
+                TransferKind::Exchange,
+                origin,
+                operator_time,
+            ),
+            credit_transfers(
+                LedgerAccount::MunicipalityFunding(m),
+                to,
+                q.premium,
+                TransferKind::Premium,
+                origin,
+                operator_time,
+            ),
+        ];
+        for d in drafts.iter().flatten() {
+            st.post(d, now)?;
+        }
+        let record = ExchangeRecord {
+            operator: op.id.clone(),
+            request_id: req.request_id,
+            request_sha256: sha,
+            account,
+            municipality: m,
+            operator_points: req.operator_points,
+            regional: q.regional,
+            premium: q.premium,
+            campaign: q.campaign,
+            requested_at: UnixMillis(req.requested_at),
+            received_at: now,
+            available_at: q.available_at,
+            released_at: None,
+            origin,
+            release_origin,
+        };
+        st.insert_exchange(&record)?;
+        let balance = if held {
+            balance_in(&mut *st, account, m)?
+        } else {
+            after_wallet_credit(&mut *st, &self.key, account, m, None, now)?
+        };
+        finish(st)?;
+        tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, "exchange applied");
+        Ok(ExchangeReceipt {
+            record,
+            replayed: false,
+            balance,
+        })
+    }
+
+    /// Makes held exchanged points spendable once their holding period has
+    /// ended. Returns how many exchanges were released.
+    pub fn release_held(&mut self, now: UnixMillis) -> Result<u64, StoreError> {
+        let mut n = 0;
+        loop {
+            let mut st = self.store.begin()?;
+            let due = st.exchanges_due(now, 500)?;
+            if due.is_empty() {
+                return Ok(n);
+            }
+            for e in &due {
+                let points = e.regional.checked_add(e.premium).unwrap_or(e.regional);
+                st.post(
+                    &TransferDraft {
+                        debit: LedgerAccount::Held(e.account, e.municipality),
+                        credit: LedgerAccount::Wallet(e.account, e.municipality),
+                        amount: points,
+                        kind: TransferKind::Release,
+                        origin_tx: Some(e.release_origin),
+                        node_time: None,
+                    },
+                    now,
+                )?;
+                st.mark_released(e, now)?;
+                after_wallet_credit(&mut *st, &self.key, e.account, e.municipality, None, now)?;
+                n += 1;
+            }
+            finish(st)?;
+        }
+    }
+
+    /// Enrols or updates a national point operator.
+    pub fn upsert_exchange_operator(
+        &mut self,
+        op: &ExchangeOperator,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut st = self.store.begin()?;
+        st.upsert_exchange_operator(op, now)?;
+        st.commit()
+    }
+
+    /// Every enrolled operator.
+    pub fn exchange_operators(&mut self) -> Result<Vec<ExchangeOperator>, StoreError> {
+        self.store.begin_read()?.exchange_operators()
+    }
+
+    /// Adds a campaign of a municipality.
+    pub fn add_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError> {
+        let mut st = self.store.begin()?;
+        st.insert_campaign(c, now)?;
+        st.commit()
+    }
+
+    /// A holder's exchange history (operator, points, time), newest first.
+    pub fn exchanges_of(
+        &mut self,
+        account: AccountId,
+        limit: u32,
+    ) -> Result<Vec<ExchangeRecord>, StoreError> {
+        self.store.begin_read()?.exchanges_of(account, limit)
+    }
+
+    /// A stored exchange.
+    pub fn exchange_record(
+        &mut self,
+        op: &OperatorId,
+        request_id: &str,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        self.store.begin_read()?.exchange(op, request_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(holding_days: u32) -> ExchangeOperator {
+        ExchangeOperator {
+            id: OperatorId::parse("card-x").unwrap(),
+            name: "Card X".into(),
+            public_key: [0; 32],
+            rate: Rate::new(1, 2).unwrap(),
+            holding_days,
+            expiry: ExpiryPolicy::Never,
+        }
+    }
+    fn campaign(id: &str, percent: u32, cap: u64) -> Campaign {
+        Campaign {
+            id: id.into(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            operator: None,
+            percent,
+            starts_at: UnixMillis(100),
+            ends_at: UnixMillis(200),
+            cap_per_account: Points::new(cap).unwrap(),
+        }
+    }
+
+    #[test]
+    fn rate_premium_cap_window_holding() {
+        let q = quote(&op(0), 1001, &[], UnixMillis(150)).unwrap();
+        assert_eq!((q.regional.get(), q.premium.get()), (500, 0));
+        let cs = [
+            (campaign("fest", 20, 150), 60),
+            (campaign("small", 10, 1000), 0),
+        ];
+        let q = quote(&op(0), 1000, &cs, UnixMillis(150)).unwrap();
+        // fest: 20% of 500 = 100, capped to 150 - 60 = 90; small: 50. Best: 90.
+        assert_eq!((q.premium.get(), q.campaign.as_deref()), (90, Some("fest")));
+        let q = quote(&op(0), 1000, &cs, UnixMillis(200)).unwrap();
+        assert_eq!(q.premium.get(), 0, "window end is exclusive");
+        let q = quote(&op(3), 1000, &[], UnixMillis(150)).unwrap();
+        assert_eq!(q.available_at, UnixMillis(150 + 3 * MS_PER_DAY));
+        assert!(matches!(
+            quote(&op(0), 1, &[], UnixMillis(0)),
+            Err(ExchangeError::TooSmall(1, _))
+        ));
+    }
+}

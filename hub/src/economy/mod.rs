@@ -1,0 +1,213 @@
+//! The points economy and settlement (DESIGN §8): operator exchanges with
+//! campaign premiums and holding periods, lots and expiry, settlement
+//! periods with immutable statements, Zengin payout files and liability
+//! reports.
+//!
+//! Deciding parts are pure and take `now`: [`exchange::quote`],
+//! [`lots::consume`], [`settlement::statements`], [`liability::deposit_required`],
+//! [`zengin::write_transfer_file`]. The `impl Hub` blocks load what they
+//! need from the store ([`crate::store::economy::EconomyTx`]), apply and
+//! commit in one storage transaction, like [`crate::admin`].
+//!
+//! Only the hub's own clock places a transfer in a settlement period: a
+//! transaction that arrives late from an offline node is posted now, keeps
+//! its node time beside the hub time, and lands in the open period.
+
+pub mod calendar;
+pub mod exchange;
+pub mod http;
+pub mod liability;
+pub mod lifecycle;
+pub mod lots;
+pub mod outputs;
+pub mod settlement;
+pub mod zengin;
+
+use crate::hub::{Hub, finish};
+use crate::model::{LedgerAccount, TransferDraft, TransferKind};
+use crate::store::{StoreError, StoreTx};
+use lots::{ExpiryPolicy, Lot, LotSource};
+use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, UnixMillis};
+use std::collections::BTreeMap;
+
+/// Transfers read per page when folding the ledger into lots.
+const LOT_PAGE: u32 = 1000;
+
+/// What an expiry run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryRun {
+    /// Lots that expired.
+    pub n_lots: u64,
+    /// Holders whose points expired.
+    pub n_holders: u64,
+    /// Points moved to expiry income.
+    pub points: u64,
+}
+
+/// Folds transfers after the lot cursor into the lots.
+pub(crate) fn sync_lots(st: &mut dyn StoreTx) -> Result<(), StoreError> {
+    let mut cursor = st.lot_cursor()?;
+    loop {
+        let page = st.transfers(cursor, LOT_PAGE)?;
+        let Some(last) = page.last().map(|t| t.pos) else {
+            break;
+        };
+        for t in &page {
+            let (credited, debited) = lots::wallet_side(t);
+            if let Some((account, m)) = credited {
+                let (source, policy) = lot_source(st, t)?;
+                st.insert_lot(&Lot {
+                    pos: t.pos,
+                    account,
+                    municipality: m,
+                    source,
+                    amount: t.amount.get(),
+                    remaining: t.amount.get(),
+                    credited_at: t.hub_time,
+                    expires_at: policy.expires_at(t.hub_time),
+                })?;
+            }
+            if let Some((account, m)) = debited {
+                let live = st.live_lots(account, m)?;
+                for (pos, remaining) in lots::consume(&live, t.amount.get()) {
+                    st.set_lot_remaining(pos, remaining)?;
+                }
+            }
+        }
+        cursor = last;
+    }
+    st.set_lot_cursor(cursor)
+}
+
+fn lot_source(
+    st: &mut dyn StoreTx,
+    t: &crate::model::Transfer,
+) -> Result<(LotSource, ExpiryPolicy), StoreError> {
+    match (&t.debit, t.kind) {
+        (LedgerAccount::ProgramBudget(p, _), _) => {
+            let policy = st.program_expiry(p)?.unwrap_or(ExpiryPolicy::Never);
+            Ok((LotSource::Program(p.clone()), policy))
+        }
+        (_, TransferKind::Exchange | TransferKind::Premium | TransferKind::Release) => {
+            let Some(origin) = t.origin_tx else {
+                return Ok((LotSource::Other, ExpiryPolicy::Never));
+            };
+            let Some(e) = st.exchange_by_origin(&origin)? else {
+                return Ok((LotSource::Other, ExpiryPolicy::Never));
+            };
+            let policy = st
+                .exchange_operator(&e.operator)?
+                .map_or(ExpiryPolicy::Never, |o| o.expiry);
+            Ok((LotSource::Operator(e.operator), policy))
+        }
+        _ => Ok((LotSource::Other, ExpiryPolicy::Never)),
+    }
+}
+
+impl Hub {
+    /// Brings the lots up to date with the ledger.
+    pub fn sync_lots(&mut self) -> Result<(), StoreError> {
+        let mut st = self.store.begin()?;
+        sync_lots(&mut *st)?;
+        st.commit()
+    }
+
+    /// Sets when a programme's grants expire (from grants posted after this).
+    pub fn set_program_expiry(
+        &mut self,
+        program: &ProgramId,
+        policy: ExpiryPolicy,
+    ) -> Result<(), crate::ProgramError> {
+        let mut st = self.store.begin()?;
+        if st.program(program)?.is_none() {
+            return Err(crate::ProgramError::UnknownProgram(program.clone()));
+        }
+        // Lots of earlier grants keep the policy they were credited under.
+        sync_lots(&mut *st)?;
+        st.set_program_expiry(program, policy)?;
+        st.commit()?;
+        Ok(())
+    }
+
+    /// The expiry job: releases ended holding periods, then moves every
+    /// expired lot's points to expiry income (one transfer per holder), and
+    /// tells nodes the new balances.
+    pub fn run_expiry(&mut self, now: UnixMillis) -> Result<ExpiryRun, StoreError> {
+        self.release_held(now)?;
+        let mut run = ExpiryRun::default();
+        let mut st = self.store.begin()?;
+        sync_lots(&mut *st)?;
+        let mut per_holder: BTreeMap<(AccountId, MunicipalityCode), u64> = BTreeMap::new();
+        // Expired lots come first in expiry order; read until one is not expired.
+        let live = st.all_live_lots(u32::MAX)?;
+        for lot in lots::expired(&live, now) {
+            *per_holder
+                .entry((lot.account, lot.municipality))
+                .or_default() += lot.remaining;
+            run.n_lots += 1;
+        }
+        for ((account, m), points) in &per_holder {
+            let Some(amount) = Points::new(*points).ok().filter(|p| !p.is_zero()) else {
+                continue;
+            };
+            st.post(
+                &TransferDraft {
+                    debit: LedgerAccount::Wallet(*account, *m),
+                    credit: LedgerAccount::ExpiryIncome(*m),
+                    amount,
+                    kind: TransferKind::Expiry,
+                    origin_tx: None,
+                    node_time: None,
+                },
+                now,
+            )?;
+            run.points += points;
+            run.n_holders += 1;
+        }
+        sync_lots(&mut *st)?;
+        for (account, m) in per_holder.keys() {
+            exchange::after_wallet_credit(&mut *st, &self.key, *account, *m, None, now)?;
+        }
+        finish(st)?;
+        if run.points > 0 {
+            tracing::info!(
+                lots = run.n_lots,
+                holders = run.n_holders,
+                points = run.points,
+                "points expired"
+            );
+        }
+        Ok(run)
+    }
+
+    /// A holder's lots with points left in a municipality, in the order they
+    /// are spent (earliest expiry first): what holders and nodes show as
+    /// upcoming expiries.
+    pub fn lots_of(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Lot>, StoreError> {
+        let mut st = self.store.begin()?;
+        sync_lots(&mut *st)?;
+        let lots = st.live_lots(account, m)?;
+        st.commit()?;
+        Ok(lots)
+    }
+
+    /// Points of a holder that expire before `until`, per expiry instant.
+    pub fn upcoming_expiries(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+        until: UnixMillis,
+    ) -> Result<Vec<(UnixMillis, u64)>, StoreError> {
+        let mut out: BTreeMap<UnixMillis, u64> = BTreeMap::new();
+        for l in self.lots_of(account, m)? {
+            if let Some(e) = l.expires_at.filter(|e| *e < until) {
+                *out.entry(e).or_default() += l.remaining;
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}

@@ -1,0 +1,321 @@
+//! Settlement periods: monthly by default, or twice a month (1st-15th,
+//! 16th-end) per municipality, in JST. Closing a period turns its transfers
+//! into immutable statements: each operator's invoice (points exchanged, yen
+//! owed), the municipality's receipts and the premium it funded, each
+//! merchant's payout for points redeemed at it.
+//!
+//! A period is a range of ledger positions: from the end of the previous
+//! closed period to the last transfer the hub posted (by its own clock)
+//! before the period's end. A transfer posted later, however old its node
+//! time, belongs to a later period, so a closed period never changes.
+
+use crate::economy::calendar::Date;
+use crate::hub::Hub;
+use crate::model::{LedgerAccount, Transfer, TransferKind};
+use crate::store::StoreError;
+use mykey_sync_proto::{MunicipalityCode, UnixMillis};
+use std::collections::BTreeMap;
+
+/// Most periods one call closes (a hub left alone for years catches up in steps).
+pub const MAX_PERIODS_PER_CLOSE: usize = 48;
+const PAGE: u32 = 1000;
+
+/// How often a municipality settles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Cycle {
+    /// Calendar months.
+    #[default]
+    Monthly,
+    /// 1st-15th and 16th-end of each month.
+    TwiceMonthly,
+}
+
+impl Cycle {
+    /// Storage and CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cycle::Monthly => "monthly",
+            Cycle::TwiceMonthly => "twice-monthly",
+        }
+    }
+    /// Parses [`Cycle::name`].
+    pub fn parse(text: &str) -> Option<Cycle> {
+        [Cycle::Monthly, Cycle::TwiceMonthly]
+            .into_iter()
+            .find(|c| c.name() == text)
+    }
+    /// The period containing `t`: its first day and the day after its last.
+    pub fn period_of(self, t: UnixMillis) -> (Date, Date) {
+        let d = Date::of(t);
+        let first = Date { day: 1, ..d };
+        match self {
+            Cycle::Monthly => (first, d.next_month_start()),
+            Cycle::TwiceMonthly if d.day <= 15 => (first, Date { day: 16, ..d }),
+            Cycle::TwiceMonthly => (Date { day: 16, ..d }, d.next_month_start()),
+        }
+    }
+}
+
+/// A closed period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// Whose.
+    pub municipality: MunicipalityCode,
+    /// First instant (00:00 JST of its first day).
+    pub starts_at: UnixMillis,
+    /// End (exclusive).
+    pub ends_at: UnixMillis,
+    /// When it was closed.
+    pub closed_at: UnixMillis,
+    /// The last ledger position it covers.
+    pub ledger_pos: u64,
+}
+
+/// Kinds of statement lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatementKind {
+    /// An operator owes yen for points it exchanged (party: operator id).
+    OperatorInvoice,
+    /// The municipality receives the operators' yen (party: municipality code).
+    MunicipalityReceipt,
+    /// Premium points the municipality funded (party: municipality code).
+    PremiumFunded,
+    /// A merchant is paid for points redeemed at it (party: facility id).
+    MerchantPayout,
+    /// Points that expired (party: municipality code).
+    Expired,
+}
+
+impl StatementKind {
+    /// Storage name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatementKind::OperatorInvoice => "operator-invoice",
+            StatementKind::MunicipalityReceipt => "municipality-receipt",
+            StatementKind::PremiumFunded => "premium-funded",
+            StatementKind::MerchantPayout => "merchant-payout",
+            StatementKind::Expired => "expired",
+        }
+    }
+    /// Parses [`StatementKind::name`].
+    pub fn parse(text: &str) -> Option<StatementKind> {
+        [
+            StatementKind::OperatorInvoice,
+            StatementKind::MunicipalityReceipt,
+            StatementKind::PremiumFunded,
+            StatementKind::MerchantPayout,
+            StatementKind::Expired,
+        ]
+        .into_iter()
+        .find(|k| k.name() == text)
+    }
+}
+
+/// One line of a period's statements (1 point = 1 yen).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// What it is.
+    pub kind: StatementKind,
+    /// Who it is for.
+    pub party: String,
+    /// Points.
+    pub points: u64,
+    /// Yen.
+    pub yen: u64,
+    /// Transfers summed.
+    pub n_transfers: u64,
+}
+
+/// A closed period with its statements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedPeriod {
+    /// The period.
+    pub period: Period,
+    /// Its statements.
+    pub statements: Vec<Statement>,
+}
+
+/// Accumulates a period's statements from its transfers (pure).
+#[derive(Debug, Default)]
+pub struct Statements {
+    lines: BTreeMap<(StatementKind, String), (u64, u64)>,
+}
+
+impl Statements {
+    /// Adds a transfer of the period if it concerns `m`.
+    pub fn add(&mut self, m: MunicipalityCode, t: &Transfer) {
+        let mut line = |k: StatementKind, party: String| {
+            let e = self.lines.entry((k, party)).or_default();
+            e.0 += t.amount.get();
+            e.1 += 1;
+        };
+        match (&t.debit, &t.credit, t.kind) {
+            (LedgerAccount::OperatorReceivable(op, om), _, TransferKind::Exchange) if *om == m => {
+                line(StatementKind::OperatorInvoice, op.clone());
+                line(StatementKind::MunicipalityReceipt, m.to_string());
+            }
+            (LedgerAccount::MunicipalityFunding(fm), _, TransferKind::Premium) if *fm == m => {
+                line(StatementKind::PremiumFunded, m.to_string());
+            }
+            (
+                _,
+                LedgerAccount::MerchantPayable(f, fm),
+                TransferKind::Redeem | TransferKind::RedeemOnDebt,
+            ) if *fm == m => {
+                line(StatementKind::MerchantPayout, f.as_str().to_owned());
+            }
+            (_, LedgerAccount::ExpiryIncome(em), TransferKind::Expiry) if *em == m => {
+                line(StatementKind::Expired, m.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// The lines, in kind then party order.
+    pub fn finish(self) -> Vec<Statement> {
+        self.lines
+            .into_iter()
+            .map(|((kind, party), (points, n))| Statement {
+                kind,
+                party,
+                points,
+                yen: points,
+                n_transfers: n,
+            })
+            .collect()
+    }
+}
+
+/// Statements of `m` over `transfers` (pure).
+pub fn statements<'a>(
+    m: MunicipalityCode,
+    transfers: impl IntoIterator<Item = &'a Transfer>,
+) -> Vec<Statement> {
+    let mut s = Statements::default();
+    for t in transfers {
+        s.add(m, t);
+    }
+    s.finish()
+}
+
+/// Why periods could not be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// The municipality is not registered.
+    #[error("municipality {0} is not registered")]
+    UnknownMunicipality(MunicipalityCode),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Hub {
+    /// Sets a municipality's settlement cycle (for periods not yet closed).
+    pub fn set_settlement_cycle(
+        &mut self,
+        m: MunicipalityCode,
+        c: Cycle,
+    ) -> Result<(), SettleError> {
+        let mut st = self.store.begin()?;
+        if st.municipality(m)?.is_none() {
+            return Err(SettleError::UnknownMunicipality(m));
+        }
+        st.set_settlement_cycle(m, c)?;
+        st.commit()?;
+        Ok(())
+    }
+
+    /// Closes every period of `m` that ended at or before `now` (at most
+    /// [`MAX_PERIODS_PER_CLOSE`]), oldest first, and returns them. The first
+    /// period is the one holding the ledger's first transfer.
+    pub fn close_periods(
+        &mut self,
+        m: MunicipalityCode,
+        now: UnixMillis,
+    ) -> Result<Vec<ClosedPeriod>, SettleError> {
+        let mut st = self.store.begin()?;
+        if st.municipality(m)?.is_none() {
+            return Err(SettleError::UnknownMunicipality(m));
+        }
+        let cycle = st.settlement_cycle(m)?.unwrap_or_default();
+        let last = st.periods(m)?.pop();
+        let (mut start, mut after) = match &last {
+            Some(p) => (p.ends_at, p.ledger_pos),
+            None => match st.transfers(0, 1)?.first() {
+                Some(t) => (cycle.period_of(t.hub_time).0.start(), 0),
+                None => return Ok(vec![]),
+            },
+        };
+        let mut out = vec![];
+        while out.len() < MAX_PERIODS_PER_CLOSE {
+            let (_, end_day) = cycle.period_of(start);
+            let end = end_day.start();
+            if end > now {
+                break;
+            }
+            let through = st.last_pos_before(after, end)?;
+            let mut acc = Statements::default();
+            let mut cursor = after;
+            while cursor < through {
+                let page = st.transfers(cursor, PAGE)?;
+                let Some(last) = page.last().map(|t| t.pos) else {
+                    break;
+                };
+                for t in page.iter().filter(|t| t.pos <= through) {
+                    acc.add(m, t);
+                }
+                cursor = last;
+            }
+            let period = Period {
+                municipality: m,
+                starts_at: start,
+                ends_at: end,
+                closed_at: now,
+                ledger_pos: through,
+            };
+            let statements = acc.finish();
+            st.insert_period(&period, &statements)?;
+            out.push(ClosedPeriod { period, statements });
+            start = end;
+            after = through;
+        }
+        st.commit()?;
+        for c in &out {
+            tracing::info!(municipality = %m, from = %Date::of(c.period.starts_at), lines = c.statements.len(), "settlement period closed");
+        }
+        Ok(out)
+    }
+
+    /// The closed periods of `m` with their statements.
+    pub fn closed_periods(&mut self, m: MunicipalityCode) -> Result<Vec<ClosedPeriod>, StoreError> {
+        let mut st = self.store.begin_read()?;
+        let mut out = vec![];
+        for period in st.periods(m)? {
+            let statements = st.statements(m, period.starts_at)?;
+            out.push(ClosedPeriod { period, statements });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles() {
+        let t = Date::new(2026, 2, 20).unwrap().start().plus_ms(5);
+        let d = |y, m, d| Date::new(y, m, d).unwrap();
+        assert_eq!(Cycle::Monthly.period_of(t), (d(2026, 2, 1), d(2026, 3, 1)));
+        assert_eq!(
+            Cycle::TwiceMonthly.period_of(t),
+            (d(2026, 2, 16), d(2026, 3, 1))
+        );
+        let t = d(2026, 12, 3).start();
+        assert_eq!(
+            Cycle::TwiceMonthly.period_of(t),
+            (d(2026, 12, 1), d(2026, 12, 16))
+        );
+        assert_eq!(Cycle::Monthly.period_of(t).1, d(2027, 1, 1));
+    }
+}

@@ -1,0 +1,147 @@
+//! Storage for the points economy: exchange operators, campaigns, exchange
+//! requests, expiry policies, lots, settlement periods and statements,
+//! payees' bank accounts.
+//!
+//! A supertrait of [`super::StoreTx`] like [`super::status::StatusTx`],
+//! with the same transaction contract. Periods and statements are
+//! immutable once written (SQLite: triggers), like transfers.
+
+use super::StoreError;
+use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId};
+use crate::economy::lots::{ExpiryPolicy, Lot};
+use crate::economy::settlement::{Cycle, Period, Statement};
+use crate::economy::zengin::BankAccount;
+use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
+
+/// Who a bank account belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// A merchant (facility), paid for points redeemed at it.
+    Merchant(mykey_sync_proto::FacilityId),
+    /// A municipality, receiving exchange money.
+    Municipality(MunicipalityCode),
+    /// The settlement agent that sends the transfers (its 依頼人コード).
+    Agent,
+}
+
+impl Party {
+    /// Storage key.
+    pub fn key(&self) -> String {
+        match self {
+            Party::Merchant(f) => format!("merchant:{f}"),
+            Party::Municipality(m) => format!("municipality:{m}"),
+            Party::Agent => "agent".to_owned(),
+        }
+    }
+}
+
+/// Economy storage; see the module docs.
+pub trait EconomyTx {
+    /// Adds or replaces an exchange operator.
+    fn upsert_exchange_operator(
+        &mut self,
+        op: &ExchangeOperator,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// An exchange operator by id.
+    fn exchange_operator(
+        &mut self,
+        id: &OperatorId,
+    ) -> Result<Option<ExchangeOperator>, StoreError>;
+    /// Every exchange operator.
+    fn exchange_operators(&mut self) -> Result<Vec<ExchangeOperator>, StoreError>;
+
+    /// Adds a campaign (the caller checked the id is new).
+    fn insert_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError>;
+    /// Campaigns of a municipality.
+    fn campaigns(&mut self, m: MunicipalityCode) -> Result<Vec<Campaign>, StoreError>;
+    /// Premium points an account has received from a campaign.
+    fn premium_received(&mut self, campaign: &str, account: AccountId) -> Result<u64, StoreError>;
+
+    /// A stored exchange by operator and request id.
+    fn exchange(
+        &mut self,
+        op: &OperatorId,
+        request_id: &str,
+    ) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// The exchange whose ledger transfers carry this origin.
+    fn exchange_by_origin(&mut self, origin: &TxId) -> Result<Option<ExchangeRecord>, StoreError>;
+    /// Stores an exchange (the caller checked it is new).
+    fn insert_exchange(&mut self, e: &ExchangeRecord) -> Result<(), StoreError>;
+    /// Held exchanges whose holding period ended at or before `now`, at most `limit`.
+    fn exchanges_due(
+        &mut self,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<ExchangeRecord>, StoreError>;
+    /// Marks a held exchange released.
+    fn mark_released(&mut self, e: &ExchangeRecord, now: UnixMillis) -> Result<(), StoreError>;
+    /// An account's exchanges, newest first, at most `limit` (transfer history).
+    fn exchanges_of(
+        &mut self,
+        account: AccountId,
+        limit: u32,
+    ) -> Result<Vec<ExchangeRecord>, StoreError>;
+
+    /// Sets a programme's expiry policy.
+    fn set_program_expiry(
+        &mut self,
+        program: &ProgramId,
+        p: ExpiryPolicy,
+    ) -> Result<(), StoreError>;
+    /// A programme's expiry policy (`None`: never set).
+    fn program_expiry(&mut self, program: &ProgramId) -> Result<Option<ExpiryPolicy>, StoreError>;
+
+    /// The last ledger position folded into the lots.
+    fn lot_cursor(&mut self) -> Result<u64, StoreError>;
+    /// Moves the lot cursor.
+    fn set_lot_cursor(&mut self, pos: u64) -> Result<(), StoreError>;
+    /// Adds a lot.
+    fn insert_lot(&mut self, lot: &Lot) -> Result<(), StoreError>;
+    /// Changes a lot's remaining points.
+    fn set_lot_remaining(&mut self, pos: u64, remaining: u64) -> Result<(), StoreError>;
+    /// A holder's lots with points left in one municipality, oldest expiry first
+    /// (lots that never expire last), then by credit order.
+    fn live_lots(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Lot>, StoreError>;
+    /// Every lot with points left, at most `limit`, ordered by expiry.
+    fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError>;
+
+    /// A municipality's settlement cycle (`None`: the monthly default).
+    fn settlement_cycle(&mut self, m: MunicipalityCode) -> Result<Option<Cycle>, StoreError>;
+    /// Sets a municipality's settlement cycle.
+    fn set_settlement_cycle(&mut self, m: MunicipalityCode, c: Cycle) -> Result<(), StoreError>;
+    /// Sets a party's bank account.
+    fn set_payee(
+        &mut self,
+        party: &Party,
+        account: &BankAccount,
+        code: u64,
+    ) -> Result<(), StoreError>;
+    /// A party's bank account and its customer / requester code.
+    fn payee(&mut self, party: &Party) -> Result<Option<(BankAccount, u64)>, StoreError>;
+
+    /// Closed periods of a municipality, oldest first.
+    fn periods(&mut self, m: MunicipalityCode) -> Result<Vec<Period>, StoreError>;
+    /// Records a closed period and its statements (immutable from then on).
+    fn insert_period(&mut self, p: &Period, statements: &[Statement]) -> Result<(), StoreError>;
+    /// The statements of a closed period.
+    fn statements(
+        &mut self,
+        m: MunicipalityCode,
+        starts_at: UnixMillis,
+    ) -> Result<Vec<Statement>, StoreError>;
+    /// The last ledger position after `after` whose transfer was posted
+    /// (hub clock) before `before`; `after` if none.
+    fn last_pos_before(&mut self, after: u64, before: UnixMillis) -> Result<u64, StoreError>;
+    /// Natural balances, per kind ("wallet", "held", "debt"), of one
+    /// municipality's holder accounts from transfers posted before `at`.
+    fn holder_totals_before(
+        &mut self,
+        m: MunicipalityCode,
+        at: UnixMillis,
+    ) -> Result<Vec<(String, i128)>, StoreError>;
+}

@@ -1,0 +1,740 @@
+//! [`EconomyTx`] for SQLite.
+
+use super::{SqliteTx, account_of, corrupt, i64_of, muni_of, muni_sql, points_of, txid_of, u64_of};
+use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
+use crate::economy::lots::{ExpiryPolicy, Lot, LotSource};
+use crate::economy::settlement::{Cycle, Period, Statement, StatementKind};
+use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
+use crate::store::StoreError;
+use crate::store::economy::{EconomyTx, Party};
+use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
+use rusqlite::{OptionalExtension, Row, params};
+
+/// Schema of the economy (appended to the migrations as one step).
+pub(super) const MIGRATION: &str = r#"
+-- Economy: exchange operators, campaigns, exchanges, lots and expiry,
+-- settlement periods and their statements, payees' bank accounts.
+CREATE TABLE exchange_operators (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    rate_num INTEGER NOT NULL CHECK (rate_num > 0),
+    rate_den INTEGER NOT NULL CHECK (rate_den > 0),
+    holding_days INTEGER NOT NULL,
+    expiry TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    operator TEXT,
+    percent INTEGER NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    cap_per_account INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE exchanges (
+    operator TEXT NOT NULL REFERENCES exchange_operators(id),
+    request_id TEXT NOT NULL,
+    request_sha256 BLOB NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    municipality INTEGER NOT NULL,
+    operator_points INTEGER NOT NULL,
+    regional_points INTEGER NOT NULL,
+    premium_points INTEGER NOT NULL,
+    campaign TEXT,
+    requested_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    released_at INTEGER,
+    origin_tx BLOB NOT NULL UNIQUE,
+    release_tx BLOB NOT NULL UNIQUE,
+    PRIMARY KEY (operator, request_id)
+);
+CREATE INDEX exchanges_held ON exchanges(available_at)
+    WHERE released_at IS NULL AND available_at > received_at;
+CREATE INDEX exchanges_by_account ON exchanges(account, received_at);
+CREATE INDEX exchanges_by_campaign ON exchanges(campaign, account);
+CREATE TRIGGER exchanges_no_delete BEFORE DELETE ON exchanges
+BEGIN SELECT RAISE(ABORT, 'exchanges are one-way and permanent'); END;
+CREATE TABLE program_expiry (
+    program TEXT PRIMARY KEY REFERENCES programs(id),
+    policy TEXT NOT NULL
+);
+CREATE TABLE lots (
+    pos INTEGER PRIMARY KEY,
+    account INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= amount),
+    credited_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX lots_live ON lots(account, municipality, expires_at) WHERE remaining > 0;
+CREATE INDEX lots_live_by_expiry ON lots(expires_at) WHERE remaining > 0;
+CREATE TABLE lot_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), pos INTEGER NOT NULL);
+INSERT INTO lot_cursor VALUES (1, 0);
+CREATE TABLE settlement_cycles (
+    municipality INTEGER PRIMARY KEY REFERENCES municipalities(code),
+    cycle TEXT NOT NULL
+);
+CREATE TABLE payees (
+    party TEXT PRIMARY KEY,
+    bank TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    code INTEGER NOT NULL
+);
+CREATE TABLE periods (
+    municipality INTEGER NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    closed_at INTEGER NOT NULL,
+    ledger_pos INTEGER NOT NULL,
+    PRIMARY KEY (municipality, starts_at)
+);
+CREATE TABLE statements (
+    id INTEGER PRIMARY KEY,
+    municipality INTEGER NOT NULL,
+    starts_at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    party TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    yen INTEGER NOT NULL,
+    n_transfers INTEGER NOT NULL,
+    FOREIGN KEY (municipality, starts_at) REFERENCES periods(municipality, starts_at)
+);
+CREATE INDEX statements_by_period ON statements(municipality, starts_at);
+CREATE TRIGGER periods_no_update BEFORE UPDATE ON periods
+BEGIN SELECT RAISE(ABORT, 'a closed settlement period never changes'); END;
+CREATE TRIGGER periods_no_delete BEFORE DELETE ON periods
+BEGIN SELECT RAISE(ABORT, 'a closed settlement period never changes'); END;
+CREATE TRIGGER statements_no_update BEFORE UPDATE ON statements
+BEGIN SELECT RAISE(ABORT, 'a closed settlement period never changes'); END;
+CREATE TRIGGER statements_no_delete BEFORE DELETE ON statements
+BEGIN SELECT RAISE(ABORT, 'a closed settlement period never changes'); END;
+CREATE INDEX transfers_by_hub_time ON transfers(hub_time);
+"#;
+
+fn ms(what: &'static str, v: i64) -> Result<UnixMillis, StoreError> {
+    Ok(UnixMillis(u64_of(what, v)?))
+}
+
+fn operator_id(v: String) -> Result<OperatorId, StoreError> {
+    OperatorId::parse(&v).map_err(|e| corrupt("operator id", e))
+}
+
+fn policy_of(v: &str) -> Result<ExpiryPolicy, StoreError> {
+    ExpiryPolicy::parse(v).ok_or_else(|| corrupt("expiry policy", v))
+}
+
+const OP_COLS: &str = "id, name, public_key, rate_num, rate_den, holding_days, expiry";
+type OpRow = (String, String, Vec<u8>, i64, i64, i64, String);
+fn op_row(r: &Row<'_>) -> rusqlite::Result<OpRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+fn op_of(row: OpRow) -> Result<ExchangeOperator, StoreError> {
+    let (id, name, key, num, den, holding, expiry) = row;
+    Ok(ExchangeOperator {
+        id: operator_id(id)?,
+        name,
+        public_key: key
+            .try_into()
+            .map_err(|_| corrupt("operator key", "not 32 bytes"))?,
+        rate: Rate::new(u64_of("rate", num)?, u64_of("rate", den)?)
+            .ok_or_else(|| corrupt("rate", "zero"))?,
+        holding_days: u32::try_from(holding).map_err(|e| corrupt("holding days", e))?,
+        expiry: policy_of(&expiry)?,
+    })
+}
+
+const EX_COLS: &str = "operator, request_id, request_sha256, account, municipality, operator_points, \
+    regional_points, premium_points, campaign, requested_at, received_at, available_at, released_at, \
+    origin_tx, release_tx";
+type ExRow = (
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Vec<u8>,
+    Vec<u8>,
+);
+fn ex_row(r: &Row<'_>) -> rusqlite::Result<ExRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
+    ))
+}
+fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
+    let (op, req, sha, acct, m, opp, reg, prem, camp, rq, rc, av, rel, origin, release) = row;
+    Ok(ExchangeRecord {
+        operator: operator_id(op)?,
+        request_id: req,
+        request_sha256: sha
+            .try_into()
+            .map_err(|_| corrupt("request hash", "not 32 bytes"))?,
+        account: account_of(acct)?,
+        municipality: muni_of(m)?,
+        operator_points: u64_of("operator points", opp)?,
+        regional: points_of("regional points", reg)?,
+        premium: points_of("premium points", prem)?,
+        campaign: camp,
+        requested_at: ms("requested at", rq)?,
+        received_at: ms("received at", rc)?,
+        available_at: ms("available at", av)?,
+        released_at: rel.map(|v| ms("released at", v)).transpose()?,
+        origin: txid_of(origin)?,
+        release_origin: txid_of(release)?,
+    })
+}
+
+const LOT_COLS: &str =
+    "pos, account, municipality, source, amount, remaining, credited_at, expires_at";
+type LotRow = (i64, i64, i64, String, i64, i64, i64, Option<i64>);
+fn lot_row(r: &Row<'_>) -> rusqlite::Result<LotRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+fn lot_of(row: LotRow) -> Result<Lot, StoreError> {
+    let (pos, acct, m, source, amount, remaining, credited, expires) = row;
+    Ok(Lot {
+        pos: u64_of("lot", pos)?,
+        account: account_of(acct)?,
+        municipality: muni_of(m)?,
+        source: LotSource::parse(&source).ok_or_else(|| corrupt("lot source", &source))?,
+        amount: u64_of("lot amount", amount)?,
+        remaining: u64_of("lot remaining", remaining)?,
+        credited_at: ms("credited at", credited)?,
+        expires_at: expires.map(|v| ms("expires at", v)).transpose()?,
+    })
+}
+
+impl EconomyTx for SqliteTx<'_> {
+    fn upsert_exchange_operator(
+        &mut self,
+        op: &ExchangeOperator,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO exchange_operators (id, name, public_key, rate_num, rate_den, holding_days, expiry, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET name = ?2, public_key = ?3, rate_num = ?4, rate_den = ?5,
+                     holding_days = ?6, expiry = ?7, updated_at = ?8",
+            )?
+            .execute(params![
+                op.id.as_str(),
+                op.name,
+                &op.public_key[..],
+                i64_of(op.rate.num),
+                i64_of(op.rate.den),
+                i64::from(op.holding_days),
+                op.expiry.to_string(),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn exchange_operator(
+        &mut self,
+        id: &OperatorId,
+    ) -> Result<Option<ExchangeOperator>, StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT {OP_COLS} FROM exchange_operators WHERE id = ?1"
+            ))?
+            .query_row([id.as_str()], op_row)
+            .optional()?
+            .map(op_of)
+            .transpose()
+    }
+
+    fn exchange_operators(&mut self) -> Result<Vec<ExchangeOperator>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {OP_COLS} FROM exchange_operators ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], op_row)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(op_of).collect()
+    }
+
+    fn insert_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO campaigns (id, municipality, operator, percent, starts_at, ends_at, cap_per_account, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                c.id,
+                muni_sql(c.municipality),
+                c.operator.as_ref().map(|o| o.as_str().to_owned()),
+                i64::from(c.percent),
+                i64_of(c.starts_at.0),
+                i64_of(c.ends_at.0),
+                i64_of(c.cap_per_account.get()),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn campaigns(&mut self, m: MunicipalityCode) -> Result<Vec<Campaign>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, operator, percent, starts_at, ends_at, cap_per_account FROM campaigns
+             WHERE municipality = ?1 ORDER BY starts_at, id",
+        )?;
+        let rows = stmt
+            .query_map([muni_sql(m)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, op, pct, s, e, cap)| {
+                Ok(Campaign {
+                    id,
+                    municipality: m,
+                    operator: op.map(operator_id).transpose()?,
+                    percent: u32::try_from(pct).map_err(|e| corrupt("campaign percent", e))?,
+                    starts_at: ms("campaign start", s)?,
+                    ends_at: ms("campaign end", e)?,
+                    cap_per_account: points_of("campaign cap", cap)?,
+                })
+            })
+            .collect()
+    }
+
+    fn premium_received(&mut self, campaign: &str, account: AccountId) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(premium_points), 0) FROM exchanges WHERE campaign = ?1 AND account = ?2",
+            )?
+            .query_row(params![campaign, i64_of(account.get())], |r| r.get(0))?;
+        u64_of("premium received", v)
+    }
+
+    fn exchange(
+        &mut self,
+        op: &OperatorId,
+        request_id: &str,
+    ) -> Result<Option<ExchangeRecord>, StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT {EX_COLS} FROM exchanges WHERE operator = ?1 AND request_id = ?2"
+            ))?
+            .query_row(params![op.as_str(), request_id], ex_row)
+            .optional()?
+            .map(ex_of)
+            .transpose()
+    }
+
+    fn exchange_by_origin(&mut self, origin: &TxId) -> Result<Option<ExchangeRecord>, StoreError> {
+        let o = &origin.as_bytes()[..];
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT {EX_COLS} FROM exchanges WHERE origin_tx = ?1 OR release_tx = ?1"
+            ))?
+            .query_row([o], ex_row)
+            .optional()?
+            .map(ex_of)
+            .transpose()
+    }
+
+    fn insert_exchange(&mut self, e: &ExchangeRecord) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO exchanges ({EX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))?
+            .execute(params![
+                e.operator.as_str(),
+                e.request_id,
+                &e.request_sha256[..],
+                i64_of(e.account.get()),
+                muni_sql(e.municipality),
+                i64_of(e.operator_points),
+                i64_of(e.regional.get()),
+                i64_of(e.premium.get()),
+                e.campaign,
+                i64_of(e.requested_at.0),
+                i64_of(e.received_at.0),
+                i64_of(e.available_at.0),
+                e.released_at.map(|t| i64_of(t.0)),
+                &e.origin.as_bytes()[..],
+                &e.release_origin.as_bytes()[..],
+            ])?;
+        Ok(())
+    }
+
+    fn exchanges_due(
+        &mut self,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<ExchangeRecord>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {EX_COLS} FROM exchanges WHERE released_at IS NULL AND available_at <= ?1 AND available_at > received_at
+             ORDER BY available_at, received_at LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![i64_of(now.0), limit], ex_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(ex_of).collect()
+    }
+
+    fn mark_released(&mut self, e: &ExchangeRecord, now: UnixMillis) -> Result<(), StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE exchanges SET released_at = ?3 WHERE operator = ?1 AND request_id = ?2 AND released_at IS NULL",
+            )?
+            .execute(params![e.operator.as_str(), e.request_id, i64_of(now.0)])?;
+        assert_eq!(n, 1, "a held exchange is released once");
+        Ok(())
+    }
+
+    fn exchanges_of(
+        &mut self,
+        account: AccountId,
+        limit: u32,
+    ) -> Result<Vec<ExchangeRecord>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {EX_COLS} FROM exchanges WHERE account = ?1 ORDER BY received_at DESC LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![i64_of(account.get()), limit], ex_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(ex_of).collect()
+    }
+
+    fn set_program_expiry(
+        &mut self,
+        program: &ProgramId,
+        p: ExpiryPolicy,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO program_expiry (program, policy) VALUES (?1, ?2)
+                 ON CONFLICT(program) DO UPDATE SET policy = ?2",
+            )?
+            .execute(params![program.as_str(), p.to_string()])?;
+        Ok(())
+    }
+
+    fn program_expiry(&mut self, program: &ProgramId) -> Result<Option<ExpiryPolicy>, StoreError> {
+        let v: Option<String> = self
+            .tx
+            .prepare_cached("SELECT policy FROM program_expiry WHERE program = ?1")?
+            .query_row([program.as_str()], |r| r.get(0))
+            .optional()?;
+        v.map(|v| policy_of(&v)).transpose()
+    }
+
+    fn lot_cursor(&mut self) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .tx
+            .prepare_cached("SELECT pos FROM lot_cursor WHERE id = 1")?
+            .query_row([], |r| r.get(0))?;
+        u64_of("lot cursor", v)
+    }
+
+    fn set_lot_cursor(&mut self, pos: u64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE lot_cursor SET pos = ?1 WHERE id = 1")?
+            .execute([i64_of(pos)])?;
+        Ok(())
+    }
+
+    fn insert_lot(&mut self, lot: &Lot) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO lots ({LOT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                i64_of(lot.pos),
+                i64_of(lot.account.get()),
+                muni_sql(lot.municipality),
+                lot.source.to_string(),
+                i64_of(lot.amount),
+                i64_of(lot.remaining),
+                i64_of(lot.credited_at.0),
+                lot.expires_at.map(|t| i64_of(t.0)),
+            ])?;
+        Ok(())
+    }
+
+    fn set_lot_remaining(&mut self, pos: u64, remaining: u64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE lots SET remaining = ?2 WHERE pos = ?1")?
+            .execute(params![i64_of(pos), i64_of(remaining)])?;
+        Ok(())
+    }
+
+    fn live_lots(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Vec<Lot>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {LOT_COLS} FROM lots WHERE account = ?1 AND municipality = ?2 AND remaining > 0
+             ORDER BY expires_at IS NULL, expires_at, pos"
+        ))?;
+        let rows = stmt
+            .query_map(params![i64_of(account.get()), muni_sql(m)], lot_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(lot_of).collect()
+    }
+
+    fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 ORDER BY expires_at IS NULL, expires_at, pos LIMIT ?1"
+        ))?;
+        let rows = stmt
+            .query_map([limit], lot_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(lot_of).collect()
+    }
+
+    fn settlement_cycle(&mut self, m: MunicipalityCode) -> Result<Option<Cycle>, StoreError> {
+        let v: Option<String> = self
+            .tx
+            .prepare_cached("SELECT cycle FROM settlement_cycles WHERE municipality = ?1")?
+            .query_row([muni_sql(m)], |r| r.get(0))
+            .optional()?;
+        v.map(|v| Cycle::parse(&v).ok_or_else(|| corrupt("settlement cycle", v)))
+            .transpose()
+    }
+
+    fn set_settlement_cycle(&mut self, m: MunicipalityCode, c: Cycle) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO settlement_cycles (municipality, cycle) VALUES (?1, ?2)
+                 ON CONFLICT(municipality) DO UPDATE SET cycle = ?2",
+            )?
+            .execute(params![muni_sql(m), c.name()])?;
+        Ok(())
+    }
+
+    fn set_payee(&mut self, party: &Party, a: &BankAccount, code: u64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO payees (party, bank, branch, kind, number, holder, code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(party) DO UPDATE SET bank = ?2, branch = ?3, kind = ?4, number = ?5, holder = ?6, code = ?7",
+            )?
+            .execute(params![
+                party.key(),
+                a.bank.to_string(),
+                a.branch.to_string(),
+                a.kind.name(),
+                i64::from(a.number),
+                a.holder,
+                i64_of(code)
+            ])?;
+        Ok(())
+    }
+
+    fn payee(&mut self, party: &Party) -> Result<Option<(BankAccount, u64)>, StoreError> {
+        let row: Option<(String, String, String, i64, String, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT bank, branch, kind, number, holder, code FROM payees WHERE party = ?1",
+            )?
+            .query_row([party.key()], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()?;
+        let Some((bank, branch, kind, number, holder, code)) = row else {
+            return Ok(None);
+        };
+        Ok(Some((
+            BankAccount {
+                bank: BankCode::parse(&bank).map_err(|e| corrupt("bank code", e))?,
+                branch: BranchCode::parse(&branch).map_err(|e| corrupt("branch code", e))?,
+                kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
+                number: u32::try_from(number).map_err(|e| corrupt("account number", e))?,
+                holder,
+            },
+            u64_of("payee code", code)?,
+        )))
+    }
+
+    fn periods(&mut self, m: MunicipalityCode) -> Result<Vec<Period>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT starts_at, ends_at, closed_at, ledger_pos FROM periods WHERE municipality = ?1 ORDER BY starts_at",
+        )?;
+        let rows = stmt
+            .query_map([muni_sql(m)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(s, e, c, p)| {
+                Ok(Period {
+                    municipality: m,
+                    starts_at: ms("period start", s)?,
+                    ends_at: ms("period end", e)?,
+                    closed_at: ms("period closed", c)?,
+                    ledger_pos: u64_of("period ledger position", p)?,
+                })
+            })
+            .collect()
+    }
+
+    fn insert_period(&mut self, p: &Period, statements: &[Statement]) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO periods (municipality, starts_at, ends_at, closed_at, ledger_pos) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                muni_sql(p.municipality),
+                i64_of(p.starts_at.0),
+                i64_of(p.ends_at.0),
+                i64_of(p.closed_at.0),
+                i64_of(p.ledger_pos)
+            ])?;
+        for s in statements {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO statements (municipality, starts_at, kind, party, points, yen, n_transfers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    muni_sql(p.municipality),
+                    i64_of(p.starts_at.0),
+                    s.kind.name(),
+                    s.party,
+                    i64_of(s.points),
+                    i64_of(s.yen),
+                    i64_of(s.n_transfers)
+                ])?;
+        }
+        Ok(())
+    }
+
+    fn statements(
+        &mut self,
+        m: MunicipalityCode,
+        starts_at: UnixMillis,
+    ) -> Result<Vec<Statement>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT kind, party, points, yen, n_transfers FROM statements
+             WHERE municipality = ?1 AND starts_at = ?2 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![muni_sql(m), i64_of(starts_at.0)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(k, party, p, y, n)| {
+                Ok(Statement {
+                    kind: StatementKind::parse(&k).ok_or_else(|| corrupt("statement kind", &k))?,
+                    party,
+                    points: u64_of("statement points", p)?,
+                    yen: u64_of("statement yen", y)?,
+                    n_transfers: u64_of("statement count", n)?,
+                })
+            })
+            .collect()
+    }
+
+    fn last_pos_before(&mut self, after: u64, before: UnixMillis) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .tx
+            .prepare_cached(
+                "SELECT COALESCE(MAX(id), ?1) FROM transfers WHERE id > ?1 AND hub_time < ?2",
+            )?
+            .query_row(params![i64_of(after), i64_of(before.0)], |r| r.get(0))?;
+        u64_of("ledger position", v)
+    }
+
+    fn holder_totals_before(
+        &mut self,
+        m: MunicipalityCode,
+        at: UnixMillis,
+    ) -> Result<Vec<(String, i128)>, StoreError> {
+        let mut out = vec![];
+        for kind in ["wallet", "held", "debt"] {
+            let (c, d): (i64, i64) = self
+                .tx
+                .prepare_cached(
+                    "SELECT
+                       (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.credit
+                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3),
+                       (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
+                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3)",
+                )?
+                .query_row(params![kind, muni_sql(m), i64_of(at.0)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let natural = if kind == "debt" {
+                i128::from(d) - i128::from(c)
+            } else {
+                i128::from(c) - i128::from(d)
+            };
+            out.push((kind.to_owned(), natural));
+        }
+        Ok(out)
+    }
+}
