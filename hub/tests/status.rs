@@ -71,6 +71,7 @@ fn fleet_shows_skew_rejections_links_and_never_seen_nodes() {
         ]
     );
     assert_eq!(shop.status.n_rejected, 1);
+    assert_eq!(shop.last_refusal.as_ref().unwrap().label, "unknown-card");
     assert_eq!(shop.facility.as_ref().unwrap().name, "shop-1");
 
     let lib = row(f.library.id);

@@ -370,6 +370,10 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
     assert_eq!(silent["facility_name"], "千駄木図書館");
     assert!(now().0 - silent["last_contact_ms"].as_u64().unwrap() >= 3 * DAY_MS - 60_000);
     assert_eq!(node_json(&nodes, &w.rejecting.1)["rejected_total"], 1);
+    assert_eq!(
+        node_json(&nodes, &w.rejecting.1)["last_refusal_reason"],
+        "unknown-program"
+    );
     // Connected a moment ago: one session in the last day.
     assert_eq!(node_json(&nodes, &w.healthy.1)["sessions_24h"], 1);
 
@@ -566,6 +570,13 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
         alerts
             .iter()
             .any(|a| a["text"].as_str().unwrap().contains("無通信")),
+        "{b}"
+    );
+    // The rejection alert says why, in Japanese.
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["text"].as_str().unwrap().contains("登録されていない事業")),
         "{b}"
     );
 

@@ -119,6 +119,12 @@ pub struct NodeJson {
     pub chain_refusals_total: u64,
     /// Refusals of both kinds in the last 24 hours.
     pub refusals_24h: u64,
+    /// The latest refusal's reason label (`chain` for a chain-level refusal).
+    pub last_refusal_reason: Option<&'static str>,
+    /// The latest refusal in words.
+    pub last_refusal_detail: Option<String>,
+    /// When it happened.
+    pub last_refusal_ms: Option<u64>,
     /// Node clock minus hub clock at its last Hello.
     pub clock_skew_ms: Option<i64>,
     /// Its software version.
@@ -153,6 +159,9 @@ fn node_json(r: &NodeRow) -> NodeJson {
         rejected_total: s.n_rejected,
         chain_refusals_total: s.n_incidents,
         refusals_24h: r.refusals_in_window,
+        last_refusal_reason: r.last_refusal.as_ref().map(|x| x.label),
+        last_refusal_detail: r.last_refusal.as_ref().map(|x| x.detail.clone()),
+        last_refusal_ms: r.last_refusal.as_ref().map(|x| x.at.0),
         clock_skew_ms: c.map(|c| c.clock_skew_ms),
         software: c.map(|c| c.software.clone()),
         fact_cursor: c.map(|c| c.fact_cursor),
@@ -414,7 +423,8 @@ pub fn openapi_document() -> serde_json::Value {
         "sessions_24h": {"type": "integer"}, "unconfirmed": {"type": "integer"},
         "unconfirmed_since_ms": {"type": ["integer", "null"]}, "processed_seq": {"type": "integer"},
         "rejected_total": {"type": "integer"}, "chain_refusals_total": {"type": "integer"},
-        "refusals_24h": {"type": "integer"}, "clock_skew_ms": {"type": ["integer", "null"]},
+        "refusals_24h": {"type": "integer"}, "last_refusal_reason": {"type": ["string", "null"]},
+        "last_refusal_detail": {"type": ["string", "null"]}, "last_refusal_ms": {"type": ["integer", "null"]}, "clock_skew_ms": {"type": ["integer", "null"]},
         "software": {"type": ["string", "null"]}, "fact_cursor": {"type": ["integer", "null"]},
         "oldest_missing_fact_ms": {"type": ["integer", "null"]},
         "alerts": {"type": "array", "items": r("Alert")}}});

@@ -64,6 +64,35 @@ impl Lang {
     }
 }
 
+impl Lang {
+    /// A refusal reason (label from `reason_label`) in words; English falls
+    /// back to the protocol's own text.
+    pub fn reason<'a>(self, label: &str, detail: &'a str) -> std::borrow::Cow<'a, str> {
+        let ja = match label {
+            "malformed" => "取引データが壊れている",
+            "bad-signature" => "署名が検証できない（改ざんの疑い）",
+            "unknown-node" => "登録されていないノード",
+            "revoked-node" => "失効したノード",
+            "chain-gap" => "連番の欠落",
+            "chain-fork" => "連番の分岐（改ざんの疑い）",
+            "not-allowed" => "この施設に許可されていない操作",
+            "unknown-card" => "登録されていないカード",
+            "wrong-account" => "カードとアカウントが一致しない",
+            "card-suspended" => "利用停止中のカード",
+            "unknown-program" => "登録されていない事業",
+            "unknown-facility" => "登録されていない施設",
+            "wrong-municipality" => "このノードの自治体ではない",
+            "number-taken" => "利用者番号が他のアカウントに紐付け済み",
+            "not-linked" => "利用者番号が紐付けられていない",
+            _ => return detail.into(),
+        };
+        match self {
+            Lang::Ja => format!("{ja}（{detail}）").into(),
+            Lang::En => detail.into(),
+        }
+    }
+}
+
 /// The language of a request: `?lang=` first, then the `lang` cookie, else Japanese.
 pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
     let cookie = headers

@@ -599,9 +599,15 @@ fn render_overview(
         b.push_str(r#"<ul class="alerts">"#);
         for r in alerting {
             for a in &r.assessment.alerts {
+                let why = match (a, &r.last_refusal) {
+                    (Alert::Rejections { .. }, Some(lr)) => {
+                        format!(": {}", esc(&lang.reason(lr.label, &lr.detail)))
+                    }
+                    _ => String::new(),
+                };
                 let _ = write!(
                     b,
-                    r#"<li data-alert="{kind}" data-node="{id}"><b>{text}</b> — <a href="/nodes/{id}">{fac}</a> <span class="muted">{muni} · {short}</span></li>"#,
+                    r#"<li data-alert="{kind}" data-node="{id}"><b>{text}</b>{why} — <a href="/nodes/{id}">{fac}</a> <span class="muted">{muni} · {short}</span></li>"#,
                     kind = a.name(),
                     id = r.status.node.id,
                     text = esc(&alert_text(lang, a, now)),
@@ -874,7 +880,7 @@ fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixMillis) -> S
             r#"<tr data-reason="{}"><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             reason_label(&rj.reason),
             rj.seq,
-            esc(&rj.reason.to_string()),
+            esc(&lang.reason(reason_label(&rj.reason), &rj.reason.to_string())),
             fmt_time(rj.at)
         );
     }

@@ -65,11 +65,25 @@ pub struct NodeRow {
     pub municipality_name: String,
     /// Refusals of its transactions in the last day (business and chain level).
     pub refusals_in_window: u64,
+    /// Its latest refusal, of any age.
+    pub last_refusal: Option<LastRefusal>,
     /// Issue time of the oldest fact it lacked when last heard of (its cursor
     /// at Hello, or at its latest pull to this process).
     pub oldest_missing_fact: Option<UnixMillis>,
     /// Health, alerts, link quality.
     pub assessment: Assessment,
+}
+
+/// The latest refusal of a node's transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRefusal {
+    /// When the hub refused it.
+    pub at: UnixMillis,
+    /// The reason's label ([`counters::reason_label`]), or `chain` for a
+    /// chain-level refusal (detail says which).
+    pub label: &'static str,
+    /// The reason in words (English, from the protocol).
+    pub detail: String,
 }
 
 /// Every node at one instant.
@@ -128,14 +142,39 @@ impl Hub {
             links.entry(l.node).or_default().push(l);
         }
         let mut refusals: HashMap<NodeId, u64> = HashMap::new();
+        let mut latest: HashMap<NodeId, LastRefusal> = HashMap::new();
+        let mut note_latest = |node: NodeId, r: LastRefusal| {
+            let e = latest.entry(node).or_insert_with(|| r.clone());
+            if r.at > e.at {
+                *e = r;
+            }
+        };
         for r in st.rejections(None, MAX_REJECTIONS)? {
             if r.at >= from {
                 *refusals.entry(r.node).or_default() += 1;
             }
+            note_latest(
+                r.node,
+                LastRefusal {
+                    at: r.at,
+                    label: counters::reason_label(&r.reason),
+                    detail: r.reason.to_string(),
+                },
+            );
         }
         for i in st.incidents(MAX_INCIDENTS)? {
-            if let (IncidentKind::ChainRejected, Some(n), true) = (i.kind, i.node, i.at >= from) {
-                *refusals.entry(n).or_default() += 1;
+            if let (IncidentKind::ChainRejected, Some(n)) = (i.kind, i.node) {
+                if i.at >= from {
+                    *refusals.entry(n).or_default() += 1;
+                }
+                note_latest(
+                    n,
+                    LastRefusal {
+                        at: i.at,
+                        label: "chain",
+                        detail: i.detail.clone(),
+                    },
+                );
             }
         }
         let mut missing: HashMap<NodeId, Option<UnixMillis>> = HashMap::new();
@@ -180,6 +219,7 @@ impl Hub {
                 let facility = facility_of(&status.node.facility);
                 let id = status.node.id;
                 let refusals_in_window = refusals.get(&id).copied().unwrap_or(0);
+                let last_refusal = latest.get(&id).cloned();
                 let oldest_missing_fact = missing.get(&id).copied().flatten();
                 let assessment = assess::assess(
                     &NodeFacts {
@@ -197,6 +237,7 @@ impl Hub {
                     status,
                     facility,
                     refusals_in_window,
+                    last_refusal,
                     oldest_missing_fact,
                     assessment,
                 }
