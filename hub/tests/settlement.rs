@@ -724,3 +724,39 @@ proptest! {
         let _ = MunicipalityCode::parse("131059");
     }
 }
+
+#[test]
+fn an_exhausted_budget_declines_hub_grants_but_honours_offline_ones() {
+    let mut f = Fixture::new(); // budget 100,000
+    f.hub
+        .admin_grant(f.alice, &program(), pts(99_000), T0)
+        .unwrap();
+    let e = f
+        .hub
+        .admin_grant(f.bob, &program(), pts(2_000), T0)
+        .unwrap_err();
+    assert!(e.to_string().contains("1000 pt of budget left"), "{e}");
+    // A node's offline grant over budget is honoured and reported.
+    let centre = f.centre.id;
+    let tx = f.centre.sign(grant(f.bob, 2, 2_000));
+    let r = f.hub.ingest(&centre, vec![tx], T0.plus_ms(1));
+    assert!(matches!(
+        r.receipts[0].outcome,
+        mykey_sync_proto::wire::Outcome::Accepted { .. }
+    ));
+    let line = f
+        .hub
+        .programs()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.program.id == program())
+        .unwrap();
+    assert_eq!(line.overdrawn.get(), 1_000);
+    assert!(
+        f.hub
+            .incidents(10)
+            .unwrap()
+            .iter()
+            .any(|i| i.kind == mykey_hub::IncidentKind::ProgramOverdrawn)
+    );
+}

@@ -157,10 +157,10 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     // Links a previous process left open ended when it stopped.
     s.hub.close_stale_links()?;
-    let dashboard = crate::http::router(crate::http::AppState::new(
-        Hub::open(data)?,
-        opts.dashboard.thresholds.clone(),
-    ));
+    let state = crate::http::AppState::new(Hub::open(data)?, opts.dashboard.thresholds.clone());
+    // The operator exchange API authenticates by signature, beside the dashboard's login.
+    let dashboard =
+        crate::http::router(state.clone()).merge(crate::economy::http::router(state));
     let http = crate::http::bind(opts.dashboard.http.as_deref()).await?;
     tokio::spawn(async move {
         if let Err(e) = crate::http::serve(http, dashboard).await {

@@ -1,0 +1,183 @@
+//! The operator exchange API over HTTP: signed requests, idempotent replay,
+//! refusals, and no route back.
+#![allow(missing_docs)]
+
+mod common;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use mykey_hub::economy::exchange::{
+    ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
+};
+use mykey_hub::economy::lots::ExpiryPolicy;
+use mykey_hub::http::AppState;
+use mykey_hub::status::assess::Thresholds;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+fn serve(f: &Fixture) -> std::net::SocketAddr {
+    let hub = mykey_hub::Hub::open(&f.dir.path().join("hub")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let state = AppState::new(hub, Thresholds::default());
+            let app = mykey_hub::http::router(state.clone())
+                .merge(mykey_hub::economy::http::router(state));
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn signed_headers(s: &SignedExchange) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-MyKey-Operator", s.operator.to_string()),
+        ("X-MyKey-Signature", hex::encode(s.signature)),
+    ]
+}
+
+#[test]
+fn exchange_over_http() {
+    let mut f = Fixture::new();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let op = OperatorId::parse("air-y").unwrap();
+    f.hub
+        .upsert_exchange_operator(
+            &ExchangeOperator {
+                id: op.clone(),
+                name: "Air Y".into(),
+                public_key: key.verifying_key().to_bytes(),
+                rate: Rate::new(1, 1).unwrap(),
+                holding_days: 0,
+                expiry: ExpiryPolicy::Never,
+            },
+            T0,
+        )
+        .unwrap();
+    let addr = serve(&f);
+    let req = ExchangeRequest {
+        request_id: "req-1".into(),
+        my_key_id: "Alice01".into(),
+        operator_points: 700,
+        municipality: None,
+        requested_at: T0.0,
+    };
+    let s = SignedExchange::sign(&op, &req, &key);
+    let (status, body) = post(addr, "/operator/v1/exchange", &signed_headers(&s), &s.body);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["regional_points"].as_u64(), v["replayed"].as_bool()),
+        (Some(700), Some(false))
+    );
+    let (status, body) = post(addr, "/operator/v1/exchange", &signed_headers(&s), &s.body);
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["replayed"],
+        true
+    );
+    // Other bytes under the same request id.
+    let s2 = SignedExchange::sign(
+        &op,
+        &ExchangeRequest {
+            operator_points: 5,
+            ..req.clone()
+        },
+        &key,
+    );
+    assert_eq!(
+        post(
+            addr,
+            "/operator/v1/exchange",
+            &signed_headers(&s2),
+            &s2.body
+        )
+        .0,
+        409
+    );
+    // A signature by another key.
+    let forged = SignedExchange::sign(
+        &op,
+        &ExchangeRequest {
+            request_id: "req-2".into(),
+            ..req.clone()
+        },
+        &SigningKey::from_bytes(&[8; 32]),
+    );
+    assert_eq!(
+        post(
+            addr,
+            "/operator/v1/exchange",
+            &signed_headers(&forged),
+            &forged.body
+        )
+        .0,
+        401
+    );
+    // An unknown holder.
+    let s3 = SignedExchange::sign(
+        &op,
+        &ExchangeRequest {
+            request_id: "req-3".into(),
+            my_key_id: "Nobody9".into(),
+            ..req.clone()
+        },
+        &key,
+    );
+    assert_eq!(
+        post(
+            addr,
+            "/operator/v1/exchange",
+            &signed_headers(&s3),
+            &s3.body
+        )
+        .0,
+        422
+    );
+    // A body with a field the API does not have (e.g. what the points would buy) is refused.
+    let extra = br#"{"request_id":"req-4","my_key_id":"Alice01","operator_points":1,"requested_at":0,"item":"book"}"#;
+    let sig = ed25519_dalek::Signer::sign(&key, extra).to_bytes();
+    let h = vec![
+        ("X-MyKey-Operator", op.to_string()),
+        ("X-MyKey-Signature", hex::encode(sig)),
+    ];
+    assert_eq!(post(addr, "/operator/v1/exchange", &h, extra).0, 422);
+    // No way back: there is no reverse route (it falls to the dashboard's login).
+    let (status, _) = post(addr, "/operator/v1/refund", &signed_headers(&s), &s.body);
+    assert_ne!(status, 200);
+    let balance = f.hub.balance(f.alice, muni()).unwrap().balance.get();
+    assert_eq!(balance, 700);
+}
