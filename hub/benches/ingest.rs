@@ -27,7 +27,10 @@ const N_SHOPS: usize = 4;
 const T0: UnixMillis = UnixMillis(1_750_000_000_000);
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// splitmix64: a fixed, seedable stream for the workload.
@@ -53,12 +56,23 @@ impl Chain {
     fn new(seed: u8) -> Chain {
         let key = SigningKey::from_bytes(&[seed; 32]);
         let id = NodeId::from_bytes(key.verifying_key().to_bytes()).expect("node id");
-        Chain { key, id, seq: 0, prev: TxId::GENESIS }
+        Chain {
+            key,
+            id,
+            seq: 0,
+            prev: TxId::GENESIS,
+        }
     }
     fn sign(&mut self, body: TxBody) -> SignedTx {
         self.seq += 1;
         let tx = SignedTx::sign(
-            &TxPayload { node: self.id, seq: self.seq, prev_hash: self.prev, created_at: T0.plus_ms(self.seq), body },
+            &TxPayload {
+                node: self.id,
+                seq: self.seq,
+                prev_hash: self.prev,
+                created_at: T0.plus_ms(self.seq),
+                body,
+            },
             &self.key,
         );
         self.prev = tx.id();
@@ -70,7 +84,11 @@ fn muni() -> MunicipalityCode {
     MunicipalityCode::parse("131059").expect("code")
 }
 fn card(i: usize) -> CardKey {
-    CardKey::new(vec![0x30, 0x0b, 0x31], (i as u32 + 1).to_be_bytes().to_vec()).expect("card")
+    CardKey::new(
+        vec![0x30, 0x0b, 0x31],
+        (i as u32 + 1).to_be_bytes().to_vec(),
+    )
+    .expect("card")
 }
 fn policy(op: OpKind) -> NodePolicy {
     NodePolicy {
@@ -88,20 +106,34 @@ fn build_template(dir: &Path, n_accounts: usize, shops: &[Chain]) -> Vec<Account
     let mut hub = Hub::init(dir).expect("init");
     hub.add_municipality(muni(), "Bunkyo", T0).expect("muni");
     let program = ProgramId::parse("volunteer").expect("program");
-    hub.create_program(&program, muni(), Points::new(1_000_000_000).expect("pts"), T0).expect("program");
+    hub.create_program(
+        &program,
+        muni(),
+        Points::new(1_000_000_000).expect("pts"),
+        T0,
+    )
+    .expect("program");
     for (i, shop) in shops.iter().enumerate() {
         let f = FacilityId::parse(&format!("shop-{i}")).expect("id");
-        hub.add_facility(&facility(f.clone(), muni(), FacilityKind::Shop, "shop"), T0).expect("facility");
-        hub.enrol_node(shop.id, &f, policy(OpKind::Redeem), T0).expect("enrol");
+        hub.add_facility(&facility(f.clone(), muni(), FacilityKind::Shop, "shop"), T0)
+            .expect("facility");
+        hub.enrol_node(shop.id, &f, policy(OpKind::Redeem), T0)
+            .expect("enrol");
     }
     let cc = FacilityId::parse("cc-1").expect("id");
-    hub.add_facility(&facility(cc.clone(), muni(), FacilityKind::CommunityCentre, "cc"), T0).expect("facility");
+    hub.add_facility(
+        &facility(cc.clone(), muni(), FacilityKind::CommunityCentre, "cc"),
+        T0,
+    )
+    .expect("facility");
     let mut centre = Chain::new(200);
-    hub.enrol_node(centre.id, &cc, policy(OpKind::Grant), T0).expect("enrol");
+    hub.enrol_node(centre.id, &cc, policy(OpKind::Grant), T0)
+        .expect("enrol");
     let accounts: Vec<AccountId> = (0..n_accounts)
         .map(|i| {
             let alias = MyKeyId::parse(&format!("holder{i}")).expect("alias");
-            hub.register_account(&alias, muni(), &card(i), T0).expect("register")
+            hub.register_account(&alias, muni(), &card(i), T0)
+                .expect("register")
         })
         .collect();
     let grants: Vec<SignedTx> = accounts
@@ -137,7 +169,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn thread_cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+        })
         .map_or(f64::NAN, |ns| ns as f64 / 1e9)
 }
 
@@ -184,7 +220,8 @@ fn main() {
     }
     // Pushes as nodes send them: each node's chain in batches, nodes interleaved.
     let mut pushes: Vec<(NodeId, Vec<SignedTx>)> = vec![];
-    let chunks: Vec<Vec<&[SignedTx]>> = per_shop.iter().map(|c| c.chunks(batch).collect()).collect();
+    let chunks: Vec<Vec<&[SignedTx]>> =
+        per_shop.iter().map(|c| c.chunks(batch).collect()).collect();
     for i in 0..chunks.iter().map(Vec::len).max().unwrap_or(0) {
         for (s, c) in chunks.iter().enumerate() {
             if let Some(b) = c.get(i) {
@@ -195,12 +232,17 @@ fn main() {
     let all: Vec<&SignedTx> = per_shop.iter().flatten().collect();
     let keys: Vec<VerifyingKey> = shops.iter().map(|c| c.key.verifying_key()).collect();
 
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let inputs: Vec<(usize, Vec<u8>, Signature)> = all
         .iter()
         .map(|tx| {
             let v = tx.verify().expect("valid");
-            let s = shops.iter().position(|c| c.id == v.payload().node).expect("shop");
+            let s = shops
+                .iter()
+                .position(|c| c.id == v.payload().node)
+                .expect("shop");
             let mut msg = TX_DOMAIN.to_vec();
             msg.extend_from_slice(tx.payload_bytes());
             (s, msg, Signature::from_bytes(&tx.signature_bytes()))
@@ -292,16 +334,51 @@ fn main() {
          pushes of {batch}, durable (WAL, synchronous=FULL), {rounds} rounds (medians)"
     );
     println!("  wall clock:");
-    println!("  raw ed25519 verify_strict, 1 thread     : {:>9.0} /s", median(raw1));
-    println!("  raw ed25519 verify_strict, {threads} threads    : {:>9.0} /s", median(rawn));
-    println!("  SignedTx::verify, 1 thread              : {:>9.0} /s", median(verify1));
-    println!("  hub ingest, 1 thread                    : {:>9.0} tx/s", median(ingest1));
-    println!("  hub ingest, {threads} threads for signatures : {:>9.0} tx/s", median(ingestn));
-    println!("  ratio ingest(1 thread) / raw(1 thread)  : {:>9.2} (goal >= 0.50)", median(ratio1));
-    println!("  ratio ingest({threads} threads) / raw(1 thread) : {:>9.2}", median(ration));
-    println!("  per CPU second of the measuring thread (immune to other load; excludes fsync waits):");
-    println!("  raw ed25519 verify_strict               : {:>9.0} /s", median(raw1_cpu));
-    println!("  SignedTx::verify                        : {:>9.0} /s", median(verify1_cpu));
-    println!("  hub ingest, 1 thread                    : {:>9.0} tx/s", median(ingest1_cpu));
-    println!("  ratio ingest / raw verify               : {:>9.2}", median(ratio1_cpu));
+    println!(
+        "  raw ed25519 verify_strict, 1 thread     : {:>9.0} /s",
+        median(raw1)
+    );
+    println!(
+        "  raw ed25519 verify_strict, {threads} threads    : {:>9.0} /s",
+        median(rawn)
+    );
+    println!(
+        "  SignedTx::verify, 1 thread              : {:>9.0} /s",
+        median(verify1)
+    );
+    println!(
+        "  hub ingest, 1 thread                    : {:>9.0} tx/s",
+        median(ingest1)
+    );
+    println!(
+        "  hub ingest, {threads} threads for signatures : {:>9.0} tx/s",
+        median(ingestn)
+    );
+    println!(
+        "  ratio ingest(1 thread) / raw(1 thread)  : {:>9.2} (goal >= 0.50)",
+        median(ratio1)
+    );
+    println!(
+        "  ratio ingest({threads} threads) / raw(1 thread) : {:>9.2}",
+        median(ration)
+    );
+    println!(
+        "  per CPU second of the measuring thread (immune to other load; excludes fsync waits):"
+    );
+    println!(
+        "  raw ed25519 verify_strict               : {:>9.0} /s",
+        median(raw1_cpu)
+    );
+    println!(
+        "  SignedTx::verify                        : {:>9.0} /s",
+        median(verify1_cpu)
+    );
+    println!(
+        "  hub ingest, 1 thread                    : {:>9.0} tx/s",
+        median(ingest1_cpu)
+    );
+    println!(
+        "  ratio ingest / raw verify               : {:>9.2}",
+        median(ratio1_cpu)
+    );
 }

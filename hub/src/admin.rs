@@ -5,9 +5,9 @@
 
 use crate::hub::{Hub, emit, finish};
 use crate::model::{
-    Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident, LedgerAccount,
-    Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program, ProgramLine, TransferDraft,
-    TransferKind,
+    Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident,
+    LedgerAccount, Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program, ProgramLine,
+    TransferDraft, TransferKind,
 };
 use crate::store::{StoreError, StoreTx};
 use crate::{ledger, rules};
@@ -49,7 +49,9 @@ pub enum EnrolError {
     #[error("facility {0} is not registered; add it first with `mykey-hub facility add`")]
     UnknownFacility(FacilityId),
     /// A revoked key never comes back.
-    #[error("node {0} was revoked; a revoked key cannot be enrolled again: generate a new node key")]
+    #[error(
+        "node {0} was revoked; a revoked key cannot be enrolled again: generate a new node key"
+    )]
     Revoked(NodeId),
     /// The hub's own key.
     #[error("{0} is the hub's own key, not a node key")]
@@ -83,7 +85,9 @@ pub enum RegisterError {
     #[error("municipality {0} is not registered; add it first with `mykey-hub municipality add`")]
     UnknownMunicipality(MunicipalityCode),
     /// The alias is (or was) someone's.
-    #[error("My Key ID {0} is taken (aliases are unique ignoring case, and never reused); choose another")]
+    #[error(
+        "My Key ID {0} is taken (aliases are unique ignoring case, and never reused); choose another"
+    )]
     MyKeyIdTaken(MyKeyId),
     /// The card is registered already.
     #[error("card {} is already registered to account {}", .0.short(), .1)]
@@ -114,7 +118,9 @@ pub enum ChangeMyKeyIdError {
     #[error("account {0} does not exist")]
     UnknownAccount(AccountId),
     /// The alias is (or was) another account's.
-    #[error("My Key ID {0} is taken (aliases are unique ignoring case, and never reused); choose another")]
+    #[error(
+        "My Key ID {0} is taken (aliases are unique ignoring case, and never reused); choose another"
+    )]
     Taken(MyKeyId),
     /// Storage failed.
     #[error(transparent)]
@@ -176,20 +182,6 @@ pub enum GrantError {
     /// The balance would pass the largest amount.
     #[error("the grant would take the balance of {0} past {max} pt", max = Points::MAX)]
     TooLarge(AccountId),
-    /// The programme's budget cannot pay it (offline grants from nodes are
-    /// honoured and reported instead; a grant made at the hub is declined).
-    #[error(
-        "programme {program} has {left} pt of budget left, not enough for a grant of {asked}; \
-         fund it with `mykey-hub program fund`"
-    )]
-    BudgetExhausted {
-        /// The programme.
-        program: ProgramId,
-        /// Budget left (0 when overdrawn).
-        left: i128,
-        /// The grant asked for.
-        asked: Points,
-    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -231,7 +223,10 @@ pub(crate) fn balance_in(
     let debt = LedgerAccount::Debt(account, m).balance(d);
     // A wallet never goes below zero and a debt never below zero: spends
     // beyond the wallet go to debt, recoveries stop at the debt.
-    assert!(wallet >= 0 && debt >= 0, "negative wallet or debt for {account} in {m}");
+    assert!(
+        wallet >= 0 && debt >= 0,
+        "negative wallet or debt for {account} in {m}"
+    );
     let points = |v: i128| {
         u64::try_from(v)
             .ok()
@@ -625,15 +620,6 @@ impl Hub {
         let before = balance_in(&mut *st, account, m)?;
         if before.balance.checked_add(points).is_none() {
             return Err(GrantError::TooLarge(account));
-        }
-        let budget = LedgerAccount::ProgramBudget(program.clone(), m);
-        let left = budget.balance(st.posted(&budget)?);
-        if left < i128::from(points.get()) {
-            return Err(GrantError::BudgetExhausted {
-                program: program.clone(),
-                left: left.max(0),
-                asked: points,
-            });
         }
         for t in rules::grant_transfers(
             program,

@@ -8,11 +8,11 @@ use crate::key::{HubKey, KeyError};
 use crate::ledger;
 use crate::model::NodeRecord;
 use crate::store::{LedgerStore, SqliteStore, StoreError, StoreTx, StoredFact};
+use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;
 use mykey_sync_proto::{
     FactBody, FactPayload, NodeId, Scope, SignedFact, UnixMillis, wire::MAX_FACTS_PER_ANSWER,
 };
-use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -167,7 +167,10 @@ impl Hub {
 
     /// A hub with an in-memory SQLite database (simulations, tests).
     pub fn in_memory(key: HubKey) -> Result<Hub, StoreError> {
-        Ok(Hub::with_store(Box::new(SqliteStore::open_in_memory()?), key))
+        Ok(Hub::with_store(
+            Box::new(SqliteStore::open_in_memory()?),
+            key,
+        ))
     }
 
     /// The hub's public key: nodes verify facts with it.
@@ -239,9 +242,7 @@ pub(crate) fn priority_first(window: Vec<StoredFact>) -> Vec<SignedFact> {
 /// sets. (Registrations carry no status; node revocations are final.)
 pub(crate) fn subject_of(body: &FactBody) -> Option<Vec<u8>> {
     match body {
-        FactBody::CardStatusChanged { card, .. } => {
-            Some(mykey_sync_proto::codec::encode(card))
-        }
+        FactBody::CardStatusChanged { card, .. } => Some(mykey_sync_proto::codec::encode(card)),
         _ => None,
     }
 }
@@ -301,7 +302,9 @@ pub(crate) fn emit_all(
             body,
         })
         .collect();
-    let signed = par_map(&payloads, threads, |p| SignedFact::sign(p, key.signing_key()));
+    let signed = par_map(&payloads, threads, |p| {
+        SignedFact::sign(p, key.signing_key())
+    });
     for (p, signed) in payloads.into_iter().zip(signed) {
         let fact = StoredFact {
             hub_seq: p.hub_seq,

@@ -20,8 +20,8 @@ use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
 use mykey_sync_proto::wire::{
-    BalanceSnapshot, Facts, Hello, MAX_PUSH_TXS, Outcome, Receipt, Receipts, Refusal,
-    RejectReason, Welcome,
+    BalanceSnapshot, Facts, Hello, MAX_PUSH_TXS, Outcome, Receipt, Receipts, Refusal, RejectReason,
+    Welcome,
 };
 use mykey_sync_proto::{
     AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, SignedTx, TxPayload, UnixMillis,
@@ -59,8 +59,8 @@ impl Hub {
             tracing::warn!(node = %hello.node.short(), "refused session: node revoked");
             return Ok(Err(Refusal::Revoked));
         }
-        let clock_skew_ms = i64::try_from(i128::from(hello.node_time.0) - i128::from(now.0))
-            .unwrap_or(i64::MAX);
+        let clock_skew_ms =
+            i64::try_from(i128::from(hello.node_time.0) - i128::from(now.0)).unwrap_or(i64::MAX);
         st.record_contact(
             &hello.node,
             &NodeContact {
@@ -410,7 +410,10 @@ fn apply(
             };
             let b = balance_after(before, account, municipality, &effects.transfers);
             debug_assert_eq!(b, balance_in(st, account, municipality)?);
-            match touched.iter_mut().find(|(k, _)| *k == (account, municipality)) {
+            match touched
+                .iter_mut()
+                .find(|(k, _)| *k == (account, municipality))
+            {
                 Some((_, latest)) => *latest = b,
                 None => touched.push(((account, municipality), b)),
             }
@@ -438,7 +441,10 @@ fn balance_after(
 ) -> Balance {
     let wallet = LedgerAccount::Wallet(account, m);
     let debt = LedgerAccount::Debt(account, m);
-    let (mut w, mut d) = (i128::from(before.balance.get()), i128::from(before.debt.get()));
+    let (mut w, mut d) = (
+        i128::from(before.balance.get()),
+        i128::from(before.debt.get()),
+    );
     for t in transfers {
         let a = i128::from(t.amount.get());
         if t.debit == wallet {

@@ -90,10 +90,7 @@ pub fn check_conservation(audit: LedgerAudit) -> Result<ConservationReport, Cons
         mismatched_accounts,
         municipalities,
     } = audit;
-    if running.debits != running.credits
-        || accounts != running
-        || accounts.debits != transfers
-    {
+    if running.debits != running.credits || accounts != running || accounts.debits != transfers {
         return Err(ConservationError::Unbalanced {
             running,
             accounts,

@@ -16,7 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "mykey-hub", version, about = "The MyKey Edge hub: registry, ledger and node enrolment")]
+#[command(
+    name = "mykey-hub",
+    version,
+    about = "The MyKey Edge hub: registry, ledger and node enrolment"
+)]
 struct Cli {
     /// The hub's data directory (or a path ending in .db for the database file).
     #[arg(long, global = true, default_value = "./hub-data", value_name = "DIR")]
@@ -318,7 +322,10 @@ fn parse_account(s: &str) -> Result<AccountId, String> {
 fn parse_kind(s: &str) -> Result<FacilityKind, String> {
     FacilityKind::parse(s).ok_or_else(|| {
         let names: Vec<_> = FacilityKind::ALL.iter().map(|k| k.name()).collect();
-        format!("unknown facility kind {s:?}; use one of {}", names.join(", "))
+        format!(
+            "unknown facility kind {s:?}; use one of {}",
+            names.join(", ")
+        )
     })
 }
 fn parse_ops(s: &str) -> Result<OpList, String> {
@@ -464,11 +471,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 node.short(),
                 names.join(",")
             );
-            println!("the node receives its certificate with its next sync; configure it with hub id {}", hub.hub_id());
+            println!(
+                "the node receives its certificate with its next sync; configure it with hub id {}",
+                hub.hub_id()
+            );
         }
         Command::Node(NodeCmd::Revoke { node }) => {
             open(&cli)?.revoke_node(*node, t)?;
-            println!("revoked node {}; every node learns it with priority", node.short());
+            println!(
+                "revoked node {}; every node learns it with priority",
+                node.short()
+            );
         }
         Command::Nodes => {
             let mut hub = open(&cli)?;
@@ -478,7 +491,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!(
                 "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>10}  software",
-                "node", "facility", "muni", "state", "processed", "unconfirmed", "rejected", "incidents", "skew_ms"
+                "node",
+                "facility",
+                "muni",
+                "state",
+                "processed",
+                "unconfirmed",
+                "rejected",
+                "incidents",
+                "skew_ms"
             );
             for n in nodes {
                 let state = if n.node.is_revoked() {
@@ -516,13 +537,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             card,
         }) => {
             let id = open(&cli)?.register_account(my_key_id, *municipality, card, t)?;
-            println!("registered account {id} with My Key ID {my_key_id} and card {}", card.short());
+            println!(
+                "registered account {id} with My Key ID {my_key_id} and card {}",
+                card.short()
+            );
         }
         Command::Account(AccountCmd::Show { who }) => {
             let mut hub = open(&cli)?;
             let id = resolve(&mut hub, who)?;
             let a = hub.account(id)?;
-            println!("account {id}: My Key ID {}, base municipality {}", a.my_key_id, a.municipality);
+            println!(
+                "account {id}: My Key ID {}, base municipality {}",
+                a.my_key_id, a.municipality
+            );
             for c in hub.cards_of(id)? {
                 println!("  card {} {}", c.card.short(), c.status.name());
             }
@@ -530,15 +557,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Account(AccountCmd::Rename { account, my_key_id }) => {
             open(&cli)?.change_my_key_id(*account, my_key_id, t)?;
-            println!("account {account} is now {my_key_id}; the old My Key ID stays reserved to it");
+            println!(
+                "account {account} is now {my_key_id}; the old My Key ID stays reserved to it"
+            );
         }
         Command::Card(CardCmd::Add { account, card }) => {
             open(&cli)?.add_card(*account, card, t)?;
-            println!("card {} linked to account {account}; its previous card is superseded", card.short());
+            println!(
+                "card {} linked to account {account}; its previous card is superseded",
+                card.short()
+            );
         }
         Command::Card(CardCmd::Suspend { card }) => {
             open(&cli)?.suspend_card(card, t)?;
-            println!("card {} suspended; nodes learn it first with their next sync", card.short());
+            println!(
+                "card {} suspended; nodes learn it first with their next sync",
+                card.short()
+            );
         }
         Command::Card(CardCmd::Reinstate { card }) => {
             open(&cli)?.reinstate_card(card, t)?;
@@ -575,7 +610,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut hub = open(&cli)?;
             let id = resolve(&mut hub, who)?;
             let b = hub.admin_grant(id, program, *points, t)?;
-            println!("granted {points} from {program} to {id}: balance {}, debt {}", b.balance, b.debt);
+            println!(
+                "granted {points} from {program} to {id}: balance {}, debt {}",
+                b.balance, b.debt
+            );
         }
         Command::Balance { who } => {
             let mut hub = open(&cli)?;
@@ -588,14 +626,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("no outstanding debt");
             }
             for d in debts {
-                println!("{:<8} {}  debt {}", d.account.to_string(), d.municipality, d.debt);
+                println!(
+                    "{:<8} {}  debt {}",
+                    d.account.to_string(),
+                    d.municipality,
+                    d.debt
+                );
             }
         }
         Command::Ledger(LedgerCmd::Check) => {
             let report = open(&cli)?
                 .check_conservation()
                 .context("the ledger check failed")?;
-            println!("ledger balanced: {} transfers, {} pt debited = credited", report.n_transfers, report.total);
+            println!(
+                "ledger balanced: {} transfers, {} pt debited = credited",
+                report.n_transfers, report.total
+            );
             for m in report.municipalities {
                 let code = m.municipality.map(|c| c.to_string()).unwrap_or_default();
                 println!(
@@ -608,7 +654,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for i in open(&cli)?.incidents(*limit)? {
                 let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());
                 let seq = i.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-                println!("{} {:<24} node {node} seq {seq}: {}", i.at.0, i.kind.name(), i.detail);
+                println!(
+                    "{} {:<24} node {node} seq {seq}: {}",
+                    i.at.0,
+                    i.kind.name(),
+                    i.detail
+                );
             }
         }
     }

@@ -185,9 +185,9 @@ impl NodeStatus {
     /// Transactions the node has signed that the hub has not processed, as
     /// far as the node's last report tells.
     pub fn n_unconfirmed(&self) -> u64 {
-        self.last_contact
-            .as_ref()
-            .map_or(0, |c| c.reported_last_seq.saturating_sub(self.chain.processed_seq))
+        self.last_contact.as_ref().map_or(0, |c| {
+            c.reported_last_seq.saturating_sub(self.chain.processed_seq)
+        })
     }
 }
 

@@ -554,9 +554,7 @@ mod tests {
                 },
                 redeem(1),
                 Context::default(),
-                RejectReason::NotAllowed(
-                    "redeem (facility shop-1 is not allowed it)".to_owned(),
-                ),
+                RejectReason::NotAllowed("redeem (facility shop-1 is not allowed it)".to_owned()),
             ),
             (
                 node(),

@@ -42,7 +42,18 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::option::weighted(0.15, (any::<usize>(), 1..=255u8)),
     )
         .prop_map(
-            |(signer, seq_mode, raw_seq, created_at, kind, account, card, points, place, garble)| {
+            |(
+                signer,
+                seq_mode,
+                raw_seq,
+                created_at,
+                kind,
+                account,
+                card,
+                points,
+                place,
+                garble,
+            )| {
                 Spec {
                     signer,
                     seq_mode,

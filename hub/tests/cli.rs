@@ -36,24 +36,122 @@ fn operator_workflow_with_helpful_errors() {
     assert!(err.contains("mykey-hub init"), "{err}");
 
     let out = ok(&data, &["init"]);
-    let hub_id = out.lines().find_map(|l| l.strip_prefix("hub id: ")).unwrap();
+    let hub_id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("hub id: "))
+        .unwrap();
     assert_eq!(ok(&data, &["id"]).trim(), hub_id);
     // The key never reaches stdout or stderr.
     let key = std::fs::read_to_string(data.join("hub.key")).unwrap();
     assert!(!out.contains(key.trim()));
 
-    ok(&data, &["municipality", "add", "--code", "131059", "--name", "Bunkyo"]);
-    ok(&data, &["facility", "add", "--id", "shop-1", "--municipality", "131059", "--kind", "shop", "--name", "Sweets"]);
+    ok(
+        &data,
+        &[
+            "municipality",
+            "add",
+            "--code",
+            "131059",
+            "--name",
+            "Bunkyo",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "facility",
+            "add",
+            "--id",
+            "shop-1",
+            "--municipality",
+            "131059",
+            "--kind",
+            "shop",
+            "--name",
+            "Sweets",
+        ],
+    );
     let node = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
-    ok(&data, &["node", "enrol", "--node", node, "--facility", "shop-1", "--ops", "redeem",
-        "--card-limit", "3000", "--exposure-limit", "50000", "--pin-threshold", "1000", "--valid-days", "30"]);
-    let err = fails(&data, &["node", "enrol", "--node", node, "--facility", "nowhere", "--ops", "redeem",
-        "--card-limit", "1", "--exposure-limit", "1", "--pin-threshold", "1"]);
+    ok(
+        &data,
+        &[
+            "node",
+            "enrol",
+            "--node",
+            node,
+            "--facility",
+            "shop-1",
+            "--ops",
+            "redeem",
+            "--card-limit",
+            "3000",
+            "--exposure-limit",
+            "50000",
+            "--pin-threshold",
+            "1000",
+            "--valid-days",
+            "30",
+        ],
+    );
+    let err = fails(
+        &data,
+        &[
+            "node",
+            "enrol",
+            "--node",
+            node,
+            "--facility",
+            "nowhere",
+            "--ops",
+            "redeem",
+            "--card-limit",
+            "1",
+            "--exposure-limit",
+            "1",
+            "--pin-threshold",
+            "1",
+        ],
+    );
     assert!(err.contains("facility add"), "{err}");
-    let out = ok(&data, &["account", "register", "--my-key-id", "Hanako", "--municipality", "131059", "--card", "300b31:0102"]);
+    let out = ok(
+        &data,
+        &[
+            "account",
+            "register",
+            "--my-key-id",
+            "Hanako",
+            "--municipality",
+            "131059",
+            "--card",
+            "300b31:0102",
+        ],
+    );
     assert!(out.contains("account A1"), "{out}");
-    ok(&data, &["program", "create", "--id", "volunteer", "--municipality", "131059", "--budget", "1000"]);
-    ok(&data, &["grant", "--my-key-id", "hanako", "--program", "volunteer", "--points", "300"]);
+    ok(
+        &data,
+        &[
+            "program",
+            "create",
+            "--id",
+            "volunteer",
+            "--municipality",
+            "131059",
+            "--budget",
+            "1000",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "grant",
+            "--my-key-id",
+            "hanako",
+            "--program",
+            "volunteer",
+            "--points",
+            "300",
+        ],
+    );
     let out = ok(&data, &["balance", "--account", "A1"]);
     assert!(out.contains("balance 300 pt, debt 0 pt"), "{out}");
     ok(&data, &["card", "suspend", "--card", "300b31:0102"]);

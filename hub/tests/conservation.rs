@@ -12,13 +12,33 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    HubGrant { who: usize, points: u64 },
-    NodeGrant { who: usize, points: u64 },
-    Redeem { who: usize, card_of: usize, points: u64 },
-    Link { who: usize, number: u8 },
-    Unlink { who: usize, number: u8 },
-    Suspend { who: usize },
-    Reinstate { who: usize },
+    HubGrant {
+        who: usize,
+        points: u64,
+    },
+    NodeGrant {
+        who: usize,
+        points: u64,
+    },
+    Redeem {
+        who: usize,
+        card_of: usize,
+        points: u64,
+    },
+    Link {
+        who: usize,
+        number: u8,
+    },
+    Unlink {
+        who: usize,
+        number: u8,
+    },
+    Suspend {
+        who: usize,
+    },
+    Reinstate {
+        who: usize,
+    },
     ReplayLastPush,
 }
 

@@ -63,7 +63,9 @@ fn happy_path_grant_then_redeem_with_facts_in_order() {
         .collect();
     let bal = bodies
         .iter()
-        .rposition(|b| matches!(b, FactBody::ConfirmedBalance { balance, .. } if balance.get() == 500))
+        .rposition(
+            |b| matches!(b, FactBody::ConfirmedBalance { balance, .. } if balance.get() == 500),
+        )
         .expect("confirmed balance fact");
     let prog = bodies
         .iter()
@@ -92,7 +94,11 @@ fn happy_path_grant_then_redeem_with_facts_in_order() {
 #[test]
 fn replaying_a_push_changes_nothing_and_returns_the_same_receipts() {
     let mut f = Fixture::new();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 1000))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 1000))],
+        T0,
+    );
     let push = vec![
         f.shop.sign(redeem(f.alice, 1, 300)),
         f.shop.sign(redeem(f.bob, 1, 5)), // WrongAccount: consumes seq 2
@@ -170,7 +176,11 @@ fn unenrolled_and_revoked_keys_are_refused() {
     );
     assert_eq!(snapshot(&mut f.hub, &nodes), before);
 
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 100))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 100))],
+        T0,
+    );
     f.hub.revoke_node(f.shop.id, T0).unwrap();
     assert_eq!(f.hub.open(&hello(f.shop.id), T0), Err(Refusal::Revoked));
     let nodes = [f.shop.id, f.centre.id];
@@ -187,13 +197,21 @@ fn unenrolled_and_revoked_keys_are_refused() {
     let facts = f.hub.facts(&f.centre.id, 0, 1000);
     let first = facts.facts[0].verify(&f.hub.hub_id()).unwrap();
     assert!(matches!(first.payload().body, FactBody::NodeRevoked { node } if node == f.shop.id));
-    assert!(f.hub.enrol_node(f.shop.id, &fid("shop-1"), policy(&[]), T0).is_err());
+    assert!(
+        f.hub
+            .enrol_node(f.shop.id, &fid("shop-1"), policy(&[]), T0)
+            .is_err()
+    );
 }
 
 #[test]
 fn gaps_and_forks_are_rejected_and_change_nothing() {
     let mut f = Fixture::new();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 1000))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 1000))],
+        T0,
+    );
     let t1 = f.shop.sign(redeem(f.alice, 1, 10));
     f.hub.ingest(&f.shop.id, vec![t1.clone()], T0);
     let nodes = [f.shop.id];
@@ -236,9 +254,11 @@ fn gaps_and_forks_are_rejected_and_change_nothing() {
         .unwrap();
     assert_eq!(n.n_incidents, 3);
     // The honest chain continues.
-    let r = f
-        .hub
-        .ingest(&{ f.shop.id }, vec![f.shop.sign(redeem(f.alice, 1, 10))], T0);
+    let r = f.hub.ingest(
+        &{ f.shop.id },
+        vec![f.shop.sign(redeem(f.alice, 1, 10))],
+        T0,
+    );
     assert!(rejection(&r.receipts[0].outcome).is_none());
 }
 
@@ -283,26 +303,40 @@ fn business_rejections_consume_the_seq() {
 #[test]
 fn offline_overdraft_becomes_debt_and_later_grants_recover_it() {
     let mut f = Fixture::new();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 300))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 300))],
+        T0,
+    );
     // The card was suspended after the node's offline decision: still honoured.
     f.hub.suspend_card(&card(1), T0).unwrap();
-    let r = f
-        .hub
-        .ingest(&{ f.shop.id }, vec![f.shop.sign(redeem(f.alice, 1, 500))], T0);
+    let r = f.hub.ingest(
+        &{ f.shop.id },
+        vec![f.shop.sign(redeem(f.alice, 1, 500))],
+        T0,
+    );
     assert_eq!(accepted_balance(&r.receipts[0].outcome), (0, 200, 200));
     let debts = f.hub.debts().unwrap();
     assert_eq!(debts.len(), 1);
     assert_eq!((debts[0].account, debts[0].debt.get()), (f.alice, 200));
-    let kinds: Vec<_> = f.hub.incidents(10).unwrap().iter().map(|i| i.kind).collect();
+    let kinds: Vec<_> = f
+        .hub
+        .incidents(10)
+        .unwrap()
+        .iter()
+        .map(|i| i.kind)
+        .collect();
     assert!(kinds.contains(&IncidentKind::DebtCreated));
     assert!(kinds.contains(&IncidentKind::SpendOnInactiveCard));
     f.hub.check_conservation().unwrap();
 
     // A grant of 150 pays 150 of the debt; then a hub grant of 100 pays the rest.
     f.hub.reinstate_card(&card(1), T0).unwrap();
-    let r = f
-        .hub
-        .ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 150))], T0);
+    let r = f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 150))],
+        T0,
+    );
     assert_eq!(accepted_balance(&r.receipts[0].outcome), (0, 50, 0));
     let b = f
         .hub
@@ -337,12 +371,13 @@ fn program_overdraw_is_honoured_and_reported() {
         .find(|p| p.program.id == small)
         .unwrap();
     assert_eq!((line.budget.get(), line.overdrawn.get()), (0, 150));
-    assert!(f
-        .hub
-        .incidents(10)
-        .unwrap()
-        .iter()
-        .any(|i| i.kind == IncidentKind::ProgramOverdrawn));
+    assert!(
+        f.hub
+            .incidents(10)
+            .unwrap()
+            .iter()
+            .any(|i| i.kind == IncidentKind::ProgramOverdrawn)
+    );
     f.hub.check_conservation().unwrap();
 }
 
@@ -379,13 +414,17 @@ fn links_are_unique_per_facility_and_only_reach_that_facility() {
     assert!(numbers(&mut f.hub, &f.shop.id).is_empty());
     assert!(numbers(&mut f.hub, &f.centre.id).is_empty());
 
-    let r = f
-        .hub
-        .ingest(&{ f.library.id }, vec![f.library.sign(unlink(f.alice, "lib-1", "L-100"))], T0);
+    let r = f.hub.ingest(
+        &{ f.library.id },
+        vec![f.library.sign(unlink(f.alice, "lib-1", "L-100"))],
+        T0,
+    );
     assert_eq!(rejection(&r.receipts[0].outcome), None);
-    let r = f
-        .hub
-        .ingest(&{ f.library.id }, vec![f.library.sign(link(f.bob, "lib-1", "L-100"))], T0);
+    let r = f.hub.ingest(
+        &{ f.library.id },
+        vec![f.library.sign(link(f.bob, "lib-1", "L-100"))],
+        T0,
+    );
     assert_eq!(rejection(&r.receipts[0].outcome), None);
 }
 
@@ -441,7 +480,12 @@ fn priority_facts_come_first_and_the_cursor_pages() {
     // A node of another municipality sees none of these.
     let far = Chain::new(40);
     f.hub
-        .enrol_node(far.id, &fid("shop-9"), policy(&[mykey_sync_proto::OpKind::Redeem]), T0)
+        .enrol_node(
+            far.id,
+            &fid("shop-9"),
+            policy(&[mykey_sync_proto::OpKind::Redeem]),
+            T0,
+        )
         .unwrap();
     let page = f.hub.facts(&far.id, 0, 2000);
     assert_eq!(page.facts.len(), 1); // its own certificate
@@ -451,11 +495,17 @@ fn priority_facts_come_first_and_the_cursor_pages() {
 #[test]
 fn relayed_transactions_are_processed_per_signer() {
     let mut f = Fixture::new();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 1000))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 1000))],
+        T0,
+    );
     // The shop carries the library's links and its own redeem; the library's chain
     // breaks (gap) but the shop's continues.
     let l1 = f.library.sign(link(f.alice, "lib-1", "L-1"));
-    let l3 = f.library.sign_at(3, TxId::GENESIS, link(f.bob, "lib-1", "L-3"));
+    let l3 = f
+        .library
+        .sign_at(3, TxId::GENESIS, link(f.bob, "lib-1", "L-3"));
     let s1 = f.shop.sign(redeem(f.alice, 1, 100));
     let r = f.hub.ingest(&f.shop.id, vec![l1, l3, s1], T0);
     assert_eq!(r.receipts.len(), 3);
@@ -472,7 +522,11 @@ fn relayed_transactions_are_processed_per_signer() {
 fn hub_reopens_with_the_same_identity_and_state() {
     let mut f = Fixture::new();
     let id = f.hub.hub_id();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 42))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 42))],
+        T0,
+    );
     let path = f.dir.path().join("hub");
     drop(f.hub);
     let mut hub = Hub::open(&path).unwrap();
@@ -491,7 +545,9 @@ fn hub_reopens_with_the_same_identity_and_state() {
 #[test]
 fn transfers_are_immutable_and_corrections_are_new_transfers() {
     let mut f = Fixture::new();
-    f.hub.admin_grant(f.alice, &program(), pts(100), T0).unwrap();
+    f.hub
+        .admin_grant(f.alice, &program(), pts(100), T0)
+        .unwrap();
     let before = f.hub.transfers(0, 1000).unwrap();
     let conn = rusqlite::Connection::open(f.db_path()).unwrap();
     let upd = conn.execute("UPDATE transfers SET amount = 1 WHERE id = 1", []);
@@ -547,10 +603,7 @@ fn registry_rules() {
             .unwrap(),
         f.alice
     );
-    assert_eq!(
-        hub.account(f.alice).unwrap().my_key_id.as_str(),
-        "Hanako"
-    );
+    assert_eq!(hub.account(f.alice).unwrap().my_key_id.as_str(), "Hanako");
     let e = hub
         .change_my_key_id(f.bob, &MyKeyId::parse("Alice01").unwrap(), T0)
         .unwrap_err();
@@ -560,16 +613,22 @@ fn registry_rules() {
     let e = hub.suspend_card(&card(2), T0).unwrap_err();
     assert!(e.to_string().contains("suspended"), "{e}");
     // Unknown references.
-    assert!(hub
-        .enrol_node(Chain::new(50).id, &fid("nowhere"), policy(&[]), T0)
-        .is_err());
-    assert!(hub.enrol_node(hub.hub_id(), &fid("shop-1"), policy(&[]), T0).is_err());
+    assert!(
+        hub.enrol_node(Chain::new(50).id, &fid("nowhere"), policy(&[]), T0)
+            .is_err()
+    );
+    assert!(
+        hub.enrol_node(hub.hub_id(), &fid("shop-1"), policy(&[]), T0)
+            .is_err()
+    );
 }
 
 #[test]
 fn the_full_check_finds_an_account_changed_behind_the_ledger() {
     let mut f = Fixture::new();
-    f.hub.admin_grant(f.alice, &program(), pts(100), T0).unwrap();
+    f.hub
+        .admin_grant(f.alice, &program(), pts(100), T0)
+        .unwrap();
     f.hub.check_conservation().unwrap();
     let conn = rusqlite::Connection::open(f.db_path()).unwrap();
     conn.execute(
@@ -579,7 +638,10 @@ fn the_full_check_finds_an_account_changed_behind_the_ledger() {
     .unwrap();
     drop(conn);
     let e = f.hub.check_conservation().unwrap_err();
-    assert!(e.to_string().contains("disagree") || e.to_string().contains("out of step"), "{e}");
+    assert!(
+        e.to_string().contains("disagree") || e.to_string().contains("out of step"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -596,12 +658,14 @@ fn a_priority_fact_never_overtakes_an_earlier_fact_about_the_same_card() {
         .facts(&f.shop.id, 0, 2000)
         .facts
         .iter()
-        .filter_map(|s| match s.verify(&hub_id).unwrap().payload().body.clone() {
-            FactBody::CardStatusChanged { card: c, status } => {
-                Some((if c == card(1) { 1 } else { 2 }, status))
-            }
-            _ => None,
-        })
+        .filter_map(
+            |s| match s.verify(&hub_id).unwrap().payload().body.clone() {
+                FactBody::CardStatusChanged { card: c, status } => {
+                    Some((if c == card(1) { 1 } else { 2 }, status))
+                }
+                _ => None,
+            },
+        )
         .collect();
     // Applied in this order, the last word on each card is the hub's.
     let last = |n: u8| statuses.iter().rev().find(|(c, _)| *c == n).unwrap().1;
@@ -615,7 +679,11 @@ fn a_priority_fact_never_overtakes_an_earlier_fact_about_the_same_card() {
 #[test]
 fn a_replay_after_revocation_still_gets_the_stored_receipt() {
     let mut f = Fixture::new();
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 100))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 100))],
+        T0,
+    );
     let tx = f.shop.sign(redeem(f.alice, 1, 40));
     let first = f.hub.ingest(&f.shop.id, vec![tx.clone()], T0);
     assert!(rejection(&first.receipts[0].outcome).is_none());
@@ -626,7 +694,10 @@ fn a_replay_after_revocation_still_gets_the_stored_receipt() {
     // Anything new from it is refused.
     let next = f.shop.sign(redeem(f.alice, 1, 1));
     let r = f.hub.ingest(&f.shop.id, vec![next], T0);
-    assert_eq!(rejection(&r.receipts[0].outcome), Some(&RejectReason::RevokedNode));
+    assert_eq!(
+        rejection(&r.receipts[0].outcome),
+        Some(&RejectReason::RevokedNode)
+    );
 }
 
 #[test]
@@ -687,9 +758,16 @@ fn numbers_past_sqlite_integers_from_a_peer_do_not_panic_the_hub() {
     sig[0] ^= 1;
     let forged = SignedTx::from_raw_parts(far.payload_bytes().to_vec(), sig);
     let r = f.hub.ingest(&f.library.id, vec![far, forged], T0);
-    assert!(matches!(rejection(&r.receipts[0].outcome), Some(RejectReason::ChainGap { .. })));
+    assert!(matches!(
+        rejection(&r.receipts[0].outcome),
+        Some(RejectReason::ChainGap { .. })
+    ));
     // A transaction signed "at the end of time".
-    f.hub.ingest(&{ f.centre.id }, vec![f.centre.sign(grant(f.alice, 1, 10))], T0);
+    f.hub.ingest(
+        &{ f.centre.id },
+        vec![f.centre.sign(grant(f.alice, 1, 10))],
+        T0,
+    );
     let late = SignedTx::sign(
         &mykey_sync_proto::TxPayload {
             node: f.shop.id,

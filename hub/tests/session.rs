@@ -17,7 +17,9 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
     f.hub
         .admin_grant(f.alice, &program(), pts(5_000), T0)
         .unwrap();
-    let outbox: Vec<SignedTx> = (0..25).map(|i| f.shop.sign(redeem(f.alice, 1, 100 + i))).collect();
+    let outbox: Vec<SignedTx> = (0..25)
+        .map(|i| f.shop.sign(redeem(f.alice, 1, 100 + i)))
+        .collect();
     let config = NodeSessionConfig {
         batch_txs: 10,
         ..NodeSessionConfig::default()
@@ -49,7 +51,9 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
                     NodeEvent::Facts(facts) => {
                         for s in &facts.facts {
                             let v = s.verify(&f.hub.hub_id()).unwrap();
-                            if let FactBody::ConfirmedBalance { balance, debt, .. } = v.payload().body {
+                            if let FactBody::ConfirmedBalance { balance, debt, .. } =
+                                v.payload().body
+                            {
                                 balance_seen = Some((balance.get(), debt.get()));
                             }
                         }
@@ -86,7 +90,9 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
     // The last pull may have preceded the last push: fetch what is left.
     let rest = mykey_sync_proto::session::HubService::facts(&mut f.hub, &f.shop.id, cursor, 2000);
     for s in &rest.facts {
-        if let FactBody::ConfirmedBalance { balance, debt, .. } = s.verify(&f.hub.hub_id()).unwrap().payload().body {
+        if let FactBody::ConfirmedBalance { balance, debt, .. } =
+            s.verify(&f.hub.hub_id()).unwrap().payload().body
+        {
             balance_seen = Some((balance.get(), debt.get()));
         }
     }

@@ -354,7 +354,10 @@ mod tests {
         assert_eq!(tx.verify_with(|_| Some(own)).unwrap(), tx.verify().unwrap());
         // Another node's key is ignored, not trusted.
         let other = key(2).verifying_key();
-        assert_eq!(tx.verify_with(|_| Some(other)).unwrap(), tx.verify().unwrap());
+        assert_eq!(
+            tx.verify_with(|_| Some(other)).unwrap(),
+            tx.verify().unwrap()
+        );
         let forged = SignedTx::from_raw_parts(tx.payload_bytes().to_vec(), [7; 64]);
         assert!(forged.verify_with(|_| Some(own)).is_err());
     }

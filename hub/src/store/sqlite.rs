@@ -33,7 +33,8 @@ mod status;
 
 /// Schema migrations, applied in order; `user_version` = how many ran.
 /// Append only: never edit a migration that has shipped.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE municipalities (
     code INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -167,11 +168,13 @@ CREATE TRIGGER facts_no_update BEFORE UPDATE ON facts
 BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
 CREATE TRIGGER facts_no_delete BEFORE DELETE ON facts
 BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
-"#, r#"
+"#,
+    r#"
 -- What a fact is about (card key, node id): priority facts move ahead of
 -- others in an answer only where that keeps each subject's facts in order.
 ALTER TABLE facts ADD COLUMN subject BLOB;
-"#, r#"
+"#,
+    r#"
 -- Operations (dashboard): links per node, when unconfirmed work was first
 -- reported, rejections by node, operator accounts and API tokens.
 CREATE TABLE node_links (
@@ -196,7 +199,8 @@ CREATE TABLE api_tokens (
     operator TEXT NOT NULL REFERENCES operators(name),
     created_at INTEGER NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 -- transfers without UNIQUE (origin_tx, leg): a transaction's transfers are
 -- posted in the same storage transaction as its txs row, whose primary key
 -- (the transaction id) already refuses a second application. The index was
@@ -225,7 +229,9 @@ CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
 BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
 CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
 BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
-"#, economy::MIGRATION];
+"#,
+    economy::MIGRATION,
+];
 
 /// The hub's SQLite database.
 pub struct SqliteStore {
@@ -521,7 +527,10 @@ impl SqliteTx<'_> {
         Ok(id)
     }
 
-    fn find_or_create_ledger_account(&mut self, a: &LedgerAccount) -> Result<(i64, bool), StoreError> {
+    fn find_or_create_ledger_account(
+        &mut self,
+        a: &LedgerAccount,
+    ) -> Result<(i64, bool), StoreError> {
         let key = a.key();
         let found: Option<i64> = self
             .tx
@@ -898,7 +907,12 @@ impl StoreTx for SqliteTx<'_> {
     ) -> Result<(), StoreError> {
         self.tx.execute(
             "UPDATE cards SET status = ?3, changed_at = ?4 WHERE issuer = ?1 AND serial = ?2",
-            params![card.issuer_der(), card.serial(), status.name(), i64_of(now.0)],
+            params![
+                card.issuer_der(),
+                card.serial(),
+                status.name(),
+                i64_of(now.0)
+            ],
         )?;
         Ok(())
     }
@@ -972,7 +986,9 @@ impl StoreTx for SqliteTx<'_> {
     ) -> Result<Option<AccountId>, StoreError> {
         let a: Option<i64> = self
             .tx
-            .prepare_cached("SELECT account FROM facility_cards WHERE facility = ?1 AND number = ?2")?
+            .prepare_cached(
+                "SELECT account FROM facility_cards WHERE facility = ?1 AND number = ?2",
+            )?
             .query_row([facility.as_str(), number.as_str()], |r| r.get(0))
             .optional()?;
         a.map(account_of).transpose()
@@ -1117,7 +1133,9 @@ impl StoreTx for SqliteTx<'_> {
         };
         let (d, c): (i64, i64) = self
             .tx
-            .prepare_cached("SELECT debits_posted, credits_posted FROM ledger_accounts WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT debits_posted, credits_posted FROM ledger_accounts WHERE id = ?1",
+            )?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(Posted {
             debits: u64_of("debits posted", d)?,
