@@ -1,0 +1,420 @@
+//! The overview page: summary, alerts, the node table (filters, sorting),
+//! liabilities and settlement.
+
+use super::format::{
+    alert_text, facility_label, fmt_ago, fmt_duration, fmt_time, grouped, url_encode,
+};
+use super::{OverviewQuery, esc, page};
+use crate::http::i18n::Lang;
+use crate::status::assess::{Alert, Health};
+use crate::status::{Fleet, Liability, NodeRow};
+use mykey_sync_proto::MunicipalityCode;
+use std::fmt::Write;
+
+/// The node table's sort keys.
+const SORT_KEYS: [&str; 11] = [
+    "status",
+    "facility",
+    "municipality",
+    "last_contact",
+    "reachable",
+    "sessions",
+    "unconfirmed",
+    "oldest",
+    "rejected",
+    "skew",
+    "version",
+];
+
+fn sort_rows(rows: &mut [&NodeRow], key: &str, desc: bool) {
+    rows.sort_by(|a, b| {
+        let (aa, ba) = (&a.assessment, &b.assessment);
+        let name = |r: &NodeRow| {
+            r.facility
+                .as_ref()
+                .map_or_else(String::new, |f| f.name.clone())
+        };
+        let ord = match key {
+            "facility" => name(a).cmp(&name(b)),
+            "municipality" => a
+                .status
+                .node
+                .municipality
+                .get()
+                .cmp(&b.status.node.municipality.get()),
+            "last_contact" => aa.last_contact.cmp(&ba.last_contact),
+            "reachable" => aa.reachable_permille.cmp(&ba.reachable_permille),
+            "sessions" => aa.sessions_in_window.cmp(&ba.sessions_in_window),
+            "unconfirmed" => a.status.n_unconfirmed().cmp(&b.status.n_unconfirmed()),
+            "oldest" => b
+                .status
+                .pending_since
+                .map(|t| u64::MAX - t.0)
+                .cmp(&a.status.pending_since.map(|t| u64::MAX - t.0))
+                .reverse(),
+            "rejected" => a
+                .refusals_in_window
+                .cmp(&b.refusals_in_window)
+                .then(a.status.n_rejected.cmp(&b.status.n_rejected)),
+            "skew" => skew(a).cmp(&skew(b)),
+            "version" => version(a).cmp(version(b)),
+            // Worst first, then the longest silent.
+            _ => aa
+                .health
+                .cmp(&ba.health)
+                .then(aa.last_contact.cmp(&ba.last_contact)),
+        };
+        let ord = ord.then_with(|| a.status.node.id.as_bytes().cmp(b.status.node.id.as_bytes()));
+        if desc { ord.reverse() } else { ord }
+    });
+}
+
+fn skew(r: &NodeRow) -> u64 {
+    r.status
+        .last_contact
+        .as_ref()
+        .map_or(0, |c| c.clock_skew_ms.unsigned_abs())
+}
+
+fn version(r: &NodeRow) -> &str {
+    r.status
+        .last_contact
+        .as_ref()
+        .map_or("", |c| c.software.as_str())
+}
+
+/// Filters and sorts the fleet's rows as the query asks.
+pub(crate) fn select<'a>(fleet: &'a Fleet, q: &OverviewQuery) -> Vec<&'a NodeRow> {
+    let muni = q
+        .municipality
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .and_then(|m| MunicipalityCode::parse(m).ok());
+    let health = q.status.as_deref().and_then(Health::parse);
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_lowercase);
+    let mut rows: Vec<&NodeRow> = fleet
+        .nodes
+        .iter()
+        .filter(|r| muni.is_none_or(|m| r.status.node.municipality == m))
+        .filter(|r| health.is_none_or(|h| r.assessment.health == h))
+        .filter(|r| {
+            text.as_ref().is_none_or(|t| {
+                let f = r
+                    .facility
+                    .as_ref()
+                    .map_or("", |f| f.name.as_str())
+                    .to_lowercase();
+                f.contains(t.as_str())
+                    || r.status
+                        .node
+                        .facility
+                        .as_str()
+                        .to_lowercase()
+                        .contains(t.as_str())
+                    || r.status.node.id.to_string().starts_with(t.as_str())
+            })
+        })
+        .collect();
+    let key = q
+        .sort
+        .as_deref()
+        .filter(|k| SORT_KEYS.contains(k))
+        .unwrap_or("status");
+    sort_rows(&mut rows, key, q.dir.as_deref() == Some("desc"));
+    rows
+}
+
+fn query_string(q: &OverviewQuery, sort: &str, dir: &str) -> String {
+    let mut s = format!("?sort={sort}&dir={dir}");
+    for (k, v) in [
+        ("municipality", &q.municipality),
+        ("status", &q.status),
+        ("q", &q.q),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            let _ = write!(s, "&{k}={}", url_encode(v));
+        }
+    }
+    s
+}
+
+pub(super) fn render_overview(
+    lang: Lang,
+    operator: &str,
+    fleet: &Fleet,
+    liabilities: &[Liability],
+    q: &OverviewQuery,
+) -> String {
+    let l = lang.labels();
+    let now = fleet.at;
+    let mut b = String::new();
+
+    // Filters (outside #live so the refresh keeps what is typed).
+    let _ = write!(
+        b,
+        r#"<section><form class="filters" method="get" action="/"><b>{filter}</b>
+<label>{muni} <select name="municipality" id="filter-municipality"><option value="">{all}</option>"#,
+        filter = esc(l.filter),
+        muni = esc(l.municipality),
+        all = esc(l.all)
+    );
+    for m in &fleet.municipalities {
+        let sel = q.municipality.as_deref() == Some(m.code.to_string().as_str());
+        let _ = write!(
+            b,
+            r#"<option value="{c}"{s}>{n} ({c})</option>"#,
+            c = m.code,
+            s = if sel { " selected" } else { "" },
+            n = esc(&m.name)
+        );
+    }
+    let _ = write!(
+        b,
+        r#"</select></label><label>{status} <select name="status" id="filter-status"><option value="">{all}</option>"#,
+        status = esc(l.status),
+        all = esc(l.all)
+    );
+    for h in Health::ALL {
+        let sel = q.status.as_deref() == Some(h.name());
+        let _ = write!(
+            b,
+            r#"<option value="{}"{}>{}</option>"#,
+            h.name(),
+            if sel { " selected" } else { "" },
+            esc(lang.health(h))
+        );
+    }
+    let _ = write!(
+        b,
+        r#"</select></label><input name="q" id="filter-q" placeholder="{ph}" value="{qv}">
+<input type="hidden" name="sort" value="{sort}"><input type="hidden" name="dir" value="{dir}">
+<button type="submit">{filter}</button><span class="muted">{live}</span></form></section>"#,
+        ph = esc(l.search),
+        qv = esc(q.q.as_deref().unwrap_or("")),
+        sort = esc(q.sort.as_deref().unwrap_or("status")),
+        dir = esc(q.dir.as_deref().unwrap_or("asc")),
+        filter = esc(l.filter),
+        live = esc(l.live_note),
+    );
+
+    let _ = write!(b, r#"<div id="live" data-updated="{}">"#, now.0);
+    // Summary.
+    let _ = write!(
+        b,
+        r#"<section class="summary" id="summary"><h2>{}</h2>"#,
+        esc(l.summary)
+    );
+    for h in Health::ALL {
+        let n = fleet
+            .nodes
+            .iter()
+            .filter(|r| r.assessment.health == h)
+            .count();
+        let _ = write!(
+            b,
+            r#"<span data-health="{}"><span class="badge b-{}">{}</span> {n}</span>"#,
+            h.name(),
+            h.name(),
+            esc(lang.health(h))
+        );
+    }
+    let _ = write!(
+        b,
+        r#"<span class="muted">{} {}</span></section>"#,
+        esc(l.updated),
+        fmt_time(now)
+    );
+
+    // Alerts.
+    let alerting: Vec<&NodeRow> = fleet
+        .nodes
+        .iter()
+        .filter(|r| !r.assessment.alerts.is_empty())
+        .collect();
+    let n_alerts: usize = alerting.iter().map(|r| r.assessment.alerts.len()).sum();
+    let _ = write!(
+        b,
+        r#"<section id="alerts"><h2>{} ({n_alerts})</h2>"#,
+        esc(l.alerts)
+    );
+    if alerting.is_empty() {
+        let _ = write!(b, r#"<p>{}</p>"#, esc(l.no_alerts));
+    } else {
+        b.push_str(r#"<ul class="alerts">"#);
+        for r in alerting {
+            for a in &r.assessment.alerts {
+                let why = match (a, &r.last_refusal) {
+                    (Alert::Rejections { .. }, Some(lr)) => {
+                        format!(": {}", esc(&lang.reason(lr.label, &lr.detail)))
+                    }
+                    _ => String::new(),
+                };
+                let _ = write!(
+                    b,
+                    r#"<li data-alert="{kind}" data-node="{id}"><b>{text}</b>{why} — <a href="/nodes/{id}">{fac}</a> <span class="muted">{muni} · {short}</span></li>"#,
+                    kind = a.name(),
+                    id = r.status.node.id,
+                    text = esc(&alert_text(lang, a, now)),
+                    fac = r
+                        .facility
+                        .as_ref()
+                        .map_or_else(|| esc(r.status.node.facility.as_str()), |f| esc(&f.name)),
+                    muni = esc(&r.municipality_name),
+                    short = r.status.node.id.short(),
+                );
+            }
+        }
+        b.push_str("</ul>");
+    }
+    b.push_str("</section>");
+
+    // Nodes.
+    let rows = select(fleet, q);
+    let cur_sort = q.sort.as_deref().unwrap_or("status");
+    let cur_desc = q.dir.as_deref() == Some("desc");
+    let _ = write!(
+        b,
+        r#"<section id="nodes"><h2>{} ({}/{})</h2><table id="node-table"><thead><tr>"#,
+        esc(l.nodes),
+        rows.len(),
+        fleet.nodes.len()
+    );
+    let cols: [(&str, &str, bool); 12] = [
+        ("status", l.status, false),
+        ("facility", l.facility, false),
+        ("municipality", l.municipality, false),
+        ("", l.node, false),
+        ("last_contact", l.last_contact, false),
+        ("reachable", l.reachable_24h, true),
+        ("sessions", l.sessions_24h, true),
+        ("unconfirmed", l.unconfirmed, true),
+        ("oldest", l.oldest_unconfirmed, true),
+        ("rejected", l.rejected, true),
+        ("skew", l.clock_skew, true),
+        ("version", l.version, false),
+    ];
+    for (key, label, num) in cols {
+        let class = if num { r#" class="num""# } else { "" };
+        if key.is_empty() {
+            let _ = write!(b, "<th{class}>{}</th>", esc(label));
+            continue;
+        }
+        let (dir, arrow) = match (cur_sort == key, cur_desc) {
+            (true, false) => ("desc", " ▲"),
+            (true, true) => ("asc", " ▼"),
+            (false, _) => ("asc", ""),
+        };
+        let _ = write!(
+            b,
+            r#"<th{class}><a data-sort="{key}" href="/{qs}">{}{arrow}</a></th>"#,
+            esc(label),
+            qs = esc(&query_string(q, key, dir)),
+        );
+    }
+    b.push_str("</tr></thead><tbody>");
+    for r in rows {
+        let a = &r.assessment;
+        let s = &r.status;
+        let alerts: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
+        let contact = if a.connected {
+            format!(
+                r#"<span class="badge b-healthy">{}</span>"#,
+                esc(l.connected)
+            )
+        } else {
+            esc(&fmt_ago(lang, a.last_contact, now))
+        };
+        let oldest = s.pending_since.map_or_else(
+            || "—".to_owned(),
+            |t| esc(&fmt_duration(lang, now.0.saturating_sub(t.0))),
+        );
+        let skew = s.last_contact.as_ref().map_or_else(
+            || "—".to_owned(),
+            |c| format!("{:+.1} s", c.clock_skew_ms as f64 / 1000.0),
+        );
+        let _ = write!(
+            b,
+            r#"<tr data-node="{id}" data-health="{h}" data-alerts="{al}" data-municipality="{mc}">
+<td><span class="badge b-{h}">{hl}</span></td><td class="facility">{fac}</td><td>{muni}</td>
+<td><a href="/nodes/{id}">{short}</a></td><td class="last-contact">{contact}</td>
+<td class="num">{reach:.1}% </td><td class="num">{sessions}</td><td class="num unconfirmed">{unconf}</td>
+<td class="num">{oldest}</td><td class="num rejected">{rej24} / {rej}</td><td class="num">{skew}</td><td>{ver}</td></tr>"#,
+            id = s.node.id,
+            h = a.health.name(),
+            al = alerts.join(" "),
+            mc = s.node.municipality,
+            hl = esc(lang.health(a.health)),
+            fac = facility_label(lang, r),
+            muni = esc(&r.municipality_name),
+            short = s.node.id.short(),
+            reach = f64::from(a.reachable_permille) / 10.0,
+            sessions = a.sessions_in_window,
+            unconf = s.n_unconfirmed(),
+            rej24 = r.refusals_in_window,
+            rej = s.n_rejected + s.n_incidents,
+            ver = esc(version(r)),
+        );
+    }
+    b.push_str("</tbody></table></section>");
+
+    // Liabilities.
+    let _ = write!(
+        b,
+        r#"<section id="liabilities"><h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
+        esc(l.liabilities),
+        esc(l.municipality),
+        esc(l.wallets),
+        esc(l.debts),
+        esc(l.budgets),
+        esc(l.payables),
+        esc(l.expired),
+    );
+    for li in liabilities {
+        let Some(m) = &li.municipality else { continue };
+        let _ = write!(
+            b,
+            r#"<tr data-municipality="{c}"><td>{n} ({c})</td><td class="num wallets">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td></tr>"#,
+            grouped(li.wallets),
+            grouped(li.debts),
+            grouped(li.budgets),
+            grouped(li.merchant_payables),
+            grouped(li.expired),
+            c = m.code,
+            n = esc(&m.name),
+            p = esc(l.points),
+        );
+    }
+    b.push_str("</tbody></table></section>");
+
+    // Settlement: nothing to show until the settlement module exists.
+    let _ = write!(
+        b,
+        r#"<section id="settlement"><h2>{}</h2><p data-settlement="none">{}</p></section>"#,
+        esc(l.settlement),
+        esc(l.settlement_none)
+    );
+    b.push_str("</div>");
+    page(lang, operator, l.title, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_keep_filters_and_encode_text() {
+        let q = OverviewQuery {
+            municipality: Some("131059".into()),
+            q: Some("中央 図書館".into()),
+            ..OverviewQuery::default()
+        };
+        assert_eq!(
+            query_string(&q, "last_contact", "desc"),
+            "?sort=last_contact&dir=desc&municipality=131059&q=%E4%B8%AD%E5%A4%AE%20%E5%9B%B3%E6%9B%B8%E9%A4%A8"
+        );
+    }
+}
