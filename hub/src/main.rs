@@ -123,6 +123,9 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Points economy and settlement (exchange operators, campaigns, expiry, payees, settle, reports).
+    #[command(flatten)]
+    Economy(mykey_hub::economy::cli::EconomyCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -238,11 +241,14 @@ enum CardCmd {
         #[arg(long, value_parser = parse_card)]
         card: CardKey,
     },
-    /// Reinstate a suspended card.
+    /// Reinstate a suspended card (a municipality action: the holder's own municipality).
     Reinstate {
         /// The card key.
         #[arg(long, value_parser = parse_card)]
         card: CardKey,
+        /// The municipality acting (must be the holder's base municipality).
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
     },
 }
 
@@ -575,8 +581,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 card.short()
             );
         }
-        Command::Card(CardCmd::Reinstate { card }) => {
-            open(&cli)?.reinstate_card(card, t)?;
+        Command::Card(CardCmd::Reinstate { card, municipality }) => {
+            open(&cli)?.reinstate_card_by(*municipality, card, t)?;
             println!("card {} reinstated", card.short());
         }
         Command::Program(ProgramCmd::Create {
@@ -650,6 +656,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit } => {
             for i in open(&cli)?.incidents(*limit)? {
                 let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());

@@ -155,7 +155,17 @@ fn operator_workflow_with_helpful_errors() {
     let out = ok(&data, &["balance", "--account", "A1"]);
     assert!(out.contains("balance 300 pt, debt 0 pt"), "{out}");
     ok(&data, &["card", "suspend", "--card", "300b31:0102"]);
-    ok(&data, &["card", "reinstate", "--card", "300b31:0102"]);
+    ok(
+        &data,
+        &[
+            "card",
+            "reinstate",
+            "--card",
+            "300b31:0102",
+            "--municipality",
+            "131059",
+        ],
+    );
     let out = ok(&data, &["nodes"]);
     assert!(out.contains("d75a9801") && out.contains("shop-1"), "{out}");
     let out = ok(&data, &["ledger", "check"]);

@@ -596,6 +596,11 @@ impl Hub {
         st.commit()
     }
 
+    /// A municipality's campaigns.
+    pub fn campaigns(&mut self, m: MunicipalityCode) -> Result<Vec<Campaign>, StoreError> {
+        self.store.begin_read()?.campaigns(m)
+    }
+
     /// A holder's exchange history (operator, points, time), newest first.
     pub fn exchanges_of(
         &mut self,

@@ -14,6 +14,7 @@
 //! its node time beside the hub time, and lands in the open period.
 
 pub mod calendar;
+pub mod cli;
 pub mod exchange;
 pub mod http;
 pub mod liability;

@@ -35,9 +35,23 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    /// Periods could not be closed.
+    #[error(transparent)]
+    Settle(#[from] crate::economy::settlement::SettleError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a settlement run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementRun {
+    /// Held points released and points expired first.
+    pub expiry: crate::economy::ExpiryRun,
+    /// The periods closed, every municipality.
+    pub closed: Vec<ClosedPeriod>,
+    /// The files written.
+    pub paths: Vec<PathBuf>,
 }
 
 /// Days after a period's end on which its transfers are to be made.
@@ -53,6 +67,35 @@ fn write(path: PathBuf, bytes: &[u8], out: &mut Vec<PathBuf>) -> Result<(), Outp
 }
 
 impl Hub {
+    /// A settlement run: releases held points and expires lots, closes every
+    /// municipality's ended periods (with `through_now`, the open one too, at
+    /// `now`), and writes their payout files, statements and the liability
+    /// report into `dir`. The demo's last step.
+    pub fn settle(
+        &mut self,
+        dir: &Path,
+        banks: &dyn BankDirectory,
+        now: UnixMillis,
+        through_now: bool,
+    ) -> Result<SettlementRun, OutputError> {
+        let expiry = self.run_expiry(now)?;
+        let mut closed = vec![];
+        let municipalities = self.store.begin_read()?.municipalities()?;
+        for m in municipalities {
+            closed.extend(if through_now {
+                self.close_periods_through_now(m.code, now)?
+            } else {
+                self.close_periods(m.code, now)?
+            });
+        }
+        let paths = self.write_settlement_outputs(&closed, dir, banks, now)?;
+        Ok(SettlementRun {
+            expiry,
+            closed,
+            paths,
+        })
+    }
+
     /// Writes the outputs of `closed` periods and the liability report at
     /// `now` into `dir` (created if missing); returns the paths written.
     pub fn write_settlement_outputs(

@@ -233,6 +233,27 @@ impl Hub {
         m: MunicipalityCode,
         now: UnixMillis,
     ) -> Result<Vec<ClosedPeriod>, SettleError> {
+        self.close(m, now, false)
+    }
+
+    /// Like [`Hub::close_periods`], then also closes the open period early,
+    /// at `now` (a settlement run on demand: the demo, an operator's final
+    /// run). The next period starts at `now` and ends at the cycle's next
+    /// boundary.
+    pub fn close_periods_through_now(
+        &mut self,
+        m: MunicipalityCode,
+        now: UnixMillis,
+    ) -> Result<Vec<ClosedPeriod>, SettleError> {
+        self.close(m, now, true)
+    }
+
+    fn close(
+        &mut self,
+        m: MunicipalityCode,
+        now: UnixMillis,
+        through_now: bool,
+    ) -> Result<Vec<ClosedPeriod>, SettleError> {
         let mut st = self.store.begin()?;
         if st.municipality(m)?.is_none() {
             return Err(SettleError::UnknownMunicipality(m));
@@ -249,9 +270,12 @@ impl Hub {
         let mut out = vec![];
         while out.len() < MAX_PERIODS_PER_CLOSE {
             let (_, end_day) = cycle.period_of(start);
-            let end = end_day.start();
+            let mut end = end_day.start();
             if end > now {
-                break;
+                if !through_now || start >= now {
+                    break;
+                }
+                end = now;
             }
             let through = st.last_pos_before(after, end)?;
             let mut acc = Statements::default();

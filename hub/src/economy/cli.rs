@@ -1,0 +1,476 @@
+//! `mykey-hub` subcommands for municipalities and operators of the points
+//! economy: exchange operators, campaigns, expiry policies, payees, the
+//! expiry job, settlement runs, statements and the liability report.
+//! `main.rs` flattens [`EconomyCmd`] into its commands and calls [`run`].
+
+use crate::economy::calendar::Date;
+use crate::economy::exchange::{Campaign, ExchangeOperator, OperatorId, Rate};
+use crate::economy::lots::ExpiryPolicy;
+use crate::economy::outputs::OutputError;
+use crate::economy::settlement::{Cycle, SettleError};
+use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode, BuiltinBanks};
+use crate::store::economy::Party;
+use crate::{Hub, OpenError, ProgramError, StoreError};
+use clap::{Args, Subcommand};
+use mykey_sync_proto::{AccountId, FacilityId, MunicipalityCode, Points, ProgramId, UnixMillis};
+use std::path::{Path, PathBuf};
+
+/// Economy subcommands.
+#[derive(Subcommand, Debug)]
+pub enum EconomyCmd {
+    /// National point operators that may exchange into regional points.
+    #[command(subcommand)]
+    ExchangeOperator(OperatorCmd),
+    /// Exchange premium campaigns of a municipality.
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// Set when a programme's grants expire (fy+N: 31 March N fiscal years on; Nd: N days; never).
+    ExpiryPolicy {
+        /// The programme.
+        #[arg(long, value_parser = parse_program)]
+        program: ProgramId,
+        /// The policy.
+        #[arg(long, value_parser = parse_policy)]
+        policy: ExpiryPolicy,
+    },
+    /// Bank accounts of merchants, municipalities and the settlement agent.
+    #[command(subcommand)]
+    Payee(PayeeCmd),
+    /// Release held exchanged points whose holding period ended, and expire lots.
+    Expire,
+    /// Set a municipality's settlement cycle.
+    SettlementCycle {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// monthly or twice-monthly.
+        #[arg(long, value_parser = parse_cycle)]
+        cycle: Cycle,
+    },
+    /// Run settlement: expire, close every ended period (with --through-now the
+    /// open one too), write payout files, statements and the liability report; print their paths.
+    Settle {
+        /// Where to write the files.
+        #[arg(long, value_name = "DIR", default_value = "./settlement")]
+        out: PathBuf,
+        /// Also close the open period at the current time.
+        #[arg(long)]
+        through_now: bool,
+    },
+    /// Show a municipality's closed periods and their statements.
+    Statements {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+    },
+    /// Reports.
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// A holder's lots with points left, earliest expiry first.
+    Lots {
+        /// The account (e.g. A12).
+        #[arg(long, value_parser = parse_account)]
+        account: AccountId,
+        /// Whose points.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+    },
+}
+
+/// Exchange operators.
+#[derive(Subcommand, Debug)]
+pub enum OperatorCmd {
+    /// Enrol (or update) an operator with its ed25519 public key and rate.
+    Add {
+        /// Its id (a-z, 0-9, '-').
+        #[arg(long)]
+        id: String,
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// Its ed25519 public key, 64 hex digits.
+        #[arg(long)]
+        public_key: String,
+        /// Regional points per operator point, N/D (e.g. 1/2).
+        #[arg(long, value_parser = parse_rate)]
+        rate: Rate,
+        /// Days before exchanged points become spendable.
+        #[arg(long, default_value_t = 0)]
+        holding_days: u32,
+        /// When exchanged points expire (fy+N, Nd or never).
+        #[arg(long, value_parser = parse_policy, default_value = "never")]
+        expiry: ExpiryPolicy,
+    },
+    /// List operators.
+    List,
+}
+
+/// Campaigns.
+#[derive(Subcommand, Debug)]
+pub enum CampaignCmd {
+    /// Add a premium campaign funded by the municipality.
+    Add(CampaignArgs),
+    /// List a municipality's campaigns.
+    List {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+    },
+}
+
+/// A new campaign.
+#[derive(Args, Debug)]
+pub struct CampaignArgs {
+    /// Its id.
+    #[arg(long)]
+    id: String,
+    /// The municipality that funds it.
+    #[arg(long, value_parser = parse_muni)]
+    municipality: MunicipalityCode,
+    /// Premium in percent of the exchanged regional points.
+    #[arg(long)]
+    percent: u32,
+    /// First day (YYYY-MM-DD, JST).
+    #[arg(long, value_parser = parse_date)]
+    from: Date,
+    /// Last day, inclusive.
+    #[arg(long, value_parser = parse_date)]
+    until: Date,
+    /// Most premium one holder may receive.
+    #[arg(long, value_parser = parse_points)]
+    cap: Points,
+    /// Only exchanges from this operator.
+    #[arg(long)]
+    operator: Option<String>,
+}
+
+/// Payees.
+#[derive(Subcommand, Debug)]
+pub enum PayeeCmd {
+    /// Register a bank account (checked against the bank data and the Zengin character set).
+    Set(PayeeArgs),
+}
+
+/// A bank account and its owner.
+#[derive(Args, Debug)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent"])
+))]
+pub struct PayeeArgs {
+    /// A merchant (facility id).
+    #[arg(long, value_parser = parse_facility)]
+    merchant: Option<FacilityId>,
+    /// A municipality (receives exchange money).
+    #[arg(long, value_parser = parse_muni)]
+    municipality: Option<MunicipalityCode>,
+    /// The settlement agent that sends the transfers.
+    #[arg(long)]
+    agent: bool,
+    /// Bank code (4 digits).
+    #[arg(long)]
+    bank: String,
+    /// Branch code (3 digits).
+    #[arg(long)]
+    branch: String,
+    /// ordinary, current or savings.
+    #[arg(long, default_value = "ordinary")]
+    kind: String,
+    /// Account number (up to 7 digits).
+    #[arg(long)]
+    number: u32,
+    /// Account holder as the bank has it (katakana).
+    #[arg(long)]
+    holder: String,
+    /// Customer code (payees) or requester code (the agent), up to 10 digits.
+    #[arg(long, default_value_t = 0)]
+    code: u64,
+}
+
+/// Reports.
+#[derive(Subcommand, Debug)]
+pub enum ReportCmd {
+    /// Outstanding points, expiry schedule and base-date deposits per municipality and programme.
+    Liabilities {
+        /// json or csv.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+}
+
+/// Why an economy command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input.
+    #[error("{0}")]
+    Input(String),
+    /// The hub did not open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A programme action failed.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    /// Settlement failed.
+    #[error(transparent)]
+    Settle(#[from] SettleError),
+    /// Outputs failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Output could not be encoded.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs an economy command on the hub at `data`.
+pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliError> {
+    let mut hub = Hub::open(data)?;
+    match cmd {
+        EconomyCmd::ExchangeOperator(OperatorCmd::Add {
+            id,
+            name,
+            public_key,
+            rate,
+            holding_days,
+            expiry,
+        }) => {
+            let id = OperatorId::parse(id).map_err(|e| CliError::Input(e.to_string()))?;
+            let key = hex::decode(public_key)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok())
+                .ok_or_else(|| {
+                    CliError::Input(
+                        "--public-key must be an ed25519 public key in 64 hex digits".into(),
+                    )
+                })?;
+            hub.upsert_exchange_operator(
+                &ExchangeOperator {
+                    id: id.clone(),
+                    name: name.clone(),
+                    public_key: key,
+                    rate: *rate,
+                    holding_days: *holding_days,
+                    expiry: *expiry,
+                },
+                now,
+            )?;
+            println!(
+                "operator {id} enrolled: rate {rate}, holding {holding_days} day(s), expiry {expiry}"
+            );
+        }
+        EconomyCmd::ExchangeOperator(OperatorCmd::List) => {
+            for o in hub.exchange_operators()? {
+                println!(
+                    "{:<16} {:<24} rate {:<8} holding {:>3} d  expiry {:<6} key {}",
+                    o.id.as_str(),
+                    o.name,
+                    o.rate.to_string(),
+                    o.holding_days,
+                    o.expiry.to_string(),
+                    hex::encode(o.public_key)
+                );
+            }
+        }
+        EconomyCmd::Campaign(CampaignCmd::Add(a)) => {
+            if a.until < a.from {
+                return Err(CliError::Input("--until is before --from".into()));
+            }
+            let operator = a
+                .operator
+                .as_deref()
+                .map(OperatorId::parse)
+                .transpose()
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            hub.add_campaign(
+                &Campaign {
+                    id: a.id.clone(),
+                    municipality: a.municipality,
+                    operator,
+                    percent: a.percent,
+                    starts_at: a.from.start(),
+                    ends_at: a.until.end(),
+                    cap_per_account: a.cap,
+                },
+                now,
+            )?;
+            println!(
+                "campaign {} of {}: {}% from {} to {}, cap {} per holder",
+                a.id, a.municipality, a.percent, a.from, a.until, a.cap
+            );
+        }
+        EconomyCmd::Campaign(CampaignCmd::List { municipality }) => {
+            for c in hub.campaigns(*municipality)? {
+                let until = Date::of(UnixMillis(c.ends_at.0.saturating_sub(1)));
+                println!(
+                    "{:<16} {}% {}..{} cap {} operator {}",
+                    c.id,
+                    c.percent,
+                    Date::of(c.starts_at),
+                    until,
+                    c.cap_per_account,
+                    c.operator.map_or("any".to_owned(), |o| o.to_string())
+                );
+            }
+        }
+        EconomyCmd::ExpiryPolicy { program, policy } => {
+            hub.set_program_expiry(program, *policy)?;
+            println!("grants of {program} credited from now on expire: {policy}");
+        }
+        EconomyCmd::Payee(PayeeCmd::Set(a)) => {
+            let party = match (&a.merchant, a.municipality, a.agent) {
+                (Some(f), _, _) => Party::Merchant(f.clone()),
+                (None, Some(m), _) => Party::Municipality(m),
+                _ => Party::Agent,
+            };
+            let account = BankAccount {
+                bank: BankCode::parse(&a.bank).map_err(|e| CliError::Input(e.to_string()))?,
+                branch: BranchCode::parse(&a.branch).map_err(|e| CliError::Input(e.to_string()))?,
+                kind: AccountKind::parse(&a.kind).ok_or_else(|| {
+                    CliError::Input("--kind is ordinary, current or savings".into())
+                })?,
+                number: a.number,
+                holder: a.holder.clone(),
+            };
+            hub.set_payee(&party, &account, a.code, &BuiltinBanks)?;
+            println!(
+                "bank account of {} set: {} {} {}",
+                party.key(),
+                account.bank,
+                account.branch,
+                account.number
+            );
+        }
+        EconomyCmd::Expire => {
+            let released = hub.release_held(now)?;
+            let run = hub.run_expiry(now)?;
+            println!(
+                "released {released} held exchange(s); expired {} pt in {} lot(s) of {} holder(s)",
+                run.points, run.n_lots, run.n_holders
+            );
+        }
+        EconomyCmd::SettlementCycle {
+            municipality,
+            cycle,
+        } => {
+            hub.set_settlement_cycle(*municipality, *cycle)?;
+            println!("{municipality} settles {}", cycle.name());
+        }
+        EconomyCmd::Settle { out, through_now } => {
+            let run = hub.settle(out, &BuiltinBanks, now, *through_now)?;
+            println!(
+                "expired {} pt; closed {} period(s)",
+                run.expiry.points,
+                run.closed.len()
+            );
+            for c in &run.closed {
+                let p = &c.period;
+                println!(
+                    "  {} {} .. {}: {} statement line(s)",
+                    p.municipality,
+                    Date::of(p.starts_at),
+                    Date::of(UnixMillis(p.ends_at.0.saturating_sub(1))),
+                    c.statements.len()
+                );
+            }
+            for p in &run.paths {
+                println!("{}", p.display());
+            }
+        }
+        EconomyCmd::Statements { municipality } => {
+            for c in hub.closed_periods(*municipality)? {
+                let p = &c.period;
+                println!(
+                    "{} .. {} (closed at {} ms, ledger through {})",
+                    Date::of(p.starts_at),
+                    Date::of(UnixMillis(p.ends_at.0.saturating_sub(1))),
+                    p.closed_at.0,
+                    p.ledger_pos
+                );
+                for s in &c.statements {
+                    println!(
+                        "  {:<22} {:<16} {:>12} pt {:>12} yen ({} transfers)",
+                        s.kind.name(),
+                        s.party,
+                        s.points,
+                        s.yen,
+                        s.n_transfers
+                    );
+                }
+            }
+        }
+        EconomyCmd::Report(ReportCmd::Liabilities { format }) => {
+            let r = hub.liability_report(now)?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&r.to_json())?),
+                "csv" => print!("{}", r.to_csv()),
+                other => {
+                    return Err(CliError::Input(format!(
+                        "--format {other:?}: use json or csv"
+                    )));
+                }
+            }
+        }
+        EconomyCmd::Lots {
+            account,
+            municipality,
+        } => {
+            for l in hub.lots_of(*account, *municipality)? {
+                let exp = l.expires_at.map_or("never".to_owned(), |e| {
+                    Date::of(UnixMillis(e.0.saturating_sub(1))).to_string()
+                });
+                println!(
+                    "{:>12} pt of {:>12} from {:<24} expires {exp}",
+                    l.remaining,
+                    l.amount,
+                    l.source.to_string()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
+    MunicipalityCode::parse(s).map_err(|e| e.to_string())
+}
+fn parse_program(s: &str) -> Result<ProgramId, String> {
+    ProgramId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_facility(s: &str) -> Result<FacilityId, String> {
+    FacilityId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_points(s: &str) -> Result<Points, String> {
+    Points::parse(s).map_err(|e| e.to_string())
+}
+fn parse_account(s: &str) -> Result<AccountId, String> {
+    AccountId::parse(s.strip_prefix(['A', 'a']).unwrap_or(s)).map_err(|e| e.to_string())
+}
+fn parse_policy(s: &str) -> Result<ExpiryPolicy, String> {
+    ExpiryPolicy::parse(s).ok_or_else(|| {
+        format!("{s:?}: use fy+N (31 March N fiscal years on), Nd (N days) or never")
+    })
+}
+fn parse_rate(s: &str) -> Result<Rate, String> {
+    Rate::parse(s)
+        .ok_or_else(|| format!("{s:?}: give regional points per operator point as N/D, e.g. 1/2"))
+}
+fn parse_cycle(s: &str) -> Result<Cycle, String> {
+    Cycle::parse(s).ok_or_else(|| format!("{s:?}: use monthly or twice-monthly"))
+}
+fn parse_date(s: &str) -> Result<Date, String> {
+    let mut it = s.split('-').map(|p| p.parse::<u32>().ok());
+    match (
+        it.next().flatten(),
+        it.next().flatten(),
+        it.next().flatten(),
+        it.next(),
+    ) {
+        (Some(y), Some(m), Some(d), None) => {
+            Date::new(y as i32, m, d).ok_or_else(|| format!("{s:?} is not a calendar date"))
+        }
+        _ => Err(format!("{s:?}: give a date as YYYY-MM-DD")),
+    }
+}

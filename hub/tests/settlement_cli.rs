@@ -1,0 +1,316 @@
+//! `mykey-hub` economy commands end to end: operators, campaigns, expiry
+//! policy, payees, settle, statements, liability report, reinstatement.
+#![allow(missing_docs)]
+
+use std::process::{Command, Output};
+
+fn hub(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mykey-hub")
+}
+
+fn ok(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn economy_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    ok(&data, &["init"]);
+    ok(
+        &data,
+        &[
+            "municipality",
+            "add",
+            "--code",
+            "131059",
+            "--name",
+            "Bunkyo",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "municipality",
+            "add",
+            "--code",
+            "131016",
+            "--name",
+            "Chiyoda",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "facility",
+            "add",
+            "--id",
+            "shop-1",
+            "--municipality",
+            "131059",
+            "--kind",
+            "shop",
+            "--name",
+            "Shop",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "account",
+            "register",
+            "--my-key-id",
+            "hanako",
+            "--municipality",
+            "131059",
+            "--card",
+            "300b31:0102",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "program",
+            "create",
+            "--id",
+            "health",
+            "--municipality",
+            "131059",
+            "--budget",
+            "10000",
+        ],
+    );
+    ok(
+        &data,
+        &["expiry-policy", "--program", "health", "--policy", "fy+1"],
+    );
+    let err = fails(
+        &data,
+        &["expiry-policy", "--program", "health", "--policy", "soon"],
+    );
+    assert!(err.contains("fy+N"), "{err}");
+    let key = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let out = ok(
+        &data,
+        &[
+            "exchange-operator",
+            "add",
+            "--id",
+            "card-x",
+            "--name",
+            "Card X",
+            "--public-key",
+            &key,
+            "--rate",
+            "1/2",
+            "--holding-days",
+            "2",
+            "--expiry",
+            "180d",
+        ],
+    );
+    assert!(out.contains("rate 1/2"), "{out}");
+    assert!(ok(&data, &["exchange-operator", "list"]).contains("card-x"));
+    ok(
+        &data,
+        &[
+            "campaign",
+            "add",
+            "--id",
+            "fest",
+            "--municipality",
+            "131059",
+            "--percent",
+            "10",
+            "--from",
+            "2026-08-01",
+            "--until",
+            "2026-08-31",
+            "--cap",
+            "500",
+        ],
+    );
+    assert!(
+        ok(&data, &["campaign", "list", "--municipality", "131059"])
+            .contains("2026-08-01..2026-08-31")
+    );
+    ok(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--agent",
+            "--bank",
+            "0009",
+            "--branch",
+            "001",
+            "--number",
+            "1234567",
+            "--holder",
+            "ｾｲｻﾝﾀﾞｲｺｳ",
+            "--code",
+            "1234567890",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--merchant",
+            "shop-1",
+            "--bank",
+            "0001",
+            "--branch",
+            "004",
+            "--number",
+            "7654321",
+            "--holder",
+            "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ",
+            "--code",
+            "1",
+        ],
+    );
+    let err = fails(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--municipality",
+            "131059",
+            "--bank",
+            "0005",
+            "--branch",
+            "001",
+            "--number",
+            "1",
+            "--holder",
+            "文京区",
+        ],
+    );
+    assert!(err.contains("cannot be encoded"), "{err}");
+    let err = fails(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--municipality",
+            "131059",
+            "--bank",
+            "0042",
+            "--branch",
+            "001",
+            "--number",
+            "1",
+            "--holder",
+            "ﾌﾞﾝｷﾖｳｸ",
+        ],
+    );
+    assert!(err.contains("not a known financial institution"), "{err}");
+    ok(
+        &data,
+        &[
+            "grant",
+            "--my-key-id",
+            "hanako",
+            "--program",
+            "health",
+            "--points",
+            "300",
+        ],
+    );
+    let err = fails(
+        &data,
+        &[
+            "grant",
+            "--my-key-id",
+            "hanako",
+            "--program",
+            "health",
+            "--points",
+            "20000",
+        ],
+    );
+    assert!(err.contains("budget left"), "{err}");
+    assert!(
+        ok(
+            &data,
+            &["lots", "--account", "A1", "--municipality", "131059"]
+        )
+        .contains("program:health")
+    );
+    let out = ok(&data, &["expire"]);
+    assert!(out.contains("expired 0 pt"), "{out}");
+    let out_dir = dir.path().join("settlement");
+    let out = ok(
+        &data,
+        &[
+            "settle",
+            "--through-now",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("closed 2 period(s)"), "{out}");
+    assert!(
+        out.lines().any(|l| l.ends_with(".json")) && out.lines().any(|l| l.ends_with(".csv")),
+        "{out}"
+    );
+    let stmts = ok(&data, &["statements", "--municipality", "131059"]);
+    assert!(stmts.contains(".."), "{stmts}");
+    let csv = ok(&data, &["report", "liabilities", "--format", "csv"]);
+    assert!(
+        csv.starts_with("municipality,section,key,detail,points"),
+        "{csv}"
+    );
+    assert!(csv.contains("131059,source,program:health,,300"), "{csv}");
+    let json = ok(&data, &["report", "liabilities"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["municipalities"][1]["wallets"], 300);
+    ok(&data, &["card", "suspend", "--card", "300b31:0102"]);
+    let err = fails(
+        &data,
+        &[
+            "card",
+            "reinstate",
+            "--card",
+            "300b31:0102",
+            "--municipality",
+            "131016",
+        ],
+    );
+    assert!(err.contains("only 131059 can reinstate"), "{err}");
+    ok(
+        &data,
+        &[
+            "card",
+            "reinstate",
+            "--card",
+            "300b31:0102",
+            "--municipality",
+            "131059",
+        ],
+    );
+}
