@@ -78,8 +78,8 @@ fn fleet_shows_skew_rejections_links_and_never_seen_nodes() {
     assert_eq!(lib.assessment.health, Health::Healthy);
     assert_eq!(lib.assessment.last_contact, Some(t1.plus_ms(10 * MIN)));
     assert_eq!(lib.assessment.sessions_in_window, 1);
-    // Ten minutes of a day: 6.9 permille.
-    assert_eq!(lib.assessment.reachable_permille, 6);
+    // Ten minutes of the two hours since it was enrolled.
+    assert_eq!(lib.assessment.reachable_permille, 83);
     assert_eq!(lib.status.n_unconfirmed(), 3);
     assert_eq!(lib.status.pending_since, Some(t1));
 

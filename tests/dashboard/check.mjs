@@ -77,6 +77,9 @@ try {
   out.alerts = await page.$$eval("#alerts li", (lis) =>
     lis.map((li) => ({ kind: li.dataset.alert, node: li.dataset.node, text: li.textContent.trim() })),
   );
+  out.settlement = await page.$$eval("#settlement tr[data-settlement]", (trs) =>
+    Object.fromEntries(trs.map((tr) => [tr.dataset.municipality, tr.dataset.settlement])),
+  );
   await page.screenshot({ path: join(artifacts, "dashboard-ja.png"), fullPage: true });
 
   // The live part refreshes by itself: wait for a newer data-updated.

@@ -168,6 +168,8 @@ fn setup() -> Setup {
         .register_account(&MyKeyId::parse("taro").unwrap(), taito, &c2, t)
         .unwrap();
     hub.admin_grant(a2, &volunteer, pts(1_500), t).unwrap();
+    // Bunkyo runs a settlement now; Taito has none yet.
+    hub.close_periods_through_now(bunkyo, t).unwrap();
 
     // The silent library last said Hello three days ago.
     let then = UnixMillis(t.0 - 3 * DAY_MS);
@@ -374,8 +376,13 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
         node_json(&nodes, &w.rejecting.1)["last_refusal_reason"],
         "unknown-program"
     );
-    // Connected a moment ago: one session in the last day.
+    // Connected a moment ago: one session in the last day, reachable for
+    // part of the time since it was enrolled.
     assert_eq!(node_json(&nodes, &w.healthy.1)["sessions_24h"], 1);
+    let reach = node_json(&nodes, &w.healthy.1)["reachable_permille_24h"]
+        .as_u64()
+        .unwrap();
+    assert!(reach > 0 && reach <= 1000, "{reach}");
 
     let (code, _, body) = get(
         &url,
@@ -397,6 +404,11 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
         .map(|x| x["wallets"].as_i64().unwrap())
         .collect();
     assert_eq!(wallets, [3_000, 1_500]);
+    let (code, _, body) = get(&url, "/api/settlement", Some(&w.token));
+    assert_eq!(code, 200, "{body}");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["settlement"][0]["periods_closed"], 1, "{st}");
+    assert!(st["settlement"][1]["latest"].is_null(), "{st}");
     let (code, _, body) = get(&url, "/api/openapi.json", Some(&w.token));
     assert_eq!(code, 200);
     let doc: Value = serde_json::from_str(&body).unwrap();
@@ -581,6 +593,11 @@ fn dashboard_in_a_real_browser_finds_the_silent_and_the_rejecting_node() {
     );
 
     assert_eq!(b["live_refreshed"], true);
+    assert_eq!(
+        b["settlement"],
+        serde_json::json!({"131059": "closed", "131067": "none"}),
+        "{b}"
+    );
     let ids = |v: &Value| -> Vec<String> {
         let mut v: Vec<String> = v
             .as_array()

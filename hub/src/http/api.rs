@@ -380,14 +380,56 @@ async fn liabilities(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn settlement() -> Response {
-    // Honest until the settlement module exists: no period has been closed.
-    Json(json!({
-        "closed_periods": [],
-        "open_period": null,
-        "note": "settlement is not installed in this hub yet; no period has been closed"
-    }))
-    .into_response()
+/// A municipality's settlement.
+#[derive(Debug, Serialize)]
+pub struct SettlementJson {
+    /// Code.
+    pub municipality: String,
+    /// Name.
+    pub name: String,
+    /// Periods closed.
+    pub periods_closed: usize,
+    /// The latest closed period (absent: none closed yet).
+    pub latest: Option<PeriodJson>,
+}
+
+/// A closed settlement period, summed.
+#[derive(Debug, Serialize)]
+pub struct PeriodJson {
+    /// First instant.
+    pub starts_ms: u64,
+    /// End (exclusive).
+    pub ends_ms: u64,
+    /// When it was closed.
+    pub closed_ms: u64,
+    /// Statement lines.
+    pub statements: usize,
+    /// Yen over its statement lines.
+    pub yen: u64,
+}
+
+async fn settlement(State(state): State<AppState>) -> Response {
+    match state.with_hub(|hub| hub.settlement_status()).await {
+        Ok(lines) => {
+            let v: Vec<SettlementJson> = lines
+                .into_iter()
+                .map(|s| SettlementJson {
+                    municipality: s.municipality.code.to_string(),
+                    name: s.municipality.name,
+                    periods_closed: s.periods_closed,
+                    latest: s.latest.map(|p| PeriodJson {
+                        starts_ms: p.starts_at.0,
+                        ends_ms: p.ends_at.0,
+                        closed_ms: p.closed_at.0,
+                        statements: p.n_statements,
+                        yen: p.yen,
+                    }),
+                })
+                .collect();
+            Json(json!({ "settlement": v })).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
 }
 
 async fn openapi() -> Response {
@@ -467,8 +509,11 @@ pub fn openapi_document() -> serde_json::Value {
                 "responses": ok("alerts", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "alerts": {"type": "array", "items": r("Alert")}}}))}},
             "/api/liabilities": {"get": {"summary": "Points outstanding per municipality",
                 "responses": ok("liabilities", json!({"type": "object", "properties": {"liabilities": {"type": "array", "items": r("Liability")}}}))}},
-            "/api/settlement": {"get": {"summary": "Settlement periods (none until the settlement module is installed)",
-                "responses": ok("settlement status", json!({"type": "object"}))}},
+            "/api/settlement": {"get": {"summary": "Per municipality: settlement periods closed and the latest one",
+                "responses": ok("settlement status", json!({"type": "object", "properties": {"settlement": {"type": "array", "items": {"type": "object", "properties": {
+                    "municipality": {"type": "string"}, "name": {"type": "string"}, "periods_closed": {"type": "integer"},
+                    "latest": {"type": ["object", "null"], "properties": {"starts_ms": {"type": "integer"}, "ends_ms": {"type": "integer"},
+                        "closed_ms": {"type": "integer"}, "statements": {"type": "integer"}, "yen": {"type": "integer"}}}}}}}}))}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}
         }
     })

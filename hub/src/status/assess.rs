@@ -194,7 +194,7 @@ pub struct Assessment {
     pub connected: bool,
     /// The last time the hub heard from it (Hello, push, or a live link).
     pub last_contact: Option<UnixMillis>,
-    /// Share of the window its link was up, in permille.
+    /// Share of the window (since enrolment, if later) its link was up, in permille.
     pub reachable_permille: u32,
     /// Sessions it opened in the window.
     pub sessions_in_window: u32,
@@ -218,7 +218,10 @@ pub fn assess(f: &NodeFacts<'_>, th: &Thresholds, now: UnixMillis) -> Assessment
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let reachable_permille = reachable_permille(f.links, from, now, th.link_alive_ms);
+    // Over the part of the window the node existed: a node enrolled an hour
+    // ago and up since is 100% reachable, not 4%.
+    let counted_from = from.max(s.node.enrolled_at);
+    let reachable_permille = reachable_permille(f.links, counted_from, now, th.link_alive_ms);
     let sessions_in_window = f.links.iter().filter(|l| l.opened_at >= from).count() as u32;
 
     let mut alerts = vec![];

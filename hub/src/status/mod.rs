@@ -129,7 +129,59 @@ pub struct Liability {
     pub expired: i128,
 }
 
+/// Where a municipality's settlement stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementLine {
+    /// Whose.
+    pub municipality: Municipality,
+    /// How many periods are closed.
+    pub periods_closed: usize,
+    /// The latest closed period, if any.
+    pub latest: Option<LatestPeriod>,
+}
+
+/// The latest closed settlement period of a municipality, summed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatestPeriod {
+    /// First instant.
+    pub starts_at: UnixMillis,
+    /// End (exclusive).
+    pub ends_at: UnixMillis,
+    /// When it was closed.
+    pub closed_at: UnixMillis,
+    /// Statement lines.
+    pub n_statements: usize,
+    /// Yen over its statement lines (invoices, receipts, payouts together).
+    pub yen: u64,
+}
+
 impl Hub {
+    /// Each municipality's settlement: periods closed and the latest one
+    /// (read through the settlement module's [`Hub::closed_periods`]).
+    pub fn settlement_status(&mut self) -> Result<Vec<SettlementLine>, StoreError> {
+        let municipalities = self.store.begin_read()?.municipalities()?;
+        let mut out = vec![];
+        for m in municipalities {
+            let periods = self.closed_periods(m.code)?;
+            let latest = periods
+                .iter()
+                .max_by_key(|p| p.period.starts_at)
+                .map(|p| LatestPeriod {
+                    starts_at: p.period.starts_at,
+                    ends_at: p.period.ends_at,
+                    closed_at: p.period.closed_at,
+                    n_statements: p.statements.len(),
+                    yen: p.statements.iter().map(|s| s.yen).sum(),
+                });
+            out.push(SettlementLine {
+                municipality: m,
+                periods_closed: periods.len(),
+                latest,
+            });
+        }
+        Ok(out)
+    }
+
     /// Every node with its assessment at `now`, from one read snapshot.
     pub fn fleet(&mut self, th: &Thresholds, now: UnixMillis) -> Result<Fleet, StoreError> {
         let hub_id = self.hub_id();

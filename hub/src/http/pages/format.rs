@@ -27,6 +27,11 @@ pub fn fmt_duration(lang: Lang, ms: u64) -> String {
     }
 }
 
+/// The Japan date of a time, `YYYY-MM-DD`.
+pub fn fmt_date(t: UnixMillis) -> String {
+    fmt_time(t).chars().take(10).collect()
+}
+
 /// A time as `YYYY-MM-DD HH:MM JST` (the hub's operators are in Japan).
 pub fn fmt_time(t: UnixMillis) -> String {
     let secs = t.0 / 1000 + 9 * 3600;

@@ -77,12 +77,24 @@ async fn overview(
     let th = state.thresholds().clone();
     let now = now();
     let data = state
-        .with_hub(move |hub| Ok((hub.fleet(&th, now)?, hub.liabilities()?)))
+        .with_hub(move |hub| {
+            Ok((
+                hub.fleet(&th, now)?,
+                hub.liabilities()?,
+                hub.settlement_status()?,
+            ))
+        })
         .await;
     let resp = match data {
-        Ok((fleet, liabilities)) => {
-            Html(render_overview(lang, &op.0, &fleet, &liabilities, &q)).into_response()
-        }
+        Ok((fleet, liabilities, settlement)) => Html(render_overview(
+            lang,
+            &op.0,
+            &fleet,
+            &liabilities,
+            &settlement,
+            &q,
+        ))
+        .into_response(),
         Err(e) => {
             tracing::error!("dashboard: {e}");
             (

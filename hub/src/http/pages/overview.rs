@@ -2,13 +2,13 @@
 //! liabilities and settlement.
 
 use super::format::{
-    alert_text, facility_label, fmt_ago, fmt_duration, fmt_time, grouped, url_encode,
+    alert_text, facility_label, fmt_ago, fmt_date, fmt_duration, fmt_time, grouped, url_encode,
 };
 use super::{OverviewQuery, esc, page};
 use crate::http::i18n::Lang;
 use crate::status::assess::{Alert, Health};
-use crate::status::{Fleet, Liability, NodeRow};
-use mykey_sync_proto::MunicipalityCode;
+use crate::status::{Fleet, Liability, NodeRow, SettlementLine};
+use mykey_sync_proto::{MunicipalityCode, UnixMillis};
 use std::fmt::Write;
 
 /// The node table's sort keys.
@@ -147,6 +147,7 @@ pub(super) fn render_overview(
     operator: &str,
     fleet: &Fleet,
     liabilities: &[Liability],
+    settlement: &[SettlementLine],
     q: &OverviewQuery,
 ) -> String {
     let l = lang.labels();
@@ -390,13 +391,47 @@ pub(super) fn render_overview(
     }
     b.push_str("</tbody></table></section>");
 
-    // Settlement: nothing to show until the settlement module exists.
+    // Settlement, per municipality, from the closed periods.
     let _ = write!(
         b,
-        r#"<section id="settlement"><h2>{}</h2><p data-settlement="none">{}</p></section>"#,
+        r#"<section id="settlement"><h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
         esc(l.settlement),
-        esc(l.settlement_none)
+        esc(l.municipality),
+        esc(l.periods_closed),
+        esc(l.latest_period),
+        esc(l.closed_on),
+        esc(l.statements),
+        esc(l.yen),
     );
+    for s in settlement {
+        let m = &s.municipality;
+        match &s.latest {
+            None => {
+                let _ = write!(
+                    b,
+                    r#"<tr data-municipality="{c}" data-settlement="none"><td>{n} ({c})</td><td class="num">0</td><td colspan="4">{none}</td></tr>"#,
+                    c = m.code,
+                    n = esc(&m.name),
+                    none = esc(l.settlement_none),
+                );
+            }
+            Some(p) => {
+                let _ = write!(
+                    b,
+                    r#"<tr data-municipality="{c}" data-settlement="closed"><td>{n} ({c})</td><td class="num">{k}</td><td>{from} – {to}</td><td>{closed}</td><td class="num">{lines}</td><td class="num">{yen}</td></tr>"#,
+                    c = m.code,
+                    n = esc(&m.name),
+                    k = s.periods_closed,
+                    from = fmt_date(p.starts_at),
+                    to = fmt_date(UnixMillis(p.ends_at.0.saturating_sub(1))),
+                    closed = fmt_time(p.closed_at),
+                    lines = p.n_statements,
+                    yen = grouped(i128::from(p.yen)),
+                );
+            }
+        }
+    }
+    b.push_str("</tbody></table></section>");
     b.push_str("</div>");
     page(lang, operator, l.title, &b)
 }
