@@ -25,12 +25,12 @@
 
 pub mod admin;
 pub mod economy;
+pub mod http;
 mod hub;
 pub mod ingest;
 pub mod key;
 pub mod ledger;
 pub mod model;
-pub mod http;
 pub mod net;
 pub mod rules;
 pub mod status;
