@@ -25,7 +25,7 @@ fn serve(f: &Fixture) -> std::net::SocketAddr {
             .unwrap();
         rt.block_on(async move {
             let state = AppState::new(hub, Thresholds::default());
-            let app = mykey_hub::http::router(state.clone())
+            let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
                 .merge(mykey_hub::economy::http::router(state));
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
@@ -35,15 +35,16 @@ fn serve(f: &Fixture) -> std::net::SocketAddr {
     rx.recv().unwrap()
 }
 
-fn post(
+fn request(
     addr: std::net::SocketAddr,
+    method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -60,6 +61,15 @@ fn post(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    request(addr, "POST", path, headers, body)
 }
 
 fn signed_headers(s: &SignedExchange) -> Vec<(&'static str, String)> {
@@ -180,4 +190,71 @@ fn exchange_over_http() {
     assert_ne!(status, 200);
     let balance = f.hub.balance(f.alice, muni()).unwrap().balance.get();
     assert_eq!(balance, 700);
+}
+
+#[test]
+fn municipality_api_behind_login() {
+    let mut f = Fixture::new();
+    f.hub
+        .set_operator("ops", "correct horse battery", T0)
+        .unwrap();
+    let token = f.hub.new_api_token("ops", T0).unwrap();
+    f.hub
+        .admin_grant(f.alice, &program(), pts(250), T0)
+        .unwrap();
+    let addr = serve(&f);
+    let auth = vec![("Authorization", format!("Bearer {token}"))];
+    assert_eq!(
+        request(addr, "GET", "/api/economy/liabilities", &[], b"").0,
+        401
+    );
+    let (status, body) = request(addr, "GET", "/api/economy/liabilities", &auth, b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bunkyo = v["municipalities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["municipality"] == "131059")
+        .unwrap();
+    assert_eq!(bunkyo["wallets"], 250);
+    let (status, csv) = request(
+        addr,
+        "GET",
+        "/api/economy/liabilities?format=csv",
+        &auth,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(csv.contains("131059,outstanding,wallets,,250"), "{csv}");
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/api/economy/settle",
+        &auth,
+        br#"{"through_now": true}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(!v["closed"].as_array().unwrap().is_empty(), "{body}");
+    let (status, body) = request(
+        addr,
+        "GET",
+        "/api/economy/periods?municipality=131059",
+        &auth,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("\"statements\""), "{body}");
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/api/economy/lots?municipality=131059&account={}", f.alice),
+        &auth,
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("program:volunteer"), "{body}");
+    let (status, _) = request(addr, "POST", "/api/economy/expire", &auth, b"{}");
+    assert_eq!(status, 200);
 }

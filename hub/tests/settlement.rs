@@ -116,9 +116,20 @@ fn one_way_no_transfer_ever_credits_an_operator() {
             "regional points went back to an operator: {t:?}"
         );
     }
-    // The API has no reverse route: only the exchange verb exists.
+    // The API has no reverse route: the operator router has the exchange
+    // verb only, and no route anywhere names a way back.
     let src = include_str!("../src/economy/http.rs");
-    assert_eq!(src.matches(".route(").count(), 1);
+    let operator_router = &src[src.find("pub fn router").unwrap()..src.find("fn error").unwrap()];
+    assert_eq!(operator_router.matches(".route(").count(), 1);
+    for path in src
+        .split(".route(\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap())
+    {
+        for word in ["refund", "reverse", "back", "withdraw", "return", "cash"] {
+            assert!(!path.contains(word), "{path}");
+        }
+    }
 }
 
 #[test]

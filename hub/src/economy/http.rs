@@ -11,6 +11,12 @@
 //!
 //! These routes authenticate by signature, not by dashboard login, so they
 //! are merged beside [`crate::http::app`], not inside it.
+//!
+//! [`admin_routes`] are for municipalities and the hub operator, behind the
+//! dashboard's login (cookie or bearer token): the liability report (JSON or
+//! `?format=csv`), closed periods with their statements, a settlement run
+//! and the expiry job. Their POSTs take a JSON body, which a cross-site form
+//! cannot send.
 
 use crate::economy::exchange::{
     ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange,
@@ -18,10 +24,12 @@ use crate::economy::exchange::{
 use crate::http::AppState;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use mykey_sync_proto::{AccountId, MunicipalityCode};
 use serde_json::json;
 
 /// Header naming the operator.
@@ -108,6 +116,150 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             error(status, e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Routes for municipalities and the hub operator, to put behind the
+/// dashboard's login: `crate::http::app(state, admin_routes())`.
+pub fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/economy/liabilities", get(liabilities))
+        .route("/api/economy/periods", get(periods))
+        .route("/api/economy/lots", get(lots))
+        .route("/api/economy/settle", post(settle))
+        .route("/api/economy/expire", post(expire))
+}
+
+/// `?format=csv` for CSV.
+#[derive(Debug, serde::Deserialize)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+async fn liabilities(State(state): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+    let now = crate::net::unix_now();
+    match state.with_hub(move |hub| hub.liability_report(now)).await {
+        Ok(r) if q.format.as_deref() == Some("csv") => (
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            r.to_csv(),
+        )
+            .into_response(),
+        Ok(r) => axum::Json(r.to_json()).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `?municipality=131059`.
+#[derive(Debug, serde::Deserialize)]
+pub struct MunicipalityQuery {
+    municipality: String,
+    account: Option<String>,
+}
+
+fn periods_json(closed: &[crate::economy::settlement::ClosedPeriod]) -> serde_json::Value {
+    use crate::economy::calendar::Date;
+    json!(closed.iter().map(|c| json!({
+        "municipality": c.period.municipality.to_string(),
+        "starts_at": c.period.starts_at.0,
+        "ends_at": c.period.ends_at.0,
+        "first_day": Date::of(c.period.starts_at).to_string(),
+        "closed_at": c.period.closed_at.0,
+        "ledger_pos": c.period.ledger_pos,
+        "statements": c.statements.iter().map(|s| json!({
+            "kind": s.kind.name(), "party": s.party, "points": s.points, "yen": s.yen, "transfers": s.n_transfers,
+        })).collect::<Vec<_>>(),
+    })).collect::<Vec<_>>())
+}
+
+async fn periods(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+    let Ok(m) = MunicipalityCode::parse(&q.municipality) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "municipality {:?} is not a local government code",
+                q.municipality
+            ),
+        );
+    };
+    match state.with_hub(move |hub| hub.closed_periods(m)).await {
+        Ok(c) => axum::Json(json!({ "periods": periods_json(&c) })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn lots(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+    let m = MunicipalityCode::parse(&q.municipality);
+    let a = q
+        .account
+        .as_deref()
+        .map(|a| AccountId::parse(a.strip_prefix(['A', 'a']).unwrap_or(a)));
+    let (Ok(m), Some(Ok(a))) = (m, a) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "give ?municipality=CODE&account=ID".into(),
+        );
+    };
+    match state.with_hub(move |hub| hub.lots_of(a, m)).await {
+        Ok(lots) => axum::Json(json!({ "lots": lots.iter().map(|l| json!({
+            "points": l.remaining, "credited": l.amount, "source": l.source.to_string(),
+            "credited_at": l.credited_at.0, "expires_at": l.expires_at.map(|e| e.0),
+        })).collect::<Vec<_>>() }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// A settlement run's options.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleBody {
+    /// Also close the open period at the current time.
+    #[serde(default)]
+    through_now: bool,
+}
+
+async fn settle(
+    State(state): State<AppState>,
+    axum::Json(body): axum::Json<SettleBody>,
+) -> Response {
+    let now = crate::net::unix_now();
+    let through_now = body.through_now;
+    let run = state
+        .with_hub(move |hub| {
+            let mut closed = vec![];
+            hub.run_expiry(now)?;
+            for m in hub.municipality_codes()? {
+                let r = if through_now {
+                    hub.close_periods_through_now(m, now)
+                } else {
+                    hub.close_periods(m, now)
+                };
+                match r {
+                    Ok(c) => closed.extend(c),
+                    Err(crate::economy::settlement::SettleError::Store(e)) => return Err(e),
+                    Err(crate::economy::settlement::SettleError::UnknownMunicipality(_)) => {}
+                }
+            }
+            Ok(closed)
+        })
+        .await;
+    match run {
+        Ok(closed) => axum::Json(json!({ "closed": periods_json(&closed) })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn expire(
+    State(state): State<AppState>,
+    axum::Json(_): axum::Json<serde_json::Value>,
+) -> Response {
+    let now = crate::net::unix_now();
+    match state.with_hub(move |hub| hub.run_expiry(now)).await {
+        Ok(r) => {
+            axum::Json(json!({ "lots": r.n_lots, "holders": r.n_holders, "points": r.points }))
+                .into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

@@ -310,6 +310,17 @@ impl Hub {
         Ok(out)
     }
 
+    /// The codes of every municipality the hub serves.
+    pub fn municipality_codes(&mut self) -> Result<Vec<MunicipalityCode>, StoreError> {
+        Ok(self
+            .store
+            .begin_read()?
+            .municipalities()?
+            .into_iter()
+            .map(|m| m.code)
+            .collect())
+    }
+
     /// The closed periods of `m` with their statements.
     pub fn closed_periods(&mut self, m: MunicipalityCode) -> Result<Vec<ClosedPeriod>, StoreError> {
         let mut st = self.store.begin_read()?;

@@ -159,8 +159,8 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     s.hub.close_stale_links()?;
     let state = crate::http::AppState::new(Hub::open(data)?, opts.dashboard.thresholds.clone());
     // The operator exchange API authenticates by signature, beside the dashboard's login.
-    let dashboard =
-        crate::http::router(state.clone()).merge(crate::economy::http::router(state));
+    let dashboard = crate::http::app(state.clone(), crate::economy::http::admin_routes())
+        .merge(crate::economy::http::router(state));
     let http = crate::http::bind(opts.dashboard.http.as_deref()).await?;
     tokio::spawn(async move {
         if let Err(e) = crate::http::serve(http, dashboard).await {
