@@ -33,6 +33,8 @@ use std::collections::BTreeMap;
 
 /// Transfers read per page when folding the ledger into lots.
 const LOT_PAGE: u32 = 1000;
+/// Expired lots handled per storage transaction.
+const EXPIRY_BATCH: u32 = 1000;
 
 /// What an expiry run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -136,49 +138,53 @@ impl Hub {
     pub fn run_expiry(&mut self, now: UnixMillis) -> Result<ExpiryRun, StoreError> {
         self.release_held(now)?;
         let mut run = ExpiryRun::default();
-        let mut st = self.store.begin()?;
-        sync_lots(&mut *st)?;
-        let mut per_holder: BTreeMap<(AccountId, MunicipalityCode), u64> = BTreeMap::new();
-        // Expired lots come first in expiry order; read until one is not expired.
-        let live = st.all_live_lots(u32::MAX)?;
-        for lot in lots::expired(&live, now) {
-            *per_holder
-                .entry((lot.account, lot.municipality))
-                .or_default() += lot.remaining;
-            run.n_lots += 1;
-        }
-        for ((account, m), points) in &per_holder {
-            let Some(amount) = Points::new(*points).ok().filter(|p| !p.is_zero()) else {
-                continue;
-            };
-            st.post(
-                &TransferDraft {
-                    debit: LedgerAccount::Wallet(*account, *m),
-                    credit: LedgerAccount::ExpiryIncome(*m),
-                    amount,
-                    kind: TransferKind::Expiry,
-                    origin_tx: None,
-                    node_time: None,
-                },
-                now,
-            )?;
-            run.points += points;
-            run.n_holders += 1;
-        }
-        sync_lots(&mut *st)?;
-        for (account, m) in per_holder.keys() {
-            exchange::after_wallet_credit(&mut *st, &self.key, *account, *m, None, now)?;
-        }
-        finish(st)?;
-        if run.points > 0 {
+        // One storage transaction per batch of lots, so a large expiry never
+        // holds the write lock for long; each batch leaves the ledger whole.
+        loop {
+            let mut st = self.store.begin()?;
+            sync_lots(&mut *st)?;
+            let batch = st.expired_lots(now, EXPIRY_BATCH)?;
+            if batch.is_empty() {
+                return Ok(run);
+            }
+            let mut per_holder: BTreeMap<(AccountId, MunicipalityCode), u64> = BTreeMap::new();
+            for lot in lots::expired(&batch, now) {
+                *per_holder
+                    .entry((lot.account, lot.municipality))
+                    .or_default() += lot.remaining;
+                run.n_lots += 1;
+            }
+            for ((account, m), points) in &per_holder {
+                let Some(amount) = Points::new(*points).ok().filter(|p| !p.is_zero()) else {
+                    continue;
+                };
+                st.post(
+                    &TransferDraft {
+                        debit: LedgerAccount::Wallet(*account, *m),
+                        credit: LedgerAccount::ExpiryIncome(*m),
+                        amount,
+                        kind: TransferKind::Expiry,
+                        origin_tx: None,
+                        node_time: None,
+                    },
+                    now,
+                )?;
+                run.points += points;
+                run.n_holders += 1;
+            }
+            // The expiry transfers consume exactly the expired lots: they hold
+            // the earliest expiries of each wallet.
+            sync_lots(&mut *st)?;
+            for (account, m) in per_holder.keys() {
+                exchange::after_wallet_credit(&mut *st, &self.key, *account, *m, None, now)?;
+            }
+            finish(st)?;
             tracing::info!(
-                lots = run.n_lots,
-                holders = run.n_holders,
+                lots = per_holder.len(),
                 points = run.points,
                 "points expired"
             );
         }
-        Ok(run)
     }
 
     /// A holder's lots with points left in a municipality, in the order they

@@ -107,6 +107,9 @@ pub trait EconomyTx {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<Vec<Lot>, StoreError>;
+    /// Lots with points left that expired at or before `now`, at most `limit`,
+    /// earliest expiry first.
+    fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError>;
     /// Every lot with points left, at most `limit`, ordered by expiry.
     fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError>;
 

@@ -530,6 +530,17 @@ impl EconomyTx for SqliteTx<'_> {
         rows.into_iter().map(lot_of).collect()
     }
 
+    fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 AND expires_at <= ?1
+             ORDER BY expires_at, pos LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![i64_of(now.0), limit], lot_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(lot_of).collect()
+    }
+
     fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 ORDER BY expires_at IS NULL, expires_at, pos LIMIT ?1"
