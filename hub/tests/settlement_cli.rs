@@ -261,6 +261,7 @@ fn economy_commands() {
         )
         .contains("program:health")
     );
+    ok(&data, &["exchanges", "--account", "A1"]);
     let out = ok(&data, &["expire"]);
     assert!(out.contains("expired 0 pt"), "{out}");
     let out_dir = dir.path().join("settlement");

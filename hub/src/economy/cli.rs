@@ -66,6 +66,15 @@ pub enum EconomyCmd {
     /// Reports.
     #[command(subcommand)]
     Report(ReportCmd),
+    /// A holder's exchange history (operator, points, time), newest first.
+    Exchanges {
+        /// The account (e.g. A12).
+        #[arg(long, value_parser = parse_account)]
+        account: AccountId,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// A holder's lots with points left, earliest expiry first.
     Lots {
         /// The account (e.g. A12).
@@ -411,6 +420,21 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                         "--format {other:?}: use json or csv"
                     )));
                 }
+            }
+        }
+        EconomyCmd::Exchanges { account, limit } => {
+            for e in hub.exchanges_of(*account, *limit)? {
+                println!(
+                    "{} {:<12} {:>10} operator pt -> {:>10} + premium {:>8} in {} (request {}, spendable from {})",
+                    Date::of(e.received_at),
+                    e.operator.as_str(),
+                    e.operator_points,
+                    e.regional.to_string(),
+                    e.premium.to_string(),
+                    e.municipality,
+                    e.request_id,
+                    Date::of(e.available_at)
+                );
             }
         }
         EconomyCmd::Lots {

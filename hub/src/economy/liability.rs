@@ -5,7 +5,6 @@
 //! above ¥10,000,000 (rounded up to the yen). As JSON and as CSV.
 
 use crate::economy::calendar::Date;
-use crate::economy::lots::LotSource;
 use crate::hub::Hub;
 use crate::store::StoreError;
 use mykey_sync_proto::{MunicipalityCode, UnixMillis};
@@ -123,7 +122,6 @@ impl Hub {
     pub fn liability_report(&mut self, now: UnixMillis) -> Result<LiabilityReport, StoreError> {
         let mut st = self.store.begin()?;
         crate::economy::sync_lots(&mut *st)?;
-        let lots = st.all_live_lots(u32::MAX)?;
         let mut out = vec![];
         for muni in st.municipalities()? {
             let m = muni.code;
@@ -144,20 +142,17 @@ impl Hub {
                     _ => l.debts = v,
                 }
             }
-            for lot in lots.iter().filter(|x| x.municipality == m) {
-                let source = match &lot.source {
-                    LotSource::Other => "other".to_owned(),
-                    s => s.to_string(),
-                };
-                *l.by_source.entry(source.clone()).or_default() += lot.remaining;
-                match lot.expires_at {
-                    // An expiry at 00:00 JST belongs to the day before.
-                    Some(e) => {
-                        let d = Date::of(UnixMillis(e.0.saturating_sub(1)));
+            for (source, day, points) in st.lot_schedule(m)? {
+                *l.by_source.entry(source.clone()).or_default() += points;
+                match day {
+                    Some(day) => {
+                        let d = Date::of(UnixMillis(
+                            u64::try_from(day).unwrap_or(0) * 86_400_000 + 12 * 3_600_000,
+                        ));
                         let month = format!("{:04}-{:02}", d.year, d.month);
-                        *l.expiry_schedule.entry((month, source)).or_default() += lot.remaining;
+                        *l.expiry_schedule.entry((month, source)).or_default() += points;
                     }
-                    None => *l.never_expiring.entry(source).or_default() += lot.remaining,
+                    None => *l.never_expiring.entry(source).or_default() += points,
                 }
             }
             for d in base_dates(now, 2) {

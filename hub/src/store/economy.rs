@@ -110,6 +110,13 @@ pub trait EconomyTx {
     /// Lots with points left that expired at or before `now`, at most `limit`,
     /// earliest expiry first.
     fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError>;
+    /// Points left in one municipality's lots, summed per source and JST
+    /// expiry day (days since the epoch of the last day the points can be
+    /// spent; `None`: never expire).
+    fn lot_schedule(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(String, Option<i64>, u64)>, StoreError>;
     /// Every lot with points left, at most `limit`, ordered by expiry.
     fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError>;
 

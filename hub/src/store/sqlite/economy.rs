@@ -541,6 +541,30 @@ impl EconomyTx for SqliteTx<'_> {
         rows.into_iter().map(lot_of).collect()
     }
 
+    fn lot_schedule(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(String, Option<i64>, u64)>, StoreError> {
+        // An expiry at 00:00 JST ends the day before: shift by 1 ms, then to JST days.
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT source, (expires_at - 1 + 32400000) / 86400000 AS day, SUM(remaining)
+             FROM lots WHERE municipality = ?1 AND remaining > 0
+             GROUP BY source, day ORDER BY source, day",
+        )?;
+        let rows = stmt
+            .query_map([muni_sql(m)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(s, d, p)| Ok((s, d, u64_of("lot points", p)?)))
+            .collect()
+    }
+
     fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 ORDER BY expires_at IS NULL, expires_at, pos LIMIT ?1"
