@@ -475,7 +475,11 @@ impl Hub {
             return Err(ExchangeError::UnknownMunicipality(m.to_string()));
         }
         let mut campaigns = vec![];
-        for c in st.campaigns(m)?.into_iter().filter(|c| c.applies(&op.id, now)) {
+        for c in st
+            .campaigns(m)?
+            .into_iter()
+            .filter(|c| c.applies(&op.id, now))
+        {
             let received = st.premium_received(&c.id, account)?;
             campaigns.push((c, received));
         }
