@@ -184,7 +184,6 @@ impl Hub {
 
     /// Every node with its assessment at `now`, from one read snapshot.
     pub fn fleet(&mut self, th: &Thresholds, now: UnixMillis) -> Result<Fleet, StoreError> {
-        let hub_id = self.hub_id();
         let from = UnixMillis(now.0.saturating_sub(WINDOW_MS));
         let mut st = self.store.begin_read()?;
         let statuses = st.node_statuses()?;
@@ -235,15 +234,10 @@ impl Hub {
             let cursor = c.fact_cursor.max(pulled(&s.node.id).unwrap_or(0));
             let mut oldest: Option<(u64, UnixMillis)> = None;
             for scope in scopes_of(&s.node) {
-                for f in st.facts_in_scope(&scope, cursor, 1)? {
-                    let issued = f
-                        .signed
-                        .verify(&hub_id)
-                        .map(|v| v.payload().issued_at)
-                        .unwrap_or(c.at);
-                    if oldest.is_none_or(|(seq, _)| f.hub_seq < seq) {
-                        oldest = Some((f.hub_seq, issued));
-                    }
+                if let Some((seq, issued)) = st.first_fact_after(&scope, cursor)?
+                    && oldest.is_none_or(|(s, _)| seq < s)
+                {
+                    oldest = Some((seq, issued));
                 }
             }
             missing.insert(s.node.id, oldest.map(|(_, t)| t));

@@ -66,6 +66,14 @@ pub trait StatusTx {
     /// Closes every link still open at its last sighting (a serving process
     /// starts: links of a previous one are gone). Returns how many.
     fn close_stale_links(&mut self) -> Result<u64, StoreError>;
+    /// The first fact of exactly this scope after `after`: its hub_seq and
+    /// issue time (no decoding, no signature check: the dashboard's replica lag).
+    fn first_fact_after(
+        &mut self,
+        scope: &mykey_sync_proto::Scope,
+        after: u64,
+    ) -> Result<Option<(u64, UnixMillis)>, StoreError>;
+
     /// Forgets closed links last seen before `before`. Returns how many.
     fn prune_links(&mut self, before: UnixMillis) -> Result<u64, StoreError>;
     /// Links that were up at or after `since`, oldest first, at most `limit`.

@@ -94,6 +94,26 @@ impl StatusTx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
+    fn first_fact_after(
+        &mut self,
+        scope: &mykey_sync_proto::Scope,
+        after: u64,
+    ) -> Result<Option<(u64, UnixMillis)>, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT hub_seq, issued_at FROM facts WHERE scope = ?1 AND hub_seq > ?2
+                 ORDER BY hub_seq LIMIT 1",
+            )?
+            .query_row(
+                params![crate::store::scope_key(scope), i64_of(after)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(seq, at)| Ok((u64_of("hub seq", seq)?, millis("fact issued", at)?)))
+            .transpose()
+    }
+
     fn prune_links(&mut self, before: UnixMillis) -> Result<u64, StoreError> {
         let n = self
             .tx
