@@ -13,6 +13,8 @@
 //! [`admin`] load what a decision needs from the [`store`], apply it and
 //! commit; [`store`] is the narrow storage interface with the SQLite backend
 //! (a PostgreSQL backend is a new implementation of [`store::LedgerStore`]).
+//! [`economy`] holds the points economy and settlement: operator exchanges,
+//! lots and expiry, settlement periods, Zengin payout files, liability reports.
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
 //! a push is one storage transaction, durable before its receipts exist;
