@@ -1,7 +1,7 @@
 //! The operator exchange API over HTTP (axum), beside the dashboard:
 //!
 //! `POST /operator/v1/exchange` with the JSON request body
-//! ([`ExchangeRequest`]), header `X-MyKey-Operator: <operator id>` and
+//! ([`crate::economy::exchange::ExchangeRequest`]), header `X-MyKey-Operator: <operator id>` and
 //! header `X-MyKey-Signature: <hex ed25519 signature of the exact body bytes>`.
 //! Answers `200` with the applied exchange (or the stored one for a replay
 //! of the same request id and bytes), `401` for an unknown operator or a

@@ -2,8 +2,8 @@
 //! its programme's or operator's policy; every debit of a wallet (redeem,
 //! debt recovery, expiry) consumes the lots with the earliest expiry first.
 //!
-//! Lots are a fold over the ledger: [`fold`] takes one transfer and the
-//! holder's live lots and says what changes. The driver
+//! Lots are a fold over the ledger: a credit to a wallet opens a lot, a
+//! debit [`consume`]s the holder's live lots in [`consumption_order`]. The driver
 //! ([`crate::Hub::sync_lots`]) walks transfers after a stored cursor, so
 //! ingest (which knows nothing of lots) never has to change, and the fold
 //! is exact: a debit consumes only lots credited before it.
