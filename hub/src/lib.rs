@@ -15,6 +15,10 @@
 //! (a PostgreSQL backend is a new implementation of [`store::LedgerStore`]).
 //! [`economy`] holds the points economy and settlement: operator exchanges,
 //! lots and expiry, settlement periods, Zengin payout files, liability reports.
+//! [`status`] is the operations view (every node's sync status and alerts,
+//! decided in [`status::assess`] from what ingest and the serving loop
+//! record); [`http`] serves it as the operator dashboard, a JSON API and
+//! Prometheus `/metrics` behind operator login.
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
 //! a push is one storage transaction, durable before its receipts exist;
