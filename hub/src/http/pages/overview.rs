@@ -46,12 +46,11 @@ fn sort_rows(rows: &mut [&NodeRow], key: &str, desc: bool) {
             "reachable" => aa.reachable_permille.cmp(&ba.reachable_permille),
             "sessions" => aa.sessions_in_window.cmp(&ba.sessions_in_window),
             "unconfirmed" => a.status.n_unconfirmed().cmp(&b.status.n_unconfirmed()),
-            "oldest" => b
-                .status
-                .pending_since
-                .map(|t| u64::MAX - t.0)
-                .cmp(&a.status.pending_since.map(|t| u64::MAX - t.0))
-                .reverse(),
+            // Ascending: the longest-waiting unconfirmed work first, none last.
+            "oldest" => {
+                let k = |r: &NodeRow| r.status.pending_since.map_or(u64::MAX, |t| t.0);
+                k(a).cmp(&k(b))
+            }
             "rejected" => a
                 .refusals_in_window
                 .cmp(&b.refusals_in_window)
