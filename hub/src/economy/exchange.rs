@@ -303,10 +303,15 @@ pub fn quote(
     now: UnixMillis,
 ) -> Result<Quote, ExchangeError> {
     let regional = op.rate.apply(operator_points);
-    let regional = Points::new(regional)
-        .ok()
-        .filter(|p| !p.is_zero())
-        .ok_or(ExchangeError::TooSmall(operator_points, op.rate))?;
+    if regional == 0 {
+        return Err(ExchangeError::TooSmall(operator_points, op.rate));
+    }
+    let regional = Points::new(regional).map_err(|_| {
+        ExchangeError::Malformed(format!(
+            "{operator_points} operator points make more than {} regional points",
+            Points::MAX
+        ))
+    })?;
     let mut best: Option<(u64, &Campaign)> = None;
     for (c, received) in campaigns {
         if !c.applies(&op.id, now) {
@@ -484,6 +489,17 @@ impl Hub {
             campaigns.push((c, received));
         }
         let q = quote(&op, req.operator_points, &campaigns, now)?;
+        let before = balance_in(&mut *st, account, m)?;
+        let fits = before
+            .balance
+            .checked_add(q.regional)
+            .and_then(|b| b.checked_add(q.premium));
+        if fits.is_none() {
+            return Err(ExchangeError::Malformed(format!(
+                "the exchange would take the holder's balance past {} points",
+                Points::MAX
+            )));
+        }
         let held = q.available_at > now;
         let to = if held {
             LedgerAccount::Held(account, m)
@@ -668,6 +684,10 @@ mod tests {
         assert!(matches!(
             quote(&op(0), 1, &[], UnixMillis(0)),
             Err(ExchangeError::TooSmall(1, _))
+        ));
+        assert!(matches!(
+            quote(&op(0), u64::MAX, &[], UnixMillis(0)),
+            Err(ExchangeError::Malformed(_))
         ));
     }
 }
