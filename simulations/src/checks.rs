@@ -7,6 +7,7 @@ use crate::hub_host::HubCore;
 use crate::world::{AtTime, Failure, World, fail};
 use ed25519_dalek::{Signer, SigningKey};
 use mykey_node::Lookup;
+use mykey_sync_proto::CardStatus;
 use mykey_sync_proto::fact::FactPayload;
 use mykey_sync_proto::tx::TX_DOMAIN;
 use mykey_sync_proto::wire::Facts;
@@ -118,7 +119,12 @@ impl<H: HubCore> World<H> {
         for h in 0..self.holders.len() {
             let a = self.holders[h].account;
             let (hb, hd) = self.hub.balance(a, self.municipality).at(t)?;
-            let hub_status = self.hub.card_status(&self.holders[h].card).at(t)?;
+            let mut cards = self.holders[h].old_cards.clone();
+            cards.push(self.holders[h].card.clone());
+            let mut hub_status = Vec::new();
+            for c in &cards {
+                hub_status.push(self.hub.card_status(c).at(t)?);
+            }
             for n in 0..self.nodes.len() {
                 let Some(core) = &self.nodes[n].core else {
                     continue;
@@ -129,13 +135,19 @@ impl<H: HubCore> World<H> {
                         "node {n} holds holder {h} at balance {b}, debt {d}, pending {pending}; hub: {hb}, {hd}"
                     )));
                 }
-                let l = core.lookup(&self.holders[h].card).at(t)?;
-                let suspended = matches!(l, Lookup::Suspended);
-                let hub_suspended = hub_status == Some(mykey_sync_proto::CardStatus::Suspended);
-                if suspended != hub_suspended {
-                    return Ok(Some(format!(
-                        "node {n} sees holder {h}'s card as {l:?}; hub: {hub_status:?}"
-                    )));
+                for (c, hs) in cards.iter().zip(&hub_status) {
+                    let l = core.lookup(c).at(t)?;
+                    let seen = match l {
+                        Lookup::Found { .. } => Some(CardStatus::Active),
+                        Lookup::Suspended => Some(CardStatus::Suspended),
+                        Lookup::Superseded => Some(CardStatus::Superseded),
+                        Lookup::NotRegistered => None,
+                    };
+                    if seen != *hs {
+                        return Ok(Some(format!(
+                            "node {n} sees a card of holder {h} as {seen:?}; hub: {hs:?}"
+                        )));
+                    }
                 }
             }
         }

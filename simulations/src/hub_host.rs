@@ -87,6 +87,10 @@ pub trait HubCore: HubService {
     ) -> anyhow::Result<()>;
     /// Suspends a lost card.
     fn suspend(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
+    /// Reinstates a suspended card (the holder found it).
+    fn reinstate(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
+    /// Links a renewed card to an account; its active card becomes superseded.
+    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
     /// (balance, debt) of a holder.
     fn balance(
         &mut self,

@@ -87,6 +87,10 @@ pub enum Scripted {
     Jump(usize, i64),
     /// The hub suspends a holder's card (lost card).
     Suspend(usize),
+    /// The holder found the card: the hub reinstates it.
+    Reinstate(usize),
+    /// The holder's card is renewed: a new card key on the same account.
+    Renew(usize),
     /// An operator exchange credits a holder.
     Credit(usize, u64),
     /// An attacker pushes forged transactions to the hub.

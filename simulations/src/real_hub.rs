@@ -133,6 +133,16 @@ impl HubCore for RealHub {
             Err(e) => Err(e.into()),
         }
     }
+    fn reinstate(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()> {
+        match self.hub.reinstate_card(card, now) {
+            Ok(()) => Ok(()),
+            Err(mykey_hub::CardStatusError::WrongState { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()> {
+        Ok(self.hub.add_card(account, card, now)?)
+    }
     fn balance(
         &mut self,
         account: AccountId,

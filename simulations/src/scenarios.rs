@@ -52,14 +52,29 @@ impl Scenario {
     /// The plan for `seed`; `long` gives the full-size run.
     pub fn plan(self, seed: u64, long: bool) -> Plan {
         let mut rng = Prng::new(seed ^ 0x5CE7_A410);
-        match self {
+        let mut faults = rng.fork(0xFA17);
+        let mut plan = match self {
             Scenario::RuralLibrary => rural_library(&mut rng, long),
             Scenario::Festival => festival(&mut rng, long, false),
             Scenario::FestivalStrict => festival(&mut rng, long, true),
             Scenario::CityDay => city_day(&mut rng, long),
             Scenario::HubOutage => hub_outage(&mut rng, long),
-        }
+        };
+        swarm(&mut plan, &mut faults);
+        plan
     }
+}
+
+/// Swarm testing, as in VOPR: each seed draws its own fault intensities,
+/// from a calm network to a hostile one.
+fn swarm(plan: &mut Plan, rng: &mut Prng) {
+    plan.wan.loss = rng.range(0, 80) as f64 / 1000.0;
+    plan.wan.dup = rng.range(0, 30) as f64 / 1000.0;
+    plan.wan.jitter_ms = rng.range(50, 2_000);
+    plan.lan.loss = rng.range(0, 50) as f64 / 1000.0;
+    plan.lan.dup = rng.range(0, 20) as f64 / 1000.0;
+    plan.card_faults.pulled = rng.range(0, 50) as f64 / 1000.0;
+    plan.card_faults.wrong_pin = rng.range(0, 200) as f64 / 1000.0;
 }
 
 fn p(n: u64) -> Points {
@@ -258,7 +273,7 @@ fn festival(rng: &mut Prng, long: bool, strict: bool) -> Plan {
 
 fn city_day(rng: &mut Prng, long: bool) -> Plan {
     let (n_nodes, holders, ops_per_node) = if long {
-        (200, 5_000, 150)
+        (200, 1_000, 40)
     } else {
         (12, 150, 30)
     };
@@ -321,10 +336,24 @@ fn city_day(rng: &mut Prng, long: bool) -> Plan {
         plan.script
             .push((t, Scripted::Credit(h, rng.range(5, 50) * 100)));
     }
-    // Lost cards.
+    // Lost cards; some are found again (reinstated) and lost again, some
+    // holders renew their card.
     for _ in 0..(holders / 100).max(2) {
+        let t = rng.below(day - 3 * HOUR);
+        let h = rng.index(holders);
+        plan.script.push((t, Scripted::Suspend(h)));
+        if rng.chance(0.5) {
+            let found = t + rng.range(MIN, 10 * MIN);
+            plan.script.push((found, Scripted::Reinstate(h)));
+            if rng.chance(0.5) {
+                plan.script
+                    .push((found + rng.range(MIN, 10 * MIN), Scripted::Suspend(h)));
+            }
+        }
+    }
+    for _ in 0..(holders / 50).max(2) {
         let t = rng.below(day - HOUR);
-        plan.script.push((t, Scripted::Suspend(rng.index(holders))));
+        plan.script.push((t, Scripted::Renew(rng.index(holders))));
     }
     plan.add_background_faults(rng, 10 * MIN, day - HOUR);
     plan

@@ -79,6 +79,23 @@ impl<H: HubCore> World<H> {
                 self.holders[h].suspended = true;
                 return Ok(true);
             }
+            Scripted::Reinstate(h) => {
+                let card = self.holders[h].card.clone();
+                self.hub.reinstate(&card, hub_now).at(t)?;
+                self.holders[h].suspended = false;
+                return Ok(true);
+            }
+            Scripted::Renew(h) => {
+                let g = self.holders[h].old_cards.len() + 1;
+                let card = crate::world::holder_card(h, g).at(t)?;
+                let account = self.holders[h].account;
+                self.hub.renew(account, &card, hub_now).at(t)?;
+                let old = std::mem::replace(&mut self.holders[h].card, card);
+                self.holders[h].old_cards.push(old);
+                self.holders[h].suspended = false;
+                self.holders[h].pin_tries_left = 3;
+                return Ok(true);
+            }
             Scripted::Credit(h, pts) => {
                 let a = self.holders[h].account;
                 let p = Points::new(pts).at(t)?;

@@ -33,6 +33,8 @@ pub struct Holder {
     pub pin_tries_left: u8,
     /// Reported lost.
     pub suspended: bool,
+    /// Cards it held before renewals.
+    pub old_cards: Vec<CardKey>,
     /// Library cards linked so far.
     pub links: u32,
 }
@@ -173,11 +175,11 @@ pub struct World<H: HubCore> {
     _dir: tempfile::TempDir,
 }
 
-fn holder_card(i: usize) -> anyhow::Result<CardKey> {
-    Ok(CardKey::new(
-        b"JPKI-UserAuth-CA-2".to_vec(),
-        (i as u64 + 1).to_be_bytes().to_vec(),
-    )?)
+/// Holder `i`'s card of generation `g` (0: the first; renewals count up).
+pub(crate) fn holder_card(i: usize, g: usize) -> anyhow::Result<CardKey> {
+    let mut serial = (i as u64 + 1).to_be_bytes().to_vec();
+    serial.extend((g as u32).to_be_bytes());
+    Ok(CardKey::new(b"JPKI-UserAuth-CA-2".to_vec(), serial)?)
 }
 
 impl<H: HubCore> World<H> {
@@ -241,7 +243,7 @@ impl<H: HubCore> World<H> {
         let mut holders = Vec::new();
         let mut credits = rng.fork(4);
         for i in 0..plan.holders {
-            let card = holder_card(i)?;
+            let card = holder_card(i, 0)?;
             let alias = MyKeyId::parse(&format!("holder{i:05}"))?;
             let account = hub.register(&alias, municipality, &card, t0)?;
             let pts = credits.range(plan.initial_points.0, plan.initial_points.1);
@@ -253,6 +255,7 @@ impl<H: HubCore> World<H> {
                 card,
                 pin_tries_left: 3,
                 suspended: false,
+                old_cards: Vec::new(),
                 links: 0,
             });
         }

@@ -67,3 +67,29 @@ fn same_seed_same_run() {
     assert_eq!(a.lag_ms, b.lag_ms);
     assert_eq!(a.wan_bytes, b.wan_bytes);
 }
+
+/// A node offline while a card is suspended, reinstated and suspended again
+/// must end with the card suspended, like the hub.
+#[test]
+fn lost_found_lost_reaches_an_offline_node() {
+    use mykey_simulations::plan::Scripted;
+    const HOUR: u64 = 3_600_000;
+    for seed in [1, 2] {
+        let mut plan = Scenario::CityDay.plan(seed, false);
+        let wan = |up| Scripted::Wan {
+            node: Some(0),
+            up,
+            down: up,
+        };
+        plan.script.push((HOUR, wan(false)));
+        plan.script.push((HOUR + HOUR / 2, Scripted::Suspend(0)));
+        plan.script
+            .push((HOUR + HOUR / 2 + 60_000, Scripted::Reinstate(0)));
+        plan.script
+            .push((HOUR + HOUR / 2 + 120_000, Scripted::Suspend(0)));
+        plan.script.push((3 * HOUR, wan(true)));
+        if let Err(e) = mykey_simulations::run_plan(Scenario::CityDay, plan, seed, false) {
+            panic!("{e}");
+        }
+    }
+}
