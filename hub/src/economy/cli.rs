@@ -3,12 +3,15 @@
 //! expiry job, settlement runs, statements and the liability report.
 //! `main.rs` flattens [`EconomyCmd`] into its commands and calls [`run`].
 
+use crate::economy::bankdata::{BankDataError, JsonBankDirectory};
 use crate::economy::calendar::Date;
 use crate::economy::exchange::{Campaign, ExchangeOperator, OperatorId, Rate};
 use crate::economy::lots::ExpiryPolicy;
 use crate::economy::outputs::OutputError;
 use crate::economy::settlement::{Cycle, SettleError};
-use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode, BuiltinBanks};
+use crate::economy::zengin::{
+    AccountKind, BankAccount, BankCode, BankDirectory, BranchCode, BuiltinBanks,
+};
 use crate::store::economy::Party;
 use crate::{Hub, OpenError, ProgramError, StoreError};
 use clap::{Args, Subcommand};
@@ -56,6 +59,9 @@ pub enum EconomyCmd {
         /// Also close the open period at the current time.
         #[arg(long)]
         through_now: bool,
+        /// Bank data.
+        #[command(flatten)]
+        banks: BankDataArg,
     },
     /// Show a municipality's closed periods and their statements.
     Statements {
@@ -194,6 +200,33 @@ pub struct PayeeArgs {
     /// Customer code (payees) or requester code (the agent), up to 10 digits.
     #[arg(long, default_value_t = 0)]
     code: u64,
+    /// Bank data.
+    #[command(flatten)]
+    banks: BankDataArg,
+}
+
+/// Where the bank and branch table comes from.
+#[derive(Args, Debug)]
+pub struct BankDataArg {
+    /// The zengin-code source-data `data` directory (banks.json, branches/); without it,
+    /// the small built-in excerpt is used.
+    #[arg(long, env = "MYKEY_BANK_DATA", value_name = "DIR")]
+    bank_data: Option<PathBuf>,
+}
+
+impl BankDataArg {
+    fn load(&self) -> Result<Box<dyn BankDirectory>, CliError> {
+        match &self.bank_data {
+            Some(dir) => Ok(Box::new(JsonBankDirectory::load(dir)?)),
+            None => {
+                eprintln!(
+                    "note: checking bank codes against the built-in excerpt; give --bank-data DIR \
+                     (zengin-code source-data) for the full table"
+                );
+                Ok(Box::new(BuiltinBanks))
+            }
+        }
+    }
 }
 
 /// Reports.
@@ -228,6 +261,9 @@ pub enum CliError {
     /// Outputs failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The bank data could not be read.
+    #[error(transparent)]
+    BankData(#[from] BankDataError),
     /// Output could not be encoded.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -343,7 +379,7 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 number: a.number,
                 holder: a.holder.clone(),
             };
-            hub.set_payee(&party, &account, a.code, &BuiltinBanks)?;
+            hub.set_payee(&party, &account, a.code, &*a.banks.load()?)?;
             println!(
                 "bank account of {} set: {} {} {}",
                 party.key(),
@@ -367,8 +403,12 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
             hub.set_settlement_cycle(*municipality, *cycle)?;
             println!("{municipality} settles {}", cycle.name());
         }
-        EconomyCmd::Settle { out, through_now } => {
-            let run = hub.settle(out, &BuiltinBanks, now, *through_now)?;
+        EconomyCmd::Settle {
+            out,
+            through_now,
+            banks,
+        } => {
+            let run = hub.settle(out, &*banks.load()?, now, *through_now)?;
             println!(
                 "expired {} pt; closed {} period(s)",
                 run.expiry.points,

@@ -13,6 +13,7 @@
 //! transaction that arrives late from an offline node is posted now, keeps
 //! its node time beside the hub time, and lands in the open period.
 
+pub mod bankdata;
 pub mod calendar;
 pub mod cli;
 pub mod exchange;

@@ -18,7 +18,7 @@ pub enum OutputError {
     #[error("no bank account registered for {0}; add it with `mykey-hub payee set`")]
     NoBankAccount(String),
     /// A payout file could not be made.
-    #[error("payout file for {what}: {source}")]
+    #[error("cannot make the payout file for {what}")]
     Zengin {
         /// Which file.
         what: String,
@@ -27,7 +27,7 @@ pub enum OutputError {
         source: ZenginError,
     },
     /// Writing failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Io {
         /// The file.
         path: PathBuf,
