@@ -8,12 +8,13 @@
 //! fails, a name longer than its field) is refused with the field and the
 //! character: a payout file is never written with a mangled payee name.
 //!
-//! Bank and branch codes are checked against a [`BankDirectory`]. The hub
-//! ships [`BuiltinBanks`], a small excerpt of the zengin-code data set (the
-//! data the `zengin` crate embeds); the `zengin` crate itself was not taken
-//! as a dependency because it compiles 16 MB of JSON into the binary and
-//! parses all of it at start. A deployment plugs the full, maintained table
-//! in through the trait.
+//! Bank and branch codes are checked against a [`BankDirectory`]: the
+//! maintained zengin-code table read at run time
+//! ([`crate::economy::bankdata::JsonBankDirectory`], `--bank-data DIR`), or
+//! [`BuiltinBanks`], a small excerpt of it for tests and the demo. The
+//! `zengin` crate (which embeds the same data) was not taken as a
+//! dependency: it compiles 16 MB of JSON into the binary and parses all of
+//! it at start.
 
 use std::fmt;
 
