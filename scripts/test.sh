@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
 need=()
-for p in pcscd libpcsclite-dev vsmartcard-vpcd pkg-config; do
+for p in pcscd libpcsclite-dev vsmartcard-vpcd pkg-config chromium fonts-noto-cjk iproute2; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -34,6 +34,9 @@ step "pcscd with the vpcd virtual reader"
 bash scripts/pcsc-up.sh
 trap 'bash scripts/pcsc-down.sh' EXIT
 export MYKEY_PCSC=1
+
+step "browser test dependencies (playwright-core drives Debian's chromium)"
+npm ci --prefix tests/dashboard --no-audit --no-fund
 
 step "cargo test"
 cargo test --workspace --locked
