@@ -791,3 +791,17 @@ fn an_exhausted_budget_declines_hub_grants_but_honours_offline_ones() {
             .any(|i| i.kind == mykey_hub::IncidentKind::ProgramOverdrawn)
     );
 }
+
+#[test]
+fn the_serving_loops_tick_releases_and_expires_in_bounded_steps() {
+    let mut f = Fixture::new();
+    enrol_operator(&mut f, 1, ExpiryPolicy::Days { days: 2 });
+    f.hub.exchange(&request("t", "Alice01", 1000), T0).unwrap();
+    assert!(!f.hub.economy_tick(T0.plus_ms(DAY - 1), 1).unwrap());
+    assert_eq!(wallet(&mut f.hub, f.alice), 0);
+    assert!(!f.hub.economy_tick(T0.plus_ms(DAY), 1).unwrap());
+    assert_eq!(wallet(&mut f.hub, f.alice), 500);
+    assert!(!f.hub.economy_tick(T0.plus_ms(3 * DAY), 1).unwrap());
+    assert_eq!(wallet(&mut f.hub, f.alice), 0);
+    f.hub.check_conservation().unwrap();
+}

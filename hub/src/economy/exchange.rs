@@ -28,6 +28,8 @@ use std::fmt;
 /// Largest request body the hub reads.
 pub const MAX_REQUEST_BYTES: usize = 4096;
 const MS_PER_DAY: u64 = 86_400_000;
+/// Held exchanges released per storage transaction.
+const RELEASE_BATCH: u32 = 500;
 
 /// A national point operator's id (1-32 of a-z, 0-9, '-').
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -565,12 +567,22 @@ impl Hub {
     /// Makes held exchanged points spendable once their holding period has
     /// ended. Returns how many exchanges were released.
     pub fn release_held(&mut self, now: UnixMillis) -> Result<u64, StoreError> {
+        Ok(self.release_batches(now, usize::MAX)?.0)
+    }
+
+    /// Releases at most `max_batches` batches of held exchanges; returns how
+    /// many were released and whether more are due.
+    pub(crate) fn release_batches(
+        &mut self,
+        now: UnixMillis,
+        max_batches: usize,
+    ) -> Result<(u64, bool), StoreError> {
         let mut n = 0;
-        loop {
+        for _ in 0..max_batches {
             let mut st = self.store.begin()?;
-            let due = st.exchanges_due(now, 500)?;
+            let due = st.exchanges_due(now, RELEASE_BATCH)?;
             if due.is_empty() {
-                return Ok(n);
+                return Ok((n, false));
             }
             for e in &due {
                 let points = e.regional.checked_add(e.premium).unwrap_or(e.regional);
@@ -590,7 +602,11 @@ impl Hub {
                 n += 1;
             }
             finish(st)?;
+            if due.len() < RELEASE_BATCH as usize {
+                return Ok((n, false));
+            }
         }
+        Ok((n, true))
     }
 
     /// Enrols or updates a national point operator.

@@ -139,14 +139,39 @@ impl Hub {
     pub fn run_expiry(&mut self, now: UnixMillis) -> Result<ExpiryRun, StoreError> {
         self.release_held(now)?;
         let mut run = ExpiryRun::default();
+        self.expire_batches(now, usize::MAX, &mut run)?;
+        Ok(run)
+    }
+
+    /// A bounded step of the economy's background work for a serving loop:
+    /// at most `max_batches` batches each of held exchanges to release and
+    /// of expired lots. Returns true if more is due (call again soon).
+    pub fn economy_tick(
+        &mut self,
+        now: UnixMillis,
+        max_batches: usize,
+    ) -> Result<bool, StoreError> {
+        let (_, more_held) = self.release_batches(now, max_batches)?;
+        let mut run = ExpiryRun::default();
+        let more_expired = self.expire_batches(now, max_batches, &mut run)?;
+        Ok(more_held || more_expired)
+    }
+
+    fn expire_batches(
+        &mut self,
+        now: UnixMillis,
+        max_batches: usize,
+        run: &mut ExpiryRun,
+    ) -> Result<bool, StoreError> {
         // One storage transaction per batch of lots, so a large expiry never
         // holds the write lock for long; each batch leaves the ledger whole.
-        loop {
+        for _ in 0..max_batches {
             let mut st = self.store.begin()?;
             sync_lots(&mut *st)?;
             let batch = st.expired_lots(now, EXPIRY_BATCH)?;
             if batch.is_empty() {
-                return Ok(run);
+                st.commit()?;
+                return Ok(false);
             }
             let mut per_holder: BTreeMap<(AccountId, MunicipalityCode), u64> = BTreeMap::new();
             for lot in lots::expired(&batch, now) {
@@ -181,11 +206,15 @@ impl Hub {
             }
             finish(st)?;
             tracing::info!(
-                lots = per_holder.len(),
+                holders = per_holder.len(),
                 points = run.points,
                 "points expired"
             );
+            if batch.len() < EXPIRY_BATCH as usize {
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
 
     /// A holder's lots with points left in a municipality, in the order they

@@ -318,6 +318,11 @@ impl Server {
             if let Err(e) = self.hub.note_links_alive(&live, unix_now()) {
                 warn!("cannot record live links: {e}");
             }
+            // Held exchanges become spendable and lots expire: a bounded step
+            // (10 batches of each) a minute, so the loop never stalls on it.
+            if let Err(e) = self.hub.economy_tick(unix_now(), 10) {
+                warn!("cannot run the expiry job: {e}");
+            }
         }
     }
 
