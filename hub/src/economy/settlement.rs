@@ -237,9 +237,9 @@ impl Hub {
     }
 
     /// Like [`Hub::close_periods`], then also closes the open period early,
-    /// at `now` (a settlement run on demand: the demo, an operator's final
-    /// run). The next period starts at `now` and ends at the cycle's next
-    /// boundary.
+    /// through `now` inclusive (a settlement run on demand: the demo, an
+    /// operator's final run). The next period starts just after `now` and
+    /// ends at the cycle's next boundary.
     pub fn close_periods_through_now(
         &mut self,
         m: MunicipalityCode,
@@ -272,10 +272,11 @@ impl Hub {
             let (_, end_day) = cycle.period_of(start);
             let mut end = end_day.start();
             if end > now {
-                if !through_now || start >= now {
+                if !through_now || start > now {
                     break;
                 }
-                end = now;
+                // Through `now` inclusive: what the hub posted at `now` is in.
+                end = now.plus_ms(1);
             }
             let through = st.last_pos_before(after, end)?;
             let mut acc = Statements::default();
