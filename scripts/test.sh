@@ -38,7 +38,8 @@ export MYKEY_PCSC=1
 step "browser test dependencies (playwright-core drives Debian's chromium)"
 npm ci --prefix tests/dashboard --no-audit --no-fund
 
-step "cargo test"
+step "cargo test (the process tests run the real binaries: build them first)"
+cargo build --locked -p mykey-node -p mykey-hub --bins
 cargo test --workspace --locked
 
 step "simulation seeds"

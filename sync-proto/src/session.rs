@@ -183,6 +183,10 @@ impl NodeSession {
         self.local_last_seq = local_last_seq;
         self.processed_seq = receipted_seq;
         self.fact_cursor = fact_cursor;
+        // The first request after Welcome is a pull, so deny-list facts
+        // (suspensions, revocations) reach a reconnecting node before it
+        // spends time pushing a backlog (DESIGN §7).
+        self.last_was_push = true;
         self.phase = Phase::AwaitWelcome;
         self.send(
             Request::Hello(Hello {

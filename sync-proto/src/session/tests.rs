@@ -242,3 +242,24 @@ proptest! {
         prop_assert!(hub.apply_count.values().all(|c| *c == 1));
     }
 }
+
+#[test]
+fn first_request_after_welcome_is_a_pull_even_with_a_backlog() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    s.handle_connected(UnixMillis(0), 50, 0, 7);
+    assert!(matches!(s.poll_transmit(), Some(Request::Hello(_))));
+    s.handle_response(
+        Response::Welcome(Welcome {
+            hub_time: UnixMillis(0),
+            processed_seq: 0,
+        }),
+        UnixMillis(1),
+    )
+    .unwrap();
+    match s.poll_transmit() {
+        Some(Request::PullFacts(p)) => assert_eq!(p.after, 7),
+        other => panic!("expected a pull first, got {other:?}"),
+    }
+}
