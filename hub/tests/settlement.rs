@@ -805,3 +805,26 @@ fn the_serving_loops_tick_releases_and_expires_in_bounded_steps() {
     assert_eq!(wallet(&mut f.hub, f.alice), 0);
     f.hub.check_conservation().unwrap();
 }
+
+#[test]
+fn a_run_through_now_closes_the_open_period_including_now() {
+    let mut f = Fixture::new();
+    let t = T0.plus_ms(5 * DAY);
+    f.hub
+        .ingest(&{ f.shop.id }, vec![f.shop.sign(redeem(f.alice, 1, 40))], t);
+    let closed = f.hub.close_periods_through_now(muni(), t).unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].period.ends_at, t.plus_ms(1));
+    let payout = closed[0]
+        .statements
+        .iter()
+        .find(|s| s.kind == StatementKind::MerchantPayout);
+    assert_eq!(payout.map(|s| s.yen), Some(40));
+    // The rest of the month is the next period.
+    let next = f.hub.close_periods(muni(), month_start(2025, 7)).unwrap();
+    assert_eq!(
+        (next[0].period.starts_at, next[0].period.ends_at),
+        (t.plus_ms(1), month_start(2025, 7))
+    );
+    assert!(next[0].statements.is_empty());
+}
