@@ -7,9 +7,6 @@
 //! failed read with only a debug log, so the driver could neither log the
 //! peer nor answer. Nothing past the length prefix of an oversized frame is
 //! read or buffered.
-//!
-//! The hub crate holds the same codec (`hub/src/net/codec.rs`): node and hub
-//! never depend on each other, and `sync-proto` does no I/O.
 
 use futures::prelude::*;
 use libp2p::StreamProtocol;

@@ -1,7 +1,8 @@
 //! Architecture invariants checked from `cargo metadata` and the sources:
 //! - `sync-proto` depends on no I/O runtime, network stack, database or OS
 //!   randomness, and reads no clock;
-//! - `node` and `hub` never depend on each other.
+//! - `node` and `hub` never depend on each other;
+//! - `mykey-net` (the libp2p code both share) depends on neither of them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -81,6 +82,7 @@ fn sync_proto_is_pure() {
         "socket2",
         "axum",
         "pcsc",
+        "mykey-net",
         "mykey-node",
         "mykey-hub",
     ] {
@@ -119,4 +121,17 @@ fn node_and_hub_are_independent() {
     let meta = metadata();
     assert!(!closure(&meta, "mykey-node").contains("mykey-hub"));
     assert!(!closure(&meta, "mykey-hub").contains("mykey-node"));
+}
+
+#[test]
+fn shared_net_code_depends_on_neither_side() {
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-net");
+    assert!(deps.contains("mykey-sync-proto"), "{deps:?}");
+    for side in ["mykey-node", "mykey-hub"] {
+        assert!(
+            !deps.contains(side),
+            "mykey-net must not depend on {side}: {deps:?}"
+        );
+    }
 }

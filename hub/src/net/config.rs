@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Networking settings of the hub.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,6 +33,19 @@ impl Default for HubNetConfig {
             ping_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_bad_frames: 3,
+        }
+    }
+}
+
+impl HubNetConfig {
+    /// The link timing these settings ask for.
+    pub fn link_timing(&self) -> mykey_net::LinkTiming {
+        let ms = Duration::from_millis;
+        mykey_net::LinkTiming {
+            idle_timeout: ms(self.idle_timeout_ms),
+            ping_interval: ms(self.ping_interval_ms),
+            ping_timeout: ms(self.ping_timeout_ms),
+            request_timeout: ms(self.request_timeout_ms),
         }
     }
 }

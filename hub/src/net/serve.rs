@@ -11,14 +11,16 @@
 //! session (it must say Hello again); past `max_bad_frames` the peer is
 //! disconnected. Every other peer is served as before.
 
-use super::codec::{Frame, FrameCodec, PROTOCOL};
 use super::config::{HubNetConfig, HubNetConfigError};
-use super::{node_id_of, unix_now};
+use super::unix_now;
 use crate::{Hub, OpenError};
+use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, identity, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, ping};
+use mykey_net::swarm::{frame_behaviour, identify_behaviour, ping_behaviour};
+use mykey_net::{Frame, PROTOCOL, SwarmError, node_id_of};
 use mykey_sync_proto::NodeId;
 use mykey_sync_proto::session::{HubSession, refusal_for_wire_error};
 use mykey_sync_proto::wire::{Refusal, Request, Response};
@@ -34,9 +36,9 @@ pub use behaviour::{Behaviour, BehaviourEvent};
 mod behaviour {
     // The derive generates `BehaviourEvent` without docs.
     #![allow(missing_docs)]
-    use super::FrameCodec;
     use libp2p::swarm::NetworkBehaviour;
     use libp2p::{identify, ping, request_response};
+    use mykey_net::FrameCodec;
 
     /// The protocols the hub speaks.
     #[derive(NetworkBehaviour)]
@@ -59,12 +61,9 @@ pub enum ServeError {
     /// `hub.toml` is unusable.
     #[error(transparent)]
     Config(#[from] HubNetConfigError),
-    /// The key did not convert to a libp2p identity.
-    #[error("the hub key is not a valid libp2p ed25519 key: {0}")]
-    Key(#[from] identity::DecodingError),
-    /// The transport could not be built.
-    #[error("libp2p setup failed: {0}")]
-    Transport(String),
+    /// The swarm could not be built from the hub key.
+    #[error("cannot start the hub's libp2p swarm: {0}")]
+    Swarm(#[from] SwarmError),
     /// A listen address is unusable.
     #[error("cannot listen on {addr}: {detail}; pick another with --listen or in hub.toml")]
     Listen {
@@ -120,11 +119,7 @@ struct Server {
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let hub = Hub::open(data)?;
     let config = HubNetConfig::load_or_create(data)?;
-    let mut secret = hub.key.signing_key().to_bytes();
-    let kp = identity::Keypair::ed25519_from_bytes(&mut secret);
-    zeroize::Zeroize::zeroize(&mut secret);
-    let kp = kp?;
-    let swarm = build_swarm(kp, &config)?;
+    let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let mut s = Server {
         hub,
         swarm,
@@ -185,37 +180,17 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
-fn build_swarm(kp: identity::Keypair, c: &HubNetConfig) -> Result<Swarm<Behaviour>, ServeError> {
-    let ms = Duration::from_millis;
-    let c = c.clone();
-    let swarm = SwarmBuilder::with_existing_identity(kp)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| ServeError::Transport(e.to_string()))?
-        .with_behaviour(|key| Behaviour {
-            sync: request_response::Behaviour::with_codec(
-                FrameCodec,
-                [(PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(ms(c.request_timeout_ms)),
-            ),
-            identify: identify::Behaviour::new(
-                identify::Config::new("/mykey/1".to_owned(), key.public())
-                    .with_agent_version(concat!("mykey-hub/", env!("CARGO_PKG_VERSION")).into()),
-            ),
-            ping: ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(ms(c.ping_interval_ms))
-                    .with_timeout(ms(c.ping_timeout_ms)),
-            ),
+/// The hub's swarm: `/mykey/sync/1`, identify and ping, paced by `hub.toml`.
+fn build_swarm(key: &SigningKey, c: &HubNetConfig) -> Result<Swarm<Behaviour>, SwarmError> {
+    let link = c.link_timing();
+    let agent = concat!("mykey-hub/", env!("CARGO_PKG_VERSION"));
+    mykey_net::build_swarm(key, &link, |key| {
+        Ok(Behaviour {
+            sync: frame_behaviour(PROTOCOL, &link),
+            identify: identify_behaviour(key, agent),
+            ping: ping_behaviour(&link),
         })
-        .map_err(|e| ServeError::Transport(e.to_string()))?
-        .with_swarm_config(|cfg| cfg.with_idle_connection_timeout(ms(c.idle_timeout_ms)))
-        .build();
-    Ok(swarm)
+    })
 }
 
 impl Server {

@@ -13,11 +13,10 @@
 //! 10 s idle default, and drops a link whose pings fail.
 
 use super::backoff::Backoff;
-use super::codec::Frame;
 use super::config::{NetConfig, NetConfigError, parse_addr};
 use super::driver::{DriveError, Ended, drain_events};
-use super::transport::{Behaviour, BehaviourEvent, TransportConfig, TransportError, build_swarm};
-use super::{peer_id_of, unix_now};
+use super::transport::{Behaviour, BehaviourEvent, TransportConfig, build_swarm};
+use super::unix_now;
 use crate::config::{DataDir, DataDirError};
 use crate::key::{KeyError, NodeKey};
 use crate::node::Node;
@@ -27,6 +26,7 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
+use mykey_net::{Frame, LinkTiming, SwarmError, node_id_of, peer_id_of};
 use mykey_sync_proto::UnixMillis;
 use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
 use mykey_sync_proto::wire::Response;
@@ -56,7 +56,7 @@ pub enum RunError {
     Address(String),
     /// The transport could not be built.
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(#[from] SwarmError),
     /// Listening failed.
     #[error("cannot listen on {addr}: {detail}; pick another address in net.toml or --listen")]
     Listen {
@@ -134,10 +134,12 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
     let net = NetConfig::load(dir.root())?;
     let key = NodeKey::load_or_create(&dir.key_path())?;
     let transport = TransportConfig {
-        ping_interval: NetConfig::ms(net.ping_interval_ms),
-        ping_timeout: NetConfig::ms(net.ping_timeout_ms),
+        link: LinkTiming {
+            ping_interval: NetConfig::ms(net.ping_interval_ms),
+            ping_timeout: NetConfig::ms(net.ping_timeout_ms),
+            ..LinkTiming::default()
+        },
         mdns_query_interval: net.mdns.then(|| NetConfig::ms(net.mdns_query_interval_ms)),
-        ..TransportConfig::default()
     };
     let agent = concat!("mykey-node/", env!("CARGO_PKG_VERSION"));
     let mut swarm = build_swarm(key.signing_key(), agent, &transport)?;
@@ -221,7 +223,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
     static_addrs.extend(opts.peers.iter().cloned());
     for addr in static_addrs {
         let (peer, addr) = split_peer(addr).map_err(RunError::Address)?;
-        let Some(node) = super::node_id_of(&peer) else {
+        let Some(node) = node_id_of(&peer) else {
             return Err(RunError::Address(format!(
                 "peer {peer} does not have an ed25519 key, so it cannot be a node"
             )));

@@ -1,39 +1,20 @@
 //! The node's libp2p swarm. Its identity is the node's ed25519 key, so noise
 //! authenticates the very key that signs transactions.
 
-use super::codec::{FrameCodec, PROTOCOL};
 use super::lan::LAN_PROTOCOL;
 use ed25519_dalek::SigningKey;
-use libp2p::{
-    Swarm, SwarmBuilder, identify, identity, mdns, noise, ping, request_response, tcp, yamux,
-};
+use libp2p::{Swarm, mdns};
+use mykey_net::swarm::{frame_behaviour, identify_behaviour, ping_behaviour};
+use mykey_net::{LinkTiming, PROTOCOL, SwarmError};
 use std::time::Duration;
 
-/// Timing of the transport.
-#[derive(Debug, Clone)]
+/// Timing and discovery of the transport.
+#[derive(Debug, Clone, Default)]
 pub struct TransportConfig {
-    /// How long an idle connection stays open (libp2p's default is 10 s).
-    pub idle_timeout: Duration,
-    /// How often to ping a connected peer.
-    pub ping_interval: Duration,
-    /// A ping without an answer after this long fails (and the link is dropped).
-    pub ping_timeout: Duration,
-    /// A request without a whole answer after this long fails.
-    pub request_timeout: Duration,
+    /// Idle, ping and request timing (shared with the hub's links).
+    pub link: LinkTiming,
     /// mDNS discovery of LAN peers with this query interval; `None`: off.
     pub mdns_query_interval: Option<Duration>,
-}
-
-impl Default for TransportConfig {
-    fn default() -> Self {
-        TransportConfig {
-            idle_timeout: Duration::from_secs(3600),
-            ping_interval: Duration::from_secs(5),
-            ping_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            mdns_query_interval: None,
-        }
-    }
 }
 
 pub use behaviour::{Behaviour, BehaviourEvent};
@@ -41,10 +22,10 @@ pub use behaviour::{Behaviour, BehaviourEvent};
 mod behaviour {
     // The derive generates `BehaviourEvent` without docs.
     #![allow(missing_docs)]
-    use super::FrameCodec;
     use libp2p::swarm::NetworkBehaviour;
     use libp2p::swarm::behaviour::toggle::Toggle;
     use libp2p::{identify, mdns, ping, request_response};
+    use mykey_net::FrameCodec;
 
     /// The protocols a node speaks.
     #[derive(NetworkBehaviour)]
@@ -62,85 +43,32 @@ mod behaviour {
     }
 }
 
-/// Why the transport could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    /// The key did not convert.
-    #[error("the node key is not a valid libp2p ed25519 key: {0}")]
-    Key(#[from] identity::DecodingError),
-    /// Noise could not be set up.
-    #[error("noise setup failed: {0}")]
-    Noise(#[from] noise::Error),
-    /// Anything else from the builder.
-    #[error("libp2p setup failed: {0}")]
-    Build(String),
-}
-
-/// The libp2p keypair of an ed25519 signing key.
-pub fn keypair(key: &SigningKey) -> Result<identity::Keypair, identity::DecodingError> {
-    // libp2p zeroizes the bytes it is given: hand it a copy.
-    let mut secret = key.to_bytes();
-    let kp = identity::Keypair::ed25519_from_bytes(&mut secret);
-    zeroize::Zeroize::zeroize(&mut secret);
-    kp
-}
-
-/// A swarm over TCP with noise and yamux, speaking `/mykey/sync/1`, identify and ping.
+/// A swarm over TCP with noise and yamux, speaking `/mykey/sync/1`,
+/// `/mykey/lan/1`, identify, ping and (if configured) mDNS.
 pub fn build_swarm(
     key: &SigningKey,
     agent: &str,
     config: &TransportConfig,
-) -> Result<Swarm<Behaviour>, TransportError> {
-    let kp = keypair(key)?;
-    let agent = agent.to_owned();
-    let cfg = config.clone();
-    let swarm = SwarmBuilder::with_existing_identity(kp)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(
-            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-                let mdns = match cfg.mdns_query_interval {
-                    Some(query_interval) => Some(mdns::tokio::Behaviour::new(
-                        mdns::Config {
-                            query_interval,
-                            ..mdns::Config::default()
-                        },
-                        key.public().to_peer_id(),
-                    )?),
-                    None => None,
-                };
-                Ok(Behaviour {
-                    sync: request_response::Behaviour::with_codec(
-                        FrameCodec,
-                        [(PROTOCOL, request_response::ProtocolSupport::Full)],
-                        request_response::Config::default()
-                            .with_request_timeout(cfg.request_timeout),
-                    ),
-                    lan: request_response::Behaviour::with_codec(
-                        FrameCodec,
-                        [(LAN_PROTOCOL, request_response::ProtocolSupport::Full)],
-                        request_response::Config::default()
-                            .with_request_timeout(cfg.request_timeout),
-                    ),
-                    identify: identify::Behaviour::new(
-                        identify::Config::new("/mykey/1".to_owned(), key.public())
-                            .with_agent_version(agent),
-                    ),
-                    ping: ping::Behaviour::new(
-                        ping::Config::new()
-                            .with_interval(cfg.ping_interval)
-                            .with_timeout(cfg.ping_timeout),
-                    ),
-                    mdns: mdns.into(),
-                })
-            },
-        )
-        .map_err(|e| TransportError::Build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
-        .build();
-    Ok(swarm)
+) -> Result<Swarm<Behaviour>, SwarmError> {
+    let link = config.link;
+    let mdns_query_interval = config.mdns_query_interval;
+    mykey_net::build_swarm(key, &link, |key| {
+        let mdns = match mdns_query_interval {
+            Some(query_interval) => Some(mdns::tokio::Behaviour::new(
+                mdns::Config {
+                    query_interval,
+                    ..mdns::Config::default()
+                },
+                key.public().to_peer_id(),
+            )?),
+            None => None,
+        };
+        Ok(Behaviour {
+            sync: frame_behaviour(PROTOCOL, &link),
+            lan: frame_behaviour(LAN_PROTOCOL, &link),
+            identify: identify_behaviour(key, agent),
+            ping: ping_behaviour(&link),
+            mdns: mdns.into(),
+        })
+    })
 }

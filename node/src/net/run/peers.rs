@@ -4,13 +4,12 @@
 
 use super::{HubLink, Runner};
 use crate::net::backoff::Backoff;
-use crate::net::codec::Frame;
 use crate::net::config::NetConfig;
 use crate::net::lan::{LanRequest, LanResponse, MAX_OFFER_TXS};
-use crate::net::node_id_of;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
+use mykey_net::{Frame, node_id_of};
 use mykey_sync_proto::wire::{Push, Request, Response};
 use mykey_sync_proto::{NodeId, UnixMillis};
 use tokio::time::Instant;

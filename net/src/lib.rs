@@ -1,0 +1,27 @@
+//! The libp2p pieces a MyKey Edge node and the hub share, so that neither
+//! copies them and neither depends on the other.
+//!
+//! - [`codec`]: `/mykey/sync/1`, length-prefixed frames with explicit caps;
+//!   bad frames are values, not failed reads.
+//! - [`identity`]: a libp2p identity *is* the ed25519 key that signs
+//!   (a node's or the hub's); peer ids and [`mykey_sync_proto::NodeId`]s
+//!   convert both ways.
+//! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
+//!   behaviours both sides speak (sync, identify, ping). Each side composes
+//!   its own `NetworkBehaviour` from them.
+//!
+//! What is node-only (the LAN protocol, mDNS, the reconnect loop) or
+//! hub-only (admission, the serving loop) stays in those crates.
+//! The protocol itself (sessions, wire messages) is in
+//! [`mykey_sync_proto`], which does no I/O; this crate only carries its bytes.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod identity;
+pub mod swarm;
+
+pub use codec::{Frame, FrameCodec, PROTOCOL};
+pub use identity::{keypair, node_id_of, peer_id_of};
+pub use swarm::{LinkTiming, SwarmError, build_swarm};

@@ -1,0 +1,108 @@
+//! The swarm both sides build: TCP with noise and yamux, identified by the
+//! signing key, with the link timing and the behaviours they share.
+//!
+//! Each side declares its own `NetworkBehaviour` (the node adds the LAN
+//! protocol and mDNS) and builds it from [`frame_behaviour`],
+//! [`identify_behaviour`] and [`ping_behaviour`] inside [`build_swarm`].
+
+use crate::codec::FrameCodec;
+use crate::identity::keypair;
+use ed25519_dalek::SigningKey;
+use libp2p::identity::{DecodingError, Keypair};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, identify, noise, ping, request_response, tcp, yamux,
+};
+use std::time::Duration;
+
+/// The identify protocol name both sides announce.
+pub const IDENTIFY_PROTOCOL: &str = "/mykey/1";
+
+/// How a link is paced; the same knobs on node and hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTiming {
+    /// How long an idle connection stays open (libp2p's default is 10 s).
+    pub idle_timeout: Duration,
+    /// How often to ping a connected peer.
+    pub ping_interval: Duration,
+    /// A ping without an answer after this long fails (and the link is dropped).
+    pub ping_timeout: Duration,
+    /// A request without a whole answer after this long fails.
+    pub request_timeout: Duration,
+}
+
+impl Default for LinkTiming {
+    fn default() -> Self {
+        LinkTiming {
+            idle_timeout: Duration::from_secs(3600),
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The signing key did not convert to a libp2p identity.
+    #[error("the key is not a valid libp2p ed25519 key: {0}; check the key file")]
+    Key(#[from] DecodingError),
+    /// Noise could not be set up.
+    #[error("noise setup failed: {0}")]
+    Noise(#[from] noise::Error),
+    /// A behaviour could not be built (e.g. mDNS could not bind its socket).
+    #[error("libp2p setup failed: {0}")]
+    Behaviour(#[from] libp2p::BehaviourBuilderError),
+}
+
+/// Request-response over the frame codec for `protocol` (`/mykey/sync/1`, or
+/// a side's own), timed out by `timing`.
+pub fn frame_behaviour(
+    protocol: StreamProtocol,
+    timing: &LinkTiming,
+) -> request_response::Behaviour<FrameCodec> {
+    request_response::Behaviour::with_codec(
+        FrameCodec,
+        [(protocol, request_response::ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(timing.request_timeout),
+    )
+}
+
+/// Identify under [`IDENTIFY_PROTOCOL`], announcing `agent` (e.g. `mykey-hub/0.1.0`).
+pub fn identify_behaviour(key: &Keypair, agent: &str) -> identify::Behaviour {
+    identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+            .with_agent_version(agent.to_owned()),
+    )
+}
+
+/// Ping paced by `timing`; a failed ping drops the connection.
+pub fn ping_behaviour(timing: &LinkTiming) -> ping::Behaviour {
+    ping::Behaviour::new(
+        ping::Config::new()
+            .with_interval(timing.ping_interval)
+            .with_timeout(timing.ping_timeout),
+    )
+}
+
+/// A tokio swarm over TCP (nodelay) with noise and yamux whose identity is
+/// `key`, running the behaviour `behaviour` builds from the libp2p keypair.
+pub fn build_swarm<B: NetworkBehaviour>(
+    key: &SigningKey,
+    timing: &LinkTiming,
+    behaviour: impl FnOnce(&Keypair) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<Swarm<B>, SwarmError> {
+    let idle = timing.idle_timeout;
+    let swarm = SwarmBuilder::with_existing_identity(keypair(key)?)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(behaviour)?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}
