@@ -43,4 +43,4 @@ cargo build --locked -p mykey-node -p mykey-hub --bins
 cargo test --workspace --locked
 
 step "simulation seeds"
-cargo run --release --locked -p mykey-simulations -- all --seeds 200
+cargo run --release --locked -p mykey-simulations -- all --seed 1 --seeds 40   # 200 runs: 40 seeds × 5 scenarios

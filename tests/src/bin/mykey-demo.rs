@@ -255,6 +255,24 @@ fn main() -> Result<()> {
         other => bail!("a forged transaction was not rejected: {other:?}"),
     }
 
+    println!("\n20:00  The municipality closes the settlement period.");
+    let settlement_dir = args.data.join("settlement");
+    let run = settle(&mut w, &settlement_dir)?;
+    for c in &run.closed {
+        let day = mykey_hub::economy::calendar::Date::of;
+        let yen: u64 = c.statements.iter().map(|s| s.yen).sum();
+        say(&format!(
+            "closed {} period {} to {} (JST): {} statement lines, ¥{yen} to pay out",
+            c.period.municipality,
+            day(c.period.starts_at),
+            day(c.period.ends_at),
+            c.statements.len()
+        ));
+    }
+    for p in &run.paths {
+        say(&format!("wrote {}", p.display()));
+    }
+
     println!("\nSummary");
     let debt = w.hub.total_debt()?;
     let report = w.hub.check_conservation()?;
@@ -313,6 +331,57 @@ fn main() -> Result<()> {
         mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), Some(addr))?;
     }
     Ok(())
+}
+
+/// Registers the bank accounts settlement pays into (the agent that sends the
+/// transfers, every merchant that took points, the municipality), then
+/// closes the open period through the demo's clock and writes the payout
+/// files and reports.
+fn settle(
+    w: &mut World,
+    dir: &std::path::Path,
+) -> Result<mykey_hub::economy::outputs::SettlementRun> {
+    use mykey_hub::economy::zengin::{
+        AccountKind, BankAccount, BankCode, BranchCode, BuiltinBanks,
+    };
+    use mykey_hub::store::economy::Party;
+    use mykey_sync_proto::FacilityId;
+    let acct = |bank: &str, branch: &str, number: u32, holder: &str| -> Result<BankAccount> {
+        Ok(BankAccount {
+            bank: BankCode::parse(bank)?,
+            branch: BranchCode::parse(branch)?,
+            kind: AccountKind::Ordinary,
+            number,
+            holder: holder.into(),
+        })
+    };
+    let payees = [
+        (
+            Party::Agent,
+            acct("0009", "001", 1_234_567, "ｾｲｻﾝﾀﾞｲｺｳ")?,
+            1_234_567_890,
+        ),
+        (
+            Party::Merchant(FacilityId::parse("fest-stall-1")?),
+            acct("0001", "004", 7_654_321, "ﾏﾂﾘﾔﾀｲ")?,
+            1,
+        ),
+        (
+            Party::Merchant(FacilityId::parse("bunkyo-cc")?),
+            acct("0001", "005", 1_111_111, "ﾌﾞﾝｷﾖｳｺﾐﾕﾆﾃｲｾﾝﾀ-")?,
+            2,
+        ),
+        (
+            Party::Municipality(bunkyo()),
+            acct("0005", "001", 2_222_222, "ﾌﾞﾝｷﾖｳｸ")?,
+            131_059,
+        ),
+    ];
+    for (party, account, code) in &payees {
+        w.hub.set_payee(party, account, *code, &BuiltinBanks)?;
+    }
+    // The demo's clock runs ahead of real time: settle at its `now`.
+    Ok(w.hub.settle(dir, &BuiltinBanks, w.now, true)?)
 }
 
 fn tracing_subscriber_init() {
