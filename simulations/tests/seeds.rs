@@ -93,3 +93,17 @@ fn lost_found_lost_reaches_an_offline_node() {
         }
     }
 }
+
+/// Found by the simulation: a node whose chain a LAN peer had already carried
+/// to the hub jumped its receipt cursor to the hub's processed seq and never
+/// fetched the receipts in between (`NodeSession`, fixed in sync-proto).
+#[test]
+fn regression_receipts_for_chain_carried_by_a_peer() {
+    for seed in [1, 2] {
+        let mut plan = Scenario::Festival.plan(seed, false);
+        plan.push_batch = 5;
+        if let Err(e) = mykey_simulations::run_plan(Scenario::Festival, plan, seed, false) {
+            panic!("{e}");
+        }
+    }
+}

@@ -263,3 +263,57 @@ fn first_request_after_welcome_is_a_pull_even_with_a_backlog() {
         other => panic!("expected a pull first, got {other:?}"),
     }
 }
+
+#[test]
+fn receipts_are_fetched_even_when_a_peer_delivered_the_chain_first() {
+    // A LAN peer already carried all 12 transactions to the hub: its
+    // processed seq is 12, but one push of 5 returns only 5 receipts.
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let outbox = chain(&key, 12);
+    let mut hub = ToyHub {
+        node,
+        applied: outbox.iter().map(|t| t.id()).collect(),
+        apply_count: Default::default(),
+    };
+    let mut hs = HubSession::new(node);
+    let config = NodeSessionConfig {
+        batch_txs: 5,
+        ..Default::default()
+    };
+    let mut s = NodeSession::new(node, config);
+    let now = UnixMillis(1);
+    s.handle_connected(now, 12, 0, 0);
+    let mut receipted = 0u64;
+    for _ in 0..100 {
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                NodeEvent::Receipts(r) => {
+                    for rc in &r.receipts {
+                        assert_eq!(rc.seq, receipted + 1);
+                        receipted = rc.seq;
+                    }
+                }
+                NodeEvent::NeedTxs { from_seq, max } => {
+                    let txs = outbox
+                        .iter()
+                        .skip(from_seq as usize - 1)
+                        .take(max)
+                        .cloned()
+                        .collect();
+                    s.provide_txs(txs, now).unwrap();
+                }
+                _ => {}
+            }
+        }
+        match s.poll_transmit() {
+            Some(req) => {
+                let resp = hs.handle_request(req, now, &mut hub);
+                s.handle_response(resp, now).unwrap();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(receipted, 12, "every receipt reached the node");
+    assert!(s.is_caught_up());
+}
