@@ -7,8 +7,8 @@
 //!   (a node's or the hub's); peer ids and [`mykey_sync_proto::NodeId`]s
 //!   convert both ways.
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
-//!   behaviours both sides speak (sync, identify, ping). Each side composes
-//!   its own `NetworkBehaviour` from them.
+//!   [`Behaviour`] both sides speak (sync, identify, ping); the node nests it
+//!   in its own beside the LAN protocol and mDNS.
 //!
 //! What is node-only (the LAN protocol, mDNS, the reconnect loop) or
 //! hub-only (admission, the serving loop) stays in those crates.
@@ -24,4 +24,4 @@ pub mod swarm;
 
 pub use codec::{Frame, FrameCodec, PROTOCOL};
 pub use identity::{keypair, node_id_of, peer_id_of};
-pub use swarm::{LinkTiming, SwarmError, build_swarm};
+pub use swarm::{Behaviour, BehaviourEvent, LinkTiming, SwarmError, build_swarm};

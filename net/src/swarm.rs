@@ -1,11 +1,11 @@
 //! The swarm both sides build: TCP with noise and yamux, identified by the
 //! signing key, with the link timing and the behaviours they share.
 //!
-//! Each side declares its own `NetworkBehaviour` (the node adds the LAN
-//! protocol and mDNS) and builds it from [`frame_behaviour`],
-//! [`identify_behaviour`] and [`ping_behaviour`] inside [`build_swarm`].
+//! The hub runs [`Behaviour`] as it is; the node nests it in its own
+//! `NetworkBehaviour` beside the LAN protocol (another [`frame_behaviour`])
+//! and mDNS.
 
-use crate::codec::FrameCodec;
+use crate::codec::{FrameCodec, PROTOCOL};
 use crate::identity::keypair;
 use ed25519_dalek::SigningKey;
 use libp2p::identity::{DecodingError, Keypair};
@@ -42,6 +42,46 @@ impl Default for LinkTiming {
     }
 }
 
+pub use behaviour::{Behaviour, BehaviourEvent};
+
+mod behaviour {
+    // The derive generates `BehaviourEvent` without docs.
+    #![allow(missing_docs)]
+    use crate::codec::FrameCodec;
+    use libp2p::swarm::NetworkBehaviour;
+    use libp2p::{identify, ping, request_response};
+
+    /// The protocols node and hub both speak.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// `/mykey/sync/1`, node → hub.
+        pub sync: request_response::Behaviour<FrameCodec>,
+        /// Peers tell each other their listen addresses and protocols.
+        pub identify: identify::Behaviour,
+        /// Keeps the link measured; a failed ping drops the connection.
+        pub ping: ping::Behaviour,
+    }
+}
+
+impl Behaviour {
+    /// `/mykey/sync/1`, identify announcing `agent` (e.g. `mykey-hub/0.1.0`)
+    /// and ping, paced by `timing`.
+    pub fn new(key: &Keypair, agent: &str, timing: &LinkTiming) -> Self {
+        Behaviour {
+            sync: frame_behaviour(PROTOCOL, timing),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                    .with_agent_version(agent.to_owned()),
+            ),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(timing.ping_interval)
+                    .with_timeout(timing.ping_timeout),
+            ),
+        }
+    }
+}
+
 /// Why a swarm could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SwarmError {
@@ -66,23 +106,6 @@ pub fn frame_behaviour(
         FrameCodec,
         [(protocol, request_response::ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(timing.request_timeout),
-    )
-}
-
-/// Identify under [`IDENTIFY_PROTOCOL`], announcing `agent` (e.g. `mykey-hub/0.1.0`).
-pub fn identify_behaviour(key: &Keypair, agent: &str) -> identify::Behaviour {
-    identify::Behaviour::new(
-        identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
-            .with_agent_version(agent.to_owned()),
-    )
-}
-
-/// Ping paced by `timing`; a failed ping drops the connection.
-pub fn ping_behaviour(timing: &LinkTiming) -> ping::Behaviour {
-    ping::Behaviour::new(
-        ping::Config::new()
-            .with_interval(timing.ping_interval)
-            .with_timeout(timing.ping_timeout),
     )
 }
 

@@ -10,7 +10,7 @@ use libp2p::request_response::{Event, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm};
-use mykey_net::{Frame, peer_id_of};
+use mykey_net::{BehaviourEvent as BaseEvent, Frame, peer_id_of};
 use mykey_node::NodeKey;
 use mykey_node::net::transport::{Behaviour, BehaviourEvent, TransportConfig, build_swarm};
 use mykey_sync_proto::UnixMillis;
@@ -56,26 +56,26 @@ fn unenrolled_node_is_refused_and_told_why() {
 
 /// Sends one frame to the hub and waits for the answer.
 async fn ask(swarm: &mut Swarm<Behaviour>, hub: PeerId, frame: Frame) -> Result<Response, String> {
-    let id = swarm.behaviour_mut().sync.send_request(&hub, frame);
+    let id = swarm.behaviour_mut().base.sync.send_request(&hub, frame);
     let wait = async {
         loop {
             match swarm.select_next_some().await {
-                SwarmEvent::Behaviour(BehaviourEvent::Sync(Event::Message {
+                SwarmEvent::Behaviour(BehaviourEvent::Base(BaseEvent::Sync(Event::Message {
                     message:
                         Message::Response {
                             request_id,
                             response,
                         },
                     ..
-                })) if request_id == id => {
+                }))) if request_id == id => {
                     let bytes = response.into_message()?;
                     return Response::decode(&bytes).map_err(|e| e.to_string());
                 }
-                SwarmEvent::Behaviour(BehaviourEvent::Sync(Event::OutboundFailure {
-                    request_id,
-                    error,
-                    ..
-                })) if request_id == id => return Err(error.to_string()),
+                SwarmEvent::Behaviour(BehaviourEvent::Base(BaseEvent::Sync(
+                    Event::OutboundFailure {
+                        request_id, error, ..
+                    },
+                ))) if request_id == id => return Err(error.to_string()),
                 _ => {}
             }
         }

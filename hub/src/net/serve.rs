@@ -19,8 +19,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
-use mykey_net::swarm::{frame_behaviour, identify_behaviour, ping_behaviour};
-use mykey_net::{Frame, PROTOCOL, SwarmError, node_id_of};
+use mykey_net::{Behaviour, BehaviourEvent, Frame, SwarmError, node_id_of};
 use mykey_sync_proto::NodeId;
 use mykey_sync_proto::session::{HubSession, refusal_for_wire_error};
 use mykey_sync_proto::wire::{Refusal, Request, Response};
@@ -30,27 +29,6 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
-
-pub use behaviour::{Behaviour, BehaviourEvent};
-
-mod behaviour {
-    // The derive generates `BehaviourEvent` without docs.
-    #![allow(missing_docs)]
-    use libp2p::swarm::NetworkBehaviour;
-    use libp2p::{identify, ping, request_response};
-    use mykey_net::FrameCodec;
-
-    /// The protocols the hub speaks.
-    #[derive(NetworkBehaviour)]
-    pub struct Behaviour {
-        /// `/mykey/sync/1`.
-        pub sync: request_response::Behaviour<FrameCodec>,
-        /// Peers tell each other their listen addresses and protocols.
-        pub identify: identify::Behaviour,
-        /// Keeps links measured; a failed ping drops the connection.
-        pub ping: ping::Behaviour,
-    }
-}
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -184,13 +162,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
 fn build_swarm(key: &SigningKey, c: &HubNetConfig) -> Result<Swarm<Behaviour>, SwarmError> {
     let link = c.link_timing();
     let agent = concat!("mykey-hub/", env!("CARGO_PKG_VERSION"));
-    mykey_net::build_swarm(key, &link, |key| {
-        Ok(Behaviour {
-            sync: frame_behaviour(PROTOCOL, &link),
-            identify: identify_behaviour(key, agent),
-            ping: ping_behaviour(&link),
-        })
-    })
+    mykey_net::build_swarm(key, &link, |key| Ok(Behaviour::new(key, agent, &link)))
 }
 
 impl Server {

@@ -26,6 +26,7 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, ping};
+use mykey_net::BehaviourEvent as BaseEvent;
 use mykey_net::{Frame, LinkTiming, SwarmError, node_id_of, peer_id_of};
 use mykey_sync_proto::UnixMillis;
 use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
@@ -433,14 +434,16 @@ impl Runner {
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(p), ..
             } if p != self.hub_peer => self.on_peer_dial_failed(p),
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev, now),
+            SwarmEvent::Behaviour(BehaviourEvent::Base(BaseEvent::Sync(ev))) => {
+                self.on_sync_event(ev, now)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Lan(ev)) => self.on_lan_event(ev, now),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns_event(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+            SwarmEvent::Behaviour(BehaviourEvent::Base(BaseEvent::Ping(ping::Event {
                 peer,
                 result: Err(e),
                 ..
-            })) => {
+            }))) => {
                 warn!(%peer, "ping failed ({e}): dropping the link");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -591,11 +594,16 @@ impl Runner {
             };
             let bytes = req.encode();
             self.bytes_up += bytes.len() as u64 + 4;
-            let id = self.swarm.behaviour_mut().sync.send_request_with_addresses(
-                &self.hub_peer,
-                Frame::Message(bytes),
-                self.hub_book.clone(),
-            );
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .base
+                .sync
+                .send_request_with_addresses(
+                    &self.hub_peer,
+                    Frame::Message(bytes),
+                    self.hub_book.clone(),
+                );
             self.in_flight = Some(id);
         }
         let caught_up = self.session.is_caught_up();

@@ -4,8 +4,8 @@
 use super::lan::LAN_PROTOCOL;
 use ed25519_dalek::SigningKey;
 use libp2p::{Swarm, mdns};
-use mykey_net::swarm::{frame_behaviour, identify_behaviour, ping_behaviour};
-use mykey_net::{LinkTiming, PROTOCOL, SwarmError};
+use mykey_net::swarm::frame_behaviour;
+use mykey_net::{LinkTiming, SwarmError};
 use std::time::Duration;
 
 /// Timing and discovery of the transport.
@@ -22,22 +22,19 @@ pub use behaviour::{Behaviour, BehaviourEvent};
 mod behaviour {
     // The derive generates `BehaviourEvent` without docs.
     #![allow(missing_docs)]
+    use libp2p::mdns;
+    use libp2p::request_response;
     use libp2p::swarm::NetworkBehaviour;
     use libp2p::swarm::behaviour::toggle::Toggle;
-    use libp2p::{identify, mdns, ping, request_response};
     use mykey_net::FrameCodec;
 
     /// The protocols a node speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
-        /// `/mykey/sync/1`, to the hub.
-        pub sync: request_response::Behaviour<FrameCodec>,
+        /// What the hub speaks too: `/mykey/sync/1` to the hub, identify, ping.
+        pub base: mykey_net::Behaviour,
         /// `/mykey/lan/1`, between LAN peers.
         pub lan: request_response::Behaviour<FrameCodec>,
-        /// Peers tell each other their listen addresses and protocols.
-        pub identify: identify::Behaviour,
-        /// Keeps the link measured; a failed ping drops the connection.
-        pub ping: ping::Behaviour,
         /// Finds LAN peers by multicast DNS (off unless configured; never on loopback).
         pub mdns: Toggle<mdns::tokio::Behaviour>,
     }
@@ -64,10 +61,8 @@ pub fn build_swarm(
             None => None,
         };
         Ok(Behaviour {
-            sync: frame_behaviour(PROTOCOL, &link),
+            base: mykey_net::Behaviour::new(key, agent, &link),
             lan: frame_behaviour(LAN_PROTOCOL, &link),
-            identify: identify_behaviour(key, agent),
-            ping: ping_behaviour(&link),
             mdns: mdns.into(),
         })
     })
