@@ -363,6 +363,21 @@ impl Runner {
         self.link = HubLink::Down { retry_at };
     }
 
+    /// Sends one request to the hub at the addresses in our own book,
+    /// counting its bytes (and the frame's length prefix) as sent.
+    fn send_to_hub(&mut self, bytes: Vec<u8>) -> OutboundRequestId {
+        self.bytes_up += bytes.len() as u64 + 4;
+        self.swarm
+            .behaviour_mut()
+            .base
+            .sync
+            .send_request_with_addresses(
+                &self.hub_peer,
+                Frame::Message(bytes),
+                self.hub_book.clone(),
+            )
+    }
+
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         let now = unix_now();
         match ev {
@@ -592,18 +607,7 @@ impl Runner {
             let Some(req) = self.session.poll_transmit() else {
                 break;
             };
-            let bytes = req.encode();
-            self.bytes_up += bytes.len() as u64 + 4;
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .base
-                .sync
-                .send_request_with_addresses(
-                    &self.hub_peer,
-                    Frame::Message(bytes),
-                    self.hub_book.clone(),
-                );
+            let id = self.send_to_hub(req.encode());
             self.in_flight = Some(id);
         }
         let caught_up = self.session.is_caught_up();

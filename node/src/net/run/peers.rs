@@ -351,18 +351,7 @@ impl Runner {
             }
         };
         let n = txs.len();
-        let bytes = Request::Push(Push { txs }).encode();
-        self.bytes_up += bytes.len() as u64 + 4;
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .base
-            .sync
-            .send_request_with_addresses(
-                &self.hub_peer,
-                Frame::Message(bytes),
-                self.hub_book.clone(),
-            );
+        let id = self.send_to_hub(Request::Push(Push { txs }).encode());
         debug!(txs = n, "carrying LAN peers' transactions to the hub");
         self.relay_in_flight = Some(id);
     }
