@@ -291,6 +291,20 @@ pub(crate) fn emit_all(
     now: UnixMillis,
     threads: usize,
 ) -> Result<(), StoreError> {
+    let mut facts = facts;
+    let mut expiries = vec![];
+    for (scope, body) in &facts {
+        if let FactBody::ConfirmedBalance {
+            account,
+            municipality,
+            ..
+        } = body
+            && let Some(e) = crate::economy::expiry_fact(st, *account, *municipality)?
+        {
+            expiries.push((scope.clone(), e));
+        }
+    }
+    facts.extend(expiries);
     let first = st.last_hub_seq()? + 1;
     let payloads: Vec<FactPayload> = facts
         .into_iter()
@@ -340,6 +354,17 @@ pub(crate) fn emit(
         signed: signed.clone(),
     };
     st.append_fact(&payload.scope, &fact, now)?;
+    // Whenever nodes learn a wallet's balance, they learn its next expiry too
+    // (when that changed).
+    if let FactBody::ConfirmedBalance {
+        account,
+        municipality,
+        ..
+    } = payload.body
+        && let Some(e) = crate::economy::expiry_fact(st, account, municipality)?
+    {
+        emit(st, key, payload.scope, e, now)?;
+    }
     Ok(signed)
 }
 

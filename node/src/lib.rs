@@ -9,6 +9,7 @@
 
 pub mod card;
 pub mod config;
+pub mod expiry;
 pub mod http;
 pub mod key;
 pub mod net;

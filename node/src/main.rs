@@ -156,6 +156,9 @@ fn main() -> Result<()> {
                     println!(
                         "registered: My Key ID {my_key_id}, account {account}, municipality {municipality}"
                     );
+                    if let Some((points, at)) = node.upcoming_expiry(account, municipality)? {
+                        println!("{}", mykey_node::expiry::line(points, at));
+                    }
                     if numbers.is_empty() {
                         println!("no card number of this facility linked");
                     }

@@ -513,6 +513,12 @@ impl Node {
                         node, through_seq, ..
                     } => w.put_progress(node, *through_seq)?,
                     FactBody::NodeRevoked { node } => w.put_revoked(node)?,
+                    FactBody::UpcomingExpiry {
+                        account,
+                        municipality,
+                        points,
+                        expires_at,
+                    } => w.put_expiry(*account, *municipality, *points, *expires_at)?,
                 }
             }
             let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
@@ -615,6 +621,16 @@ impl Node {
         let r = self.store.read();
         let (b, d) = r.balance(account, municipality)?;
         Ok((b, d, r.pending_on_account(account, municipality)?))
+    }
+
+    /// A wallet's earliest-expiring points and when they expire, as the hub
+    /// last said (`None`: nothing known to expire).
+    pub fn upcoming_expiry(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Option<(Points, UnixMillis)>, StoreError> {
+        self.store.read().upcoming_expiry(account, municipality)
     }
 
     /// Raw store access for tests and fault injection.

@@ -101,6 +101,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (node, seq)
      ) WITHOUT ROWID;
      CREATE INDEX peer_txs_account ON peer_txs(account, municipality);",
+    // The hub's UpcomingExpiry facts: the earliest-expiring points per wallet.
+    "CREATE TABLE expiries (
+        account INTEGER NOT NULL,
+        municipality TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account, municipality)
+     ) WITHOUT ROWID;",
 ];
 
 /// What the node knows of a card.
@@ -390,6 +398,29 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Stores the hub's latest word on a wallet's earliest-expiring points
+    /// (facts arrive in hub order, so the later one wins).
+    pub fn put_expiry(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+        points: Points,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO expiries(account, municipality, points, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(account, municipality) DO UPDATE SET points = excluded.points,
+               expires_at = excluded.expires_at",
+            params![
+                i(account.get()),
+                municipality.get(),
+                i(points.get()),
+                i(expires_at.0)
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records another node's progress at the hub.
     pub fn put_progress(&self, node: &NodeId, through_seq: u64) -> Result<(), StoreError> {
         self.tx.execute(
@@ -611,6 +642,27 @@ impl Reader<'_> {
         let (b, d) = row.unwrap_or((0, 0));
         let p = |v: i64| Points::new(u(v)).map_err(|e| corrupt("balances", e));
         Ok((p(b)?, p(d)?))
+    }
+
+    /// A wallet's earliest-expiring points and when they expire, if the hub
+    /// said any expire.
+    pub fn upcoming_expiry(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Option<(Points, UnixMillis)>, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT points, expires_at FROM expiries WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), municipality.get()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((p, e)) = row else { return Ok(None) };
+        let points = Points::new(u(p)).map_err(|e| corrupt("expiries", e))?;
+        Ok((!points.is_zero()).then_some((points, UnixMillis(u(e)))))
     }
 
     /// Sum of unconfirmed redeems on an account: own, and those of LAN peers

@@ -323,3 +323,49 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
     assert!(node.redeem(&card(2), p(1), false, UnixMillis(5)).is_err());
     let _ = SignedTx::from_bytes(&node.outbox_from(3, 1).unwrap()[0].to_bytes()).unwrap();
 }
+
+#[test]
+fn upcoming_expiry_is_stored_shown_and_forgeries_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, mut hub) = setup(dir.path());
+    assert_eq!(node.upcoming_expiry(acct(1), muni()).unwrap(), None);
+    // 2026-03-31T15:00:00Z is 2026-04-01 00:00 JST: usable through 31 March.
+    let fy_end = UnixMillis(1_774_969_200_000);
+    let expiry = |points: u64, expires_at: UnixMillis| {
+        (
+            Scope::Municipality(muni()),
+            FactBody::UpcomingExpiry {
+                account: acct(1),
+                municipality: muni(),
+                points: p(points),
+                expires_at,
+            },
+        )
+    };
+    node.apply_facts(&hub.facts(vec![expiry(300, fy_end)]))
+        .unwrap();
+    let (points, at) = node.upcoming_expiry(acct(1), muni()).unwrap().unwrap();
+    assert_eq!((points, at), (p(300), fy_end));
+    assert_eq!(
+        mykey_node::expiry::line(points, at),
+        "300 pt expire on 2026-03-31"
+    );
+    // A forged one changes nothing.
+    let mut evil = Hub {
+        key: SigningKey::from_bytes(&[66; 32]),
+        seq: hub.seq,
+    };
+    let forged = evil.facts(vec![expiry(1, UnixMillis(5))]);
+    assert!(matches!(
+        node.apply_facts(&forged),
+        Err(FactsError::NotAuthentic { index: 0, .. })
+    ));
+    assert_eq!(
+        node.upcoming_expiry(acct(1), muni()).unwrap(),
+        Some((p(300), fy_end))
+    );
+    // The hub's later word wins; zero points means nothing expires.
+    node.apply_facts(&hub.facts(vec![expiry(0, UnixMillis(0))]))
+        .unwrap();
+    assert_eq!(node.upcoming_expiry(acct(1), muni()).unwrap(), None);
+}

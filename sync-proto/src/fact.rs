@@ -167,6 +167,18 @@ pub enum FactBody {
         /// The node.
         node: NodeId,
     },
+    /// The earliest-expiring points of an account in one municipality:
+    /// `points` expire at `expires_at` (zero points: nothing expires).
+    UpcomingExpiry {
+        /// The account.
+        account: AccountId,
+        /// Whose points.
+        municipality: MunicipalityCode,
+        /// Points that expire at `expires_at`.
+        points: Points,
+        /// When they expire (hub clock).
+        expires_at: UnixMillis,
+    },
 }
 
 impl FactBody {
@@ -291,5 +303,23 @@ mod tests {
         assert!(p.body.is_priority());
         let back = SignedFact::from_bytes(&f.to_bytes()).unwrap();
         assert_eq!(back, f);
+    }
+
+    #[test]
+    fn upcoming_expiry_is_the_last_variant_and_round_trips() {
+        let body = FactBody::UpcomingExpiry {
+            account: AccountId::new(3).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            points: Points::new(300).unwrap(),
+            expires_at: UnixMillis(1_774_969_200_000),
+        };
+        let bytes = codec::encode(&body);
+        // The variant index is part of the encoding: appended after NodeRevoked (6).
+        assert_eq!(bytes[0], 7);
+        assert_eq!(
+            codec::decode_canonical::<FactBody>("fact body", &bytes, 1024).unwrap(),
+            body
+        );
+        assert!(!body.is_priority());
     }
 }

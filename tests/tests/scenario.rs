@@ -354,3 +354,50 @@ fn crash_right_after_done_is_delivered_on_restart() {
     assert_eq!(w.hub.balance(hanako, bunkyo()).unwrap().balance, pts(750));
     let _ = NodeKey::from_secret([0; 32]);
 }
+
+#[test]
+fn holders_and_nodes_see_upcoming_expiries() {
+    use mykey_hub::economy::lots::ExpiryPolicy;
+    let (_dir, mut w) = world();
+    let (hanako, card) = (w.holders[0].account, w.holders[0].card.clone());
+    w.hub
+        .set_program_expiry(&health(), ExpiryPolicy::FiscalYearEnd { years: 0 })
+        .unwrap();
+    w.hub
+        .admin_grant(hanako, &health(), pts(1200), w.now)
+        .unwrap();
+    assert_eq!(
+        w.sites[STALL]
+            .node
+            .upcoming_expiry(hanako, bunkyo())
+            .unwrap(),
+        None,
+        "nothing before a sync"
+    );
+    w.sync_all().unwrap();
+    // Granted in June 2025: expires at 2026-04-01 00:00 JST.
+    let (points, at) = w.sites[STALL]
+        .node
+        .upcoming_expiry(hanako, bunkyo())
+        .unwrap()
+        .expect("the stall learned the expiry");
+    assert_eq!(
+        mykey_node::expiry::line(points, at),
+        "1200 pt expire on 2026-03-31"
+    );
+    // A spend at the stall shrinks the expiring lot once the hub applied it.
+    w.sites[STALL]
+        .node
+        .redeem(&card, pts(200), false, w.now)
+        .unwrap();
+    w.sync_all().unwrap();
+    w.sync_all().unwrap();
+    for site in &w.sites {
+        assert_eq!(
+            site.node.upcoming_expiry(hanako, bunkyo()).unwrap(),
+            Some((pts(1000), at)),
+            "{}",
+            site.name
+        );
+    }
+}

@@ -29,6 +29,7 @@ use crate::hub::{Hub, finish};
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
 use crate::store::{StoreError, StoreTx};
 use lots::{ExpiryPolicy, Lot, LotSource};
+use mykey_sync_proto::fact::FactBody;
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -81,6 +82,47 @@ pub(crate) fn sync_lots(st: &mut dyn StoreTx) -> Result<(), StoreError> {
         cursor = last;
     }
     st.set_lot_cursor(cursor)
+}
+
+/// The `UpcomingExpiry` fact nodes should learn for a wallet, if it differs
+/// from the last one emitted for it (recorded here). Folds the ledger into the
+/// lots first, so call it after the wallet's transfers are posted.
+pub(crate) fn expiry_fact(
+    st: &mut dyn StoreTx,
+    account: AccountId,
+    m: MunicipalityCode,
+) -> Result<Option<FactBody>, StoreError> {
+    sync_lots(st)?;
+    let now = earliest_expiry(&st.live_lots(account, m)?);
+    let before = st.expiry_notice(account, m)?;
+    // Nothing has ever expired here and nothing will: nodes need no fact.
+    if before.unwrap_or((0, UnixMillis(0))) == now {
+        return Ok(None);
+    }
+    st.set_expiry_notice(account, m, now)?;
+    let (points, expires_at) = now;
+    // A wallet's lots sum to its balance, which is a `Points`.
+    let points = Points::new(points).expect("a wallet's lots fit in Points");
+    Ok(Some(FactBody::UpcomingExpiry {
+        account,
+        municipality: m,
+        points,
+        expires_at,
+    }))
+}
+
+/// The points of the earliest-expiring lots and when they expire
+/// (`(0, UnixMillis(0))` when nothing expires).
+pub fn earliest_expiry(live: &[Lot]) -> (u64, UnixMillis) {
+    let Some(first) = live.iter().filter_map(|l| l.expires_at).min() else {
+        return (0, UnixMillis(0));
+    };
+    let points = live
+        .iter()
+        .filter(|l| l.expires_at == Some(first))
+        .map(|l| l.remaining)
+        .sum();
+    (points, first)
 }
 
 fn lot_source(

@@ -119,6 +119,19 @@ pub trait EconomyTx {
     ) -> Result<Vec<(String, Option<i64>, u64)>, StoreError>;
     /// Every lot with points left, at most `limit`, ordered by expiry.
     fn all_live_lots(&mut self, limit: u32) -> Result<Vec<Lot>, StoreError>;
+    /// The last upcoming expiry told to nodes for a wallet: (points, expires_at).
+    fn expiry_notice(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Option<(u64, UnixMillis)>, StoreError>;
+    /// Records the upcoming expiry told to nodes for a wallet.
+    fn set_expiry_notice(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+        notice: (u64, UnixMillis),
+    ) -> Result<(), StoreError>;
 
     /// A municipality's settlement cycle (`None`: the monthly default).
     fn settlement_cycle(&mut self, m: MunicipalityCode) -> Result<Option<Cycle>, StoreError>;

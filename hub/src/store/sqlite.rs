@@ -231,6 +231,16 @@ CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
 BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
 "#,
     economy::MIGRATION,
+    r#"
+-- The last UpcomingExpiry fact emitted per wallet, so a change is emitted once.
+CREATE TABLE expiry_notices (
+    account INTEGER NOT NULL,
+    municipality TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (account, municipality)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The hub's SQLite database.

@@ -178,6 +178,8 @@ pub enum Outcome {
         tx: TxId,
         /// What the node now sees as spendable, if it could tell.
         available: Option<Points>,
+        /// The holder's earliest-expiring points and when, if the hub said.
+        expiring: Option<(Points, UnixMillis)>,
     },
     /// The offline rules declined the redeem, with their figures.
     Declined(Decline),
@@ -296,11 +298,15 @@ impl std::fmt::Display for Outcome {
                 seq,
                 tx,
                 available,
+                expiring,
             } => {
                 let pin = if *card_proof { " with PIN" } else { "" };
                 write!(f, "redeemed {amount}{pin} (seq {seq}, tx {})", tx.short())?;
                 if let Some(a) = available {
                     write!(f, "; {a} left to spend")?;
+                }
+                if let Some((points, at)) = expiring {
+                    write!(f, "; {}", crate::expiry::line(*points, *at))?;
                 }
                 Ok(())
             }
@@ -648,6 +654,7 @@ impl Watcher<'_, '_> {
                             seq: done.seq,
                             tx: done.tx,
                             available: self.available(&lookup, limits.as_ref()),
+                            expiring: self.expiring(&lookup, limits.as_ref()),
                         },
                         Err(OpError::Declined(d)) => Outcome::Declined(d),
                         Err(OpError::NotRegistered) => Outcome::NotRegistered,
@@ -790,6 +797,20 @@ impl Watcher<'_, '_> {
         };
         let (balance, debt, pending) = self.node.balance(*account, l.municipality).ok()?;
         Some(balance.saturating_sub(debt).saturating_sub(pending))
+    }
+
+    fn expiring(
+        &self,
+        lookup: &Lookup,
+        limits: Option<&NodeLimits>,
+    ) -> Option<(Points, UnixMillis)> {
+        let (Lookup::Found { account, .. }, Some(l)) = (lookup, limits) else {
+            return None;
+        };
+        self.node
+            .upcoming_expiry(*account, l.municipality)
+            .ok()
+            .flatten()
     }
 
     fn show(&mut self, card: &CardKey, outcome: &Outcome) -> Result<(), WatchError> {

@@ -530,6 +530,51 @@ impl EconomyTx for SqliteTx<'_> {
         rows.into_iter().map(lot_of).collect()
     }
 
+    fn expiry_notice(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Option<(u64, UnixMillis)>, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT points, expires_at FROM expiry_notices WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i64_of(account.get()), muni_sql(m)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(p, e)| {
+            Ok((
+                u64_of("expiry_notices.points", p)?,
+                UnixMillis(u64_of("expiry_notices.expires_at", e)?),
+            ))
+        })
+        .transpose()
+    }
+
+    fn set_expiry_notice(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+        (points, expires_at): (u64, UnixMillis),
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO expiry_notices (account, municipality, points, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account, municipality)
+                 DO UPDATE SET points = excluded.points, expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                i64_of(account.get()),
+                muni_sql(m),
+                i64_of(points),
+                i64_of(expires_at.0)
+            ])?;
+        Ok(())
+    }
+
     fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 AND expires_at <= ?1
