@@ -291,20 +291,6 @@ pub(crate) fn emit_all(
     now: UnixMillis,
     threads: usize,
 ) -> Result<(), StoreError> {
-    let mut facts = facts;
-    let mut expiries = vec![];
-    for (scope, body) in &facts {
-        if let FactBody::ConfirmedBalance {
-            account,
-            municipality,
-            ..
-        } = body
-            && let Some(e) = crate::economy::expiry_fact(st, *account, *municipality)?
-        {
-            expiries.push((scope.clone(), e));
-        }
-    }
-    facts.extend(expiries);
     let first = st.last_hub_seq()? + 1;
     let payloads: Vec<FactPayload> = facts
         .into_iter()
@@ -354,8 +340,10 @@ pub(crate) fn emit(
         signed: signed.clone(),
     };
     st.append_fact(&payload.scope, &fact, now)?;
-    // Whenever nodes learn a wallet's balance, they learn its next expiry too
-    // (when that changed).
+    // When an operator action (grant, exchange, release, expiry) tells nodes
+    // a wallet's balance, they learn its next expiry too, if that changed.
+    // Ingest (`emit_all`) leaves it to the economy tick: folding lots on every
+    // push cost a third of ingest throughput.
     if let FactBody::ConfirmedBalance {
         account,
         municipality,

@@ -63,13 +63,22 @@ fn nodes_learn_each_change_of_the_earliest_expiry_once() {
     let tx = f.centre.sign(grant(alice, 1, 300));
     f.hub.ingest(&{ f.centre.id }, vec![tx], T0.plus_ms(1));
     assert_eq!(f.hub.balance(alice, muni()).unwrap().balance.get(), 700);
+    // Ingested changes reach the lots, and nodes, at the economy tick.
+    assert!(!f.hub.economy_tick(T0.plus_ms(1), 4).unwrap());
     assert_eq!(expiries(&mut f.hub, &shop, alice), vec![(400, thirty_days)]);
 
     // Spending takes the oldest lot first, so its rest is what expires next.
     let tx = f.shop.sign(redeem(alice, 1, 150));
     f.hub.ingest(&shop, vec![tx], T0.plus_ms(2));
+    assert_eq!(
+        expiries(&mut f.hub, &shop, alice),
+        vec![(400, thirty_days)],
+        "not before the tick: ingest does not fold lots"
+    );
+    f.hub.tell_expiries(T0.plus_ms(2), 4).unwrap();
     let tx = f.shop.sign(redeem(alice, 1, 250));
     f.hub.ingest(&shop, vec![tx], T0.plus_ms(3));
+    f.hub.tell_expiries(T0.plus_ms(3), 4).unwrap();
     // The grant expires at the end of fiscal year 2025 (31 March 2026 JST).
     let fy_end = Date::new(2026, 3, 31).unwrap().end();
     assert_eq!(

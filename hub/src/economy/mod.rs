@@ -25,11 +25,11 @@ pub mod outputs;
 pub mod settlement;
 pub mod zengin;
 
-use crate::hub::{Hub, finish};
+use crate::hub::{Hub, emit, finish};
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
 use crate::store::{StoreError, StoreTx};
 use lots::{ExpiryPolicy, Lot, LotSource};
-use mykey_sync_proto::fact::FactBody;
+use mykey_sync_proto::fact::{FactBody, Scope};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -49,7 +49,11 @@ pub struct ExpiryRun {
     pub points: u64,
 }
 
-/// Folds transfers after the lot cursor into the lots.
+/// Wallets checked for a changed upcoming expiry per storage transaction.
+const EXPIRY_NOTICE_BATCH: u32 = 1000;
+
+/// Folds transfers after the lot cursor into the lots, marking the wallets
+/// they touch for the next expiry check ([`Hub::economy_tick`]).
 pub(crate) fn sync_lots(st: &mut dyn StoreTx) -> Result<(), StoreError> {
     let mut cursor = st.lot_cursor()?;
     loop {
@@ -71,12 +75,14 @@ pub(crate) fn sync_lots(st: &mut dyn StoreTx) -> Result<(), StoreError> {
                     credited_at: t.hub_time,
                     expires_at: policy.expires_at(t.hub_time),
                 })?;
+                st.mark_expiry_dirty(account, m)?;
             }
             if let Some((account, m)) = debited {
                 let live = st.live_lots(account, m)?;
                 for (pos, remaining) in lots::consume(&live, t.amount.get()) {
                     st.set_lot_remaining(pos, remaining)?;
                 }
+                st.mark_expiry_dirty(account, m)?;
             }
         }
         cursor = last;
@@ -196,7 +202,34 @@ impl Hub {
         let (_, more_held) = self.release_batches(now, max_batches)?;
         let mut run = ExpiryRun::default();
         let more_expired = self.expire_batches(now, max_batches, &mut run)?;
-        Ok(more_held || more_expired)
+        let more_notices = self.tell_expiries(now, max_batches)?;
+        Ok(more_held || more_expired || more_notices)
+    }
+
+    /// Tells nodes the upcoming expiry of wallets whose lots changed since
+    /// they were last checked (spends and grants ingested from nodes fold into
+    /// the lots here, off the ingest path), at most `max_batches` batches.
+    /// Returns true if more wallets are waiting.
+    pub fn tell_expiries(
+        &mut self,
+        now: UnixMillis,
+        max_batches: usize,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..max_batches {
+            let mut st = self.store.begin()?;
+            sync_lots(&mut *st)?;
+            let wallets = st.take_expiry_dirty(EXPIRY_NOTICE_BATCH)?;
+            for (account, m) in &wallets {
+                if let Some(body) = expiry_fact(&mut *st, *account, *m)? {
+                    emit(&mut *st, &self.key, Scope::Municipality(*m), body, now)?;
+                }
+            }
+            finish(st)?;
+            if wallets.len() < EXPIRY_NOTICE_BATCH as usize {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn expire_batches(

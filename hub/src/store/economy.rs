@@ -125,6 +125,17 @@ pub trait EconomyTx {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<Option<(u64, UnixMillis)>, StoreError>;
+    /// Marks a wallet whose lots changed, for the next expiry check.
+    fn mark_expiry_dirty(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(), StoreError>;
+    /// Takes (and clears) up to `limit` marked wallets, in key order.
+    fn take_expiry_dirty(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, MunicipalityCode)>, StoreError>;
     /// Records the upcoming expiry told to nodes for a wallet.
     fn set_expiry_notice(
         &mut self,

@@ -241,6 +241,15 @@ CREATE TABLE expiry_notices (
     PRIMARY KEY (account, municipality)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Wallets whose lots changed since their expiry was last checked: the lot fold
+-- marks them, the economy tick tells nodes and clears them (ingest stays lean).
+CREATE TABLE expiry_dirty (
+    account INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    PRIMARY KEY (account, municipality)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The hub's SQLite database.

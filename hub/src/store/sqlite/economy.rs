@@ -553,6 +553,43 @@ impl EconomyTx for SqliteTx<'_> {
         .transpose()
     }
 
+    fn mark_expiry_dirty(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO expiry_dirty (account, municipality) VALUES (?1, ?2)",
+            )?
+            .execute(params![i64_of(account.get()), muni_sql(m)])?;
+        Ok(())
+    }
+
+    fn take_expiry_dirty(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, MunicipalityCode)>, StoreError> {
+        let rows: Vec<(i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT account, municipality FROM expiry_dirty
+                 ORDER BY account, municipality LIMIT ?1",
+            )?
+            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (a, m) in rows {
+            self.tx
+                .prepare_cached(
+                    "DELETE FROM expiry_dirty WHERE account = ?1 AND municipality = ?2",
+                )?
+                .execute(params![a, m])?;
+            out.push((account_of(a)?, muni_of(m)?));
+        }
+        Ok(out)
+    }
+
     fn set_expiry_notice(
         &mut self,
         account: AccountId,
