@@ -182,6 +182,20 @@ pub enum GrantError {
     /// The balance would pass the largest amount.
     #[error("the grant would take the balance of {0} past {max} pt", max = Points::MAX)]
     TooLarge(AccountId),
+    /// The programme's budget cannot pay it (offline grants from nodes are
+    /// honoured and reported instead; a grant made at the hub is declined).
+    #[error(
+        "programme {program} has {left} pt of budget left, not enough for a grant of {asked}; \
+         fund it with `mykey-hub program fund`"
+    )]
+    BudgetExhausted {
+        /// The programme.
+        program: ProgramId,
+        /// Budget left (0 when overdrawn).
+        left: i128,
+        /// The grant asked for.
+        asked: Points,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -620,6 +634,15 @@ impl Hub {
         let before = balance_in(&mut *st, account, m)?;
         if before.balance.checked_add(points).is_none() {
             return Err(GrantError::TooLarge(account));
+        }
+        let budget = LedgerAccount::ProgramBudget(program.clone(), m);
+        let left = budget.balance(st.posted(&budget)?);
+        if left < i128::from(points.get()) {
+            return Err(GrantError::BudgetExhausted {
+                program: program.clone(),
+                left: left.max(0),
+                asked: points,
+            });
         }
         for t in rules::grant_transfers(
             program,
