@@ -1,32 +1,7 @@
 //! The `mykey-hub` binary end to end on a temp data directory.
 
-use std::process::{Command, Output};
-
-fn hub(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run mykey-hub")
-}
-
-fn ok(data: &std::path::Path, args: &[&str]) -> String {
-    let out = hub(data, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(data: &std::path::Path, args: &[&str]) -> String {
-    let out = hub(data, args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
+mod common;
+use common::{fails, ok};
 
 #[test]
 fn operator_workflow_with_helpful_errors() {

@@ -1,6 +1,7 @@
 //! A hub in a temp dir with one municipality, a shop, a library and a
 //! community centre, a node at each, two holders and a funded programme;
-//! and node chains that sign transactions the way a node does.
+//! node chains that sign transactions the way a node does; and helpers that
+//! run the real `mykey-hub` binary on a data directory.
 #![allow(dead_code, missing_docs)]
 
 use ed25519_dalek::SigningKey;
@@ -11,6 +12,7 @@ use mykey_sync_proto::{
     MyKeyId, NodeId, OpKind, Points, ProgramId, Redeem, SignedTx, TxBody, TxId, TxPayload,
     UnixMillis,
 };
+use std::process::{Command, Output};
 
 pub const T0: UnixMillis = UnixMillis(1_750_000_000_000);
 
@@ -228,4 +230,32 @@ pub fn snapshot(hub: &mut Hub, nodes: &[NodeId]) -> Snapshot {
         debts: hub.debts().unwrap(),
         last_fact: hub.facts_for(&nodes[0], 0, 2000).unwrap().cursor,
     }
+}
+
+// ---- the real `mykey-hub` binary ---------------------------------------
+
+pub fn hub(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mykey-hub")
+}
+
+pub fn ok(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn fails(data: &std::path::Path, args: &[&str]) -> String {
+    let out = hub(data, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
 }
