@@ -218,6 +218,15 @@ fn municipality_api_behind_login() {
         .find(|m| m["municipality"] == "131059")
         .unwrap();
     assert_eq!(bunkyo["wallets"], 250);
+    // The grant (at T0, mid-2025) was in the books at both base dates shown.
+    let last = &bunkyo["base_dates"][0];
+    assert_eq!(last["unused_yen"], 250, "{last}");
+    assert_eq!(last["deposit_required_yen"], 0, "{last}");
+    assert_eq!(
+        last["by_source"][0]["source"], "program:volunteer",
+        "{last}"
+    );
+    assert_eq!(last["by_source"][0]["unused_points"], 250, "{last}");
     let (status, csv) = request(
         addr,
         "GET",
@@ -226,7 +235,10 @@ fn municipality_api_behind_login() {
         b"",
     );
     assert_eq!(status, 200);
-    assert!(csv.contains("131059,outstanding,wallets,,250"), "{csv}");
+    assert!(
+        csv.contains("131059,outstanding,wallets,,250,250\r\n"),
+        "{csv}"
+    );
     let (status, body) = request(
         addr,
         "POST",

@@ -563,12 +563,17 @@ fn settlement_outputs_and_liability_report() {
         Some(&1300)
     );
     // Base date 2025-09-30: 1300 unused, under the threshold.
-    assert_eq!(m.base_dates[0].0.to_string(), "2025-09-30");
-    assert_eq!((m.base_dates[0].1, m.base_dates[0].2), (1300, 0));
+    let b = &m.base_dates[0];
+    assert_eq!(b.date.to_string(), "2025-09-30");
+    assert_eq!((b.unused_points, b.deposit_required_yen), (1300, 0));
+    let csv = report.to_csv();
     assert!(
-        report
-            .to_csv()
-            .contains("131059,base-date-deposit,2025-09-30,,0")
+        csv.contains("131059,base-date-unused,2025-09-30,operator:card-x,1300,1300"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("131059,base-date-deposit,2025-09-30,,,0"),
+        "{csv}"
     );
     assert!(
         names.iter().any(|n| n.ends_with(".json")) && names.iter().any(|n| n.ends_with(".csv"))
@@ -719,6 +724,8 @@ proptest! {
             starts_at: T0, ends_at: T0.plus_ms(30 * DAY), cap_per_account: pts(300),
         }, T0).unwrap();
         let mut now = T0;
+        // Base-date figures as first reported: later steps must not change them.
+        let mut reported = std::collections::BTreeMap::new();
         let (shop, centre) = (f.shop.id, f.centre.id);
         for (i, o) in ops.iter().enumerate() {
             now = now.plus_ms(1);
@@ -736,6 +743,12 @@ proptest! {
             f.hub.check_conservation().map_err(|e| TestCaseError::fail(e.to_string()))?;
             let report = f.hub.liability_report(now).unwrap();
             prop_assert!(report.municipalities.iter().all(|m| m.held >= 0 && m.wallets >= 0));
+            for m in &report.municipalities {
+                for b in &m.base_dates {
+                    let first = reported.entry((m.municipality, b.date)).or_insert_with(|| b.clone());
+                    prop_assert_eq!(&*first, b, "a passed base date changed");
+                }
+            }
             // Lots always hold exactly the wallet.
             for a in [f.alice, f.bob] {
                 let lots: u64 = f.hub.lots_of(a, muni()).unwrap().iter().map(|l| l.remaining).sum();

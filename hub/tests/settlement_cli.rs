@@ -258,10 +258,13 @@ fn economy_commands() {
     assert!(stmts.contains(".."), "{stmts}");
     let csv = ok(&data, &["report", "liabilities", "--format", "csv"]);
     assert!(
-        csv.starts_with("municipality,section,key,detail,points"),
+        csv.starts_with("municipality,section,key,detail,points,yen\r\n"),
         "{csv}"
     );
-    assert!(csv.contains("131059,source,program:health,,300"), "{csv}");
+    assert!(
+        csv.contains("131059,source,program:health,,300,300\r\n"),
+        "{csv}"
+    );
     let json = ok(&data, &["report", "liabilities"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["municipalities"][1]["wallets"], 300);

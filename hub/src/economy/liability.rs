@@ -1,13 +1,53 @@
 //! Liability report per municipality and programme: outstanding points
 //! (spendable, held, by source), the expiry schedule by month, and the
-//! unused balance at the legal base dates (31 March, 30 September) with the
+//! unused balance at the legal base dates (31 March, 30 September) per
+//! municipality and per source (programme or exchange operator), with the
 //! deposit the prepaid-instrument rules would require: half of the amount
 //! above ¥10,000,000 (rounded up to the yen). As JSON and as CSV.
+//!
+//! What a base-date figure is, and why:
+//! - **The books at the end of the base date.** The cut is the last ledger
+//!   position the hub posted before the day ended (00:00 JST of the next day,
+//!   [`Date::end`]), by the hub's clock, as for settlement periods. A
+//!   transaction the hub posts later (an offline spend that arrives after the
+//!   base date, however early its node time) lands after the cut and never
+//!   changes a base date already passed: the rule asks for the unused balance
+//!   in the issuer's books at the base date, and a figure reported and
+//!   deposited against must be reproducible.
+//! - **Replayed, not read from today's lots.** The lots as they stood at the
+//!   cut are replayed from the ledger with the lot fold itself
+//!   ([`lots::consumption_order`], [`lots::consume`]): every wallet credit up
+//!   to the cut opens its lot (source and expiry from the lots table, which
+//!   never change), every wallet debit (spend, debt recovery, expiry)
+//!   consumes the lots that expire first. The ledger is the timestamped
+//!   history of every movement, so no second movement table is kept.
+//! - **Expired points are not unused.** A lot whose expiry is at or before
+//!   the end of the base date cannot be spent after it, so it is left out
+//!   even where the expiry job posted its expiry transfer after the cut
+//!   (points that expire at a fiscal year's end, 31 March 24:00 JST, are not
+//!   in that 31 March figure); such points are shown as
+//!   `expired_not_posted`, so the books reconcile: unused + expired not posted
+//!   = wallets + held in the ledger at the cut (asserted).
+//! - **Points in a holding period are unused.** Exchanged points not yet
+//!   spendable were issued and paid for and are owed to the holder: they
+//!   count, under their operator.
+//! - **Debts do not reduce it.** Offline-overdraft debt is owed by a holder to
+//!   the municipality, not a repayment of what the municipality owes the
+//!   other holders: netting it would understate the deposit. It is shown
+//!   beside (`debts`).
+//! - **The deposit belongs to the municipality**, the legal issuer: it is
+//!   computed from the municipality's total. Each source's unused balance is
+//!   shown with its share of the total and of the deposit (split pro rata,
+//!   largest remainder, so the shares add up to the deposit).
+//! - Yen are points × [`YEN_PER_POINT`].
 
+use crate::economy::YEN_PER_POINT;
 use crate::economy::calendar::Date;
+use crate::economy::lots::{self, Lot, LotSource};
 use crate::hub::Hub;
 use crate::store::StoreError;
-use mykey_sync_proto::{MunicipalityCode, UnixMillis};
+use crate::store::economy::WalletStep;
+use mykey_sync_proto::{AccountId, MunicipalityCode, UnixMillis};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -18,6 +58,52 @@ pub const DEPOSIT_THRESHOLD_YEN: u64 = 10_000_000;
 /// the threshold, rounded up.
 pub fn deposit_required(unused_yen: u64) -> u64 {
     unused_yen.saturating_sub(DEPOSIT_THRESHOLD_YEN).div_ceil(2)
+}
+
+/// Points in yen.
+pub fn yen_of(points: u64) -> u64 {
+    points.saturating_mul(YEN_PER_POINT)
+}
+
+/// Splits `total` in proportion to `weights` so the parts add up to `total`
+/// exactly: each part is rounded down, and the yen left over go one each to
+/// the largest remainders (the earlier weight on a tie). All zero weights
+/// get nothing.
+pub fn pro_rata(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|w| u128::from(*w)).sum();
+    if sum == 0 {
+        return vec![0; weights.len()];
+    }
+    let exact: Vec<(u128, u128)> = weights
+        .iter()
+        .map(|w| {
+            let p = u128::from(total) * u128::from(*w);
+            (p / sum, p % sum)
+        })
+        .collect();
+    let mut parts: Vec<u64> = exact
+        .iter()
+        .map(|(q, _)| u64::try_from(*q).unwrap_or(u64::MAX))
+        .collect();
+    let given: u64 = parts.iter().sum();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|a, b| exact[*b].1.cmp(&exact[*a].1).then(a.cmp(b)));
+    for i in order
+        .into_iter()
+        .take(usize::try_from(total - given).unwrap_or(usize::MAX))
+    {
+        parts[i] += 1;
+    }
+    parts
+}
+
+/// A share in percent, to two decimals (half up).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    let bp = (u128::from(part) * 20_000 + u128::from(whole)) / (2 * u128::from(whole));
+    bp as f64 / 100.0
 }
 
 /// The last `n` legal base dates (31 March, 30 September) that ended at or before `now`, newest first.
@@ -41,6 +127,197 @@ pub fn base_dates(now: UnixMillis, n: usize) -> Vec<Date> {
     out
 }
 
+/// Replays a municipality's lots up to a ledger position (see the module
+/// docs): feed it [`WalletStep`]s ordered by holder, then position.
+#[derive(Debug)]
+pub struct LotReplay {
+    at: UnixMillis,
+    wallet: Option<AccountId>,
+    live: Vec<Lot>,
+    unused: BTreeMap<LotSource, u64>,
+    expired: BTreeMap<LotSource, u64>,
+}
+
+impl LotReplay {
+    /// A replay whose lots are judged expired or not at `at`.
+    pub fn new(at: UnixMillis) -> LotReplay {
+        LotReplay {
+            at,
+            wallet: None,
+            live: vec![],
+            unused: BTreeMap::new(),
+            expired: BTreeMap::new(),
+        }
+    }
+
+    /// The next step.
+    pub fn step(&mut self, step: WalletStep) {
+        let account = step.account();
+        if self.wallet != Some(account) {
+            assert!(
+                self.wallet.is_none_or(|w| w < account),
+                "wallet steps out of holder order: {account} after {:?}",
+                self.wallet
+            );
+            self.flush();
+            self.wallet = Some(account);
+        }
+        match step {
+            WalletStep::Credit(mut lot) => {
+                lot.remaining = lot.amount;
+                self.live.push(lot);
+            }
+            WalletStep::Debit { points, .. } => {
+                lots::consumption_order(&mut self.live);
+                let moves = lots::consume(&self.live, points);
+                for (lot, (pos, remaining)) in self.live.iter_mut().zip(moves) {
+                    assert_eq!(lot.pos, pos, "consume walks the lots in order");
+                    lot.remaining = remaining;
+                }
+                self.live.retain(|l| l.remaining > 0);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for lot in self.live.drain(..) {
+            let bucket = if lot.expires_at.is_some_and(|e| e <= self.at) {
+                &mut self.expired
+            } else {
+                &mut self.unused
+            };
+            *bucket.entry(lot.source).or_default() += lot.remaining;
+        }
+    }
+
+    /// Points left per source: (not expired at `at`, expired at `at`).
+    pub fn finish(mut self) -> (BTreeMap<LotSource, u64>, BTreeMap<LotSource, u64>) {
+        self.flush();
+        (self.unused, self.expired)
+    }
+}
+
+/// One source's figures at a base date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceAtBaseDate {
+    /// The programme or exchange operator.
+    pub source: LotSource,
+    /// Unused points: spendable and not expired, plus held.
+    pub unused_points: u64,
+    /// Of which still in a holding period.
+    pub held_points: u64,
+    /// Points past their expiry whose expiry transfer was posted after the
+    /// base date (not unused).
+    pub expired_not_posted_points: u64,
+    /// This source's share of its municipality's deposit, in yen.
+    pub deposit_share_yen: u64,
+}
+
+/// A municipality's figures at one base date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseDateFigures {
+    /// The base date.
+    pub date: Date,
+    /// The instant of the figures: the end of the base date.
+    pub as_of: UnixMillis,
+    /// The last ledger position posted before `as_of` (0: none).
+    pub ledger_pos: u64,
+    /// Unused points, all sources.
+    pub unused_points: u64,
+    /// Of which still in a holding period.
+    pub held_points: u64,
+    /// Points past their expiry, expiry posted later (not unused).
+    pub expired_not_posted_points: u64,
+    /// Holders' debt (not deducted).
+    pub debts_points: u64,
+    /// The deposit the municipality would need, in yen.
+    pub deposit_required_yen: u64,
+    /// Per source, in source order.
+    pub by_source: Vec<SourceAtBaseDate>,
+}
+
+impl BaseDateFigures {
+    /// Unused balance in yen.
+    pub fn unused_yen(&self) -> u64 {
+        yen_of(self.unused_points)
+    }
+
+    /// The figures from a replay's results (pure): spendable points per
+    /// source, held points per source, expired points per source, debts.
+    pub fn new(
+        date: Date,
+        ledger_pos: u64,
+        spendable: &BTreeMap<LotSource, u64>,
+        held: &BTreeMap<LotSource, u64>,
+        expired: &BTreeMap<LotSource, u64>,
+        debts_points: u64,
+    ) -> BaseDateFigures {
+        let mut sources: Vec<&LotSource> = spendable
+            .keys()
+            .chain(held.keys())
+            .chain(expired.keys())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let get = |m: &BTreeMap<LotSource, u64>, s: &LotSource| m.get(s).copied().unwrap_or(0);
+        let mut by_source: Vec<SourceAtBaseDate> = sources
+            .into_iter()
+            .map(|s| SourceAtBaseDate {
+                source: s.clone(),
+                unused_points: get(spendable, s) + get(held, s),
+                held_points: get(held, s),
+                expired_not_posted_points: get(expired, s),
+                deposit_share_yen: 0,
+            })
+            .filter(|s| s.unused_points > 0 || s.expired_not_posted_points > 0)
+            .collect();
+        let unused_points: u64 = by_source.iter().map(|s| s.unused_points).sum();
+        let deposit_required_yen = deposit_required(yen_of(unused_points));
+        let weights: Vec<u64> = by_source.iter().map(|s| s.unused_points).collect();
+        for (s, share) in by_source
+            .iter_mut()
+            .zip(pro_rata(deposit_required_yen, &weights))
+        {
+            s.deposit_share_yen = share;
+        }
+        BaseDateFigures {
+            date,
+            as_of: date.end(),
+            ledger_pos,
+            unused_points,
+            held_points: held.values().sum(),
+            expired_not_posted_points: expired.values().sum(),
+            debts_points,
+            deposit_required_yen,
+            by_source,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "date": self.date.to_string(),
+            "as_of_ms": self.as_of.0,
+            "ledger_pos": self.ledger_pos,
+            "unused_points": self.unused_points,
+            "unused_yen": self.unused_yen(),
+            "held_points": self.held_points,
+            "expired_not_posted_points": self.expired_not_posted_points,
+            "debts_points": self.debts_points,
+            "deposit_threshold_yen": DEPOSIT_THRESHOLD_YEN,
+            "deposit_required_yen": self.deposit_required_yen,
+            "by_source": self.by_source.iter().map(|s| json!({
+                "source": s.source.to_string(),
+                "unused_points": s.unused_points,
+                "unused_yen": yen_of(s.unused_points),
+                "held_points": s.held_points,
+                "expired_not_posted_points": s.expired_not_posted_points,
+                "unused_share_percent": percent(s.unused_points, self.unused_points),
+                "deposit_share_yen": s.deposit_share_yen,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// One municipality's figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MunicipalityLiability {
@@ -58,8 +335,8 @@ pub struct MunicipalityLiability {
     pub expiry_schedule: BTreeMap<(String, String), u64>,
     /// Points that never expire, per source.
     pub never_expiring: BTreeMap<String, u64>,
-    /// (base date, unused balance, deposit required).
-    pub base_dates: Vec<(Date, u64, u64)>,
+    /// The figures at the last base dates, newest first.
+    pub base_dates: Vec<BaseDateFigures>,
 }
 
 /// The whole report.
@@ -71,12 +348,17 @@ pub struct LiabilityReport {
     pub municipalities: Vec<MunicipalityLiability>,
 }
 
+fn clamp(v: i128) -> u64 {
+    u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+}
+
 impl LiabilityReport {
     /// JSON form.
     pub fn to_json(&self) -> Value {
         json!({
             "generated_at": Date::of(self.generated_at).to_string(),
             "generated_at_ms": self.generated_at.0,
+            "yen_per_point": YEN_PER_POINT,
             "municipalities": self.municipalities.iter().map(|m| json!({
                 "municipality": m.municipality.to_string(),
                 "wallets": m.wallets as i64,
@@ -86,31 +368,76 @@ impl LiabilityReport {
                 "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p})).collect::<Vec<_>>(),
                 "expiry_schedule": m.expiry_schedule.iter().map(|((month, s), p)| json!({"month": month, "source": s, "points": p})).collect::<Vec<_>>(),
                 "never_expiring": m.never_expiring.iter().map(|(s, p)| json!({"source": s, "points": p})).collect::<Vec<_>>(),
-                "base_dates": m.base_dates.iter().map(|(d, u, dep)| json!({"date": d.to_string(), "unused": u, "deposit_required": dep})).collect::<Vec<_>>(),
+                "base_dates": m.base_dates.iter().map(BaseDateFigures::to_json).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
 
-    /// CSV form: `municipality,section,key,detail,points`.
+    /// CSV form: `municipality,section,key,detail,points,yen`. Rows about
+    /// points carry both columns; the deposit rows carry yen only. Base-date
+    /// rows have the date as key and the source as detail (empty: the
+    /// municipality's total).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("municipality,section,key,detail,points\r\n");
+        let mut out = String::from("municipality,section,key,detail,points,yen\r\n");
         for m in &self.municipalities {
             let c = m.municipality;
-            out += &format!("{c},outstanding,wallets,,{}\r\n", m.wallets);
-            out += &format!("{c},outstanding,held,,{}\r\n", m.held);
-            out += &format!("{c},outstanding,debts,,{}\r\n", m.debts);
+            // Points (and their yen), or yen alone.
+            let mut line =
+                |section: &str, key: &str, detail: &str, points: Option<u64>, yen: u64| {
+                    let points = points.map(|p| p.to_string()).unwrap_or_default();
+                    out += &format!("{c},{section},{key},{detail},{points},{yen}\r\n");
+                };
+            let mut row = |section: &str, key: &str, detail: &str, points: u64| {
+                line(section, key, detail, Some(points), yen_of(points));
+            };
+            row("outstanding", "wallets", "", clamp(m.wallets));
+            row("outstanding", "held", "", clamp(m.held));
+            row("outstanding", "debts", "", clamp(m.debts));
             for (s, p) in &m.by_source {
-                out += &format!("{c},source,{s},,{p}\r\n");
+                row("source", s, "", *p);
             }
             for ((month, s), p) in &m.expiry_schedule {
-                out += &format!("{c},expiry,{s},{month},{p}\r\n");
+                row("expiry", s, month, *p);
             }
             for (s, p) in &m.never_expiring {
-                out += &format!("{c},expiry,{s},never,{p}\r\n");
+                row("expiry", s, "never", *p);
             }
-            for (d, u, dep) in &m.base_dates {
-                out += &format!("{c},base-date-unused,{d},,{u}\r\n");
-                out += &format!("{c},base-date-deposit,{d},,{dep}\r\n");
+            for b in &m.base_dates {
+                let d = b.date.to_string();
+                row("base-date-unused", &d, "", b.unused_points);
+                row("base-date-held", &d, "", b.held_points);
+                row(
+                    "base-date-expired-not-posted",
+                    &d,
+                    "",
+                    b.expired_not_posted_points,
+                );
+                row("base-date-debts", &d, "", b.debts_points);
+                for s in &b.by_source {
+                    let src = s.source.to_string();
+                    row("base-date-unused", &d, &src, s.unused_points);
+                    row("base-date-held", &d, &src, s.held_points);
+                    row(
+                        "base-date-expired-not-posted",
+                        &d,
+                        &src,
+                        s.expired_not_posted_points,
+                    );
+                }
+            }
+            for b in &m.base_dates {
+                let d = b.date.to_string();
+                line("base-date-deposit", &d, "", None, b.deposit_required_yen);
+                for s in &b.by_source {
+                    let src = s.source.to_string();
+                    line(
+                        "base-date-deposit-share",
+                        &d,
+                        &src,
+                        None,
+                        s.deposit_share_yen,
+                    );
+                }
             }
         }
         out
@@ -122,6 +449,10 @@ impl Hub {
     pub fn liability_report(&mut self, now: UnixMillis) -> Result<LiabilityReport, StoreError> {
         let mut st = self.store.begin()?;
         crate::economy::sync_lots(&mut *st)?;
+        let mut cuts = vec![];
+        for d in base_dates(now, 2) {
+            cuts.push((d, st.last_pos_before(0, d.end())?));
+        }
         let mut out = vec![];
         for muni in st.municipalities()? {
             let m = muni.code;
@@ -135,13 +466,7 @@ impl Hub {
                 never_expiring: BTreeMap::new(),
                 base_dates: vec![],
             };
-            for (kind, v) in st.holder_totals_before(m, UnixMillis(u64::MAX >> 1))? {
-                match kind.as_str() {
-                    "wallet" => l.wallets = v,
-                    "held" => l.held = v,
-                    _ => l.debts = v,
-                }
-            }
+            (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
             for (source, day, points) in st.lot_schedule(m)? {
                 *l.by_source.entry(source.clone()).or_default() += points;
                 match day {
@@ -155,15 +480,31 @@ impl Hub {
                     None => *l.never_expiring.entry(source).or_default() += points,
                 }
             }
-            for d in base_dates(now, 2) {
-                let unused: i128 = st
-                    .holder_totals_before(m, d.end())?
-                    .into_iter()
-                    .filter(|(k, _)| k != "debt")
-                    .map(|(_, v)| v)
-                    .sum();
-                let unused = u64::try_from(unused.max(0)).unwrap_or(u64::MAX);
-                l.base_dates.push((d, unused, deposit_required(unused)));
+            for (d, pos) in &cuts {
+                let mut replay = LotReplay::new(d.end());
+                st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
+                let (spendable, expired) = replay.finish();
+                let mut held = BTreeMap::new();
+                for (op, points) in st.held_through(m, *pos)? {
+                    let source = op.map_or(LotSource::Other, LotSource::Operator);
+                    *held.entry(source).or_default() += clamp(points);
+                }
+                let (wallets, held_books, debts) =
+                    holder_totals(st.holder_totals_through(m, *pos)?);
+                let figures =
+                    BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
+                // The replay and the ledger agree on what was in the wallets.
+                assert_eq!(
+                    i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points),
+                    wallets,
+                    "lot replay of {m} at {d} disagrees with the ledger's wallets"
+                );
+                assert_eq!(
+                    i128::from(figures.held_points),
+                    held_books,
+                    "held points of {m} at {d} disagree with the ledger"
+                );
+                l.base_dates.push(figures);
             }
             out.push(l);
         }
@@ -173,6 +514,19 @@ impl Hub {
             municipalities: out,
         })
     }
+}
+
+/// (wallets, held, debts) from [`crate::store::economy::EconomyTx::holder_totals_through`].
+fn holder_totals(kinds: Vec<(String, i128)>) -> (i128, i128, i128) {
+    let (mut w, mut h, mut d) = (0, 0, 0);
+    for (kind, v) in kinds {
+        match kind.as_str() {
+            "wallet" => w = v,
+            "held" => h = v,
+            _ => d = v,
+        }
+    }
+    (w, h, d)
 }
 
 #[cfg(test)]
@@ -190,6 +544,135 @@ mod tests {
         ] {
             assert_eq!(deposit_required(unused), want, "{unused}");
         }
+    }
+
+    #[test]
+    fn pro_rata_adds_up_exactly() {
+        for (total, weights, want) in [
+            (5_500_000, vec![18, 3], vec![4_714_286, 785_714]),
+            (
+                10_000_000,
+                vec![18_000_000, 12_000_000],
+                vec![6_000_000, 4_000_000],
+            ),
+            (1, vec![1, 1], vec![1, 0]),
+            (2, vec![1, 1, 1], vec![1, 1, 0]),
+            (7, vec![0, 0], vec![0, 0]),
+            (0, vec![5, 5], vec![0, 0]),
+            (10, vec![0, 3], vec![0, 10]),
+        ] {
+            let got = pro_rata(total, &weights);
+            assert_eq!(got, want, "{total} over {weights:?}");
+        }
+        assert_eq!(percent(18, 21), 85.71);
+        assert_eq!(percent(1, 3), 33.33);
+        assert_eq!(percent(2, 3), 66.67);
+    }
+
+    fn src(s: &str) -> LotSource {
+        LotSource::parse(s).unwrap()
+    }
+
+    fn credit(
+        account: u64,
+        pos: u64,
+        source: &str,
+        amount: u64,
+        expires: Option<u64>,
+    ) -> WalletStep {
+        WalletStep::Credit(Lot {
+            pos,
+            account: AccountId::new(account).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            source: src(source),
+            amount,
+            remaining: 0, // today's figure: the replay starts from `amount`
+            credited_at: UnixMillis(pos),
+            expires_at: expires.map(UnixMillis),
+        })
+    }
+
+    fn debit(account: u64, pos: u64, points: u64) -> WalletStep {
+        WalletStep::Debit {
+            account: AccountId::new(account).unwrap(),
+            pos,
+            points,
+        }
+    }
+
+    #[test]
+    fn replay_spends_earliest_expiry_first_and_splits_expired() {
+        let mut r = LotReplay::new(UnixMillis(1000));
+        // Holder 1: a programme lot expiring at the instant, an operator lot
+        // that never expires; a spend takes the programme lot first.
+        r.step(credit(1, 1, "program:volunteer", 500, Some(1000)));
+        r.step(credit(1, 2, "operator:card-x", 300, None));
+        r.step(debit(1, 3, 200));
+        // Holder 2: an operator lot that expires first is used up by a spend,
+        // which then takes 50 from a programme lot still good.
+        r.step(credit(2, 4, "operator:card-x", 100, Some(900)));
+        r.step(credit(2, 5, "program:health", 400, Some(2000)));
+        r.step(debit(2, 6, 150));
+        let (unused, expired) = r.finish();
+        assert_eq!(
+            unused,
+            BTreeMap::from([(src("operator:card-x"), 300), (src("program:health"), 350)])
+        );
+        assert_eq!(expired, BTreeMap::from([(src("program:volunteer"), 300)]));
+    }
+
+    #[test]
+    #[should_panic(expected = "out of holder order")]
+    fn replay_refuses_steps_out_of_holder_order() {
+        let mut r = LotReplay::new(UnixMillis(1000));
+        r.step(credit(2, 1, "program:health", 5, None));
+        r.step(credit(1, 2, "program:health", 5, None));
+    }
+
+    #[test]
+    fn figures_add_held_and_share_the_deposit() {
+        let spendable = BTreeMap::from([
+            (src("program:health"), 18_000_000),
+            (src("operator:card-x"), 2_000_000),
+        ]);
+        let held = BTreeMap::from([(src("operator:card-x"), 1_000_000)]);
+        let expired = BTreeMap::from([(src("program:volunteer"), 7_000_000)]);
+        let d = Date::new(2026, 3, 31).unwrap();
+        let f = BaseDateFigures::new(d, 42, &spendable, &held, &expired, 1_000);
+        assert_eq!(f.as_of, Date::new(2026, 4, 1).unwrap().start());
+        assert_eq!((f.unused_points, f.unused_yen()), (21_000_000, 21_000_000));
+        assert_eq!(
+            (f.held_points, f.expired_not_posted_points, f.debts_points),
+            (1_000_000, 7_000_000, 1_000)
+        );
+        assert_eq!(f.deposit_required_yen, 5_500_000);
+        let rows: Vec<(String, u64, u64, u64, u64)> = f
+            .by_source
+            .iter()
+            .map(|s| {
+                (
+                    s.source.to_string(),
+                    s.unused_points,
+                    s.held_points,
+                    s.expired_not_posted_points,
+                    s.deposit_share_yen,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("program:health".to_owned(), 18_000_000, 0, 0, 4_714_286),
+                ("program:volunteer".to_owned(), 0, 0, 7_000_000, 0),
+                (
+                    "operator:card-x".to_owned(),
+                    3_000_000,
+                    1_000_000,
+                    0,
+                    785_714
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ use mykey_sync_proto::fact::{FactBody, Scope};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, UnixMillis};
 use std::collections::BTreeMap;
 
+/// Yen per regional point (DESIGN §1: 1 point = 1 yen): what settlement
+/// statements bill and pay, and what liability reports value unused points at.
+pub const YEN_PER_POINT: u64 = 1;
+
 /// Transfers read per page when folding the ledger into lots.
 const LOT_PAGE: u32 = 1000;
 /// Expired lots handled per storage transaction.

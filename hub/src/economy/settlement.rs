@@ -179,7 +179,7 @@ impl Statements {
                 kind,
                 party,
                 points,
-                yen: points,
+                yen: points.saturating_mul(crate::economy::YEN_PER_POINT),
                 n_transfers: n,
             })
             .collect()

@@ -172,10 +172,56 @@ pub trait EconomyTx {
     /// (hub clock) before `before`; `after` if none.
     fn last_pos_before(&mut self, after: u64, before: UnixMillis) -> Result<u64, StoreError>;
     /// Natural balances, per kind ("wallet", "held", "debt"), of one
-    /// municipality's holder accounts from transfers posted before `at`.
-    fn holder_totals_before(
+    /// municipality's holder accounts from the transfers at ledger positions
+    /// up to `through`.
+    fn holder_totals_through(
         &mut self,
         m: MunicipalityCode,
-        at: UnixMillis,
+        through: u64,
     ) -> Result<Vec<(String, i128)>, StoreError>;
+    /// Every step of one municipality's wallets up to ledger position
+    /// `through`, for replaying the lots as they stood there: the lots opened
+    /// (from the lots table, so fold the ledger into the lots first) and the
+    /// wallet debits, ordered by holder, then position (a lot before a debit
+    /// of the same position).
+    fn wallet_steps_through(
+        &mut self,
+        m: MunicipalityCode,
+        through: u64,
+        visit: &mut dyn FnMut(WalletStep),
+    ) -> Result<(), StoreError>;
+    /// Points in holding periods in one municipality after the transfers at
+    /// positions up to `through`, per exchange operator (`None`: a held
+    /// transfer that names no stored exchange).
+    fn held_through(
+        &mut self,
+        m: MunicipalityCode,
+        through: u64,
+    ) -> Result<Vec<(Option<OperatorId>, i128)>, StoreError>;
+}
+
+/// One step of a wallet's history ([`EconomyTx::wallet_steps_through`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalletStep {
+    /// A credit opened this lot (its `remaining` is today's, not the replay's).
+    Credit(Lot),
+    /// A debit of the wallet: a redeem, a debt recovery or an expiry.
+    Debit {
+        /// The holder.
+        account: AccountId,
+        /// The ledger position of the debiting transfer.
+        pos: u64,
+        /// Points debited.
+        points: u64,
+    },
+}
+
+impl WalletStep {
+    /// Whose wallet.
+    pub fn account(&self) -> AccountId {
+        match self {
+            WalletStep::Credit(lot) => lot.account,
+            WalletStep::Debit { account, .. } => *account,
+        }
+    }
 }

@@ -1,12 +1,14 @@
 //! [`EconomyTx`] for SQLite.
 
-use super::{SqliteTx, account_of, corrupt, i64_of, muni_of, muni_sql, points_of, txid_of, u64_of};
+use super::{
+    SqliteTx, account_of, corrupt, i64_of, i64_sat, muni_of, muni_sql, points_of, txid_of, u64_of,
+};
 use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
 use crate::economy::lots::{ExpiryPolicy, Lot, LotSource};
 use crate::economy::settlement::{Cycle, Period, Statement, StatementKind};
 use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
 use crate::store::StoreError;
-use crate::store::economy::{EconomyTx, Party};
+use crate::store::economy::{EconomyTx, Party, WalletStep};
 use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -828,10 +830,10 @@ impl EconomyTx for SqliteTx<'_> {
         u64_of("ledger position", v)
     }
 
-    fn holder_totals_before(
+    fn holder_totals_through(
         &mut self,
         m: MunicipalityCode,
-        at: UnixMillis,
+        through: u64,
     ) -> Result<Vec<(String, i128)>, StoreError> {
         let mut out = vec![];
         for kind in ["wallet", "held", "debt"] {
@@ -840,11 +842,11 @@ impl EconomyTx for SqliteTx<'_> {
                 .prepare_cached(
                     "SELECT
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.credit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3),
+                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.id <= ?3),
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3)",
+                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.id <= ?3)",
                 )?
-                .query_row(params![kind, muni_sql(m), i64_of(at.0)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                .query_row(params![kind, muni_sql(m), i64_sat(through)], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let natural = if kind == "debt" {
                 i128::from(d) - i128::from(c)
             } else {
@@ -853,5 +855,73 @@ impl EconomyTx for SqliteTx<'_> {
             out.push((kind.to_owned(), natural));
         }
         Ok(out)
+    }
+
+    fn wallet_steps_through(
+        &mut self,
+        m: MunicipalityCode,
+        through: u64,
+        visit: &mut dyn FnMut(WalletStep),
+    ) -> Result<(), StoreError> {
+        // A wallet's ledger key is "<account>@<municipality>" (LedgerAccount::key).
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {LOT_COLS}, 0 AS step FROM lots WHERE municipality = ?1 AND pos <= ?2
+             UNION ALL
+             SELECT t.id, CAST(substr(a.key, 1, instr(a.key, '@') - 1) AS INTEGER), a.municipality,
+                    NULL, t.amount, t.amount, t.hub_time, NULL, 1 AS step
+               FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
+              WHERE a.kind = 'wallet' AND a.municipality = ?1 AND t.id <= ?2
+             ORDER BY 2, 1, 9"
+        ))?;
+        let mut rows = stmt.query(params![muni_sql(m), i64_sat(through)])?;
+        while let Some(r) = rows.next()? {
+            let step: i64 = r.get(8)?;
+            if step == 0 {
+                visit(WalletStep::Credit(lot_of(lot_row(r)?)?));
+            } else {
+                visit(WalletStep::Debit {
+                    account: account_of(r.get(1)?)?,
+                    pos: u64_of("ledger position", r.get(0)?)?,
+                    points: u64_of("transfer amount", r.get(4)?)?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn held_through(
+        &mut self,
+        m: MunicipalityCode,
+        through: u64,
+    ) -> Result<Vec<(Option<OperatorId>, i128)>, StoreError> {
+        // Exchange and premium transfers carry the exchange's origin, its
+        // release the release origin: both are unique columns of exchanges.
+        let rows = self
+            .tx
+            .prepare_cached(
+                "SELECT COALESCE(e1.operator, e2.operator),
+                        SUM(CASE WHEN c.kind = 'held' AND c.municipality = ?1 THEN t.amount ELSE 0 END),
+                        SUM(CASE WHEN d.kind = 'held' AND d.municipality = ?1 THEN t.amount ELSE 0 END)
+                   FROM transfers t
+                   JOIN ledger_accounts c ON c.id = t.credit
+                   JOIN ledger_accounts d ON d.id = t.debit
+                   LEFT JOIN exchanges e1 ON e1.origin_tx = t.origin_tx
+                   LEFT JOIN exchanges e2 ON e2.release_tx = t.origin_tx
+                  WHERE t.id <= ?2
+                    AND ((c.kind = 'held' AND c.municipality = ?1) OR (d.kind = 'held' AND d.municipality = ?1))
+                  GROUP BY 1 ORDER BY 1",
+            )?
+            .query_map(params![muni_sql(m), i64_sat(through)], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(op, c, d)| {
+                Ok((
+                    op.map(operator_id).transpose()?,
+                    i128::from(c) - i128::from(d),
+                ))
+            })
+            .collect()
     }
 }
