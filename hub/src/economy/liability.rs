@@ -16,7 +16,7 @@
 //!   deposited against must be reproducible.
 //! - **Replayed, not read from today's lots.** The lots as they stood at the
 //!   cut are replayed from the ledger with the lot fold itself
-//!   ([`lots::consumption_order`], [`lots::consume`]): every wallet credit up
+//!   ([`lots::consumption_key`], [`lots::consume`]): every wallet credit up
 //!   to the cut opens its lot (source and expiry from the lots table, which
 //!   never change), every wallet debit (spend, debt recovery, expiry)
 //!   consumes the lots that expire first. The ledger is the timestamped
@@ -133,7 +133,8 @@ pub fn base_dates(now: UnixMillis, n: usize) -> Vec<Date> {
 pub struct LotReplay {
     at: UnixMillis,
     wallet: Option<AccountId>,
-    live: Vec<Lot>,
+    /// The current wallet's lots with points left, in consumption order.
+    live: BTreeMap<lots::ConsumptionKey, Lot>,
     unused: BTreeMap<LotSource, u64>,
     expired: BTreeMap<LotSource, u64>,
 }
@@ -144,7 +145,7 @@ impl LotReplay {
         LotReplay {
             at,
             wallet: None,
-            live: vec![],
+            live: BTreeMap::new(),
             unused: BTreeMap::new(),
             expired: BTreeMap::new(),
         }
@@ -165,22 +166,27 @@ impl LotReplay {
         match step {
             WalletStep::Credit(mut lot) => {
                 lot.remaining = lot.amount;
-                self.live.push(lot);
+                self.live.insert(lots::consumption_key(&lot), lot);
             }
             WalletStep::Debit { points, .. } => {
-                lots::consumption_order(&mut self.live);
-                let moves = lots::consume(&self.live, points);
-                for (lot, (pos, remaining)) in self.live.iter_mut().zip(moves) {
+                let moves = lots::consume(self.live.values(), points);
+                for (lot, (pos, remaining)) in self.live.values_mut().zip(moves) {
                     assert_eq!(lot.pos, pos, "consume walks the lots in order");
                     lot.remaining = remaining;
                 }
-                self.live.retain(|l| l.remaining > 0);
+                // A debit empties lots from the front only.
+                while let Some(first) = self.live.first_entry() {
+                    if first.get().remaining > 0 {
+                        break;
+                    }
+                    first.remove();
+                }
             }
         }
     }
 
     fn flush(&mut self) {
-        for lot in self.live.drain(..) {
+        for lot in std::mem::take(&mut self.live).into_values() {
             let bucket = if lot.expires_at.is_some_and(|e| e <= self.at) {
                 &mut self.expired
             } else {

@@ -147,7 +147,7 @@ pub fn wallet_side(t: &Transfer) -> (Option<WalletKey>, Option<WalletKey>) {
 /// expiry first, never-expiring last, then credit order). Returns the new
 /// remaining points of each lot touched. Panics if the lots hold less than
 /// the amount: a wallet never goes below zero, and every credit is a lot.
-pub fn consume(live: &[Lot], amount: u64) -> Vec<(u64, u64)> {
+pub fn consume<'a>(live: impl IntoIterator<Item = &'a Lot>, amount: u64) -> Vec<(u64, u64)> {
     let mut left = amount;
     let mut out = vec![];
     for lot in live {
@@ -165,9 +165,18 @@ pub fn consume(live: &[Lot], amount: u64) -> Vec<(u64, u64)> {
     out
 }
 
+/// The key that orders lots for consumption: earliest expiry first, those
+/// that never expire last, then credit order.
+pub type ConsumptionKey = (bool, Option<UnixMillis>, u64);
+
+/// A lot's [`ConsumptionKey`].
+pub fn consumption_key(l: &Lot) -> ConsumptionKey {
+    (l.expires_at.is_none(), l.expires_at, l.pos)
+}
+
 /// The order in which lots are consumed.
 pub fn consumption_order(lots: &mut [Lot]) {
-    lots.sort_by_key(|l| (l.expires_at.is_none(), l.expires_at, l.pos));
+    lots.sort_by_key(consumption_key);
 }
 
 /// Lots expired at `now`: those with points left whose expiry has passed.
