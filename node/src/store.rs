@@ -109,6 +109,22 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (account, municipality)
      ) WITHOUT ROWID;",
+    // Strict mode: this node's spend rights (points it may still spend or
+    // give per wallet, and the hub's latest right id for it), and the grants
+    // and transfers already counted, so each adds exactly once.
+    "CREATE TABLE rights (
+        account INTEGER NOT NULL,
+        municipality INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        right_id INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, municipality)
+     ) WITHOUT ROWID;
+     CREATE TABLE right_events (
+        id BLOB PRIMARY KEY,
+        kind TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// What the node knows of a card.
@@ -472,6 +488,69 @@ impl Writer<'_> {
         Ok(n == 1)
     }
 
+    /// Marks strict mode on or off for a municipality.
+    pub fn set_strict(&self, m: MunicipalityCode, on: bool) -> Result<(), StoreError> {
+        self.set_meta(&format!("strict:{m}"), &[u8::from(on)])
+    }
+
+    /// Counts a grant or a received transfer once: true if `id` is new.
+    pub fn note_right_event(
+        &self,
+        id: &[u8],
+        kind: &str,
+        points: Points,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "INSERT OR IGNORE INTO right_events(id, kind, points, at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, kind, i(points.get()), i(at.0)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Adds points to this node's right on a wallet (`right_id` 0 keeps the id held).
+    pub fn credit_right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+        points: Points,
+        right_id: u64,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO rights(account, municipality, points, right_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(account, municipality) DO UPDATE SET points = points + excluded.points,
+               right_id = CASE WHEN excluded.right_id = 0 THEN right_id ELSE excluded.right_id END",
+            params![i(account.get()), m.get(), i(points.get()), i(right_id)],
+        )?;
+        Ok(())
+    }
+
+    /// Takes points from this node's right on a wallet. The caller checked
+    /// the right holds them: taking more is a bug, not bad input.
+    pub fn debit_right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+        points: Points,
+    ) -> Result<(), StoreError> {
+        let held = self.read().right(account, m)?.0;
+        assert!(held >= points, "spend right of {account} overdrawn");
+        self.tx.execute(
+            "UPDATE rights SET points = points - ?3 WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), m.get(), i(points.get())],
+        )?;
+        Ok(())
+    }
+
+    /// Drops this node's right on a wallet (the hub released it).
+    pub fn clear_right(&self, account: AccountId, m: MunicipalityCode) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE rights SET points = 0 WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), m.get()],
+        )?;
+        Ok(())
+    }
+
     /// Stores a rejection of a transaction this node carried for another.
     pub fn put_rejection(
         &self,
@@ -663,6 +742,31 @@ impl Reader<'_> {
         let Some((p, e)) = row else { return Ok(None) };
         let points = Points::new(u(p)).map_err(|e| corrupt("expiries", e))?;
         Ok((!points.is_zero()).then_some((points, UnixMillis(u(e)))))
+    }
+
+    /// Whether the hub put the municipality in strict mode.
+    pub fn strict(&self, m: MunicipalityCode) -> Result<bool, StoreError> {
+        Ok(self.meta(&format!("strict:{m}"))?.as_deref() == Some(&[1]))
+    }
+
+    /// This node's right on a wallet: (points it may still spend or give,
+    /// the hub's latest right id; 0: none).
+    pub fn right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(Points, u64), StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT points, right_id FROM rights WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), m.get()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let (p, id) = row.unwrap_or((0, 0));
+        Ok((Points::new(u(p)).map_err(|e| corrupt("rights", e))?, u(id)))
     }
 
     /// Sum of unconfirmed redeems on an account: own, and those of LAN peers
