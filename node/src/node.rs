@@ -324,7 +324,7 @@ impl Node {
         let (account, m) = (row.account, limits.municipality);
         self.commit(body, now, |w| {
             if strict {
-                w.debit_right(account, m, points)?;
+                w.debit_right(account, m, points, false)?;
             }
             Ok(())
         })
@@ -354,10 +354,11 @@ impl Node {
         if to == self.id() {
             return Err(OpError::TransferToSelf);
         }
-        let (right, right_id) = r.right(account, m)?;
-        if points > right {
+        // Only hub-granted points move on: see `Reader::right_parts`.
+        let (_, right_id, own) = r.right_parts(account, m)?;
+        if points > own {
             return Err(Decline::NoRight {
-                right,
+                right: own,
                 asked: points,
             }
             .into());
@@ -369,7 +370,7 @@ impl Node {
             points,
             right_id,
         });
-        self.commit(body, now, |w| w.debit_right(account, m, points))
+        self.commit(body, now, |w| w.debit_right(account, m, points, true))
     }
 
     /// Strict mode: this node's remaining right on a wallet, and whether

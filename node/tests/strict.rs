@@ -235,6 +235,12 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
         })
         .collect();
     assert_eq!(accepts, vec![t.clone()]);
+    // B may spend what it was given but not pass it on (only hub-granted
+    // points move, so the hub always holds them, whatever the order).
+    assert!(matches!(
+        declined(b.transfer_right(acct(), a.id(), p(101), T)),
+        Decline::NoRight { .. }
+    ));
     // B spends what it was given; its pending spend is a redeem, the
     // transfer never counts as one on A.
     b.redeem(&card(), p(250), false, T).unwrap();
