@@ -373,6 +373,16 @@ impl Node {
         self.commit(body, now, |w| w.debit_right(account, m, points, true))
     }
 
+    /// Strict mode: how much of its right on a wallet this node may give a
+    /// peer (the hub-granted part; see `Reader::right_parts`).
+    pub fn giveable_right(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Points, StoreError> {
+        Ok(self.store.read().right_parts(account, municipality)?.2)
+    }
+
     /// Strict mode: this node's remaining right on a wallet, and whether
     /// the municipality is in strict mode.
     pub fn right(

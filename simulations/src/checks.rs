@@ -185,6 +185,7 @@ impl<H: HubCore> World<H> {
             }
         }
         self.check_holder_debts()?;
+        self.check_and_release_escrow()?;
         let bound: u64 = (0..self.holders.len()).map(|h| self.holder_bound(h)).sum();
         self.metrics.debt_bound = bound;
         if self.plan.strict && self.metrics.debt_created > 0 {

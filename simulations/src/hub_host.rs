@@ -111,4 +111,18 @@ pub trait HubCore: HubService {
     fn total_debt(&mut self) -> anyhow::Result<Points>;
     /// The process dies and restarts from its durable store.
     fn crash_restart(&mut self) -> anyhow::Result<()>;
+    /// Turns strict mode on for a municipality.
+    fn set_strict(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()>;
+    /// Splits every holder's balance among `nodes` as spend rights; returns
+    /// the points reserved.
+    fn escrow_grant(
+        &mut self,
+        m: MunicipalityCode,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<u64>;
+    /// Ends every right; returns the points that went back to the wallets.
+    fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
+    /// The points reserved for each (holder account, node), non-zero only.
+    fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
 }

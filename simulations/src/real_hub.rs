@@ -179,4 +179,26 @@ impl HubCore for RealHub {
         self.hub = open(&self.db, &self.secret)?;
         Ok(())
     }
+    fn set_strict(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()> {
+        Ok(self.hub.set_strict_mode(m, true, now)?)
+    }
+    fn escrow_grant(
+        &mut self,
+        m: MunicipalityCode,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<u64> {
+        Ok(self.hub.escrow_grant(m, nodes, None, now)?.points)
+    }
+    fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64> {
+        Ok(self.hub.escrow_release(m, None, now)?.points)
+    }
+    fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>> {
+        Ok(self
+            .hub
+            .escrow_status(m)?
+            .into_iter()
+            .map(|l| (l.account, l.node, l.points))
+            .collect())
+    }
 }

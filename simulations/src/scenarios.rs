@@ -226,7 +226,8 @@ fn festival(rng: &mut Prng, long: bool, strict: bool) -> Plan {
     plan.strict = strict;
     plan.lan_relay = Some((60_000, 60_000));
     if strict {
-        plan.script.push((start - 5 * MIN, Scripted::Escrow));
+        // Early enough that every stall pulls its rights before the WAN goes.
+        plan.script.push((2 * MIN, Scripted::Escrow));
     }
     plan.script.push((
         start,

@@ -11,7 +11,6 @@ use crate::net::{Dir, Net};
 use crate::node_host::SimNode;
 use crate::plan::{OpSpec, Plan, Scripted};
 use crate::prng::Prng;
-use crate::strict::Escrow;
 use anyhow::Context;
 use mykey_sync_proto::session::{HubSession, NodeSessionConfig};
 use mykey_sync_proto::wire::{Outcome, Request, Response};
@@ -159,8 +158,6 @@ pub struct World<H: HubCore> {
     pub healed_at: Option<SimTime>,
     /// When convergence was reached.
     pub converged_at: Option<SimTime>,
-    /// Strict mode rights.
-    pub escrow: Option<Escrow>,
     /// Per node: transactions of LAN peers it carries, by (origin, seq).
     pub relay: Vec<BTreeMap<(usize, u64), SignedTx>>,
     /// Per carrier: per origin, the seq through which the hub has answered
@@ -210,6 +207,9 @@ impl<H: HubCore> World<H> {
         hub.add_municipality(municipality, t0)?;
         let program = ProgramId::parse("exchange")?;
         hub.add_program(&program, municipality, Points::new(Points::MAX / 2)?, t0)?;
+        if plan.strict {
+            hub.set_strict(municipality, t0)?;
+        }
         let config = NodeSessionConfig {
             batch_txs: plan.push_batch,
             pull_interval_ms: plan.pull_interval_ms,
@@ -285,7 +285,6 @@ impl<H: HubCore> World<H> {
             spent_at: vec![BTreeSet::new(); plan.holders],
             healed_at: None,
             converged_at: None,
-            escrow: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
             suspensions: Vec::new(),
@@ -400,10 +399,7 @@ impl<H: HubCore> World<H> {
             Kind::Script(s) => self.on_script(s),
             Kind::Sample => self.on_sample().map(|_| false),
             Kind::Gossip(n) => self.on_gossip(n).map(|_| false),
-            Kind::LanDeliver(to, from, txs) => {
-                self.on_lan_deliver(to, from, txs);
-                Ok(false)
-            }
+            Kind::LanDeliver(to, from, txs) => self.on_lan_deliver(to, from, txs).map(|_| false),
             Kind::Carry(n) => self.on_carry(n).map(|_| false),
             Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
             Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
