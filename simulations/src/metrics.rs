@@ -53,6 +53,8 @@ pub struct Metrics {
     pub tx_bytes: u64,
     /// Escrow rights moved between LAN peers (strict mode).
     pub escrow_transfers: u64,
+    /// Node crashes inside an operation (after a commit, before receipts are stored).
+    pub crashes_in_op: u64,
     /// Points the hub reserved for stalls' rights (strict mode).
     pub escrow_reserved: u64,
     /// Reserved points that went back to wallets at the release (strict mode).
@@ -116,6 +118,7 @@ impl Metrics {
         self.tx_bytes += o.tx_bytes;
         self.escrow_transfers += o.escrow_transfers;
         self.escrow_reserved += o.escrow_reserved;
+        self.crashes_in_op += o.crashes_in_op;
         self.escrow_released += o.escrow_released;
         self.converge_ms.extend_from_slice(&o.converge_ms);
         self.suspension_lag_ms
@@ -188,6 +191,10 @@ impl Metrics {
                 "{} / {} ({ratio:.2}× the signed transactions)",
                 self.wan_bytes, self.lan_bytes
             ),
+        ));
+        rows.push((
+            "crashes inside an operation".into(),
+            self.crashes_in_op.to_string(),
         ));
         if self.escrow_reserved > 0 {
             rows.push((

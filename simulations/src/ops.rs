@@ -119,6 +119,28 @@ impl<H: HubCore> World<H> {
             *self.metrics.declines.entry(why.into()).or_default() += 1;
             return Ok(false);
         }
+        if let Ok(Some(done)) = &result
+            && self.crash_inside_op(n)
+        {
+            // Committed, then the process died before the counter heard:
+            // the person sees "tap again". The transaction is durable, so
+            // the hub must still process it exactly once.
+            self.acked.insert(
+                done.tx,
+                Acked {
+                    node: n,
+                    seq: done.seq,
+                    signed_at: t,
+                },
+            );
+            self.spent_at[spec.holder].insert(n);
+            *self
+                .metrics
+                .aborted
+                .entry("node crashed mid-redeem")
+                .or_default() += 1;
+            return Ok(false);
+        }
         if let Ok(Some(_)) = &result {
             if p > pin_threshold && !proof {
                 return fail(

@@ -10,8 +10,8 @@ use mykey_hub::{CheckError, Hub, HubKey};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, Welcome};
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityId, MunicipalityCode, MyKeyId, NodeId, Points,
-    ProgramId, SignedTx, TxId, UnixMillis,
+    AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
+    NodeId, Points, ProgramId, SignedTx, TxId, UnixMillis,
 };
 use std::path::{Path, PathBuf};
 
@@ -178,6 +178,13 @@ impl HubCore for RealHub {
         // is gone, as in a killed process.
         self.hub = open(&self.db, &self.secret)?;
         Ok(())
+    }
+    fn facility_numbers(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> anyhow::Result<Vec<FacilityCardNumber>> {
+        Ok(self.hub.facility_numbers(facility, account)?)
     }
     fn set_strict(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()> {
         Ok(self.hub.set_strict_mode(m, true, now)?)

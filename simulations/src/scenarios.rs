@@ -131,6 +131,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
             wrong_pin: 0.1,
         },
         strict: false,
+        crash_in_op: 0.01,
         lan_relay: None,
     }
 }

@@ -114,7 +114,12 @@ impl<H: HubCore> World<H> {
     }
 
     /// A transaction node `n` committed (the hub must process it once).
-    fn note_signed(&mut self, n: usize, seq: u64, tx: mykey_sync_proto::TxId) -> Result<(), Failure> {
+    fn note_signed(
+        &mut self,
+        n: usize,
+        seq: u64,
+        tx: mykey_sync_proto::TxId,
+    ) -> Result<(), Failure> {
         self.acked.insert(
             tx,
             Acked {

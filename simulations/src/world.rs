@@ -140,6 +140,9 @@ pub struct World<H: HubCore> {
     /// The network.
     pub net: Net,
     pub(crate) rng: Prng,
+    /// Draws of crashes inside operations (their own stream, so the other
+    /// draws of a seed stay what they were).
+    pub(crate) crash_rng: Prng,
     /// Card holders.
     pub holders: Vec<Holder>,
     /// The municipality everything runs in.
@@ -271,6 +274,7 @@ impl<H: HubCore> World<H> {
             nodes,
             net,
             rng: rng.fork(5),
+            crash_rng: rng.fork(6),
             holders,
             municipality,
             program,
@@ -599,11 +603,32 @@ impl<H: HubCore> World<H> {
             return Ok(());
         }
         let resp = Response::decode(&bytes).at(self.now)?;
+        if matches!(resp, Response::Receipts(_)) && self.crash_inside_op(n) {
+            // The hub's receipts arrived; the process died before storing
+            // them. The node resends and the hub answers the stored verdicts.
+            return Ok(());
+        }
         self.nodes[n].awaiting = None;
         let mono = self.nodes[n].clock.mono(self.now);
         // An error closes the session and queues a Closed event the pump sees.
         let _ = self.nodes[n].session.handle_response(resp, mono);
         self.pump(n)
+    }
+
+    /// Whether node `n` dies now, inside an operation (drawn from the plan's
+    /// rate); if so it is down until a restart a little later.
+    pub(crate) fn crash_inside_op(&mut self, n: usize) -> bool {
+        if self.healed_at.is_some() || !self.crash_rng.chance(self.plan.crash_in_op) {
+            return false;
+        }
+        if let Some(c) = self.nodes[n].conn {
+            self.hub_sessions.remove(&(n, c));
+        }
+        self.nodes[n].crash();
+        self.metrics.crashes_in_op += 1;
+        let back = self.now + self.crash_rng.range(1_000, 60_000);
+        self.push(back, Kind::Script(Scripted::Restart(n)));
+        true
     }
 
     /// Describes the time for messages.

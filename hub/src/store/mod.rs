@@ -228,6 +228,12 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
         facility: &FacilityId,
         number: &FacilityCardNumber,
     ) -> Result<Option<AccountId>, StoreError>;
+    /// The numbers of one facility linked to an account, in order.
+    fn facility_cards_of(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> Result<Vec<FacilityCardNumber>, StoreError>;
     /// Links a facility card number (the caller checked it is free).
     fn link_facility_card(
         &mut self,

@@ -1044,6 +1044,26 @@ impl StoreTx for SqliteTx<'_> {
         a.map(account_of).transpose()
     }
 
+    fn facility_cards_of(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> Result<Vec<FacilityCardNumber>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT number FROM facility_cards WHERE facility = ?1 AND account = ?2 ORDER BY number",
+        )?;
+        let rows = st.query_map(params![facility.as_str(), i64_of(account.get())], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = vec![];
+        for n in rows {
+            out.push(
+                FacilityCardNumber::parse(&n?).map_err(|e| corrupt("facility card number", e))?,
+            );
+        }
+        Ok(out)
+    }
+
     fn link_facility_card(
         &mut self,
         facility: &FacilityId,
