@@ -677,6 +677,51 @@ mod tests {
     }
 
     #[test]
+    fn strict_redeem_draws_the_signers_escrow_first() {
+        let ctx = |escrow: u64, strict: bool| Context {
+            card: Some(CardRecord {
+                card: card(),
+                account: acct(),
+                status: CardStatus::Active,
+            }),
+            wallet: Points::new(100).unwrap(),
+            escrow: Points::new(escrow).unwrap(),
+            strict,
+            ..Context::default()
+        };
+        // Within the right: only the escrow pays, nothing to report.
+        let e = decide(&node(), &tx(1, TxId::GENESIS, redeem(300)), &ctx(300, true)).unwrap();
+        assert_eq!(e.debt_created, Points::ZERO);
+        assert_eq!(e.transfers.len(), 1);
+        assert_eq!(
+            e.transfers[0].debit,
+            LedgerAccount::Escrow(acct(), muni(), node().id)
+        );
+        assert!(e.notes.is_empty());
+        // Beyond it (a buggy node): escrow, then wallet, then debt, reported.
+        let e = decide(&node(), &tx(1, TxId::GENESIS, redeem(500)), &ctx(300, true)).unwrap();
+        let legs: Vec<(u64, TransferKind)> = e
+            .transfers
+            .iter()
+            .map(|t| (t.amount.get(), t.kind))
+            .collect();
+        assert_eq!(
+            legs,
+            vec![
+                (300, TransferKind::Redeem),
+                (100, TransferKind::Redeem),
+                (100, TransferKind::RedeemOnDebt)
+            ]
+        );
+        assert_eq!(e.debt_created.get(), 100);
+        let kinds: Vec<IncidentKind> = e.notes.iter().map(|n| n.0).collect();
+        assert_eq!(
+            kinds,
+            vec![IncidentKind::BeyondRight, IncidentKind::DebtCreated]
+        );
+    }
+
+    #[test]
     fn business_rejections() {
         let active = Some(CardRecord {
             card: card(),

@@ -241,7 +241,8 @@ fn main() -> Result<()> {
         } => {
             let mut node = dir.open()?;
             let a = AccountId::parse(&account).context("--account")?;
-            let to = NodeId::parse(&to).context("--to (copy it from `mykey-node id` on the peer)")?;
+            let to =
+                NodeId::parse(&to).context("--to (copy it from `mykey-node id` on the peer)")?;
             let p = Points::parse(&points).context("--points")?;
             let d = node.transfer_right(a, to, p, now())?;
             println!(
@@ -255,13 +256,17 @@ fn main() -> Result<()> {
             let node = dir.open()?;
             let a = AccountId::parse(&account).context("--account")?;
             let Some(limits) = node.limits()? else {
-                anyhow::bail!("this node has no limits from the hub yet: connect it to the hub once");
+                anyhow::bail!(
+                    "this node has no limits from the hub yet: connect it to the hub once"
+                );
             };
             let m = limits.municipality;
             let (right, strict) = node.right(a, m)?;
             let giveable = node.giveable_right(a, m)?;
             if strict {
-                println!("account {a} in {m}: may spend {right} here, may give {giveable} to a peer");
+                println!(
+                    "account {a} in {m}: may spend {right} here, may give {giveable} to a peer"
+                );
             } else {
                 println!("{m} is not in strict mode: spends follow the bounded offline limits");
             }
