@@ -98,6 +98,25 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
         "reserved points are not spendable elsewhere"
     );
     conserved(&mut f);
+    // Reserved points are still the holder's: same lots, same liability.
+    let lots = |f: &mut Fixture| -> Vec<(u64, u64)> {
+        f.hub
+            .lots_of(f.alice, muni())
+            .unwrap()
+            .iter()
+            .map(|l| (l.amount, l.remaining))
+            .collect()
+    };
+    assert_eq!(lots(&mut f), vec![(1001, 1001)]);
+    let liability = |f: &mut Fixture| -> i128 {
+        let r = f.hub.liability_report(T0).unwrap();
+        r.municipalities
+            .iter()
+            .find(|l| l.municipality == muni())
+            .unwrap()
+            .wallets
+    };
+    assert_eq!(liability(&mut f), 1001);
     // Nothing is left to grant twice.
     let again = f.hub.escrow_grant(muni(), &[a.id], None, T0).unwrap();
     assert_eq!(again.points, 0);
@@ -143,12 +162,20 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
     assert_eq!((escrow_of(&mut f, a.id), escrow_of(&mut f, b.id)), (101, 0));
     assert_eq!(f.hub.total_debt().unwrap(), 0);
     conserved(&mut f);
+    // Spends from reservations use up lots as wallet spends do.
+    assert_eq!(lots(&mut f), vec![(1001, 101)]);
+    assert_eq!(liability(&mut f), 101);
 
     // Release: A's unused 101 return to the wallet; both nodes are told.
     let s = f.hub.escrow_release(muni(), None, T0).unwrap();
     assert_eq!((s.points, s.accounts), (101, 1));
     assert_eq!(wallet(&mut f), (101, 0));
     assert!(f.hub.escrow_status(muni()).unwrap().is_empty());
+    assert_eq!(
+        lots(&mut f),
+        vec![(1001, 101)],
+        "the points keep their expiry"
+    );
     for n in [a.id, b.id] {
         let released = f.hub.facts(&n, 0, 1000).facts.iter().any(|s| {
             matches!(

@@ -834,15 +834,19 @@ impl EconomyTx for SqliteTx<'_> {
         at: UnixMillis,
     ) -> Result<Vec<(String, i128)>, StoreError> {
         let mut out = vec![];
+        // Points reserved for strict mode's spend rights are still the
+        // holders': they count with the wallets.
         for kind in ["wallet", "held", "debt"] {
             let (c, d): (i64, i64) = self
                 .tx
                 .prepare_cached(
                     "SELECT
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.credit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3),
+                          WHERE (a.kind = ?1 OR (?1 = 'wallet' AND a.kind = 'escrow'))
+                            AND a.municipality = ?2 AND t.hub_time < ?3),
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.hub_time < ?3)",
+                          WHERE (a.kind = ?1 OR (?1 = 'wallet' AND a.kind = 'escrow'))
+                            AND a.municipality = ?2 AND t.hub_time < ?3)",
                 )?
                 .query_row(params![kind, muni_sql(m), i64_of(at.0)], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let natural = if kind == "debt" {
