@@ -674,6 +674,18 @@ impl Hub {
         Ok(after)
     }
 
+    /// The card numbers of one facility linked to an account (what that
+    /// facility's nodes must hold once they have synced).
+    pub fn facility_numbers(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> Result<Vec<mykey_sync_proto::FacilityCardNumber>, StoreError> {
+        self.store
+            .begin_read()?
+            .facility_cards_of(facility, account)
+    }
+
     /// A holder's balance and debt in one municipality.
     pub fn balance(
         &mut self,

@@ -15,7 +15,7 @@ use crate::hub::{Hub, emit, emit_all, finish, par_map};
 use crate::model::{
     Balance, ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord,
 };
-use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange};
+use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange, TransferContext};
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
@@ -24,8 +24,8 @@ use mykey_sync_proto::wire::{
     Welcome,
 };
 use mykey_sync_proto::{
-    AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, SignedTx, TxPayload, UnixMillis,
-    VerifiedTx, VerifyError, codec,
+    AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, SignedTx, TxBody, TxPayload,
+    UnixMillis, VerifiedTx, VerifyError, codec,
 };
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -342,7 +342,49 @@ fn load_context(st: &mut dyn StoreTx, v: &VerifiedTx) -> Result<Context, StoreEr
     if let Some((facility, number)) = &needs.facility_card {
         ctx.linked_to = st.facility_card(facility, number)?;
     }
+    let signer = v.payload().node;
+    if let Some((account, m)) = needs.escrow {
+        ctx.strict = st.strict_mode(m)?;
+        ctx.escrow = escrow_in(st, account, m, signer)?;
+    }
+    let transfer = match &v.payload().body {
+        TxBody::RightTransfer(_) => Some(v.clone()),
+        // A carried transfer that does not verify leaves no context: the
+        // rules refuse the accept.
+        TxBody::RightAccept(a) => a.transfer.verify().ok(),
+        _ => None,
+    };
+    if let Some(t) = transfer
+        && let TxBody::RightTransfer(body) = &t.payload().body
+    {
+        let from = t.payload().node;
+        ctx.transfer = Some(TransferContext {
+            tx: t.id(),
+            from,
+            from_node: st.node(&from)?,
+            to_node: st.node(&body.to)?,
+            from_escrow: escrow_in(st, body.account, body.municipality, from)?,
+            applied: st.right_transfer_applied(&t.id())?,
+            body: body.clone(),
+        });
+    }
     Ok(ctx)
+}
+
+/// A node's reserved points on an account (strict mode escrow).
+pub(crate) fn escrow_in(
+    st: &mut dyn StoreTx,
+    account: AccountId,
+    m: MunicipalityCode,
+    node: NodeId,
+) -> Result<Points, StoreError> {
+    let e = LedgerAccount::Escrow(account, m, node);
+    let v = e.balance(st.posted(&e)?);
+    assert!(v >= 0, "negative escrow of {account} in {m}");
+    Ok(u64::try_from(v)
+        .ok()
+        .and_then(|v| Points::new(v).ok())
+        .unwrap_or_else(|| panic!("escrow {v} of {account} is out of range")))
 }
 
 fn apply(
@@ -358,6 +400,9 @@ fn apply(
     let mut ledger_pos = None;
     for t in &effects.transfers {
         ledger_pos = Some(st.post(t, now)?);
+    }
+    if let Some(t) = &effects.right_transfer {
+        st.mark_right_transfer(t, now)?;
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

@@ -31,6 +31,7 @@
 
 pub mod admin;
 pub mod economy;
+pub mod escrow;
 pub mod http;
 mod hub;
 pub mod ingest;

@@ -76,6 +76,9 @@ enum Command {
     /// Municipalities.
     #[command(subcommand)]
     Municipality(MunicipalityCmd),
+    /// Strict mode spend rights (escrow): grant, release, status.
+    #[command(subcommand)]
+    Escrow(EscrowCmd),
     /// Facilities (libraries, shops, stalls, community centres).
     #[command(subcommand)]
     Facility(FacilityCmd),
@@ -138,6 +141,52 @@ enum MunicipalityCmd {
         /// Its name.
         #[arg(long)]
         name: String,
+    },
+    /// Turn strict mode (escrow spend rights, DESIGN §6) on or off; its nodes learn it by a fact.
+    Strict {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        code: MunicipalityCode,
+        /// On.
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        on: bool,
+        /// Off.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EscrowCmd {
+    /// Split each account's spendable balance among a group of nodes as spend rights.
+    Grant {
+        /// The municipality (in strict mode).
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// The nodes that share the rights (comma-separated node ids).
+        #[arg(long, value_delimiter = ',', value_parser = parse_node, required = true)]
+        nodes: Vec<NodeId>,
+        /// Only these accounts (comma-separated ids).
+        #[arg(long, value_delimiter = ',', value_parser = parse_account, conflicts_with = "all", required_unless_present = "all")]
+        accounts: Vec<AccountId>,
+        /// Every account with points in the municipality.
+        #[arg(long)]
+        all: bool,
+    },
+    /// End rights: unused reserved points return to the wallets; nodes drop their rights.
+    Release {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// Only these nodes' rights (comma-separated node ids; default: all).
+        #[arg(long, value_delimiter = ',', value_parser = parse_node)]
+        nodes: Vec<NodeId>,
+    },
+    /// Show the points reserved for each node and account.
+    Status {
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
     },
 }
 
@@ -438,6 +487,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Municipality(MunicipalityCmd::Add { code, name }) => {
             open(&cli)?.add_municipality(*code, name, t)?;
             println!("added municipality {code} {name}");
+        }
+        Command::Municipality(MunicipalityCmd::Strict { code, on, .. }) => {
+            open(&cli)?.set_strict_mode(*code, *on, t)?;
+            let word = if *on { "on" } else { "off" };
+            println!("strict mode {word} for {code}");
+        }
+        Command::Escrow(EscrowCmd::Grant {
+            municipality,
+            nodes,
+            accounts,
+            all,
+        }) => {
+            let only = (!*all).then_some(accounts.as_slice());
+            let s = open(&cli)?.escrow_grant(*municipality, nodes, only, t)?;
+            println!(
+                "granted {} rights over {} accounts: {} pt reserved among {} nodes",
+                s.rights,
+                s.accounts,
+                s.points,
+                nodes.len()
+            );
+        }
+        Command::Escrow(EscrowCmd::Release {
+            municipality,
+            nodes,
+        }) => {
+            let only = (!nodes.is_empty()).then_some(nodes.as_slice());
+            let s = open(&cli)?.escrow_release(*municipality, only, t)?;
+            println!(
+                "released {} rights: {} pt back to {} wallets",
+                s.rights, s.points, s.accounts
+            );
+        }
+        Command::Escrow(EscrowCmd::Status { municipality }) => {
+            let mut hub = open(&cli)?;
+            let strict = hub.strict_mode(*municipality)?;
+            println!(
+                "{municipality}: strict mode {}",
+                if strict { "on" } else { "off" }
+            );
+            for l in hub.escrow_status(*municipality)? {
+                println!(
+                    "  account {}  node {}  {} reserved",
+                    l.account,
+                    l.node.short(),
+                    l.points
+                );
+            }
         }
         Command::Facility(FacilityCmd::Add {
             id,

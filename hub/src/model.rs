@@ -247,6 +247,9 @@ pub enum LedgerAccount {
     /// A holder's exchanged points in their holding period: owed to the
     /// holder, not yet spendable (credit-normal; see [`crate::economy`]).
     Held(AccountId, MunicipalityCode),
+    /// Strict mode: a holder's points reserved for one node to spend offline
+    /// (credit-normal; the node's spend right, see [`crate::escrow`]).
+    Escrow(AccountId, MunicipalityCode, NodeId),
 }
 
 impl LedgerAccount {
@@ -261,6 +264,7 @@ impl LedgerAccount {
             LedgerAccount::OperatorReceivable(..) => "receivable",
             LedgerAccount::ExpiryIncome(..) => "expiry",
             LedgerAccount::Held(..) => "held",
+            LedgerAccount::Escrow(..) => "escrow",
         }
     }
 
@@ -274,6 +278,7 @@ impl LedgerAccount {
             LedgerAccount::MunicipalityFunding(m) | LedgerAccount::ExpiryIncome(m) => m.to_string(),
             LedgerAccount::MerchantPayable(f, _) => f.as_str().to_owned(),
             LedgerAccount::OperatorReceivable(o, m) => format!("{o}@{m}"),
+            LedgerAccount::Escrow(a, m, n) => format!("{}@{m}@{n}", a.get()),
         }
     }
 
@@ -287,7 +292,8 @@ impl LedgerAccount {
             | LedgerAccount::MerchantPayable(_, m)
             | LedgerAccount::OperatorReceivable(_, m)
             | LedgerAccount::ExpiryIncome(m)
-            | LedgerAccount::Held(_, m) => *m,
+            | LedgerAccount::Held(_, m)
+            | LedgerAccount::Escrow(_, m, _) => *m,
         }
     }
 
@@ -348,11 +354,17 @@ pub enum TransferKind {
     Premium,
     /// Held points become spendable at the end of their holding period.
     Release,
+    /// Strict mode: wallet points reserved for a node's spend right.
+    Reserve,
+    /// Strict mode: a node's unused reserved points return to the wallet.
+    Unreserve,
+    /// Strict mode: a node gave part of its right to another node.
+    RightMove,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 10] = [
+    pub const ALL: [TransferKind; 13] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -363,6 +375,9 @@ impl TransferKind {
         TransferKind::Exchange,
         TransferKind::Premium,
         TransferKind::Release,
+        TransferKind::Reserve,
+        TransferKind::Unreserve,
+        TransferKind::RightMove,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -377,6 +392,9 @@ impl TransferKind {
             TransferKind::Exchange => "exchange",
             TransferKind::Premium => "premium",
             TransferKind::Release => "release",
+            TransferKind::Reserve => "reserve",
+            TransferKind::Unreserve => "unreserve",
+            TransferKind::RightMove => "right-move",
         }
     }
     /// Parses [`TransferKind::name`].
@@ -484,15 +502,19 @@ pub enum IncidentKind {
     DebtCreated,
     /// A grant overdrew its programme's budget.
     ProgramOverdrawn,
+    /// Strict mode: a node spent or gave away more than its right held (a
+    /// buggy or malicious node: honoured like an offline overdraft).
+    BeyondRight,
 }
 
 impl IncidentKind {
     /// Every kind.
-    pub const ALL: [IncidentKind; 4] = [
+    pub const ALL: [IncidentKind; 5] = [
         IncidentKind::ChainRejected,
         IncidentKind::SpendOnInactiveCard,
         IncidentKind::DebtCreated,
         IncidentKind::ProgramOverdrawn,
+        IncidentKind::BeyondRight,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -501,6 +523,7 @@ impl IncidentKind {
             IncidentKind::SpendOnInactiveCard => "spend-on-inactive-card",
             IncidentKind::DebtCreated => "debt-created",
             IncidentKind::ProgramOverdrawn => "program-overdrawn",
+            IncidentKind::BeyondRight => "beyond-right",
         }
     }
     /// Parses [`IncidentKind::name`].

@@ -14,8 +14,9 @@ use crate::store::ProcessedTx;
 use mykey_sync_proto::fact::CardStatus;
 use mykey_sync_proto::wire::{Outcome, RejectReason};
 use mykey_sync_proto::{
-    AccountId, FacilityCardLink, FacilityCardNumber, FacilityId, Grant, MunicipalityCode, OpKind,
-    Points, ProgramId, Redeem, TxBody, TxId, TxPayload, UnixMillis, VerifiedTx,
+    AccountId, FacilityCardLink, FacilityCardNumber, FacilityId, Grant, MunicipalityCode, NodeId,
+    OpKind, Points, ProgramId, Redeem, RightTransfer, TxBody, TxId, TxPayload, UnixMillis,
+    VerifiedTx,
 };
 
 /// Where a transaction falls on its signer's chain.
@@ -85,6 +86,32 @@ pub struct Context {
     pub budget: i128,
     /// The account a facility card number is linked to now.
     pub linked_to: Option<AccountId>,
+    /// Strict mode is on in the transaction's municipality.
+    pub strict: bool,
+    /// The signer's reserved points (its spend right) on the redeeming account.
+    pub escrow: Points,
+    /// A right transfer the transaction makes or carries.
+    pub transfer: Option<TransferContext>,
+}
+
+/// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
+/// its sender's chain, or carried by [`TxBody::RightAccept`] in its receiver's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferContext {
+    /// The transfer transaction's id (the sender's).
+    pub tx: TxId,
+    /// Its sender (the signer of the transfer).
+    pub from: NodeId,
+    /// The sender's record.
+    pub from_node: Option<NodeRecord>,
+    /// What the transfer says.
+    pub body: RightTransfer,
+    /// The receiver's record.
+    pub to_node: Option<NodeRecord>,
+    /// The sender's reserved points on the account.
+    pub from_escrow: Points,
+    /// The reservation already moved (the transfer's other copy came first).
+    pub applied: bool,
 }
 
 /// Which parts of [`Context`] a transaction needs.
@@ -100,6 +127,8 @@ pub struct Needs {
     pub account: Option<AccountId>,
     /// Look up this facility card number.
     pub facility_card: Option<(FacilityId, FacilityCardNumber)>,
+    /// Look up strict mode and the signer's reserved points on this account.
+    pub escrow: Option<(AccountId, MunicipalityCode)>,
 }
 
 /// What [`decide`] needs loaded for `body`.
@@ -110,11 +139,13 @@ pub fn needs(body: &TxBody) -> Needs {
         wallet: None,
         account: None,
         facility_card: None,
+        escrow: None,
     };
     match body {
         TxBody::Redeem(r) => {
             n.card = Some(r.card.clone());
             n.wallet = Some((r.account, r.municipality));
+            n.escrow = Some((r.account, r.municipality));
         }
         TxBody::Grant(g) => {
             n.card = Some(g.card.clone());
@@ -125,6 +156,8 @@ pub fn needs(body: &TxBody) -> Needs {
             n.account = Some(l.account);
             n.facility_card = Some((l.facility.clone(), l.number.clone()));
         }
+        // The driver loads the transfer context itself (it verifies a carried transfer).
+        TxBody::RightTransfer(_) | TxBody::RightAccept(_) => {}
     }
     n
 }
@@ -151,6 +184,9 @@ pub struct Effects {
     pub link: Option<LinkChange>,
     /// Things to report to operators (the transaction is still accepted).
     pub notes: Vec<(IncidentKind, String)>,
+    /// A right transfer whose reservation these transfers move (recorded so
+    /// the transfer's other copy changes nothing).
+    pub right_transfer: Option<TxId>,
 }
 
 /// Decides a verified transaction from an enrolled, unrevoked signer that is
@@ -171,7 +207,87 @@ pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effec
         TxBody::Grant(g) => decide_grant(node, g, ctx, origin),
         TxBody::LinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Link),
         TxBody::UnlinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Unlink),
+        TxBody::RightTransfer(_) | TxBody::RightAccept(_) => decide_right_transfer(node, tx, ctx),
     }
+}
+
+/// A right transfer, from the sender's chain or carried in the receiver's:
+/// the first copy to arrive moves the reservation from the sender's escrow
+/// to the receiver's, the other is accepted and changes nothing. A transfer
+/// beyond what the sender holds moves what there is and is reported.
+fn decide_right_transfer(
+    node: &NodeRecord,
+    tx: &VerifiedTx,
+    ctx: &Context,
+) -> Result<Effects, RejectReason> {
+    let refuse = |why: String| Err(RejectReason::NotAllowed(why));
+    let Some(t) = &ctx.transfer else {
+        return refuse("the carried right transfer is not an authentic transfer".to_owned());
+    };
+    let b = &t.body;
+    let signer = tx.payload().node;
+    let carried = matches!(tx.payload().body, TxBody::RightAccept(_));
+    if carried && b.to != signer {
+        return refuse(format!(
+            "right transfer to {} accepted by {}",
+            b.to.short(),
+            signer.short()
+        ));
+    }
+    if !carried && t.from != signer {
+        return refuse("a node transfers only its own rights".to_owned());
+    }
+    if b.municipality != node.municipality {
+        return Err(RejectReason::WrongMunicipality(b.municipality));
+    }
+    if b.to == t.from {
+        return refuse("a right transfer to the sender itself".to_owned());
+    }
+    let same_town = |n: &Option<NodeRecord>| {
+        n.as_ref()
+            .is_some_and(|n| !n.is_revoked() && n.municipality == b.municipality)
+    };
+    if !same_town(&t.from_node) || !same_town(&t.to_node) {
+        return refuse(format!(
+            "right transfer between {} and {}: both must be enrolled, unrevoked nodes of {}",
+            t.from.short(),
+            b.to.short(),
+            b.municipality
+        ));
+    }
+    if t.applied || b.points.is_zero() {
+        return Ok(Effects::default());
+    }
+    let moved = b.points.min(t.from_escrow);
+    let mut effects = Effects {
+        right_transfer: Some(t.tx),
+        ..Effects::default()
+    };
+    if moved < b.points {
+        effects.notes.push((
+            IncidentKind::BeyondRight,
+            format!(
+                "node {} gave {} of its right on {} to {} but held {}: {} moved",
+                t.from.short(),
+                b.points,
+                b.account,
+                b.to.short(),
+                t.from_escrow,
+                moved
+            ),
+        ));
+    }
+    if !moved.is_zero() {
+        effects.transfers.push(TransferDraft {
+            debit: LedgerAccount::Escrow(b.account, b.municipality, t.from),
+            credit: LedgerAccount::Escrow(b.account, b.municipality, b.to),
+            amount: moved,
+            kind: TransferKind::RightMove,
+            origin_tx: Some(t.tx),
+            node_time: Some(tx.payload().created_at),
+        });
+    }
+    Ok(effects)
 }
 
 fn card_of_account(
@@ -219,7 +335,24 @@ fn decide_redeem(
             ),
         ));
     }
-    effects.debt_created = r.points.saturating_sub(ctx.wallet);
+    // The signer's reserved points (strict mode) pay first, then the wallet.
+    let from_right = r.points.min(ctx.escrow);
+    let rest = r.points.saturating_sub(from_right);
+    effects.debt_created = rest.saturating_sub(ctx.wallet);
+    if ctx.strict && !rest.is_zero() {
+        effects.notes.push((
+            IncidentKind::BeyondRight,
+            format!(
+                "strict spend of {} at {} beyond the node's right on {} ({} held): {} from the wallet, {} as debt",
+                r.points,
+                r.merchant,
+                r.account,
+                ctx.escrow,
+                rest.saturating_sub(effects.debt_created),
+                effects.debt_created
+            ),
+        ));
+    }
     if ctx.debt.checked_add(effects.debt_created).is_none() {
         return Err(RejectReason::NotAllowed(format!(
             "redeem of {} would take the debt of {} past {} pt",
@@ -229,6 +362,28 @@ fn decide_redeem(
         )));
     }
     effects.transfers = redeem_transfers(r, ctx.wallet, tx, node_time);
+    if !from_right.is_zero() {
+        effects.transfers = redeem_transfers(
+            &Redeem {
+                points: rest,
+                ..r.clone()
+            },
+            ctx.wallet,
+            tx,
+            node_time,
+        );
+        effects.transfers.insert(
+            0,
+            TransferDraft {
+                debit: LedgerAccount::Escrow(r.account, r.municipality, node.id),
+                credit: LedgerAccount::MerchantPayable(r.merchant.clone(), r.municipality),
+                amount: from_right,
+                kind: TransferKind::Redeem,
+                origin_tx: Some(tx),
+                node_time: Some(node_time),
+            },
+        );
+    }
     if !effects.debt_created.is_zero() {
         effects.notes.push((
             IncidentKind::DebtCreated,
@@ -519,6 +674,51 @@ mod tests {
         assert_eq!(e.transfers[0].amount.get(), 300);
         assert_eq!(e.transfers[1].kind, TransferKind::RedeemOnDebt);
         assert_eq!(e.notes.len(), 1);
+    }
+
+    #[test]
+    fn strict_redeem_draws_the_signers_escrow_first() {
+        let ctx = |escrow: u64, strict: bool| Context {
+            card: Some(CardRecord {
+                card: card(),
+                account: acct(),
+                status: CardStatus::Active,
+            }),
+            wallet: Points::new(100).unwrap(),
+            escrow: Points::new(escrow).unwrap(),
+            strict,
+            ..Context::default()
+        };
+        // Within the right: only the escrow pays, nothing to report.
+        let e = decide(&node(), &tx(1, TxId::GENESIS, redeem(300)), &ctx(300, true)).unwrap();
+        assert_eq!(e.debt_created, Points::ZERO);
+        assert_eq!(e.transfers.len(), 1);
+        assert_eq!(
+            e.transfers[0].debit,
+            LedgerAccount::Escrow(acct(), muni(), node().id)
+        );
+        assert!(e.notes.is_empty());
+        // Beyond it (a buggy node): escrow, then wallet, then debt, reported.
+        let e = decide(&node(), &tx(1, TxId::GENESIS, redeem(500)), &ctx(300, true)).unwrap();
+        let legs: Vec<(u64, TransferKind)> = e
+            .transfers
+            .iter()
+            .map(|t| (t.amount.get(), t.kind))
+            .collect();
+        assert_eq!(
+            legs,
+            vec![
+                (300, TransferKind::Redeem),
+                (100, TransferKind::Redeem),
+                (100, TransferKind::RedeemOnDebt)
+            ]
+        );
+        assert_eq!(e.debt_created.get(), 100);
+        let kinds: Vec<IncidentKind> = e.notes.iter().map(|n| n.0).collect();
+        assert_eq!(
+            kinds,
+            vec![IncidentKind::BeyondRight, IncidentKind::DebtCreated]
+        );
     }
 
     #[test]

@@ -141,6 +141,48 @@ fn operator_workflow_with_helpful_errors() {
             "131059",
         ],
     );
+    // Strict mode: rights only once the municipality is strict; grant
+    // reserves the balance, release returns it.
+    let escrow = |verb: &str| -> Vec<String> {
+        let mut a = vec!["escrow".to_owned(), verb.to_owned()];
+        a.extend(["--municipality", "131059"].map(str::to_owned));
+        a
+    };
+    let args = |v: &[String], more: &[&str]| -> Vec<String> {
+        v.iter()
+            .cloned()
+            .chain(more.iter().map(|s| (*s).to_owned()))
+            .collect()
+    };
+    let grant_args = args(&escrow("grant"), &["--nodes", node, "--all"]);
+    let grant_args: Vec<&str> = grant_args.iter().map(String::as_str).collect();
+    let err = fails(&data, &grant_args);
+    assert!(
+        err.contains("municipality strict --code 131059 --on"),
+        "{err}"
+    );
+    let out = ok(
+        &data,
+        &["municipality", "strict", "--code", "131059", "--on"],
+    );
+    assert!(out.contains("strict mode on"), "{out}");
+    let out = ok(&data, &grant_args);
+    assert!(out.contains("300 pt reserved among 1 nodes"), "{out}");
+    let out = ok(&data, &["balance", "--account", "A1"]);
+    assert!(out.contains("balance 0 pt"), "{out}");
+    let status = escrow("status");
+    let status: Vec<&str> = status.iter().map(String::as_str).collect();
+    let out = ok(&data, &status);
+    assert!(
+        out.contains("strict mode on") && out.contains("300"),
+        "{out}"
+    );
+    let release = escrow("release");
+    let release: Vec<&str> = release.iter().map(String::as_str).collect();
+    let out = ok(&data, &release);
+    assert!(out.contains("300 pt back to 1 wallets"), "{out}");
+    let out = ok(&data, &["balance", "--account", "A1"]);
+    assert!(out.contains("balance 300 pt, debt 0 pt"), "{out}");
     let out = ok(&data, &["nodes"]);
     assert!(out.contains("d75a9801") && out.contains("shop-1"), "{out}");
     let out = ok(&data, &["ledger", "check"]);

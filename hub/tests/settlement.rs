@@ -658,6 +658,11 @@ fn privacy_requests_carry_no_usage_fields() {
         "number",
         "issuer",
         "serial",
+        // Strict mode: a spend right moved between nodes, and its acceptance
+        // (which carries the signed transfer itself).
+        "to",
+        "right_id",
+        "transfer",
     ];
     let a = f_alice();
     for body in [
@@ -665,6 +670,10 @@ fn privacy_requests_carry_no_usage_fields() {
         grant(a, 1, 1),
         link(a, "lib-1", "L1"),
         unlink(a, "lib-1", "L1"),
+        right_transfer(a),
+        mykey_sync_proto::TxBody::RightAccept(mykey_sync_proto::RightAccept {
+            transfer: Chain::new(5).sign(right_transfer(a)),
+        }),
     ] {
         let text = format!("{body:?}");
         let names: Vec<&str> = text
@@ -681,6 +690,16 @@ fn privacy_requests_carry_no_usage_fields() {
     for required in ["points", "merchant"] {
         assert!(r.contains(required), "{required} missing in {r}");
     }
+}
+
+fn right_transfer(a: mykey_sync_proto::AccountId) -> mykey_sync_proto::TxBody {
+    mykey_sync_proto::TxBody::RightTransfer(mykey_sync_proto::RightTransfer {
+        account: a,
+        municipality: muni(),
+        to: Chain::new(6).id,
+        points: pts(5),
+        right_id: 1,
+    })
 }
 
 fn f_alice() -> mykey_sync_proto::AccountId {

@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mykey_node::config::{DataDir, NodeConfig};
 use mykey_node::node::Lookup;
-use mykey_sync_proto::{CardKey, FacilityCardNumber, Points, ProgramId, UnixMillis};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardNumber, NodeId, Points, ProgramId, UnixMillis,
+};
 use std::path::PathBuf;
 
 /// MyKey Edge node: serves card lookups and points at a facility, online or not.
@@ -81,6 +83,25 @@ enum Command {
         /// Points.
         #[arg(long)]
         points: String,
+    },
+    /// Strict mode: give part of this node's spend right on a holder's points to a LAN peer
+    /// (a signed transfer the peer takes from the LAN while `mykey-node run` is up).
+    GiveRight {
+        /// The holder's account id.
+        #[arg(long)]
+        account: String,
+        /// The receiving node's id (`mykey-node id` on that node).
+        #[arg(long)]
+        to: String,
+        /// Points.
+        #[arg(long)]
+        points: String,
+    },
+    /// Strict mode: show this node's spend right on a holder's points.
+    Right {
+        /// The holder's account id.
+        #[arg(long)]
+        account: String,
     },
     /// Show the node's sync and outbox status.
     Status {
@@ -212,6 +233,43 @@ fn main() -> Result<()> {
             let p = Points::parse(&points).context("--points")?;
             let d = node.redeem(&card(&c)?, p, false, now())?;
             println!("redeemed {p} (seq {}, tx {})", d.seq, d.tx.short());
+        }
+        Command::GiveRight {
+            account,
+            to,
+            points,
+        } => {
+            let mut node = dir.open()?;
+            let a = AccountId::parse(&account).context("--account")?;
+            let to =
+                NodeId::parse(&to).context("--to (copy it from `mykey-node id` on the peer)")?;
+            let p = Points::parse(&points).context("--points")?;
+            let d = node.transfer_right(a, to, p, now())?;
+            println!(
+                "gave {p} of the right on account {a} to {} (seq {}, tx {})",
+                to.short(),
+                d.seq,
+                d.tx.short()
+            );
+        }
+        Command::Right { account } => {
+            let node = dir.open()?;
+            let a = AccountId::parse(&account).context("--account")?;
+            let Some(limits) = node.limits()? else {
+                anyhow::bail!(
+                    "this node has no limits from the hub yet: connect it to the hub once"
+                );
+            };
+            let m = limits.municipality;
+            let (right, strict) = node.right(a, m)?;
+            let giveable = node.giveable_right(a, m)?;
+            if strict {
+                println!(
+                    "account {a} in {m}: may spend {right} here, may give {giveable} to a peer"
+                );
+            } else {
+                println!("{m} is not in strict mode: spends follow the bounded offline limits");
+            }
         }
         Command::Status { json } => {
             let node = dir.open()?;

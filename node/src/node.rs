@@ -8,8 +8,8 @@ use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreErro
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, SignedTx,
-    TxBody, TxId, TxPayload, UnixMillis, codec,
+    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, RightAccept,
+    RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis, codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -51,6 +51,12 @@ pub enum OpError {
     /// The number is not linked to this account.
     #[error("facility card number {0} is not linked to this holder")]
     NotLinked(FacilityCardNumber),
+    /// Rights move only in strict mode.
+    #[error("municipality {0} is not in strict mode: there are no spend rights to give")]
+    NotStrict(MunicipalityCode),
+    /// A right given to the node itself.
+    #[error("a right can only be given to another node: name a LAN peer's node id")]
+    TransferToSelf,
     /// The store failed: nothing was done.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -289,12 +295,18 @@ impl Node {
         let (limits, row) = self.prepare(card, OpKind::Redeem, now)?;
         let r = self.store.read();
         let (confirmed_balance, confirmed_debt) = r.balance(row.account, limits.municipality)?;
+        let strict = r.strict(limits.municipality)?;
         let view = SpendView {
             confirmed_balance,
             confirmed_debt,
             pending_on_account: r.pending_on_account(row.account, limits.municipality)?,
             card_unconfirmed_here: r.pending_on_card(card)?,
             node_exposure: r.exposure()?,
+            right: if strict {
+                Some(r.right(row.account, limits.municipality)?.0)
+            } else {
+                None
+            },
         };
         let status = r.card_status(card)?;
         if let Err(d) = rules::decide_redeem(&limits, status, &view, points, card_proof) {
@@ -309,7 +321,77 @@ impl Node {
             merchant: limits.facility,
             card_proof,
         });
-        self.commit(body, now, |_| Ok(()))
+        let (account, m) = (row.account, limits.municipality);
+        self.commit(body, now, |w| {
+            if strict {
+                w.debit_right(account, m, points, false)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Strict mode: gives `points` of this node's right on a wallet to
+    /// another node of the municipality (a LAN peer), as a signed
+    /// transaction in this node's chain; the peer takes it from the LAN.
+    pub fn transfer_right(
+        &mut self,
+        account: AccountId,
+        to: NodeId,
+        points: Points,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let r = self.store.read();
+        let limits = r.limits()?;
+        let revoked = r.is_revoked(&self.id())?;
+        let limits = rules::check_node(limits.as_ref(), revoked, OpKind::Redeem, now)?.clone();
+        let m = limits.municipality;
+        if points.is_zero() {
+            return Err(Decline::ZeroAmount.into());
+        }
+        if !r.strict(m)? {
+            return Err(OpError::NotStrict(m));
+        }
+        if to == self.id() {
+            return Err(OpError::TransferToSelf);
+        }
+        // Only hub-granted points move on: see `Reader::right_parts`.
+        let (_, right_id, own) = r.right_parts(account, m)?;
+        if points > own {
+            return Err(Decline::NoRight {
+                right: own,
+                asked: points,
+            }
+            .into());
+        }
+        let body = TxBody::RightTransfer(RightTransfer {
+            account,
+            municipality: m,
+            to,
+            points,
+            right_id,
+        });
+        self.commit(body, now, |w| w.debit_right(account, m, points, true))
+    }
+
+    /// Strict mode: how much of its right on a wallet this node may give a
+    /// peer (the hub-granted part; see `Reader::right_parts`).
+    pub fn giveable_right(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Points, StoreError> {
+        Ok(self.store.read().right_parts(account, municipality)?.2)
+    }
+
+    /// Strict mode: this node's remaining right on a wallet, and whether
+    /// the municipality is in strict mode.
+    pub fn right(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<(Points, bool), StoreError> {
+        let r = self.store.read();
+        Ok((r.right(account, municipality)?.0, r.strict(municipality)?))
     }
 
     /// Node, certificate and card checks shared by every operation.
@@ -337,40 +419,13 @@ impl Node {
         effects: impl FnOnce(&crate::store::Writer<'_>) -> Result<(), StoreError>,
     ) -> Result<Done, OpError> {
         let key = &self.key;
+        let kind = body.name();
         let done = self.store.write(|w| {
-            let (last_seq, prev_hash) = w.read().last_tx()?;
-            let seq = last_seq + 1;
-            let (card, account, municipality, points) = match &body {
-                TxBody::Redeem(r) => (
-                    Some(&r.card),
-                    Some(r.account),
-                    Some(r.municipality),
-                    r.points,
-                ),
-                TxBody::Grant(g) => (
-                    Some(&g.card),
-                    Some(g.account),
-                    Some(g.municipality),
-                    g.points,
-                ),
-                TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
-                    (None, Some(l.account), None, Points::ZERO)
-                }
-            };
-            let kind = body.kind().name();
-            let payload = TxPayload {
-                node: key.id(),
-                seq,
-                prev_hash,
-                created_at: now,
-                body: body.clone(),
-            };
-            let tx = SignedTx::sign(&payload, key.signing_key());
-            w.append_outbox(seq, &tx, kind, now, card, account, municipality, points)?;
+            let done = sign_into(w, key, body, now)?;
             effects(w)?;
-            Ok::<_, StoreError>(Done { seq, tx: tx.id() })
+            Ok::<_, StoreError>(done)
         })?;
-        info!(node = %self.id().short(), seq = done.seq, tx = %done.tx.short(), "{} committed", body.kind().name());
+        info!(node = %self.id().short(), seq = done.seq, tx = %done.tx.short(), "{kind} committed");
         Ok(done)
     }
 
@@ -519,6 +574,33 @@ impl Node {
                         points,
                         expires_at,
                     } => w.put_expiry(*account, *municipality, *points, *expires_at)?,
+                    FactBody::StrictMode {
+                        municipality,
+                        strict,
+                    } => w.set_strict(*municipality, *strict)?,
+                    FactBody::SpendRight {
+                        account,
+                        municipality,
+                        node,
+                        right_id,
+                        points,
+                    } => {
+                        let id = format!("grant:{right_id}");
+                        if *node == me
+                            && w.note_right_event(id.as_bytes(), "grant", *points, p.issued_at)?
+                        {
+                            w.credit_right(*account, *municipality, *points, *right_id)?;
+                        }
+                    }
+                    FactBody::SpendRightReleased {
+                        account,
+                        municipality,
+                        node,
+                    } => {
+                        if *node == me {
+                            w.clear_right(*account, *municipality)?;
+                        }
+                    }
                 }
             }
             let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
@@ -548,8 +630,11 @@ impl Node {
             verified.push(v);
         }
         let me = self.id();
+        let key = &self.key;
+        let mut accepted = 0;
         let n = self.store.write(|w| {
             let mut n = 0;
+            let municipality_here = w.read().limits()?.map(|l| l.municipality);
             for v in &verified {
                 let p = v.payload();
                 if p.node == me || w.read().is_revoked(&p.node)? {
@@ -561,8 +646,28 @@ impl Node {
                     TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
                         (Some(l.account), None, Points::ZERO)
                     }
+                    TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
+                    TxBody::RightAccept(_) => (None, None, Points::ZERO),
                 };
-                let kind = p.body.kind().name();
+                // A right given to this node counts once (by the transfer's
+                // id), in its own municipality, and is acknowledged in this
+                // node's chain with the sender's signed transfer, so the hub
+                // moves the reservation before any spend that relies on it.
+                if let TxBody::RightTransfer(t) = &p.body
+                    && t.to == me
+                    && Some(t.municipality) == municipality_here
+                    && !t.points.is_zero()
+                    && w.note_right_event(v.id().as_bytes(), "transfer", t.points, now)?
+                {
+                    w.credit_right(t.account, t.municipality, t.points, 0)?;
+                    let accept = TxBody::RightAccept(RightAccept {
+                        transfer: v.signed().clone(),
+                    });
+                    sign_into(w, key, accept, now)?;
+                    accepted += 1;
+                    info!(node = %me.short(), from = %p.node.short(), points = %t.points, "right received on the LAN");
+                }
+                let kind = p.body.name();
                 if w.put_peer_tx(
                     &p.node,
                     p.seq,
@@ -579,7 +684,7 @@ impl Node {
             Ok::<_, StoreError>(n)
         })?;
         if n > 0 {
-            debug!(node = %me.short(), new = n, "stored LAN peers' transactions");
+            debug!(node = %me.short(), new = n, rights_received = accepted, "stored LAN peers' transactions");
         }
         Ok(n)
     }
@@ -638,6 +743,56 @@ impl Node {
     pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
     }
+}
+
+/// Signs the next transaction of the chain and appends it to the outbox,
+/// inside the caller's write transaction.
+fn sign_into(
+    w: &crate::store::Writer<'_>,
+    key: &NodeKey,
+    body: TxBody,
+    now: UnixMillis,
+) -> Result<Done, StoreError> {
+    let (last_seq, prev_hash) = w.read().last_tx()?;
+    let seq = last_seq + 1;
+    let (card, account, municipality, points) = match &body {
+        TxBody::Redeem(r) => (
+            Some(&r.card),
+            Some(r.account),
+            Some(r.municipality),
+            r.points,
+        ),
+        TxBody::Grant(g) => (
+            Some(&g.card),
+            Some(g.account),
+            Some(g.municipality),
+            g.points,
+        ),
+        TxBody::LinkFacilityCard(l) | TxBody::UnlinkFacilityCard(l) => {
+            (None, Some(l.account), None, Points::ZERO)
+        }
+        TxBody::RightTransfer(t) => (None, Some(t.account), Some(t.municipality), t.points),
+        TxBody::RightAccept(_) => (None, None, None, Points::ZERO),
+    };
+    let payload = TxPayload {
+        node: key.id(),
+        seq,
+        prev_hash,
+        created_at: now,
+        body: body.clone(),
+    };
+    let tx = SignedTx::sign(&payload, key.signing_key());
+    w.append_outbox(
+        seq,
+        &tx,
+        body.name(),
+        now,
+        card,
+        account,
+        municipality,
+        points,
+    )?;
+    Ok(Done { seq, tx: tx.id() })
 }
 
 /// A receipt for a link or unlink settles the local number state: confirmed

@@ -17,6 +17,9 @@ pub struct SpendView {
     pub card_unconfirmed_here: Points,
     /// All unconfirmed spend at this node.
     pub node_exposure: Points,
+    /// Strict mode: this node's remaining spend right on the account, which
+    /// replaces the balance check (the hub reserved exactly these points).
+    pub right: Option<Points>,
 }
 
 /// Why a spend was declined: which rule, with the figures.
@@ -76,6 +79,16 @@ pub enum Decline {
         limit: Points,
         /// Already used since the last confirmation.
         used: Points,
+        /// Asked.
+        asked: Points,
+    },
+    /// Strict mode: the node's right on the holder's points is too small.
+    #[error(
+        "strict mode: this node may spend {right} of the holder's points, asked {asked}; another stall may hold more (it can give part of its right on the LAN), or the hub can grant more"
+    )]
+    NoRight {
+        /// The node's remaining right.
+        right: Points,
         /// Asked.
         asked: Points,
     },
@@ -142,7 +155,11 @@ pub fn decide_redeem(
         .confirmed_balance
         .saturating_sub(view.confirmed_debt)
         .saturating_sub(view.pending_on_account);
-    if asked > available {
+    if let Some(right) = view.right {
+        if asked > right {
+            return Err(Decline::NoRight { right, asked });
+        }
+    } else if asked > available {
         return Err(Decline::InsufficientBalance {
             confirmed: view.confirmed_balance,
             debt: view.confirmed_debt,
@@ -204,6 +221,7 @@ mod tests {
             pending_on_account: p(pend),
             card_unconfirmed_here: p(card),
             node_exposure: p(node),
+            right: None,
         };
         let l = limits();
         use CardStatus::*;
@@ -268,6 +286,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn strict_mode_spends_only_within_the_right() {
+        let l = limits();
+        let view = |right: u64, card: u64| SpendView {
+            // The wallet's balance is reserved for rights: zero here.
+            confirmed_balance: p(0),
+            right: Some(p(right)),
+            card_unconfirmed_here: p(card),
+            ..SpendView::default()
+        };
+        assert!(decide_redeem(&l, CardStatus::Active, &view(800, 0), p(800), false).is_ok());
+        assert_eq!(
+            decide_redeem(&l, CardStatus::Active, &view(800, 0), p(801), true),
+            Err(Decline::NoRight {
+                right: p(800),
+                asked: p(801)
+            })
+        );
+        // The bounded-risk limits still apply on top of the right.
+        let msg = decide_redeem(&l, CardStatus::Active, &view(9000, 2500), p(600), false)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("card offline limit"), "{msg}");
+        // Without a right (bounded mode) the zero balance declines.
+        let bounded = SpendView {
+            right: None,
+            ..view(800, 0)
+        };
+        assert!(matches!(
+            decide_redeem(&l, CardStatus::Active, &bounded, p(1), false),
+            Err(Decline::InsufficientBalance { .. })
+        ));
     }
 
     #[test]

@@ -109,6 +109,24 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (account, municipality)
      ) WITHOUT ROWID;",
+    // Strict mode: this node's spend rights (points it may still spend per
+    // wallet, the part of them received from LAN peers, which it may spend
+    // but not pass on, and the hub's latest right id for it), and the grants
+    // and transfers already counted, so each adds exactly once.
+    "CREATE TABLE rights (
+        account INTEGER NOT NULL,
+        municipality INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        received INTEGER NOT NULL DEFAULT 0,
+        right_id INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, municipality)
+     ) WITHOUT ROWID;
+     CREATE TABLE right_events (
+        id BLOB PRIMARY KEY,
+        kind TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// What the node knows of a card.
@@ -472,6 +490,82 @@ impl Writer<'_> {
         Ok(n == 1)
     }
 
+    /// Marks strict mode on or off for a municipality.
+    pub fn set_strict(&self, m: MunicipalityCode, on: bool) -> Result<(), StoreError> {
+        self.set_meta(&format!("strict:{m}"), &[u8::from(on)])
+    }
+
+    /// Counts a grant or a received transfer once: true if `id` is new.
+    pub fn note_right_event(
+        &self,
+        id: &[u8],
+        kind: &str,
+        points: Points,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "INSERT OR IGNORE INTO right_events(id, kind, points, at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, kind, i(points.get()), i(at.0)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Adds points to this node's right on a wallet: a hub grant
+    /// (`right_id` > 0), or a LAN peer's transfer (`right_id` 0: received).
+    pub fn credit_right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+        points: Points,
+        right_id: u64,
+    ) -> Result<(), StoreError> {
+        let received = if right_id == 0 { points.get() } else { 0 };
+        self.tx.execute(
+            "INSERT INTO rights(account, municipality, points, received, right_id) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(account, municipality) DO UPDATE SET points = points + excluded.points,
+               received = received + excluded.received,
+               right_id = CASE WHEN excluded.right_id = 0 THEN right_id ELSE excluded.right_id END",
+            params![i(account.get()), m.get(), i(points.get()), i(received), i(right_id)],
+        )?;
+        Ok(())
+    }
+
+    /// Takes points from this node's right on a wallet: a spend (the
+    /// received part goes first) or, with `give`, a transfer to a peer
+    /// (from the hub-granted part only). The caller checked the right holds
+    /// them: taking more is a bug, not bad input.
+    pub fn debit_right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+        points: Points,
+        give: bool,
+    ) -> Result<(), StoreError> {
+        let (total, _, own) = self.read().right_parts(account, m)?;
+        let room = if give { own } else { total };
+        assert!(room >= points, "spend right of {account} overdrawn");
+        let from_received = if give {
+            0
+        } else {
+            points.get().min(total.get() - own.get())
+        };
+        self.tx.execute(
+            "UPDATE rights SET points = points - ?3, received = received - ?4
+             WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), m.get(), i(points.get()), i(from_received)],
+        )?;
+        Ok(())
+    }
+
+    /// Drops this node's right on a wallet (the hub released it).
+    pub fn clear_right(&self, account: AccountId, m: MunicipalityCode) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE rights SET points = 0, received = 0 WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), m.get()],
+        )?;
+        Ok(())
+    }
+
     /// Stores a rejection of a transaction this node carried for another.
     pub fn put_rejection(
         &self,
@@ -663,6 +757,50 @@ impl Reader<'_> {
         let Some((p, e)) = row else { return Ok(None) };
         let points = Points::new(u(p)).map_err(|e| corrupt("expiries", e))?;
         Ok((!points.is_zero()).then_some((points, UnixMillis(u(e)))))
+    }
+
+    /// Whether the hub put the municipality in strict mode.
+    pub fn strict(&self, m: MunicipalityCode) -> Result<bool, StoreError> {
+        Ok(self.meta(&format!("strict:{m}"))?.as_deref() == Some(&[1]))
+    }
+
+    /// This node's right on a wallet: (points it may still spend, the
+    /// hub's latest right id; 0: none).
+    pub fn right(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(Points, u64), StoreError> {
+        let (total, id, _) = self.right_parts(account, m)?;
+        Ok((total, id))
+    }
+
+    /// (points it may spend, the hub's latest right id, the part it may
+    /// give to a peer: what the hub granted it, not what peers gave it).
+    /// Why: a node passes on only hub-granted points, so the hub always
+    /// holds a transfer's points in the sender's reservation, in whatever
+    /// order the sender's and the receiver's chains reach it.
+    pub fn right_parts(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(Points, u64, Points), StoreError> {
+        let row: Option<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT points, right_id, received FROM rights WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), m.get()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let (p, id, rec) = row.unwrap_or((0, 0, 0));
+        let own = u(p).saturating_sub(u(rec));
+        Ok((
+            Points::new(u(p)).map_err(|e| corrupt("rights", e))?,
+            u(id),
+            Points::new(own).map_err(|e| corrupt("rights", e))?,
+        ))
     }
 
     /// Sum of unconfirmed redeems on an account: own, and those of LAN peers

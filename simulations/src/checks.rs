@@ -135,6 +135,18 @@ impl<H: HubCore> World<H> {
                         "node {n} holds holder {h} at balance {b}, debt {d}, pending {pending}; hub: {hb}, {hd}"
                     )));
                 }
+                // Facility card numbers: this node's facility's, as the hub holds them.
+                if let Lookup::Found { numbers, .. } = core.lookup(&self.holders[h].card).at(t)? {
+                    let facility = self.nodes[n].facility.clone();
+                    let hub_numbers = self.hub.facility_numbers(&facility, a).at(t)?;
+                    let mine: Vec<_> = numbers.iter().map(|r| r.number.clone()).collect();
+                    if mine != hub_numbers || numbers.iter().any(|r| !r.confirmed) {
+                        return Ok(Some(format!(
+                            "node {n} holds {} card numbers {numbers:?} of holder {h}; hub: {hub_numbers:?}",
+                            facility
+                        )));
+                    }
+                }
                 for (c, hs) in cards.iter().zip(&hub_status) {
                     let l = core.lookup(c).at(t)?;
                     let seen = match l {
@@ -185,6 +197,7 @@ impl<H: HubCore> World<H> {
             }
         }
         self.check_holder_debts()?;
+        self.check_and_release_escrow()?;
         let bound: u64 = (0..self.holders.len()).map(|h| self.holder_bound(h)).sum();
         self.metrics.debt_bound = bound;
         if self.plan.strict && self.metrics.debt_created > 0 {

@@ -5,8 +5,8 @@
 
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
-    ProgramId, TxId, UnixMillis,
+    AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
+    NodeId, OpKind, Points, ProgramId, TxId, UnixMillis,
 };
 
 /// What the hub lets a node do offline (mirrors the hub's node policy).
@@ -111,4 +111,24 @@ pub trait HubCore: HubService {
     fn total_debt(&mut self) -> anyhow::Result<Points>;
     /// The process dies and restarts from its durable store.
     fn crash_restart(&mut self) -> anyhow::Result<()>;
+    /// The numbers of `facility` linked to `account`, in order.
+    fn facility_numbers(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> anyhow::Result<Vec<FacilityCardNumber>>;
+    /// Turns strict mode on for a municipality.
+    fn set_strict(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()>;
+    /// Splits every holder's balance among `nodes` as spend rights; returns
+    /// the points reserved.
+    fn escrow_grant(
+        &mut self,
+        m: MunicipalityCode,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<u64>;
+    /// Ends every right; returns the points that went back to the wallets.
+    fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
+    /// The points reserved for each (holder account, node), non-zero only.
+    fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
 }

@@ -69,9 +69,19 @@ impl<H: HubCore> World<H> {
         Ok(())
     }
 
-    pub(crate) fn on_lan_deliver(&mut self, to: usize, from: usize, txs: Vec<SignedTx>) {
+    pub(crate) fn on_lan_deliver(
+        &mut self,
+        to: usize,
+        from: usize,
+        txs: Vec<SignedTx>,
+    ) -> Result<(), Failure> {
         if !self.nodes[to].is_up() {
-            return;
+            return Ok(());
+        }
+        if self.plan.strict {
+            // The receiving core takes them as the node's LAN handler does:
+            // rights given to it count once (see `strict`).
+            self.take_peer_txs(to, txs.clone())?;
         }
         // The sender's own outbox in seq order: the first seq places them
         // all. Signatures are checked by the hub, which is what matters for
@@ -81,7 +91,7 @@ impl<H: HubCore> World<H> {
                 .ok()
                 .map(|p| p.seq)
         }) else {
-            return;
+            return Ok(());
         };
         for (i, tx) in txs.into_iter().enumerate() {
             let seq = seq0 + i as u64;
@@ -89,6 +99,7 @@ impl<H: HubCore> World<H> {
                 self.relay[to].entry((from, seq)).or_insert(tx);
             }
         }
+        Ok(())
     }
 
     pub(crate) fn on_carry(&mut self, n: usize) -> Result<(), Failure> {

@@ -15,12 +15,14 @@
 //!
 //! A failure prints `SIM_SEED=<n>` and the command that replays it.
 //!
-//! What the cores lack, modelled here instead (see [`lan`] and [`strict`]):
-//! nodes do not exchange anything over a LAN yet, so festival stalls do not
-//! see each other's spends (the node's `pending_on_account` counts only its
-//! own outbox) and the simulation carries peers' signed transactions itself;
-//! strict-mode escrow rights are kept by the simulation around the node
-//! core's decision, not in the node store or hub facts.
+//! What is modelled here rather than run (see [`lan`] and [`strict`]): the
+//! libp2p LAN itself. Stalls gossip their signed transactions over the
+//! simulated LAN and the simulation carries them to the hub; in bounded
+//! plans the receiving cores do not take them (so a stall does not see its
+//! peers' spends, the worst case for the bounded-risk limits), in strict
+//! plans they do (`Node::accept_peer_txs`), so rights given between stalls
+//! reach the receiving core as they do in the node binary. Strict mode's
+//! rights live in the cores: the hub's escrow and the node store.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]

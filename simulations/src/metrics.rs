@@ -53,6 +53,12 @@ pub struct Metrics {
     pub tx_bytes: u64,
     /// Escrow rights moved between LAN peers (strict mode).
     pub escrow_transfers: u64,
+    /// Node crashes inside an operation (after a commit, before receipts are stored).
+    pub crashes_in_op: u64,
+    /// Points the hub reserved for stalls' rights (strict mode).
+    pub escrow_reserved: u64,
+    /// Reserved points that went back to wallets at the release (strict mode).
+    pub escrow_released: u64,
     /// Ms from a lost-card suspension at the hub until every node knows it.
     pub suspension_lag_ms: Vec<u64>,
     /// Ms from healing to convergence.
@@ -111,6 +117,9 @@ impl Metrics {
         self.lan_bytes += o.lan_bytes;
         self.tx_bytes += o.tx_bytes;
         self.escrow_transfers += o.escrow_transfers;
+        self.escrow_reserved += o.escrow_reserved;
+        self.crashes_in_op += o.crashes_in_op;
+        self.escrow_released += o.escrow_released;
         self.converge_ms.extend_from_slice(&o.converge_ms);
         self.suspension_lag_ms
             .extend_from_slice(&o.suspension_lag_ms);
@@ -183,10 +192,17 @@ impl Metrics {
                 self.wan_bytes, self.lan_bytes
             ),
         ));
-        if self.escrow_transfers > 0 {
+        rows.push((
+            "crashes inside an operation".into(),
+            self.crashes_in_op.to_string(),
+        ));
+        if self.escrow_reserved > 0 {
             rows.push((
-                "escrow transfers on the LAN".into(),
-                self.escrow_transfers.to_string(),
+                "escrow: reserved / returned at release / LAN transfers".into(),
+                format!(
+                    "{} / {} pt / {}",
+                    self.escrow_reserved, self.escrow_released, self.escrow_transfers
+                ),
             ));
         }
         if !self.suspension_lag_ms.is_empty() {

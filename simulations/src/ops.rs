@@ -24,11 +24,14 @@ fn decline_name(e: &OpError) -> String {
             Decline::InsufficientBalance { .. } => "insufficient balance",
             Decline::CardOfflineLimit { .. } => "per-card offline limit",
             Decline::NodeExposureLimit { .. } => "node exposure limit",
+            Decline::NoRight { .. } => "strict: no right at this stall",
         }
         .to_owned(),
         OpError::NotRegistered => "card not known to node yet".to_owned(),
         OpError::AlreadyLinked(_) => "already linked".to_owned(),
         OpError::NotLinked(_) => "not linked".to_owned(),
+        OpError::NotStrict(_) => "not in strict mode".to_owned(),
+        OpError::TransferToSelf => "right transfer to itself".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }
@@ -105,12 +108,39 @@ impl<H: HubCore> World<H> {
                 proof = true;
             }
         }
-        if self.escrow.is_some() && !self.escrow_allows(n, spec.holder, p) {
-            return Ok(false);
+        if self.plan.strict {
+            self.gather_rights(n, spec.holder, p)?;
         }
         let wall = self.nodes[n].clock.wall(t);
         let pts = Points::new(p).at(t)?;
         let result = self.core_mut(n)?.redeem(&card, pts, proof, wall).map(Some);
+        if let Err(OpError::Declined(Decline::NoRight { .. })) = &result {
+            let why = self.no_right_reason(spec.holder, p)?;
+            *self.metrics.declines.entry(why.into()).or_default() += 1;
+            return Ok(false);
+        }
+        if let Ok(Some(done)) = &result
+            && self.crash_inside_op(n)
+        {
+            // Committed, then the process died before the counter heard:
+            // the person sees "tap again". The transaction is durable, so
+            // the hub must still process it exactly once.
+            self.acked.insert(
+                done.tx,
+                Acked {
+                    node: n,
+                    seq: done.seq,
+                    signed_at: t,
+                },
+            );
+            self.spent_at[spec.holder].insert(n);
+            *self
+                .metrics
+                .aborted
+                .entry("node crashed mid-redeem")
+                .or_default() += 1;
+            return Ok(false);
+        }
         if let Ok(Some(_)) = &result {
             if p > pin_threshold && !proof {
                 return fail(
@@ -118,7 +148,6 @@ impl<H: HubCore> World<H> {
                     format!("node {n} took {p} pt above the PIN threshold without a PIN"),
                 );
             }
-            self.escrow_consume(n, spec.holder, p);
             self.spent_at[spec.holder].insert(n);
         }
         self.finish(spec, result)

@@ -145,6 +145,10 @@ pub struct Plan {
     pub card_faults: CardFaults,
     /// Strict mode (escrow) instead of bounded mode.
     pub strict: bool,
+    /// Chance that a node process dies inside an operation: after a
+    /// redeem's SQLite commit but before the counter hears of it, or after
+    /// the hub's receipts arrive but before the node stores them.
+    pub crash_in_op: f64,
     /// LAN relay: (gossip period, carrier push period), ms.
     pub lan_relay: Option<(u64, u64)>,
 }

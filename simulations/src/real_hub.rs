@@ -10,8 +10,8 @@ use mykey_hub::{CheckError, Hub, HubKey};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, Welcome};
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityId, MunicipalityCode, MyKeyId, NodeId, Points,
-    ProgramId, SignedTx, TxId, UnixMillis,
+    AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
+    NodeId, Points, ProgramId, SignedTx, TxId, UnixMillis,
 };
 use std::path::{Path, PathBuf};
 
@@ -178,5 +178,34 @@ impl HubCore for RealHub {
         // is gone, as in a killed process.
         self.hub = open(&self.db, &self.secret)?;
         Ok(())
+    }
+    fn facility_numbers(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> anyhow::Result<Vec<FacilityCardNumber>> {
+        Ok(self.hub.facility_numbers(facility, account)?)
+    }
+    fn set_strict(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<()> {
+        Ok(self.hub.set_strict_mode(m, true, now)?)
+    }
+    fn escrow_grant(
+        &mut self,
+        m: MunicipalityCode,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<u64> {
+        Ok(self.hub.escrow_grant(m, nodes, None, now)?.points)
+    }
+    fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64> {
+        Ok(self.hub.escrow_release(m, None, now)?.points)
+    }
+    fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>> {
+        Ok(self
+            .hub
+            .escrow_status(m)?
+            .into_iter()
+            .map(|l| (l.account, l.node, l.points))
+            .collect())
     }
 }

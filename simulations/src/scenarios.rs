@@ -131,6 +131,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
             wrong_pin: 0.1,
         },
         strict: false,
+        crash_in_op: 0.01,
         lan_relay: None,
     }
 }
@@ -226,7 +227,8 @@ fn festival(rng: &mut Prng, long: bool, strict: bool) -> Plan {
     plan.strict = strict;
     plan.lan_relay = Some((60_000, 60_000));
     if strict {
-        plan.script.push((start - 5 * MIN, Scripted::Escrow));
+        // Early enough that every stall pulls its rights before the WAN goes.
+        plan.script.push((2 * MIN, Scripted::Escrow));
     }
     plan.script.push((
         start,

@@ -1,31 +1,25 @@
-//! Strict mode (DESIGN §6), built in the simulation around the node core's
-//! own decision: escrow / bounded-counter rights.
+//! Strict mode (DESIGN §6) as scenario glue: the rights themselves live in
+//! the cores.
 //!
 //! When [`crate::plan::Scripted::Escrow`] fires (the festival's stalls are
-//! still online), the hub's share of each holder's confirmed balance is
-//! split among the LAN group's stalls as *rights*; the sum of rights never
-//! exceeds the balance the hub reserved. A stall spends only within its own
-//! rights (checked before the core's bounded-risk rules, which still apply);
-//! when short, it asks LAN peers it can reach for theirs (a bounded-counter
-//! transfer). Rights are only ever consumed or moved, never created offline,
-//! so no partition can produce an overdraft. The cores do not yet hold
-//! rights themselves: this module keeps them, which stands for a durable
-//! escrow table in the node store and an escrow fact from the hub.
+//! still online), the hub core splits each holder's balance among the LAN
+//! group's stalls (`Hub::escrow_grant`: reserved points in the hub ledger,
+//! a `SpendRight` fact to each stall). A stall learns its rights by syncing
+//! and spends only within them (the node core declines beyond them). When a
+//! visitor asks a stall for more than its right, the stall asks the peers
+//! it reaches on the LAN: each gives part of its hub-granted right
+//! (`Node::transfer_right`, a signed transaction in its own chain) and the
+//! transfer travels over the simulated LAN into the asking stall's core
+//! (`Node::accept_peer_txs`, as the node's `/mykey/lan/1` handler does),
+//! which credits it once and acknowledges it in its own chain. A transfer
+//! lost on the LAN reaches the stall later by gossip. After convergence
+//! every stall's right must be covered by the hub's reservation for it,
+//! and releasing the escrow must leave zero debt.
 
 use crate::hub_host::HubCore;
-use crate::world::{AtTime, Failure, World};
-use std::collections::HashMap;
-
-/// Rights per (node, holder), in points.
-#[derive(Debug, Default)]
-pub struct Escrow {
-    rights: HashMap<(usize, usize), u64>,
-    /// Holders whose rights were granted.
-    pub granted: usize,
-}
-
-/// Bytes of one rights-transfer exchange on the LAN (request and answer).
-const TRANSFER_BYTES: u64 = 160;
+use crate::world::{Acked, AtTime, Failure, World, fail};
+use mykey_node::OpError;
+use mykey_sync_proto::{NodeId, Points, SignedTx};
 
 impl<H: HubCore> World<H> {
     /// The hub grants the group's stalls rights to each holder's balance.
@@ -34,87 +28,172 @@ impl<H: HubCore> World<H> {
             return Ok(());
         }
         let t = self.now;
-        let stalls: Vec<usize> = (0..self.nodes.len())
+        let stalls: Vec<NodeId> = (0..self.nodes.len())
             .filter(|n| self.plan.nodes[*n].lan_group.is_some())
+            .map(|n| self.nodes[n].id)
             .collect();
         if stalls.is_empty() {
             return Ok(());
         }
-        let mut e = Escrow::default();
-        for h in 0..self.holders.len() {
-            let (b, d) = self
-                .hub
-                .balance(self.holders[h].account, self.municipality)
-                .at(t)?;
-            let spendable = b.get().saturating_sub(d.get());
-            let k = stalls.len() as u64;
-            let start = self.rng.index(stalls.len());
-            for (i, s) in stalls.iter().enumerate() {
-                // Even split; the remainder goes to one stall chosen by seed.
-                let mut share = spendable / k;
-                if i == start {
-                    share += spendable % k;
-                }
-                e.rights.insert((*s, h), share);
-            }
-            e.granted += 1;
-        }
-        self.escrow = Some(e);
+        let now = self.hub_clock.wall(t);
+        self.metrics.escrow_reserved += self
+            .hub
+            .escrow_grant(self.municipality, &stalls, now)
+            .at(t)?;
         Ok(())
     }
 
-    /// Whether node `n` holds (or can gather from reachable LAN peers)
-    /// rights for `p` points of holder `h`.
-    pub(crate) fn escrow_allows(&mut self, n: usize, h: usize, p: u64) -> bool {
-        let Some(e) = self.escrow.as_mut() else {
-            return true;
-        };
-        let mine = e.rights.get(&(n, h)).copied().unwrap_or(0);
-        if mine >= p {
-            return true;
+    /// Before a strict spend of `p` points of holder `h` at node `n`: if the
+    /// node's right is short, the peers it reaches give part of theirs.
+    pub(crate) fn gather_rights(&mut self, n: usize, h: usize, p: u64) -> Result<(), Failure> {
+        let t = self.now;
+        let (account, m) = (self.holders[h].account, self.municipality);
+        let have = self.core(n)?.right(account, m).at(t)?.0.get();
+        if have >= p {
+            return Ok(());
         }
-        let mut need = p - mine;
+        let mut need = p - have;
+        let to = self.nodes[n].id;
         let peers: Vec<usize> = (0..self.nodes.len())
-            .filter(|m| self.net.lan_reach(n, *m) && self.nodes[*m].is_up())
+            .filter(|x| *x != n && self.net.lan_reach(n, *x) && self.nodes[*x].is_up())
             .collect();
-        let mut moved = 0;
-        for m in peers {
+        for peer in peers {
             if need == 0 {
                 break;
             }
-            let have = e.rights.get(&(m, h)).copied().unwrap_or(0);
-            let take = have.min(need);
-            if take > 0 {
-                e.rights.insert((m, h), have - take);
-                *e.rights.entry((n, h)).or_default() += take;
-                need -= take;
-                moved += 1;
+            let give = self.core(peer)?.giveable_right(account, m).at(t)?.get();
+            let take = give.min(need);
+            if take == 0 {
+                continue;
             }
-        }
-        self.metrics.escrow_transfers += moved;
-        self.metrics.lan_bytes += moved * TRANSFER_BYTES;
-        if need > 0 {
-            // Why: the group as a whole has too little, or the rest sits on
-            // stalls this one cannot reach (LAN cut, stall down).
-            let group: u64 = (0..self.nodes.len())
-                .map(|m| e.rights.get(&(m, h)).copied().unwrap_or(0))
-                .sum();
-            let why = if group >= p {
-                "strict: rights on unreachable stalls"
-            } else {
-                "strict: group rights exhausted"
+            let wall = self.nodes[peer].clock.wall(t);
+            let pts = Points::new(take).at(t)?;
+            let done = match self.core_mut(peer)?.transfer_right(account, to, pts, wall) {
+                Ok(d) => d,
+                Err(OpError::Store(e)) => return fail(t, format!("node {peer} store failed: {e}")),
+                // The peer cannot give now (its certificate lapsed on a
+                // clock jump, …): ask the next one.
+                Err(_) => continue,
             };
-            *self.metrics.declines.entry(why.into()).or_default() += 1;
+            self.metrics.escrow_transfers += 1;
+            self.note_signed(peer, done.seq, done.tx)?;
+            let tx: Vec<SignedTx> = self.core(peer)?.outbox_from(done.seq, 1).at(t)?;
+            let len = tx.iter().map(|x| x.to_bytes().len()).sum();
+            if self.net.send_lan(peer, n, len, t).is_empty() {
+                // Lost on the LAN: the right left the peer and reaches this
+                // stall by gossip later; the visitor does not wait for it.
+                continue;
+            }
+            self.take_peer_txs(n, tx)?;
+            need -= take;
         }
-        need == 0
+        Ok(())
     }
 
-    /// A spend that the core accepted consumes rights.
-    pub(crate) fn escrow_consume(&mut self, n: usize, h: usize, p: u64) {
-        if let Some(e) = self.escrow.as_mut() {
-            let r = e.rights.entry((n, h)).or_default();
-            assert!(*r >= p, "spend beyond escrow rights");
-            *r -= p;
+    /// Node `n`'s core takes transactions from a LAN peer; a right given to
+    /// it is acknowledged in its own chain, which its session then pushes.
+    pub(crate) fn take_peer_txs(&mut self, n: usize, txs: Vec<SignedTx>) -> Result<(), Failure> {
+        let t = self.now;
+        if !self.nodes[n].is_up() {
+            return Ok(());
         }
+        let wall = self.nodes[n].clock.wall(t);
+        let before = self.core(n)?.sync_position().at(t)?.0;
+        self.core_mut(n)?.accept_peer_txs(&txs, wall).at(t)?;
+        let after = self.core(n)?.sync_position().at(t)?.0;
+        for tx in self.core(n)?.outbox_from(before + 1, 100).at(t)? {
+            let v = tx.verify().at(t)?;
+            self.note_signed(n, v.payload().seq, tx.id())?;
+        }
+        if after > before {
+            let mono = self.nodes[n].clock.mono(t);
+            self.nodes[n].session.note_local_seq(after, mono);
+            self.pump(n)?;
+        }
+        Ok(())
+    }
+
+    /// A transaction node `n` committed (the hub must process it once).
+    fn note_signed(
+        &mut self,
+        n: usize,
+        seq: u64,
+        tx: mykey_sync_proto::TxId,
+    ) -> Result<(), Failure> {
+        self.acked.insert(
+            tx,
+            Acked {
+                node: n,
+                seq,
+                signed_at: self.now,
+            },
+        );
+        if n < self.nodes.len() && self.nodes[n].is_up() && self.nodes[n].conn.is_some() {
+            let mono = self.nodes[n].clock.mono(self.now);
+            self.nodes[n].session.note_local_seq(seq, mono);
+            self.pump(n)?;
+        }
+        Ok(())
+    }
+
+    /// Why a strict spend found no right: the group as a whole has too
+    /// little, or the rest sits on stalls this one cannot reach.
+    pub(crate) fn no_right_reason(&self, h: usize, p: u64) -> Result<&'static str, Failure> {
+        let t = self.now;
+        let mut group = 0;
+        for node in &self.nodes {
+            if let Some(core) = &node.core {
+                group += core
+                    .right(self.holders[h].account, self.municipality)
+                    .at(t)?
+                    .0
+                    .get();
+            }
+        }
+        Ok(if group >= p {
+            "strict: rights on unreachable stalls"
+        } else {
+            "strict: group rights exhausted"
+        })
+    }
+
+    /// After convergence: no stall holds a right the hub has not reserved
+    /// for it (no overdraft is possible), then the operator ends the escrow
+    /// and every reserved point is back in a wallet, with no debt.
+    pub(crate) fn check_and_release_escrow(&mut self) -> Result<(), Failure> {
+        if !self.plan.strict {
+            return Ok(());
+        }
+        let t = self.now;
+        let m = self.municipality;
+        let reserved = self.hub.escrows(m).at(t)?;
+        for (n, node) in self.nodes.iter().enumerate() {
+            let Some(core) = &node.core else { continue };
+            for h in &self.holders {
+                let right = core.right(h.account, m).at(t)?.0.get();
+                let held: u64 = reserved
+                    .iter()
+                    .filter(|(a, x, _)| *a == h.account && *x == node.id)
+                    .map(|(_, _, p)| p.get())
+                    .sum();
+                if right > held {
+                    return fail(
+                        t,
+                        format!(
+                            "strict: node {n} holds a right of {right} pt on {} but the hub reserved {held} pt for it",
+                            h.account
+                        ),
+                    );
+                }
+            }
+        }
+        let now = self.hub_clock.wall(t);
+        self.metrics.escrow_released += self.hub.escrow_release(m, now).at(t)?;
+        self.check_hub()?;
+        let left = self.hub.escrows(m).at(t)?;
+        if !left.is_empty() {
+            return fail(t, format!("strict: escrow left after release: {left:?}"));
+        }
+        Ok(())
     }
 }

@@ -11,7 +11,6 @@ use crate::net::{Dir, Net};
 use crate::node_host::SimNode;
 use crate::plan::{OpSpec, Plan, Scripted};
 use crate::prng::Prng;
-use crate::strict::Escrow;
 use anyhow::Context;
 use mykey_sync_proto::session::{HubSession, NodeSessionConfig};
 use mykey_sync_proto::wire::{Outcome, Request, Response};
@@ -141,6 +140,9 @@ pub struct World<H: HubCore> {
     /// The network.
     pub net: Net,
     pub(crate) rng: Prng,
+    /// Draws of crashes inside operations (their own stream, so the other
+    /// draws of a seed stay what they were).
+    pub(crate) crash_rng: Prng,
     /// Card holders.
     pub holders: Vec<Holder>,
     /// The municipality everything runs in.
@@ -159,8 +161,6 @@ pub struct World<H: HubCore> {
     pub healed_at: Option<SimTime>,
     /// When convergence was reached.
     pub converged_at: Option<SimTime>,
-    /// Strict mode rights.
-    pub escrow: Option<Escrow>,
     /// Per node: transactions of LAN peers it carries, by (origin, seq).
     pub relay: Vec<BTreeMap<(usize, u64), SignedTx>>,
     /// Per carrier: per origin, the seq through which the hub has answered
@@ -210,6 +210,9 @@ impl<H: HubCore> World<H> {
         hub.add_municipality(municipality, t0)?;
         let program = ProgramId::parse("exchange")?;
         hub.add_program(&program, municipality, Points::new(Points::MAX / 2)?, t0)?;
+        if plan.strict {
+            hub.set_strict(municipality, t0)?;
+        }
         let config = NodeSessionConfig {
             batch_txs: plan.push_batch,
             pull_interval_ms: plan.pull_interval_ms,
@@ -271,6 +274,7 @@ impl<H: HubCore> World<H> {
             nodes,
             net,
             rng: rng.fork(5),
+            crash_rng: rng.fork(6),
             holders,
             municipality,
             program,
@@ -285,7 +289,6 @@ impl<H: HubCore> World<H> {
             spent_at: vec![BTreeSet::new(); plan.holders],
             healed_at: None,
             converged_at: None,
-            escrow: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
             suspensions: Vec::new(),
@@ -400,10 +403,7 @@ impl<H: HubCore> World<H> {
             Kind::Script(s) => self.on_script(s),
             Kind::Sample => self.on_sample().map(|_| false),
             Kind::Gossip(n) => self.on_gossip(n).map(|_| false),
-            Kind::LanDeliver(to, from, txs) => {
-                self.on_lan_deliver(to, from, txs);
-                Ok(false)
-            }
+            Kind::LanDeliver(to, from, txs) => self.on_lan_deliver(to, from, txs).map(|_| false),
             Kind::Carry(n) => self.on_carry(n).map(|_| false),
             Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
             Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
@@ -603,11 +603,32 @@ impl<H: HubCore> World<H> {
             return Ok(());
         }
         let resp = Response::decode(&bytes).at(self.now)?;
+        if matches!(resp, Response::Receipts(_)) && self.crash_inside_op(n) {
+            // The hub's receipts arrived; the process died before storing
+            // them. The node resends and the hub answers the stored verdicts.
+            return Ok(());
+        }
         self.nodes[n].awaiting = None;
         let mono = self.nodes[n].clock.mono(self.now);
         // An error closes the session and queues a Closed event the pump sees.
         let _ = self.nodes[n].session.handle_response(resp, mono);
         self.pump(n)
+    }
+
+    /// Whether node `n` dies now, inside an operation (drawn from the plan's
+    /// rate); if so it is down until a restart a little later.
+    pub(crate) fn crash_inside_op(&mut self, n: usize) -> bool {
+        if self.healed_at.is_some() || !self.crash_rng.chance(self.plan.crash_in_op) {
+            return false;
+        }
+        if let Some(c) = self.nodes[n].conn {
+            self.hub_sessions.remove(&(n, c));
+        }
+        self.nodes[n].crash();
+        self.metrics.crashes_in_op += 1;
+        let back = self.now + self.crash_rng.range(1_000, 60_000);
+        self.push(back, Kind::Script(Scripted::Restart(n)));
+        true
     }
 
     /// Describes the time for messages.

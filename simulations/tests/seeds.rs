@@ -41,6 +41,12 @@ fn festival_strict_has_no_debt() {
             m.debt_created, 0,
             "SIM_SEED={seed}: strict mode created debt"
         );
+        // The cores' strict mode was at work: the hub reserved points, the
+        // stalls moved rights between them, and the release returned only
+        // what was left.
+        assert!(m.escrow_reserved > 0, "SIM_SEED={seed}: nothing reserved");
+        assert!(m.escrow_transfers > 0, "SIM_SEED={seed}: no right moved");
+        assert!(m.escrow_released < m.escrow_reserved);
     }
 }
 

@@ -179,6 +179,39 @@ pub enum FactBody {
         /// When they expire (hub clock).
         expires_at: UnixMillis,
     },
+    /// Strict mode (DESIGN §6) is on or off for a municipality: when on, its
+    /// nodes spend only within the rights the hub granted them.
+    StrictMode {
+        /// The municipality.
+        municipality: MunicipalityCode,
+        /// On or off.
+        strict: bool,
+    },
+    /// The hub reserved `points` of an account's balance for `node` to spend
+    /// offline (strict mode); `right_id` names the grant, so a node adds each
+    /// right exactly once.
+    SpendRight {
+        /// The account.
+        account: AccountId,
+        /// Whose points.
+        municipality: MunicipalityCode,
+        /// The node that may spend them.
+        node: NodeId,
+        /// The hub's id of this grant.
+        right_id: u64,
+        /// How many points.
+        points: Points,
+    },
+    /// The hub ended `node`'s rights on an account: their unused points went
+    /// back to the account's balance, and the node must stop spending them.
+    SpendRightReleased {
+        /// The account.
+        account: AccountId,
+        /// Whose points.
+        municipality: MunicipalityCode,
+        /// The node.
+        node: NodeId,
+    },
 }
 
 impl FactBody {
@@ -321,5 +354,49 @@ mod tests {
             body
         );
         assert!(!body.is_priority());
+    }
+
+    #[test]
+    fn strict_mode_facts_are_appended_after_upcoming_expiry() {
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let a = AccountId::new(3).unwrap();
+        let node = NodeId::from_bytes(SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes())
+            .unwrap();
+        let bodies = [
+            (
+                8,
+                FactBody::StrictMode {
+                    municipality: m,
+                    strict: true,
+                },
+            ),
+            (
+                9,
+                FactBody::SpendRight {
+                    account: a,
+                    municipality: m,
+                    node,
+                    right_id: 4,
+                    points: Points::new(250).unwrap(),
+                },
+            ),
+            (
+                10,
+                FactBody::SpendRightReleased {
+                    account: a,
+                    municipality: m,
+                    node,
+                },
+            ),
+        ];
+        for (index, body) in bodies {
+            let bytes = codec::encode(&body);
+            assert_eq!(bytes[0], index, "{body:?}");
+            assert_eq!(
+                codec::decode_canonical::<FactBody>("fact body", &bytes, 1024).unwrap(),
+                body
+            );
+            assert!(!body.is_priority());
+        }
     }
 }

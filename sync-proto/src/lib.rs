@@ -25,5 +25,6 @@ pub use fact::{
     CardStatus, FactBody, FactError, FactPayload, NodeLimits, Scope, SignedFact, VerifiedFact,
 };
 pub use tx::{
-    FacilityCardLink, Grant, OpKind, Redeem, SignedTx, TxBody, TxPayload, VerifiedTx, VerifyError,
+    FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
+    TxPayload, VerifiedTx, VerifyError,
 };

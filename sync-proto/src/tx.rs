@@ -48,6 +48,14 @@ pub enum TxBody {
     LinkFacilityCard(FacilityCardLink),
     /// A facility card number unlinked from the holder's account.
     UnlinkFacilityCard(FacilityCardLink),
+    /// Strict mode: part of this node's spend right on an account given to
+    /// another node (a bounded-counter transfer, made offline on a LAN).
+    RightTransfer(RightTransfer),
+    /// Strict mode: this node took a [`TxBody::RightTransfer`] addressed to
+    /// it into its rights. Carrying the sender's signed transfer in the
+    /// receiver's own chain lets the hub move the reservation before any
+    /// spend that relies on it, whichever chain reaches the hub first.
+    RightAccept(RightAccept),
 }
 
 impl TxBody {
@@ -58,8 +66,44 @@ impl TxBody {
             TxBody::Grant(_) => OpKind::Grant,
             TxBody::LinkFacilityCard(_) => OpKind::Link,
             TxBody::UnlinkFacilityCard(_) => OpKind::Unlink,
+            // Moving a spend right is part of taking points.
+            TxBody::RightTransfer(_) | TxBody::RightAccept(_) => OpKind::Redeem,
         }
     }
+
+    /// The body's own name, for stores and displays ("redeem" only for a
+    /// spend, so sums of pending spends never count a right transfer).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TxBody::RightTransfer(_) => "right-transfer",
+            TxBody::RightAccept(_) => "right-accept",
+            other => other.kind().name(),
+        }
+    }
+}
+
+/// A spend right given by the signing node to another node of its
+/// municipality. Carries no card and nothing about what is bought.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RightTransfer {
+    /// The holder's account whose reserved points the right draws on.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// The receiving node.
+    pub to: NodeId,
+    /// How many points of the right move.
+    pub points: Points,
+    /// The hub's right this part comes from (the sender's).
+    pub right_id: u64,
+}
+
+/// A right transfer the signing node received, with the sender's signed
+/// transaction as it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RightAccept {
+    /// The sender's signed [`TxBody::RightTransfer`].
+    pub transfer: SignedTx,
 }
 
 /// A spend. Carries amount, merchant and time only: never what was bought.
@@ -319,6 +363,55 @@ mod tests {
                 card_proof: false,
             }),
         }
+    }
+
+    #[test]
+    fn right_bodies_are_appended_and_carry_a_transfer_whole() {
+        let a = key(1);
+        let b = key(2);
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let transfer = TxBody::RightTransfer(RightTransfer {
+            account: AccountId::new(7).unwrap(),
+            municipality: m,
+            to: node(&b),
+            points: Points::new(40).unwrap(),
+            right_id: 3,
+        });
+        // The variant index is part of the encoding: after UnlinkFacilityCard (3).
+        assert_eq!(codec::encode(&transfer)[0], 4);
+        assert_eq!(transfer.name(), "right-transfer");
+        assert_eq!(transfer.kind(), OpKind::Redeem);
+        let signed = SignedTx::sign(
+            &TxPayload {
+                node: node(&a),
+                seq: 1,
+                prev_hash: TxId::GENESIS,
+                created_at: UnixMillis(5),
+                body: transfer.clone(),
+            },
+            &a,
+        );
+        let accept = TxBody::RightAccept(RightAccept {
+            transfer: signed.clone(),
+        });
+        assert_eq!(codec::encode(&accept)[0], 5);
+        assert_eq!(accept.name(), "right-accept");
+        let outer = SignedTx::sign(
+            &TxPayload {
+                node: node(&b),
+                seq: 1,
+                prev_hash: TxId::GENESIS,
+                created_at: UnixMillis(6),
+                body: accept,
+            },
+            &b,
+        );
+        let v = outer.verify().unwrap();
+        let TxBody::RightAccept(r) = &v.payload().body else {
+            panic!("not an accept")
+        };
+        assert_eq!(r.transfer, signed);
+        assert_eq!(r.transfer.verify().unwrap().payload().body, transfer);
     }
 
     #[test]

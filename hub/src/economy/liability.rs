@@ -499,17 +499,20 @@ impl Hub {
                     holder_totals(st.holder_totals_through(m, *pos)?);
                 let figures =
                     BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
-                // The replay and the ledger agree on what was in the wallets.
-                assert_eq!(
-                    i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points),
-                    wallets,
-                    "lot replay of {m} at {d} disagrees with the ledger's wallets"
-                );
-                assert_eq!(
-                    i128::from(figures.held_points),
-                    held_books,
-                    "held points of {m} at {d} disagree with the ledger"
-                );
+                // The replay and the ledger agree on what was in the wallets;
+                // if not, the report would be wrong: refuse it, loudly.
+                let replayed =
+                    i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points);
+                if replayed != wallets || i128::from(figures.held_points) != held_books {
+                    return Err(StoreError::Corrupt {
+                        what: "ledger (lot replay for the liability report)",
+                        detail: format!(
+                            "at {d} the replayed lots of {m} hold {replayed} pt and {} pt held, \
+                             the ledger {wallets} pt and {held_books} pt",
+                            figures.held_points
+                        ),
+                    });
+                }
                 l.base_dates.push(figures);
             }
             out.push(l);

@@ -134,13 +134,20 @@ pub struct Lot {
 /// A holder's wallet: (account, municipality).
 pub type WalletKey = (AccountId, MunicipalityCode);
 
-/// Whose wallet a transfer credits, and whose it debits.
+/// Whose wallet a transfer credits, and whose it debits. Points reserved
+/// for strict mode's spend rights (`LedgerAccount::Escrow`) stay in the
+/// holder's lots: reserving, moving and returning them changes no lot, and a
+/// spend from a reservation uses up lots like a spend from the wallet.
 pub fn wallet_side(t: &Transfer) -> (Option<WalletKey>, Option<WalletKey>) {
     let w = |a: &LedgerAccount| match a {
-        LedgerAccount::Wallet(acct, m) => Some((*acct, *m)),
+        LedgerAccount::Wallet(acct, m) | LedgerAccount::Escrow(acct, m, _) => Some((*acct, *m)),
         _ => None,
     };
-    (w(&t.credit), w(&t.debit))
+    let (credited, debited) = (w(&t.credit), w(&t.debit));
+    if credited.is_some() && credited == debited {
+        return (None, None);
+    }
+    (credited, debited)
 }
 
 /// Consumes `amount` from `live` (already in consumption order: earliest

@@ -353,7 +353,8 @@ impl Hub {
             let (d, c) = (i128::from(posted.debits), i128::from(posted.credits));
             // Natural balances as in `LedgerAccount::balance`, by `LedgerAccount::kind`.
             match kind.as_str() {
-                "wallet" => l.wallets += c - d,
+                // Strict mode's reserved points are still the holders'.
+                "wallet" | "escrow" => l.wallets += c - d,
                 "debt" => l.debts += d - c,
                 "budget" => l.budgets += c - d,
                 "payable" => l.merchant_payables += c - d,

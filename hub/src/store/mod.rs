@@ -106,7 +106,8 @@ pub struct MunicipalityFlows {
     pub redeemed: u64,
     /// Points expired.
     pub expired: u64,
-    /// Sum of wallet balances (credits − debits).
+    /// Sum of wallet balances (credits − debits), with the points reserved
+    /// for nodes' spend rights (strict mode escrow), which are still the holders'.
     pub wallets: i128,
     /// Sum of debts (debits − credits of debt accounts).
     pub debts: i128,
@@ -227,6 +228,12 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
         facility: &FacilityId,
         number: &FacilityCardNumber,
     ) -> Result<Option<AccountId>, StoreError>;
+    /// The numbers of one facility linked to an account, in order.
+    fn facility_cards_of(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> Result<Vec<FacilityCardNumber>, StoreError>;
     /// Links a facility card number (the caller checked it is free).
     fn link_facility_card(
         &mut self,
@@ -288,6 +295,44 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
     /// Totals recomputed from the transfers.
     fn ledger_audit(&mut self) -> Result<LedgerAudit, StoreError>;
 
+    // --- strict mode (escrow rights) ---
+
+    /// Whether strict mode is on for a municipality.
+    fn strict_mode(&mut self, m: MunicipalityCode) -> Result<bool, StoreError>;
+    /// Turns strict mode on or off for a municipality.
+    fn set_strict_mode(
+        &mut self,
+        m: MunicipalityCode,
+        on: bool,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Records a spend right granted to a node; returns its id.
+    fn insert_spend_right(&mut self, right: &SpendRightRow) -> Result<u64, StoreError>;
+    /// Marks a node's live rights on an account released.
+    fn release_spend_rights(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+        node: &NodeId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// (account, node) of every live (unreleased) right of a municipality.
+    fn live_spend_rights(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(AccountId, NodeId)>, StoreError>;
+    /// Every escrow ledger account of a municipality with its balance.
+    fn escrow_balances(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(AccountId, NodeId, i128)>, StoreError>;
+    /// Accounts whose wallet in `m` holds points, in id order.
+    fn wallets_with_points(&mut self, m: MunicipalityCode) -> Result<Vec<AccountId>, StoreError>;
+    /// Whether a right transfer (by its transaction id) moved a reservation already.
+    fn right_transfer_applied(&mut self, tx: &TxId) -> Result<bool, StoreError>;
+    /// Records that a right transfer moved its reservation.
+    fn mark_right_transfer(&mut self, tx: &TxId, now: UnixMillis) -> Result<(), StoreError>;
+
     // --- fact log ---
 
     /// The last hub_seq used (0: none).
@@ -306,6 +351,21 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredFact>, StoreError>;
+}
+
+/// A spend right as the hub records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendRightRow {
+    /// The holder.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// The node that may spend them.
+    pub node: NodeId,
+    /// How many were reserved.
+    pub points: mykey_sync_proto::Points,
+    /// When.
+    pub granted_at: UnixMillis,
 }
 
 /// The text form of a scope that backends index facts by.

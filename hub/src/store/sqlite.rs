@@ -250,6 +250,30 @@ CREATE TABLE expiry_dirty (
     PRIMARY KEY (account, municipality)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Strict mode (escrow / bounded-counter rights): the municipalities that use
+-- it, the rights granted to nodes (the reserved points are the escrow ledger
+-- accounts), and the right transfers whose reservation already moved (a
+-- transfer reaches the hub in its sender's chain and in its receiver's).
+CREATE TABLE strict_municipalities (
+    code INTEGER PRIMARY KEY,
+    since INTEGER NOT NULL
+);
+CREATE TABLE spend_rights (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    node BLOB NOT NULL,
+    points INTEGER NOT NULL,
+    granted_at INTEGER NOT NULL,
+    released_at INTEGER
+);
+CREATE INDEX spend_rights_live ON spend_rights(municipality, account, node) WHERE released_at IS NULL;
+CREATE TABLE right_transfers (
+    tx_id BLOB PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The hub's SQLite database.
@@ -527,6 +551,13 @@ fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, 
         ),
         "expiry" => LedgerAccount::ExpiryIncome(m),
         "held" => LedgerAccount::Held(holder(key)?, m),
+        "escrow" => {
+            let node = key
+                .rsplit_once('@')
+                .and_then(|(_, n)| NodeId::parse(n).ok())
+                .ok_or_else(|| corrupt("ledger account key", key))?;
+            LedgerAccount::Escrow(holder(key)?, m, node)
+        }
         other => return Err(corrupt("ledger account kind", other)),
     })
 }
@@ -1013,6 +1044,26 @@ impl StoreTx for SqliteTx<'_> {
         a.map(account_of).transpose()
     }
 
+    fn facility_cards_of(
+        &mut self,
+        facility: &FacilityId,
+        account: AccountId,
+    ) -> Result<Vec<FacilityCardNumber>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT number FROM facility_cards WHERE facility = ?1 AND account = ?2 ORDER BY number",
+        )?;
+        let rows = st.query_map(params![facility.as_str(), i64_of(account.get())], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = vec![];
+        for n in rows {
+            out.push(
+                FacilityCardNumber::parse(&n?).map_err(|e| corrupt("facility card number", e))?,
+            );
+        }
+        Ok(out)
+    }
+
     fn link_facility_card(
         &mut self,
         facility: &FacilityId,
@@ -1371,10 +1422,10 @@ impl StoreTx for SqliteTx<'_> {
                    (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
                       WHERE c.municipality = m.municipality AND t.kind = 'expiry'),
                    (SELECT COALESCE(SUM(credits_posted - debits_posted), 0) FROM ledger_accounts
-                      WHERE kind = 'wallet' AND municipality = m.municipality),
+                      WHERE kind IN ('wallet', 'escrow') AND municipality = m.municipality),
                    (SELECT COALESCE(SUM(debits_posted - credits_posted), 0) FROM ledger_accounts
                       WHERE kind = 'debt' AND municipality = m.municipality),
-                   (SELECT COUNT(*) FROM ledger_accounts WHERE kind = 'wallet'
+                   (SELECT COUNT(*) FROM ledger_accounts WHERE kind IN ('wallet', 'escrow')
                       AND municipality = m.municipality AND credits_posted < debits_posted),
                    (SELECT COUNT(*) FROM ledger_accounts WHERE kind = 'debt'
                       AND municipality = m.municipality AND debits_posted < credits_posted)
@@ -1405,6 +1456,153 @@ impl StoreTx for SqliteTx<'_> {
             mismatched_accounts,
             municipalities,
         })
+    }
+
+    fn strict_mode(&mut self, m: MunicipalityCode) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM strict_municipalities WHERE code = ?1")?
+            .query_row([m.get()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn set_strict_mode(
+        &mut self,
+        m: MunicipalityCode,
+        on: bool,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if on {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO strict_municipalities(code, since) VALUES (?1, ?2)",
+                params![m.get(), i64_of(now.0)],
+            )?;
+        } else {
+            self.tx.execute(
+                "DELETE FROM strict_municipalities WHERE code = ?1",
+                [m.get()],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn insert_spend_right(&mut self, r: &super::SpendRightRow) -> Result<u64, StoreError> {
+        self.tx.execute(
+            "INSERT INTO spend_rights(account, municipality, node, points, granted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                i64_of(r.account.get()),
+                r.municipality.get(),
+                r.node.as_bytes(),
+                i64_of(r.points.get()),
+                i64_of(r.granted_at.0)
+            ],
+        )?;
+        u64_of("right id", self.tx.last_insert_rowid())
+    }
+
+    fn release_spend_rights(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+        node: &NodeId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE spend_rights SET released_at = ?4
+             WHERE account = ?1 AND municipality = ?2 AND node = ?3 AND released_at IS NULL",
+            params![
+                i64_of(account.get()),
+                m.get(),
+                node.as_bytes(),
+                i64_of(now.0)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn live_spend_rights(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(AccountId, NodeId)>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT DISTINCT account, node FROM spend_rights
+             WHERE municipality = ?1 AND released_at IS NULL ORDER BY account, node",
+        )?;
+        let rows = st.query_map([m.get()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (a, n) = row?;
+            let account = AccountId::new(u64_of("account", a)?)
+                .map_err(|e| corrupt("spend right account", e))?;
+            let node = NodeId::from_bytes(
+                n.try_into()
+                    .map_err(|_| corrupt("spend right node", "not 32 bytes"))?,
+            )
+            .map_err(|e| corrupt("spend right node", e))?;
+            out.push((account, node));
+        }
+        Ok(out)
+    }
+
+    fn escrow_balances(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Vec<(AccountId, NodeId, i128)>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT key, credits_posted - debits_posted FROM ledger_accounts
+             WHERE kind = 'escrow' AND municipality = ?1 ORDER BY key",
+        )?;
+        let rows = st.query_map([m.get()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (key, bal) = row?;
+            match parse_ledger_account("escrow", &key, i64::from(m.get()))? {
+                LedgerAccount::Escrow(a, _, n) => out.push((a, n, i128::from(bal))),
+                _ => return Err(corrupt("ledger account key", key)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn wallets_with_points(&mut self, m: MunicipalityCode) -> Result<Vec<AccountId>, StoreError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT key FROM ledger_accounts
+             WHERE kind = 'wallet' AND municipality = ?1 AND credits_posted > debits_posted",
+        )?;
+        let rows = st.query_map([m.get()], |r| r.get::<_, String>(0))?;
+        let mut out = vec![];
+        for key in rows {
+            let key = key?;
+            match parse_ledger_account("wallet", &key, i64::from(m.get()))? {
+                LedgerAccount::Wallet(a, _) => out.push(a),
+                _ => return Err(corrupt("ledger account key", key)),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn right_transfer_applied(&mut self, tx: &TxId) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM right_transfers WHERE tx_id = ?1")?
+            .query_row([tx.as_bytes()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn mark_right_transfer(&mut self, tx: &TxId, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO right_transfers(tx_id, applied_at) VALUES (?1, ?2)",
+            params![tx.as_bytes(), i64_of(now.0)],
+        )?;
+        Ok(())
     }
 
     fn last_hub_seq(&mut self) -> Result<u64, StoreError> {

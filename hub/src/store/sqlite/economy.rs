@@ -836,15 +836,19 @@ impl EconomyTx for SqliteTx<'_> {
         through: u64,
     ) -> Result<Vec<(String, i128)>, StoreError> {
         let mut out = vec![];
+        // Points reserved for strict mode's spend rights are still the
+        // holders': they count with the wallets.
         for kind in ["wallet", "held", "debt"] {
             let (c, d): (i64, i64) = self
                 .tx
                 .prepare_cached(
                     "SELECT
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.credit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.id <= ?3),
+                          WHERE (a.kind = ?1 OR (?1 = 'wallet' AND a.kind = 'escrow'))
+                            AND a.municipality = ?2 AND t.id <= ?3),
                        (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
-                          WHERE a.kind = ?1 AND a.municipality = ?2 AND t.id <= ?3)",
+                          WHERE (a.kind = ?1 OR (?1 = 'wallet' AND a.kind = 'escrow'))
+                            AND a.municipality = ?2 AND t.id <= ?3)",
                 )?
                 .query_row(params![kind, muni_sql(m), i64_sat(through)], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let natural = if kind == "debt" {
@@ -863,14 +867,22 @@ impl EconomyTx for SqliteTx<'_> {
         through: u64,
         visit: &mut dyn FnMut(WalletStep),
     ) -> Result<(), StoreError> {
-        // A wallet's ledger key is "<account>@<municipality>" (LedgerAccount::key).
+        // A wallet's ledger key is "<account>@<municipality>" and an escrow's
+        // "<account>@<municipality>@<node>" (LedgerAccount::key). Points
+        // reserved for spend rights stay in the holder's lots
+        // (lots::wallet_side): a debit of the wallet or an escrow uses up
+        // lots, a move between the holder's own wallet and escrows does not.
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {LOT_COLS}, 0 AS step FROM lots WHERE municipality = ?1 AND pos <= ?2
              UNION ALL
              SELECT t.id, CAST(substr(a.key, 1, instr(a.key, '@') - 1) AS INTEGER), a.municipality,
                     NULL, t.amount, t.amount, t.hub_time, NULL, 1 AS step
-               FROM transfers t JOIN ledger_accounts a ON a.id = t.debit
-              WHERE a.kind = 'wallet' AND a.municipality = ?1 AND t.id <= ?2
+               FROM transfers t
+               JOIN ledger_accounts a ON a.id = t.debit
+               JOIN ledger_accounts c ON c.id = t.credit
+              WHERE a.kind IN ('wallet', 'escrow') AND a.municipality = ?1 AND t.id <= ?2
+                AND NOT (c.kind IN ('wallet', 'escrow') AND c.municipality = a.municipality
+                         AND substr(c.key, 1, instr(c.key, '@') - 1) = substr(a.key, 1, instr(a.key, '@') - 1))
              ORDER BY 2, 1, 9"
         ))?;
         let mut rows = stmt.query(params![muni_sql(m), i64_sat(through)])?;
