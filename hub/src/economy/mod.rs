@@ -114,6 +114,9 @@ fn sync_lots_bounded(st: &mut dyn StoreTx, max_lots: usize) -> Result<(), StoreE
             }
             if fold.n_lots() > max_lots {
                 write_lots(st, std::mem::take(&mut fold))?;
+            }
+            // Marking a wallet again is harmless; remembering them all is not.
+            if marked.len() > max_lots {
                 marked.clear();
             }
         }
