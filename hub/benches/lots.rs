@@ -163,7 +163,7 @@ fn build_ledger(dir: &Path, n_txs: usize, n_wallets: usize) -> Vec<AccountId> {
         for _ in 0..n {
             let a = (rng.next() % n_wallets as u64) as usize;
             let spend = 1 + rng.next() % 100;
-            if spend <= balance[a] && rng.next() % 2 == 0 {
+            if spend <= balance[a] && rng.next().is_multiple_of(2) {
                 balance[a] -= spend;
                 redeems.push(shop.sign(
                     TxBody::Redeem(Redeem {

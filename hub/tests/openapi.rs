@@ -200,7 +200,9 @@ fn strays(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String
         _ => vec![],
     };
     let t = type_of(v);
-    if !types.is_empty() && !types.contains(&t) && !(t == "integer" && types.contains(&"number")) {
+    let fits =
+        types.is_empty() || types.contains(&t) || (t == "integer" && types.contains(&"number"));
+    if !fits {
         out.push(format!("{at}: a {t}, documented as {types:?}"));
         return;
     }
