@@ -215,6 +215,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement is cached (rusqlite keeps 16 by default): room for all.
+        conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
@@ -277,10 +279,11 @@ impl Writer<'_> {
 
     /// Sets a meta value.
     pub fn set_meta(&self, k: &str, v: &[u8]) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO meta(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            params![k, v],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO meta(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            )?
+            .execute(params![k, v])?;
         Ok(())
     }
 
@@ -297,10 +300,12 @@ impl Writer<'_> {
         municipality: Option<MunicipalityCode>,
         points: Points,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO outbox(seq, tx_id, bytes, kind, created_at, card, account, municipality, points)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO outbox(seq, tx_id, bytes, kind, created_at, card, account, municipality, points)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 i(seq),
                 tx.id().as_bytes(),
                 tx.to_bytes(),
@@ -310,8 +315,7 @@ impl Writer<'_> {
                 account.map(|a| i(a.get())),
                 municipality.map(|m| m.get()),
                 i(points.get()),
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -327,10 +331,13 @@ impl Writer<'_> {
         debt_created: Option<Points>,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let n = self.tx.execute(
-            "UPDATE outbox SET status = ?3, reason = ?4, ledger_pos = ?5, debt_created = ?6, receipt_at = ?7
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE outbox SET status = ?3, reason = ?4, ledger_pos = ?5, debt_created = ?6, receipt_at = ?7
              WHERE seq = ?1 AND tx_id = ?2",
-            params![
+            )?
+            .execute(params![
                 i(seq),
                 tx_id.as_bytes(),
                 status,
@@ -338,34 +345,35 @@ impl Writer<'_> {
                 ledger_pos.map(i),
                 debt_created.map(|p| i(p.get())),
                 i(at.0)
-            ],
-        )?;
+            ])?;
         Ok(n == 1)
     }
 
     /// Upserts a card registration.
     pub fn put_card(&self, card: &CardKey, row: &CardRow) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO cards(card, account, my_key_id, municipality) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO cards(card, account, my_key_id, municipality) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(card) DO UPDATE SET account = excluded.account,
                my_key_id = excluded.my_key_id, municipality = excluded.municipality",
-            params![
+            )?
+            .execute(params![
                 codec::encode(card),
                 i(row.account.get()),
                 row.my_key_id.as_str(),
                 row.municipality.get()
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     /// Sets a card's status (the deny list is the suspended ones).
     pub fn set_card_status(&self, card: &CardKey, status: CardStatus) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO card_status(card, status) VALUES (?1, ?2)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO card_status(card, status) VALUES (?1, ?2)
              ON CONFLICT(card) DO UPDATE SET status = excluded.status",
-            params![codec::encode(card), status.name()],
-        )?;
+            )?
+            .execute(params![codec::encode(card), status.name()])?;
         Ok(())
     }
 
@@ -378,15 +386,17 @@ impl Writer<'_> {
         state: Option<&str>,
     ) -> Result<(), StoreError> {
         match state {
-            Some(s) => self.tx.execute(
-                "INSERT INTO facility_cards(account, number, state) VALUES (?1, ?2, ?3)
+            Some(s) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO facility_cards(account, number, state) VALUES (?1, ?2, ?3)
                  ON CONFLICT(account, number) DO UPDATE SET state = excluded.state",
-                params![i(account.get()), number.as_str(), s],
-            )?,
-            None => self.tx.execute(
-                "DELETE FROM facility_cards WHERE account = ?1 AND number = ?2",
-                params![i(account.get()), number.as_str()],
-            )?,
+                )?
+                .execute(params![i(account.get()), number.as_str(), s])?,
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM facility_cards WHERE account = ?1 AND number = ?2")?
+                .execute(params![i(account.get()), number.as_str()])?,
         };
         Ok(())
     }
@@ -400,19 +410,20 @@ impl Writer<'_> {
         debt: Points,
         ledger_pos: u64,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO balances(account, municipality, balance, debt, ledger_pos) VALUES (?1, ?2, ?3, ?4, ?5)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO balances(account, municipality, balance, debt, ledger_pos) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(account, municipality) DO UPDATE SET balance = excluded.balance,
                debt = excluded.debt, ledger_pos = excluded.ledger_pos
              WHERE excluded.ledger_pos >= balances.ledger_pos",
-            params![
+            )?
+            .execute(params![
                 i(account.get()),
                 municipality.get(),
                 i(balance.get()),
                 i(debt.get()),
                 i(ledger_pos)
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -425,36 +436,37 @@ impl Writer<'_> {
         points: Points,
         expires_at: UnixMillis,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO expiries(account, municipality, points, expires_at) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO expiries(account, municipality, points, expires_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(account, municipality) DO UPDATE SET points = excluded.points,
                expires_at = excluded.expires_at",
-            params![
+            )?
+            .execute(params![
                 i(account.get()),
                 municipality.get(),
                 i(points.get()),
                 i(expires_at.0)
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     /// Records another node's progress at the hub.
     pub fn put_progress(&self, node: &NodeId, through_seq: u64) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO progress(node, through_seq) VALUES (?1, ?2)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO progress(node, through_seq) VALUES (?1, ?2)
              ON CONFLICT(node) DO UPDATE SET through_seq = max(through_seq, excluded.through_seq)",
-            params![node.as_bytes(), i(through_seq)],
-        )?;
+            )?
+            .execute(params![node.as_bytes(), i(through_seq)])?;
         Ok(())
     }
 
     /// Adds a node key to the revoked list.
     pub fn put_revoked(&self, node: &NodeId) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT OR IGNORE INTO revoked_nodes(node) VALUES (?1)",
-            params![node.as_bytes()],
-        )?;
+        self.tx
+            .prepare_cached("INSERT OR IGNORE INTO revoked_nodes(node) VALUES (?1)")?
+            .execute(params![node.as_bytes()])?;
         Ok(())
     }
 
@@ -472,10 +484,13 @@ impl Writer<'_> {
         points: Points,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let n = self.tx.execute(
-            "INSERT OR IGNORE INTO peer_txs(node, seq, tx_id, bytes, kind, account, municipality, points, received_at)
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO peer_txs(node, seq, tx_id, bytes, kind, account, municipality, points, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 node.as_bytes(),
                 i(seq),
                 tx.id().as_bytes(),
@@ -485,8 +500,7 @@ impl Writer<'_> {
                 municipality.map(|m| m.get()),
                 i(points.get()),
                 i(at.0)
-            ],
-        )?;
+            ])?;
         Ok(n == 1)
     }
 
@@ -575,10 +589,11 @@ impl Writer<'_> {
         reason: &str,
         at: UnixMillis,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT OR REPLACE INTO rejections(tx_id, node, seq, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![tx_id.as_bytes(), node.as_bytes(), i(seq), reason, i(at.0)],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO rejections(tx_id, node, seq, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![tx_id.as_bytes(), node.as_bytes(), i(seq), reason, i(at.0)])?;
         Ok(())
     }
 }

@@ -132,6 +132,102 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/api/economy/expire", post(expire))
 }
 
+/// The OpenAPI 3.1 paths of [`admin_routes`] and the schemas they refer to
+/// (`#/components/schemas/…`), for [`crate::http::api::openapi_document`].
+/// `ok` builds a path's responses from a description and a schema.
+pub fn openapi(
+    ok: impl Fn(&str, serde_json::Value) -> serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    // These routes also refuse a malformed query or body.
+    let ok = |desc: &str, schema: serde_json::Value| {
+        let mut v = ok(desc, schema);
+        v["400"] = json!({"description": "a query parameter or the body is malformed (the error says what to send)"});
+        v
+    };
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let int = |d: &str| json!({"type": "integer", "description": d});
+    let text = |d: &str| json!({"type": "string", "description": d});
+    let points_of = |d: &str| {
+        json!({"type": "array", "description": d, "items": {"type": "object", "properties": {
+            "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points")}}})
+    };
+    let municipality_param = json!({"name": "municipality", "in": "query", "required": true,
+        "schema": {"type": "string", "pattern": "^[0-9]{6}$"}, "description": "6-digit local government code"});
+    let schemas = json!({
+        "LiabilityReport": {"type": "object", "properties": {
+            "generated_at": text("JST day the report was made (YYYY-MM-DD)"),
+            "generated_at_ms": int("when it was made"),
+            "yen_per_point": int("yen per regional point"),
+            "municipalities": {"type": "array", "items": r("MunicipalityLiability")}}},
+        "MunicipalityLiability": {"type": "object", "properties": {
+            "municipality": text("6-digit code"),
+            "wallets": int("spendable points in holders' wallets"),
+            "held": int("exchanged points still in their holding period"),
+            "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
+            "outstanding": int("wallets + held"),
+            "by_source": points_of("outstanding points per source, from the lots"),
+            "expiry_schedule": {"type": "array", "description": "points left per month they expire in, per source",
+                "items": {"type": "object", "properties": {"month": text("YYYY-MM"),
+                    "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points")}}},
+            "never_expiring": points_of("points that never expire, per source"),
+            "base_dates": {"type": "array", "description": "the last two legal base dates (31 March, 30 September), newest first",
+                "items": r("BaseDateLiability")}}},
+        "BaseDateLiability": {"type": "object", "description": "the books at the end of the base date (00:00 JST of the next day); nothing posted later changes them", "properties": {
+            "date": text("the base date (YYYY-MM-DD)"),
+            "as_of_ms": int("the end of the base date"),
+            "ledger_pos": int("the last ledger position posted before as_of_ms (0: none)"),
+            "unused_points": int("unused points, all sources: spendable and not expired, plus held"),
+            "unused_yen": int("unused_points in yen"),
+            "held_points": int("of which still in a holding period"),
+            "expired_not_posted_points": int("points past their expiry whose expiry was posted later (not unused)"),
+            "debts_points": int("holders' debt (shown, not deducted)"),
+            "deposit_threshold_yen": int("unused balance above which a deposit is required"),
+            "deposit_required_yen": int("the deposit the prepaid-instrument rules would require: half the unused yen above the threshold, rounded up"),
+            "by_source": {"type": "array", "description": "per source, in source order", "items": r("SourceLiability")}}},
+        "SourceLiability": {"type": "object", "properties": {
+            "source": text("`program:<id>`, `operator:<id>` or `other`"),
+            "unused_points": int("this source's unused points"),
+            "unused_yen": int("unused_points in yen"),
+            "held_points": int("of which still in a holding period"),
+            "expired_not_posted_points": int("past their expiry, expiry posted later"),
+            "unused_share_percent": {"type": "number", "description": "share of the municipality's unused points, to 0.01 %"},
+            "deposit_share_yen": int("share of the municipality's deposit (pro rata; the shares add up to it)")}},
+        "Period": {"type": "object", "properties": {
+            "municipality": text("6-digit code"),
+            "starts_at": int("first instant (Unix ms)"), "ends_at": int("end, exclusive (Unix ms)"),
+            "first_day": text("JST day it starts (YYYY-MM-DD)"), "closed_at": int("when it was closed (Unix ms)"),
+            "ledger_pos": int("the last ledger position in it"),
+            "statements": {"type": "array", "items": {"type": "object", "properties": {
+                "kind": {"enum": ["operator-invoice", "municipality-receipt", "premium-funded", "merchant-payout", "expired"]},
+                "party": text("operator id (invoice), facility id (payout) or municipality code"),
+                "points": int("points"), "yen": int("yen"), "transfers": int("transfers summed")}}}}}
+    });
+    let paths = json!({
+        "/api/economy/liabilities": {"get": {"summary": "The liability report: outstanding points, expiry schedule and the last two base dates' unused balance and deposit, per municipality",
+            "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
+                "description": "`csv`: text/csv with columns municipality,section,key,detail,points,yen"}],
+            "responses": ok("the report", r("LiabilityReport"))}},
+        "/api/economy/periods": {"get": {"summary": "A municipality's closed settlement periods with their statements",
+            "parameters": [municipality_param.clone()],
+            "responses": ok("closed periods", json!({"type": "object", "properties": {"periods": {"type": "array", "items": r("Period")}}}))}},
+        "/api/economy/lots": {"get": {"summary": "A holder's lots with points left, in the order they are spent",
+            "parameters": [municipality_param,
+                {"name": "account", "in": "query", "required": true, "schema": {"type": "string"}, "description": "account id (`A42` or `42`)"}],
+            "responses": ok("lots", json!({"type": "object", "properties": {"lots": {"type": "array", "items": {"type": "object", "properties": {
+                "points": int("points left"), "credited": int("points credited"), "source": text("`program:<id>`, `operator:<id>` or `other`"),
+                "credited_at": int("Unix ms"), "expires_at": {"type": ["integer", "null"], "description": "Unix ms (null: never)"}}}}}}))}},
+        "/api/economy/settle": {"post": {"summary": "Expires lots and closes every ended settlement period",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                "properties": {"through_now": {"type": "boolean", "description": "also close the open period at the current time"}}}}}},
+            "responses": ok("the periods closed", json!({"type": "object", "properties": {"closed": {"type": "array", "items": r("Period")}}}))}},
+        "/api/economy/expire": {"post": {"summary": "Runs the expiry job now",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": ok("what expired", json!({"type": "object", "properties": {
+                "lots": int("lots expired"), "holders": int("holders whose points expired"), "points": int("points moved to expiry income")}}))}}
+    });
+    (paths, schemas)
+}
+
 /// `?format=csv` for CSV.
 #[derive(Debug, serde::Deserialize)]
 pub struct FormatQuery {

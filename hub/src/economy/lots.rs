@@ -6,12 +6,17 @@
 //! debit [`consume`]s the holder's live lots in [`consumption_order`]. The driver
 //! ([`crate::Hub::sync_lots`]) walks transfers after a stored cursor, so
 //! ingest (which knows nothing of lots) never has to change, and the fold
-//! is exact: a debit consumes only lots credited before it.
+//! is exact: a debit consumes only lots credited before it. Within one
+//! pass the driver keeps each debited wallet's live lots in a [`LotFold`]
+//! (loaded once, in consumption order) and writes back only the lots that
+//! changed, so a wallet with many lots costs no more per debit than one
+//! with few.
 
 use crate::economy::calendar::Date;
 use crate::economy::exchange::OperatorId;
 use crate::model::{LedgerAccount, Transfer};
 use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, UnixMillis};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 const MS_PER_DAY: u64 = 86_400_000;
@@ -186,6 +191,136 @@ pub fn consumption_order(lots: &mut [Lot]) {
     lots.sort_by_key(consumption_key);
 }
 
+/// The live lots of the wallets a fold pass has debited, held in memory in
+/// consumption order, with what changed since they were loaded. Pure: the
+/// driver loads a wallet's stored live lots before its first debit
+/// ([`LotFold::load`]) and stores [`LotFold::into_writes`] at the end.
+#[derive(Debug, Default)]
+pub struct LotFold {
+    wallets: HashMap<WalletKey, BTreeMap<ConsumptionKey, FoldLot>>,
+    /// Lots a debit used up: out of consumption, still to be written.
+    emptied: Vec<FoldLot>,
+    n_lots: usize,
+}
+
+#[derive(Debug)]
+struct FoldLot {
+    lot: Lot,
+    /// Credited before this pass (the store holds a row for it).
+    stored: bool,
+    /// `remaining` differs from the stored row (or there is none yet).
+    changed: bool,
+}
+
+/// What brings the stored lots up to a [`LotFold`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LotWrite {
+    /// A lot credited during the pass, with its remaining points by its end.
+    Insert(Lot),
+    /// A stored lot's new remaining points.
+    Remaining {
+        /// The lot.
+        pos: u64,
+        /// Its points left.
+        remaining: u64,
+    },
+}
+
+impl LotFold {
+    /// Whether the wallet's lots are held here.
+    pub fn is_loaded(&self, w: &WalletKey) -> bool {
+        self.wallets.contains_key(w)
+    }
+
+    /// Holds a wallet's stored live lots (in any order). Panics if the wallet
+    /// is held already: its lots here may be newer than the stored ones.
+    pub fn load(&mut self, w: WalletKey, live: Vec<Lot>) {
+        assert!(!self.is_loaded(&w), "a wallet's lots are loaded once");
+        self.n_lots += live.len();
+        let lots = live
+            .into_iter()
+            .map(|lot| {
+                assert_eq!((lot.account, lot.municipality), w, "lot of another wallet");
+                let key = consumption_key(&lot);
+                let held = FoldLot {
+                    lot,
+                    stored: true,
+                    changed: false,
+                };
+                (key, held)
+            })
+            .collect();
+        self.wallets.insert(w, lots);
+    }
+
+    /// A credit to a held wallet: a new lot, written at the end.
+    pub fn credit(&mut self, lot: Lot) {
+        let live = self
+            .wallets
+            .get_mut(&(lot.account, lot.municipality))
+            .expect("credit to a wallet that is not loaded");
+        self.n_lots += 1;
+        let key = consumption_key(&lot);
+        live.insert(
+            key,
+            FoldLot {
+                lot,
+                stored: false,
+                changed: true,
+            },
+        );
+    }
+
+    /// A debit of a held wallet: [`consume`]s its lots in consumption order.
+    pub fn debit(&mut self, w: &WalletKey, amount: u64) {
+        let live = self
+            .wallets
+            .get_mut(w)
+            .expect("debit of a wallet that is not loaded");
+        let moves = consume(live.values().map(|l| &l.lot), amount);
+        for (held, (pos, remaining)) in live.values_mut().zip(moves) {
+            assert_eq!(held.lot.pos, pos, "consume walks the lots in order");
+            held.lot.remaining = remaining;
+            held.changed = true;
+        }
+        // A debit empties lots from the front only.
+        while let Some(first) = live.first_entry() {
+            if first.get().lot.remaining > 0 {
+                break;
+            }
+            self.emptied.push(first.remove());
+        }
+    }
+
+    /// Lots held in memory (live and used up), for bounding a pass.
+    pub fn n_lots(&self) -> usize {
+        self.n_lots
+    }
+
+    /// The writes that bring the store up to this fold, in position order.
+    pub fn into_writes(self) -> Vec<LotWrite> {
+        let mut out: Vec<LotWrite> = self
+            .wallets
+            .into_values()
+            .flat_map(BTreeMap::into_values)
+            .chain(self.emptied)
+            .filter(|l| l.changed)
+            .map(|l| match l.stored {
+                true => LotWrite::Remaining {
+                    pos: l.lot.pos,
+                    remaining: l.lot.remaining,
+                },
+                false => LotWrite::Insert(l.lot),
+            })
+            .collect();
+        out.sort_by_key(|w| match w {
+            LotWrite::Insert(l) => l.pos,
+            LotWrite::Remaining { pos, .. } => *pos,
+        });
+        out
+    }
+}
+
 /// Lots expired at `now`: those with points left whose expiry has passed.
 pub fn expired(lots: &[Lot], now: UnixMillis) -> impl Iterator<Item = &Lot> {
     lots.iter()
@@ -227,6 +362,120 @@ mod tests {
                 .map(|l| l.pos)
                 .collect::<Vec<_>>(),
             vec![3]
+        );
+    }
+
+    /// A stored lot table folded the old way: every debit reloads the
+    /// wallet's live lots and writes each lot it touches.
+    fn reload_per_debit(table: &mut BTreeMap<u64, Lot>, w: WalletKey, amount: u64) {
+        let mut live: Vec<Lot> = table
+            .values()
+            .filter(|l| (l.account, l.municipality) == w && l.remaining > 0)
+            .cloned()
+            .collect();
+        consumption_order(&mut live);
+        for (pos, remaining) in consume(&live, amount) {
+            table.get_mut(&pos).unwrap().remaining = remaining;
+        }
+    }
+
+    fn apply(table: &mut BTreeMap<u64, Lot>, fold: LotFold) {
+        for w in fold.into_writes() {
+            match w {
+                LotWrite::Insert(l) => assert!(table.insert(l.pos, l).is_none()),
+                LotWrite::Remaining { pos, remaining } => {
+                    table.get_mut(&pos).unwrap().remaining = remaining;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Held in memory and written back (now and then, as a bounded pass
+        /// does), the lots end exactly as reloading them for every debit.
+        #[test]
+        fn a_fold_in_memory_ends_as_reloading_per_debit(
+            ops in proptest::collection::vec(
+                (0..3u64, proptest::bool::ANY, 1..200u64, proptest::option::of(0..5u64), 0..8u8),
+                1..200,
+            )
+        ) {
+            let (mut old, mut new) = (BTreeMap::new(), BTreeMap::new());
+            let mut fold = LotFold::default();
+            let mut balance = [0u64; 3];
+            for (pos, (holder, credit, points, expiry, flush)) in ops.into_iter().enumerate() {
+                let pos = pos as u64 + 1;
+                let w = (AccountId::new(holder + 1).unwrap(), MunicipalityCode::parse("131059").unwrap());
+                if credit {
+                    let l = Lot {
+                        pos,
+                        account: w.0,
+                        municipality: w.1,
+                        amount: points,
+                        remaining: points,
+                        expires_at: expiry.map(|e| UnixMillis(e * 100)),
+                        ..lot(pos, points, None)
+                    };
+                    balance[holder as usize] += points;
+                    old.insert(pos, l.clone());
+                    if fold.is_loaded(&w) {
+                        fold.credit(l);
+                    } else {
+                        new.insert(pos, l);
+                    }
+                } else {
+                    let amount = points.min(balance[holder as usize]);
+                    if amount == 0 {
+                        continue;
+                    }
+                    balance[holder as usize] -= amount;
+                    reload_per_debit(&mut old, w, amount);
+                    if !fold.is_loaded(&w) {
+                        let live = new.values().filter(|l: &&Lot| (l.account, l.municipality) == w && l.remaining > 0).cloned().collect();
+                        fold.load(w, live);
+                    }
+                    fold.debit(&w, amount);
+                }
+                if flush == 0 {
+                    apply(&mut new, std::mem::take(&mut fold));
+                }
+            }
+            apply(&mut new, fold);
+            proptest::prop_assert_eq!(old, new);
+        }
+    }
+
+    #[test]
+    fn only_changed_lots_are_written() {
+        let w = (
+            AccountId::new(1).unwrap(),
+            MunicipalityCode::parse("131059").unwrap(),
+        );
+        let mut fold = LotFold::default();
+        fold.load(
+            w,
+            vec![
+                lot(1, 100, None),
+                lot(2, 50, Some(900)),
+                lot(3, 70, Some(500)),
+            ],
+        );
+        fold.credit(lot(4, 30, Some(100)));
+        fold.debit(&w, 60);
+        fold.debit(&w, 10);
+        assert_eq!(fold.n_lots(), 4);
+        assert_eq!(
+            fold.into_writes(),
+            vec![
+                LotWrite::Remaining {
+                    pos: 3,
+                    remaining: 30
+                },
+                LotWrite::Insert(Lot {
+                    remaining: 0,
+                    ..lot(4, 30, Some(100))
+                }),
+            ]
         );
     }
 
