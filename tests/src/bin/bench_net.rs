@@ -136,7 +136,7 @@ fn reconcile(n_tx: usize) {
     let mut h = w.open_hub();
     let (mut fact_bytes, mut n_facts, mut after) = (0usize, 0usize, cursor_before);
     loop {
-        let f = h.facts_for(&w.node_ids[0], after, 2000).unwrap();
+        let f = h.received_facts(&w.node_ids[0], after, 2000).unwrap();
         n_facts += f.facts.len();
         fact_bytes += f
             .facts
