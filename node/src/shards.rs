@@ -70,16 +70,29 @@ impl Node {
             .iter()
             .map(|h| (h.shard.clone(), h.clone()))
             .collect();
-        let r = self.store.read();
         let mut plan = vec![];
-        for h in &list.shards {
-            let held = r.held_shard(&codec::encode(&h.shard))?;
-            let same = held
-                .as_ref()
-                .is_some_and(|x| x.epoch == h.epoch && x.last_seq == h.last_seq);
-            if !same && (h.last_seq > 0 || held.is_some()) {
-                plan.push(h.shard.clone());
+        let mut empty = vec![];
+        {
+            let r = self.store.read();
+            for h in &list.shards {
+                let held = r.held_shard(&codec::encode(&h.shard))?;
+                let same = held
+                    .as_ref()
+                    .is_some_and(|x| x.epoch == h.epoch && x.last_seq == h.last_seq);
+                if same {
+                    continue;
+                }
+                if h.last_seq == 0 && held.as_ref().is_none_or(|x| x.epoch < h.epoch) {
+                    // Nothing written yet: held as empty, so LAN peers can
+                    // merge into it (a first suspension crosses the LAN).
+                    empty.push(h.clone());
+                } else {
+                    plan.push(h.shard.clone());
+                }
             }
+        }
+        for h in &empty {
+            self.shard_synced(h)?;
         }
         plan.sort_by_key(|s| !s.is_deny());
         Ok(plan)
@@ -232,6 +245,16 @@ impl Node {
                 (k, v)
             })
             .collect())
+    }
+
+    /// The heads of this node's document of a shard (convergence checks).
+    pub fn shard_heads(
+        &mut self,
+        shard: &ShardId,
+        epoch: Epoch,
+    ) -> Result<Vec<[u8; 32]>, ShardError> {
+        let idx = self.load_doc(shard, epoch, &codec::encode(shard))?;
+        Ok(self.shards.docs[idx].2.heads())
     }
 
     /// Epochs of a shard with a document stored.

@@ -162,6 +162,21 @@ impl HubCore for RealHub {
         let b = self.hub.balance(account, municipality)?;
         Ok((b.balance, b.debt))
     }
+    fn shard_heads(
+        &mut self,
+        node: &NodeId,
+    ) -> anyhow::Result<Vec<(mykey_sync_proto::shard::ShardHead, Vec<[u8; 32]>)>> {
+        let list = match self.hub.shard_list(node)? {
+            Ok(l) => l,
+            Err(r) => anyhow::bail!("the hub refused the shard list: {r}"),
+        };
+        let mut out = vec![];
+        for h in list.shards {
+            let heads = self.hub.shard_heads(&h.shard)?;
+            out.push((h, heads));
+        }
+        Ok(out)
+    }
     fn card_status(&mut self, card: &CardKey) -> anyhow::Result<Option<CardStatus>> {
         Ok(self.hub.card(card)?.map(|c| c.status))
     }
