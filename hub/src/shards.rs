@@ -370,6 +370,15 @@ impl Hub {
     /// `items_per_shard` items each. Nodes sync the new epoch from empty.
     /// Returns the scopes compacted.
     pub fn compact_shards(&mut self, now: UnixMillis) -> Result<usize, StoreError> {
+        self.compact_shards_of(None, now)
+    }
+
+    /// Like [`Hub::compact_shards`], for one fact scope only (`None`: all).
+    pub fn compact_shards_of(
+        &mut self,
+        only: Option<&Scope>,
+        now: UnixMillis,
+    ) -> Result<usize, StoreError> {
         let per_shard = self.shards.items_per_shard;
         let mut st = self.store.begin()?;
         let through = st.last_hub_seq()?;
@@ -379,6 +388,9 @@ impl Hub {
             let Some(scope) = scope_of_text(&key) else {
                 continue;
             };
+            if only.is_some_and(|o| *o != scope) {
+                continue;
+            }
             let layout = self.shards.layout(&mut *st, &scope)?;
             let mut items: std::collections::BTreeSet<String> = Default::default();
             let mut after = 0;

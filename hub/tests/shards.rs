@@ -248,3 +248,17 @@ fn compaction_starts_a_new_epoch_with_the_latest_items() {
     f.hub.drop_shard_docs();
     assert_eq!(f.hub.shard_heads(&h.shard).unwrap(), heads);
 }
+
+#[test]
+fn the_cli_starts_a_new_epoch() {
+    let mut f = Fixture::new();
+    some_activity(&mut f);
+    let data = f.db_path().parent().unwrap().to_owned();
+    drop(std::mem::replace(&mut f.hub, Hub::open(&data).unwrap()));
+    let out = ok(&data, &["shards", "compact"]);
+    assert!(out.contains("started a new shard epoch for"), "{out}");
+    let mut hub = Hub::open(&data).unwrap();
+    hub.open(&hello(f.shop.id), T0).unwrap();
+    let list = hub.shards(&f.shop.id).unwrap();
+    assert!(list.shards.iter().any(|h| h.epoch == 1), "{list:?}");
+}
