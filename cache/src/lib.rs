@@ -32,13 +32,13 @@ pub type Head = [u8; 32];
 pub enum CacheError {
     /// Stored or received document bytes did not load.
     #[error("shard document does not load ({0}): drop it and sync the shard again")]
-    Load(#[source] automerge::AutomergeError),
+    Load(#[source] Box<automerge::AutomergeError>),
     /// A sync message did not decode.
     #[error("shard sync message does not decode: {0}")]
     Message(String),
     /// A sync message decoded but could not be applied.
     #[error("shard sync message could not be applied: {0}")]
-    Apply(#[source] automerge::AutomergeError),
+    Apply(#[source] Box<automerge::AutomergeError>),
     /// A stored sync state did not decode.
     #[error("stored shard sync state does not decode: {0}; it is reset on the next sync")]
     State(String),
@@ -92,7 +92,7 @@ impl ShardDoc {
 
     /// Loads saved bytes (a full save followed by any incremental saves).
     pub fn load(bytes: &[u8]) -> Result<ShardDoc, CacheError> {
-        let doc = AutoCommit::load(bytes).map_err(CacheError::Load)?;
+        let doc = AutoCommit::load(bytes).map_err(|e| CacheError::Load(Box::new(e)))?;
         Ok(ShardDoc { doc })
     }
 
@@ -194,7 +194,7 @@ impl ShardDoc {
         self.doc
             .sync()
             .receive_sync_message(&mut state.0, msg)
-            .map_err(CacheError::Apply)?;
+            .map_err(|e| CacheError::Apply(Box::new(e)))?;
         let after = self.doc.get_heads();
         if before == after {
             return Ok(BTreeSet::new());
