@@ -321,6 +321,7 @@ impl Hub {
                 shard: sync.shard,
                 epoch,
                 message: None,
+                start: false,
             }));
         }
         let doc = &mut docs
@@ -338,7 +339,7 @@ impl Hub {
             .states
             .entry((*node, sync.shard.clone()))
             .or_insert_with(|| (epoch, SyncState::new_read_only()));
-        if *state_epoch != epoch {
+        if *state_epoch != epoch || sync.start {
             *state_epoch = epoch;
             *state = SyncState::new_read_only();
         }
@@ -363,6 +364,7 @@ impl Hub {
             shard: sync.shard,
             epoch,
             message,
+            start: false,
         }))
     }
 

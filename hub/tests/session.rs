@@ -79,9 +79,19 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
                         node.provide_shard_plan(plan, now);
                     }
                     NodeEvent::ShardTurn {
-                        shard, received, ..
+                        shard,
+                        received,
+                        start,
+                        ..
                     } => {
                         let doc = docs.entry(shard.clone()).or_default();
+                        if start {
+                            let fresh = states
+                                .get(&shard)
+                                .map(|s| SyncState::decode(&s.encode()).unwrap())
+                                .unwrap_or_default();
+                            states.insert(shard.clone(), fresh);
+                        }
                         let state = states.entry(shard.clone()).or_default();
                         if let Some(m) = &received {
                             for key in doc.receive(state, m).unwrap() {

@@ -35,6 +35,7 @@ fn a_node_an_epoch_behind_is_shown_and_alerted() {
         shard: shard.clone(),
         epoch,
         message: None,
+        start: true,
     };
     f.hub.shard_sync(&f.shop.id, sync(0), T0).unwrap();
     let th = Thresholds::default();

@@ -42,6 +42,7 @@ fn pull_shard(hub: &mut Hub, node: NodeId, head: &ShardHead, doc: &mut ShardDoc)
                     shard: head.shard.clone(),
                     epoch: head.epoch,
                     message: m,
+                    start: rounds == 1,
                 },
                 T0,
             )
@@ -158,6 +159,7 @@ fn a_node_gets_only_its_own_shards() {
                 shard: shard.clone(),
                 epoch: 0,
                 message: Some(ShardDoc::new().generate(&mut SyncState::new()).unwrap()),
+                start: true,
             },
             T0,
         );
@@ -238,6 +240,7 @@ fn compaction_starts_a_new_epoch_with_the_latest_items() {
                 shard: muni_shard.shard.clone(),
                 epoch: 0,
                 message: None,
+                start: true,
             },
             T0,
         )

@@ -116,22 +116,27 @@ impl Node {
     /// One turn of a shard exchange with `peer`: receive its message (if
     /// any), materialise what changed, persist document, state and rows in
     /// one transaction, and return this node's next message.
+    ///
+    /// `start` begins an exchange: the sync state with the peer restarts
+    /// from what was stored (its shared heads).
     pub fn shard_turn(
         &mut self,
         peer: &NodeId,
         shard: &ShardId,
         epoch: Epoch,
         received: Option<&[u8]>,
+        start: bool,
     ) -> Result<(Option<Vec<u8>>, Received), ShardError> {
         let shard_bytes = codec::encode(shard);
         let buckets = self.buckets_for(shard, &shard_bytes)?;
         let mut idx = self.load_doc(shard, epoch, &shard_bytes)?;
         let key = (*peer, shard.clone());
-        if self
-            .shards
-            .states
-            .get(&key)
-            .is_none_or(|(e, _)| *e != epoch)
+        if start
+            || self
+                .shards
+                .states
+                .get(&key)
+                .is_none_or(|(e, _)| *e != epoch)
         {
             let stored = self.store.read().shard_state(peer, &shard_bytes, epoch)?;
             let state = match stored.map(|b| SyncState::decode(&b)) {

@@ -136,10 +136,16 @@ impl<H: HubCore> World<H> {
                         head.shard, head.epoch
                     )));
                 }
-                if core.shard_heads(&head.shard, head.epoch).at(t)? != hub_heads {
+                let node_heads = core.shard_heads(&head.shard, head.epoch).at(t)?;
+                if node_heads != hub_heads {
+                    let held_seq = held.get(&head.shard).map(|h| h.last_seq);
                     return Ok(Some(format!(
-                        "node {n}'s shard {} differs from the hub's",
-                        head.shard
+                        "node {n}'s shard {} differs from the hub's ({} heads, synced through \
+                         hub_seq {held_seq:?}; hub: {} heads, last write {})",
+                        head.shard,
+                        node_heads.len(),
+                        hub_heads.len(),
+                        head.last_seq
                     )));
                 }
             }

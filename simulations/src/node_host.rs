@@ -166,10 +166,11 @@ impl SimNode {
                         shard,
                         epoch,
                         received,
+                        start,
                     } => {
                         let hub = core.hub();
                         let (next, got) = core
-                            .shard_turn(&hub, &shard, epoch, received.as_deref())
+                            .shard_turn(&hub, &shard, epoch, received.as_deref(), start)
                             .context("a shard message from the hub could not be used")?;
                         if got.refused > 0 {
                             anyhow::bail!("{} shard items from the hub were refused", got.refused);

@@ -99,6 +99,9 @@ pub enum NodeEvent {
         epoch: Epoch,
         /// The hub's sync message, to receive first.
         received: Option<Vec<u8>>,
+        /// The first turn of the shard's exchange: start the sync state
+        /// with the hub afresh from what is stored.
+        start: bool,
     },
     /// Both sides have nothing more to send: the node holds what the hub
     /// had written to this shard when the round began.
@@ -338,6 +341,7 @@ impl NodeSession {
                 shard: turn.head.shard.clone(),
                 epoch: turn.head.epoch,
                 message,
+                start: turn.exchanges == 0,
             });
         }
         self.advance(now);
@@ -358,6 +362,7 @@ impl NodeSession {
                 shard: t.head.shard.clone(),
                 epoch: t.head.epoch,
                 received: None,
+                start: true,
             }),
             None => round.pulling = true,
         }
@@ -437,6 +442,7 @@ impl NodeSession {
                         shard: s.shard,
                         epoch: s.epoch,
                         received: s.message,
+                        start: false,
                     });
                 }
             }

@@ -124,6 +124,10 @@ pub struct ShardSync {
     /// An automerge sync message (`automerge::sync::Message::encode`).
     #[serde(with = "serde_bytes")]
     pub message: Option<Vec<u8>>,
+    /// The first message of an exchange: the receiver starts its sync state
+    /// with the sender afresh (from what it stored), so an exchange never
+    /// depends on the in-flight bookkeeping of an earlier one.
+    pub start: bool,
 }
 
 /// Receipts for a push.

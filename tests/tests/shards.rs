@@ -37,8 +37,10 @@ fn exchange(
     let mut rs = SyncState::new();
     let (mut applied, mut refused) = (0, 0);
     let mut msg = rogue.generate(&mut rs);
-    for _ in 0..20 {
-        let (answer, got) = node.shard_turn(&peer, shard, 0, msg.as_deref()).unwrap();
+    for i in 0..20 {
+        let (answer, got) = node
+            .shard_turn(&peer, shard, 0, msg.as_deref(), i == 0)
+            .unwrap();
         applied += got.applied;
         refused += got.refused;
         if let Some(a) = &answer {

@@ -77,9 +77,11 @@ pub fn drain_events(
                 shard,
                 epoch,
                 received,
+                start,
             } => {
                 let hub = node.hub();
-                let (next, got) = node.shard_turn(&hub, &shard, epoch, received.as_deref())?;
+                let (next, got) =
+                    node.shard_turn(&hub, &shard, epoch, received.as_deref(), start)?;
                 d.facts += got.applied as u64;
                 d.refused_items += got.refused as u64;
                 session.provide_shard_message(next, now);

@@ -409,6 +409,7 @@ fn a_round_syncs_deny_shards_first_then_pulls_facts_up_to_the_list() {
             },
             epoch: 0,
             message: None,
+            start: true,
         }),
         now,
         &mut hub,

@@ -359,7 +359,8 @@ impl Runner {
                 return false;
             };
             let message = received.as_ref().and_then(|r| r.message.as_deref());
-            let next = match self.node.shard_turn(&node, &shard, epoch, message) {
+            let start = exchanges == 0 && received.is_none();
+            let next = match self.node.shard_turn(&node, &shard, epoch, message, start) {
                 Ok((next, got)) => {
                     if got.applied > 0 {
                         info!(peer = %node.short(), shard = %shard, items = got.applied, "merged a LAN peer's shard items");
@@ -390,6 +391,7 @@ impl Runner {
                 shard,
                 epoch,
                 message: next,
+                start: exchanges == 0,
             });
             let id = self
                 .swarm
@@ -473,7 +475,7 @@ impl Runner {
         }
         let (next, got) = self
             .node
-            .shard_turn(&node, &s.shard, s.epoch, s.message.as_deref())
+            .shard_turn(&node, &s.shard, s.epoch, s.message.as_deref(), s.start)
             .map_err(|e| e.to_string())?;
         if got.applied > 0 {
             info!(peer = %node.short(), shard = %s.shard, items = got.applied, "merged a LAN peer's shard items");
@@ -482,6 +484,7 @@ impl Runner {
             shard: s.shard,
             epoch: s.epoch,
             message: next,
+            start: false,
         }))
     }
 
