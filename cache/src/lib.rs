@@ -234,6 +234,17 @@ impl SyncState {
         self.0.encode()
     }
 
+    /// The same peer's state for a new exchange: only the shared heads are
+    /// kept (as [`SyncState::encode`] keeps them), so nothing of an earlier
+    /// exchange's in-flight bookkeeping carries over, and the Bloom filter
+    /// still covers only the changes since the last sync.
+    pub fn restart(&self) -> SyncState {
+        let read_only = self.0.read_only;
+        let mut s = SyncState::decode(&self.encode()).unwrap_or_default();
+        s.0.set_read_only(read_only);
+        s
+    }
+
     /// Restores [`SyncState::encode`].
     pub fn decode(bytes: &[u8]) -> Result<SyncState, CacheError> {
         automerge::sync::State::decode(bytes)

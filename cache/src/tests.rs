@@ -159,3 +159,19 @@ fn a_catch_up_past_the_wire_bound_still_converges() {
         "this test wants a big catch-up: {largest}"
     );
 }
+
+#[test]
+fn a_restarted_state_keeps_only_the_shared_heads() {
+    let mut hub = build(&batches(10, 3));
+    let mut node = ShardDoc::new();
+    let mut ns = SyncState::new();
+    sync(&mut hub, &mut node, &mut ns);
+    let hs = SyncState::new_read_only().restart();
+    assert!(hs.0.read_only, "read-only survives a restart");
+    let again = ns.restart();
+    assert_eq!(again.encode(), ns.encode());
+    // A fresh exchange from the restarted state moves nothing new.
+    let mut again = again;
+    let (_, _, touched) = sync(&mut hub, &mut node, &mut again);
+    assert_eq!(touched, 0);
+}

@@ -339,9 +339,11 @@ impl Hub {
             .states
             .entry((*node, sync.shard.clone()))
             .or_insert_with(|| (epoch, SyncState::new_read_only()));
-        if *state_epoch != epoch || sync.start {
+        if *state_epoch != epoch {
             *state_epoch = epoch;
             *state = SyncState::new_read_only();
+        } else if sync.start {
+            *state = state.restart();
         }
         if let Some(m) = &sync.message
             && let Err(e) = doc.receive(state, m)
