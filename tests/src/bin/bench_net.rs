@@ -194,9 +194,12 @@ fn rss(n_cards: usize) {
         h.register_account(&id, bunkyo(), &card(0x10_0000 + i as u32), now())
             .unwrap();
     }
+    // A new shard epoch picks bucket counts for ~10k items per shard (epoch 0
+    // has one bucket per scope).
+    let scopes = h.compact_shards(now()).unwrap();
     drop(h);
     println!(
-        "registered {n_cards} holders at the hub in {:.1} s",
+        "registered {n_cards} holders at the hub in {:.1} s; compacted {scopes} shard scopes",
         t.elapsed().as_secs_f64()
     );
     let dir = &w.nodes[0];
