@@ -26,6 +26,9 @@ pub struct Hub {
     pub(crate) threads: usize,
     /// Decompressed keys of enrolled nodes seen in pushes.
     pub(crate) node_keys: HashMap<NodeId, VerifyingKey>,
+    /// The replicated cache's documents and sync states (in memory, derived
+    /// from the fact log).
+    pub(crate) shards: crate::shards::ShardBook,
 }
 
 impl std::fmt::Debug for Hub {
@@ -155,6 +158,7 @@ impl Hub {
             key,
             threads,
             node_keys: HashMap::new(),
+            shards: Default::default(),
         }
     }
 
@@ -178,13 +182,44 @@ impl Hub {
         self.key.id()
     }
 
-    /// Facts for `node` after `after`: those of its scopes (all nodes, its
-    /// municipality, its facility, itself), at most `max`, with deny-list
-    /// facts of the window first. An unknown node gets nothing; a revoked one
-    /// only what goes to every node.
-    pub fn facts_for(&mut self, node: &NodeId, after: u64, max: u32) -> Result<Facts, StoreError> {
+    /// Log facts for `node` after `after` and up to `upto`: those of its
+    /// scopes (all nodes, its municipality, its facility, itself) that are not
+    /// kept in shards, at most `max`, with deny-list facts of the window
+    /// first. An unknown node gets nothing; a revoked one only what goes to
+    /// every node.
+    pub fn facts_for(
+        &mut self,
+        node: &NodeId,
+        after: u64,
+        max: u32,
+        upto: u64,
+    ) -> Result<Facts, StoreError> {
+        self.facts_window(node, after, max, upto, false)
+    }
+
+    /// Every fact `node` receives after `after`, through the log or its
+    /// shards, in the same window form as [`Hub::facts_for`] (audits, tests,
+    /// benchmarks: what a node's cache is made of).
+    pub fn received_facts(
+        &mut self,
+        node: &NodeId,
+        after: u64,
+        max: u32,
+    ) -> Result<Facts, StoreError> {
+        self.facts_window(node, after, max, u64::MAX, true)
+    }
+
+    fn facts_window(
+        &mut self,
+        node: &NodeId,
+        after: u64,
+        max: u32,
+        upto: u64,
+        all: bool,
+    ) -> Result<Facts, StoreError> {
         let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
         let mut st = self.store.begin_read()?;
+        let upto = upto.min(st.last_hub_seq()?);
         let scopes = match st.node(node)? {
             None => vec![],
             Some(n) if n.is_revoked() => vec![Scope::All],
@@ -194,16 +229,17 @@ impl Hub {
         for scope in &scopes {
             // Each scope's index range gives its next `max + 1` in order; the
             // window is the first `max` of their merge.
-            found.extend(st.facts_in_scope(scope, after, max + 1)?);
+            found.extend(st.facts_in_scope(scope, after, max + 1, all)?);
         }
+        found.retain(|f| f.hub_seq <= upto);
         found.sort_by_key(|f| f.hub_seq);
         let more = found.len() > max as usize;
         found.truncate(max as usize);
         let cursor = if more {
             found.last().map_or(after, |f| f.hub_seq)
         } else {
-            // Nothing more for this node up to the end of the log.
-            after.max(st.last_hub_seq()?)
+            // Nothing more for this node up to `upto`.
+            after.max(upto)
         };
         drop(st);
         Ok(Facts {
@@ -245,6 +281,11 @@ pub(crate) fn subject_of(body: &FactBody) -> Option<Vec<u8>> {
         FactBody::CardStatusChanged { card, .. } => Some(mykey_sync_proto::codec::encode(card)),
         _ => None,
     }
+}
+
+/// The item key and bucket hash a keyed fact is stored with (its shard).
+fn item_column(p: &FactPayload) -> Option<(String, u16)> {
+    mykey_sync_proto::shard::item_of(p).map(|i| (i.key.as_str().to_owned(), i.hash_prefix()))
 }
 
 /// The scopes a node receives.
@@ -311,6 +352,7 @@ pub(crate) fn emit_all(
             priority: p.body.is_priority(),
             subject: subject_of(&p.body),
             signed,
+            item: item_column(&p),
         };
         st.append_fact(&p.scope, &fact, now)?;
     }
@@ -338,6 +380,7 @@ pub(crate) fn emit(
         priority: payload.body.is_priority(),
         subject: subject_of(&payload.body),
         signed: signed.clone(),
+        item: item_column(&payload),
     };
     st.append_fact(&payload.scope, &fact, now)?;
     // When an operator action (grant, exchange, release, expiry) tells nodes

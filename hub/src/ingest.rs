@@ -21,7 +21,7 @@ use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
 use mykey_sync_proto::wire::{
     BalanceSnapshot, Facts, Hello, MAX_PUSH_TXS, Outcome, Receipt, Receipts, Refusal, RejectReason,
-    Welcome,
+    ShardList, ShardSync, Welcome,
 };
 use mykey_sync_proto::{
     AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, SignedTx, TxBody, TxPayload,
@@ -74,6 +74,7 @@ impl Hub {
         st.open_link(&hello.node, now)?;
         let head = st.chain_head(&hello.node)?;
         st.commit()?;
+        self.shards.forget_node(&hello.node);
         Ok(Ok(Welcome {
             hub_time: now,
             processed_seq: head.processed_seq,
@@ -550,9 +551,9 @@ impl HubService for Hub {
         }
     }
 
-    fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts {
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
         crate::status::note_pull(node, after);
-        match self.facts_for(node, after, max) {
+        match self.facts_for(node, after, max, upto) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(node = %node.short(), error = %e, "could not read facts");
@@ -563,5 +564,28 @@ impl HubService for Hub {
                 }
             }
         }
+    }
+
+    fn shards(&mut self, node: &NodeId) -> Result<ShardList, Refusal> {
+        self.shard_list(node).unwrap_or_else(|e| {
+            tracing::error!(node = %node.short(), error = %e, "could not list shards");
+            Err(Refusal::Protocol(
+                "the hub cannot reach its storage; try again later".into(),
+            ))
+        })
+    }
+
+    fn shard_sync(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+        _now: UnixMillis,
+    ) -> Result<ShardSync, Refusal> {
+        self.sync_shard(node, sync).unwrap_or_else(|e| {
+            tracing::error!(node = %node.short(), error = %e, "could not sync a shard");
+            Err(Refusal::Protocol(
+                "the hub cannot reach its storage; try again later".into(),
+            ))
+        })
     }
 }

@@ -40,6 +40,7 @@ pub mod ledger;
 pub mod model;
 pub mod net;
 pub mod rules;
+pub mod shards;
 pub mod status;
 pub mod store;
 

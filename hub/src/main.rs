@@ -120,6 +120,9 @@ enum Command {
     /// Ledger checks.
     #[command(subcommand)]
     Ledger(LedgerCmd),
+    /// The replicated cache's shards.
+    #[command(subcommand)]
+    Shards(ShardsCmd),
     /// Show recent incidents (refused chains, debts created, overdrawn programmes).
     Incidents {
         /// How many.
@@ -326,6 +329,13 @@ enum ProgramCmd {
     },
     /// List programmes with remaining budget and overdraw.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum ShardsCmd {
+    /// Start a new epoch of every shard: fresh base documents holding the
+    /// latest item per key (nodes switch once they hold them).
+    Compact,
 }
 
 #[derive(Subcommand, Debug)]
@@ -736,6 +746,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     d.debt
                 );
             }
+        }
+        Command::Shards(ShardsCmd::Compact) => {
+            let n = open(&cli)?
+                .compact_shards(t)
+                .context("could not start a new shard epoch")?;
+            println!("started a new shard epoch for {n} scopes");
         }
         Command::Ledger(LedgerCmd::Check) => {
             let report = open(&cli)?

@@ -123,7 +123,8 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
     // Each node learns its own right only.
     let rights_of = |f: &mut Fixture, n: NodeId| -> Vec<(NodeId, u64)> {
         f.hub
-            .facts(&n, 0, 1000)
+            .received_facts(&n, 0, 1000)
+            .unwrap()
             .facts
             .iter()
             .filter_map(
@@ -191,12 +192,18 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
         "the points keep their expiry"
     );
     for n in [a.id, b.id] {
-        let released = f.hub.facts(&n, 0, 1000).facts.iter().any(|s| {
-            matches!(
-                s.verify(&f.hub.hub_id()).unwrap().payload().body,
-                FactBody::SpendRightReleased { node, .. } if node == n
-            )
-        });
+        let released = f
+            .hub
+            .received_facts(&n, 0, 1000)
+            .unwrap()
+            .facts
+            .iter()
+            .any(|s| {
+                matches!(
+                    s.verify(&f.hub.hub_id()).unwrap().payload().body,
+                    FactBody::SpendRightReleased { node, .. } if node == n
+                )
+            });
         assert!(released, "node told of the release");
     }
     conserved(&mut f);

@@ -18,7 +18,7 @@ const DAY: u64 = 86_400_000;
 /// (points, expires_at).
 fn expiries(hub: &mut Hub, node: &NodeId, account: AccountId) -> Vec<(u64, UnixMillis)> {
     let id = hub.hub_id();
-    let f = hub.facts(node, 0, 2000);
+    let f = hub.received_facts(node, 0, 2000).unwrap();
     assert!(!f.more);
     let mut v: Vec<_> = f
         .facts

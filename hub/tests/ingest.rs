@@ -54,7 +54,7 @@ fn happy_path_grant_then_redeem_with_facts_in_order() {
     assert_eq!((b.balance.get(), b.debt.get()), (500, 0));
 
     // The shop node sees the confirmed balance before its own progress.
-    let facts = f.hub.facts(&f.shop.id, 0, 1000);
+    let facts = f.hub.received_facts(&f.shop.id, 0, 1000).unwrap();
     assert!(!facts.more);
     let bodies: Vec<FactBody> = facts
         .facts
@@ -194,7 +194,7 @@ fn unenrolled_and_revoked_keys_are_refused() {
     );
     assert_eq!(snapshot(&mut f.hub, &nodes), before);
     // Every node learns of the revocation, first in its window.
-    let facts = f.hub.facts(&f.centre.id, 0, 1000);
+    let facts = f.hub.received_facts(&f.centre.id, 0, 1000).unwrap();
     let first = facts.facts[0].verify(&f.hub.hub_id()).unwrap();
     assert!(matches!(first.payload().body, FactBody::NodeRevoked { node } if node == f.shop.id));
     assert!(
@@ -401,7 +401,8 @@ fn links_are_unique_per_facility_and_only_reach_that_facility() {
 
     let hub_id = f.hub.hub_id();
     let numbers = |hub: &mut Hub, node| -> Vec<String> {
-        hub.facts(node, 0, 2000)
+        hub.received_facts(node, 0, 2000)
+            .unwrap()
             .facts
             .iter()
             .filter_map(|s| match &s.verify(&hub_id).unwrap().payload().body {
@@ -438,7 +439,7 @@ fn priority_facts_come_first_and_the_cursor_pages() {
     }
     f.hub.suspend_card(&card(2), T0).unwrap();
     let hub_id = f.hub.hub_id();
-    let all = f.hub.facts(&f.shop.id, 0, 2000);
+    let all = f.hub.received_facts(&f.shop.id, 0, 2000).unwrap();
     let first = all.facts[0].verify(&hub_id).unwrap();
     assert!(matches!(
         first.payload().body,
@@ -458,7 +459,7 @@ fn priority_facts_come_first_and_the_cursor_pages() {
     let mut cursor = 0;
     let mut seen = vec![];
     loop {
-        let page = f.hub.facts(&f.shop.id, cursor, 3);
+        let page = f.hub.received_facts(&f.shop.id, cursor, 3).unwrap();
         assert!(page.facts.len() <= 3);
         assert!(page.cursor >= cursor);
         for s in &page.facts {
@@ -487,7 +488,7 @@ fn priority_facts_come_first_and_the_cursor_pages() {
             T0,
         )
         .unwrap();
-    let page = f.hub.facts(&far.id, 0, 2000);
+    let page = f.hub.received_facts(&far.id, 0, 2000).unwrap();
     assert_eq!(page.facts.len(), 1); // its own certificate
     assert!(!page.more);
 }
@@ -655,7 +656,8 @@ fn a_priority_fact_never_overtakes_an_earlier_fact_about_the_same_card() {
     let hub_id = f.hub.hub_id();
     let statuses: Vec<(u8, CardStatus)> = f
         .hub
-        .facts(&f.shop.id, 0, 2000)
+        .received_facts(&f.shop.id, 0, 2000)
+        .unwrap()
         .facts
         .iter()
         .filter_map(
@@ -750,7 +752,7 @@ fn numbers_past_sqlite_integers_from_a_peer_do_not_panic_the_hub() {
         )
         .unwrap();
     assert_eq!(w.processed_seq, 0);
-    let page = f.hub.facts(&f.shop.id, big, 10);
+    let page = f.hub.received_facts(&f.shop.id, big, 10).unwrap();
     assert!(page.facts.is_empty() && !page.more && page.cursor == big);
     // A gap at the largest seq, and a forgery claiming it.
     let far = f.shop.sign_at(big, TxId::GENESIS, redeem(f.alice, 1, 1));

@@ -6,10 +6,12 @@
 mod common;
 
 use common::*;
+use mykey_cache::{ShardDoc, SyncState};
 use mykey_sync_proto::session::{HubSession, NodeEvent, NodeSession, NodeSessionConfig};
+use mykey_sync_proto::shard::{ShardId, verify_item};
 use mykey_sync_proto::wire::{Outcome, Receipt};
 use mykey_sync_proto::{FactBody, SignedTx};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[test]
 fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
@@ -28,6 +30,10 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
     let mut receipts: BTreeMap<u64, Receipt> = BTreeMap::new();
     let mut cursor = 0u64;
     let mut balance_seen = None;
+    let mut balance_seq = 0;
+    let mut docs: HashMap<ShardId, ShardDoc> = HashMap::new();
+    let mut states: HashMap<ShardId, SyncState> = HashMap::new();
+    let mut buckets: HashMap<ShardId, u16> = HashMap::new();
     let mut now = T0;
     let mut dropped_one = false;
     for _connection in 0..3 {
@@ -59,7 +65,58 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
                         }
                         cursor = facts.cursor;
                     }
-                    NodeEvent::Welcomed(_) => {}
+                    NodeEvent::Welcomed(_) => states.clear(),
+                    NodeEvent::ShardsListed(list) => {
+                        for h in &list.shards {
+                            buckets.insert(h.shard.clone(), h.buckets);
+                        }
+                        let plan = list
+                            .shards
+                            .iter()
+                            .filter(|h| h.last_seq > 0)
+                            .map(|h| h.shard.clone())
+                            .collect();
+                        node.provide_shard_plan(plan, now);
+                    }
+                    NodeEvent::ShardTurn {
+                        shard,
+                        received,
+                        start,
+                        ..
+                    } => {
+                        let doc = docs.entry(shard.clone()).or_default();
+                        if start {
+                            let fresh = states
+                                .get(&shard)
+                                .map(|s| SyncState::decode(&s.encode()).unwrap())
+                                .unwrap_or_default();
+                            states.insert(shard.clone(), fresh);
+                        }
+                        let state = states.entry(shard.clone()).or_default();
+                        if let Some(m) = &received {
+                            for key in doc.receive(state, m).unwrap() {
+                                for v in doc.values(&key) {
+                                    let fact = verify_item(
+                                        &shard,
+                                        buckets[&shard],
+                                        &key,
+                                        &v,
+                                        &f.hub.hub_id(),
+                                    )
+                                    .unwrap();
+                                    let p = fact.payload();
+                                    if let FactBody::ConfirmedBalance { balance, debt, .. } = p.body
+                                        && p.hub_seq > balance_seq
+                                    {
+                                        balance_seq = p.hub_seq;
+                                        balance_seen = Some((balance.get(), debt.get()));
+                                    }
+                                }
+                            }
+                        }
+                        node.provide_shard_message(doc.generate(state), now);
+                    }
+                    NodeEvent::ShardSynced(_) => {}
                     other => panic!("unexpected event {other:?}"),
                 }
             }
@@ -88,11 +145,13 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
         }
     }
     // The last pull may have preceded the last push: fetch what is left.
-    let rest = mykey_sync_proto::session::HubService::facts(&mut f.hub, &f.shop.id, cursor, 2000);
+    let rest = f.hub.received_facts(&f.shop.id, cursor, 2000).unwrap();
     for s in &rest.facts {
-        if let FactBody::ConfirmedBalance { balance, debt, .. } =
-            s.verify(&f.hub.hub_id()).unwrap().payload().body
+        let v = s.verify(&f.hub.hub_id()).unwrap();
+        if let FactBody::ConfirmedBalance { balance, debt, .. } = v.payload().body
+            && v.payload().hub_seq > balance_seq
         {
+            balance_seq = v.payload().hub_seq;
             balance_seen = Some((balance.get(), debt.get()));
         }
     }

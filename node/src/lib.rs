@@ -15,6 +15,7 @@ pub mod key;
 pub mod net;
 pub mod node;
 pub mod rules;
+pub mod shards;
 pub mod store;
 
 pub use key::NodeKey;

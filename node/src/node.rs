@@ -136,9 +136,11 @@ pub struct Status {
 
 /// A node: its key, its store, the hub key it trusts.
 pub struct Node {
-    key: NodeKey,
-    hub: NodeId,
-    store: Store,
+    pub(crate) key: NodeKey,
+    pub(crate) hub: NodeId,
+    pub(crate) store: Store,
+    /// Shard documents, sync states and the hub's last shard list in memory.
+    pub(crate) shards: crate::shards::ShardCache,
 }
 
 impl std::fmt::Debug for Node {
@@ -169,7 +171,12 @@ impl Node {
         if node.as_deref() != Some(key.id().as_bytes()) {
             return Err(OpenError::OtherNode);
         }
-        Ok(Node { key, hub, store })
+        Ok(Node {
+            key,
+            hub,
+            store,
+            shards: Default::default(),
+        })
     }
 
     /// This node's id.
@@ -520,88 +527,7 @@ impl Node {
             // tracked as facts apply, not read once up front.
             let mut facility = w.read().limits()?.map(|l| l.facility);
             for v in &verified {
-                let p = v.payload();
-                match &p.body {
-                    FactBody::CardRegistered {
-                        card,
-                        account,
-                        my_key_id,
-                        municipality,
-                    } => w.put_card(
-                        card,
-                        &CardRow {
-                            account: *account,
-                            my_key_id: my_key_id.clone(),
-                            municipality: *municipality,
-                        },
-                    )?,
-                    FactBody::CardStatusChanged { card, status } => {
-                        w.set_card_status(card, *status)?
-                    }
-                    FactBody::FacilityCard {
-                        account,
-                        facility: f,
-                        number,
-                        linked,
-                    } => {
-                        // A facility node keeps only its own facility's numbers.
-                        if facility.as_ref() == Some(f) {
-                            w.set_number(*account, number, linked.then_some("linked"))?;
-                        } else {
-                            debug!(node = %me.short(), "ignored another facility's card number");
-                        }
-                    }
-                    FactBody::ConfirmedBalance {
-                        account,
-                        municipality,
-                        balance,
-                        debt,
-                        ledger_pos,
-                    } => w.put_balance(*account, *municipality, *balance, *debt, *ledger_pos)?,
-                    FactBody::NodeLimits(l) => {
-                        if l.node == me {
-                            w.set_meta("limits", &codec::encode(l))?;
-                            facility = Some(l.facility.clone());
-                        }
-                    }
-                    FactBody::NodeProgress {
-                        node, through_seq, ..
-                    } => w.put_progress(node, *through_seq)?,
-                    FactBody::NodeRevoked { node } => w.put_revoked(node)?,
-                    FactBody::UpcomingExpiry {
-                        account,
-                        municipality,
-                        points,
-                        expires_at,
-                    } => w.put_expiry(*account, *municipality, *points, *expires_at)?,
-                    FactBody::StrictMode {
-                        municipality,
-                        strict,
-                    } => w.set_strict(*municipality, *strict)?,
-                    FactBody::SpendRight {
-                        account,
-                        municipality,
-                        node,
-                        right_id,
-                        points,
-                    } => {
-                        let id = format!("grant:{right_id}");
-                        if *node == me
-                            && w.note_right_event(id.as_bytes(), "grant", *points, p.issued_at)?
-                        {
-                            w.credit_right(*account, *municipality, *points, *right_id)?;
-                        }
-                    }
-                    FactBody::SpendRightReleased {
-                        account,
-                        municipality,
-                        node,
-                    } => {
-                        if *node == me {
-                            w.clear_right(*account, *municipality)?;
-                        }
-                    }
-                }
+                apply_fact(w, me, &mut facility, v.payload())?;
             }
             let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
             w.set_meta("fact_cursor", &cursor.to_be_bytes())?;
@@ -844,4 +770,98 @@ pub enum OpenError {
     /// The store belongs to another node key.
     #[error("this store belongs to another node key: use the key file it was created with")]
     OtherNode,
+}
+
+/// Applies one verified fact to the store. A keyed fact (one kept in shards,
+/// whichever way it arrived) applies only if its `hub_seq` is above the key's
+/// high-water mark, so an older genuine fact never rolls a key back.
+pub(crate) fn apply_fact(
+    w: &crate::store::Writer<'_>,
+    me: NodeId,
+    facility: &mut Option<mykey_sync_proto::FacilityId>,
+    p: &mykey_sync_proto::FactPayload,
+) -> Result<bool, StoreError> {
+    if let FactBody::FacilityCard { facility: f, .. } = &p.body
+        && facility.as_ref() != Some(f)
+    {
+        // A facility node keeps only its own facility's numbers.
+        debug!(node = %me.short(), "ignored another facility's card number");
+        return Ok(false);
+    }
+    if let Some(item) = mykey_sync_proto::shard::item_of(p)
+        && !w.raise_item_mark(item.key.as_str(), p.hub_seq)?
+    {
+        return Ok(false);
+    }
+    match &p.body {
+        FactBody::CardRegistered {
+            card,
+            account,
+            my_key_id,
+            municipality,
+        } => w.put_card(
+            card,
+            &CardRow {
+                account: *account,
+                my_key_id: my_key_id.clone(),
+                municipality: *municipality,
+            },
+        )?,
+        FactBody::CardStatusChanged { card, status } => w.set_card_status(card, *status)?,
+        FactBody::FacilityCard {
+            account,
+            number,
+            linked,
+            ..
+        } => w.set_number(*account, number, linked.then_some("linked"))?,
+        FactBody::ConfirmedBalance {
+            account,
+            municipality,
+            balance,
+            debt,
+            ledger_pos,
+        } => w.put_balance(*account, *municipality, *balance, *debt, *ledger_pos)?,
+        FactBody::NodeLimits(l) => {
+            if l.node == me {
+                w.set_meta("limits", &codec::encode(l))?;
+                *facility = Some(l.facility.clone());
+            }
+        }
+        FactBody::NodeProgress {
+            node, through_seq, ..
+        } => w.put_progress(node, *through_seq)?,
+        FactBody::NodeRevoked { node } => w.put_revoked(node)?,
+        FactBody::UpcomingExpiry {
+            account,
+            municipality,
+            points,
+            expires_at,
+        } => w.put_expiry(*account, *municipality, *points, *expires_at)?,
+        FactBody::StrictMode {
+            municipality,
+            strict,
+        } => w.set_strict(*municipality, *strict)?,
+        FactBody::SpendRight {
+            account,
+            municipality,
+            node,
+            right_id,
+            points,
+        } => {
+            let id = format!("grant:{right_id}");
+            if *node == me && w.note_right_event(id.as_bytes(), "grant", *points, p.issued_at)? {
+                w.credit_right(*account, *municipality, *points, *right_id)?;
+            }
+        }
+        FactBody::SpendRightReleased {
+            account,
+            municipality,
+            node,
+        } => {
+            if *node == me {
+                w.clear_right(*account, *municipality)?;
+            }
+        }
+    }
+    Ok(true)
 }

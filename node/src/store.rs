@@ -127,7 +127,44 @@ const MIGRATIONS: &[&str] = &[
         points INTEGER NOT NULL,
         at INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // The replicated cache: each shard's automerge document as a full save
+    // followed by incremental chunks, per epoch; the sync state per peer and
+    // shard; what the node holds of each shard (epoch, buckets, the hub's
+    // last write it has synced); and the per-key hub_seq high-water mark, so
+    // an older genuine fact a peer rolls a key back to changes nothing.
+    "CREATE TABLE shard_docs (
+        shard BLOB NOT NULL,
+        epoch INTEGER NOT NULL,
+        chunk INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (shard, epoch, chunk)
+     ) WITHOUT ROWID;
+     CREATE TABLE shard_states (
+        peer BLOB NOT NULL,
+        shard BLOB NOT NULL,
+        epoch INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (peer, shard)
+     ) WITHOUT ROWID;
+     CREATE TABLE shards_held (
+        shard BLOB PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        buckets INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE item_marks (key TEXT PRIMARY KEY, hub_seq INTEGER NOT NULL) WITHOUT ROWID;",
 ];
+
+/// What the node holds of a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldShard {
+    /// The epoch of the document it serves from.
+    pub epoch: u32,
+    /// The scope's bucket count in that epoch.
+    pub buckets: u16,
+    /// The hub's last write to it that the node has synced.
+    pub last_seq: u64,
+}
 
 /// What the node knows of a card.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +312,78 @@ impl Writer<'_> {
     /// Reads inside this transaction.
     pub fn read(&self) -> Reader<'_> {
         Reader { conn: self.tx }
+    }
+
+    /// Appends a chunk (a full save when `replace`, dropping earlier chunks)
+    /// to a shard document of an epoch.
+    pub fn put_shard_chunk(
+        &self,
+        shard: &[u8],
+        epoch: u32,
+        bytes: &[u8],
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        if replace {
+            self.tx.execute(
+                "DELETE FROM shard_docs WHERE shard = ?1 AND epoch = ?2",
+                params![shard, epoch],
+            )?;
+        }
+        self.tx.execute(
+            "INSERT INTO shard_docs(shard, epoch, chunk, bytes)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(chunk), 0) + 1 FROM shard_docs
+                              WHERE shard = ?1 AND epoch = ?2), ?3)",
+            params![shard, epoch, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the sync state with `peer` about a shard.
+    pub fn put_shard_state(
+        &self,
+        peer: &NodeId,
+        shard: &[u8],
+        epoch: u32,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO shard_states(peer, shard, epoch, state) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(peer, shard) DO UPDATE SET epoch = excluded.epoch, state = excluded.state",
+            params![peer.as_bytes().as_slice(), shard, epoch, state],
+        )?;
+        Ok(())
+    }
+
+    /// Records what the node holds of a shard; a new epoch drops the older
+    /// epochs' documents and sync states.
+    pub fn put_held_shard(&self, shard: &[u8], held: &HeldShard) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO shards_held(shard, epoch, buckets, last_seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(shard) DO UPDATE SET epoch = excluded.epoch,
+               buckets = excluded.buckets, last_seq = excluded.last_seq",
+            params![shard, held.epoch, held.buckets, i(held.last_seq)],
+        )?;
+        self.tx.execute(
+            "DELETE FROM shard_docs WHERE shard = ?1 AND epoch < ?2",
+            params![shard, held.epoch],
+        )?;
+        self.tx.execute(
+            "DELETE FROM shard_states WHERE shard = ?1 AND epoch < ?2",
+            params![shard, held.epoch],
+        )?;
+        Ok(())
+    }
+
+    /// Raises a key's high-water mark; false (and nothing changed) when the
+    /// key already holds `hub_seq` or a later fact.
+    pub fn raise_item_mark(&self, key: &str, hub_seq: u64) -> Result<bool, StoreError> {
+        let n = self.tx.execute(
+            "INSERT INTO item_marks(key, hub_seq) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET hub_seq = excluded.hub_seq
+             WHERE excluded.hub_seq > item_marks.hub_seq",
+            params![key, i(hub_seq)],
+        )?;
+        Ok(n > 0)
     }
 
     /// Sets a meta value.
@@ -599,6 +708,90 @@ impl Writer<'_> {
 }
 
 impl Reader<'_> {
+    /// A shard document's stored bytes (its chunks concatenated, which
+    /// automerge loads as one) and how many chunks there are.
+    pub fn shard_chunks(&self, shard: &[u8], epoch: u32) -> Result<(Vec<u8>, usize), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT bytes FROM shard_docs WHERE shard = ?1 AND epoch = ?2 ORDER BY chunk",
+        )?;
+        let mut rows = stmt.query(params![shard, epoch])?;
+        let (mut out, mut n) = (vec![], 0);
+        while let Some(r) = rows.next()? {
+            out.extend(r.get::<_, Vec<u8>>(0)?);
+            n += 1;
+        }
+        Ok((out, n))
+    }
+
+    /// The stored sync state with `peer` about a shard in `epoch`.
+    pub fn shard_state(
+        &self,
+        peer: &NodeId,
+        shard: &[u8],
+        epoch: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT state FROM shard_states WHERE peer = ?1 AND shard = ?2 AND epoch = ?3",
+            )?
+            .query_row(params![peer.as_bytes().as_slice(), shard, epoch], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// What the node holds of a shard.
+    pub fn held_shard(&self, shard: &[u8]) -> Result<Option<HeldShard>, StoreError> {
+        let row: Option<(u32, u16, i64)> = self
+            .conn
+            .prepare_cached("SELECT epoch, buckets, last_seq FROM shards_held WHERE shard = ?1")?
+            .query_row(params![shard], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        Ok(row.map(|(epoch, buckets, s)| HeldShard {
+            epoch,
+            buckets,
+            last_seq: u(s),
+        }))
+    }
+
+    /// Every shard held (encoded shard id, what is held).
+    pub fn held_shards(&self) -> Result<Vec<(Vec<u8>, HeldShard)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT shard, epoch, buckets, last_seq FROM shards_held")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                HeldShard {
+                    epoch: r.get(1)?,
+                    buckets: r.get(2)?,
+                    last_seq: u(r.get(3)?),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Epochs of a shard with a stored document.
+    pub fn shard_doc_epochs(&self, shard: &[u8]) -> Result<Vec<u32>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT epoch FROM shard_docs WHERE shard = ?1 ORDER BY epoch",
+        )?;
+        let rows = stmt.query_map(params![shard], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A key's high-water mark (0: none).
+    pub fn item_mark(&self, key: &str) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT hub_seq FROM item_marks WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?;
+        Ok(v.map_or(0, u))
+    }
+
     /// A meta value.
     pub fn meta(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

@@ -116,6 +116,40 @@ impl<H: HubCore> World<H> {
                 )));
             }
         }
+        // Every shard replica equals the hub's document (same heads, same epoch).
+        for n in 0..self.nodes.len() {
+            let id = self.nodes[n].id;
+            let hub_view = self.hub.shard_heads(&id).at(t)?;
+            let Some(core) = self.nodes[n].core.as_mut() else {
+                continue;
+            };
+            let held: std::collections::HashMap<_, _> =
+                core.held_shards().at(t)?.into_iter().collect();
+            for (head, hub_heads) in hub_view {
+                if hub_heads.is_empty() {
+                    continue;
+                }
+                let epoch = held.get(&head.shard).map(|h| h.epoch);
+                if epoch != Some(head.epoch) {
+                    return Ok(Some(format!(
+                        "node {n} holds shard {} at epoch {epoch:?}; hub: {}",
+                        head.shard, head.epoch
+                    )));
+                }
+                let node_heads = core.shard_heads(&head.shard, head.epoch).at(t)?;
+                if node_heads != hub_heads {
+                    let held_seq = held.get(&head.shard).map(|h| h.last_seq);
+                    return Ok(Some(format!(
+                        "node {n}'s shard {} differs from the hub's ({} heads, synced through \
+                         hub_seq {held_seq:?}; hub: {} heads, last write {})",
+                        head.shard,
+                        node_heads.len(),
+                        hub_heads.len(),
+                        head.last_seq
+                    )));
+                }
+            }
+        }
         for h in 0..self.holders.len() {
             let a = self.holders[h].account;
             let (hb, hd) = self.hub.balance(a, self.municipality).at(t)?;

@@ -97,6 +97,12 @@ pub trait HubCore: HubService {
         account: AccountId,
         municipality: MunicipalityCode,
     ) -> anyhow::Result<(Points, Points)>;
+    /// The shards `node` receives, each with the heads of the hub's
+    /// document (invariant 3: every replica equals the hub's view).
+    fn shard_heads(
+        &mut self,
+        node: &NodeId,
+    ) -> anyhow::Result<Vec<(mykey_sync_proto::shard::ShardHead, Vec<[u8; 32]>)>>;
     /// A card's status, if registered.
     fn card_status(&mut self, card: &CardKey) -> anyhow::Result<Option<CardStatus>>;
     /// The id of `node`'s processed transaction at `seq`, if processed.

@@ -154,7 +154,31 @@ impl SimNode {
             while let Some(ev) = self.session.poll_event() {
                 progressed = true;
                 match ev {
-                    NodeEvent::Welcomed(_) => {}
+                    NodeEvent::Welcomed(_) => {
+                        let hub = core.hub();
+                        core.reset_shard_peer(&hub);
+                    }
+                    NodeEvent::ShardsListed(list) => {
+                        let plan = core.shard_plan(&list)?;
+                        self.session.provide_shard_plan(plan, mono);
+                    }
+                    NodeEvent::ShardTurn {
+                        shard,
+                        epoch,
+                        received,
+                        start,
+                    } => {
+                        let hub = core.hub();
+                        let (next, got) = core
+                            .shard_turn(&hub, &shard, epoch, received.as_deref(), start)
+                            .context("a shard message from the hub could not be used")?;
+                        if got.refused > 0 {
+                            anyhow::bail!("{} shard items from the hub were refused", got.refused);
+                        }
+                        out.facts_applied |= got.applied > 0;
+                        self.session.provide_shard_message(next, mono);
+                    }
+                    NodeEvent::ShardSynced(head) => core.shard_synced(&head)?,
                     NodeEvent::NeedTxs { from_seq, max } => {
                         let txs = core.outbox_from(from_seq, max)?;
                         if let Err(e) = self.session.provide_txs(txs, mono) {

@@ -8,7 +8,7 @@ use mykey_hub::model::{FacilityKind, NodePolicy};
 use mykey_hub::store::SqliteStore;
 use mykey_hub::{CheckError, Hub, HubKey};
 use mykey_sync_proto::session::HubService;
-use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, Welcome};
+use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, ShardList, ShardSync, Welcome};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
     NodeId, Points, ProgramId, SignedTx, TxId, UnixMillis,
@@ -49,8 +49,19 @@ impl HubService for RealHub {
     fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts {
         self.hub.ingest(carrier, txs, now)
     }
-    fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts {
-        self.hub.facts(node, after, max)
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
+        self.hub.facts(node, after, max, upto)
+    }
+    fn shards(&mut self, node: &NodeId) -> Result<ShardList, Refusal> {
+        self.hub.shards(node)
+    }
+    fn shard_sync(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+        now: UnixMillis,
+    ) -> Result<ShardSync, Refusal> {
+        self.hub.shard_sync(node, sync, now)
     }
 }
 
@@ -150,6 +161,21 @@ impl HubCore for RealHub {
     ) -> anyhow::Result<(Points, Points)> {
         let b = self.hub.balance(account, municipality)?;
         Ok((b.balance, b.debt))
+    }
+    fn shard_heads(
+        &mut self,
+        node: &NodeId,
+    ) -> anyhow::Result<Vec<(mykey_sync_proto::shard::ShardHead, Vec<[u8; 32]>)>> {
+        let list = match self.hub.shard_list(node)? {
+            Ok(l) => l,
+            Err(r) => anyhow::bail!("the hub refused the shard list: {r}"),
+        };
+        let mut out = vec![];
+        for h in list.shards {
+            let heads = self.hub.shard_heads(&h.shard)?;
+            out.push((h, heads));
+        }
+        Ok(out)
     }
     fn card_status(&mut self, card: &CardKey) -> anyhow::Result<Option<CardStatus>> {
         Ok(self.hub.card(card)?.map(|c| c.status))

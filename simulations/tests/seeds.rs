@@ -113,3 +113,19 @@ fn regression_receipts_for_chain_carried_by_a_peer() {
         }
     }
 }
+
+/// Found by the simulation: a shard exchange that began with the sync states
+/// of an earlier one (in flight, already responded) ended at once with
+/// nothing sent, and the node recorded the shard as synced while its
+/// document lacked the hub's last change. Every exchange now starts its
+/// states afresh (`ShardSync::start`).
+#[test]
+fn regression_shard_exchange_starts_afresh() {
+    for (scenario, seed) in [
+        (Scenario::RuralLibrary, 28),
+        (Scenario::RuralLibrary, 40),
+        (Scenario::CityDay, 10),
+    ] {
+        check(scenario, seed);
+    }
+}

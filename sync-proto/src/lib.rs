@@ -18,6 +18,7 @@ pub use ids::{
 pub mod codec;
 pub mod fact;
 pub mod session;
+pub mod shard;
 pub mod tx;
 pub mod wire;
 

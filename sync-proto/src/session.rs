@@ -9,6 +9,14 @@
 //! [`HubSession`] answers one node's requests through a [`HubService`] (the
 //! hub's ledger and fact log) and enforces the protocol order.
 //!
+//! Cache rounds: every pull interval the node asks for its shard list
+//! (`Request::Shards`), syncs each shard whose last write it does not hold,
+//! deny shards first, with automerge sync messages (`Request::ShardSync`,
+//! until neither side has anything to send or [`MAX_SHARD_EXCHANGES`]), then
+//! pulls the ordered log facts up to the `hub_seq` the list was made at. The
+//! driver owns the documents: the session asks it for each next message
+//! through [`NodeEvent::ShardTurn`], as it asks for outbox transactions.
+//!
 //! Resumption: the node pushes from its first *unreceipted* seq (the first
 //! transaction whose receipt it has not stored), so a break at any point
 //! (before a push, after the hub applied it but before the receipts arrived)
@@ -18,12 +26,17 @@
 //! any rejections (DESIGN §11, invariant 2).
 
 use crate::ids::{NodeId, UnixMillis};
+use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
 use crate::wire::{
     Facts, Hello, MAX_FACTS_PER_ANSWER, MAX_PUSH_TXS, Outcome, PROTOCOL_VERSION, PullFacts, Push,
-    Receipts, Refusal, Request, Response, Welcome,
+    Receipts, Refusal, Request, Response, ShardList, ShardSync, Welcome,
 };
 use std::collections::VecDeque;
+
+/// Sync messages exchanged for one shard in one round at most; a shard not
+/// done by then continues next round.
+pub const MAX_SHARD_EXCHANGES: u32 = 32;
 
 /// Tuning of a node session. Every number has a bound.
 #[derive(Clone, Debug)]
@@ -73,6 +86,26 @@ pub enum NodeEvent {
     Receipts(Receipts),
     /// Verify and apply these facts, then store the cursor.
     Facts(Facts),
+    /// The hub listed this node's shards: answer with
+    /// [`NodeSession::provide_shard_plan`], naming those to sync.
+    ShardsListed(ShardList),
+    /// Apply `received` (if any) to the shard's document, durably, then
+    /// hand the next sync message for the hub with
+    /// [`NodeSession::provide_shard_message`] (`None`: nothing to send).
+    ShardTurn {
+        /// The shard.
+        shard: ShardId,
+        /// Its epoch.
+        epoch: Epoch,
+        /// The hub's sync message, to receive first.
+        received: Option<Vec<u8>>,
+        /// The first turn of the shard's exchange: start the sync state
+        /// with the hub afresh from what is stored.
+        start: bool,
+    },
+    /// Both sides have nothing more to send: the node holds what the hub
+    /// had written to this shard when the round began.
+    ShardSynced(ShardHead),
     /// The hub refused the session: show the reason, do not retry soon.
     Refused(Refusal),
     /// The session ended (timeout or protocol error): reconnect with backoff.
@@ -117,7 +150,30 @@ enum Phase {
 enum InFlight {
     Hello,
     Push,
+    Shards,
+    ShardSync,
     Pull,
+}
+
+/// One cache round: shard list, shard syncs, log facts.
+#[derive(Debug)]
+struct Round {
+    /// The hub's log end when it listed the shards.
+    upto: u64,
+    heads: Vec<ShardHead>,
+    plan: VecDeque<ShardHead>,
+    turn: Option<Turn>,
+    awaiting_plan: bool,
+    pulling: bool,
+    staged: Option<ShardSync>,
+}
+
+#[derive(Debug)]
+struct Turn {
+    head: ShardHead,
+    exchanges: u32,
+    hub_sent: bool,
+    awaiting_message: bool,
 }
 
 /// The node side of a sync session.
@@ -135,6 +191,7 @@ pub struct NodeSession {
     need_asked: bool,
     next_pull_at: UnixMillis,
     facts_more: bool,
+    round: Option<Round>,
     last_was_push: bool,
     push_stalled_until: UnixMillis,
     transmit: Option<Request>,
@@ -158,6 +215,7 @@ impl NodeSession {
             need_asked: false,
             next_pull_at: UnixMillis(0),
             facts_more: false,
+            round: None,
             last_was_push: false,
             push_stalled_until: UnixMillis(0),
             transmit: None,
@@ -241,6 +299,75 @@ impl NodeSession {
         Ok(())
     }
 
+    /// Answer to [`NodeEvent::ShardsListed`]: the shards to sync this round
+    /// (the driver leaves out those whose last write it holds). Deny shards
+    /// go first whatever the order given; unknown shards are ignored.
+    pub fn provide_shard_plan(&mut self, plan: Vec<ShardId>, now: UnixMillis) {
+        let Some(round) = self.round.as_mut().filter(|r| r.awaiting_plan) else {
+            return;
+        };
+        round.awaiting_plan = false;
+        let mut heads: Vec<ShardHead> = round
+            .heads
+            .iter()
+            .filter(|h| plan.contains(&h.shard))
+            .cloned()
+            .collect();
+        heads.sort_by_key(|h| !h.shard.is_deny());
+        round.plan = heads.into();
+        self.next_shard();
+        self.advance(now);
+    }
+
+    /// Answer to [`NodeEvent::ShardTurn`]: the node's next sync message for
+    /// the shard of the turn, `None` when it has nothing to send.
+    pub fn provide_shard_message(&mut self, message: Option<Vec<u8>>, now: UnixMillis) {
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        let Some(turn) = round.turn.as_mut().filter(|t| t.awaiting_message) else {
+            return;
+        };
+        turn.awaiting_message = false;
+        if message.is_none() && !turn.hub_sent && turn.exchanges > 0 {
+            self.events
+                .push_back(NodeEvent::ShardSynced(turn.head.clone()));
+            self.next_shard();
+        } else if turn.exchanges >= MAX_SHARD_EXCHANGES {
+            // Bounded: what was exchanged is kept; the rest comes next round.
+            self.next_shard();
+        } else {
+            round.staged = Some(ShardSync {
+                shard: turn.head.shard.clone(),
+                epoch: turn.head.epoch,
+                message,
+                start: turn.exchanges == 0,
+            });
+        }
+        self.advance(now);
+    }
+
+    fn next_shard(&mut self) {
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        round.turn = round.plan.pop_front().map(|head| Turn {
+            head,
+            exchanges: 0,
+            hub_sent: false,
+            awaiting_message: true,
+        });
+        match &round.turn {
+            Some(t) => self.events.push_back(NodeEvent::ShardTurn {
+                shard: t.head.shard.clone(),
+                epoch: t.head.epoch,
+                received: None,
+                start: true,
+            }),
+            None => round.pulling = true,
+        }
+    }
+
     /// The hub answered the request in flight.
     pub fn handle_response(&mut self, resp: Response, now: UnixMillis) -> Result<(), SessionError> {
         let Some((kind, _)) = self.in_flight.take() else {
@@ -288,10 +415,44 @@ impl NodeSession {
                 }
                 self.events.push_back(NodeEvent::Receipts(r));
             }
+            (InFlight::Shards, Response::Shards(list)) => {
+                let Some(round) = self.round.as_mut() else {
+                    return Err(self.close(SessionError::Unexpected("shard list outside a round")));
+                };
+                round.upto = list.hub_seq;
+                round.heads = list.shards.clone();
+                round.awaiting_plan = true;
+                self.events.push_back(NodeEvent::ShardsListed(list));
+            }
+            (InFlight::ShardSync, Response::ShardSync(s)) => {
+                let turn = self.round.as_mut().and_then(|r| r.turn.as_mut());
+                let Some(turn) = turn.filter(|t| t.head.shard == s.shard) else {
+                    return Err(
+                        self.close(SessionError::Unexpected("sync message for another shard"))
+                    );
+                };
+                turn.exchanges += 1;
+                turn.hub_sent = s.message.is_some();
+                turn.awaiting_message = true;
+                if s.epoch != turn.head.epoch {
+                    // The hub moved to a new epoch mid-round: next round.
+                    self.next_shard();
+                } else {
+                    self.events.push_back(NodeEvent::ShardTurn {
+                        shard: s.shard,
+                        epoch: s.epoch,
+                        received: s.message,
+                        start: false,
+                    });
+                }
+            }
             (InFlight::Pull, Response::Facts(f)) => {
                 self.fact_cursor = self.fact_cursor.max(f.cursor);
                 self.facts_more = f.more;
-                self.next_pull_at = now.plus_ms(self.config.pull_interval_ms);
+                if !f.more {
+                    self.round = None;
+                    self.next_pull_at = now.plus_ms(self.config.pull_interval_ms);
+                }
                 self.events.push_back(NodeEvent::Facts(f));
             }
             _ => return Err(self.close(SessionError::Unexpected("answer of the wrong kind"))),
@@ -342,6 +503,7 @@ impl NodeSession {
         self.phase == Phase::Ready
             && self.processed_seq >= self.local_last_seq
             && self.in_flight.is_none()
+            && self.round.is_none()
             && !self.facts_more
     }
 
@@ -361,6 +523,7 @@ impl NodeSession {
         self.need_asked = false;
         self.transmit = None;
         self.facts_more = false;
+        self.round = None;
         self.push_stalled_until = UnixMillis(0);
     }
 
@@ -381,6 +544,21 @@ impl NodeSession {
         if self.phase != Phase::Ready || self.in_flight.is_some() {
             return;
         }
+        // A round runs to its end (bounded: shards × exchanges, then facts
+        // up to a fixed hub_seq) before the next push.
+        if let Some(round) = self.round.as_mut() {
+            if let Some(req) = round.staged.take() {
+                self.send(Request::ShardSync(req), InFlight::ShardSync, now);
+            } else if round.pulling {
+                let req = Request::PullFacts(PullFacts {
+                    after: self.fact_cursor,
+                    max: self.config.facts_per_pull,
+                    upto: round.upto,
+                });
+                self.send(req, InFlight::Pull, now);
+            }
+            return;
+        }
         let push_due = self.processed_seq < self.local_last_seq && now >= self.push_stalled_until;
         let pull_due = self.facts_more || now >= self.next_pull_at;
         // Alternate when both are due so a long push backlog never starves
@@ -399,11 +577,16 @@ impl NodeSession {
             }
         } else if pull_due {
             self.last_was_push = false;
-            let req = Request::PullFacts(PullFacts {
-                after: self.fact_cursor,
-                max: self.config.facts_per_pull,
+            self.round = Some(Round {
+                upto: 0,
+                heads: vec![],
+                plan: VecDeque::new(),
+                turn: None,
+                awaiting_plan: false,
+                pulling: false,
+                staged: None,
             });
-            self.send(req, InFlight::Pull, now);
+            self.send(Request::Shards, InFlight::Shards, now);
         }
     }
 }
@@ -415,8 +598,19 @@ pub trait HubService {
     /// Verifies and applies transactions (idempotently), answering a receipt each.
     /// `carrier` is the peer that delivered them; they may be signed by others.
     fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts;
-    /// Facts for `node` after `after`, at most `max`.
-    fn facts(&mut self, node: &NodeId, after: u64, max: u32) -> Facts;
+    /// Log facts (those not kept in shards) for `node` after `after`, up to
+    /// `upto`, at most `max`.
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts;
+    /// The shards `node` receives, deny shards first.
+    fn shards(&mut self, node: &NodeId) -> Result<ShardList, Refusal>;
+    /// Receives `node`'s sync message for a shard and answers the hub's
+    /// next one; a shard the node is not entitled to is refused.
+    fn shard_sync(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+        now: UnixMillis,
+    ) -> Result<ShardSync, Refusal>;
 }
 
 /// The hub side of one node's session: enforces Hello-first and that the
@@ -468,10 +662,21 @@ impl HubSession {
             }
             _ if !self.open => Response::Refused(Refusal::Protocol("Hello must come first".into())),
             Request::Push(p) => Response::Receipts(service.ingest(&self.peer, p.txs, now)),
-            Request::PullFacts(PullFacts { after, max }) => {
+            Request::PullFacts(PullFacts { after, max, upto }) => {
                 let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
-                Response::Facts(service.facts(&self.peer, after, max))
+                Response::Facts(service.facts(&self.peer, after, max, upto))
             }
+            Request::Shards => match service.shards(&self.peer) {
+                Ok(list) => Response::Shards(list),
+                Err(r) => Response::Refused(r),
+            },
+            Request::ShardSync(s) => match service.shard_sync(&self.peer, s, now) {
+                Ok(s) => Response::ShardSync(s),
+                Err(r) => {
+                    self.open = false;
+                    Response::Refused(r)
+                }
+            },
         }
     }
 }

@@ -8,17 +8,23 @@
 use crate::codec::{self, DecodeError};
 use crate::fact::SignedFact;
 use crate::ids::{AccountId, MunicipalityCode, NodeId, Points, TxId, UnixMillis};
+use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Upper bound of one encoded message.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound of transactions in one push.
 pub const MAX_PUSH_TXS: usize = 1000;
 /// Upper bound of facts in one answer.
 pub const MAX_FACTS_PER_ANSWER: usize = 2000;
+/// Upper bound of shards in one list (a node's municipality and facility).
+pub const MAX_SHARDS_PER_LIST: usize = 2 * crate::shard::MAX_BUCKETS as usize + 64;
+/// Upper bound of one automerge sync message inside a [`ShardSync`]: room
+/// for the envelope within [`MAX_MESSAGE_BYTES`].
+pub const MAX_SHARD_MESSAGE_BYTES: usize = MAX_MESSAGE_BYTES - 4096;
 /// Upper bound of the free-text software version a node reports.
 pub const MAX_SOFTWARE_LEN: usize = 64;
 
@@ -31,6 +37,10 @@ pub enum Request {
     Push(Push),
     /// Facts after a cursor.
     PullFacts(PullFacts),
+    /// Which shards this node holds and what the hub last wrote to each.
+    Shards,
+    /// One automerge sync message for one shard (also between LAN peers).
+    ShardSync(ShardSync),
 }
 
 /// What the hub answers.
@@ -42,6 +52,10 @@ pub enum Response {
     Receipts(Receipts),
     /// Facts in hub order.
     Facts(Facts),
+    /// The node's shards.
+    Shards(ShardList),
+    /// The answering sync message for one shard.
+    ShardSync(ShardSync),
     /// The request was refused; the session is over.
     Refused(Refusal),
 }
@@ -84,6 +98,36 @@ pub struct PullFacts {
     pub after: u64,
     /// At most this many.
     pub max: u32,
+    /// None above this `hub_seq` (the hub's log end when the round's shard
+    /// list was made), so a progress fact never arrives before the balances
+    /// that the node got through its shards.
+    pub upto: u64,
+}
+
+/// The shards a node receives, deny shards first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardList {
+    /// Each shard with its epoch and last write.
+    pub shards: Vec<ShardHead>,
+    /// The hub's fact-log end when the list was made.
+    pub hub_seq: u64,
+}
+
+/// One automerge sync message about one shard. `message: None` asks the
+/// other side for its next message without sending one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSync {
+    /// The shard.
+    pub shard: ShardId,
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// An automerge sync message (`automerge::sync::Message::encode`).
+    #[serde(with = "serde_bytes")]
+    pub message: Option<Vec<u8>>,
+    /// The first message of an exchange: the receiver starts its sync state
+    /// with the sender afresh (from what it stored), so an exchange never
+    /// depends on the in-flight bookkeeping of an earlier one.
+    pub start: bool,
 }
 
 /// Receipts for a push.
@@ -318,6 +362,7 @@ impl Request {
                 n: h.software.len(),
                 max: MAX_SOFTWARE_LEN,
             }),
+            Request::ShardSync(s) => check_shard_sync(s).map(|()| r),
             _ => Ok(r),
         }
     }
@@ -342,9 +387,36 @@ impl Response {
                 n: r.receipts.len(),
                 max: MAX_PUSH_TXS,
             }),
+            Response::Shards(l) if l.shards.len() > MAX_SHARDS_PER_LIST => {
+                Err(WireError::TooMany {
+                    what: "shard list",
+                    n: l.shards.len(),
+                    max: MAX_SHARDS_PER_LIST,
+                })
+            }
+            Response::ShardSync(s) => check_shard_sync(s).map(|()| r),
             _ => Ok(r),
         }
     }
+}
+
+fn check_shard_sync(s: &ShardSync) -> Result<(), WireError> {
+    let n = s.message.as_ref().map_or(0, Vec::len);
+    if n > MAX_SHARD_MESSAGE_BYTES {
+        return Err(WireError::TooMany {
+            what: "shard sync message bytes",
+            n,
+            max: MAX_SHARD_MESSAGE_BYTES,
+        });
+    }
+    if s.shard.bucket >= crate::shard::MAX_BUCKETS {
+        return Err(WireError::TooMany {
+            what: "shard bucket",
+            n: usize::from(s.shard.bucket),
+            max: usize::from(crate::shard::MAX_BUCKETS) - 1,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -353,7 +425,11 @@ mod tests {
 
     #[test]
     fn version_and_garbage_are_refused() {
-        let r = Request::PullFacts(PullFacts { after: 3, max: 10 });
+        let r = Request::PullFacts(PullFacts {
+            after: 3,
+            max: 10,
+            upto: 9,
+        });
         let bytes = r.encode();
         assert_eq!(Request::decode(&bytes).unwrap(), r);
         let mut wrong = bytes.clone();

@@ -112,8 +112,12 @@ async fn garbage_oversized_truncated_and_wrong_version_are_refused_while_others_
         .unwrap();
 
     // Another protocol version.
-    let mut v9 =
-        Request::PullFacts(mykey_sync_proto::wire::PullFacts { after: 0, max: 1 }).encode();
+    let mut v9 = Request::PullFacts(mykey_sync_proto::wire::PullFacts {
+        after: 0,
+        max: 1,
+        upto: 0,
+    })
+    .encode();
     v9[0..2].copy_from_slice(&9u16.to_be_bytes());
     assert!(matches!(
         refusal(ask(&mut swarm, hub, Frame::Message(v9)).await),
@@ -124,7 +128,7 @@ async fn garbage_oversized_truncated_and_wrong_version_are_refused_while_others_
         ask(
             &mut swarm,
             hub,
-            Frame::Message(vec![0, 1, 0xff, 0xfe, 0x00, 0x42]),
+            Frame::Message(vec![0, 2, 0xff, 0xfe, 0x00, 0x42]),
         )
         .await,
     );
@@ -160,7 +164,11 @@ async fn garbage_oversized_truncated_and_wrong_version_are_refused_while_others_
         "{r:?}"
     );
     // A request before Hello.
-    let pull = Request::PullFacts(mykey_sync_proto::wire::PullFacts { after: 0, max: 10 });
+    let pull = Request::PullFacts(mykey_sync_proto::wire::PullFacts {
+        after: 0,
+        max: 10,
+        upto: 0,
+    });
     let r = refusal(ask(&mut swarm, hub, Frame::Message(pull.encode())).await);
     assert!(
         matches!(&r, Refusal::Protocol(t) if t.contains("Hello")),

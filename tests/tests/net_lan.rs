@@ -108,3 +108,70 @@ fn cut_off_stalls_see_each_others_spends_and_one_carries_both() {
     assert_eq!(bal.balance.get(), START_POINTS - 900_000);
     assert_eq!(bal.debt.get(), 0);
 }
+
+#[test]
+fn a_suspension_crosses_the_lan_to_a_stall_without_a_hub_link() {
+    let w = World::create(2, 2);
+    let (a_dir, b_dir) = (&w.nodes[0], &w.nodes[1]);
+    for d in [a_dir, b_dir] {
+        write_net_toml(
+            d,
+            "backoff_base_ms = 50\nbackoff_cap_ms = 300\ngossip_ms = 100\nrelay_interval_ms = 300\n",
+        );
+    }
+    let (mut hub, hub_addr) = start_hub(&w.hub_dir, 0);
+    let (mut a, a_addr) = start_node_at("A", a_dir, Some(&hub_addr), &[]);
+    // B syncs once with the hub (it holds the municipality's shards), then
+    // runs with no hub link, only its LAN peer A.
+    let mut b = start_node("B", b_dir, Some(&hub_addr), &[]);
+    for d in [a_dir, b_dir] {
+        wait_until("first sync", Duration::from_secs(30), || caught_up(d));
+    }
+    assert!(b.terminate().success());
+    let mut b = start_node("B (no hub)", b_dir, None, &["--peer", &a_addr]);
+    wait_until("A and B to link", Duration::from_secs(30), || {
+        a.stderr().contains("LAN peer connected") && b.stderr().contains("LAN peer connected")
+    });
+    let lost = card_arg(&w.holders[0].0);
+    assert!(node_cli(b_dir, &["lookup", "--card", &lost]).contains("registered"));
+
+    // The operator suspends the card at the hub; A hears it from the hub,
+    // B only from A.
+    let out = std::process::Command::new(bin("mykey-hub"))
+        .arg("--data")
+        .arg(&w.hub_dir)
+        .args(["card", "suspend", "--card", &lost])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the suspension to reach A from the hub",
+        Duration::from_secs(30),
+        || node_cli(a_dir, &["lookup", "--card", &lost]).contains("SUSPENDED"),
+    );
+    wait_until(
+        "the suspension to cross the LAN to B",
+        Duration::from_secs(30),
+        || node_cli(b_dir, &["lookup", "--card", &lost]).contains("SUSPENDED"),
+    );
+    let refused = std::process::Command::new(bin("mykey-node"))
+        .arg("--data")
+        .arg(b_dir)
+        .args(["redeem", "--card", &lost, "--points", "1"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "B refuses the suspended card");
+    assert!(
+        b.stderr().contains("merged a LAN peer's shard items"),
+        "B got it over the LAN"
+    );
+    let other = card_arg(&w.holders[1].0);
+    assert!(node_cli(b_dir, &["lookup", "--card", &other]).contains("registered"));
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    assert!(hub.terminate().success());
+}

@@ -20,8 +20,10 @@ const STALL: usize = 2;
 fn offer(w: &World, from: usize, from_seq: u64) -> Vec<mykey_sync_proto::SignedTx> {
     let txs = w.sites[from].node.outbox_from(from_seq, 500).unwrap();
     let bytes = LanRequest::Offer { txs }.encode();
-    let LanRequest::Offer { txs } = LanRequest::decode(&bytes).unwrap();
-    txs
+    match LanRequest::decode(&bytes).unwrap() {
+        LanRequest::Offer { txs } => txs,
+        other => panic!("an offer decoded as {other:?}"),
+    }
 }
 
 fn no_right(r: Result<mykey_node::Done, OpError>) -> (u64, u64) {

@@ -308,6 +308,14 @@ impl Hub {
         for c in &out {
             tracing::info!(municipality = %m, from = %Date::of(c.period.starts_at), lines = c.statements.len(), "settlement period closed");
         }
+        // After a settlement the municipality's shards start a new epoch
+        // (DESIGN §7); the settlement stands whether or not that works.
+        if !out.is_empty()
+            && let Err(e) =
+                self.compact_shards_of(Some(&mykey_sync_proto::Scope::Municipality(m)), now)
+        {
+            tracing::warn!(municipality = %m, error = %e, "could not start a new shard epoch after settlement");
+        }
         Ok(out)
     }
 

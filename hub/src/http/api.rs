@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
 /// An alert.
 #[derive(Debug, Serialize)]
 pub struct AlertJson {
-    /// `silent`, `clock-skew`, `rejections` or `replica-behind`.
+    /// `silent`, `clock-skew`, `rejections`, `replica-behind` or `shard-epoch-behind`.
     pub kind: &'static str,
     /// The node.
     pub node: String,
@@ -55,6 +55,15 @@ pub struct AlertJson {
     /// Replica behind: issue time of the oldest fact missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_missing_ms: Option<u64>,
+    /// Shard epoch behind: the shard, the epoch held and the hub's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Shard epoch behind: the epoch the node holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_epoch: Option<u32>,
+    /// Shard epoch behind: the hub's current epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u32>,
 }
 
 fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
@@ -66,6 +75,9 @@ fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
         skew_ms: None,
         count: None,
         oldest_missing_ms: None,
+        shard: None,
+        held_epoch: None,
+        current_epoch: None,
     };
     match a {
         Alert::Silent {
@@ -81,6 +93,15 @@ fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
         }
         Alert::Rejections { n } => j.count = Some(*n),
         Alert::ReplicaBehind { oldest_missing } => j.oldest_missing_ms = Some(oldest_missing.0),
+        Alert::ShardEpochBehind {
+            shard,
+            held,
+            current,
+        } => {
+            j.shard = Some(shard.clone());
+            j.held_epoch = Some(*held);
+            j.current_epoch = Some(*current);
+        }
     }
     j
 }
@@ -132,7 +153,7 @@ pub struct NodeJson {
     pub clock_skew_ms: Option<i64>,
     /// Its software version.
     pub software: Option<String>,
-    /// Its fact cursor at its last Hello (replica position; shard epochs later).
+    /// Its log fact cursor at its last Hello (shard epochs: the alerts and the node page).
     pub fact_cursor: Option<u64>,
     /// Issue time of the oldest fact it lacked.
     pub oldest_missing_fact_ms: Option<u64>,
@@ -458,9 +479,10 @@ pub fn openapi_document() -> serde_json::Value {
         {"name": "dir", "in": "query", "schema": {"enum": ["asc", "desc"]}}
     ]);
     let alert = json!({"type": "object", "required": ["kind", "node"], "properties": {
-        "kind": {"enum": ["silent", "clock-skew", "rejections", "replica-behind"]},
+        "kind": {"enum": ["silent", "clock-skew", "rejections", "replica-behind", "shard-epoch-behind"]},
         "node": {"type": "string"}, "since_ms": {"type": "integer"}, "threshold_ms": {"type": "integer"},
-        "skew_ms": {"type": "integer"}, "count": {"type": "integer"}, "oldest_missing_ms": {"type": "integer"}}});
+        "skew_ms": {"type": "integer"}, "count": {"type": "integer"}, "oldest_missing_ms": {"type": "integer"},
+        "shard": {"type": "string"}, "held_epoch": {"type": "integer"}, "current_epoch": {"type": "integer"}}});
     let node = json!({"type": "object", "properties": {
         "id": {"type": "string"}, "facility": {"type": "string"}, "facility_name": {"type": ["string", "null"]},
         "facility_kind": {"type": ["string", "null"]}, "municipality": {"type": "string"}, "municipality_name": {"type": "string"},

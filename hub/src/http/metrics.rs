@@ -90,7 +90,13 @@ pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
         "gauge",
         "Alerts that hold, by kind.",
     );
-    for kind in ["silent", "clock-skew", "rejections", "replica-behind"] {
+    for kind in [
+        "silent",
+        "clock-skew",
+        "rejections",
+        "replica-behind",
+        "shard-epoch-behind",
+    ] {
         let n: usize = fleet
             .nodes
             .iter()

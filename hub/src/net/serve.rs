@@ -337,6 +337,8 @@ impl Server {
                             Request::Hello(_) => "hello",
                             Request::Push(_) => "push",
                             Request::PullFacts(_) => "pull",
+                            Request::Shards => "shards",
+                            Request::ShardSync(_) => "shard sync",
                         };
                         let resp = session.handle_request(req, now, &mut self.hub);
                         if let Response::Refused(r) = &resp {

@@ -121,6 +121,16 @@ pub enum Alert {
         /// When the oldest fact it lacks was issued.
         oldest_missing: UnixMillis,
     },
+    /// It last synced a shard in an older epoch than the hub's current one
+    /// (it has not picked up the base documents of the last compaction).
+    ShardEpochBehind {
+        /// The shard.
+        shard: String,
+        /// The epoch it holds.
+        held: u32,
+        /// The hub's epoch.
+        current: u32,
+    },
 }
 
 impl Alert {
@@ -131,6 +141,7 @@ impl Alert {
             Alert::ClockSkew { .. } => "clock-skew",
             Alert::Rejections { .. } => "rejections",
             Alert::ReplicaBehind { .. } => "replica-behind",
+            Alert::ShardEpochBehind { .. } => "shard-epoch-behind",
         }
     }
 }
@@ -185,6 +196,20 @@ pub struct NodeFacts<'a> {
     /// Issue time of the oldest fact for it after the cursor it last reported
     /// (at Hello or in a pull).
     pub oldest_missing_fact: Option<UnixMillis>,
+    /// The shard epochs it last synced (at its latest shard sync to this
+    /// process), each with the hub's current epoch of that shard.
+    pub shard_epochs: &'a [ShardEpochHeld],
+}
+
+/// A shard epoch a node holds, beside the hub's current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardEpochHeld {
+    /// The shard (its display form, e.g. `muni:131059/0`).
+    pub shard: String,
+    /// The epoch the node last synced.
+    pub held: u32,
+    /// The hub's current epoch of the shard.
+    pub current: u32,
 }
 
 /// The verdict on one node.
@@ -264,6 +289,13 @@ pub fn assess(f: &NodeFacts<'_>, th: &Thresholds, now: UnixMillis) -> Assessment
     {
         alerts.push(Alert::ReplicaBehind {
             oldest_missing: issued,
+        });
+    }
+    if let Some(e) = f.shard_epochs.iter().find(|e| e.held < e.current) {
+        alerts.push(Alert::ShardEpochBehind {
+            shard: e.shard.clone(),
+            held: e.held,
+            current: e.current,
         });
     }
     let health = if !alerts.is_empty() {
@@ -542,6 +574,7 @@ mod tests {
                 links,
                 refusals_in_window: refusals,
                 oldest_missing_fact: missing.map(|m| UnixMillis(NOW.0 - m)),
+                shard_epochs: &[],
             };
             let a = assess(&f, &th, NOW);
             let names: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
@@ -560,6 +593,7 @@ mod tests {
             links: &links,
             refusals_in_window: 0,
             oldest_missing_fact: None,
+            shard_epochs: &[],
         };
         let a = assess(&f, &Thresholds::default(), NOW);
         assert!(a.connected);
@@ -567,6 +601,33 @@ mod tests {
         assert_eq!(a.health, Health::Healthy);
         assert_eq!(a.reachable_permille, 1000);
         assert_eq!(a.sessions_in_window, 0);
+    }
+
+    #[test]
+    fn a_node_an_epoch_behind_raises_an_alert() {
+        let s = status(Some(60_000), 0);
+        let held = |h, c| ShardEpochHeld {
+            shard: "muni:131059/0".into(),
+            held: h,
+            current: c,
+        };
+        for (epochs, want) in [
+            (vec![held(1, 1)], vec![]),
+            (vec![held(1, 1), held(0, 1)], vec!["shard-epoch-behind"]),
+            (vec![], vec![]),
+        ] {
+            let f = NodeFacts {
+                status: &s,
+                kind: Some(FacilityKind::Library),
+                links: &[],
+                refusals_in_window: 0,
+                oldest_missing_fact: None,
+                shard_epochs: &epochs,
+            };
+            let a = assess(&f, &Thresholds::default(), NOW);
+            let names: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
+            assert_eq!(names, want, "{epochs:?}");
+        }
     }
 
     #[test]
@@ -579,6 +640,7 @@ mod tests {
             links: &[],
             refusals_in_window: 3,
             oldest_missing_fact: None,
+            shard_epochs: &[],
         };
         let a = assess(&f, &Thresholds::default(), NOW);
         assert_eq!(a.health, Health::Revoked);

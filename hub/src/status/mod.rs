@@ -18,7 +18,8 @@ use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};
-use assess::{Assessment, NodeFacts, Thresholds, WINDOW_MS};
+use assess::{Assessment, NodeFacts, ShardEpochHeld, Thresholds, WINDOW_MS};
+use mykey_sync_proto::shard::ShardId;
 use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -35,6 +36,31 @@ pub fn note_pull(node: &NodeId, after: u64) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let c = p.entry(*node).or_default();
     *c = (*c).max(after);
+}
+
+/// The shard epochs each node last synced, in this process (as [`PULLS`]:
+/// recorded at each shard sync without a durable write).
+static SHARD_EPOCHS: Mutex<BTreeMap<NodeId, BTreeMap<ShardId, u32>>> = Mutex::new(BTreeMap::new());
+
+/// A node synced `shard` in `epoch`.
+pub fn note_shard_epoch(node: &NodeId, shard: &ShardId, epoch: u32) {
+    let mut m = SHARD_EPOCHS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let per = m.entry(*node).or_default();
+    // Bounded: a node syncs at most its list's shards.
+    if per.len() < mykey_sync_proto::wire::MAX_SHARDS_PER_LIST || per.contains_key(shard) {
+        per.insert(shard.clone(), epoch);
+    }
+}
+
+fn shard_epochs_of(node: &NodeId) -> Vec<(ShardId, u32)> {
+    SHARD_EPOCHS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(node)
+        .map(|m| m.iter().map(|(s, e)| (s.clone(), *e)).collect())
+        .unwrap_or_default()
 }
 
 fn pulled(node: &NodeId) -> Option<u64> {
@@ -70,6 +96,8 @@ pub struct NodeRow {
     /// Issue time of the oldest fact it lacked when last heard of (its cursor
     /// at Hello, or at its latest pull to this process).
     pub oldest_missing_fact: Option<UnixMillis>,
+    /// The shard epochs it last synced, beside the hub's current ones.
+    pub shard_epochs: Vec<ShardEpochHeld>,
     /// Health, alerts, link quality.
     pub assessment: Assessment,
 }
@@ -242,6 +270,26 @@ impl Hub {
             }
             missing.insert(s.node.id, oldest.map(|(_, t)| t));
         }
+        let mut epochs: HashMap<NodeId, Vec<ShardEpochHeld>> = HashMap::new();
+        let mut current: HashMap<mykey_sync_proto::Scope, u32> = HashMap::new();
+        for s in &statuses {
+            for (shard, held) in shard_epochs_of(&s.node.id) {
+                let scope = shard.scope.fact_scope();
+                let cur = match current.get(&scope) {
+                    Some(c) => *c,
+                    None => {
+                        let c = st.shard_epoch(&scope)?.map_or(0, |r| r.epoch);
+                        current.insert(scope, c);
+                        c
+                    }
+                };
+                epochs.entry(s.node.id).or_default().push(ShardEpochHeld {
+                    shard: shard.to_string(),
+                    held,
+                    current: cur,
+                });
+            }
+        }
         let last_hub_seq = st.last_hub_seq()?;
         drop(st);
 
@@ -267,6 +315,7 @@ impl Hub {
                 let refusals_in_window = refusals.get(&id).copied().unwrap_or(0);
                 let last_refusal = latest.get(&id).cloned();
                 let oldest_missing_fact = missing.get(&id).copied().flatten();
+                let shard_epochs = epochs.remove(&id).unwrap_or_default();
                 let assessment = assess::assess(
                     &NodeFacts {
                         status: &status,
@@ -274,6 +323,7 @@ impl Hub {
                         links: links.get(&id).unwrap_or(&no_links),
                         refusals_in_window,
                         oldest_missing_fact,
+                        shard_epochs: &shard_epochs,
                     },
                     th,
                     now,
@@ -285,6 +335,7 @@ impl Hub {
                     refusals_in_window,
                     last_refusal,
                     oldest_missing_fact,
+                    shard_epochs,
                     assessment,
                 }
             })

@@ -93,6 +93,39 @@ pub struct StoredFact {
     pub subject: Option<Vec<u8>>,
     /// The signed fact.
     pub signed: SignedFact,
+    /// For a keyed fact: its item key and the hash prefix its bucket is
+    /// taken from (`mykey_sync_proto::shard::Item`); `None` for log facts.
+    pub item: Option<(String, u16)>,
+}
+
+/// A keyed fact as its shard document is built from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedFact {
+    /// Its position in the log.
+    pub hub_seq: u64,
+    /// The first hub_seq of the storage transaction that wrote it.
+    pub batch: u64,
+    /// When it was issued.
+    pub issued_at: UnixMillis,
+    /// Its item key.
+    pub item: String,
+    /// The hash prefix its bucket is taken from.
+    pub bucket_hash: u16,
+    /// The canonical bytes of the signed fact.
+    pub signed: Vec<u8>,
+}
+
+/// A fact scope's current shard epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardEpochRow {
+    /// The epoch (0: the first, before any compaction).
+    pub epoch: u32,
+    /// Buckets of the scope's municipality or facility shards.
+    pub buckets: u16,
+    /// The base document holds the latest item of each key up to this hub_seq.
+    pub base_seq: u64,
+    /// When the epoch began (the base document's change time).
+    pub started_at: UnixMillis,
 }
 
 /// Flows and balances of one municipality's points, for the conservation check.
@@ -344,13 +377,32 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
         fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
-    /// Facts of exactly this scope after `after`, in hub_seq order, at most `limit`.
+    /// Facts of exactly this scope after `after`, in hub_seq order, at most
+    /// `limit`: log facts only (those not kept in shards), or with `all`
+    /// keyed ones too.
     fn facts_in_scope(
         &mut self,
         scope: &Scope,
         after: u64,
         limit: u32,
+        all: bool,
     ) -> Result<Vec<StoredFact>, StoreError>;
+    /// Keyed facts of exactly this scope in `after..=through`, in hub_seq
+    /// order, at most `limit`.
+    fn placed_facts(
+        &mut self,
+        scope: &Scope,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> Result<Vec<PlacedFact>, StoreError>;
+    /// The scope's current shard epoch (`None`: epoch 0 with the hub's
+    /// default bucket count).
+    fn shard_epoch(&mut self, scope: &Scope) -> Result<Option<ShardEpochRow>, StoreError>;
+    /// Starts a new shard epoch for the scope.
+    fn put_shard_epoch(&mut self, scope: &Scope, row: &ShardEpochRow) -> Result<(), StoreError>;
+    /// The scope keys ([`scope_key`]) that have keyed facts.
+    fn fact_scopes(&mut self) -> Result<Vec<String>, StoreError>;
 }
 
 /// A spend right as the hub records it.

@@ -10,8 +10,8 @@
 //! SQLite's `user_version`.
 
 use super::{
-    LedgerAudit, LedgerStore, MunicipalityFlows, ProcessedTx, StoreError, StoreTx, StoredFact,
-    scope_key,
+    LedgerAudit, LedgerStore, MunicipalityFlows, PlacedFact, ProcessedTx, ShardEpochRow,
+    StoreError, StoreTx, StoredFact, scope_key,
 };
 use crate::model::{
     Account, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident, IncidentKind,
@@ -274,6 +274,26 @@ CREATE TABLE right_transfers (
     applied_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- The replicated cache (ARCHITECTURE "The replicated cache"): a keyed fact
+-- lives in a shard under `item` (NULL: an ordered fact, pulled from the log),
+-- bucketed by `bucket_hash`; `batch` is the first hub_seq of the storage
+-- transaction that wrote it, so a shard document rebuilt from the log makes
+-- the same automerge changes. `shard_epochs` holds each fact scope's current
+-- epoch: its bucket count and the log position its base document holds.
+ALTER TABLE facts ADD COLUMN item TEXT;
+ALTER TABLE facts ADD COLUMN bucket_hash INTEGER;
+ALTER TABLE facts ADD COLUMN batch INTEGER;
+CREATE INDEX facts_log ON facts(scope, hub_seq) WHERE item IS NULL;
+CREATE INDEX facts_placed ON facts(scope, hub_seq) WHERE item IS NOT NULL;
+CREATE TABLE shard_epochs (
+    scope TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    buckets INTEGER NOT NULL,
+    base_seq INTEGER NOT NULL,
+    started_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The hub's SQLite database.
@@ -381,6 +401,7 @@ impl SqliteStore {
             committed_ids: ledger_ids,
             new_ids: HashMap::new(),
             legs: HashMap::new(),
+            batch: None,
         }))
     }
 }
@@ -396,6 +417,8 @@ struct SqliteTx<'a> {
     /// (a transaction's effects are all posted in the one storage transaction
     /// that records it in `txs`, whose key refuses a second application).
     legs: HashMap<TxId, i64>,
+    /// The first hub_seq appended in this transaction: the batch of its facts.
+    batch: Option<u64>,
 }
 
 // --- conversions between our types and SQLite values ---
@@ -607,6 +630,7 @@ impl StoreTx for SqliteTx<'_> {
             committed_ids,
             new_ids,
             legs: _,
+            batch: _,
         } = *self;
         if delta != Posted::default() {
             tx.prepare_cached(
@@ -1619,10 +1643,16 @@ impl StoreTx for SqliteTx<'_> {
         fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
+        let batch = *self.batch.get_or_insert(fact.hub_seq);
+        let (item, bucket_hash) = match &fact.item {
+            Some((k, h)) => (Some(k.as_str()), Some(i64::from(*h))),
+            None => (None, None),
+        };
         self.tx
             .prepare_cached(
-                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at, subject)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO facts
+                 (hub_seq, scope, priority, signed, issued_at, subject, item, bucket_hash, batch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 i64_of(fact.hub_seq),
@@ -1631,8 +1661,97 @@ impl StoreTx for SqliteTx<'_> {
                 fact.signed.to_bytes(),
                 i64_of(now.0),
                 fact.subject,
+                item,
+                bucket_hash,
+                i64_of(batch),
             ])?;
         Ok(())
+    }
+
+    fn placed_facts(
+        &mut self,
+        scope: &Scope,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> Result<Vec<PlacedFact>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT hub_seq, batch, issued_at, item, bucket_hash, signed FROM facts
+             WHERE scope = ?1 AND hub_seq > ?2 AND hub_seq <= ?3 AND item IS NOT NULL
+             ORDER BY hub_seq LIMIT ?4",
+        )?;
+        let mut rows = stmt.query(params![
+            scope_key(scope),
+            i64_sat(after),
+            i64_sat(through),
+            limit
+        ])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let hub_seq = u64_of("hub seq", r.get(0)?)?;
+            let batch: Option<i64> = r.get(1)?;
+            let hash: i64 = r.get(4)?;
+            out.push(PlacedFact {
+                hub_seq,
+                batch: batch.map_or(Ok(hub_seq), |b| u64_of("fact batch", b))?,
+                issued_at: UnixMillis(u64_of("fact time", r.get(2)?)?),
+                item: r.get(3)?,
+                bucket_hash: u16::try_from(hash).map_err(|_| corrupt("bucket hash", hash))?,
+                signed: r.get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn shard_epoch(&mut self, scope: &Scope) -> Result<Option<ShardEpochRow>, StoreError> {
+        self.tx
+            .prepare_cached(
+                "SELECT epoch, buckets, base_seq, started_at FROM shard_epochs WHERE scope = ?1",
+            )?
+            .query_row(params![scope_key(scope)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()?
+            .map(|(e, b, s, t)| {
+                Ok(ShardEpochRow {
+                    epoch: u32::try_from(e).map_err(|_| corrupt("shard epoch", e))?,
+                    buckets: u16::try_from(b).map_err(|_| corrupt("shard buckets", b))?,
+                    base_seq: u64_of("shard base seq", s)?,
+                    started_at: UnixMillis(u64_of("shard epoch start", t)?),
+                })
+            })
+            .transpose()
+    }
+
+    fn put_shard_epoch(&mut self, scope: &Scope, row: &ShardEpochRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO shard_epochs (scope, epoch, buckets, base_seq, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(scope) DO UPDATE SET epoch = ?2, buckets = ?3, base_seq = ?4,
+                 started_at = ?5",
+            )?
+            .execute(params![
+                scope_key(scope),
+                i64::from(row.epoch),
+                i64::from(row.buckets),
+                i64_of(row.base_seq),
+                i64_of(row.started_at.0),
+            ])?;
+        Ok(())
+    }
+
+    fn fact_scopes(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT DISTINCT scope FROM facts WHERE item IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn facts_in_scope(
@@ -1640,11 +1759,17 @@ impl StoreTx for SqliteTx<'_> {
         scope: &Scope,
         after: u64,
         limit: u32,
+        all: bool,
     ) -> Result<Vec<StoredFact>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT hub_seq, priority, signed, subject FROM facts WHERE scope = ?1 AND hub_seq > ?2
-             ORDER BY hub_seq LIMIT ?3",
-        )?;
+        let mut stmt = self.tx.prepare_cached(if all {
+            "SELECT hub_seq, priority, signed, subject FROM facts
+             WHERE scope = ?1 AND hub_seq > ?2
+             ORDER BY hub_seq LIMIT ?3"
+        } else {
+            "SELECT hub_seq, priority, signed, subject FROM facts
+             WHERE scope = ?1 AND hub_seq > ?2 AND item IS NULL
+             ORDER BY hub_seq LIMIT ?3"
+        })?;
         let mut rows = stmt.query(params![scope_key(scope), i64_sat(after), limit])?;
         let mut out = vec![];
         while let Some(r) = rows.next()? {
@@ -1653,6 +1778,7 @@ impl StoreTx for SqliteTx<'_> {
                 hub_seq: u64_of("hub seq", r.get(0)?)?,
                 priority: r.get(1)?,
                 subject: r.get(3)?,
+                item: None,
                 signed: SignedFact::from_bytes(&bytes).map_err(|e| corrupt("stored fact", e))?,
             });
         }

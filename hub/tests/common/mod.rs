@@ -228,7 +228,7 @@ pub fn snapshot(hub: &mut Hub, nodes: &[NodeId]) -> Snapshot {
             .map(|n| (*n, hub.chain_head(n).unwrap()))
             .collect(),
         debts: hub.debts().unwrap(),
-        last_fact: hub.facts_for(&nodes[0], 0, 2000).unwrap().cursor,
+        last_fact: hub.facts_for(&nodes[0], 0, 2000, u64::MAX).unwrap().cursor,
     }
 }
 

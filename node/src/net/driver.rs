@@ -3,6 +3,7 @@
 //! networked loop ([`super::run`]) and the in-process harness of the tests.
 
 use crate::node::{FactsError, Node};
+use crate::shards::ShardError;
 use crate::store::StoreError;
 use mykey_sync_proto::UnixMillis;
 use mykey_sync_proto::session::{NodeEvent, NodeSession, SessionError};
@@ -17,8 +18,10 @@ pub struct Drained {
     pub receipts: u64,
     /// Of which rejections.
     pub rejected: u64,
-    /// Facts applied.
+    /// Facts applied (from the log and from shards).
     pub facts: u64,
+    /// Shard items refused by the read rule.
+    pub refused_items: u64,
     /// The session ended: refused by the hub, or closed on an error.
     pub ended: Option<Ended>,
 }
@@ -43,6 +46,9 @@ pub enum DriveError {
     /// Facts were refused (not authentic) or could not be stored.
     #[error(transparent)]
     Facts(#[from] FactsError),
+    /// A shard message could not be used or stored.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     /// The session refused what the store handed it.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -58,7 +64,29 @@ pub fn drain_events(
     let mut d = Drained::default();
     while let Some(ev) = session.poll_event() {
         match ev {
-            NodeEvent::Welcomed(w) => d.welcomed = Some(w),
+            NodeEvent::Welcomed(w) => {
+                let hub = node.hub();
+                node.reset_shard_peer(&hub);
+                d.welcomed = Some(w);
+            }
+            NodeEvent::ShardsListed(list) => {
+                let plan = node.shard_plan(&list)?;
+                session.provide_shard_plan(plan, now);
+            }
+            NodeEvent::ShardTurn {
+                shard,
+                epoch,
+                received,
+                start,
+            } => {
+                let hub = node.hub();
+                let (next, got) =
+                    node.shard_turn(&hub, &shard, epoch, received.as_deref(), start)?;
+                d.facts += got.applied as u64;
+                d.refused_items += got.refused as u64;
+                session.provide_shard_message(next, now);
+            }
+            NodeEvent::ShardSynced(head) => node.shard_synced(&head)?,
             NodeEvent::NeedTxs { from_seq, max } => {
                 let txs = node.outbox_from(from_seq, max)?;
                 session.provide_txs(txs, now)?;

@@ -9,13 +9,20 @@
 //! and a node with a hub link carries them to the hub (the hub deduplicates
 //! by id; the signature proves origin, not the carrier).
 //!
+//! Peers also merge their common shards of the replicated cache (the deny
+//! and municipality shards of their municipality) with the same automerge
+//! sync messages as the hub link (`ShardSync`), deny shards first; every item
+//! is verified on read, so a suspension crosses the LAN while the hub is
+//! unreachable and a peer can forge nothing. Facility shards (card numbers)
+//! never cross the LAN.
+//!
 //! Messages are `version (u16, big-endian) || canonical(postcard)` in the
 //! same length-prefixed frames as `/mykey/sync/1`, with the same bounds.
 
 use libp2p::StreamProtocol;
 use mykey_sync_proto::SignedTx;
 use mykey_sync_proto::codec::{self, DecodeError};
-use mykey_sync_proto::wire::MAX_MESSAGE_BYTES;
+use mykey_sync_proto::wire::{MAX_MESSAGE_BYTES, MAX_SHARD_MESSAGE_BYTES, ShardSync};
 use serde::{Deserialize, Serialize};
 
 /// The LAN protocol.
@@ -34,6 +41,8 @@ pub enum LanRequest {
         /// The transactions.
         txs: Vec<SignedTx>,
     },
+    /// One sync message about a shard both peers hold.
+    ShardSync(ShardSync),
 }
 
 /// The answer.
@@ -48,6 +57,8 @@ pub enum LanResponse {
     },
     /// The offer was refused, for this reason.
     Refused(String),
+    /// The answering sync message.
+    ShardSync(ShardSync),
 }
 
 /// A LAN message that could not be used.
@@ -68,6 +79,17 @@ pub enum LanWireError {
     /// Too many transactions.
     #[error("offer holds {0} transactions, above the limit of {MAX_OFFER_TXS}")]
     TooMany(usize),
+    /// A shard sync message past its bound.
+    #[error("shard sync message of {0} bytes is above the limit of {MAX_SHARD_MESSAGE_BYTES}")]
+    TooBig(usize),
+}
+
+fn check_shard(s: &ShardSync) -> Result<(), LanWireError> {
+    let n = s.message.as_ref().map_or(0, Vec::len);
+    if n > MAX_SHARD_MESSAGE_BYTES {
+        return Err(LanWireError::TooBig(n));
+    }
+    Ok(())
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -102,6 +124,7 @@ impl LanRequest {
             LanRequest::Offer { txs } if txs.len() > MAX_OFFER_TXS => {
                 Err(LanWireError::TooMany(txs.len()))
             }
+            LanRequest::ShardSync(s) => check_shard(s).map(|()| r),
             _ => Ok(r),
         }
     }
@@ -114,7 +137,11 @@ impl LanResponse {
     }
     /// Decodes.
     pub fn decode(bytes: &[u8]) -> Result<LanResponse, LanWireError> {
-        decode("LAN response", bytes)
+        let r: LanResponse = decode("LAN response", bytes)?;
+        match &r {
+            LanResponse::ShardSync(s) => check_shard(s).map(|()| r),
+            _ => Ok(r),
+        }
     }
 }
 

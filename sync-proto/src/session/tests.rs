@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, Points, TxId};
+use crate::shard::{ShardHead, ShardId, ShardScope};
 use crate::tx::{Redeem, TxBody, TxPayload};
 use crate::wire::{Outcome, Receipt};
 use ed25519_dalek::SigningKey;
@@ -13,6 +14,38 @@ struct ToyHub {
     node: NodeId,
     applied: Vec<TxId>,
     apply_count: std::collections::HashMap<TxId, u32>,
+    /// Toy shards: a version per shard instead of a document; a sync message
+    /// is one byte, the sender's version.
+    shards: Vec<(ShardId, u8)>,
+}
+
+fn toy_shards() -> Vec<(ShardId, u8)> {
+    let m = MunicipalityCode::parse("131059").unwrap();
+    vec![
+        (
+            ShardId {
+                scope: ShardScope::Municipality(m),
+                bucket: 0,
+            },
+            3,
+        ),
+        (
+            ShardId {
+                scope: ShardScope::Deny(m),
+                bucket: 0,
+            },
+            2,
+        ),
+    ]
+}
+
+fn toy_hub(node: NodeId, applied: Vec<TxId>) -> ToyHub {
+    ToyHub {
+        node,
+        applied,
+        apply_count: Default::default(),
+        shards: toy_shards(),
+    }
 }
 
 impl HubService for ToyHub {
@@ -58,11 +91,82 @@ impl HubService for ToyHub {
             processed_seq: self.applied.len() as u64,
         }
     }
-    fn facts(&mut self, _node: &NodeId, after: u64, _max: u32) -> Facts {
+    fn facts(&mut self, _node: &NodeId, after: u64, _max: u32, upto: u64) -> Facts {
         Facts {
             facts: vec![],
-            cursor: after,
+            cursor: after.max(upto),
             more: false,
+        }
+    }
+    fn shards(&mut self, _node: &NodeId) -> Result<ShardList, Refusal> {
+        Ok(ShardList {
+            shards: self
+                .shards
+                .iter()
+                .map(|(shard, v)| ShardHead {
+                    shard: shard.clone(),
+                    epoch: 0,
+                    buckets: 1,
+                    last_seq: u64::from(*v),
+                })
+                .collect(),
+            hub_seq: 10,
+        })
+    }
+    fn shard_sync(
+        &mut self,
+        _node: &NodeId,
+        sync: ShardSync,
+        _now: UnixMillis,
+    ) -> Result<ShardSync, Refusal> {
+        let Some((_, hv)) = self.shards.iter().find(|(s, _)| *s == sync.shard) else {
+            return Err(Refusal::Protocol("not your shard".into()));
+        };
+        let message = match sync.message.as_deref() {
+            Some([nv]) if nv < hv => Some(vec![*hv]),
+            _ => None,
+        };
+        Ok(ShardSync { message, ..sync })
+    }
+}
+
+/// The node side of the toy shards: versions held, first message of a turn
+/// is the version, later ones are empty.
+#[derive(Default)]
+struct ToyNodeShards {
+    held: std::collections::HashMap<ShardId, u8>,
+    synced: Vec<ShardId>,
+    turns: Vec<ShardId>,
+    asked: std::collections::HashSet<ShardId>,
+}
+
+impl ToyNodeShards {
+    fn handle(&mut self, s: &mut NodeSession, ev: &NodeEvent, now: UnixMillis) {
+        match ev {
+            NodeEvent::ShardsListed(list) => {
+                self.asked.clear();
+                let plan = list
+                    .shards
+                    .iter()
+                    .filter(|h| self.held.get(&h.shard).copied().unwrap_or(0) as u64 != h.last_seq)
+                    .map(|h| h.shard.clone())
+                    .collect();
+                s.provide_shard_plan(plan, now);
+            }
+            NodeEvent::ShardTurn {
+                shard, received, ..
+            } => {
+                self.turns.push(shard.clone());
+                if let Some([v]) = received.as_deref() {
+                    self.held.insert(shard.clone(), *v);
+                }
+                // Like automerge: say what you hold once per exchange.
+                let first = received.is_none() && self.asked.insert(shard.clone());
+                let msg = first.then(|| vec![self.held.get(shard).copied().unwrap_or(0)]);
+                s.provide_shard_message(msg, now);
+            }
+            NodeEvent::ShardSynced(h) => self.synced.push(h.shard.clone()),
+            _ => {}
         }
     }
 }
@@ -102,11 +206,8 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
     let outbox = chain(&key, n);
-    let mut hub = ToyHub {
-        node,
-        applied: vec![],
-        apply_count: Default::default(),
-    };
+    let mut hub = toy_hub(node, vec![]);
+    let mut shards = ToyNodeShards::default();
     let mut hub_session = HubSession::new(node);
     let config = NodeSessionConfig {
         batch_txs: batch,
@@ -119,6 +220,7 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
     for step in 1..100_000u32 {
         now = now.plus_ms(1);
         while let Some(ev) = s.poll_event() {
+            shards.handle(&mut s, &ev, now);
             if let NodeEvent::Receipts(r) = &ev {
                 for rc in &r.receipts {
                     assert_eq!(rc.seq, receipted + 1, "receipts arrive contiguously");
@@ -170,6 +272,9 @@ fn run(n: u64, batch: usize, breaks: &[(u32, bool)]) -> (ToyHub, Vec<TxId>) {
     }
     assert!(s.is_caught_up(), "session did not catch up");
     assert_eq!(receipted, n, "every receipt reached the node");
+    for (shard, v) in toy_shards() {
+        assert_eq!(shards.held.get(&shard), Some(&v), "{shard} converged");
+    }
     let ids = outbox.iter().map(|t| t.id()).collect();
     (hub, ids)
 }
@@ -219,11 +324,7 @@ fn request_timeout_closes_session() {
 fn push_before_hello_is_refused() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
-    let mut hub = ToyHub {
-        node,
-        applied: vec![],
-        apply_count: Default::default(),
-    };
+    let mut hub = toy_hub(node, vec![]);
     let mut hs = HubSession::new(node);
     let r = hs.handle_request(Request::Push(Push { txs: vec![] }), UnixMillis(0), &mut hub);
     assert!(matches!(r, Response::Refused(Refusal::Protocol(_))));
@@ -244,7 +345,7 @@ proptest! {
 }
 
 #[test]
-fn first_request_after_welcome_is_a_pull_even_with_a_backlog() {
+fn first_request_after_welcome_is_the_shard_list_even_with_a_backlog() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
     let mut s = NodeSession::new(node, NodeSessionConfig::default());
@@ -259,9 +360,61 @@ fn first_request_after_welcome_is_a_pull_even_with_a_backlog() {
     )
     .unwrap();
     match s.poll_transmit() {
-        Some(Request::PullFacts(p)) => assert_eq!(p.after, 7),
-        other => panic!("expected a pull first, got {other:?}"),
+        Some(Request::Shards) => {}
+        other => panic!("expected the shard list first, got {other:?}"),
     }
+}
+
+#[test]
+fn a_round_syncs_deny_shards_first_then_pulls_facts_up_to_the_list() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut hub = toy_hub(node, vec![]);
+    let mut hs = HubSession::new(node);
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    let mut shards = ToyNodeShards::default();
+    let now = UnixMillis(1);
+    s.handle_connected(now, 0, 0, 0);
+    let mut pulls = vec![];
+    for _ in 0..100 {
+        while let Some(ev) = s.poll_event() {
+            shards.handle(&mut s, &ev, now);
+        }
+        match s.poll_transmit() {
+            Some(req) => {
+                if let Request::PullFacts(p) = &req {
+                    assert_eq!(shards.synced.len(), 2, "facts come after every shard");
+                    pulls.push(p.upto);
+                }
+                let resp = hs.handle_request(req, now, &mut hub);
+                s.handle_response(resp, now).unwrap();
+            }
+            None => break,
+        }
+    }
+    assert!(s.is_caught_up());
+    assert!(
+        shards.turns[0].is_deny(),
+        "deny shard first: {:?}",
+        shards.turns
+    );
+    assert!(shards.synced[0].is_deny());
+    assert_eq!(pulls, vec![10], "facts pulled up to the list's hub_seq");
+    // A shard the hub does not list for the node is refused.
+    let r = hs.handle_request(
+        Request::ShardSync(ShardSync {
+            shard: ShardId {
+                scope: ShardScope::Facility(FacilityId::parse("other").unwrap()),
+                bucket: 0,
+            },
+            epoch: 0,
+            message: None,
+            start: true,
+        }),
+        now,
+        &mut hub,
+    );
+    assert!(matches!(r, Response::Refused(_)));
 }
 
 #[test]
@@ -271,11 +424,7 @@ fn receipts_are_fetched_even_when_a_peer_delivered_the_chain_first() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
     let outbox = chain(&key, 12);
-    let mut hub = ToyHub {
-        node,
-        applied: outbox.iter().map(|t| t.id()).collect(),
-        apply_count: Default::default(),
-    };
+    let mut hub = toy_hub(node, outbox.iter().map(|t| t.id()).collect());
     let mut hs = HubSession::new(node);
     let config = NodeSessionConfig {
         batch_txs: 5,
@@ -285,8 +434,10 @@ fn receipts_are_fetched_even_when_a_peer_delivered_the_chain_first() {
     let now = UnixMillis(1);
     s.handle_connected(now, 12, 0, 0);
     let mut receipted = 0u64;
+    let mut shards = ToyNodeShards::default();
     for _ in 0..100 {
         while let Some(ev) = s.poll_event() {
+            shards.handle(&mut s, &ev, now);
             match ev {
                 NodeEvent::Receipts(r) => {
                     for rc in &r.receipts {

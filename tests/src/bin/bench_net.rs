@@ -136,7 +136,7 @@ fn reconcile(n_tx: usize) {
     let mut h = w.open_hub();
     let (mut fact_bytes, mut n_facts, mut after) = (0usize, 0usize, cursor_before);
     loop {
-        let f = h.facts_for(&w.node_ids[0], after, 2000).unwrap();
+        let f = h.received_facts(&w.node_ids[0], after, 2000).unwrap();
         n_facts += f.facts.len();
         fact_bytes += f
             .facts
@@ -194,9 +194,12 @@ fn rss(n_cards: usize) {
         h.register_account(&id, bunkyo(), &card(0x10_0000 + i as u32), now())
             .unwrap();
     }
+    // A new shard epoch picks bucket counts for ~10k items per shard (epoch 0
+    // has one bucket per scope).
+    let scopes = h.compact_shards(now()).unwrap();
     drop(h);
     println!(
-        "registered {n_cards} holders at the hub in {:.1} s",
+        "registered {n_cards} holders at the hub in {:.1} s; compacted {scopes} shard scopes",
         t.elapsed().as_secs_f64()
     );
     let dir = &w.nodes[0];

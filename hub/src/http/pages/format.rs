@@ -95,6 +95,11 @@ pub(crate) fn alert_text(lang: Lang, a: &Alert, now: UnixMillis) -> String {
             l.alert_replica,
             fmt_duration(lang, now.0.saturating_sub(oldest_missing.0))
         ),
+        Alert::ShardEpochBehind {
+            shard,
+            held,
+            current,
+        } => format!("{} {shard}: {held} → {current}", l.alert_epoch),
     }
 }
 

@@ -82,6 +82,24 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
             r.oldest_missing_fact
                 .map_or_else(|| esc(l.none), |t| esc(&fmt_ago(lang, Some(t), now))),
         ),
+        (
+            l.shard_epochs,
+            if r.shard_epochs.is_empty() {
+                esc(l.none)
+            } else {
+                r.shard_epochs
+                    .iter()
+                    .map(|e| {
+                        let mut t = format!("{} e{}", esc(&e.shard), e.held);
+                        if e.held < e.current {
+                            t.push_str(&format!(" (→ e{})", e.current));
+                        }
+                        format!(r#"<span class="epoch">{t}</span>"#)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
     ];
     for (k, v) in kv {
         let _ = write!(b, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));

@@ -10,8 +10,11 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
 use mykey_net::{Frame, node_id_of};
-use mykey_sync_proto::wire::{Push, Request, Response};
+use mykey_sync_proto::session::MAX_SHARD_EXCHANGES;
+use mykey_sync_proto::shard::{Epoch, ShardId, ShardScope};
+use mykey_sync_proto::wire::{Push, Request, Response, ShardSync};
 use mykey_sync_proto::{NodeId, UnixMillis};
+use std::collections::VecDeque;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -27,6 +30,22 @@ pub(super) struct LanPeer {
     pub(super) in_flight: Option<OutboundRequestId>,
     /// How far the peer holds our chain, as it last said.
     pub(super) peer_has: Option<u64>,
+    /// Shards still to merge with the peer in this round (deny first).
+    pub(super) shard_queue: VecDeque<(ShardId, Epoch)>,
+    /// The shard being merged: exchanges so far, and whether the peer's
+    /// last answer carried a message.
+    pub(super) shard_turn: Option<(ShardId, Epoch, u32, bool)>,
+    /// When to start the next round of shard merges.
+    pub(super) next_shards_at: Instant,
+}
+
+/// The shards LAN peers merge: their municipality's deny and municipality
+/// shards (facility shards, with card numbers, stay between node and hub).
+fn crosses_lan(shard: &ShardId) -> bool {
+    matches!(
+        shard.scope,
+        ShardScope::Deny(_) | ShardScope::Municipality(_)
+    )
 }
 
 impl LanPeer {
@@ -43,6 +62,9 @@ impl LanPeer {
             ),
             in_flight: None,
             peer_has: None,
+            shard_queue: VecDeque::new(),
+            shard_turn: None,
+            next_shards_at: Instant::now(),
         }
     }
 }
@@ -97,6 +119,10 @@ impl Runner {
         p.backoff.reset();
         p.peer_has = None;
         p.in_flight = None;
+        p.shard_queue.clear();
+        p.shard_turn = None;
+        p.next_shards_at = Instant::now();
+        self.node.reset_shard_peer(&node);
         info!(peer = %node.short(), "LAN peer connected");
         self.next_gossip_at = Instant::now();
     }
@@ -108,6 +134,8 @@ impl Runner {
         info!(peer = %p.node.short(), "LAN peer gone");
         p.connected = false;
         p.in_flight = None;
+        p.shard_queue.clear();
+        p.shard_turn = None;
         if p.addrs.is_empty() {
             self.lan.remove(&peer);
         } else {
@@ -177,6 +205,10 @@ impl Runner {
             .map(|(id, _)| *id)
             .collect();
         for peer in peers {
+            // Shards first (the deny shard leads every round), then offers.
+            if self.start_shard_merge(peer) {
+                continue;
+            }
             let Some(p) = self.lan.get(&peer) else {
                 continue;
             };
@@ -218,7 +250,7 @@ impl Runner {
                         request, channel, ..
                     },
                 ..
-            } => self.on_offer(peer, request, channel, now),
+            } => self.on_lan_request(peer, request, channel, now),
             Event::Message {
                 peer,
                 message:
@@ -248,8 +280,12 @@ impl Runner {
                         }
                     }
                     Ok(LanResponse::Refused(why)) => {
-                        warn!(peer = %p.node.short(), "LAN peer refused our offer: {why}")
+                        // A refused shard merge ends the round with this peer.
+                        p.shard_turn = None;
+                        p.shard_queue.clear();
+                        warn!(peer = %p.node.short(), "LAN peer refused our request: {why}")
                     }
+                    Ok(LanResponse::ShardSync(s)) => self.on_shard_answer(peer, s),
                     Err(why) => warn!(peer = %p.node.short(), "bad answer from LAN peer: {why}"),
                 }
             }
@@ -263,7 +299,9 @@ impl Runner {
                     && p.in_flight == Some(request_id)
                 {
                     p.in_flight = None;
-                    debug!(peer = %p.node.short(), "offer failed: {error}");
+                    p.shard_turn = None;
+                    p.shard_queue.clear();
+                    debug!(peer = %p.node.short(), "LAN request failed: {error}");
                 }
             }
             Event::InboundFailure { peer, error, .. } => {
@@ -273,17 +311,125 @@ impl Runner {
         }
     }
 
-    fn on_offer(
+    /// Starts (or continues) a round of shard merges with `peer`; true when
+    /// a request went out.
+    fn start_shard_merge(&mut self, peer: PeerId) -> bool {
+        let Some(p) = self.lan.get_mut(&peer) else {
+            return false;
+        };
+        if p.shard_turn.is_none() && p.shard_queue.is_empty() {
+            if Instant::now() < p.next_shards_at {
+                return false;
+            }
+            p.next_shards_at = Instant::now() + NetConfig::ms(self.net.gossip_ms.max(1) * 4);
+            match self.node.held_shards() {
+                Ok(held) => {
+                    let mut q: Vec<_> = held
+                        .into_iter()
+                        .filter(|(s, _)| crosses_lan(s))
+                        .map(|(s, h)| (s, h.epoch))
+                        .collect();
+                    q.sort_by_key(|(s, _)| !s.is_deny());
+                    p.shard_queue = q.into();
+                }
+                Err(e) => {
+                    warn!("cannot read the held shards: {e}");
+                    return false;
+                }
+            }
+        }
+        self.next_shard_request(peer, None)
+    }
+
+    /// Sends the next message of the shard merge with `peer`, first taking
+    /// the peer's answer `received` (if any) into the shard.
+    fn next_shard_request(&mut self, peer: PeerId, received: Option<ShardSync>) -> bool {
+        for _ in 0..64 {
+            let Some(p) = self.lan.get_mut(&peer) else {
+                return false;
+            };
+            let node = p.node;
+            if p.shard_turn.is_none() {
+                let Some((shard, epoch)) = p.shard_queue.pop_front() else {
+                    return false;
+                };
+                p.shard_turn = Some((shard, epoch, 0, false));
+            }
+            let Some((shard, epoch, exchanges, _)) = p.shard_turn.clone() else {
+                return false;
+            };
+            let message = received.as_ref().and_then(|r| r.message.as_deref());
+            let start = exchanges == 0 && received.is_none();
+            let next = match self.node.shard_turn(&node, &shard, epoch, message, start) {
+                Ok((next, got)) => {
+                    if got.applied > 0 {
+                        info!(peer = %node.short(), shard = %shard, items = got.applied, "merged a LAN peer's shard items");
+                    }
+                    next
+                }
+                Err(e) => {
+                    warn!(peer = %node.short(), shard = %shard, "shard merge with a LAN peer failed: {e}");
+                    None
+                }
+            };
+            let Some(p) = self.lan.get_mut(&peer) else {
+                return false;
+            };
+            let peer_sent = received.as_ref().is_some_and(|r| r.message.is_some());
+            let done =
+                (next.is_none() && exchanges > 0 && !peer_sent) || exchanges >= MAX_SHARD_EXCHANGES;
+            if done {
+                p.shard_turn = None;
+                if received.is_some() {
+                    // The next shard starts fresh, without the old answer.
+                    return self.next_shard_request(peer, None);
+                }
+                continue;
+            }
+            p.shard_turn = Some((shard.clone(), epoch, exchanges + 1, peer_sent));
+            let req = LanRequest::ShardSync(ShardSync {
+                shard,
+                epoch,
+                message: next,
+                start: exchanges == 0,
+            });
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .lan
+                .send_request(&peer, Frame::Message(req.encode()));
+            p.in_flight = Some(id);
+            return true;
+        }
+        false
+    }
+
+    fn on_shard_answer(&mut self, peer: PeerId, s: ShardSync) {
+        let ok = self
+            .lan
+            .get(&peer)
+            .and_then(|p| p.shard_turn.as_ref())
+            .is_some_and(|(shard, epoch, _, _)| *shard == s.shard && *epoch == s.epoch);
+        if !ok {
+            if let Some(p) = self.lan.get_mut(&peer) {
+                p.shard_turn = None;
+            }
+            return;
+        }
+        self.next_shard_request(peer, Some(s));
+    }
+
+    fn on_lan_request(
         &mut self,
         peer: PeerId,
         frame: Frame,
         channel: ResponseChannel<Frame>,
         now: UnixMillis,
     ) {
-        let answer = match self.answer_offer(peer, frame, now) {
-            Ok(have_through) => LanResponse::Ack { have_through },
+        let answer = match self.answer_lan(peer, frame, now) {
+            Ok(a) => a,
             Err(why) => {
-                warn!(%peer, "refused a LAN offer: {why}");
+                warn!(%peer, "refused a LAN request: {why}");
                 LanResponse::Refused(why)
             }
         };
@@ -294,14 +440,60 @@ impl Runner {
             .send_response(channel, Frame::Message(answer.encode()));
     }
 
-    fn answer_offer(&mut self, peer: PeerId, frame: Frame, now: UnixMillis) -> Result<u64, String> {
+    fn answer_lan(
+        &mut self,
+        peer: PeerId,
+        frame: Frame,
+        now: UnixMillis,
+    ) -> Result<LanResponse, String> {
         let node = self
             .lan
             .get(&peer)
             .map(|p| p.node)
-            .ok_or_else(|| "offer from a peer that is not a connected LAN peer".to_owned())?;
+            .ok_or_else(|| "request from a peer that is not a connected LAN peer".to_owned())?;
         let bytes = frame.into_message()?;
-        let LanRequest::Offer { txs } = LanRequest::decode(&bytes).map_err(|e| e.to_string())?;
+        match LanRequest::decode(&bytes).map_err(|e| e.to_string())? {
+            LanRequest::Offer { txs } => self
+                .answer_offer(node, txs, now)
+                .map(|have_through| LanResponse::Ack { have_through }),
+            LanRequest::ShardSync(s) => self.answer_shard(node, s),
+        }
+    }
+
+    /// A peer's sync message about a shard: answered only for a deny or
+    /// municipality shard this node holds in the same epoch.
+    fn answer_shard(&mut self, node: NodeId, s: ShardSync) -> Result<LanResponse, String> {
+        let held = self.node.held_shards().map_err(|e| format!("store: {e}"))?;
+        let holds = held
+            .iter()
+            .any(|(shard, h)| *shard == s.shard && h.epoch == s.epoch);
+        if !crosses_lan(&s.shard) || !holds {
+            return Err(format!(
+                "shard {} epoch {} is not one this node shares on the LAN",
+                s.shard, s.epoch
+            ));
+        }
+        let (next, got) = self
+            .node
+            .shard_turn(&node, &s.shard, s.epoch, s.message.as_deref(), s.start)
+            .map_err(|e| e.to_string())?;
+        if got.applied > 0 {
+            info!(peer = %node.short(), shard = %s.shard, items = got.applied, "merged a LAN peer's shard items");
+        }
+        Ok(LanResponse::ShardSync(ShardSync {
+            shard: s.shard,
+            epoch: s.epoch,
+            message: next,
+            start: false,
+        }))
+    }
+
+    fn answer_offer(
+        &mut self,
+        node: NodeId,
+        txs: Vec<mykey_sync_proto::SignedTx>,
+        now: UnixMillis,
+    ) -> Result<u64, String> {
         for tx in &txs {
             let v = tx
                 .verify()

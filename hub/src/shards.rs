@@ -1,0 +1,504 @@
+//! The hub's side of the replicated cache: shard documents derived from the
+//! fact log, and the automerge sync that nodes drive through
+//! `Request::Shards` / `Request::ShardSync`.
+//!
+//! Every document is a function of the log: a fixed actor per (hub, shard,
+//! epoch), one change per shard per storage transaction that wrote to it
+//! (the facts' `batch`), stamped with the facts' `issued_at`; an epoch after
+//! a compaction starts from a base document holding the latest item of each
+//! key up to `base_seq`, stamped with the epoch's start. So the documents
+//! are kept in memory only, rebuilt lazily after a restart with the same
+//! change hashes, and nodes' copies keep merging.
+//!
+//! The hub's sync states are read-only: nothing a node sends is applied to
+//! the hub's documents.
+
+use crate::hub::Hub;
+use crate::model::NodeRecord;
+use crate::store::{PlacedFact, ShardEpochRow, StoreError, StoreTx};
+use mykey_cache::{ShardDoc, SyncState, hub_actor};
+use mykey_sync_proto::shard::{
+    Epoch, MAX_BUCKETS, ShardHead, ShardId, ShardScope, buckets_for, buckets_of, normalise_buckets,
+    scope_of_key, shard_at,
+};
+use mykey_sync_proto::wire::{MAX_SHARD_MESSAGE_BYTES, Refusal, ShardList, ShardSync};
+use mykey_sync_proto::{NodeId, Scope, UnixMillis};
+use std::collections::{BTreeMap, HashMap};
+
+/// Items per shard the hub aims at when it picks a bucket count (DESIGN §7).
+pub const DEFAULT_ITEMS_PER_SHARD: u64 = 10_000;
+/// Rows read from the log at a time while building documents.
+const READ_CHUNK: u32 = 5_000;
+/// Sync states kept (per node and shard); past this they are all dropped and
+/// rebuilt on the next message (a Bloom-filter exchange, nothing lost).
+const MAX_SYNC_STATES: usize = 100_000;
+
+/// The hub's shard documents and sync states, in memory.
+pub(crate) struct ShardBook {
+    scopes: HashMap<Scope, ScopeDocs>,
+    states: HashMap<(NodeId, ShardId), (Epoch, SyncState)>,
+    /// Bucket count of epoch 0 (a hub setting; later epochs choose their own).
+    pub(crate) initial_buckets: u16,
+    /// Items per shard aimed at when an epoch chooses its bucket count.
+    pub(crate) items_per_shard: u64,
+}
+
+impl Default for ShardBook {
+    fn default() -> Self {
+        ShardBook {
+            scopes: HashMap::new(),
+            states: HashMap::new(),
+            initial_buckets: 1,
+            items_per_shard: DEFAULT_ITEMS_PER_SHARD,
+        }
+    }
+}
+
+struct ScopeDocs {
+    layout: ShardEpochRow,
+    /// The log is turned into changes through this hub_seq.
+    applied: u64,
+    docs: BTreeMap<ShardId, HubShard>,
+}
+
+struct HubShard {
+    doc: ShardDoc,
+    last_seq: u64,
+}
+
+/// What a node may sync: its municipality's deny and municipality shards,
+/// its facility's shards.
+fn fact_scopes_of(n: &NodeRecord) -> [Scope; 2] {
+    [
+        Scope::Municipality(n.municipality),
+        Scope::Facility(n.facility.clone()),
+    ]
+}
+
+impl ShardBook {
+    /// Forgets a node's sync states (a new session starts them afresh).
+    pub(crate) fn forget_node(&mut self, node: &NodeId) {
+        self.states.retain(|(n, _), _| n != node);
+    }
+
+    fn layout(&self, st: &mut dyn StoreTx, scope: &Scope) -> Result<ShardEpochRow, StoreError> {
+        Ok(st.shard_epoch(scope)?.unwrap_or(ShardEpochRow {
+            epoch: 0,
+            buckets: normalise_buckets(self.initial_buckets),
+            base_seq: 0,
+            started_at: UnixMillis(0),
+        }))
+    }
+
+    /// Brings the documents of `scope` up to the log end `through`, opening
+    /// (or reopening, after an epoch change) them first.
+    fn ensure(
+        &mut self,
+        st: &mut dyn StoreTx,
+        hub: &NodeId,
+        scope: &Scope,
+        through: u64,
+    ) -> Result<&mut ScopeDocs, StoreError> {
+        let layout = self.layout(st, scope)?;
+        let stale = self
+            .scopes
+            .get(scope)
+            .is_none_or(|s| s.layout != layout || s.applied > through);
+        if stale {
+            let docs = open_epoch(st, hub, scope, &layout)?;
+            self.scopes.insert(scope.clone(), docs);
+            // States of the old epoch are of no use.
+            self.states
+                .retain(|(_, s), _| &s.scope.fact_scope() != scope);
+        }
+        let docs = self.scopes.get_mut(scope).expect("just inserted");
+        catch_up(st, hub, scope, docs, through)?;
+        Ok(docs)
+    }
+}
+
+/// The documents of `scope` in `layout`'s epoch: the base, nothing after it.
+fn open_epoch(
+    st: &mut dyn StoreTx,
+    hub: &NodeId,
+    scope: &Scope,
+    layout: &ShardEpochRow,
+) -> Result<ScopeDocs, StoreError> {
+    let mut docs = ScopeDocs {
+        layout: layout.clone(),
+        applied: layout.base_seq,
+        docs: BTreeMap::new(),
+    };
+    if layout.epoch == 0 {
+        docs.applied = 0;
+        return Ok(docs);
+    }
+    // The latest fact of each key up to base_seq, per shard, in key order.
+    let mut latest: BTreeMap<String, PlacedFact> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let rows = st.placed_facts(scope, after, layout.base_seq, READ_CHUNK)?;
+        let n = rows.len();
+        for r in rows {
+            after = r.hub_seq;
+            latest.insert(r.item.clone(), r);
+        }
+        if n < READ_CHUNK as usize {
+            break;
+        }
+    }
+    let mut per_shard: BTreeMap<ShardId, Vec<PlacedFact>> = BTreeMap::new();
+    for (key, f) in latest {
+        if let Some(s) = scope_of_key(scope, &key) {
+            per_shard
+                .entry(shard_at(s, f.bucket_hash, layout.buckets))
+                .or_default()
+                .push(f);
+        }
+    }
+    for (shard, facts) in per_shard {
+        let mut doc = ShardDoc::for_writer(hub_actor(hub, &shard, layout.epoch));
+        doc.put_batch(
+            facts.iter().map(|f| (f.item.as_str(), f.signed.as_slice())),
+            time_of(layout.started_at),
+        );
+        let last_seq = facts.iter().map(|f| f.hub_seq).max().unwrap_or(0);
+        docs.docs.insert(shard, HubShard { doc, last_seq });
+    }
+    Ok(docs)
+}
+
+fn time_of(t: UnixMillis) -> i64 {
+    i64::try_from(t.0).unwrap_or(i64::MAX)
+}
+
+/// Turns the log after `docs.applied` (through `through`) into changes: one
+/// per shard per batch.
+fn catch_up(
+    st: &mut dyn StoreTx,
+    hub: &NodeId,
+    scope: &Scope,
+    docs: &mut ScopeDocs,
+    through: u64,
+) -> Result<(), StoreError> {
+    if docs.applied >= through {
+        return Ok(());
+    }
+    let mut after = docs.applied;
+    let mut batch: Option<u64> = None;
+    let mut pending: BTreeMap<ShardId, Vec<PlacedFact>> = BTreeMap::new();
+    loop {
+        let rows = st.placed_facts(scope, after, through, READ_CHUNK)?;
+        let n = rows.len();
+        for r in rows {
+            after = r.hub_seq;
+            if batch != Some(r.batch) {
+                flush(hub, docs, &mut pending);
+                batch = Some(r.batch);
+            }
+            if let Some(s) = scope_of_key(scope, &r.item) {
+                let shard = shard_at(s, r.bucket_hash, docs.layout.buckets);
+                pending.entry(shard).or_default().push(r);
+            }
+        }
+        if n < READ_CHUNK as usize {
+            break;
+        }
+    }
+    flush(hub, docs, &mut pending);
+    docs.applied = through;
+    Ok(())
+}
+
+fn flush(hub: &NodeId, docs: &mut ScopeDocs, pending: &mut BTreeMap<ShardId, Vec<PlacedFact>>) {
+    let epoch = docs.layout.epoch;
+    for (shard, facts) in std::mem::take(pending) {
+        let Some(first) = facts.first() else { continue };
+        let time = time_of(first.issued_at);
+        let entry = docs.docs.entry(shard.clone()).or_insert_with(|| HubShard {
+            doc: ShardDoc::for_writer(hub_actor(hub, &shard, epoch)),
+            last_seq: 0,
+        });
+        entry.doc.put_batch(
+            facts.iter().map(|f| (f.item.as_str(), f.signed.as_slice())),
+            time,
+        );
+        entry.last_seq = entry
+            .last_seq
+            .max(facts.iter().map(|f| f.hub_seq).max().unwrap_or(0));
+    }
+}
+
+/// Why a shard request was refused.
+fn refuse_node(n: Option<&NodeRecord>) -> Option<Refusal> {
+    match n {
+        None => Some(Refusal::NotEnrolled),
+        Some(n) if n.is_revoked() => Some(Refusal::Revoked),
+        Some(_) => None,
+    }
+}
+
+impl Hub {
+    /// Bucket count of epoch 0 for scopes that have no epoch yet (a power of
+    /// two; set before the first fact of a scope is written, or change it
+    /// only with a new epoch).
+    pub fn set_initial_shard_buckets(&mut self, buckets: u16) {
+        self.shards.initial_buckets = normalise_buckets(buckets);
+    }
+
+    /// The shards `node` receives (see [`mykey_sync_proto::session::HubService::shards`]).
+    pub fn shard_list(&mut self, node: &NodeId) -> Result<Result<ShardList, Refusal>, StoreError> {
+        let hub = self.hub_id();
+        let mut st = self.store.begin_read()?;
+        let rec = st.node(node)?;
+        if let Some(r) = refuse_node(rec.as_ref()) {
+            return Ok(Err(r));
+        }
+        let rec = rec.expect("checked above");
+        let hub_seq = st.last_hub_seq()?;
+        let mut shards = vec![];
+        for scope in fact_scopes_of(&rec) {
+            let docs = self.shards.ensure(&mut *st, &hub, &scope, hub_seq)?;
+            let layout = docs.layout.clone();
+            let kinds = match &scope {
+                Scope::Municipality(m) => vec![ShardScope::Deny(*m), ShardScope::Municipality(*m)],
+                Scope::Facility(f) => vec![ShardScope::Facility(f.clone())],
+                _ => vec![],
+            };
+            for kind in kinds {
+                let buckets = buckets_of(&kind, layout.buckets);
+                for bucket in 0..buckets {
+                    let shard = ShardId {
+                        scope: kind.clone(),
+                        bucket,
+                    };
+                    let last_seq = docs.docs.get(&shard).map_or(0, |d| d.last_seq);
+                    shards.push(ShardHead {
+                        shard,
+                        epoch: layout.epoch,
+                        buckets,
+                        last_seq,
+                    });
+                }
+            }
+        }
+        shards.sort_by_key(|h| !h.shard.is_deny());
+        Ok(Ok(ShardList { shards, hub_seq }))
+    }
+
+    /// One sync exchange (see [`mykey_sync_proto::session::HubService::shard_sync`]).
+    pub fn sync_shard(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+    ) -> Result<Result<ShardSync, Refusal>, StoreError> {
+        let hub = self.hub_id();
+        let mut st = self.store.begin_read()?;
+        let rec = st.node(node)?;
+        if let Some(r) = refuse_node(rec.as_ref()) {
+            return Ok(Err(r));
+        }
+        let rec = rec.expect("checked above");
+        let fact_scope = sync.shard.scope.fact_scope();
+        let entitled = fact_scopes_of(&rec).contains(&fact_scope);
+        let hub_seq = st.last_hub_seq()?;
+        self.shards.ensure(&mut *st, &hub, &fact_scope, hub_seq)?;
+        drop(st);
+        let book = &mut self.shards;
+        let docs = book.scopes.get_mut(&fact_scope).expect("ensured above");
+        let buckets = buckets_of(&sync.shard.scope, docs.layout.buckets);
+        if !entitled || sync.shard.bucket >= buckets || sync.shard.bucket >= MAX_BUCKETS {
+            tracing::warn!(node = %node.short(), shard = %sync.shard, "refused a shard the node does not receive");
+            return Ok(Err(Refusal::Protocol(format!(
+                "shard {} is not one this node receives (its municipality's and facility's shards only)",
+                sync.shard
+            ))));
+        }
+        let epoch = docs.layout.epoch;
+        crate::status::note_shard_epoch(node, &sync.shard, sync.epoch);
+        if sync.epoch != epoch {
+            return Ok(Ok(ShardSync {
+                shard: sync.shard,
+                epoch,
+                message: None,
+                start: false,
+            }));
+        }
+        let doc = &mut docs
+            .docs
+            .entry(sync.shard.clone())
+            .or_insert_with(|| HubShard {
+                doc: ShardDoc::for_writer(hub_actor(&hub, &sync.shard, epoch)),
+                last_seq: 0,
+            })
+            .doc;
+        if book.states.len() >= MAX_SYNC_STATES {
+            book.states.clear();
+        }
+        let (state_epoch, state) = book
+            .states
+            .entry((*node, sync.shard.clone()))
+            .or_insert_with(|| (epoch, SyncState::new_read_only()));
+        if *state_epoch != epoch {
+            *state_epoch = epoch;
+            *state = SyncState::new_read_only();
+        } else if sync.start {
+            *state = state.restart();
+        }
+        if let Some(m) = &sync.message
+            && let Err(e) = doc.receive(state, m)
+        {
+            return Ok(Err(Refusal::Protocol(e.to_string())));
+        }
+        let message = doc.generate(state);
+        if message
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_SHARD_MESSAGE_BYTES)
+        {
+            tracing::error!(shard = %sync.shard, "shard sync message past the wire bound");
+            return Ok(Err(Refusal::Protocol(format!(
+                "shard {} needs a sync message past the wire bound: the hub operator must run \
+                 `mykey-hub shards compact`",
+                sync.shard
+            ))));
+        }
+        Ok(Ok(ShardSync {
+            shard: sync.shard,
+            epoch,
+            message,
+            start: false,
+        }))
+    }
+
+    /// Starts a new epoch of every scope's shards: base documents with the
+    /// latest item of each key, bucket counts chosen for about
+    /// `items_per_shard` items each. Nodes sync the new epoch from empty.
+    /// Returns the scopes compacted.
+    pub fn compact_shards(&mut self, now: UnixMillis) -> Result<usize, StoreError> {
+        self.compact_shards_of(None, now)
+    }
+
+    /// Like [`Hub::compact_shards`], for one fact scope only (`None`: all).
+    pub fn compact_shards_of(
+        &mut self,
+        only: Option<&Scope>,
+        now: UnixMillis,
+    ) -> Result<usize, StoreError> {
+        let per_shard = self.shards.items_per_shard;
+        let mut st = self.store.begin()?;
+        let through = st.last_hub_seq()?;
+        let keys = st.fact_scopes()?;
+        let mut n = 0;
+        for key in keys {
+            let Some(scope) = scope_of_text(&key) else {
+                continue;
+            };
+            if only.is_some_and(|o| *o != scope) {
+                continue;
+            }
+            let layout = self.shards.layout(&mut *st, &scope)?;
+            let mut items: std::collections::BTreeSet<String> = Default::default();
+            let mut after = 0;
+            loop {
+                let rows = st.placed_facts(&scope, after, through, READ_CHUNK)?;
+                let len = rows.len();
+                for r in rows {
+                    after = r.hub_seq;
+                    if !r.item.starts_with("st/") {
+                        items.insert(r.item);
+                    }
+                }
+                if len < READ_CHUNK as usize {
+                    break;
+                }
+            }
+            st.put_shard_epoch(
+                &scope,
+                &ShardEpochRow {
+                    epoch: layout.epoch + 1,
+                    buckets: buckets_for(items.len() as u64, per_shard),
+                    base_seq: through,
+                    started_at: now,
+                },
+            )?;
+            n += 1;
+        }
+        st.commit()?;
+        tracing::info!(scopes = n, through, "started a new shard epoch");
+        Ok(n)
+    }
+
+    /// The items of a shard as the hub holds them (key → signed fact bytes),
+    /// for convergence checks.
+    pub fn shard_items(
+        &mut self,
+        shard: &ShardId,
+    ) -> Result<(Epoch, BTreeMap<String, Vec<u8>>), StoreError> {
+        let hub = self.hub_id();
+        let mut st = self.store.begin_read()?;
+        let through = st.last_hub_seq()?;
+        let docs = self
+            .shards
+            .ensure(&mut *st, &hub, &shard.scope.fact_scope(), through)?;
+        let epoch = docs.layout.epoch;
+        let items = docs.docs.get(shard).map_or_else(BTreeMap::new, |d| {
+            d.doc
+                .keys()
+                .into_iter()
+                .filter_map(|k| d.doc.values(&k).into_iter().next().map(|v| (k, v)))
+                .collect()
+        });
+        Ok((epoch, items))
+    }
+
+    /// The heads of the hub's document of a shard (tests: rebuilds match).
+    pub fn shard_heads(&mut self, shard: &ShardId) -> Result<Vec<[u8; 32]>, StoreError> {
+        let hub = self.hub_id();
+        let mut st = self.store.begin_read()?;
+        let through = st.last_hub_seq()?;
+        let docs = self
+            .shards
+            .ensure(&mut *st, &hub, &shard.scope.fact_scope(), through)?;
+        Ok(docs
+            .docs
+            .get_mut(shard)
+            .map_or_else(Vec::new, |d| d.doc.heads()))
+    }
+
+    /// Drops the in-memory documents: the next request rebuilds them from
+    /// the log, as after a restart.
+    pub fn drop_shard_docs(&mut self) {
+        self.shards.scopes.clear();
+        self.shards.states.clear();
+    }
+}
+
+/// Parses [`scope_key`]'s forms of municipality and facility scopes.
+fn scope_of_text(key: &str) -> Option<Scope> {
+    if let Some(m) = key.strip_prefix("m:") {
+        return mykey_sync_proto::MunicipalityCode::parse(m)
+            .ok()
+            .map(Scope::Municipality);
+    }
+    if let Some(f) = key.strip_prefix("f:") {
+        return mykey_sync_proto::FacilityId::parse(f)
+            .ok()
+            .map(Scope::Facility);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::scope_key;
+
+    #[test]
+    fn scope_texts_round_trip() {
+        let m = Scope::Municipality(mykey_sync_proto::MunicipalityCode::parse("131059").unwrap());
+        assert_eq!(scope_of_text(&scope_key(&m)), Some(m));
+        let f = Scope::Facility(mykey_sync_proto::FacilityId::parse("lib-1").unwrap());
+        assert_eq!(scope_of_text(&scope_key(&f)), Some(f));
+        assert_eq!(scope_of_text("all"), None);
+    }
+}
