@@ -27,6 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Items per shard the hub aims at when it picks a bucket count (DESIGN §7).
 pub const DEFAULT_ITEMS_PER_SHARD: u64 = 10_000;
+/// A scope gets a new epoch on its own once one of its shards holds more
+/// than this many times the target ([`Hub::shard_tick`]).
+pub const GROWTH_FACTOR: u64 = 2;
 /// Rows read from the log at a time while building documents.
 const READ_CHUNK: u32 = 5_000;
 /// Sync states kept (per node and shard); past this they are all dropped and
@@ -37,10 +40,11 @@ const MAX_SYNC_STATES: usize = 100_000;
 pub(crate) struct ShardBook {
     scopes: HashMap<Scope, ScopeDocs>,
     states: HashMap<(NodeId, ShardId), (Epoch, SyncState)>,
-    /// Bucket count of epoch 0 (a hub setting; later epochs choose their own).
-    pub(crate) initial_buckets: u16,
     /// Items per shard aimed at when an epoch chooses its bucket count.
     pub(crate) items_per_shard: u64,
+    /// [`Hub::shard_tick`] has looked at the scopes written through this
+    /// hub_seq (0 after a start: it looks at every scope once).
+    grown_checked_through: u64,
 }
 
 impl Default for ShardBook {
@@ -48,8 +52,8 @@ impl Default for ShardBook {
         ShardBook {
             scopes: HashMap::new(),
             states: HashMap::new(),
-            initial_buckets: 1,
             items_per_shard: DEFAULT_ITEMS_PER_SHARD,
+            grown_checked_through: 0,
         }
     }
 }
@@ -84,7 +88,7 @@ impl ShardBook {
     fn layout(&self, st: &mut dyn StoreTx, scope: &Scope) -> Result<ShardEpochRow, StoreError> {
         Ok(st.shard_epoch(scope)?.unwrap_or(ShardEpochRow {
             epoch: 0,
-            buckets: normalise_buckets(self.initial_buckets),
+            buckets: 1,
             base_seq: 0,
             started_at: UnixMillis(0),
         }))
@@ -239,11 +243,72 @@ fn refuse_node(n: Option<&NodeRecord>) -> Option<Refusal> {
 }
 
 impl Hub {
-    /// Bucket count of epoch 0 for scopes that have no epoch yet (a power of
-    /// two; set before the first fact of a scope is written, or change it
-    /// only with a new epoch).
-    pub fn set_initial_shard_buckets(&mut self, buckets: u16) {
-        self.shards.initial_buckets = normalise_buckets(buckets);
+    /// Items per shard the hub aims at when a new epoch chooses its bucket
+    /// count (default [`DEFAULT_ITEMS_PER_SHARD`], at least 1). Only epochs
+    /// started later use it; each epoch's bucket count is stored with it, so
+    /// a restart with another target changes no existing layout.
+    pub fn set_shard_target(&mut self, items_per_shard: u64) {
+        self.shards.items_per_shard = items_per_shard.max(1);
+    }
+
+    /// Starts a new epoch, on its own, for every scope one of whose shards
+    /// holds more than [`GROWTH_FACTOR`] times the target items, with a
+    /// bucket count chosen for the target. Looks only at scopes written
+    /// since its last call, and reads the incrementally kept `shard_fill`
+    /// counts (no document is built). For the serving loop's periodic work.
+    pub fn shard_tick(&mut self, now: UnixMillis) -> Result<Vec<EpochStarted>, StoreError> {
+        let per_shard = self.shards.items_per_shard;
+        let limit = per_shard.saturating_mul(GROWTH_FACTOR);
+        let mut st = self.store.begin()?;
+        let through = st.last_hub_seq()?;
+        let written = st.scopes_placed_after(self.shards.grown_checked_through)?;
+        let mut started = vec![];
+        for key in written {
+            let Some(scope) = scope_of_text(&key) else {
+                continue;
+            };
+            let layout = self.shards.layout(&mut *st, &scope)?;
+            let fill = st.shard_fill(&scope)?;
+            let mask = normalise_buckets(layout.buckets) - 1;
+            let mut per_bucket: BTreeMap<u16, u64> = BTreeMap::new();
+            for (hash, n) in &fill {
+                *per_bucket.entry(hash & mask).or_default() += n;
+            }
+            let largest = per_bucket.values().copied().max().unwrap_or(0);
+            if largest <= limit {
+                continue;
+            }
+            let items: u64 = fill.iter().map(|(_, n)| n).sum();
+            let buckets = buckets_for(items, per_shard);
+            if buckets <= layout.buckets {
+                tracing::warn!(
+                    scope = %key, buckets = layout.buckets, largest, items,
+                    "a shard holds more than twice its target items, but more buckets would not help                      (at most {MAX_BUCKETS}, or the items are skewed): nodes may be refused its sync"
+                );
+                continue;
+            }
+            let row = ShardEpochRow {
+                epoch: layout.epoch + 1,
+                buckets,
+                base_seq: through,
+                started_at: now,
+            };
+            st.put_shard_epoch(&scope, &row)?;
+            tracing::info!(
+                scope = %key, epoch = row.epoch, buckets, was_buckets = layout.buckets,
+                largest_shard_items = largest, items, target = per_shard,
+                "started a new shard epoch: a shard held more than {GROWTH_FACTOR} times the target items"
+            );
+            started.push(EpochStarted {
+                scope,
+                epoch: row.epoch,
+                buckets,
+                largest_shard_items: largest,
+            });
+        }
+        st.commit()?;
+        self.shards.grown_checked_through = through;
+        Ok(started)
     }
 
     /// The shards `node` receives (see [`mykey_sync_proto::session::HubService::shards`]).
@@ -351,15 +416,22 @@ impl Hub {
             return Ok(Err(Refusal::Protocol(e.to_string())));
         }
         let message = doc.generate(state);
-        if message
+        if let Some(m) = message
             .as_ref()
-            .is_some_and(|m| m.len() > MAX_SHARD_MESSAGE_BYTES)
+            .filter(|m| m.len() > MAX_SHARD_MESSAGE_BYTES)
         {
-            tracing::error!(shard = %sync.shard, "shard sync message past the wire bound");
+            tracing::error!(
+                shard = %sync.shard, epoch, bytes = m.len(),
+                "shard sync message past the wire bound: run `mykey-hub shards compact`"
+            );
             return Ok(Err(Refusal::Protocol(format!(
-                "shard {} needs a sync message past the wire bound: the hub operator must run \
-                 `mykey-hub shards compact`",
-                sync.shard
+                "shard {} of epoch {epoch} needs a sync message of {} bytes, past the wire bound of \
+                 {MAX_SHARD_MESSAGE_BYTES}: the hub operator can start a new epoch with \
+                 `mykey-hub --data <hub data dir> shards compact` (the hub also starts one on its \
+                 own within a minute once a shard holds more than twice its target items); the \
+                 node keeps serving from its cache and retries on its next round",
+                sync.shard,
+                m.len()
             ))));
         }
         Ok(Ok(ShardSync {
@@ -397,26 +469,12 @@ impl Hub {
                 continue;
             }
             let layout = self.shards.layout(&mut *st, &scope)?;
-            let mut items: std::collections::BTreeSet<String> = Default::default();
-            let mut after = 0;
-            loop {
-                let rows = st.placed_facts(&scope, after, through, READ_CHUNK)?;
-                let len = rows.len();
-                for r in rows {
-                    after = r.hub_seq;
-                    if !r.item.starts_with("st/") {
-                        items.insert(r.item);
-                    }
-                }
-                if len < READ_CHUNK as usize {
-                    break;
-                }
-            }
+            let items: u64 = st.shard_fill(&scope)?.iter().map(|(_, n)| n).sum();
             st.put_shard_epoch(
                 &scope,
                 &ShardEpochRow {
                     epoch: layout.epoch + 1,
-                    buckets: buckets_for(items.len() as u64, per_shard),
+                    buckets: buckets_for(items, per_shard),
                     base_seq: through,
                     started_at: now,
                 },
@@ -471,6 +529,19 @@ impl Hub {
         self.shards.scopes.clear();
         self.shards.states.clear();
     }
+}
+
+/// A new epoch [`Hub::shard_tick`] started on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochStarted {
+    /// The fact scope whose shards were split.
+    pub scope: Scope,
+    /// The new epoch.
+    pub epoch: Epoch,
+    /// Its bucket count.
+    pub buckets: u16,
+    /// Items of the largest shard that made it necessary.
+    pub largest_shard_items: u64,
 }
 
 /// Parses [`scope_key`]'s forms of municipality and facility scopes.

@@ -9,8 +9,8 @@ use mykey_cache::{ShardDoc, SyncState};
 use mykey_hub::Hub;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::shard::{ShardHead, ShardId, ShardScope, verify_item};
-use mykey_sync_proto::wire::{Hello, Refusal, ShardSync};
-use mykey_sync_proto::{FactBody, NodeId, UnixMillis};
+use mykey_sync_proto::wire::{Hello, MAX_SHARD_MESSAGE_BYTES, Refusal, ShardSync};
+use mykey_sync_proto::{CardKey, FactBody, MyKeyId, NodeId, Scope, UnixMillis};
 
 fn hello(node: NodeId) -> Hello {
     Hello {
@@ -48,6 +48,14 @@ fn pull_shard(hub: &mut Hub, node: NodeId, head: &ShardHead, doc: &mut ShardDoc)
             )
             .unwrap();
         hub_sent = answer.message.is_some();
+        if let Some(r) = &answer.message {
+            assert!(
+                r.len() <= MAX_SHARD_MESSAGE_BYTES,
+                "{}: a message of {} bytes",
+                head.shard,
+                r.len()
+            );
+        }
         if let Some(r) = answer.message {
             doc.receive(&mut state, &r).unwrap();
         }
@@ -264,4 +272,128 @@ fn the_cli_starts_a_new_epoch() {
     hub.open(&hello(f.shop.id), T0).unwrap();
     let list = hub.shards(&f.shop.id).unwrap();
     assert!(list.shards.iter().any(|h| h.epoch == 1), "{list:?}");
+}
+
+/// Registers `n` more cards in the fixture's municipality (card bytes 10..).
+fn register_cards(f: &mut Fixture, n: u8) -> Vec<CardKey> {
+    (0..n)
+        .map(|i| {
+            let c = card(10 + i);
+            let id = MyKeyId::parse(&format!("Holder{i}")).unwrap();
+            f.hub
+                .register_account(&id, muni(), &c, T0.plus_ms(10 + u64::from(i)))
+                .unwrap();
+            c
+        })
+        .collect()
+}
+
+/// Syncs every shard of the shop's list into fresh documents and returns the
+/// cards the municipality shards hold a registration of; every item is
+/// checked by the read rule, and each shard's item count is returned too.
+fn sync_all(f: &mut Fixture) -> (Vec<CardKey>, Vec<(ShardHead, usize)>) {
+    f.hub.open(&hello(f.shop.id), T0).unwrap();
+    let list = f.hub.shards(&f.shop.id).unwrap();
+    let mut cards = vec![];
+    let mut sizes = vec![];
+    for h in &list.shards {
+        let mut doc = ShardDoc::new();
+        pull_shard(&mut f.hub, f.shop.id, h, &mut doc);
+        assert_eq!(doc.heads(), f.hub.shard_heads(&h.shard).unwrap());
+        let keys = doc.keys();
+        for k in &keys {
+            for v in doc.values(k) {
+                let fact = verify_item(&h.shard, h.buckets, k, &v, &f.hub.hub_id()).unwrap();
+                if let FactBody::CardRegistered { card, .. } = &fact.payload().body {
+                    cards.push(card.clone());
+                }
+            }
+        }
+        sizes.push((h.clone(), keys.len()));
+    }
+    (cards, sizes)
+}
+
+#[test]
+fn a_shard_past_twice_the_target_gets_a_new_epoch_on_the_tick() {
+    let mut f = Fixture::new();
+    let target = 8;
+    f.hub.set_shard_target(target);
+    // Within bounds (two cards, a few balances): the tick leaves epoch 0.
+    some_activity(&mut f);
+    assert_eq!(f.hub.shard_tick(T0.plus_ms(1)).unwrap(), vec![]);
+    let mut cards = register_cards(&mut f, 60);
+    cards.extend([card(1), card(2)]);
+    let (_, before) = sync_all(&mut f);
+    let muni_shard = |h: &ShardHead| h.shard.scope == ShardScope::Municipality(muni());
+    let (h0, n0) = before.iter().find(|(h, _)| muni_shard(h)).unwrap();
+    assert_eq!((h0.epoch, h0.buckets), (0, 1));
+    assert!(*n0 as u64 > 2 * target, "{n0} items");
+
+    let started = f.hub.shard_tick(UnixMillis(T0.0 + 1000)).unwrap();
+    assert_eq!(started.len(), 1, "{started:?}");
+    let e = &started[0];
+    assert_eq!(e.scope, Scope::Municipality(muni()));
+    assert_eq!(e.epoch, 1);
+    assert!(e.largest_shard_items > 2 * target, "{e:?}");
+    assert!(e.buckets >= 8, "about {target} items per shard: {e:?}");
+
+    // A node syncs every shard of the new epoch, each message within the
+    // bound, each shard within twice the target, and finds every card.
+    let (mut found, after) = sync_all(&mut f);
+    for (h, n) in &after {
+        if muni_shard(h) {
+            assert_eq!((h.epoch, h.buckets), (1, e.buckets));
+            assert!(*n as u64 <= 2 * target, "{}: {n} items", h.shard);
+        }
+    }
+    assert_eq!(
+        after.iter().filter(|(h, _)| muni_shard(h)).count(),
+        usize::from(e.buckets)
+    );
+    found.sort();
+    cards.sort();
+    assert_eq!(found, cards, "every registered card, once");
+
+    // No churn: shards within bounds keep their epoch, tick after tick, and
+    // after a restart (which looks at every scope again).
+    assert_eq!(f.hub.shard_tick(UnixMillis(T0.0 + 2000)).unwrap(), vec![]);
+    f.hub
+        .admin_grant(f.alice, &program(), pts(1), T0.plus_ms(3000))
+        .unwrap();
+    assert_eq!(f.hub.shard_tick(UnixMillis(T0.0 + 4000)).unwrap(), vec![]);
+    let data = f.db_path().parent().unwrap().to_owned();
+    drop(std::mem::replace(&mut f.hub, Hub::open(&data).unwrap()));
+    f.hub.set_shard_target(target);
+    assert_eq!(f.hub.shard_tick(UnixMillis(T0.0 + 5000)).unwrap(), vec![]);
+    let (_, again) = sync_all(&mut f);
+    assert!(again.iter().all(|(h, _)| !muni_shard(h) || h.epoch == 1));
+}
+
+#[test]
+fn the_tick_leaves_shards_within_bounds_alone() {
+    let mut f = Fixture::new();
+    some_activity(&mut f);
+    register_cards(&mut f, 30);
+    // The default target (10k) is far away: no epoch, however often it runs.
+    for i in 0..3 {
+        assert_eq!(f.hub.shard_tick(T0.plus_ms(100 + i)).unwrap(), vec![]);
+    }
+    // A shard of n items, with a target of n / 2 rounded up, is still within
+    // twice the target.
+    let (_, sizes) = sync_all(&mut f);
+    let (_, n) = sizes
+        .iter()
+        .find(|(h, _)| h.shard.scope == ShardScope::Municipality(muni()))
+        .unwrap();
+    assert!(*n > 30, "{n} items");
+    f.hub.set_shard_target((*n as u64).div_ceil(2));
+    assert_eq!(f.hub.shard_tick(T0.plus_ms(200)).unwrap(), vec![]);
+    // A restart looks at every scope again, and starts nothing either.
+    let data = f.db_path().parent().unwrap().to_owned();
+    drop(std::mem::replace(&mut f.hub, Hub::open(&data).unwrap()));
+    f.hub.set_shard_target((*n as u64).div_ceil(2));
+    assert_eq!(f.hub.shard_tick(T0.plus_ms(300)).unwrap(), vec![]);
+    let (_, sizes) = sync_all(&mut f);
+    assert!(sizes.iter().all(|(h, _)| h.epoch == 0), "{sizes:?}");
 }

@@ -270,6 +270,11 @@ impl Server {
             if let Err(e) = self.hub.economy_tick(unix_now(), 10) {
                 warn!("cannot run the expiry job: {e}");
             }
+            // A shard that outgrew its target gets a new epoch before a
+            // node's catch-up of it passes the wire bound (logged inside).
+            if let Err(e) = self.hub.shard_tick(unix_now()) {
+                warn!("cannot check shard sizes: {e}");
+            }
         }
     }
 

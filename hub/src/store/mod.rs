@@ -403,6 +403,12 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
     fn put_shard_epoch(&mut self, scope: &Scope, row: &ShardEpochRow) -> Result<(), StoreError>;
     /// The scope keys ([`scope_key`]) that have keyed facts.
     fn fact_scopes(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Distinct item keys of the scope's municipality or facility shards
+    /// (deny items excepted), per `bucket_hash & (MAX_BUCKETS - 1)`: the
+    /// fill of any bucket count is a sum of these.
+    fn shard_fill(&mut self, scope: &Scope) -> Result<Vec<(u16, u64)>, StoreError>;
+    /// The scope keys with keyed facts after `after` (hub_seq).
+    fn scopes_placed_after(&mut self, after: u64) -> Result<Vec<String>, StoreError>;
 }
 
 /// A spend right as the hub records it.

@@ -294,7 +294,28 @@ CREATE TABLE shard_epochs (
     started_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Shard fill, kept as facts are appended so the hub can see a shard outgrow
+-- its target without rebuilding documents: distinct item keys (deny items
+-- excepted: the deny shard is never split) per scope and low 12 bits of
+-- `bucket_hash` (any bucket count up to MAX_BUCKETS = 4096 is a mask of them).
+CREATE INDEX facts_items ON facts(scope, item) WHERE item IS NOT NULL;
+CREATE TABLE shard_fill (
+    scope TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    PRIMARY KEY (scope, hash)
+) WITHOUT ROWID;
+INSERT INTO shard_fill (scope, hash, items)
+    SELECT scope, bucket_hash & 4095, COUNT(DISTINCT item) FROM facts
+    WHERE item IS NOT NULL AND substr(item, 1, 3) <> 'st/'
+    GROUP BY scope, bucket_hash & 4095;
+"#,
 ];
+
+/// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
+/// (a power of two up to `MAX_BUCKETS`) can mask.
+const FILL_HASH_MASK: u16 = mykey_sync_proto::shard::MAX_BUCKETS - 1;
 
 /// The hub's SQLite database.
 pub struct SqliteStore {
@@ -1648,6 +1669,25 @@ impl StoreTx for SqliteTx<'_> {
             Some((k, h)) => (Some(k.as_str()), Some(i64::from(*h))),
             None => (None, None),
         };
+        if let Some((key, hash)) = &fact.item
+            && !key.starts_with("st/")
+        {
+            let scope_text = scope_key(scope);
+            let known: bool = self
+                .tx
+                .prepare_cached(
+                    "SELECT EXISTS(SELECT 1 FROM facts WHERE scope = ?1 AND item = ?2)",
+                )?
+                .query_row(params![scope_text, key], |r| r.get(0))?;
+            if !known {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO shard_fill (scope, hash, items) VALUES (?1, ?2, 1)
+                         ON CONFLICT(scope, hash) DO UPDATE SET items = items + 1",
+                    )?
+                    .execute(params![scope_text, i64::from(*hash & FILL_HASH_MASK)])?;
+            }
+        }
         self.tx
             .prepare_cached(
                 "INSERT INTO facts
@@ -1744,6 +1784,30 @@ impl StoreTx for SqliteTx<'_> {
                 i64_of(row.started_at.0),
             ])?;
         Ok(())
+    }
+
+    fn shard_fill(&mut self, scope: &Scope) -> Result<Vec<(u16, u64)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT hash, items FROM shard_fill WHERE scope = ?1")?;
+        let mut rows = stmt.query(params![scope_key(scope)])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let hash: i64 = r.get(0)?;
+            out.push((
+                u16::try_from(hash).map_err(|_| corrupt("shard fill hash", hash))?,
+                u64_of("shard fill", r.get(1)?)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn scopes_placed_after(&mut self, after: u64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT DISTINCT scope FROM facts WHERE hub_seq > ?1 AND item IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![i64_sat(after)], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn fact_scopes(&mut self) -> Result<Vec<String>, StoreError> {
