@@ -429,7 +429,7 @@ impl Hub {
                  {MAX_SHARD_MESSAGE_BYTES}: the hub operator can start a new epoch with \
                  `mykey-hub --data <hub data dir> shards compact` (the hub also starts one on its \
                  own within a minute once a shard holds more than twice its target items); the \
-                 node keeps serving from its cache and retries on its next round",
+                 node keeps serving from its cache and tries again later",
                 sync.shard,
                 m.len()
             ))));

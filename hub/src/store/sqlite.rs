@@ -1924,6 +1924,45 @@ mod tests {
     }
 
     #[test]
+    fn the_shard_fill_migration_counts_existing_items_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS.len() - 1;
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            // An item written twice counts once; 4101 and 5 share the low
+            // 12 bits; deny items and log facts are not counted.
+            conn.execute_batch(
+                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at, item, bucket_hash, batch)
+                 VALUES (1, 'm:131059', 0, x'00', 1, 'reg/a', 5, 1),
+                        (2, 'm:131059', 0, x'00', 1, 'reg/a', 5, 2),
+                        (3, 'm:131059', 0, x'00', 1, 'bal/b', 4101, 3),
+                        (4, 'm:131059', 0, x'00', 1, 'st/a', 5, 4),
+                        (5, 'm:131059', 0, x'00', 1, NULL, NULL, 5),
+                        (6, 'f:lib-1', 0, x'00', 1, 'fc/c/1', 7, 6);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let m = Scope::Municipality(MunicipalityCode::parse("131059").unwrap());
+        let f = Scope::Facility(mykey_sync_proto::FacilityId::parse("lib-1").unwrap());
+        assert_eq!(tx.shard_fill(&m).unwrap(), vec![(5, 2)]);
+        assert_eq!(tx.shard_fill(&f).unwrap(), vec![(7, 1)]);
+        let mut after_5 = tx.scopes_placed_after(5).unwrap();
+        after_5.sort();
+        assert_eq!(after_5, vec!["f:lib-1".to_string()]);
+        let mut all = tx.scopes_placed_after(0).unwrap();
+        all.sort();
+        assert_eq!(all, vec!["f:lib-1".to_string(), "m:131059".to_string()]);
+    }
+
+    #[test]
     fn a_rolled_back_transaction_leaves_no_cached_ledger_ids() {
         let mut store = SqliteStore::open_in_memory().unwrap();
         let m = MunicipalityCode::parse("131059").unwrap();
