@@ -1,7 +1,8 @@
 //! The replicated cache at a real node: shards synced from the real hub into
 //! the node's SQLite store, the read rule against a rogue peer (forged,
 //! moved and rolled-back items), a restart that replays nothing, and an
-//! epoch switch that leaves lookups unchanged and drops the old document.
+//! epoch switch that leaves lookups unchanged and drops the old document, and
+//! the automatic epoch of a municipality whose shard outgrew its target.
 
 use ed25519_dalek::SigningKey;
 use mykey_cache::{ShardDoc, SyncState};
@@ -170,4 +171,61 @@ fn a_restart_replays_nothing_and_an_epoch_switch_keeps_lookups() {
     w.hub.admin_grant(hanako, &health(), pts(3), w.now).unwrap();
     mykey_tests::harness::sync(&mut node, &mut w.hub, w.now).unwrap();
     assert_eq!(node.balance(hanako, bunkyo()).unwrap().0, pts(703));
+}
+
+#[test]
+fn a_municipality_past_twice_the_target_is_split_and_every_card_is_found() {
+    let (_dir, mut w) = world();
+    let target = 8;
+    w.hub.set_shard_target(target);
+    let cards: Vec<_> = (0..60u8)
+        .map(|i| mykey_sync_proto::CardKey::new(vec![0x30, 0x0c, i], vec![i, 0x77]).unwrap())
+        .collect();
+    for (i, c) in cards.iter().enumerate() {
+        let id = mykey_sync_proto::MyKeyId::parse(&format!("Many{i}")).unwrap();
+        w.hub.register_account(&id, bunkyo(), c, w.now).unwrap();
+    }
+    w.sync(STALL).unwrap();
+    assert_eq!(
+        w.sites[STALL].node.shard_doc_epochs(&muni_shard()).unwrap(),
+        vec![0]
+    );
+    // The serving loop's tick: one shard holds far more than twice the
+    // target, so the municipality gets a new epoch with more buckets.
+    let started = w.hub.shard_tick(w.now).unwrap();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        started[0].scope,
+        mykey_sync_proto::Scope::Municipality(bunkyo())
+    );
+    let buckets = started[0].buckets;
+    assert!(buckets >= 8, "{started:?}");
+    // The node switches on its own (every message within the wire bound,
+    // or the sync would be refused) and finds every card.
+    // Cards registered after the split live only in the new epoch's shards.
+    let mut cards = cards;
+    for i in 60..70u8 {
+        let c = mykey_sync_proto::CardKey::new(vec![0x30, 0x0c, i], vec![i, 0x77]).unwrap();
+        let id = mykey_sync_proto::MyKeyId::parse(&format!("Many{i}")).unwrap();
+        w.hub.register_account(&id, bunkyo(), &c, w.now).unwrap();
+        cards.push(c);
+    }
+    let node = &mut w.sites[STALL].node;
+    mykey_tests::harness::sync(node, &mut w.hub, w.now).unwrap();
+    let held = node.held_shards().unwrap();
+    let muni_held: Vec<_> = held
+        .iter()
+        .filter(|(s, _)| s.scope == ShardScope::Municipality(bunkyo()))
+        .collect();
+    assert_eq!(muni_held.len(), usize::from(buckets), "{held:?}");
+    assert!(muni_held.iter().all(|(_, h)| h.epoch == 1), "{held:?}");
+    for c in &cards {
+        assert!(
+            matches!(node.lookup(c).unwrap(), Lookup::Found { .. }),
+            "a card not found after the split"
+        );
+    }
+    // Within bounds now: the next ticks start nothing.
+    assert_eq!(w.hub.shard_tick(w.now).unwrap(), vec![]);
+    assert_eq!(w.hub.shard_tick(w.now).unwrap(), vec![]);
 }
