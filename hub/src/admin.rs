@@ -253,6 +253,33 @@ pub(crate) fn balance_in(
     })
 }
 
+/// Tells the holder's municipality nodes the wallet's confirmed balance as
+/// it stands inside this storage transaction, and returns it.
+pub(crate) fn tell_balance(
+    st: &mut dyn StoreTx,
+    key: &crate::key::HubKey,
+    account: AccountId,
+    m: MunicipalityCode,
+    now: UnixMillis,
+) -> Result<Balance, StoreError> {
+    let b = balance_in(st, account, m)?;
+    let ledger_pos = st.ledger_head()?;
+    emit(
+        st,
+        key,
+        Scope::Municipality(m),
+        FactBody::ConfirmedBalance {
+            account,
+            municipality: m,
+            balance: b.balance,
+            debt: b.debt,
+            ledger_pos,
+        },
+        now,
+    )?;
+    Ok(b)
+}
+
 pub(crate) fn card_fact(card: &CardKey, account: &Account) -> FactBody {
     FactBody::CardRegistered {
         card: card.clone(),
@@ -655,21 +682,7 @@ impl Hub {
         ) {
             st.post(&t, now)?;
         }
-        let after = balance_in(&mut *st, account, m)?;
-        let ledger_pos = st.ledger_head()?;
-        emit(
-            &mut *st,
-            &self.key,
-            Scope::Municipality(m),
-            FactBody::ConfirmedBalance {
-                account,
-                municipality: m,
-                balance: after.balance,
-                debt: after.debt,
-                ledger_pos,
-            },
-            now,
-        )?;
+        let after = tell_balance(&mut *st, &self.key, account, m, now)?;
         finish(st)?;
         Ok(after)
     }

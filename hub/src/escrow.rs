@@ -11,7 +11,7 @@
 //! node (`SpendRightReleased`). Rights are never created offline, so no
 //! partition can produce an overdraft from honest nodes.
 
-use crate::admin::balance_in;
+use crate::admin::{balance_in, tell_balance};
 use crate::hub::{Hub, emit, finish};
 use crate::ingest::escrow_in;
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
@@ -315,29 +315,4 @@ fn accounts_of(
         }
         None => Ok(st.wallets_with_points(m)?),
     }
-}
-
-fn tell_balance(
-    st: &mut dyn StoreTx,
-    key: &crate::key::HubKey,
-    account: AccountId,
-    m: MunicipalityCode,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
-    let b = balance_in(st, account, m)?;
-    let ledger_pos = st.ledger_head()?;
-    emit(
-        st,
-        key,
-        Scope::Municipality(m),
-        FactBody::ConfirmedBalance {
-            account,
-            municipality: m,
-            balance: b.balance,
-            debt: b.debt,
-            ledger_pos,
-        },
-        now,
-    )?;
-    Ok(())
 }

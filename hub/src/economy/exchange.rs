@@ -12,16 +12,14 @@
 //! One way only: there is no request, transfer kind or ledger path that
 //! turns regional points back into operator points.
 
-use crate::admin::balance_in;
+use crate::admin::{balance_in, tell_balance};
 use crate::economy::lots::ExpiryPolicy;
-use crate::hub::{Hub, emit, finish};
+use crate::hub::{Hub, finish};
 use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
 use crate::store::StoreError;
 use crate::store::StoreTx;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use mykey_sync_proto::{
-    AccountId, FactBody, MunicipalityCode, MyKeyId, Points, Scope, TxId, UnixMillis,
-};
+use mykey_sync_proto::{AccountId, MunicipalityCode, MyKeyId, Points, TxId, UnixMillis};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -423,22 +421,7 @@ pub(crate) fn after_wallet_credit(
             now,
         )?;
     }
-    let after = balance_in(st, account, m)?;
-    let ledger_pos = st.ledger_head()?;
-    emit(
-        st,
-        key,
-        Scope::Municipality(m),
-        FactBody::ConfirmedBalance {
-            account,
-            municipality: m,
-            balance: after.balance,
-            debt: after.debt,
-            ledger_pos,
-        },
-        now,
-    )?;
-    Ok(after)
+    tell_balance(st, key, account, m, now)
 }
 
 impl Hub {
