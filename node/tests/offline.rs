@@ -4,52 +4,15 @@ use ed25519_dalek::SigningKey;
 use mykey_node::node::{FactsError, Lookup, OpError};
 use mykey_node::rules::Decline;
 use mykey_node::{Node, NodeKey};
-use mykey_sync_proto::wire::{BalanceSnapshot, Facts, Outcome, Receipt, Receipts, RejectReason};
+use mykey_sync_proto::wire::{BalanceSnapshot, Outcome, Receipt, Receipts, RejectReason};
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, FactBody, FactPayload,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Scope, SignedFact,
-    SignedTx, UnixMillis,
+    AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, FactBody, MyKeyId, NodeLimits,
+    OpKind, ProgramId, Scope, SignedTx, UnixMillis,
 };
 
-struct Hub {
-    key: SigningKey,
-    seq: u64,
-}
+mod common;
+use common::*;
 
-impl Hub {
-    fn id(&self) -> NodeId {
-        NodeId::from_bytes(self.key.verifying_key().to_bytes()).unwrap()
-    }
-    fn facts(&mut self, bodies: Vec<(Scope, FactBody)>) -> Facts {
-        let facts = bodies
-            .into_iter()
-            .map(|(scope, body)| {
-                self.seq += 1;
-                SignedFact::sign(
-                    &FactPayload {
-                        hub_seq: self.seq,
-                        issued_at: UnixMillis(1),
-                        scope,
-                        body,
-                    },
-                    &self.key,
-                )
-            })
-            .collect();
-        Facts {
-            facts,
-            cursor: self.seq,
-            more: false,
-        }
-    }
-}
-
-fn p(n: u64) -> Points {
-    Points::new(n).unwrap()
-}
-fn muni() -> MunicipalityCode {
-    MunicipalityCode::parse("131059").unwrap()
-}
 fn card(n: u8) -> CardKey {
     CardKey::new(vec![0x30, 0x01, n], vec![n, n]).unwrap()
 }

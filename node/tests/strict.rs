@@ -9,51 +9,15 @@ use mykey_node::rules::Decline;
 use mykey_node::{Node, NodeKey};
 use mykey_sync_proto::wire::Facts;
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, FactBody, FactPayload, MunicipalityCode, MyKeyId, NodeId,
-    NodeLimits, OpKind, Points, Scope, SignedFact, SignedTx, TxBody, UnixMillis,
+    AccountId, CardKey, FacilityId, FactBody, MyKeyId, NodeId, NodeLimits, OpKind, Scope, SignedTx,
+    TxBody, UnixMillis,
 };
 
 const T: UnixMillis = UnixMillis(1000);
 
-struct Hub {
-    key: SigningKey,
-    seq: u64,
-}
+mod common;
+use common::*;
 
-impl Hub {
-    fn id(&self) -> NodeId {
-        NodeId::from_bytes(self.key.verifying_key().to_bytes()).unwrap()
-    }
-    fn facts(&mut self, bodies: Vec<(Scope, FactBody)>) -> Facts {
-        let facts = bodies
-            .into_iter()
-            .map(|(scope, body)| {
-                self.seq += 1;
-                SignedFact::sign(
-                    &FactPayload {
-                        hub_seq: self.seq,
-                        issued_at: UnixMillis(1),
-                        scope,
-                        body,
-                    },
-                    &self.key,
-                )
-            })
-            .collect();
-        Facts {
-            facts,
-            cursor: self.seq,
-            more: false,
-        }
-    }
-}
-
-fn p(n: u64) -> Points {
-    Points::new(n).unwrap()
-}
-fn muni() -> MunicipalityCode {
-    MunicipalityCode::parse("131059").unwrap()
-}
 fn card() -> CardKey {
     CardKey::new(vec![0x30, 0x01, 1], vec![1, 1]).unwrap()
 }
