@@ -254,6 +254,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement is cached (rusqlite keeps 16 by default): room for all.
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans never depend on bound values, so cached statements are not
+        // re-prepared when a value changes (see the hub store).
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
