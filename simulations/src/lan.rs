@@ -39,15 +39,19 @@ impl<H: HubCore> World<H> {
             .iter()
             .map(|m| {
                 // The highest seq it holds without a gap: a lost message
-                // leaves a hole that the next gossip fills.
+                // leaves a hole that the next gossip fills. The walk starts
+                // where the last one stopped (entries only leave the relay
+                // with a receipt, which raises `relay_done` past them).
                 let done = self.relay_done[*m].get(&n).copied().unwrap_or(0);
-                let mut have = receipted.max(done);
-                for ((_, s), _) in self.relay[*m].range((n, receipted + 1)..(n, u64::MAX)) {
+                let held = self.relay_have[*m].get(&n).copied().unwrap_or(0);
+                let mut have = receipted.max(done).max(held);
+                for ((_, s), _) in self.relay[*m].range((n, have + 1)..(n, u64::MAX)) {
                     if *s != have + 1 {
                         break;
                     }
                     have = *s;
                 }
+                self.relay_have[*m].insert(n, have);
                 have
             })
             .collect();

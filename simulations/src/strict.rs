@@ -101,11 +101,14 @@ impl<H: HubCore> World<H> {
         let before = self.core(n)?.sync_position().at(t)?.0;
         self.core_mut(n)?.accept_peer_txs(&txs, wall).at(t)?;
         let after = self.core(n)?.sync_position().at(t)?.0;
-        for tx in self.core(n)?.outbox_from(before + 1, 100).at(t)? {
-            let v = tx.verify().at(t)?;
-            self.note_signed(n, v.payload().seq, tx.id())?;
-        }
         if after > before {
+            // The acknowledgements it signed, in seq order from `before + 1`.
+            let signed = self
+                .core(n)?
+                .outbox_from(before + 1, (after - before) as usize);
+            for (seq, tx) in (before + 1..).zip(signed.at(t)?) {
+                self.note_signed(n, seq, tx.id())?;
+            }
             let mono = self.nodes[n].clock.mono(t);
             self.nodes[n].session.note_local_seq(after, mono);
             self.pump(n)?;

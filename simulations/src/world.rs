@@ -166,6 +166,9 @@ pub struct World<H: HubCore> {
     /// Per carrier: per origin, the seq through which the hub has answered
     /// what it carried (a carrier does not take those again).
     pub relay_done: Vec<BTreeMap<usize, u64>>,
+    /// Per node: per origin, the highest seq it has held without a gap
+    /// (where the last gossip's gap walk stopped, so the next starts there).
+    pub relay_have: Vec<BTreeMap<usize, u64>>,
     /// Lost-card suspensions on their way to the nodes: (holder, when,
     /// which nodes know).
     pub suspensions: Vec<(usize, SimTime, Vec<bool>)>,
@@ -291,6 +294,7 @@ impl<H: HubCore> World<H> {
             converged_at: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
+            relay_have: vec![BTreeMap::new(); n],
             suspensions: Vec::new(),
             limits,
             end_at,

@@ -103,10 +103,11 @@ fn lost_found_lost_reaches_an_offline_node() {
 /// Found by the simulation: a node whose chain a LAN peer had already carried
 /// to the hub jumped its receipt cursor to the hub's processed seq and never
 /// fetched the receipts in between (`NodeSession`, fixed in sync-proto).
+/// Found with 30 stalls, and replayed at that size.
 #[test]
 fn regression_receipts_for_chain_carried_by_a_peer() {
     for seed in [1, 2] {
-        let mut plan = Scenario::Festival.plan(seed, false);
+        let mut plan = Scenario::Festival.plan_with(seed, false, Some(30));
         plan.push_batch = 5;
         if let Err(e) = mykey_simulations::run_plan(Scenario::Festival, plan, seed, false) {
             panic!("{e}");
