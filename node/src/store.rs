@@ -257,7 +257,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement is cached (rusqlite keeps 16 by default): room for all.
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(128);
         // Plans never depend on bound values, so cached statements are not
         // re-prepared when a value changes (see the hub store).
         conn.set_db_config(
@@ -334,17 +334,17 @@ impl Writer<'_> {
         replace: bool,
     ) -> Result<(), StoreError> {
         if replace {
-            self.tx.execute(
-                "DELETE FROM shard_docs WHERE shard = ?1 AND epoch = ?2",
-                params![shard, epoch],
-            )?;
+            self.tx
+                .prepare_cached("DELETE FROM shard_docs WHERE shard = ?1 AND epoch = ?2")?
+                .execute(params![shard, epoch])?;
         }
-        self.tx.execute(
-            "INSERT INTO shard_docs(shard, epoch, chunk, bytes)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO shard_docs(shard, epoch, chunk, bytes)
              VALUES (?1, ?2, (SELECT COALESCE(MAX(chunk), 0) + 1 FROM shard_docs
                               WHERE shard = ?1 AND epoch = ?2), ?3)",
-            params![shard, epoch, bytes],
-        )?;
+            )?
+            .execute(params![shard, epoch, bytes])?;
         Ok(())
     }
 
@@ -356,43 +356,45 @@ impl Writer<'_> {
         epoch: u32,
         state: &[u8],
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO shard_states(peer, shard, epoch, state) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO shard_states(peer, shard, epoch, state) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(peer, shard) DO UPDATE SET epoch = excluded.epoch, state = excluded.state",
-            params![peer.as_bytes().as_slice(), shard, epoch, state],
-        )?;
+            )?
+            .execute(params![peer.as_bytes().as_slice(), shard, epoch, state])?;
         Ok(())
     }
 
     /// Records what the node holds of a shard; a new epoch drops the older
     /// epochs' documents and sync states.
     pub fn put_held_shard(&self, shard: &[u8], held: &HeldShard) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO shards_held(shard, epoch, buckets, last_seq) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO shards_held(shard, epoch, buckets, last_seq) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(shard) DO UPDATE SET epoch = excluded.epoch,
                buckets = excluded.buckets, last_seq = excluded.last_seq",
-            params![shard, held.epoch, held.buckets, i(held.last_seq)],
-        )?;
-        self.tx.execute(
-            "DELETE FROM shard_docs WHERE shard = ?1 AND epoch < ?2",
-            params![shard, held.epoch],
-        )?;
-        self.tx.execute(
-            "DELETE FROM shard_states WHERE shard = ?1 AND epoch < ?2",
-            params![shard, held.epoch],
-        )?;
+            )?
+            .execute(params![shard, held.epoch, held.buckets, i(held.last_seq)])?;
+        self.tx
+            .prepare_cached("DELETE FROM shard_docs WHERE shard = ?1 AND epoch < ?2")?
+            .execute(params![shard, held.epoch])?;
+        self.tx
+            .prepare_cached("DELETE FROM shard_states WHERE shard = ?1 AND epoch < ?2")?
+            .execute(params![shard, held.epoch])?;
         Ok(())
     }
 
     /// Raises a key's high-water mark; false (and nothing changed) when the
     /// key already holds `hub_seq` or a later fact.
     pub fn raise_item_mark(&self, key: &str, hub_seq: u64) -> Result<bool, StoreError> {
-        let n = self.tx.execute(
-            "INSERT INTO item_marks(key, hub_seq) VALUES (?1, ?2)
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO item_marks(key, hub_seq) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET hub_seq = excluded.hub_seq
              WHERE excluded.hub_seq > item_marks.hub_seq",
-            params![key, i(hub_seq)],
-        )?;
+            )?
+            .execute(params![key, i(hub_seq)])?;
         Ok(n > 0)
     }
 
@@ -636,10 +638,12 @@ impl Writer<'_> {
         points: Points,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let n = self.tx.execute(
-            "INSERT OR IGNORE INTO right_events(id, kind, points, at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, kind, i(points.get()), i(at.0)],
-        )?;
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO right_events(id, kind, points, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, kind, i(points.get()), i(at.0)])?;
         Ok(n == 1)
     }
 
@@ -653,13 +657,10 @@ impl Writer<'_> {
         right_id: u64,
     ) -> Result<(), StoreError> {
         let received = if right_id == 0 { points.get() } else { 0 };
-        self.tx.execute(
-            "INSERT INTO rights(account, municipality, points, received, right_id) VALUES (?1, ?2, ?3, ?4, ?5)
+        self.tx.prepare_cached("INSERT INTO rights(account, municipality, points, received, right_id) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(account, municipality) DO UPDATE SET points = points + excluded.points,
                received = received + excluded.received,
-               right_id = CASE WHEN excluded.right_id = 0 THEN right_id ELSE excluded.right_id END",
-            params![i(account.get()), m.get(), i(points.get()), i(received), i(right_id)],
-        )?;
+               right_id = CASE WHEN excluded.right_id = 0 THEN right_id ELSE excluded.right_id END")?.execute(params![i(account.get()), m.get(), i(points.get()), i(received), i(right_id)])?;
         Ok(())
     }
 
@@ -682,20 +683,23 @@ impl Writer<'_> {
         } else {
             points.get().min(total.get() - own.get())
         };
-        self.tx.execute(
-            "UPDATE rights SET points = points - ?3, received = received - ?4
+        self.tx
+            .prepare_cached(
+                "UPDATE rights SET points = points - ?3, received = received - ?4
              WHERE account = ?1 AND municipality = ?2",
-            params![i(account.get()), m.get(), i(points.get()), i(from_received)],
-        )?;
+            )?
+            .execute(params![
+                i(account.get()),
+                m.get(),
+                i(points.get()),
+                i(from_received)
+            ])?;
         Ok(())
     }
 
     /// Drops this node's right on a wallet (the hub released it).
     pub fn clear_right(&self, account: AccountId, m: MunicipalityCode) -> Result<(), StoreError> {
-        self.tx.execute(
-            "UPDATE rights SET points = 0, received = 0 WHERE account = ?1 AND municipality = ?2",
-            params![i(account.get()), m.get()],
-        )?;
+        self.tx.prepare_cached("UPDATE rights SET points = 0, received = 0 WHERE account = ?1 AND municipality = ?2")?.execute(params![i(account.get()), m.get()])?;
         Ok(())
     }
 
