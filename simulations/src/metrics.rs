@@ -55,6 +55,9 @@ pub struct Metrics {
     pub escrow_transfers: u64,
     /// Node crashes inside an operation (after a commit, before receipts are stored).
     pub crashes_in_op: u64,
+    /// Redemptions committed (and counted as signed) whose node crashed
+    /// before the counter heard: the visitor was told to tap again.
+    pub committed_unheard: u64,
     /// Points the hub reserved for stalls' rights (strict mode).
     pub escrow_reserved: u64,
     /// Reserved points that went back to wallets at the release (strict mode).
@@ -119,6 +122,7 @@ impl Metrics {
         self.escrow_transfers += o.escrow_transfers;
         self.escrow_reserved += o.escrow_reserved;
         self.crashes_in_op += o.crashes_in_op;
+        self.committed_unheard += o.committed_unheard;
         self.escrow_released += o.escrow_released;
         self.converge_ms.extend_from_slice(&o.converge_ms);
         self.suspension_lag_ms
@@ -155,6 +159,10 @@ impl Metrics {
                 "transactions signed".into(),
                 format!("{signed} ({})", kinds.join(", ")),
             ),
+            (
+                "  redeems signed, then the node crashed before answering".into(),
+                self.committed_unheard.to_string(),
+            ),
             ("lookups".into(), self.lookups.to_string()),
             (
                 "redemptions declined".into(),
@@ -167,6 +175,7 @@ impl Metrics {
         for (k, v) in &self.aborted {
             rows.push((format!("  not started: {k}"), v.to_string()));
         }
+
         rows.push(("rejected by the hub".into(), self.rejected.to_string()));
         rows.push((
             "debt created vs bound".into(),

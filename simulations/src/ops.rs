@@ -119,12 +119,19 @@ impl<H: HubCore> World<H> {
             *self.metrics.declines.entry(why.into()).or_default() += 1;
             return Ok(false);
         }
+        let committed_bytes = match &result {
+            Ok(Some(done)) => self.tx_len(n, done.seq)?,
+            _ => 0,
+        };
         if let Ok(Some(done)) = &result
             && self.crash_inside_op(n)
         {
             // Committed, then the process died before the counter heard:
             // the person sees "tap again". The transaction is durable, so
-            // the hub must still process it exactly once.
+            // it counts as signed and the hub must process it exactly once.
+            *self.metrics.signed.entry("redeem").or_default() += 1;
+            self.metrics.tx_bytes += committed_bytes;
+            self.metrics.committed_unheard += 1;
             self.acked.insert(
                 done.tx,
                 Acked {
@@ -134,11 +141,6 @@ impl<H: HubCore> World<H> {
                 },
             );
             self.spent_at[spec.holder].insert(n);
-            *self
-                .metrics
-                .aborted
-                .entry("node crashed mid-redeem")
-                .or_default() += 1;
             return Ok(false);
         }
         if let Ok(Some(_)) = &result {
@@ -178,9 +180,7 @@ impl<H: HubCore> World<H> {
                         signed_at: t,
                     },
                 );
-                if let Some(tx) = self.core(n)?.outbox_from(done.seq, 1).at(t)?.first() {
-                    self.metrics.tx_bytes += tx.to_bytes().len() as u64;
-                }
+                self.metrics.tx_bytes += self.tx_len(n, done.seq)?;
                 let mono = self.nodes[n].clock.mono(t);
                 self.nodes[n].session.note_local_seq(done.seq, mono);
                 self.pump(n)?;
@@ -200,6 +200,12 @@ impl<H: HubCore> World<H> {
                 Ok(false)
             }
         }
+    }
+
+    /// Bytes of node `n`'s signed transaction `seq`.
+    fn tx_len(&self, n: usize, seq: u64) -> Result<u64, Failure> {
+        let txs = self.core(n)?.outbox_from(seq, 1).at(self.now)?;
+        Ok(txs.first().map_or(0, |tx| tx.to_bytes().len() as u64))
     }
 
     pub(crate) fn core(&self, n: usize) -> Result<&mykey_node::Node, Failure> {
