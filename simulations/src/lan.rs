@@ -82,11 +82,11 @@ impl<H: HubCore> World<H> {
         if !self.nodes[to].is_up() {
             return Ok(());
         }
-        if self.plan.strict {
-            // The receiving core takes them as the node's LAN handler does:
-            // rights given to it count once (see `strict`).
-            self.take_peer_txs(to, txs.clone())?;
-        }
+        // The receiving core takes them as the node's LAN handler does: its
+        // peers' pending spends count against each wallet until the hub
+        // reports their progress (bounded mode), and a right given to it
+        // counts once (strict mode, see `strict`).
+        self.take_peer_txs(to, txs.clone())?;
         // The sender's own outbox in seq order: the first seq places them
         // all. Signatures are checked by the hub, which is what matters for
         // what the carrier delivers.

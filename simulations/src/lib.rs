@@ -17,12 +17,12 @@
 //!
 //! What is modelled here rather than run (see [`lan`] and [`strict`]): the
 //! libp2p LAN itself. Stalls gossip their signed transactions over the
-//! simulated LAN and the simulation carries them to the hub; in bounded
-//! plans the receiving cores do not take them (so a stall does not see its
-//! peers' spends, the worst case for the bounded-risk limits), in strict
-//! plans they do (`Node::accept_peer_txs`), so rights given between stalls
-//! reach the receiving core as they do in the node binary. Strict mode's
-//! rights live in the cores: the hub's escrow and the node store.
+//! simulated LAN and the simulation carries them to the hub; the receiving
+//! core takes what arrives (`Node::accept_peer_txs`, as the node binary's
+//! LAN handler does), so a stall counts its peers' pending spends against
+//! each wallet (bounded mode) and rights given between stalls reach the
+//! receiving core (strict mode). Strict mode's rights live in the cores:
+//! the hub's escrow and the node store.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
