@@ -107,10 +107,15 @@ pub fn run_plan(
         what,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let world = world::World::new(plan, seed, |dir, secret| {
+        let mut world = world::World::new(plan, seed, |dir, secret| {
             real_hub::RealHub::create(dir, secret)
         })
         .map_err(|e| err("0.00:00:00".into(), format!("setup: {e:#}")))?;
+        if long {
+            // A full-size run takes minutes: say how far it got.
+            let label = format!("{} seed {seed}", scenario.name());
+            world.report_progress(label, std::time::Duration::from_secs(30));
+        }
         world.run().map_err(|f| err(clock::fmt_time(f.at), f.what))
     }));
     match outcome {
@@ -139,6 +144,9 @@ pub fn run_many(
         .flat_map(|s| seeds.clone().map(move |seed| (*s, seed)))
         .collect();
     let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let started = std::time::Instant::now();
+    let total = work.len() as u64;
     let results: Mutex<Vec<(usize, Result<Metrics, RunError>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
@@ -151,6 +159,17 @@ pub fn run_many(
                     let r = run_one(*s, *seed, long);
                     if let Err(e) = &r {
                         eprintln!("{e}");
+                    }
+                    // Progress: every run when there are few (or they are
+                    // long), else every tenth of the set.
+                    let k = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    if long || total <= 20 || k * 10 / total != (k - 1) * 10 / total {
+                        eprintln!(
+                            "{k}/{total} runs done ({} seed {seed} {}), {:.1} s",
+                            s.name(),
+                            if r.is_ok() { "passed" } else { "FAILED" },
+                            started.elapsed().as_secs_f64()
+                        );
                     }
                     if let Ok(mut v) = results.lock() {
                         v.push((i, r));

@@ -122,6 +122,14 @@ impl Ord for Ev {
     }
 }
 
+/// Wall-clock pacing of a long run's progress lines.
+struct Progress {
+    label: String,
+    every: std::time::Duration,
+    started: std::time::Instant,
+    next: std::time::Instant,
+}
+
 /// The world.
 pub struct World<H: HubCore> {
     /// The plan being run.
@@ -175,6 +183,9 @@ pub struct World<H: HubCore> {
     /// Per node: the limits it was enrolled with.
     pub limits: Vec<SimLimits>,
     pub(crate) end_at: SimTime,
+    /// Where a long run reports how far it got (wall-clock paced; it never
+    /// touches what the run decides).
+    progress: Option<Progress>,
     _dir: tempfile::TempDir,
 }
 
@@ -298,6 +309,7 @@ impl<H: HubCore> World<H> {
             suspensions: Vec::new(),
             limits,
             end_at,
+            progress: None,
             plan,
             _dir: dir,
         };
@@ -338,6 +350,17 @@ impl<H: HubCore> World<H> {
         });
     }
 
+    /// Reports progress on stderr about every `every` of wall-clock time,
+    /// labelled `label` (full-size runs take minutes).
+    pub fn report_progress(&mut self, label: String, every: std::time::Duration) {
+        self.progress = Some(Progress {
+            label,
+            every,
+            started: std::time::Instant::now(),
+            next: std::time::Instant::now() + every,
+        });
+    }
+
     /// Runs to the end: every event, checks after each, convergence after
     /// healing. Returns the metrics.
     pub fn run(mut self) -> Result<Metrics, Failure> {
@@ -347,6 +370,20 @@ impl<H: HubCore> World<H> {
             }
             self.now = ev.at;
             self.metrics.events += 1;
+            if self.metrics.events % 4096 == 0
+                && let Some(p) = &mut self.progress
+                && std::time::Instant::now() >= p.next
+            {
+                p.next += p.every;
+                eprintln!(
+                    "{}: simulated {} of at most {}, {} events, {:.0} s",
+                    p.label,
+                    crate::clock::fmt_time(self.now),
+                    crate::clock::fmt_time(self.end_at),
+                    self.metrics.events,
+                    p.started.elapsed().as_secs_f64()
+                );
+            }
             let hub_touched = self.handle(ev.kind)?;
             if hub_touched {
                 self.check_hub()?;
