@@ -370,7 +370,7 @@ impl<H: HubCore> World<H> {
             }
             self.now = ev.at;
             self.metrics.events += 1;
-            if self.metrics.events % 4096 == 0
+            if self.metrics.events.is_multiple_of(4096)
                 && let Some(p) = &mut self.progress
                 && std::time::Instant::now() >= p.next
             {
