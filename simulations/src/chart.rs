@@ -33,6 +33,11 @@ pub fn write_svg(path: &Path, title: &str, series: &[Sample]) -> anyhow::Result<
                     RED,
                     series.iter().map(|s| s.hub_debt as f64).collect(),
                 ),
+                (
+                    "reserved as stall rights",
+                    CYAN,
+                    series.iter().map(|s| s.hub_reserved as f64).collect(),
+                ),
             ],
         ),
         (

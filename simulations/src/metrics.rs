@@ -13,6 +13,9 @@ pub struct Sample {
     pub hub_balances: u64,
     /// Sum of all holders' debt at the hub.
     pub hub_debt: u64,
+    /// Holders' points the hub holds in escrow for stalls' rights (strict
+    /// mode; not in `hub_balances`).
+    pub hub_reserved: u64,
     /// Signed transactions without a receipt at their node, over all nodes.
     pub pending: u64,
     /// Median reconciliation lag of transactions the hub processed since the

@@ -156,6 +156,10 @@ impl<H: HubCore> World<H> {
                 });
             }
         }
+        if self.plan.strict {
+            let escrows = self.hub.escrows(self.municipality).at(t)?;
+            s.hub_reserved = escrows.iter().map(|(_, _, p)| p.get()).sum();
+        }
         for n in 0..self.nodes.len() {
             if let Some(core) = &self.nodes[n].core {
                 let (last, receipted, _) = core.sync_position().at(t)?;
