@@ -233,13 +233,16 @@ fn flush(hub: &NodeId, docs: &mut ScopeDocs, pending: &mut BTreeMap<ShardId, Vec
     }
 }
 
-/// Why a shard request was refused.
-fn refuse_node(n: Option<&NodeRecord>) -> Option<Refusal> {
-    match n {
-        None => Some(Refusal::NotEnrolled),
-        Some(n) if n.is_revoked() => Some(Refusal::Revoked),
-        Some(_) => None,
-    }
+/// The record of `node` if it may sync shards, else why its request is refused.
+fn enrolled(
+    st: &mut dyn StoreTx,
+    node: &NodeId,
+) -> Result<Result<NodeRecord, Refusal>, StoreError> {
+    Ok(match st.node(node)? {
+        None => Err(Refusal::NotEnrolled),
+        Some(n) if n.is_revoked() => Err(Refusal::Revoked),
+        Some(n) => Ok(n),
+    })
 }
 
 impl Hub {
@@ -315,11 +318,10 @@ impl Hub {
     pub fn shard_list(&mut self, node: &NodeId) -> Result<Result<ShardList, Refusal>, StoreError> {
         let hub = self.hub_id();
         let mut st = self.store.begin_read()?;
-        let rec = st.node(node)?;
-        if let Some(r) = refuse_node(rec.as_ref()) {
-            return Ok(Err(r));
-        }
-        let rec = rec.expect("checked above");
+        let rec = match enrolled(&mut *st, node)? {
+            Ok(rec) => rec,
+            Err(r) => return Ok(Err(r)),
+        };
         let hub_seq = st.last_hub_seq()?;
         let mut shards = vec![];
         for scope in fact_scopes_of(&rec) {
@@ -359,11 +361,10 @@ impl Hub {
     ) -> Result<Result<ShardSync, Refusal>, StoreError> {
         let hub = self.hub_id();
         let mut st = self.store.begin_read()?;
-        let rec = st.node(node)?;
-        if let Some(r) = refuse_node(rec.as_ref()) {
-            return Ok(Err(r));
-        }
-        let rec = rec.expect("checked above");
+        let rec = match enrolled(&mut *st, node)? {
+            Ok(rec) => rec,
+            Err(r) => return Ok(Err(r)),
+        };
         let fact_scope = sync.shard.scope.fact_scope();
         let entitled = fact_scopes_of(&rec).contains(&fact_scope);
         let hub_seq = st.last_hub_seq()?;

@@ -200,6 +200,35 @@ fn a_node_gets_only_its_own_shards() {
 }
 
 #[test]
+fn unenrolled_and_revoked_nodes_are_refused_both_the_list_and_the_sync() {
+    let mut f = Fixture::new();
+    some_activity(&mut f);
+    let head = f.hub.shards(&f.shop.id).unwrap().shards[0].clone();
+    let sync = || ShardSync {
+        shard: head.shard.clone(),
+        epoch: head.epoch,
+        message: None,
+        start: true,
+    };
+    let stranger = Chain::new(99).id;
+    assert_eq!(
+        f.hub.shard_list(&stranger).unwrap(),
+        Err(Refusal::NotEnrolled)
+    );
+    assert_eq!(
+        f.hub.sync_shard(&stranger, sync()).unwrap(),
+        Err(Refusal::NotEnrolled)
+    );
+    assert!(f.hub.sync_shard(&f.shop.id, sync()).unwrap().is_ok());
+    f.hub.revoke_node(f.shop.id, T0.plus_ms(9)).unwrap();
+    assert_eq!(f.hub.shard_list(&f.shop.id).unwrap(), Err(Refusal::Revoked));
+    assert_eq!(
+        f.hub.sync_shard(&f.shop.id, sync()).unwrap(),
+        Err(Refusal::Revoked)
+    );
+}
+
+#[test]
 fn compaction_starts_a_new_epoch_with_the_latest_items() {
     let mut f = Fixture::new();
     some_activity(&mut f);

@@ -136,6 +136,29 @@ pub struct Lot {
     pub expires_at: Option<UnixMillis>,
 }
 
+impl Lot {
+    /// The lot `t`'s credit to `wallet` opens: all its points left, from
+    /// `source`, expiring under `policy` from when the hub posted it.
+    pub fn credited_by(
+        t: &Transfer,
+        wallet: WalletKey,
+        source: LotSource,
+        policy: ExpiryPolicy,
+    ) -> Lot {
+        let (account, municipality) = wallet;
+        Lot {
+            pos: t.pos,
+            account,
+            municipality,
+            source,
+            amount: t.amount.get(),
+            remaining: t.amount.get(),
+            credited_at: t.hub_time,
+            expires_at: policy.expires_at(t.hub_time),
+        }
+    }
+}
+
 /// A holder's wallet: (account, municipality).
 pub type WalletKey = (AccountId, MunicipalityCode);
 
@@ -497,5 +520,48 @@ mod tests {
         }
         assert!(ExpiryPolicy::parse("0d").is_none());
         assert!(ExpiryPolicy::parse("soon").is_none());
+    }
+
+    #[test]
+    fn a_credit_opens_a_full_lot_expiring_from_hub_time() {
+        let w = (
+            AccountId::new(7).unwrap(),
+            MunicipalityCode::parse("131059").unwrap(),
+        );
+        let program = ProgramId::parse("volunteer").unwrap();
+        let t = Transfer {
+            pos: 42,
+            debit: LedgerAccount::ProgramBudget(program.clone(), w.1),
+            credit: LedgerAccount::Wallet(w.0, w.1),
+            amount: mykey_sync_proto::Points::new(300).unwrap(),
+            kind: crate::model::TransferKind::Grant,
+            origin_tx: None,
+            hub_time: UnixMillis(5 * MS_PER_DAY),
+            // The node's clock never places a lot.
+            node_time: Some(UnixMillis(1)),
+        };
+        for (policy, expires_at) in [
+            (ExpiryPolicy::Never, None),
+            (
+                ExpiryPolicy::Days { days: 2 },
+                Some(UnixMillis(7 * MS_PER_DAY)),
+            ),
+        ] {
+            let source = LotSource::Program(program.clone());
+            assert_eq!(
+                Lot::credited_by(&t, w, source.clone(), policy),
+                Lot {
+                    pos: 42,
+                    account: w.0,
+                    municipality: w.1,
+                    source,
+                    amount: 300,
+                    remaining: 300,
+                    credited_at: UnixMillis(5 * MS_PER_DAY),
+                    expires_at,
+                },
+                "{policy}"
+            );
+        }
     }
 }

@@ -80,16 +80,7 @@ fn sync_lots_bounded(st: &mut dyn StoreTx, max_lots: usize) -> Result<(), StoreE
             let (credited, debited) = lots::wallet_side(t);
             if let Some(w @ (account, m)) = credited {
                 let (source, policy) = lot_source(st, t)?;
-                let lot = Lot {
-                    pos: t.pos,
-                    account,
-                    municipality: m,
-                    source,
-                    amount: t.amount.get(),
-                    remaining: t.amount.get(),
-                    credited_at: t.hub_time,
-                    expires_at: policy.expires_at(t.hub_time),
-                };
+                let lot = Lot::credited_by(t, w, source, policy);
                 // A wallet not debited yet in this pass need not be loaded:
                 // its new lot goes straight to the store, where a later
                 // debit's load finds it.
@@ -387,18 +378,9 @@ mod tests {
             };
             for t in &page {
                 let (credited, debited) = lots::wallet_side(t);
-                if let Some((account, m)) = credited {
+                if let Some(w @ (account, m)) = credited {
                     let (source, policy) = lot_source(st, t)?;
-                    st.insert_lot(&Lot {
-                        pos: t.pos,
-                        account,
-                        municipality: m,
-                        source,
-                        amount: t.amount.get(),
-                        remaining: t.amount.get(),
-                        credited_at: t.hub_time,
-                        expires_at: policy.expires_at(t.hub_time),
-                    })?;
+                    st.insert_lot(&Lot::credited_by(t, w, source, policy))?;
                     st.mark_expiry_dirty(account, m)?;
                 }
                 if let Some((account, m)) = debited {
