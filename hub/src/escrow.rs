@@ -108,6 +108,22 @@ impl Hub {
         self.store.begin_read()?.strict_mode(m)
     }
 
+    /// A municipality's strict-mode switch and what is reserved for each
+    /// node's rights, as one read; `None` if the municipality is unknown.
+    pub fn escrow_view(
+        &mut self,
+        m: MunicipalityCode,
+    ) -> Result<Option<(bool, Vec<EscrowLine>)>, StoreError> {
+        let strict = {
+            let mut st = self.store.begin_read()?;
+            if st.municipality(m)?.is_none() {
+                return Ok(None);
+            }
+            st.strict_mode(m)?
+        };
+        Ok(Some((strict, self.escrow_status(m)?)))
+    }
+
     /// Splits each account's spendable balance in `m` among `nodes` as spend
     /// rights (evenly; the remainder goes one point each to the first
     /// nodes): reserves the points, records the rights and tells each node

@@ -315,3 +315,81 @@ fn bad_escrow_requests_change_nothing() {
     assert_eq!(wallet(&mut f), (1001, 0));
     assert!(f.hub.escrow_status(muni()).unwrap().is_empty());
 }
+
+/// The operator's view over HTTP (`GET /api/escrow`): what `escrow status`
+/// shows, behind the login; a missing, malformed or unknown code is refused
+/// and says what to give.
+#[test]
+fn escrow_over_http_behind_login() {
+    let Strict { mut f, a, b } = strict();
+    f.hub
+        .escrow_grant(muni(), &[a.id, b.id], Some(&[f.alice]), T0)
+        .unwrap();
+    f.hub
+        .set_operator("ops", "correct horse battery", T0)
+        .unwrap();
+    let token = f.hub.new_api_token("ops", T0).unwrap();
+    let addr = serve(&f);
+    let here = "/api/escrow?municipality=131059";
+
+    assert_eq!(request(addr, "GET", here, &[], b"").0, 401);
+    let (status, body) = request(addr, "GET", here, &bearer(&token), b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["municipality"], "131059");
+    assert_eq!(v["strict"], true);
+    assert_eq!(v["reserved_points"], 1001);
+    let mut lines: Vec<(String, u64)> = v["rights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["account"], f.alice.get());
+            (
+                l["node"].as_str().unwrap().to_owned(),
+                l["points"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    lines.sort();
+    let mut want = vec![(a.id.to_string(), 501), (b.id.to_string(), 500)];
+    want.sort();
+    assert_eq!(lines, want);
+
+    // A municipality in bounded mode: nothing reserved.
+    let other = format!("/api/escrow?municipality={}", other_muni());
+    let (status, body) = request(addr, "GET", &other, &bearer(&token), b"");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["strict"].clone(), v["reserved_points"].clone()),
+        (false.into(), 0.into())
+    );
+    assert_eq!(v["rights"], serde_json::json!([]));
+
+    // A valid code no one registered, and codes that are not codes.
+    let unknown = (0..10)
+        .map(|d| format!("27100{d}"))
+        .find(|c| mykey_sync_proto::MunicipalityCode::parse(c).is_ok())
+        .unwrap();
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/api/escrow?municipality={unknown}"),
+        &bearer(&token),
+        b"",
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not registered"), "{body}");
+    for bad in [
+        "/api/escrow",
+        "/api/escrow?municipality=13105",
+        "/api/escrow?municipality=131058",
+    ] {
+        let (status, body) = request(addr, "GET", bad, &bearer(&token), b"");
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("?municipality=CODE"), "{bad}: {body}");
+    }
+    // Reading changed nothing.
+    assert_eq!(escrow_of(&mut f, a.id) + escrow_of(&mut f, b.id), 1001);
+}

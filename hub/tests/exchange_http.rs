@@ -10,58 +10,6 @@ use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
 use mykey_hub::economy::lots::ExpiryPolicy;
-use mykey_hub::http::AppState;
-use mykey_hub::status::assess::Thresholds;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-fn serve(f: &Fixture) -> std::net::SocketAddr {
-    let hub = mykey_hub::Hub::open(&f.dir.path().join("hub")).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let state = AppState::new(hub, Thresholds::default());
-            let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
-                .merge(mykey_hub::economy::http::router(state));
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
-
-fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 fn post(
     addr: std::net::SocketAddr,

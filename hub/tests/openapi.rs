@@ -7,14 +7,10 @@
 mod common;
 
 use common::*;
-use mykey_hub::http::AppState;
 use mykey_hub::http::api::openapi_document;
-use mykey_hub::status::assess::Thresholds;
 use mykey_sync_proto::session::HubService;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -119,51 +115,6 @@ fn every_api_route_the_hub_serves_is_documented_and_nothing_else() {
     );
 }
 
-fn serve(f: &Fixture) -> std::net::SocketAddr {
-    let hub = mykey_hub::Hub::open(&f.dir.path().join("hub")).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            // As `mykey-hub serve` builds it.
-            let state = AppState::new(hub, Thresholds::default());
-            let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
-                .merge(mykey_hub::economy::http::router(state));
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(l.local_addr().unwrap()).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
-
-fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    target: &str,
-    token: &str,
-    body: &str,
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn type_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -246,6 +197,11 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     f.hub
         .close_periods_through_now(muni(), T0.plus_ms(2))
         .unwrap();
+    // Strict mode with Alice's points reserved for the shop's right.
+    f.hub.set_strict_mode(muni(), true, T0.plus_ms(3)).unwrap();
+    f.hub
+        .escrow_grant(muni(), &[shop], Some(&[f.alice]), T0.plus_ms(3))
+        .unwrap();
     let addr = serve(&f);
 
     // One call per documented route: a new route needs its line here.
@@ -268,6 +224,12 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             "get",
             "/api/settlement".into(),
             "/api/settlement".into(),
+            "",
+        ),
+        (
+            "get",
+            "/api/escrow".into(),
+            "/api/escrow?municipality=131059".into(),
             "",
         ),
         (
@@ -319,7 +281,13 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     );
     let mut problems = vec![];
     for (method, path, target, body) in &calls {
-        let (status, answer) = request(addr, &method.to_uppercase(), target, &token, body);
+        let (status, answer) = request(
+            addr,
+            &method.to_uppercase(),
+            target,
+            &bearer(&token),
+            body.as_bytes(),
+        );
         assert_eq!(status, 200, "{method} {target}: {answer}");
         let v: Value = serde_json::from_str(&answer).unwrap();
         let schema = &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]
@@ -343,7 +311,13 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     ] {
         assert!(base[field]["description"].is_string(), "{field}");
     }
-    let (_, answer) = request(addr, "GET", "/api/economy/liabilities", &token, "");
+    let (_, answer) = request(
+        addr,
+        "GET",
+        "/api/economy/liabilities",
+        &bearer(&token),
+        b"",
+    );
     let v: Value = serde_json::from_str(&answer).unwrap();
     let bunkyo = v["municipalities"]
         .as_array()

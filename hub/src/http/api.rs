@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/alerts", get(alerts))
         .route("/api/liabilities", get(liabilities))
         .route("/api/settlement", get(settlement))
+        .route("/api/escrow", get(escrow))
         .route("/api/openapi.json", get(openapi))
 }
 
@@ -404,6 +405,74 @@ async fn liabilities(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `?municipality=CODE` of `/api/escrow`.
+#[derive(Debug, serde::Deserialize)]
+pub struct EscrowQuery {
+    /// The municipality code (six digits with the check digit).
+    pub municipality: Option<String>,
+}
+
+/// Strict mode in a municipality: the switch and the points reserved at the
+/// hub for each node's spend rights.
+#[derive(Debug, Serialize)]
+pub struct EscrowJson {
+    /// Code.
+    pub municipality: String,
+    /// Strict mode on.
+    pub strict: bool,
+    /// Points reserved in all.
+    pub reserved_points: u64,
+    /// One line per (holder, node) with points reserved.
+    pub rights: Vec<EscrowLineJson>,
+}
+
+/// Points reserved for one node's right on one holder's wallet.
+#[derive(Debug, Serialize)]
+pub struct EscrowLineJson {
+    /// The holder's account id.
+    pub account: u64,
+    /// The node, 64 hex digits.
+    pub node: String,
+    /// Points reserved.
+    pub points: u64,
+}
+
+async fn escrow(State(state): State<AppState>, Query(q): Query<EscrowQuery>) -> Response {
+    let Some(Ok(m)) = q
+        .municipality
+        .as_deref()
+        .map(mykey_sync_proto::MunicipalityCode::parse)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "give ?municipality=CODE (six digits with the check digit)"})),
+        )
+            .into_response();
+    };
+    match state.with_hub(move |hub| hub.escrow_view(m)).await {
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("municipality {m} is not registered")})),
+        )
+            .into_response(),
+        Ok(Some((strict, lines))) => Json(EscrowJson {
+            municipality: m.to_string(),
+            strict,
+            reserved_points: lines.iter().map(|l| l.points.get()).sum(),
+            rights: lines
+                .iter()
+                .map(|l| EscrowLineJson {
+                    account: l.account.get(),
+                    node: l.node.to_string(),
+                    points: l.points.get(),
+                })
+                .collect(),
+        })
+        .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
 /// A municipality's settlement.
 #[derive(Debug, Serialize)]
 pub struct SettlementJson {
@@ -540,6 +609,17 @@ pub fn openapi_document() -> serde_json::Value {
                     "municipality": {"type": "string"}, "name": {"type": "string"}, "periods_closed": {"type": "integer"},
                     "latest": {"type": ["object", "null"], "properties": {"starts_ms": {"type": "integer"}, "ends_ms": {"type": "integer"},
                         "closed_ms": {"type": "integer"}, "statements": {"type": "integer"}, "yen": {"type": "integer"}}}}}}}}))}},
+            "/api/escrow": {"get": {"summary": "Strict mode in a municipality: the switch and the points reserved at the hub for each node's spend rights (`mykey-hub escrow status`)",
+                "parameters": [{"name": "municipality", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{6}$"}}],
+                "responses": {
+                    "200": {"description": "the escrow", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "municipality": {"type": "string"}, "strict": {"type": "boolean"}, "reserved_points": {"type": "integer"},
+                        "rights": {"type": "array", "items": {"type": "object", "properties": {
+                            "account": {"type": "integer"}, "node": {"type": "string"}, "points": {"type": "integer"}}}}}}}}},
+                    "400": {"description": "no municipality code, or not a valid one"},
+                    "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+                    "404": {"description": "the municipality is not registered"},
+                    "503": {"description": "the hub's database is unavailable"}}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}
         }
     });

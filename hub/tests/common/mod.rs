@@ -1,7 +1,8 @@
 //! A hub in a temp dir with one municipality, a shop, a library and a
 //! community centre, a node at each, two holders and a funded programme;
 //! node chains that sign transactions the way a node does; and helpers that
-//! run the real `mykey-hub` binary on a data directory.
+//! run the real `mykey-hub` binary on a data directory or serve its HTTP
+//! app on 127.0.0.1.
 #![allow(dead_code, missing_docs)]
 
 use ed25519_dalek::SigningKey;
@@ -258,4 +259,63 @@ pub fn fails(data: &std::path::Path, args: &[&str]) -> String {
     let out = hub(data, args);
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8(out.stderr).unwrap()
+}
+
+/// Serves the fixture's hub over HTTP on 127.0.0.1 as `mykey-hub serve`
+/// builds the app (dashboard, API, economy routes); returns the address.
+pub fn serve(f: &Fixture) -> std::net::SocketAddr {
+    use mykey_hub::http::AppState;
+    use mykey_hub::status::assess::Thresholds;
+    let hub = Hub::open(&f.dir.path().join("hub")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let state = AppState::new(hub, Thresholds::default());
+            let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
+                .merge(mykey_hub::economy::http::router(state));
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// One HTTP/1.1 request with `headers` and a JSON `body`: (status, body).
+pub fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The bearer header for an API token.
+pub fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("Authorization", format!("Bearer {token}"))]
 }
