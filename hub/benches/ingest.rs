@@ -10,98 +10,24 @@
 //! `BENCH_BATCH` (500, the node's default push size), `BENCH_ACCOUNTS` (1000),
 //! `BENCH_INGEST_ONLY` (set: skip the verification loops, for profiling).
 
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+mod common;
+
+use common::*;
+use ed25519_dalek::{Signature, VerifyingKey};
 use mykey_hub::admin::facility;
-use mykey_hub::{FacilityKind, Hub, NodePolicy};
+use mykey_hub::{FacilityKind, Hub};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::TX_DOMAIN;
 use mykey_sync_proto::wire::Outcome;
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, Grant, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
-    ProgramId, Redeem, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
+    AccountId, FacilityId, Grant, MyKeyId, NodeId, OpKind, Points, ProgramId, Redeem, SignedTx,
+    TxBody,
 };
 use std::path::Path;
 use std::time::Instant;
 
 const N_SHOPS: usize = 4;
-const T0: UnixMillis = UnixMillis(1_750_000_000_000);
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// splitmix64: a fixed, seedable stream for the workload.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-struct Chain {
-    key: SigningKey,
-    id: NodeId,
-    seq: u64,
-    prev: TxId,
-}
-
-impl Chain {
-    fn new(seed: u8) -> Chain {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let id = NodeId::from_bytes(key.verifying_key().to_bytes()).expect("node id");
-        Chain {
-            key,
-            id,
-            seq: 0,
-            prev: TxId::GENESIS,
-        }
-    }
-    fn sign(&mut self, body: TxBody) -> SignedTx {
-        self.seq += 1;
-        let tx = SignedTx::sign(
-            &TxPayload {
-                node: self.id,
-                seq: self.seq,
-                prev_hash: self.prev,
-                created_at: T0.plus_ms(self.seq),
-                body,
-            },
-            &self.key,
-        );
-        self.prev = tx.id();
-        tx
-    }
-}
-
-fn muni() -> MunicipalityCode {
-    MunicipalityCode::parse("131059").expect("code")
-}
-fn card(i: usize) -> CardKey {
-    CardKey::new(
-        vec![0x30, 0x0b, 0x31],
-        (i as u32 + 1).to_be_bytes().to_vec(),
-    )
-    .expect("card")
-}
-fn policy(op: OpKind) -> NodePolicy {
-    NodePolicy {
-        allowed_ops: vec![op],
-        per_card_offline_limit: Points::new(3000).expect("pts"),
-        node_exposure_limit: Points::new(1_000_000).expect("pts"),
-        pin_threshold: Points::new(1000).expect("pts"),
-        valid_until: T0.plus_ms(365 * 86_400_000),
-    }
-}
-
-/// The registry every round starts from: shops with nodes, a community
-/// centre that granted every holder a starting balance.
 fn build_template(dir: &Path, n_accounts: usize, shops: &[Chain]) -> Vec<AccountId> {
     let mut hub = Hub::init(dir).expect("init");
     hub.add_municipality(muni(), "Bunkyo", T0).expect("muni");
@@ -140,27 +66,22 @@ fn build_template(dir: &Path, n_accounts: usize, shops: &[Chain]) -> Vec<Account
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            centre.sign(TxBody::Grant(Grant {
+            // Signed a millisecond apart, as the chain advances.
+            let at = T0.plus_ms(centre.seq + 1);
+            let body = TxBody::Grant(Grant {
                 card: card(i),
                 account: *a,
                 municipality: muni(),
                 program: program.clone(),
                 points: Points::new(2_500).expect("pts"),
-            }))
+            });
+            centre.sign(body, at)
         })
         .collect();
     for batch in grants.chunks(500) {
         hub.ingest(&centre.id, batch.to_vec(), T0);
     }
     accounts
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
 }
 
 /// CPU time this thread has run, in seconds (Linux `schedstat`): robust to
@@ -185,11 +106,6 @@ fn timed(n: usize, f: impl FnOnce()) -> (f64, f64) {
     (n as f64 / wall, n as f64 / cpu)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let n_txs = env("BENCH_TXS", 20_000);
     let rounds = env("BENCH_ROUNDS", 5).max(1);
@@ -208,14 +124,18 @@ fn main() {
         let s = (rng.next() % N_SHOPS as u64) as usize;
         let a = (rng.next() % n_accounts as u64) as usize;
         let points = Points::new(1 + rng.next() % 300).expect("pts");
-        let tx = shops[s].sign(TxBody::Redeem(Redeem {
-            card: card(a),
-            account: accounts[a],
-            municipality: muni(),
-            points,
-            merchant: FacilityId::parse(&format!("shop-{s}")).expect("id"),
-            card_proof: false,
-        }));
+        let at = T0.plus_ms(shops[s].seq + 1);
+        let tx = shops[s].sign(
+            TxBody::Redeem(Redeem {
+                card: card(a),
+                account: accounts[a],
+                municipality: muni(),
+                points,
+                merchant: FacilityId::parse(&format!("shop-{s}")).expect("id"),
+                card_proof: false,
+            }),
+            at,
+        );
         per_shop[s].push(tx);
     }
     // Pushes as nodes send them: each node's chain in batches, nodes interleaved.

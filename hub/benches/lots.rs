@@ -13,96 +13,22 @@
 //! all), `BENCH_WALLETS` (comma-separated holder counts, default `2,1000`),
 //! `BENCH_ROUNDS` (3).
 
-use ed25519_dalek::SigningKey;
+mod common;
+
+use common::*;
 use mykey_hub::admin::facility;
 use mykey_hub::economy::lots::ExpiryPolicy;
-use mykey_hub::{FacilityKind, Hub, NodePolicy};
+use mykey_hub::{FacilityKind, Hub};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::Outcome;
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, Grant, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
-    ProgramId, Redeem, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
+    AccountId, FacilityId, Grant, MyKeyId, OpKind, Points, ProgramId, Redeem, TxBody,
 };
 use std::path::Path;
 use std::time::Instant;
 
-const T0: UnixMillis = UnixMillis(1_750_000_000_000);
 const HOUR_MS: u64 = 3_600_000;
 const PUSH: usize = 500;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// splitmix64: a fixed, seedable stream for the workload.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-struct Chain {
-    key: SigningKey,
-    id: NodeId,
-    seq: u64,
-    prev: TxId,
-}
-
-impl Chain {
-    fn new(seed: u8) -> Chain {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let id = NodeId::from_bytes(key.verifying_key().to_bytes()).expect("node id");
-        Chain {
-            key,
-            id,
-            seq: 0,
-            prev: TxId::GENESIS,
-        }
-    }
-    fn sign(&mut self, body: TxBody, at: UnixMillis) -> SignedTx {
-        self.seq += 1;
-        let tx = SignedTx::sign(
-            &TxPayload {
-                node: self.id,
-                seq: self.seq,
-                prev_hash: self.prev,
-                created_at: at,
-                body,
-            },
-            &self.key,
-        );
-        self.prev = tx.id();
-        tx
-    }
-}
-
-fn muni() -> MunicipalityCode {
-    MunicipalityCode::parse("131059").expect("code")
-}
-fn card(i: usize) -> CardKey {
-    CardKey::new(
-        vec![0x30, 0x0b, 0x31],
-        (i as u32 + 1).to_be_bytes().to_vec(),
-    )
-    .expect("card")
-}
-fn policy(op: OpKind) -> NodePolicy {
-    NodePolicy {
-        allowed_ops: vec![op],
-        per_card_offline_limit: Points::new(3000).expect("pts"),
-        node_exposure_limit: Points::new(1_000_000_000).expect("pts"),
-        pin_threshold: Points::new(1_000_000).expect("pts"),
-        valid_until: T0.plus_ms(10 * 365 * 86_400_000),
-    }
-}
 
 /// A hub whose ledger holds `n_txs` wallet credits and debits over
 /// `n_wallets` holders, none of them folded into lots yet.
@@ -204,19 +130,6 @@ fn build_ledger(dir: &Path, n_txs: usize, n_wallets: usize) -> Vec<AccountId> {
     }
     assert_eq!(accepted, n_txs, "every transaction is accepted");
     accounts
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {
