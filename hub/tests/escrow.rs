@@ -50,6 +50,16 @@ fn wallet(f: &mut Fixture) -> (u64, u64) {
     (b.balance.get(), b.debt.get())
 }
 
+/// `BeyondRight` incidents the hub has reported.
+fn beyond_right_incidents(f: &mut Fixture) -> usize {
+    f.hub
+        .incidents(100)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == IncidentKind::BeyondRight)
+        .count()
+}
+
 fn debt_created(o: &Outcome) -> u64 {
     match o {
         Outcome::Accepted { debt_created, .. } => debt_created.get(),
@@ -215,14 +225,7 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
         .ingest(&a.id.clone(), vec![a.sign(redeem(f.alice, 1, 150))], T0);
     assert_eq!(debt_created(&r.receipts[0].outcome), 49);
     assert_eq!(wallet(&mut f), (0, 49));
-    let beyond = f
-        .hub
-        .incidents(100)
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.kind == IncidentKind::BeyondRight)
-        .count();
-    assert_eq!(beyond, 1);
+    assert_eq!(beyond_right_incidents(&mut f), 1);
     conserved(&mut f);
 }
 
@@ -275,14 +278,7 @@ fn forged_or_misaddressed_transfers_move_nothing() {
         (escrow_of(&mut f, a.id), escrow_of(&mut f, b.id)),
         (0, 1001)
     );
-    let beyond = f
-        .hub
-        .incidents(100)
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.kind == IncidentKind::BeyondRight)
-        .count();
-    assert_eq!(beyond, 1);
+    assert_eq!(beyond_right_incidents(&mut f), 1);
     conserved(&mut f);
 }
 
