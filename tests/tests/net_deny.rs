@@ -17,17 +17,7 @@ fn suspension_reaches_a_connected_node() {
     let lost = card_arg(&w.holders[0].0);
     assert!(node_cli(dir, &["lookup", "--card", &lost]).contains("registered"));
 
-    let out = Command::new(bin("mykey-hub"))
-        .arg("--data")
-        .arg(&w.hub_dir)
-        .args(["card", "suspend", "--card", &lost])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hub_cli(&w.hub_dir, &["card", "suspend", "--card", &lost]);
     wait_until(
         "the suspension to reach the node",
         Duration::from_secs(30),

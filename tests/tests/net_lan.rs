@@ -137,17 +137,7 @@ fn a_suspension_crosses_the_lan_to_a_stall_without_a_hub_link() {
 
     // The operator suspends the card at the hub; A hears it from the hub,
     // B only from A.
-    let out = std::process::Command::new(bin("mykey-hub"))
-        .arg("--data")
-        .arg(&w.hub_dir)
-        .args(["card", "suspend", "--card", &lost])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hub_cli(&w.hub_dir, &["card", "suspend", "--card", &lost]);
     wait_until(
         "the suspension to reach A from the hub",
         Duration::from_secs(30),

@@ -218,7 +218,16 @@ pub fn start_node_at(
 
 /// Runs a `mykey-node` command to completion; returns stdout, or panics with stderr.
 pub fn node_cli(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin("mykey-node"))
+    cli("mykey-node", data, args)
+}
+
+/// Runs a `mykey-hub` command to completion; returns stdout, or panics with stderr.
+pub fn hub_cli(data: &Path, args: &[&str]) -> String {
+    cli("mykey-hub", data, args)
+}
+
+fn cli(name: &str, data: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin(name))
         .arg("--data")
         .arg(data)
         .args(args)
@@ -226,7 +235,7 @@ pub fn node_cli(data: &Path, args: &[&str]) -> String {
         .unwrap();
     assert!(
         out.status.success(),
-        "mykey-node {args:?} failed: {}",
+        "{name} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
