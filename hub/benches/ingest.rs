@@ -14,14 +14,12 @@ mod common;
 
 use common::*;
 use ed25519_dalek::{Signature, VerifyingKey};
-use mykey_hub::admin::facility;
 use mykey_hub::{FacilityKind, Hub};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::TX_DOMAIN;
 use mykey_sync_proto::wire::Outcome;
 use mykey_sync_proto::{
-    AccountId, FacilityId, Grant, MyKeyId, NodeId, OpKind, Points, ProgramId, Redeem, SignedTx,
-    TxBody,
+    AccountId, FacilityId, Grant, NodeId, OpKind, Points, ProgramId, Redeem, SignedTx, TxBody,
 };
 use std::path::Path;
 use std::time::Instant;
@@ -40,28 +38,23 @@ fn build_template(dir: &Path, n_accounts: usize, shops: &[Chain]) -> Vec<Account
     )
     .expect("program");
     for (i, shop) in shops.iter().enumerate() {
-        let f = FacilityId::parse(&format!("shop-{i}")).expect("id");
-        hub.add_facility(&facility(f.clone(), muni(), FacilityKind::Shop, "shop"), T0)
-            .expect("facility");
-        hub.enrol_node(shop.id, &f, policy(OpKind::Redeem), T0)
-            .expect("enrol");
+        site(
+            &mut hub,
+            &format!("shop-{i}"),
+            FacilityKind::Shop,
+            shop,
+            OpKind::Redeem,
+        );
     }
-    let cc = FacilityId::parse("cc-1").expect("id");
-    hub.add_facility(
-        &facility(cc.clone(), muni(), FacilityKind::CommunityCentre, "cc"),
-        T0,
-    )
-    .expect("facility");
     let mut centre = Chain::new(200);
-    hub.enrol_node(centre.id, &cc, policy(OpKind::Grant), T0)
-        .expect("enrol");
-    let accounts: Vec<AccountId> = (0..n_accounts)
-        .map(|i| {
-            let alias = MyKeyId::parse(&format!("holder{i}")).expect("alias");
-            hub.register_account(&alias, muni(), &card(i), T0)
-                .expect("register")
-        })
-        .collect();
+    site(
+        &mut hub,
+        "cc-1",
+        FacilityKind::CommunityCentre,
+        &centre,
+        OpKind::Grant,
+    );
+    let accounts = holders(&mut hub, n_accounts);
     let grants: Vec<SignedTx> = accounts
         .iter()
         .enumerate()

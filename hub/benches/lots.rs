@@ -16,14 +16,11 @@
 mod common;
 
 use common::*;
-use mykey_hub::admin::facility;
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::{FacilityKind, Hub};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::Outcome;
-use mykey_sync_proto::{
-    AccountId, FacilityId, Grant, MyKeyId, OpKind, Points, ProgramId, Redeem, TxBody,
-};
+use mykey_sync_proto::{AccountId, FacilityId, Grant, OpKind, Points, ProgramId, Redeem, TxBody};
 use std::path::Path;
 use std::time::Instant;
 
@@ -50,30 +47,23 @@ fn build_ledger(dir: &Path, n_txs: usize, n_wallets: usize) -> Vec<AccountId> {
     })
     .collect();
     let shop_id = FacilityId::parse("shop-1").expect("id");
-    let cc_id = FacilityId::parse("cc-1").expect("id");
-    hub.add_facility(
-        &facility(shop_id.clone(), muni(), FacilityKind::Shop, "shop"),
-        T0,
-    )
-    .expect("facility");
-    hub.add_facility(
-        &facility(cc_id.clone(), muni(), FacilityKind::CommunityCentre, "cc"),
-        T0,
-    )
-    .expect("facility");
     let mut shop = Chain::new(100);
     let mut centre = Chain::new(200);
-    hub.enrol_node(shop.id, &shop_id, policy(OpKind::Redeem), T0)
-        .expect("enrol");
-    hub.enrol_node(centre.id, &cc_id, policy(OpKind::Grant), T0)
-        .expect("enrol");
-    let accounts: Vec<AccountId> = (0..n_wallets)
-        .map(|i| {
-            let alias = MyKeyId::parse(&format!("holder{i}")).expect("alias");
-            hub.register_account(&alias, muni(), &card(i), T0)
-                .expect("register")
-        })
-        .collect();
+    site(
+        &mut hub,
+        "shop-1",
+        FacilityKind::Shop,
+        &shop,
+        OpKind::Redeem,
+    );
+    site(
+        &mut hub,
+        "cc-1",
+        FacilityKind::CommunityCentre,
+        &centre,
+        OpKind::Grant,
+    );
+    let accounts = holders(&mut hub, n_wallets);
     // Holders spend only what they hold (no debt), so every redeem is a
     // wallet debit the fold must consume.
     let mut balance = vec![0u64; n_wallets];

@@ -493,35 +493,40 @@ impl Hub {
         &mut self,
         shard: &ShardId,
     ) -> Result<(Epoch, BTreeMap<String, Vec<u8>>), StoreError> {
-        let hub = self.hub_id();
-        let mut st = self.store.begin_read()?;
-        let through = st.last_hub_seq()?;
-        let docs = self
-            .shards
-            .ensure(&mut *st, &hub, &shard.scope.fact_scope(), through)?;
-        let epoch = docs.layout.epoch;
-        let items = docs.docs.get(shard).map_or_else(BTreeMap::new, |d| {
-            d.doc
-                .keys()
-                .into_iter()
-                .filter_map(|k| d.doc.values(&k).into_iter().next().map(|v| (k, v)))
-                .collect()
-        });
-        Ok((epoch, items))
+        self.with_shard_docs(shard, |docs| {
+            let items = docs.docs.get(shard).map_or_else(BTreeMap::new, |d| {
+                d.doc
+                    .keys()
+                    .into_iter()
+                    .filter_map(|k| d.doc.values(&k).into_iter().next().map(|v| (k, v)))
+                    .collect()
+            });
+            (docs.layout.epoch, items)
+        })
     }
 
     /// The heads of the hub's document of a shard (tests: rebuilds match).
     pub fn shard_heads(&mut self, shard: &ShardId) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.with_shard_docs(shard, |docs| {
+            docs.docs
+                .get_mut(shard)
+                .map_or_else(Vec::new, |d| d.doc.heads())
+        })
+    }
+
+    /// Reads the documents of `shard`'s scope, brought up to the log's end.
+    fn with_shard_docs<T>(
+        &mut self,
+        shard: &ShardId,
+        f: impl FnOnce(&mut ScopeDocs) -> T,
+    ) -> Result<T, StoreError> {
         let hub = self.hub_id();
         let mut st = self.store.begin_read()?;
         let through = st.last_hub_seq()?;
         let docs = self
             .shards
             .ensure(&mut *st, &hub, &shard.scope.fact_scope(), through)?;
-        Ok(docs
-            .docs
-            .get_mut(shard)
-            .map_or_else(Vec::new, |d| d.doc.heads()))
+        Ok(f(docs))
     }
 
     /// Drops the in-memory documents: the next request rebuilds them from

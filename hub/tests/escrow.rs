@@ -321,10 +321,7 @@ fn escrow_over_http_behind_login() {
     f.hub
         .escrow_grant(muni(), &[a.id, b.id], Some(&[f.alice]), T0)
         .unwrap();
-    f.hub
-        .set_operator("ops", "correct horse battery", T0)
-        .unwrap();
-    let token = f.hub.new_api_token("ops", T0).unwrap();
+    let token = f.api_token();
     let addr = serve(&f);
     let here = "/api/escrow?municipality=131059";
 

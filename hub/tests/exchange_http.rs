@@ -143,10 +143,7 @@ fn exchange_over_http() {
 #[test]
 fn municipality_api_behind_login() {
     let mut f = Fixture::new();
-    f.hub
-        .set_operator("ops", "correct horse battery", T0)
-        .unwrap();
-    let token = f.hub.new_api_token("ops", T0).unwrap();
+    let token = f.api_token();
     f.hub
         .admin_grant(f.alice, &program(), pts(250), T0)
         .unwrap();

@@ -181,10 +181,7 @@ fn strays(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String
 #[test]
 fn each_documented_route_answers_with_the_fields_it_documents() {
     let mut f = Fixture::new();
-    f.hub
-        .set_operator("ops", "correct horse battery", T0)
-        .unwrap();
-    let token = f.hub.new_api_token("ops", T0).unwrap();
+    let token = f.api_token();
     // Some of everything: a grant (a lot, a base-date source), a spend, a
     // refused spend (a rejection on the shop's node), a closed period.
     f.hub

@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 use ed25519_dalek::SigningKey;
-use mykey_hub::NodePolicy;
+use mykey_hub::admin::facility;
+use mykey_hub::{FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::{
-    CardKey, MunicipalityCode, NodeId, OpKind, Points, SignedTx, TxBody, TxId, TxPayload,
-    UnixMillis,
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, SignedTx,
+    TxBody, TxId, TxPayload, UnixMillis,
 };
 use std::path::Path;
 
@@ -98,4 +99,23 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Adds facility `id` of `kind` and enrols `node` there for `op`.
+pub fn site(hub: &mut Hub, id: &str, kind: FacilityKind, node: &Chain, op: OpKind) {
+    let f = FacilityId::parse(id).expect("id");
+    hub.add_facility(&facility(f.clone(), muni(), kind, id), T0)
+        .expect("facility");
+    hub.enrol_node(node.id, &f, policy(op), T0).expect("enrol");
+}
+
+/// Registers `n` holders (`holder0`, … with `card(0)`, …).
+pub fn holders(hub: &mut Hub, n: usize) -> Vec<AccountId> {
+    (0..n)
+        .map(|i| {
+            let alias = MyKeyId::parse(&format!("holder{i}")).expect("alias");
+            hub.register_account(&alias, muni(), &card(i), T0)
+                .expect("register")
+        })
+        .collect()
 }

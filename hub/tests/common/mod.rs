@@ -109,6 +109,14 @@ pub fn policy(ops: &[OpKind]) -> NodePolicy {
 }
 
 impl Fixture {
+    /// Adds the operator `ops` and returns a bearer token for the API.
+    pub fn api_token(&mut self) -> String {
+        self.hub
+            .set_operator("ops", "correct horse battery", T0)
+            .unwrap();
+        self.hub.new_api_token("ops", T0).unwrap()
+    }
+
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut hub = Hub::init(&dir.path().join("hub")).unwrap();
