@@ -29,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod bounds;
 mod economy;
 mod status;
 
@@ -312,6 +313,7 @@ INSERT INTO shard_fill (scope, hash, items)
     WHERE item IS NOT NULL AND substr(item, 1, 3) <> 'st/'
     GROUP BY scope, bucket_hash & 4095;
 "#,
+    bounds::MIGRATION,
 ];
 
 /// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
@@ -609,6 +611,8 @@ fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, 
                 .ok_or_else(|| corrupt("ledger account key", key))?;
             LedgerAccount::Escrow(holder(key)?, m, node)
         }
+        "quarantined" => LedgerAccount::Quarantined(facility_of(key.to_owned())?, m),
+        "quarantine-claims" => LedgerAccount::QuarantineClaims(m),
         other => return Err(corrupt("ledger account kind", other)),
     })
 }
