@@ -224,7 +224,11 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             my_key_id: "Bob02".into(),
             operator_points: 1000,
             municipality: None,
-            requested_at: T0.0,
+            // The served route applies it at the hub's real clock.
+            requested_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
         },
         &card_x_key(),
     );
