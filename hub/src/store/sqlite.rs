@@ -314,6 +314,7 @@ INSERT INTO shard_fill (scope, hash, items)
     GROUP BY scope, bucket_hash & 4095;
 "#,
     bounds::MIGRATION,
+    economy::MIGRATION_EXCHANGE_EXPIRY,
 ];
 
 /// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
@@ -1938,7 +1939,10 @@ mod tests {
     fn the_shard_fill_migration_counts_existing_items_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
-        let before = MIGRATIONS.len() - 1;
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE shard_fill"))
+            .unwrap();
         {
             let conn = Connection::open(&path).unwrap();
             for sql in &MIGRATIONS[..before] {
