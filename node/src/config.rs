@@ -17,6 +17,10 @@ pub struct NodeConfig {
     pub hub_addr: Option<String>,
 }
 
+/// Sections of `node.toml` owned by other modules: `[sip2]` (the SIP2 bridge,
+/// [`crate::sip2::config`]).
+pub const SECTIONS: &[&str] = &["sip2"];
+
 /// A data directory problem.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -102,8 +106,37 @@ impl DataDir {
         Ok(node)
     }
 
-    /// Reads the config.
+    /// Reads the config (its top-level keys; sections such as `[sip2]` belong
+    /// to their own modules, see [`DataDir::section`]).
     pub fn config(&self) -> Result<NodeConfig, DataDirError> {
+        let path = self.config_path();
+        let mut table = self.table()?;
+        for name in SECTIONS {
+            table.remove(*name);
+        }
+        table.try_into().map_err(|e| DataDirError::Config {
+            path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// A section of `node.toml` (`[sip2]`), if present, for its module to parse.
+    pub fn section(&self, name: &str) -> Result<Option<toml::Table>, DataDirError> {
+        debug_assert!(
+            SECTIONS.contains(&name),
+            "{name} is not a node.toml section"
+        );
+        match self.table()?.remove(name) {
+            None => Ok(None),
+            Some(toml::Value::Table(t)) => Ok(Some(t)),
+            Some(_) => Err(DataDirError::Config {
+                path: self.config_path(),
+                detail: format!("[{name}] must be a section (a table)"),
+            }),
+        }
+    }
+
+    fn table(&self) -> Result<toml::Table, DataDirError> {
         let path = self.config_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -112,10 +145,11 @@ impl DataDir {
             }
             Err(source) => return Err(DataDirError::Io { path, source }),
         };
-        toml::from_str(&text).map_err(|e| DataDirError::Config {
-            path,
-            detail: e.to_string(),
-        })
+        text.parse::<toml::Table>()
+            .map_err(|e| DataDirError::Config {
+                path,
+                detail: e.to_string(),
+            })
     }
 
     /// Opens the node.
