@@ -202,6 +202,9 @@ pub enum DecodeError {
     /// Fewer than two bytes: no command.
     #[error("a SIP2 message needs at least its two-character command")]
     TooShort,
+    /// The first two bytes are not a command (two ASCII letters or digits).
+    #[error("a SIP2 message starts with a two-character command (letters or digits)")]
+    Command,
     /// A CR inside the frame.
     #[error("a CR at byte {at} inside the message: a frame ends at its first CR")]
     InnerCr {
@@ -374,6 +377,9 @@ impl Message {
         }
         if body.len() < 2 {
             return Err(DecodeError::TooShort);
+        }
+        if !body[..2].iter().all(u8::is_ascii_alphanumeric) {
+            return Err(DecodeError::Command);
         }
         let command = Command::from_code([body[0], body[1]]);
         let var_start = 2 + command.fixed_len().unwrap_or(0);

@@ -110,6 +110,7 @@ fn malformed_frames_are_errors_that_quote_nothing() {
             DecodeError::FieldId { at: 23 },
         ),
         (b"99\r00302.00\r", DecodeError::InnerCr { at: 2 }),
+        (b"\x00\x01garbage|\r", DecodeError::Command),
     ];
     for (frame, want) in cases {
         let got = Message::decode(frame);
