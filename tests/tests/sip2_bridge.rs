@@ -45,13 +45,30 @@ fn logs() -> &'static Shared {
     LOGS.get_or_init(|| {
         let logs = Shared::default();
         let w = logs.clone();
+        // SIP2_TEST_LOGS=1 shows them on stderr as well (to debug a failure).
+        let echo = std::env::var_os("SIP2_TEST_LOGS").is_some();
+        let w = move || Tee(w.clone(), echo);
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
-            .with_writer(move || w.clone())
+            .with_writer(w)
             .init();
         logs
     })
+}
+
+struct Tee(Shared, bool);
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.1 {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Bridge {
@@ -468,4 +485,112 @@ fn the_bridge_keeps_no_trace_of_what_was_borrowed() {
             assert!(!text.contains(needle), "{needle} found in {name}");
         }
     }
+}
+
+/// A CA and a certificate for `ils.test` it signed (openssl, as vjpki uses
+/// it): (CA certificate, server certificate, server key), PEM files.
+fn tls_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |name: &str| dir.join(name);
+    let ext = p("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:ils.test\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<std::ffi::OsString>> = vec![
+        ["req", "-x509"]
+            .iter()
+            .chain(&ec)
+            .map(Into::into)
+            .chain(["-days", "2", "-subj", "/CN=Test ILS CA", "-keyout"].map(Into::into))
+            .chain([p("ca.key").into(), "-out".into(), p("ca.pem").into()])
+            .collect(),
+        ["req"]
+            .iter()
+            .chain(&ec)
+            .map(Into::into)
+            .chain(["-subj", "/CN=ils.test", "-keyout"].map(Into::into))
+            .chain([p("key.pem").into(), "-out".into(), p("leaf.csr").into()])
+            .collect(),
+        ["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]
+            .map(Into::into)
+            .into_iter()
+            .chain([
+                p("leaf.csr").into(),
+                "-CA".into(),
+                p("ca.pem").into(),
+                "-CAkey".into(),
+                p("ca.key").into(),
+            ])
+            .chain([
+                "-extfile".into(),
+                ext.clone().into(),
+                "-out".into(),
+                p("cert.pem").into(),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let status = std::process::Command::new("openssl")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs (apt-get install openssl)");
+        assert!(status.success(), "openssl {args:?} failed");
+    }
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+#[test]
+fn the_library_system_can_be_reached_over_tls() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_cert(dir.path());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, PrivateKeyDer::from_pem_file(&key).unwrap())
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ils = Ils::serve(listener, IlsScript::default(), Some(Arc::new(server)));
+    let hanako = card(1);
+    let tls = format!(
+        "upstream_tls = true\nupstream_ca = \"{}\"\nupstream_server_name = \"ils.test\"",
+        ca.display()
+    );
+    let b = Bridge::start(&ils, &[(hanako.clone(), Known::Linked("LIB-0042"))], &tls);
+    let mut sc = Machine::connect(SC1, b.addr());
+    b.tap(0, &hanako);
+    assert_eq!(
+        field(&sc.ask(&req::patron_info("MYKEY")), b"AE"),
+        "Hanako Yamada"
+    );
+    assert_eq!(ils.patron_ids(), ["LIB-0042"]);
+
+    // A certificate that does not chain to the configured CA: no link, status off line.
+    let other = tempfile::tempdir().unwrap();
+    let (wrong_ca, _, _) = tls_cert(other.path());
+    let tls = format!(
+        "upstream_tls = true\nupstream_ca = \"{}\"\nupstream_server_name = \"ils.test\"",
+        wrong_ca.display()
+    );
+    let b = Bridge::start(&ils, &[], &tls);
+    let mut sc = Machine::connect(SC2, b.addr());
+    assert_eq!(sc.ask(&req::status()).fixed()[0], b'N');
+    assert_eq!(ils.patron_ids(), ["LIB-0042"]);
 }

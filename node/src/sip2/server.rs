@@ -608,7 +608,18 @@ impl<'a> Connection<'a> {
             (Some(tls), Some((_, name))) => {
                 let server = rustls::pki_types::ServerName::try_from(name.clone())
                     .map_err(|e| format!("server name {name:?}: {e}"))?;
-                let conn = rustls::ClientConnection::new(tls.clone(), server)
+                let mut conn = rustls::ClientConnection::new(tls.clone(), server)
+                    .map_err(|e| e.to_string())?;
+                // The handshake runs with the whole timeout; reads after it wake
+                // every slice (a partial TLS record is kept by rustls meanwhile).
+                let mut tcp = tcp;
+                tcp.set_read_timeout(Some(timeout))
+                    .map_err(|e| e.to_string())?;
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut tcp)
+                        .map_err(|e| format!("TLS handshake with {}: {e}", cfg.upstream))?;
+                }
+                tcp.set_read_timeout(Some(READ_SLICE))
                     .map_err(|e| e.to_string())?;
                 Link::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
             }
