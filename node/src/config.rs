@@ -167,3 +167,32 @@ fn parse_hub_key(path: &Path, text: &str) -> Result<NodeId, DataDirError> {
         detail: format!("hub_key: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_belong_to_their_modules_and_unknown_keys_are_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DataDir::new(dir.path());
+        let hub = "11".repeat(32);
+        let write = |text: &str| std::fs::write(d.config_path(), text).unwrap();
+        write(&format!(
+            "hub_key = \"{hub}\"\n[sip2]\nupstream = \"ils:6001\"\n"
+        ));
+        assert_eq!(d.config().unwrap().hub_key, hub);
+        let sip2 = d.section("sip2").unwrap().unwrap();
+        assert_eq!(sip2["upstream"].as_str(), Some("ils:6001"));
+        write(&format!("hub_key = \"{hub}\"\nhub_adr = \"typo\"\n"));
+        assert!(d.config().unwrap_err().to_string().contains("hub_adr"));
+        assert!(d.section("sip2").unwrap().is_none());
+        write(&format!("hub_key = \"{hub}\"\nsip2 = 1\n"));
+        assert!(
+            d.section("sip2")
+                .unwrap_err()
+                .to_string()
+                .contains("must be a section")
+        );
+    }
+}

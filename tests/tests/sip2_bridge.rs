@@ -382,6 +382,27 @@ fn with_the_library_system_down_status_says_off_line() {
 }
 
 #[test]
+fn a_library_system_that_does_not_answer_times_out() {
+    let ils = Ils::start(IlsScript {
+        silent: true,
+        ..IlsScript::default()
+    });
+    let hanako = card(1);
+    let b = Bridge::start(&ils, &[(hanako.clone(), Known::Linked("LIB-0042"))], "");
+    let mut sc = Machine::connect(SC1, b.addr());
+    // upstream_timeout_secs = 2: status is answered off line after it...
+    let started = std::time::Instant::now();
+    assert_eq!(sc.ask(&req::status()).fixed()[0], b'N');
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // ...a checkout is not answered at all: the machine sees the connection close.
+    b.tap(0, &hanako);
+    let m = mykey_sip2::Message::decode(req::patron_info("MYKEY").as_bytes()).unwrap();
+    sc.send_raw(&m.message.encode(false));
+    assert!(sc.closed_within(Duration::from_secs(10)));
+    assert_eq!(ils.patron_ids(), ["LIB-0042"], "it did arrive");
+}
+
+#[test]
 fn the_bridge_can_log_in_with_its_own_credentials() {
     let script = IlsScript {
         login: Some(("mykey".into(), "secret".into())),

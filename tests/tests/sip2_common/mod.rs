@@ -147,6 +147,8 @@ pub struct IlsScript {
     pub close_after: Option<usize>,
     /// Answer the first message of each connection with a broken checksum.
     pub garble_first: bool,
+    /// Read and record, never answer.
+    pub silent: bool,
 }
 
 impl Default for IlsScript {
@@ -156,6 +158,7 @@ impl Default for IlsScript {
             login: None,
             close_after: None,
             garble_first: false,
+            silent: false,
         }
     }
 }
@@ -267,6 +270,9 @@ fn ils_connection<S: Read + Write>(mut s: S, script: &IlsScript, log: &Mutex<Vec
             }
         };
         log.lock().unwrap().push(frame.clone());
+        if script.silent {
+            continue;
+        }
         let Ok(d) = Message::decode(&frame) else {
             let _ = s.write_all(b"96\r");
             continue;
