@@ -71,7 +71,7 @@ pub enum Command {
     RequestAcsResend,
     /// 96: request SC resend (ACS → SC, after a bad checksum).
     RequestScResend,
-    /// Any other two bytes: a vendor extension, passed on as it came.
+    /// Any other two letters or digits: a vendor extension, passed on as it came.
     Unknown([u8; 2]),
 }
 

@@ -15,6 +15,7 @@
 //! - [`config`]: the `[sip2]` section of `node.toml`.
 //! - [`server`]: the TCP driver: machine connections, the library-system link
 //!   (plain or TLS), framing, timeouts, reconnects.
+//! - `upstream`: the library-system link (TCP or TLS, deadlines, resends).
 //! - [`taps`]: the readers' tap loops and how a card resolves in the store.
 //! - [`cli`]: `mykey-node sip2`.
 //!
@@ -28,3 +29,4 @@ pub mod config;
 pub mod core;
 pub mod server;
 pub mod taps;
+mod upstream;
