@@ -154,6 +154,9 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
             at(1, 5),
         )
         .unwrap();
+    f.hub
+        .allow_exchange(&op_id(), muni(), pts(1_000_000_000), at(1, 5))
+        .unwrap();
     let carol = f
         .hub
         .register_account(

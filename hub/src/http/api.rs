@@ -9,12 +9,14 @@
 
 use super::pages::{OverviewQuery, select};
 use super::{AppState, HubAccessError, now};
+use crate::access::Access;
+use crate::status::Fleet;
 use crate::status::assess::Alert;
 use crate::status::counters::reason_label;
 use crate::status::{Liability, NodeDetail, NodeRow};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -204,6 +206,26 @@ pub struct NodesJson {
     pub nodes: Vec<NodeJson>,
 }
 
+/// Keeps only what `access` may see: a municipality's staff see its nodes only.
+pub(crate) fn restrict_fleet(fleet: &mut Fleet, access: &Access) {
+    fleet
+        .nodes
+        .retain(|r| access.sees(r.status.node.municipality));
+    fleet.municipalities.retain(|m| access.sees(m.code));
+}
+
+/// 403 for data of a municipality the operator may not see.
+pub(crate) fn not_yours(access: &Access, m: mykey_sync_proto::MunicipalityCode) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"error": format!(
+            "operator {} ({}) may not see municipality {m}'s data",
+            access.operator, access.role
+        )})),
+    )
+        .into_response()
+}
+
 fn unavailable(e: HubAccessError) -> Response {
     tracing::error!("api: {e}");
     (
@@ -213,13 +235,20 @@ fn unavailable(e: HubAccessError) -> Response {
         .into_response()
 }
 
-async fn nodes(State(state): State<AppState>, Query(q): Query<OverviewQuery>) -> Response {
+async fn nodes(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
     let th = state.thresholds().clone();
     let now = now();
     match state.with_hub(move |hub| hub.fleet(&th, now)).await {
-        Ok(fleet) => Json(NodesJson {
+        Ok(mut fleet) => Json(NodesJson {
             at_ms: fleet.at.0,
-            nodes: select(&fleet, &q).into_iter().map(node_json).collect(),
+            nodes: {
+                restrict_fleet(&mut fleet, &access);
+                select(&fleet, &q).into_iter().map(node_json).collect()
+            },
         })
         .into_response(),
         Err(e) => unavailable(e),
@@ -314,7 +343,11 @@ fn detail_json(d: &NodeDetail) -> NodeDetailJson {
     }
 }
 
-async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+async fn node(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(node) = NodeId::parse(&id) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -328,8 +361,10 @@ async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response
         .with_hub(move |hub| hub.node_detail(&node, &th, now))
         .await
     {
-        Ok(Some(d)) => Json(detail_json(&d)).into_response(),
-        Ok(None) => (
+        Ok(Some(d)) if access.sees(d.row.status.node.municipality) => {
+            Json(detail_json(&d)).into_response()
+        }
+        Ok(_) => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such node is enrolled"})),
         )
@@ -338,11 +373,12 @@ async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response
     }
 }
 
-async fn alerts(State(state): State<AppState>) -> Response {
+async fn alerts(State(state): State<AppState>, Extension(access): Extension<Access>) -> Response {
     let th = state.thresholds().clone();
     let now = now();
     match state.with_hub(move |hub| hub.fleet(&th, now)).await {
-        Ok(fleet) => {
+        Ok(mut fleet) => {
+            restrict_fleet(&mut fleet, &access);
             let alerts: Vec<AlertJson> = fleet
                 .nodes
                 .iter()
@@ -395,10 +431,18 @@ fn liability_json(l: &Liability) -> Option<LiabilityJson> {
     })
 }
 
-async fn liabilities(State(state): State<AppState>) -> Response {
+async fn liabilities(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Response {
     match state.with_hub(|hub| hub.liabilities()).await {
         Ok(ls) => Json(json!({
-            "liabilities": ls.iter().filter_map(liability_json).collect::<Vec<_>>()
+            "liabilities": ls.iter()
+                .filter(|l| match &l.municipality {
+                    Some(m) => access.sees(m.code),
+                    None => access.municipality().is_none(),
+                })
+                .filter_map(liability_json).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(e) => unavailable(e),
@@ -437,7 +481,11 @@ pub struct EscrowLineJson {
     pub points: u64,
 }
 
-async fn escrow(State(state): State<AppState>, Query(q): Query<EscrowQuery>) -> Response {
+async fn escrow(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<EscrowQuery>,
+) -> Response {
     let Some(Ok(m)) = q
         .municipality
         .as_deref()
@@ -449,6 +497,9 @@ async fn escrow(State(state): State<AppState>, Query(q): Query<EscrowQuery>) -> 
         )
             .into_response();
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_hub(move |hub| hub.escrow_view(m)).await {
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -501,11 +552,15 @@ pub struct PeriodJson {
     pub yen: u64,
 }
 
-async fn settlement(State(state): State<AppState>) -> Response {
+async fn settlement(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Response {
     match state.with_hub(|hub| hub.settlement_status()).await {
         Ok(lines) => {
             let v: Vec<SettlementJson> = lines
                 .into_iter()
+                .filter(|s| access.sees(s.municipality.code))
                 .map(|s| SettlementJson {
                     municipality: s.municipality.code.to_string(),
                     name: s.municipality.name,

@@ -6,6 +6,7 @@
 #![allow(dead_code, missing_docs)]
 
 use ed25519_dalek::SigningKey;
+pub use mykey_hub::access::{Role, Scope};
 use mykey_hub::{FacilityKind, Hub, NodePolicy, admin::facility};
 use mykey_sync_proto::wire::{Outcome, Receipts, RejectReason};
 use mykey_sync_proto::{
@@ -109,12 +110,19 @@ pub fn policy(ops: &[OpKind]) -> NodePolicy {
 }
 
 impl Fixture {
-    /// Adds the operator `ops` and returns a bearer token for the API.
+    /// Adds the admin operator `ops` and returns an admin-scope bearer
+    /// token for the API (no expiry).
     pub fn api_token(&mut self) -> String {
+        self.token_for("ops", Role::Admin, Scope::Admin)
+    }
+
+    /// Adds (or updates) operator `name` with `role` (password
+    /// `correct horse battery`) and returns a bearer token with `scope`.
+    pub fn token_for(&mut self, name: &str, role: Role, scope: Scope) -> String {
         self.hub
-            .set_operator("ops", "correct horse battery", T0)
+            .set_operator(name, "correct horse battery", role, T0)
             .unwrap();
-        self.hub.new_api_token("ops", T0).unwrap()
+        self.hub.new_api_token(name, scope, None, T0).unwrap().token
     }
 
     pub fn new() -> Fixture {
@@ -270,9 +278,20 @@ pub fn fails(data: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Serves the fixture's hub over HTTP on 127.0.0.1 as `mykey-hub serve`
-/// builds the app (dashboard, API, economy routes); returns the address.
+/// builds the app (dashboard, API, economy routes) and serves it (the real
+/// server, with its limits); returns the address.
 pub fn serve(f: &Fixture) -> std::net::SocketAddr {
-    use mykey_hub::http::AppState;
+    serve_with(f, Default::default(), Default::default(), None)
+}
+
+/// [`serve`] with other settings, limits, and TLS.
+pub fn serve_with(
+    f: &Fixture,
+    config: mykey_hub::http::AppConfig,
+    limits: mykey_hub::http::server::HttpLimits,
+    tls: Option<mykey_hub::http::server::TlsFiles>,
+) -> std::net::SocketAddr {
+    use mykey_hub::http::{AppConfig, AppState, Door};
     use mykey_hub::status::assess::Thresholds;
     let hub = Hub::open(&f.dir.path().join("hub")).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -282,12 +301,19 @@ pub fn serve(f: &Fixture) -> std::net::SocketAddr {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let state = AppState::new(hub, Thresholds::default());
+            let acceptor = tls
+                .as_ref()
+                .map(|t| mykey_hub::http::server::tls_acceptor(t).unwrap());
+            let config = AppConfig {
+                tls: acceptor.is_some(),
+                ..config
+            };
+            let state = AppState::with_config(hub, Thresholds::default(), config);
             let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
                 .merge(mykey_hub::economy::http::router(state));
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
-            axum::serve(l, app).await.unwrap();
+            Door::new(l, acceptor, limits).serve(app).await.unwrap();
         });
     });
     rx.recv().unwrap()
