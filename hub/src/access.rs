@@ -67,7 +67,10 @@ pub enum ParseAccessError {
 
 impl Role {
     /// The role from its name and, for staff, the municipality.
-    pub fn parse(name: &str, municipality: Option<MunicipalityCode>) -> Result<Role, ParseAccessError> {
+    pub fn parse(
+        name: &str,
+        municipality: Option<MunicipalityCode>,
+    ) -> Result<Role, ParseAccessError> {
         match (name, municipality) {
             ("viewer", None) => Ok(Role::Viewer),
             ("admin", None) => Ok(Role::Admin),

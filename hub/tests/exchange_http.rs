@@ -45,7 +45,9 @@ fn exchange_over_http() {
             T0,
         )
         .unwrap();
-    f.hub.allow_exchange(&op, muni(), pts(1_000_000), T0).unwrap();
+    f.hub
+        .allow_exchange(&op, muni(), pts(1_000_000), T0)
+        .unwrap();
     let addr = serve(&f);
     let req = ExchangeRequest {
         request_id: "req-1".into(),

@@ -72,7 +72,9 @@ pub enum OperatorError {
     #[error("no operator named {0:?}: add one with `mykey-hub operator add`")]
     Unknown(String),
     /// The staff role names a municipality the hub does not serve.
-    #[error("municipality {0} is not registered at this hub: add it first with `mykey-hub municipality add`")]
+    #[error(
+        "municipality {0} is not registered at this hub: add it first with `mykey-hub municipality add`"
+    )]
     UnknownMunicipality(mykey_sync_proto::MunicipalityCode),
     /// The expiry is not in the future.
     #[error("the token would expire at once: give --expires a duration such as 90d, or never")]
@@ -282,7 +284,11 @@ impl Hub {
 
     /// What a bearer token may do at `now`: `None` if it is unknown,
     /// revoked or expired, or its operator is gone.
-    pub fn token_access(&mut self, token: &str, now: UnixMillis) -> Result<Option<Access>, StoreError> {
+    pub fn token_access(
+        &mut self,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<Option<Access>, StoreError> {
         let mut st = self.store.begin_read()?;
         let Some(t) = st.api_token(&sha256(token))? else {
             return Ok(None);
@@ -457,7 +463,8 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
         tracing::warn!(operator = %access.operator, role = %access.role, scope = %access.scope, %path, "refused: not allowed");
         return forbidden(&access, &path);
     }
-    req.extensions_mut().insert(Operator(access.operator.clone()));
+    req.extensions_mut()
+        .insert(Operator(access.operator.clone()));
     req.extensions_mut().insert(access);
     next.run(req).await
 }
@@ -532,7 +539,11 @@ fn login_answer(lang: Lang, status: StatusCode, msg: &'static str) -> Response {
 }
 
 fn locked(lang: Lang, wait: Duration) -> Response {
-    let mut resp = login_answer(lang, StatusCode::TOO_MANY_REQUESTS, lang.labels().login_locked);
+    let mut resp = login_answer(
+        lang,
+        StatusCode::TOO_MANY_REQUESTS,
+        lang.labels().login_locked,
+    );
     if let Ok(v) = retry_after_secs(wait).to_string().parse() {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }

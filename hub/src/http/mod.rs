@@ -323,7 +323,12 @@ pub struct Door {
 
 impl std::fmt::Debug for Door {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Door({:?}, tls: {})", self.listener.local_addr(), self.tls.is_some())
+        write!(
+            f,
+            "Door({:?}, tls: {})",
+            self.listener.local_addr(),
+            self.tls.is_some()
+        )
     }
 }
 

@@ -74,7 +74,9 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file did not read or parse.
-    #[error("{path}: {detail}; give a PEM file with --tls-cert (certificate chain) and --tls-key (private key)")]
+    #[error(
+        "{path}: {detail}; give a PEM file with --tls-cert (certificate chain) and --tls-key (private key)"
+    )]
     File {
         /// The file.
         path: PathBuf,
@@ -85,7 +87,9 @@ pub enum TlsError {
     #[error("{0}: no certificate found; give the PEM certificate chain with --tls-cert")]
     NoCertificate(PathBuf),
     /// The key does not fit the certificate, or is of an unsupported kind.
-    #[error("the TLS certificate and key cannot be used together: {0}; check that --tls-key belongs to --tls-cert")]
+    #[error(
+        "the TLS certificate and key cannot be used together: {0}; check that --tls-key belongs to --tls-cert"
+    )]
     Config(#[from] rustls::Error),
 }
 
@@ -178,19 +182,17 @@ async fn connection(
     let service = TowerToHyperService::new(app);
     let result = match tls {
         None => http.serve_connection(TokioIo::new(stream), service).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), service).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+        Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), service).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                return;
             }
-        }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "HTTP connection ended: {e}");
@@ -279,7 +281,10 @@ pub struct BodyLimit {
 /// `router` with its request bodies read by [`BodyLimit`]: a declared
 /// `Content-Length` above the limit is answered `413` at once, unread; a
 /// longer chunked body `413` once past it; a slow one `408`.
-pub fn limit_body<S: Clone + Send + Sync + 'static>(router: Router<S>, limit: BodyLimit) -> Router<S> {
+pub fn limit_body<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limit: BodyLimit,
+) -> Router<S> {
     router.layer(middleware::from_fn_with_state(limit, read_body))
 }
 

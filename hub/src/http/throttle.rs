@@ -346,7 +346,10 @@ mod tests {
         assert_eq!(wait, Duration::from_secs(60));
         held.into_iter().for_each(|a| t.failed(a));
         // After the window, the name may try again.
-        assert!(t.begin("ops", true, B, now + Duration::from_secs(60)).is_ok());
+        assert!(
+            t.begin("ops", true, B, now + Duration::from_secs(60))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -384,7 +387,12 @@ mod tests {
         for i in 0..1000u32 {
             let addr = IpAddr::V4(Ipv4Addr::from(i));
             let a = t
-                .begin(&format!("junk{i}"), false, addr, now + Duration::from_millis(u64::from(i)))
+                .begin(
+                    &format!("junk{i}"),
+                    false,
+                    addr,
+                    now + Duration::from_millis(u64::from(i)),
+                )
                 .unwrap();
             t.failed(a);
         }
@@ -402,7 +410,10 @@ mod tests {
                 .unwrap();
             t.failed(a);
         }
-        assert!(t.begin("junk999", false, B, now + Duration::from_secs(1)).is_err());
+        assert!(
+            t.begin("junk999", false, B, now + Duration::from_secs(1))
+                .is_err()
+        );
     }
 
     #[test]

@@ -60,8 +60,11 @@ pub trait EconomyTx {
         now: UnixMillis,
     ) -> Result<(), StoreError>;
     /// Withdraws that; false if it was not allowed.
-    fn disallow_exchange(&mut self, op: &OperatorId, m: MunicipalityCode)
-    -> Result<bool, StoreError>;
+    fn disallow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<bool, StoreError>;
     /// The daily cap of an operator in a municipality (`None`: not allowed there).
     fn exchange_cap(
         &mut self,

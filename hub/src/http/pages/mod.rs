@@ -8,9 +8,9 @@
 
 use super::api::restrict_fleet;
 use super::auth::Operator;
-use crate::access::Access;
 use super::i18n::{Lang, lang_of};
 use super::{AppState, now};
+use crate::access::Access;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -98,14 +98,14 @@ async fn overview(
             });
             settlement.retain(|s| access.sees(s.municipality.code));
             Html(render_overview(
-            lang,
-            &op.0,
-            &fleet,
-            &liabilities,
-            &settlement,
-            &q,
-        ))
-        .into_response()
+                lang,
+                &op.0,
+                &fleet,
+                &liabilities,
+                &settlement,
+                &q,
+            ))
+            .into_response()
         }
         Err(e) => {
             tracing::error!("dashboard: {e}");

@@ -361,7 +361,9 @@ impl EconomyTx for SqliteTx<'_> {
              ORDER BY municipality",
         )?;
         let rows = stmt
-            .query_map([op.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+            .query_map([op.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(m, cap)| Ok((muni_of(m)?, points_of("daily cap", cap)?)))
@@ -380,9 +382,10 @@ impl EconomyTx for SqliteTx<'_> {
                 "SELECT points FROM exchange_volume
                  WHERE operator = ?1 AND municipality = ?2 AND day_start = ?3",
             )?
-            .query_row(params![op.as_str(), muni_sql(m), i64_of(day_start.0)], |r| {
-                r.get(0)
-            })
+            .query_row(
+                params![op.as_str(), muni_sql(m), i64_of(day_start.0)],
+                |r| r.get(0),
+            )
             .optional()?;
         v.map_or(Ok(0), |v| u64_of("exchange volume", v))
     }

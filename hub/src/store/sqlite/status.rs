@@ -1,8 +1,6 @@
 //! [`StatusTx`] for SQLite: links, rejections, facilities, operators.
 
-use super::{
-    SqliteTx, corrupt, facility_of, i64_of, muni_of, muni_sql, node_of, txid_of, u64_of,
-};
+use super::{SqliteTx, corrupt, facility_of, i64_of, muni_of, muni_sql, node_of, txid_of, u64_of};
 use crate::access::{Role, Scope, TokenInfo};
 use crate::model::{Facility, FacilityKind, Municipality, Posted};
 use crate::store::StoreError;
