@@ -833,6 +833,52 @@ mod tests {
     }
 
     #[test]
+    fn requested_at_must_be_within_the_window_of_the_hub_clock() {
+        let p = ExchangePolicy { window_ms: 1000 };
+        let now = UnixMillis(1_000_000);
+        for (at, ok) in [
+            (1_000_000, true),
+            (999_000, true),
+            (1_001_000, true),
+            (998_999, false),
+            (1_001_001, false),
+            (0, false),
+            (u64::MAX, false),
+        ] {
+            assert_eq!(check_window(at, now, &p).is_ok(), ok, "{at}");
+        }
+        // Near the ends of the clock's range nothing overflows.
+        assert!(check_window(u64::MAX, UnixMillis(u64::MAX), &p).is_ok());
+        assert!(check_window(0, UnixMillis(0), &p).is_ok());
+    }
+
+    #[test]
+    fn operator_points_are_bounded_before_anything_else() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let op = ExchangeOperator {
+            public_key: key.verifying_key().to_bytes(),
+            ..op(0)
+        };
+        for (points, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_OPERATOR_POINTS, true),
+            (MAX_OPERATOR_POINTS + 1, false),
+            (u64::MAX, false),
+        ] {
+            let req = ExchangeRequest {
+                request_id: "r".into(),
+                my_key_id: "a".into(),
+                operator_points: points,
+                municipality: None,
+                requested_at: 0,
+            };
+            let signed = SignedExchange::sign(&op.id, &req, &key);
+            assert_eq!(verify(&op, &signed).is_ok(), ok, "{points}");
+        }
+    }
+
+    #[test]
     fn rate_premium_cap_window_holding() {
         let q = quote(&op(0), 1001, &[], UnixMillis(150)).unwrap();
         assert_eq!((q.regional.get(), q.premium.get()), (500, 0));

@@ -298,6 +298,13 @@ pub fn openapi(
             "responses": ok("what expired", json!({"type": "object", "properties": {
                 "lots": int("lots expired"), "holders": int("holders whose points expired"), "points": int("points moved to expiry income")}}))}}
     });
+    // The POSTs (admin only) read a small JSON body.
+    let mut paths = paths;
+    for p in ["/api/economy/settle", "/api/economy/expire"] {
+        paths[p]["post"]["responses"]["408"] =
+            json!({"description": "the body did not arrive in time"});
+        paths[p]["post"]["responses"]["413"] = json!({"description": "the body is over 16 KiB (a declared Content-Length is refused before it is read)"});
+    }
     (paths, schemas)
 }
 

@@ -589,8 +589,9 @@ pub fn openapi_document() -> serde_json::Value {
     let ok = |desc: &str, schema: serde_json::Value| {
         json!({
             "200": {"description": desc, "content": {"application/json": {"schema": schema}}},
-            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
-            "503": {"description": "the hub's database is unavailable"}
+            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token> (a live one: tokens expire and can be revoked)"},
+            "403": {"description": "the operator's role or the token's scope does not allow this (see the API description), or the data is another municipality's"},
+            "503": {"description": "the hub's database is unavailable, or the hub is serving as many requests as it takes at once (Retry-After)"}
         })
     };
     let (economy_paths, economy_schemas) = crate::economy::http::openapi(ok);
@@ -623,7 +624,7 @@ pub fn openapi_document() -> serde_json::Value {
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "MyKey Edge hub operations API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Node sync status, alerts, liabilities, settlement and lots. Log in at /login (cookie) or send a bearer token from `mykey-hub operator token`. Prometheus metrics are at /metrics (text format)."},
+                 "description": "Node sync status, alerts, liabilities, settlement and lots. Log in at /login (cookie: `mykey_session`, over TLS `__Host-mykey_session`) or send a bearer token from `mykey-hub operator token --scope read|staff|admin`. Prometheus metrics are at /metrics (text format). A `read` token may GET /metrics, /api/nodes, /api/nodes/{id}, /api/alerts, /api/settlement and this document; a `staff` token may GET everything; only an `admin` token or session of an admin operator may POST. A viewer operator reads everything and changes nothing; a municipality's staff operator reads its own municipality's data only (lists are filtered; another municipality's code is 403; /metrics is 403). Bodies over the route's limit are answered 413 before they are read."},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE},
@@ -673,6 +674,7 @@ pub fn openapi_document() -> serde_json::Value {
                             "account": {"type": "integer"}, "node": {"type": "string"}, "points": {"type": "integer"}}}}}}}}},
                     "400": {"description": "no municipality code, or not a valid one"},
                     "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+                    "403": {"description": "the token's scope does not allow reports, or the municipality is not the staff operator's"},
                     "404": {"description": "the municipality is not registered"},
                     "503": {"description": "the hub's database is unavailable"}}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}

@@ -216,7 +216,7 @@ impl Hub {
     }
 
     /// Checks an operator's password (argon2: tens of milliseconds; the
-    /// dashboard does this off the hub lock, see [`login`]).
+    /// dashboard does this off the hub lock, on a bounded pool).
     pub fn check_operator(&mut self, name: &str, password: &str) -> Result<bool, StoreError> {
         let op = self.store.begin_read()?.operator(name)?;
         Ok(op.is_some_and(|o| verify_password(password, &o.password_hash)))
@@ -583,7 +583,7 @@ async fn login(
     let known = hash.is_some();
     // The failure is taken now, before the check, so concurrent guesses
     // past the limit are refused without one.
-    let attempt = match state.logins().begin(&name, known, addr, now) {
+    let attempt = match state.logins().begin(&name, known, addr, Instant::now()) {
         Ok(a) => a,
         Err(wait) => {
             tracing::warn!(operator = %name, %addr, "login refused: too many failures");
@@ -623,8 +623,22 @@ async fn login(
             tracing::warn!(operator = %name, %addr, "failed login");
             login_answer(lang, StatusCode::UNAUTHORIZED, lang.labels().login_failed)
         }
+        Err(super::HubAccessError::Busy) => {
+            state.logins().cancel(attempt);
+            tracing::warn!(%addr, "login refused: too many password checks waiting");
+            let mut resp = login_answer(
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang.labels().login_busy,
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            resp
+        }
         Err(e) => {
-            state.logins().failed(attempt);
+            state.logins().cancel(attempt);
             tracing::error!("login: {e}");
             login_answer(
                 lang,

@@ -115,6 +115,7 @@ struct Inner {
     sessions: auth::Sessions,
     logins: LoginThrottle,
     password_checks: tokio::sync::Semaphore,
+    checks_waiting: std::sync::atomic::AtomicUsize,
     exchange_rate: RateLimiter<OperatorId>,
 }
 
@@ -133,7 +134,14 @@ pub enum HubAccessError {
     /// The blocking task was cancelled (the runtime is shutting down).
     #[error("the hub is shutting down; try again when it is back")]
     Cancelled,
+    /// As many password checks wait as may: try again in a moment.
+    #[error("too many password checks are waiting; try again in a moment")]
+    Busy,
 }
+
+/// Password checks that may wait for the pool at once; more are refused at
+/// once, so a flood of logins cannot take every request slot.
+const MAX_WAITING_CHECKS: usize = 16;
 
 impl AppState {
     /// State over a hub opened for the HTTP side, with default settings.
@@ -150,6 +158,7 @@ impl AppState {
                 sessions: auth::Sessions::default(),
                 logins: LoginThrottle::new(config.login.clone()),
                 password_checks: tokio::sync::Semaphore::new(config.password_checks.max(1)),
+                checks_waiting: std::sync::atomic::AtomicUsize::new(0),
                 exchange_rate: RateLimiter::new(config.exchange_per_second, config.exchange_burst),
                 config,
             }),
@@ -193,17 +202,21 @@ impl AppState {
     }
 
     /// Runs `f` on the blocking pool without the hub: CPU work such as a
-    /// password check, at most [`AppConfig::password_checks`] at once.
+    /// password check, at most [`AppConfig::password_checks`] at once and
+    /// [`MAX_WAITING_CHECKS`] waiting ([`HubAccessError::Busy`] beyond).
     pub(crate) async fn password_check<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HubAccessError> {
-        let _permit = self
-            .inner
-            .password_checks
-            .acquire()
-            .await
-            .map_err(|_| HubAccessError::Cancelled)?;
+        use std::sync::atomic::Ordering;
+        let waiting = &self.inner.checks_waiting;
+        if waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_CHECKS {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HubAccessError::Busy);
+        }
+        let permit = self.inner.password_checks.acquire().await;
+        waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|_| HubAccessError::Cancelled)?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| match e.try_into_panic() {

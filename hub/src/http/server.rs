@@ -93,7 +93,7 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// A TLS acceptor for `files` (TLS 1.3 and 1.2 with rustls' safe defaults, ring).
+/// A TLS acceptor for `files` (rustls with ring; TLS 1.3, the only version built in).
 pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};

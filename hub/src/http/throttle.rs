@@ -51,6 +51,12 @@ struct Window {
     generation: u64,
 }
 
+/// Time left in a window at `now`, at most the window (`now` may be a
+/// moment older than the window's start when attempts race).
+fn remaining(w: &Window, now: Instant, span: Duration) -> Duration {
+    (w.start + span).saturating_duration_since(now).min(span)
+}
+
 /// Failure windows per key: bounded, the oldest window evicted first.
 #[derive(Debug)]
 struct Windows<K> {
@@ -81,7 +87,7 @@ impl<K: Clone + Eq + Hash> Windows<K> {
     /// Seconds until `key` may try again, if it is over `limit`.
     fn blocked(&self, key: &K, limit: u32, now: Instant, span: Duration) -> Option<Duration> {
         let w = self.live(key, now, span)?;
-        (w.count >= limit).then(|| (w.start + span).saturating_duration_since(now))
+        (w.count >= limit).then(|| remaining(w, now, span))
     }
 
     /// Counts a failure of `key` at `now`.
@@ -217,7 +223,7 @@ impl LoginThrottle {
             s.known
                 .get(name)
                 .filter(|w| now.saturating_duration_since(w.start) < span && w.count >= l.per_name)
-                .map(|w| (w.start + span).saturating_duration_since(now))
+                .map(|w| remaining(w, now, span))
         } else {
             s.names.blocked(&name.to_owned(), l.per_name, now, span)
         };
@@ -265,6 +271,20 @@ impl LoginThrottle {
     /// The password was wrong: the failure taken stays.
     pub fn failed(&self, a: Attempt) {
         drop(a);
+    }
+
+    /// The password was never checked (the hub was busy): the failure
+    /// taken is given back to the name and the address.
+    pub fn cancel(&self, a: Attempt) {
+        let mut s = self.lock();
+        if a.known {
+            if let Some(w) = s.known.get_mut(&a.name) {
+                w.count = w.count.saturating_sub(1);
+            }
+        } else {
+            s.names.give_back(&a.name);
+        }
+        s.addrs.give_back(&a.addr);
     }
 
     /// Names and addresses tracked (known operators, other names, addresses).
@@ -344,6 +364,10 @@ mod tests {
         // The fourth is refused before any of them finished.
         let wait = t.begin("ops", true, B, now).unwrap_err();
         assert_eq!(wait, Duration::from_secs(60));
+        // An attempt whose clock reading is a moment older than the
+        // window's start still waits at most the window.
+        let earlier = now.checked_sub(Duration::from_millis(5)).unwrap_or(now);
+        assert!(t.begin("ops", true, B, earlier).unwrap_err() <= Duration::from_secs(60));
         held.into_iter().for_each(|a| t.failed(a));
         // After the window, the name may try again.
         assert!(
@@ -414,6 +438,20 @@ mod tests {
             t.begin("junk999", false, B, now + Duration::from_secs(1))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_attempt_never_checked_gives_its_failure_back() {
+        let t = LoginThrottle::new(limits());
+        let now = Instant::now();
+        for _ in 0..10 {
+            let a = t.begin("ops", true, A, now).unwrap();
+            t.cancel(a);
+            let b = t.begin("nobody", false, A, now).unwrap();
+            t.cancel(b);
+        }
+        assert!(t.address_blocked(A, now).is_none());
+        assert!(t.begin("ops", true, A, now).is_ok());
     }
 
     #[test]
