@@ -91,7 +91,8 @@ enum Command {
     /// Print the hub id (the public key nodes verify facts with).
     Id,
     /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`
-    /// and `dashboard on http://ADDR/` (operator dashboard, JSON API, /metrics).
+    /// and `dashboard on http://ADDR/` (https with --tls-cert; operator dashboard, JSON API,
+    /// /metrics, the operator exchange API).
     Serve {
         /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
         #[arg(long, value_name = "MULTIADDR")]

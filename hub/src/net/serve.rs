@@ -96,6 +96,9 @@ struct Server {
 /// Serves nodes until SIGINT or SIGTERM.
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let hub = Hub::open(data)?;
+    // The dashboard's address, TLS files and the loopback-or-TLS rule are
+    // checked (and its port bound) before the swarm listens.
+    let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = HubNetConfig::load_or_create(data)?;
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let mut s = Server {
@@ -130,7 +133,6 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     // Links a previous process left open ended when it stopped.
     s.hub.close_stale_links()?;
-    let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = crate::http::AppConfig {
         tls: door.is_tls(),
         ..opts.dashboard.app.clone()
