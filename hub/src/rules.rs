@@ -613,7 +613,8 @@ mod tests {
             municipality: muni(),
             points: Points::new(points).unwrap(),
             merchant: FacilityId::parse("shop-1").unwrap(),
-            card_proof: false,
+            basis: None,
+            card_proof: None,
         })
     }
 

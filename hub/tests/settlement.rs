@@ -664,6 +664,11 @@ fn privacy_requests_carry_no_usage_fields() {
         "municipality",
         "points",
         "merchant",
+        // What the node decided a spend on: a balance the hub confirmed.
+        "basis",
+        "ledger_pos",
+        "balance",
+        "debt",
         "card_proof",
         "program",
         "facility",
@@ -674,6 +679,7 @@ fn privacy_requests_carry_no_usage_fields() {
         // (which carries the signed transfer itself).
         "to",
         "right_id",
+        "grant",
         "transfer",
     ];
     let a = f_alice();
@@ -711,6 +717,9 @@ fn right_transfer(a: mykey_sync_proto::AccountId) -> mykey_sync_proto::TxBody {
         to: Chain::new(6).id,
         points: pts(5),
         right_id: 1,
+        // The field names are what this test looks at; the grant's bytes
+        // are opaque in a Debug print.
+        grant: mykey_sync_proto::SignedFact::from_raw_parts(vec![1], [0; 64]),
     })
 }
 

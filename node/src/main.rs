@@ -231,7 +231,7 @@ fn main() -> Result<()> {
         Command::Redeem { card: c, points } => {
             let mut node = dir.open()?;
             let p = Points::parse(&points).context("--points")?;
-            let d = node.redeem(&card(&c)?, p, false, now())?;
+            let d = node.redeem(&card(&c)?, p, None, now())?;
             println!("redeemed {p} (seq {}, tx {})", d.seq, d.tx.short());
         }
         Command::GiveRight {

@@ -13,7 +13,7 @@ use crate::tx::SignedTx;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Upper bound of one encoded message.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound of transactions in one push.
@@ -240,6 +240,13 @@ pub enum RejectReason {
     /// Unlink of a number that is not linked.
     #[error("facility card number is not linked to this account")]
     NotLinked,
+    /// The node's certificate from the hub expired (past its `valid_until`
+    /// and the hub's grace, by the hub's clock): nothing is applied until an
+    /// operator renews the enrolment; the node resends then.
+    #[error(
+        "this node's certificate expired at the hub: ask the hub operator to renew its enrolment (mykey-hub node enrol)"
+    )]
+    CertificateExpired,
 }
 
 impl RejectReason {
@@ -254,6 +261,7 @@ impl RejectReason {
                 | RejectReason::RevokedNode
                 | RejectReason::ChainGap { .. }
                 | RejectReason::ChainFork { .. }
+                | RejectReason::CertificateExpired
         )
     }
 }
@@ -289,6 +297,12 @@ pub enum Refusal {
     /// The message broke a protocol rule (Hello not first, peer mismatch, bounds).
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The node's certificate expired at the hub (past `valid_until` and
+    /// the hub's grace, by the hub's clock).
+    #[error(
+        "this node's certificate expired: ask the hub operator to renew its enrolment (mykey-hub node enrol)"
+    )]
+    CertificateExpired,
 }
 
 /// A message that could not be decoded.

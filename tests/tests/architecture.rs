@@ -135,3 +135,48 @@ fn shared_net_code_depends_on_neither_side() {
         );
     }
 }
+
+#[test]
+fn jpki_is_pure_and_shared() {
+    // The certificate and card-proof code the node and the hub share: no
+    // I/O and neither side (rsa pulls rand for key generation, which the
+    // crate never calls; its sources read no clock and draw no randomness).
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-jpki");
+    for banned in [
+        "tokio",
+        "libp2p",
+        "rusqlite",
+        "axum",
+        "pcsc",
+        "mykey-net",
+        "mykey-node",
+        "mykey-hub",
+    ] {
+        assert!(
+            !deps.contains(banned),
+            "mykey-jpki must not depend on {banned}: {deps:?}"
+        );
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../jpki/src");
+    for entry in std::fs::read_dir(&src).expect("jpki/src") {
+        let p = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&p).expect("source");
+        for banned in [
+            "SystemTime::now",
+            "Instant::now",
+            "thread_rng",
+            "OsRng",
+            "std::net",
+            "std::fs",
+        ] {
+            assert!(!text.contains(banned), "{} uses {banned}", p.display());
+        }
+    }
+    for side in ["mykey-node", "mykey-hub"] {
+        assert!(
+            closure(&meta, side).contains("mykey-jpki") || side == "mykey-hub",
+            "{side} reads cards through mykey-jpki"
+        );
+    }
+}

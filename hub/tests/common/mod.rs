@@ -185,7 +185,8 @@ pub fn redeem(account: AccountId, card_n: u8, points: u64) -> TxBody {
         municipality: muni(),
         points: pts(points),
         merchant: fid("shop-1"),
-        card_proof: false,
+        basis: None,
+        card_proof: None,
     })
 }
 
