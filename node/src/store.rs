@@ -25,6 +25,17 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The file could not be created.
+    #[error(
+        "cannot create the node store {path}: {source}; check the data directory's permissions"
+    )]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file was written by a newer version.
     #[error(
         "node store schema version {found} is newer than this build ({supported}): upgrade mykey-node"
@@ -260,8 +271,27 @@ fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the store at `path`.
+    /// Opens (creating and migrating) the store at `path`. A new file is
+    /// created with mode 0600 (card-to-account links and balances are
+    /// nobody else's business); SQLite gives its `-wal` and `-shm` files the
+    /// same mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StoreError::Create {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
         let conn = Connection::open(path)?;
         Self::init(conn)
     }
