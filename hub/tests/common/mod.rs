@@ -5,13 +5,15 @@
 //! app on 127.0.0.1.
 #![allow(dead_code, missing_docs)]
 
+pub mod pki;
+
 use ed25519_dalek::SigningKey;
+pub use mykey_hub::access::{Role, Scope};
 use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeReceipt, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
 use mykey_hub::economy::liability::{BaseDateFigures, LiabilityReport, MunicipalityLiability};
 use mykey_hub::economy::lots::ExpiryPolicy;
-pub use mykey_hub::access::{Role, Scope};
 use mykey_hub::{FacilityKind, Hub, NodePolicy, admin::facility};
 use mykey_sync_proto::wire::{Outcome, Receipts, RejectReason};
 use mykey_sync_proto::{
