@@ -804,11 +804,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Nodes => {
             let mut hub = open(&cli)?;
             let nodes = hub.node_statuses()?;
+            let quarantine = hub.quarantine_summary()?;
             if nodes.is_empty() {
                 println!("no nodes enrolled; enrol one with `mykey-hub node enrol`");
             }
             println!(
-                "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>10}  software",
+                "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>22} {:>10}  software",
                 "node",
                 "facility",
                 "muni",
@@ -817,6 +818,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "unconfirmed",
                 "rejected",
                 "incidents",
+                "quarantine_held",
                 "skew_ms"
             );
             for n in nodes {
@@ -835,8 +837,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ),
                     None => ("never".to_owned(), "-".to_owned(), "-".to_owned()),
                 };
+                // Spends held beyond the node's bounds: `quarantine list --node`.
+                let held = quarantine.held_by_node(&n.node.id);
+                let held = if held.items == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{} ({} pt)", held.items, held.points)
+                };
                 println!(
-                    "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>10}  {software} (last contact {contact})",
+                    "{:<10} {:<16} {:<7} {:<9} {:>9} {:>11} {:>8} {:>9} {:>22} {:>10}  {software} (last contact {contact})",
                     n.node.id.short(),
                     n.node.facility.as_str(),
                     n.node.municipality.to_string(),
@@ -845,6 +854,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     n.n_unconfirmed(),
                     n.n_rejected,
                     n.n_incidents,
+                    held,
                     skew,
                 );
             }

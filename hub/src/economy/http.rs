@@ -250,7 +250,12 @@ pub fn openapi(
                     "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points")}}},
             "never_expiring": points_of("points that never expire, per source"),
             "base_dates": {"type": "array", "description": "the last two legal base dates (31 March, 30 September), newest first",
-                "items": r("BaseDateLiability")}}},
+                "items": r("BaseDateLiability")},
+            "quarantine": {"type": "object", "description": "spends held in quarantine beyond nodes' bounds, on their own line: not a liability to holders (in no figure above) and not payable to the facility until an operator releases them (CSV section `quarantine-held`)",
+                "properties": {"held_points": int("points held"), "held_yen": int("held_points in yen"),
+                    "held_items": int("spends held"),
+                    "by_facility": {"type": "array", "items": {"type": "object", "properties": {
+                        "facility": text("the facility that would be paid"), "held_points": int("points held"), "held_items": int("spends held")}}}}}}},
         "BaseDateLiability": {"type": "object", "description": "the books at the end of the base date (00:00 JST of the next day); nothing posted later changes them", "properties": {
             "date": text("the base date (YYYY-MM-DD)"),
             "as_of_ms": int("the end of the base date"),
@@ -277,7 +282,7 @@ pub fn openapi(
             "first_day": text("JST day it starts (YYYY-MM-DD)"), "closed_at": int("when it was closed (Unix ms)"),
             "ledger_pos": int("the last ledger position in it"),
             "statements": {"type": "array", "items": {"type": "object", "properties": {
-                "kind": {"enum": ["operator-invoice", "municipality-receipt", "premium-funded", "merchant-payout", "expired"]},
+                "kind": {"enum": ["operator-invoice", "municipality-receipt", "premium-funded", "merchant-payout", "expired", "quarantined"]},
                 "party": text("operator id (invoice), facility id (payout) or municipality code"),
                 "points": int("points"), "yen": int("yen"), "transfers": int("transfers summed")}}}}}
     });

@@ -53,12 +53,23 @@
 //! (wallets) plus the held points of that source, so the sources add up to
 //! the outstanding total (wallets + held, asserted), and the expiry schedule
 //! shows held points at the expiry they will have.
+//!
+//! **Quarantine on its own line.** Spends a node signed beyond the bounds
+//! the hub enrolled ([`crate::quarantine`]) are held as evidence: no holder
+//! was charged for them, so they are not owed to holders (not outstanding,
+//! not unused at a base date), and no facility is owed them until an
+//! operator releases them (a release posts the redeem then, which settlement
+//! pays; a rejection drops them). The report shows what is held per
+//! municipality and facility beside the liability, never inside it
+//! (JSON `quarantine`, CSV section `quarantine-held`); the ledger's
+//! quarantine accounts and the quarantine's held spends must agree (checked).
 
 use crate::economy::YEN_PER_POINT;
 use crate::economy::calendar::Date;
 use crate::economy::exchange::ExchangeRecord;
 use crate::economy::lots::{self, Lot, LotSource};
 use crate::hub::Hub;
+use crate::quarantine::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::economy::WalletStep;
 use mykey_sync_proto::{AccountId, MunicipalityCode, UnixMillis};
@@ -393,6 +404,10 @@ pub struct MunicipalityLiability {
     pub never_expiring: BTreeMap<String, u64>,
     /// The figures at the last base dates, newest first.
     pub base_dates: Vec<BaseDateFigures>,
+    /// Spends held in quarantine now (not in any figure above).
+    pub quarantine_held: Sum,
+    /// Of which per facility that would be paid, in facility order.
+    pub quarantine_by_facility: BTreeMap<String, Sum>,
 }
 
 /// The whole report.
@@ -426,6 +441,14 @@ impl LiabilityReport {
                 "expiry_schedule": m.expiry_schedule.iter().map(|((month, s), p)| json!({"month": month, "source": s, "points": p})).collect::<Vec<_>>(),
                 "never_expiring": m.never_expiring.iter().map(|(s, p)| json!({"source": s, "points": p})).collect::<Vec<_>>(),
                 "base_dates": m.base_dates.iter().map(BaseDateFigures::to_json).collect::<Vec<_>>(),
+                "quarantine": {
+                    "held_points": m.quarantine_held.points,
+                    "held_yen": yen_of(m.quarantine_held.points),
+                    "held_items": m.quarantine_held.items,
+                    "by_facility": m.quarantine_by_facility.iter().map(|(f, s)| json!({
+                        "facility": f, "held_points": s.points, "held_items": s.items,
+                    })).collect::<Vec<_>>(),
+                },
             })).collect::<Vec<_>>(),
         })
     }
@@ -433,7 +456,9 @@ impl LiabilityReport {
     /// CSV form: `municipality,section,key,detail,points,yen`. Rows about
     /// points carry both columns; the deposit rows carry yen only. Base-date
     /// rows have the date as key and the source as detail (empty: the
-    /// municipality's total).
+    /// municipality's total). Section `quarantine-held` is apart from the
+    /// liability: key `total` (the municipality's), or key `facility` with the
+    /// facility id as detail.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("municipality,section,key,detail,points,yen\r\n");
         for m in &self.municipalities {
@@ -485,6 +510,10 @@ impl LiabilityReport {
                     );
                 }
             }
+            row("quarantine-held", "total", "", m.quarantine_held.points);
+            for (f, s) in &m.quarantine_by_facility {
+                row("quarantine-held", "facility", f, s.points);
+            }
             for b in &m.base_dates {
                 let d = b.date.to_string();
                 line("base-date-deposit", &d, "", None, b.deposit_required_yen);
@@ -513,6 +542,8 @@ impl Hub {
         for d in base_dates(now, 2) {
             cuts.push((d, st.last_pos_before(0, d.end())?));
         }
+        let kind_totals = st.ledger_kind_totals()?;
+        let quarantine = QuarantineSummary::new(st.quarantine_totals()?);
         let mut out = vec![];
         for muni in st.municipalities()? {
             let m = muni.code;
@@ -526,7 +557,29 @@ impl Hub {
                 expiry_schedule: BTreeMap::new(),
                 never_expiring: BTreeMap::new(),
                 base_dates: vec![],
+                quarantine_held: quarantine.held_in(m),
+                quarantine_by_facility: quarantine
+                    .by_facility()
+                    .into_iter()
+                    .filter(|f| f.municipality == m && f.held.items > 0)
+                    .map(|f| (f.facility.as_str().to_owned(), f.held))
+                    .collect(),
             };
+            // The ledger's quarantine accounts hold what the quarantine holds.
+            let in_ledger: i128 = kind_totals
+                .iter()
+                .filter(|(km, kind, _)| *km == m && kind == "quarantined")
+                .map(|(_, _, p)| i128::from(p.credits) - i128::from(p.debits))
+                .sum();
+            if in_ledger != i128::from(l.quarantine_held.points) {
+                return Err(StoreError::Corrupt {
+                    what: "ledger (quarantine accounts for the liability report)",
+                    detail: format!(
+                        "{m}'s quarantine accounts hold {in_ledger} pt, its held spends {} pt",
+                        l.quarantine_held.points
+                    ),
+                });
+            }
             (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
             for (source, day, points) in st.lot_schedule(m)? {
                 *l.by_source.entry(source.clone()).or_default() += points;

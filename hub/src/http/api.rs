@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
 /// An alert.
 #[derive(Debug, Serialize)]
 pub struct AlertJson {
-    /// `silent`, `clock-skew`, `rejections`, `replica-behind` or `shard-epoch-behind`.
+    /// `silent`, `clock-skew`, `rejections`, `replica-behind`, `shard-epoch-behind` or `quarantine`.
     pub kind: &'static str,
     /// The node.
     pub node: String,
@@ -52,9 +52,12 @@ pub struct AlertJson {
     /// Clock skew: node minus hub.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skew_ms: Option<i64>,
-    /// Rejections: how many in the last day.
+    /// Rejections: how many in the last day; quarantine: spends held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Quarantine: points held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<u64>,
     /// Replica behind: issue time of the oldest fact missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oldest_missing_ms: Option<u64>,
@@ -77,6 +80,7 @@ fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
         threshold_ms: None,
         skew_ms: None,
         count: None,
+        points: None,
         oldest_missing_ms: None,
         shard: None,
         held_epoch: None,
@@ -104,6 +108,10 @@ fn alert_json(node: &NodeId, a: &Alert) -> AlertJson {
             j.shard = Some(shard.clone());
             j.held_epoch = Some(*held);
             j.current_epoch = Some(*current);
+        }
+        Alert::Quarantine { items, points } => {
+            j.count = Some(*items);
+            j.points = Some(*points);
         }
     }
     j
@@ -160,6 +168,10 @@ pub struct NodeJson {
     pub fact_cursor: Option<u64>,
     /// Issue time of the oldest fact it lacked.
     pub oldest_missing_fact_ms: Option<u64>,
+    /// Its spends held in quarantine now (the node's flag).
+    pub quarantine_held_items: u64,
+    /// Their points.
+    pub quarantine_held_points: u64,
     /// Its alerts.
     pub alerts: Vec<AlertJson>,
 }
@@ -193,6 +205,8 @@ fn node_json(r: &NodeRow) -> NodeJson {
         software: c.map(|c| c.software.clone()),
         fact_cursor: c.map(|c| c.fact_cursor),
         oldest_missing_fact_ms: r.oldest_missing_fact.map(|t| t.0),
+        quarantine_held_items: r.quarantine_held.items,
+        quarantine_held_points: r.quarantine_held.points,
         alerts: a.alerts.iter().map(|x| alert_json(&s.node.id, x)).collect(),
     }
 }
@@ -212,6 +226,7 @@ pub(crate) fn restrict_fleet(fleet: &mut Fleet, access: &Access) {
         .nodes
         .retain(|r| access.sees(r.status.node.municipality));
     fleet.municipalities.retain(|m| access.sees(m.code));
+    fleet.quarantine.retain_municipality(|m| access.sees(m));
 }
 
 /// 403 for data of a municipality the operator may not see.
@@ -412,6 +427,8 @@ pub struct LiabilityJson {
     pub merchant_payables: i64,
     /// Expired.
     pub expired: i64,
+    /// Held in quarantine: not owed to holders, not payable unless released.
+    pub quarantine_held: i64,
 }
 
 fn clamp(v: i128) -> i64 {
@@ -428,6 +445,7 @@ fn liability_json(l: &Liability) -> Option<LiabilityJson> {
         budgets: clamp(l.budgets),
         merchant_payables: clamp(l.merchant_payables),
         expired: clamp(l.expired),
+        quarantine_held: clamp(l.quarantine_held),
     })
 }
 
@@ -595,18 +613,20 @@ pub fn openapi_document() -> serde_json::Value {
         })
     };
     let (economy_paths, economy_schemas) = crate::economy::http::openapi(ok);
+    let (quarantine_paths, quarantine_schemas) = crate::quarantine::http::openapi(ok);
     let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
     let filters = json!([
         {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "6-digit municipality code"},
         {"name": "status", "in": "query", "schema": {"enum": ["alert", "never-seen", "revoked", "healthy"]}},
         {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "text in the facility name or id, or a node id prefix"},
-        {"name": "sort", "in": "query", "schema": {"enum": ["status", "facility", "municipality", "last_contact", "reachable", "sessions", "unconfirmed", "oldest", "rejected", "skew", "version"]}},
+        {"name": "sort", "in": "query", "schema": {"enum": ["status", "facility", "municipality", "last_contact", "reachable", "sessions", "unconfirmed", "oldest", "rejected", "quarantine", "skew", "version"]}},
         {"name": "dir", "in": "query", "schema": {"enum": ["asc", "desc"]}}
     ]);
     let alert = json!({"type": "object", "required": ["kind", "node"], "properties": {
-        "kind": {"enum": ["silent", "clock-skew", "rejections", "replica-behind", "shard-epoch-behind"]},
+        "kind": {"enum": ["silent", "clock-skew", "rejections", "replica-behind", "shard-epoch-behind", "quarantine"]},
         "node": {"type": "string"}, "since_ms": {"type": "integer"}, "threshold_ms": {"type": "integer"},
-        "skew_ms": {"type": "integer"}, "count": {"type": "integer"}, "oldest_missing_ms": {"type": "integer"},
+        "skew_ms": {"type": "integer"}, "count": {"type": "integer", "description": "rejections: refusals in the last day; quarantine: spends held"},
+        "points": {"type": "integer", "description": "quarantine: points held"}, "oldest_missing_ms": {"type": "integer"},
         "shard": {"type": "string"}, "held_epoch": {"type": "integer"}, "current_epoch": {"type": "integer"}}});
     let node = json!({"type": "object", "properties": {
         "id": {"type": "string"}, "facility": {"type": "string"}, "facility_name": {"type": ["string", "null"]},
@@ -620,11 +640,13 @@ pub fn openapi_document() -> serde_json::Value {
         "last_refusal_detail": {"type": ["string", "null"]}, "last_refusal_ms": {"type": ["integer", "null"]}, "clock_skew_ms": {"type": ["integer", "null"]},
         "software": {"type": ["string", "null"]}, "fact_cursor": {"type": ["integer", "null"]},
         "oldest_missing_fact_ms": {"type": ["integer", "null"]},
+        "quarantine_held_items": {"type": "integer", "description": "its spends held in quarantine now (GET /api/quarantine?node=ID)"},
+        "quarantine_held_points": {"type": "integer", "description": "their points"},
         "alerts": {"type": "array", "items": r("Alert")}}});
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "MyKey Edge hub operations API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Node sync status, alerts, liabilities, settlement and lots. Log in at /login (cookie: `mykey_session`, over TLS `__Host-mykey_session`) or send a bearer token from `mykey-hub operator token --scope read|staff|admin`. Prometheus metrics are at /metrics (text format). A `read` token may GET /metrics, /api/nodes, /api/nodes/{id}, /api/alerts, /api/settlement and this document; a `staff` token may GET everything; only an `admin` token or session of an admin operator may POST. A viewer operator reads everything and changes nothing; a municipality's staff operator reads its own municipality's data only (lists are filtered; another municipality's code is 403; /metrics is 403). Bodies over the route's limit are answered 413 before they are read."},
+                 "description": "Node sync status, alerts, liabilities, settlement, lots, and spends held in quarantine beyond nodes' bounds (admins release or reject them). Log in at /login (cookie: `mykey_session`, over TLS `__Host-mykey_session`) or send a bearer token from `mykey-hub operator token --scope read|staff|admin`. Prometheus metrics are at /metrics (text format). A `read` token may GET /metrics, /api/nodes, /api/nodes/{id}, /api/alerts, /api/settlement and this document; a `staff` token may GET everything; only an `admin` token or session of an admin operator may POST. A viewer operator reads everything and changes nothing; a municipality's staff operator reads its own municipality's data only (lists are filtered; another municipality's code is 403; /metrics is 403). Bodies over the route's limit are answered 413 before they are read."},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE},
@@ -646,7 +668,8 @@ pub fn openapi_document() -> serde_json::Value {
                 "Liability": {"type": "object", "properties": {
                     "municipality": {"type": "string"}, "name": {"type": "string"}, "wallets": {"type": "integer"},
                     "debts": {"type": "integer"}, "budgets": {"type": "integer"},
-                    "merchant_payables": {"type": "integer"}, "expired": {"type": "integer"}}}
+                    "merchant_payables": {"type": "integer"}, "expired": {"type": "integer"},
+                    "quarantine_held": {"type": "integer", "description": "points of spends held in quarantine: not owed to holders and not payable to merchants unless an operator releases them"}}}
             }
         },
         "security": [{"session": []}, {"token": []}],
@@ -683,6 +706,8 @@ pub fn openapi_document() -> serde_json::Value {
     // The economy routes are documented beside their handlers.
     extend(&mut doc["paths"], economy_paths);
     extend(&mut doc["components"]["schemas"], economy_schemas);
+    extend(&mut doc["paths"], quarantine_paths);
+    extend(&mut doc["components"]["schemas"], quarantine_schemas);
     doc
 }
 

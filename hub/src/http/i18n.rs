@@ -1,7 +1,7 @@
 //! The dashboard's labels: Japanese by default (municipal and hub staff in
 //! Japan use it), English on request (`?lang=en`, kept in a cookie).
 
-use crate::model::FacilityKind;
+use crate::model::{FacilityKind, IncidentKind};
 use crate::status::assess::Health;
 use axum::http::{HeaderMap, header};
 
@@ -65,6 +65,47 @@ impl Lang {
 }
 
 impl Lang {
+    /// An incident kind's name.
+    pub fn incident(self, k: IncidentKind) -> &'static str {
+        match (self, k) {
+            (Lang::Ja, IncidentKind::ChainRejected) => "連鎖レベルの拒否",
+            (Lang::Ja, IncidentKind::SpendOnInactiveCard) => "停止・更新済みカードでの利用",
+            (Lang::Ja, IncidentKind::DebtCreated) => "残高不足（債務発生）",
+            (Lang::Ja, IncidentKind::ProgramOverdrawn) => "事業予算の超過",
+            (Lang::Ja, IncidentKind::BeyondRight) => "利用権を超える利用",
+            (Lang::Ja, IncidentKind::Quarantined) => "上限超過で隔離",
+            (Lang::En, IncidentKind::ChainRejected) => "refused at chain level",
+            (Lang::En, IncidentKind::SpendOnInactiveCard) => "spend on an inactive card",
+            (Lang::En, IncidentKind::DebtCreated) => "debt created",
+            (Lang::En, IncidentKind::ProgramOverdrawn) => "programme overdrawn",
+            (Lang::En, IncidentKind::BeyondRight) => "beyond its spend right",
+            (Lang::En, IncidentKind::Quarantined) => "quarantined beyond its bounds",
+        }
+    }
+
+    /// A quarantine rule (`card-proof`, `card-limit`, `exposure-limit`) in words.
+    pub fn rule(self, rule: &str) -> &str {
+        match (self, rule) {
+            (Lang::Ja, "card-proof") => "PIN閾値超えでカード認証なし",
+            (Lang::Ja, "card-limit") => "カードごとのオフライン上限超過",
+            (Lang::Ja, "exposure-limit") => "ノードの未確認利用上限超過",
+            (Lang::En, "card-proof") => "no card proof above the PIN threshold",
+            (Lang::En, "card-limit") => "beyond the per-card offline limit",
+            (Lang::En, "exposure-limit") => "beyond the node's exposure limit",
+            (_, other) => other,
+        }
+    }
+
+    /// A quarantined spend's state (`held`, `released`, `rejected`) in words.
+    pub fn quarantine_state(self, state: &str) -> &str {
+        match (self, state) {
+            (Lang::Ja, "held") => "保留中",
+            (Lang::Ja, "released") => "支払済み（解除）",
+            (Lang::Ja, "rejected") => "却下",
+            (_, other) => other,
+        }
+    }
+
     /// A refusal reason (label from `reason_label`) in words; English falls
     /// back to the protocol's own text.
     pub fn reason<'a>(self, label: &str, detail: &'a str) -> std::borrow::Cow<'a, str> {
@@ -187,6 +228,23 @@ pub struct Labels {
     pub enrolled: &'static str,
     pub live_note: &'static str,
     pub at: &'static str,
+    pub alert_quarantine: &'static str,
+    pub quarantine: &'static str,
+    pub quarantine_none: &'static str,
+    pub quarantine_note: &'static str,
+    pub quarantine_list: &'static str,
+    pub quarantine_col: &'static str,
+    pub quarantine_held: &'static str,
+    pub quarantine_liability: &'static str,
+    pub items: &'static str,
+    pub released: &'static str,
+    pub rejected_items: &'static str,
+    pub rule: &'static str,
+    pub detail: &'static str,
+    pub held_at: &'static str,
+    pub decision: &'static str,
+    pub state_all: &'static str,
+    pub truncated: &'static str,
 }
 
 static JA: Labels = Labels {
@@ -265,6 +323,23 @@ static JA: Labels = Labels {
     enrolled: "登録日時",
     live_note: "数秒ごとに自動更新",
     at: "時刻",
+    alert_quarantine: "上限超過の取引を隔離中",
+    quarantine: "隔離された取引（上限超過・支払保留）",
+    quarantine_none: "隔離中の取引はありません。",
+    quarantine_note: "ノードが登録上限を超えて署名した取引は、署名付きの証拠として隔離され、運用者が支払（release）か却下（reject）を決めるまで精算で支払われません。利用者への負債でもありません。決定は管理者が CLI（mykey-hub quarantine release|reject）または API（POST /api/quarantine/{id}/release・reject）で行い、誰が・なぜを記録します。",
+    quarantine_list: "取引の一覧",
+    quarantine_col: "隔離",
+    quarantine_held: "隔離保留",
+    quarantine_liability: "隔離保留（支払対象外）",
+    items: "件数",
+    released: "支払済み（解除）",
+    rejected_items: "却下",
+    rule: "超えた上限",
+    detail: "詳細",
+    held_at: "隔離日時",
+    decision: "決定",
+    state_all: "すべての状態",
+    truncated: "一致が多すぎるため先頭のみ表示しています。絞り込んでください。",
 };
 
 static EN: Labels = Labels {
@@ -343,4 +418,21 @@ static EN: Labels = Labels {
     enrolled: "Enrolled",
     live_note: "refreshes every few seconds",
     at: "When",
+    alert_quarantine: "Spends held in quarantine",
+    quarantine: "Quarantine: spends beyond nodes' bounds (not paid)",
+    quarantine_none: "No spends are held.",
+    quarantine_note: "Spends a node signed beyond the bounds the hub enrolled are kept as signed evidence and never paid by settlement until an operator releases (pays) or rejects them; they are not owed to holders either. Admins decide with the CLI (mykey-hub quarantine release|reject) or the API (POST /api/quarantine/{id}/release or /reject); who and why are recorded.",
+    quarantine_list: "List the spends",
+    quarantine_col: "Quarantine",
+    quarantine_held: "Held",
+    quarantine_liability: "Held in quarantine (not payable)",
+    items: "Spends",
+    released: "Released (paid)",
+    rejected_items: "Rejected",
+    rule: "Bound",
+    detail: "Detail",
+    held_at: "Held at",
+    decision: "Decision",
+    state_all: "all states",
+    truncated: "Too many match: only the first are shown. Narrow the filters.",
 };

@@ -1,8 +1,11 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
 //!
 //! Gauges come from the same snapshot the dashboard shows (nodes by state,
-//! alerts by kind, unconfirmed transactions); counters and the sync lag
-//! histogram from the process's ingest counters.
+//! alerts by kind, unconfirmed transactions, spends held in quarantine);
+//! counters and the sync lag histogram from the process's ingest counters,
+//! except quarantine decisions, which are counted from the database (a
+//! decision is final and its row is never deleted, so the count only grows,
+//! and it includes decisions made with the CLI in another process).
 
 use super::{AppState, now};
 use crate::status::Fleet;
@@ -55,6 +58,57 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Spends held in quarantine per municipality and facility (a sample, 0 once
+/// decided, for every facility that ever had one), and decisions by outcome.
+fn render_quarantine(o: &mut String, fleet: &Fleet) {
+    use crate::store::bounds::QuarantineState;
+    let facilities = fleet.quarantine.by_facility();
+    family(
+        o,
+        "mykey_hub_quarantine_held_items",
+        "gauge",
+        "Spends held in quarantine beyond their node's enrolled bounds, not paid until an operator releases them.",
+    );
+    for f in &facilities {
+        let _ = writeln!(
+            o,
+            "mykey_hub_quarantine_held_items{{municipality=\"{}\",facility=\"{}\"}} {}",
+            f.municipality,
+            label(f.facility.as_str()),
+            f.held.items
+        );
+    }
+    family(
+        o,
+        "mykey_hub_quarantine_held_points",
+        "gauge",
+        "Points of the spends held in quarantine (not owed to holders, not payable to the facility unless released).",
+    );
+    for f in &facilities {
+        let _ = writeln!(
+            o,
+            "mykey_hub_quarantine_held_points{{municipality=\"{}\",facility=\"{}\"}} {}",
+            f.municipality,
+            label(f.facility.as_str()),
+            f.held.points
+        );
+    }
+    family(
+        o,
+        "mykey_hub_quarantine_decisions_total",
+        "counter",
+        "Operators' decisions on quarantined spends, by outcome (released: paid; rejected: never paid).",
+    );
+    for state in [QuarantineState::Released, QuarantineState::Rejected] {
+        let _ = writeln!(
+            o,
+            "mykey_hub_quarantine_decisions_total{{outcome=\"{}\"}} {}",
+            state.name(),
+            fleet.quarantine.decided(&state).items
+        );
+    }
+}
+
 /// Renders every metric.
 pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
     let mut o = String::new();
@@ -96,6 +150,7 @@ pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
         "rejections",
         "replica-behind",
         "shard-epoch-behind",
+        "quarantine",
     ] {
         let n: usize = fleet
             .nodes
@@ -152,6 +207,7 @@ pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
             fleet.at.0.saturating_sub(t.0) as f64 / 1000.0
         );
     }
+    render_quarantine(&mut o, fleet);
     family(
         &mut o,
         "mykey_hub_transactions_total",

@@ -6,7 +6,8 @@
 //!   but the login page needs one of them.
 //! - [`pages`]: server-rendered HTML in Japanese (English with `?lang=en`),
 //!   with a small script that refreshes the live parts every few seconds.
-//! - [`api`]: the JSON API under `/api/` and its OpenAPI document.
+//! - [`api`]: the JSON API under `/api/` and its OpenAPI document (the
+//!   quarantine's routes live beside it, [`crate::quarantine::http`]).
 //! - [`metrics`]: Prometheus text format at `/metrics`.
 //! - [`server`]: the HTTP server with its timeouts, connection and request
 //!   limits, body limits, panic answers and TLS; [`throttle`]: login and
@@ -18,8 +19,10 @@
 //! municipality's staff only their municipality.
 //!
 //! The HTTP side opens its own [`Hub`] on the data directory (its own SQLite
-//! connection: WAL readers never block the serving loop's writes) and reads
-//! only; each request's database work runs on tokio's blocking pool.
+//! connection: WAL readers never block the serving loop's writes); it
+//! writes only for an admin's actions (settlement runs, the expiry job,
+//! quarantine decisions), each in one transaction. Each request's database
+//! work runs on tokio's blocking pool.
 //!
 //! Composing: further routers (settlement, operator exchange) go through
 //! [`app`], which puts them behind the same login:
@@ -243,6 +246,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(crate::quarantine::http::routes())
         .merge(metrics::routes())
 }
 

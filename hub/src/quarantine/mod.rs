@@ -10,17 +10,120 @@
 //! - **reject**: the claim is reversed and nothing is paid.
 //!
 //! Each decision records who and why, is logged, and cannot be changed.
+//!
+//! Drivers: [`cli`] (`mykey-hub quarantine …`) and [`http`] (`/api/quarantine…`);
+//! the dashboard, `/metrics`, `mykey-hub nodes` and the liability report read
+//! [`Hub::quarantine_summary`].
 
 use crate::admin::{balance_in, tell_balance};
 use crate::hub::{Hub, finish};
 use crate::model::{Incident, IncidentKind, LedgerAccount, TransferDraft, TransferKind};
 use crate::rules::redeem_transfers;
 use crate::store::StoreError;
-use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState};
-use mykey_sync_proto::{Redeem, TxBody, UnixMillis};
+use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState, QuarantineTotal};
+use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, Redeem, TxBody, UnixMillis};
+use std::collections::BTreeMap;
 
 /// Most items one listing returns.
 pub const MAX_LISTED: u32 = 10_000;
+
+/// Longest reason a decision takes, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Spends summed: how many and their points.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sum {
+    /// How many spends.
+    pub items: u64,
+    /// Their points.
+    pub points: u64,
+}
+
+impl Sum {
+    fn add(&mut self, t: &QuarantineTotal) {
+        self.items += t.items;
+        self.points = self.points.saturating_add(t.points);
+    }
+}
+
+/// One facility's quarantine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FacilityQuarantine {
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// The facility that would be paid.
+    pub facility: FacilityId,
+    /// Held now.
+    pub held: Sum,
+    /// Released by an operator (paid).
+    pub released: Sum,
+    /// Rejected by an operator (never paid).
+    pub rejected: Sum,
+}
+
+/// Every quarantined spend summed, from one read (see [`Hub::quarantine_summary`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuarantineSummary {
+    totals: Vec<QuarantineTotal>,
+}
+
+impl QuarantineSummary {
+    /// The summary of these totals.
+    pub fn new(totals: Vec<QuarantineTotal>) -> QuarantineSummary {
+        QuarantineSummary { totals }
+    }
+
+    fn sum(&self, keep: impl Fn(&QuarantineTotal) -> bool) -> Sum {
+        let mut s = Sum::default();
+        for t in self.totals.iter().filter(|t| keep(t)) {
+            s.add(t);
+        }
+        s
+    }
+
+    /// What a node's spends have held now.
+    pub fn held_by_node(&self, node: &NodeId) -> Sum {
+        self.sum(|t| t.node == *node && t.state == QuarantineState::Held)
+    }
+
+    /// What is held now in a municipality.
+    pub fn held_in(&self, m: MunicipalityCode) -> Sum {
+        self.sum(|t| t.municipality == m && t.state == QuarantineState::Held)
+    }
+
+    /// Every decision so far in one state (`Released` or `Rejected`).
+    pub fn decided(&self, state: &QuarantineState) -> Sum {
+        self.sum(|t| t.state == *state)
+    }
+
+    /// Each facility that ever had a spend quarantined, by municipality and facility.
+    pub fn by_facility(&self) -> Vec<FacilityQuarantine> {
+        let mut out: BTreeMap<(u32, &str), FacilityQuarantine> = BTreeMap::new();
+        for t in &self.totals {
+            let f = out
+                .entry((t.municipality.get(), t.facility.as_str()))
+                .or_insert_with(|| FacilityQuarantine {
+                    municipality: t.municipality,
+                    facility: t.facility.clone(),
+                    held: Sum::default(),
+                    released: Sum::default(),
+                    rejected: Sum::default(),
+                });
+            match t.state {
+                QuarantineState::Held => f.held.add(t),
+                QuarantineState::Released => f.released.add(t),
+                QuarantineState::Rejected => f.rejected.add(t),
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Keeps only the spends of the municipalities `keep` allows (a staff
+    /// operator's view).
+    pub fn retain_municipality(&mut self, keep: impl Fn(MunicipalityCode) -> bool) {
+        self.totals.retain(|t| keep(t.municipality));
+    }
+}
 
 /// Why a quarantine decision was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +144,9 @@ pub enum DecideError {
     /// The decision names no operator or gives no reason.
     #[error("a quarantine decision needs the operator's name and a reason (--by, --why)")]
     Unexplained,
+    /// The reason is longer than [`MAX_REASON_CHARS`].
+    #[error("the reason is too long: say why in at most {MAX_REASON_CHARS} characters")]
+    LongReason,
     /// The stored evidence does not decode: the database was changed.
     #[error(
         "the signed redeem of quarantined spend #{0} is missing or damaged: restore the database"
@@ -59,6 +165,25 @@ impl Hub {
     ) -> Result<Vec<QuarantineRow>, StoreError> {
         let mut st = self.store.begin_read()?;
         st.quarantine_items(filter, MAX_LISTED)
+    }
+
+    /// One quarantined spend.
+    pub fn quarantine_item(&mut self, id: u64) -> Result<Option<QuarantineRow>, StoreError> {
+        self.store.begin_read()?.quarantine_item(id)
+    }
+
+    /// One quarantined spend with the signed redeem behind it (`None`
+    /// inside only if the database lost it), from one read.
+    pub fn quarantined_with_evidence(
+        &mut self,
+        id: u64,
+    ) -> Result<Option<(QuarantineRow, Option<mykey_sync_proto::SignedTx>)>, StoreError> {
+        let mut st = self.store.begin_read()?;
+        let Some(q) = st.quarantine_item(id)? else {
+            return Ok(None);
+        };
+        let signed = st.processed_signed(&q.tx)?;
+        Ok(Some((q, signed)))
     }
 
     /// The latest balance of a wallet the hub told any node (a receipt or a
@@ -85,6 +210,14 @@ impl Hub {
         id: &mykey_sync_proto::TxId,
     ) -> Result<Option<mykey_sync_proto::SignedTx>, StoreError> {
         self.store.begin_read()?.processed_signed(id)
+    }
+
+    /// Every quarantined spend summed per municipality, facility, node and
+    /// state: the dashboard's flags, `/metrics`, `mykey-hub nodes`.
+    pub fn quarantine_summary(&mut self) -> Result<QuarantineSummary, StoreError> {
+        Ok(QuarantineSummary::new(
+            self.store.begin_read()?.quarantine_totals()?,
+        ))
     }
 
     /// Held spends per node: (node, items, points), for the dashboard and metrics.
@@ -128,6 +261,9 @@ impl Hub {
         let (by, why) = (by.trim(), why.trim());
         if by.is_empty() || why.is_empty() {
             return Err(DecideError::Unexplained);
+        }
+        if why.chars().count() > MAX_REASON_CHARS || by.chars().count() > MAX_REASON_CHARS {
+            return Err(DecideError::LongReason);
         }
         let mut st = self.store.begin()?;
         let item = st.quarantine_item(id)?.ok_or(DecideError::Unknown(id))?;
@@ -206,3 +342,4 @@ impl Hub {
 }
 
 pub mod cli;
+pub mod http;

@@ -6,6 +6,7 @@
 //! link quality over the window, and which alerts hold.
 
 use crate::model::{FacilityKind, NodeStatus};
+use crate::quarantine::Sum;
 use crate::store::status::LinkSpan;
 use mykey_sync_proto::UnixMillis;
 
@@ -131,6 +132,14 @@ pub enum Alert {
         /// The hub's epoch.
         current: u32,
     },
+    /// Spends it signed beyond its enrolled bounds are held in quarantine,
+    /// waiting for an operator to release or reject them.
+    Quarantine {
+        /// How many spends are held.
+        items: u64,
+        /// Their points.
+        points: u64,
+    },
 }
 
 impl Alert {
@@ -142,6 +151,7 @@ impl Alert {
             Alert::Rejections { .. } => "rejections",
             Alert::ReplicaBehind { .. } => "replica-behind",
             Alert::ShardEpochBehind { .. } => "shard-epoch-behind",
+            Alert::Quarantine { .. } => "quarantine",
         }
     }
 }
@@ -199,6 +209,8 @@ pub struct NodeFacts<'a> {
     /// The shard epochs it last synced (at its latest shard sync to this
     /// process), each with the hub's current epoch of that shard.
     pub shard_epochs: &'a [ShardEpochHeld],
+    /// Its spends held in quarantine now.
+    pub quarantine_held: Sum,
 }
 
 /// A shard epoch a node holds, beside the hub's current one.
@@ -296,6 +308,12 @@ pub fn assess(f: &NodeFacts<'_>, th: &Thresholds, now: UnixMillis) -> Assessment
             shard: e.shard.clone(),
             held: e.held,
             current: e.current,
+        });
+    }
+    if f.quarantine_held.items > 0 {
+        alerts.push(Alert::Quarantine {
+            items: f.quarantine_held.items,
+            points: f.quarantine_held.points,
         });
     }
     let health = if !alerts.is_empty() {
@@ -575,6 +593,7 @@ mod tests {
                 refusals_in_window: refusals,
                 oldest_missing_fact: missing.map(|m| UnixMillis(NOW.0 - m)),
                 shard_epochs: &[],
+                quarantine_held: Sum::default(),
             };
             let a = assess(&f, &th, NOW);
             let names: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
@@ -594,6 +613,7 @@ mod tests {
             refusals_in_window: 0,
             oldest_missing_fact: None,
             shard_epochs: &[],
+            quarantine_held: Sum::default(),
         };
         let a = assess(&f, &Thresholds::default(), NOW);
         assert!(a.connected);
@@ -623,6 +643,7 @@ mod tests {
                 refusals_in_window: 0,
                 oldest_missing_fact: None,
                 shard_epochs: &epochs,
+                quarantine_held: Sum::default(),
             };
             let a = assess(&f, &Thresholds::default(), NOW);
             let names: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
@@ -641,9 +662,42 @@ mod tests {
             refusals_in_window: 3,
             oldest_missing_fact: None,
             shard_epochs: &[],
+            quarantine_held: Sum::default(),
         };
         let a = assess(&f, &Thresholds::default(), NOW);
         assert_eq!(a.health, Health::Revoked);
         assert!(a.alerts.is_empty());
+    }
+
+    #[test]
+    fn held_spends_raise_an_alert_until_decided() {
+        let s = status(Some(60_000), 0);
+        for (held, want) in [
+            (Sum::default(), vec![]),
+            (
+                Sum {
+                    items: 2,
+                    points: 12_000_000,
+                },
+                vec!["quarantine"],
+            ),
+        ] {
+            let f = NodeFacts {
+                status: &s,
+                kind: Some(FacilityKind::Shop),
+                links: &[],
+                refusals_in_window: 0,
+                oldest_missing_fact: None,
+                shard_epochs: &[],
+                quarantine_held: held,
+            };
+            let a = assess(&f, &Thresholds::default(), NOW);
+            let names: Vec<&str> = a.alerts.iter().map(Alert::name).collect();
+            assert_eq!(names, want, "{held:?}");
+            if let [Alert::Quarantine { items, points }] = a.alerts[..] {
+                assert_eq!((items, points), (2, 12_000_000));
+                assert_eq!(a.health, Health::Alert);
+            }
+        }
     }
 }

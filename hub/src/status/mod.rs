@@ -16,6 +16,7 @@ pub mod counters;
 
 use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
+use crate::quarantine::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};
 use assess::{Assessment, NodeFacts, ShardEpochHeld, Thresholds, WINDOW_MS};
@@ -98,6 +99,8 @@ pub struct NodeRow {
     pub oldest_missing_fact: Option<UnixMillis>,
     /// The shard epochs it last synced, beside the hub's current ones.
     pub shard_epochs: Vec<ShardEpochHeld>,
+    /// Its spends held in quarantine now (the node's flag).
+    pub quarantine_held: Sum,
     /// Health, alerts, link quality.
     pub assessment: Assessment,
 }
@@ -125,6 +128,8 @@ pub struct Fleet {
     pub municipalities: Vec<Municipality>,
     /// The hub's fact log head.
     pub last_hub_seq: u64,
+    /// Every quarantined spend, summed (same snapshot).
+    pub quarantine: QuarantineSummary,
 }
 
 /// One node in depth.
@@ -155,6 +160,9 @@ pub struct Liability {
     pub merchant_payables: i128,
     /// Points expired (released from liability).
     pub expired: i128,
+    /// Spends held in quarantine: not owed to holders, not payable to
+    /// merchants unless an operator releases them.
+    pub quarantine_held: i128,
 }
 
 /// Where a municipality's settlement stands.
@@ -291,6 +299,7 @@ impl Hub {
             }
         }
         let last_hub_seq = st.last_hub_seq()?;
+        let quarantine = QuarantineSummary::new(st.quarantine_totals()?);
         drop(st);
 
         let facility_of = |id: &mykey_sync_proto::FacilityId| {
@@ -316,6 +325,7 @@ impl Hub {
                 let last_refusal = latest.get(&id).cloned();
                 let oldest_missing_fact = missing.get(&id).copied().flatten();
                 let shard_epochs = epochs.remove(&id).unwrap_or_default();
+                let quarantine_held = quarantine.held_by_node(&id);
                 let assessment = assess::assess(
                     &NodeFacts {
                         status: &status,
@@ -324,6 +334,7 @@ impl Hub {
                         refusals_in_window,
                         oldest_missing_fact,
                         shard_epochs: &shard_epochs,
+                        quarantine_held,
                     },
                     th,
                     now,
@@ -336,6 +347,7 @@ impl Hub {
                     last_refusal,
                     oldest_missing_fact,
                     shard_epochs,
+                    quarantine_held,
                     assessment,
                 }
             })
@@ -345,6 +357,7 @@ impl Hub {
             nodes,
             municipalities: registry.into_iter().map(|(m, _)| m).collect(),
             last_hub_seq,
+            quarantine,
         })
     }
 
@@ -410,6 +423,7 @@ impl Hub {
                 "budget" => l.budgets += c - d,
                 "payable" => l.merchant_payables += c - d,
                 "expiry" => l.expired += c - d,
+                "quarantined" => l.quarantine_held += c - d,
                 _ => {}
             }
         }

@@ -117,6 +117,25 @@ pub struct QuarantineFilter {
     pub state: Option<QuarantineState>,
 }
 
+/// Quarantined spends of one node in one state, summed (the dashboard's
+/// flags, `/metrics`, the liability report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantineTotal {
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// The facility that would be paid.
+    pub facility: FacilityId,
+    /// The signer.
+    pub node: NodeId,
+    /// Held, released or rejected.
+    pub state: QuarantineState,
+    /// How many spends.
+    pub items: u64,
+    /// Their points (a plain sum: many spends of a lying node may add up to
+    /// more than one [`Points`] value holds).
+    pub points: u64,
+}
+
 /// Bounds and quarantine storage; see the module docs.
 pub trait BoundsTx {
     /// Records a wallet balance the hub told a node (a receipt or a
@@ -191,4 +210,7 @@ pub trait BoundsTx {
     fn processed_signed(&mut self, tx: &TxId) -> Result<Option<SignedTx>, StoreError>;
     /// Held spends per node: (node, items, points).
     fn quarantine_held_by_node(&mut self) -> Result<Vec<(NodeId, u64, Points)>, StoreError>;
+    /// Every quarantined spend summed per municipality, facility, node and
+    /// state (one row per group that has any), in that order.
+    fn quarantine_totals(&mut self) -> Result<Vec<QuarantineTotal>, StoreError>;
 }

@@ -100,6 +100,21 @@ pub(crate) fn alert_text(lang: Lang, a: &Alert, now: UnixMillis) -> String {
             held,
             current,
         } => format!("{} {shard}: {held} → {current}", l.alert_epoch),
+        Alert::Quarantine { items, points } => format!(
+            "{} {}",
+            l.alert_quarantine,
+            held_text(lang, *items, *points)
+        ),
+    }
+}
+
+/// Held spends as `2件 12,000,000 pt` / `2 spends, 12,000,000 pt`.
+pub(crate) fn held_text(lang: Lang, items: u64, points: u64) -> String {
+    let p = grouped(i128::from(points));
+    match lang {
+        Lang::Ja => format!("{items}件 {p} pt"),
+        Lang::En if items == 1 => format!("1 spend, {p} pt"),
+        Lang::En => format!("{items} spends, {p} pt"),
     }
 }
 
@@ -165,6 +180,13 @@ mod tests {
             assert_eq!(fmt_duration(Lang::Ja, ms), ja);
             assert_eq!(fmt_duration(Lang::En, ms), en);
         }
+    }
+
+    #[test]
+    fn held_spends_in_both_languages() {
+        assert_eq!(held_text(Lang::Ja, 2, 12_000_000), "2件 12,000,000 pt");
+        assert_eq!(held_text(Lang::En, 1, 500), "1 spend, 500 pt");
+        assert_eq!(held_text(Lang::En, 3, 7000), "3 spends, 7,000 pt");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Server-rendered pages: the overview (alerts, the node table with its
-//! filters and sorting, liabilities, settlement) and a node's detail page.
+//! Server-rendered pages: the overview (alerts, the quarantine per
+//! facility, the node table with its filters and sorting, liabilities,
+//! settlement), a node's detail page, and the quarantined spends.
 //!
 //! Every value is HTML-escaped where it is written. The live part of a page
 //! (`#live`) is refreshed by a small script that fetches the same URL every
@@ -22,6 +23,7 @@ use serde::Deserialize;
 mod format;
 mod node;
 mod overview;
+mod quarantine;
 
 pub use format::{fmt_duration, fmt_time, grouped};
 use node::render_node;
@@ -36,6 +38,89 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(overview))
         .route("/nodes/{id}", get(node_page))
+        .route("/quarantine", get(quarantine_page))
+}
+
+/// Query of the quarantine page: the API's filters and the language.
+#[derive(Debug, Default, Deserialize)]
+pub struct QuarantinePageQuery {
+    /// `held` (default), `released`, `rejected` or `all`.
+    pub state: Option<String>,
+    /// Municipality code.
+    pub municipality: Option<String>,
+    /// Facility id.
+    pub facility: Option<String>,
+    /// Node id.
+    pub node: Option<String>,
+    /// `ja` or `en`.
+    pub lang: Option<String>,
+}
+
+async fn quarantine_page(
+    State(state): State<AppState>,
+    Extension(op): Extension<Operator>,
+    Extension(access): Extension<Access>,
+    headers: HeaderMap,
+    Query(q): Query<QuarantinePageQuery>,
+) -> Response {
+    let lang = lang_of(&headers, q.lang.as_deref());
+    let l = lang.labels();
+    let list = crate::quarantine::http::ListQuery {
+        state: q.state,
+        municipality: q.municipality,
+        facility: q.facility,
+        node: q.node,
+    };
+    let mut filter = match list.filter() {
+        Ok(f) => f,
+        Err(e) => {
+            return with_lang_cookie(
+                lang,
+                q.lang.is_some(),
+                (
+                    StatusCode::BAD_REQUEST,
+                    Html(page(lang, &op.0, l.quarantine, &esc(&e))),
+                )
+                    .into_response(),
+            );
+        }
+    };
+    // A municipality's staff see their municipality only.
+    if let Some(mine) = access.municipality() {
+        match filter.municipality {
+            Some(m) if m != mine => {
+                let msg = format!(
+                    "operator {} ({}) may not see municipality {m}'s data",
+                    access.operator, access.role
+                );
+                return (
+                    StatusCode::FORBIDDEN,
+                    Html(page(lang, &op.0, l.quarantine, &esc(&msg))),
+                )
+                    .into_response();
+            }
+            _ => filter.municipality = Some(mine),
+        }
+    }
+    let now = now();
+    let resp = match state.with_hub(move |hub| hub.quarantined(&filter)).await {
+        Ok(items) => {
+            let truncated = items.len() >= crate::quarantine::MAX_LISTED as usize;
+            Html(quarantine::render_quarantine(
+                lang, &op.0, &items, truncated, &list, now,
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            tracing::error!("quarantine page: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(esc(l.hub_unavailable)),
+            )
+                .into_response()
+        }
+    };
+    with_lang_cookie(lang, q.lang.is_some(), resp)
 }
 
 /// Query of the overview: filters, sorting, language.

@@ -1,6 +1,7 @@
-//! A node's page: its facts, alerts, recent sessions, rejections and incidents.
+//! A node's page: its facts (with its quarantine flag), alerts, recent
+//! sessions, rejections and incidents.
 
-use super::format::{alert_text, facility_label, fmt_ago, fmt_time};
+use super::format::{alert_text, facility_label, fmt_ago, fmt_time, held_text};
 use super::{esc, page};
 use crate::http::i18n::Lang;
 use crate::status::NodeDetail;
@@ -71,6 +72,24 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
                 || "—".into(),
                 |c| format!("{:+.1} s", c.clock_skew_ms as f64 / 1000.0),
             ),
+        ),
+        (
+            l.quarantine_held,
+            if r.quarantine_held.items == 0 {
+                esc(l.none)
+            } else {
+                format!(
+                    r#"<a class="badge b-alert" id="quarantine-flag" data-items="{}" data-points="{}" href="/quarantine?node={}">{}</a>"#,
+                    r.quarantine_held.items,
+                    r.quarantine_held.points,
+                    s.node.id,
+                    esc(&held_text(
+                        lang,
+                        r.quarantine_held.items,
+                        r.quarantine_held.points
+                    ))
+                )
+            },
         ),
         (l.version, esc(contact.map_or("—", |c| c.software.as_str()))),
         (
@@ -167,9 +186,10 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
     for i in &d.incidents {
         let _ = write!(
             b,
-            "<li>{} {} seq {} — {}</li>",
-            fmt_time(i.at),
+            r#"<li data-kind="{}">{} <b>{}</b> seq {} — {}</li>"#,
             i.kind.name(),
+            fmt_time(i.at),
+            esc(lang.incident(i.kind)),
             i.seq.map_or_else(|| "—".into(), |s| s.to_string()),
             esc(&i.detail)
         );

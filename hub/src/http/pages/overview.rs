@@ -1,8 +1,9 @@
-//! The overview page: summary, alerts, the node table (filters, sorting),
-//! liabilities and settlement.
+//! The overview page: summary, alerts, the quarantine per facility, the node
+//! table (filters, sorting), liabilities and settlement.
 
 use super::format::{
-    alert_text, facility_label, fmt_ago, fmt_date, fmt_duration, fmt_time, grouped, url_encode,
+    alert_text, facility_label, fmt_ago, fmt_date, fmt_duration, fmt_time, grouped, held_text,
+    url_encode,
 };
 use super::{OverviewQuery, esc, page};
 use crate::http::i18n::Lang;
@@ -12,7 +13,7 @@ use mykey_sync_proto::{MunicipalityCode, UnixMillis};
 use std::fmt::Write;
 
 /// The node table's sort keys.
-const SORT_KEYS: [&str; 11] = [
+const SORT_KEYS: [&str; 12] = [
     "status",
     "facility",
     "municipality",
@@ -22,6 +23,7 @@ const SORT_KEYS: [&str; 11] = [
     "unconfirmed",
     "oldest",
     "rejected",
+    "quarantine",
     "skew",
     "version",
 ];
@@ -55,6 +57,11 @@ fn sort_rows(rows: &mut [&NodeRow], key: &str, desc: bool) {
                 .refusals_in_window
                 .cmp(&b.refusals_in_window)
                 .then(a.status.n_rejected.cmp(&b.status.n_rejected)),
+            "quarantine" => a
+                .quarantine_held
+                .points
+                .cmp(&b.quarantine_held.points)
+                .then(a.quarantine_held.items.cmp(&b.quarantine_held.items)),
             "skew" => skew(a).cmp(&skew(b)),
             "version" => version(a).cmp(version(b)),
             // Worst first, then the longest silent.
@@ -272,6 +279,8 @@ pub(super) fn render_overview(
     }
     b.push_str("</section>");
 
+    render_quarantine(&mut b, lang, fleet);
+
     // Nodes.
     let rows = select(fleet, q);
     let cur_sort = q.sort.as_deref().unwrap_or("status");
@@ -283,7 +292,7 @@ pub(super) fn render_overview(
         rows.len(),
         fleet.nodes.len()
     );
-    let cols: [(&str, &str, bool); 12] = [
+    let cols: [(&str, &str, bool); 13] = [
         ("status", l.status, false),
         ("facility", l.facility, false),
         ("municipality", l.municipality, false),
@@ -294,6 +303,7 @@ pub(super) fn render_overview(
         ("unconfirmed", l.unconfirmed, true),
         ("oldest", l.oldest_unconfirmed, true),
         ("rejected", l.rejected, true),
+        ("quarantine", l.quarantine_col, true),
         ("skew", l.clock_skew, true),
         ("version", l.version, false),
     ];
@@ -336,13 +346,25 @@ pub(super) fn render_overview(
             || "—".to_owned(),
             |c| format!("{:+.1} s", c.clock_skew_ms as f64 / 1000.0),
         );
+        let held = r.quarantine_held;
+        let quarantine = if held.items == 0 {
+            "—".to_owned()
+        } else {
+            format!(
+                r#"<a class="badge b-alert" href="/quarantine?node={id}">{}</a>"#,
+                esc(&held_text(lang, held.items, held.points)),
+                id = s.node.id,
+            )
+        };
         let _ = write!(
             b,
-            r#"<tr data-node="{id}" data-health="{h}" data-alerts="{al}" data-municipality="{mc}">
+            r#"<tr data-node="{id}" data-health="{h}" data-alerts="{al}" data-municipality="{mc}" data-quarantine-items="{qi}" data-quarantine-points="{qp}">
 <td><span class="badge b-{h}">{hl}</span></td><td class="facility">{fac}</td><td>{muni}</td>
 <td><a href="/nodes/{id}">{short}</a></td><td class="last-contact">{contact}</td>
 <td class="num">{reach:.1}% </td><td class="num">{sessions}</td><td class="num unconfirmed">{unconf}</td>
-<td class="num">{oldest}</td><td class="num rejected">{rej24} / {rej}</td><td class="num">{skew}</td><td>{ver}</td></tr>"#,
+<td class="num">{oldest}</td><td class="num rejected">{rej24} / {rej}</td><td class="num quarantine">{quarantine}</td><td class="num">{skew}</td><td>{ver}</td></tr>"#,
+            qi = held.items,
+            qp = held.points,
             id = s.node.id,
             h = a.health.name(),
             al = alerts.join(" "),
@@ -364,7 +386,7 @@ pub(super) fn render_overview(
     // Liabilities.
     let _ = write!(
         b,
-        r#"<section id="liabilities"><h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
+        r#"<section id="liabilities"><h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
         esc(l.liabilities),
         esc(l.municipality),
         esc(l.wallets),
@@ -372,17 +394,19 @@ pub(super) fn render_overview(
         esc(l.budgets),
         esc(l.payables),
         esc(l.expired),
+        esc(l.quarantine_liability),
     );
     for li in liabilities {
         let Some(m) = &li.municipality else { continue };
         let _ = write!(
             b,
-            r#"<tr data-municipality="{c}"><td>{n} ({c})</td><td class="num wallets">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td></tr>"#,
+            r#"<tr data-municipality="{c}"><td>{n} ({c})</td><td class="num wallets">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num">{} {p}</td><td class="num quarantine-held">{} {p}</td></tr>"#,
             grouped(li.wallets),
             grouped(li.debts),
             grouped(li.budgets),
             grouped(li.merchant_payables),
             grouped(li.expired),
+            grouped(li.quarantine_held),
             c = m.code,
             n = esc(&m.name),
             p = esc(l.points),
@@ -433,6 +457,69 @@ pub(super) fn render_overview(
     b.push_str("</tbody></table></section>");
     b.push_str("</div>");
     page(lang, operator, l.title, &b)
+}
+
+/// The quarantine per facility: held spends and points, decisions so far,
+/// and links to the spends.
+fn render_quarantine(b: &mut String, lang: Lang, fleet: &Fleet) {
+    let l = lang.labels();
+    let facilities = fleet.quarantine.by_facility();
+    let held: Vec<_> = facilities.iter().filter(|f| f.held.items > 0).collect();
+    let n_held: u64 = held.iter().map(|f| f.held.items).sum();
+    let _ = write!(
+        b,
+        r#"<section id="quarantine" data-held-items="{n_held}"><h2>{} ({n_held})</h2><p class="muted">{}</p>"#,
+        esc(l.quarantine),
+        esc(l.quarantine_note)
+    );
+    if held.is_empty() {
+        let _ = write!(b, r#"<p>{}</p>"#, esc(l.quarantine_none));
+    } else {
+        let _ = write!(
+            b,
+            r#"<table><thead><tr><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th></th></tr></thead><tbody>"#,
+            esc(l.municipality),
+            esc(l.facility),
+            esc(l.items),
+            esc(l.quarantine_held),
+            esc(l.released),
+            esc(l.rejected_items),
+        );
+        for f in held {
+            let name = fleet
+                .nodes
+                .iter()
+                .filter_map(|r| r.facility.as_ref())
+                .find(|x| x.id == f.facility)
+                .map_or_else(|| f.facility.as_str().to_owned(), |x| x.name.clone());
+            let muni = fleet
+                .municipalities
+                .iter()
+                .find(|m| m.code == f.municipality)
+                .map_or_else(|| f.municipality.to_string(), |m| m.name.clone());
+            let _ = write!(
+                b,
+                r#"<tr data-facility="{fid}" data-municipality="{mc}" data-held-items="{hi}" data-held-points="{hp}"><td>{muni} ({mc})</td><td>{name} <span class="muted">{fid}</span></td><td class="num">{hi}</td><td class="num held-points">{points} {p}</td><td class="num">{ri}</td><td class="num">{ji}</td><td><a href="/quarantine?facility={fid}&amp;municipality={mc}">{list}</a></td></tr>"#,
+                fid = esc(f.facility.as_str()),
+                mc = f.municipality,
+                hi = f.held.items,
+                hp = f.held.points,
+                muni = esc(&muni),
+                name = esc(&name),
+                points = grouped(i128::from(f.held.points)),
+                p = esc(l.points),
+                ri = f.released.items,
+                ji = f.rejected.items,
+                list = esc(l.quarantine_list),
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    let _ = write!(
+        b,
+        r#"<p><a id="quarantine-all" href="/quarantine?state=all">{}</a></p></section>"#,
+        esc(l.quarantine_list)
+    );
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use super::{
 };
 use crate::model::Balance;
 use crate::store::StoreError;
-use crate::store::bounds::{BoundsTx, QuarantineFilter, QuarantineRow, QuarantineState, SpendRow};
+use crate::store::bounds::{
+    BoundsTx, QuarantineFilter, QuarantineRow, QuarantineState, QuarantineTotal, SpendRow,
+};
 use mykey_sync_proto::{AccountId, CardKey, MunicipalityCode, NodeId, Points, UnixMillis};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -438,6 +440,38 @@ impl BoundsTx for SqliteTx<'_> {
                 u64_of("count", c)?,
                 points_of("held points", p)?,
             ));
+        }
+        Ok(out)
+    }
+
+    fn quarantine_totals(&mut self) -> Result<Vec<QuarantineTotal>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT municipality, facility, node, state, COUNT(*), SUM(points) FROM quarantine
+             GROUP BY municipality, facility, node, state
+             ORDER BY municipality, facility, node, state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for r in rows {
+            let (m, f, n, state, items, points) = r?;
+            out.push(QuarantineTotal {
+                municipality: muni_of(m)?,
+                facility: facility_of(f)?,
+                node: node_of(n)?,
+                state: QuarantineState::parse(&state)
+                    .ok_or_else(|| corrupt("quarantine state", &state))?,
+                items: u64_of("count", items)?,
+                points: u64_of("quarantined points", points)?,
+            });
         }
         Ok(out)
     }
