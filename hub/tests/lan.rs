@@ -48,7 +48,10 @@ fn rosters_name_enrolled_nodes_of_one_municipality_and_reach_them_as_facts() {
     want.sort();
     assert_eq!(line.members, want, "sorted, each once");
     let (shop, library) = (f.shop.id, f.library.id);
-    assert_eq!(rosters_seen(&mut f, &shop), vec![(fest.to_string(), want.clone())]);
+    assert_eq!(
+        rosters_seen(&mut f, &shop),
+        vec![(fest.to_string(), want.clone())]
+    );
     // A node of the same municipality not on the roster receives it too (it
     // learns it is not a member); it is a municipality fact.
     assert_eq!(rosters_seen(&mut f, &library).len(), 1);
@@ -66,7 +69,10 @@ fn rosters_name_enrolled_nodes_of_one_municipality_and_reach_them_as_facts() {
     f.hub.revoke_node(revoked.id, T0).unwrap();
     let cases: Vec<(Vec<NodeId>, &str)> = vec![
         (vec![f.shop.id, stranger], "is not enrolled"),
-        (vec![f.shop.id, other.id], "is a node of municipality 131016, not 131059"),
+        (
+            vec![f.shop.id, other.id],
+            "is a node of municipality 131016, not 131059",
+        ),
         (vec![f.shop.id, revoked.id], "is revoked"),
         (vec![], "no node given"),
     ];
@@ -84,7 +90,10 @@ fn rosters_name_enrolled_nodes_of_one_municipality_and_reach_them_as_facts() {
     ));
     let lines = f.hub.lan_rosters(None).unwrap();
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].members, want, "the refused rosters were never issued");
+    assert_eq!(
+        lines[0].members, want,
+        "the refused rosters were never issued"
+    );
 
     // A later roster replaces the group's; another group stands beside it.
     let t1 = UnixMillis(T0.0 + 1000);
@@ -102,7 +111,10 @@ fn rosters_name_enrolled_nodes_of_one_municipality_and_reach_them_as_facts() {
         .iter()
         .map(|l| (l.group.to_string(), l.members.len()))
         .collect();
-    assert_eq!(names, vec![("market".into(), 2), ("summer-festival".into(), 2)]);
+    assert_eq!(
+        names,
+        vec![("market".into(), 2), ("summer-festival".into(), 2)]
+    );
     assert!(ours[1].members.contains(&f.centre.id) && !ours[1].members.contains(&stall.id));
     assert_eq!(f.hub.lan_rosters(None).unwrap().len(), 3);
 
@@ -121,7 +133,9 @@ fn rosters_name_enrolled_nodes_of_one_municipality_and_reach_them_as_facts() {
     );
 
     // Ending a group: an empty roster; it is no longer listed.
-    f.hub.clear_lan_roster(muni(), &group("market"), t1).unwrap();
+    f.hub
+        .clear_lan_roster(muni(), &group("market"), t1)
+        .unwrap();
     let left: Vec<String> = f
         .hub
         .lan_rosters(Some(muni()))
@@ -150,9 +164,21 @@ fn the_lan_commands_issue_list_and_end_rosters_with_clear_errors() {
     let nodes = format!("{shop},{centre}");
     let out = ok(
         &data,
-        &["lan", "roster", "--municipality", "131059", "--group", "summer-festival", "--nodes", &nodes],
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "summer-festival",
+            "--nodes",
+            &nodes,
+        ],
     );
-    assert!(out.contains("LAN roster summer-festival of 131059: 2 nodes"), "{out}");
+    assert!(
+        out.contains("LAN roster summer-festival of 131059: 2 nodes"),
+        "{out}"
+    );
     let list = ok(&data, &["lan", "rosters"]);
     assert!(list.contains("131059 summer-festival: 2 nodes"), "{list}");
     assert!(list.contains(&shop) && list.contains(&centre), "{list}");
@@ -160,20 +186,79 @@ fn the_lan_commands_issue_list_and_end_rosters_with_clear_errors() {
     let stranger = Chain::new(44).id.to_string();
     let err = fails(
         &data,
-        &["lan", "roster", "--municipality", "131059", "--group", "summer-festival", "--nodes", &format!("{shop},{stranger}")],
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "summer-festival",
+            "--nodes",
+            &format!("{shop},{stranger}"),
+        ],
     );
-    assert!(err.contains("is not enrolled") && err.contains("mykey-hub node enrol"), "{err}");
-    let err = fails(&data, &["lan", "roster", "--municipality", "131059", "--group", "Summer Festival", "--nodes", &shop]);
+    assert!(
+        err.contains("is not enrolled") && err.contains("mykey-hub node enrol"),
+        "{err}"
+    );
+    let err = fails(
+        &data,
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "Summer Festival",
+            "--nodes",
+            &shop,
+        ],
+    );
     assert!(err.contains("LAN group"), "{err}");
-    let err = fails(&data, &["lan", "roster", "--municipality", "131059", "--group", "summer-festival"]);
+    let err = fails(
+        &data,
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "summer-festival",
+        ],
+    );
     assert!(err.contains("--nodes"), "{err}");
-    let err = fails(&data, &["lan", "roster", "--municipality", "131059", "--group", "autumn", "--clear"]);
+    let err = fails(
+        &data,
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "autumn",
+            "--clear",
+        ],
+    );
     assert!(err.contains("has no LAN group autumn"), "{err}");
 
     ok(&data, &["node", "revoke", "--node", &centre]);
     let list = ok(&data, &["lan", "rosters", "--municipality", "131059"]);
-    assert!(list.contains("summer-festival: 1 nodes") && !list.contains(&centre), "{list}");
-    let out = ok(&data, &["lan", "roster", "--municipality", "131059", "--group", "summer-festival", "--clear"]);
+    assert!(
+        list.contains("summer-festival: 1 nodes") && !list.contains(&centre),
+        "{list}"
+    );
+    let out = ok(
+        &data,
+        &[
+            "lan",
+            "roster",
+            "--municipality",
+            "131059",
+            "--group",
+            "summer-festival",
+            "--clear",
+        ],
+    );
     assert!(out.contains("ended LAN group summer-festival"), "{out}");
     let list = ok(&data, &["lan", "rosters", "--municipality", "131059"]);
     assert!(list.contains("no LAN rosters"), "{list}");

@@ -377,7 +377,10 @@ fn main() -> Result<()> {
                         if w.shortfall.is_zero() {
                             String::new()
                         } else {
-                            format!("; {} of it was already spent, so the right is now zero", w.shortfall)
+                            format!(
+                                "; {} of it was already spent, so the right is now zero",
+                                w.shortfall
+                            )
                         }
                     );
                 }

@@ -4,8 +4,8 @@
 
 use crate::card::VerifiedCardProof;
 use crate::key::NodeKey;
-use crate::rules::{self, Decline, SpendView};
 use crate::lan_rules;
+use crate::rules::{self, Decline, SpendView};
 use crate::store::{
     CardRow, NumberRow, OutboxCounts, OutboxRow, RightCredit, Store, StoreError, WithdrawnRight,
 };

@@ -891,7 +891,11 @@ impl Writer<'_> {
                 "INSERT INTO right_tally(sender, right_id, points) VALUES (?1, ?2, ?3)
              ON CONFLICT(sender, right_id) DO UPDATE SET points = points + excluded.points",
             )?
-            .execute(params![sender.as_bytes().as_slice(), i(right_id), i(points.get())])?;
+            .execute(params![
+                sender.as_bytes().as_slice(),
+                i(right_id),
+                i(points.get())
+            ])?;
         Ok(())
     }
 
@@ -935,7 +939,9 @@ impl Writer<'_> {
         if c.withdrawn_at.is_some() {
             return Ok(None);
         }
-        let (total, _, own) = self.read().right_parts(c.credit.account, c.credit.municipality)?;
+        let (total, _, own) = self
+            .read()
+            .right_parts(c.credit.account, c.credit.municipality)?;
         let received = total.get() - own.get();
         let w = c.credit.points.get();
         let taken = w.min(total.get());
@@ -1463,7 +1469,11 @@ impl Reader<'_> {
              GROUP BY a.municipality, a.grp ORDER BY a.municipality, a.grp",
         )?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         let mut out = vec![];
         for row in rows {
@@ -1495,7 +1505,14 @@ impl Reader<'_> {
                  FROM right_credits WHERE accept_seq = ?1",
             )?
             .query_row([i(accept_seq)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .optional()?;
         let Some((sender, right_id, account, m, points, withdrawn)) = row else {
@@ -1569,7 +1586,11 @@ impl Reader<'_> {
     /// least one) before any signer gets more, and the signers' order
     /// rotated by `turn` so that a batch too small for all of them serves
     /// the others next time.
-    pub fn peer_txs_undelivered(&self, max: usize, turn: usize) -> Result<Vec<SignedTx>, StoreError> {
+    pub fn peer_txs_undelivered(
+        &self,
+        max: usize,
+        turn: usize,
+    ) -> Result<Vec<SignedTx>, StoreError> {
         if max == 0 {
             return Ok(vec![]);
         }
@@ -1579,8 +1600,7 @@ impl Reader<'_> {
                 live_peer_tx!(),
                 " GROUP BY p.node ORDER BY p.node"
             ))?;
-            st.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
+            st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         if signers.is_empty() {
             return Ok(vec![]);
@@ -1730,5 +1750,63 @@ impl Reader<'_> {
             .conn
             .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))?;
         Ok(u(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(seed: u8) -> NodeId {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn rosters_held_before_the_members_table_are_split_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let (me, peer, other) = (node(1), node(2), node(3));
+        {
+            // A store at schema 7, holding a roster of three (as written then).
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            conn.execute(
+                "INSERT INTO meta(k, v) VALUES ('node', ?1)",
+                [me.as_bytes().as_slice()],
+            )
+            .unwrap();
+            let mut members = vec![me, peer, other];
+            members.sort();
+            let bytes: Vec<u8> = members.iter().flat_map(|n| n.as_bytes().to_vec()).collect();
+            conn.execute(
+                "INSERT INTO lan_rosters(municipality, grp, members, hub_seq) VALUES (131059, 'fest', ?1, 4)",
+                [bytes],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let r = store.read();
+        assert!(r.shares_roster(&peer).unwrap() && r.shares_roster(&other).unwrap());
+        assert!(!r.shares_roster(&node(4)).unwrap());
+        assert_eq!(r.lan_groups().unwrap().len(), 1);
+        assert_eq!(r.lan_groups().unwrap()[0].2, 3);
+        // A later roster of the group replaces its members; an older one does not.
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let g = mykey_sync_proto::LanGroup::parse("fest").unwrap();
+        let only = mykey_sync_proto::Roster::new(vec![me, other]).unwrap();
+        store
+            .write(|w| {
+                assert!(!w.put_roster(m, &g, &only, 3)?);
+                assert!(w.put_roster(m, &g, &only, 5)?);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let r = store.read();
+        assert!(!r.shares_roster(&peer).unwrap());
+        assert!(r.shares_roster(&other).unwrap());
     }
 }
