@@ -1498,24 +1498,24 @@ impl Reader<'_> {
 
     /// The right credited with this node's acceptance at `accept_seq`.
     pub fn right_credit(&self, accept_seq: u64) -> Result<Option<StoredCredit>, StoreError> {
-        let row: Option<(Vec<u8>, i64, i64, u32, i64, Option<i64>)> = self
+        let row = self
             .conn
             .prepare_cached(
                 "SELECT sender, right_id, account, municipality, points, withdrawn_at
                  FROM right_credits WHERE accept_seq = ?1",
             )?
             .query_row([i(accept_seq)], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                let credit = (
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, i64>(4)?,
+                );
+                Ok((credit, r.get::<_, Option<i64>>(5)?))
             })
             .optional()?;
-        let Some((sender, right_id, account, m, points, withdrawn)) = row else {
+        let Some(((sender, right_id, account, m, points), withdrawn)) = row else {
             return Ok(None);
         };
         Ok(Some(StoredCredit {
@@ -1779,7 +1779,7 @@ mod tests {
                 [me.as_bytes().as_slice()],
             )
             .unwrap();
-            let mut members = vec![me, peer, other];
+            let mut members = [me, peer, other];
             members.sort();
             let bytes: Vec<u8> = members.iter().flat_map(|n| n.as_bytes().to_vec()).collect();
             conn.execute(
