@@ -18,6 +18,9 @@ use std::collections::VecDeque;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+/// Refused LAN peers remembered (to log each once at warn), at most.
+const MAX_REFUSED_REMEMBERED: usize = 1024;
+
 /// What the loop knows of one LAN peer.
 pub(super) struct LanPeer {
     pub(super) node: NodeId,
@@ -120,6 +123,10 @@ impl Runner {
     /// Refuses a LAN peer: logs why (at warn once per peer until it is
     /// admitted, then at debug) and closes the connection.
     fn refuse_peer(&mut self, peer: PeerId, node: NodeId, why: &str) {
+        // Bounded: a stranger with ever new keys only makes the log louder.
+        if self.refused_peers.len() >= MAX_REFUSED_REMEMBERED {
+            self.refused_peers.clear();
+        }
         if self.refused_peers.insert(peer) {
             warn!(peer = %node.short(), "refused LAN peer: {why}");
         } else {
