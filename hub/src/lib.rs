@@ -39,6 +39,7 @@ pub mod http;
 mod hub;
 pub mod ingest;
 pub mod key;
+pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;
