@@ -3,7 +3,9 @@
 //!
 //! An operator has a [`Role`]: a viewer reads everything and changes
 //! nothing; municipality staff read their own municipality's data only; an
-//! admin may also act (settlement runs, the expiry job). An API token has a
+//! admin may also act (settlement runs, the expiry job, releasing or
+//! rejecting quarantined spends: only an admin decides to pay money the
+//! bounds held back). An API token has a
 //! [`Scope`] on top of its operator's role and an expiry: a `read` token
 //! (Prometheus, a status board) sees `/metrics` and node status only,
 //! whatever its operator may do. A login session has its operator's whole
@@ -24,8 +26,8 @@ pub enum Capability {
     Status,
     /// Liability and settlement reports, escrow, holders' lots.
     Reports,
-    /// Changing something: settlement runs, the expiry job, and every
-    /// request method other than GET and HEAD.
+    /// Changing something: settlement runs, the expiry job, quarantine
+    /// decisions, and every request method other than GET and HEAD.
     Act,
 }
 
