@@ -204,8 +204,22 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
         .unwrap();
     let spend = f.shop.sign(redeem(f.alice, 1, 200));
     let unknown = f.shop.sign(redeem(f.bob, 9, 50));
+    // Two spends above the PIN threshold without a card proof: held.
+    let held = [
+        f.shop.sign(redeem(f.bob, 2, 1500)),
+        f.shop.sign(redeem(f.bob, 2, 1600)),
+    ];
     let shop = f.shop.id;
     f.hub.ingest(&shop, vec![spend, unknown], T0.plus_ms(1));
+    f.hub.ingest(&shop, held.to_vec(), T0.plus_ms(1));
+    let held: Vec<u64> = f
+        .hub
+        .quarantined(&Default::default())
+        .unwrap()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    assert_eq!(held.len(), 2, "both spends are held");
     f.hub
         .close_periods_through_now(muni(), T0.plus_ms(2))
         .unwrap();
@@ -285,6 +299,30 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             "/api/economy/lots".into(),
             format!("/api/economy/lots?municipality=131059&account={}", f.alice),
             "",
+        ),
+        (
+            "get",
+            "/api/quarantine".into(),
+            "/api/quarantine?state=all".into(),
+            "",
+        ),
+        (
+            "get",
+            "/api/quarantine/{id}".into(),
+            format!("/api/quarantine/{}", held[0]),
+            "",
+        ),
+        (
+            "post",
+            "/api/quarantine/{id}/release".into(),
+            format!("/api/quarantine/{}/release", held[0]),
+            r#"{"why": "the holder confirmed the sale"}"#,
+        ),
+        (
+            "post",
+            "/api/quarantine/{id}/reject".into(),
+            format!("/api/quarantine/{}/reject", held[1]),
+            r#"{"why": "no such sale"}"#,
         ),
         (
             "post",
