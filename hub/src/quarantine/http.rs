@@ -148,12 +148,13 @@ pub fn evidence_json(signed: &SignedTx) -> Value {
     v
 }
 
-fn parse_id(id: &str) -> Result<u64, Response> {
+/// A spend's number from the path, or the 400 that says what it should be.
+fn parse_id(id: &str) -> Result<u64, Box<Response>> {
     id.parse().map_err(|_| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("{id:?} is not a quarantined spend's number (see GET /api/quarantine)"),
-        )
+        ))
     })
 }
 
@@ -171,7 +172,7 @@ async fn one(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match state
         .with_hub(move |hub| hub.quarantined_with_evidence(id))
@@ -229,7 +230,7 @@ async fn decide(
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let why = match body {
         Ok(Json(b)) => b.why,
