@@ -18,6 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+mod net_common;
+
 use mykey_node::card::watch::{self, Action, Console, PinSource, Summary, WatchOptions};
 use mykey_node::card::{CardCert, Reader};
 use mykey_node::config::{DataDir, NodeConfig};
@@ -1000,4 +1002,174 @@ fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
     }
     let shop = DataDir::new(dir.path()).open().expect("open node");
     assert_eq!(redeems(&shop), [(2500, true)]);
+}
+
+// ---- watch and run on one data directory ---------------------------------------
+
+/// Issue 12 item 6: `mykey-node watch` serves the counter while `mykey-node
+/// run` (another process, on the same data directory) commits the hub's
+/// fact batches between taps: receipts and new balances after each redeem,
+/// and a grant made at the hub in the middle of the day. The counter loop
+/// never stops, and every redeem is decided on the balance the node held at
+/// that moment (its basis), never a stale one.
+#[test]
+fn watch_and_run_share_a_data_directory_and_every_redeem_sees_the_latest_facts() {
+    use net_common::{Proc, World, hub_cli, start_hub, start_node, wait_until};
+    const TAPS: u64 = 6;
+    const SPEND: u64 = 300;
+    let counter = Counter::take();
+    let w = World::create(1, 0);
+    let m = net_common::bunkyo();
+    let key = certs().card_key();
+    let account = {
+        let mut hub = w.open_hub();
+        let t = net_common::now();
+        let a = hub
+            .register_account(&MyKeyId::parse("Hanako").expect("alias"), m, &key, t)
+            .expect("register");
+        let health = mykey_sync_proto::ProgramId::parse("health").expect("program");
+        hub.admin_grant(a, &health, pts(1000), t).expect("grant");
+        a
+    };
+    let node_dir = &w.nodes[0];
+    let (_hub, addr) = start_hub(&w.hub_dir, 0);
+    let _run = start_node("run", node_dir, Some(&addr), &[]);
+    let balance = || {
+        let node = DataDir::new(node_dir).open().expect("open node");
+        node.balance(account, m).expect("balance").0.get()
+    };
+    wait_until(
+        "the node to learn the holder",
+        Duration::from_secs(30),
+        || balance() == 1000,
+    );
+    let watch = Proc::spawn(
+        "watch",
+        Command::new(bin("mykey-node"))
+            .arg("--data")
+            .arg(node_dir)
+            .args([
+                "watch",
+                "--action",
+                "redeem",
+                "--amount",
+                &SPEND.to_string(),
+            ])
+            .args(["--max-taps", &TAPS.to_string(), "--reader", &counter.reader]),
+    );
+    let mut expected = 1000;
+    for tap in 1..=TAPS {
+        let card = counter.insert(&[]);
+        let line = watch.line_containing("redeemed", Duration::from_secs(30));
+        assert!(line.contains(&format!("redeemed {SPEND} pt")), "{line}");
+        card.remove();
+        counter.wait(false);
+        expected -= SPEND;
+        if tap == 3 {
+            // A fact batch the counter did not cause: the hub grants more.
+            hub_cli(
+                &w.hub_dir,
+                &["grant", "--account", &account.to_string()]
+                    .into_iter()
+                    .chain(["--program", "health", "--points", "1000"])
+                    .collect::<Vec<_>>(),
+            );
+            expected += 1000;
+        }
+        // `run` commits the hub's answer (receipt, new balance) before the
+        // next card comes.
+        wait_until(
+            "the hub's new balance at the node",
+            Duration::from_secs(30),
+            || balance() == expected,
+        );
+    }
+    let mut watch = watch;
+    let status = watch.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "watch: {status}\n{}", watch.stderr());
+    let node = DataDir::new(node_dir).open().expect("open node");
+    let bases: Vec<u64> = node
+        .outbox_from(1, 100)
+        .expect("outbox")
+        .iter()
+        .filter_map(|tx| match &tx.verify().expect("own tx").payload().body {
+            TxBody::Redeem(r) => Some(r.basis.as_ref().map_or(0, |b| b.balance.get())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bases, [1000, 700, 400, 1100, 800, 500]);
+}
+
+/// `mykey-node card read --cert-out FILE` writes the certificate the hub
+/// registers a holder with (`account register --cert`), and never
+/// overwrites a file.
+#[test]
+fn card_read_writes_the_certificate_the_hub_registers() {
+    let counter = Counter::take();
+    let _card = counter.insert(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("hanako.der");
+    let read = |file: &Path| {
+        Command::new(bin("mykey-node"))
+            .args(["card", "read", "--reader", &counter.reader, "--cert-out"])
+            .arg(file)
+            .output()
+            .expect("run mykey-node card read")
+    };
+    let first = read(&out);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let written = std::fs::read(&out).expect("certificate written");
+    assert_eq!(
+        written,
+        std::fs::read(certs().card.join("auth.der")).unwrap()
+    );
+
+    std::fs::write(&out, b"kept").unwrap();
+    let again = read(&out);
+    assert!(!again.status.success(), "an existing file was overwritten");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("give a new file name"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"kept");
+    std::fs::write(&out, &written).unwrap();
+
+    let hub = dir.path().join("hub");
+    net_common::hub_cli(&hub, &["init"]);
+    net_common::hub_cli(
+        &hub,
+        &[
+            "municipality",
+            "add",
+            "--code",
+            "131059",
+            "--name",
+            "Bunkyo-ku",
+        ],
+    );
+    let ca = certs().card.join("ca.der");
+    let registered = net_common::hub_cli(
+        &hub,
+        &[
+            "account",
+            "register",
+            "--my-key-id",
+            "Hanako",
+            "--municipality",
+            "131059",
+            "--cert",
+            out.to_str().unwrap(),
+            "--trusted-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        registered.contains(&format!(
+            "with My Key ID Hanako and card {}",
+            certs().card_key().short()
+        )),
+        "{registered}"
+    );
 }

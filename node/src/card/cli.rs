@@ -47,6 +47,10 @@ pub enum CardCommand {
         /// CA generation. Without it the chain is not checked.
         #[arg(long = "trusted-ca", value_name = "FILE")]
         trusted_ca: Vec<PathBuf>,
+        /// Also write the card's user-authentication certificate (DER) to
+        /// FILE, for `mykey-hub account register --cert` (a new file only).
+        #[arg(long, value_name = "FILE")]
+        cert_out: Option<PathBuf>,
         /// Deadline for each command to the card, in milliseconds.
         #[arg(long, default_value_t = DEFAULT_APDU_TIMEOUT.as_millis() as u64)]
         apdu_timeout_ms: u64,
@@ -64,6 +68,7 @@ pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
             pin_stdin,
             wait_secs,
             trusted_ca,
+            cert_out,
             apdu_timeout_ms,
         } => read(ReadArgs {
             reader,
@@ -72,6 +77,7 @@ pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
             pin_stdin,
             wait: Duration::from_secs(wait_secs),
             trusted_ca,
+            cert_out,
             apdu_timeout: Duration::from_millis(apdu_timeout_ms),
         }),
     }
@@ -96,6 +102,7 @@ struct ReadArgs {
     pin_stdin: bool,
     wait: Duration,
     trusted_ca: Vec<PathBuf>,
+    cert_out: Option<PathBuf>,
     apdu_timeout: Duration,
 }
 
@@ -117,6 +124,15 @@ fn read(args: ReadArgs) -> anyhow::Result<()> {
     let cert = read_auth_cert(&mut session)?;
     let now = unix_now();
     tracing::info!(card = %cert.card_key().short(), "card read");
+    if let Some(path) = &args.cert_out {
+        write_new_file(path, cert.der()).with_context(|| {
+            format!(
+                "could not write the certificate to {}: give a new file name",
+                path.display()
+            )
+        })?;
+        eprintln!("certificate written to {}", path.display());
+    }
 
     let chain = match trusted.is_empty() {
         true => None,
@@ -185,6 +201,17 @@ pub(super) fn load_cert_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> 
         return Ok(pem.contents);
     }
     Ok(bytes)
+}
+
+/// Writes `bytes` to a file that must not exist yet (never overwrites).
+fn write_new_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn unix_now() -> i64 {

@@ -109,14 +109,27 @@ impl Proc {
 
     /// The first stdout line starting with `prefix`, within `timeout`.
     pub fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
+        self.line_where(&format!("starting with {prefix:?}"), timeout, |l| {
+            l.starts_with(prefix)
+        })
+    }
+
+    /// The first stdout line containing `part`, within `timeout`.
+    pub fn line_containing(&self, part: &str, timeout: Duration) -> String {
+        self.line_where(&format!("containing {part:?}"), timeout, |l| {
+            l.contains(part)
+        })
+    }
+
+    fn line_where(&self, what: &str, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + timeout;
         loop {
             let left = end.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(l) if want(&l) => return l,
                 Ok(_) => {}
                 Err(_) => panic!(
-                    "{}: no line starting with {prefix:?} within {timeout:?}; stderr:\n{}",
+                    "{}: no line {what} within {timeout:?}; stderr:\n{}",
                     self.name,
                     self.stderr()
                 ),
@@ -139,6 +152,24 @@ impl Proc {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits until it exits by itself (killed on drop if it never does).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let c = self.child.as_mut().expect("running");
+            if let Some(st) = c.try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} did not exit within {timeout:?}:\n{}",
+            self.name,
+            self.stderr()
+        );
     }
 
     /// SIGTERM, then wait for a clean exit.

@@ -176,7 +176,12 @@ impl Runner {
         let Some(p) = self.lan.get_mut(&peer) else {
             return;
         };
-        info!(peer = %p.node.short(), "LAN peer gone");
+        if p.connected {
+            info!(peer = %p.node.short(), "LAN peer gone");
+        } else {
+            // A dial the peer refused (or never finished): not news each time.
+            debug!(peer = %p.node.short(), "LAN peer connection closed before admission");
+        }
         p.connected = false;
         p.in_flight = None;
         p.shard_queue.clear();
