@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
 need=()
-for p in pcscd libpcsclite-dev vsmartcard-vpcd pkg-config chromium fonts-noto-cjk iproute2; do
+for p in pcscd libpcsclite-dev vsmartcard-vpcd pkg-config chromium fonts-noto-cjk iproute2 systemd; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -40,6 +40,11 @@ npm ci --prefix tests/dashboard --no-audit --no-fund
 
 step "SIP2 peers from PyPI for the bridge's end-to-end test (pysip2, Sip2)"
 bash scripts/sip2-py.sh
+
+step "promtool for deploy/prometheus (taken out of Debian's package, not installed as a service)"
+MYKEY_PROMTOOL=$(bash scripts/promtool.sh)
+export MYKEY_PROMTOOL
+echo "$MYKEY_PROMTOOL"
 
 step "cargo test (the process tests run the real binaries: build them first)"
 cargo build --locked -p mykey-node -p mykey-hub --bins

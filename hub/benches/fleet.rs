@@ -106,7 +106,8 @@ fn main() {
         fleet_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         n_alerts = fleet.nodes.iter().map(|r| r.assessment.alerts.len()).sum();
         let t = Instant::now();
-        let text = mykey_hub::http::metrics::render(&fleet, &counters().snapshot());
+        let text =
+            mykey_hub::http::metrics::render(&fleet, &counters().snapshot(), &Default::default());
         metrics_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(text.contains("mykey_hub_nodes{state=\"alert\"}"));
     }

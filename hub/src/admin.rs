@@ -6,8 +6,8 @@
 use crate::hub::{Hub, emit, finish};
 use crate::model::{
     Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident,
-    LedgerAccount, Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program, ProgramLine,
-    TransferDraft, TransferKind,
+    IncidentKind, LedgerAccount, Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program,
+    ProgramLine, TransferDraft, TransferKind,
 };
 use crate::store::{StoreError, StoreTx};
 use crate::{ledger, rules};
@@ -905,6 +905,11 @@ impl Hub {
     /// dashboard's table).
     pub fn node_statuses(&mut self) -> Result<Vec<NodeStatus>, StoreError> {
         self.store.begin_read()?.node_statuses()
+    }
+
+    /// How many incidents of each kind the hub ever recorded.
+    pub fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError> {
+        self.store.begin_read()?.incident_counts()
     }
 
     /// The latest incidents, oldest first.

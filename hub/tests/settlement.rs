@@ -881,3 +881,26 @@ fn a_run_through_now_closes_the_open_period_including_now() {
     );
     assert!(next[0].statements.is_empty());
 }
+
+/// What `/metrics` says as `mykey_hub_settlement_overdue_periods`: periods
+/// that ended and were not closed, cut as `close_periods` cuts them.
+#[test]
+fn overdue_periods_count_what_ended_unclosed() {
+    let mut f = Fixture::new();
+    let overdue = |hub: &mut mykey_hub::Hub, at: UnixMillis| {
+        hub.settlement_overdue(at)
+            .unwrap()
+            .into_iter()
+            .find(|(m, _)| *m == muni())
+            .map(|(_, n)| n)
+    };
+    enrol_operator(&mut f, 0, ExpiryPolicy::Never);
+    f.hub.exchange(&request("j", "Alice01", 2000), T0).unwrap();
+    let aug2 = month_start(2025, 8).plus_ms(DAY);
+    assert_eq!(overdue(&mut f.hub, T0), Some(0), "June is still open");
+    assert_eq!(overdue(&mut f.hub, aug2), Some(2), "June and July ended");
+    f.hub.close_periods(muni(), month_start(2025, 7)).unwrap();
+    assert_eq!(overdue(&mut f.hub, aug2), Some(1), "July is left");
+    f.hub.close_periods(muni(), aug2).unwrap();
+    assert_eq!(overdue(&mut f.hub, aug2), Some(0));
+}

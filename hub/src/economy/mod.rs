@@ -22,6 +22,7 @@ pub mod liability;
 pub mod lifecycle;
 pub mod lots;
 pub mod outputs;
+pub mod overdue;
 pub mod settlement;
 pub mod zengin;
 

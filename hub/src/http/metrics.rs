@@ -6,8 +6,11 @@
 //! except quarantine decisions, which are counted from the database (a
 //! decision is final and its row is never deleted, so the count only grows,
 //! and it includes decisions made with the CLI in another process).
+//! Incidents and overdue settlement periods are read from the database too
+//! ([`Ledgered`]), for the same reason.
 
 use super::{AppState, now};
+use crate::model::IncidentKind;
 use crate::status::Fleet;
 use crate::status::assess::Health;
 use crate::status::counters::{CountersSnapshot, counters};
@@ -16,6 +19,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use mykey_sync_proto::MunicipalityCode;
 use std::fmt::Write;
 
 /// The content type of the text format.
@@ -29,10 +33,20 @@ pub fn routes() -> Router<AppState> {
 async fn metrics(State(state): State<AppState>) -> Response {
     let th = state.thresholds().clone();
     let now = now();
-    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
-        Ok(fleet) => (
+    let read = state
+        .with_hub(move |hub| {
+            let fleet = hub.fleet(&th, now)?;
+            let ledgered = Ledgered {
+                incidents: hub.incident_counts()?,
+                overdue: hub.settlement_overdue(now)?,
+            };
+            Ok((fleet, ledgered))
+        })
+        .await;
+    match read {
+        Ok((fleet, ledgered)) => (
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            render(&fleet, &counters().snapshot()),
+            render(&fleet, &counters().snapshot(), &ledgered),
         )
             .into_response(),
         Err(e) => {
@@ -44,6 +58,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// What `/metrics` reads from the database besides the fleet snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Ledgered {
+    /// Incidents ever recorded, by kind.
+    pub incidents: Vec<(IncidentKind, u64)>,
+    /// Per municipality, settlement periods ended and not closed.
+    pub overdue: Vec<(MunicipalityCode, u32)>,
 }
 
 /// Escapes a label value (backslash, quote, newline).
@@ -110,7 +133,7 @@ fn render_quarantine(o: &mut String, fleet: &Fleet) {
 }
 
 /// Renders every metric.
-pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
+pub fn render(fleet: &Fleet, c: &CountersSnapshot, ledgered: &Ledgered) -> String {
     let mut o = String::new();
     family(
         &mut o,
@@ -208,6 +231,36 @@ pub fn render(fleet: &Fleet, c: &CountersSnapshot) -> String {
         );
     }
     render_quarantine(&mut o, fleet);
+    family(
+        &mut o,
+        "mykey_hub_incidents_total",
+        "counter",
+        "Incidents the hub recorded (refused or forged transactions, forks, spends beyond a bound, ...), by kind; `mykey-hub incidents` lists them.",
+    );
+    for kind in IncidentKind::ALL {
+        let n = ledgered
+            .incidents
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            o,
+            "mykey_hub_incidents_total{{kind=\"{}\"}} {n}",
+            kind.name()
+        );
+    }
+    family(
+        &mut o,
+        "mykey_hub_settlement_overdue_periods",
+        "gauge",
+        "Settlement periods that ended and are not closed yet, per municipality (`mykey-hub settle` closes them).",
+    );
+    for (m, n) in &ledgered.overdue {
+        let _ = writeln!(
+            o,
+            "mykey_hub_settlement_overdue_periods{{municipality=\"{m}\"}} {n}"
+        );
+    }
     family(
         &mut o,
         "mykey_hub_transactions_total",

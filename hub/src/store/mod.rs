@@ -21,8 +21,8 @@ pub mod sqlite;
 pub mod status;
 
 use crate::model::{
-    Account, CardRecord, ChainHead, DebtLine, Facility, Incident, LedgerAccount, Municipality,
-    NodeContact, NodeRecord, NodeStatus, Posted, Program, Transfer, TransferDraft,
+    Account, CardRecord, ChainHead, DebtLine, Facility, Incident, IncidentKind, LedgerAccount,
+    Municipality, NodeContact, NodeRecord, NodeStatus, Posted, Program, Transfer, TransferDraft,
 };
 use mykey_sync_proto::fact::CardStatus;
 use mykey_sync_proto::wire::Outcome;
@@ -300,6 +300,8 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     fn record_incident(&mut self, incident: &Incident) -> Result<(), StoreError>;
     /// Incidents, newest last, at most `limit`.
     fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError>;
+    /// How many incidents of each kind were ever recorded (kinds with none left out).
+    fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError>;
 
     // --- ledger ---
 

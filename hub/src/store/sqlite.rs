@@ -1276,6 +1276,22 @@ impl StoreTx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT kind, COUNT(*) FROM incidents GROUP BY kind ORDER BY kind")?;
+        let mut rows = stmt.query([])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(0)?;
+            out.push((
+                IncidentKind::parse(&kind).ok_or_else(|| corrupt("incident kind", kind))?,
+                u64_of("incident count", r.get(1)?)?,
+            ));
+        }
+        Ok(out)
+    }
+
     fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError> {
         let id = match self
             .committed_ids
