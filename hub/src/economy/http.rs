@@ -70,35 +70,14 @@ pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
 }
 
 async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let Some(op) = header(OPERATOR_HEADER) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            format!("missing {OPERATOR_HEADER} header"),
-        );
-    };
-    let operator = match OperatorId::parse(&op) {
-        Ok(o) => o,
-        Err(e) => return error(StatusCode::UNAUTHORIZED, e.to_string()),
-    };
-    let sig = header(SIGNATURE_HEADER)
-        .and_then(|s| hex::decode(s).ok())
-        .and_then(|b| <[u8; 64]>::try_from(b).ok());
-    let Some(signature) = sig else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            format!("{SIGNATURE_HEADER} must be the 128-hex-digit ed25519 signature of the body"),
-        );
-    };
-    let signed = SignedExchange {
-        operator,
-        body: body.to_vec(),
-        signature,
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = match signed_exchange(
+        header(OPERATOR_HEADER),
+        header(SIGNATURE_HEADER),
+        body.to_vec(),
+    ) {
+        Ok(s) => s,
+        Err(message) => return error(StatusCode::UNAUTHORIZED, message),
     };
     let now = crate::net::unix_now();
     match state
@@ -106,18 +85,44 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         .await
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
-        Ok(Err(e)) => {
-            let status = match &e {
-                ExchangeError::UnknownOperator(_)
-                | ExchangeError::BadSignature(_)
-                | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
-                ExchangeError::Conflict(_) => StatusCode::CONFLICT,
-                ExchangeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            error(status, e.to_string())
-        }
+        Ok(Err(e)) => error(status_of(&e), e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// The request an operator sent, from its `X-MyKey-Operator` and
+/// `X-MyKey-Signature` header values and the body bytes; or why it cannot
+/// be one (answered with 401). Pure, so the fuzz target `exchange_body`
+/// reads headers exactly as the route does.
+pub fn signed_exchange(
+    operator: Option<&str>,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> Result<SignedExchange, String> {
+    let op = operator.ok_or_else(|| format!("missing {OPERATOR_HEADER} header"))?;
+    let operator = OperatorId::parse(op).map_err(|e| e.to_string())?;
+    let signature = signature
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or_else(|| {
+            format!("{SIGNATURE_HEADER} must be the 128-hex-digit ed25519 signature of the body")
+        })?;
+    Ok(SignedExchange {
+        operator,
+        body,
+        signature,
+    })
+}
+
+/// The HTTP status a refused exchange is answered with.
+pub fn status_of(e: &ExchangeError) -> StatusCode {
+    match e {
+        ExchangeError::UnknownOperator(_)
+        | ExchangeError::BadSignature(_)
+        | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
+        ExchangeError::Conflict(_) => StatusCode::CONFLICT,
+        ExchangeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
