@@ -37,9 +37,12 @@ pub mod tx;
 pub mod wire;
 pub mod zengin;
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the binary, the corpus and regression
 /// directories) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("wire_request", wire::request),
     ("wire_response", wire::response),
     ("signed_tx", tx::signed_tx),
@@ -56,7 +59,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target of this name.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Body> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
