@@ -18,10 +18,12 @@ mkdir -p "$logs"
 if [ "$#" -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 nice -n 19 cargo +stable fuzz build -s none || { echo "$(date -Is) build failed" >>"$logs/summary.txt"; exit 1; }
 for t in "${targets[@]}"; do
-  mkdir -p "$logs/corpus/$t"
+  mkdir -p "$logs/corpus/$t" "corpus/$t"
   log="$logs/$t-$(date +%Y%m%dT%H%M%S).log"
+  dict=()
+  [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
   nice -n 19 cargo +stable fuzz run -s none "$t" "$logs/corpus/$t" "corpus/$t" -- \
-    -max_total_time=$((mins * 60)) -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+    -max_total_time=$((mins * 60)) -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 "${dict[@]}" \
     >"$log" 2>&1
   rc=$?
   stats="$(grep -E '^#[0-9]+' "$log" | tail -n 1 | tr -s '\t ' ' ')"

@@ -14,10 +14,12 @@ cargo +stable fuzz build -s none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for t in $(cargo fuzz list); do
-  mkdir -p "$scratch/$t"
+  mkdir -p "$scratch/$t" "corpus/$t"
   printf '%-14s ' "$t"
+  dict=()
+  [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
   if ! cargo +stable fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- \
-      -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
       >"$scratch/$t.log" 2>&1; then
     echo "FAILED"
     tail -n 60 "$scratch/$t.log"

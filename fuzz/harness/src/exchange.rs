@@ -17,7 +17,9 @@
 
 use crate::Input;
 use ed25519_dalek::{Signer, SigningKey};
-use mykey_hub::economy::exchange::{Campaign, ExchangeOperator, OperatorId, Rate, SignedExchange};
+use mykey_hub::economy::exchange::{
+    Campaign, ExchangeOperator, OperatorId, Rate, SignedExchange, verify,
+};
 use mykey_hub::economy::http::{signed_exchange, status_of};
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::{Hub, HubKey};
@@ -39,6 +41,18 @@ fn rate_of(knobs: u8) -> Rate {
     Rate::new(num, den).expect("a positive rate")
 }
 
+/// The enrolled operator `card-x`: its rate and holding days from the knobs.
+fn operator(knobs: u8) -> ExchangeOperator {
+    ExchangeOperator {
+        id: OperatorId::parse(OPERATOR).expect("operator id"),
+        name: "Card X".into(),
+        public_key: operator_key().verifying_key().to_bytes(),
+        rate: rate_of(knobs),
+        holding_days: [0, 1, 3, 30][usize::from(knobs >> 2 & 3)],
+        expiry: ExpiryPolicy::FiscalYearEnd { years: 1 },
+    }
+}
+
 /// A hub with Bunkyo-ku and Sapporo, holder `hanako`, operator `card-x`
 /// and (knobs bit 4) a 10 % campaign.
 fn fixture(knobs: u8) -> Hub {
@@ -52,15 +66,8 @@ fn fixture(knobs: u8) -> Hub {
     let card = CardKey::new(vec![0x30, 0], vec![1]).expect("card key");
     hub.register_account(&MyKeyId::parse("hanako").expect("id"), bunkyo, &card, NOW)
         .expect("holder");
-    let op = ExchangeOperator {
-        id: OperatorId::parse(OPERATOR).expect("operator id"),
-        name: "Card X".into(),
-        public_key: operator_key().verifying_key().to_bytes(),
-        rate: rate_of(knobs),
-        holding_days: [0, 1, 3, 30][usize::from(knobs >> 2 & 3)],
-        expiry: ExpiryPolicy::FiscalYearEnd { years: 1 },
-    };
-    hub.upsert_exchange_operator(&op, NOW).expect("operator");
+    hub.upsert_exchange_operator(&operator(knobs), NOW)
+        .expect("operator");
     if knobs & 16 != 0 {
         hub.add_campaign(
             &Campaign {
@@ -96,16 +103,31 @@ pub fn body(data: &[u8]) {
             None
         }
     };
-    let mut hub = fixture(knobs);
-    if let Some(signed) = as_sent {
-        apply(&mut hub, &signed, knobs);
-    }
     let signed = SignedExchange {
         operator: OperatorId::parse(OPERATOR).expect("operator id"),
         body: body.to_vec(),
         signature: operator_key().sign(body).to_bytes(),
     };
-    apply(&mut hub, &signed, knobs);
+    // The pure checks first; only what passes them needs a hub (a fresh
+    // one per input, so runs do not depend on earlier inputs).
+    let op = operator(knobs);
+    let mut to_apply = vec![];
+    for s in as_sent.into_iter().chain([signed]) {
+        match verify(&op, &s) {
+            Ok(_) => to_apply.push(s),
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                assert_ne!(status_of(&e).as_u16(), 200);
+            }
+        }
+    }
+    if to_apply.is_empty() {
+        return;
+    }
+    let mut hub = fixture(knobs);
+    for s in &to_apply {
+        apply(&mut hub, s, knobs);
+    }
     hub.check_conservation()
         .expect("the ledger balances after exchanges");
     hub.release_held(NOW.plus_ms(31 * DAY_MS)).expect("release");
