@@ -25,6 +25,11 @@ use std::fmt;
 
 /// Largest request body the hub reads.
 pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Most operator points one request may exchange: far above any real
+/// request, and low enough that every figure of it can be stored.
+pub const MAX_OPERATOR_POINTS: u64 = 1_000_000_000_000_000;
+/// Latest `requested_at` accepted: the end of the year 9999, in Unix ms.
+pub const MAX_REQUESTED_AT_MS: u64 = 253_402_300_799_999;
 const MS_PER_DAY: u64 = 86_400_000;
 /// Held exchanges released per storage transaction.
 const RELEASE_BATCH: u32 = 500;
@@ -359,10 +364,15 @@ pub fn verify(
             "request_id must be 1-64 printable ASCII characters".into(),
         ));
     }
-    if req.operator_points == 0 {
-        return Err(ExchangeError::Malformed(
-            "operator_points must be positive".into(),
-        ));
+    if req.operator_points == 0 || req.operator_points > MAX_OPERATOR_POINTS {
+        return Err(ExchangeError::Malformed(format!(
+            "operator_points must be from 1 to {MAX_OPERATOR_POINTS}"
+        )));
+    }
+    if req.requested_at > MAX_REQUESTED_AT_MS {
+        return Err(ExchangeError::Malformed(format!(
+            "requested_at must be the operator's clock in milliseconds since 1970 (at most {MAX_REQUESTED_AT_MS}, the end of the year 9999)"
+        )));
     }
     Ok(req)
 }
@@ -688,5 +698,39 @@ mod tests {
             quote(&op(0), u64::MAX, &[], UnixMillis(0)),
             Err(ExchangeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn figures_beyond_what_can_be_stored_are_refused() {
+        let key = SigningKey::from_bytes(&[0x0e; 32]);
+        let mut op = op(0);
+        op.public_key = key.verifying_key().to_bytes();
+        let body = |points: u64, at: u64| {
+            format!(
+                r#"{{"request_id": "r", "my_key_id": "hanako", "operator_points": {points}, "requested_at": {at}}}"#
+            )
+            .into_bytes()
+        };
+        let signed = |body: Vec<u8>| SignedExchange {
+            operator: op.id.clone(),
+            signature: key.sign(&body).to_bytes(),
+            body,
+        };
+        let cases = [
+            (1, MAX_REQUESTED_AT_MS, true),
+            (MAX_OPERATOR_POINTS, 0, true),
+            (0, 0, false),
+            (MAX_OPERATOR_POINTS + 1, 0, false),
+            (u64::MAX, 0, false),
+            (1, MAX_REQUESTED_AT_MS + 1, false),
+            (1, u64::MAX, false),
+        ];
+        for (points, at, ok) in cases {
+            let r = verify(&op, &signed(body(points, at)));
+            assert_eq!(r.is_ok(), ok, "{points} {at}: {r:?}");
+            if let Err(e) = r {
+                assert!(matches!(e, ExchangeError::Malformed(_)), "{e}");
+            }
+        }
     }
 }
