@@ -21,7 +21,7 @@
 use crate::tx::id_of;
 use arbitrary::{Arbitrary, Unstructured};
 use ed25519_dalek::SigningKey;
-use mykey_hub::{Facility, FacilityKind, Hub, HubKey, NodePolicy};
+use mykey_hub::{Facility, FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::fact::Scope;
 use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::shard::{ShardId, ShardScope};
@@ -228,9 +228,12 @@ impl Fixture {
         id_of(self.key(who))
     }
 
-    /// The hub with the fixed world in it.
-    fn hub(&self) -> (Hub, Vec<AccountId>) {
-        let mut hub = Hub::in_memory(HubKey::from_secret_bytes(&[0x48; 32])).expect("hub");
+    /// The hub with the fixed world in it (built once per thread, copied per input).
+    fn hub(&self) -> Hub {
+        crate::hubfile::hub(|hub| Fixture::new().build(hub))
+    }
+
+    fn build(&self, hub: &mut Hub) {
         let [bunkyo, sapporo, _] = self.munis;
         hub.add_municipality(bunkyo, "Bunkyo-ku", START)
             .expect("municipality");
@@ -283,7 +286,6 @@ impl Fixture {
         }
         hub.create_program(&self.programs[0], bunkyo, points(1_000_000), START)
             .expect("programme");
-        let mut accounts = vec![];
         for (i, alias) in ["hanako", "taro"].into_iter().enumerate() {
             let a = hub
                 .register_account(
@@ -293,11 +295,10 @@ impl Fixture {
                     START,
                 )
                 .expect("holder");
-            accounts.push(a);
+            assert_eq!(a, self.accounts[i], "accounts are numbered from 1");
         }
-        hub.admin_grant(accounts[0], &self.programs[0], points(3000), START)
+        hub.admin_grant(self.accounts[0], &self.programs[0], points(3000), START)
             .expect("grant");
-        (hub, accounts)
     }
 }
 
@@ -671,7 +672,7 @@ pub fn run(data: &[u8]) {
         return;
     }
     let fx = Fixture::new();
-    let (hub, _) = fx.hub();
+    let hub = fx.hub();
     let peer = fx.id(Who::Peer);
     let mut run = Run {
         fx,

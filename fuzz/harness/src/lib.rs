@@ -31,6 +31,7 @@ pub mod card;
 pub mod exchange;
 pub mod frame;
 pub mod hub_session;
+pub mod hubfile;
 pub mod session;
 pub mod shard;
 pub mod tx;
