@@ -46,6 +46,7 @@ pub type Body = fn(&[u8]);
 pub const TARGETS: &[(&str, Body)] = &[
     ("wire_request", wire::request),
     ("wire_response", wire::response),
+    ("lan_message", wire::lan),
     ("signed_tx", tx::signed_tx),
     ("signed_fact", tx::signed_fact),
     ("shard_read", shard::read),

@@ -1,6 +1,7 @@
 //! `wire_request` and `wire_response`: what the hub reads from a node and a
 //! node reads from the hub, as the frame carries it (version prefix and
-//! canonical postcard).
+//! canonical postcard); `lan_message`: what a node reads from a LAN peer
+//! (`/mykey/lan/1`, requests and answers).
 //!
 //! Properties: decoding never panics; a decoded message is within every
 //! batch bound and re-encodes to exactly the input (one byte string per
@@ -78,6 +79,38 @@ pub fn response(data: &[u8]) {
                 Response::Welcome(_) => {}
             }
         }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+/// A LAN peer's request or answer (the same bytes are tried as both).
+pub fn lan(data: &[u8]) {
+    use mykey_node::net::lan::{LanRequest, LanResponse, MAX_OFFER_TXS};
+    match LanRequest::decode(data) {
+        Ok(r) => {
+            assert_eq!(
+                r.encode(),
+                data,
+                "a decoded LAN request re-encodes to its bytes"
+            );
+            match &r {
+                LanRequest::Offer { txs } => {
+                    assert!(txs.len() <= MAX_OFFER_TXS);
+                    txs.iter().for_each(inner_tx);
+                }
+                LanRequest::ShardSync(s) => {
+                    assert!(s.message.as_ref().map_or(0, Vec::len) <= MAX_SHARD_MESSAGE_BYTES);
+                }
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    match LanResponse::decode(data) {
+        Ok(r) => assert_eq!(
+            r.encode(),
+            data,
+            "a decoded LAN answer re-encodes to its bytes"
+        ),
         Err(e) => assert!(!e.to_string().is_empty()),
     }
 }

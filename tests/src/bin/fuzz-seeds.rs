@@ -23,6 +23,7 @@ use mykey_hub::economy::exchange::{ExchangeRequest, OperatorId, SignedExchange};
 use mykey_node::card::apdu::{Apdu, Response as CardResponse};
 use mykey_node::card::jpki::{self, Challenge};
 use mykey_node::card::{CardChannel, Pin, TransmitError};
+use mykey_node::net::lan::{LanRequest, LanResponse};
 use mykey_sync_proto::codec;
 use mykey_sync_proto::shard::{ShardHead, placement};
 use mykey_sync_proto::wire::{Request, Response};
@@ -140,6 +141,11 @@ fn traffic(seeds: &mut Seeds) -> Result<()> {
     let forged = SignedTx::from_raw_parts(codec::encode(&payload), first.signature_bytes());
     seeds.add("signed_tx", forged.to_bytes());
 
+    seeds.add("lan_message", LanResponse::Ack { have_through: 3 }.encode());
+    seeds.add(
+        "lan_message",
+        LanResponse::Refused("not a connected LAN peer".into()).encode(),
+    );
     if exchanges.is_empty() {
         bail!("the day exchanged no messages");
     }
@@ -155,11 +161,15 @@ fn traffic(seeds: &mut Seeds) -> Result<()> {
                 seeds.add("signed_tx", t.to_bytes());
                 seeds.add("signed_tx", t.payload_bytes().to_vec());
             }
+            // A LAN peer offers its chain the same way.
+            let offer = LanRequest::Offer { txs: p.txs.clone() };
+            seeds.add("lan_message", offer.encode());
         }
-        if let Request::ShardSync(s) = &req
-            && let Some(m) = &s.message
-        {
-            seeds.add("shard_read", shard::input(3, &hub_id, 1, &s.shard, m));
+        if let Request::ShardSync(s) = &req {
+            seeds.add("lan_message", LanRequest::ShardSync(s.clone()).encode());
+            if let Some(m) = &s.message {
+                seeds.add("shard_read", shard::input(3, &hub_id, 1, &s.shard, m));
+            }
         }
         match &resp {
             Response::Facts(f) => {
@@ -175,6 +185,7 @@ fn traffic(seeds: &mut Seeds) -> Result<()> {
                 }
             }
             Response::ShardSync(s) => {
+                seeds.add("lan_message", LanResponse::ShardSync(s.clone()).encode());
                 let buckets = heads.get(&s.shard.to_string()).map_or(1, |h| h.buckets);
                 if let Some(m) = &s.message {
                     seeds.add("shard_read", shard::input(0, &hub_id, buckets, &s.shard, m));
