@@ -19,7 +19,7 @@ for t in $(cargo fuzz list); do
   dict=()
   [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
   # Structured (arbitrary) inputs: long ones from the start.
-  case "$t" in session | hub_session | zengin_write) dict+=(-len_control=0 -max_len=4096) ;; esac
+  case "$t" in session | hub_session | node_peer | zengin_write) dict+=(-len_control=0 -max_len=4096) ;; esac
   if ! cargo +stable fuzz run -s none "$t" "$scratch/$t" "corpus/$t" -- \
       -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
       >"$scratch/$t.log" 2>&1; then

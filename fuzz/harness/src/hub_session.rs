@@ -55,7 +55,7 @@ enum Who {
 
 /// Where in its signer's chain a transaction goes.
 #[derive(Arbitrary, Debug, Clone, Copy)]
-enum Place {
+pub(crate) enum Place {
     /// The next seq, chained to the last one.
     Next,
     /// The last transaction again, unchanged.
@@ -304,10 +304,16 @@ impl Fixture {
 
 /// The harness's view of each signer's chain.
 #[derive(Default)]
-struct Chains(HashMap<NodeId, Vec<SignedTx>>);
+pub(crate) struct Chains(HashMap<NodeId, Vec<SignedTx>>);
 
 impl Chains {
-    fn sign(&mut self, key: &SigningKey, place: Place, created_at: u64, body: TxBody) -> SignedTx {
+    pub(crate) fn sign(
+        &mut self,
+        key: &SigningKey,
+        place: Place,
+        created_at: u64,
+        body: TxBody,
+    ) -> SignedTx {
         let node = id_of(key);
         let chain = self.0.entry(node).or_default();
         let last = chain.last().cloned();

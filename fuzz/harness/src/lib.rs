@@ -32,6 +32,7 @@ pub mod exchange;
 pub mod frame;
 pub mod hub_session;
 pub mod hubfile;
+pub mod node_peer;
 pub mod session;
 pub mod shard;
 pub mod tx;
@@ -58,6 +59,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("zengin_write", zengin::write),
     ("session", session::run),
     ("hub_session", hub_session::run),
+    ("node_peer", node_peer::run),
 ];
 
 /// The target of this name.
