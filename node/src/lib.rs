@@ -12,10 +12,12 @@ pub mod config;
 pub mod expiry;
 pub mod http;
 pub mod key;
+pub mod lan_rules;
 pub mod net;
 pub mod node;
 pub mod rules;
 pub mod shards;
+pub mod sip2;
 pub mod store;
 
 pub use key::NodeKey;

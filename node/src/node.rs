@@ -2,14 +2,19 @@
 //! commits durably before it reports done; plus the glue a sync driver calls
 //! (outbox batches, receipts, facts).
 
+use crate::card::VerifiedCardProof;
 use crate::key::NodeKey;
+use crate::lan_rules;
 use crate::rules::{self, Decline, SpendView};
-use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreError};
+use crate::store::{
+    CardRow, NumberRow, OutboxCounts, OutboxRow, RightCredit, Store, StoreError, WithdrawnRight,
+};
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, RightAccept,
-    RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis, codec,
+    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem,
+    RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
+    codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -57,6 +62,17 @@ pub enum OpError {
     /// A right given to the node itself.
     #[error("a right can only be given to another node: name a LAN peer's node id")]
     TransferToSelf,
+    /// The node holds no hub-signed grant for the right it would give.
+    #[error(
+        "this node holds no hub-signed grant for that right: sync with the hub once, then give it again"
+    )]
+    NoGrant,
+    /// The card proof was made for another transaction (another seq, time,
+    /// amount or card: the chain moved on since the PIN was entered).
+    #[error(
+        "the PIN proof was made for another transaction (the node signed something else meanwhile): tap the card and enter the PIN again"
+    )]
+    ProofNotForThis,
     /// The store failed: nothing was done.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -104,6 +120,14 @@ pub enum PeerTxsError {
         #[source]
         source: mykey_sync_proto::VerifyError,
     },
+    /// A signer is not on a LAN roster with this node.
+    #[error(
+        "transactions signed by {} are refused: no LAN roster from the hub names both that node and this one (the hub operator adds stalls with `mykey-hub lan roster`); nothing from this batch was stored", .signer.short()
+    )]
+    NotOnRoster {
+        /// The signer.
+        signer: NodeId,
+    },
     /// The store failed: nothing was stored.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -132,6 +156,12 @@ pub struct Status {
     pub troubled: Vec<OutboxRow>,
     /// Rejections of transactions carried for other nodes.
     pub foreign_rejections: u64,
+    /// Rights received from LAN peers and withdrawn because the hub
+    /// rejected this node's acceptance of them (newest first).
+    pub withdrawn_rights: Vec<WithdrawnRight>,
+    /// The LAN groups whose roster names this node: (municipality, group,
+    /// members).
+    pub lan_groups: Vec<(MunicipalityCode, String, u64)>,
 }
 
 /// A node: its key, its store, the hub key it trusts.
@@ -221,23 +251,19 @@ impl Node {
         number: FacilityCardNumber,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Link, now)?;
-        if self
-            .store
-            .read()
-            .number_state(row.account, &number)?
-            .as_deref()
-            == Some("linked")
-        {
-            return Err(OpError::AlreadyLinked(number));
-        }
-        let body = TxBody::LinkFacilityCard(FacilityCardLink {
-            account: row.account,
-            facility: limits.facility,
-            number: number.clone(),
-        });
-        self.commit(body, now, |w| {
-            w.set_number(row.account, &number, Some("pending-link"))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Link, now)?;
+            if r.number_state(row.account, &number)?.as_deref() == Some("linked") {
+                return Err(OpError::AlreadyLinked(number));
+            }
+            let body = TxBody::LinkFacilityCard(FacilityCardLink {
+                account: row.account,
+                facility: limits.facility,
+                number: number.clone(),
+            });
+            Ok((body, Effect::Number(row.account, number, "pending-link")))
         })
     }
 
@@ -248,22 +274,19 @@ impl Node {
         number: FacilityCardNumber,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Unlink, now)?;
-        if self
-            .store
-            .read()
-            .number_state(row.account, &number)?
-            .is_none()
-        {
-            return Err(OpError::NotLinked(number));
-        }
-        let body = TxBody::UnlinkFacilityCard(FacilityCardLink {
-            account: row.account,
-            facility: limits.facility,
-            number: number.clone(),
-        });
-        self.commit(body, now, |w| {
-            w.set_number(row.account, &number, Some("pending-unlink"))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Unlink, now)?;
+            if r.number_state(row.account, &number)?.is_none() {
+                return Err(OpError::NotLinked(number));
+            }
+            let body = TxBody::UnlinkFacilityCard(FacilityCardLink {
+                account: row.account,
+                facility: limits.facility,
+                number: number.clone(),
+            });
+            Ok((body, Effect::Number(row.account, number, "pending-unlink")))
         })
     }
 
@@ -276,64 +299,111 @@ impl Node {
         points: Points,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Grant, now)?;
-        if points.is_zero() {
-            return Err(Decline::ZeroAmount.into());
-        }
-        let body = TxBody::Grant(Grant {
-            card: card.clone(),
-            account: row.account,
-            municipality: limits.municipality,
-            program,
-            points,
-        });
-        self.commit(body, now, |_| Ok(()))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let (limits, row) = prepare(&w.read(), me, card, OpKind::Grant, now)?;
+            if points.is_zero() {
+                return Err(Decline::ZeroAmount.into());
+            }
+            let body = TxBody::Grant(Grant {
+                card: card.clone(),
+                account: row.account,
+                municipality: limits.municipality,
+                program,
+                points,
+            });
+            Ok((body, Effect::None))
+        })
     }
 
-    /// Spends points, under the offline rules. `card_proof` says the holder
-    /// proved possession with the PIN (the reader checked it).
-    pub fn redeem(
-        &mut self,
+    /// The redeem this node would sign next for `card` and `points` at
+    /// `now`, as a card proof must bind it: the counter asks the card to
+    /// sign this before calling [`Node::redeem`] with the proof.
+    pub fn redeem_binding(
+        &self,
         card: &CardKey,
         points: Points,
-        card_proof: bool,
         now: UnixMillis,
-    ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Redeem, now)?;
+    ) -> Result<RedeemBinding, OpError> {
         let r = self.store.read();
-        let (confirmed_balance, confirmed_debt) = r.balance(row.account, limits.municipality)?;
-        let strict = r.strict(limits.municipality)?;
-        let view = SpendView {
-            confirmed_balance,
-            confirmed_debt,
-            pending_on_account: r.pending_on_account(row.account, limits.municipality)?,
-            card_unconfirmed_here: r.pending_on_card(card)?,
-            node_exposure: r.exposure()?,
-            right: if strict {
-                Some(r.right(row.account, limits.municipality)?.0)
-            } else {
-                None
-            },
-        };
-        let status = r.card_status(card)?;
-        if let Err(d) = rules::decide_redeem(&limits, status, &view, points, card_proof) {
-            info!(node = %self.id().short(), card = %card.short(), %points, "redeem declined: {d}");
-            return Err(d.into());
-        }
-        let body = TxBody::Redeem(Redeem {
+        let (limits, row) = prepare(&r, self.id(), card, OpKind::Redeem, now)?;
+        let redeem = Redeem {
             card: card.clone(),
             account: row.account,
             municipality: limits.municipality,
             points,
             merchant: limits.facility,
-            card_proof,
-        });
-        let (account, m) = (row.account, limits.municipality);
-        self.commit(body, now, |w| {
-            if strict {
-                w.debit_right(account, m, points, false)?;
+            basis: None,
+            card_proof: None,
+        };
+        let seq = r.last_tx()?.0 + 1;
+        Ok(RedeemBinding::new(self.id(), seq, now, &redeem))
+    }
+
+    /// Spends points, under the offline rules. Above the PIN threshold the
+    /// holder's proof is needed: a [`VerifiedCardProof`] bound to exactly
+    /// this redeem (see [`Node::redeem_binding`]); the redeem carries its
+    /// signature, which the hub verifies with the card's registered key.
+    /// Balances, pending spends, limits and rights are read, the spend is
+    /// decided, signed and committed in one IMMEDIATE transaction, so a fact
+    /// batch written meanwhile by another process cannot make it stale.
+    pub fn redeem(
+        &mut self,
+        card: &CardKey,
+        points: Points,
+        proof: Option<&VerifiedCardProof>,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Redeem, now)?;
+            let m = limits.municipality;
+            let (confirmed_balance, confirmed_debt) = r.balance(row.account, m)?;
+            let strict = r.strict(m)?;
+            let view = SpendView {
+                confirmed_balance,
+                confirmed_debt,
+                pending_on_account: r.pending_on_account(row.account, m)?,
+                card_unconfirmed_here: r.pending_on_card(card)?,
+                node_exposure: r.exposure()?,
+                right: if strict {
+                    Some(r.right(row.account, m)?.0)
+                } else {
+                    None
+                },
+            };
+            let mut redeem = Redeem {
+                card: card.clone(),
+                account: row.account,
+                municipality: m,
+                points,
+                merchant: limits.facility.clone(),
+                basis: r.basis(row.account, m)?,
+                card_proof: None,
+            };
+            let proof = match proof {
+                Some(p) => {
+                    let seq = r.last_tx()?.0 + 1;
+                    if p.binding() != &RedeemBinding::new(me, seq, now, &redeem) {
+                        return Err(OpError::ProofNotForThis);
+                    }
+                    redeem.card_proof = Some(p.signature().clone());
+                    Some(p)
+                }
+                None => None,
+            };
+            let status = r.card_status(card)?;
+            if let Err(d) = rules::decide_redeem(&limits, status, &view, points, proof) {
+                info!(node = %me.short(), card = %card.short(), %points, "redeem declined: {d}");
+                return Err(d.into());
             }
-            Ok(())
+            let effect = if strict {
+                Effect::SpendRight(row.account, m, points)
+            } else {
+                Effect::None
+            };
+            Ok((TxBody::Redeem(redeem), effect))
         })
     }
 
@@ -347,37 +417,44 @@ impl Node {
         points: Points,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let r = self.store.read();
-        let limits = r.limits()?;
-        let revoked = r.is_revoked(&self.id())?;
-        let limits = rules::check_node(limits.as_ref(), revoked, OpKind::Redeem, now)?.clone();
-        let m = limits.municipality;
-        if points.is_zero() {
-            return Err(Decline::ZeroAmount.into());
-        }
-        if !r.strict(m)? {
-            return Err(OpError::NotStrict(m));
-        }
-        if to == self.id() {
-            return Err(OpError::TransferToSelf);
-        }
-        // Only hub-granted points move on: see `Reader::right_parts`.
-        let (_, right_id, own) = r.right_parts(account, m)?;
-        if points > own {
-            return Err(Decline::NoRight {
-                right: own,
-                asked: points,
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let limits = r.limits()?;
+            let revoked = r.is_revoked(&me)?;
+            let limits = rules::check_node(limits.as_ref(), revoked, OpKind::Redeem, now)?.clone();
+            let m = limits.municipality;
+            if points.is_zero() {
+                return Err(Decline::ZeroAmount.into());
             }
-            .into());
-        }
-        let body = TxBody::RightTransfer(RightTransfer {
-            account,
-            municipality: m,
-            to,
-            points,
-            right_id,
-        });
-        self.commit(body, now, |w| w.debit_right(account, m, points, true))
+            if !r.strict(m)? {
+                return Err(OpError::NotStrict(m));
+            }
+            if to == me {
+                return Err(OpError::TransferToSelf);
+            }
+            // Only hub-granted points move on: see `Reader::right_parts`.
+            let (_, right_id, own) = r.right_parts(account, m)?;
+            if points > own {
+                return Err(Decline::NoRight {
+                    right: own,
+                    asked: points,
+                }
+                .into());
+            }
+            let grant = r
+                .right_grant(account, m, right_id)?
+                .ok_or(OpError::NoGrant)?;
+            let body = TxBody::RightTransfer(RightTransfer {
+                account,
+                municipality: m,
+                to,
+                points,
+                right_id,
+                grant,
+            });
+            Ok((body, Effect::GiveRight(account, m, points)))
+        })
     }
 
     /// Strict mode: how much of its right on a wallet this node may give a
@@ -401,36 +478,31 @@ impl Node {
         Ok((r.right(account, municipality)?.0, r.strict(municipality)?))
     }
 
-    /// Node, certificate and card checks shared by every operation.
-    fn prepare(
-        &self,
-        card: &CardKey,
-        op: OpKind,
-        now: UnixMillis,
-    ) -> Result<(NodeLimits, CardRow), OpError> {
-        let r = self.store.read();
-        let limits = r.limits()?;
-        let revoked = r.is_revoked(&self.id())?;
-        let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
-        rules::check_card(r.card_status(card)?)?;
-        let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
-        Ok((limits, row))
-    }
-
-    /// Signs the next transaction and commits it with `effects` in one
-    /// durable transaction.
-    fn commit(
+    /// Decides, signs the next transaction and commits it with its local
+    /// effect, all in one IMMEDIATE write transaction: `decide` reads what
+    /// it needs through the writer, so nothing it saw can change before the
+    /// commit.
+    fn decide_and_commit(
         &mut self,
-        body: TxBody,
         now: UnixMillis,
-        effects: impl FnOnce(&crate::store::Writer<'_>) -> Result<(), StoreError>,
+        decide: impl FnOnce(&crate::store::Writer<'_>) -> Result<(TxBody, Effect), OpError>,
     ) -> Result<Done, OpError> {
         let key = &self.key;
-        let kind = body.name();
-        let done = self.store.write(|w| {
+        let (done, kind) = self.store.write(|w| {
+            let (body, effect) = decide(w)?;
+            let kind = body.name();
             let done = sign_into(w, key, body, now)?;
-            effects(w)?;
-            Ok::<_, StoreError>(done)
+            match effect {
+                Effect::None => {}
+                Effect::Number(account, number, state) => {
+                    w.set_number(account, &number, Some(state))?
+                }
+                Effect::SpendRight(account, m, points) => {
+                    w.debit_right(account, m, points, false)?
+                }
+                Effect::GiveRight(account, m, points) => w.debit_right(account, m, points, true)?,
+            }
+            Ok::<_, OpError>((done, kind))
         })?;
         info!(node = %self.id().short(), seq = done.seq, tx = %done.tx.short(), "{kind} committed");
         Ok(done)
@@ -466,6 +538,12 @@ impl Node {
                 if rc.node != me {
                     if let Outcome::Rejected(reason) = &rc.outcome {
                         w.put_rejection(&rc.tx, &rc.node, rc.seq, &reason.to_string(), now)?;
+                        if reason.is_chain_level() {
+                            // The hub will not take this chain from here: its
+                            // spends stop counting and are not carried again.
+                            warn!(node = %me.short(), peer = %rc.node.short(), seq = rc.seq, "the hub refused a LAN peer's chain: {reason}; its spends from here on no longer count against holders");
+                            w.put_peer_refusal(&rc.node, rc.seq, &reason.to_string(), now)?;
+                        }
                     }
                     continue;
                 }
@@ -474,12 +552,22 @@ impl Node {
                         ledger_pos,
                         balance,
                         debt_created,
+                        quarantined,
                     } => {
+                        // The hub held part of the spend as evidence: the
+                        // facility is not paid for it unless an operator
+                        // releases it. Shown with the node's troubled rows.
+                        let held = (!quarantined.is_zero()).then(|| {
+                            warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), %quarantined, "hub held part of a redeem in quarantine");
+                            format!(
+                                "{quarantined} held in quarantine at the hub (beyond this node's enrolled bounds): not paid unless an operator releases it"
+                            )
+                        });
                         w.set_outbox_outcome(
                             rc.seq,
                             &rc.tx,
                             "accepted",
-                            None,
+                            held.as_deref(),
                             Some(*ledger_pos),
                             Some(*debt_created),
                             now,
@@ -503,6 +591,15 @@ impl Node {
                         let text = reason.to_string();
                         w.set_outbox_outcome(rc.seq, &rc.tx, "rejected", Some(&text), None, None, now)?;
                         settle_number(w, rc.seq, false)?;
+                        if let Some(wd) = w.withdraw_right_credit(rc.seq, &text, now)? {
+                            warn!(
+                                node = %me.short(), seq = rc.seq, from = %wd.credit.sender.short(),
+                                account = %wd.credit.account, points = %wd.credit.points,
+                                shortfall = %wd.shortfall,
+                                "the hub rejected this node's acceptance of a LAN peer's right: withdrawn ({} already spent)",
+                                wd.shortfall
+                            );
+                        }
                     }
                 }
             }
@@ -527,7 +624,7 @@ impl Node {
             // tracked as facts apply, not read once up front.
             let mut facility = w.read().limits()?.map(|l| l.facility);
             for v in &verified {
-                apply_fact(w, me, &mut facility, v.payload())?;
+                apply_fact(w, me, &mut facility, v)?;
             }
             let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
             w.set_meta("fact_cursor", &cursor.to_be_bytes())?;
@@ -540,9 +637,17 @@ impl Node {
 
     /// Verifies and stores transactions signed by LAN peers, so their pending
     /// spends count against balances here and this node can carry them to the
-    /// hub. The whole batch is refused if one signature fails; this node's own
-    /// transactions and those of revoked keys are skipped. Returns how many
-    /// were new.
+    /// hub. The whole batch is refused if one signature fails or one signer is
+    /// not on a LAN roster with this node; this node's own transactions and
+    /// those of revoked keys are skipped. A signer's spends are taken while
+    /// what counts of that signer stays within the per-signer cap
+    /// ([`lan_rules::peer_spend_cap`]): at the first one beyond it, the rest
+    /// of that signer's batch is left out (it stays unheld, so the peer
+    /// offers it again once the hub confirmed its earlier spends). A right
+    /// given to this node is credited only within the hub-signed grant it
+    /// carries ([`lan_rules::check_right_transfer`]); otherwise it is stored
+    /// (it is in the sender's chain) but credits nothing, and the reason is
+    /// logged. Returns how many were new.
     pub fn accept_peer_txs(
         &mut self,
         txs: &[SignedTx],
@@ -556,14 +661,24 @@ impl Node {
             verified.push(v);
         }
         let me = self.id();
+        let hub = self.hub;
         let key = &self.key;
         let mut accepted = 0;
         let n = self.store.write(|w| {
+            for v in &verified {
+                let signer = v.payload().node;
+                if signer != me && !w.read().shares_roster(&signer)? {
+                    return Err(PeerTxsError::NotOnRoster { signer });
+                }
+            }
             let mut n = 0;
-            let municipality_here = w.read().limits()?.map(|l| l.municipality);
+            let limits = w.read().limits()?;
+            let municipality_here = limits.as_ref().map(|l| l.municipality);
+            let cap = lan_rules::peer_spend_cap(limits.as_ref());
+            let mut over_cap: Vec<NodeId> = vec![];
             for v in &verified {
                 let p = v.payload();
-                if p.node == me || w.read().is_revoked(&p.node)? {
+                if p.node == me || w.read().is_revoked(&p.node)? || over_cap.contains(&p.node) {
                     continue;
                 }
                 let (account, municipality, points) = match &p.body {
@@ -575,23 +690,64 @@ impl Node {
                     TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
                     TxBody::RightAccept(_) => (None, None, Points::ZERO),
                 };
+                if let TxBody::Redeem(_) = &p.body
+                    && !w.read().peer_tx_held(&p.node, p.seq)?
+                {
+                    let counted = w.read().peer_pending(&p.node)?;
+                    if !lan_rules::within_peer_cap(counted, points, cap) {
+                        warn!(
+                            node = %me.short(), peer = %p.node.short(), seq = p.seq,
+                            "left out a LAN peer's spend of {points}: {counted} of its spends already count here, and one peer's may count at most {cap} (this node's exposure limit); it is offered again once the hub confirms earlier ones"
+                        );
+                        over_cap.push(p.node);
+                        continue;
+                    }
+                }
                 // A right given to this node counts once (by the transfer's
-                // id), in its own municipality, and is acknowledged in this
-                // node's chain with the sender's signed transfer, so the hub
-                // moves the reservation before any spend that relies on it.
+                // id), in its own municipality, within the hub's grant, and
+                // is acknowledged in this node's chain with the sender's
+                // signed transfer, so the hub moves the reservation before
+                // any spend that relies on it.
                 if let TxBody::RightTransfer(t) = &p.body
                     && t.to == me
-                    && Some(t.municipality) == municipality_here
-                    && !t.points.is_zero()
-                    && w.note_right_event(v.id().as_bytes(), "transfer", t.points, now)?
+                    && !w.read().right_event_seen(v.id().as_bytes())?
                 {
-                    w.credit_right(t.account, t.municipality, t.points, 0)?;
-                    let accept = TxBody::RightAccept(RightAccept {
-                        transfer: v.signed().clone(),
-                    });
-                    sign_into(w, key, accept, now)?;
-                    accepted += 1;
-                    info!(node = %me.short(), from = %p.node.short(), points = %t.points, "right received on the LAN");
+                    let checked = match municipality_here {
+                        None => Err("this node has no limits from the hub yet".to_owned()),
+                        Some(ours) => {
+                            let given = w.read().right_tally(&p.node, t.right_id)?;
+                            lan_rules::check_right_transfer(t, &p.node, ours, &hub, given)
+                                .map_err(|e| e.to_string())
+                        }
+                    };
+                    match checked {
+                        Ok(points) => {
+                            w.note_right_event(v.id().as_bytes(), "transfer", points, now)?;
+                            w.credit_right(t.account, t.municipality, points, 0)?;
+                            w.add_right_tally(&p.node, t.right_id, points)?;
+                            let accept = TxBody::RightAccept(RightAccept {
+                                transfer: v.signed().clone(),
+                            });
+                            let done = sign_into(w, key, accept, now)?;
+                            w.put_right_credit(
+                                done.seq,
+                                &RightCredit {
+                                    sender: p.node,
+                                    right_id: t.right_id,
+                                    account: t.account,
+                                    municipality: t.municipality,
+                                    points,
+                                },
+                            )?;
+                            accepted += 1;
+                            info!(node = %me.short(), from = %p.node.short(), %points, right = t.right_id, "right received on the LAN");
+                        }
+                        Err(why) => {
+                            // Counted as seen, so a resent offer is not logged again.
+                            w.note_right_event(v.id().as_bytes(), "refused", Points::ZERO, now)?;
+                            warn!(node = %me.short(), from = %p.node.short(), points = %t.points, right = t.right_id, "refused a right from a LAN peer, nothing credited: {why}");
+                        }
+                    }
                 }
                 let kind = p.body.name();
                 if w.put_peer_tx(
@@ -607,12 +763,19 @@ impl Node {
                     n += 1;
                 }
             }
-            Ok::<_, StoreError>(n)
+            Ok::<_, PeerTxsError>(n)
         })?;
         if n > 0 {
             debug!(node = %me.short(), new = n, rights_received = accepted, "stored LAN peers' transactions");
         }
         Ok(n)
+    }
+
+    /// Whether a LAN peer may be admitted: the latest roster of some group
+    /// names both it and this node, and its key is not revoked.
+    pub fn lan_admits(&self, peer: &NodeId) -> Result<bool, StoreError> {
+        let r = self.store.read();
+        Ok(*peer != self.id() && !r.is_revoked(peer)? && r.shares_roster(peer)?)
     }
 
     /// The highest seq of a peer's chain held here without a gap (counting
@@ -621,9 +784,15 @@ impl Node {
         self.store.read().peer_have_through(node)
     }
 
-    /// Peers' transactions the hub has not reported as processed, for carrying.
-    pub fn peer_txs_undelivered(&self, max: usize) -> Result<Vec<SignedTx>, StoreError> {
-        self.store.read().peer_txs_undelivered(max)
+    /// Peers' transactions to carry to the hub, at most `max`, fair across
+    /// signers (`turn` rotates which signer comes first; see
+    /// `Reader::peer_txs_undelivered`); junk never gets here.
+    pub fn peer_txs_undelivered(
+        &self,
+        max: usize,
+        turn: usize,
+    ) -> Result<Vec<SignedTx>, StoreError> {
+        self.store.read().peer_txs_undelivered(max, turn)
     }
 
     /// Everything a status display needs.
@@ -640,6 +809,8 @@ impl Node {
             fact_cursor: r.meta_u64("fact_cursor")?,
             troubled: r.troubled(20)?,
             foreign_rejections: r.foreign_rejections()?,
+            withdrawn_rights: r.withdrawn_rights(20)?,
+            lan_groups: r.lan_groups()?,
         })
     }
 
@@ -669,6 +840,34 @@ impl Node {
     pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
     }
+}
+
+/// The local change an operation commits with its transaction.
+enum Effect {
+    /// Nothing beyond the outbox row.
+    None,
+    /// A facility card number's local state.
+    Number(AccountId, FacilityCardNumber, &'static str),
+    /// Strict mode: a spend from this node's right.
+    SpendRight(AccountId, MunicipalityCode, Points),
+    /// Strict mode: part of the hub-granted right given to a peer.
+    GiveRight(AccountId, MunicipalityCode, Points),
+}
+
+/// Node, certificate and card checks shared by every operation.
+fn prepare(
+    r: &crate::store::Reader<'_>,
+    me: NodeId,
+    card: &CardKey,
+    op: OpKind,
+    now: UnixMillis,
+) -> Result<(NodeLimits, CardRow), OpError> {
+    let limits = r.limits()?;
+    let revoked = r.is_revoked(&me)?;
+    let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
+    rules::check_card(r.card_status(card)?)?;
+    let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
+    Ok((limits, row))
 }
 
 /// Signs the next transaction of the chain and appends it to the outbox,
@@ -779,8 +978,9 @@ pub(crate) fn apply_fact(
     w: &crate::store::Writer<'_>,
     me: NodeId,
     facility: &mut Option<mykey_sync_proto::FacilityId>,
-    p: &mykey_sync_proto::FactPayload,
+    v: &mykey_sync_proto::VerifiedFact,
 ) -> Result<bool, StoreError> {
+    let p = v.payload();
     if let FactBody::FacilityCard { facility: f, .. } = &p.body
         && facility.as_ref() != Some(f)
     {
@@ -851,6 +1051,7 @@ pub(crate) fn apply_fact(
             let id = format!("grant:{right_id}");
             if *node == me && w.note_right_event(id.as_bytes(), "grant", *points, p.issued_at)? {
                 w.credit_right(*account, *municipality, *points, *right_id)?;
+                w.put_right_grant(*right_id, *account, *municipality, v.signed())?;
             }
         }
         FactBody::SpendRightReleased {
@@ -860,6 +1061,15 @@ pub(crate) fn apply_fact(
         } => {
             if *node == me {
                 w.clear_right(*account, *municipality)?;
+            }
+        }
+        FactBody::LanRoster {
+            municipality,
+            group,
+            members,
+        } => {
+            if w.put_roster(*municipality, group, members, p.hub_seq)? {
+                info!(node = %me.short(), %group, members = members.members().len(), named = members.contains(&me), "LAN roster from the hub");
             }
         }
     }

@@ -107,7 +107,7 @@ fn spends_only_within_rights_counted_once() {
     let mut a = stall(dir.path(), 1, &mut hub);
     // No right yet: a strict node declines with its reason.
     assert_eq!(
-        declined(a.redeem(&card(), p(10), false, T)),
+        declined(a.redeem(&card(), p(10), None, T)),
         Decline::NoRight {
             right: p(0),
             asked: p(10)
@@ -122,10 +122,10 @@ fn spends_only_within_rights_counted_once() {
     let other = NodeKey::from_secret([9; 32]).id();
     a.apply_facts(&grant(&mut hub, other, 8, 900)).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(500));
-    a.redeem(&card(), p(300), false, T).unwrap();
+    a.redeem(&card(), p(300), None, T).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(200));
     assert_eq!(
-        declined(a.redeem(&card(), p(201), false, T)),
+        declined(a.redeem(&card(), p(201), None, T)),
         Decline::NoRight {
             right: p(200),
             asked: p(201)
@@ -148,7 +148,7 @@ fn spends_only_within_rights_counted_once() {
     a.apply_facts(&rel).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(0));
     assert!(matches!(
-        declined(a.redeem(&card(), p(1), false, T)),
+        declined(a.redeem(&card(), p(1), None, T)),
         Decline::NoRight { .. }
     ));
 }
@@ -162,6 +162,19 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
     };
     let mut a = stall(dir.path(), 1, &mut hub);
     let mut b = stall(dir.path(), 2, &mut hub);
+    let mut c = stall(dir.path(), 3, &mut hub);
+    // The stalls trust each other on the LAN: a hub roster names them.
+    let roster = hub.facts(vec![(
+        Scope::Municipality(muni()),
+        FactBody::LanRoster {
+            municipality: muni(),
+            group: mykey_sync_proto::LanGroup::parse("festival").unwrap(),
+            members: mykey_sync_proto::Roster::new(vec![a.id(), b.id(), c.id()]).unwrap(),
+        },
+    )]);
+    for n in [&mut a, &mut b, &mut c] {
+        n.apply_facts(&roster).unwrap();
+    }
     a.apply_facts(&grant(&mut hub, a.id(), 1, 400)).unwrap();
     b.apply_facts(&grant(&mut hub, b.id(), 2, 100)).unwrap();
     // More than A holds: declined, nothing signed.
@@ -207,11 +220,10 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
     ));
     // B spends what it was given; its pending spend is a redeem, the
     // transfer never counts as one on A.
-    b.redeem(&card(), p(250), false, T).unwrap();
+    b.redeem(&card(), p(250), None, T).unwrap();
     assert_eq!(b.right(acct(), muni()).unwrap().0, p(0));
     assert_eq!(a.status().unwrap().exposure, p(0));
     // A transfer addressed to someone else is stored (to carry) but not credited.
-    let mut c = stall(dir.path(), 3, &mut hub);
     assert_eq!(c.accept_peer_txs(&offer, T).unwrap(), 1);
     assert_eq!(c.right(acct(), muni()).unwrap().0, p(0));
 }

@@ -50,6 +50,9 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
         .escrow_grant(m, &[cc, stall], Some(&[hanako]), w.now)
         .unwrap();
     assert_eq!(g.points, 1000);
+    // The two may trust each other on the LAN: the hub's roster names them.
+    let fest = mykey_sync_proto::LanGroup::parse("festival").unwrap();
+    w.hub.set_lan_roster(m, &fest, &[cc, stall], w.now).unwrap();
     w.sync_all().unwrap();
     for s in [CC, STALL] {
         assert_eq!(w.sites[s].node.right(hanako, m).unwrap(), (pts(500), true));
@@ -61,10 +64,10 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     w.advance_ms(60_000);
     w.sites[CC]
         .node
-        .redeem(&card, pts(200), false, w.now)
+        .redeem(&card, pts(200), None, w.now)
         .unwrap();
     assert_eq!(
-        no_right(w.sites[STALL].node.redeem(&card, pts(700), false, w.now)),
+        no_right(w.sites[STALL].node.redeem(&card, pts(700), None, w.now)),
         (500, 700)
     );
     // The centre gives 200 of its right to the stall, on the LAN.
@@ -79,19 +82,19 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     assert_eq!(w.sites[STALL].node.right(hanako, m).unwrap().0, pts(700));
     w.sites[STALL]
         .node
-        .redeem(&card, pts(700), false, w.now)
+        .redeem(&card, pts(700), None, w.now)
         .unwrap();
     // The centre has 100 left, and not a point more.
     assert_eq!(
-        no_right(w.sites[CC].node.redeem(&card, pts(101), false, w.now)),
+        no_right(w.sites[CC].node.redeem(&card, pts(101), None, w.now)),
         (100, 101)
     );
     w.sites[CC]
         .node
-        .redeem(&card, pts(100), false, w.now)
+        .redeem(&card, pts(100), None, w.now)
         .unwrap();
     assert_eq!(
-        no_right(w.sites[STALL].node.redeem(&card, pts(1), false, w.now)),
+        no_right(w.sites[STALL].node.redeem(&card, pts(1), None, w.now)),
         (0, 1)
     );
     // The centre offers the rest of its chain; the stall holds all of it.
@@ -105,7 +108,7 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     // transfer, then its spend), then the centre's transactions it carries.
     w.advance_ms(8 * 3_600_000);
     w.sync(STALL).unwrap();
-    let carried = w.sites[STALL].node.peer_txs_undelivered(500).unwrap();
+    let carried = w.sites[STALL].node.peer_txs_undelivered(500, 0).unwrap();
     assert_eq!(carried.len(), 3);
     let r = w.hub.ingest(&stall, carried, w.now);
     w.sites[STALL].node.apply_receipts(&r, w.now).unwrap();

@@ -12,16 +12,24 @@
 //! user-authentication certificate (u16 length, DER), then the CA
 //! certificate (DER).
 //!
+//! `card_proof` input: the card's public key as the hub keeps it (u16
+//! length, DER SubjectPublicKeyInfo), then a signed transaction: the hub's
+//! check of a redeem's PIN proof (`mykey_jpki::verify_redeem_proof`) over
+//! the redeem's binding. A proof that verifies must not verify for the
+//! same redeem with another seq or amount.
+//!
 //! Properties: nothing panics and every failure is an error value with a
 //! message; a session sends a bounded number of commands; the APDU log
 //! never shows the PIN; a proof is made only for the certificate read, over
 //! the node's challenge; a certificate read is never above its cap.
 
 use crate::Input;
+use mykey_jpki::verify_redeem_proof;
 use mykey_node::card::apdu::{Apdu, Response};
 use mykey_node::card::cert::{CardCert, MAX_CERT_BYTES, cert_total_len, rfc3339, verify_chain};
 use mykey_node::card::jpki::{self, Challenge};
 use mykey_node::card::{CardChannel, Pin, TransmitError};
+use mykey_sync_proto::{Points, RedeemBinding, SignedTx, TxBody};
 
 /// The most commands one `card_answers` run may send: two certificate
 /// reads (each SELECT, header and at most 16 chunks) and the PIN steps.
@@ -139,6 +147,52 @@ pub fn cert(data: &[u8]) {
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
+}
+
+/// A card's registered public key (u16 length, DER), then a signed
+/// transaction whose redeem carries the card proof.
+pub fn proof(data: &[u8]) {
+    let mut input = Input::new(data);
+    let Some(key) = input.chunk() else {
+        return;
+    };
+    let Ok(tx) = SignedTx::from_bytes(input.rest()) else {
+        return;
+    };
+    let Ok(v) = tx.verify() else {
+        return;
+    };
+    let (Some(binding), TxBody::Redeem(redeem)) =
+        (RedeemBinding::of(v.payload()), &v.payload().body)
+    else {
+        return;
+    };
+    let Some(signature) = &redeem.card_proof else {
+        return;
+    };
+    match verify_redeem_proof(key, &binding, signature) {
+        Ok(()) => {
+            // The proof is bound to this redeem: no other seq, amount or node.
+            let mut other = binding.clone();
+            other.seq ^= 1;
+            assert!(verify_redeem_proof(key, &other, signature).is_err());
+            let mut other = binding.clone();
+            other.points = Points::new(binding.points.get() ^ 1).unwrap_or(Points::ZERO);
+            assert!(verify_redeem_proof(key, &other, signature).is_err());
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+/// A `card_proof` input.
+pub fn proof_input(public_key_der: &[u8], tx: &SignedTx) -> Vec<u8> {
+    let mut out = u16::try_from(public_key_der.len())
+        .expect("a short key")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(public_key_der);
+    out.extend_from_slice(&tx.to_bytes());
+    out
 }
 
 /// A `card_answers` input.

@@ -4,8 +4,8 @@
 //!
 //! Input: the `X-MyKey-Operator` header (u8 length), the
 //! `X-MyKey-Signature` header (u8 length), a knobs byte (the operator's
-//! rate, its holding days, whether a campaign runs), then the body. The
-//! body is applied twice: with the signature as sent (almost always bad),
+//! rate, its holding days, whether a campaign runs, its daily cap), then
+//! the body. The body is applied twice: with the signature as sent (almost always bad),
 //! and signed with the operator's enrolled key, so the JSON reaches the
 //! hub's checks.
 //!
@@ -54,7 +54,8 @@ fn operator(knobs: u8) -> ExchangeOperator {
 }
 
 /// A hub with Bunkyo-ku and Sapporo, holder `hanako`, operator `card-x`
-/// and (knobs bit 4) a 10 % campaign.
+/// allowed in Bunkyo-ku (knobs bit 5: a 5,000-point daily cap) and
+/// (knobs bit 4) a 10 % campaign.
 fn fixture(knobs: u8) -> Hub {
     let mut hub = Hub::in_memory(HubKey::from_secret_bytes(&[0x48; 32])).expect("in-memory hub");
     let bunkyo = MunicipalityCode::parse("131059").expect("code");
@@ -68,6 +69,16 @@ fn fixture(knobs: u8) -> Hub {
         .expect("holder");
     hub.upsert_exchange_operator(&operator(knobs), NOW)
         .expect("operator");
+    // Allowed in Bunkyo-ku only (Sapporo answers 403), under a daily cap
+    // some requests reach (knobs bit 5).
+    let cap = if knobs & 32 != 0 { 5_000 } else { Points::MAX };
+    hub.allow_exchange(
+        &operator(knobs).id,
+        bunkyo,
+        Points::new(cap).expect("points"),
+        NOW,
+    )
+    .expect("allowance");
     if knobs & 16 != 0 {
         hub.add_campaign(
             &Campaign {

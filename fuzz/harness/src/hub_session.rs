@@ -27,9 +27,9 @@ use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::shard::{ShardId, ShardScope};
 use mykey_sync_proto::wire::{Hello, Outcome, PullFacts, Push, Request, Response, ShardSync};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityCardLink, FacilityCardNumber, FacilityId, Grant, MunicipalityCode,
-    MyKeyId, NodeId, OpKind, Points, ProgramId, Redeem, RightAccept, RightTransfer, SignedTx,
-    TxBody, TxId, TxPayload, UnixMillis,
+    AccountId, Basis, CardKey, CardSignature, FacilityCardLink, FacilityCardNumber, FacilityId,
+    FactBody, FactPayload, Grant, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
+    Redeem, RightAccept, RightTransfer, SignedFact, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
 };
 use std::collections::HashMap;
 
@@ -76,7 +76,9 @@ enum Body {
         municipality: u8,
         points: u64,
         merchant: u8,
-        card_proof: bool,
+        basis: BasisSpec,
+        /// The card's signature (garbage: the fixture's cards have no kept key).
+        card_proof: Option<Vec<u8>>,
     },
     Grant {
         card: u8,
@@ -101,6 +103,7 @@ enum Body {
         to: Who,
         points: u64,
         right_id: u64,
+        grant: GrantSpec,
     },
     /// A transfer signed by `from` (next in its chain) to the signer, accepted.
     RightAccept {
@@ -108,7 +111,34 @@ enum Body {
         account: u8,
         points: u64,
         right_id: u64,
+        grant: GrantSpec,
     },
+}
+
+/// The balance a redeem states it decided on.
+#[derive(Arbitrary, Debug, Clone)]
+enum BasisSpec {
+    /// It held none.
+    None,
+    /// One the hub answered in a receipt (if any came yet).
+    Seen(u8),
+    /// Anything.
+    Wild {
+        ledger_pos: u64,
+        balance: u64,
+        debt: u64,
+    },
+}
+
+/// The hub-signed right a transfer carries.
+#[derive(Arbitrary, Debug, Clone)]
+enum GrantSpec {
+    /// A `SpendRight` fact the peer pulled from the hub (if any came yet).
+    Seen(u8),
+    /// A `SpendRight` for the sender, signed by someone other than the hub.
+    Forged { right_id: u64, points: u64 },
+    /// A fact as bytes.
+    Raw(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -369,9 +399,41 @@ struct Run {
     history: Vec<Request>,
     /// What the hub decided for each transaction (chain-level refusals aside).
     decided: HashMap<TxId, Outcome>,
+    /// Balances the hub confirmed in receipts (bases for later redeems).
+    bases: Vec<Basis>,
+    /// `SpendRight` facts the peer pulled (grants for later transfers).
+    grants: Vec<SignedFact>,
 }
 
 impl Run {
+    /// The grant a transfer by `sender` carries.
+    fn grant(&self, sender: Who, account: AccountId, spec: &GrantSpec) -> SignedFact {
+        let forged = |right_id: u64, p: u64| {
+            let node = self.fx.id(sender);
+            SignedFact::sign(
+                &FactPayload {
+                    hub_seq: 1,
+                    issued_at: START,
+                    scope: Scope::Node(node),
+                    body: FactBody::SpendRight {
+                        account,
+                        municipality: self.fx.munis[0],
+                        node,
+                        right_id,
+                        points: points(p),
+                    },
+                },
+                self.fx.key(Who::Stranger),
+            )
+        };
+        match spec {
+            GrantSpec::Seen(i) if !self.grants.is_empty() => pick(&self.grants, *i),
+            GrantSpec::Seen(i) => forged(u64::from(*i), 100),
+            GrantSpec::Forged { right_id, points } => forged(*right_id, *points),
+            GrantSpec::Raw(b) => SignedFact::from_bytes(b).unwrap_or_else(|_| forged(0, 1)),
+        }
+    }
+
     fn body(&mut self, signer: Who, body: &Body) -> TxBody {
         let fx = &self.fx;
         match body {
@@ -381,6 +443,7 @@ impl Run {
                 municipality,
                 points: p,
                 merchant,
+                basis,
                 card_proof,
             } => TxBody::Redeem(Redeem {
                 card: pick(&fx.cards, *card),
@@ -388,7 +451,20 @@ impl Run {
                 municipality: pick(&fx.munis, *municipality),
                 points: points(*p),
                 merchant: pick(&fx.facilities, *merchant),
-                card_proof: *card_proof,
+                basis: match basis {
+                    BasisSpec::None => None,
+                    BasisSpec::Seen(i) => (!self.bases.is_empty()).then(|| pick(&self.bases, *i)),
+                    BasisSpec::Wild {
+                        ledger_pos,
+                        balance,
+                        debt,
+                    } => Some(Basis {
+                        ledger_pos: *ledger_pos,
+                        balance: points(*balance),
+                        debt: points(*debt),
+                    }),
+                },
+                card_proof: card_proof.clone().and_then(|b| CardSignature::new(b).ok()),
             }),
             Body::Grant {
                 card,
@@ -427,18 +503,21 @@ impl Run {
                 to,
                 points: p,
                 right_id,
+                grant,
             } => TxBody::RightTransfer(RightTransfer {
                 account: pick(&fx.accounts, *account),
                 municipality: pick(&fx.munis, *municipality),
                 to: fx.id(*to),
                 points: points(*p),
                 right_id: *right_id,
+                grant: self.grant(signer, pick(&fx.accounts, *account), grant),
             }),
             Body::RightAccept {
                 from,
                 account,
                 points: p,
                 right_id,
+                grant,
             } => {
                 let transfer = TxBody::RightTransfer(RightTransfer {
                     account: pick(&fx.accounts, *account),
@@ -446,6 +525,7 @@ impl Run {
                     to: fx.id(signer),
                     points: points(*p),
                     right_id: *right_id,
+                    grant: self.grant(*from, pick(&fx.accounts, *account), grant),
                 });
                 let key = fx.key(*from).clone();
                 let transfer = self.chains.sign(&key, Place::Next, 0, transfer);
@@ -486,6 +566,19 @@ impl Run {
                     if let Some(v) = ids.get(&rc.tx).and_then(|t| t.verify().ok()) {
                         assert_eq!((rc.node, rc.seq), (v.payload().node, v.payload().seq));
                     }
+                    if let Outcome::Accepted {
+                        ledger_pos,
+                        balance: Some(b),
+                        ..
+                    } = &rc.outcome
+                        && self.bases.len() < 16
+                    {
+                        self.bases.push(Basis {
+                            ledger_pos: *ledger_pos,
+                            balance: b.balance,
+                            debt: b.debt,
+                        });
+                    }
                     let chain_level =
                         matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
                     if chain_level {
@@ -523,6 +616,11 @@ impl Run {
                         "the peer receives only its own scopes: {:?}",
                         v.payload().scope
                     );
+                    if matches!(v.payload().body, FactBody::SpendRight { .. })
+                        && self.grants.len() < 16
+                    {
+                        self.grants.push(fact.clone());
+                    }
                 }
             }
             Response::Shards(list) => {
@@ -688,6 +786,8 @@ pub fn run(data: &[u8]) {
         now: START.plus_ms(60_000),
         history: vec![],
         decided: HashMap::new(),
+        bases: vec![],
+        grants: vec![],
     };
     for op in case.ops.into_iter().take(MAX_OPS) {
         run.step(op);

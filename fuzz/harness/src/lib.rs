@@ -19,7 +19,7 @@
 //! `cargo run -p mykey-tests --bin fuzz-seeds` and the targets agree), or are
 //! read with `arbitrary` (the session targets and the Zengin writer).
 //!
-//! Codecs still to come (SIP2 messages, QR point vouchers) get a module here,
+//! Codecs still to come (QR point vouchers) get a module here,
 //! a line in [`TARGETS`], a `[[bin]]` in `fuzz/Cargo.toml` and seeds in the
 //! generator (see `fuzz/README.md`).
 #![forbid(unsafe_code)]
@@ -35,6 +35,7 @@ pub mod hubfile;
 pub mod node_peer;
 pub mod session;
 pub mod shard;
+pub mod sip2;
 pub mod tx;
 pub mod wire;
 pub mod zengin;
@@ -54,12 +55,15 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("net_frame", frame::frames),
     ("card_answers", card::answers),
     ("card_cert", card::cert),
+    ("card_proof", card::proof),
     ("exchange_body", exchange::body),
     ("bank_data", bank::data),
     ("zengin_write", zengin::write),
     ("session", session::run),
     ("hub_session", hub_session::run),
     ("node_peer", node_peer::run),
+    ("sip2_codec", sip2::codec),
+    ("sip2_bridge", sip2::bridge),
 ];
 
 /// The target of this name.

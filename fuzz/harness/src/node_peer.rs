@@ -24,9 +24,9 @@ use mykey_node::{Lookup, Node, NodeKey};
 use mykey_sync_proto::shard::{ShardId, ShardScope, placement};
 use mykey_sync_proto::wire::{Facts, Response};
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityId, FactBody, FactPayload, MunicipalityCode, MyKeyId,
-    NodeLimits, OpKind, Points, Redeem, RightTransfer, Scope, SignedFact, SignedTx, TxBody, TxId,
-    UnixMillis,
+    AccountId, CardKey, CardStatus, FacilityId, FactBody, FactPayload, LanGroup, MunicipalityCode,
+    MyKeyId, NodeLimits, OpKind, Points, Redeem, RightTransfer, Roster, Scope, SignedFact,
+    SignedTx, TxBody, TxId, UnixMillis,
 };
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -39,7 +39,7 @@ const MAX_ITEMS: usize = 16;
 const START: UnixMillis = UnixMillis(1_764_000_000_000);
 const DAY_MS: u64 = 86_400_000;
 /// The facts the template node starts from.
-const FIRST_FACTS: u64 = 5;
+const FIRST_FACTS: u64 = 6;
 
 fn key(b: u8) -> SigningKey {
     SigningKey::from_bytes(&[b; 32])
@@ -81,6 +81,9 @@ enum PeerTx {
         account: u8,
         points: u64,
         right_id: u64,
+        /// Whether the hub signed the sender's grant (or a forger).
+        grant_by_hub: bool,
+        grant_points: u64,
     },
 }
 
@@ -111,6 +114,13 @@ enum Fact {
     Progress {
         peer: bool,
         through: u64,
+    },
+    /// A LAN roster of the festival group (or another).
+    Roster {
+        group: bool,
+        node: bool,
+        peer: bool,
+        forger: bool,
     },
 }
 
@@ -204,6 +214,23 @@ fn fact_body(f: &Fact) -> FactBody {
             through_seq: *through,
             head: TxId::GENESIS,
         },
+        Fact::Roster {
+            group,
+            node,
+            peer,
+            forger,
+        } => {
+            let members = [(*node, NODE), (*peer, PEER), (*forger, FORGER)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, k)| id_of(&key(k)))
+                .collect();
+            FactBody::LanRoster {
+                municipality: m,
+                group: LanGroup::parse(if *group { "festival" } else { "market" }).expect("group"),
+                members: Roster::new(members).expect("a small roster"),
+            }
+        }
     }
 }
 
@@ -277,6 +304,12 @@ fn fresh_node() -> Node {
                     account: 1,
                     balance: 500,
                     debt: 0,
+                }),
+                fact_body(&Fact::Roster {
+                    group: true,
+                    node: true,
+                    peer: true,
+                    forger: false,
                 }),
             ];
             let facts = signed_facts(HUB, &bodies, 1);
@@ -357,20 +390,42 @@ impl Run {
                                 municipality: bunkyo(),
                                 points: points(p),
                                 merchant: FacilityId::parse("fest-stall-2").expect("facility"),
-                                card_proof: false,
+                                basis: None,
+                                card_proof: None,
                             }),
                             PeerTx::RightTransfer {
                                 to_node,
                                 account: a,
                                 points: p,
                                 right_id,
-                            } => TxBody::RightTransfer(RightTransfer {
-                                account: account(a),
-                                municipality: bunkyo(),
-                                to: if to_node { id_of(&key(NODE)) } else { peer },
-                                points: points(p),
-                                right_id,
-                            }),
+                                grant_by_hub,
+                                grant_points,
+                            } => {
+                                let sender = id_of(&k);
+                                let grant = SignedFact::sign(
+                                    &FactPayload {
+                                        hub_seq: FIRST_FACTS + 1,
+                                        issued_at: START,
+                                        scope: Scope::Node(sender),
+                                        body: FactBody::SpendRight {
+                                            account: account(a),
+                                            municipality: bunkyo(),
+                                            node: sender,
+                                            right_id,
+                                            points: points(grant_points),
+                                        },
+                                    },
+                                    &key(if grant_by_hub { HUB } else { FORGER }),
+                                );
+                                TxBody::RightTransfer(RightTransfer {
+                                    account: account(a),
+                                    municipality: bunkyo(),
+                                    to: if to_node { id_of(&key(NODE)) } else { peer },
+                                    points: points(p),
+                                    right_id,
+                                    grant,
+                                })
+                            }
                         };
                         self.chains.sign(&k, place, 0, body)
                     })
@@ -485,7 +540,7 @@ impl Run {
                         c.short()
                     );
                 }
-                let _ = self.node.redeem(&c, points(u64::from(p)), false, self.now);
+                let _ = self.node.redeem(&c, points(u64::from(p)), None, self.now);
             }
             Op::Tick(min) => self.now = self.now.plus_ms(u64::from(min) * 60_000),
         }

@@ -179,6 +179,7 @@ impl HubService for ToyHub {
                 ledger_pos: seq,
                 balance: None,
                 debt_created: Points::ZERO,
+                quarantined: Points::ZERO,
             };
             let outcome = if seq >= 1 && seq < next {
                 if self.applied[seq as usize - 1] == v.id() {
@@ -291,7 +292,8 @@ impl ToyNode {
                 municipality: municipality(),
                 points: Points::new(points).expect("points"),
                 merchant: FacilityId::parse("stall").expect("facility"),
-                card_proof: false,
+                basis: None,
+                card_proof: None,
             }),
         };
         self.outbox.push(SignedTx::sign(&payload, &self.key));

@@ -15,6 +15,7 @@
 //! - `post` keeps each ledger account's posted totals and the ledger-wide
 //!   totals in step with the transfers, so the balance check is O(1).
 
+pub mod bounds;
 pub mod economy;
 pub mod sqlite;
 pub mod status;
@@ -182,7 +183,7 @@ pub trait LedgerStore: Send {
 
 /// One storage transaction: every read and write of one hub operation
 /// (operations storage, [`status::StatusTx`], rides along).
-pub trait StoreTx: status::StatusTx + economy::EconomyTx {
+pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
@@ -377,6 +378,9 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx {
         fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+    /// The latest fact of each subject that starts with `prefix` (which
+    /// must end in a byte below 0xff), in subject order.
+    fn latest_facts_by_subject(&mut self, prefix: &[u8]) -> Result<Vec<StoredFact>, StoreError>;
     /// Facts of exactly this scope after `after`, in hub_seq order, at most
     /// `limit`: log facts only (those not kept in shards), or with `all`
     /// keyed ones too.

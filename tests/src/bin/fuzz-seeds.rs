@@ -7,8 +7,9 @@
 //! that crosses the in-process link is kept as bytes, and from them the
 //! transactions, facts, shard sync messages, shard documents and frames.
 //! The virtual JPKI card (`vjpki`'s logic, with certificates from the
-//! `openssl` CLI) answers the node's card reads and PIN proofs. An operator
-//! exchange request and a bank table complete the set.
+//! `openssl` CLI) answers the node's card reads and PIN proofs, and signs a
+//! redeem's binding (the hub's proof check). An operator exchange request, a
+//! bank table and a self-check machine's SIP2 session complete the set.
 //!
 //! Each target's seeds go to `fuzz/corpus/<target>/seed-<hash>` (earlier
 //! `seed-*` files are removed first; what the fuzzers added stays). Then
@@ -84,6 +85,7 @@ fn main() -> Result<()> {
     traffic(&mut seeds)?;
     cards(&mut seeds)?;
     operator_and_banks(&mut seeds);
+    sip2(&mut seeds);
     seeds.write(&args.out)?;
     Ok(())
 }
@@ -121,9 +123,9 @@ fn traffic(seeds: &mut Seeds) -> Result<()> {
         sync(&mut w, site, &mut exchanges)?;
     }
     w.advance_ms(8 * 3600 * 1000);
-    w.sites[2].node.redeem(&cards[0], pts(1900), false, w.now)?;
-    w.sites[1].node.redeem(&cards[0], pts(1800), false, w.now)?;
-    w.sites[2].node.redeem(&cards[2], pts(600), false, w.now)?;
+    w.sites[2].node.redeem(&cards[0], pts(1900), None, w.now)?;
+    w.sites[1].node.redeem(&cards[0], pts(1800), None, w.now)?;
+    w.sites[2].node.redeem(&cards[2], pts(600), None, w.now)?;
     w.advance_ms(60_000);
     for site in [2, 1, 0, 2, 1, 0] {
         sync(&mut w, site, &mut exchanges)?;
@@ -305,6 +307,53 @@ fn cards(seeds: &mut Seeds) -> Result<()> {
         seeds.add("card_answers", card::answers_input(flags, &rec.answers));
     }
     let cert = mykey_node::card::CardCert::from_der(auth.clone())?;
+    // The hub's check of a redeem's PIN proof: the card signs the redeem's
+    // binding; the same proof on another redeem, and one by another key.
+    let node_key = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let node = mykey_fuzz_harness::tx::id_of(&node_key);
+    let mut redeem = mykey_sync_proto::Redeem {
+        card: cert.card_key().clone(),
+        account: mykey_sync_proto::AccountId::new(1)?,
+        municipality: mykey_sync_proto::MunicipalityCode::parse("131059")?,
+        points: pts(2500),
+        merchant: mykey_sync_proto::FacilityId::parse("fest-stall-1")?,
+        basis: None,
+        card_proof: None,
+    };
+    let created_at = UnixMillis(1_764_000_000_000);
+    let binding = mykey_sync_proto::RedeemBinding::new(node, 7, created_at, &redeem);
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem)?;
+    let mut rec = Recorder {
+        card: Card::new(auth.clone(), ca.clone(), key, pin, MAX_TRIES, false),
+        answers: vec![],
+    };
+    let proof = jpki::prove(
+        &mut rec,
+        &cert,
+        Pin::parse(card::PIN)?,
+        Challenge::from_bytes(binding.challenge()),
+    )?;
+    redeem.card_proof = Some(mykey_sync_proto::CardSignature::new(
+        proof.signature().to_vec(),
+    )?);
+    for (seq, points) in [(7, 2500), (8, 2500), (7, 25)] {
+        let mut r = redeem.clone();
+        r.points = pts(points);
+        let tx = SignedTx::sign(
+            &mykey_sync_proto::TxPayload {
+                node,
+                seq,
+                prev_hash: TxId::GENESIS,
+                created_at,
+                body: TxBody::Redeem(r),
+            },
+            &node_key,
+        );
+        seeds.add("card_proof", card::proof_input(cert.public_key_der(), &tx));
+        if seq == 8 {
+            seeds.add("card_proof", card::proof_input(&ca, &tx));
+        }
+    }
     let inside = cert.not_before_unix() + 60;
     seeds.add("card_cert", card::cert_input(inside, &auth, &ca));
     seeds.add(
@@ -313,6 +362,46 @@ fn cards(seeds: &mut Seeds) -> Result<()> {
     );
     seeds.add("card_cert", card::cert_input(inside, &ca, &auth));
     Ok(())
+}
+
+/// What a self-check machine and a library system say (SIP2 2.00): a
+/// session as the bridge's tests play it, in both character sets.
+fn sip2(seeds: &mut Seeds) {
+    let frames: [&[u8]; 12] = [
+        b"9300CNsc-1|COsecret|CPlib|",
+        b"9900302.00",
+        b"98YYYNYN01000320261203    1200002.00AOlib|AMLibrary|BXYYYYYYYYYYYYYYYY|",
+        b"2300120261203    120000AOlib|AAMYKEY|AC|AD|",
+        b"24              00120261203    120000AOlib|AALIB-0042|AEHanako Yamada|BLY|",
+        b"11YN20261203    120000                  AOlib|AAMYKEY|ABitem-1|AC|",
+        b"121NNY20261203    120000AOlib|AALIB-0042|ABitem-1|AJ\x82\xa0Title|AH20261217|",
+        b"09N20261203    12000020261203    120000APx|AOlib|ABitem-1|AC|",
+        b"6300120261203    120000          AOlib|AAMYKEY|AC|",
+        b"3520261203    120000AOlib|AAMYKEY|",
+        b"36Y20261203    120000AOlib|AALIB-0042|AFThank you|",
+        b"96",
+    ];
+    // As sent, and as a peer that adds sequence numbers and checksums sends them.
+    let mut summed: Vec<Vec<u8>> = vec![];
+    for (i, f) in frames.iter().enumerate() {
+        if let Some(wire) = mykey_fuzz_harness::sip2::with_checksum(f, (i % 10) as u8) {
+            summed.push(wire);
+        }
+    }
+    let summed: Vec<&[u8]> = summed.iter().map(Vec::as_slice).collect();
+    for set in [&frames[..], &summed[..]] {
+        seeds.add("sip2_codec", sip2_input(0, set));
+        seeds.add("sip2_codec", sip2_input(5, &set[..6.min(set.len())]));
+        for f in set {
+            seeds.add("sip2_codec", sip2_input(0, &[f]));
+        }
+    }
+    let crlf: Vec<u8> = b"\x019900302.00\r\n9900302.00\r".to_vec();
+    seeds.add("sip2_codec", crlf);
+}
+
+fn sip2_input(step: u8, frames: &[&[u8]]) -> Vec<u8> {
+    mykey_fuzz_harness::sip2::codec_input(step, frames)
 }
 
 /// An operator's exchange request and a zengin-code bank table.
