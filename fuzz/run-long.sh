@@ -23,7 +23,7 @@ for t in "${targets[@]}"; do
   dict=()
   [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
   # Structured (arbitrary) inputs: long ones from the start.
-  case "$t" in session | hub_session | node_peer | zengin_write) dict+=(-len_control=0 -max_len=4096) ;; esac
+  case "$t" in session | hub_session | node_peer | zengin_write | sip2_bridge) dict+=(-len_control=0 -max_len=4096) ;; esac
   nice -n 19 cargo +stable fuzz run -s none "$t" "$logs/corpus/$t" "corpus/$t" -- \
     -max_total_time=$((mins * 60)) -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 "${dict[@]}" \
     >"$log" 2>&1

@@ -327,6 +327,7 @@ fn cards(seeds: &mut Seeds) -> Result<()> {
         card: Card::new(auth.clone(), ca.clone(), key, pin, MAX_TRIES, false),
         answers: vec![],
     };
+    jpki::read_auth_cert(&mut rec)?;
     let proof = jpki::prove(
         &mut rec,
         &cert,
