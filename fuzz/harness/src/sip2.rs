@@ -113,7 +113,7 @@ enum Card {
     Suspended,
     Replaced,
     Expired,
-    NoLibraryCard,
+    NoLibrary,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -172,7 +172,7 @@ fn holder(card: &Card) -> Holder {
         Card::Suspended => Holder::Refused(Refusal::Suspended),
         Card::Replaced => Holder::Refused(Refusal::Replaced),
         Card::Expired => Holder::Refused(Refusal::Expired),
-        Card::NoLibraryCard => Holder::Refused(Refusal::NoLibraryCard),
+        Card::NoLibrary => Holder::Refused(Refusal::NoLibraryCard),
     }
 }
 
