@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it and CI runs it (.ci/run):
 # formatting, lints, unit / property / end-to-end tests (with a real pcscd, the
-# vpcd virtual reader and our virtual JPKI card), then simulation seeds.
+# vpcd virtual reader and our virtual JPKI card), then simulation seeds and a
+# fuzz smoke (each cargo-fuzz target for 20 s).
 # Installs what it needs with apt-get and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,3 +53,6 @@ cargo test --workspace --locked
 
 step "simulation seeds"
 cargo run --release --locked -p mykey-simulations -- all --seed 1 --seeds 40   # 200 runs: 40 seeds × 5 scenarios
+
+step "fuzz smoke (each target 20 s)"
+bash scripts/fuzz-smoke.sh

@@ -397,7 +397,11 @@ impl Message {
         let mut checksum = Checksum::Absent;
         if (1..=4).contains(&hex_run) && body.len() >= hex_run + 2 {
             let az = body.len() - hex_run - 2;
-            let at_boundary = boundary(az) || sequence_before(body, az, &boundary).is_some();
+            // A command of unknown layout has no field boundaries: its
+            // checksum is wherever `encode` put it, right after the rest.
+            let at_boundary = boundary(az)
+                || sequence_before(body, az, &boundary).is_some()
+                || command.fixed_len().is_none();
             if &body[az..az + 2] == b"AZ" && at_boundary {
                 let value = body[az + 2..]
                     .iter()

@@ -42,7 +42,19 @@ pub fn sync_with<H: HubService>(
     node: &mut Node,
     hub: &mut H,
     now: UnixMillis,
+    cut: impl FnMut(u64) -> bool,
+) -> Result<SyncReport> {
+    sync_observed(node, hub, now, cut, |_, _| {})
+}
+
+/// Like [`sync_with`], and `observe(request, answer)` sees the bytes of each
+/// exchange (the fuzz seed generator keeps them as seeds).
+pub fn sync_observed<H: HubService>(
+    node: &mut Node,
+    hub: &mut H,
+    now: UnixMillis,
     mut cut: impl FnMut(u64) -> bool,
+    mut observe: impl FnMut(&[u8], &[u8]),
 ) -> Result<SyncReport> {
     let mut session = NodeSession::new(node.id(), NodeSessionConfig::default());
     let mut hub_side = HubSession::new(node.id());
@@ -69,6 +81,7 @@ pub fn sync_with<H: HubService>(
             let resp = hub_side.handle_request(req, now, hub);
             let down = resp.encode();
             report.bytes_down += down.len() as u64;
+            observe(&up, &down);
             session.handle_response(Response::decode(&down).context("response decodes")?, now)?;
             continue;
         }

@@ -37,30 +37,33 @@ pub struct JsonBankDirectory {
     banks: HashMap<String, (String, HashMap<String, String>)>,
 }
 
-fn read_names(path: &Path) -> Result<HashMap<String, String>, BankDataError> {
+fn read_names(path: &Path, digits: usize) -> Result<HashMap<String, String>, BankDataError> {
     let text = std::fs::read(path).map_err(|source| BankDataError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| BankDataError::Format {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
-    let obj = v.as_object().ok_or_else(|| BankDataError::Format {
+    parse_names(&text, digits).map_err(|detail| BankDataError::Format {
         path: path.to_owned(),
-        detail: "not an object".into(),
-    })?;
+        detail,
+    })
+}
+
+/// The entries of one zengin-code file (`banks.json` with `digits` 4, a
+/// branch file with 3): code → katakana name, or what is wrong with it.
+/// A code is exactly `digits` ASCII digits: anything else cannot be looked
+/// up, and a bank code names the branch file to read, so it must not be a path.
+pub fn parse_names(json: &[u8], digits: usize) -> Result<HashMap<String, String>, String> {
+    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let obj = v.as_object().ok_or("not an object")?;
     let mut out = HashMap::with_capacity(obj.len());
     for (code, entry) in obj {
-        let kana =
-            entry
-                .get("kana")
-                .and_then(|k| k.as_str())
-                .ok_or_else(|| BankDataError::Format {
-                    path: path.to_owned(),
-                    detail: format!("entry {code} has no kana name"),
-                })?;
+        if code.len() != digits || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("entry {code:?} is not a {digits}-digit code"));
+        }
+        let kana = entry
+            .get("kana")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| format!("entry {code} has no kana name"))?;
         out.insert(code.clone(), kana.to_owned());
     }
     Ok(out)
@@ -71,16 +74,22 @@ impl JsonBankDirectory {
     /// (a bank without a branch file has no branches).
     pub fn load(dir: &Path) -> Result<JsonBankDirectory, BankDataError> {
         let mut banks = HashMap::new();
-        for (code, name) in read_names(&dir.join("banks.json"))? {
+        for (code, name) in read_names(&dir.join("banks.json"), 4)? {
             let path = dir.join("branches").join(format!("{code}.json"));
             let branches = if path.exists() {
-                read_names(&path)?
+                read_names(&path, 3)?
             } else {
                 HashMap::new()
             };
             banks.insert(code, (name, branches));
         }
         Ok(JsonBankDirectory { banks })
+    }
+
+    /// A directory of parsed entries ([`parse_names`]): bank code → (name,
+    /// branch code → name).
+    pub fn from_names(banks: HashMap<String, (String, HashMap<String, String>)>) -> Self {
+        JsonBankDirectory { banks }
     }
 
     /// How many banks it holds.
@@ -133,6 +142,13 @@ mod tests {
             d.branch_name(&bank, &BranchCode::parse("002").unwrap())
                 .is_none()
         );
+        std::fs::write(
+            dir.path().join("banks.json"),
+            r#"{"../../etc/passwd":{"kana":"ア"}}"#,
+        )
+        .unwrap();
+        let err = JsonBankDirectory::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a 4-digit code"), "{err}");
         std::fs::write(dir.path().join("banks.json"), "[]").unwrap();
         assert!(matches!(
             JsonBankDirectory::load(dir.path()),

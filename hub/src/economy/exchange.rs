@@ -34,6 +34,9 @@ use std::fmt;
 pub const MAX_REQUEST_BYTES: usize = 4096;
 /// Most operator points one request may exchange (as [`Points::MAX`]).
 pub const MAX_OPERATOR_POINTS: u64 = Points::MAX;
+/// Latest `requested_at` accepted: the end of the year 9999, in Unix ms
+/// (stored as a signed 64-bit integer, whatever the hub's clock says).
+pub const MAX_REQUESTED_AT_MS: u64 = 253_402_300_799_999;
 /// How far `requested_at` may be from the hub's clock by default: 24 hours.
 pub const DEFAULT_WINDOW_MS: u64 = MS_PER_DAY;
 const MS_PER_DAY: u64 = 86_400_000;
@@ -444,6 +447,11 @@ pub fn verify(
     if req.operator_points == 0 || req.operator_points > MAX_OPERATOR_POINTS {
         return Err(ExchangeError::Malformed(format!(
             "operator_points must be from 1 to {MAX_OPERATOR_POINTS}"
+        )));
+    }
+    if req.requested_at > MAX_REQUESTED_AT_MS {
+        return Err(ExchangeError::Malformed(format!(
+            "requested_at must be the operator's clock in milliseconds since 1970 (at most {MAX_REQUESTED_AT_MS}, the end of the year 9999)"
         )));
     }
     Ok(req)
@@ -942,5 +950,39 @@ mod tests {
             quote(&op(0), u64::MAX, &[], UnixMillis(0)),
             Err(ExchangeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn figures_beyond_what_can_be_stored_are_refused() {
+        let key = SigningKey::from_bytes(&[0x0e; 32]);
+        let mut op = op(0);
+        op.public_key = key.verifying_key().to_bytes();
+        let body = |points: u64, at: u64| {
+            format!(
+                r#"{{"request_id": "r", "my_key_id": "hanako", "operator_points": {points}, "requested_at": {at}}}"#
+            )
+            .into_bytes()
+        };
+        let signed = |body: Vec<u8>| SignedExchange {
+            operator: op.id.clone(),
+            signature: key.sign(&body).to_bytes(),
+            body,
+        };
+        let cases = [
+            (1, MAX_REQUESTED_AT_MS, true),
+            (MAX_OPERATOR_POINTS, 0, true),
+            (0, 0, false),
+            (MAX_OPERATOR_POINTS + 1, 0, false),
+            (u64::MAX, 0, false),
+            (1, MAX_REQUESTED_AT_MS + 1, false),
+            (1, u64::MAX, false),
+        ];
+        for (points, at, ok) in cases {
+            let r = verify(&op, &signed(body(points, at)));
+            assert_eq!(r.is_ok(), ok, "{points} {at}: {r:?}");
+            if let Err(e) = r {
+                assert!(matches!(e, ExchangeError::Malformed(_)), "{e}");
+            }
+        }
     }
 }

@@ -107,40 +107,22 @@ pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
 }
 
 async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let Some(op) = header(OPERATOR_HEADER) else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            format!("missing {OPERATOR_HEADER} header"),
-        );
-    };
-    let operator = match OperatorId::parse(&op) {
-        Ok(o) => o,
-        Err(e) => return error(StatusCode::UNAUTHORIZED, e.to_string()),
-    };
-    let sig = header(SIGNATURE_HEADER)
-        .and_then(|s| hex::decode(s).ok())
-        .and_then(|b| <[u8; 64]>::try_from(b).ok());
-    let Some(signature) = sig else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            format!("{SIGNATURE_HEADER} must be the 128-hex-digit ed25519 signature of the body"),
-        );
-    };
-    let signed = SignedExchange {
-        operator: operator.clone(),
-        body: body.to_vec(),
-        signature,
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = match signed_exchange(
+        header(OPERATOR_HEADER),
+        header(SIGNATURE_HEADER),
+        body.to_vec(),
+    ) {
+        Ok(s) => s,
+        Err(message) => return error(StatusCode::UNAUTHORIZED, message),
     };
     // The signature is checked before the request counts against the
     // operator's rate, so a forger cannot use up a real operator's rate.
     let op = match state
-        .with_hub(move |hub| hub.exchange_operator(&operator))
+        .with_hub({
+            let operator = signed.operator.clone();
+            move |hub| hub.exchange_operator(&operator)
+        })
         .await
     {
         Ok(Some(op)) => op,
@@ -178,22 +160,50 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
         Ok(Err(ExchangeError::Store(e))) => unavailable(e),
-        Ok(Err(e)) => {
-            let status = match &e {
-                ExchangeError::UnknownOperator(_)
-                | ExchangeError::BadSignature(_)
-                | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
-                ExchangeError::NotAllowed(..) => StatusCode::FORBIDDEN,
-                ExchangeError::Conflict(_) => StatusCode::CONFLICT,
-                ExchangeError::DailyCap { resets_at, .. } => {
-                    let wait = std::time::Duration::from_millis(resets_at.since(now));
-                    return retry_later(StatusCode::TOO_MANY_REQUESTS, wait, e.to_string());
-                }
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            error(status, e.to_string())
+        Ok(Err(e @ ExchangeError::DailyCap { resets_at, .. })) => {
+            let wait = std::time::Duration::from_millis(resets_at.since(now));
+            retry_later(StatusCode::TOO_MANY_REQUESTS, wait, e.to_string())
         }
+        Ok(Err(e)) => error(status_of(&e), e.to_string()),
         Err(e) => unavailable(e),
+    }
+}
+
+/// The request an operator sent, from its `X-MyKey-Operator` and
+/// `X-MyKey-Signature` header values and the body bytes; or why it cannot
+/// be one (answered with 401). Pure, so the fuzz target `exchange_body`
+/// reads headers exactly as the route does.
+pub fn signed_exchange(
+    operator: Option<&str>,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> Result<SignedExchange, String> {
+    let op = operator.ok_or_else(|| format!("missing {OPERATOR_HEADER} header"))?;
+    let operator = OperatorId::parse(op).map_err(|e| e.to_string())?;
+    let signature = signature
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .ok_or_else(|| {
+            format!("{SIGNATURE_HEADER} must be the 128-hex-digit ed25519 signature of the body")
+        })?;
+    Ok(SignedExchange {
+        operator,
+        body,
+        signature,
+    })
+}
+
+/// The HTTP status a refused exchange is answered with.
+pub fn status_of(e: &ExchangeError) -> StatusCode {
+    match e {
+        ExchangeError::UnknownOperator(_)
+        | ExchangeError::BadSignature(_)
+        | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
+        ExchangeError::NotAllowed(..) => StatusCode::FORBIDDEN,
+        ExchangeError::Conflict(_) => StatusCode::CONFLICT,
+        ExchangeError::DailyCap { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ExchangeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -199,6 +199,16 @@ pub enum ZenginError {
         /// The field width.
         max: usize,
     },
+    /// The transfer date is not a day of the year.
+    #[error(
+        "transfer date {month}/{day} (month/day) is not a day of the year; give the month (1-12) and a day of it"
+    )]
+    BadDate {
+        /// The month given.
+        month: u32,
+        /// The day given.
+        day: u32,
+    },
     /// A number does not fit its field.
     #[error("{field} {value} does not fit in {width} digits")]
     TooLarge {
@@ -308,6 +318,13 @@ pub fn write_transfer_file(
     payments: &[Payment],
     banks: &dyn BankDirectory,
 ) -> Result<Vec<u8>, ZenginError> {
+    let (month, day) = transfer_date;
+    // Any year: 29 February is a day of some years.
+    let days_in = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let is_day = (1..=12).contains(&month) && (1..=days_in[month as usize - 1]).contains(&day);
+    if !is_day {
+        return Err(ZenginError::BadDate { month, day });
+    }
     let mut records: Vec<String> = vec![];
     let from = &remitter.account;
     let (from_bank, from_branch) = bank_names(banks, from)?;
@@ -317,11 +334,7 @@ pub fn write_transfer_file(
     h.num("コード区分", 0, 1)?;
     h.num("依頼人コード", remitter.code, 10)?;
     h.name("依頼人名", &from.holder, 40)?;
-    h.num(
-        "振込指定日",
-        u64::from(transfer_date.0 * 100 + transfer_date.1),
-        4,
-    )?;
+    h.num("振込指定日", u64::from(month * 100 + day), 4)?;
     h.text("仕向銀行番号", &from.bank.to_string(), 4)?;
     h.name("仕向銀行名", &from_bank, 15)?;
     h.text("仕向支店番号", &from.branch.to_string(), 3)?;
@@ -539,6 +552,39 @@ mod tests {
                 other => panic!("{other}"),
             });
             assert_eq!(got.as_deref().map_err(|c| *c), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn transfer_date_is_a_day_of_the_year() {
+        let remitter = Remitter {
+            code: 1,
+            account: BankAccount {
+                bank: BankCode::parse("0009").unwrap(),
+                branch: BranchCode::parse("001").unwrap(),
+                kind: AccountKind::Ordinary,
+                number: 1,
+                holder: "ｾｲｻﾝ".into(),
+            },
+        };
+        for (month, day) in [
+            (0, 1),
+            (13, 1),
+            (4, 31),
+            (2, 30),
+            (1, 0),
+            (u32::MAX, 1),
+            (1, 100),
+        ] {
+            assert_eq!(
+                write_transfer_file(&remitter, (month, day), &[], &BuiltinBanks),
+                Err(ZenginError::BadDate { month, day }),
+                "{month}/{day}"
+            );
+        }
+        for (month, day) in [(2, 29), (12, 31), (1, 1)] {
+            let file = write_transfer_file(&remitter, (month, day), &[], &BuiltinBanks).unwrap();
+            assert_eq!(&file[54..58], format!("{month:02}{day:02}").as_bytes());
         }
     }
 

@@ -1,0 +1,3 @@
+#![no_main]
+// The body and its input format: fuzz/harness/src/exchange.rs
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mykey_fuzz_harness::exchange::body(data));

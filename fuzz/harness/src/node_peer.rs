@@ -1,0 +1,605 @@
+//! `node_peer`: what others can make a real node (`mykey_node::Node`,
+//! SQLite) store: a LAN peer's offered transactions and shard sync
+//! messages (anyone can join a stall's LAN), and facts that claim to come
+//! from the hub. Driven by a sequence of steps (`arbitrary`) between which
+//! the counter looks cards up and redeems.
+//!
+//! The node is a stall of Bunkyo-ku that learnt its limits and two
+//! holders from hub-signed facts (built once per thread, copied per
+//! input). Transactions are signed by the peer, by a forger, or by the
+//! node's own key; facts and shard items by the hub or by a forger; shard
+//! messages are also raw bytes.
+//!
+//! Properties: nothing panics; a card is found at the counter only if the
+//! hub registered it (a forged fact or shard item changes nothing: DESIGN
+//! §11.5); offering the same transactions again stores nothing new; the
+//! node's own chain stays a chain of its own signed transactions.
+
+use crate::hub_session::{Chains, Place};
+use crate::tx::id_of;
+use arbitrary::{Arbitrary, Unstructured};
+use ed25519_dalek::SigningKey;
+use mykey_cache::{ShardDoc, SyncState};
+use mykey_node::{Lookup, Node, NodeKey};
+use mykey_sync_proto::shard::{ShardId, ShardScope, placement};
+use mykey_sync_proto::wire::{Facts, Response};
+use mykey_sync_proto::{
+    AccountId, CardKey, CardStatus, FacilityId, FactBody, FactPayload, LanGroup, MunicipalityCode,
+    MyKeyId, NodeLimits, OpKind, Points, Redeem, RightTransfer, Roster, Scope, SignedFact,
+    SignedTx, TxBody, TxId, UnixMillis,
+};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Steps per case, at most.
+const MAX_OPS: usize = 32;
+/// Transactions or facts per step, at most.
+const MAX_ITEMS: usize = 16;
+const START: UnixMillis = UnixMillis(1_764_000_000_000);
+const DAY_MS: u64 = 86_400_000;
+/// The facts the template node starts from.
+const FIRST_FACTS: u64 = 6;
+
+fn key(b: u8) -> SigningKey {
+    SigningKey::from_bytes(&[b; 32])
+}
+/// The node's key (its secret bytes).
+const NODE: u8 = 0x60;
+/// The hub.
+const HUB: u8 = 0x61;
+/// A LAN peer of the same municipality.
+const PEER: u8 = 0x62;
+/// Someone with a key of their own.
+const FORGER: u8 = 0x63;
+
+fn bunkyo() -> MunicipalityCode {
+    MunicipalityCode::parse("131059").expect("code")
+}
+fn stall() -> FacilityId {
+    FacilityId::parse("fest-stall-1").expect("facility")
+}
+fn card(i: u8) -> CardKey {
+    CardKey::new(vec![0x30, 0], vec![i % 4 + 1]).expect("card")
+}
+fn account(i: u8) -> AccountId {
+    AccountId::new(u64::from(i % 3) + 1).expect("account")
+}
+fn points(p: u64) -> Points {
+    Points::new(p.min(Points::MAX)).expect("clamped")
+}
+
+#[derive(Arbitrary, Debug)]
+enum PeerTx {
+    Redeem {
+        card: u8,
+        account: u8,
+        points: u64,
+    },
+    RightTransfer {
+        to_node: bool,
+        account: u8,
+        points: u64,
+        right_id: u64,
+        /// Whether the hub signed the sender's grant (or a forger).
+        grant_by_hub: bool,
+        grant_points: u64,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+enum Fact {
+    Registered {
+        card: u8,
+        account: u8,
+    },
+    Status {
+        card: u8,
+        suspended: bool,
+    },
+    Balance {
+        account: u8,
+        balance: u64,
+        debt: u64,
+    },
+    Strict(bool),
+    Right {
+        account: u8,
+        points: u64,
+        right_id: u64,
+    },
+    Revoked {
+        peer: bool,
+    },
+    Progress {
+        peer: bool,
+        through: u64,
+    },
+    /// A LAN roster of the festival group (or another).
+    Roster {
+        group: bool,
+        node: bool,
+        peer: bool,
+        forger: bool,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// The peer offers transactions (signed by `signer`: 0 peer, 1 forger, 2 this node).
+    Offer {
+        signer: u8,
+        txs: Vec<(Place, PeerTx)>,
+    },
+    /// The same offer again.
+    OfferAgain,
+    /// Facts claiming to be the hub's (signed by it or not).
+    Facts {
+        by_hub: bool,
+        facts: Vec<(u32, Fact)>,
+    },
+    /// A hub answer as bytes.
+    RawAnswer(Vec<u8>),
+    /// A shard sync message from the peer, as bytes.
+    ShardBytes { deny: bool, message: Vec<u8> },
+    /// Shard items (under their own keys or not) signed by the hub or not, merged from the peer.
+    ShardItems {
+        deny: bool,
+        by_hub: bool,
+        own_keys: bool,
+        facts: Vec<(u32, Fact)>,
+    },
+    /// The counter looks a card up and takes points.
+    Redeem { card: u8, points: u16 },
+    /// Time passes.
+    Tick(u16),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Case {
+    ops: Vec<Op>,
+}
+
+fn fact_body(f: &Fact) -> FactBody {
+    let m = bunkyo();
+    match f {
+        Fact::Registered {
+            card: c,
+            account: a,
+        } => FactBody::CardRegistered {
+            card: card(*c),
+            account: account(*a),
+            my_key_id: MyKeyId::parse(&format!("holder{}", a % 3 + 1)).expect("alias"),
+            municipality: m,
+        },
+        Fact::Status { card: c, suspended } => FactBody::CardStatusChanged {
+            card: card(*c),
+            status: if *suspended {
+                CardStatus::Suspended
+            } else {
+                CardStatus::Active
+            },
+        },
+        Fact::Balance {
+            account: a,
+            balance,
+            debt,
+        } => FactBody::ConfirmedBalance {
+            account: account(*a),
+            municipality: m,
+            balance: points(*balance),
+            debt: points(*debt),
+            ledger_pos: 1,
+        },
+        Fact::Strict(on) => FactBody::StrictMode {
+            municipality: m,
+            strict: *on,
+        },
+        Fact::Right {
+            account: a,
+            points: p,
+            right_id,
+        } => FactBody::SpendRight {
+            account: account(*a),
+            municipality: m,
+            node: id_of(&key(NODE)),
+            right_id: *right_id,
+            points: points(*p),
+        },
+        Fact::Revoked { peer } => FactBody::NodeRevoked {
+            node: id_of(&key(if *peer { PEER } else { FORGER })),
+        },
+        Fact::Progress { peer, through } => FactBody::NodeProgress {
+            node: id_of(&key(if *peer { PEER } else { NODE })),
+            through_seq: *through,
+            head: TxId::GENESIS,
+        },
+        Fact::Roster {
+            group,
+            node,
+            peer,
+            forger,
+        } => {
+            let members = [(*node, NODE), (*peer, PEER), (*forger, FORGER)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, k)| id_of(&key(k)))
+                .collect();
+            FactBody::LanRoster {
+                municipality: m,
+                group: LanGroup::parse(if *group { "festival" } else { "market" }).expect("group"),
+                members: Roster::new(members).expect("a small roster"),
+            }
+        }
+    }
+}
+
+fn limits() -> FactBody {
+    FactBody::NodeLimits(NodeLimits {
+        node: id_of(&key(NODE)),
+        facility: stall(),
+        municipality: bunkyo(),
+        allowed_ops: vec![OpKind::Redeem],
+        per_card_offline_limit: points(3000),
+        node_exposure_limit: points(20_000),
+        pin_threshold: points(2000),
+        valid_until: START.plus_ms(365 * DAY_MS),
+    })
+}
+
+fn scope_of(body: &FactBody) -> Scope {
+    match body {
+        FactBody::NodeLimits(_) | FactBody::SpendRight { .. } => Scope::Node(id_of(&key(NODE))),
+        FactBody::NodeRevoked { .. } => Scope::All,
+        _ => Scope::Municipality(bunkyo()),
+    }
+}
+
+struct Template {
+    dir: PathBuf,
+    db: Vec<u8>,
+}
+
+thread_local! {
+    static TEMPLATE: RefCell<Option<Template>> = const { RefCell::new(None) };
+}
+
+/// A node that learnt its limits and two holders (cards 1 and 2).
+fn fresh_node() -> Node {
+    let hub = id_of(&key(HUB));
+    let open = |path: &std::path::Path| {
+        Node::open(path, NodeKey::from_secret([NODE; 32]), hub).expect("node store opens")
+    };
+    TEMPLATE.with(|t| {
+        let mut t = t.borrow_mut();
+        let t = t.get_or_insert_with(|| {
+            let base = if std::path::Path::new("/dev/shm").is_dir() {
+                PathBuf::from("/dev/shm")
+            } else {
+                std::env::temp_dir()
+            };
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = base.join(format!("mykey-fuzz-node-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch directory");
+            let path = dir.join("template.sqlite");
+            let mut node = open(&path);
+            let bodies = [
+                limits(),
+                fact_body(&Fact::Registered {
+                    card: 0,
+                    account: 0,
+                }),
+                fact_body(&Fact::Registered {
+                    card: 1,
+                    account: 1,
+                }),
+                fact_body(&Fact::Balance {
+                    account: 0,
+                    balance: 3000,
+                    debt: 0,
+                }),
+                fact_body(&Fact::Balance {
+                    account: 1,
+                    balance: 500,
+                    debt: 0,
+                }),
+                fact_body(&Fact::Roster {
+                    group: true,
+                    node: true,
+                    peer: true,
+                    forger: false,
+                }),
+            ];
+            let facts = signed_facts(HUB, &bodies, 1);
+            assert_eq!(facts.facts.len() as u64, FIRST_FACTS);
+            node.apply_facts(&facts)
+                .expect("the hub's first facts apply");
+            drop(node);
+            let db = std::fs::read(&path).expect("template bytes");
+            Template { dir, db }
+        });
+        let path = t.dir.join("run.sqlite");
+        for ext in ["sqlite-wal", "sqlite-shm"] {
+            let _ = std::fs::remove_file(path.with_extension(ext));
+        }
+        std::fs::write(&path, &t.db).expect("node file");
+        open(&path)
+    })
+}
+
+fn sign_fact(signer: u8, body: FactBody, hub_seq: u64) -> SignedFact {
+    let payload = FactPayload {
+        hub_seq,
+        issued_at: START,
+        scope: scope_of(&body),
+        body,
+    };
+    SignedFact::sign(&payload, &key(signer))
+}
+
+fn signed_facts(signer: u8, bodies: &[FactBody], first_seq: u64) -> Facts {
+    let facts: Vec<SignedFact> = bodies
+        .iter()
+        .zip(first_seq..)
+        .map(|(b, seq)| sign_fact(signer, b.clone(), seq))
+        .collect();
+    Facts {
+        cursor: first_seq + facts.len() as u64,
+        facts,
+        more: false,
+    }
+}
+
+struct Run {
+    node: Node,
+    chains: Chains,
+    now: UnixMillis,
+    /// Cards the hub registered (an over-approximation: what it signed).
+    registered: HashSet<CardKey>,
+    last_offer: Vec<SignedTx>,
+}
+
+impl Run {
+    fn note_registrations(&mut self, bodies: &[FactBody]) {
+        for b in bodies {
+            if let FactBody::CardRegistered { card, .. } = b {
+                self.registered.insert(card.clone());
+            }
+        }
+    }
+
+    fn step(&mut self, op: Op) {
+        let peer = id_of(&key(PEER));
+        match op {
+            Op::Offer { signer, txs } => {
+                let k = key([PEER, FORGER, NODE][usize::from(signer % 3)]);
+                let txs: Vec<SignedTx> = txs
+                    .into_iter()
+                    .take(MAX_ITEMS)
+                    .map(|(place, tx)| {
+                        let body = match tx {
+                            PeerTx::Redeem {
+                                card: c,
+                                account: a,
+                                points: p,
+                            } => TxBody::Redeem(Redeem {
+                                card: card(c),
+                                account: account(a),
+                                municipality: bunkyo(),
+                                points: points(p),
+                                merchant: FacilityId::parse("fest-stall-2").expect("facility"),
+                                basis: None,
+                                card_proof: None,
+                            }),
+                            PeerTx::RightTransfer {
+                                to_node,
+                                account: a,
+                                points: p,
+                                right_id,
+                                grant_by_hub,
+                                grant_points,
+                            } => {
+                                let sender = id_of(&k);
+                                let grant = SignedFact::sign(
+                                    &FactPayload {
+                                        hub_seq: FIRST_FACTS + 1,
+                                        issued_at: START,
+                                        scope: Scope::Node(sender),
+                                        body: FactBody::SpendRight {
+                                            account: account(a),
+                                            municipality: bunkyo(),
+                                            node: sender,
+                                            right_id,
+                                            points: points(grant_points),
+                                        },
+                                    },
+                                    &key(if grant_by_hub { HUB } else { FORGER }),
+                                );
+                                TxBody::RightTransfer(RightTransfer {
+                                    account: account(a),
+                                    municipality: bunkyo(),
+                                    to: if to_node { id_of(&key(NODE)) } else { peer },
+                                    points: points(p),
+                                    right_id,
+                                    grant,
+                                })
+                            }
+                        };
+                        self.chains.sign(&k, place, 0, body)
+                    })
+                    .collect();
+                self.offer(txs);
+            }
+            Op::OfferAgain => {
+                let txs = std::mem::take(&mut self.last_offer);
+                if let Ok(n) = self.node.accept_peer_txs(&txs, self.now) {
+                    assert_eq!(n, 0, "an offer made again stores nothing new");
+                }
+                self.last_offer = txs;
+            }
+            Op::Facts { by_hub, facts } => {
+                let bodies: Vec<FactBody> = facts
+                    .iter()
+                    .take(MAX_ITEMS)
+                    .map(|(_, f)| fact_body(f))
+                    .collect();
+                let first = FIRST_FACTS + 1 + u64::from(facts.first().map_or(0, |f| f.0 % 64));
+                let signed = signed_facts(if by_hub { HUB } else { FORGER }, &bodies, first);
+                let applied = self.node.apply_facts(&signed);
+                assert!(
+                    by_hub || bodies.is_empty() || applied.is_err(),
+                    "forged facts are refused"
+                );
+                if applied.is_ok() && by_hub {
+                    self.note_registrations(&bodies);
+                }
+            }
+            Op::RawAnswer(bytes) => {
+                if let Ok(Response::Facts(f)) = Response::decode(&bytes) {
+                    let _ = self.node.apply_facts(&f);
+                }
+            }
+            Op::ShardBytes { deny, message } => {
+                let _ = self
+                    .node
+                    .shard_turn(&peer, &shard(deny), 0, Some(&message), true);
+            }
+            Op::ShardItems {
+                deny,
+                by_hub,
+                own_keys,
+                facts,
+            } => {
+                let shard = shard(deny);
+                let mut doc = ShardDoc::new();
+                let mut items = vec![];
+                let mut bodies = vec![];
+                for (i, (seq, f)) in facts.iter().take(MAX_ITEMS).enumerate() {
+                    let body = fact_body(f);
+                    let fact = sign_fact(
+                        if by_hub { HUB } else { FORGER },
+                        body.clone(),
+                        FIRST_FACTS + 1 + u64::from(*seq % 1024),
+                    );
+                    let payload = fact
+                        .verify(&id_of(&key(if by_hub { HUB } else { FORGER })))
+                        .expect("a fact verifies against its signer");
+                    let placed = placement(payload.payload(), 1);
+                    let k = match (&placed, own_keys) {
+                        (Some((_, k)), true) => k.as_str().to_owned(),
+                        _ => format!("reg/{i:032x}"),
+                    };
+                    if by_hub
+                        && placed
+                            .as_ref()
+                            .is_some_and(|(s, pk)| *s == shard && pk.as_str() == k)
+                    {
+                        bodies.push(body);
+                    }
+                    items.push((k, fact.to_bytes()));
+                }
+                if items.is_empty() {
+                    return;
+                }
+                doc.put_batch(items.iter().map(|(k, v)| (k.as_str(), v.as_slice())), 1);
+                let mut state = SyncState::new();
+                let Some(message) = doc.generate(&mut state) else {
+                    return;
+                };
+                // The peer's first message carries no changes; play the exchange.
+                let mut reply = self
+                    .node
+                    .shard_turn(&peer, &shard, 0, Some(&message), true)
+                    .ok()
+                    .and_then(|(m, _)| m);
+                for _ in 0..8 {
+                    let Some(r) = reply.take() else { break };
+                    if doc.receive(&mut state, &r).is_err() {
+                        break;
+                    }
+                    let Some(m) = doc.generate(&mut state) else {
+                        break;
+                    };
+                    reply = self
+                        .node
+                        .shard_turn(&peer, &shard, 0, Some(&m), false)
+                        .ok()
+                        .and_then(|(m, _)| m);
+                }
+                self.note_registrations(&bodies);
+            }
+            Op::Redeem { card: c, points: p } => {
+                let c = card(c);
+                let found = self.node.lookup(&c).expect("lookup");
+                if matches!(found, Lookup::Found { .. }) {
+                    assert!(
+                        self.registered.contains(&c),
+                        "card {} is found, but the hub never registered it",
+                        c.short()
+                    );
+                }
+                let _ = self.node.redeem(&c, points(u64::from(p)), None, self.now);
+            }
+            Op::Tick(min) => self.now = self.now.plus_ms(u64::from(min) * 60_000),
+        }
+    }
+
+    fn offer(&mut self, txs: Vec<SignedTx>) {
+        match self.node.accept_peer_txs(&txs, self.now) {
+            Ok(n) => {
+                assert!(n <= txs.len());
+                let _ = self.node.peer_have_through(&id_of(&key(PEER)));
+            }
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+        self.last_offer = txs;
+    }
+
+    /// The node's own outbox is a chain of its own signed transactions.
+    fn check_own_chain(&self) {
+        let me = id_of(&key(NODE));
+        let txs = self.node.outbox_from(1, 10_000).expect("outbox");
+        let mut prev = TxId::GENESIS;
+        for (i, tx) in txs.iter().enumerate() {
+            let v = tx.verify().expect("the node's own transactions verify");
+            assert_eq!(v.payload().node, me);
+            assert_eq!(v.payload().seq, i as u64 + 1);
+            assert_eq!(v.payload().prev_hash, prev);
+            prev = v.id();
+        }
+    }
+}
+
+fn shard(deny: bool) -> ShardId {
+    ShardId {
+        scope: if deny {
+            ShardScope::Deny(bunkyo())
+        } else {
+            ShardScope::Municipality(bunkyo())
+        },
+        bucket: 0,
+    }
+}
+
+/// A case: the steps.
+pub fn run(data: &[u8]) {
+    let Ok(case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    if case.ops.is_empty() {
+        return;
+    }
+    let mut run = Run {
+        node: fresh_node(),
+        chains: Chains::default(),
+        now: START.plus_ms(60_000),
+        registered: [card(0), card(1)].into_iter().collect(),
+        last_offer: vec![],
+    };
+    for op in case.ops.into_iter().take(MAX_OPS) {
+        run.step(op);
+    }
+    run.check_own_chain();
+}
