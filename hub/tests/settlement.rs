@@ -529,25 +529,22 @@ fn settlement_outputs_and_liability_report() {
         T0.plus_ms(1),
     );
     let now = month_start(2025, 10);
-    let closed = f.hub.close_periods(muni(), now).unwrap();
     let out = f.dir.path().join("out");
-    let paths = f
-        .hub
-        .write_settlement_outputs(&closed, &out, &banks, now)
-        .unwrap();
-    let names: Vec<String> = paths
+    let run = f.hub.settle(&out, &banks, now, false).unwrap();
+    let names: Vec<String> = run
+        .files
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(
-        names.contains(&"payouts-131059-20250601.zengin".to_owned()),
+        names.contains(&"payouts-131059-20250601-p0001.zengin".to_owned()),
         "{names:?}"
     );
     assert!(
-        names.contains(&"receipts-131059-20250601.zengin".to_owned()),
+        names.contains(&"receipts-131059-20250601-p0001.zengin".to_owned()),
         "{names:?}"
     );
-    let payout = std::fs::read(out.join("payouts-131059-20250601.zengin")).unwrap();
+    let payout = std::fs::read(out.join("payouts-131059-20250601-p0001.zengin")).unwrap();
     assert_eq!(payout.len(), 4 * 122);
     let report = f.hub.liability_report(now).unwrap();
     let m = report

@@ -5,4 +5,5 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod harness;
+pub mod sync_client;
 pub mod world;

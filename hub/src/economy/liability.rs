@@ -454,75 +454,83 @@ impl Hub {
     /// The liability report at `now` (the last two base dates).
     pub fn liability_report(&mut self, now: UnixMillis) -> Result<LiabilityReport, StoreError> {
         let mut st = self.store.begin()?;
-        crate::economy::sync_lots(&mut *st)?;
-        let mut cuts = vec![];
-        for d in base_dates(now, 2) {
-            cuts.push((d, st.last_pos_before(0, d.end())?));
-        }
-        let mut out = vec![];
-        for muni in st.municipalities()? {
-            let m = muni.code;
-            let mut l = MunicipalityLiability {
-                municipality: m,
-                wallets: 0,
-                held: 0,
-                debts: 0,
-                by_source: BTreeMap::new(),
-                expiry_schedule: BTreeMap::new(),
-                never_expiring: BTreeMap::new(),
-                base_dates: vec![],
-            };
-            (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
-            for (source, day, points) in st.lot_schedule(m)? {
-                *l.by_source.entry(source.clone()).or_default() += points;
-                match day {
-                    Some(day) => {
-                        let d = Date::of(UnixMillis(
-                            u64::try_from(day).unwrap_or(0) * 86_400_000 + 12 * 3_600_000,
-                        ));
-                        let month = format!("{:04}-{:02}", d.year, d.month);
-                        *l.expiry_schedule.entry((month, source)).or_default() += points;
-                    }
-                    None => *l.never_expiring.entry(source).or_default() += points,
-                }
-            }
-            for (d, pos) in &cuts {
-                let mut replay = LotReplay::new(d.end());
-                st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
-                let (spendable, expired) = replay.finish();
-                let mut held = BTreeMap::new();
-                for (op, points) in st.held_through(m, *pos)? {
-                    let source = op.map_or(LotSource::Other, LotSource::Operator);
-                    *held.entry(source).or_default() += clamp(points);
-                }
-                let (wallets, held_books, debts) =
-                    holder_totals(st.holder_totals_through(m, *pos)?);
-                let figures =
-                    BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
-                // The replay and the ledger agree on what was in the wallets;
-                // if not, the report would be wrong: refuse it, loudly.
-                let replayed =
-                    i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points);
-                if replayed != wallets || i128::from(figures.held_points) != held_books {
-                    return Err(StoreError::Corrupt {
-                        what: "ledger (lot replay for the liability report)",
-                        detail: format!(
-                            "at {d} the replayed lots of {m} hold {replayed} pt and {} pt held, \
-                             the ledger {wallets} pt and {held_books} pt",
-                            figures.held_points
-                        ),
-                    });
-                }
-                l.base_dates.push(figures);
-            }
-            out.push(l);
-        }
+        let report = liability_report_in(&mut *st, now)?;
         st.commit()?;
-        Ok(LiabilityReport {
-            generated_at: now,
-            municipalities: out,
-        })
+        Ok(report)
     }
+}
+
+/// [`Hub::liability_report`] inside the caller's transaction (a settlement
+/// run records the report with the periods it closes).
+pub(crate) fn liability_report_in(
+    st: &mut dyn crate::store::StoreTx,
+    now: UnixMillis,
+) -> Result<LiabilityReport, StoreError> {
+    crate::economy::sync_lots(st)?;
+    let mut cuts = vec![];
+    for d in base_dates(now, 2) {
+        cuts.push((d, st.last_pos_before(0, d.end())?));
+    }
+    let mut out = vec![];
+    for muni in st.municipalities()? {
+        let m = muni.code;
+        let mut l = MunicipalityLiability {
+            municipality: m,
+            wallets: 0,
+            held: 0,
+            debts: 0,
+            by_source: BTreeMap::new(),
+            expiry_schedule: BTreeMap::new(),
+            never_expiring: BTreeMap::new(),
+            base_dates: vec![],
+        };
+        (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
+        for (source, day, points) in st.lot_schedule(m)? {
+            *l.by_source.entry(source.clone()).or_default() += points;
+            match day {
+                Some(day) => {
+                    let d = Date::of(UnixMillis(
+                        u64::try_from(day).unwrap_or(0) * 86_400_000 + 12 * 3_600_000,
+                    ));
+                    let month = format!("{:04}-{:02}", d.year, d.month);
+                    *l.expiry_schedule.entry((month, source)).or_default() += points;
+                }
+                None => *l.never_expiring.entry(source).or_default() += points,
+            }
+        }
+        for (d, pos) in &cuts {
+            let mut replay = LotReplay::new(d.end());
+            st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
+            let (spendable, expired) = replay.finish();
+            let mut held = BTreeMap::new();
+            for (op, points) in st.held_through(m, *pos)? {
+                let source = op.map_or(LotSource::Other, LotSource::Operator);
+                *held.entry(source).or_default() += clamp(points);
+            }
+            let (wallets, held_books, debts) = holder_totals(st.holder_totals_through(m, *pos)?);
+            let figures = BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
+            // The replay and the ledger agree on what was in the wallets;
+            // if not, the report would be wrong: refuse it, loudly.
+            let replayed =
+                i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points);
+            if replayed != wallets || i128::from(figures.held_points) != held_books {
+                return Err(StoreError::Corrupt {
+                    what: "ledger (lot replay for the liability report)",
+                    detail: format!(
+                        "at {d} the replayed lots of {m} hold {replayed} pt and {} pt held, \
+                         the ledger {wallets} pt and {held_books} pt",
+                        figures.held_points
+                    ),
+                });
+            }
+            l.base_dates.push(figures);
+        }
+        out.push(l);
+    }
+    Ok(LiabilityReport {
+        generated_at: now,
+        municipalities: out,
+    })
 }
 
 /// (wallets, held, debts) from [`crate::store::economy::EconomyTx::holder_totals_through`].

@@ -10,8 +10,10 @@
 //! - [`metrics`]: Prometheus text format at `/metrics`.
 //!
 //! The HTTP side opens its own [`Hub`] on the data directory (its own SQLite
-//! connection: WAL readers never block the serving loop's writes) and reads
-//! only; each request's database work runs on tokio's blocking pool.
+//! connection: WAL readers never block the serving loop's writes) for its
+//! reads ([`AppState::with_hub`], on tokio's blocking pool); its writes go to
+//! the hub's one writer, the serving loop's storage worker
+//! ([`AppState::with_writer`]).
 //!
 //! Composing: further routers (settlement, operator exchange) go through
 //! [`app`], which puts them behind the same login:
@@ -48,6 +50,8 @@ pub struct DashboardOptions {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// The hub's writer, when `serve` runs one.
+    writer: Option<crate::net::worker::WorkerHandle>,
 }
 
 struct Inner {
@@ -71,6 +75,9 @@ pub enum HubAccessError {
     /// The blocking task died (a panic in the handler's database work).
     #[error("the hub's database task failed: {0}")]
     Task(String),
+    /// The writer's queue is full.
+    #[error(transparent)]
+    Busy(#[from] crate::net::worker::Busy),
 }
 
 impl AppState {
@@ -82,6 +89,30 @@ impl AppState {
                 thresholds,
                 sessions: auth::Sessions::default(),
             }),
+            writer: None,
+        }
+    }
+
+    /// This state with its writes sent to `writer` (the serving loop's
+    /// storage worker, which owns the hub's writing connection).
+    pub fn writing_to(mut self, writer: crate::net::worker::WorkerHandle) -> AppState {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Runs `f`, which writes, on the hub's one writer: the storage worker
+    /// when `serve` runs (queued in its API lane, 503 when full), else
+    /// this state's hub, as [`AppState::with_hub`].
+    pub async fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
+    ) -> Result<T, HubAccessError> {
+        match &self.writer {
+            Some(w) => w
+                .run(crate::net::worker::Lane::Api, f)
+                .await?
+                .map_err(HubAccessError::Store),
+            None => self.with_hub(f).await,
         }
     }
 
