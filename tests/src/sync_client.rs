@@ -6,10 +6,10 @@
 
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
+use libp2p::Multiaddr;
 use libp2p::request_response::{Event, Message, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId};
 use mykey_net::{Behaviour, BehaviourEvent, Frame, LinkTiming};
 use mykey_sync_proto::wire::{Request, Response};
 use mykey_sync_proto::{

@@ -250,7 +250,11 @@ fn main() {
                 match phase.load(Ordering::Relaxed) {
                     STOP => return,
                     ABUSE | ABUSE_HEAVY => {
-                        let path = if d % 2 == 0 { "/" } else { "/api/nodes" };
+                        let path = if d.is_multiple_of(2) {
+                            "/"
+                        } else {
+                            "/api/nodes"
+                        };
                         let auth = [("Authorization", format!("Bearer {token}"))];
                         if matches!(http(http_addr, "GET", path, &auth, b""), Ok((200, _))) {
                             polls.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +279,7 @@ fn main() {
                 match phase.load(Ordering::Relaxed) {
                     STOP => return,
                     ABUSE | ABUSE_HEAVY if logins > 0 => {
-                        let name = if i % 2 == 0 {
+                        let name = if i.is_multiple_of(2) {
                             format!("op{}", (i / 2) % 25)
                         } else {
                             format!("nobody{i}")
