@@ -12,10 +12,19 @@
 //! assertion allows 10 turns (500 transactions) for the time between the
 //! test seeing the heavy push started and the small push reaching the hub;
 //! a hub that applies a push whole (as before) puts all 1,000 ahead of it.
+//!
+//! The exchange API writes through the same worker (its own lane, taken in
+//! turn with the nodes'), so an exchange sent at the same moment is bound
+//! the same way.
 
 mod net_common;
 
-use mykey_hub::Hub;
+use ed25519_dalek::SigningKey;
+use mykey_hub::economy::exchange::{
+    ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
+};
+use mykey_hub::economy::lots::ExpiryPolicy;
+use mykey_hub::{Hub, TransferKind};
 use mykey_node::NodeKey;
 use mykey_sync_proto::wire::{Hello, Push, Request, Response};
 use mykey_sync_proto::{FacilityId, NodeId, TxId};
@@ -47,6 +56,36 @@ async fn client(w: &World, i: usize, addr: &str) -> (SyncClient, Signer) {
     (c, signer)
 }
 
+/// `POST /operator/v1/exchange` on a fresh connection: (status, body).
+fn exchange(http: std::net::SocketAddr, op: &OperatorId, key: &SigningKey) -> (u16, String) {
+    use std::io::{Read, Write};
+    let req = SignedExchange::sign(
+        op,
+        &ExchangeRequest {
+            request_id: "during-the-heavy-push".into(),
+            my_key_id: "holder1".into(),
+            operator_points: 100,
+            municipality: None,
+            requested_at: now().0,
+        },
+        key,
+    );
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    let head = format!(
+        "POST /operator/v1/exchange HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nX-MyKey-Operator: {}\r\n\
+         X-MyKey-Signature: {}\r\n\r\n",
+        req.body.len(),
+        op.as_str(),
+        hex::encode(req.signature)
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&req.body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    (out[9..12].parse().unwrap(), out)
+}
+
 fn processed(hub: &mut Hub, node: &NodeId) -> u64 {
     hub.chain_head(node).unwrap().processed_seq
 }
@@ -59,7 +98,37 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
         format!("push_budget_txs = {BUDGET}\n"),
     )
     .unwrap();
-    let (_hub_proc, addr) = start_hub(&w.hub_dir, 0);
+    let op = OperatorId::parse("card-x").unwrap();
+    let op_key = SigningKey::from_bytes(&[42; 32]);
+    w.open_hub()
+        .upsert_exchange_operator(
+            &ExchangeOperator {
+                id: op.clone(),
+                name: "Card X".into(),
+                public_key: op_key.verifying_key().to_bytes(),
+                rate: Rate::new(1, 1).unwrap(),
+                holding_days: 0,
+                expiry: ExpiryPolicy::Never,
+            },
+            now(),
+        )
+        .unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let hub_proc = Proc::spawn(
+        "hub",
+        std::process::Command::new(bin("mykey-hub"))
+            .arg("--data")
+            .arg(&w.hub_dir)
+            .args(["serve", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--http", &http.to_string()]),
+    );
+    let addr = hub_proc
+        .line_starting("listening on ", Duration::from_secs(30))
+        .trim_start_matches("listening on ")
+        .to_owned();
     let (heavy, mut heavy_chain) = client(&w, 0, &addr).await;
     let (small, mut small_chain) = client(&w, 1, &addr).await;
     let m = bunkyo();
@@ -95,11 +164,17 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
         seen < HEAVY as u64,
         "the heavy push was applied whole ({seen}) before any other node could be served"
     );
+    let exchanged = tokio::task::spawn_blocking({
+        let op = op.clone();
+        move || exchange(http, &op, &op_key)
+    });
     let answer = small
         .ask(&Request::Push(Push {
             txs: vec![small_tx],
         }))
         .await;
+    let (status, body) = exchanged.await.unwrap();
+    assert_eq!(status, 200, "{body}");
     match &answer {
         Ok(Response::Receipts(r)) => assert_eq!(r.processed_seq, 1, "{r:?}"),
         other => panic!("small push: {other:?}"),
@@ -134,5 +209,19 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
     assert!(
         heavy_before as u64 <= seen + 10 * BUDGET as u64,
         "{heavy_before} heavy transactions went ahead of the small push; {seen} were applied when it was sent"
+    );
+    let exchange_pos = transfers
+        .iter()
+        .find(|t| t.kind == TransferKind::Exchange)
+        .map(|t| t.pos)
+        .unwrap();
+    let heavy_before_exchange = heavy_ids
+        .iter()
+        .filter(|id| pos_of(id) < exchange_pos)
+        .count();
+    eprintln!("{heavy_before_exchange} heavy transactions before the exchange");
+    assert!(
+        heavy_before_exchange < HEAVY && heavy_before_exchange as u64 <= seen + 10 * BUDGET as u64,
+        "{heavy_before_exchange} heavy transactions went ahead of the exchange; {seen} were applied when it was sent"
     );
 }
