@@ -154,6 +154,8 @@ enum Done {
         session: HubSession,
         step: Step,
         kind: &'static str,
+        /// How long the turn held the writer.
+        took: Duration,
     },
     Ticked {
         more: bool,
@@ -581,12 +583,14 @@ impl Server {
                     let budget = self.config.push_budget_txs as usize;
                     let kind = work.kind();
                     let job = Box::new(move |hub: &mut Hub| {
+                        let start = std::time::Instant::now();
                         let step = take_turn(hub, &mut session, &node, work, unix_now(), budget);
                         let _ = done.send(Done::Turn {
                             key,
                             session,
                             step,
                             kind,
+                            took: start.elapsed(),
                         });
                     });
                     self.submit(key, job);
@@ -645,6 +649,7 @@ impl Server {
                 session,
                 step,
                 kind,
+                took,
             } => {
                 self.at_worker -= 1;
                 let Some(p) = self.peer_of(key) else {
@@ -653,6 +658,7 @@ impl Server {
                 };
                 let node = p.node;
                 p.session = Some(session);
+                debug!(node = %node.short(), request = kind, took_ms = took.as_millis() as u64, "turn");
                 match step {
                     Step::More(rest) => {
                         // The rest of the push waits for the peer's next turn.

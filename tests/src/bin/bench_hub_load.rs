@@ -25,7 +25,9 @@
 //! `BENCH_EXCHANGE_RPS` (10), `BENCH_DASHBOARDS` (50), `BENCH_POLL_MS`
 //! (each dashboard client's poll interval, 1000), `BENCH_LOGINS` (wrong
 //! logins a second, 20), `BENCH_SECS` (per phase, 20), `BENCH_WARMUP_SECS`
-//! (10).
+//! (10), `BENCH_PUSH_BUDGET` (the hub's `push_budget_txs`; default: its
+//! default), `BENCH_HUB_LOG` (the hub's `RUST_LOG`, `warn`; its stderr is
+//! kept in memory and dropped).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../tests/net_common/mod.rs"]
@@ -136,6 +138,13 @@ fn main() {
     let w = World::create(n_nodes + 1, n_nodes + 1);
     let op_key = SigningKey::from_bytes(&[42; 32]);
     let op = OperatorId::parse("card-x").unwrap();
+    if let Ok(budget) = std::env::var("BENCH_PUSH_BUDGET") {
+        std::fs::write(
+            w.hub_dir.join("hub.toml"),
+            format!("push_budget_txs = {budget}\n"),
+        )
+        .unwrap();
+    }
     let token = {
         let mut hub = w.open_hub();
         let t = now();
@@ -172,7 +181,10 @@ fn main() {
                 "--http",
                 "127.0.0.1:0",
             ])
-            .env("RUST_LOG", "warn"),
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_HUB_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
     );
     let addr = hub
         .line_starting("listening on ", Duration::from_secs(60))
@@ -417,7 +429,30 @@ fn main() {
     for t in threads {
         let _ = t.join();
     }
+    // With BENCH_HUB_LOG=…mykey_hub=debug, how long turns held the writer.
+    let took: Vec<f64> = hub
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("took_ms=") && l.contains("push"))
+        .filter_map(|l| {
+            l.split("took_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
     drop(hub);
+    if !took.is_empty() {
+        println!(
+            "push turns at the writer: {} turns, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            took.len(),
+            pct(took.clone(), 0.5),
+            pct(took.clone(), 0.99),
+            pct(took, 1.0)
+        );
+    }
 
     let s = samples.lock().unwrap();
     let of = |v: &[(u8, f64)], p: u8| {
