@@ -125,7 +125,8 @@ fn main() {
                 municipality: muni(),
                 points,
                 merchant: FacilityId::parse(&format!("shop-{s}")).expect("id"),
-                card_proof: false,
+                basis: None,
+                card_proof: None,
             }),
             at,
         );

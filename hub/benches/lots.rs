@@ -88,7 +88,8 @@ fn build_ledger(dir: &Path, n_txs: usize, n_wallets: usize) -> Vec<AccountId> {
                         municipality: muni(),
                         points: Points::new(spend).expect("pts"),
                         merchant: shop_id.clone(),
-                        card_proof: false,
+                        basis: None,
+                        card_proof: None,
                     }),
                     now,
                 ));

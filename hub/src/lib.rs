@@ -18,7 +18,8 @@
 //! [`status`] is the operations view (every node's sync status and alerts,
 //! decided in [`status::assess`] from what ingest and the serving loop
 //! record); [`http`] serves it as the operator dashboard, a JSON API and
-//! Prometheus `/metrics` behind operator login.
+//! Prometheus `/metrics` behind operator login, with who may see and do
+//! what decided in [`access`] (roles, token scopes).
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
 //! a push (or each slice of a long one, [`net::turn`]) is one storage
@@ -30,7 +31,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod admin;
+pub mod bounds;
 pub mod economy;
 pub mod escrow;
 pub mod http;
@@ -40,14 +43,16 @@ pub mod key;
 pub mod ledger;
 pub mod model;
 pub mod net;
+pub mod quarantine;
 pub mod rules;
 pub mod shards;
 pub mod status;
 pub mod store;
 
 pub use admin::{
-    AddCardError, AddFacilityError, AddMunicipalityError, CardStatusError, ChangeMyKeyIdError,
-    CheckError, EnrolError, GrantError, LookupError, ProgramError, RegisterError, RevokeError,
+    AddCardError, AddFacilityError, AddMunicipalityError, CardCertificateError, CardStatusError,
+    ChangeMyKeyIdError, CheckError, EnrolError, GrantError, LookupError, ProgramError,
+    RegisterError, RevokeError,
 };
 pub use hub::{Hub, HubPaths, InitError, OpenError, scopes_of};
 pub use key::{HubKey, KeyError};

@@ -31,12 +31,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum OperatorCmd {
-    /// Add an operator (or set a new password); the password is read from
-    /// the terminal, or from the first line of stdin with --password-stdin.
+    /// Add an operator (or set a new password, and with --role a new role);
+    /// the password is read from the terminal, or from the first line of
+    /// stdin with --password-stdin.
     Add {
         /// Login name.
         #[arg(long)]
         name: String,
+        /// viewer (reads everything, changes nothing), staff (one
+        /// municipality's data only; with --municipality) or admin
+        /// (everything). Required for a new operator.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        /// The municipality a staff operator works for.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
         /// Read the password from stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
@@ -44,6 +53,31 @@ enum OperatorCmd {
     /// Make an API token for an operator (for scripts and Prometheus:
     /// `Authorization: Bearer <token>`); printed once, stored hashed.
     Token {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// read (/metrics and node status only), staff (status and reports,
+        /// no actions) or admin (whatever the operator's role allows).
+        #[arg(long, value_parser = parse_scope)]
+        scope: mykey_hub::access::Scope,
+        /// How long it works (e.g. 90d, 12h), or never.
+        #[arg(long, default_value = "90d", value_name = "DURATION|never")]
+        expires: String,
+    },
+    /// List API tokens (never the tokens themselves): id, operator, scope, expiry, state.
+    Tokens {
+        /// Only this operator's.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke an API token by the id `operator tokens` shows; it stops at once.
+    Revoke {
+        /// The token's id (12 hex digits).
+        #[arg(long)]
+        token: String,
+    },
+    /// Remove an operator with all their tokens; their sessions end at once.
+    Remove {
         /// Login name.
         #[arg(long)]
         name: String,
@@ -57,7 +91,8 @@ enum Command {
     /// Print the hub id (the public key nodes verify facts with).
     Id,
     /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`
-    /// and `dashboard on http://ADDR/` (operator dashboard, JSON API, /metrics).
+    /// and `dashboard on http://ADDR/` (https with --tls-cert; operator dashboard, JSON API,
+    /// /metrics, the operator exchange API).
     Serve {
         /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
         #[arg(long, value_name = "MULTIADDR")]
@@ -72,6 +107,8 @@ enum Command {
         /// Alert when a node's clock differs from the hub's by more than this at Hello.
         #[arg(long, value_name = "DURATION", default_value = "2m")]
         max_clock_skew: String,
+        #[command(flatten)]
+        doors: Doors,
     },
     /// Municipalities.
     #[command(subcommand)]
@@ -132,6 +169,28 @@ enum Command {
     /// Points economy and settlement (exchange operators, campaigns, expiry, payees, settle, reports).
     #[command(flatten)]
     Economy(mykey_hub::economy::cli::EconomyCmd),
+    /// Spends held beyond nodes' enrolled bounds.
+    #[command(flatten)]
+    Bounds(mykey_hub::quarantine::cli::BoundsCmd),
+}
+
+/// How the dashboard's HTTP side is served.
+#[derive(Args, Debug)]
+struct Doors {
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (passwords and
+    /// session cookies cross the network in clear: a trusted network only).
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
+    /// An operator's exchange request must be stamped (requested_at) within
+    /// this of the hub's clock, either way.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    exchange_window: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,9 +315,8 @@ enum AccountCmd {
         /// The holder's base municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
-        /// The card key, ISSUER_HEX:SERIAL_HEX.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        #[command(flatten)]
+        card: CardArgs,
     },
     /// Show an account with its cards and balances.
     Show {
@@ -283,9 +341,18 @@ enum CardCmd {
         /// The account.
         #[arg(long, value_parser = parse_account)]
         account: AccountId,
-        /// The new card key.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Keep the public key of a registered card's certificate (a card
+    /// registered with --card only), so the hub verifies its PIN proofs.
+    Certificate {
+        /// The card's user-authentication certificate (DER or PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// A trusted JPKI user-authentication CA certificate (repeatable; both generations).
+        #[arg(long, value_name = "FILE", required = true)]
+        trusted_ca: Vec<PathBuf>,
     },
     /// Suspend a lost card everywhere.
     Suspend {
@@ -302,6 +369,51 @@ enum CardCmd {
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
     },
+}
+
+/// A card named by its certificate (preferred: the hub keeps its public key
+/// and verifies the card's PIN proofs) or by its key alone.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = true)]
+struct CardArgs {
+    /// The card key, ISSUER_HEX:SERIAL_HEX (`mykey-node card read` prints it).
+    /// With --cert, it must be the certificate's card.
+    #[arg(long, value_parser = parse_card)]
+    card: Option<CardKey>,
+    /// The card's user-authentication certificate (DER or PEM, from
+    /// `mykey-node card read --cert-out FILE`); checked against --trusted-ca.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// A trusted JPKI user-authentication CA certificate (repeatable; needed with --cert).
+    #[arg(long, value_name = "FILE")]
+    trusted_ca: Vec<PathBuf>,
+}
+
+impl CardArgs {
+    /// The card key, and its checked certificate when one was given.
+    fn resolve(
+        &self,
+        now: UnixMillis,
+    ) -> anyhow::Result<(CardKey, Option<mykey_jpki::TrustedCert>)> {
+        match (&self.card, &self.cert) {
+            (card, Some(path)) => {
+                let t = mykey_hub::quarantine::cli::load_card_cert(
+                    path,
+                    &self.trusted_ca,
+                    card.as_ref(),
+                    now,
+                )?;
+                Ok((t.cert().card_key().clone(), Some(t)))
+            }
+            (Some(card), None) => {
+                if !self.trusted_ca.is_empty() {
+                    bail!("--trusted-ca checks a certificate: give the card's --cert FILE too");
+                }
+                Ok((card.clone(), None))
+            }
+            (None, None) => bail!("name the card with --cert FILE (preferred) or --card KEY"),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -359,6 +471,9 @@ struct Who {
 #[derive(Clone, Debug)]
 struct OpList(Vec<OpKind>);
 
+fn parse_scope(s: &str) -> Result<mykey_hub::access::Scope, String> {
+    mykey_hub::access::Scope::parse(s).map_err(|e| e.to_string())
+}
 fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
     MunicipalityCode::parse(s).map_err(|e| e.to_string())
 }
@@ -416,6 +531,17 @@ fn now() -> UnixMillis {
     UnixMillis(ms)
 }
 
+/// `YYYY-MM-DD HH:MM` in JST.
+fn fmt_jst(t: UnixMillis) -> String {
+    let day = mykey_hub::economy::calendar::Date::of(t);
+    let into_day = t.since(day.start());
+    format!(
+        "{day} {:02}:{:02}",
+        into_day / 3_600_000,
+        into_day % 3_600_000 / 60_000
+    )
+}
+
 fn open(cli: &Cli) -> anyhow::Result<Hub> {
     Ok(Hub::open(&cli.data)?)
 }
@@ -446,6 +572,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
             silent_after,
             max_clock_skew,
+            doors,
         } => {
             let mut thresholds = mykey_hub::status::assess::Thresholds::default();
             for s in silent_after {
@@ -463,16 +590,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             drop(hub);
+            let window_ms = mykey_hub::status::assess::parse_duration_ms(&doors.exchange_window)
+                .map_err(|e| anyhow::anyhow!("--exchange-window {e}"))?;
+            let tls = match (&doors.tls_cert, &doors.tls_key) {
+                (Some(cert), Some(key)) => Some(mykey_hub::http::server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
             let dashboard = mykey_hub::http::DashboardOptions {
                 http: http.clone(),
                 thresholds,
+                tls,
+                insecure_http: doors.insecure_http,
+                app: mykey_hub::http::AppConfig {
+                    exchange: mykey_hub::economy::exchange::ExchangePolicy { window_ms },
+                    ..Default::default()
+                },
+                ..Default::default()
             };
             mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard)?
         }
         Command::Operator(OperatorCmd::Add {
             name,
+            role,
+            municipality,
             password_stdin,
         }) => {
+            let mut hub = open(&cli)?;
+            let role = match (role, hub.operator_role(name)?) {
+                (Some(r), _) => mykey_hub::access::Role::parse(r, *municipality)?,
+                (None, Some(current)) if municipality.is_none() => current,
+                (None, _) => bail!(
+                    "give --role viewer, --role staff --municipality CODE or --role admin; nothing was changed"
+                ),
+            };
             let password = if *password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -486,13 +639,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 p
             };
-            open(&cli)?.set_operator(name, &password, t)?;
-            println!("operator {name} can log in to the dashboard");
+            hub.set_operator(name, &password, role, t)?;
+            println!("operator {name} ({role}) can log in to the dashboard");
         }
-        Command::Operator(OperatorCmd::Token { name }) => {
-            let token = open(&cli)?.new_api_token(name, t)?;
-            println!("{token}");
-            eprintln!("keep this token secret: it is shown only once");
+        Command::Operator(OperatorCmd::Token {
+            name,
+            scope,
+            expires,
+        }) => {
+            let expires_at = if expires == "never" {
+                None
+            } else {
+                let ms = mykey_hub::status::assess::parse_duration_ms(expires)
+                    .map_err(|e| anyhow::anyhow!("--expires {e}, or never"))?;
+                Some(t.plus_ms(ms))
+            };
+            let made = open(&cli)?.new_api_token(name, *scope, expires_at, t)?;
+            println!("{}", made.token);
+            let until = expires_at.map_or("never expires".to_owned(), |e| {
+                format!("expires {} JST", fmt_jst(e))
+            });
+            eprintln!(
+                "token {} of {name}: scope {scope}, {until}; keep it secret: it is shown only once",
+                made.info.id
+            );
+        }
+        Command::Operator(OperatorCmd::Tokens { name }) => {
+            let tokens = open(&cli)?.api_tokens(name.as_deref())?;
+            if tokens.is_empty() {
+                println!("no API tokens; make one with `mykey-hub operator token`");
+            }
+            println!(
+                "{:<12}  {:<16} {:<6} {:<8} {:<17} {:<17}",
+                "id", "operator", "scope", "state", "created (JST)", "expires (JST)"
+            );
+            for tk in tokens {
+                println!(
+                    "{:<12}  {:<16} {:<6} {:<8} {:<17} {:<17}",
+                    tk.id,
+                    tk.operator,
+                    tk.scope.name(),
+                    tk.state(t),
+                    fmt_jst(tk.created_at),
+                    tk.expires_at.map_or("never".to_owned(), fmt_jst)
+                );
+            }
+        }
+        Command::Operator(OperatorCmd::Revoke { token }) => {
+            if !open(&cli)?.revoke_api_token(token, t)? {
+                bail!(
+                    "no unrevoked token has id {token:?}; `mykey-hub operator tokens` lists them"
+                );
+            }
+            println!("token {token} revoked: it stops working at once");
+        }
+        Command::Operator(OperatorCmd::Remove { name }) => {
+            if !open(&cli)?.remove_operator(name)? {
+                bail!("no operator named {name:?}; nothing was changed");
+            }
+            println!("operator {name} removed with their tokens; their sessions end at once");
         }
         Command::Municipality(MunicipalityCmd::Add { code, name }) => {
             open(&cli)?.add_municipality(*code, name, t)?;
@@ -649,11 +854,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             municipality,
             card,
         }) => {
-            let id = open(&cli)?.register_account(my_key_id, *municipality, card, t)?;
+            let (key, cert) = card.resolve(t)?;
+            let mut hub = open(&cli)?;
+            let id = match &cert {
+                Some(c) => hub.register_account_with_certificate(my_key_id, *municipality, c, t)?,
+                None => hub.register_account(my_key_id, *municipality, &key, t)?,
+            };
             println!(
                 "registered account {id} with My Key ID {my_key_id} and card {}",
-                card.short()
+                key.short()
             );
+            if cert.is_none() {
+                eprintln!(
+                    "note: no certificate given, so the hub cannot verify this card's PIN proofs and pays no spend above a node's PIN threshold; keep it with `mykey-hub card certificate --cert FILE --trusted-ca FILE`"
+                );
+            }
         }
         Command::Account(AccountCmd::Show { who }) => {
             let mut hub = open(&cli)?;
@@ -675,10 +890,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Card(CardCmd::Add { account, card }) => {
-            open(&cli)?.add_card(*account, card, t)?;
+            let (key, cert) = card.resolve(t)?;
+            let mut hub = open(&cli)?;
+            match &cert {
+                Some(c) => hub.add_card_with_certificate(*account, c, t)?,
+                None => hub.add_card(*account, &key, t)?,
+            }
             println!(
                 "card {} linked to account {account}; its previous card is superseded",
-                card.short()
+                key.short()
+            );
+        }
+        Command::Card(CardCmd::Certificate { cert, trusted_ca }) => {
+            let c = mykey_hub::quarantine::cli::load_trusted_cert(cert, trusted_ca, t)?;
+            let account = open(&cli)?.set_card_certificate(&c, t)?;
+            println!(
+                "kept the certificate key of card {} (account {account}): its PIN proofs now count",
+                c.cert().card_key().short()
             );
         }
         Command::Card(CardCmd::Suspend { card }) => {
@@ -770,6 +998,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
+        Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit } => {
             for i in open(&cli)?.incidents(*limit)? {
                 let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());

@@ -105,7 +105,8 @@ proptest! {
                         municipality: if s.place == 4 { other_muni() } else { muni() },
                         points: Points::new(s.points).unwrap(),
                         merchant: place,
-                        card_proof: false,
+                        basis: None,
+                        card_proof: None,
                     }),
                     1 => TxBody::Grant(Grant {
                         card: card(s.card),

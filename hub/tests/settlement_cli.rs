@@ -381,7 +381,8 @@ fn settle_closes_nothing_until_every_account_is_there() {
         municipality: common::muni(),
         points: common::pts(100),
         merchant: common::fid("shop-1"),
-        card_proof: false,
+        basis: None,
+        card_proof: None,
     }));
     let shop_id = shop.id;
     let r = mykey_sync_proto::session::HubService::ingest(&mut hub, &shop_id, vec![tx], now);

@@ -9,11 +9,7 @@
 mod common;
 
 use common::*;
-use ed25519_dalek::SigningKey;
 use mykey_hub::economy::calendar::Date;
-use mykey_hub::economy::exchange::{
-    ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
-};
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::economy::outputs::{OutputError, Written};
 use mykey_hub::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode, BuiltinBanks};
@@ -23,10 +19,6 @@ use mykey_sync_proto::session::HubService;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-
-fn op_key() -> SigningKey {
-    SigningKey::from_bytes(&[42; 32])
-}
 
 fn account(bank: &str, branch: &str, number: u32, holder: &str) -> BankAccount {
     BankAccount {
@@ -50,32 +42,8 @@ fn set(f: &mut Fixture, party: Party) {
 /// A fixture with an exchange (municipality receipts) and a redeem at the
 /// shop (a merchant payout) in June 2025, and the merchant's account only.
 fn june(f: &mut Fixture) {
-    let op = OperatorId::parse("card-x").unwrap();
-    f.hub
-        .upsert_exchange_operator(
-            &ExchangeOperator {
-                id: op.clone(),
-                name: "Card X".into(),
-                public_key: op_key().verifying_key().to_bytes(),
-                rate: Rate::new(1, 2).unwrap(),
-                holding_days: 0,
-                expiry: ExpiryPolicy::Never,
-            },
-            T0,
-        )
-        .unwrap();
-    let req = SignedExchange::sign(
-        &op,
-        &ExchangeRequest {
-            request_id: "r1".into(),
-            my_key_id: "Alice01".into(),
-            operator_points: 4000,
-            municipality: None,
-            requested_at: T0.0,
-        },
-        &op_key(),
-    );
-    f.hub.exchange(&req, T0).unwrap();
+    enrol_card_x(&mut f.hub, 0, ExpiryPolicy::Never, T0);
+    card_x_exchange(&mut f.hub, "r1", "Alice01", 4000, T0);
     let tx = f.shop.sign(redeem(f.alice, 1, 700));
     let shop = f.shop.id;
     f.hub.ingest(&shop, vec![tx], T0.plus_ms(1));

@@ -118,7 +118,7 @@ fn main() {
     for k in 0..2000u64 {
         let c = card(1 + k % 10_000);
         let t = Instant::now();
-        node.redeem(&c, Points::new(1).expect("p"), false, UnixMillis(1_000 + k))
+        node.redeem(&c, Points::new(1).expect("p"), None, UnixMillis(1_000 + k))
             .expect("redeem");
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }

@@ -2,14 +2,16 @@
 //! commits durably before it reports done; plus the glue a sync driver calls
 //! (outbox batches, receipts, facts).
 
+use crate::card::VerifiedCardProof;
 use crate::key::NodeKey;
 use crate::rules::{self, Decline, SpendView};
 use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreError};
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem, RightAccept,
-    RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis, codec,
+    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem,
+    RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
+    codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -57,6 +59,17 @@ pub enum OpError {
     /// A right given to the node itself.
     #[error("a right can only be given to another node: name a LAN peer's node id")]
     TransferToSelf,
+    /// The node holds no hub-signed grant for the right it would give.
+    #[error(
+        "this node holds no hub-signed grant for that right: sync with the hub once, then give it again"
+    )]
+    NoGrant,
+    /// The card proof was made for another transaction (another seq, time,
+    /// amount or card: the chain moved on since the PIN was entered).
+    #[error(
+        "the PIN proof was made for another transaction (the node signed something else meanwhile): tap the card and enter the PIN again"
+    )]
+    ProofNotForThis,
     /// The store failed: nothing was done.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -221,23 +234,19 @@ impl Node {
         number: FacilityCardNumber,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Link, now)?;
-        if self
-            .store
-            .read()
-            .number_state(row.account, &number)?
-            .as_deref()
-            == Some("linked")
-        {
-            return Err(OpError::AlreadyLinked(number));
-        }
-        let body = TxBody::LinkFacilityCard(FacilityCardLink {
-            account: row.account,
-            facility: limits.facility,
-            number: number.clone(),
-        });
-        self.commit(body, now, |w| {
-            w.set_number(row.account, &number, Some("pending-link"))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Link, now)?;
+            if r.number_state(row.account, &number)?.as_deref() == Some("linked") {
+                return Err(OpError::AlreadyLinked(number));
+            }
+            let body = TxBody::LinkFacilityCard(FacilityCardLink {
+                account: row.account,
+                facility: limits.facility,
+                number: number.clone(),
+            });
+            Ok((body, Effect::Number(row.account, number, "pending-link")))
         })
     }
 
@@ -248,22 +257,19 @@ impl Node {
         number: FacilityCardNumber,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Unlink, now)?;
-        if self
-            .store
-            .read()
-            .number_state(row.account, &number)?
-            .is_none()
-        {
-            return Err(OpError::NotLinked(number));
-        }
-        let body = TxBody::UnlinkFacilityCard(FacilityCardLink {
-            account: row.account,
-            facility: limits.facility,
-            number: number.clone(),
-        });
-        self.commit(body, now, |w| {
-            w.set_number(row.account, &number, Some("pending-unlink"))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Unlink, now)?;
+            if r.number_state(row.account, &number)?.is_none() {
+                return Err(OpError::NotLinked(number));
+            }
+            let body = TxBody::UnlinkFacilityCard(FacilityCardLink {
+                account: row.account,
+                facility: limits.facility,
+                number: number.clone(),
+            });
+            Ok((body, Effect::Number(row.account, number, "pending-unlink")))
         })
     }
 
@@ -276,64 +282,111 @@ impl Node {
         points: Points,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Grant, now)?;
-        if points.is_zero() {
-            return Err(Decline::ZeroAmount.into());
-        }
-        let body = TxBody::Grant(Grant {
-            card: card.clone(),
-            account: row.account,
-            municipality: limits.municipality,
-            program,
-            points,
-        });
-        self.commit(body, now, |_| Ok(()))
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let (limits, row) = prepare(&w.read(), me, card, OpKind::Grant, now)?;
+            if points.is_zero() {
+                return Err(Decline::ZeroAmount.into());
+            }
+            let body = TxBody::Grant(Grant {
+                card: card.clone(),
+                account: row.account,
+                municipality: limits.municipality,
+                program,
+                points,
+            });
+            Ok((body, Effect::None))
+        })
     }
 
-    /// Spends points, under the offline rules. `card_proof` says the holder
-    /// proved possession with the PIN (the reader checked it).
-    pub fn redeem(
-        &mut self,
+    /// The redeem this node would sign next for `card` and `points` at
+    /// `now`, as a card proof must bind it: the counter asks the card to
+    /// sign this before calling [`Node::redeem`] with the proof.
+    pub fn redeem_binding(
+        &self,
         card: &CardKey,
         points: Points,
-        card_proof: bool,
         now: UnixMillis,
-    ) -> Result<Done, OpError> {
-        let (limits, row) = self.prepare(card, OpKind::Redeem, now)?;
+    ) -> Result<RedeemBinding, OpError> {
         let r = self.store.read();
-        let (confirmed_balance, confirmed_debt) = r.balance(row.account, limits.municipality)?;
-        let strict = r.strict(limits.municipality)?;
-        let view = SpendView {
-            confirmed_balance,
-            confirmed_debt,
-            pending_on_account: r.pending_on_account(row.account, limits.municipality)?,
-            card_unconfirmed_here: r.pending_on_card(card)?,
-            node_exposure: r.exposure()?,
-            right: if strict {
-                Some(r.right(row.account, limits.municipality)?.0)
-            } else {
-                None
-            },
-        };
-        let status = r.card_status(card)?;
-        if let Err(d) = rules::decide_redeem(&limits, status, &view, points, card_proof) {
-            info!(node = %self.id().short(), card = %card.short(), %points, "redeem declined: {d}");
-            return Err(d.into());
-        }
-        let body = TxBody::Redeem(Redeem {
+        let (limits, row) = prepare(&r, self.id(), card, OpKind::Redeem, now)?;
+        let redeem = Redeem {
             card: card.clone(),
             account: row.account,
             municipality: limits.municipality,
             points,
             merchant: limits.facility,
-            card_proof,
-        });
-        let (account, m) = (row.account, limits.municipality);
-        self.commit(body, now, |w| {
-            if strict {
-                w.debit_right(account, m, points, false)?;
+            basis: None,
+            card_proof: None,
+        };
+        let seq = r.last_tx()?.0 + 1;
+        Ok(RedeemBinding::new(self.id(), seq, now, &redeem))
+    }
+
+    /// Spends points, under the offline rules. Above the PIN threshold the
+    /// holder's proof is needed: a [`VerifiedCardProof`] bound to exactly
+    /// this redeem (see [`Node::redeem_binding`]); the redeem carries its
+    /// signature, which the hub verifies with the card's registered key.
+    /// Balances, pending spends, limits and rights are read, the spend is
+    /// decided, signed and committed in one IMMEDIATE transaction, so a fact
+    /// batch written meanwhile by another process cannot make it stale.
+    pub fn redeem(
+        &mut self,
+        card: &CardKey,
+        points: Points,
+        proof: Option<&VerifiedCardProof>,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, card, OpKind::Redeem, now)?;
+            let m = limits.municipality;
+            let (confirmed_balance, confirmed_debt) = r.balance(row.account, m)?;
+            let strict = r.strict(m)?;
+            let view = SpendView {
+                confirmed_balance,
+                confirmed_debt,
+                pending_on_account: r.pending_on_account(row.account, m)?,
+                card_unconfirmed_here: r.pending_on_card(card)?,
+                node_exposure: r.exposure()?,
+                right: if strict {
+                    Some(r.right(row.account, m)?.0)
+                } else {
+                    None
+                },
+            };
+            let mut redeem = Redeem {
+                card: card.clone(),
+                account: row.account,
+                municipality: m,
+                points,
+                merchant: limits.facility.clone(),
+                basis: r.basis(row.account, m)?,
+                card_proof: None,
+            };
+            let proof = match proof {
+                Some(p) => {
+                    let seq = r.last_tx()?.0 + 1;
+                    if p.binding() != &RedeemBinding::new(me, seq, now, &redeem) {
+                        return Err(OpError::ProofNotForThis);
+                    }
+                    redeem.card_proof = Some(p.signature().clone());
+                    Some(p)
+                }
+                None => None,
+            };
+            let status = r.card_status(card)?;
+            if let Err(d) = rules::decide_redeem(&limits, status, &view, points, proof) {
+                info!(node = %me.short(), card = %card.short(), %points, "redeem declined: {d}");
+                return Err(d.into());
             }
-            Ok(())
+            let effect = if strict {
+                Effect::SpendRight(row.account, m, points)
+            } else {
+                Effect::None
+            };
+            Ok((TxBody::Redeem(redeem), effect))
         })
     }
 
@@ -347,37 +400,44 @@ impl Node {
         points: Points,
         now: UnixMillis,
     ) -> Result<Done, OpError> {
-        let r = self.store.read();
-        let limits = r.limits()?;
-        let revoked = r.is_revoked(&self.id())?;
-        let limits = rules::check_node(limits.as_ref(), revoked, OpKind::Redeem, now)?.clone();
-        let m = limits.municipality;
-        if points.is_zero() {
-            return Err(Decline::ZeroAmount.into());
-        }
-        if !r.strict(m)? {
-            return Err(OpError::NotStrict(m));
-        }
-        if to == self.id() {
-            return Err(OpError::TransferToSelf);
-        }
-        // Only hub-granted points move on: see `Reader::right_parts`.
-        let (_, right_id, own) = r.right_parts(account, m)?;
-        if points > own {
-            return Err(Decline::NoRight {
-                right: own,
-                asked: points,
+        let me = self.id();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let limits = r.limits()?;
+            let revoked = r.is_revoked(&me)?;
+            let limits = rules::check_node(limits.as_ref(), revoked, OpKind::Redeem, now)?.clone();
+            let m = limits.municipality;
+            if points.is_zero() {
+                return Err(Decline::ZeroAmount.into());
             }
-            .into());
-        }
-        let body = TxBody::RightTransfer(RightTransfer {
-            account,
-            municipality: m,
-            to,
-            points,
-            right_id,
-        });
-        self.commit(body, now, |w| w.debit_right(account, m, points, true))
+            if !r.strict(m)? {
+                return Err(OpError::NotStrict(m));
+            }
+            if to == me {
+                return Err(OpError::TransferToSelf);
+            }
+            // Only hub-granted points move on: see `Reader::right_parts`.
+            let (_, right_id, own) = r.right_parts(account, m)?;
+            if points > own {
+                return Err(Decline::NoRight {
+                    right: own,
+                    asked: points,
+                }
+                .into());
+            }
+            let grant = r
+                .right_grant(account, m, right_id)?
+                .ok_or(OpError::NoGrant)?;
+            let body = TxBody::RightTransfer(RightTransfer {
+                account,
+                municipality: m,
+                to,
+                points,
+                right_id,
+                grant,
+            });
+            Ok((body, Effect::GiveRight(account, m, points)))
+        })
     }
 
     /// Strict mode: how much of its right on a wallet this node may give a
@@ -401,36 +461,31 @@ impl Node {
         Ok((r.right(account, municipality)?.0, r.strict(municipality)?))
     }
 
-    /// Node, certificate and card checks shared by every operation.
-    fn prepare(
-        &self,
-        card: &CardKey,
-        op: OpKind,
-        now: UnixMillis,
-    ) -> Result<(NodeLimits, CardRow), OpError> {
-        let r = self.store.read();
-        let limits = r.limits()?;
-        let revoked = r.is_revoked(&self.id())?;
-        let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
-        rules::check_card(r.card_status(card)?)?;
-        let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
-        Ok((limits, row))
-    }
-
-    /// Signs the next transaction and commits it with `effects` in one
-    /// durable transaction.
-    fn commit(
+    /// Decides, signs the next transaction and commits it with its local
+    /// effect, all in one IMMEDIATE write transaction: `decide` reads what
+    /// it needs through the writer, so nothing it saw can change before the
+    /// commit.
+    fn decide_and_commit(
         &mut self,
-        body: TxBody,
         now: UnixMillis,
-        effects: impl FnOnce(&crate::store::Writer<'_>) -> Result<(), StoreError>,
+        decide: impl FnOnce(&crate::store::Writer<'_>) -> Result<(TxBody, Effect), OpError>,
     ) -> Result<Done, OpError> {
         let key = &self.key;
-        let kind = body.name();
-        let done = self.store.write(|w| {
+        let (done, kind) = self.store.write(|w| {
+            let (body, effect) = decide(w)?;
+            let kind = body.name();
             let done = sign_into(w, key, body, now)?;
-            effects(w)?;
-            Ok::<_, StoreError>(done)
+            match effect {
+                Effect::None => {}
+                Effect::Number(account, number, state) => {
+                    w.set_number(account, &number, Some(state))?
+                }
+                Effect::SpendRight(account, m, points) => {
+                    w.debit_right(account, m, points, false)?
+                }
+                Effect::GiveRight(account, m, points) => w.debit_right(account, m, points, true)?,
+            }
+            Ok::<_, OpError>((done, kind))
         })?;
         info!(node = %self.id().short(), seq = done.seq, tx = %done.tx.short(), "{kind} committed");
         Ok(done)
@@ -474,12 +529,22 @@ impl Node {
                         ledger_pos,
                         balance,
                         debt_created,
+                        quarantined,
                     } => {
+                        // The hub held part of the spend as evidence: the
+                        // facility is not paid for it unless an operator
+                        // releases it. Shown with the node's troubled rows.
+                        let held = (!quarantined.is_zero()).then(|| {
+                            warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), %quarantined, "hub held part of a redeem in quarantine");
+                            format!(
+                                "{quarantined} held in quarantine at the hub (beyond this node's enrolled bounds): not paid unless an operator releases it"
+                            )
+                        });
                         w.set_outbox_outcome(
                             rc.seq,
                             &rc.tx,
                             "accepted",
-                            None,
+                            held.as_deref(),
                             Some(*ledger_pos),
                             Some(*debt_created),
                             now,
@@ -527,7 +592,7 @@ impl Node {
             // tracked as facts apply, not read once up front.
             let mut facility = w.read().limits()?.map(|l| l.facility);
             for v in &verified {
-                apply_fact(w, me, &mut facility, v.payload())?;
+                apply_fact(w, me, &mut facility, v)?;
             }
             let cursor = w.read().meta_u64("fact_cursor")?.max(facts.cursor);
             w.set_meta("fact_cursor", &cursor.to_be_bytes())?;
@@ -671,6 +736,34 @@ impl Node {
     }
 }
 
+/// The local change an operation commits with its transaction.
+enum Effect {
+    /// Nothing beyond the outbox row.
+    None,
+    /// A facility card number's local state.
+    Number(AccountId, FacilityCardNumber, &'static str),
+    /// Strict mode: a spend from this node's right.
+    SpendRight(AccountId, MunicipalityCode, Points),
+    /// Strict mode: part of the hub-granted right given to a peer.
+    GiveRight(AccountId, MunicipalityCode, Points),
+}
+
+/// Node, certificate and card checks shared by every operation.
+fn prepare(
+    r: &crate::store::Reader<'_>,
+    me: NodeId,
+    card: &CardKey,
+    op: OpKind,
+    now: UnixMillis,
+) -> Result<(NodeLimits, CardRow), OpError> {
+    let limits = r.limits()?;
+    let revoked = r.is_revoked(&me)?;
+    let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
+    rules::check_card(r.card_status(card)?)?;
+    let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
+    Ok((limits, row))
+}
+
 /// Signs the next transaction of the chain and appends it to the outbox,
 /// inside the caller's write transaction.
 fn sign_into(
@@ -779,8 +872,9 @@ pub(crate) fn apply_fact(
     w: &crate::store::Writer<'_>,
     me: NodeId,
     facility: &mut Option<mykey_sync_proto::FacilityId>,
-    p: &mykey_sync_proto::FactPayload,
+    v: &mykey_sync_proto::VerifiedFact,
 ) -> Result<bool, StoreError> {
+    let p = v.payload();
     if let FactBody::FacilityCard { facility: f, .. } = &p.body
         && facility.as_ref() != Some(f)
     {
@@ -851,6 +945,7 @@ pub(crate) fn apply_fact(
             let id = format!("grant:{right_id}");
             if *node == me && w.note_right_event(id.as_bytes(), "grant", *points, p.issued_at)? {
                 w.credit_right(*account, *municipality, *points, *right_id)?;
+                w.put_right_grant(*right_id, *account, *municipality, v.signed())?;
             }
         }
         FactBody::SpendRightReleased {
@@ -862,6 +957,11 @@ pub(crate) fn apply_fact(
                 w.clear_right(*account, *municipality)?;
             }
         }
+        FactBody::LanRoster {
+            municipality,
+            group,
+            members,
+        } => w.put_roster(*municipality, group, members, p.hub_seq)?,
     }
     Ok(true)
 }

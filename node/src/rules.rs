@@ -1,6 +1,7 @@
 //! The offline rules (DESIGN §6): pure decisions over what the node knows.
 //! No clock, no store: the caller gathers a [`SpendView`] and passes `now`.
 
+use crate::card::VerifiedCardProof;
 use mykey_sync_proto::{CardStatus, NodeLimits, OpKind, Points, UnixMillis};
 
 /// What the node knows about a spend it is asked to make.
@@ -140,13 +141,13 @@ pub fn decide_redeem(
     card: CardStatus,
     view: &SpendView,
     asked: Points,
-    card_proof: bool,
+    proof: Option<&VerifiedCardProof>,
 ) -> Result<(), Decline> {
     if asked.is_zero() {
         return Err(Decline::ZeroAmount);
     }
     check_card(card)?;
-    if asked > limits.pin_threshold && !card_proof {
+    if asked > limits.pin_threshold && proof.is_none() {
         return Err(Decline::PinRequired {
             threshold: limits.pin_threshold,
         });
@@ -193,6 +194,10 @@ mod tests {
 
     fn p(n: u64) -> Points {
         Points::new(n).unwrap()
+    }
+
+    fn test_proof() -> VerifiedCardProof {
+        VerifiedCardProof::for_rules_tests()
     }
 
     fn limits() -> NodeLimits {
@@ -275,7 +280,8 @@ mod tests {
             ),
         ];
         for (i, (v, st, asked, proof, want)) in cases.into_iter().enumerate() {
-            let got = decide_redeem(&l, st, &v, p(asked), proof);
+            let pr = test_proof();
+            let got = decide_redeem(&l, st, &v, p(asked), proof.then_some(&pr));
             match want {
                 None => assert!(got.is_ok(), "case {i}: {got:?}"),
                 Some(w) => {
@@ -298,16 +304,22 @@ mod tests {
             card_unconfirmed_here: p(card),
             ..SpendView::default()
         };
-        assert!(decide_redeem(&l, CardStatus::Active, &view(800, 0), p(800), false).is_ok());
+        assert!(decide_redeem(&l, CardStatus::Active, &view(800, 0), p(800), None).is_ok());
         assert_eq!(
-            decide_redeem(&l, CardStatus::Active, &view(800, 0), p(801), true),
+            decide_redeem(
+                &l,
+                CardStatus::Active,
+                &view(800, 0),
+                p(801),
+                Some(&test_proof())
+            ),
             Err(Decline::NoRight {
                 right: p(800),
                 asked: p(801)
             })
         );
         // The bounded-risk limits still apply on top of the right.
-        let msg = decide_redeem(&l, CardStatus::Active, &view(9000, 2500), p(600), false)
+        let msg = decide_redeem(&l, CardStatus::Active, &view(9000, 2500), p(600), None)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("card offline limit"), "{msg}");
@@ -317,7 +329,7 @@ mod tests {
             ..view(800, 0)
         };
         assert!(matches!(
-            decide_redeem(&l, CardStatus::Active, &bounded, p(1), false),
+            decide_redeem(&l, CardStatus::Active, &bounded, p(1), None),
             Err(Decline::InsufficientBalance { .. })
         ));
     }

@@ -196,7 +196,7 @@ impl Node {
                 let mut fac = w.read().limits()?.map(|l| l.facility).or(facility);
                 let mut n = 0;
                 for f in &facts {
-                    n += usize::from(apply_fact(w, me, &mut fac, f.payload())?);
+                    n += usize::from(apply_fact(w, me, &mut fac, f)?);
                 }
                 if !bytes.is_empty() {
                     w.put_shard_chunk(&shard_bytes, epoch, &bytes, whole)?;

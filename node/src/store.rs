@@ -25,6 +25,17 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The file could not be created.
+    #[error(
+        "cannot create the node store {path}: {source}; check the data directory's permissions"
+    )]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file was written by a newer version.
     #[error(
         "node store schema version {found} is newer than this build ({supported}): upgrade mykey-node"
@@ -157,6 +168,21 @@ const MIGRATIONS: &[&str] = &[
     // sync round and LAN offer) in one index step, not a scan of every
     // pending row: a stall offline all day holds thousands.
     "CREATE INDEX outbox_status_seq ON outbox(status, seq);",
+    // The hub-signed grant of each spend right, so a right given to a LAN
+    // peer travels with the grant it comes from (the peer checks it).
+    "CREATE TABLE right_grants (
+        right_id INTEGER PRIMARY KEY,
+        account INTEGER NOT NULL,
+        municipality INTEGER NOT NULL,
+        fact BLOB NOT NULL
+     );
+     CREATE TABLE lan_rosters (
+        municipality INTEGER NOT NULL,
+        grp TEXT NOT NULL,
+        members BLOB NOT NULL,
+        hub_seq INTEGER NOT NULL,
+        PRIMARY KEY (municipality, grp)
+     ) WITHOUT ROWID;",
 ];
 
 /// What the node holds of a shard.
@@ -245,8 +271,27 @@ fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the store at `path`.
+    /// Opens (creating and migrating) the store at `path`. A new file is
+    /// created with mode 0600 (card-to-account links and balances are
+    /// nobody else's business); SQLite gives its `-wal` and `-shm` files the
+    /// same mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StoreError::Create {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
         let conn = Connection::open(path)?;
         Self::init(conn)
     }
@@ -677,7 +722,15 @@ impl Writer<'_> {
     ) -> Result<(), StoreError> {
         let (total, _, own) = self.read().right_parts(account, m)?;
         let room = if give { own } else { total };
-        assert!(room >= points, "spend right of {account} overdrawn");
+        // The caller decided inside this same write transaction, so the
+        // right cannot have moved; still, a store edited by another process
+        // is an error here, never a panic of the counter loop.
+        if room < points {
+            return Err(StoreError::Corrupt {
+                table: "rights",
+                detail: format!("spend right of {account} holds {room}, {points} were to be taken"),
+            });
+        }
         let from_received = if give {
             0
         } else {
@@ -694,6 +747,46 @@ impl Writer<'_> {
                 i(points.get()),
                 i(from_received)
             ])?;
+        Ok(())
+    }
+
+    /// Keeps the latest roster of a LAN group (a later hub_seq replaces it;
+    /// an empty roster ends the group).
+    pub fn put_roster(
+        &self,
+        m: MunicipalityCode,
+        group: &mykey_sync_proto::LanGroup,
+        members: &mykey_sync_proto::Roster,
+        hub_seq: u64,
+    ) -> Result<(), StoreError> {
+        let bytes: Vec<u8> = members
+            .members()
+            .iter()
+            .flat_map(|n| n.as_bytes().to_vec())
+            .collect();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO lan_rosters(municipality, grp, members, hub_seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(municipality, grp) DO UPDATE SET members = excluded.members, hub_seq = excluded.hub_seq
+             WHERE excluded.hub_seq > lan_rosters.hub_seq",
+            )?
+            .execute(params![m.get(), group.as_str(), bytes, i(hub_seq)])?;
+        Ok(())
+    }
+
+    /// Keeps the hub-signed fact that granted a spend right.
+    pub fn put_right_grant(
+        &self,
+        right_id: u64,
+        account: AccountId,
+        m: MunicipalityCode,
+        fact: &mykey_sync_proto::SignedFact,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO right_grants(right_id, account, municipality, fact) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![i(right_id), i(account.get()), m.get(), fact.to_bytes()])?;
         Ok(())
     }
 
@@ -940,7 +1033,34 @@ impl Reader<'_> {
             .optional()?)
     }
 
-    /// Confirmed (balance, debt) of an account; zero when unknown.
+    /// The hub's last confirmed balance of a wallet with the ledger position
+    /// it reflects: the basis a redeem states (`None`: none received yet).
+    pub fn basis(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Option<mykey_sync_proto::Basis>, StoreError> {
+        let row: Option<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT balance, debt, ledger_pos FROM balances WHERE account = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![i(account.get()), municipality.get()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((b, d, pos)) = row else {
+            return Ok(None);
+        };
+        let p = |v: i64| Points::new(u(v)).map_err(|e| corrupt("balances", e));
+        Ok(Some(mykey_sync_proto::Basis {
+            ledger_pos: u(pos),
+            balance: p(b)?,
+            debt: p(d)?,
+        }))
+    }
+
+    /// The hub's confirmed balance and debt of a wallet (zero when unknown).
     pub fn balance(
         &self,
         account: AccountId,
@@ -1023,6 +1143,27 @@ impl Reader<'_> {
             u(id),
             Points::new(own).map_err(|e| corrupt("rights", e))?,
         ))
+    }
+
+    /// The hub-signed grant of a spend right of this node on a wallet.
+    pub fn right_grant(
+        &self,
+        account: AccountId,
+        m: MunicipalityCode,
+        right_id: u64,
+    ) -> Result<Option<mykey_sync_proto::SignedFact>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT fact FROM right_grants WHERE right_id = ?1 AND account = ?2 AND municipality = ?3",
+            )?
+            .query_row(params![i(right_id), i(account.get()), m.get()], |r| r.get(0))
+            .optional()?;
+        bytes
+            .map(|b| {
+                mykey_sync_proto::SignedFact::from_bytes(&b).map_err(|e| corrupt("right_grants", e))
+            })
+            .transpose()
     }
 
     /// Sum of unconfirmed redeems on an account: own, and those of LAN peers

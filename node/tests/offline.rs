@@ -102,22 +102,24 @@ fn offline_rules_hold_with_figures() {
     }
     assert_eq!(node.lookup(&card(9)).unwrap(), Lookup::NotRegistered);
     // Within every limit.
-    node.redeem(&card(1), p(900), false, now).unwrap();
+    node.redeem(&card(1), p(900), None, now).unwrap();
     // PIN needed above 1000.
-    let e = node.redeem(&card(1), p(1500), false, now).unwrap_err();
+    let e = node.redeem(&card(1), p(1500), None, now).unwrap_err();
     assert!(
         matches!(e, OpError::Declined(Decline::PinRequired { .. })),
         "{e}"
     );
-    node.redeem(&card(1), p(1500), true, now).unwrap();
+    // (Above the threshold with a real card proof: tests/tests/card_proof.rs.)
+    node.redeem(&card(1), p(750), None, now).unwrap();
+    node.redeem(&card(1), p(750), None, now).unwrap();
     // 4000 - 2400 pending = 1600 available, card limit 3000 - 2400 = 600 left.
-    let e = node.redeem(&card(1), p(700), true, now).unwrap_err();
+    let e = node.redeem(&card(1), p(700), None, now).unwrap_err();
     assert!(
         matches!(e, OpError::Declined(Decline::CardOfflineLimit { .. })),
         "{e}"
     );
     // Account 2 has no confirmed balance.
-    let e = node.redeem(&card(2), p(1), false, now).unwrap_err();
+    let e = node.redeem(&card(2), p(1), None, now).unwrap_err();
     match e {
         OpError::Declined(Decline::InsufficientBalance {
             available, asked, ..
@@ -127,7 +129,7 @@ fn offline_rules_hold_with_figures() {
         other => panic!("{other}"),
     }
     let s = node.status().unwrap();
-    assert_eq!((s.last_seq, s.outbox.pending), (2, 2));
+    assert_eq!((s.last_seq, s.outbox.pending), (3, 3));
     assert_eq!(s.exposure, p(2400));
 }
 
@@ -168,7 +170,7 @@ fn suspension_is_refused_and_forged_facts_change_nothing() {
     node.apply_facts(&f).unwrap();
     assert_eq!(node.lookup(&card(1)).unwrap(), Lookup::Suspended);
     let e = node
-        .redeem(&card(1), p(1), false, UnixMillis(5))
+        .redeem(&card(1), p(1), None, UnixMillis(5))
         .unwrap_err();
     assert!(
         matches!(e, OpError::Declined(Decline::CardSuspended)),
@@ -191,7 +193,7 @@ fn crash_after_done_loses_nothing() {
             UnixMillis(7),
         )
         .unwrap();
-        done = node.redeem(&card(1), p(300), false, UnixMillis(8)).unwrap();
+        done = node.redeem(&card(1), p(300), None, UnixMillis(8)).unwrap();
         // Dropped right after the operation was reported done: no shutdown.
         std::mem::forget(node);
     }
@@ -217,7 +219,7 @@ fn crash_after_done_loses_nothing() {
 fn receipts_settle_outbox_and_rejections_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let (mut node, _hub) = setup(dir.path());
-    let a = node.redeem(&card(1), p(100), false, UnixMillis(1)).unwrap();
+    let a = node.redeem(&card(1), p(100), None, UnixMillis(1)).unwrap();
     let b = node
         .link(
             &card(1),
@@ -241,6 +243,7 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
                         debt: p(0),
                     }),
                     debt_created: p(0),
+                    quarantined: p(0),
                 },
             },
             Receipt {
@@ -283,7 +286,7 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
         UnixMillis(4),
     )
     .unwrap();
-    assert!(node.redeem(&card(2), p(1), false, UnixMillis(5)).is_err());
+    assert!(node.redeem(&card(2), p(1), None, UnixMillis(5)).is_err());
     let _ = SignedTx::from_bytes(&node.outbox_from(3, 1).unwrap()[0].to_bytes()).unwrap();
 }
 

@@ -107,7 +107,7 @@ fn spends_only_within_rights_counted_once() {
     let mut a = stall(dir.path(), 1, &mut hub);
     // No right yet: a strict node declines with its reason.
     assert_eq!(
-        declined(a.redeem(&card(), p(10), false, T)),
+        declined(a.redeem(&card(), p(10), None, T)),
         Decline::NoRight {
             right: p(0),
             asked: p(10)
@@ -122,10 +122,10 @@ fn spends_only_within_rights_counted_once() {
     let other = NodeKey::from_secret([9; 32]).id();
     a.apply_facts(&grant(&mut hub, other, 8, 900)).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(500));
-    a.redeem(&card(), p(300), false, T).unwrap();
+    a.redeem(&card(), p(300), None, T).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(200));
     assert_eq!(
-        declined(a.redeem(&card(), p(201), false, T)),
+        declined(a.redeem(&card(), p(201), None, T)),
         Decline::NoRight {
             right: p(200),
             asked: p(201)
@@ -148,7 +148,7 @@ fn spends_only_within_rights_counted_once() {
     a.apply_facts(&rel).unwrap();
     assert_eq!(a.right(acct(), muni()).unwrap().0, p(0));
     assert!(matches!(
-        declined(a.redeem(&card(), p(1), false, T)),
+        declined(a.redeem(&card(), p(1), None, T)),
         Decline::NoRight { .. }
     ));
 }
@@ -207,7 +207,7 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
     ));
     // B spends what it was given; its pending spend is a redeem, the
     // transfer never counts as one on A.
-    b.redeem(&card(), p(250), false, T).unwrap();
+    b.redeem(&card(), p(250), None, T).unwrap();
     assert_eq!(b.right(acct(), muni()).unwrap().0, p(0));
     assert_eq!(a.status().unwrap().exposure, p(0));
     // A transfer addressed to someone else is stored (to carry) but not credited.

@@ -261,7 +261,8 @@ impl<H: HubCore> World<H> {
             municipality: self.municipality,
             points: Points::new(1000).at(t)?,
             merchant: FacilityId::parse("rogue-shop").at(t)?,
-            card_proof: true,
+            basis: None,
+            card_proof: None,
         });
         let own = SignedTx::sign(
             &TxPayload {

@@ -32,6 +32,8 @@ fn decline_name(e: &OpError) -> String {
         OpError::NotLinked(_) => "not linked".to_owned(),
         OpError::NotStrict(_) => "not in strict mode".to_owned(),
         OpError::TransferToSelf => "right transfer to itself".to_owned(),
+        OpError::NoGrant => "no hub grant for the right".to_owned(),
+        OpError::ProofNotForThis => "PIN proof made for another transaction".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }
@@ -113,7 +115,10 @@ impl<H: HubCore> World<H> {
         }
         let wall = self.nodes[n].clock.wall(t);
         let pts = Points::new(p).at(t)?;
-        let result = self.core_mut(n)?.redeem(&card, pts, proof, wall).map(Some);
+        // Interim: card proofs need an in-process card (the lying-node work
+        // brings one); until then a spend above the threshold is declined.
+        let _ = proof;
+        let result = self.core_mut(n)?.redeem(&card, pts, None, wall).map(Some);
         if let Err(OpError::Declined(Decline::NoRight { .. })) = &result {
             let why = self.no_right_reason(spec.holder, p)?;
             *self.metrics.declines.entry(why.into()).or_default() += 1;

@@ -10,8 +10,8 @@
 
 use crate::codec::{self, DecodeError};
 use crate::ids::{
-    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId, Points,
-    TxId, UnixMillis,
+    AccountId, CardKey, FacilityCardNumber, FacilityId, LanGroup, MunicipalityCode, MyKeyId,
+    NodeId, Points, TxId, UnixMillis,
 };
 use crate::tx::{OpKind, signing_input};
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 /// Domain separation for fact signatures.
 pub const FACT_DOMAIN: &[u8] = b"mykey-edge/fact/v1\0";
-/// Upper bound of an encoded fact payload.
-pub const MAX_FACT_PAYLOAD_BYTES: usize = 2048;
+/// Upper bound of an encoded fact payload (a full LAN roster is ~3.3 KB).
+pub const MAX_FACT_PAYLOAD_BYTES: usize = 4096;
 
 /// A fact before signing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +212,78 @@ pub enum FactBody {
         /// The node.
         node: NodeId,
     },
+    /// The nodes allowed to trust each other on a LAN: a group of one
+    /// municipality (for example its festival stalls). A node admits a LAN
+    /// peer only if the latest roster of some group names them both; a later
+    /// roster of the same group replaces the earlier one, an empty one ends
+    /// the group.
+    LanRoster {
+        /// Whose nodes.
+        municipality: MunicipalityCode,
+        /// The group's name.
+        group: LanGroup,
+        /// Its members, sorted, without duplicates.
+        members: Roster,
+    },
+}
+
+/// The members of a LAN group: sorted, unique, at most [`Roster::MAX`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<NodeId>")]
+pub struct Roster(Vec<NodeId>);
+
+/// A roster that breaks its rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RosterError {
+    /// Too many members.
+    #[error("a LAN roster holds at most {max} nodes, not {n}: split the group")]
+    TooMany {
+        /// Members given.
+        n: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Not sorted or a node twice.
+    #[error("a LAN roster lists each node once, in order")]
+    NotSorted,
+}
+
+impl Roster {
+    /// The most nodes one group holds (the fact stays within its size bound).
+    pub const MAX: usize = 100;
+
+    /// A roster of these nodes (sorted and deduplicated here).
+    pub fn new(mut members: Vec<NodeId>) -> Result<Self, RosterError> {
+        members.sort();
+        members.dedup();
+        Roster::try_from(members)
+    }
+
+    /// The members, sorted.
+    pub fn members(&self) -> &[NodeId] {
+        &self.0
+    }
+
+    /// Whether `node` is a member.
+    pub fn contains(&self, node: &NodeId) -> bool {
+        self.0.binary_search(node).is_ok()
+    }
+}
+
+impl TryFrom<Vec<NodeId>> for Roster {
+    type Error = RosterError;
+    fn try_from(members: Vec<NodeId>) -> Result<Self, RosterError> {
+        if members.len() > Roster::MAX {
+            return Err(RosterError::TooMany {
+                n: members.len(),
+                max: Roster::MAX,
+            });
+        }
+        if members.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(RosterError::NotSorted);
+        }
+        Ok(Roster(members))
+    }
 }
 
 impl FactBody {
@@ -278,7 +350,10 @@ impl SignedFact {
             &Signature::from_bytes(&self.signature),
         )
         .map_err(|_| FactError::BadSignature)?;
-        Ok(VerifiedFact { payload })
+        Ok(VerifiedFact {
+            payload,
+            signed: self.clone(),
+        })
     }
 
     /// Canonical bytes for storage.
@@ -302,12 +377,17 @@ impl SignedFact {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedFact {
     payload: FactPayload,
+    signed: SignedFact,
 }
 
 impl VerifiedFact {
     /// The verified contents.
     pub fn payload(&self) -> &FactPayload {
         &self.payload
+    }
+    /// The signed form, to keep or pass on (a spend right travels with its grant).
+    pub fn signed(&self) -> &SignedFact {
+        &self.signed
     }
 }
 

@@ -403,6 +403,12 @@ slug_id!(
     ProgramId,
     "programme id"
 );
+slug_id!(
+    /// A group of nodes that may trust each other on a LAN (a festival's
+    /// stalls), named by the hub's roster.
+    LanGroup,
+    "LAN group"
+);
 
 /// A facility card number (a library card number, a point card number).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

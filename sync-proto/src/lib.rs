@@ -12,9 +12,10 @@
 pub mod ids;
 
 pub use ids::{
-    AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, MunicipalityCode, MyKeyId, NodeId,
-    Points, ProgramId, TxId, UnixMillis,
+    AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, LanGroup, MunicipalityCode,
+    MyKeyId, NodeId, Points, ProgramId, TxId, UnixMillis,
 };
+pub mod card_proof;
 pub mod codec;
 pub mod fact;
 pub mod session;
@@ -22,10 +23,12 @@ pub mod shard;
 pub mod tx;
 pub mod wire;
 
+pub use card_proof::{CardSignature, RedeemBinding};
 pub use fact::{
-    CardStatus, FactBody, FactError, FactPayload, NodeLimits, Scope, SignedFact, VerifiedFact,
+    CardStatus, FactBody, FactError, FactPayload, NodeLimits, Roster, Scope, SignedFact,
+    VerifiedFact,
 };
 pub use tx::{
-    FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
+    Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
     TxPayload, VerifiedTx, VerifyError,
 };

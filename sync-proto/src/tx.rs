@@ -7,7 +7,9 @@
 //! Only [`SignedTx::verify`] makes a [`VerifiedTx`], and the hub's ledger and
 //! the node's cache only apply verified transactions.
 
+use crate::card_proof::CardSignature;
 use crate::codec::{self, DecodeError};
+use crate::fact::SignedFact;
 use crate::ids::{
     AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, NodeId, Points,
     ProgramId, TxId, UnixMillis,
@@ -96,6 +98,9 @@ pub struct RightTransfer {
     pub points: Points,
     /// The hub's right this part comes from (the sender's).
     pub right_id: u64,
+    /// The hub-signed `SpendRight` fact that granted the sender `right_id`:
+    /// the receiver checks the transfer against it before crediting anything.
+    pub grant: SignedFact,
 }
 
 /// A right transfer the signing node received, with the sender's signed
@@ -119,8 +124,26 @@ pub struct Redeem {
     pub points: Points,
     /// The facility that accepted them and will be reimbursed.
     pub merchant: FacilityId,
-    /// Whether the holder proved possession with the PIN at the counter.
-    pub card_proof: bool,
+    /// The hub-confirmed balance of the wallet the node decided on (`None`:
+    /// it held none). The hub checks it issued exactly this balance and
+    /// bounds what it pays from its own records (DESIGN §6).
+    pub basis: Option<Basis>,
+    /// The holder's PIN proof: the card's signature over this redeem's
+    /// [`crate::card_proof::RedeemBinding`]. Required above the node's PIN
+    /// threshold; the hub verifies it with the card's registered key.
+    pub card_proof: Option<CardSignature>,
+}
+
+/// A wallet's balance as the hub confirmed it at a ledger position (from a
+/// receipt or a `ConfirmedBalance` fact): what a node decided a spend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// The ledger position the balance reflects.
+    pub ledger_pos: u64,
+    /// Spendable points there.
+    pub balance: Points,
+    /// Debt there.
+    pub debt: Points,
 }
 
 /// A grant from a programme's budget.
@@ -360,7 +383,12 @@ mod tests {
                 municipality: MunicipalityCode::parse("131059").unwrap(),
                 points: Points::new(points).unwrap(),
                 merchant: FacilityId::parse("shop-1").unwrap(),
-                card_proof: false,
+                basis: Some(Basis {
+                    ledger_pos: 4,
+                    balance: Points::new(900).unwrap(),
+                    debt: Points::ZERO,
+                }),
+                card_proof: Some(CardSignature::new(vec![0xab; 256]).unwrap()),
             }),
         }
     }
@@ -376,6 +404,21 @@ mod tests {
             to: node(&b),
             points: Points::new(40).unwrap(),
             right_id: 3,
+            grant: crate::fact::SignedFact::sign(
+                &crate::fact::FactPayload {
+                    hub_seq: 8,
+                    issued_at: UnixMillis(1),
+                    scope: crate::fact::Scope::Node(node(&a)),
+                    body: crate::fact::FactBody::SpendRight {
+                        account: AccountId::new(7).unwrap(),
+                        municipality: m,
+                        node: node(&a),
+                        right_id: 3,
+                        points: Points::new(100).unwrap(),
+                    },
+                },
+                &key(9),
+            ),
         });
         // The variant index is part of the encoding: after UnlinkFacilityCard (3).
         assert_eq!(codec::encode(&transfer)[0], 4);

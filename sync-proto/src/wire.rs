@@ -13,7 +13,7 @@ use crate::tx::SignedTx;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Upper bound of one encoded message.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound of transactions in one push.
@@ -163,6 +163,11 @@ pub enum Outcome {
         balance: Option<BalanceSnapshot>,
         /// Debt the hub recorded because the balance fell short (offline overdraft).
         debt_created: Points,
+        /// Points of a redeem the hub held in quarantine instead of paying:
+        /// the spend went beyond the bounds it enrolled for this node (no
+        /// valid card proof above the PIN threshold, or past its per-card or
+        /// exposure allowance). An operator releases or rejects them.
+        quarantined: Points,
     },
     /// Not applied, for this reason.
     Rejected(RejectReason),
@@ -240,6 +245,13 @@ pub enum RejectReason {
     /// Unlink of a number that is not linked.
     #[error("facility card number is not linked to this account")]
     NotLinked,
+    /// The node's certificate from the hub expired (past its `valid_until`
+    /// and the hub's grace, by the hub's clock): nothing is applied until an
+    /// operator renews the enrolment; the node resends then.
+    #[error(
+        "this node's certificate expired at the hub: ask the hub operator to renew its enrolment (mykey-hub node enrol)"
+    )]
+    CertificateExpired,
 }
 
 impl RejectReason {
@@ -254,6 +266,7 @@ impl RejectReason {
                 | RejectReason::RevokedNode
                 | RejectReason::ChainGap { .. }
                 | RejectReason::ChainFork { .. }
+                | RejectReason::CertificateExpired
         )
     }
 }
@@ -289,6 +302,12 @@ pub enum Refusal {
     /// The message broke a protocol rule (Hello not first, peer mismatch, bounds).
     #[error("protocol violation: {0}")]
     Protocol(String),
+    /// The node's certificate expired at the hub (past `valid_until` and
+    /// the hub's grace, by the hub's clock).
+    #[error(
+        "this node's certificate expired: ask the hub operator to renew its enrolment (mykey-hub node enrol)"
+    )]
+    CertificateExpired,
 }
 
 /// A message that could not be decoded.

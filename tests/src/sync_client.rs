@@ -177,7 +177,8 @@ impl Signer {
     }
 }
 
-/// A redeem of `points` by `card` (of `account`) at `merchant`, without PIN.
+/// A redeem of `points` by `card` (of `account`) at `merchant`, without PIN
+/// or basis (the hub bounds it by the node's offline limits).
 pub fn redeem(
     card: &CardKey,
     account: AccountId,
@@ -191,6 +192,7 @@ pub fn redeem(
         municipality,
         points: Points::new(points).expect("points in range"),
         merchant: merchant.clone(),
-        card_proof: false,
+        basis: None,
+        card_proof: None,
     })
 }

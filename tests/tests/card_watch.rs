@@ -329,7 +329,7 @@ fn redeems(node: &Node) -> Vec<(u64, bool)> {
         .iter()
         .filter_map(
             |tx| match &tx.verify().expect("own tx verifies").payload().body {
-                TxBody::Redeem(r) => Some((r.points.get(), r.card_proof)),
+                TxBody::Redeem(r) => Some((r.points.get(), r.card_proof.is_some())),
                 _ => None,
             },
         )

@@ -128,7 +128,13 @@ async fn garbage_oversized_truncated_and_wrong_version_are_refused_while_others_
         ask(
             &mut swarm,
             hub,
-            Frame::Message(vec![0, 2, 0xff, 0xfe, 0x00, 0x42]),
+            Frame::Message(
+                [
+                    &mykey_sync_proto::wire::PROTOCOL_VERSION.to_be_bytes()[..],
+                    &[0xff, 0xfe, 0x00, 0x42],
+                ]
+                .concat(),
+            ),
         )
         .await,
     );

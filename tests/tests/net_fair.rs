@@ -100,19 +100,22 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
     .unwrap();
     let op = OperatorId::parse("card-x").unwrap();
     let op_key = SigningKey::from_bytes(&[42; 32]);
-    w.open_hub()
-        .upsert_exchange_operator(
-            &ExchangeOperator {
-                id: op.clone(),
-                name: "Card X".into(),
-                public_key: op_key.verifying_key().to_bytes(),
-                rate: Rate::new(1, 1).unwrap(),
-                holding_days: 0,
-                expiry: ExpiryPolicy::Never,
-            },
-            now(),
-        )
+    let mut hub = w.open_hub();
+    hub.upsert_exchange_operator(
+        &ExchangeOperator {
+            id: op.clone(),
+            name: "Card X".into(),
+            public_key: op_key.verifying_key().to_bytes(),
+            rate: Rate::new(1, 1).unwrap(),
+            holding_days: 0,
+            expiry: ExpiryPolicy::Never,
+        },
+        now(),
+    )
+    .unwrap();
+    hub.allow_exchange(&op, bunkyo(), pts(1_000_000), now())
         .unwrap();
+    drop(hub);
     let http = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -40,7 +40,7 @@ fn hub_killed_mid_push_then_everything_reconciles_once() {
         let mut node = DataDir::new(d).open().unwrap();
         for k in 0..BACKLOG_PER_NODE {
             let (card, _) = &w.holders[(i + k) % w.holders.len()];
-            node.redeem(card, pts(1 + (k as u64 % 3)), false, now())
+            node.redeem(card, pts(1 + (k as u64 % 3)), None, now())
                 .unwrap();
         }
     }

@@ -77,16 +77,16 @@ fn offline_day_reconciles_with_invariants() {
     // A cross-node double spend: both nodes see 3000 confirmed.
     w.sites[STALL]
         .node
-        .redeem(&hanako_card, pts(1900), false, w.now)
+        .redeem(&hanako_card, pts(1900), None, w.now)
         .unwrap();
     w.sites[CC]
         .node
-        .redeem(&hanako_card, pts(1800), false, w.now)
+        .redeem(&hanako_card, pts(1800), None, w.now)
         .unwrap();
     // Each node's own pending spend counts: the stall cannot go further.
     let e = w.sites[STALL]
         .node
-        .redeem(&hanako_card, pts(1500), false, w.now)
+        .redeem(&hanako_card, pts(1500), None, w.now)
         .unwrap_err();
     assert!(
         matches!(e, OpError::Declined(Decline::InsufficientBalance { .. })),
@@ -145,7 +145,7 @@ fn replaying_a_push_changes_nothing() {
     for k in 0..5 {
         w.sites[STALL]
             .node
-            .redeem(&card, pts(10 + k), false, w.now)
+            .redeem(&card, pts(10 + k), None, w.now)
             .unwrap();
     }
     w.sync(STALL).unwrap();
@@ -187,7 +187,7 @@ fn replaying_a_push_changes_nothing() {
     for k in 0..5 {
         w.sites[STALL]
             .node
-            .redeem(&card, pts(1), false, w.now)
+            .redeem(&card, pts(1), None, w.now)
             .unwrap();
         let _ = harness::sync_with(&mut w.sites[STALL].node, &mut w.hub, w.now, |n| n == k + 2);
     }
@@ -224,7 +224,8 @@ fn forged_unenrolled_and_out_of_chain_are_rejected_and_stored() {
             municipality: bunkyo(),
             points: pts(999),
             merchant: FacilityId::parse("fest-stall-1").unwrap(),
-            card_proof: false,
+            basis: None,
+            card_proof: None,
         }),
     };
     let honest = SignedTx::sign(
@@ -268,11 +269,11 @@ fn forged_unenrolled_and_out_of_chain_are_rejected_and_stored() {
     // Out of chain: the stall's seq 2 arrives without seq 1 (a gap).
     w.sites[STALL]
         .node
-        .redeem(&card, pts(10), false, w.now)
+        .redeem(&card, pts(10), None, w.now)
         .unwrap();
     w.sites[STALL]
         .node
-        .redeem(&card, pts(20), false, w.now)
+        .redeem(&card, pts(20), None, w.now)
         .unwrap();
     let second = w.sites[STALL].node.outbox_from(2, 1).unwrap();
     let r = w.hub.ingest(&stall_id, second, w.now);
@@ -324,7 +325,7 @@ fn suspension_reaches_nodes_and_is_refused() {
     );
     let e = w.sites[STALL]
         .node
-        .redeem(&card, pts(1), false, w.now)
+        .redeem(&card, pts(1), None, w.now)
         .unwrap_err();
     assert!(
         matches!(e, OpError::Declined(Decline::CardSuspended)),
@@ -343,7 +344,7 @@ fn crash_right_after_done_is_delivered_on_restart() {
     w.sync_all().unwrap();
     let site = w.sites.remove(STALL);
     let mut node = site.node;
-    let done = node.redeem(&card, pts(250), false, w.now).unwrap();
+    let done = node.redeem(&card, pts(250), None, w.now).unwrap();
     // The process dies right after reporting done: no shutdown, no sync.
     std::mem::forget(node);
     let dd = mykey_node::config::DataDir::new(&site.dir);
@@ -388,7 +389,7 @@ fn holders_and_nodes_see_upcoming_expiries() {
     // A spend at the stall shrinks the expiring lot.
     w.sites[STALL]
         .node
-        .redeem(&card, pts(200), false, w.now)
+        .redeem(&card, pts(200), None, w.now)
         .unwrap();
     w.sync_all().unwrap();
     // The hub's economy tick (once a minute in `mykey-hub serve`) folds the

@@ -61,10 +61,10 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     w.advance_ms(60_000);
     w.sites[CC]
         .node
-        .redeem(&card, pts(200), false, w.now)
+        .redeem(&card, pts(200), None, w.now)
         .unwrap();
     assert_eq!(
-        no_right(w.sites[STALL].node.redeem(&card, pts(700), false, w.now)),
+        no_right(w.sites[STALL].node.redeem(&card, pts(700), None, w.now)),
         (500, 700)
     );
     // The centre gives 200 of its right to the stall, on the LAN.
@@ -79,19 +79,19 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     assert_eq!(w.sites[STALL].node.right(hanako, m).unwrap().0, pts(700));
     w.sites[STALL]
         .node
-        .redeem(&card, pts(700), false, w.now)
+        .redeem(&card, pts(700), None, w.now)
         .unwrap();
     // The centre has 100 left, and not a point more.
     assert_eq!(
-        no_right(w.sites[CC].node.redeem(&card, pts(101), false, w.now)),
+        no_right(w.sites[CC].node.redeem(&card, pts(101), None, w.now)),
         (100, 101)
     );
     w.sites[CC]
         .node
-        .redeem(&card, pts(100), false, w.now)
+        .redeem(&card, pts(100), None, w.now)
         .unwrap();
     assert_eq!(
-        no_right(w.sites[STALL].node.redeem(&card, pts(1), false, w.now)),
+        no_right(w.sites[STALL].node.redeem(&card, pts(1), None, w.now)),
         (0, 1)
     );
     // The centre offers the rest of its chain; the stall holds all of it.

@@ -5,9 +5,16 @@
 //! header `X-MyKey-Signature: <hex ed25519 signature of the exact body bytes>`.
 //! Answers `200` with the applied exchange (or the stored one for a replay
 //! of the same request id and bytes), `401` for an unknown operator or a
-//! bad signature, `409` for a request id reused with other bytes, `422`
-//! for a request that cannot be applied. There is no route back: regional
-//! points never return to an operator.
+//! bad signature, `403` for a municipality the operator is not allowed to
+//! credit, `409` for a request id reused with other bytes, `413` for a body
+//! over [`MAX_REQUEST_BYTES`], `422` for a request that cannot be applied
+//! (a number out of range, `requested_at` outside the window of the hub's
+//! clock, an unknown holder), `429` with `Retry-After` past the operator's
+//! request rate or its daily cap in the municipality. There is no route
+//! back: regional points never return to an operator.
+//!
+//! Only a correctly signed request counts against its operator's rate, so
+//! nobody else can use it up.
 //!
 //! These routes authenticate by signature, not by dashboard login, so they
 //! are merged beside [`crate::http::app`], not inside it.
@@ -20,16 +27,20 @@
 //! expiry job. Their POSTs take a JSON body, which a cross-site form
 //! cannot send.
 
+use crate::access::Access;
 use crate::economy::exchange::{
-    ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange,
+    ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange, verify,
 };
 use crate::economy::outputs::OutputError;
 use crate::economy::zengin::BankDirectory;
 use crate::http::AppState;
+use crate::http::api::not_yours;
+use crate::http::server::{BodyLimit, limit_body};
+use crate::http::throttle::retry_after_secs;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Query;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,17 +54,42 @@ pub const SIGNATURE_HEADER: &str = "x-mykey-signature";
 
 /// The operator API's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/operator/v1/exchange", post(exchange))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(state)
+    let limit = BodyLimit {
+        max_bytes: MAX_REQUEST_BYTES,
+        timeout: state.config().body_timeout,
+    };
+    limit_body(
+        Router::new().route("/operator/v1/exchange", post(exchange)),
+        limit,
+    )
+    .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+    .with_state(state)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// The JSON answer to an applied exchange: transfer data only.
+fn retry_later(status: StatusCode, wait: std::time::Duration, message: String) -> Response {
+    let mut resp = error(status, message);
+    if let Ok(v) = retry_after_secs(wait).to_string().parse() {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!("operator API: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the hub's database is unavailable; try again shortly".into(),
+    )
+}
+
+/// The JSON answer to an applied exchange: transfer data only. `balance` is
+/// the holder's spendable balance, which leaves out points in holding
+/// periods; `held_balance` shows those beside it.
 pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
     let e = &r.record;
     json!({
@@ -70,6 +106,7 @@ pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
         "available_at": e.available_at.0,
         "replayed": r.replayed,
         "balance": r.balance.balance.get(),
+        "held_balance": r.held.get(),
     })
 }
 
@@ -100,28 +137,67 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         );
     };
     let signed = SignedExchange {
-        operator,
+        operator: operator.clone(),
         body: body.to_vec(),
         signature,
     };
+    // The signature is checked before the request counts against the
+    // operator's rate, so a forger cannot use up a real operator's rate.
+    let op = match state
+        .with_hub(move |hub| hub.exchange_operator(&operator))
+        .await
+    {
+        Ok(Some(op)) => op,
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                ExchangeError::UnknownOperator(signed.operator).to_string(),
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    if let Err(e @ ExchangeError::BadSignature(_)) = verify(&op, &signed) {
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    if let Err(wait) = state
+        .exchange_rate()
+        .take(&op.id, std::time::Instant::now())
+    {
+        tracing::warn!(operator = %op.id, "exchange request over the operator's rate");
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            format!(
+                "operator {} sends more than {} requests a second; slow down",
+                op.id,
+                state.config().exchange_per_second
+            ),
+        );
+    }
     let now = crate::net::unix_now();
+    let policy = state.config().exchange;
     match state
-        .with_writer(move |hub| Ok(hub.exchange(&signed, now)))
+        .with_writer(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
         .await
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
+        Ok(Err(ExchangeError::Store(e))) => unavailable(e),
         Ok(Err(e)) => {
             let status = match &e {
                 ExchangeError::UnknownOperator(_)
                 | ExchangeError::BadSignature(_)
                 | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
+                ExchangeError::NotAllowed(..) => StatusCode::FORBIDDEN,
                 ExchangeError::Conflict(_) => StatusCode::CONFLICT,
-                ExchangeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ExchangeError::DailyCap { resets_at, .. } => {
+                    let wait = std::time::Duration::from_millis(resets_at.since(now));
+                    return retry_later(StatusCode::TOO_MANY_REQUESTS, wait, e.to_string());
+                }
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             error(status, e.to_string())
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -157,7 +233,7 @@ pub fn openapi(
     };
     let municipality_param = json!({"name": "municipality", "in": "query", "required": true,
         "schema": {"type": "string", "pattern": "^[0-9]{6}$"}, "description": "6-digit local government code"});
-    let schemas = json!({
+    let mut schemas = json!({
         "LiabilityReport": {"type": "object", "properties": {
             "generated_at": text("JST day the report was made (YYYY-MM-DD)"),
             "generated_at_ms": int("when it was made"),
@@ -169,8 +245,11 @@ pub fn openapi(
             "held": int("exchanged points still in their holding period"),
             "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
             "outstanding": int("wallets + held"),
-            "by_source": points_of("outstanding points per source, from the lots"),
-            "expiry_schedule": {"type": "array", "description": "points left per month they expire in, per source",
+            "by_source": {"type": "array", "description": "outstanding points per source: its lots plus its held points (the sources add up to outstanding)",
+                "items": {"type": "object", "properties": {
+                    "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points, held included"),
+                    "held_points": int("of which still in a holding period")}}},
+            "expiry_schedule": {"type": "array", "description": "points left per month they expire in, per source; held points at the expiry they will have (counted from the end of their holding period)",
                 "items": {"type": "object", "properties": {"month": text("YYYY-MM"),
                     "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points")}}},
             "never_expiring": points_of("points that never expire, per source"),
@@ -182,7 +261,7 @@ pub fn openapi(
             "ledger_pos": int("the last ledger position posted before as_of_ms (0: none)"),
             "unused_points": int("unused points, all sources: spendable and not expired, plus held"),
             "unused_yen": int("unused_points in yen"),
-            "held_points": int("of which still in a holding period"),
+            "held_points": int("of which still in a holding period at the end of the base date (judged by the holding period's end, not by when the release was posted)"),
             "expired_not_posted_points": int("points past their expiry whose expiry was posted later (not unused)"),
             "debts_points": int("holders' debt (shown, not deducted)"),
             "deposit_threshold_yen": int("unused balance above which a deposit is required"),
@@ -243,6 +322,80 @@ pub fn openapi(
             "responses": ok("what expired", json!({"type": "object", "properties": {
                 "lots": int("lots expired"), "holders": int("holders whose points expired"), "points": int("points moved to expiry income")}}))}}
     });
+    // The POSTs (admin only) read a small JSON body.
+    let mut paths = paths;
+    for p in ["/api/economy/settle", "/api/economy/expire"] {
+        paths[p]["post"]["responses"]["408"] =
+            json!({"description": "the body did not arrive in time"});
+        paths[p]["post"]["responses"]["413"] = json!({"description": "the body is over 16 KiB (a declared Content-Length is refused before it is read)"});
+    }
+    // The operators' exchange route is served beside these, on the same address.
+    let (exchange_paths, exchange_schemas) = exchange_openapi();
+    for (into, more) in [
+        (&mut paths, exchange_paths),
+        (&mut schemas, exchange_schemas),
+    ] {
+        if let (Some(into), serde_json::Value::Object(more)) = (into.as_object_mut(), more) {
+            into.extend(more);
+        }
+    }
+    (paths, schemas)
+}
+
+/// The OpenAPI path of the operators' exchange [`router`] (signed, no
+/// login) and its schemas.
+fn exchange_openapi() -> (serde_json::Value, serde_json::Value) {
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let int = |d: &str| json!({"type": "integer", "description": d});
+    let text = |d: &str| json!({"type": "string", "description": d});
+    let error = |d: &str| {
+        json!({"description": d, "content": {"application/json": {"schema": {"type": "object",
+            "properties": {"error": text("what was wrong and what to do")}}}}})
+    };
+    let schemas = json!({
+        "ExchangeRequest": {"type": "object", "additionalProperties": false,
+            "required": ["request_id", "my_key_id", "operator_points", "requested_at"], "properties": {
+            "request_id": text("the operator's id for this request (1-64 printable ASCII); repeat it to retry"),
+            "my_key_id": text("the holder's My Key ID (current or former)"),
+            "operator_points": int("operator points to exchange"),
+            "municipality": text("6-digit code of the municipality whose points (default: the holder's base municipality)"),
+            "requested_at": int("the operator's clock (Unix ms)")}},
+        "ExchangeReceipt": {"type": "object", "properties": {
+            "request_id": text("the operator's request id"),
+            "operator": text("the operator id"),
+            "account": text("the holder's account id"),
+            "municipality": text("6-digit code"),
+            "operator_points": int("operator points given up"),
+            "regional_points": int("regional points at the operator's rate"),
+            "premium_points": int("campaign premium"),
+            "campaign": {"type": ["string", "null"], "description": "the campaign that paid the premium"},
+            "requested_at": int("the operator's clock (Unix ms)"),
+            "received_at": int("the hub's clock when it applied the exchange (Unix ms)"),
+            "available_at": int("when the points become spendable: the end of the holding period (Unix ms); their expiry is counted from it"),
+            "replayed": {"type": "boolean", "description": "true: the stored answer to an earlier request with this id and these bytes"},
+            "balance": int("the holder's spendable balance in the municipality now: points still in a holding period (this exchange's included) are not in it"),
+            "held_balance": int("the holder's points in the municipality still in a holding period, beside balance")}}
+    });
+    let paths = json!({
+        "/operator/v1/exchange": {"post": {
+            "summary": "A national point operator exchanges a holder's operator points into regional points (signed by the operator, idempotent by request_id; there is no route back)",
+            "security": [],
+            "parameters": [
+                {"name": "X-MyKey-Operator", "in": "header", "required": true, "schema": {"type": "string"}, "description": "the enrolled operator id"},
+                {"name": "X-MyKey-Signature", "in": "header", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
+                    "description": "ed25519 signature of the exact body bytes with the operator's enrolled key, in hex"}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("ExchangeRequest")}}},
+            "responses": {
+                "200": {"description": "the applied exchange, or the stored one for a replay of the same request_id and bytes",
+                    "content": {"application/json": {"schema": r("ExchangeReceipt")}}},
+                "401": error("unknown operator, or a missing or bad signature"),
+                "403": error("the operator is not allowed to credit that municipality"),
+                "409": error("the request_id was used for other bytes"),
+                "413": error("the body is over 4 KiB"),
+                "422": error("the request cannot be applied (malformed, unknown holder or municipality, too few points, operator_points outside 1..=10^12, requested_at too far from the hub's clock)"),
+                "429": error("over the operator's rate or its daily cap in the municipality; see Retry-After"),
+                "503": error("the hub's database is unavailable")}}}
+    });
     (paths, schemas)
 }
 
@@ -252,13 +405,21 @@ pub struct FormatQuery {
     format: Option<String>,
 }
 
-async fn liabilities(State(state): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+async fn liabilities(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<FormatQuery>,
+) -> Response {
     let now = crate::net::unix_now();
     // The report folds the ledger into the lots first: a write.
-    match state
+    let report = state
         .with_writer(move |hub| hub.liability_report(now))
-        .await
-    {
+        .await;
+    let report = report.map(|mut r| {
+        r.municipalities.retain(|m| access.sees(m.municipality));
+        r
+    });
+    match report {
         Ok(r) if q.format.as_deref() == Some("csv") => (
             [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             r.to_csv(),
@@ -292,7 +453,11 @@ fn periods_json(closed: &[crate::economy::settlement::ClosedPeriod]) -> serde_js
     })).collect::<Vec<_>>())
 }
 
-async fn periods(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+async fn periods(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<MunicipalityQuery>,
+) -> Response {
     let Ok(m) = MunicipalityCode::parse(&q.municipality) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -302,13 +467,20 @@ async fn periods(State(state): State<AppState>, Query(q): Query<MunicipalityQuer
             ),
         );
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_hub(move |hub| hub.closed_periods(m)).await {
         Ok(c) => axum::Json(json!({ "periods": periods_json(&c) })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
-async fn lots(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+async fn lots(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<MunicipalityQuery>,
+) -> Response {
     let m = MunicipalityCode::parse(&q.municipality);
     let a = q
         .account
@@ -320,6 +492,9 @@ async fn lots(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>)
             "give ?municipality=CODE&account=ID".into(),
         );
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_writer(move |hub| hub.lots_of(a, m)).await {
         Ok(lots) => axum::Json(json!({ "lots": lots.iter().map(|l| json!({
             "points": l.remaining, "credited": l.amount, "source": l.source.to_string(),

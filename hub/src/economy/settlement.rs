@@ -84,6 +84,10 @@ pub enum StatementKind {
     MerchantPayout,
     /// Points that expired (party: municipality code).
     Expired,
+    /// Points a merchant's node claimed beyond its enrolled bounds, held in
+    /// quarantine this period: not paid (party: facility id). A release
+    /// pays them as a merchant payout in the period it is decided.
+    Quarantined,
 }
 
 impl StatementKind {
@@ -95,17 +99,19 @@ impl StatementKind {
             StatementKind::PremiumFunded => "premium-funded",
             StatementKind::MerchantPayout => "merchant-payout",
             StatementKind::Expired => "expired",
+            StatementKind::Quarantined => "quarantined",
         }
     }
     /// Every kind, in line order. A new kind of line (e.g. points held in
     /// quarantine) is a variant here, its name, and its case in
     /// [`Statements::add`]: the statements file and the API take it from there.
-    pub const ALL: [StatementKind; 5] = [
+    pub const ALL: [StatementKind; 6] = [
         StatementKind::OperatorInvoice,
         StatementKind::MunicipalityReceipt,
         StatementKind::PremiumFunded,
         StatementKind::MerchantPayout,
         StatementKind::Expired,
+        StatementKind::Quarantined,
     ];
     /// Parses [`StatementKind::name`].
     pub fn parse(text: &str) -> Option<StatementKind> {
@@ -171,6 +177,9 @@ impl Statements {
             }
             (_, LedgerAccount::ExpiryIncome(em), TransferKind::Expiry) if *em == m => {
                 line(StatementKind::Expired, m.to_string());
+            }
+            (_, LedgerAccount::Quarantined(f, qm), TransferKind::Quarantine) if *qm == m => {
+                line(StatementKind::Quarantined, f.as_str().to_owned());
             }
             _ => {}
         }

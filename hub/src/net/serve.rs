@@ -189,6 +189,9 @@ struct Server {
 /// Serves nodes until SIGINT or SIGTERM.
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let mut hub = Hub::open(data)?;
+    // The dashboard's address, TLS files and the loopback-or-TLS rule are
+    // checked (and its port bound) before the swarm listens.
+    let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = HubNetConfig::load_or_create(data)?;
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let hub_id = hub.hub_id();
@@ -238,16 +241,23 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
                 detail: e.to_string(),
             })?;
     }
+    let app_config = crate::http::AppConfig {
+        tls: door.is_tls(),
+        ..opts.dashboard.app.clone()
+    };
     // The dashboard reads on its own connection (WAL readers never wait for
     // the writer); its writes go to the worker.
-    let state = crate::http::AppState::new(Hub::open(data)?, opts.dashboard.thresholds.clone())
-        .writing_to(worker.handle());
+    let state = crate::http::AppState::with_config(
+        Hub::open(data)?,
+        opts.dashboard.thresholds.clone(),
+        app_config,
+    )
+    .writing_to(worker.handle());
     // The operator exchange API authenticates by signature, beside the dashboard's login.
     let dashboard = crate::http::app(state.clone(), crate::economy::http::admin_routes())
         .merge(crate::economy::http::router(state));
-    let http = crate::http::bind(opts.dashboard.http.as_deref()).await?;
     tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(http, dashboard).await {
+        if let Err(e) = door.serve(dashboard).await {
             warn!("dashboard stopped: {e}");
         }
     });

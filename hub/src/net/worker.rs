@@ -184,11 +184,18 @@ impl WorkerHandle {
         self.submit(
             lane,
             Box::new(move |hub| {
-                let _ = tx.send(f(hub));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(hub)));
+                let _ = tx.send(r);
             }),
         )?;
-        // The worker drops the sender only if the job panicked or it stopped.
-        rx.await.map_err(|_| Busy(lane))
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            // A panic in `f` panics the caller too (the HTTP server's panic
+            // guard answers a generic 500); the writer goes on.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The worker stopped before running it.
+            Err(_) => Err(Busy(lane)),
+        }
     }
 
     /// Jobs queued per lane now (nodes, api, chores).
@@ -295,8 +302,10 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let r: Result<(), Busy> = rt.block_on(h.run(Lane::Api, |_| panic!("boom")));
-        assert!(r.is_err());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(h.run(Lane::Api, |_| -> () { panic!("boom") }))
+        }));
+        assert!(r.is_err(), "the caller sees the panic");
         let id = rt.block_on(h.run(Lane::Api, |hub| hub.hub_id())).unwrap();
         assert_eq!(id, HubKey::from_secret_bytes(&[5; 32]).id());
     }

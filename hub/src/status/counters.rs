@@ -17,7 +17,7 @@ pub const LAG_BUCKETS_S: [f64; 12] = [
 ];
 
 /// Every refusal reason label, in a fixed order.
-pub const REASONS: [&str; 16] = [
+pub const REASONS: [&str; 17] = [
     "malformed",
     "bad-signature",
     "unknown-node",
@@ -33,6 +33,7 @@ pub const REASONS: [&str; 16] = [
     "wrong-municipality",
     "number-taken",
     "not-linked",
+    "certificate-expired",
     "other",
 ];
 
@@ -54,6 +55,7 @@ pub fn reason_label(r: &RejectReason) -> &'static str {
         RejectReason::WrongMunicipality(_) => "wrong-municipality",
         RejectReason::NumberTaken => "number-taken",
         RejectReason::NotLinked => "not-linked",
+        RejectReason::CertificateExpired => "certificate-expired",
     }
 }
 

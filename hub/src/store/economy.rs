@@ -13,7 +13,7 @@ use crate::economy::lots::{ExpiryPolicy, Lot};
 use crate::economy::outputs::RecordedOutput;
 use crate::economy::settlement::{Cycle, Period, Statement};
 use crate::economy::zengin::BankAccount;
-use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
+use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 
 /// Who a bank account belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +52,47 @@ pub trait EconomyTx {
     ) -> Result<Option<ExchangeOperator>, StoreError>;
     /// Every exchange operator.
     fn exchange_operators(&mut self) -> Result<Vec<ExchangeOperator>, StoreError>;
+    /// Lets an exchange operator credit a municipality's holders, up to
+    /// `daily_cap` points (regional and premium) a JST day; replaces the cap.
+    fn allow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        daily_cap: Points,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Withdraws that; false if it was not allowed.
+    fn disallow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<bool, StoreError>;
+    /// The daily cap of an operator in a municipality (`None`: not allowed there).
+    fn exchange_cap(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<Option<Points>, StoreError>;
+    /// Every municipality an operator may credit, with its cap.
+    fn exchange_caps(
+        &mut self,
+        op: &OperatorId,
+    ) -> Result<Vec<(MunicipalityCode, Points)>, StoreError>;
+    /// Points an operator credited in a municipality on the JST day starting at `day_start`.
+    fn exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+    ) -> Result<u64, StoreError>;
+    /// Adds to that.
+    fn add_exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+        points: u64,
+    ) -> Result<(), StoreError>;
 
     /// Adds a campaign (the caller checked the id is new).
     fn insert_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError>;
@@ -206,14 +247,17 @@ pub trait EconomyTx {
         through: u64,
         visit: &mut dyn FnMut(WalletStep),
     ) -> Result<(), StoreError>;
-    /// Points in holding periods in one municipality after the transfers at
-    /// positions up to `through`, per exchange operator (`None`: a held
-    /// transfer that names no stored exchange).
-    fn held_through(
+    /// The exchanges of one municipality whose points were in a held account
+    /// after the transfers at positions up to `through` (credited to it, not
+    /// yet released by then), each with those points, in no set order. A
+    /// held transfer that names no stored exchange is [`StoreError::Corrupt`]:
+    /// only exchanges credit a held account, only their releases debit it.
+    fn held_exchanges_through(
         &mut self,
         m: MunicipalityCode,
         through: u64,
-    ) -> Result<Vec<(Option<OperatorId>, i128)>, StoreError>;
+        visit: &mut dyn FnMut(ExchangeRecord, u64),
+    ) -> Result<(), StoreError>;
 }
 
 /// One step of a wallet's history ([`EconomyTx::wallet_steps_through`]).

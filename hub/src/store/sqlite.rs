@@ -29,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
 
+mod bounds;
 mod economy;
 mod status;
 
@@ -311,6 +312,37 @@ INSERT INTO shard_fill (scope, hash, items)
     SELECT scope, bucket_hash & 4095, COUNT(DISTINCT item) FROM facts
     WHERE item IS NOT NULL AND substr(item, 1, 3) <> 'st/'
     GROUP BY scope, bucket_hash & 4095;
+"#,
+    bounds::MIGRATION,
+    economy::MIGRATION_EXCHANGE_EXPIRY,
+    r#"
+-- The hub's doors: operators' roles (those made before roles were admins),
+-- API tokens' public id, scope, expiry and revocation (tokens made before
+-- scopes become read-only: /metrics and node status), the municipalities an
+-- exchange operator may credit with a daily cap each, and what it credited
+-- per municipality and JST day.
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE operators ADD COLUMN municipality INTEGER;
+ALTER TABLE api_tokens ADD COLUMN id TEXT;
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'read';
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
+UPDATE api_tokens SET id = lower(hex(substr(token_sha256, 1, 6)));
+CREATE UNIQUE INDEX api_tokens_by_id ON api_tokens(id);
+CREATE TABLE exchange_allowances (
+    operator TEXT NOT NULL REFERENCES exchange_operators(id),
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    daily_cap INTEGER NOT NULL CHECK (daily_cap > 0),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (operator, municipality)
+) WITHOUT ROWID;
+CREATE TABLE exchange_volume (
+    operator TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    day_start INTEGER NOT NULL,
+    points INTEGER NOT NULL CHECK (points >= 0),
+    PRIMARY KEY (operator, municipality, day_start)
+) WITHOUT ROWID;
 "#,
     economy::OUTPUTS_MIGRATION,
 ];
@@ -610,6 +642,8 @@ fn parse_ledger_account(kind: &str, key: &str, m: i64) -> Result<LedgerAccount, 
                 .ok_or_else(|| corrupt("ledger account key", key))?;
             LedgerAccount::Escrow(holder(key)?, m, node)
         }
+        "quarantined" => LedgerAccount::Quarantined(facility_of(key.to_owned())?, m),
+        "quarantine-claims" => LedgerAccount::QuarantineClaims(m),
         other => return Err(corrupt("ledger account kind", other)),
     })
 }
@@ -1929,6 +1963,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(unique, 0);
+    }
+
+    #[test]
+    fn the_doors_migration_makes_old_operators_admins_and_old_tokens_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ALTER TABLE operators ADD COLUMN role"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES ('ops', 'x', 1);
+                 INSERT INTO api_tokens (token_sha256, operator, created_at)
+                     VALUES (x'0123456789abcdef', 'ops', 2);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let op = tx.operator("ops").unwrap().unwrap();
+        assert_eq!(op.role, crate::access::Role::Admin);
+        let tokens = tx.api_tokens(None).unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].id, "0123456789ab");
+        assert_eq!(tokens[0].scope, crate::access::Scope::Read);
+        assert_eq!((tokens[0].expires_at, tokens[0].revoked_at), (None, None));
     }
 
     #[test]

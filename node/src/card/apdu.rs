@@ -19,11 +19,9 @@ use zeroize::Zeroizing;
 /// AID of the JPKI application (public key infrastructure AP).
 const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
 
-/// DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1).
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
+pub use mykey_jpki::DigestInfo;
+#[cfg(test)]
+use mykey_jpki::SHA256_DIGEST_INFO_PREFIX;
 
 /// The elementary files of the JPKI AP the node may select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,32 +111,6 @@ impl fmt::Debug for Pin {
 #[error("the user-authentication PIN is exactly 4 digits (0-9): type it again")]
 pub struct PinFormatError;
 
-/// A SHA-256 DigestInfo: what the card's sign command takes, and what a
-/// PKCS#1 v1.5 signature covers.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DigestInfo([u8; 51]);
-
-impl DigestInfo {
-    /// The DigestInfo of a SHA-256 hash.
-    pub fn sha256(hash: &[u8; 32]) -> Self {
-        let mut bytes = [0u8; 51];
-        bytes[..19].copy_from_slice(&SHA256_DIGEST_INFO_PREFIX);
-        bytes[19..].copy_from_slice(hash);
-        DigestInfo(bytes)
-    }
-
-    /// The DER bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DigestInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DigestInfo({})", hex::encode(self.0))
-    }
-}
-
 /// Every command the node can send to a card. See the module docs.
 #[derive(Debug)]
 pub enum Apdu {
@@ -182,8 +154,8 @@ impl Apdu {
                 out.extend_from_slice(&pin.0[..]);
             }
             Apdu::Sign(info) => {
-                out.extend_from_slice(&[0x80, 0x2A, 0x00, 0x80, info.0.len() as u8]);
-                out.extend_from_slice(&info.0);
+                out.extend_from_slice(&[0x80, 0x2A, 0x00, 0x80, info.as_bytes().len() as u8]);
+                out.extend_from_slice(info.as_bytes());
                 out.push(0x00);
             }
         }

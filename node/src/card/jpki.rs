@@ -7,13 +7,14 @@
 use sha2::{Digest, Sha256};
 
 use super::apdu::{Apdu, DigestInfo, Ef, Pin, ReadRange, Response, Status, StatusWord};
+use super::cert::TrustedCert;
 use super::cert::{CardCert, CertHeaderError, CertParseError, MAX_CERT_BYTES, cert_total_len};
 use super::reader::{CardChannel, TransmitError};
-use mykey_sync_proto::CardKey;
+use mykey_sync_proto::{CardKey, CardSignature, RedeemBinding};
 
 /// Domain separation for proofs: the card signs SHA-256(context ‖ challenge),
 /// so a proof made here is useless as a login to any other JPKI service.
-pub const PROOF_CONTEXT: &[u8] = b"MyKey Edge card proof v1\0";
+pub const PROOF_CONTEXT: &[u8] = mykey_sync_proto::card_proof::CARD_PROOF_CONTEXT;
 
 /// Reading the card's certificate failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,12 @@ pub enum ProveError {
         /// The status word.
         sw: StatusWord,
     },
+    /// The redeem to prove names another card than the one on the reader.
+    #[error("the card on the reader is not the card of this redeem: tap the holder's card again")]
+    OtherCard,
+    /// The card answered a signature of an impossible length.
+    #[error("the card's signature has an impossible length: {0}")]
+    SignatureLength(#[source] mykey_sync_proto::card_proof::CardSignatureError),
     /// The signature does not verify with the certificate's key.
     #[error(
         "the card's signature does not match its certificate: the card is not genuine or is damaged; do not accept it"
@@ -172,6 +179,65 @@ impl CardProof {
 impl std::fmt::Debug for CardProof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CardProof({})", self.card_key.short())
+    }
+}
+
+/// The holder's PIN proof for one redeem: the card of a certificate that
+/// chained to a trusted JPKI CA signed this redeem's [`RedeemBinding`], and
+/// the signature verified against that certificate. Only [`prove_redeem`]
+/// makes one, so no caller (the counter loop, a future HTTP, SIP2 or voucher
+/// path) can assert a proof it does not have; `Node::redeem` takes this
+/// value and signs exactly the bound redeem.
+#[derive(Clone)]
+pub struct VerifiedCardProof {
+    binding: RedeemBinding,
+    signature: CardSignature,
+}
+
+impl VerifiedCardProof {
+    /// The redeem the proof is bound to.
+    pub fn binding(&self) -> &RedeemBinding {
+        &self.binding
+    }
+    /// The card's signature, as the redeem carries it.
+    pub fn signature(&self) -> &CardSignature {
+        &self.signature
+    }
+
+    /// A value for the offline rules' own unit tests, which look only at
+    /// whether a proof is present (never compiled outside this crate's tests).
+    #[cfg(test)]
+    pub(crate) fn for_rules_tests() -> Self {
+        let redeem = mykey_sync_proto::Redeem {
+            card: CardKey::new(vec![1], vec![2]).expect("card key"),
+            account: mykey_sync_proto::AccountId::new(1).expect("account"),
+            municipality: mykey_sync_proto::MunicipalityCode::parse("131059").expect("code"),
+            points: mykey_sync_proto::Points::ZERO,
+            merchant: mykey_sync_proto::FacilityId::parse("shop").expect("facility"),
+            basis: None,
+            card_proof: None,
+        };
+        let node = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        VerifiedCardProof {
+            binding: RedeemBinding::new(
+                mykey_sync_proto::NodeId::from_bytes(node.to_bytes()).expect("node"),
+                1,
+                mykey_sync_proto::UnixMillis(0),
+                &redeem,
+            ),
+            signature: CardSignature::new(vec![0; 256]).expect("signature"),
+        }
+    }
+}
+
+impl std::fmt::Debug for VerifiedCardProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VerifiedCardProof({} seq {})",
+            self.binding.card.short(),
+            self.binding.seq
+        )
     }
 }
 
@@ -327,6 +393,29 @@ pub fn prove(
         challenge,
         signature: r.data,
     })
+}
+
+/// The card proof for one redeem: [`prove`] over the challenge of
+/// `binding`, with a certificate that chained to a trusted CA. The binding
+/// must name this card (a programmer error otherwise, refused as
+/// [`ProveError::OtherCard`]).
+pub fn prove_redeem(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    binding: RedeemBinding,
+) -> Result<VerifiedCardProof, ProveError> {
+    if &binding.card != cert.cert().card_key() {
+        return Err(ProveError::OtherCard);
+    }
+    let proof = prove(
+        chan,
+        cert.cert(),
+        pin,
+        Challenge::from_bytes(binding.challenge()),
+    )?;
+    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
+    Ok(VerifiedCardProof { binding, signature })
 }
 
 #[cfg(test)]

@@ -24,8 +24,10 @@ use mykey_sync_proto::{
 use zeroize::Zeroizing;
 
 use super::apdu::Pin;
-use super::cert::{CardCert, verify_chain};
-use super::jpki::{Challenge, PinStatus, ProveError, pin_status, prove, read_auth_cert};
+use super::cert::{CardCert, trust};
+use super::jpki::{
+    PinStatus, ProveError, VerifiedCardProof, pin_status, prove_redeem, read_auth_cert,
+};
 use super::reader::{DEFAULT_APDU_TIMEOUT, Reader, ReaderError, WaitError};
 use crate::config::DataDir;
 use crate::node::{Lookup, Node, OpError};
@@ -624,6 +626,8 @@ impl Watcher<'_, '_> {
         };
         let mut amount = Amount::NotAsked;
         let mut proof = Proof::NotTried;
+        // The card's signature over the redeem being made (with Proof::Ok).
+        let mut verified = None;
         // Each step adds a fact decide() had not got, so four steps end it.
         for _ in 0..4 {
             let facts = TapFacts {
@@ -641,13 +645,16 @@ impl Watcher<'_, '_> {
                 Next::ProvePin { amount, threshold } => {
                     let now_unix = i64::try_from((self.clock)().0 / 1000).unwrap_or(i64::MAX);
                     match self.prove(&mut session, &cert, amount, threshold, now_unix)? {
-                        Some(p) => proof = p,
+                        Some((p, v)) => (proof, verified) = (p, v),
                         None => return Ok(()),
                     }
                 }
                 Next::Redeem { amount, card_proof } => {
-                    let now = (self.clock)();
-                    let outcome = match self.node.redeem(&card, amount, card_proof, now) {
+                    let (now, proof) = match (card_proof, &verified) {
+                        (true, Some(v)) => (v.binding().created_at, Some(v)),
+                        _ => ((self.clock)(), None),
+                    };
+                    let outcome = match self.node.redeem(&card, amount, proof, now) {
                         Ok(done) => Outcome::Redeemed {
                             amount,
                             card_proof,
@@ -670,7 +677,9 @@ impl Watcher<'_, '_> {
     }
 
     /// The PIN proof, with the chain checked first so no PIN is asked for a
-    /// card whose proof could not count. `None`: a card error was printed.
+    /// card whose proof could not count. The card signs the very redeem the
+    /// node will sign next (its seq, time, wallet and amount), so the proof
+    /// counts for that transaction only. `None`: a card error was printed.
     fn prove(
         &mut self,
         session: &mut super::reader::Session,
@@ -678,17 +687,18 @@ impl Watcher<'_, '_> {
         amount: Points,
         threshold: Points,
         now_unix: i64,
-    ) -> Result<Option<Proof>, WatchError> {
+    ) -> Result<Option<(Proof, Option<VerifiedCardProof>)>, WatchError> {
         if self.opts.trusted_ca.is_empty() {
-            return Ok(Some(Proof::Untrusted(
+            return Ok(Some((Proof::Untrusted(
                 "no trusted JPKI CA is configured, so a PIN proof would prove nothing: start watch with --trusted-ca FILE".into(),
-            )));
+            ), None)));
         }
-        if let Err(e) = verify_chain(cert, &self.opts.trusted_ca, now_unix) {
-            return Ok(Some(Proof::Untrusted(e.to_string())));
-        }
+        let trusted = match trust(cert.clone(), &self.opts.trusted_ca, now_unix) {
+            Ok(t) => t,
+            Err(e) => return Ok(Some((Proof::Untrusted(e.to_string()), None))),
+        };
         let tries = match pin_status(session) {
-            Ok(PinStatus::Locked) => return Ok(Some(Proof::Locked)),
+            Ok(PinStatus::Locked) => return Ok(Some((Proof::Locked, None))),
             Ok(PinStatus::TriesLeft(n)) => Some(n),
             Ok(PinStatus::Verified) => None,
             Err(e) => {
@@ -702,22 +712,29 @@ impl Watcher<'_, '_> {
             tries.unwrap_or_default()
         );
         let Some(pin) = self.ask_pin(&note)? else {
-            return Ok(Some(Proof::NotEntered));
+            return Ok(Some((Proof::NotEntered, None)));
         };
-        let challenge = match Challenge::random() {
-            Ok(c) => c,
+        // The time is taken once the PIN is in, so the redeem is signed
+        // with the same time the card signed.
+        let binding = match self
+            .node
+            .redeem_binding(cert.card_key(), amount, (self.clock)())
+        {
+            Ok(b) => b,
             Err(e) => {
-                self.say(&format!("the OS gave no random challenge ({e}): tap again"))?;
+                self.say(&format!("nothing redeemed: {e}"))?;
                 return Ok(None);
             }
         };
-        match prove(session, cert, pin, challenge) {
+        match prove_redeem(session, &trusted, pin, binding) {
             Ok(p) => {
-                tracing::info!(card = %p.card_key().short(), "card proof verified");
-                Ok(Some(Proof::Ok))
+                tracing::info!(card = %cert.card_key().short(), "card proof verified");
+                Ok(Some((Proof::Ok, Some(p))))
             }
-            Err(ProveError::WrongPin { tries_left }) => Ok(Some(Proof::WrongPin { tries_left })),
-            Err(ProveError::Locked) => Ok(Some(Proof::Locked)),
+            Err(ProveError::WrongPin { tries_left }) => {
+                Ok(Some((Proof::WrongPin { tries_left }, None)))
+            }
+            Err(ProveError::Locked) => Ok(Some((Proof::Locked, None))),
             Err(e) => {
                 self.say(&format!("card proof failed, nothing redeemed: {e}"))?;
                 Ok(None)

@@ -245,7 +245,7 @@ mod tests {
         let mut a = node(dir.path(), 1, &mut hub, 1000);
         let mut b = node(dir.path(), 2, &mut hub, 1000);
         let done = a
-            .redeem(&card(), Points::new(600).unwrap(), false, T)
+            .redeem(&card(), Points::new(600).unwrap(), None, T)
             .unwrap();
         let txs = a.outbox_from(1, 10).unwrap();
 
@@ -256,10 +256,10 @@ mod tests {
         assert_eq!(b.peer_txs_undelivered(10).unwrap(), txs);
         // B cannot spend what A took.
         assert!(
-            b.redeem(&card(), Points::new(500).unwrap(), false, T)
+            b.redeem(&card(), Points::new(500).unwrap(), None, T)
                 .is_err()
         );
-        b.redeem(&card(), Points::new(400).unwrap(), false, T)
+        b.redeem(&card(), Points::new(400).unwrap(), None, T)
             .unwrap();
         // A node never stores its own transactions as a peer's.
         assert_eq!(a.accept_peer_txs(&txs, T).unwrap(), 0);

@@ -83,6 +83,7 @@ impl HubService for ToyHub {
                     ledger_pos: seq,
                     balance: None,
                     debt_created: Points::ZERO,
+                    quarantined: Points::ZERO,
                 },
             });
         }
@@ -188,7 +189,8 @@ fn chain(key: &SigningKey, n: u64) -> Vec<SignedTx> {
                         municipality: MunicipalityCode::parse("131059").unwrap(),
                         points: Points::new(1).unwrap(),
                         merchant: FacilityId::parse("shop").unwrap(),
-                        card_proof: false,
+                        basis: None,
+                        card_proof: None,
                     }),
                 },
                 key,

@@ -34,13 +34,14 @@
 mod net_common;
 
 use ed25519_dalek::SigningKey;
+use mykey_hub::access::{Role, Scope};
 use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_node::NodeKey;
-use mykey_sync_proto::FacilityId;
 use mykey_sync_proto::wire::{Hello, Push, Request, Response};
+use mykey_sync_proto::{FacilityId, Points};
 use mykey_tests::sync_client::{Signer, SyncClient, redeem};
 use net_common::*;
 use std::io::{Read, Write};
@@ -161,10 +162,14 @@ fn main() {
         )
         .unwrap();
         for i in 0..25 {
-            hub.set_operator(&format!("op{i}"), "the right password here", t)
+            hub.set_operator(&format!("op{i}"), "the right password here", Role::Admin, t)
                 .unwrap();
         }
-        hub.new_api_token("op0", t).unwrap()
+        hub.allow_exchange(&op, bunkyo(), Points::new(1_000_000_000).unwrap(), t)
+            .unwrap();
+        hub.new_api_token("op0", Scope::Admin, None, t)
+            .unwrap()
+            .token
     };
     let hub_bin = std::env::var_os("BENCH_HUB_BIN")
         .map(std::path::PathBuf::from)

@@ -160,35 +160,33 @@ fn main() -> Result<()> {
     ));
     let d = w.sites[STALL]
         .node
-        .redeem(&cards[0], pts(1900), false, w.now)?;
+        .redeem(&cards[0], pts(1900), None, w.now)?;
     say(&format!(
         "festival stall: Hanako spends 1900 points offline (seq {})",
         d.seq
     ));
-    let d = w.sites[CC]
-        .node
-        .redeem(&cards[0], pts(1800), false, w.now)?;
+    let d = w.sites[CC].node.redeem(&cards[0], pts(1800), None, w.now)?;
     say(&format!(
         "community centre: Hanako spends 1800 points offline (seq {}) — each node saw 3000 confirmed",
         d.seq
     ));
     match w.sites[STALL]
         .node
-        .redeem(&cards[0], pts(1500), false, w.now)
+        .redeem(&cards[0], pts(1500), None, w.now)
     {
         Err(OpError::Declined(dc)) => say(&format!("festival stall declines a further 1500: {dc}")),
         other => bail!("the stall should have declined, got {other:?}"),
     }
     match w.sites[STALL]
         .node
-        .redeem(&cards[2], pts(2500), false, w.now)
+        .redeem(&cards[2], pts(2500), None, w.now)
     {
         Err(OpError::Declined(dc)) => say(&format!("festival stall declines Jiro's 2500: {dc}")),
         other => bail!("the stall should have declined, got {other:?}"),
     }
     w.sites[STALL]
         .node
-        .redeem(&cards[2], pts(600), false, w.now)?;
+        .redeem(&cards[2], pts(600), None, w.now)?;
     say("festival stall: Jiro spends 600 points offline");
     let bound: u64 = [STALL, CC]
         .iter()
@@ -220,10 +218,7 @@ fn main() -> Result<()> {
     println!("\n19:30  Taro reports his card lost. The suspension reaches the stall first.");
     w.hub.suspend_card(&cards[1], w.now)?;
     tally.add(&w.sync(STALL)?);
-    match w.sites[STALL]
-        .node
-        .redeem(&cards[1], pts(100), false, w.now)
-    {
+    match w.sites[STALL].node.redeem(&cards[1], pts(100), None, w.now) {
         Err(e) => say(&format!("festival stall: Taro's card refused: {e}")),
         Ok(_) => bail!("a suspended card was accepted"),
     }
@@ -326,9 +321,14 @@ fn main() -> Result<()> {
     );
     if let Some(addr) = &args.dashboard {
         let password = mykey_hub::http::auth::random_password()?;
-        w.hub.set_operator("demo", &password, w.now)?;
+        w.hub
+            .set_operator("demo", &password, mykey_hub::access::Role::Admin, w.now)?;
         println!("\nOperator dashboard: log in as demo / {password} (Ctrl-C to stop).");
-        mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), Some(addr))?;
+        let opts = mykey_hub::http::DashboardOptions {
+            http: Some(addr.clone()),
+            ..Default::default()
+        };
+        mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), &opts)?;
     }
     Ok(())
 }

@@ -1,0 +1,36 @@
+//! Checking a redeem's card proof against a card's public key.
+//!
+//! The card signs `RedeemBinding::signed_message()` (PKCS#1 v1.5, SHA-256)
+//! with its user-authentication key. The hub checks it with the key it kept
+//! from the card's certificate at registration or renewal, so a node cannot
+//! claim a PIN proof it does not have, and a proof made for one transaction
+//! verifies for no other.
+
+use mykey_sync_proto::{CardSignature, RedeemBinding};
+use rsa::RsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+
+/// Why a card proof was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// The stored key is not a DER SubjectPublicKeyInfo of an RSA key.
+    #[error("the card's registered public key does not parse: re-register the card's certificate")]
+    BadKey,
+    /// The signature does not verify for this transaction with this key.
+    #[error(
+        "the card proof does not verify for this transaction with the card's registered key (another card, another transaction, or forged)"
+    )]
+    BadSignature(#[source] rsa::Error),
+}
+
+/// Verifies `signature` as the card's proof over `binding` with the card's
+/// public key (DER SubjectPublicKeyInfo, as [`crate::CardCert::public_key_der`] gives).
+pub fn verify_redeem_proof(
+    public_key_der: &[u8],
+    binding: &RedeemBinding,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
+    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
+        .map_err(ProofError::BadSignature)
+}

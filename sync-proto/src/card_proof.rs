@@ -1,0 +1,222 @@
+//! The holder's card proof, bound to one redeem.
+//!
+//! Above a node's PIN threshold a redeem carries the holder's proof of
+//! possession: the card's JPKI user-authentication key (RSA-2048, PKCS#1
+//! v1.5 with SHA-256) signs [`RedeemBinding::signed_message`], which is
+//! `CARD_PROOF_CONTEXT || challenge` with the challenge a SHA-256 over the
+//! redeem's own fields: signing node, seq, time, card, wallet, amount and
+//! merchant. A proof made for one transaction therefore verifies for no
+//! other: not another seq of the same node, not another amount, not another
+//! node. The hub verifies it with the certificate key it kept when the card
+//! was registered; the node checks it against the card's chain-verified
+//! certificate before it signs the redeem. The RSA arithmetic lives with
+//! them: this module only fixes the bytes both sides agree on.
+
+use crate::codec;
+use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, NodeId, Points, UnixMillis};
+use crate::tx::{Redeem, TxBody, TxPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What the card signs before the challenge: a proof made here is useless
+/// as a login to any other JPKI service, and the other way round.
+pub const CARD_PROOF_CONTEXT: &[u8] = b"MyKey Edge card proof v1\0";
+/// Domain of the challenge hash.
+pub const CARD_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/card-challenge/v1\0";
+/// Upper bound of a card signature (RSA-4096 would be 512 bytes; JPKI uses 2048).
+pub const MAX_CARD_SIGNATURE_BYTES: usize = 512;
+
+/// The card's signature over a redeem's binding, as carried in the redeem.
+/// Nothing in it is trusted until a verifier checks it against the card's
+/// certificate key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "serde_bytes::ByteBuf", into = "serde_bytes::ByteBuf")]
+pub struct CardSignature(Vec<u8>);
+
+/// A card signature of an impossible length.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a card signature is 1 to {MAX_CARD_SIGNATURE_BYTES} bytes, this one is {0}: the card or the node is faulty"
+)]
+pub struct CardSignatureError(pub usize);
+
+impl CardSignature {
+    /// Wraps signature bytes, refusing empty or oversized ones.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, CardSignatureError> {
+        if bytes.is_empty() || bytes.len() > MAX_CARD_SIGNATURE_BYTES {
+            return Err(CardSignatureError(bytes.len()));
+        }
+        Ok(CardSignature(bytes))
+    }
+    /// The signature bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CardSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CardSignature({} bytes)", self.0.len())
+    }
+}
+
+impl TryFrom<serde_bytes::ByteBuf> for CardSignature {
+    type Error = CardSignatureError;
+    fn try_from(raw: serde_bytes::ByteBuf) -> Result<Self, Self::Error> {
+        CardSignature::new(raw.into_vec())
+    }
+}
+
+impl From<CardSignature> for serde_bytes::ByteBuf {
+    fn from(s: CardSignature) -> Self {
+        serde_bytes::ByteBuf::from(s.0)
+    }
+}
+
+/// The fields of one redeem that its card proof is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RedeemBinding {
+    /// The signing node.
+    pub node: NodeId,
+    /// The redeem's seq in that node's chain.
+    pub seq: u64,
+    /// The redeem's `created_at`.
+    pub created_at: UnixMillis,
+    /// The card presented.
+    pub card: CardKey,
+    /// The holder's account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// How many.
+    pub points: Points,
+    /// The accepting facility.
+    pub merchant: FacilityId,
+}
+
+impl RedeemBinding {
+    /// The binding of a redeem that `node` signs as `seq` at `created_at`.
+    pub fn new(node: NodeId, seq: u64, created_at: UnixMillis, redeem: &Redeem) -> Self {
+        RedeemBinding {
+            node,
+            seq,
+            created_at,
+            card: redeem.card.clone(),
+            account: redeem.account,
+            municipality: redeem.municipality,
+            points: redeem.points,
+            merchant: redeem.merchant.clone(),
+        }
+    }
+
+    /// The binding of a signed redeem's payload (`None` for other bodies).
+    pub fn of(payload: &TxPayload) -> Option<Self> {
+        match &payload.body {
+            TxBody::Redeem(r) => Some(Self::new(payload.node, payload.seq, payload.created_at, r)),
+            _ => None,
+        }
+    }
+
+    /// The 32-byte challenge: SHA-256 over the domain and the canonical
+    /// encoding of the binding.
+    pub fn challenge(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(CARD_CHALLENGE_DOMAIN);
+        h.update(codec::encode(self));
+        h.finalize().into()
+    }
+
+    /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge. The
+    /// card's signature is PKCS#1 v1.5 over SHA-256 of these bytes.
+    pub fn signed_message(&self) -> Vec<u8> {
+        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::Basis;
+
+    fn redeem(points: u64) -> Redeem {
+        Redeem {
+            card: CardKey::new(vec![0x30, 1], vec![7]).unwrap(),
+            account: AccountId::new(3).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            points: Points::new(points).unwrap(),
+            merchant: FacilityId::parse("shop-1").unwrap(),
+            basis: None,
+            card_proof: None,
+        }
+    }
+
+    fn node(seed: u8) -> NodeId {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn every_bound_field_changes_the_challenge() {
+        let base = RedeemBinding::new(node(1), 5, UnixMillis(10), &redeem(100));
+        let c = base.challenge();
+        let variants = [
+            RedeemBinding {
+                node: node(2),
+                ..base.clone()
+            },
+            RedeemBinding {
+                seq: 6,
+                ..base.clone()
+            },
+            RedeemBinding {
+                created_at: UnixMillis(11),
+                ..base.clone()
+            },
+            RedeemBinding {
+                card: CardKey::new(vec![0x30, 1], vec![8]).unwrap(),
+                ..base.clone()
+            },
+            RedeemBinding {
+                account: AccountId::new(4).unwrap(),
+                ..base.clone()
+            },
+            RedeemBinding {
+                municipality: MunicipalityCode::parse("011002").unwrap(),
+                ..base.clone()
+            },
+            RedeemBinding {
+                points: Points::new(101).unwrap(),
+                ..base.clone()
+            },
+            RedeemBinding {
+                merchant: FacilityId::parse("shop-2").unwrap(),
+                ..base.clone()
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.challenge(), c, "{v:?}");
+        }
+        // The basis and the proof itself are not bound: the node learns the
+        // basis inside its write transaction, after the card has signed.
+        let mut r = redeem(100);
+        r.basis = Some(Basis {
+            ledger_pos: 9,
+            balance: Points::new(5).unwrap(),
+            debt: Points::ZERO,
+        });
+        assert_eq!(RedeemBinding::new(node(1), 5, UnixMillis(10), &r), base);
+        assert!(base.signed_message().starts_with(CARD_PROOF_CONTEXT));
+    }
+
+    #[test]
+    fn signature_lengths_are_bounded() {
+        assert!(CardSignature::new(vec![]).is_err());
+        assert!(CardSignature::new(vec![1; MAX_CARD_SIGNATURE_BYTES + 1]).is_err());
+        let s = CardSignature::new(vec![1; 256]).unwrap();
+        let bytes = codec::encode(&s);
+        let back: CardSignature = codec::decode_canonical("card signature", &bytes, 1024).unwrap();
+        assert_eq!(back, s);
+        let empty = codec::encode(&serde_bytes::ByteBuf::from(Vec::<u8>::new()));
+        assert!(codec::decode_canonical::<CardSignature>("card signature", &empty, 1024).is_err());
+    }
+}
