@@ -40,6 +40,7 @@ pub mod http;
 mod hub;
 pub mod ingest;
 pub mod key;
+pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use mykey_hub::admin::facility;
 use mykey_hub::{FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
-    UnixMillis,
+    AccountId, CardKey, FacilityId, LanGroup, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
+    ProgramId, UnixMillis,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +122,9 @@ enum Command {
     /// Enrol or revoke node keys.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// LAN rosters: which nodes may trust each other on a LAN (a festival's stalls).
+    #[command(subcommand)]
+    Lan(LanCmd),
     /// List every node with its sync status.
     Nodes,
     /// Operator accounts for the dashboard.
@@ -306,6 +309,32 @@ enum NodeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum LanCmd {
+    /// Issue (or replace) a LAN group's roster: its nodes admit each other as LAN peers,
+    /// and no one else; `--clear` ends the group.
+    Roster {
+        /// The municipality whose nodes they are.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// The group's name (a-z, 0-9, '-'), e.g. summer-festival.
+        #[arg(long, value_parser = parse_group)]
+        group: LanGroup,
+        /// Its nodes (comma-separated node ids; at most 100): enrolled, unrevoked nodes of the municipality.
+        #[arg(long, value_delimiter = ',', value_parser = parse_node, conflicts_with = "clear", required_unless_present = "clear")]
+        nodes: Vec<NodeId>,
+        /// End the group: its nodes no longer admit each other (unless another group names them both).
+        #[arg(long)]
+        clear: bool,
+    },
+    /// List the rosters in force, from the fact log.
+    Rosters {
+        /// Only this municipality's.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum AccountCmd {
     /// Register a holder with a My Key ID and their card.
     Register {
@@ -476,6 +505,9 @@ fn parse_scope(s: &str) -> Result<mykey_hub::access::Scope, String> {
 }
 fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
     MunicipalityCode::parse(s).map_err(|e| e.to_string())
+}
+fn parse_group(s: &str) -> Result<LanGroup, String> {
+    LanGroup::parse(s).map_err(|e| e.to_string())
 }
 fn parse_facility(s: &str) -> Result<FacilityId, String> {
     FacilityId::parse(s).map_err(|e| e.to_string())
@@ -800,6 +832,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "revoked node {}; every node learns it with priority",
                 node.short()
             );
+        }
+        Command::Lan(LanCmd::Roster {
+            municipality,
+            group,
+            nodes,
+            clear,
+        }) => {
+            let mut hub = open(&cli)?;
+            if *clear {
+                let seq = hub.clear_lan_roster(*municipality, group, t)?;
+                println!(
+                    "ended LAN group {group} of {municipality} (fact #{seq}); its nodes stop admitting each other as they learn it"
+                );
+            } else {
+                let line = hub.set_lan_roster(*municipality, group, nodes, t)?;
+                println!(
+                    "LAN roster {group} of {municipality}: {} nodes (fact #{}); they admit each other as LAN peers once they learn it",
+                    line.members.len(),
+                    line.hub_seq
+                );
+                for n in &line.members {
+                    println!("  {n}");
+                }
+            }
+        }
+        Command::Lan(LanCmd::Rosters { municipality }) => {
+            let lines = open(&cli)?.lan_rosters(*municipality)?;
+            if lines.is_empty() {
+                println!(
+                    "no LAN rosters: nodes admit no LAN peers; issue one with `mykey-hub lan roster`"
+                );
+            }
+            for l in lines {
+                println!(
+                    "{} {}: {} nodes (fact #{}, issued at {} ms)",
+                    l.municipality,
+                    l.group,
+                    l.members.len(),
+                    l.hub_seq,
+                    l.issued_at.0
+                );
+                for n in &l.members {
+                    println!("  {n}");
+                }
+            }
         }
         Command::Nodes => {
             let mut hub = open(&cli)?;

@@ -135,6 +135,15 @@ pub trait HubCore: HubService {
     ) -> anyhow::Result<u64>;
     /// Ends every right; returns the points that went back to the wallets.
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
+    /// Issues the roster of a LAN group: the nodes that admit each other
+    /// as LAN peers.
+    fn lan_roster(
+        &mut self,
+        m: MunicipalityCode,
+        group: &str,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
     /// The points reserved for each (holder account, node), non-zero only.
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
 }

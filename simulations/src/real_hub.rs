@@ -226,6 +226,17 @@ impl HubCore for RealHub {
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64> {
         Ok(self.hub.escrow_release(m, None, now)?.points)
     }
+    fn lan_roster(
+        &mut self,
+        m: MunicipalityCode,
+        group: &str,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<()> {
+        let group = mykey_sync_proto::LanGroup::parse(group)?;
+        self.hub.set_lan_roster(m, &group, nodes, now)?;
+        Ok(())
+    }
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>> {
         Ok(self
             .hub

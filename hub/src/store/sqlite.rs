@@ -344,6 +344,11 @@ CREATE TABLE exchange_volume (
     PRIMARY KEY (operator, municipality, day_start)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- LAN rosters are read back from the fact log by subject
+-- (`lan/<municipality>/<group>`): a group's latest fact is its roster.
+CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NULL;
+"#,
     economy::OUTPUTS_MIGRATION,
 ];
 
@@ -1858,6 +1863,39 @@ impl StoreTx for SqliteTx<'_> {
             .prepare_cached("SELECT DISTINCT scope FROM facts WHERE item IS NOT NULL")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn latest_facts_by_subject(&mut self, prefix: &[u8]) -> Result<Vec<StoredFact>, StoreError> {
+        // Subjects from `prefix` up to (not including) the prefix with its
+        // last byte raised: exactly those starting with it.
+        let mut end = prefix.to_vec();
+        let last = end.last_mut();
+        // Callers pass fixed prefixes ending in '/': another one is a bug.
+        assert!(
+            last.as_ref().is_some_and(|b| **b < u8::MAX),
+            "a subject prefix must end in a byte below 0xff"
+        );
+        if let Some(b) = last {
+            *b += 1;
+        }
+        // SQLite takes the bare columns from the row of max(hub_seq).
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT max(hub_seq), priority, signed, subject FROM facts
+             WHERE subject >= ?1 AND subject < ?2 GROUP BY subject ORDER BY subject",
+        )?;
+        let mut rows = stmt.query(params![prefix, end])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let bytes: Vec<u8> = r.get(2)?;
+            out.push(StoredFact {
+                hub_seq: u64_of("hub seq", r.get(0)?)?,
+                priority: r.get(1)?,
+                subject: r.get(3)?,
+                item: None,
+                signed: SignedFact::from_bytes(&bytes).map_err(|e| corrupt("stored fact", e))?,
+            });
+        }
+        Ok(out)
     }
 
     fn facts_in_scope(
