@@ -15,11 +15,16 @@
 //!
 //! The exchange API writes through the same worker (its own lane, taken in
 //! turn with the nodes'), so an exchange sent at the same moment is bound
-//! the same way.
+//! the same way. The dashboard reads on its own SQLite connection and never
+//! waits for the worker, so a dashboard request sent during the heavy push
+//! is answered while at most the same number of the heavy push's
+//! transactions are applied (a hub that serves HTTP and storage on one
+//! thread answers it only after the whole push).
 
 mod net_common;
 
 use ed25519_dalek::SigningKey;
+use mykey_hub::access::{Role, Scope};
 use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
@@ -86,6 +91,20 @@ fn exchange(http: std::net::SocketAddr, op: &OperatorId, key: &SigningKey) -> (u
     (out[9..12].parse().unwrap(), out)
 }
 
+/// `GET path` with a bearer token on a fresh connection: (status, body).
+fn get(http: std::net::SocketAddr, path: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    (out[9..12].parse().unwrap(), out)
+}
+
 fn processed(hub: &mut Hub, node: &NodeId) -> u64 {
     hub.chain_head(node).unwrap().processed_seq
 }
@@ -115,6 +134,12 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
     .unwrap();
     hub.allow_exchange(&op, bunkyo(), pts(1_000_000), now())
         .unwrap();
+    hub.set_operator("watcher", "a password for the watcher", Role::Viewer, now())
+        .unwrap();
+    let token = hub
+        .new_api_token("watcher", Scope::Read, None, now())
+        .unwrap()
+        .token;
     drop(hub);
     let http = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -167,6 +192,18 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
         seen < HEAVY as u64,
         "the heavy push was applied whole ({seen}) before any other node could be served"
     );
+    // A dashboard client polls node status meanwhile; the heavy push's
+    // progress is read before it sends and after it is answered.
+    let polled = tokio::task::spawn_blocking({
+        let hub_dir = w.hub_dir.clone();
+        let node = heavy_chain.node;
+        move || {
+            let mut db = Hub::open(&hub_dir).unwrap();
+            let before = processed(&mut db, &node);
+            let answer = get(http, "/api/nodes", &token);
+            (before, processed(&mut db, &node), answer)
+        }
+    });
     let exchanged = tokio::task::spawn_blocking({
         let op = op.clone();
         move || exchange(http, &op, &op_key)
@@ -178,6 +215,18 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
         .await;
     let (status, body) = exchanged.await.unwrap();
     assert_eq!(status, 200, "{body}");
+    let (before, after, (status, body)) = polled.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"nodes\""), "{body}");
+    eprintln!(
+        "dashboard: {} heavy transactions applied while it was answered",
+        after - before
+    );
+    assert!(
+        after - before <= 10 * BUDGET as u64,
+        "{} heavy transactions were applied while the dashboard waited ({before} before it asked)",
+        after - before
+    );
     match &answer {
         Ok(Response::Receipts(r)) => assert_eq!(r.processed_seq, 1, "{r:?}"),
         other => panic!("small push: {other:?}"),
