@@ -135,8 +135,10 @@ fn main() {
     let warmup = env("BENCH_WARMUP_SECS", 10);
 
     // A hub with one shop node per client, one holder per node (and the
-    // heavy node's), an exchange operator, 25 dashboard operators and a token.
-    let w = World::create(n_nodes + 1, n_nodes + 1);
+    // heavy node's), an exchange operator, 25 dashboard operators and a token;
+    // no LAN roster (a roster names at most 100 nodes, and nodes here only
+    // talk to the hub).
+    let w = World::create_with_roster(&std::env::temp_dir(), n_nodes + 1, n_nodes + 1, 0);
     let op_key = SigningKey::from_bytes(&[42; 32]);
     let op = OperatorId::parse("card-x").unwrap();
     if let Ok(budget) = std::env::var("BENCH_PUSH_BUDGET") {
