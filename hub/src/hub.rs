@@ -29,6 +29,8 @@ pub struct Hub {
     /// The replicated cache's documents and sync states (in memory, derived
     /// from the fact log).
     pub(crate) shards: crate::shards::ShardBook,
+    /// The path it was opened on (`None`: in memory or another backend).
+    pub(crate) data: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -133,7 +135,9 @@ impl Hub {
         key.write_new(&paths.key)?;
         let store = SqliteStore::open(&paths.db)?;
         tracing::info!(hub = %key.id().short(), db = %paths.db.display(), "initialised hub");
-        Ok(Hub::with_store(Box::new(store), key))
+        let mut hub = Hub::with_store(Box::new(store), key);
+        hub.data = Some(path.to_owned());
+        Ok(hub)
     }
 
     /// Opens an existing hub and brings its schema up to date.
@@ -147,7 +151,14 @@ impl Hub {
             return Err(OpenError::NotInitialised(path.to_owned()));
         }
         let store = SqliteStore::open(&paths.db)?;
-        Ok(Hub::with_store(Box::new(store), key))
+        let mut hub = Hub::with_store(Box::new(store), key);
+        hub.data = Some(path.to_owned());
+        Ok(hub)
+    }
+
+    /// The data directory (or database file) the hub was opened on.
+    pub fn data_path(&self) -> Option<&Path> {
+        self.data.as_deref()
     }
 
     /// A hub over any storage backend.
@@ -159,6 +170,7 @@ impl Hub {
             threads,
             node_keys: HashMap::new(),
             shards: Default::default(),
+            data: None,
         }
     }
 

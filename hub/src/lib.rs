@@ -22,7 +22,8 @@
 //! what decided in [`access`] (roles, token scopes).
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
-//! a push is one storage transaction, durable before its receipts exist;
+//! a push (or each slice of a long one, [`net::turn`]) is one storage
+//! transaction, durable before its receipts exist;
 //! transfers are immutable; debits equal credits after every commit
 //! (asserted, also in release); per municipality, credited − redeemed −
 //! expired = wallets − debts ([`Hub::check_conservation`]).

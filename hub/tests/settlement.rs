@@ -14,8 +14,7 @@ use mykey_hub::economy::exchange::{
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::economy::settlement::StatementKind;
 use mykey_hub::economy::zengin::{
-    AccountKind, BankAccount, BankCode, BranchCode, BuiltinBanks, Payment, Remitter, ZenginError,
-    write_transfer_file,
+    BankAccount, BuiltinBanks, Payment, Remitter, ZenginError, write_transfer_file,
 };
 use mykey_hub::store::economy::Party;
 use mykey_sync_proto::session::HubService;
@@ -357,16 +356,6 @@ fn twice_monthly_cycle() {
     assert_eq!(starts, ["2025-06-16"]);
 }
 
-fn account(bank: &str, branch: &str, number: u32, holder: &str) -> BankAccount {
-    BankAccount {
-        bank: BankCode::parse(bank).unwrap(),
-        branch: BranchCode::parse(branch).unwrap(),
-        kind: AccountKind::Ordinary,
-        number,
-        holder: holder.into(),
-    }
-}
-
 #[test]
 fn golden_zengin_file() {
     let remitter = Remitter {
@@ -541,25 +530,22 @@ fn settlement_outputs_and_liability_report() {
         T0.plus_ms(1),
     );
     let now = month_start(2025, 10);
-    let closed = f.hub.close_periods(muni(), now).unwrap();
     let out = f.dir.path().join("out");
-    let paths = f
-        .hub
-        .write_settlement_outputs(&closed, &out, &banks, now)
-        .unwrap();
-    let names: Vec<String> = paths
+    let run = f.hub.settle(&out, &banks, now, false).unwrap();
+    let names: Vec<String> = run
+        .files
         .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert!(
-        names.contains(&"payouts-131059-20250601.zengin".to_owned()),
+        names.contains(&"payouts-131059-20250601-p0001.zengin".to_owned()),
         "{names:?}"
     );
     assert!(
-        names.contains(&"receipts-131059-20250601.zengin".to_owned()),
+        names.contains(&"receipts-131059-20250601-p0001.zengin".to_owned()),
         "{names:?}"
     );
-    let payout = std::fs::read(out.join("payouts-131059-20250601.zengin")).unwrap();
+    let payout = std::fs::read(out.join("payouts-131059-20250601-p0001.zengin")).unwrap();
     assert_eq!(payout.len(), 4 * 122);
     let report = f.hub.liability_report(now).unwrap();
     let m = report

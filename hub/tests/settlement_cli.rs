@@ -293,3 +293,163 @@ fn economy_commands() {
         ],
     );
 }
+
+/// `settle` with the settlement agent's account missing closes nothing and
+/// says what to add; after `payee set`, it closes the period and writes
+/// every file, mode 0600; `--rewrite` makes a period's files again.
+#[test]
+fn settle_closes_nothing_until_every_account_is_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub-data");
+    ok(&data, &["init"]);
+    for args in [
+        &[
+            "municipality",
+            "add",
+            "--code",
+            "131059",
+            "--name",
+            "Bunkyo",
+        ][..],
+        &[
+            "facility",
+            "add",
+            "--id",
+            "shop-1",
+            "--municipality",
+            "131059",
+            "--kind",
+            "shop",
+            "--name",
+            "Shop",
+        ],
+        &[
+            "account",
+            "register",
+            "--my-key-id",
+            "hanako",
+            "--municipality",
+            "131059",
+            "--card",
+            "300b31:0102",
+        ],
+        &[
+            "program",
+            "create",
+            "--id",
+            "health",
+            "--municipality",
+            "131059",
+            "--budget",
+            "10000",
+        ],
+        &[
+            "grant",
+            "--my-key-id",
+            "hanako",
+            "--program",
+            "health",
+            "--points",
+            "300",
+        ],
+    ] {
+        ok(&data, args);
+    }
+    // A redeem at the shop: the period owes the merchant a payout.
+    let mut hub = mykey_hub::Hub::open(&data).unwrap();
+    let shop = common::Chain::new(31);
+    let now = mykey_sync_proto::UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
+    let policy = mykey_hub::NodePolicy {
+        valid_until: now.plus_ms(86_400_000),
+        ..common::policy(&[mykey_sync_proto::OpKind::Redeem])
+    };
+    hub.enrol_node(shop.id, &common::fid("shop-1"), policy, now)
+        .unwrap();
+    let mut shop = shop;
+    let account = hub
+        .resolve_my_key_id(&mykey_sync_proto::MyKeyId::parse("hanako").unwrap())
+        .unwrap();
+    let tx = shop.sign(mykey_sync_proto::TxBody::Redeem(mykey_sync_proto::Redeem {
+        card: mykey_sync_proto::CardKey::new(vec![0x30, 0x0b, 0x31], vec![0x01, 0x02]).unwrap(),
+        account,
+        municipality: common::muni(),
+        points: common::pts(100),
+        merchant: common::fid("shop-1"),
+        basis: None,
+        card_proof: None,
+    }));
+    let shop_id = shop.id;
+    let r = mykey_sync_proto::session::HubService::ingest(&mut hub, &shop_id, vec![tx], now);
+    assert_eq!(r.processed_seq, 1, "{r:?}");
+    drop(hub);
+    ok(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--merchant",
+            "shop-1",
+            "--bank",
+            "0001",
+            "--branch",
+            "004",
+            "--number",
+            "7654321",
+            "--holder",
+            "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ",
+        ],
+    );
+    let out_dir = dir.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    let err = fails(&data, &["settle", "--through-now", "--out", out]);
+    assert!(
+        err.contains("nothing was closed") && err.contains("the settlement agent"),
+        "{err}"
+    );
+    assert!(ok(&data, &["statements", "--municipality", "131059"]).is_empty());
+    ok(
+        &data,
+        &[
+            "payee",
+            "set",
+            "--agent",
+            "--bank",
+            "0009",
+            "--branch",
+            "001",
+            "--number",
+            "1234567",
+            "--holder",
+            "ｾｲｻﾝﾀﾞｲｺｳ",
+            "--code",
+            "1234567890",
+        ],
+    );
+    let done = ok(&data, &["settle", "--through-now", "--out", out]);
+    assert!(done.contains("settlement run 1 closed"), "{done}");
+    let payouts = done
+        .lines()
+        .find(|l| l.contains("payouts-131059-") && l.ends_with("-p0001.zengin"))
+        .unwrap_or_else(|| panic!("no payout file in {done}"))
+        .to_owned();
+    for line in done.lines().filter(|l| l.starts_with(out)) {
+        let mode = std::fs::metadata(line).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{line}");
+    }
+    let bytes = std::fs::read(&payouts).unwrap();
+    std::fs::remove_file(&payouts).unwrap();
+    let again = ok(&data, &["settle", "--out", out]);
+    assert!(again.contains("closed 0 period(s)"), "{again}");
+    assert!(!std::path::Path::new(&payouts).exists());
+    let rewrite = ok(&data, &["settle", "--rewrite", "131059:1", "--out", out]);
+    assert!(rewrite.contains("(written)"), "{rewrite}");
+    assert_eq!(std::fs::read(&payouts).unwrap(), bytes);
+    let err = fails(&data, &["settle", "--rewrite", "131059:7", "--out", out]);
+    assert!(err.contains("131059:1"), "{err}");
+}

@@ -22,6 +22,6 @@ pub mod codec;
 pub mod identity;
 pub mod swarm;
 
-pub use codec::{Frame, FrameCodec, PROTOCOL};
+pub use codec::{ByteBudget, Frame, FrameCodec, PROTOCOL};
 pub use identity::{keypair, node_id_of, peer_id_of};
-pub use swarm::{Behaviour, BehaviourEvent, LinkTiming, SwarmError, build_swarm};
+pub use swarm::{Behaviour, BehaviourEvent, InboundLimits, LinkTiming, SwarmError, build_swarm};

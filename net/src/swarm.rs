@@ -5,7 +5,7 @@
 //! `NetworkBehaviour` beside the LAN protocol (another [`frame_behaviour`])
 //! and mDNS.
 
-use crate::codec::{FrameCodec, PROTOCOL};
+use crate::codec::{ByteBudget, FrameCodec, PROTOCOL};
 use crate::identity::keypair;
 use ed25519_dalek::SigningKey;
 use libp2p::identity::{DecodingError, Keypair};
@@ -42,6 +42,26 @@ impl Default for LinkTiming {
     }
 }
 
+/// What one side accepts on a frame protocol: streams at once per
+/// connection, and a budget for the bytes of frames being read.
+#[derive(Debug, Clone)]
+pub struct InboundLimits {
+    /// Requests a connection may have open at once (libp2p's default is 100).
+    pub max_concurrent_streams: usize,
+    /// The bytes of frames being read, across every stream (`None`: unbounded
+    /// but for the frame cap).
+    pub budget: Option<std::sync::Arc<ByteBudget>>,
+}
+
+impl Default for InboundLimits {
+    fn default() -> Self {
+        InboundLimits {
+            max_concurrent_streams: 100,
+            budget: None,
+        }
+    }
+}
+
 pub use behaviour::{Behaviour, BehaviourEvent};
 
 mod behaviour {
@@ -67,8 +87,18 @@ impl Behaviour {
     /// `/mykey/sync/1`, identify announcing `agent` (e.g. `mykey-hub/0.1.0`)
     /// and ping, paced by `timing`.
     pub fn new(key: &Keypair, agent: &str, timing: &LinkTiming) -> Self {
+        Self::with_limits(key, agent, timing, &InboundLimits::default())
+    }
+
+    /// [`Behaviour::new`] accepting `/mykey/sync/1` within `limits` (the hub).
+    pub fn with_limits(
+        key: &Keypair,
+        agent: &str,
+        timing: &LinkTiming,
+        limits: &InboundLimits,
+    ) -> Self {
         Behaviour {
-            sync: frame_behaviour(PROTOCOL, timing),
+            sync: frame_behaviour_with(PROTOCOL, timing, limits),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                     .with_agent_version(agent.to_owned()),
@@ -102,10 +132,25 @@ pub fn frame_behaviour(
     protocol: StreamProtocol,
     timing: &LinkTiming,
 ) -> request_response::Behaviour<FrameCodec> {
+    frame_behaviour_with(protocol, timing, &InboundLimits::default())
+}
+
+/// [`frame_behaviour`] within `limits`.
+pub fn frame_behaviour_with(
+    protocol: StreamProtocol,
+    timing: &LinkTiming,
+    limits: &InboundLimits,
+) -> request_response::Behaviour<FrameCodec> {
+    let codec = match &limits.budget {
+        Some(b) => FrameCodec::with_budget(b.clone()),
+        None => FrameCodec::default(),
+    };
     request_response::Behaviour::with_codec(
-        FrameCodec,
+        codec,
         [(protocol, request_response::ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(timing.request_timeout),
+        request_response::Config::default()
+            .with_request_timeout(timing.request_timeout)
+            .with_max_concurrent_streams(limits.max_concurrent_streams.max(1)),
     )
 }
 

@@ -5,5 +5,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod harness;
+pub mod sync_client;
 pub mod vcard;
 pub mod world;

@@ -44,7 +44,7 @@ pub fn frames(data: &[u8]) {
         data: stream,
         step: usize::from(step % 64) + 1,
     };
-    let mut codec = FrameCodec;
+    let mut codec = FrameCodec::default();
     let mut offset = 0usize;
     // Bounded: every message consumes its 4-byte prefix.
     for n in 0..=stream.len() / 4 + 1 {
@@ -86,6 +86,7 @@ pub fn frames(data: &[u8]) {
                 return;
             }
             Frame::Raw(_) => panic!("reading never makes a raw frame"),
+            Frame::Busy { .. } => panic!("a codec with no byte budget is never busy"),
         }
     }
     panic!("more frames than the stream can hold");

@@ -51,14 +51,19 @@ pub enum EconomyCmd {
         cycle: Cycle,
     },
     /// Run settlement: expire, close every ended period (with --through-now the
-    /// open one too), write payout files, statements and the liability report; print their paths.
+    /// open one too) all or nothing, write payout files, statements and the liability
+    /// report (mode 0600), and any file an earlier run could not write; print their paths.
     Settle {
-        /// Where to write the files.
+        /// Where to write the files (created 0700 if missing).
         #[arg(long, value_name = "DIR", default_value = "./settlement")]
         out: PathBuf,
         /// Also close the open period at the current time.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rewrite")]
         through_now: bool,
+        /// Write a closed period's recorded files again (CODE:N, the period number
+        /// `settle` and `statements` print, or CODE:YYYY-MM-DD, its first day); closes nothing.
+        #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
+        rewrite: Option<(MunicipalityCode, String)>,
         /// Bank data.
         #[command(flatten)]
         banks: BankDataArg,
@@ -453,34 +458,63 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
         }
         EconomyCmd::Settle {
             out,
+            through_now: _,
+            rewrite: Some((m, which)),
+            banks: _,
+        } => {
+            let (c, files) = hub.rewrite_period(*m, which, out, now)?;
+            println!(
+                "period {m}:{} ({} .. {}): {} recorded file(s)",
+                c.number,
+                Date::of(c.period.starts_at),
+                Date::of(UnixMillis(c.period.ends_at.0.saturating_sub(1))),
+                files.len()
+            );
+            print_files(&files);
+        }
+        EconomyCmd::Settle {
+            out,
             through_now,
+            rewrite: None,
             banks,
         } => {
             let run = hub.settle(out, &*banks.load()?, now, *through_now)?;
-            println!(
-                "expired {} pt; closed {} period(s)",
-                run.expiry.points,
-                run.closed.len()
-            );
+            match run.run {
+                Some(n) => println!(
+                    "expired {} pt; settlement run {n} closed {} period(s)",
+                    run.expiry.points,
+                    run.closed.len()
+                ),
+                None => println!(
+                    "expired {} pt; closed 0 period(s): none has ended (--through-now closes the open one)",
+                    run.expiry.points
+                ),
+            }
             for c in &run.closed {
                 let p = &c.period;
                 println!(
-                    "  {} {} .. {}: {} statement line(s)",
+                    "  {} period {}: {} .. {}: {} statement line(s)",
                     p.municipality,
+                    c.number,
                     Date::of(p.starts_at),
                     Date::of(UnixMillis(p.ends_at.0.saturating_sub(1))),
                     c.statements.len()
                 );
             }
-            for p in &run.paths {
-                println!("{}", p.display());
+            let earlier = run.files.iter().filter(|f| Some(f.run) != run.run).count();
+            if earlier > 0 {
+                println!("{earlier} file(s) an earlier run recorded but had not written:");
+            }
+            for f in &run.files {
+                println!("{}", f.path.display());
             }
         }
         EconomyCmd::Statements { municipality } => {
             for c in hub.closed_periods(*municipality)? {
                 let p = &c.period;
                 println!(
-                    "{} .. {} (closed at {} ms, ledger through {})",
+                    "period {}: {} .. {} (closed at {} ms, ledger through {})",
+                    c.number,
                     Date::of(p.starts_at),
                     Date::of(UnixMillis(p.ends_at.0.saturating_sub(1))),
                     p.closed_at.0,
@@ -543,6 +577,19 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
         }
     }
     Ok(())
+}
+
+fn print_files(files: &[crate::economy::outputs::WrittenFile]) {
+    for f in files {
+        println!("{} ({})", f.path.display(), f.how.name());
+    }
+}
+
+fn parse_period(s: &str) -> Result<(MunicipalityCode, String), String> {
+    let (m, which) = s.split_once(':').ok_or_else(|| {
+        format!("{s:?}: give CODE:N (e.g. 131059:3) or CODE:YYYY-MM-DD (the period's first day)")
+    })?;
+    Ok((parse_muni(m)?, which.to_owned()))
 }
 
 fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {

@@ -22,13 +22,17 @@
 //! [`admin_routes`] are for municipalities and the hub operator, behind the
 //! dashboard's login (cookie or bearer token): the liability report (JSON or
 //! `?format=csv`), closed periods with their statements, a settlement run
-//! and the expiry job. Their POSTs take a JSON body, which a cross-site form
+//! (the same run and files as `mykey-hub settle`, written into `hub.toml`'s
+//! `settlement_dir`, by default `settlement` in the data directory) and the
+//! expiry job. Their POSTs take a JSON body, which a cross-site form
 //! cannot send.
 
 use crate::access::Access;
 use crate::economy::exchange::{
     ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange, verify,
 };
+use crate::economy::outputs::OutputError;
+use crate::economy::zengin::BankDirectory;
 use crate::http::AppState;
 use crate::http::api::not_yours;
 use crate::http::server::{BodyLimit, limit_body};
@@ -155,7 +159,7 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     let now = crate::net::unix_now();
     let policy = state.config().exchange;
     match state
-        .with_hub(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
+        .with_writer(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
         .await
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
@@ -288,6 +292,7 @@ pub fn openapi(
             "deposit_share_yen": int("share of the municipality's deposit (pro rata; the shares add up to it)")}},
         "Period": {"type": "object", "properties": {
             "municipality": text("6-digit code"),
+            "number": int("the period's number in its municipality (1: the first), as in its file names and `settle --rewrite CODE:N`"),
             "starts_at": int("first instant (Unix ms)"), "ends_at": int("end, exclusive (Unix ms)"),
             "first_day": text("JST day it starts (YYYY-MM-DD)"), "closed_at": int("when it was closed (Unix ms)"),
             "ledger_pos": int("the last ledger position in it"),
@@ -296,6 +301,11 @@ pub fn openapi(
                 "party": text("operator id (invoice), facility id (payout) or municipality code"),
                 "points": int("points"), "yen": int("yen"), "transfers": int("transfers summed")}}}}}
     });
+    let settle_responses = |mut v: serde_json::Value| {
+        v["422"] = json!({"description": "a party to pay or be paid has no usable bank account: nothing was closed (the error names every one)"});
+        v["500"] = json!({"description": "the settlement directory cannot be written: nothing was closed; or a recorded file could not be written (the next run writes it)"});
+        v
+    };
     let paths = json!({
         "/api/economy/liabilities": {"get": {"summary": "The liability report: outstanding points, expiry schedule and the last two base dates' unused balance and deposit, per municipality",
             "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
@@ -310,10 +320,18 @@ pub fn openapi(
             "responses": ok("lots", json!({"type": "object", "properties": {"lots": {"type": "array", "items": {"type": "object", "properties": {
                 "points": int("points left"), "credited": int("points credited"), "source": text("`program:<id>`, `operator:<id>` or `other`"),
                 "credited_at": int("Unix ms"), "expires_at": {"type": ["integer", "null"], "description": "Unix ms (null: never)"}}}}}}))}},
-        "/api/economy/settle": {"post": {"summary": "Expires lots and closes every ended settlement period",
+        "/api/economy/settle": {"post": {"summary": "A settlement run, as `mykey-hub settle`: expires lots, closes every ended period all or nothing with its files recorded, and writes the files (statements, Zengin payouts and receipts, liability report; mode 0600) and any an earlier run could not write into hub.toml's `settlement_dir` (default: `settlement` in the data directory)",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
                 "properties": {"through_now": {"type": "boolean", "description": "also close the open period at the current time"}}}}}},
-            "responses": ok("the periods closed", json!({"type": "object", "properties": {"closed": {"type": "array", "items": r("Period")}}}))}},
+            "responses": settle_responses(ok("the run", json!({"type": "object", "properties": {
+                "run": {"type": ["integer", "null"], "description": "the run's number (null: no period was due)"},
+                "dir": text("the directory the files were written into"),
+                "expired_points": int("points the expiry job moved to expiry income first"),
+                "closed": {"type": "array", "items": r("Period")},
+                "files": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": text("file name (never reused)"), "run": int("the run that recorded it"),
+                    "sha256": text("SHA-256 of its bytes, hex"),
+                    "status": {"enum": ["written", "already-there"], "description": "`already-there`: a file with exactly the recorded bytes was found"}}}}}})))}},
         "/api/economy/expire": {"post": {"summary": "Runs the expiry job now",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": ok("what expired", json!({"type": "object", "properties": {
@@ -408,7 +426,10 @@ async fn liabilities(
     Query(q): Query<FormatQuery>,
 ) -> Response {
     let now = crate::net::unix_now();
-    let report = state.with_hub(move |hub| hub.liability_report(now)).await;
+    // The report folds the ledger into the lots first: a write.
+    let report = state
+        .with_writer(move |hub| hub.liability_report(now))
+        .await;
     let report = report.map(|mut r| {
         r.municipalities.retain(|m| access.sees(m.municipality));
         r
@@ -435,6 +456,7 @@ fn periods_json(closed: &[crate::economy::settlement::ClosedPeriod]) -> serde_js
     use crate::economy::calendar::Date;
     json!(closed.iter().map(|c| json!({
         "municipality": c.period.municipality.to_string(),
+        "number": c.number,
         "starts_at": c.period.starts_at.0,
         "ends_at": c.period.ends_at.0,
         "first_day": Date::of(c.period.starts_at).to_string(),
@@ -488,7 +510,7 @@ async fn lots(
     if !access.sees(m) {
         return not_yours(&access, m);
     }
-    match state.with_hub(move |hub| hub.lots_of(a, m)).await {
+    match state.with_writer(move |hub| hub.lots_of(a, m)).await {
         Ok(lots) => axum::Json(json!({ "lots": lots.iter().map(|l| json!({
             "points": l.remaining, "credited": l.amount, "source": l.source.to_string(),
             "credited_at": l.credited_at.0, "expires_at": l.expires_at.map(|e| e.0),
@@ -507,6 +529,41 @@ pub struct SettleBody {
     through_now: bool,
 }
 
+/// Why the serving hub could not run settlement for the API.
+#[derive(Debug, thiserror::Error)]
+enum SettleSetupError {
+    /// The hub has no data directory (in memory).
+    #[error("this hub has no data directory to hold settlement files")]
+    NoDataDir,
+    /// `hub.toml` is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::net::config::HubNetConfigError),
+    /// The bank data could not be read.
+    #[error(transparent)]
+    Banks(#[from] crate::economy::bankdata::BankDataError),
+}
+
+/// The settlement output directory and bank data of the serving hub:
+/// `hub.toml`'s `settlement_dir` (default `settlement` in the data
+/// directory) and `bank_data` (else `MYKEY_BANK_DATA`, else the built-in
+/// excerpt).
+fn settle_setup(
+    hub: &crate::Hub,
+) -> Result<(std::path::PathBuf, Box<dyn BankDirectory>), SettleSetupError> {
+    let data = hub.data_path().ok_or(SettleSetupError::NoDataDir)?;
+    let config = crate::net::config::HubNetConfig::load_or_create(data)?;
+    let dir = config.settlement_dir_of(data);
+    let bank_data = config
+        .bank_data
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("MYKEY_BANK_DATA").map(Into::into));
+    let banks: Box<dyn BankDirectory> = match bank_data {
+        Some(d) => Box::new(crate::economy::bankdata::JsonBankDirectory::load(&d)?),
+        None => Box::new(crate::economy::zengin::BuiltinBanks),
+    };
+    Ok((dir, banks))
+}
+
 async fn settle(
     State(state): State<AppState>,
     axum::Json(body): axum::Json<SettleBody>,
@@ -514,27 +571,46 @@ async fn settle(
     let now = crate::net::unix_now();
     let through_now = body.through_now;
     let run = state
-        .with_hub(move |hub| {
-            let mut closed = vec![];
-            hub.run_expiry(now)?;
-            for m in hub.municipality_codes()? {
-                let r = if through_now {
-                    hub.close_periods_through_now(m, now)
-                } else {
-                    hub.close_periods(m, now)
-                };
-                match r {
-                    Ok(c) => closed.extend(c),
-                    Err(crate::economy::settlement::SettleError::Store(e)) => return Err(e),
-                    Err(crate::economy::settlement::SettleError::UnknownMunicipality(_)) => {}
-                }
-            }
-            Ok(closed)
+        .with_writer(move |hub| {
+            let (dir, banks) = match settle_setup(hub) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            Ok(Ok((
+                dir.clone(),
+                hub.settle(&dir, &*banks, now, through_now),
+            )))
         })
         .await;
+    let (dir, run) = match run {
+        Ok(Ok(r)) => r,
+        Ok(Err(setup)) => return error(StatusCode::INTERNAL_SERVER_ERROR, setup),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
     match run {
-        Ok(closed) => axum::Json(json!({ "closed": periods_json(&closed) })).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok(run) => axum::Json(json!({
+            "run": run.run,
+            "dir": dir.display().to_string(),
+            "expired_points": run.expiry.points,
+            "closed": periods_json(&run.closed),
+            "files": run.files.iter().map(|f| json!({
+                "name": f.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "run": f.run,
+                "sha256": hex::encode(f.sha256),
+                "status": f.how.name(),
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => {
+            let status = match &e {
+                OutputError::NoBankAccount(_) | OutputError::Zengin { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                OutputError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, e.chain())
+        }
     }
 }
 
@@ -543,7 +619,7 @@ async fn expire(
     axum::Json(_): axum::Json<serde_json::Value>,
 ) -> Response {
     let now = crate::net::unix_now();
-    match state.with_hub(move |hub| hub.run_expiry(now)).await {
+    match state.with_writer(move |hub| hub.run_expiry(now)).await {
         Ok(r) => {
             axum::Json(json!({ "lots": r.n_lots, "holders": r.n_holders, "points": r.points }))
                 .into_response()

@@ -537,134 +537,142 @@ impl Hub {
     /// The liability report at `now` (the last two base dates).
     pub fn liability_report(&mut self, now: UnixMillis) -> Result<LiabilityReport, StoreError> {
         let mut st = self.store.begin()?;
-        crate::economy::sync_lots(&mut *st)?;
-        let mut cuts = vec![];
-        for d in base_dates(now, 2) {
-            cuts.push((d, st.last_pos_before(0, d.end())?));
-        }
-        let kind_totals = st.ledger_kind_totals()?;
-        let quarantine = QuarantineSummary::new(st.quarantine_totals()?);
-        let mut out = vec![];
-        for muni in st.municipalities()? {
-            let m = muni.code;
-            let mut l = MunicipalityLiability {
-                municipality: m,
-                wallets: 0,
-                held: 0,
-                debts: 0,
-                by_source: BTreeMap::new(),
-                held_by_source: BTreeMap::new(),
-                expiry_schedule: BTreeMap::new(),
-                never_expiring: BTreeMap::new(),
-                base_dates: vec![],
-                quarantine_held: quarantine.held_in(m),
-                quarantine_by_facility: quarantine
-                    .by_facility()
-                    .into_iter()
-                    .filter(|f| f.municipality == m && f.held.items > 0)
-                    .map(|f| (f.facility.as_str().to_owned(), f.held))
-                    .collect(),
-            };
-            // The ledger's quarantine accounts hold what the quarantine holds.
-            let in_ledger: i128 = kind_totals
-                .iter()
-                .filter(|(km, kind, _)| *km == m && kind == "quarantined")
-                .map(|(_, _, p)| i128::from(p.credits) - i128::from(p.debits))
-                .sum();
-            if in_ledger != i128::from(l.quarantine_held.points) {
-                return Err(StoreError::Corrupt {
-                    what: "ledger (quarantine accounts for the liability report)",
-                    detail: format!(
-                        "{m}'s quarantine accounts hold {in_ledger} pt, its held spends {} pt",
-                        l.quarantine_held.points
-                    ),
-                });
-            }
-            (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
-            for (source, day, points) in st.lot_schedule(m)? {
-                *l.by_source.entry(source.clone()).or_default() += points;
-                match day {
-                    Some(day) => {
-                        let d = Date::of(UnixMillis(
-                            u64::try_from(day).unwrap_or(0) * 86_400_000 + 12 * 3_600_000,
-                        ));
-                        let month = format!("{:04}-{:02}", d.year, d.month);
-                        *l.expiry_schedule.entry((month, source)).or_default() += points;
-                    }
-                    None => *l.never_expiring.entry(source).or_default() += points,
-                }
-            }
-            st.held_exchanges_through(m, u64::MAX, &mut |e, points| {
-                let source = LotSource::Operator(e.operator.clone()).to_string();
-                *l.by_source.entry(source.clone()).or_default() += points;
-                *l.held_by_source.entry(source.clone()).or_default() += points;
-                match e.expires_at() {
-                    Some(x) => {
-                        *l.expiry_schedule
-                            .entry((expiry_month(x), source))
-                            .or_default() += points;
-                    }
-                    None => *l.never_expiring.entry(source).or_default() += points,
-                }
-            })?;
-            // The sources are the lots and the held exchanges; the totals are
-            // the ledger's. If they disagree the report would be wrong.
-            let sources = i128::from(l.by_source.values().sum::<u64>());
-            if sources != l.wallets + l.held {
-                return Err(StoreError::Corrupt {
-                    what: "ledger (lots and held exchanges for the liability report)",
-                    detail: format!(
-                        "the sources of {m} add up to {sources} pt, the ledger holds {} pt \
-                         in wallets and {} pt held",
-                        l.wallets, l.held
-                    ),
-                });
-            }
-            for (d, pos) in &cuts {
-                let at = d.end();
-                let mut replay = LotReplay::new(at);
-                st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
-                let (mut spendable, mut expired) = replay.finish();
-                let replayed =
-                    i128::from(spendable.values().sum::<u64>() + expired.values().sum::<u64>());
-                // Points in the held account at the cut, each exchange judged
-                // by its own dates (see the module docs).
-                let mut held = BTreeMap::new();
-                let mut held_replayed = 0i128;
-                st.held_exchanges_through(m, *pos, &mut |e, points| {
-                    held_replayed += i128::from(points);
-                    let bucket = match held_state(&e, at) {
-                        HeldState::Held => &mut held,
-                        HeldState::Unused => &mut spendable,
-                        HeldState::Expired => &mut expired,
-                    };
-                    *bucket.entry(LotSource::Operator(e.operator)).or_default() += points;
-                })?;
-                let (wallets, held_books, debts) =
-                    holder_totals(st.holder_totals_through(m, *pos)?);
-                // The replay and the ledger agree on what was in the wallets
-                // and held; if not, the report would be wrong: refuse it, loudly.
-                if replayed != wallets || held_replayed != held_books {
-                    return Err(StoreError::Corrupt {
-                        what: "ledger (lot replay for the liability report)",
-                        detail: format!(
-                            "at {d} the replayed lots of {m} hold {replayed} pt and the held \
-                             exchanges {held_replayed} pt, the ledger {wallets} pt and {held_books} pt"
-                        ),
-                    });
-                }
-                let figures =
-                    BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
-                l.base_dates.push(figures);
-            }
-            out.push(l);
-        }
+        let report = liability_report_in(&mut *st, now)?;
         st.commit()?;
-        Ok(LiabilityReport {
-            generated_at: now,
-            municipalities: out,
-        })
+        Ok(report)
     }
+}
+
+/// [`Hub::liability_report`] inside the caller's transaction (a settlement
+/// run records the report with the periods it closes).
+pub(crate) fn liability_report_in(
+    st: &mut dyn crate::store::StoreTx,
+    now: UnixMillis,
+) -> Result<LiabilityReport, StoreError> {
+    crate::economy::sync_lots(st)?;
+    let mut cuts = vec![];
+    for d in base_dates(now, 2) {
+        cuts.push((d, st.last_pos_before(0, d.end())?));
+    }
+    let kind_totals = st.ledger_kind_totals()?;
+    let quarantine = QuarantineSummary::new(st.quarantine_totals()?);
+    let mut out = vec![];
+    for muni in st.municipalities()? {
+        let m = muni.code;
+        let mut l = MunicipalityLiability {
+            municipality: m,
+            wallets: 0,
+            held: 0,
+            debts: 0,
+            by_source: BTreeMap::new(),
+            held_by_source: BTreeMap::new(),
+            expiry_schedule: BTreeMap::new(),
+            never_expiring: BTreeMap::new(),
+            base_dates: vec![],
+            quarantine_held: quarantine.held_in(m),
+            quarantine_by_facility: quarantine
+                .by_facility()
+                .into_iter()
+                .filter(|f| f.municipality == m && f.held.items > 0)
+                .map(|f| (f.facility.as_str().to_owned(), f.held))
+                .collect(),
+        };
+        // The ledger's quarantine accounts hold what the quarantine holds.
+        let in_ledger: i128 = kind_totals
+            .iter()
+            .filter(|(km, kind, _)| *km == m && kind == "quarantined")
+            .map(|(_, _, p)| i128::from(p.credits) - i128::from(p.debits))
+            .sum();
+        if in_ledger != i128::from(l.quarantine_held.points) {
+            return Err(StoreError::Corrupt {
+                what: "ledger (quarantine accounts for the liability report)",
+                detail: format!(
+                    "{m}'s quarantine accounts hold {in_ledger} pt, its held spends {} pt",
+                    l.quarantine_held.points
+                ),
+            });
+        }
+        (l.wallets, l.held, l.debts) = holder_totals(st.holder_totals_through(m, u64::MAX)?);
+        for (source, day, points) in st.lot_schedule(m)? {
+            *l.by_source.entry(source.clone()).or_default() += points;
+            match day {
+                Some(day) => {
+                    let d = Date::of(UnixMillis(
+                        u64::try_from(day).unwrap_or(0) * 86_400_000 + 12 * 3_600_000,
+                    ));
+                    let month = format!("{:04}-{:02}", d.year, d.month);
+                    *l.expiry_schedule.entry((month, source)).or_default() += points;
+                }
+                None => *l.never_expiring.entry(source).or_default() += points,
+            }
+        }
+        st.held_exchanges_through(m, u64::MAX, &mut |e, points| {
+            let source = LotSource::Operator(e.operator.clone()).to_string();
+            *l.by_source.entry(source.clone()).or_default() += points;
+            *l.held_by_source.entry(source.clone()).or_default() += points;
+            match e.expires_at() {
+                Some(x) => {
+                    *l.expiry_schedule
+                        .entry((expiry_month(x), source))
+                        .or_default() += points;
+                }
+                None => *l.never_expiring.entry(source).or_default() += points,
+            }
+        })?;
+        // The sources are the lots and the held exchanges; the totals are
+        // the ledger's. If they disagree the report would be wrong.
+        let sources = i128::from(l.by_source.values().sum::<u64>());
+        if sources != l.wallets + l.held {
+            return Err(StoreError::Corrupt {
+                what: "ledger (lots and held exchanges for the liability report)",
+                detail: format!(
+                    "the sources of {m} add up to {sources} pt, the ledger holds {} pt \
+                     in wallets and {} pt held",
+                    l.wallets, l.held
+                ),
+            });
+        }
+        for (d, pos) in &cuts {
+            let at = d.end();
+            let mut replay = LotReplay::new(at);
+            st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
+            let (mut spendable, mut expired) = replay.finish();
+            let replayed =
+                i128::from(spendable.values().sum::<u64>() + expired.values().sum::<u64>());
+            // Points in the held account at the cut, each exchange judged
+            // by its own dates (see the module docs).
+            let mut held = BTreeMap::new();
+            let mut held_replayed = 0i128;
+            st.held_exchanges_through(m, *pos, &mut |e, points| {
+                held_replayed += i128::from(points);
+                let bucket = match held_state(&e, at) {
+                    HeldState::Held => &mut held,
+                    HeldState::Unused => &mut spendable,
+                    HeldState::Expired => &mut expired,
+                };
+                *bucket.entry(LotSource::Operator(e.operator)).or_default() += points;
+            })?;
+            let (wallets, held_books, debts) = holder_totals(st.holder_totals_through(m, *pos)?);
+            // The replay and the ledger agree on what was in the wallets
+            // and held; if not, the report would be wrong: refuse it, loudly.
+            if replayed != wallets || held_replayed != held_books {
+                return Err(StoreError::Corrupt {
+                    what: "ledger (lot replay for the liability report)",
+                    detail: format!(
+                        "at {d} the replayed lots of {m} hold {replayed} pt and the held \
+                         exchanges {held_replayed} pt, the ledger {wallets} pt and {held_books} pt"
+                    ),
+                });
+            }
+            let figures = BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
+            l.base_dates.push(figures);
+        }
+        out.push(l);
+    }
+    Ok(LiabilityReport {
+        generated_at: now,
+        municipalities: out,
+    })
 }
 
 /// (wallets, held, debts) from [`crate::store::economy::EconomyTx::holder_totals_through`].

@@ -12,7 +12,7 @@
 use crate::economy::calendar::Date;
 use crate::hub::Hub;
 use crate::model::{LedgerAccount, Transfer, TransferKind};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::{MunicipalityCode, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -102,18 +102,20 @@ impl StatementKind {
             StatementKind::Quarantined => "quarantined",
         }
     }
+    /// Every kind, in line order. A new kind of line (e.g. points held in
+    /// quarantine) is a variant here, its name, and its case in
+    /// [`Statements::add`]: the statements file and the API take it from there.
+    pub const ALL: [StatementKind; 6] = [
+        StatementKind::OperatorInvoice,
+        StatementKind::MunicipalityReceipt,
+        StatementKind::PremiumFunded,
+        StatementKind::MerchantPayout,
+        StatementKind::Expired,
+        StatementKind::Quarantined,
+    ];
     /// Parses [`StatementKind::name`].
     pub fn parse(text: &str) -> Option<StatementKind> {
-        [
-            StatementKind::OperatorInvoice,
-            StatementKind::MunicipalityReceipt,
-            StatementKind::PremiumFunded,
-            StatementKind::MerchantPayout,
-            StatementKind::Expired,
-            StatementKind::Quarantined,
-        ]
-        .into_iter()
-        .find(|k| k.name() == text)
+        StatementKind::ALL.into_iter().find(|k| k.name() == text)
     }
 }
 
@@ -135,6 +137,9 @@ pub struct Statement {
 /// A closed period with its statements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClosedPeriod {
+    /// Its number among the municipality's periods (1: the first), as
+    /// `settle`, `statements` and the output file names show it.
+    pub number: u32,
     /// The period.
     pub period: Period,
     /// Its statements.
@@ -218,6 +223,68 @@ pub enum SettleError {
     Store(#[from] StoreError),
 }
 
+/// The periods of `m` that would close at `now` (at most
+/// [`MAX_PERIODS_PER_CLOSE`], oldest first; with `through_now`, the open one
+/// too, through `now` inclusive) with their statements, read inside the
+/// caller's transaction; nothing is written.
+pub(crate) fn plan_periods(
+    st: &mut dyn StoreTx,
+    m: MunicipalityCode,
+    now: UnixMillis,
+    through_now: bool,
+) -> Result<Vec<ClosedPeriod>, StoreError> {
+    let cycle = st.settlement_cycle(m)?.unwrap_or_default();
+    let mut closed = st.periods(m)?;
+    let n_closed = closed.len();
+    let last = closed.pop();
+    let (mut start, mut after) = match &last {
+        Some(p) => (p.ends_at, p.ledger_pos),
+        None => match st.transfers(0, 1)?.first() {
+            Some(t) => (cycle.period_of(t.hub_time).0.start(), 0),
+            None => return Ok(vec![]),
+        },
+    };
+    let mut out = vec![];
+    while out.len() < MAX_PERIODS_PER_CLOSE {
+        let (_, end_day) = cycle.period_of(start);
+        let mut end = end_day.start();
+        if end > now {
+            if !through_now || start > now {
+                break;
+            }
+            // Through `now` inclusive: what the hub posted at `now` is in.
+            end = now.plus_ms(1);
+        }
+        let through = st.last_pos_before(after, end)?;
+        let mut acc = Statements::default();
+        let mut cursor = after;
+        while cursor < through {
+            let page = st.transfers(cursor, PAGE)?;
+            let Some(last) = page.last().map(|t| t.pos) else {
+                break;
+            };
+            for t in page.iter().filter(|t| t.pos <= through) {
+                acc.add(m, t);
+            }
+            cursor = last;
+        }
+        out.push(ClosedPeriod {
+            number: u32::try_from(n_closed + out.len() + 1).unwrap_or(u32::MAX),
+            period: Period {
+                municipality: m,
+                starts_at: start,
+                ends_at: end,
+                closed_at: now,
+                ledger_pos: through,
+            },
+            statements: acc.finish(),
+        });
+        start = end;
+        after = through;
+    }
+    Ok(out)
+}
+
 impl Hub {
     /// Sets a municipality's settlement cycle (for periods not yet closed).
     pub fn set_settlement_cycle(
@@ -237,6 +304,10 @@ impl Hub {
     /// Closes every period of `m` that ended at or before `now` (at most
     /// [`MAX_PERIODS_PER_CLOSE`]), oldest first, and returns them. The first
     /// period is the one holding the ledger's first transfer.
+    ///
+    /// Statements only: this checks no payee and records no output file.
+    /// A settlement run (`mykey-hub settle`, `POST /api/economy/settle`) is
+    /// [`Hub::settle`], which closes periods only together with their files.
     pub fn close_periods(
         &mut self,
         m: MunicipalityCode,
@@ -267,65 +338,34 @@ impl Hub {
         if st.municipality(m)?.is_none() {
             return Err(SettleError::UnknownMunicipality(m));
         }
-        let cycle = st.settlement_cycle(m)?.unwrap_or_default();
-        let last = st.periods(m)?.pop();
-        let (mut start, mut after) = match &last {
-            Some(p) => (p.ends_at, p.ledger_pos),
-            None => match st.transfers(0, 1)?.first() {
-                Some(t) => (cycle.period_of(t.hub_time).0.start(), 0),
-                None => return Ok(vec![]),
-            },
-        };
-        let mut out = vec![];
-        while out.len() < MAX_PERIODS_PER_CLOSE {
-            let (_, end_day) = cycle.period_of(start);
-            let mut end = end_day.start();
-            if end > now {
-                if !through_now || start > now {
-                    break;
-                }
-                // Through `now` inclusive: what the hub posted at `now` is in.
-                end = now.plus_ms(1);
-            }
-            let through = st.last_pos_before(after, end)?;
-            let mut acc = Statements::default();
-            let mut cursor = after;
-            while cursor < through {
-                let page = st.transfers(cursor, PAGE)?;
-                let Some(last) = page.last().map(|t| t.pos) else {
-                    break;
-                };
-                for t in page.iter().filter(|t| t.pos <= through) {
-                    acc.add(m, t);
-                }
-                cursor = last;
-            }
-            let period = Period {
-                municipality: m,
-                starts_at: start,
-                ends_at: end,
-                closed_at: now,
-                ledger_pos: through,
-            };
-            let statements = acc.finish();
-            st.insert_period(&period, &statements)?;
-            out.push(ClosedPeriod { period, statements });
-            start = end;
-            after = through;
+        let out = plan_periods(&mut *st, m, now, through_now)?;
+        for c in &out {
+            st.insert_period(&c.period, &c.statements)?;
         }
         st.commit()?;
-        for c in &out {
-            tracing::info!(municipality = %m, from = %Date::of(c.period.starts_at), lines = c.statements.len(), "settlement period closed");
-        }
-        // After a settlement the municipality's shards start a new epoch
-        // (DESIGN §7); the settlement stands whether or not that works.
-        if !out.is_empty()
-            && let Err(e) =
-                self.compact_shards_of(Some(&mykey_sync_proto::Scope::Municipality(m)), now)
-        {
-            tracing::warn!(municipality = %m, error = %e, "could not start a new shard epoch after settlement");
-        }
+        self.after_close(&out, now);
         Ok(out)
+    }
+
+    /// Logs the periods just closed and starts a new shard epoch for each
+    /// municipality among them (DESIGN §7); the settlement stands whether or
+    /// not that works.
+    pub(crate) fn after_close(&mut self, closed: &[ClosedPeriod], now: UnixMillis) {
+        let mut municipalities: Vec<MunicipalityCode> = vec![];
+        for c in closed {
+            let m = c.period.municipality;
+            tracing::info!(municipality = %m, from = %Date::of(c.period.starts_at), lines = c.statements.len(), "settlement period closed");
+            if !municipalities.contains(&m) {
+                municipalities.push(m);
+            }
+        }
+        for m in municipalities {
+            if let Err(e) =
+                self.compact_shards_of(Some(&mykey_sync_proto::Scope::Municipality(m)), now)
+            {
+                tracing::warn!(municipality = %m, error = %e, "could not start a new shard epoch after settlement");
+            }
+        }
     }
 
     /// The codes of every municipality the hub serves.
@@ -343,9 +383,13 @@ impl Hub {
     pub fn closed_periods(&mut self, m: MunicipalityCode) -> Result<Vec<ClosedPeriod>, StoreError> {
         let mut st = self.store.begin_read()?;
         let mut out = vec![];
-        for period in st.periods(m)? {
+        for (i, period) in st.periods(m)?.into_iter().enumerate() {
             let statements = st.statements(m, period.starts_at)?;
-            out.push(ClosedPeriod { period, statements });
+            out.push(ClosedPeriod {
+                number: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                period,
+                statements,
+            });
         }
         Ok(out)
     }

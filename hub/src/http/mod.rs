@@ -19,15 +19,17 @@
 //! municipality's staff only their municipality.
 //!
 //! The HTTP side opens its own [`Hub`] on the data directory (its own SQLite
-//! connection: WAL readers never block the serving loop's writes); it
-//! writes only for an admin's actions (settlement runs, the expiry job,
-//! quarantine decisions), each in one transaction. Each request's database
-//! work runs on tokio's blocking pool.
+//! connection: WAL readers never block the serving loop's writes) for its
+//! reads ([`AppState::with_hub`], on tokio's blocking pool); its writes (an
+//! admin's actions only: settlement runs, the expiry job, quarantine
+//! decisions, each in one transaction) go to the hub's one writer, the
+//! serving loop's storage worker ([`AppState::with_writer`]).
 //!
 //! Composing: further routers (settlement, operator exchange) go through
 //! [`app`], which puts them behind the same login:
 //! `http::app(state, Router::new().route("/settlement/run", post(run)))`.
-//! Their handlers take `State<AppState>` and use [`AppState::with_hub`].
+//! Their handlers take `State<AppState>` and use [`AppState::with_hub`] to
+//! read and [`AppState::with_writer`] to write.
 
 pub mod api;
 pub mod auth;
@@ -109,6 +111,8 @@ impl Default for AppConfig {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// The hub's writer, when `serve` runs one.
+    writer: Option<crate::net::worker::WorkerHandle>,
 }
 
 struct Inner {
@@ -140,6 +144,9 @@ pub enum HubAccessError {
     /// As many password checks wait as may: try again in a moment.
     #[error("too many password checks are waiting; try again in a moment")]
     Busy,
+    /// The writer's queue is full (or it stopped).
+    #[error(transparent)]
+    WriterBusy(#[from] crate::net::worker::Busy),
 }
 
 /// Password checks that may wait for the pool at once; more are refused at
@@ -165,6 +172,30 @@ impl AppState {
                 exchange_rate: RateLimiter::new(config.exchange_per_second, config.exchange_burst),
                 config,
             }),
+            writer: None,
+        }
+    }
+
+    /// This state with its writes sent to `writer` (the serving loop's
+    /// storage worker, which owns the hub's writing connection).
+    pub fn writing_to(mut self, writer: crate::net::worker::WorkerHandle) -> AppState {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Runs `f`, which writes, on the hub's one writer: the storage worker
+    /// when `serve` runs (queued in its API lane, 503 when full), else
+    /// this state's hub, as [`AppState::with_hub`].
+    pub async fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
+    ) -> Result<T, HubAccessError> {
+        match &self.writer {
+            Some(w) => w
+                .run(crate::net::worker::Lane::Api, f)
+                .await?
+                .map_err(HubAccessError::Store),
+            None => self.with_hub(f).await,
         }
     }
 

@@ -22,6 +22,33 @@ pub struct HubNetConfig {
     /// Bad frames (oversized, truncated, undecodable) a peer may send before
     /// it is disconnected.
     pub max_bad_frames: u32,
+    /// Transactions of a push applied per turn; a longer push continues at
+    /// its node's next turn, after every other waiting node had one.
+    pub push_budget_txs: u32,
+    /// Connections at most, all peers.
+    pub max_connections: u32,
+    /// Connections being set up (noise, yamux) at most.
+    pub max_pending_connections: u32,
+    /// Connections of one peer at most.
+    pub max_connections_per_peer: u32,
+    /// Requests one connection may have open at once (a node sends one).
+    pub max_requests_per_connection: u32,
+    /// Bytes of request frames being received at once, all peers; a frame
+    /// past it is answered "busy" unread.
+    pub max_reading_bytes: usize,
+    /// Requests of one node waiting for its turn at most.
+    pub max_waiting_per_peer: usize,
+    /// Bytes of requests waiting for their turn at most, all peers.
+    pub max_waiting_bytes: usize,
+    /// HTTP writes (exchanges, settlement runs) waiting for the writer at
+    /// most; past it the API answers 503.
+    pub max_waiting_api_writes: usize,
+    /// Where `POST /api/economy/settle` writes settlement files: absolute, or
+    /// relative to the directory holding this file (the data directory).
+    pub settlement_dir: String,
+    /// The zengin-code source-data `data` directory for checking payout
+    /// files (`None`: `MYKEY_BANK_DATA`, else the built-in excerpt).
+    pub bank_data: Option<String>,
 }
 
 impl Default for HubNetConfig {
@@ -33,6 +60,17 @@ impl Default for HubNetConfig {
             ping_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_bad_frames: 3,
+            push_budget_txs: 200,
+            max_connections: 1024,
+            max_pending_connections: 128,
+            max_connections_per_peer: 2,
+            max_requests_per_connection: 4,
+            max_reading_bytes: 128 * 1024 * 1024,
+            max_waiting_per_peer: 8,
+            max_waiting_bytes: 128 * 1024 * 1024,
+            max_waiting_api_writes: 64,
+            settlement_dir: "settlement".to_owned(),
+            bank_data: None,
         }
     }
 }
@@ -80,6 +118,15 @@ impl HubNetConfig {
         match paths.dir {
             Some(d) => d.join("hub.toml"),
             None => paths.db.with_extension("toml"),
+        }
+    }
+
+    /// The settlement output directory of the hub at `data`.
+    pub fn settlement_dir_of(&self, data: &Path) -> PathBuf {
+        let dir = Path::new(&self.settlement_dir);
+        match Self::path(data).parent() {
+            Some(base) if dir.is_relative() => base.join(dir),
+            _ => dir.to_owned(),
         }
     }
 

@@ -4,7 +4,10 @@
 //! [`mykey_sync_proto::session::HubSession`] per connected node.
 //!
 //! - [`config`]: `hub.toml` in the data directory.
-//! - [`serve`]: the swarm and the serving loop.
+//! - [`serve`]: the swarm and the serving loop (the network thread).
+//! - [`fair`]: the per-peer queues served round robin.
+//! - [`turn`]: one turn of a request on the writer (a long push in slices).
+//! - [`worker`]: the storage worker, the one writer of the hub's database.
 //!
 //! The transport identity is the hub key (the key that signs facts), and a
 //! peer's identity is its node key: a connection from a key that is not
@@ -14,7 +17,10 @@
 //! shared with the node through [`mykey_net`].
 
 pub mod config;
+pub mod fair;
 pub mod serve;
+pub mod turn;
+pub mod worker;
 
 /// Milliseconds since the epoch.
 pub fn unix_now() -> mykey_sync_proto::UnixMillis {

@@ -1,9 +1,23 @@
 //! `mykey-hub serve`: the hub's swarm and its serving loop.
 //!
-//! One task, one loop over a closed set of inputs (a swarm event, a sweep
-//! timer, a signal). Each request is answered in turn through the peer's
-//! [`HubSession`], so a push is committed (durably) before its receipts are
-//! sent, and stopping between two requests loses nothing.
+//! The network thread runs one loop over a closed set of inputs (a swarm
+//! event, a finished storage job, a sweep timer, a signal) and never touches
+//! storage: every request becomes a job for the storage worker
+//! ([`super::worker`], the one writer of the hub's database). Requests wait
+//! in per-peer queues served round robin ([`super::fair`]), one turn per
+//! peer at a time, a turn being one request or at most `push_budget_txs`
+//! transactions of a push ([`super::turn`]); at most a few turns wait at the
+//! worker, so a node that pushes 1,000 transactions delays another node's
+//! small push by a few turns, not by the whole push. A push is committed
+//! (durably) before its receipts are sent, and stopping between two turns
+//! loses nothing.
+//!
+//! Bounds: libp2p connection limits (`max_connections`,
+//! `max_pending_connections`, `max_connections_per_peer` in `hub.toml`),
+//! `/mykey/sync/1` streams per connection, the bytes of frames being read
+//! (`max_reading_bytes`, a [`ByteBudget`] the frame codec holds) and of
+//! requests waiting (`max_waiting_bytes`, `max_waiting_per_peer`). A request
+//! past a bound is answered "busy" at once and the node tries again later.
 //!
 //! Bad input never crashes or wedges the loop: an oversized or truncated
 //! frame, undecodable bytes or another protocol version are answered with a
@@ -12,14 +26,17 @@
 //! disconnected. Every other peer is served as before.
 
 use super::config::{HubNetConfig, HubNetConfigError};
+use super::fair::{FairQueue, Full};
+use super::turn::{Step, TurnWork, take_turn};
 use super::unix_now;
+use super::worker::{Lane, LaneCaps, Worker, WorkerHandle};
 use crate::{Hub, OpenError};
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, ping};
-use mykey_net::{Behaviour, BehaviourEvent, Frame, SwarmError, node_id_of};
+use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, ping};
+use mykey_net::{BehaviourEvent, ByteBudget, Frame, InboundLimits, SwarmError, node_id_of};
 use mykey_sync_proto::NodeId;
 use mykey_sync_proto::session::{HubSession, refusal_for_wire_error};
 use mykey_sync_proto::wire::{Refusal, Request, Response};
@@ -27,6 +44,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -50,8 +68,8 @@ pub enum ServeError {
         /// Why.
         detail: String,
     },
-    /// The runtime or the signal handlers could not be set up.
-    #[error("cannot set up the runtime or signal handlers: {0}")]
+    /// The runtime, the worker thread or the signal handlers could not be set up.
+    #[error("cannot set up the runtime, the storage worker or signal handlers: {0}")]
     Signals(std::io::Error),
     /// The dashboard's HTTP listener could not start.
     #[error(transparent)]
@@ -70,43 +88,135 @@ pub struct ServeOptions {
     pub dashboard: crate::http::DashboardOptions,
 }
 
+mod behaviour {
+    // The derive generates `HubBehaviourEvent` without docs.
+    #![allow(missing_docs)]
+    use libp2p::connection_limits;
+    use libp2p::swarm::NetworkBehaviour;
+
+    /// The hub's protocols behind its connection limits.
+    #[derive(NetworkBehaviour)]
+    pub struct HubBehaviour {
+        /// Refuses connections past the configured limits.
+        pub limits: connection_limits::Behaviour,
+        /// `/mykey/sync/1`, identify, ping.
+        pub net: mykey_net::Behaviour,
+    }
+}
+use behaviour::{HubBehaviour, HubBehaviourEvent};
+
+/// Where a peer stands with the hub.
+enum Admission {
+    /// Its key is being looked up.
+    Pending,
+    /// Enrolled and not revoked.
+    Admitted,
+    /// Refused: answered with this and dropped after a grace.
+    Refused(Refusal),
+}
+
+/// A peer's connection: its id and which connection of it (a peer that
+/// reconnects while its old turn is at the worker is another key).
+type Key = (PeerId, u64);
+
 /// What the hub knows of a connected peer.
 struct Peer {
     node: NodeId,
-    /// `None` while the peer is being dropped (not enrolled, revoked).
+    /// Which connection of the peer this is.
+    conn: u64,
+    admission: Admission,
+    /// `None` while a turn of this peer is at the worker.
     session: Option<HubSession>,
-    refusal: Option<Refusal>,
+    /// Where the answer of the turn at the worker goes.
+    reply: Option<ResponseChannel<Frame>>,
     since: Instant,
     bad_frames: u32,
+}
+
+/// A request waiting for its peer's turn.
+enum Waiting {
+    /// Look the peer's key up (first, before any request).
+    Admit,
+    /// Work for the worker.
+    Turn(TurnWork, ResponseChannel<Frame>),
+    /// A bad frame: answer this (no storage needed) and restart the session.
+    Refuse(Refusal, ResponseChannel<Frame>),
+}
+
+/// A job the worker finished.
+enum Done {
+    Admitted {
+        key: Key,
+        refusal: Result<Option<Refusal>, String>,
+    },
+    Turn {
+        key: Key,
+        session: HubSession,
+        step: Step,
+        kind: &'static str,
+        /// How long the turn held the writer.
+        took: Duration,
+    },
+    Ticked {
+        more: bool,
+    },
 }
 
 /// How long an unenrolled peer has to hear why before it is dropped anyway.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
 /// How often live links are confirmed to the status model (the dashboard).
 const LINKS_ALIVE_EVERY: Duration = Duration::from_secs(60);
+/// Node turns waiting at the worker at most: enough that it never idles
+/// between turns, few enough that a new peer's turn comes soon.
+const TURNS_AT_WORKER: usize = 2;
 
 struct Server {
-    hub: Hub,
-    swarm: Swarm<Behaviour>,
+    swarm: Swarm<HubBehaviour>,
     config: HubNetConfig,
     peers: HashMap<PeerId, Peer>,
+    waiting: FairQueue<Key, Waiting>,
+    /// The next connection's generation.
+    next_conn: u64,
+    worker: WorkerHandle,
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// Node turns and admissions at the worker.
+    at_worker: usize,
     links_noted_at: Instant,
+    /// The economy tick has more to do: run it again at the next sweep.
+    tick_more: bool,
 }
 
 /// Serves nodes until SIGINT or SIGTERM.
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let hub = Hub::open(data)?;
+    let mut hub = Hub::open(data)?;
     // The dashboard's address, TLS files and the loopback-or-TLS rule are
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = HubNetConfig::load_or_create(data)?;
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
-    let mut s = Server {
+    let hub_id = hub.hub_id();
+    // Links a previous process left open ended when it stopped.
+    hub.close_stale_links()?;
+    let worker = Worker::start(
         hub,
+        LaneCaps {
+            api: config.max_waiting_api_writes,
+            ..LaneCaps::default()
+        },
+    )
+    .map_err(ServeError::Signals)?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut s = Server {
         swarm,
+        waiting: FairQueue::new(config.max_waiting_per_peer, config.max_waiting_bytes),
         config,
         peers: HashMap::new(),
+        next_conn: 0,
+        worker: worker.handle(),
+        done_tx,
+        at_worker: 0,
         links_noted_at: Instant::now(),
+        tick_more: false,
     };
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
         let mut v = vec![];
@@ -131,17 +241,18 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
                 detail: e.to_string(),
             })?;
     }
-    // Links a previous process left open ended when it stopped.
-    s.hub.close_stale_links()?;
-    let config = crate::http::AppConfig {
+    let app_config = crate::http::AppConfig {
         tls: door.is_tls(),
         ..opts.dashboard.app.clone()
     };
+    // The dashboard reads on its own connection (WAL readers never wait for
+    // the writer); its writes go to the worker.
     let state = crate::http::AppState::with_config(
         Hub::open(data)?,
         opts.dashboard.thresholds.clone(),
-        config,
-    );
+        app_config,
+    )
+    .writing_to(worker.handle());
     // The operator exchange API authenticates by signature, beside the dashboard's login.
     let dashboard = crate::http::app(state.clone(), crate::economy::http::admin_routes())
         .merge(crate::economy::http::router(state));
@@ -150,33 +261,60 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
             warn!("dashboard stopped: {e}");
         }
     });
-    info!(hub = %s.hub.hub_id().short(), peer = %s.swarm.local_peer_id(), "hub serving");
+    info!(hub = %hub_id.short(), peer = %s.swarm.local_peer_id(), "hub serving");
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             ev = s.swarm.select_next_some() => s.on_swarm_event(ev),
+            Some(done) = done_rx.recv() => s.on_done(done),
             _ = sweep.tick() => s.sweep(),
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
         }
+        s.dispatch();
     }
-    // Every answered push was committed before its answer; nothing is
-    // buffered outside the database.
+    // Every answered push was committed before its answer; the worker
+    // finishes the turns it holds (their answers are not sent: the nodes
+    // resend, and applying a transaction twice is a no-op).
+    drop(s);
+    let _ = tokio::task::spawn_blocking(move || worker.stop()).await;
     info!("hub stopped");
     Ok(())
 }
 
-/// The hub's swarm: `/mykey/sync/1`, identify and ping, paced by `hub.toml`.
-fn build_swarm(key: &SigningKey, c: &HubNetConfig) -> Result<Swarm<Behaviour>, SwarmError> {
+/// The hub's swarm: connection limits, then `/mykey/sync/1` (streams and
+/// frame bytes bounded), identify and ping, paced by `hub.toml`.
+fn build_swarm(key: &SigningKey, c: &HubNetConfig) -> Result<Swarm<HubBehaviour>, SwarmError> {
     let link = c.link_timing();
     let agent = concat!("mykey-hub/", env!("CARGO_PKG_VERSION"));
-    mykey_net::build_swarm(key, &link, |key| Ok(Behaviour::new(key, agent, &link)))
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(c.max_pending_connections))
+        .with_max_established_incoming(Some(c.max_connections))
+        .with_max_established(Some(c.max_connections))
+        .with_max_established_per_peer(Some(c.max_connections_per_peer));
+    let inbound = InboundLimits {
+        max_concurrent_streams: c.max_requests_per_connection as usize,
+        budget: Some(ByteBudget::new(c.max_reading_bytes)),
+    };
+    mykey_net::build_swarm(key, &link, |key| {
+        Ok(HubBehaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            net: mykey_net::Behaviour::with_limits(key, agent, &link, &inbound),
+        })
+    })
+}
+
+/// The answer to a request past a bound.
+fn busy(why: &str) -> Response {
+    Response::Refused(Refusal::Protocol(format!(
+        "the hub is busy ({why}); try again later"
+    )))
 }
 
 impl Server {
-    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+    fn on_swarm_event(&mut self, ev: SwarmEvent<HubBehaviourEvent>) {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 println!("listening on {address}/p2p/{}", self.swarm.local_peer_id());
@@ -196,18 +334,25 @@ impl Server {
                 ..
             } => {
                 if let Some(p) = self.peers.remove(&peer_id) {
+                    // Waiting requests are dropped with their answer channels.
+                    self.waiting.remove((peer_id, p.conn));
                     info!(node = %p.node.short(), cause = ?cause, "node disconnected");
-                    if let Err(e) = self.hub.note_link_closed(&p.node, unix_now()) {
-                        warn!(node = %p.node.short(), "cannot record the link's end: {e}");
-                    }
+                    let node = p.node;
+                    self.chore(move |hub| {
+                        if let Err(e) = hub.note_link_closed(&node, unix_now()) {
+                            warn!(node = %node.short(), "cannot record the link's end: {e}");
+                        }
+                    });
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+            SwarmEvent::Behaviour(HubBehaviourEvent::Net(BehaviourEvent::Sync(ev))) => {
+                self.on_sync_event(ev)
+            }
+            SwarmEvent::Behaviour(HubBehaviourEvent::Net(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Err(e),
                 ..
-            })) => {
+            }))) => {
                 warn!(%peer, "ping failed ({e}): dropping the link");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -218,73 +363,90 @@ impl Server {
         }
     }
 
-    /// Decides at connection time whether the peer's key may talk to us.
+    /// Queues a bookkeeping job; under overload it is dropped, with a warning.
+    fn chore(&self, f: impl FnOnce(&mut Hub) + Send + 'static) {
+        if let Err(e) = self.worker.submit(Lane::Chores, Box::new(f)) {
+            warn!("bookkeeping skipped: {e}");
+        }
+    }
+
+    /// A new peer: its key is looked up at its first turn, before any of
+    /// its requests.
     fn admit(&mut self, peer: PeerId, addr: &Multiaddr) {
         let Some(node) = node_id_of(&peer) else {
             warn!(%peer, %addr, "dropping peer: its key is not ed25519, so it cannot be a node");
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
         };
-        let refusal = match self.hub.node(&node) {
-            Ok(Some(r)) if r.is_revoked() => Some(Refusal::Revoked),
-            Ok(Some(_)) => None,
-            Ok(None) => Some(Refusal::NotEnrolled),
-            Err(e) => {
-                warn!(node = %node.short(), "dropping peer: cannot read the registry: {e}");
-                let _ = self.swarm.disconnect_peer_id(peer);
-                return;
-            }
-        };
-        match &refusal {
-            Some(r) => {
-                warn!(node = %node.short(), %peer, %addr, "dropping peer: {r}")
-            }
-            None => info!(node = %node.short(), %addr, "node connected"),
+        debug!(node = %node.short(), %addr, "peer connected");
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        if let Some(old) = self.peers.remove(&peer) {
+            self.waiting.remove((peer, old.conn));
         }
         self.peers.insert(
             peer,
             Peer {
                 node,
-                session: refusal.is_none().then(|| HubSession::new(node)),
-                refusal,
+                conn,
+                admission: Admission::Pending,
+                session: Some(HubSession::new(node)),
+                reply: None,
                 since: Instant::now(),
                 bad_frames: 0,
             },
         );
+        if self.waiting.push((peer, conn), Waiting::Admit, 0).is_err() {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
-    /// Drops refused peers that outstayed their grace.
+    /// Drops refused peers that outstayed their grace; the minute's chores.
     fn sweep(&mut self) {
         let late: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.refusal.is_some() && p.since.elapsed() >= REFUSAL_GRACE)
+            .filter(|(_, p)| {
+                matches!(p.admission, Admission::Refused(_)) && p.since.elapsed() >= REFUSAL_GRACE
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in late {
             let _ = self.swarm.disconnect_peer_id(id);
         }
-        if self.links_noted_at.elapsed() >= LINKS_ALIVE_EVERY {
+        let minute = self.links_noted_at.elapsed() >= LINKS_ALIVE_EVERY;
+        if minute {
             self.links_noted_at = Instant::now();
             let live: Vec<NodeId> = self
                 .peers
                 .values()
-                .filter(|p| p.session.is_some())
+                .filter(|p| matches!(p.admission, Admission::Admitted))
                 .map(|p| p.node)
                 .collect();
-            if let Err(e) = self.hub.note_links_alive(&live, unix_now()) {
-                warn!("cannot record live links: {e}");
-            }
-            // Held exchanges become spendable and lots expire: a bounded step
-            // (10 batches of each) a minute, so the loop never stalls on it.
-            if let Err(e) = self.hub.economy_tick(unix_now(), 10) {
-                warn!("cannot run the expiry job: {e}");
-            }
-            // A shard that outgrew its target gets a new epoch before a
-            // node's catch-up of it passes the wire bound (logged inside).
-            if let Err(e) = self.hub.shard_tick(unix_now()) {
-                warn!("cannot check shard sizes: {e}");
-            }
+            self.chore(move |hub| {
+                if let Err(e) = hub.note_links_alive(&live, unix_now()) {
+                    warn!("cannot record live links: {e}");
+                }
+                // A shard that outgrew its target gets a new epoch before a
+                // node's catch-up of it passes the wire bound (logged inside).
+                if let Err(e) = hub.shard_tick(unix_now()) {
+                    warn!("cannot check shard sizes: {e}");
+                }
+            });
+        }
+        if minute || self.tick_more {
+            // Held exchanges become spendable and lots expire: one batch of
+            // each per job, again next second while more is due, so the
+            // writer is never held long by it.
+            self.tick_more = false;
+            let done = self.done_tx.clone();
+            self.chore(move |hub| {
+                let more = hub.economy_tick(unix_now(), 1).unwrap_or_else(|e| {
+                    warn!("cannot run the expiry job: {e}");
+                    false
+                });
+                let _ = done.send(Done::Ticked { more });
+            });
         }
     }
 
@@ -301,7 +463,8 @@ impl Server {
             } => self.on_request(peer, request, channel),
             Event::ResponseSent { peer, .. } => {
                 let done = self.peers.get(&peer).is_some_and(|p| {
-                    p.refusal.is_some() || p.bad_frames > self.config.max_bad_frames
+                    matches!(p.admission, Admission::Refused(_))
+                        || p.bad_frames > self.config.max_bad_frames
                 });
                 if done {
                     let _ = self.swarm.disconnect_peer_id(peer);
@@ -320,8 +483,21 @@ impl Server {
         }
     }
 
+    fn respond(&mut self, channel: ResponseChannel<Frame>, node: &NodeId, response: &Response) {
+        if self
+            .swarm
+            .behaviour_mut()
+            .net
+            .sync
+            .send_response(channel, Frame::Message(response.encode()))
+            .is_err()
+        {
+            debug!(node = %node.short(), "the peer left before its answer");
+        }
+    }
+
+    /// Decodes a request and queues it for its peer's turn.
     fn on_request(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Frame>) {
-        let now = unix_now();
         let max_bad = self.config.max_bad_frames;
         let Some(p) = self.peers.get_mut(&peer) else {
             warn!(%peer, "request from a peer that was not admitted: dropping it");
@@ -329,54 +505,191 @@ impl Server {
             return;
         };
         let node = p.node;
-        let response = if let Some(r) = &p.refusal {
-            Response::Refused(r.clone())
-        } else {
-            match frame.into_message() {
+        let key = (peer, p.conn);
+        if let Admission::Refused(r) = &p.admission {
+            let r = Response::Refused(r.clone());
+            self.respond(channel, &node, &r);
+            return;
+        }
+        let (waiting, bytes) = match frame {
+            Frame::Busy { declared } => {
+                debug!(node = %node.short(), declared, "a request was not read: frame bytes at their cap");
+                self.respond(channel, &node, &busy("too many bytes being received"));
+                return;
+            }
+            frame => match frame.into_message() {
                 Err(why) => {
                     p.bad_frames += 1;
-                    p.session = Some(HubSession::new(node));
                     warn!(node = %node.short(), %peer, bad_frames = p.bad_frames, "refused a message: {why}");
-                    Response::Refused(Refusal::Protocol(why))
+                    (Waiting::Refuse(Refusal::Protocol(why), channel), 0)
                 }
                 Ok(bytes) => match Request::decode(&bytes) {
                     Err(e) => {
                         p.bad_frames += 1;
-                        p.session = Some(HubSession::new(node));
                         warn!(node = %node.short(), %peer, bytes = bytes.len(), bad_frames = p.bad_frames, "refused a message: {e}");
-                        Response::Refused(refusal_for_wire_error(&e))
+                        (Waiting::Refuse(refusal_for_wire_error(&e), channel), 0)
                     }
-                    Ok(req) => {
-                        let session = p.session.get_or_insert_with(|| HubSession::new(node));
-                        let kind = match &req {
-                            Request::Hello(_) => "hello",
-                            Request::Push(_) => "push",
-                            Request::PullFacts(_) => "pull",
-                            Request::Shards => "shards",
-                            Request::ShardSync(_) => "shard sync",
-                        };
-                        let resp = session.handle_request(req, now, &mut self.hub);
-                        if let Response::Refused(r) = &resp {
-                            warn!(node = %node.short(), request = kind, "refused: {r}");
-                        } else {
-                            debug!(node = %node.short(), request = kind, "answered");
-                        }
-                        resp
-                    }
+                    Ok(req) => (Waiting::Turn(TurnWork::Request(req), channel), bytes.len()),
                 },
-            }
+            },
         };
         if p.bad_frames > max_bad {
             warn!(node = %node.short(), "too many bad messages: dropping the peer after this answer");
         }
-        if self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_response(channel, Frame::Message(response.encode()))
-            .is_err()
-        {
-            debug!(node = %node.short(), "the peer left before its answer");
+        if let Err((full, waiting)) = self.waiting.push(key, waiting, bytes) {
+            let why = match full {
+                Full::Peer => "too many requests from this node at once",
+                Full::Memory => "too many requests waiting",
+            };
+            warn!(node = %node.short(), "answering busy: {why}");
+            if let Waiting::Turn(_, channel) | Waiting::Refuse(_, channel) = waiting {
+                self.respond(channel, &node, &busy(why));
+            }
+        }
+    }
+
+    /// Hands waiting turns to the worker, round robin, while it has room.
+    fn dispatch(&mut self) {
+        while self.at_worker < TURNS_AT_WORKER {
+            let Some((key, waiting)) = self.waiting.pop() else {
+                return;
+            };
+            let peer = key.0;
+            let Some(p) = self.peers.get_mut(&peer).filter(|p| p.conn == key.1) else {
+                self.waiting.remove(key);
+                continue;
+            };
+            let node = p.node;
+            match waiting {
+                Waiting::Refuse(refusal, channel) => {
+                    p.session = Some(HubSession::new(node));
+                    self.respond(channel, &node, &Response::Refused(refusal));
+                    self.waiting.done(key);
+                }
+                Waiting::Turn(_, channel) if matches!(p.admission, Admission::Refused(_)) => {
+                    if let Admission::Refused(r) = &p.admission {
+                        let r = Response::Refused(r.clone());
+                        self.respond(channel, &node, &r);
+                    }
+                    self.waiting.done(key);
+                }
+                Waiting::Admit => {
+                    let done = self.done_tx.clone();
+                    let job = Box::new(move |hub: &mut Hub| {
+                        let refusal = match hub.node(&node) {
+                            Ok(Some(r)) if r.is_revoked() => Ok(Some(Refusal::Revoked)),
+                            Ok(Some(_)) => Ok(None),
+                            Ok(None) => Ok(Some(Refusal::NotEnrolled)),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let _ = done.send(Done::Admitted { key, refusal });
+                    });
+                    self.submit(key, job);
+                }
+                Waiting::Turn(work, channel) => {
+                    let mut session = p.session.take().unwrap_or_else(|| HubSession::new(node));
+                    p.reply = Some(channel);
+                    let done = self.done_tx.clone();
+                    let budget = self.config.push_budget_txs as usize;
+                    let kind = work.kind();
+                    let job = Box::new(move |hub: &mut Hub| {
+                        let start = std::time::Instant::now();
+                        let step = take_turn(hub, &mut session, &node, work, unix_now(), budget);
+                        let _ = done.send(Done::Turn {
+                            key,
+                            session,
+                            step,
+                            kind,
+                            took: start.elapsed(),
+                        });
+                    });
+                    self.submit(key, job);
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self, key: Key, job: super::worker::Job) {
+        match self.worker.submit(Lane::Nodes, job) {
+            Ok(()) => self.at_worker += 1,
+            Err(e) => {
+                // Not expected (the loop keeps the lane short): drop the
+                // peer's turn and the peer, which reconnects.
+                warn!(peer = %key.0, "{e}: dropping the peer");
+                self.waiting.remove(key);
+                let _ = self.swarm.disconnect_peer_id(key.0);
+            }
+        }
+    }
+
+    /// The peer of `key`, if that connection is still the peer's.
+    fn peer_of(&mut self, key: Key) -> Option<&mut Peer> {
+        self.peers.get_mut(&key.0).filter(|p| p.conn == key.1)
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Ticked { more } => self.tick_more = more,
+            Done::Admitted { key, refusal } => {
+                self.at_worker -= 1;
+                self.waiting.done(key);
+                let peer = key.0;
+                let Some(p) = self.peer_of(key) else {
+                    return;
+                };
+                match refusal {
+                    Ok(None) => {
+                        info!(node = %p.node.short(), "node connected");
+                        p.admission = Admission::Admitted;
+                    }
+                    Ok(Some(r)) => {
+                        warn!(node = %p.node.short(), %peer, "dropping peer: {r}");
+                        p.since = Instant::now();
+                        p.admission = Admission::Refused(r);
+                    }
+                    Err(e) => {
+                        warn!(node = %p.node.short(), "dropping peer: cannot read the registry: {e}");
+                        self.waiting.remove(key);
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                }
+            }
+            Done::Turn {
+                key,
+                session,
+                step,
+                kind,
+                took,
+            } => {
+                self.at_worker -= 1;
+                let Some(p) = self.peer_of(key) else {
+                    self.waiting.done(key);
+                    return;
+                };
+                let node = p.node;
+                p.session = Some(session);
+                debug!(node = %node.short(), request = kind, took_ms = took.as_millis() as u64, "turn");
+                match step {
+                    Step::More(rest) => {
+                        // The rest of the push waits for the peer's next turn.
+                        if let Some(channel) = p.reply.take() {
+                            self.waiting
+                                .push_front(key, Waiting::Turn(TurnWork::Continue(rest), channel));
+                        }
+                    }
+                    Step::Answer(response) => {
+                        if let Response::Refused(r) = &response {
+                            warn!(node = %node.short(), request = kind, "refused: {r}");
+                        } else {
+                            debug!(node = %node.short(), request = kind, "answered");
+                        }
+                        if let Some(channel) = p.reply.take() {
+                            self.respond(channel, &node, &response);
+                        }
+                    }
+                }
+                self.waiting.done(key);
+            }
         }
     }
 }

@@ -261,8 +261,9 @@ async fn decide(
     }
     let now = now();
     let by = access.operator.clone();
+    // A decision writes the ledger: through the hub's one writer.
     let decided = state
-        .with_hub(move |hub| {
+        .with_writer(move |hub| {
             // Only what the operator may see can be decided (today only
             // admins act, and they see everything).
             match hub.quarantine_item(id)? {

@@ -3,12 +3,14 @@
 //! payees' bank accounts.
 //!
 //! A supertrait of [`super::StoreTx`] like [`super::status::StatusTx`],
-//! with the same transaction contract. Periods and statements are
-//! immutable once written (SQLite: triggers), like transfers.
+//! with the same transaction contract. Periods, statements and recorded
+//! settlement outputs are immutable once written (SQLite: triggers), like
+//! transfers; an output only gains the time it was first written.
 
 use super::StoreError;
 use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId};
 use crate::economy::lots::{ExpiryPolicy, Lot};
+use crate::economy::outputs::RecordedOutput;
 use crate::economy::settlement::{Cycle, Period, Statement};
 use crate::economy::zengin::BankAccount;
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
@@ -209,6 +211,20 @@ pub trait EconomyTx {
         m: MunicipalityCode,
         starts_at: UnixMillis,
     ) -> Result<Vec<Statement>, StoreError>;
+    /// Records a settlement output (immutable but for `written_at`).
+    fn insert_output(&mut self, o: &RecordedOutput) -> Result<(), StoreError>;
+    /// Outputs no run has written yet, in run then name order.
+    fn outputs_unwritten(&mut self) -> Result<Vec<RecordedOutput>, StoreError>;
+    /// The outputs of one closed period, in name order.
+    fn outputs_of_period(
+        &mut self,
+        m: MunicipalityCode,
+        starts_at: UnixMillis,
+    ) -> Result<Vec<RecordedOutput>, StoreError>;
+    /// Notes that an output was written whole (the first time only).
+    fn mark_output_written(&mut self, name: &str, at: UnixMillis) -> Result<(), StoreError>;
+    /// The number of the last settlement run that recorded outputs (0: none).
+    fn last_settlement_run(&mut self) -> Result<u64, StoreError>;
     /// The last ledger position after `after` whose transfer was posted
     /// (hub clock) before `before`; `after` if none.
     fn last_pos_before(&mut self, after: u64, before: UnixMillis) -> Result<u64, StoreError>;

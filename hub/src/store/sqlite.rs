@@ -349,6 +349,7 @@ CREATE TABLE exchange_volume (
 -- (`lan/<municipality>/<group>`): a group's latest fact is its roster.
 CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NULL;
 "#,
+    economy::OUTPUTS_MIGRATION,
 ];
 
 /// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count

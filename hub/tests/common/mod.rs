@@ -484,3 +484,47 @@ pub fn request(
 pub fn bearer(token: &str) -> Vec<(&'static str, String)> {
     vec![("Authorization", format!("Bearer {token}"))]
 }
+
+/// A Zengin bank account for tests.
+pub fn account(
+    bank: &str,
+    branch: &str,
+    number: u32,
+    holder: &str,
+) -> mykey_hub::economy::zengin::BankAccount {
+    use mykey_hub::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
+    BankAccount {
+        bank: BankCode::parse(bank).unwrap(),
+        branch: BranchCode::parse(branch).unwrap(),
+        kind: AccountKind::Ordinary,
+        number,
+        holder: holder.into(),
+    }
+}
+
+/// Bank accounts for the settlement agent, the fixture's shop-1 and
+/// Bunkyo-ku, so a settlement run has every payee it needs.
+pub fn register_payees(hub: &mut mykey_hub::Hub) {
+    use mykey_hub::economy::zengin::BuiltinBanks;
+    use mykey_hub::store::economy::Party;
+    let payees = [
+        (
+            Party::Agent,
+            account("0009", "001", 1_234_567, "ｾｲｻﾝﾀﾞｲｺｳ"),
+            1_234_567_890,
+        ),
+        (
+            Party::Merchant(mykey_sync_proto::FacilityId::parse("shop-1").unwrap()),
+            account("0001", "004", 7_654_321, "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ"),
+            1,
+        ),
+        (
+            Party::Municipality(muni()),
+            account("0005", "001", 111, "ﾌﾞﾝｷﾖｳｸ"),
+            131_059,
+        ),
+    ];
+    for (party, acct, code) in payees {
+        hub.set_payee(&party, &acct, code, &BuiltinBanks).unwrap();
+    }
+}

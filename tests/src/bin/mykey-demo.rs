@@ -264,8 +264,8 @@ fn main() -> Result<()> {
             c.statements.len()
         ));
     }
-    for p in &run.paths {
-        say(&format!("wrote {}", p.display()));
+    for f in &run.files {
+        say(&format!("wrote {}", f.path.display()));
     }
 
     println!("\nSummary");

@@ -5,12 +5,38 @@ use super::{
 };
 use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
 use crate::economy::lots::{ExpiryPolicy, Lot, LotSource};
+use crate::economy::outputs::RecordedOutput;
 use crate::economy::settlement::{Cycle, Period, Statement, StatementKind};
 use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
 use crate::store::StoreError;
 use crate::store::economy::{EconomyTx, Party, WalletStep};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 use rusqlite::{OptionalExtension, Row, params};
+
+/// Settlement outputs (appended to the migrations as one step): every file a
+/// settlement run makes, recorded in the transaction that closes its periods,
+/// so a file that could not be written is written by the next run byte for
+/// byte, and `settle --rewrite` can make it again.
+pub(super) const OUTPUTS_MIGRATION: &str = r#"
+CREATE TABLE settlement_outputs (
+    name TEXT PRIMARY KEY,
+    run INTEGER NOT NULL,
+    municipality INTEGER,
+    starts_at INTEGER,
+    sha256 BLOB NOT NULL,
+    bytes BLOB NOT NULL,
+    made_at INTEGER NOT NULL,
+    written_at INTEGER,
+    FOREIGN KEY (municipality, starts_at) REFERENCES periods(municipality, starts_at)
+);
+CREATE INDEX settlement_outputs_unwritten ON settlement_outputs(run) WHERE written_at IS NULL;
+CREATE INDEX settlement_outputs_by_period ON settlement_outputs(municipality, starts_at);
+CREATE TRIGGER settlement_outputs_no_delete BEFORE DELETE ON settlement_outputs
+BEGIN SELECT RAISE(ABORT, 'a settlement output is kept for good'); END;
+CREATE TRIGGER settlement_outputs_fixed
+BEFORE UPDATE OF name, run, municipality, starts_at, sha256, bytes, made_at ON settlement_outputs
+BEGIN SELECT RAISE(ABORT, 'a settlement output never changes'); END;
+"#;
 
 /// Schema of the economy (appended to the migrations as one step).
 pub(super) const MIGRATION: &str = r#"
@@ -141,6 +167,50 @@ fn operator_id(v: String) -> Result<OperatorId, StoreError> {
 
 fn policy_of(v: &str) -> Result<ExpiryPolicy, StoreError> {
     ExpiryPolicy::parse(v).ok_or_else(|| corrupt("expiry policy", v))
+}
+
+const OUTPUT_COLS: &str = "name, run, municipality, starts_at, sha256, bytes, made_at, written_at";
+type OutputRow = (
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+);
+fn output_row(r: &Row<'_>) -> rusqlite::Result<OutputRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+fn output_of(
+    (name, run, m, starts_at, sha256, bytes, made_at, written_at): OutputRow,
+) -> Result<RecordedOutput, StoreError> {
+    let period = match (m, starts_at) {
+        (Some(m), Some(s)) => Some((muni_of(m)?, ms("output period", s)?)),
+        (None, None) => None,
+        _ => return Err(corrupt("settlement output period", &name)),
+    };
+    Ok(RecordedOutput {
+        run: u64_of("settlement run", run)?,
+        period,
+        sha256: sha256
+            .try_into()
+            .map_err(|_| corrupt("output sha256", "not 32 bytes"))?,
+        bytes,
+        made_at: ms("output made", made_at)?,
+        written_at: written_at.map(|w| ms("output written", w)).transpose()?,
+        name,
+    })
 }
 
 const OP_COLS: &str = "id, name, public_key, rate_num, rate_den, holding_days, expiry";
@@ -910,6 +980,72 @@ impl EconomyTx for SqliteTx<'_> {
                 ])?;
         }
         Ok(())
+    }
+
+    fn insert_output(&mut self, o: &RecordedOutput) -> Result<(), StoreError> {
+        let (m, starts_at) = match o.period {
+            Some((m, s)) => (Some(muni_sql(m)), Some(i64_of(s.0))),
+            None => (None, None),
+        };
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO settlement_outputs ({OUTPUT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                o.name,
+                i64_of(o.run),
+                m,
+                starts_at,
+                o.sha256.as_slice(),
+                o.bytes,
+                i64_of(o.made_at.0),
+                o.written_at.map(|w| i64_of(w.0)),
+            ])?;
+        Ok(())
+    }
+
+    fn outputs_unwritten(&mut self) -> Result<Vec<RecordedOutput>, StoreError> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {OUTPUT_COLS} FROM settlement_outputs WHERE written_at IS NULL ORDER BY run, name"
+            ))?
+            .query_map([], output_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(output_of).collect()
+    }
+
+    fn outputs_of_period(
+        &mut self,
+        m: MunicipalityCode,
+        starts_at: UnixMillis,
+    ) -> Result<Vec<RecordedOutput>, StoreError> {
+        let rows = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {OUTPUT_COLS} FROM settlement_outputs
+                  WHERE municipality = ?1 AND starts_at = ?2 ORDER BY name"
+            ))?
+            .query_map(params![muni_sql(m), i64_of(starts_at.0)], output_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(output_of).collect()
+    }
+
+    fn mark_output_written(&mut self, name: &str, at: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE settlement_outputs SET written_at = ?2 WHERE name = ?1 AND written_at IS NULL",
+            )?
+            .execute(params![name, i64_of(at.0)])?;
+        Ok(())
+    }
+
+    fn last_settlement_run(&mut self) -> Result<u64, StoreError> {
+        let run: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT MAX(run) FROM settlement_outputs")?
+            .query_row([], |r| r.get(0))?;
+        run.map_or(Ok(0), |r| u64_of("settlement run", r))
     }
 
     fn statements(
