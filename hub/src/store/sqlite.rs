@@ -350,6 +350,7 @@ CREATE TABLE exchange_volume (
 CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NULL;
 "#,
     economy::OUTPUTS_MIGRATION,
+    bounds::AT_RISK_TOTALS_MIGRATION,
 ];
 
 /// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
