@@ -578,6 +578,30 @@ fn open(cli: &Cli) -> anyhow::Result<Hub> {
     Ok(Hub::open(&cli.data)?)
 }
 
+/// Holds the serve lock while `mykey-hub serve` runs: `serve.lock` in the
+/// data directory (`<name>.serve.lock` beside a `.db` file given directly),
+/// so a second `serve` on the same hub stops with the first one's pid
+/// instead of listening beside it.
+fn serve_lock(data: &std::path::Path) -> anyhow::Result<mykey_net::dirlock::DirLock> {
+    let (dir, name) = if data.is_dir() {
+        (data.to_path_buf(), "serve".to_owned())
+    } else {
+        let parent = data
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let stem = data
+            .file_stem()
+            .map_or_else(|| "hub".to_owned(), |s| s.to_string_lossy().into_owned());
+        (parent.to_path_buf(), format!("{stem}.serve"))
+    };
+    Ok(mykey_net::dirlock::DirLock::acquire(
+        &dir,
+        &name,
+        "mykey-hub serve",
+    )?)
+}
+
 fn resolve(hub: &mut Hub, who: &Who) -> anyhow::Result<AccountId> {
     match (&who.account, &who.my_key_id) {
         (Some(a), _) => {
@@ -616,6 +640,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 mykey_hub::status::assess::parse_duration_ms(max_clock_skew)
                     .map_err(|e| anyhow::anyhow!("--max-clock-skew {e}"))?;
             let mut hub = open(&cli)?;
+            let _lock = serve_lock(&cli.data)?;
             if hub.n_operators()? == 0 {
                 eprintln!(
                     "no dashboard operator yet: add one with `mykey-hub operator add --name NAME`"

@@ -6,6 +6,8 @@
 //! - [`identity`]: a libp2p identity *is* the ed25519 key that signs
 //!   (a node's or the hub's); peer ids and [`mykey_sync_proto::NodeId`]s
 //!   convert both ways.
+//! - [`dirlock`]: one serving process per data directory and role (a file
+//!   lock node and hub take alike).
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
 //!   [`Behaviour`] both sides speak (sync, identify, ping); the node nests it
 //!   in its own beside the LAN protocol and mDNS.
@@ -19,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod dirlock;
 pub mod identity;
 pub mod swarm;
 

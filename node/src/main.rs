@@ -399,18 +399,43 @@ fn main() -> Result<()> {
             }
         }
         Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
-        Command::Watch(args) => mykey_node::card::watch::run_cli(&dir, args)?,
-        Command::Sip2(args) => mykey_node::sip2::cli::run_cli(&dir, args)?,
+        Command::Watch(args) => {
+            let _lock = lock(&dir, "watch")?;
+            mykey_node::card::watch::run_cli(&dir, args)?;
+        }
+        Command::Sip2(args) => {
+            let _lock = lock(&dir, "sip2")?;
+            mykey_node::sip2::cli::run_cli(&dir, args)?;
+        }
         Command::Run {
             listen,
             hub_addr,
             peer,
             http,
         } => {
+            let _lock = lock(&dir, "run")?;
             let mut opts = mykey_node::net::run::RunOptions::parse(&listen, &hub_addr, &peer)?;
             opts.status_http = http;
             mykey_node::net::run::run_blocking(&dir, opts)?;
         }
     }
     Ok(())
+}
+
+/// Holds `<data>/<what>.lock` while `mykey-node <what>` runs: a second one
+/// on the same data directory stops with the first one's pid. `run` and
+/// `watch` take different locks, since they share a directory by design.
+fn lock(dir: &DataDir, what: &str) -> anyhow::Result<mykey_net::dirlock::DirLock> {
+    if !dir.root().is_dir() {
+        anyhow::bail!(
+            "no node data directory at {}: create one with `mykey-node init --data {}`",
+            dir.root().display(),
+            dir.root().display()
+        );
+    }
+    Ok(mykey_net::dirlock::DirLock::acquire(
+        dir.root(),
+        what,
+        &format!("mykey-node {what}"),
+    )?)
 }
