@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod card;
 pub mod harness;
 pub mod world;

@@ -7,9 +7,10 @@
 //! control (0 power off, 1 power on, 2 reset, 4 get ATR), anything longer is a
 //! command APDU to answer.
 //!
-//! The card answers the JPKI user-authentication commands (SELECT AP, SELECT
-//! EF 000A/000B/0017/0018, READ BINARY, VERIFY with a 3-try counter, sign)
-//! and `6A82` to anything else. Every APDU it receives is appended to the log
+//! The card is `mykey_testcard::TestCard` (the simulation and in-process
+//! tests use the same logic behind the node's `CardChannel`): it answers the
+//! JPKI user-authentication commands (SELECT AP, SELECT EF 000A/000B/0017/0018,
+//! READ BINARY, VERIFY with a 3-try counter, sign) and `6A82` to anything else. Every APDU it receives is appended to the log
 //! file as `> HEX`, so tests can hold the node to its allow-list. For fault
 //! tests it can drop the connection (card removed) or stop answering (card
 //! hung) after N APDUs.
@@ -24,13 +25,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use mykey_testcard::{ATR, MAX_TRIES, TestCard};
+use rsa::RsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
-
-const JPKI_AID: [u8; 10] = [0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01];
-/// A plain T=1 ATR, as contactless readers synthesise something similar.
-const ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
-const MAX_TRIES: u8 = 3;
 
 #[derive(Parser)]
 #[command(about = "A virtual JPKI card for vpcd")]
@@ -197,97 +194,6 @@ fn gen_certs(out: &Path, serial: &str, ca_name: &str, reuse_ca: bool) -> anyhow:
     Ok(())
 }
 
-/// What the card has selected and whether the PIN was verified.
-struct Card {
-    auth_cert: Vec<u8>,
-    ca_cert: Vec<u8>,
-    key: RsaPrivateKey,
-    pin: [u8; 4],
-    tries: u8,
-    not_jpki: bool,
-    ap_selected: bool,
-    ef: Option<[u8; 2]>,
-    verified: bool,
-}
-
-impl Card {
-    fn reset(&mut self) {
-        self.ap_selected = false;
-        self.ef = None;
-        self.verified = false;
-    }
-
-    fn answer(&mut self, apdu: &[u8]) -> Vec<u8> {
-        let sw = |sw: u16| sw.to_be_bytes().to_vec();
-        match apdu {
-            [0x00, 0xA4, 0x04, 0x0C, 0x0A, aid @ ..] if aid == JPKI_AID && !self.not_jpki => {
-                self.reset();
-                self.ap_selected = true;
-                sw(0x9000)
-            }
-            [0x00, 0xA4, 0x02, 0x0C, 0x02, hi, lo] if self.ap_selected => match [*hi, *lo] {
-                ef @ ([0x00, 0x0A] | [0x00, 0x0B] | [0x00, 0x17] | [0x00, 0x18]) => {
-                    self.ef = Some(ef);
-                    sw(0x9000)
-                }
-                _ => sw(0x6A82),
-            },
-            [0x00, 0xB0, p1, p2, le] if *p1 & 0x80 == 0 => {
-                let file = match self.ef {
-                    Some([0x00, 0x0A]) => &self.auth_cert,
-                    Some([0x00, 0x0B]) => &self.ca_cert,
-                    Some(_) => return sw(0x6986),
-                    None => return sw(0x6A82),
-                };
-                let offset = usize::from(u16::from_be_bytes([*p1, *p2]));
-                let want = if *le == 0 { 256 } else { usize::from(*le) };
-                if offset >= file.len() {
-                    return sw(0x6B00);
-                }
-                let end = (offset + want).min(file.len());
-                let mut out = file[offset..end].to_vec();
-                out.extend(sw(if end - offset < want { 0x6282 } else { 0x9000 }));
-                out
-            }
-            [0x00, 0x20, 0x00, 0x80] if self.ef == Some([0x00, 0x18]) => match self.tries {
-                0 => sw(0x6983),
-                _ if self.verified => sw(0x9000),
-                n => sw(0x63C0 | u16::from(n)),
-            },
-            [0x00, 0x20, 0x00, 0x80, 0x04, pin @ ..] if self.ef == Some([0x00, 0x18]) => {
-                if self.tries == 0 {
-                    return sw(0x6983);
-                }
-                if pin == self.pin {
-                    self.tries = MAX_TRIES;
-                    self.verified = true;
-                    sw(0x9000)
-                } else {
-                    self.tries -= 1;
-                    self.verified = false;
-                    sw(0x63C0 | u16::from(self.tries))
-                }
-            }
-            [0x80, 0x2A, 0x00, 0x80, lc, rest @ ..]
-                if self.ef == Some([0x00, 0x17]) && rest.len() == usize::from(*lc) + 1 =>
-            {
-                if !self.verified {
-                    return sw(0x6982);
-                }
-                let data = &rest[..usize::from(*lc)];
-                match self.key.sign(Pkcs1v15Sign::new_unprefixed(), data) {
-                    Ok(mut sig) => {
-                        sig.extend(sw(0x9000));
-                        sig
-                    }
-                    Err(_) => sw(0x6A80),
-                }
-            }
-            _ => sw(0x6A82),
-        }
-    }
-}
-
 fn serve(args: Serve) -> anyhow::Result<()> {
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let key_pem = std::fs::read_to_string(&args.key)
@@ -297,23 +203,20 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         .as_bytes()
         .try_into()
         .context("--pin must be 4 digits")?;
-    let mut card = Card {
-        auth_cert: read(&args.cert)?,
-        ca_cert: args
-            .ca_cert
+    let mut card = TestCard::new(
+        read(&args.cert)?,
+        args.ca_cert
             .as_deref()
             .map(read)
             .transpose()?
             .unwrap_or_default(),
-        key: RsaPrivateKey::from_pkcs8_pem(&key_pem)
-            .context("--key must be a PKCS#8 PEM RSA key")?,
+        RsaPrivateKey::from_pkcs8_pem(&key_pem).context("--key must be a PKCS#8 PEM RSA key")?,
         pin,
-        tries: args.tries.min(MAX_TRIES),
-        not_jpki: args.not_jpki,
-        ap_selected: false,
-        ef: None,
-        verified: false,
-    };
+    )
+    .with_tries(args.tries);
+    if args.not_jpki {
+        card = card.not_jpki();
+    }
     let mut log = match &args.log {
         Some(p) => Some(
             File::options()
