@@ -24,6 +24,24 @@ pub struct SimLimits {
     pub valid_until: UnixMillis,
 }
 
+/// A ledger transfer as the payout checks see it.
+#[derive(Clone, Debug)]
+pub struct SimTransfer {
+    /// Ledger position.
+    pub pos: u64,
+    /// Points moved.
+    pub amount: u64,
+    /// The merchant payable it credits (owed to that facility).
+    pub to_payable: Option<FacilityId>,
+    /// The merchant payable it debits (taken back from that facility).
+    pub from_payable: Option<FacilityId>,
+    /// A debt-funded redemption (`RedeemOnDebt`): the part of a spend the
+    /// holder's balance did not cover.
+    pub on_debt: bool,
+    /// The signed transaction that caused it.
+    pub origin: Option<TxId>,
+}
+
 /// The kinds of facility the scenarios use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SiteKind {
@@ -135,6 +153,8 @@ pub trait HubCore: HubService {
     ) -> anyhow::Result<u64>;
     /// Ends every right; returns the points that went back to the wallets.
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
+    /// Ledger transfers after position `pos`, at most `limit`, in order.
+    fn transfers_after(&mut self, pos: u64, limit: u32) -> anyhow::Result<Vec<SimTransfer>>;
     /// The points reserved for each (holder account, node), non-zero only.
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
 }

@@ -2,9 +2,10 @@
 //! store on a file in the run's temporary directory, so a hub crash drops
 //! the process state and reopens what was committed.
 
-use crate::hub_host::{HubCore, SimLimits, SiteKind};
+use crate::hub_host::{HubCore, SimLimits, SimTransfer, SiteKind};
 use anyhow::Context;
 use mykey_hub::model::{FacilityKind, NodePolicy};
+use mykey_hub::model::{LedgerAccount, TransferKind};
 use mykey_hub::store::SqliteStore;
 use mykey_hub::{CheckError, Hub, HubKey};
 use mykey_sync_proto::session::HubService;
@@ -225,6 +226,25 @@ impl HubCore for RealHub {
     }
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64> {
         Ok(self.hub.escrow_release(m, None, now)?.points)
+    }
+    fn transfers_after(&mut self, pos: u64, limit: u32) -> anyhow::Result<Vec<SimTransfer>> {
+        let payable = |a: &LedgerAccount| match a {
+            LedgerAccount::MerchantPayable(f, _) => Some(f.clone()),
+            _ => None,
+        };
+        Ok(self
+            .hub
+            .transfers(pos, limit)?
+            .into_iter()
+            .map(|t| SimTransfer {
+                pos: t.pos,
+                amount: t.amount.get(),
+                to_payable: payable(&t.credit),
+                from_payable: payable(&t.debit),
+                on_debt: t.kind == TransferKind::RedeemOnDebt,
+                origin: t.origin_tx,
+            })
+            .collect())
     }
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>> {
         Ok(self

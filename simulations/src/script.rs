@@ -106,6 +106,7 @@ impl<H: HubCore> World<H> {
             Scripted::ForgeTx => return self.probe_forged_tx().map(|_| true),
             Scripted::ForgeFact(n) => self.probe_forged_fact(n)?,
             Scripted::Escrow => self.grant_escrow()?,
+            Scripted::Lie(lie) => return self.on_lie(lie),
             Scripted::Heal => {
                 self.healed_at = Some(t);
                 self.net.hub_up = true;

@@ -6,6 +6,7 @@
 
 use crate::clock::{EPOCH_MS, HostClock, SimTime, fmt_time};
 use crate::hub_host::{HubCore, SimLimits};
+use crate::liar::Liar;
 use crate::metrics::Metrics;
 use crate::net::{Dir, Net};
 use crate::node_host::SimNode;
@@ -47,6 +48,15 @@ pub struct Acked {
     pub seq: u64,
     /// When (global).
     pub signed_at: SimTime,
+}
+
+/// What the hub's ledger pays out for one signed transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Paid {
+    /// Net points credited to merchant payables (owed to the facility).
+    pub payable: i64,
+    /// The debt-funded part (`RedeemOnDebt`).
+    pub on_debt: i64,
 }
 
 /// Why a run failed: an invariant broke, or a core returned an error it
@@ -182,6 +192,16 @@ pub struct World<H: HubCore> {
     pub suspensions: Vec<(usize, SimTime, Vec<bool>)>,
     /// Per node: the limits it was enrolled with.
     pub limits: Vec<SimLimits>,
+    /// The lying node, if the plan has one.
+    pub liar: Option<Liar>,
+    /// The hub ledger position the payout checks have read through.
+    pub(crate) ledger_seen: u64,
+    /// Per origin transaction: what the hub's ledger pays out for it.
+    pub(crate) paid: HashMap<TxId, Paid>,
+    /// Honest nodes' redeems: (node, points) by transaction id.
+    pub(crate) honest_redeems: HashMap<TxId, (usize, u64)>,
+    /// Honest redeems the hub accepted since the last payout check.
+    pub(crate) honest_to_check: Vec<TxId>,
     pub(crate) end_at: SimTime,
     /// Where a long run reports how far it got (wall-clock paced; it never
     /// touches what the run decides).
@@ -189,12 +209,17 @@ pub struct World<H: HubCore> {
     _dir: tempfile::TempDir,
 }
 
-/// Holder `i`'s card of generation `g` (0: the first; renewals count up).
+/// Holder `i`'s card of generation `g` (0: the first; renewals count up):
+/// the key of its certificate from the test CA (`cards.rs`).
 pub(crate) fn holder_card(i: usize, g: usize) -> anyhow::Result<CardKey> {
-    let mut serial = (i as u64 + 1).to_be_bytes().to_vec();
-    serial.extend((g as u32).to_be_bytes());
-    Ok(CardKey::new(b"JPKI-UserAuth-CA-2".to_vec(), serial)?)
+    crate::cards::kit()
+        .map_err(anyhow::Error::msg)?
+        .card_key(i, g)
 }
+
+/// Salt of the liar's run-time draws (its own stream: the other draws of a
+/// seed stay what they were).
+const LIAR_RNG_SALT: u64 = 0x11A2_0F0F_5EED_0002;
 
 impl<H: HubCore> World<H> {
     /// Builds the world for `plan`: the hub from `make_hub` (given a data
@@ -276,6 +301,9 @@ impl<H: HubCore> World<H> {
                 links: 0,
             });
         }
+        let liar = plan
+            .liar
+            .map(|n| Liar::new(n, Prng::new(seed ^ LIAR_RNG_SALT), dir.path().to_path_buf()));
         let end_at = plan.heal_at + plan.converge_within_ms;
         let n = plan.nodes.len();
         let mut w = World {
@@ -308,6 +336,11 @@ impl<H: HubCore> World<H> {
             relay_have: vec![BTreeMap::new(); n],
             suspensions: Vec::new(),
             limits,
+            liar,
+            ledger_seen: 0,
+            paid: HashMap::new(),
+            honest_redeems: HashMap::new(),
+            honest_to_check: Vec::new(),
             end_at,
             progress: None,
             plan,
@@ -603,7 +636,22 @@ impl<H: HubCore> World<H> {
         let Response::Receipts(r) = resp else {
             return;
         };
+        let liar_id = self.liar.as_ref().map(|l| self.nodes[l.node].id);
         for rc in &r.receipts {
+            if Some(rc.node) == liar_id {
+                let chain_level = matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
+                if chain_level {
+                    self.metrics.liar.chain_refused += 1;
+                } else if self.processed_seen.insert(rc.tx) {
+                    match &rc.outcome {
+                        Outcome::Accepted { debt_created, .. } => {
+                            self.metrics.liar.debt_created += debt_created.get();
+                        }
+                        Outcome::Rejected(_) => self.metrics.liar.rejected += 1,
+                    }
+                }
+                continue;
+            }
             if let Outcome::Rejected(reason) = &rc.outcome
                 && reason.is_chain_level()
             {
@@ -620,6 +668,9 @@ impl<H: HubCore> World<H> {
             match &rc.outcome {
                 Outcome::Accepted { debt_created, .. } => {
                     self.metrics.debt_created += debt_created.get();
+                    if self.honest_redeems.contains_key(&rc.tx) {
+                        self.honest_to_check.push(rc.tx);
+                    }
                 }
                 Outcome::Rejected(_) => self.metrics.rejected += 1,
             }
