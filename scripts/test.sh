@@ -38,6 +38,9 @@ export MYKEY_PCSC=1
 step "browser test dependencies (playwright-core drives Debian's chromium)"
 npm ci --prefix tests/dashboard --no-audit --no-fund
 
+step "SIP2 peers from PyPI for the bridge's end-to-end test (pysip2, Sip2)"
+bash scripts/sip2-py.sh
+
 step "cargo test (the process tests run the real binaries: build them first)"
 cargo build --locked -p mykey-node -p mykey-hub --bins
 cargo test --workspace --locked

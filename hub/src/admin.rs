@@ -11,6 +11,7 @@ use crate::model::{
 };
 use crate::store::{StoreError, StoreTx};
 use crate::{ledger, rules};
+use mykey_jpki::TrustedCert;
 use mykey_sync_proto::fact::CardStatus;
 use mykey_sync_proto::{
     AccountId, CardKey, FacilityId, FactBody, MunicipalityCode, MyKeyId, NodeId, NodeLimits,
@@ -92,6 +93,20 @@ pub enum RegisterError {
     /// The card is registered already.
     #[error("card {} is already registered to account {}", .0.short(), .1)]
     CardTaken(CardKey, AccountId),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a card's certificate key could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum CardCertificateError {
+    /// The certificate's card is not registered.
+    #[error(
+        "card {} is not registered: register it with `mykey-hub account register --cert FILE` instead",
+        .0.short()
+    )]
+    UnknownCard(CardKey),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -264,6 +279,7 @@ pub(crate) fn tell_balance(
 ) -> Result<Balance, StoreError> {
     let b = balance_in(st, account, m)?;
     let ledger_pos = st.ledger_head()?;
+    st.record_issued_balance(account, m, ledger_pos, b)?;
     emit(
         st,
         key,
@@ -404,11 +420,39 @@ impl Hub {
     }
 
     /// Registers a holder: a new account with a My Key ID and a first card.
+    /// The hub keeps no certificate key for the card, so it can verify no
+    /// card proof from it: prefer [`Hub::register_account_with_certificate`].
     pub fn register_account(
         &mut self,
         my_key_id: &MyKeyId,
         municipality: MunicipalityCode,
         card: &CardKey,
+        now: UnixMillis,
+    ) -> Result<AccountId, RegisterError> {
+        self.register(my_key_id, municipality, card, None, now)
+    }
+
+    /// Registers a holder with the card's user-authentication certificate
+    /// (checked against the trusted JPKI CAs by the caller: a
+    /// [`TrustedCert`]): the hub keeps its public key and verifies the card
+    /// proofs that redeems above a node's PIN threshold carry.
+    pub fn register_account_with_certificate(
+        &mut self,
+        my_key_id: &MyKeyId,
+        municipality: MunicipalityCode,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> Result<AccountId, RegisterError> {
+        let card = cert.cert().card_key().clone();
+        self.register(my_key_id, municipality, &card, Some(cert), now)
+    }
+
+    fn register(
+        &mut self,
+        my_key_id: &MyKeyId,
+        municipality: MunicipalityCode,
+        card: &CardKey,
+        cert: Option<&TrustedCert>,
         now: UnixMillis,
     ) -> Result<AccountId, RegisterError> {
         let mut st = self.store.begin()?;
@@ -430,6 +474,9 @@ impl Hub {
             },
             now,
         )?;
+        if let Some(c) = cert {
+            st.set_card_public_key(card, c.cert().public_key_der(), now)?;
+        }
         let account = Account {
             id,
             my_key_id: my_key_id.clone(),
@@ -449,11 +496,53 @@ impl Hub {
     }
 
     /// Links a renewed or reissued card to an existing account; the
-    /// account's active cards become superseded.
+    /// account's active cards become superseded. The hub keeps no
+    /// certificate key for it: prefer [`Hub::add_card_with_certificate`].
     pub fn add_card(
         &mut self,
         account: AccountId,
         card: &CardKey,
+        now: UnixMillis,
+    ) -> Result<(), AddCardError> {
+        self.link_card(account, card, None, now)
+    }
+
+    /// [`Hub::add_card`] with the renewed card's checked certificate: the
+    /// hub keeps its public key for the card proofs.
+    pub fn add_card_with_certificate(
+        &mut self,
+        account: AccountId,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> Result<(), AddCardError> {
+        let card = cert.cert().card_key().clone();
+        self.link_card(account, &card, Some(cert), now)
+    }
+
+    /// Keeps the public key of a registered card's checked certificate
+    /// (for a card registered without it): from now on the hub verifies
+    /// the card proofs it signs.
+    pub fn set_card_certificate(
+        &mut self,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> Result<AccountId, CardCertificateError> {
+        let card = cert.cert().card_key();
+        let mut st = self.store.begin()?;
+        let rec = st
+            .card(card)?
+            .ok_or_else(|| CardCertificateError::UnknownCard(card.clone()))?;
+        st.set_card_public_key(card, cert.cert().public_key_der(), now)?;
+        finish(st)?;
+        tracing::info!(card = %card.short(), account = %rec.account, "card certificate key kept");
+        Ok(rec.account)
+    }
+
+    fn link_card(
+        &mut self,
+        account: AccountId,
+        card: &CardKey,
+        cert: Option<&TrustedCert>,
         now: UnixMillis,
     ) -> Result<(), AddCardError> {
         let mut st = self.store.begin()?;
@@ -487,6 +576,9 @@ impl Hub {
             },
             now,
         )?;
+        if let Some(c) = cert {
+            st.set_card_public_key(card, c.cert().public_key_der(), now)?;
+        }
         emit(&mut *st, &self.key, scope, card_fact(card, &acct), now)?;
         finish(st)?;
         Ok(())

@@ -11,11 +11,13 @@
 //! progress before the balance that includes it.
 
 use crate::admin::balance_in;
+use crate::bounds::{BasisCheck, ProofCheck, SpendBounds};
 use crate::hub::{Hub, emit, emit_all, finish, par_map};
 use crate::model::{
     Balance, ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord,
 };
 use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange, TransferContext};
+use crate::store::bounds::{QuarantineRow, QuarantineState, SpendRow};
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
@@ -59,6 +61,10 @@ impl Hub {
             tracing::warn!(node = %hello.node.short(), "refused session: node revoked");
             return Ok(Err(Refusal::Revoked));
         }
+        if rules::certificate_expired(&node, now) {
+            tracing::warn!(node = %hello.node.short(), valid_until = node.policy.valid_until.0, "refused session: node certificate expired");
+            return Ok(Err(Refusal::CertificateExpired));
+        }
         let clock_skew_ms =
             i64::try_from(i128::from(hello.node_time.0) - i128::from(now.0)).unwrap_or(i64::MAX);
         st.record_contact(
@@ -92,6 +98,8 @@ impl Hub {
         let key = &self.key;
         let mut st = self.store.begin()?;
         st.link_seen(carrier, now)?;
+        // A redeem's basis must be a balance issued before this push arrived.
+        let issued_before = st.ledger_head()?;
         let mut signers: HashMap<NodeId, Signer> = HashMap::new();
         // (signed at, refusal label) of each newly processed transaction, for the counters.
         let mut observed: Vec<(UnixMillis, Option<&'static str>)> = vec![];
@@ -145,6 +153,12 @@ impl Hub {
             }
             let s = signer(&mut *st, &mut signers, p.node)?;
             let record = match rules::check_signer(s.record.as_ref()) {
+                Ok(r) if rules::certificate_expired(r, now) => {
+                    s.stopped = true;
+                    let reason = RejectReason::CertificateExpired;
+                    reject_chain(&mut *st, &mut receipts, p.node, p.seq, v.id(), reason, now)?;
+                    continue;
+                }
                 Ok(r) => r.clone(),
                 Err(reason) => {
                     s.stopped = true;
@@ -166,9 +180,9 @@ impl Hub {
                 }
                 ChainVerdict::Next => {}
             }
-            let ctx = load_context(&mut *st, &v)?;
+            let ctx = load_context(&mut *st, &v, &record, issued_before, &self.key.id(), now)?;
             let outcome = match rules::decide(&record, &v, &ctx) {
-                Ok(effects) => apply(&mut *st, key, &v, &ctx, effects, &mut touched, now)?,
+                Ok(effects) => apply(&mut *st, key, &v, &record, &ctx, effects, &mut touched, now)?,
                 Err(reason) => {
                     tracing::info!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), %reason, "rejected transaction");
                     Outcome::Rejected(reason)
@@ -190,6 +204,9 @@ impl Hub {
         }
 
         let ledger_pos = st.ledger_head()?;
+        for ((account, municipality), b) in &touched {
+            st.record_issued_balance(*account, *municipality, ledger_pos, *b)?;
+        }
         let mut facts: Vec<(Scope, FactBody)> = touched
             .into_iter()
             .map(|((account, municipality), b)| {
@@ -317,7 +334,14 @@ fn reject_chain(
     Ok(())
 }
 
-fn load_context(st: &mut dyn StoreTx, v: &VerifiedTx) -> Result<Context, StoreError> {
+fn load_context(
+    st: &mut dyn StoreTx,
+    v: &VerifiedTx,
+    signer: &NodeRecord,
+    issued_before: u64,
+    hub: &NodeId,
+    now: UnixMillis,
+) -> Result<Context, StoreError> {
     let needs = rules::needs(&v.payload().body);
     let mut ctx = Context::default();
     if let Some(card) = &needs.card {
@@ -343,10 +367,14 @@ fn load_context(st: &mut dyn StoreTx, v: &VerifiedTx) -> Result<Context, StoreEr
     if let Some((facility, number)) = &needs.facility_card {
         ctx.linked_to = st.facility_card(facility, number)?;
     }
-    let signer = v.payload().node;
     if let Some((account, m)) = needs.escrow {
         ctx.strict = st.strict_mode(m)?;
-        ctx.escrow = escrow_in(st, account, m, signer)?;
+        ctx.escrow = escrow_in(st, account, m, signer.id)?;
+    }
+    if let TxBody::Redeem(r) = &v.payload().body
+        && ctx.card.as_ref().is_some_and(|c| c.account == r.account)
+    {
+        ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
@@ -366,10 +394,88 @@ fn load_context(st: &mut dyn StoreTx, v: &VerifiedTx) -> Result<Context, StoreEr
             to_node: st.node(&body.to)?,
             from_escrow: escrow_in(st, body.account, body.municipality, from)?,
             applied: st.right_transfer_applied(&t.id())?,
+            grant: rules::check_grant(body, from, hub),
             body: body.clone(),
         });
     }
     Ok(ctx)
+}
+
+/// What the bounds of a redeem need from the store ([`crate::bounds`]): the
+/// stated basis checked against the balances the hub issued before this
+/// push, the signer's spends on the wallet since, its at-risk use in the
+/// current settlement period, and the card proof checked with the card's
+/// registered key.
+fn load_bounds(
+    st: &mut dyn StoreTx,
+    v: &VerifiedTx,
+    r: &mykey_sync_proto::Redeem,
+    signer: &NodeRecord,
+    issued_before: u64,
+    now: UnixMillis,
+) -> Result<SpendBounds, StoreError> {
+    let node = v.payload().node;
+    let (basis, own_since_basis) = match r.basis {
+        None => (BasisCheck::Absent, Points::ZERO),
+        Some(b) => {
+            let issued = (b.ledger_pos <= issued_before)
+                .then(|| st.issued_balance(r.account, r.municipality, b.ledger_pos))
+                .transpose()?
+                .flatten();
+            match issued {
+                Some(i) if i.balance == b.balance && i.debt == b.debt => (
+                    BasisCheck::Issued {
+                        balance: b.balance,
+                        debt: b.debt,
+                    },
+                    st.spent_since(&node, r.account, r.municipality, b.ledger_pos)?,
+                ),
+                _ => (BasisCheck::NotIssued, Points::ZERO),
+            }
+        }
+    };
+    let period_start = period_start(st, r.municipality, now)?;
+    let (used_node, used_card) = st.at_risk_used(&node, &r.card, period_start)?;
+    let proof = if r.points <= signer.policy.pin_threshold {
+        ProofCheck::Absent
+    } else {
+        match &r.card_proof {
+            None => ProofCheck::Absent,
+            Some(sig) => match st.card_public_key(&r.card)? {
+                None => ProofCheck::NoKey,
+                Some(key) => {
+                    let binding = mykey_sync_proto::RedeemBinding::new(
+                        node,
+                        v.payload().seq,
+                        v.payload().created_at,
+                        r,
+                    );
+                    match mykey_jpki::verify_redeem_proof(&key, &binding, sig) {
+                        Ok(()) => ProofCheck::Verified,
+                        Err(e) => ProofCheck::Invalid(e.to_string()),
+                    }
+                }
+            },
+        }
+    };
+    Ok(SpendBounds {
+        basis,
+        own_since_basis,
+        used_node,
+        used_card,
+        proof,
+    })
+}
+
+/// The start of the settlement period of `m` that `now` falls in (the hub's
+/// clock and the municipality's cycle): the window of the at-risk bounds.
+fn period_start(
+    st: &mut dyn StoreTx,
+    m: MunicipalityCode,
+    now: UnixMillis,
+) -> Result<UnixMillis, StoreError> {
+    let cycle = st.settlement_cycle(m)?.unwrap_or_default();
+    Ok(cycle.period_of(now).0.start())
 }
 
 /// A node's reserved points on an account (strict mode escrow).
@@ -388,10 +494,12 @@ pub(crate) fn escrow_in(
         .unwrap_or_else(|| panic!("escrow {v} of {account} is out of range")))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply(
     st: &mut dyn StoreTx,
     key: &crate::key::HubKey,
     v: &VerifiedTx,
+    signer: &NodeRecord,
     ctx: &Context,
     effects: Effects,
     touched: &mut Vec<((AccountId, MunicipalityCode), Balance)>,
@@ -401,6 +509,44 @@ fn apply(
     let mut ledger_pos = None;
     for t in &effects.transfers {
         ledger_pos = Some(st.post(t, now)?);
+    }
+    if let TxBody::Redeem(r) = &p.body {
+        let pos = match ledger_pos {
+            Some(pos) => pos,
+            None => st.ledger_head()?,
+        };
+        let period_start = period_start(st, r.municipality, now)?;
+        st.record_spend(&SpendRow {
+            node: p.node,
+            seq: p.seq,
+            account: r.account,
+            municipality: r.municipality,
+            card: r.card.clone(),
+            points: r.points,
+            ledger_pos: pos,
+            period_start,
+            at_risk: effects.at_risk,
+        })?;
+        if let Some((held, why)) = &effects.quarantine {
+            st.insert_quarantine(&QuarantineRow {
+                id: 0,
+                tx: v.id(),
+                node: p.node,
+                seq: p.seq,
+                facility: signer.facility.clone(),
+                municipality: r.municipality,
+                account: r.account,
+                card: r.card.clone(),
+                points: *held,
+                rule: why.name().to_owned(),
+                detail: why.to_string(),
+                held_at: now,
+                state: QuarantineState::Held,
+                decided_by: None,
+                why: None,
+                decided_at: None,
+            })?;
+        }
     }
     if let Some(t) = &effects.right_transfer {
         st.mark_right_transfer(t, now)?;
@@ -456,6 +602,7 @@ fn apply(
             };
             let b = balance_after(before, account, municipality, &effects.transfers);
             debug_assert_eq!(b, balance_in(st, account, municipality)?);
+            st.record_issued_balance(account, municipality, ledger_pos, b)?;
             match touched
                 .iter_mut()
                 .find(|(k, _)| *k == (account, municipality))
@@ -475,6 +622,7 @@ fn apply(
         ledger_pos,
         balance,
         debt_created: effects.debt_created,
+        quarantined: effects.quarantine.as_ref().map_or(Points::ZERO, |q| q.0),
     })
 }
 

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod bounds;
 pub mod economy;
 pub mod escrow;
 pub mod http;
@@ -39,14 +40,16 @@ pub mod key;
 pub mod ledger;
 pub mod model;
 pub mod net;
+pub mod quarantine;
 pub mod rules;
 pub mod shards;
 pub mod status;
 pub mod store;
 
 pub use admin::{
-    AddCardError, AddFacilityError, AddMunicipalityError, CardStatusError, ChangeMyKeyIdError,
-    CheckError, EnrolError, GrantError, LookupError, ProgramError, RegisterError, RevokeError,
+    AddCardError, AddFacilityError, AddMunicipalityError, CardCertificateError, CardStatusError,
+    ChangeMyKeyIdError, CheckError, EnrolError, GrantError, LookupError, ProgramError,
+    RegisterError, RevokeError,
 };
 pub use hub::{Hub, HubPaths, InitError, OpenError, scopes_of};
 pub use key::{HubKey, KeyError};

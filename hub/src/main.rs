@@ -132,6 +132,9 @@ enum Command {
     /// Points economy and settlement (exchange operators, campaigns, expiry, payees, settle, reports).
     #[command(flatten)]
     Economy(mykey_hub::economy::cli::EconomyCmd),
+    /// Spends held beyond nodes' enrolled bounds.
+    #[command(flatten)]
+    Bounds(mykey_hub::quarantine::cli::BoundsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,9 +259,8 @@ enum AccountCmd {
         /// The holder's base municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
-        /// The card key, ISSUER_HEX:SERIAL_HEX.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        #[command(flatten)]
+        card: CardArgs,
     },
     /// Show an account with its cards and balances.
     Show {
@@ -283,9 +285,18 @@ enum CardCmd {
         /// The account.
         #[arg(long, value_parser = parse_account)]
         account: AccountId,
-        /// The new card key.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Keep the public key of a registered card's certificate (a card
+    /// registered with --card only), so the hub verifies its PIN proofs.
+    Certificate {
+        /// The card's user-authentication certificate (DER or PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// A trusted JPKI user-authentication CA certificate (repeatable; both generations).
+        #[arg(long, value_name = "FILE", required = true)]
+        trusted_ca: Vec<PathBuf>,
     },
     /// Suspend a lost card everywhere.
     Suspend {
@@ -302,6 +313,51 @@ enum CardCmd {
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
     },
+}
+
+/// A card named by its certificate (preferred: the hub keeps its public key
+/// and verifies the card's PIN proofs) or by its key alone.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = true)]
+struct CardArgs {
+    /// The card key, ISSUER_HEX:SERIAL_HEX (`mykey-node card read` prints it).
+    /// With --cert, it must be the certificate's card.
+    #[arg(long, value_parser = parse_card)]
+    card: Option<CardKey>,
+    /// The card's user-authentication certificate (DER or PEM, from
+    /// `mykey-node card read --cert-out FILE`); checked against --trusted-ca.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// A trusted JPKI user-authentication CA certificate (repeatable; needed with --cert).
+    #[arg(long, value_name = "FILE")]
+    trusted_ca: Vec<PathBuf>,
+}
+
+impl CardArgs {
+    /// The card key, and its checked certificate when one was given.
+    fn resolve(
+        &self,
+        now: UnixMillis,
+    ) -> anyhow::Result<(CardKey, Option<mykey_jpki::TrustedCert>)> {
+        match (&self.card, &self.cert) {
+            (card, Some(path)) => {
+                let t = mykey_hub::quarantine::cli::load_card_cert(
+                    path,
+                    &self.trusted_ca,
+                    card.as_ref(),
+                    now,
+                )?;
+                Ok((t.cert().card_key().clone(), Some(t)))
+            }
+            (Some(card), None) => {
+                if !self.trusted_ca.is_empty() {
+                    bail!("--trusted-ca checks a certificate: give the card's --cert FILE too");
+                }
+                Ok((card.clone(), None))
+            }
+            (None, None) => bail!("name the card with --cert FILE (preferred) or --card KEY"),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -649,11 +705,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             municipality,
             card,
         }) => {
-            let id = open(&cli)?.register_account(my_key_id, *municipality, card, t)?;
+            let (key, cert) = card.resolve(t)?;
+            let mut hub = open(&cli)?;
+            let id = match &cert {
+                Some(c) => hub.register_account_with_certificate(my_key_id, *municipality, c, t)?,
+                None => hub.register_account(my_key_id, *municipality, &key, t)?,
+            };
             println!(
                 "registered account {id} with My Key ID {my_key_id} and card {}",
-                card.short()
+                key.short()
             );
+            if cert.is_none() {
+                eprintln!(
+                    "note: no certificate given, so the hub cannot verify this card's PIN proofs and pays no spend above a node's PIN threshold; keep it with `mykey-hub card certificate --cert FILE --trusted-ca FILE`"
+                );
+            }
         }
         Command::Account(AccountCmd::Show { who }) => {
             let mut hub = open(&cli)?;
@@ -675,10 +741,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Card(CardCmd::Add { account, card }) => {
-            open(&cli)?.add_card(*account, card, t)?;
+            let (key, cert) = card.resolve(t)?;
+            let mut hub = open(&cli)?;
+            match &cert {
+                Some(c) => hub.add_card_with_certificate(*account, c, t)?,
+                None => hub.add_card(*account, &key, t)?,
+            }
             println!(
                 "card {} linked to account {account}; its previous card is superseded",
-                card.short()
+                key.short()
+            );
+        }
+        Command::Card(CardCmd::Certificate { cert, trusted_ca }) => {
+            let c = mykey_hub::quarantine::cli::load_trusted_cert(cert, trusted_ca, t)?;
+            let account = open(&cli)?.set_card_certificate(&c, t)?;
+            println!(
+                "kept the certificate key of card {} (account {account}): its PIN proofs now count",
+                c.cert().card_key().short()
             );
         }
         Command::Card(CardCmd::Suspend { card }) => {
@@ -770,6 +849,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
+        Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit } => {
             for i in open(&cli)?.incidents(*limit)? {
                 let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());

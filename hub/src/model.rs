@@ -250,6 +250,15 @@ pub enum LedgerAccount {
     /// Strict mode: a holder's points reserved for one node to spend offline
     /// (credit-normal; the node's spend right, see [`crate::escrow`]).
     Escrow(AccountId, MunicipalityCode, NodeId),
+    /// Spends a facility's node signed beyond the bounds the hub enrolled,
+    /// held as evidence: settlement never pays them (credit-normal; see
+    /// [`crate::bounds`]). An operator's release pays them, a rejection
+    /// drops them.
+    Quarantined(FacilityId, MunicipalityCode),
+    /// The other side of [`LedgerAccount::Quarantined`]: the claims held
+    /// against the municipality's points, not charged to any holder
+    /// (debit-normal).
+    QuarantineClaims(MunicipalityCode),
 }
 
 impl LedgerAccount {
@@ -265,6 +274,8 @@ impl LedgerAccount {
             LedgerAccount::ExpiryIncome(..) => "expiry",
             LedgerAccount::Held(..) => "held",
             LedgerAccount::Escrow(..) => "escrow",
+            LedgerAccount::Quarantined(..) => "quarantined",
+            LedgerAccount::QuarantineClaims(..) => "quarantine-claims",
         }
     }
 
@@ -275,8 +286,12 @@ impl LedgerAccount {
                 format!("{}@{m}", a.get())
             }
             LedgerAccount::ProgramBudget(p, _) => p.as_str().to_owned(),
-            LedgerAccount::MunicipalityFunding(m) | LedgerAccount::ExpiryIncome(m) => m.to_string(),
-            LedgerAccount::MerchantPayable(f, _) => f.as_str().to_owned(),
+            LedgerAccount::MunicipalityFunding(m)
+            | LedgerAccount::ExpiryIncome(m)
+            | LedgerAccount::QuarantineClaims(m) => m.to_string(),
+            LedgerAccount::MerchantPayable(f, _) | LedgerAccount::Quarantined(f, _) => {
+                f.as_str().to_owned()
+            }
             LedgerAccount::OperatorReceivable(o, m) => format!("{o}@{m}"),
             LedgerAccount::Escrow(a, m, n) => format!("{}@{m}@{n}", a.get()),
         }
@@ -293,7 +308,9 @@ impl LedgerAccount {
             | LedgerAccount::OperatorReceivable(_, m)
             | LedgerAccount::ExpiryIncome(m)
             | LedgerAccount::Held(_, m)
-            | LedgerAccount::Escrow(_, m, _) => *m,
+            | LedgerAccount::Escrow(_, m, _)
+            | LedgerAccount::Quarantined(_, m)
+            | LedgerAccount::QuarantineClaims(m) => *m,
         }
     }
 
@@ -304,6 +321,7 @@ impl LedgerAccount {
             LedgerAccount::Debt(..)
                 | LedgerAccount::MunicipalityFunding(..)
                 | LedgerAccount::OperatorReceivable(..)
+                | LedgerAccount::QuarantineClaims(..)
         )
     }
 
@@ -360,11 +378,17 @@ pub enum TransferKind {
     Unreserve,
     /// Strict mode: a node gave part of its right to another node.
     RightMove,
+    /// A spend beyond the node's enrolled bounds, held as evidence:
+    /// quarantine claims to quarantined (never paid by settlement).
+    Quarantine,
+    /// An operator decided a quarantined spend (released: its redeem legs
+    /// follow; rejected: nothing follows): quarantined back to the claims.
+    QuarantineDecided,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 13] = [
+    pub const ALL: [TransferKind; 15] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -378,6 +402,8 @@ impl TransferKind {
         TransferKind::Reserve,
         TransferKind::Unreserve,
         TransferKind::RightMove,
+        TransferKind::Quarantine,
+        TransferKind::QuarantineDecided,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -395,6 +421,8 @@ impl TransferKind {
             TransferKind::Reserve => "reserve",
             TransferKind::Unreserve => "unreserve",
             TransferKind::RightMove => "right-move",
+            TransferKind::Quarantine => "quarantine",
+            TransferKind::QuarantineDecided => "quarantine-decided",
         }
     }
     /// Parses [`TransferKind::name`].
@@ -505,16 +533,21 @@ pub enum IncidentKind {
     /// Strict mode: a node spent or gave away more than its right held (a
     /// buggy or malicious node: honoured like an offline overdraft).
     BeyondRight,
+    /// A spend beyond the node's enrolled bounds (no valid card proof above
+    /// the PIN threshold, or past its per-card or exposure allowance) was
+    /// put in quarantine instead of being paid.
+    Quarantined,
 }
 
 impl IncidentKind {
     /// Every kind.
-    pub const ALL: [IncidentKind; 5] = [
+    pub const ALL: [IncidentKind; 6] = [
         IncidentKind::ChainRejected,
         IncidentKind::SpendOnInactiveCard,
         IncidentKind::DebtCreated,
         IncidentKind::ProgramOverdrawn,
         IncidentKind::BeyondRight,
+        IncidentKind::Quarantined,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -524,6 +557,7 @@ impl IncidentKind {
             IncidentKind::DebtCreated => "debt-created",
             IncidentKind::ProgramOverdrawn => "program-overdrawn",
             IncidentKind::BeyondRight => "beyond-right",
+            IncidentKind::Quarantined => "quarantined",
         }
     }
     /// Parses [`IncidentKind::name`].

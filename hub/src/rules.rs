@@ -6,11 +6,13 @@
 //! [`Effects`] in one storage transaction. The simulation and the tests call
 //! the same functions.
 
+use crate::bounds::{BeyondBound, SpendBounds, judge_redeem};
 use crate::model::{
     CardRecord, ChainHead, IncidentKind, LedgerAccount, NodeRecord, Program, TransferDraft,
     TransferKind,
 };
 use crate::store::ProcessedTx;
+use mykey_sync_proto::FactBody;
 use mykey_sync_proto::fact::CardStatus;
 use mykey_sync_proto::wire::{Outcome, RejectReason};
 use mykey_sync_proto::{
@@ -59,6 +61,54 @@ pub fn check_chain(
     ChainVerdict::Next
 }
 
+/// How long after its certificate's `valid_until` the hub still accepts a
+/// node's sessions and transactions (by the hub's clock): a day, so a node
+/// whose enrolment runs out while it is offline can deliver what it signed
+/// before then once an operator notices; past it an operator renews the
+/// enrolment (`mykey-hub node enrol` again) and the node resends.
+pub const CERTIFICATE_GRACE_MS: u64 = 24 * 3_600_000;
+
+/// Whether a node's certificate expired, grace included, at the hub's `now`.
+pub fn certificate_expired(node: &NodeRecord, now: UnixMillis) -> bool {
+    now.0
+        > node
+            .policy
+            .valid_until
+            .0
+            .saturating_add(CERTIFICATE_GRACE_MS)
+}
+
+/// Checks the grant a right transfer carries: a `SpendRight` fact the hub
+/// signed, for exactly this account, municipality, sender and right id.
+/// Returns the granted points.
+pub fn check_grant(body: &RightTransfer, from: NodeId, hub: &NodeId) -> Result<Points, String> {
+    let v = body
+        .grant
+        .verify(hub)
+        .map_err(|e| format!("the grant is not signed by this hub ({e})"))?;
+    match &v.payload().body {
+        FactBody::SpendRight {
+            account,
+            municipality,
+            node,
+            right_id,
+            points,
+        } if *account == body.account
+            && *municipality == body.municipality
+            && *node == from
+            && *right_id == body.right_id =>
+        {
+            Ok(*points)
+        }
+        _ => Err(format!(
+            "the grant is not right {} of {} on account {}",
+            body.right_id,
+            from.short(),
+            body.account
+        )),
+    }
+}
+
 /// Checks that the signer is enrolled and not revoked.
 pub fn check_signer(node: Option<&NodeRecord>) -> Result<&NodeRecord, RejectReason> {
     match node {
@@ -92,6 +142,8 @@ pub struct Context {
     pub escrow: Points,
     /// A right transfer the transaction makes or carries.
     pub transfer: Option<TransferContext>,
+    /// A redeem's basis, card proof and the signer's period use ([`crate::bounds`]).
+    pub bounds: SpendBounds,
 }
 
 /// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
@@ -112,6 +164,9 @@ pub struct TransferContext {
     pub from_escrow: Points,
     /// The reservation already moved (the transfer's other copy came first).
     pub applied: bool,
+    /// The hub-signed grant the transfer carries, checked: the granted points,
+    /// or why it is not a grant of this right ([`check_grant`]).
+    pub grant: Result<Points, String>,
 }
 
 /// Which parts of [`Context`] a transaction needs.
@@ -187,6 +242,10 @@ pub struct Effects {
     /// A right transfer whose reservation these transfers move (recorded so
     /// the transfer's other copy changes nothing).
     pub right_transfer: Option<TxId>,
+    /// Points of a redeem held in quarantine (beyond the node's bounds), and why.
+    pub quarantine: Option<(Points, BeyondBound)>,
+    /// At-risk points a redeem adds to its node's and card's period use.
+    pub at_risk: Points,
 }
 
 /// Decides a verified transaction from an enrolled, unrevoked signer that is
@@ -255,39 +314,43 @@ fn decide_right_transfer(
             b.municipality
         ));
     }
+    match &t.grant {
+        Err(why) => return refuse(format!("right transfer without a valid hub grant: {why}")),
+        Ok(granted) if b.points > *granted => {
+            return refuse(format!(
+                "right transfer of {} beyond the {} its grant (right {}) gave",
+                b.points, granted, b.right_id
+            ));
+        }
+        Ok(_) => {}
+    }
     if t.applied || b.points.is_zero() {
         return Ok(Effects::default());
     }
-    let moved = b.points.min(t.from_escrow);
-    let mut effects = Effects {
-        right_transfer: Some(t.tx),
-        ..Effects::default()
-    };
-    if moved < b.points {
-        effects.notes.push((
-            IncidentKind::BeyondRight,
-            format!(
-                "node {} gave {} of its right on {} to {} but held {}: {} moved",
-                t.from.short(),
-                b.points,
-                b.account,
-                b.to.short(),
-                t.from_escrow,
-                moved
-            ),
+    // All or nothing: a transfer beyond what the sender still holds at the
+    // hub is refused, and the receiver withdraws the right it credited.
+    if b.points > t.from_escrow {
+        return refuse(format!(
+            "node {} gave {} of its right on {} to {} but holds {} at the hub",
+            t.from.short(),
+            b.points,
+            b.account,
+            b.to.short(),
+            t.from_escrow
         ));
     }
-    if !moved.is_zero() {
-        effects.transfers.push(TransferDraft {
+    Ok(Effects {
+        right_transfer: Some(t.tx),
+        transfers: vec![TransferDraft {
             debit: LedgerAccount::Escrow(b.account, b.municipality, t.from),
             credit: LedgerAccount::Escrow(b.account, b.municipality, b.to),
-            amount: moved,
+            amount: b.points,
             kind: TransferKind::RightMove,
             origin_tx: Some(t.tx),
             node_time: Some(tx.payload().created_at),
-        });
-    }
-    Ok(effects)
+        }],
+        ..Effects::default()
+    })
 }
 
 fn card_of_account(
@@ -321,6 +384,32 @@ fn decide_redeem(
         touched: Some((r.account, r.municipality)),
         ..Effects::default()
     };
+    // What the hub pays is bounded by what it enrolled and can verify; the
+    // rest is held as evidence (crate::bounds).
+    let judged = judge_redeem(&node.policy, r.points, ctx.escrow, ctx.wallet, &ctx.bounds);
+    let paid = judged.paid;
+    effects.at_risk = judged.at_risk;
+    if let Some((held, why)) = &judged.quarantined {
+        effects.notes.push((
+            IncidentKind::Quarantined,
+            format!(
+                "{held} of a spend of {} at {} on {} held in quarantine: {why}",
+                r.points, r.merchant, r.account
+            ),
+        ));
+        effects.transfers.push(TransferDraft {
+            debit: LedgerAccount::QuarantineClaims(r.municipality),
+            credit: LedgerAccount::Quarantined(r.merchant.clone(), r.municipality),
+            amount: *held,
+            kind: TransferKind::Quarantine,
+            origin_tx: Some(tx),
+            node_time: Some(node_time),
+        });
+    }
+    effects.quarantine = judged.quarantined;
+    if paid.is_zero() {
+        return Ok(effects);
+    }
     // The node decided offline with what it knew: the shop was promised, so
     // the hub honours the spend and reports what it should not have allowed.
     if card.status != CardStatus::Active {
@@ -328,7 +417,7 @@ fn decide_redeem(
             IncidentKind::SpendOnInactiveCard,
             format!(
                 "{} honoured on {} card {} of {}",
-                r.points,
+                paid,
                 card.status.name(),
                 r.card.short(),
                 r.account
@@ -336,15 +425,15 @@ fn decide_redeem(
         ));
     }
     // The signer's reserved points (strict mode) pay first, then the wallet.
-    let from_right = r.points.min(ctx.escrow);
-    let rest = r.points.saturating_sub(from_right);
+    let from_right = paid.min(ctx.escrow);
+    let rest = paid.saturating_sub(from_right);
     effects.debt_created = rest.saturating_sub(ctx.wallet);
     if ctx.strict && !rest.is_zero() {
         effects.notes.push((
             IncidentKind::BeyondRight,
             format!(
                 "strict spend of {} at {} beyond the node's right on {} ({} held): {} from the wallet, {} as debt",
-                r.points,
+                paid,
                 r.merchant,
                 r.account,
                 ctx.escrow,
@@ -361,18 +450,13 @@ fn decide_redeem(
             Points::MAX
         )));
     }
-    effects.transfers = redeem_transfers(r, ctx.wallet, tx, node_time);
+    let paid_redeem = Redeem {
+        points: rest,
+        ..r.clone()
+    };
+    let mut legs = redeem_transfers(&paid_redeem, ctx.wallet, tx, node_time);
     if !from_right.is_zero() {
-        effects.transfers = redeem_transfers(
-            &Redeem {
-                points: rest,
-                ..r.clone()
-            },
-            ctx.wallet,
-            tx,
-            node_time,
-        );
-        effects.transfers.insert(
+        legs.insert(
             0,
             TransferDraft {
                 debit: LedgerAccount::Escrow(r.account, r.municipality, node.id),
@@ -384,12 +468,13 @@ fn decide_redeem(
             },
         );
     }
+    effects.transfers.extend(legs);
     if !effects.debt_created.is_zero() {
         effects.notes.push((
             IncidentKind::DebtCreated,
             format!(
                 "offline spend of {} at {} found {} on {}: {} recorded as debt",
-                r.points, r.merchant, ctx.wallet, r.account, effects.debt_created
+                paid, r.merchant, ctx.wallet, r.account, effects.debt_created
             ),
         ));
     }
@@ -814,12 +899,21 @@ mod tests {
             program: ProgramId::parse("volunteer").unwrap(),
             points: Points::new(1).unwrap(),
         });
+        // No PIN threshold in the way: the debt part of the paid share is
+        // what would overflow.
+        let n = NodeRecord {
+            policy: NodePolicy {
+                pin_threshold: Points::new(Points::MAX).unwrap(),
+                ..node().policy
+            },
+            ..node()
+        };
         for body in [g, redeem(Points::MAX)] {
             let mut c = ctx.clone();
             if matches!(body, TxBody::Redeem(_)) {
                 c.wallet = Points::ZERO;
             }
-            let r = decide(&node(), &tx(1, TxId::GENESIS, body), &c);
+            let r = decide(&n, &tx(1, TxId::GENESIS, body), &c);
             assert!(matches!(r, Err(RejectReason::NotAllowed(_))), "{r:?}");
         }
     }

@@ -7,17 +7,11 @@
 mod common;
 
 use common::*;
-use ed25519_dalek::SigningKey;
 use mykey_hub::economy::calendar::Date;
-use mykey_hub::economy::exchange::{
-    ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
-};
-use mykey_hub::economy::liability::{BaseDateFigures, LiabilityReport, MunicipalityLiability};
+use mykey_hub::economy::liability::{BaseDateFigures, LiabilityReport};
 use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::{Hub, TransferKind};
-use mykey_sync_proto::session::HubService;
-use mykey_sync_proto::wire::Outcome;
-use mykey_sync_proto::{MyKeyId, ProgramId, SignedTx, TxBody, TxPayload, UnixMillis};
+use mykey_sync_proto::{MyKeyId, ProgramId, UnixMillis};
 
 /// Noon JST on a day of 2026.
 fn at(month: u32, day: u32) -> UnixMillis {
@@ -29,66 +23,11 @@ fn at(month: u32, day: u32) -> UnixMillis {
 fn health() -> ProgramId {
     ProgramId::parse("health").unwrap()
 }
-fn op_key() -> SigningKey {
-    SigningKey::from_bytes(&[42; 32])
-}
-fn op_id() -> OperatorId {
-    OperatorId::parse("card-x").unwrap()
-}
 fn exchange(hub: &mut Hub, id: &str, who: &str, operator_points: u64, now: UnixMillis) {
-    let signed = SignedExchange::sign(
-        &op_id(),
-        &ExchangeRequest {
-            request_id: id.into(),
-            my_key_id: who.into(),
-            operator_points,
-            municipality: None,
-            requested_at: now.0,
-        },
-        &op_key(),
-    );
-    hub.exchange(&signed, now).unwrap();
+    card_x_exchange(hub, id, who, operator_points, now);
 }
 fn grant(hub: &mut Hub, who: mykey_sync_proto::AccountId, p: &ProgramId, n: u64, now: UnixMillis) {
     hub.admin_grant(who, p, pts(n), now).unwrap();
-}
-/// Signs the next transaction of `chain` with the node's clock at `node_time`.
-fn sign_dated(chain: &mut Chain, body: TxBody, node_time: UnixMillis) -> SignedTx {
-    chain.seq += 1;
-    let tx = SignedTx::sign(
-        &TxPayload {
-            node: chain.id,
-            seq: chain.seq,
-            prev_hash: chain.prev,
-            created_at: node_time,
-            body,
-        },
-        &chain.key,
-    );
-    chain.prev = tx.id();
-    tx
-}
-fn spend(
-    f: &mut Fixture,
-    who: mykey_sync_proto::AccountId,
-    card_n: u8,
-    n: u64,
-    node_time: UnixMillis,
-    now: UnixMillis,
-) {
-    let tx = sign_dated(&mut f.shop, redeem(who, card_n, n), node_time);
-    let shop = f.shop.id;
-    let r = f.hub.ingest(&shop, vec![tx], now);
-    assert!(
-        matches!(outcomes(&r)[..], [Outcome::Accepted { .. }]),
-        "{r:?}"
-    );
-}
-fn bunkyo(r: &LiabilityReport) -> &MunicipalityLiability {
-    r.municipalities
-        .iter()
-        .find(|m| m.municipality == muni())
-        .unwrap()
 }
 fn figures<'a>(r: &'a LiabilityReport, date: &str) -> &'a BaseDateFigures {
     bunkyo(r)
@@ -97,27 +36,11 @@ fn figures<'a>(r: &'a LiabilityReport, date: &str) -> &'a BaseDateFigures {
         .find(|b| b.date.to_string() == date)
         .unwrap_or_else(|| panic!("no base date {date} in the report"))
 }
-/// (source, unused, held, expired not posted, deposit share) per source.
-fn rows(b: &BaseDateFigures) -> Vec<(String, u64, u64, u64, u64)> {
-    b.by_source
-        .iter()
-        .map(|s| {
-            (
-                s.source.to_string(),
-                s.unused_points,
-                s.held_points,
-                s.expired_not_posted_points,
-                s.deposit_share_yen,
-            )
-        })
-        .collect()
-}
-
 /// Two programmes and an exchange operator in Bunkyo, across the base dates
 /// of fiscal 2025 and 2026:
 /// - volunteer points expire at the end of their fiscal year (31 March
 ///   24:00 JST), health points a fiscal year later, exchanged points 30 days
-///   after they reach the wallet, after a 3-day holding period.
+///   after their 3-day holding period ends (whenever the release is posted).
 /// - 31 March 2026: alice's volunteer lot (12M, 5M spent on 25 March)
 ///   expires exactly as the base date ends; the expiry job posts it a second
 ///   later, so the books still hold it at the cut, but it is not unused.
@@ -141,19 +64,7 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
     f.hub
         .set_program_expiry(&health(), ExpiryPolicy::FiscalYearEnd { years: 1 })
         .unwrap();
-    f.hub
-        .upsert_exchange_operator(
-            &ExchangeOperator {
-                id: op_id(),
-                name: "Card X".into(),
-                public_key: op_key().verifying_key().to_bytes(),
-                rate: Rate::new(1, 2).unwrap(),
-                holding_days: 3,
-                expiry: ExpiryPolicy::Days { days: 30 },
-            },
-            at(1, 5),
-        )
-        .unwrap();
+    enrol_card_x(&mut f.hub, 3, ExpiryPolicy::Days { days: 30 }, at(1, 5));
     let carol = f
         .hub
         .register_account(
@@ -169,15 +80,15 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
     grant(&mut f.hub, alice, &volunteer, 12_000_000, at(1, 10)); // expires 2026-04-01 00:00 JST
     grant(&mut f.hub, bob, &health(), 15_000_000, at(1, 10)); // expires 2027-04-01 00:00 JST
     exchange(&mut f.hub, "a1", "Alice01", 1_000_000, at(1, 20)); // 500,000 held to 23 Jan
-    assert_eq!(f.hub.release_held(at(1, 24)).unwrap(), 1); // lot expires 23 Feb
+    assert_eq!(f.hub.release_held(at(1, 24)).unwrap(), 1); // lot expires 22 Feb
     grant(&mut f.hub, alice, &health(), 3_000_000, at(2, 1));
-    spend(&mut f, alice, 1, 200_000, at(2, 10), at(2, 10)); // takes the exchanged lot first
+    f.spend(alice, 1, 200_000, at(2, 10), at(2, 10)); // takes the exchanged lot first
     let run = f.hub.run_expiry(at(3, 1)).unwrap(); // its other 300,000 expire, posted before the base date
     assert_eq!(run.points, 300_000);
-    spend(&mut f, carol, 3, 1_000, at(3, 15), at(3, 15)); // nothing to spend: 1,000 debt
+    f.spend(carol, 3, 1_000, at(3, 15), at(3, 15)); // nothing to spend: 1,000 debt
     exchange(&mut f.hub, "a2", "Alice01", 4_000_000, at(3, 20)); // 2,000,000 held to 23 March
-    assert_eq!(f.hub.release_held(at(3, 24)).unwrap(), 1); // lot expires 23 April
-    spend(&mut f, alice, 1, 5_000_000, at(3, 25), at(3, 25)); // volunteer 12M -> 7M
+    assert_eq!(f.hub.release_held(at(3, 24)).unwrap(), 1); // lot expires 22 April
+    f.spend(alice, 1, 5_000_000, at(3, 25), at(3, 25)); // volunteer 12M -> 7M
     exchange(&mut f.hub, "b1", "Bob02", 2_000_000, at(3, 29)); // 1,000,000 held to 1 April noon
 
     // The day ends; the expiry job runs a second later.
@@ -197,7 +108,7 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
     // (21,000,000 - 10,000,000) / 2, split 18:3 with the remainder to health.
     assert_eq!(march31.deposit_required_yen, 5_500_000);
     assert_eq!(
-        rows(&march31),
+        base_date_rows(&march31),
         [
             ("program:health".to_owned(), 18_000_000, 0, 0, 4_714_286),
             ("program:volunteer".to_owned(), 0, 0, 7_000_000, 0),
@@ -217,8 +128,8 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
 
     // Fiscal 2026. Bob's node spent 500,000 offline on 30 March; the hub
     // gets it on 5 April and posts it then (it takes bob's exchanged lot).
-    assert_eq!(f.hub.release_held(at(4, 2)).unwrap(), 1); // bob's lot expires 2 May
-    spend(&mut f, bob, 2, 500_000, at(3, 30), at(4, 5));
+    assert_eq!(f.hub.release_held(at(4, 2)).unwrap(), 1); // bob's lot expires 1 May
+    f.spend(bob, 2, 500_000, at(3, 30), at(4, 5));
     let late = f
         .hub
         .transfers(0, u32::MAX)
@@ -228,9 +139,9 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
         .unwrap();
     assert_eq!((late.node_time, late.hub_time), (Some(at(3, 30)), at(4, 5)));
     grant(&mut f.hub, bob, &volunteer, 12_000_000, at(4, 10)); // expires 2027-04-01 00:00 JST
-    let run = f.hub.run_expiry(at(5, 3)).unwrap(); // alice 2M (23 April) and bob 500,000 (2 May)
+    let run = f.hub.run_expiry(at(5, 3)).unwrap(); // alice 2M (22 April) and bob 500,000 (1 May)
     assert_eq!(run.points, 2_500_000);
-    spend(&mut f, alice, 1, 1_000_000, at(10, 2), at(10, 2)); // after the base date
+    f.spend(alice, 1, 1_000_000, at(10, 2), at(10, 2)); // after the base date
 
     let october = f.hub.liability_report(at(10, 5)).unwrap();
     let sept30 = figures(&october, "2026-09-30");
@@ -245,7 +156,7 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
     );
     assert_eq!(sept30.deposit_required_yen, 10_000_000);
     assert_eq!(
-        rows(sept30),
+        base_date_rows(sept30),
         [
             ("program:health".to_owned(), 18_000_000, 0, 0, 6_000_000),
             ("program:volunteer".to_owned(), 12_000_000, 0, 0, 4_000_000),

@@ -1,12 +1,15 @@
 //! The OpenAPI document (`/api/openapi.json`) against what the hub serves:
-//! every `/api/…` route in the sources is documented with its methods and
-//! nothing else is, and each documented route, called on a running app with
-//! a token, answers with fields its documented schema names.
+//! every `/api/…` and `/operator/…` route in the sources is documented with
+//! its methods and nothing else is, and each documented route, called on a
+//! running app with a token (or, for the operators' exchange, a signature),
+//! answers with fields its documented schema names.
 #![allow(missing_docs)]
 
 mod common;
 
 use common::*;
+use mykey_hub::economy::exchange::{ExchangeRequest, SignedExchange};
+use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::http::api::openapi_document;
 use mykey_sync_proto::session::HubService;
 use serde_json::Value;
@@ -52,7 +55,9 @@ fn routes_in_sources(dir: &Path, out: &mut BTreeSet<(String, String)>) {
                 .unwrap()
                 .0;
             let args = &call[..end];
-            if !route.starts_with("/api/") {
+            // The dashboard's API and the operators' exchange route, served
+            // on the same address; not the dashboard's pages.
+            if !route.starts_with("/api/") && !route.starts_with("/operator/") {
                 continue;
             }
             let mut n = 0;
@@ -92,14 +97,15 @@ fn every_api_route_the_hub_serves_is_documented_and_nothing_else() {
         &mut served,
     );
     // The scan sees the routes of both API modules.
-    for known in [
-        "/api/nodes",
-        "/api/economy/liabilities",
-        "/api/openapi.json",
+    for (method, known) in [
+        ("get", "/api/nodes"),
+        ("get", "/api/economy/liabilities"),
+        ("get", "/api/openapi.json"),
+        ("post", "/operator/v1/exchange"),
     ] {
         assert!(
-            served.contains(&("get".to_owned(), known.to_owned())),
-            "the source scan missed {known}: {served:?}"
+            served.contains(&(method.to_owned(), known.to_owned())),
+            "the source scan missed {method} {known}: {served:?}"
         );
     }
     let doc = documented(&openapi_document());
@@ -178,6 +184,15 @@ fn strays(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String
     }
 }
 
+/// (method, documented path, target, body, headers) of one call.
+type Call = (
+    &'static str,
+    String,
+    String,
+    Vec<u8>,
+    Vec<(&'static str, String)>,
+);
+
 #[test]
 fn each_documented_route_answers_with_the_fields_it_documents() {
     let mut f = Fixture::new();
@@ -199,6 +214,24 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     f.hub
         .escrow_grant(muni(), &[shop], Some(&[f.alice]), T0.plus_ms(3))
         .unwrap();
+    // An operator with a 3-day holding period.
+    enrol_card_x(&mut f.hub, 3, ExpiryPolicy::FiscalYearEnd { years: 1 }, T0);
+    let op = card_x();
+    let exchange = SignedExchange::sign(
+        &op,
+        &ExchangeRequest {
+            request_id: "openapi-1".into(),
+            my_key_id: "Bob02".into(),
+            operator_points: 1000,
+            municipality: None,
+            // The served route applies it at the hub's real clock.
+            requested_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        },
+        &card_x_key(),
+    );
     let addr = serve(&f);
 
     // One call per documented route: a new route needs its line here.
@@ -266,10 +299,25 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             "{}",
         ),
     ];
+    // Behind the login, and the operators' route, signed instead.
+    let mut calls: Vec<Call> = calls
+        .into_iter()
+        .map(|(m, p, t, b)| (m, p, t, b.as_bytes().to_vec(), bearer(&token)))
+        .collect();
+    calls.push((
+        "post",
+        "/operator/v1/exchange".into(),
+        "/operator/v1/exchange".into(),
+        exchange.body.clone(),
+        vec![
+            ("X-MyKey-Operator", op.to_string()),
+            ("X-MyKey-Signature", hex::encode(exchange.signature)),
+        ],
+    ));
     let doc = openapi_document();
     let called: BTreeSet<(String, String)> = calls
         .iter()
-        .map(|(m, p, _, _)| (m.to_string(), p.clone()))
+        .map(|(m, p, _, _, _)| (m.to_string(), p.clone()))
         .collect();
     assert_eq!(
         called,
@@ -277,20 +325,16 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
         "call each documented route once here"
     );
     let mut problems = vec![];
-    for (method, path, target, body) in &calls {
-        let (status, answer) = request(
-            addr,
-            &method.to_uppercase(),
-            target,
-            &bearer(&token),
-            body.as_bytes(),
-        );
+    let mut answers = std::collections::BTreeMap::new();
+    for (method, path, target, body, headers) in &calls {
+        let (status, answer) = request(addr, &method.to_uppercase(), target, headers, body);
         assert_eq!(status, 200, "{method} {target}: {answer}");
         let v: Value = serde_json::from_str(&answer).unwrap();
         let schema = &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]
             ["schema"];
         assert!(schema.is_object(), "{method} {path}: no 200 schema");
         strays(&doc, schema, &v, &format!("{method} {path}"), &mut problems);
+        answers.insert(path.clone(), v);
     }
     assert!(
         problems.is_empty(),
@@ -308,6 +352,18 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     ] {
         assert!(base[field]["description"].is_string(), "{field}");
     }
+    // The exchange answer's two balances are documented and side by side:
+    // Bob's 500 exchanged points are held, not spendable.
+    let receipt = &doc["components"]["schemas"]["ExchangeReceipt"]["properties"];
+    for field in ["balance", "held_balance", "available_at"] {
+        assert!(receipt[field]["description"].is_string(), "{field}");
+    }
+    let answer = &answers["/operator/v1/exchange"];
+    assert_eq!(
+        (answer["balance"].as_u64(), answer["held_balance"].as_u64()),
+        (Some(0), Some(500)),
+        "{answer}"
+    );
     let (_, answer) = request(
         addr,
         "GET",

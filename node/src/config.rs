@@ -17,6 +17,10 @@ pub struct NodeConfig {
     pub hub_addr: Option<String>,
 }
 
+/// Sections of `node.toml` owned by other modules: `[sip2]` (the SIP2 bridge,
+/// [`crate::sip2::config`]).
+pub const SECTIONS: &[&str] = &["sip2"];
+
 /// A data directory problem.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -102,8 +106,37 @@ impl DataDir {
         Ok(node)
     }
 
-    /// Reads the config.
+    /// Reads the config (its top-level keys; sections such as `[sip2]` belong
+    /// to their own modules, see [`DataDir::section`]).
     pub fn config(&self) -> Result<NodeConfig, DataDirError> {
+        let path = self.config_path();
+        let mut table = self.table()?;
+        for name in SECTIONS {
+            table.remove(*name);
+        }
+        table.try_into().map_err(|e| DataDirError::Config {
+            path,
+            detail: e.to_string(),
+        })
+    }
+
+    /// A section of `node.toml` (`[sip2]`), if present, for its module to parse.
+    pub fn section(&self, name: &str) -> Result<Option<toml::Table>, DataDirError> {
+        debug_assert!(
+            SECTIONS.contains(&name),
+            "{name} is not a node.toml section"
+        );
+        match self.table()?.remove(name) {
+            None => Ok(None),
+            Some(toml::Value::Table(t)) => Ok(Some(t)),
+            Some(_) => Err(DataDirError::Config {
+                path: self.config_path(),
+                detail: format!("[{name}] must be a section (a table)"),
+            }),
+        }
+    }
+
+    fn table(&self) -> Result<toml::Table, DataDirError> {
         let path = self.config_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -112,10 +145,11 @@ impl DataDir {
             }
             Err(source) => return Err(DataDirError::Io { path, source }),
         };
-        toml::from_str(&text).map_err(|e| DataDirError::Config {
-            path,
-            detail: e.to_string(),
-        })
+        text.parse::<toml::Table>()
+            .map_err(|e| DataDirError::Config {
+                path,
+                detail: e.to_string(),
+            })
     }
 
     /// Opens the node.
@@ -132,4 +166,33 @@ fn parse_hub_key(path: &Path, text: &str) -> Result<NodeId, DataDirError> {
         path: path.to_owned(),
         detail: format!("hub_key: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_belong_to_their_modules_and_unknown_keys_are_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DataDir::new(dir.path());
+        let hub = "11".repeat(32);
+        let write = |text: &str| std::fs::write(d.config_path(), text).unwrap();
+        write(&format!(
+            "hub_key = \"{hub}\"\n[sip2]\nupstream = \"ils:6001\"\n"
+        ));
+        assert_eq!(d.config().unwrap().hub_key, hub);
+        let sip2 = d.section("sip2").unwrap().unwrap();
+        assert_eq!(sip2["upstream"].as_str(), Some("ils:6001"));
+        write(&format!("hub_key = \"{hub}\"\nhub_adr = \"typo\"\n"));
+        assert!(d.config().unwrap_err().to_string().contains("hub_adr"));
+        assert!(d.section("sip2").unwrap().is_none());
+        write(&format!("hub_key = \"{hub}\"\nsip2 = 1\n"));
+        assert!(
+            d.section("sip2")
+                .unwrap_err()
+                .to_string()
+                .contains("must be a section")
+        );
+    }
 }

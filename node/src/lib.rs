@@ -16,6 +16,7 @@ pub mod net;
 pub mod node;
 pub mod rules;
 pub mod shards;
+pub mod sip2;
 pub mod store;
 
 pub use key::NodeKey;

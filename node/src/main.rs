@@ -115,6 +115,9 @@ enum Command {
     /// Serve card taps at the counter: look up the holder (library) or take
     /// points (shop: amount, PIN above the hub's threshold, redeem).
     Watch(mykey_node::card::watch::WatchArgs),
+    /// Bridge self-check machines (SIP2) to the library system: a tapped card
+    /// becomes its library card number (see `[sip2]` in node.toml).
+    Sip2(mykey_node::sip2::cli::Sip2Args),
     /// Run the node: sync with the hub (and LAN peers) until SIGINT or SIGTERM.
     Run {
         /// Listen here for LAN peers (multiaddr; repeatable) instead of net.toml's `listen`.
@@ -363,6 +366,7 @@ fn main() -> Result<()> {
         }
         Command::Card(cmd) => mykey_node::card::cli::run(cmd)?,
         Command::Watch(args) => mykey_node::card::watch::run_cli(&dir, args)?,
+        Command::Sip2(args) => mykey_node::sip2::cli::run_cli(&dir, args)?,
         Command::Run {
             listen,
             hub_addr,

@@ -529,12 +529,22 @@ impl Node {
                         ledger_pos,
                         balance,
                         debt_created,
+                        quarantined,
                     } => {
+                        // The hub held part of the spend as evidence: the
+                        // facility is not paid for it unless an operator
+                        // releases it. Shown with the node's troubled rows.
+                        let held = (!quarantined.is_zero()).then(|| {
+                            warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), %quarantined, "hub held part of a redeem in quarantine");
+                            format!(
+                                "{quarantined} held in quarantine at the hub (beyond this node's enrolled bounds): not paid unless an operator releases it"
+                            )
+                        });
                         w.set_outbox_outcome(
                             rc.seq,
                             &rc.tx,
                             "accepted",
-                            None,
+                            held.as_deref(),
                             Some(*ledger_pos),
                             Some(*debt_created),
                             now,

@@ -243,6 +243,7 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
                         debt: p(0),
                     }),
                     debt_created: p(0),
+                    quarantined: p(0),
                 },
             },
             Receipt {

@@ -163,6 +163,11 @@ pub enum Outcome {
         balance: Option<BalanceSnapshot>,
         /// Debt the hub recorded because the balance fell short (offline overdraft).
         debt_created: Points,
+        /// Points of a redeem the hub held in quarantine instead of paying:
+        /// the spend went beyond the bounds it enrolled for this node (no
+        /// valid card proof above the PIN threshold, or past its per-card or
+        /// exposure allowance). An operator releases or rejects them.
+        quarantined: Points,
     },
     /// Not applied, for this reason.
     Rejected(RejectReason),

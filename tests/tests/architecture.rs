@@ -2,7 +2,9 @@
 //! - `sync-proto` depends on no I/O runtime, network stack, database or OS
 //!   randomness, and reads no clock;
 //! - `node` and `hub` never depend on each other;
-//! - `mykey-net` (the libp2p code both share) depends on neither of them.
+//! - `mykey-net` (the libp2p code both share) depends on neither of them;
+//! - `mykey-sip2` (the SIP2 codec) is as pure as `sync-proto`: no I/O, no
+//!   clock, no randomness, and no dependency on the node.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -68,30 +70,44 @@ fn closure(meta: &serde_json::Value, root: &str) -> BTreeSet<String> {
     names
 }
 
-#[test]
-fn sync_proto_is_pure() {
+/// What no pure crate may depend on.
+const IMPURE: &[&str] = &[
+    "tokio",
+    "libp2p",
+    "rusqlite",
+    "getrandom",
+    "rand",
+    "mio",
+    "socket2",
+    "axum",
+    "pcsc",
+    "rustls",
+    "mykey-net",
+    "mykey-node",
+    "mykey-hub",
+];
+
+/// What no pure crate's sources may call.
+const IMPURE_CALLS: &[&str] = &[
+    "SystemTime::now",
+    "Instant::now",
+    "thread_rng",
+    "OsRng",
+    "std::net",
+    "std::fs",
+];
+
+/// Checks a crate's dependency closure and its sources against the purity rules.
+fn assert_pure(package: &str, dir: &str) {
     let meta = metadata();
-    let deps = closure(&meta, "mykey-sync-proto");
-    for banned in [
-        "tokio",
-        "libp2p",
-        "rusqlite",
-        "getrandom",
-        "rand",
-        "mio",
-        "socket2",
-        "axum",
-        "pcsc",
-        "mykey-net",
-        "mykey-node",
-        "mykey-hub",
-    ] {
+    let deps = closure(&meta, package);
+    for banned in IMPURE {
         assert!(
-            !deps.contains(banned),
-            "sync-proto must not depend on {banned}: {deps:?}"
+            !deps.contains(*banned),
+            "{package} must not depend on {banned}: {deps:?}"
         );
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sync-proto/src");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     let mut files = vec![src];
     while let Some(p) = files.pop() {
         if p.is_dir() {
@@ -102,18 +118,27 @@ fn sync_proto_is_pure() {
             );
         } else if p.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&p).expect("source");
-            for banned in [
-                "SystemTime::now",
-                "Instant::now",
-                "thread_rng",
-                "OsRng",
-                "std::net",
-                "std::fs",
-            ] {
+            for banned in IMPURE_CALLS {
                 assert!(!text.contains(banned), "{} uses {banned}", p.display());
             }
         }
     }
+}
+
+#[test]
+fn sip2_codec_is_pure() {
+    assert_pure("mykey-sip2", "sip2/src");
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-sip2");
+    assert!(
+        !deps.contains("mykey-sync-proto"),
+        "the SIP2 codec knows nothing of MyKey: {deps:?}"
+    );
+}
+
+#[test]
+fn sync_proto_is_pure() {
+    assert_pure("mykey-sync-proto", "sync-proto/src");
 }
 
 #[test]

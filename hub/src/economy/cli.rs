@@ -112,7 +112,7 @@ pub enum OperatorCmd {
         /// Days before exchanged points become spendable.
         #[arg(long, default_value_t = 0)]
         holding_days: u32,
-        /// When exchanged points expire (fy+N, Nd or never).
+        /// When exchanged points expire (fy+N, Nd or never), counted from the end of the holding period.
         #[arg(long, value_parser = parse_policy, default_value = "never")]
         expiry: ExpiryPolicy,
     },

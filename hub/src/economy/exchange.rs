@@ -170,7 +170,7 @@ pub struct ExchangeRecord {
     pub requested_at: UnixMillis,
     /// The hub's clock when it applied it.
     pub received_at: UnixMillis,
-    /// When the points become spendable.
+    /// When the points become spendable: the end of the holding period.
     pub available_at: UnixMillis,
     /// When held points were released (`None`: still held, or never held).
     pub released_at: Option<UnixMillis>,
@@ -178,12 +178,26 @@ pub struct ExchangeRecord {
     pub origin: TxId,
     /// Origin id of its release transfer.
     pub release_origin: TxId,
+    /// The operator's expiry policy when the exchange was applied: a later
+    /// change of the operator's policy leaves these points' expiry alone.
+    pub expiry: ExpiryPolicy,
 }
 
 impl ExchangeRecord {
     /// Whether the points were held at first.
     pub fn was_held(&self) -> bool {
         self.available_at > self.received_at
+    }
+
+    /// When these points expire (`None`: never): the exchange's policy counted
+    /// from the end of its holding period, the day they became the holder's
+    /// to spend. It follows from the exchange's own dates only, so the lot the
+    /// release opens expires the same whenever the release job posts it, and
+    /// a holding period never eats into the time the holder has to spend
+    /// (an exchange on 30 March under `fy+0` with 3 days' holding expires at
+    /// the end of the next fiscal year's 31 March, not before it is spendable).
+    pub fn expires_at(&self) -> Option<UnixMillis> {
+        self.expiry.expires_at(self.available_at)
     }
 }
 
@@ -239,8 +253,12 @@ pub struct ExchangeReceipt {
     pub record: ExchangeRecord,
     /// True if this was a replay of an applied request.
     pub replayed: bool,
-    /// The holder's balance in the municipality after it.
+    /// The holder's spendable balance (and debt) in the municipality after
+    /// it: points still in a holding period are not in it.
     pub balance: Balance,
+    /// The holder's points in the municipality still in holding periods
+    /// (this exchange's, if held, and any earlier ones not yet released).
+    pub held: Points,
 }
 
 /// Why an exchange was refused. Nothing was applied.
@@ -396,6 +414,24 @@ fn credit_transfers(
     })
 }
 
+/// A holder's points in a municipality still in holding periods.
+fn held_in(
+    st: &mut dyn StoreTx,
+    account: AccountId,
+    m: MunicipalityCode,
+) -> Result<Points, StoreError> {
+    let held = LedgerAccount::Held(account, m);
+    let v = held.balance(st.posted(&held)?);
+    // Only exchanges credit a held account and only their releases debit it.
+    u64::try_from(v)
+        .ok()
+        .and_then(|v| Points::new(v).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "ledger (held account)",
+            detail: format!("{account} holds {v} pt in {m}"),
+        })
+}
+
 /// Posts a debt recovery after a wallet credit (DESIGN §6: debt is
 /// recovered from later credits) and a confirmed-balance fact.
 pub(crate) fn after_wallet_credit(
@@ -442,10 +478,12 @@ impl Hub {
                 return Err(ExchangeError::Conflict(req.request_id));
             }
             let balance = balance_in(&mut *st, done.account, done.municipality)?;
+            let held = held_in(&mut *st, done.account, done.municipality)?;
             return Ok(ExchangeReceipt {
                 record: done,
                 replayed: true,
                 balance,
+                held,
             });
         }
         let my_key_id = MyKeyId::parse(&req.my_key_id)
@@ -531,6 +569,7 @@ impl Hub {
             released_at: None,
             origin,
             release_origin,
+            expiry: op.expiry,
         };
         st.insert_exchange(&record)?;
         let balance = if held {
@@ -538,12 +577,14 @@ impl Hub {
         } else {
             after_wallet_credit(&mut *st, &self.key, account, m, None, now)?
         };
+        let held_now = held_in(&mut *st, account, m)?;
         finish(st)?;
         tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, "exchange applied");
         Ok(ExchangeReceipt {
             record,
             replayed: false,
             balance,
+            held: held_now,
         })
     }
 

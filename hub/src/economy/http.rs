@@ -49,7 +49,9 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// The JSON answer to an applied exchange: transfer data only.
+/// The JSON answer to an applied exchange: transfer data only. `balance` is
+/// the holder's spendable balance, which leaves out points in holding
+/// periods; `held_balance` shows those beside it.
 pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
     let e = &r.record;
     json!({
@@ -66,6 +68,7 @@ pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
         "available_at": e.available_at.0,
         "replayed": r.replayed,
         "balance": r.balance.balance.get(),
+        "held_balance": r.held.get(),
     })
 }
 
@@ -153,7 +156,7 @@ pub fn openapi(
     };
     let municipality_param = json!({"name": "municipality", "in": "query", "required": true,
         "schema": {"type": "string", "pattern": "^[0-9]{6}$"}, "description": "6-digit local government code"});
-    let schemas = json!({
+    let mut schemas = json!({
         "LiabilityReport": {"type": "object", "properties": {
             "generated_at": text("JST day the report was made (YYYY-MM-DD)"),
             "generated_at_ms": int("when it was made"),
@@ -165,8 +168,11 @@ pub fn openapi(
             "held": int("exchanged points still in their holding period"),
             "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
             "outstanding": int("wallets + held"),
-            "by_source": points_of("outstanding points per source, from the lots"),
-            "expiry_schedule": {"type": "array", "description": "points left per month they expire in, per source",
+            "by_source": {"type": "array", "description": "outstanding points per source: its lots plus its held points (the sources add up to outstanding)",
+                "items": {"type": "object", "properties": {
+                    "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points, held included"),
+                    "held_points": int("of which still in a holding period")}}},
+            "expiry_schedule": {"type": "array", "description": "points left per month they expire in, per source; held points at the expiry they will have (counted from the end of their holding period)",
                 "items": {"type": "object", "properties": {"month": text("YYYY-MM"),
                     "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points")}}},
             "never_expiring": points_of("points that never expire, per source"),
@@ -178,7 +184,7 @@ pub fn openapi(
             "ledger_pos": int("the last ledger position posted before as_of_ms (0: none)"),
             "unused_points": int("unused points, all sources: spendable and not expired, plus held"),
             "unused_yen": int("unused_points in yen"),
-            "held_points": int("of which still in a holding period"),
+            "held_points": int("of which still in a holding period at the end of the base date (judged by the holding period's end, not by when the release was posted)"),
             "expired_not_posted_points": int("points past their expiry whose expiry was posted later (not unused)"),
             "debts_points": int("holders' debt (shown, not deducted)"),
             "deposit_threshold_yen": int("unused balance above which a deposit is required"),
@@ -202,7 +208,7 @@ pub fn openapi(
                 "party": text("operator id (invoice), facility id (payout) or municipality code"),
                 "points": int("points"), "yen": int("yen"), "transfers": int("transfers summed")}}}}}
     });
-    let paths = json!({
+    let mut paths = json!({
         "/api/economy/liabilities": {"get": {"summary": "The liability report: outstanding points, expiry schedule and the last two base dates' unused balance and deposit, per municipality",
             "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
                 "description": "`csv`: text/csv with columns municipality,section,key,detail,points,yen"}],
@@ -224,6 +230,70 @@ pub fn openapi(
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": ok("what expired", json!({"type": "object", "properties": {
                 "lots": int("lots expired"), "holders": int("holders whose points expired"), "points": int("points moved to expiry income")}}))}}
+    });
+    // The operators' exchange route is served beside these, on the same address.
+    let (exchange_paths, exchange_schemas) = exchange_openapi();
+    for (into, more) in [
+        (&mut paths, exchange_paths),
+        (&mut schemas, exchange_schemas),
+    ] {
+        if let (Some(into), serde_json::Value::Object(more)) = (into.as_object_mut(), more) {
+            into.extend(more);
+        }
+    }
+    (paths, schemas)
+}
+
+/// The OpenAPI path of the operators' exchange [`router`] (signed, no
+/// login) and its schemas.
+fn exchange_openapi() -> (serde_json::Value, serde_json::Value) {
+    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let int = |d: &str| json!({"type": "integer", "description": d});
+    let text = |d: &str| json!({"type": "string", "description": d});
+    let error = |d: &str| {
+        json!({"description": d, "content": {"application/json": {"schema": {"type": "object",
+            "properties": {"error": text("what was wrong and what to do")}}}}})
+    };
+    let schemas = json!({
+        "ExchangeRequest": {"type": "object", "additionalProperties": false,
+            "required": ["request_id", "my_key_id", "operator_points", "requested_at"], "properties": {
+            "request_id": text("the operator's id for this request (1-64 printable ASCII); repeat it to retry"),
+            "my_key_id": text("the holder's My Key ID (current or former)"),
+            "operator_points": int("operator points to exchange"),
+            "municipality": text("6-digit code of the municipality whose points (default: the holder's base municipality)"),
+            "requested_at": int("the operator's clock (Unix ms)")}},
+        "ExchangeReceipt": {"type": "object", "properties": {
+            "request_id": text("the operator's request id"),
+            "operator": text("the operator id"),
+            "account": text("the holder's account id"),
+            "municipality": text("6-digit code"),
+            "operator_points": int("operator points given up"),
+            "regional_points": int("regional points at the operator's rate"),
+            "premium_points": int("campaign premium"),
+            "campaign": {"type": ["string", "null"], "description": "the campaign that paid the premium"},
+            "requested_at": int("the operator's clock (Unix ms)"),
+            "received_at": int("the hub's clock when it applied the exchange (Unix ms)"),
+            "available_at": int("when the points become spendable: the end of the holding period (Unix ms); their expiry is counted from it"),
+            "replayed": {"type": "boolean", "description": "true: the stored answer to an earlier request with this id and these bytes"},
+            "balance": int("the holder's spendable balance in the municipality now: points still in a holding period (this exchange's included) are not in it"),
+            "held_balance": int("the holder's points in the municipality still in a holding period, beside balance")}}
+    });
+    let paths = json!({
+        "/operator/v1/exchange": {"post": {
+            "summary": "A national point operator exchanges a holder's operator points into regional points (signed by the operator, idempotent by request_id; there is no route back)",
+            "security": [],
+            "parameters": [
+                {"name": "X-MyKey-Operator", "in": "header", "required": true, "schema": {"type": "string"}, "description": "the enrolled operator id"},
+                {"name": "X-MyKey-Signature", "in": "header", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
+                    "description": "ed25519 signature of the exact body bytes with the operator's enrolled key, in hex"}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": r("ExchangeRequest")}}},
+            "responses": {
+                "200": {"description": "the applied exchange, or the stored one for a replay of the same request_id and bytes",
+                    "content": {"application/json": {"schema": r("ExchangeReceipt")}}},
+                "401": error("unknown operator, or a missing or bad signature"),
+                "409": error("the request_id was used for other bytes"),
+                "422": error("the request cannot be applied (malformed, unknown holder or municipality, too few points)"),
+                "503": error("the hub's database is unavailable")}}}
     });
     (paths, schemas)
 }

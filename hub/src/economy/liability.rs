@@ -31,6 +31,14 @@
 //! - **Points in a holding period are unused.** Exchanged points not yet
 //!   spendable were issued and paid for and are owed to the holder: they
 //!   count, under their operator.
+//! - **Held or not is judged by the exchange's dates, not by the release
+//!   job.** Points whose holding period ended by the end of the base date are
+//!   not held there, even where the release was posted after the cut (they
+//!   sit in the ledger's held account at the cut): they are unused, or
+//!   expired not posted if their expiry (counted from the end of the holding
+//!   period, [`crate::economy::exchange::ExchangeRecord::expires_at`]) had
+//!   passed too. So a base date's figures are the same whether the release
+//!   job ran on time or late ([`held_state`]).
 //! - **Debts do not reduce it.** Offline-overdraft debt is owed by a holder to
 //!   the municipality, not a repayment of what the municipality owes the
 //!   other holders: netting it would understate the deposit. It is shown
@@ -40,9 +48,15 @@
 //!   shown with its share of the total and of the deposit (split pro rata,
 //!   largest remainder, so the shares add up to the deposit).
 //! - Yen are points × [`YEN_PER_POINT`].
+//!
+//! Today's figures add up the same way: points per source are the lots
+//! (wallets) plus the held points of that source, so the sources add up to
+//! the outstanding total (wallets + held, asserted), and the expiry schedule
+//! shows held points at the expiry they will have.
 
 use crate::economy::YEN_PER_POINT;
 use crate::economy::calendar::Date;
+use crate::economy::exchange::ExchangeRecord;
 use crate::economy::lots::{self, Lot, LotSource};
 use crate::hub::Hub;
 use crate::store::StoreError;
@@ -125,6 +139,38 @@ pub fn base_dates(now: UnixMillis, n: usize) -> Vec<Date> {
         year -= 1;
     }
     out
+}
+
+/// Where an exchange's points held in the ledger at a base date's cut stand
+/// at the end of that base date (`at`), judged by the exchange's own dates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldState {
+    /// Still in the holding period: unused and held.
+    Held,
+    /// Holding period over, expiry not reached: unused, not held (the release
+    /// was posted after the cut).
+    Unused,
+    /// Holding period over and expired by `at`: not unused.
+    Expired,
+}
+
+/// [`HeldState`] of an exchange at `at` (pure): the end of its holding
+/// period and its expiry against `at`, never when the release was posted.
+pub fn held_state(e: &ExchangeRecord, at: UnixMillis) -> HeldState {
+    if e.available_at > at {
+        HeldState::Held
+    } else if e.expires_at().is_some_and(|x| x <= at) {
+        HeldState::Expired
+    } else {
+        HeldState::Unused
+    }
+}
+
+/// `YYYY-MM` of the last day points expiring at `expires_at` can be spent
+/// (an expiry at 00:00 JST ends the day before).
+fn expiry_month(expires_at: UnixMillis) -> String {
+    let d = Date::of(UnixMillis(expires_at.0.saturating_sub(1)));
+    format!("{:04}-{:02}", d.year, d.month)
 }
 
 /// Replays a municipality's lots up to a ledger position (see the module
@@ -335,9 +381,13 @@ pub struct MunicipalityLiability {
     pub held: i128,
     /// Debt from offline overdraft (owed to the municipality).
     pub debts: i128,
-    /// Outstanding points per source (programme or operator), from the lots.
+    /// Outstanding points per source (programme or operator): its lots plus
+    /// its held points; the sources add up to wallets + held.
     pub by_source: BTreeMap<String, u64>,
-    /// Points expiring per month (`YYYY-MM`), per source.
+    /// Of which still in a holding period, per source.
+    pub held_by_source: BTreeMap<String, u64>,
+    /// Points expiring per month (`YYYY-MM`), per source, held points at the
+    /// expiry they will have.
     pub expiry_schedule: BTreeMap<(String, String), u64>,
     /// Points that never expire, per source.
     pub never_expiring: BTreeMap<String, u64>,
@@ -371,7 +421,8 @@ impl LiabilityReport {
                 "held": m.held as i64,
                 "debts": m.debts as i64,
                 "outstanding": (m.wallets + m.held) as i64,
-                "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p})).collect::<Vec<_>>(),
+                "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p,
+                    "held_points": m.held_by_source.get(s).copied().unwrap_or(0)})).collect::<Vec<_>>(),
                 "expiry_schedule": m.expiry_schedule.iter().map(|((month, s), p)| json!({"month": month, "source": s, "points": p})).collect::<Vec<_>>(),
                 "never_expiring": m.never_expiring.iter().map(|(s, p)| json!({"source": s, "points": p})).collect::<Vec<_>>(),
                 "base_dates": m.base_dates.iter().map(BaseDateFigures::to_json).collect::<Vec<_>>(),
@@ -401,6 +452,9 @@ impl LiabilityReport {
             row("outstanding", "debts", "", clamp(m.debts));
             for (s, p) in &m.by_source {
                 row("source", s, "", *p);
+                if let Some(held) = m.held_by_source.get(s) {
+                    row("source-held", s, "", *held);
+                }
             }
             for ((month, s), p) in &m.expiry_schedule {
                 row("expiry", s, month, *p);
@@ -468,6 +522,7 @@ impl Hub {
                 held: 0,
                 debts: 0,
                 by_source: BTreeMap::new(),
+                held_by_source: BTreeMap::new(),
                 expiry_schedule: BTreeMap::new(),
                 never_expiring: BTreeMap::new(),
                 base_dates: vec![],
@@ -486,33 +541,67 @@ impl Hub {
                     None => *l.never_expiring.entry(source).or_default() += points,
                 }
             }
-            for (d, pos) in &cuts {
-                let mut replay = LotReplay::new(d.end());
-                st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
-                let (spendable, expired) = replay.finish();
-                let mut held = BTreeMap::new();
-                for (op, points) in st.held_through(m, *pos)? {
-                    let source = op.map_or(LotSource::Other, LotSource::Operator);
-                    *held.entry(source).or_default() += clamp(points);
+            st.held_exchanges_through(m, u64::MAX, &mut |e, points| {
+                let source = LotSource::Operator(e.operator.clone()).to_string();
+                *l.by_source.entry(source.clone()).or_default() += points;
+                *l.held_by_source.entry(source.clone()).or_default() += points;
+                match e.expires_at() {
+                    Some(x) => {
+                        *l.expiry_schedule
+                            .entry((expiry_month(x), source))
+                            .or_default() += points;
+                    }
+                    None => *l.never_expiring.entry(source).or_default() += points,
                 }
+            })?;
+            // The sources are the lots and the held exchanges; the totals are
+            // the ledger's. If they disagree the report would be wrong.
+            let sources = i128::from(l.by_source.values().sum::<u64>());
+            if sources != l.wallets + l.held {
+                return Err(StoreError::Corrupt {
+                    what: "ledger (lots and held exchanges for the liability report)",
+                    detail: format!(
+                        "the sources of {m} add up to {sources} pt, the ledger holds {} pt \
+                         in wallets and {} pt held",
+                        l.wallets, l.held
+                    ),
+                });
+            }
+            for (d, pos) in &cuts {
+                let at = d.end();
+                let mut replay = LotReplay::new(at);
+                st.wallet_steps_through(m, *pos, &mut |s| replay.step(s))?;
+                let (mut spendable, mut expired) = replay.finish();
+                let replayed =
+                    i128::from(spendable.values().sum::<u64>() + expired.values().sum::<u64>());
+                // Points in the held account at the cut, each exchange judged
+                // by its own dates (see the module docs).
+                let mut held = BTreeMap::new();
+                let mut held_replayed = 0i128;
+                st.held_exchanges_through(m, *pos, &mut |e, points| {
+                    held_replayed += i128::from(points);
+                    let bucket = match held_state(&e, at) {
+                        HeldState::Held => &mut held,
+                        HeldState::Unused => &mut spendable,
+                        HeldState::Expired => &mut expired,
+                    };
+                    *bucket.entry(LotSource::Operator(e.operator)).or_default() += points;
+                })?;
                 let (wallets, held_books, debts) =
                     holder_totals(st.holder_totals_through(m, *pos)?);
-                let figures =
-                    BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
-                // The replay and the ledger agree on what was in the wallets;
-                // if not, the report would be wrong: refuse it, loudly.
-                let replayed =
-                    i128::from(spendable.values().sum::<u64>() + figures.expired_not_posted_points);
-                if replayed != wallets || i128::from(figures.held_points) != held_books {
+                // The replay and the ledger agree on what was in the wallets
+                // and held; if not, the report would be wrong: refuse it, loudly.
+                if replayed != wallets || held_replayed != held_books {
                     return Err(StoreError::Corrupt {
                         what: "ledger (lot replay for the liability report)",
                         detail: format!(
-                            "at {d} the replayed lots of {m} hold {replayed} pt and {} pt held, \
-                             the ledger {wallets} pt and {held_books} pt",
-                            figures.held_points
+                            "at {d} the replayed lots of {m} hold {replayed} pt and the held \
+                             exchanges {held_replayed} pt, the ledger {wallets} pt and {held_books} pt"
                         ),
                     });
                 }
+                let figures =
+                    BaseDateFigures::new(*d, *pos, &spendable, &held, &expired, clamp(debts));
                 l.base_dates.push(figures);
             }
             out.push(l);
@@ -682,6 +771,55 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn held_points_are_judged_by_the_exchange_dates() {
+        use crate::economy::exchange::OperatorId;
+        use crate::economy::lots::ExpiryPolicy;
+        use mykey_sync_proto::{Points, TxId};
+        let day = |d: u32| Date::new(2027, 3, d).unwrap().start();
+        let exchange = |available_at: UnixMillis, expiry: ExpiryPolicy| ExchangeRecord {
+            operator: OperatorId::parse("card-x").unwrap(),
+            request_id: "r".into(),
+            request_sha256: [0; 32],
+            account: AccountId::new(1).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            operator_points: 2,
+            regional: Points::new(1).unwrap(),
+            premium: Points::ZERO,
+            campaign: None,
+            requested_at: day(1),
+            received_at: day(1),
+            available_at,
+            released_at: None,
+            origin: TxId::GENESIS,
+            release_origin: TxId::GENESIS,
+            expiry,
+        };
+        let at = Date::new(2027, 3, 31).unwrap().end();
+        for (available_at, expiry, want) in [
+            (at.plus_ms(1), ExpiryPolicy::Never, HeldState::Held),
+            (at, ExpiryPolicy::Never, HeldState::Unused),
+            (
+                day(30),
+                ExpiryPolicy::FiscalYearEnd { years: 1 },
+                HeldState::Unused,
+            ),
+            // Spendable on 30 March, expired as 31 March ended.
+            (
+                day(30),
+                ExpiryPolicy::FiscalYearEnd { years: 0 },
+                HeldState::Expired,
+            ),
+            (day(29), ExpiryPolicy::Days { days: 1 }, HeldState::Expired),
+            // Expiring exactly as the base date ends: not unused.
+            (day(29), ExpiryPolicy::Days { days: 3 }, HeldState::Expired),
+            (day(29), ExpiryPolicy::Days { days: 4 }, HeldState::Unused),
+        ] {
+            let e = exchange(available_at, expiry);
+            assert_eq!(held_state(&e, at), want, "{available_at:?} {expiry}");
+        }
     }
 
     #[test]

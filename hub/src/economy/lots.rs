@@ -1,6 +1,7 @@
 //! Lots and expiry: every credit to a wallet is a lot with an expiry from
-//! its programme's or operator's policy; every debit of a wallet (redeem,
-//! debt recovery, expiry) consumes the lots with the earliest expiry first.
+//! its programme's or its exchange's policy ([`LotTerms`]); every debit of
+//! a wallet (redeem, debt recovery, expiry) consumes the lots with the
+//! earliest expiry first.
 //!
 //! Lots are a fold over the ledger: a credit to a wallet opens a lot, a
 //! debit [`consume`]s the holder's live lots in [`consumption_order`]. The driver
@@ -21,18 +22,19 @@ use std::fmt;
 
 const MS_PER_DAY: u64 = 86_400_000;
 
-/// When credited points expire.
+/// When credited points expire, counted from an instant: when a grant was
+/// posted, or when exchanged points became spendable ([`LotTerms`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExpiryPolicy {
     /// Never.
     Never,
     /// At the end (31 March, 24:00 JST) of the fiscal year `years` after the
-    /// one the points were credited in (0: the same fiscal year).
+    /// one the instant falls in (0: the same fiscal year).
     FiscalYearEnd {
         /// Fiscal years on.
         years: u32,
     },
-    /// `days` days after the credit.
+    /// `days` days after the instant.
     Days {
         /// Days.
         days: u32,
@@ -40,14 +42,14 @@ pub enum ExpiryPolicy {
 }
 
 impl ExpiryPolicy {
-    /// When points credited at `credited_at` expire (`None`: never).
-    pub fn expires_at(self, credited_at: UnixMillis) -> Option<UnixMillis> {
+    /// When points counted from `from` expire (`None`: never).
+    pub fn expires_at(self, from: UnixMillis) -> Option<UnixMillis> {
         match self {
             ExpiryPolicy::Never => None,
             ExpiryPolicy::FiscalYearEnd { years } => {
-                Some(Date::of(credited_at).fiscal_year_end(years).end())
+                Some(Date::of(from).fiscal_year_end(years).end())
             }
-            ExpiryPolicy::Days { days } => Some(credited_at.plus_ms(u64::from(days) * MS_PER_DAY)),
+            ExpiryPolicy::Days { days } => Some(from.plus_ms(u64::from(days) * MS_PER_DAY)),
         }
     }
 
@@ -137,24 +139,43 @@ pub struct Lot {
 }
 
 impl Lot {
-    /// The lot `t`'s credit to `wallet` opens: all its points left, from
-    /// `source`, expiring under `policy` from when the hub posted it.
-    pub fn credited_by(
-        t: &Transfer,
-        wallet: WalletKey,
-        source: LotSource,
-        policy: ExpiryPolicy,
-    ) -> Lot {
+    /// The lot `t`'s credit to `wallet` opens: all its points left, with the
+    /// source and expiry of `terms`.
+    pub fn credited_by(t: &Transfer, wallet: WalletKey, terms: LotTerms) -> Lot {
         let (account, municipality) = wallet;
         Lot {
             pos: t.pos,
             account,
             municipality,
-            source,
+            source: terms.source,
             amount: t.amount.get(),
             remaining: t.amount.get(),
             credited_at: t.hub_time,
-            expires_at: policy.expires_at(t.hub_time),
+            expires_at: terms.expires_at,
+        }
+    }
+}
+
+/// Where a credit's points come from and when they expire. A grant's points
+/// expire under its programme's policy counted from when the hub posted the
+/// grant; exchanged points under the exchange's policy counted from the end
+/// of its holding period ([`crate::economy::exchange::ExchangeRecord::expires_at`]),
+/// whenever the release that brings them to the wallet is posted. Never from
+/// a node's clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LotTerms {
+    /// Where the points came from.
+    pub source: LotSource,
+    /// When they expire (`None`: never).
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl LotTerms {
+    /// Points credited at hub time `credited_at` under `policy`.
+    pub fn posted(source: LotSource, policy: ExpiryPolicy, credited_at: UnixMillis) -> LotTerms {
+        LotTerms {
+            source,
+            expires_at: policy.expires_at(credited_at),
         }
     }
 }
@@ -548,8 +569,9 @@ mod tests {
             ),
         ] {
             let source = LotSource::Program(program.clone());
+            let terms = LotTerms::posted(source.clone(), policy, t.hub_time);
             assert_eq!(
-                Lot::credited_by(&t, w, source.clone(), policy),
+                Lot::credited_by(&t, w, terms),
                 Lot {
                     pos: 42,
                     account: w.0,

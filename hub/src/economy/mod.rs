@@ -28,7 +28,7 @@ pub mod zengin;
 use crate::hub::{Hub, emit, finish};
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
 use crate::store::{StoreError, StoreTx};
-use lots::{ExpiryPolicy, Lot, LotFold, LotSource, LotWrite};
+use lots::{ExpiryPolicy, Lot, LotFold, LotSource, LotTerms, LotWrite};
 use mykey_sync_proto::fact::{FactBody, Scope};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, UnixMillis};
 use std::collections::{BTreeMap, HashSet};
@@ -79,8 +79,7 @@ fn sync_lots_bounded(st: &mut dyn StoreTx, max_lots: usize) -> Result<(), StoreE
         for t in &page {
             let (credited, debited) = lots::wallet_side(t);
             if let Some(w @ (account, m)) = credited {
-                let (source, policy) = lot_source(st, t)?;
-                let lot = Lot::credited_by(t, w, source, policy);
+                let lot = Lot::credited_by(t, w, lot_terms(st, t)?);
                 // A wallet not debited yet in this pass need not be loaded:
                 // its new lot goes straight to the store, where a later
                 // debit's load finds it.
@@ -168,28 +167,37 @@ pub fn earliest_expiry(live: &[Lot]) -> (u64, UnixMillis) {
     (points, first)
 }
 
-fn lot_source(
-    st: &mut dyn StoreTx,
-    t: &crate::model::Transfer,
-) -> Result<(LotSource, ExpiryPolicy), StoreError> {
+/// The [`LotTerms`] of a wallet credit: a grant's from its programme's
+/// policy and the hub time of the grant; an exchange's (its immediate credit,
+/// premium or later release) from the exchange's own record, so a release
+/// posted late opens the same lot as one posted on time.
+fn lot_terms(st: &mut dyn StoreTx, t: &crate::model::Transfer) -> Result<LotTerms, StoreError> {
+    let other = LotTerms {
+        source: LotSource::Other,
+        expires_at: None,
+    };
     match (&t.debit, t.kind) {
         (LedgerAccount::ProgramBudget(p, _), _) => {
             let policy = st.program_expiry(p)?.unwrap_or(ExpiryPolicy::Never);
-            Ok((LotSource::Program(p.clone()), policy))
+            Ok(LotTerms::posted(
+                LotSource::Program(p.clone()),
+                policy,
+                t.hub_time,
+            ))
         }
         (_, TransferKind::Exchange | TransferKind::Premium | TransferKind::Release) => {
             let Some(origin) = t.origin_tx else {
-                return Ok((LotSource::Other, ExpiryPolicy::Never));
+                return Ok(other);
             };
             let Some(e) = st.exchange_by_origin(&origin)? else {
-                return Ok((LotSource::Other, ExpiryPolicy::Never));
+                return Ok(other);
             };
-            let policy = st
-                .exchange_operator(&e.operator)?
-                .map_or(ExpiryPolicy::Never, |o| o.expiry);
-            Ok((LotSource::Operator(e.operator), policy))
+            Ok(LotTerms {
+                expires_at: e.expires_at(),
+                source: LotSource::Operator(e.operator),
+            })
         }
-        _ => Ok((LotSource::Other, ExpiryPolicy::Never)),
+        _ => Ok(other),
     }
 }
 
@@ -379,8 +387,8 @@ mod tests {
             for t in &page {
                 let (credited, debited) = lots::wallet_side(t);
                 if let Some(w @ (account, m)) = credited {
-                    let (source, policy) = lot_source(st, t)?;
-                    st.insert_lot(&Lot::credited_by(t, w, source, policy))?;
+                    let terms = lot_terms(st, t)?;
+                    st.insert_lot(&Lot::credited_by(t, w, terms))?;
                     st.mark_expiry_dirty(account, m)?;
                 }
                 if let Some((account, m)) = debited {

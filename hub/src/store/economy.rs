@@ -190,14 +190,17 @@ pub trait EconomyTx {
         through: u64,
         visit: &mut dyn FnMut(WalletStep),
     ) -> Result<(), StoreError>;
-    /// Points in holding periods in one municipality after the transfers at
-    /// positions up to `through`, per exchange operator (`None`: a held
-    /// transfer that names no stored exchange).
-    fn held_through(
+    /// The exchanges of one municipality whose points were in a held account
+    /// after the transfers at positions up to `through` (credited to it, not
+    /// yet released by then), each with those points, in no set order. A
+    /// held transfer that names no stored exchange is [`StoreError::Corrupt`]:
+    /// only exchanges credit a held account, only their releases debit it.
+    fn held_exchanges_through(
         &mut self,
         m: MunicipalityCode,
         through: u64,
-    ) -> Result<Vec<(Option<OperatorId>, i128)>, StoreError>;
+        visit: &mut dyn FnMut(ExchangeRecord, u64),
+    ) -> Result<(), StoreError>;
 }
 
 /// One step of a wallet's history ([`EconomyTx::wallet_steps_through`]).

@@ -15,6 +15,7 @@
 //! - `post` keeps each ledger account's posted totals and the ledger-wide
 //!   totals in step with the transfers, so the balance check is O(1).
 
+pub mod bounds;
 pub mod economy;
 pub mod sqlite;
 pub mod status;
@@ -182,7 +183,7 @@ pub trait LedgerStore: Send {
 
 /// One storage transaction: every read and write of one hub operation
 /// (operations storage, [`status::StatusTx`], rides along).
-pub trait StoreTx: status::StatusTx + economy::EconomyTx {
+pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 

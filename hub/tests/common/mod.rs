@@ -6,6 +6,11 @@
 #![allow(dead_code, missing_docs)]
 
 use ed25519_dalek::SigningKey;
+use mykey_hub::economy::exchange::{
+    ExchangeOperator, ExchangeReceipt, ExchangeRequest, OperatorId, Rate, SignedExchange,
+};
+use mykey_hub::economy::liability::{BaseDateFigures, LiabilityReport, MunicipalityLiability};
+use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::{FacilityKind, Hub, NodePolicy, admin::facility};
 use mykey_sync_proto::wire::{Outcome, Receipts, RejectReason};
 use mykey_sync_proto::{
@@ -58,13 +63,19 @@ impl Chain {
 
     /// Signs the next transaction of the chain.
     pub fn sign(&mut self, body: TxBody) -> SignedTx {
+        let node_time = T0.plus_ms(self.seq + 1);
+        self.sign_dated(body, node_time)
+    }
+
+    /// Signs the next transaction of the chain with the node's clock at `node_time`.
+    pub fn sign_dated(&mut self, body: TxBody, node_time: UnixMillis) -> SignedTx {
         self.seq += 1;
         let tx = SignedTx::sign(
             &TxPayload {
                 node: self.id,
                 seq: self.seq,
                 prev_hash: self.prev,
-                created_at: T0.plus_ms(self.seq),
+                created_at: node_time,
                 body,
             },
             &self.key,
@@ -168,6 +179,97 @@ impl Fixture {
     pub fn db_path(&self) -> std::path::PathBuf {
         self.dir.path().join("hub").join("hub.db")
     }
+
+    /// The shop's node spends `n` of `who`'s points (card `card_n`), signed
+    /// at `node_time` and reaching the hub at `now`; the hub must accept it.
+    pub fn spend(
+        &mut self,
+        who: AccountId,
+        card_n: u8,
+        n: u64,
+        node_time: UnixMillis,
+        now: UnixMillis,
+    ) {
+        let tx = self.shop.sign_dated(redeem(who, card_n, n), node_time);
+        let shop = self.shop.id;
+        let r = mykey_sync_proto::session::HubService::ingest(&mut self.hub, &shop, vec![tx], now);
+        assert!(
+            matches!(outcomes(&r)[..], [Outcome::Accepted { .. }]),
+            "{r:?}"
+        );
+    }
+}
+
+/// Card X, a national point operator for exchange tests, and its signing key.
+pub fn card_x() -> OperatorId {
+    OperatorId::parse("card-x").unwrap()
+}
+pub fn card_x_key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+/// Enrols (or updates) Card X: rate 1/2, `holding_days`, `expiry`.
+pub fn enrol_card_x(hub: &mut Hub, holding_days: u32, expiry: ExpiryPolicy, now: UnixMillis) {
+    hub.upsert_exchange_operator(
+        &ExchangeOperator {
+            id: card_x(),
+            name: "Card X".into(),
+            public_key: card_x_key().verifying_key().to_bytes(),
+            rate: Rate::new(1, 2).unwrap(),
+            holding_days,
+            expiry,
+        },
+        now,
+    )
+    .unwrap();
+}
+
+/// Card X's signed exchange of `operator_points` for `who` (a My Key ID)
+/// at `now`, applied.
+pub fn card_x_exchange(
+    hub: &mut Hub,
+    id: &str,
+    who: &str,
+    operator_points: u64,
+    now: UnixMillis,
+) -> ExchangeReceipt {
+    let signed = SignedExchange::sign(
+        &card_x(),
+        &ExchangeRequest {
+            request_id: id.into(),
+            my_key_id: who.into(),
+            operator_points,
+            municipality: None,
+            requested_at: now.0,
+        },
+        &card_x_key(),
+    );
+    hub.exchange(&signed, now).unwrap()
+}
+
+/// The fixture municipality's figures in a liability report.
+pub fn bunkyo(r: &LiabilityReport) -> &MunicipalityLiability {
+    r.municipalities
+        .iter()
+        .find(|m| m.municipality == muni())
+        .unwrap()
+}
+
+/// (source, unused, held, expired not posted, deposit share) per source of
+/// a base date's figures.
+pub fn base_date_rows(b: &BaseDateFigures) -> Vec<(String, u64, u64, u64, u64)> {
+    b.by_source
+        .iter()
+        .map(|s| {
+            (
+                s.source.to_string(),
+                s.unused_points,
+                s.held_points,
+                s.expired_not_posted_points,
+                s.deposit_share_yen,
+            )
+        })
+        .collect()
 }
 
 pub fn redeem(account: AccountId, card_n: u8, points: u64) -> TxBody {

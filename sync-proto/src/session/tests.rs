@@ -83,6 +83,7 @@ impl HubService for ToyHub {
                     ledger_pos: seq,
                     balance: None,
                     debt_created: Points::ZERO,
+                    quarantined: Points::ZERO,
                 },
             });
         }

@@ -122,6 +122,15 @@ BEGIN SELECT RAISE(ABORT, 'a closed settlement period never changes'); END;
 CREATE INDEX transfers_by_hub_time ON transfers(hub_time);
 "#;
 
+/// Exchanges keep the expiry policy they were applied under: their points
+/// expire under it, counted from the end of the holding period, whenever
+/// the release is posted. Exchanges recorded before take their operator's
+/// policy now, the one their lots not yet folded would have taken.
+pub(super) const MIGRATION_EXCHANGE_EXPIRY: &str = r#"
+ALTER TABLE exchanges ADD COLUMN expiry TEXT NOT NULL DEFAULT 'never';
+UPDATE exchanges SET expiry = COALESCE((SELECT o.expiry FROM exchange_operators o WHERE o.id = exchanges.operator), 'never');
+"#;
+
 fn ms(what: &'static str, v: i64) -> Result<UnixMillis, StoreError> {
     Ok(UnixMillis(u64_of(what, v)?))
 }
@@ -164,7 +173,7 @@ fn op_of(row: OpRow) -> Result<ExchangeOperator, StoreError> {
 
 const EX_COLS: &str = "operator, request_id, request_sha256, account, municipality, operator_points, \
     regional_points, premium_points, campaign, requested_at, received_at, available_at, released_at, \
-    origin_tx, release_tx";
+    origin_tx, release_tx, expiry";
 type ExRow = (
     String,
     String,
@@ -181,6 +190,7 @@ type ExRow = (
     Option<i64>,
     Vec<u8>,
     Vec<u8>,
+    String,
 );
 fn ex_row(r: &Row<'_>) -> rusqlite::Result<ExRow> {
     Ok((
@@ -199,10 +209,12 @@ fn ex_row(r: &Row<'_>) -> rusqlite::Result<ExRow> {
         r.get(12)?,
         r.get(13)?,
         r.get(14)?,
+        r.get(15)?,
     ))
 }
 fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
-    let (op, req, sha, acct, m, opp, reg, prem, camp, rq, rc, av, rel, origin, release) = row;
+    let (op, req, sha, acct, m, opp, reg, prem, camp, rq, rc, av, rel, origin, release, expiry) =
+        row;
     Ok(ExchangeRecord {
         operator: operator_id(op)?,
         request_id: req,
@@ -221,6 +233,7 @@ fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
         released_at: rel.map(|v| ms("released at", v)).transpose()?,
         origin: txid_of(origin)?,
         release_origin: txid_of(release)?,
+        expiry: policy_of(&expiry)?,
     })
 }
 
@@ -392,7 +405,7 @@ impl EconomyTx for SqliteTx<'_> {
     fn insert_exchange(&mut self, e: &ExchangeRecord) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(&format!(
-                "INSERT INTO exchanges ({EX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT INTO exchanges ({EX_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?
             .execute(params![
                 e.operator.as_str(),
@@ -410,6 +423,7 @@ impl EconomyTx for SqliteTx<'_> {
                 e.released_at.map(|t| i64_of(t.0)),
                 &e.origin.as_bytes()[..],
                 &e.release_origin.as_bytes()[..],
+                e.expiry.to_string(),
             ])?;
         Ok(())
     }
@@ -901,39 +915,104 @@ impl EconomyTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn held_through(
+    fn held_exchanges_through(
         &mut self,
         m: MunicipalityCode,
         through: u64,
-    ) -> Result<Vec<(Option<OperatorId>, i128)>, StoreError> {
+        visit: &mut dyn FnMut(ExchangeRecord, u64),
+    ) -> Result<(), StoreError> {
         // Exchange and premium transfers carry the exchange's origin, its
         // release the release origin: both are unique columns of exchanges.
-        let rows = self
-            .tx
-            .prepare_cached(
-                "SELECT COALESCE(e1.operator, e2.operator),
-                        SUM(CASE WHEN c.kind = 'held' AND c.municipality = ?1 THEN t.amount ELSE 0 END),
-                        SUM(CASE WHEN d.kind = 'held' AND d.municipality = ?1 THEN t.amount ELSE 0 END)
-                   FROM transfers t
-                   JOIN ledger_accounts c ON c.id = t.credit
-                   JOIN ledger_accounts d ON d.id = t.debit
-                   LEFT JOIN exchanges e1 ON e1.origin_tx = t.origin_tx
-                   LEFT JOIN exchanges e2 ON e2.release_tx = t.origin_tx
-                  WHERE t.id <= ?2
-                    AND ((c.kind = 'held' AND c.municipality = ?1) OR (d.kind = 'held' AND d.municipality = ?1))
-                  GROUP BY 1 ORDER BY 1",
-            )?
-            .query_map(params![muni_sql(m), i64_sat(through)], |r| {
-                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(op, c, d)| {
-                Ok((
-                    op.map(operator_id).transpose()?,
-                    i128::from(c) - i128::from(d),
-                ))
-            })
-            .collect()
+        let cols = EX_COLS
+            .split(", ")
+            .map(|c| format!("e.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "WITH held AS (
+               SELECT COALESCE(e1.origin_tx, e2.origin_tx) AS origin,
+                      SUM(CASE WHEN c.kind = 'held' AND c.municipality = ?1 THEN t.amount ELSE 0 END)
+                    - SUM(CASE WHEN d.kind = 'held' AND d.municipality = ?1 THEN t.amount ELSE 0 END) AS points
+                 FROM transfers t
+                 JOIN ledger_accounts c ON c.id = t.credit
+                 JOIN ledger_accounts d ON d.id = t.debit
+                 LEFT JOIN exchanges e1 ON e1.origin_tx = t.origin_tx
+                 LEFT JOIN exchanges e2 ON e2.release_tx = t.origin_tx
+                WHERE t.id <= ?2
+                  AND ((c.kind = 'held' AND c.municipality = ?1) OR (d.kind = 'held' AND d.municipality = ?1))
+                GROUP BY 1)
+             SELECT {cols}, held.origin IS NULL, held.points
+               FROM held LEFT JOIN exchanges e ON e.origin_tx = held.origin
+              WHERE held.points <> 0"
+        ))?;
+        let mut rows = stmt.query(params![muni_sql(m), i64_sat(through)])?;
+        while let Some(r) = rows.next()? {
+            let (unnamed, points): (bool, i64) = (r.get(16)?, r.get(17)?);
+            if unnamed {
+                return Err(corrupt(
+                    "ledger (held account)",
+                    format!("{points} pt held in {m} by transfers that name no exchange"),
+                ));
+            }
+            let points = u64_of("held points", points)?;
+            visit(ex_of(ex_row(r)?)?, points);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MIGRATIONS, SqliteStore};
+    use super::*;
+    use crate::store::LedgerStore;
+    use rusqlite::Connection;
+
+    #[test]
+    fn exchanges_recorded_before_keep_their_operators_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| *m == MIGRATION_EXCHANGE_EXPIRY)
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            // The holder's rows do not matter here.
+            let id = |b: u8| format!("x'{b:02x}{}'", "00".repeat(31));
+            conn.execute_batch(&format!(
+                "PRAGMA foreign_keys = OFF;
+                 INSERT INTO exchange_operators (id, name, public_key, rate_num, rate_den, holding_days, expiry, updated_at)
+                 VALUES ('card-x', 'Card X', zeroblob(32), 1, 2, 3, 'fy+1', 0),
+                        ('air-y', 'Air Y', zeroblob(32), 1, 1, 0, 'never', 0);
+                 INSERT INTO exchanges (operator, request_id, request_sha256, account, municipality, operator_points,
+                     regional_points, premium_points, campaign, requested_at, received_at, available_at, released_at,
+                     origin_tx, release_tx)
+                 VALUES ('card-x', 'r1', zeroblob(32), 1, 131059, 2, 1, 0, NULL, 0, 0, 259200000, NULL, {}, {}),
+                        ('air-y', 'r2', zeroblob(32), 1, 131059, 1, 1, 0, NULL, 0, 0, 0, NULL, {}, {});",
+                id(0),
+                id(1),
+                id(2),
+                id(3)
+            ))
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        for (op, request, policy) in [
+            ("card-x", "r1", ExpiryPolicy::FiscalYearEnd { years: 1 }),
+            ("air-y", "r2", ExpiryPolicy::Never),
+        ] {
+            let e = tx
+                .exchange(&OperatorId::parse(op).unwrap(), request)
+                .unwrap()
+                .unwrap();
+            assert_eq!(e.expiry, policy, "{op}");
+        }
     }
 }
