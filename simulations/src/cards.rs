@@ -111,6 +111,13 @@ impl CardKit {
         Ok(der)
     }
 
+    /// Holder `h`'s certificate of generation `g`, parsed and chained to the
+    /// CA (what registration and renewal at the hub take).
+    pub fn trusted_cert(&self, h: usize, g: usize) -> anyhow::Result<mykey_jpki::TrustedCert> {
+        let cert = mykey_jpki::CardCert::from_der(self.cert(h, g)?.as_ref().clone())?;
+        Ok(mykey_jpki::trust(cert, &self.trusted_cas(), self.epoch_s)?)
+    }
+
     /// Holder `h`'s card of generation `g` with `tries` PIN tries left.
     pub fn card(&self, h: usize, g: usize, tries: u8) -> anyhow::Result<TestCard> {
         Ok(TestCard::new(

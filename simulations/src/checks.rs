@@ -127,6 +127,30 @@ impl<H: HubCore> World<H> {
                 );
             }
         }
+        // No honest node's transaction is held in the hub's quarantine.
+        let liar_id = self.liar.as_ref().map(|l| self.nodes[l.node].id);
+        let (mut held_items, mut held_points) = (0, 0);
+        for (tx, node, points, rule) in self.hub.quarantined().at(t)? {
+            if Some(node) != liar_id {
+                let who = self.nodes.iter().position(|x| x.id == node);
+                return fail(
+                    t,
+                    format!(
+                        "honest outcome changed: the hub quarantined {points} of node {who:?}'s transaction {} (bound: {rule}){}",
+                        tx.short(),
+                        if liar_id.is_some() {
+                            " while a liar is present"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            held_items += 1;
+            held_points += points.get();
+        }
+        self.metrics.liar.quarantined_items = held_items;
+        self.metrics.liar.quarantined = held_points;
         let Some(liar) = &self.liar else {
             return Ok(());
         };

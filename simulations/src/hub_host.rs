@@ -3,6 +3,7 @@
 //! [`HubService`] the hub binary's sessions use, plus the operator actions a
 //! scenario needs and the read-outs the invariant checks need.
 
+use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
@@ -77,12 +78,13 @@ pub trait HubCore: HubService {
         limits: &SimLimits,
         now: UnixMillis,
     ) -> anyhow::Result<()>;
-    /// Registers a holder with a card.
+    /// Registers a holder with a card's checked certificate (the hub keeps
+    /// its public key for card proofs).
     fn register(
         &mut self,
         my_key_id: &MyKeyId,
         municipality: MunicipalityCode,
-        card: &CardKey,
+        cert: &TrustedCert,
         now: UnixMillis,
     ) -> anyhow::Result<AccountId>;
     /// Creates a funded programme.
@@ -107,8 +109,17 @@ pub trait HubCore: HubService {
     fn suspend(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
     /// Reinstates a suspended card (the holder found it).
     fn reinstate(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
-    /// Links a renewed card to an account; its active card becomes superseded.
-    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
+    /// Links a renewed card (its checked certificate) to an account; its
+    /// active card becomes superseded.
+    fn renew(
+        &mut self,
+        account: AccountId,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Every quarantined spend (held, released or rejected): (transaction,
+    /// signer, points held, the bound it broke).
+    fn quarantined(&mut self) -> anyhow::Result<Vec<(TxId, NodeId, Points, String)>>;
     /// (balance, debt) of a holder.
     fn balance(
         &mut self,

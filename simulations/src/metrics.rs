@@ -57,6 +57,10 @@ pub struct LiarMetrics {
     pub card_bound: u64,
     /// Paid for transactions above the threshold without a valid proof (must be 0).
     pub unproven_paid: u64,
+    /// Its spends the hub holds in quarantine: items.
+    pub quarantined_items: u64,
+    /// And their points.
+    pub quarantined: u64,
     /// Offers of the LAN peer outside the roster to honest stalls.
     pub rogue_offers: u64,
     /// Honest redeems checked paid in full.
@@ -82,6 +86,8 @@ impl LiarMetrics {
         self.card_bound = self.card_bound.max(o.card_bound);
         self.unproven_paid += o.unproven_paid;
         self.rogue_offers += o.rogue_offers;
+        self.quarantined_items += o.quarantined_items;
+        self.quarantined += o.quarantined;
         self.honest_paid_in_full += o.honest_paid_in_full;
     }
 
@@ -115,6 +121,10 @@ impl LiarMetrics {
                 self.worst_card_at_risk,
                 self.card_bound
             ),
+        ));
+        rows.push((
+            "  held in the hub's quarantine".into(),
+            format!("{} items, {} pt", self.quarantined_items, self.quarantined),
         ));
         rows.push((
             "  paid without a valid proof above threshold".into(),

@@ -8,6 +8,7 @@ use mykey_hub::model::{FacilityKind, NodePolicy};
 use mykey_hub::model::{LedgerAccount, TransferKind};
 use mykey_hub::store::SqliteStore;
 use mykey_hub::{CheckError, Hub, HubKey};
+use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, ShardList, ShardSync, Welcome};
 use mykey_sync_proto::{
@@ -110,12 +111,12 @@ impl HubCore for RealHub {
         &mut self,
         my_key_id: &MyKeyId,
         municipality: MunicipalityCode,
-        card: &CardKey,
+        cert: &TrustedCert,
         now: UnixMillis,
     ) -> anyhow::Result<AccountId> {
         Ok(self
             .hub
-            .register_account(my_key_id, municipality, card, now)?)
+            .register_account_with_certificate(my_key_id, municipality, cert, now)?)
     }
     fn add_program(
         &mut self,
@@ -152,8 +153,22 @@ impl HubCore for RealHub {
             Err(e) => Err(e.into()),
         }
     }
-    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()> {
-        Ok(self.hub.add_card(account, card, now)?)
+    fn renew(
+        &mut self,
+        account: AccountId,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> anyhow::Result<()> {
+        Ok(self.hub.add_card_with_certificate(account, cert, now)?)
+    }
+    fn quarantined(&mut self) -> anyhow::Result<Vec<(TxId, NodeId, Points, String)>> {
+        let all = mykey_hub::store::bounds::QuarantineFilter::default();
+        Ok(self
+            .hub
+            .quarantined(&all)?
+            .into_iter()
+            .map(|q| (q.tx, q.node, q.points, q.rule))
+            .collect())
     }
     fn balance(
         &mut self,

@@ -287,7 +287,10 @@ impl<H: HubCore> World<H> {
         for i in 0..plan.holders {
             let card = holder_card(i, 0)?;
             let alias = MyKeyId::parse(&format!("holder{i:05}"))?;
-            let account = hub.register(&alias, municipality, &card, t0)?;
+            let cert = crate::cards::kit()
+                .map_err(anyhow::Error::msg)?
+                .trusted_cert(i, 0)?;
+            let account = hub.register(&alias, municipality, &cert, t0)?;
             let pts = credits.range(plan.initial_points.0, plan.initial_points.1);
             if pts > 0 {
                 hub.credit(account, municipality, &program, Points::new(pts)?, t0)?;
