@@ -40,18 +40,24 @@ fn a_redeem_above_the_threshold_carries_a_proof_bound_to_it() {
         .unwrap();
     let mut card = TestCard::new(cert_der, ca.cert_der().to_vec(), card_key, *b"4321");
 
-    // Register the card at the hub and fund the wallet.
+    // Register the card with its certificate (the hub keeps its key for
+    // card proofs) and fund the wallet.
     let cert = read_auth_cert(&mut InProcessCard(&mut card)).unwrap();
     let key = cert.card_key().clone();
+    let trusted = trust(cert, &[ca.cert_der().to_vec()], now_unix).unwrap();
     let akiko = w
         .hub
-        .register_account(&MyKeyId::parse("Akiko").unwrap(), bunkyo(), &key, w.now)
+        .register_account_with_certificate(
+            &MyKeyId::parse("Akiko").unwrap(),
+            bunkyo(),
+            &trusted,
+            w.now,
+        )
         .unwrap();
     w.hub
         .admin_grant(akiko, &health(), pts(5000), w.now)
         .unwrap();
     w.sync(STALL).unwrap();
-    let trusted = trust(cert, &[ca.cert_der().to_vec()], now_unix).unwrap();
     let node = &mut w.sites[STALL].node;
 
     // A wrong PIN: no proof, a try spent; the node refuses above the threshold.
@@ -119,7 +125,7 @@ fn a_redeem_above_the_threshold_carries_a_proof_bound_to_it() {
     .unwrap();
     assert!(mykey_jpki::verify_redeem_proof(stranger.public_key_der(), &bound, &sig).is_err());
 
-    // The hub takes it.
+    // The hub verifies the proof with the registered key and pays it.
     w.sync(STALL).unwrap();
     assert_eq!(w.hub.balance(akiko, bunkyo()).unwrap().balance, pts(2500));
 }
