@@ -398,14 +398,15 @@ impl Hub {
     }
 
     /// Revokes a node key: its sessions and transactions are refused from
-    /// now on, and every node learns it (priority fact).
+    /// now on, and every node learns it (priority fact); every LAN roster
+    /// that named it is issued again without it.
     pub fn revoke_node(&mut self, node: NodeId, now: UnixMillis) -> Result<(), RevokeError> {
         let mut st = self.store.begin()?;
-        match st.node(&node)? {
+        let municipality = match st.node(&node)? {
             None => return Err(RevokeError::UnknownNode(node)),
             Some(n) if n.is_revoked() => return Err(RevokeError::AlreadyRevoked(node)),
-            Some(_) => {}
-        }
+            Some(n) => n.municipality,
+        };
         st.revoke_node(&node, now)?;
         emit(
             &mut *st,
@@ -414,6 +415,8 @@ impl Hub {
             FactBody::NodeRevoked { node },
             now,
         )?;
+        // A revoked key drops out of every LAN roster that named it.
+        crate::lan::drop_from_rosters(&mut *st, &self.key, node, municipality, now)?;
         finish(st)?;
         tracing::info!(node = %node.short(), "revoked node");
         Ok(())

@@ -275,10 +275,17 @@ pub(crate) fn priority_first(window: Vec<StoredFact>) -> Vec<SignedFact> {
 }
 
 /// What a fact is about, for [`priority_first`]: the card whose status it
-/// sets. (Registrations carry no status; node revocations are final.)
+/// sets. (Registrations carry no status; node revocations are final.) A LAN
+/// roster's subject is its group, so the latest roster of each group is read
+/// back from the log by subject ([`crate::lan`]); no priority fact shares it.
 pub(crate) fn subject_of(body: &FactBody) -> Option<Vec<u8>> {
     match body {
         FactBody::CardStatusChanged { card, .. } => Some(mykey_sync_proto::codec::encode(card)),
+        FactBody::LanRoster {
+            municipality,
+            group,
+            ..
+        } => Some(crate::lan::roster_subject(*municipality, group)),
         _ => None,
     }
 }

@@ -18,7 +18,8 @@
 //! [`status`] is the operations view (every node's sync status and alerts,
 //! decided in [`status::assess`] from what ingest and the serving loop
 //! record); [`http`] serves it as the operator dashboard, a JSON API and
-//! Prometheus `/metrics` behind operator login.
+//! Prometheus `/metrics` behind operator login, with who may see and do
+//! what decided in [`access`] (roles, token scopes).
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
 //! a push is one storage transaction, durable before its receipts exist;
@@ -29,6 +30,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod bounds;
 pub mod economy;
@@ -37,6 +39,7 @@ pub mod http;
 mod hub;
 pub mod ingest;
 pub mod key;
+pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use mykey_hub::admin::facility;
 use mykey_hub::{FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
-    UnixMillis,
+    AccountId, CardKey, FacilityId, LanGroup, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
+    ProgramId, UnixMillis,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,12 +31,21 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum OperatorCmd {
-    /// Add an operator (or set a new password); the password is read from
-    /// the terminal, or from the first line of stdin with --password-stdin.
+    /// Add an operator (or set a new password, and with --role a new role);
+    /// the password is read from the terminal, or from the first line of
+    /// stdin with --password-stdin.
     Add {
         /// Login name.
         #[arg(long)]
         name: String,
+        /// viewer (reads everything, changes nothing), staff (one
+        /// municipality's data only; with --municipality) or admin
+        /// (everything). Required for a new operator.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        /// The municipality a staff operator works for.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
         /// Read the password from stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
@@ -44,6 +53,31 @@ enum OperatorCmd {
     /// Make an API token for an operator (for scripts and Prometheus:
     /// `Authorization: Bearer <token>`); printed once, stored hashed.
     Token {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// read (/metrics and node status only), staff (status and reports,
+        /// no actions) or admin (whatever the operator's role allows).
+        #[arg(long, value_parser = parse_scope)]
+        scope: mykey_hub::access::Scope,
+        /// How long it works (e.g. 90d, 12h), or never.
+        #[arg(long, default_value = "90d", value_name = "DURATION|never")]
+        expires: String,
+    },
+    /// List API tokens (never the tokens themselves): id, operator, scope, expiry, state.
+    Tokens {
+        /// Only this operator's.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke an API token by the id `operator tokens` shows; it stops at once.
+    Revoke {
+        /// The token's id (12 hex digits).
+        #[arg(long)]
+        token: String,
+    },
+    /// Remove an operator with all their tokens; their sessions end at once.
+    Remove {
         /// Login name.
         #[arg(long)]
         name: String,
@@ -57,7 +91,8 @@ enum Command {
     /// Print the hub id (the public key nodes verify facts with).
     Id,
     /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`
-    /// and `dashboard on http://ADDR/` (operator dashboard, JSON API, /metrics).
+    /// and `dashboard on http://ADDR/` (https with --tls-cert; operator dashboard, JSON API,
+    /// /metrics, the operator exchange API).
     Serve {
         /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
         #[arg(long, value_name = "MULTIADDR")]
@@ -72,6 +107,8 @@ enum Command {
         /// Alert when a node's clock differs from the hub's by more than this at Hello.
         #[arg(long, value_name = "DURATION", default_value = "2m")]
         max_clock_skew: String,
+        #[command(flatten)]
+        doors: Doors,
     },
     /// Municipalities.
     #[command(subcommand)]
@@ -85,6 +122,9 @@ enum Command {
     /// Enrol or revoke node keys.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// LAN rosters: which nodes may trust each other on a LAN (a festival's stalls).
+    #[command(subcommand)]
+    Lan(LanCmd),
     /// List every node with its sync status.
     Nodes,
     /// Operator accounts for the dashboard.
@@ -135,6 +175,25 @@ enum Command {
     /// Spends held beyond nodes' enrolled bounds.
     #[command(flatten)]
     Bounds(mykey_hub::quarantine::cli::BoundsCmd),
+}
+
+/// How the dashboard's HTTP side is served.
+#[derive(Args, Debug)]
+struct Doors {
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (passwords and
+    /// session cookies cross the network in clear: a trusted network only).
+    #[arg(long, conflicts_with = "tls_cert")]
+    insecure_http: bool,
+    /// An operator's exchange request must be stamped (requested_at) within
+    /// this of the hub's clock, either way.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    exchange_window: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +305,32 @@ enum NodeCmd {
         /// The node id.
         #[arg(long, value_parser = parse_node)]
         node: NodeId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LanCmd {
+    /// Issue (or replace) a LAN group's roster: its nodes admit each other as LAN peers,
+    /// and no one else; `--clear` ends the group.
+    Roster {
+        /// The municipality whose nodes they are.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// The group's name (a-z, 0-9, '-'), e.g. summer-festival.
+        #[arg(long, value_parser = parse_group)]
+        group: LanGroup,
+        /// Its nodes (comma-separated node ids; at most 100): enrolled, unrevoked nodes of the municipality.
+        #[arg(long, value_delimiter = ',', value_parser = parse_node, conflicts_with = "clear", required_unless_present = "clear")]
+        nodes: Vec<NodeId>,
+        /// End the group: its nodes no longer admit each other (unless another group names them both).
+        #[arg(long)]
+        clear: bool,
+    },
+    /// List the rosters in force, from the fact log.
+    Rosters {
+        /// Only this municipality's.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
     },
 }
 
@@ -415,8 +500,14 @@ struct Who {
 #[derive(Clone, Debug)]
 struct OpList(Vec<OpKind>);
 
+fn parse_scope(s: &str) -> Result<mykey_hub::access::Scope, String> {
+    mykey_hub::access::Scope::parse(s).map_err(|e| e.to_string())
+}
 fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
     MunicipalityCode::parse(s).map_err(|e| e.to_string())
+}
+fn parse_group(s: &str) -> Result<LanGroup, String> {
+    LanGroup::parse(s).map_err(|e| e.to_string())
 }
 fn parse_facility(s: &str) -> Result<FacilityId, String> {
     FacilityId::parse(s).map_err(|e| e.to_string())
@@ -472,6 +563,17 @@ fn now() -> UnixMillis {
     UnixMillis(ms)
 }
 
+/// `YYYY-MM-DD HH:MM` in JST.
+fn fmt_jst(t: UnixMillis) -> String {
+    let day = mykey_hub::economy::calendar::Date::of(t);
+    let into_day = t.since(day.start());
+    format!(
+        "{day} {:02}:{:02}",
+        into_day / 3_600_000,
+        into_day % 3_600_000 / 60_000
+    )
+}
+
 fn open(cli: &Cli) -> anyhow::Result<Hub> {
     Ok(Hub::open(&cli.data)?)
 }
@@ -502,6 +604,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
             silent_after,
             max_clock_skew,
+            doors,
         } => {
             let mut thresholds = mykey_hub::status::assess::Thresholds::default();
             for s in silent_after {
@@ -519,16 +622,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             drop(hub);
+            let window_ms = mykey_hub::status::assess::parse_duration_ms(&doors.exchange_window)
+                .map_err(|e| anyhow::anyhow!("--exchange-window {e}"))?;
+            let tls = match (&doors.tls_cert, &doors.tls_key) {
+                (Some(cert), Some(key)) => Some(mykey_hub::http::server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
             let dashboard = mykey_hub::http::DashboardOptions {
                 http: http.clone(),
                 thresholds,
+                tls,
+                insecure_http: doors.insecure_http,
+                app: mykey_hub::http::AppConfig {
+                    exchange: mykey_hub::economy::exchange::ExchangePolicy { window_ms },
+                    ..Default::default()
+                },
+                ..Default::default()
             };
             mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard)?
         }
         Command::Operator(OperatorCmd::Add {
             name,
+            role,
+            municipality,
             password_stdin,
         }) => {
+            let mut hub = open(&cli)?;
+            let role = match (role, hub.operator_role(name)?) {
+                (Some(r), _) => mykey_hub::access::Role::parse(r, *municipality)?,
+                (None, Some(current)) if municipality.is_none() => current,
+                (None, _) => bail!(
+                    "give --role viewer, --role staff --municipality CODE or --role admin; nothing was changed"
+                ),
+            };
             let password = if *password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -542,13 +671,65 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 p
             };
-            open(&cli)?.set_operator(name, &password, t)?;
-            println!("operator {name} can log in to the dashboard");
+            hub.set_operator(name, &password, role, t)?;
+            println!("operator {name} ({role}) can log in to the dashboard");
         }
-        Command::Operator(OperatorCmd::Token { name }) => {
-            let token = open(&cli)?.new_api_token(name, t)?;
-            println!("{token}");
-            eprintln!("keep this token secret: it is shown only once");
+        Command::Operator(OperatorCmd::Token {
+            name,
+            scope,
+            expires,
+        }) => {
+            let expires_at = if expires == "never" {
+                None
+            } else {
+                let ms = mykey_hub::status::assess::parse_duration_ms(expires)
+                    .map_err(|e| anyhow::anyhow!("--expires {e}, or never"))?;
+                Some(t.plus_ms(ms))
+            };
+            let made = open(&cli)?.new_api_token(name, *scope, expires_at, t)?;
+            println!("{}", made.token);
+            let until = expires_at.map_or("never expires".to_owned(), |e| {
+                format!("expires {} JST", fmt_jst(e))
+            });
+            eprintln!(
+                "token {} of {name}: scope {scope}, {until}; keep it secret: it is shown only once",
+                made.info.id
+            );
+        }
+        Command::Operator(OperatorCmd::Tokens { name }) => {
+            let tokens = open(&cli)?.api_tokens(name.as_deref())?;
+            if tokens.is_empty() {
+                println!("no API tokens; make one with `mykey-hub operator token`");
+            }
+            println!(
+                "{:<12}  {:<16} {:<6} {:<8} {:<17} {:<17}",
+                "id", "operator", "scope", "state", "created (JST)", "expires (JST)"
+            );
+            for tk in tokens {
+                println!(
+                    "{:<12}  {:<16} {:<6} {:<8} {:<17} {:<17}",
+                    tk.id,
+                    tk.operator,
+                    tk.scope.name(),
+                    tk.state(t),
+                    fmt_jst(tk.created_at),
+                    tk.expires_at.map_or("never".to_owned(), fmt_jst)
+                );
+            }
+        }
+        Command::Operator(OperatorCmd::Revoke { token }) => {
+            if !open(&cli)?.revoke_api_token(token, t)? {
+                bail!(
+                    "no unrevoked token has id {token:?}; `mykey-hub operator tokens` lists them"
+                );
+            }
+            println!("token {token} revoked: it stops working at once");
+        }
+        Command::Operator(OperatorCmd::Remove { name }) => {
+            if !open(&cli)?.remove_operator(name)? {
+                bail!("no operator named {name:?}; nothing was changed");
+            }
+            println!("operator {name} removed with their tokens; their sessions end at once");
         }
         Command::Municipality(MunicipalityCmd::Add { code, name }) => {
             open(&cli)?.add_municipality(*code, name, t)?;
@@ -651,6 +832,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "revoked node {}; every node learns it with priority",
                 node.short()
             );
+        }
+        Command::Lan(LanCmd::Roster {
+            municipality,
+            group,
+            nodes,
+            clear,
+        }) => {
+            let mut hub = open(&cli)?;
+            if *clear {
+                let seq = hub.clear_lan_roster(*municipality, group, t)?;
+                println!(
+                    "ended LAN group {group} of {municipality} (fact #{seq}); its nodes stop admitting each other as they learn it"
+                );
+            } else {
+                let line = hub.set_lan_roster(*municipality, group, nodes, t)?;
+                println!(
+                    "LAN roster {group} of {municipality}: {} nodes (fact #{}); they admit each other as LAN peers once they learn it",
+                    line.members.len(),
+                    line.hub_seq
+                );
+                for n in &line.members {
+                    println!("  {n}");
+                }
+            }
+        }
+        Command::Lan(LanCmd::Rosters { municipality }) => {
+            let lines = open(&cli)?.lan_rosters(*municipality)?;
+            if lines.is_empty() {
+                println!(
+                    "no LAN rosters: nodes admit no LAN peers; issue one with `mykey-hub lan roster`"
+                );
+            }
+            for l in lines {
+                println!(
+                    "{} {}: {} nodes (fact #{}, issued at {} ms)",
+                    l.municipality,
+                    l.group,
+                    l.members.len(),
+                    l.hub_seq,
+                    l.issued_at.0
+                );
+                for n in &l.members {
+                    println!("  {n}");
+                }
+            }
         }
         Command::Nodes => {
             let mut hub = open(&cli)?;

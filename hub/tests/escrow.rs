@@ -301,16 +301,55 @@ fn forged_or_misaddressed_transfers_move_nothing() {
         r.receipts[0].outcome,
         Outcome::Rejected(RejectReason::NotAllowed(_))
     ));
-    // A node giving more than it holds moves only what it holds, and it is reported.
+    // A transfer beyond the grant it carries, one beyond what the sender
+    // still holds at the hub, and one carrying a grant the hub never signed
+    // are refused whole (the receiver withdraws what it credited): nothing
+    // moves but the genuine 100.
     let alice = f.alice;
     let big = transfer(&mut f, &mut a, b.id, alice, 9000);
-    let r = f.hub.ingest(&a.id.clone(), vec![t, big], T0);
-    assert_eq!(debt_created(&r.receipts[1].outcome), 0);
-    assert_eq!(
-        (escrow_of(&mut f, a.id), escrow_of(&mut f, b.id)),
-        (0, 1001)
+    let (right_id, _) = grant_of(&mut f, a.id, alice);
+    let forged_grant = mykey_sync_proto::SignedFact::sign(
+        &mykey_sync_proto::FactPayload {
+            hub_seq: 1,
+            issued_at: T0,
+            scope: mykey_sync_proto::Scope::Node(a.id),
+            body: mykey_sync_proto::FactBody::SpendRight {
+                account: alice,
+                municipality: muni(),
+                node: a.id,
+                right_id,
+                points: pts(1_000_000),
+            },
+        },
+        &ed25519_dalek::SigningKey::from_bytes(&[77; 32]),
     );
-    assert_eq!(beyond_right_incidents(&mut f), 1);
+    let minted = a.sign(TxBody::RightTransfer(RightTransfer {
+        account: alice,
+        municipality: muni(),
+        to: b.id,
+        points: pts(200),
+        right_id,
+        grant: forged_grant,
+    }));
+    let r = f.hub.ingest(&a.id.clone(), vec![t, big, minted], T0);
+    assert_eq!(debt_created(&r.receipts[0].outcome), 0);
+    for rc in &r.receipts[1..] {
+        assert!(
+            matches!(&rc.outcome, Outcome::Rejected(RejectReason::NotAllowed(_))),
+            "{rc:?}"
+        );
+    }
+    let (held_a, held_b) = (escrow_of(&mut f, a.id), escrow_of(&mut f, b.id));
+    assert_eq!(held_a + held_b, 1001);
+    let over = transfer(&mut f, &mut a, b.id, alice, held_a.min(500) + 1);
+    let r = f.hub.ingest(&a.id.clone(), vec![over], T0);
+    assert!(
+        matches!(r.receipts[0].outcome, Outcome::Rejected(RejectReason::NotAllowed(ref w)) if w.contains("holds")),
+        "{:?}",
+        r.receipts[0]
+    );
+    assert_eq!(escrow_of(&mut f, a.id), held_a);
+    assert_eq!(beyond_right_incidents(&mut f), 0);
     conserved(&mut f);
 }
 

@@ -69,6 +69,7 @@ type LotView = (String, u64, u64, Option<UnixMillis>);
 ///   fiscal 2027: held at the base date).
 fn season(job: Job) -> Season {
     let mut f = Fixture::new();
+    f.unbounded_shop();
     f.hub
         .create_program(&health(), muni(), pts(20_000_000), at(2026, 8, 1))
         .unwrap();
@@ -413,6 +414,7 @@ fn the_exchange_answer_shows_spendable_and_held_side_by_side() {
 #[test]
 fn held_points_keep_the_policy_they_were_exchanged_under() {
     let mut f = Fixture::new();
+    f.unbounded_shop();
     enrol_card_x(
         &mut f.hub,
         3,

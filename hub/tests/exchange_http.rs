@@ -45,13 +45,16 @@ fn exchange_over_http() {
             T0,
         )
         .unwrap();
+    f.hub
+        .allow_exchange(&op, muni(), pts(1_000_000), T0)
+        .unwrap();
     let addr = serve(&f);
     let req = ExchangeRequest {
         request_id: "req-1".into(),
         my_key_id: "Alice01".into(),
         operator_points: 700,
         municipality: None,
-        requested_at: T0.0,
+        requested_at: mykey_hub::net::unix_now().0,
     };
     let s = SignedExchange::sign(&op, &req, &key);
     let (status, body) = post(addr, "/operator/v1/exchange", &signed_headers(&s), &s.body);

@@ -51,6 +51,7 @@ fn figures<'a>(r: &'a LiabilityReport, date: &str) -> &'a BaseDateFigures {
 #[test]
 fn base_date_figures_per_programme_replayed_from_the_ledger() {
     let mut f = Fixture::new();
+    f.unbounded_shop();
     let volunteer = program();
     f.hub
         .fund_program(&volunteer, pts(24_000_000), at(1, 5))
@@ -218,6 +219,7 @@ fn base_date_figures_per_programme_replayed_from_the_ledger() {
 #[test]
 fn base_date_figures_survive_a_restart_and_only_count_what_was_posted_before() {
     let mut f = Fixture::new();
+    f.unbounded_shop();
     f.hub
         .create_program(&health(), muni(), pts(25_000_000), at(1, 5))
         .unwrap();

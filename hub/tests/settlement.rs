@@ -44,8 +44,17 @@ fn enrol_operator(f: &mut Fixture, holding_days: u32, expiry: ExpiryPolicy) {
             T0,
         )
         .unwrap();
+    for m in [muni(), other_muni()] {
+        f.hub
+            .allow_exchange(&op_id(), m, pts(1_000_000_000), T0)
+            .unwrap();
+    }
 }
 fn request(id: &str, who: &str, points: u64) -> SignedExchange {
+    request_at(id, who, points, T0)
+}
+/// A request stamped `at` (the hub takes requests within a day of its clock).
+fn request_at(id: &str, who: &str, points: u64, at: UnixMillis) -> SignedExchange {
     SignedExchange::sign(
         &op_id(),
         &ExchangeRequest {
@@ -53,7 +62,7 @@ fn request(id: &str, who: &str, points: u64) -> SignedExchange {
             my_key_id: who.into(),
             operator_points: points,
             municipality: None,
-            requested_at: T0.0,
+            requested_at: at.0,
         },
         &op_key(),
     )
@@ -169,7 +178,10 @@ fn premium_is_capped_per_holder_and_funded_by_the_municipality() {
     assert_eq!(r4.record.premium.get(), 100, "the cap is per holder");
     let late = f
         .hub
-        .exchange(&request("e", "Bob02", 1000), T0.plus_ms(8 * DAY))
+        .exchange(
+            &request_at("e", "Bob02", 1000, T0.plus_ms(8 * DAY)),
+            T0.plus_ms(8 * DAY),
+        )
         .unwrap();
     assert_eq!(late.record.premium.get(), 0, "outside the window");
     assert_eq!(wallet(&mut f.hub, f.alice), 1650);
@@ -760,7 +772,7 @@ proptest! {
             let (alice, bob) = (f.alice, f.bob);
             let who = |w: bool| if w { (alice, 1u8, "Alice01") } else { (bob, 2u8, "Bob02") };
             match o.clone() {
-                Op::Exchange(w, p) => { let (_, _, n) = who(w); let _ = f.hub.exchange(&request(&format!("q{i}"), n, p), now); }
+                Op::Exchange(w, p) => { let (_, _, n) = who(w); let _ = f.hub.exchange(&request_at(&format!("q{i}"), n, p, now), now); }
                 Op::Grant(w, p) => { let (a, c, _) = who(w); let tx = f.centre.sign(grant(a, c, p)); f.hub.ingest(&centre, vec![tx], now); }
                 Op::Redeem(w, p) => { let (a, c, _) = who(w); let tx = f.shop.sign(redeem(a, c, p)); f.hub.ingest(&shop, vec![tx], now); }
                 Op::Advance(d) => now = now.plus_ms(d * DAY),

@@ -5,6 +5,8 @@
 
 mod common;
 
+use mykey_hub::access::{Role, Scope};
+
 use common::*;
 use mykey_hub::status::assess::{Alert, Health, Thresholds};
 use mykey_sync_proto::wire::{Hello, RejectReason};
@@ -159,14 +161,14 @@ fn a_node_whose_chain_catches_up_has_nothing_pending() {
 fn operators_log_in_with_their_password_and_tokens_resolve() {
     let mut f = Fixture::new();
     assert_eq!(f.hub.n_operators().unwrap(), 0);
-    assert!(f.hub.set_operator("ops", "short", T0).is_err());
+    assert!(f.hub.set_operator("ops", "short", Role::Admin, T0).is_err());
     assert!(
         f.hub
-            .set_operator("bad name", "long enough password", T0)
+            .set_operator("bad name", "long enough password", Role::Admin, T0)
             .is_err()
     );
     f.hub
-        .set_operator("ops", "long enough password", T0)
+        .set_operator("ops", "long enough password", Role::Admin, T0)
         .unwrap();
     assert!(f.hub.check_operator("ops", "long enough password").unwrap());
     assert!(!f.hub.check_operator("ops", "long enough passworD").unwrap());
@@ -175,13 +177,18 @@ fn operators_log_in_with_their_password_and_tokens_resolve() {
             .check_operator("nobody", "long enough password")
             .unwrap()
     );
-    let token = f.hub.new_api_token("ops", T0).unwrap();
+    let made = f.hub.new_api_token("ops", Scope::Read, None, T0).unwrap();
+    let access = f.hub.token_access(&made.token, T0).unwrap().unwrap();
     assert_eq!(
-        f.hub.api_token_operator(&token).unwrap().as_deref(),
-        Some("ops")
+        (access.operator.as_str(), access.role, access.scope),
+        ("ops", Role::Admin, Scope::Read)
     );
-    assert_eq!(f.hub.api_token_operator("mkh_forged").unwrap(), None);
-    assert!(f.hub.new_api_token("nobody", T0).is_err());
+    assert_eq!(f.hub.token_access("mkh_forged", T0).unwrap(), None);
+    assert!(
+        f.hub
+            .new_api_token("nobody", Scope::Read, None, T0)
+            .is_err()
+    );
     // The database holds a hash, not the password.
     let conn = rusqlite::Connection::open(f.db_path()).unwrap();
     let stored: String = conn

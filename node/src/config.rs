@@ -1,9 +1,14 @@
 //! The node's data directory: key file, store, and a TOML config.
+//!
+//! The directory is mode 0700 and every file in it 0600 (its store holds
+//! card-to-account links and balances): made so by `init`, and put back so
+//! by `open` if someone loosened them.
 
 use crate::key::{KeyError, NodeKey};
 use crate::node::{Node, OpenError};
 use mykey_sync_proto::NodeId;
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The node's configuration file (`node.toml` in the data directory).
@@ -95,14 +100,21 @@ impl DataDir {
             return Err(DataDirError::AlreadyInitialised(self.root.clone()));
         }
         let hub = parse_hub_key(&self.config_path(), &config.hub_key)?;
-        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io(&self.root))?;
+        // An existing directory (made by hand, or by a deployment tool) is
+        // closed to others too.
+        restrict(&self.root, 0o700)?;
         let text = toml::to_string(config).map_err(|e| DataDirError::Config {
             path: self.config_path(),
             detail: e.to_string(),
         })?;
         let key = NodeKey::load_or_create(&self.key_path())?;
         let node = Node::open(&self.store_path(), key, hub)?;
-        std::fs::write(self.config_path(), text).map_err(io(&self.config_path()))?;
+        write_private(&self.config_path(), text.as_bytes())?;
         Ok(node)
     }
 
@@ -152,13 +164,77 @@ impl DataDir {
             })
     }
 
-    /// Opens the node.
+    /// Opens the node (first closing the directory and its files to others
+    /// if they were opened).
     pub fn open(&self) -> Result<Node, DataDirError> {
         let config = self.config()?;
+        self.restrict_modes()?;
         let hub = parse_hub_key(&self.config_path(), &config.hub_key)?;
         let key = NodeKey::load_or_create(&self.key_path())?;
         Ok(Node::open(&self.store_path(), key, hub)?)
     }
+}
+
+impl DataDir {
+    /// Sets the directory to 0700 and its store and config files to 0600
+    /// where they allow more (the key file has its own check, which refuses
+    /// to load a key others can read).
+    fn restrict_modes(&self) -> Result<(), DataDirError> {
+        restrict(&self.root, 0o700)?;
+        let store = self.store_path();
+        let mut files = vec![self.config_path(), store.clone()];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = store.clone().into_os_string();
+            p.push(suffix);
+            files.push(PathBuf::from(p));
+        }
+        for f in files {
+            if f.exists() {
+                restrict(&f, 0o600)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Clears the mode bits of `path` beyond `mode`.
+fn restrict(path: &Path, mode: u32) -> Result<(), DataDirError> {
+    let io = |source| DataDirError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let now = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if now & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(now & mode)).map_err(io)?;
+        tracing::info!(path = %path.display(), from = format!("{now:o}"), to = format!("{:o}", now & mode), "closed to others");
+    }
+    Ok(())
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
+    write_owner_only(path, bytes).map_err(|source| DataDirError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path`, created (or truncated) with mode 0600; a file
+/// that existed keeps its owner and loses any group or other bits.
+pub(crate) fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    let mode = f.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn parse_hub_key(path: &Path, text: &str) -> Result<NodeId, DataDirError> {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod expiry;
 pub mod http;
 pub mod key;
+pub mod lan_rules;
 pub mod net;
 pub mod node;
 pub mod rules;

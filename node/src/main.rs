@@ -301,6 +301,14 @@ fn main() -> Result<()> {
                         "status": r.status, "reason": r.reason,
                     })).collect::<Vec<_>>(),
                     "foreign_rejections": s.foreign_rejections,
+                    "lan_groups": s.lan_groups.iter().map(|(m, g, n)| serde_json::json!({
+                        "municipality": m.to_string(), "group": g, "members": n,
+                    })).collect::<Vec<_>>(),
+                    "withdrawn_rights": s.withdrawn_rights.iter().map(|w| serde_json::json!({
+                        "accept_seq": w.accept_seq, "from": w.credit.sender.to_string(),
+                        "account": w.credit.account.get(), "points": w.credit.points.get(),
+                        "already_spent": w.shortfall.get(), "reason": w.reason, "at_ms": w.at.0,
+                    })).collect::<Vec<_>>(),
                     "running": live.is_some(),
                     "hub_link": live.as_ref().map(|l| l.hub_link.clone()),
                     "hub_link_since_ms": live.as_ref().map(|l| l.hub_link_since_ms),
@@ -352,6 +360,32 @@ fn main() -> Result<()> {
                     None => println!(
                         "hub link: unknown (`mykey-node run` is not running on this data directory)"
                     ),
+                }
+                if s.lan_groups.is_empty() {
+                    println!(
+                        "LAN groups: none (no roster from the hub names this node, so it admits no LAN peer)"
+                    );
+                }
+                for (m, g, n) in &s.lan_groups {
+                    println!("LAN group {g} of {m}: {n} nodes on the roster");
+                }
+                for w in &s.withdrawn_rights {
+                    println!(
+                        "right withdrawn: {} on account {} from {} (the hub rejected this node's acceptance, seq {}: {}){}",
+                        w.credit.points,
+                        w.credit.account,
+                        w.credit.sender.short(),
+                        w.accept_seq,
+                        w.reason,
+                        if w.shortfall.is_zero() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; {} of it was already spent, so the right is now zero",
+                                w.shortfall
+                            )
+                        }
+                    );
                 }
                 for r in &s.troubled {
                     println!(

@@ -4,8 +4,11 @@
 
 use crate::card::VerifiedCardProof;
 use crate::key::NodeKey;
+use crate::lan_rules;
 use crate::rules::{self, Decline, SpendView};
-use crate::store::{CardRow, NumberRow, OutboxCounts, OutboxRow, Store, StoreError};
+use crate::store::{
+    CardRow, NumberRow, OutboxCounts, OutboxRow, RightCredit, Store, StoreError, WithdrawnRight,
+};
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
@@ -117,6 +120,14 @@ pub enum PeerTxsError {
         #[source]
         source: mykey_sync_proto::VerifyError,
     },
+    /// A signer is not on a LAN roster with this node.
+    #[error(
+        "transactions signed by {} are refused: no LAN roster from the hub names both that node and this one (the hub operator adds stalls with `mykey-hub lan roster`); nothing from this batch was stored", .signer.short()
+    )]
+    NotOnRoster {
+        /// The signer.
+        signer: NodeId,
+    },
     /// The store failed: nothing was stored.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -145,6 +156,12 @@ pub struct Status {
     pub troubled: Vec<OutboxRow>,
     /// Rejections of transactions carried for other nodes.
     pub foreign_rejections: u64,
+    /// Rights received from LAN peers and withdrawn because the hub
+    /// rejected this node's acceptance of them (newest first).
+    pub withdrawn_rights: Vec<WithdrawnRight>,
+    /// The LAN groups whose roster names this node: (municipality, group,
+    /// members).
+    pub lan_groups: Vec<(MunicipalityCode, String, u64)>,
 }
 
 /// A node: its key, its store, the hub key it trusts.
@@ -521,6 +538,12 @@ impl Node {
                 if rc.node != me {
                     if let Outcome::Rejected(reason) = &rc.outcome {
                         w.put_rejection(&rc.tx, &rc.node, rc.seq, &reason.to_string(), now)?;
+                        if reason.is_chain_level() {
+                            // The hub will not take this chain from here: its
+                            // spends stop counting and are not carried again.
+                            warn!(node = %me.short(), peer = %rc.node.short(), seq = rc.seq, "the hub refused a LAN peer's chain: {reason}; its spends from here on no longer count against holders");
+                            w.put_peer_refusal(&rc.node, rc.seq, &reason.to_string(), now)?;
+                        }
                     }
                     continue;
                 }
@@ -568,6 +591,15 @@ impl Node {
                         let text = reason.to_string();
                         w.set_outbox_outcome(rc.seq, &rc.tx, "rejected", Some(&text), None, None, now)?;
                         settle_number(w, rc.seq, false)?;
+                        if let Some(wd) = w.withdraw_right_credit(rc.seq, &text, now)? {
+                            warn!(
+                                node = %me.short(), seq = rc.seq, from = %wd.credit.sender.short(),
+                                account = %wd.credit.account, points = %wd.credit.points,
+                                shortfall = %wd.shortfall,
+                                "the hub rejected this node's acceptance of a LAN peer's right: withdrawn ({} already spent)",
+                                wd.shortfall
+                            );
+                        }
                     }
                 }
             }
@@ -605,9 +637,17 @@ impl Node {
 
     /// Verifies and stores transactions signed by LAN peers, so their pending
     /// spends count against balances here and this node can carry them to the
-    /// hub. The whole batch is refused if one signature fails; this node's own
-    /// transactions and those of revoked keys are skipped. Returns how many
-    /// were new.
+    /// hub. The whole batch is refused if one signature fails or one signer is
+    /// not on a LAN roster with this node; this node's own transactions and
+    /// those of revoked keys are skipped. A signer's spends are taken while
+    /// what counts of that signer stays within the per-signer cap
+    /// ([`lan_rules::peer_spend_cap`]): at the first one beyond it, the rest
+    /// of that signer's batch is left out (it stays unheld, so the peer
+    /// offers it again once the hub confirmed its earlier spends). A right
+    /// given to this node is credited only within the hub-signed grant it
+    /// carries ([`lan_rules::check_right_transfer`]); otherwise it is stored
+    /// (it is in the sender's chain) but credits nothing, and the reason is
+    /// logged. Returns how many were new.
     pub fn accept_peer_txs(
         &mut self,
         txs: &[SignedTx],
@@ -621,14 +661,24 @@ impl Node {
             verified.push(v);
         }
         let me = self.id();
+        let hub = self.hub;
         let key = &self.key;
         let mut accepted = 0;
         let n = self.store.write(|w| {
+            for v in &verified {
+                let signer = v.payload().node;
+                if signer != me && !w.read().shares_roster(&signer)? {
+                    return Err(PeerTxsError::NotOnRoster { signer });
+                }
+            }
             let mut n = 0;
-            let municipality_here = w.read().limits()?.map(|l| l.municipality);
+            let limits = w.read().limits()?;
+            let municipality_here = limits.as_ref().map(|l| l.municipality);
+            let cap = lan_rules::peer_spend_cap(limits.as_ref());
+            let mut over_cap: Vec<NodeId> = vec![];
             for v in &verified {
                 let p = v.payload();
-                if p.node == me || w.read().is_revoked(&p.node)? {
+                if p.node == me || w.read().is_revoked(&p.node)? || over_cap.contains(&p.node) {
                     continue;
                 }
                 let (account, municipality, points) = match &p.body {
@@ -640,23 +690,64 @@ impl Node {
                     TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
                     TxBody::RightAccept(_) => (None, None, Points::ZERO),
                 };
+                if let TxBody::Redeem(_) = &p.body
+                    && !w.read().peer_tx_held(&p.node, p.seq)?
+                {
+                    let counted = w.read().peer_pending(&p.node)?;
+                    if !lan_rules::within_peer_cap(counted, points, cap) {
+                        warn!(
+                            node = %me.short(), peer = %p.node.short(), seq = p.seq,
+                            "left out a LAN peer's spend of {points}: {counted} of its spends already count here, and one peer's may count at most {cap} (this node's exposure limit); it is offered again once the hub confirms earlier ones"
+                        );
+                        over_cap.push(p.node);
+                        continue;
+                    }
+                }
                 // A right given to this node counts once (by the transfer's
-                // id), in its own municipality, and is acknowledged in this
-                // node's chain with the sender's signed transfer, so the hub
-                // moves the reservation before any spend that relies on it.
+                // id), in its own municipality, within the hub's grant, and
+                // is acknowledged in this node's chain with the sender's
+                // signed transfer, so the hub moves the reservation before
+                // any spend that relies on it.
                 if let TxBody::RightTransfer(t) = &p.body
                     && t.to == me
-                    && Some(t.municipality) == municipality_here
-                    && !t.points.is_zero()
-                    && w.note_right_event(v.id().as_bytes(), "transfer", t.points, now)?
+                    && !w.read().right_event_seen(v.id().as_bytes())?
                 {
-                    w.credit_right(t.account, t.municipality, t.points, 0)?;
-                    let accept = TxBody::RightAccept(RightAccept {
-                        transfer: v.signed().clone(),
-                    });
-                    sign_into(w, key, accept, now)?;
-                    accepted += 1;
-                    info!(node = %me.short(), from = %p.node.short(), points = %t.points, "right received on the LAN");
+                    let checked = match municipality_here {
+                        None => Err("this node has no limits from the hub yet".to_owned()),
+                        Some(ours) => {
+                            let given = w.read().right_tally(&p.node, t.right_id)?;
+                            lan_rules::check_right_transfer(t, &p.node, ours, &hub, given)
+                                .map_err(|e| e.to_string())
+                        }
+                    };
+                    match checked {
+                        Ok(points) => {
+                            w.note_right_event(v.id().as_bytes(), "transfer", points, now)?;
+                            w.credit_right(t.account, t.municipality, points, 0)?;
+                            w.add_right_tally(&p.node, t.right_id, points)?;
+                            let accept = TxBody::RightAccept(RightAccept {
+                                transfer: v.signed().clone(),
+                            });
+                            let done = sign_into(w, key, accept, now)?;
+                            w.put_right_credit(
+                                done.seq,
+                                &RightCredit {
+                                    sender: p.node,
+                                    right_id: t.right_id,
+                                    account: t.account,
+                                    municipality: t.municipality,
+                                    points,
+                                },
+                            )?;
+                            accepted += 1;
+                            info!(node = %me.short(), from = %p.node.short(), %points, right = t.right_id, "right received on the LAN");
+                        }
+                        Err(why) => {
+                            // Counted as seen, so a resent offer is not logged again.
+                            w.note_right_event(v.id().as_bytes(), "refused", Points::ZERO, now)?;
+                            warn!(node = %me.short(), from = %p.node.short(), points = %t.points, right = t.right_id, "refused a right from a LAN peer, nothing credited: {why}");
+                        }
+                    }
                 }
                 let kind = p.body.name();
                 if w.put_peer_tx(
@@ -672,12 +763,19 @@ impl Node {
                     n += 1;
                 }
             }
-            Ok::<_, StoreError>(n)
+            Ok::<_, PeerTxsError>(n)
         })?;
         if n > 0 {
             debug!(node = %me.short(), new = n, rights_received = accepted, "stored LAN peers' transactions");
         }
         Ok(n)
+    }
+
+    /// Whether a LAN peer may be admitted: the latest roster of some group
+    /// names both it and this node, and its key is not revoked.
+    pub fn lan_admits(&self, peer: &NodeId) -> Result<bool, StoreError> {
+        let r = self.store.read();
+        Ok(*peer != self.id() && !r.is_revoked(peer)? && r.shares_roster(peer)?)
     }
 
     /// The highest seq of a peer's chain held here without a gap (counting
@@ -686,9 +784,15 @@ impl Node {
         self.store.read().peer_have_through(node)
     }
 
-    /// Peers' transactions the hub has not reported as processed, for carrying.
-    pub fn peer_txs_undelivered(&self, max: usize) -> Result<Vec<SignedTx>, StoreError> {
-        self.store.read().peer_txs_undelivered(max)
+    /// Peers' transactions to carry to the hub, at most `max`, fair across
+    /// signers (`turn` rotates which signer comes first; see
+    /// `Reader::peer_txs_undelivered`); junk never gets here.
+    pub fn peer_txs_undelivered(
+        &self,
+        max: usize,
+        turn: usize,
+    ) -> Result<Vec<SignedTx>, StoreError> {
+        self.store.read().peer_txs_undelivered(max, turn)
     }
 
     /// Everything a status display needs.
@@ -705,6 +809,8 @@ impl Node {
             fact_cursor: r.meta_u64("fact_cursor")?,
             troubled: r.troubled(20)?,
             foreign_rejections: r.foreign_rejections()?,
+            withdrawn_rights: r.withdrawn_rights(20)?,
+            lan_groups: r.lan_groups()?,
         })
     }
 
@@ -961,7 +1067,11 @@ pub(crate) fn apply_fact(
             municipality,
             group,
             members,
-        } => w.put_roster(*municipality, group, members, p.hub_seq)?,
+        } => {
+            if w.put_roster(*municipality, group, members, p.hub_seq)? {
+                info!(node = %me.short(), %group, members = members.members().len(), named = members.contains(&me), "LAN roster from the hub");
+            }
+        }
     }
     Ok(true)
 }

@@ -25,6 +25,17 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The file could not be created.
+    #[error(
+        "cannot create the node store {path}: {source}; check the data directory's permissions"
+    )]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file was written by a newer version.
     #[error(
         "node store schema version {found} is newer than this build ({supported}): upgrade mykey-node"
@@ -172,7 +183,64 @@ const MIGRATIONS: &[&str] = &[
         hub_seq INTEGER NOT NULL,
         PRIMARY KEY (municipality, grp)
      ) WITHOUT ROWID;",
+    // LAN trust: each roster's members one per row (from the rosters already
+    // held), so whether a roster names both this node and a peer is an index
+    // lookup; what each sender already gave this node under each of its
+    // hub-granted rights; the rights this node credited from peers, by the
+    // seq of its own RightAccept, so a rejected acceptance withdraws exactly
+    // that; and the hub's chain-level refusals of peers' transactions this
+    // node carried (from that seq on, the signer's spends no longer count).
+    "CREATE TABLE lan_members (
+        municipality INTEGER NOT NULL,
+        grp TEXT NOT NULL,
+        node BLOB NOT NULL,
+        PRIMARY KEY (municipality, grp, node)
+     ) WITHOUT ROWID;
+     CREATE INDEX lan_members_node ON lan_members(node);
+     WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 99)
+     INSERT OR IGNORE INTO lan_members(municipality, grp, node)
+        SELECT r.municipality, r.grp, substr(r.members, 32 * k.i + 1, 32)
+        FROM lan_rosters r, k WHERE 32 * k.i < length(r.members);
+     CREATE TABLE right_tally (
+        sender BLOB NOT NULL,
+        right_id INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        PRIMARY KEY (sender, right_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE right_credits (
+        accept_seq INTEGER PRIMARY KEY,
+        sender BLOB NOT NULL,
+        right_id INTEGER NOT NULL,
+        account INTEGER NOT NULL,
+        municipality INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        withdrawn_at INTEGER,
+        shortfall INTEGER,
+        reason TEXT
+     );
+     CREATE TABLE peer_refusals (
+        node BLOB PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
+
+/// The conditions under which a LAN peer's stored transaction `p` still
+/// counts (as a pending spend) and is still carried to the hub: the hub has
+/// not reported it processed, its signer is not revoked, the hub did not
+/// refuse the signer's chain at or before it, and a LAN roster names both
+/// its signer and this node.
+macro_rules! live_peer_tx {
+    () => {
+        "p.seq > coalesce((SELECT g.through_seq FROM progress g WHERE g.node = p.node), 0)
+         AND NOT EXISTS (SELECT 1 FROM revoked_nodes v WHERE v.node = p.node)
+         AND NOT EXISTS (SELECT 1 FROM peer_refusals f WHERE f.node = p.node AND p.seq >= f.seq)
+         AND EXISTS (SELECT 1 FROM lan_members a JOIN lan_members b
+                       ON b.municipality = a.municipality AND b.grp = a.grp
+                     WHERE a.node = p.node AND b.node = (SELECT v FROM meta WHERE k = 'node'))"
+    };
+}
 
 /// What the node holds of a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +305,46 @@ pub struct OutboxCounts {
     pub last_receipt_at: Option<UnixMillis>,
 }
 
+/// A right credited to this node from a LAN peer's transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RightCredit {
+    /// The node that gave it.
+    pub sender: NodeId,
+    /// The sender's hub-granted right it came from.
+    pub right_id: u64,
+    /// The holder's account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// How many points were credited.
+    pub points: Points,
+}
+
+/// A credited right as stored, with its withdrawal time if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredit {
+    /// The credit.
+    pub credit: RightCredit,
+    /// When it was withdrawn (`None`: it stands).
+    pub withdrawn_at: Option<UnixMillis>,
+}
+
+/// A right withdrawn because the hub rejected this node's acceptance of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawnRight {
+    /// This node's RightAccept that the hub rejected.
+    pub accept_seq: u64,
+    /// What had been credited.
+    pub credit: RightCredit,
+    /// Points of it already spent, which could not be taken back (the right
+    /// went to zero): spends the hub holds beyond this node's reservation.
+    pub shortfall: Points,
+    /// The hub's reason.
+    pub reason: String,
+    /// When.
+    pub at: UnixMillis,
+}
+
 /// The store.
 pub struct Store {
     conn: Connection,
@@ -259,9 +367,47 @@ fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
+fn credit_row(
+    sender: Vec<u8>,
+    right_id: i64,
+    account: i64,
+    m: u32,
+    points: i64,
+) -> Result<RightCredit, StoreError> {
+    let sender: [u8; 32] = sender
+        .try_into()
+        .map_err(|_| corrupt("right_credits", "sender is not 32 bytes"))?;
+    Ok(RightCredit {
+        sender: NodeId::from_bytes(sender).map_err(|e| corrupt("right_credits", e))?,
+        right_id: u(right_id),
+        account: AccountId::new(u(account)).map_err(|e| corrupt("right_credits", e))?,
+        municipality: MunicipalityCode::try_from(m).map_err(|e| corrupt("right_credits", e))?,
+        points: Points::new(u(points)).map_err(|e| corrupt("right_credits", e))?,
+    })
+}
+
 impl Store {
-    /// Opens (creating and migrating) the store at `path`.
+    /// Opens (creating and migrating) the store at `path`. A new file is
+    /// created with mode 0600 (card-to-account links and balances are
+    /// nobody else's business); SQLite gives its `-wal` and `-shm` files the
+    /// same mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StoreError::Create {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
         let conn = Connection::open(path)?;
         Self::init(conn)
     }
@@ -595,6 +741,10 @@ impl Writer<'_> {
              ON CONFLICT(node) DO UPDATE SET through_seq = max(through_seq, excluded.through_seq)",
             )?
             .execute(params![node.as_bytes(), i(through_seq)])?;
+        // The hub processed the signer's chain past a refusal: it is moot.
+        self.tx
+            .prepare_cached("DELETE FROM peer_refusals WHERE node = ?1 AND seq <= ?2")?
+            .execute(params![node.as_bytes(), i(through_seq)])?;
         Ok(())
     }
 
@@ -721,26 +871,155 @@ impl Writer<'_> {
     }
 
     /// Keeps the latest roster of a LAN group (a later hub_seq replaces it;
-    /// an empty roster ends the group).
+    /// an empty roster ends the group) and its members one per row; true if
+    /// it replaced what was held.
     pub fn put_roster(
         &self,
         m: MunicipalityCode,
         group: &mykey_sync_proto::LanGroup,
         members: &mykey_sync_proto::Roster,
         hub_seq: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let bytes: Vec<u8> = members
             .members()
             .iter()
             .flat_map(|n| n.as_bytes().to_vec())
             .collect();
-        self.tx
+        let changed = self
+            .tx
             .prepare_cached(
                 "INSERT INTO lan_rosters(municipality, grp, members, hub_seq) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(municipality, grp) DO UPDATE SET members = excluded.members, hub_seq = excluded.hub_seq
              WHERE excluded.hub_seq > lan_rosters.hub_seq",
             )?
-            .execute(params![m.get(), group.as_str(), bytes, i(hub_seq)])?;
+            .execute(params![m.get(), group.as_str(), bytes, i(hub_seq)])?
+            > 0;
+        if changed {
+            self.tx
+                .prepare_cached("DELETE FROM lan_members WHERE municipality = ?1 AND grp = ?2")?
+                .execute(params![m.get(), group.as_str()])?;
+            let mut st = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO lan_members(municipality, grp, node) VALUES (?1, ?2, ?3)",
+            )?;
+            for n in members.members() {
+                st.execute(params![m.get(), group.as_str(), n.as_bytes().as_slice()])?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Counts `points` more given by `sender` to this node under its right
+    /// `right_id`.
+    pub fn add_right_tally(
+        &self,
+        sender: &NodeId,
+        right_id: u64,
+        points: Points,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO right_tally(sender, right_id, points) VALUES (?1, ?2, ?3)
+             ON CONFLICT(sender, right_id) DO UPDATE SET points = points + excluded.points",
+            )?
+            .execute(params![
+                sender.as_bytes().as_slice(),
+                i(right_id),
+                i(points.get())
+            ])?;
+        Ok(())
+    }
+
+    /// Records a right credited from a peer's transfer, acknowledged by this
+    /// node's own transaction `accept_seq`.
+    pub fn put_right_credit(
+        &self,
+        accept_seq: u64,
+        credit: &RightCredit,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO right_credits(accept_seq, sender, right_id, account, municipality, points)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                i(accept_seq),
+                credit.sender.as_bytes().as_slice(),
+                i(credit.right_id),
+                i(credit.account.get()),
+                credit.municipality.get(),
+                i(credit.points.get())
+            ])?;
+        Ok(())
+    }
+
+    /// Withdraws the right credited with this node's `accept_seq` (the hub
+    /// rejected that acceptance): its points leave this node's right, the
+    /// received part first; what was already spent of them cannot leave, so
+    /// the right goes to zero and the shortfall is kept with the reason.
+    /// `None` if no credit was made with that seq or it was withdrawn before.
+    pub fn withdraw_right_credit(
+        &self,
+        accept_seq: u64,
+        reason: &str,
+        at: UnixMillis,
+    ) -> Result<Option<WithdrawnRight>, StoreError> {
+        let Some(c) = self.read().right_credit(accept_seq)? else {
+            return Ok(None);
+        };
+        if c.withdrawn_at.is_some() {
+            return Ok(None);
+        }
+        let (total, _, own) = self
+            .read()
+            .right_parts(c.credit.account, c.credit.municipality)?;
+        let received = total.get() - own.get();
+        let w = c.credit.points.get();
+        let taken = w.min(total.get());
+        let shortfall = w - taken;
+        let left = total.get() - taken;
+        let received_left = received.saturating_sub(w).min(left);
+        self.tx
+            .prepare_cached(
+                "UPDATE rights SET points = ?3, received = ?4 WHERE account = ?1 AND municipality = ?2",
+            )?
+            .execute(params![
+                i(c.credit.account.get()),
+                c.credit.municipality.get(),
+                i(left),
+                i(received_left)
+            ])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE right_credits SET withdrawn_at = ?2, shortfall = ?3, reason = ?4 WHERE accept_seq = ?1",
+            )?
+            .execute(params![i(accept_seq), i(at.0), i(shortfall), reason])?;
+        let p = |v: u64| Points::new(v).map_err(|e| corrupt("right_credits", e));
+        Ok(Some(WithdrawnRight {
+            accept_seq,
+            credit: c.credit,
+            shortfall: p(shortfall)?,
+            reason: reason.to_owned(),
+            at,
+        }))
+    }
+
+    /// Records the hub's chain-level refusal of a peer's transaction this
+    /// node carried: from `seq` on, that signer's transactions neither count
+    /// nor are carried (until the hub reports its chain processed past it).
+    pub fn put_peer_refusal(
+        &self,
+        node: &NodeId,
+        seq: u64,
+        reason: &str,
+        at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO peer_refusals(node, seq, reason, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(node) DO UPDATE SET seq = min(seq, excluded.seq),
+               reason = excluded.reason, at = excluded.at",
+            )?
+            .execute(params![node.as_bytes().as_slice(), i(seq), reason, i(at.0)])?;
         Ok(())
     }
 
@@ -1137,7 +1416,9 @@ impl Reader<'_> {
     }
 
     /// Sum of unconfirmed redeems on an account: own, and those of LAN peers
-    /// that the hub has not yet reported as processed.
+    /// that still count (see `live_peer_tx!`: not yet processed by the hub,
+    /// signer not revoked nor refused by the hub, and on a roster with this
+    /// node).
     pub fn pending_on_account(
         &self,
         account: AccountId,
@@ -1145,16 +1426,166 @@ impl Reader<'_> {
     ) -> Result<Points, StoreError> {
         let s: i64 = self
             .conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT (SELECT coalesce(sum(points), 0) FROM outbox
                  WHERE status = 'pending' AND kind = 'redeem' AND account = ?1 AND municipality = ?2)
                  + (SELECT coalesce(sum(p.points), 0) FROM peer_txs p
-                    LEFT JOIN progress g ON g.node = p.node
-                    WHERE p.kind = 'redeem' AND p.account = ?1 AND p.municipality = ?2
-                      AND p.seq > coalesce(g.through_seq, 0))",
-            )?
+                    WHERE p.kind = 'redeem' AND p.account = ?1 AND p.municipality = ?2 AND ",
+                live_peer_tx!(),
+                ")"
+            ))?
             .query_row(params![i(account.get()), municipality.get()], |r| r.get(0))?;
         Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+    }
+
+    /// A LAN peer's spends held here that the hub has not reported
+    /// processed nor refused: what this node counts of that signer (across
+    /// every holder), held below the per-signer cap.
+    pub fn peer_pending(&self, node: &NodeId) -> Result<Points, StoreError> {
+        let s: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(p.points), 0) FROM peer_txs p
+                 WHERE p.node = ?1 AND p.kind = 'redeem'
+                   AND p.seq > coalesce((SELECT g.through_seq FROM progress g WHERE g.node = p.node), 0)
+                   AND NOT EXISTS (SELECT 1 FROM peer_refusals f WHERE f.node = p.node AND p.seq >= f.seq)",
+            )?
+            .query_row([node.as_bytes()], |r| r.get(0))?;
+        Points::new(u(s)).map_err(|e| corrupt("peer_txs", e))
+    }
+
+    /// Whether a LAN peer's transaction at `seq` is held here.
+    pub fn peer_tx_held(&self, node: &NodeId, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM peer_txs WHERE node = ?1 AND seq = ?2")?
+            .query_row(params![node.as_bytes().as_slice(), i(seq)], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Whether a grant or a peer's transfer with this id was counted already.
+    pub fn right_event_seen(&self, id: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM right_events WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Whether the latest roster of some LAN group names both `node` and
+    /// this node.
+    pub fn shares_roster(&self, node: &NodeId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM lan_members a JOIN lan_members b
+                   ON b.municipality = a.municipality AND b.grp = a.grp
+                 WHERE a.node = ?1 AND b.node = (SELECT v FROM meta WHERE k = 'node') LIMIT 1",
+            )?
+            .query_row([node.as_bytes()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// The LAN groups whose latest roster names this node: (municipality,
+    /// group, number of members).
+    pub fn lan_groups(&self) -> Result<Vec<(MunicipalityCode, String, u64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT a.municipality, a.grp, count(*) FROM lan_members a
+             WHERE EXISTS (SELECT 1 FROM lan_members b WHERE b.municipality = a.municipality
+                             AND b.grp = a.grp AND b.node = (SELECT v FROM meta WHERE k = 'node'))
+             GROUP BY a.municipality, a.grp ORDER BY a.municipality, a.grp",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (m, g, n) = row?;
+            let m = MunicipalityCode::try_from(m).map_err(|e| corrupt("lan_members", e))?;
+            out.push((m, g, u(n)));
+        }
+        Ok(out)
+    }
+
+    /// Points `sender` already gave this node under its right `right_id`.
+    pub fn right_tally(&self, sender: &NodeId, right_id: u64) -> Result<Points, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT points FROM right_tally WHERE sender = ?1 AND right_id = ?2")?
+            .query_row(params![sender.as_bytes().as_slice(), i(right_id)], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Points::new(v.map_or(0, u)).map_err(|e| corrupt("right_tally", e))
+    }
+
+    /// The right credited with this node's acceptance at `accept_seq`.
+    pub fn right_credit(&self, accept_seq: u64) -> Result<Option<StoredCredit>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT sender, right_id, account, municipality, points, withdrawn_at
+                 FROM right_credits WHERE accept_seq = ?1",
+            )?
+            .query_row([i(accept_seq)], |r| {
+                let credit = (
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, i64>(4)?,
+                );
+                Ok((credit, r.get::<_, Option<i64>>(5)?))
+            })
+            .optional()?;
+        let Some(((sender, right_id, account, m, points), withdrawn)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(StoredCredit {
+            credit: credit_row(sender, right_id, account, m, points)?,
+            withdrawn_at: withdrawn.map(|t| UnixMillis(u(t))),
+        }))
+    }
+
+    /// Rights withdrawn after the hub rejected their acceptance, newest first.
+    pub fn withdrawn_rights(&self, max: usize) -> Result<Vec<WithdrawnRight>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT accept_seq, sender, right_id, account, municipality, points, withdrawn_at,
+                    coalesce(shortfall, 0), coalesce(reason, '')
+             FROM right_credits WHERE withdrawn_at IS NOT NULL ORDER BY accept_seq DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([i(max as u64)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (seq, sender, right_id, account, m, points, at, short, reason) = row?;
+            out.push(WithdrawnRight {
+                accept_seq: u(seq),
+                credit: credit_row(sender, right_id, account, m, points)?,
+                shortfall: Points::new(u(short)).map_err(|e| corrupt("right_credits", e))?,
+                reason,
+                at: UnixMillis(u(at)),
+            });
+        }
+        Ok(out)
     }
 
     /// The highest seq of `node` held without a gap above what the hub has
@@ -1178,17 +1609,69 @@ impl Reader<'_> {
         Ok(have)
     }
 
-    /// LAN peers' transactions the hub has not reported as processed, in
-    /// (signer, seq) order, at most `max`: what a node with a hub link carries.
-    pub fn peer_txs_undelivered(&self, max: usize) -> Result<Vec<SignedTx>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT p.bytes FROM peer_txs p LEFT JOIN progress g ON g.node = p.node
-             WHERE p.seq > coalesce(g.through_seq, 0) ORDER BY p.node, p.seq LIMIT ?1",
-        )?;
-        let rows = st.query_map([i(max as u64)], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for b in rows {
-            out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("peer_txs", e))?);
+    /// LAN peers' transactions to carry to the hub, at most `max`, fair
+    /// across signers: only those that still count (`live_peer_tx!`; junk a
+    /// peer sent never gets here), each signer's in seq order from the first
+    /// the hub lacks, one round-robin share per signer (`max / signers`, at
+    /// least one) before any signer gets more, and the signers' order
+    /// rotated by `turn` so that a batch too small for all of them serves
+    /// the others next time.
+    pub fn peer_txs_undelivered(
+        &self,
+        max: usize,
+        turn: usize,
+    ) -> Result<Vec<SignedTx>, StoreError> {
+        if max == 0 {
+            return Ok(vec![]);
+        }
+        let mut signers: Vec<Vec<u8>> = {
+            let mut st = self.conn.prepare_cached(concat!(
+                "SELECT p.node FROM peer_txs p WHERE ",
+                live_peer_tx!(),
+                " GROUP BY p.node ORDER BY p.node"
+            ))?;
+            st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        if signers.is_empty() {
+            return Ok(vec![]);
+        }
+        let n = signers.len();
+        signers.rotate_left(turn % n);
+        signers.truncate(max);
+        let share = (max / signers.len()).max(1);
+        let mut st = self.conn.prepare_cached(concat!(
+            "SELECT p.bytes FROM peer_txs p WHERE p.node = ?1 AND ",
+            live_peer_tx!(),
+            " ORDER BY p.seq LIMIT ?2 OFFSET ?3"
+        ))?;
+        let mut per_signer: Vec<Vec<Vec<u8>>> = vec![];
+        let mut total = 0;
+        for s in &signers {
+            let rows: Vec<Vec<u8>> = st
+                .query_map(params![s, i(share as u64), 0], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            total += rows.len();
+            per_signer.push(rows);
+        }
+        // Room left: the signers that filled their share may take more, in turn.
+        for (k, s) in signers.iter().enumerate() {
+            if total >= max {
+                break;
+            }
+            if per_signer[k].len() < share {
+                continue;
+            }
+            let more: Vec<Vec<u8>> = st
+                .query_map(params![s, i((max - total) as u64), i(share as u64)], |r| {
+                    r.get(0)
+                })?
+                .collect::<Result<_, _>>()?;
+            total += more.len();
+            per_signer[k].extend(more);
+        }
+        let mut out = Vec::with_capacity(total);
+        for b in per_signer.into_iter().flatten() {
+            out.push(SignedTx::from_bytes(&b).map_err(|e| corrupt("peer_txs", e))?);
         }
         Ok(out)
     }
@@ -1297,5 +1780,63 @@ impl Reader<'_> {
             .conn
             .query_row("SELECT count(*) FROM rejections", [], |r| r.get(0))?;
         Ok(u(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(seed: u8) -> NodeId {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn rosters_held_before_the_members_table_are_split_into_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let (me, peer, other) = (node(1), node(2), node(3));
+        {
+            // A store at schema 7, holding a roster of three (as written then).
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            conn.execute(
+                "INSERT INTO meta(k, v) VALUES ('node', ?1)",
+                [me.as_bytes().as_slice()],
+            )
+            .unwrap();
+            let mut members = [me, peer, other];
+            members.sort();
+            let bytes: Vec<u8> = members.iter().flat_map(|n| n.as_bytes().to_vec()).collect();
+            conn.execute(
+                "INSERT INTO lan_rosters(municipality, grp, members, hub_seq) VALUES (131059, 'fest', ?1, 4)",
+                [bytes],
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let r = store.read();
+        assert!(r.shares_roster(&peer).unwrap() && r.shares_roster(&other).unwrap());
+        assert!(!r.shares_roster(&node(4)).unwrap());
+        assert_eq!(r.lan_groups().unwrap().len(), 1);
+        assert_eq!(r.lan_groups().unwrap()[0].2, 3);
+        // A later roster of the group replaces its members; an older one does not.
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let g = mykey_sync_proto::LanGroup::parse("fest").unwrap();
+        let only = mykey_sync_proto::Roster::new(vec![me, other]).unwrap();
+        store
+            .write(|w| {
+                assert!(!w.put_roster(m, &g, &only, 3)?);
+                assert!(w.put_roster(m, &g, &only, 5)?);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let r = store.read();
+        assert!(!r.shares_roster(&peer).unwrap());
+        assert!(r.shares_roster(&other).unwrap());
     }
 }

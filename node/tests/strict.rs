@@ -162,6 +162,19 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
     };
     let mut a = stall(dir.path(), 1, &mut hub);
     let mut b = stall(dir.path(), 2, &mut hub);
+    let mut c = stall(dir.path(), 3, &mut hub);
+    // The stalls trust each other on the LAN: a hub roster names them.
+    let roster = hub.facts(vec![(
+        Scope::Municipality(muni()),
+        FactBody::LanRoster {
+            municipality: muni(),
+            group: mykey_sync_proto::LanGroup::parse("festival").unwrap(),
+            members: mykey_sync_proto::Roster::new(vec![a.id(), b.id(), c.id()]).unwrap(),
+        },
+    )]);
+    for n in [&mut a, &mut b, &mut c] {
+        n.apply_facts(&roster).unwrap();
+    }
     a.apply_facts(&grant(&mut hub, a.id(), 1, 400)).unwrap();
     b.apply_facts(&grant(&mut hub, b.id(), 2, 100)).unwrap();
     // More than A holds: declined, nothing signed.
@@ -211,7 +224,6 @@ fn a_lan_transfer_is_taken_once_and_acknowledged_and_forgeries_are_refused() {
     assert_eq!(b.right(acct(), muni()).unwrap().0, p(0));
     assert_eq!(a.status().unwrap().exposure, p(0));
     // A transfer addressed to someone else is stored (to carry) but not credited.
-    let mut c = stall(dir.path(), 3, &mut hub);
     assert_eq!(c.accept_peer_txs(&offer, T).unwrap(), 1);
     assert_eq!(c.right(acct(), muni()).unwrap().0, p(0));
 }

@@ -166,6 +166,15 @@ pub trait HubCore: HubService {
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
     /// Ledger transfers after position `pos`, at most `limit`, in order.
     fn transfers_after(&mut self, pos: u64, limit: u32) -> anyhow::Result<Vec<SimTransfer>>;
+    /// Issues the roster of a LAN group: the nodes that admit each other
+    /// as LAN peers.
+    fn lan_roster(
+        &mut self,
+        m: MunicipalityCode,
+        group: &str,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
     /// The points reserved for each (holder account, node), non-zero only.
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
 }

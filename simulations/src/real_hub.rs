@@ -261,6 +261,17 @@ impl HubCore for RealHub {
             })
             .collect())
     }
+    fn lan_roster(
+        &mut self,
+        m: MunicipalityCode,
+        group: &str,
+        nodes: &[NodeId],
+        now: UnixMillis,
+    ) -> anyhow::Result<()> {
+        let group = mykey_sync_proto::LanGroup::parse(group)?;
+        self.hub.set_lan_roster(m, &group, nodes, now)?;
+        Ok(())
+    }
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>> {
         Ok(self
             .hub

@@ -282,6 +282,16 @@ impl<H: HubCore> World<H> {
             net.lan_group[i] = spec.lan_group;
             nodes.push(node);
         }
+        // Each LAN group's stalls admit each other only from the hub's roster.
+        let groups: std::collections::BTreeSet<usize> =
+            plan.nodes.iter().filter_map(|n| n.lan_group).collect();
+        for g in groups {
+            let members: Vec<mykey_sync_proto::NodeId> = (0..nodes.len())
+                .filter(|i| plan.nodes[*i].lan_group == Some(g))
+                .map(|i| nodes[i].id)
+                .collect();
+            hub.lan_roster(municipality, &format!("group-{g}"), &members, t0)?;
+        }
         let mut holders = Vec::new();
         let mut credits = rng.fork(4);
         for i in 0..plan.holders {

@@ -187,8 +187,12 @@ fn setup() -> Setup {
         .unwrap();
     assert!(welcome.is_ok(), "{welcome:?}");
 
-    hub.set_operator(OPERATOR, PASSWORD, t).unwrap();
-    let token = hub.new_api_token(OPERATOR, t).unwrap();
+    hub.set_operator(OPERATOR, PASSWORD, mykey_hub::access::Role::Admin, t)
+        .unwrap();
+    let token = hub
+        .new_api_token(OPERATOR, mykey_hub::access::Scope::Admin, None, t)
+        .unwrap()
+        .token;
     Setup {
         hub_dir,
         healthy,

@@ -50,6 +50,9 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
         .escrow_grant(m, &[cc, stall], Some(&[hanako]), w.now)
         .unwrap();
     assert_eq!(g.points, 1000);
+    // The two may trust each other on the LAN: the hub's roster names them.
+    let fest = mykey_sync_proto::LanGroup::parse("festival").unwrap();
+    w.hub.set_lan_roster(m, &fest, &[cc, stall], w.now).unwrap();
     w.sync_all().unwrap();
     for s in [CC, STALL] {
         assert_eq!(w.sites[s].node.right(hanako, m).unwrap(), (pts(500), true));
@@ -105,7 +108,7 @@ fn stalls_cut_off_from_the_hub_share_rights_and_never_overdraw() {
     // transfer, then its spend), then the centre's transactions it carries.
     w.advance_ms(8 * 3_600_000);
     w.sync(STALL).unwrap();
-    let carried = w.sites[STALL].node.peer_txs_undelivered(500).unwrap();
+    let carried = w.sites[STALL].node.peer_txs_undelivered(500, 0).unwrap();
     assert_eq!(carried.len(), 3);
     let r = w.hub.ingest(&stall, carried, w.now);
     w.sites[STALL].node.apply_receipts(&r, w.now).unwrap();

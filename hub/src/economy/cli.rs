@@ -116,7 +116,29 @@ pub enum OperatorCmd {
         #[arg(long, value_parser = parse_policy, default_value = "never")]
         expiry: ExpiryPolicy,
     },
-    /// List operators.
+    /// Let an operator credit a municipality's holders, up to a daily cap
+    /// (sets a new cap if it was allowed already).
+    Allow {
+        /// The operator's id.
+        #[arg(long)]
+        id: String,
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+        /// Most points (regional and premium) it may credit there per JST day.
+        #[arg(long, value_parser = parse_points)]
+        daily_cap: Points,
+    },
+    /// Stop an operator crediting a municipality's holders.
+    Disallow {
+        /// The operator's id.
+        #[arg(long)]
+        id: String,
+        /// The municipality.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: MunicipalityCode,
+    },
+    /// List operators with the municipalities they may credit.
     List,
 }
 
@@ -306,6 +328,25 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 "operator {id} enrolled: rate {rate}, holding {holding_days} day(s), expiry {expiry}"
             );
         }
+        EconomyCmd::ExchangeOperator(OperatorCmd::Allow {
+            id,
+            municipality,
+            daily_cap,
+        }) => {
+            let id = OperatorId::parse(id).map_err(|e| CliError::Input(e.to_string()))?;
+            hub.allow_exchange(&id, *municipality, *daily_cap, now)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            println!("operator {id} may credit {municipality} up to {daily_cap} a day (JST)");
+        }
+        EconomyCmd::ExchangeOperator(OperatorCmd::Disallow { id, municipality }) => {
+            let id = OperatorId::parse(id).map_err(|e| CliError::Input(e.to_string()))?;
+            if !hub.disallow_exchange(&id, *municipality)? {
+                return Err(CliError::Input(format!(
+                    "operator {id} was not allowed to credit {municipality}; nothing was changed"
+                )));
+            }
+            println!("operator {id} may no longer credit {municipality}");
+        }
         EconomyCmd::ExchangeOperator(OperatorCmd::List) => {
             for o in hub.exchange_operators()? {
                 println!(
@@ -317,6 +358,13 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                     o.expiry.to_string(),
                     hex::encode(o.public_key)
                 );
+                let caps = hub.exchange_caps(&o.id)?;
+                if caps.is_empty() {
+                    println!("  may credit no municipality yet: `exchange-operator allow`");
+                }
+                for (m, cap) in caps {
+                    println!("  may credit {m} up to {cap} a day");
+                }
             }
         }
         EconomyCmd::Campaign(CampaignCmd::Add(a)) => {

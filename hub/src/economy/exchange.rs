@@ -9,10 +9,17 @@
 //! campaign premium of the target municipality (percent, window, cap per
 //! holder, funded by the municipality) and the operator's holding period.
 //!
+//! An operator credits only the municipalities it is allowed for
+//! ([`Hub::allow_exchange`]), each up to a daily cap of points (regional
+//! and premium, per JST day of the hub's clock); a request's `requested_at`
+//! must lie within [`ExchangePolicy::window_ms`] of the hub's clock, and
+//! every number in it is checked before anything is stored.
+//!
 //! One way only: there is no request, transfer kind or ledger path that
 //! turns regional points back into operator points.
 
 use crate::admin::{balance_in, tell_balance};
+use crate::economy::calendar::Date;
 use crate::economy::lots::ExpiryPolicy;
 use crate::hub::{Hub, finish};
 use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
@@ -25,6 +32,10 @@ use std::fmt;
 
 /// Largest request body the hub reads.
 pub const MAX_REQUEST_BYTES: usize = 4096;
+/// Most operator points one request may exchange (as [`Points::MAX`]).
+pub const MAX_OPERATOR_POINTS: u64 = Points::MAX;
+/// How far `requested_at` may be from the hub's clock by default: 24 hours.
+pub const DEFAULT_WINDOW_MS: u64 = MS_PER_DAY;
 const MS_PER_DAY: u64 = 86_400_000;
 /// Held exchanges released per storage transaction.
 const RELEASE_BATCH: u32 = 500;
@@ -261,6 +272,21 @@ pub struct ExchangeReceipt {
     pub held: Points,
 }
 
+/// The hub's terms for exchange requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExchangePolicy {
+    /// `requested_at` must be within this many milliseconds of the hub's clock, either way.
+    pub window_ms: u64,
+}
+
+impl Default for ExchangePolicy {
+    fn default() -> Self {
+        ExchangePolicy {
+            window_ms: DEFAULT_WINDOW_MS,
+        }
+    }
+}
+
 /// Why an exchange was refused. Nothing was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -292,6 +318,44 @@ pub enum ExchangeError {
     /// Too few operator points for one regional point.
     #[error("{0} operator points give no regional point at the rate {1}; exchange more")]
     TooSmall(u64, Rate),
+    /// `requested_at` is too far from the hub's clock.
+    #[error(
+        "requested_at {requested_at} is more than {window_ms} ms from the hub's clock ({now}); \
+         send the current time in Unix milliseconds (check the sender's clock)"
+    )]
+    OutOfWindow {
+        /// What the request said.
+        requested_at: u64,
+        /// The hub's clock.
+        now: u64,
+        /// The window.
+        window_ms: u64,
+    },
+    /// The operator may not credit this municipality's holders.
+    #[error(
+        "operator {0} may not credit municipality {1}; ask the hub operator to run \
+         `mykey-hub exchange-operator allow --id {0} --municipality {1} --daily-cap N`"
+    )]
+    NotAllowed(OperatorId, MunicipalityCode),
+    /// The operator's daily cap in the municipality would be passed.
+    #[error(
+        "operator {operator} has credited {used} of its {cap} points today (JST) in {municipality}; \
+         this request needs {wanted}: retry after 00:00 JST or ask for a higher cap"
+    )]
+    DailyCap {
+        /// The operator.
+        operator: OperatorId,
+        /// Where.
+        municipality: MunicipalityCode,
+        /// Its cap.
+        cap: u64,
+        /// Credited today already.
+        used: u64,
+        /// What the request would credit.
+        wanted: u64,
+        /// When the cap resets (the next JST midnight).
+        resets_at: UnixMillis,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -377,10 +441,10 @@ pub fn verify(
             "request_id must be 1-64 printable ASCII characters".into(),
         ));
     }
-    if req.operator_points == 0 {
-        return Err(ExchangeError::Malformed(
-            "operator_points must be positive".into(),
-        ));
+    if req.operator_points == 0 || req.operator_points > MAX_OPERATOR_POINTS {
+        return Err(ExchangeError::Malformed(format!(
+            "operator_points must be from 1 to {MAX_OPERATOR_POINTS}"
+        )));
     }
     Ok(req)
 }
@@ -460,12 +524,42 @@ pub(crate) fn after_wallet_credit(
     tell_balance(st, key, account, m, now)
 }
 
+/// Checks `requested_at` against the hub's clock (pure).
+pub fn check_window(
+    requested_at: u64,
+    now: UnixMillis,
+    policy: &ExchangePolicy,
+) -> Result<(), ExchangeError> {
+    if requested_at.abs_diff(now.0) > policy.window_ms {
+        return Err(ExchangeError::OutOfWindow {
+            requested_at,
+            now: now.0,
+            window_ms: policy.window_ms,
+        });
+    }
+    Ok(())
+}
+
 impl Hub {
-    /// Applies an operator's signed exchange request (idempotent by request id).
+    /// Applies an operator's signed exchange request (idempotent by request
+    /// id) under the default [`ExchangePolicy`].
     pub fn exchange(
         &mut self,
         signed: &SignedExchange,
         now: UnixMillis,
+    ) -> Result<ExchangeReceipt, ExchangeError> {
+        self.exchange_with(signed, now, &ExchangePolicy::default())
+    }
+
+    /// Applies an operator's signed exchange request (idempotent by request
+    /// id): a replay answers the stored result; a new request must be within
+    /// the policy's window, for a municipality the operator is allowed for,
+    /// and within its daily cap there.
+    pub fn exchange_with(
+        &mut self,
+        signed: &SignedExchange,
+        now: UnixMillis,
+        policy: &ExchangePolicy,
     ) -> Result<ExchangeReceipt, ExchangeError> {
         let mut st = self.store.begin()?;
         let op = st
@@ -486,6 +580,7 @@ impl Hub {
                 held,
             });
         }
+        check_window(req.requested_at, now, policy)?;
         let my_key_id = MyKeyId::parse(&req.my_key_id)
             .map_err(|_| ExchangeError::UnknownHolder(req.my_key_id.clone()))?;
         let account = st
@@ -502,6 +597,9 @@ impl Hub {
         if st.municipality(m)?.is_none() {
             return Err(ExchangeError::UnknownMunicipality(m.to_string()));
         }
+        let cap = st
+            .exchange_cap(&op.id, m)?
+            .ok_or_else(|| ExchangeError::NotAllowed(op.id.clone(), m))?;
         let mut campaigns = vec![];
         for c in st
             .campaigns(m)?
@@ -523,6 +621,20 @@ impl Hub {
                 Points::MAX
             )));
         }
+        let today = Date::of(now);
+        let used = st.exchange_volume(&op.id, m, today.start())?;
+        let wanted = q.regional.get().saturating_add(q.premium.get());
+        if used.saturating_add(wanted) > cap.get() {
+            return Err(ExchangeError::DailyCap {
+                operator: op.id.clone(),
+                municipality: m,
+                cap: cap.get(),
+                used,
+                wanted,
+                resets_at: today.end(),
+            });
+        }
+        st.add_exchange_volume(&op.id, m, today.start(), wanted)?;
         let held = q.available_at > now;
         let to = if held {
             LedgerAccount::Held(account, m)
@@ -649,6 +761,61 @@ impl Hub {
         self.store.begin_read()?.exchange_operators()
     }
 
+    /// An enrolled operator.
+    pub fn exchange_operator(
+        &mut self,
+        id: &OperatorId,
+    ) -> Result<Option<ExchangeOperator>, StoreError> {
+        self.store.begin_read()?.exchange_operator(id)
+    }
+
+    /// Lets an operator credit a municipality's holders, up to `daily_cap`
+    /// points (regional and premium) a JST day; sets a new cap if it was
+    /// allowed already.
+    pub fn allow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        daily_cap: Points,
+        now: UnixMillis,
+    ) -> Result<(), ExchangeError> {
+        let mut st = self.store.begin()?;
+        if st.exchange_operator(op)?.is_none() {
+            return Err(ExchangeError::UnknownOperator(op.clone()));
+        }
+        if st.municipality(m)?.is_none() {
+            return Err(ExchangeError::UnknownMunicipality(m.to_string()));
+        }
+        if daily_cap.is_zero() {
+            return Err(ExchangeError::Malformed(
+                "a daily cap is at least 1 point; use `disallow` to stop an operator".into(),
+            ));
+        }
+        st.allow_exchange(op, m, daily_cap, now)?;
+        st.commit()?;
+        Ok(())
+    }
+
+    /// Stops an operator crediting a municipality; false if it was not allowed.
+    pub fn disallow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.store.begin()?;
+        let done = st.disallow_exchange(op, m)?;
+        st.commit()?;
+        Ok(done)
+    }
+
+    /// The municipalities an operator may credit, with their daily caps.
+    pub fn exchange_caps(
+        &mut self,
+        op: &OperatorId,
+    ) -> Result<Vec<(MunicipalityCode, Points)>, StoreError> {
+        self.store.begin_read()?.exchange_caps(op)
+    }
+
     /// Adds a campaign of a municipality.
     pub fn add_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError> {
         let mut st = self.store.begin()?;
@@ -703,6 +870,52 @@ mod tests {
             starts_at: UnixMillis(100),
             ends_at: UnixMillis(200),
             cap_per_account: Points::new(cap).unwrap(),
+        }
+    }
+
+    #[test]
+    fn requested_at_must_be_within_the_window_of_the_hub_clock() {
+        let p = ExchangePolicy { window_ms: 1000 };
+        let now = UnixMillis(1_000_000);
+        for (at, ok) in [
+            (1_000_000, true),
+            (999_000, true),
+            (1_001_000, true),
+            (998_999, false),
+            (1_001_001, false),
+            (0, false),
+            (u64::MAX, false),
+        ] {
+            assert_eq!(check_window(at, now, &p).is_ok(), ok, "{at}");
+        }
+        // Near the ends of the clock's range nothing overflows.
+        assert!(check_window(u64::MAX, UnixMillis(u64::MAX), &p).is_ok());
+        assert!(check_window(0, UnixMillis(0), &p).is_ok());
+    }
+
+    #[test]
+    fn operator_points_are_bounded_before_anything_else() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let op = ExchangeOperator {
+            public_key: key.verifying_key().to_bytes(),
+            ..op(0)
+        };
+        for (points, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_OPERATOR_POINTS, true),
+            (MAX_OPERATOR_POINTS + 1, false),
+            (u64::MAX, false),
+        ] {
+            let req = ExchangeRequest {
+                request_id: "r".into(),
+                my_key_id: "a".into(),
+                operator_points: points,
+                municipality: None,
+                requested_at: 0,
+            };
+            let signed = SignedExchange::sign(&op.id, &req, &key);
+            assert_eq!(verify(&op, &signed).is_ok(), ok, "{points}");
         }
     }
 

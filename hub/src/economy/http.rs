@@ -5,9 +5,16 @@
 //! header `X-MyKey-Signature: <hex ed25519 signature of the exact body bytes>`.
 //! Answers `200` with the applied exchange (or the stored one for a replay
 //! of the same request id and bytes), `401` for an unknown operator or a
-//! bad signature, `409` for a request id reused with other bytes, `422`
-//! for a request that cannot be applied. There is no route back: regional
-//! points never return to an operator.
+//! bad signature, `403` for a municipality the operator is not allowed to
+//! credit, `409` for a request id reused with other bytes, `413` for a body
+//! over [`MAX_REQUEST_BYTES`], `422` for a request that cannot be applied
+//! (a number out of range, `requested_at` outside the window of the hub's
+//! clock, an unknown holder), `429` with `Retry-After` past the operator's
+//! request rate or its daily cap in the municipality. There is no route
+//! back: regional points never return to an operator.
+//!
+//! Only a correctly signed request counts against its operator's rate, so
+//! nobody else can use it up.
 //!
 //! These routes authenticate by signature, not by dashboard login, so they
 //! are merged beside [`crate::http::app`], not inside it.
@@ -18,14 +25,18 @@
 //! and the expiry job. Their POSTs take a JSON body, which a cross-site form
 //! cannot send.
 
+use crate::access::Access;
 use crate::economy::exchange::{
-    ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange,
+    ExchangeError, ExchangeReceipt, MAX_REQUEST_BYTES, OperatorId, SignedExchange, verify,
 };
 use crate::http::AppState;
+use crate::http::api::not_yours;
+use crate::http::server::{BodyLimit, limit_body};
+use crate::http::throttle::retry_after_secs;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Query;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,14 +50,37 @@ pub const SIGNATURE_HEADER: &str = "x-mykey-signature";
 
 /// The operator API's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/operator/v1/exchange", post(exchange))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(state)
+    let limit = BodyLimit {
+        max_bytes: MAX_REQUEST_BYTES,
+        timeout: state.config().body_timeout,
+    };
+    limit_body(
+        Router::new().route("/operator/v1/exchange", post(exchange)),
+        limit,
+    )
+    .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+    .with_state(state)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+fn retry_later(status: StatusCode, wait: std::time::Duration, message: String) -> Response {
+    let mut resp = error(status, message);
+    if let Ok(v) = retry_after_secs(wait).to_string().parse() {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!("operator API: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the hub's database is unavailable; try again shortly".into(),
+    )
 }
 
 /// The JSON answer to an applied exchange: transfer data only. `balance` is
@@ -99,28 +133,67 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         );
     };
     let signed = SignedExchange {
-        operator,
+        operator: operator.clone(),
         body: body.to_vec(),
         signature,
     };
+    // The signature is checked before the request counts against the
+    // operator's rate, so a forger cannot use up a real operator's rate.
+    let op = match state
+        .with_hub(move |hub| hub.exchange_operator(&operator))
+        .await
+    {
+        Ok(Some(op)) => op,
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                ExchangeError::UnknownOperator(signed.operator).to_string(),
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    if let Err(e @ ExchangeError::BadSignature(_)) = verify(&op, &signed) {
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    if let Err(wait) = state
+        .exchange_rate()
+        .take(&op.id, std::time::Instant::now())
+    {
+        tracing::warn!(operator = %op.id, "exchange request over the operator's rate");
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            format!(
+                "operator {} sends more than {} requests a second; slow down",
+                op.id,
+                state.config().exchange_per_second
+            ),
+        );
+    }
     let now = crate::net::unix_now();
+    let policy = state.config().exchange;
     match state
-        .with_hub(move |hub| Ok(hub.exchange(&signed, now)))
+        .with_hub(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
         .await
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
+        Ok(Err(ExchangeError::Store(e))) => unavailable(e),
         Ok(Err(e)) => {
             let status = match &e {
                 ExchangeError::UnknownOperator(_)
                 | ExchangeError::BadSignature(_)
                 | ExchangeError::BadOperatorId(_) => StatusCode::UNAUTHORIZED,
+                ExchangeError::NotAllowed(..) => StatusCode::FORBIDDEN,
                 ExchangeError::Conflict(_) => StatusCode::CONFLICT,
-                ExchangeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ExchangeError::DailyCap { resets_at, .. } => {
+                    let wait = std::time::Duration::from_millis(resets_at.since(now));
+                    return retry_later(StatusCode::TOO_MANY_REQUESTS, wait, e.to_string());
+                }
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             error(status, e.to_string())
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => unavailable(e),
     }
 }
 
@@ -208,7 +281,7 @@ pub fn openapi(
                 "party": text("operator id (invoice), facility id (payout) or municipality code"),
                 "points": int("points"), "yen": int("yen"), "transfers": int("transfers summed")}}}}}
     });
-    let mut paths = json!({
+    let paths = json!({
         "/api/economy/liabilities": {"get": {"summary": "The liability report: outstanding points, expiry schedule and the last two base dates' unused balance and deposit, per municipality",
             "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
                 "description": "`csv`: text/csv with columns municipality,section,key,detail,points,yen"}],
@@ -231,6 +304,13 @@ pub fn openapi(
             "responses": ok("what expired", json!({"type": "object", "properties": {
                 "lots": int("lots expired"), "holders": int("holders whose points expired"), "points": int("points moved to expiry income")}}))}}
     });
+    // The POSTs (admin only) read a small JSON body.
+    let mut paths = paths;
+    for p in ["/api/economy/settle", "/api/economy/expire"] {
+        paths[p]["post"]["responses"]["408"] =
+            json!({"description": "the body did not arrive in time"});
+        paths[p]["post"]["responses"]["413"] = json!({"description": "the body is over 16 KiB (a declared Content-Length is refused before it is read)"});
+    }
     // The operators' exchange route is served beside these, on the same address.
     let (exchange_paths, exchange_schemas) = exchange_openapi();
     for (into, more) in [
@@ -291,8 +371,11 @@ fn exchange_openapi() -> (serde_json::Value, serde_json::Value) {
                 "200": {"description": "the applied exchange, or the stored one for a replay of the same request_id and bytes",
                     "content": {"application/json": {"schema": r("ExchangeReceipt")}}},
                 "401": error("unknown operator, or a missing or bad signature"),
+                "403": error("the operator is not allowed to credit that municipality"),
                 "409": error("the request_id was used for other bytes"),
-                "422": error("the request cannot be applied (malformed, unknown holder or municipality, too few points)"),
+                "413": error("the body is over 4 KiB"),
+                "422": error("the request cannot be applied (malformed, unknown holder or municipality, too few points, operator_points outside 1..=10^12, requested_at too far from the hub's clock)"),
+                "429": error("over the operator's rate or its daily cap in the municipality; see Retry-After"),
                 "503": error("the hub's database is unavailable")}}}
     });
     (paths, schemas)
@@ -304,9 +387,18 @@ pub struct FormatQuery {
     format: Option<String>,
 }
 
-async fn liabilities(State(state): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+async fn liabilities(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<FormatQuery>,
+) -> Response {
     let now = crate::net::unix_now();
-    match state.with_hub(move |hub| hub.liability_report(now)).await {
+    let report = state.with_hub(move |hub| hub.liability_report(now)).await;
+    let report = report.map(|mut r| {
+        r.municipalities.retain(|m| access.sees(m.municipality));
+        r
+    });
+    match report {
         Ok(r) if q.format.as_deref() == Some("csv") => (
             [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
             r.to_csv(),
@@ -339,7 +431,11 @@ fn periods_json(closed: &[crate::economy::settlement::ClosedPeriod]) -> serde_js
     })).collect::<Vec<_>>())
 }
 
-async fn periods(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+async fn periods(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<MunicipalityQuery>,
+) -> Response {
     let Ok(m) = MunicipalityCode::parse(&q.municipality) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -349,13 +445,20 @@ async fn periods(State(state): State<AppState>, Query(q): Query<MunicipalityQuer
             ),
         );
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_hub(move |hub| hub.closed_periods(m)).await {
         Ok(c) => axum::Json(json!({ "periods": periods_json(&c) })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
-async fn lots(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>) -> Response {
+async fn lots(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<MunicipalityQuery>,
+) -> Response {
     let m = MunicipalityCode::parse(&q.municipality);
     let a = q
         .account
@@ -367,6 +470,9 @@ async fn lots(State(state): State<AppState>, Query(q): Query<MunicipalityQuery>)
             "give ?municipality=CODE&account=ID".into(),
         );
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_hub(move |hub| hub.lots_of(a, m)).await {
         Ok(lots) => axum::Json(json!({ "lots": lots.iter().map(|l| json!({
             "points": l.remaining, "credited": l.amount, "source": l.source.to_string(),

@@ -84,6 +84,10 @@ pub enum StatementKind {
     MerchantPayout,
     /// Points that expired (party: municipality code).
     Expired,
+    /// Points a merchant's node claimed beyond its enrolled bounds, held in
+    /// quarantine this period: not paid (party: facility id). A release
+    /// pays them as a merchant payout in the period it is decided.
+    Quarantined,
 }
 
 impl StatementKind {
@@ -95,6 +99,7 @@ impl StatementKind {
             StatementKind::PremiumFunded => "premium-funded",
             StatementKind::MerchantPayout => "merchant-payout",
             StatementKind::Expired => "expired",
+            StatementKind::Quarantined => "quarantined",
         }
     }
     /// Parses [`StatementKind::name`].
@@ -105,6 +110,7 @@ impl StatementKind {
             StatementKind::PremiumFunded,
             StatementKind::MerchantPayout,
             StatementKind::Expired,
+            StatementKind::Quarantined,
         ]
         .into_iter()
         .find(|k| k.name() == text)
@@ -166,6 +172,9 @@ impl Statements {
             }
             (_, LedgerAccount::ExpiryIncome(em), TransferKind::Expiry) if *em == m => {
                 line(StatementKind::Expired, m.to_string());
+            }
+            (_, LedgerAccount::Quarantined(f, qm), TransferKind::Quarantine) if *qm == m => {
+                line(StatementKind::Quarantined, f.as_str().to_owned());
             }
             _ => {}
         }

@@ -9,12 +9,14 @@
 
 use super::pages::{OverviewQuery, select};
 use super::{AppState, HubAccessError, now};
+use crate::access::Access;
+use crate::status::Fleet;
 use crate::status::assess::Alert;
 use crate::status::counters::reason_label;
 use crate::status::{Liability, NodeDetail, NodeRow};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -204,6 +206,26 @@ pub struct NodesJson {
     pub nodes: Vec<NodeJson>,
 }
 
+/// Keeps only what `access` may see: a municipality's staff see its nodes only.
+pub(crate) fn restrict_fleet(fleet: &mut Fleet, access: &Access) {
+    fleet
+        .nodes
+        .retain(|r| access.sees(r.status.node.municipality));
+    fleet.municipalities.retain(|m| access.sees(m.code));
+}
+
+/// 403 for data of a municipality the operator may not see.
+pub(crate) fn not_yours(access: &Access, m: mykey_sync_proto::MunicipalityCode) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"error": format!(
+            "operator {} ({}) may not see municipality {m}'s data",
+            access.operator, access.role
+        )})),
+    )
+        .into_response()
+}
+
 fn unavailable(e: HubAccessError) -> Response {
     tracing::error!("api: {e}");
     (
@@ -213,13 +235,20 @@ fn unavailable(e: HubAccessError) -> Response {
         .into_response()
 }
 
-async fn nodes(State(state): State<AppState>, Query(q): Query<OverviewQuery>) -> Response {
+async fn nodes(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
     let th = state.thresholds().clone();
     let now = now();
     match state.with_hub(move |hub| hub.fleet(&th, now)).await {
-        Ok(fleet) => Json(NodesJson {
+        Ok(mut fleet) => Json(NodesJson {
             at_ms: fleet.at.0,
-            nodes: select(&fleet, &q).into_iter().map(node_json).collect(),
+            nodes: {
+                restrict_fleet(&mut fleet, &access);
+                select(&fleet, &q).into_iter().map(node_json).collect()
+            },
         })
         .into_response(),
         Err(e) => unavailable(e),
@@ -314,7 +343,11 @@ fn detail_json(d: &NodeDetail) -> NodeDetailJson {
     }
 }
 
-async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+async fn node(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(node) = NodeId::parse(&id) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -328,8 +361,10 @@ async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response
         .with_hub(move |hub| hub.node_detail(&node, &th, now))
         .await
     {
-        Ok(Some(d)) => Json(detail_json(&d)).into_response(),
-        Ok(None) => (
+        Ok(Some(d)) if access.sees(d.row.status.node.municipality) => {
+            Json(detail_json(&d)).into_response()
+        }
+        Ok(_) => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such node is enrolled"})),
         )
@@ -338,11 +373,12 @@ async fn node(State(state): State<AppState>, Path(id): Path<String>) -> Response
     }
 }
 
-async fn alerts(State(state): State<AppState>) -> Response {
+async fn alerts(State(state): State<AppState>, Extension(access): Extension<Access>) -> Response {
     let th = state.thresholds().clone();
     let now = now();
     match state.with_hub(move |hub| hub.fleet(&th, now)).await {
-        Ok(fleet) => {
+        Ok(mut fleet) => {
+            restrict_fleet(&mut fleet, &access);
             let alerts: Vec<AlertJson> = fleet
                 .nodes
                 .iter()
@@ -395,10 +431,18 @@ fn liability_json(l: &Liability) -> Option<LiabilityJson> {
     })
 }
 
-async fn liabilities(State(state): State<AppState>) -> Response {
+async fn liabilities(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Response {
     match state.with_hub(|hub| hub.liabilities()).await {
         Ok(ls) => Json(json!({
-            "liabilities": ls.iter().filter_map(liability_json).collect::<Vec<_>>()
+            "liabilities": ls.iter()
+                .filter(|l| match &l.municipality {
+                    Some(m) => access.sees(m.code),
+                    None => access.municipality().is_none(),
+                })
+                .filter_map(liability_json).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(e) => unavailable(e),
@@ -437,7 +481,11 @@ pub struct EscrowLineJson {
     pub points: u64,
 }
 
-async fn escrow(State(state): State<AppState>, Query(q): Query<EscrowQuery>) -> Response {
+async fn escrow(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<EscrowQuery>,
+) -> Response {
     let Some(Ok(m)) = q
         .municipality
         .as_deref()
@@ -449,6 +497,9 @@ async fn escrow(State(state): State<AppState>, Query(q): Query<EscrowQuery>) -> 
         )
             .into_response();
     };
+    if !access.sees(m) {
+        return not_yours(&access, m);
+    }
     match state.with_hub(move |hub| hub.escrow_view(m)).await {
         Ok(None) => (
             StatusCode::NOT_FOUND,
@@ -501,11 +552,15 @@ pub struct PeriodJson {
     pub yen: u64,
 }
 
-async fn settlement(State(state): State<AppState>) -> Response {
+async fn settlement(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+) -> Response {
     match state.with_hub(|hub| hub.settlement_status()).await {
         Ok(lines) => {
             let v: Vec<SettlementJson> = lines
                 .into_iter()
+                .filter(|s| access.sees(s.municipality.code))
                 .map(|s| SettlementJson {
                     municipality: s.municipality.code.to_string(),
                     name: s.municipality.name,
@@ -534,8 +589,9 @@ pub fn openapi_document() -> serde_json::Value {
     let ok = |desc: &str, schema: serde_json::Value| {
         json!({
             "200": {"description": desc, "content": {"application/json": {"schema": schema}}},
-            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
-            "503": {"description": "the hub's database is unavailable"}
+            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token> (a live one: tokens expire and can be revoked)"},
+            "403": {"description": "the operator's role or the token's scope does not allow this (see the API description), or the data is another municipality's"},
+            "503": {"description": "the hub's database is unavailable, or the hub is serving as many requests as it takes at once (Retry-After)"}
         })
     };
     let (economy_paths, economy_schemas) = crate::economy::http::openapi(ok);
@@ -568,7 +624,7 @@ pub fn openapi_document() -> serde_json::Value {
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "MyKey Edge hub operations API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Node sync status, alerts, liabilities, settlement and lots. Log in at /login (cookie) or send a bearer token from `mykey-hub operator token`. Prometheus metrics are at /metrics (text format)."},
+                 "description": "Node sync status, alerts, liabilities, settlement and lots. Log in at /login (cookie: `mykey_session`, over TLS `__Host-mykey_session`) or send a bearer token from `mykey-hub operator token --scope read|staff|admin`. Prometheus metrics are at /metrics (text format). A `read` token may GET /metrics, /api/nodes, /api/nodes/{id}, /api/alerts, /api/settlement and this document; a `staff` token may GET everything; only an `admin` token or session of an admin operator may POST. A viewer operator reads everything and changes nothing; a municipality's staff operator reads its own municipality's data only (lists are filtered; another municipality's code is 403; /metrics is 403). Bodies over the route's limit are answered 413 before they are read."},
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE},
@@ -618,6 +674,7 @@ pub fn openapi_document() -> serde_json::Value {
                             "account": {"type": "integer"}, "node": {"type": "string"}, "points": {"type": "integer"}}}}}}}}},
                     "400": {"description": "no municipality code, or not a valid one"},
                     "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+                    "403": {"description": "the token's scope does not allow reports, or the municipality is not the staff operator's"},
                     "404": {"description": "the municipality is not registered"},
                     "503": {"description": "the hub's database is unavailable"}}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}

@@ -2,20 +2,33 @@
 //!
 //! Passwords are stored only as argon2id hashes (PHC strings) in the hub
 //! database; API tokens only as their SHA-256 (they are 256 random bits, so
-//! a fast hash is enough). A login gives a session cookie (`HttpOnly`,
-//! `SameSite=Strict`, 8 hours); API clients and Prometheus send
-//! `Authorization: Bearer <token>`. Failed logins are limited per name.
+//! a fast hash is enough), with a public id (12 hex digits of that hash), a
+//! scope and an expiry. A login gives a session cookie (`HttpOnly`,
+//! `SameSite=Strict`, 8 hours; over TLS `Secure` and named
+//! `__Host-mykey_session`); API clients and Prometheus send
+//! `Authorization: Bearer <token>`. Every request looks its operator up
+//! again, so a removed operator or a revoked token stops at once, even
+//! when the CLI changed it in another process.
+//!
+//! A login takes its failure before the password is checked
+//! ([`super::throttle::LoginThrottle`]), checks the password on a small
+//! bounded pool outside the hub lock, and does the same argon2 work for an
+//! unknown name (against a dummy hash), so the answer's timing does not
+//! tell whether a name exists. Over the limits it answers 429 with
+//! `Retry-After`.
 
 use super::i18n::{Lang, lang_of};
+use super::throttle::retry_after_secs;
 use super::{AppState, pages};
 use crate::Hub;
+use crate::access::{Access, Capability, Role, Scope, TokenInfo};
 use crate::store::StoreError;
 use crate::store::status::OperatorRow;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Router;
-use axum::extract::{Form, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Extension, Form, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -23,25 +36,25 @@ use mykey_sync_proto::UnixMillis;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "mykey_session";
+/// The session cookie's name over TLS (`__Host-`: Secure, Path=/, no Domain).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-mykey_session";
 /// How long a login lasts.
 const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Sessions held at most (oldest dropped beyond).
 const MAX_SESSIONS: usize = 1000;
-/// Failed logins allowed per name before a pause.
-const MAX_FAILURES: u32 = 5;
-/// The pause.
-const LOCKOUT: Duration = Duration::from_secs(60);
-/// Names tracked for failures at most.
-const MAX_TRACKED: usize = 10_000;
 /// Operator names: 1..=64 characters of letters, digits, `._-@`.
 const MAX_NAME: usize = 64;
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 10;
+/// Longest password checked (argon2 takes any length; a megabyte form field
+/// should not be hashed).
+const MAX_PASSWORD: usize = 1024;
 
 /// Why an operator could not be added or a token made.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +65,20 @@ pub enum OperatorError {
     /// The password is too short.
     #[error("the password is too short: use at least {MIN_PASSWORD} characters")]
     WeakPassword,
+    /// The password is too long.
+    #[error("the password is too long: use at most {MAX_PASSWORD} characters")]
+    LongPassword,
     /// No such operator.
     #[error("no operator named {0:?}: add one with `mykey-hub operator add`")]
     Unknown(String),
+    /// The staff role names a municipality the hub does not serve.
+    #[error(
+        "municipality {0} is not registered at this hub: add it first with `mykey-hub municipality add`"
+    )]
+    UnknownMunicipality(mykey_sync_proto::MunicipalityCode),
+    /// The expiry is not in the future.
+    #[error("the token would expire at once: give --expires a duration such as 90d, or never")]
+    Expired,
     /// Hashing failed.
     #[error("could not hash the password: {0}")]
     Hash(String),
@@ -94,6 +118,24 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     })
 }
 
+/// A hash with the same parameters as real ones, checked for names that do
+/// not exist so both cost the same argon2 work. Its password is irrelevant:
+/// an unknown name never logs in, whatever the check says.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        SaltString::encode_b64(b"mykey-no-such-operator")
+            .ok()
+            .and_then(|salt| {
+                Argon2::default()
+                    .hash_password(b"no such operator", &salt)
+                    .ok()
+                    .map(|h| h.to_string())
+            })
+            .unwrap_or_default()
+    })
+}
+
 /// A random password of 20 letters and digits (for demos and first setup).
 pub fn random_password() -> Result<String, OperatorError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -109,12 +151,28 @@ fn sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
+/// A token just made: shown once, stored hashed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// The bearer token (`mkh_` and 64 hex digits).
+    pub token: String,
+    /// What the registry keeps of it.
+    pub info: TokenInfo,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NewToken({:?})", self.info)
+    }
+}
+
 impl Hub {
-    /// Adds an operator, or sets a new password for an existing one.
+    /// Adds an operator with a role, or sets a new password and role for an existing one.
     pub fn set_operator(
         &mut self,
         name: &str,
         password: &str,
+        role: Role,
         now: UnixMillis,
     ) -> Result<(), OperatorError> {
         if !valid_name(name) {
@@ -123,21 +181,54 @@ impl Hub {
         if password.chars().count() < MIN_PASSWORD {
             return Err(OperatorError::WeakPassword);
         }
+        if password.len() > MAX_PASSWORD {
+            return Err(OperatorError::LongPassword);
+        }
         let password_hash = hash_password(password)?;
         let mut st = self.store.begin()?;
+        if let Some(m) = role.municipality()
+            && st.municipality(m)?.is_none()
+        {
+            return Err(OperatorError::UnknownMunicipality(m));
+        }
         st.upsert_operator(&OperatorRow {
             name: name.to_owned(),
             password_hash,
+            role,
             created_at: now,
         })?;
         st.commit()?;
         Ok(())
     }
 
-    /// Checks an operator's password (argon2: tens of milliseconds).
+    /// An operator's role (`None`: no such operator).
+    pub fn operator_role(&mut self, name: &str) -> Result<Option<Role>, StoreError> {
+        Ok(self.store.begin_read()?.operator(name)?.map(|o| o.role))
+    }
+
+    /// Removes an operator and every token of theirs; their sessions end
+    /// at their next request. False if there was none.
+    pub fn remove_operator(&mut self, name: &str) -> Result<bool, StoreError> {
+        let mut st = self.store.begin()?;
+        let done = st.remove_operator(name)?;
+        st.commit()?;
+        Ok(done)
+    }
+
+    /// Checks an operator's password (argon2: tens of milliseconds; the
+    /// dashboard does this off the hub lock, on a bounded pool).
     pub fn check_operator(&mut self, name: &str, password: &str) -> Result<bool, StoreError> {
         let op = self.store.begin_read()?.operator(name)?;
         Ok(op.is_some_and(|o| verify_password(password, &o.password_hash)))
+    }
+
+    /// An operator's password hash, for a check made elsewhere.
+    fn password_hash(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .begin_read()?
+            .operator(name)?
+            .map(|o| o.password_hash))
     }
 
     /// How many operators can log in.
@@ -145,8 +236,18 @@ impl Hub {
         self.store.begin_read()?.n_operators()
     }
 
-    /// Makes an API token for an operator; returns it (shown once, stored hashed).
-    pub fn new_api_token(&mut self, name: &str, now: UnixMillis) -> Result<String, OperatorError> {
+    /// Makes an API token for an operator with a scope and an expiry
+    /// (`None`: never); returns it (shown once, stored hashed).
+    pub fn new_api_token(
+        &mut self,
+        name: &str,
+        scope: Scope,
+        expires_at: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> Result<NewToken, OperatorError> {
+        if expires_at.is_some_and(|e| e <= now) {
+            return Err(OperatorError::Expired);
+        }
         let mut st = self.store.begin()?;
         if st.operator(name)?.is_none() {
             return Err(OperatorError::Unknown(name.to_owned()));
@@ -154,34 +255,75 @@ impl Hub {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw)?;
         let token = format!("mkh_{}", hex::encode(raw));
-        st.insert_api_token(&sha256(&token), name, now)?;
+        let sha = sha256(&token);
+        let info = TokenInfo {
+            id: hex::encode(&sha[..6]),
+            operator: name.to_owned(),
+            scope,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        st.insert_api_token(&sha, &info)?;
         st.commit()?;
-        Ok(token)
+        Ok(NewToken { token, info })
     }
 
-    /// The operator an API token belongs to.
-    pub fn api_token_operator(&mut self, token: &str) -> Result<Option<String>, StoreError> {
-        self.store.begin_read()?.api_token_operator(&sha256(token))
+    /// API tokens (of one operator, or all), oldest first; never the tokens.
+    pub fn api_tokens(&mut self, operator: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        self.store.begin_read()?.api_tokens(operator)
+    }
+
+    /// Revokes a token by its public id; false if no unrevoked token has it.
+    pub fn revoke_api_token(&mut self, id: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        let mut st = self.store.begin()?;
+        let done = st.revoke_api_token(id, now)?;
+        st.commit()?;
+        Ok(done)
+    }
+
+    /// What a bearer token may do at `now`: `None` if it is unknown,
+    /// revoked or expired, or its operator is gone.
+    pub fn token_access(
+        &mut self,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<Option<Access>, StoreError> {
+        let mut st = self.store.begin_read()?;
+        let Some(t) = st.api_token(&sha256(token))? else {
+            return Ok(None);
+        };
+        if !t.live(now) {
+            return Ok(None);
+        }
+        Ok(st.operator(&t.operator)?.map(|o| Access {
+            operator: o.name,
+            role: o.role,
+            scope: t.scope,
+        }))
+    }
+
+    /// What a logged-in operator may do (their whole role); `None` if they
+    /// were removed.
+    pub fn session_access(&mut self, name: &str) -> Result<Option<Access>, StoreError> {
+        Ok(self.store.begin_read()?.operator(name)?.map(|o| Access {
+            operator: o.name,
+            role: o.role,
+            scope: Scope::Admin,
+        }))
     }
 }
 
 /// Logged-in sessions, in memory (a hub restart logs everyone out).
 #[derive(Default)]
 pub struct Sessions {
-    inner: Mutex<SessionsInner>,
-}
-
-#[derive(Default)]
-struct SessionsInner {
     /// SHA-256 of the cookie value → (operator, expiry).
-    live: HashMap<[u8; 32], (String, Instant)>,
-    /// Failed logins per name: (count, first failure).
-    failures: HashMap<String, (u32, Instant)>,
+    live: Mutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SessionsInner> {
-        self.inner
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
+        self.live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -192,60 +334,29 @@ impl Sessions {
         let token = hex::encode(raw);
         let mut s = self.lock();
         let now = Instant::now();
-        s.live.retain(|_, (_, exp)| *exp > now);
-        if s.live.len() >= MAX_SESSIONS
-            && let Some(oldest) = s.live.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| *k)
+        s.retain(|_, (_, exp)| *exp > now);
+        if s.len() >= MAX_SESSIONS
+            && let Some(oldest) = s.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| *k)
         {
-            s.live.remove(&oldest);
+            s.remove(&oldest);
         }
-        s.live
-            .insert(sha256(&token), (operator.to_owned(), now + SESSION_TTL));
+        s.insert(sha256(&token), (operator.to_owned(), now + SESSION_TTL));
         Ok(token)
     }
 
     fn operator(&self, token: &str) -> Option<String> {
-        let s = self.lock();
-        s.live
+        self.lock()
             .get(&sha256(token))
             .filter(|(_, exp)| *exp > Instant::now())
             .map(|(op, _)| op.clone())
     }
 
     fn end(&self, token: &str) {
-        self.lock().live.remove(&sha256(token));
-    }
-
-    fn locked_out(&self, name: &str) -> bool {
-        let mut s = self.lock();
-        match s.failures.get(name) {
-            Some((_, first)) if first.elapsed() >= LOCKOUT => {
-                s.failures.remove(name);
-                false
-            }
-            Some((n, _)) => *n >= MAX_FAILURES,
-            None => false,
-        }
-    }
-
-    fn failed(&self, name: &str) {
-        let mut s = self.lock();
-        if s.failures.len() >= MAX_TRACKED {
-            s.failures.retain(|_, (_, first)| first.elapsed() < LOCKOUT);
-        }
-        if s.failures.len() < MAX_TRACKED {
-            s.failures
-                .entry(name.to_owned())
-                .or_insert((0, Instant::now()))
-                .0 += 1;
-        }
-    }
-
-    fn succeeded(&self, name: &str) {
-        self.lock().failures.remove(name);
+        self.lock().remove(&sha256(token));
     }
 }
 
-/// The operator a request is made by (set by [`require`]).
+/// The operator a request is made by (set by [`require`], beside its [`Access`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operator(pub String);
 
@@ -269,41 +380,127 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Lets a request through with a live session cookie or a valid API token;
-/// otherwise pages redirect to the login page and the API answers 401.
+/// The session cookie's name as this hub serves it.
+fn session_cookie(state: &AppState) -> &'static str {
+    if state.config().tls {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// A `Set-Cookie` value for the session (empty value and `max_age` 0: logout).
+fn session_set_cookie(state: &AppState, value: &str, max_age: u64) -> String {
+    let secure = if state.config().tls { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        session_cookie(state)
+    )
+}
+
+/// What a request needs, from its method and path. Anything but GET and
+/// HEAD changes something; unknown paths need the most a reader can have.
+pub fn capability_of(method: &Method, path: &str) -> Capability {
+    if method != Method::GET && method != Method::HEAD {
+        return Capability::Act;
+    }
+    match path {
+        "/metrics" => Capability::Fleet,
+        "/api/nodes" | "/api/alerts" | "/api/settlement" | "/api/openapi.json" => {
+            Capability::Status
+        }
+        p if p.starts_with("/api/nodes/") || p.starts_with("/nodes/") => Capability::Status,
+        _ => Capability::Reports,
+    }
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/metrics"
+}
+
+/// Lets a request through with a live session cookie or a valid API token
+/// whose role and scope allow it (the [`Access`] and the [`Operator`] go in
+/// its extensions); otherwise pages redirect to the login page and the API
+/// answers 401, or 403 when the operator or token may not do this.
 pub async fn require(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let mut who = cookie(headers, SESSION_COOKIE).and_then(|t| state.sessions().operator(t));
-    if who.is_none()
-        && let Some(token) = bearer(headers).map(str::to_owned)
-    {
-        who = state
-            .with_hub(move |hub| hub.api_token_operator(&token))
-            .await
-            .ok()
-            .flatten();
-    }
-    match who {
-        Some(op) => {
-            req.extensions_mut().insert(Operator(op));
-            next.run(req).await
-        }
-        None => {
-            let path = req.uri().path();
-            if path.starts_with("/api/") || path == "/metrics" {
-                (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    axum::Json(serde_json::json!({
-                        "error": "log in at /login, or send Authorization: Bearer <token> \
-                                  (make one with `mykey-hub operator token`)"
-                    })),
-                )
-                    .into_response()
-            } else {
-                Redirect::to("/login").into_response()
+    let session = cookie(headers, session_cookie(&state))
+        .and_then(|t| state.sessions().operator(t).map(|op| (t.to_owned(), op)));
+    let access = match (session, bearer(headers).map(str::to_owned)) {
+        (Some((cookie_value, name)), _) => {
+            let found = state.with_hub(move |hub| hub.session_access(&name)).await;
+            if matches!(found, Ok(None)) {
+                // The operator was removed: the session ends with them.
+                state.sessions().end(&cookie_value);
             }
+            found
         }
+        (None, Some(token)) => {
+            let now = super::now();
+            state
+                .with_hub(move |hub| hub.token_access(&token, now))
+                .await
+        }
+        (None, None) => Ok(None),
+    };
+    let path = req.uri().path().to_owned();
+    let access = match access {
+        Ok(Some(a)) => a,
+        Ok(None) => return unauthenticated(&path),
+        Err(e) => {
+            tracing::error!("authentication: {e}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "the hub's database is unavailable; try again shortly"
+                })),
+            )
+                .into_response();
+        }
+    };
+    let need = capability_of(req.method(), &path);
+    if !access.can(need) {
+        tracing::warn!(operator = %access.operator, role = %access.role, scope = %access.scope, %path, "refused: not allowed");
+        return forbidden(&access, &path);
+    }
+    req.extensions_mut()
+        .insert(Operator(access.operator.clone()));
+    req.extensions_mut().insert(access);
+    next.run(req).await
+}
+
+fn unauthenticated(path: &str) -> Response {
+    if is_api(path) {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({
+                "error": "log in at /login, or send Authorization: Bearer <token> \
+                          (make one with `mykey-hub operator token`); the token may have \
+                          expired or been revoked"
+            })),
+        )
+            .into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
+}
+
+/// 403: the operator's role or the token's scope does not allow this.
+pub fn forbidden(access: &Access, path: &str) -> Response {
+    let message = format!(
+        "operator {} ({}, with a {} token or session) may not do this; \
+         ask an admin for a token with a wider --scope or another role",
+        access.operator, access.role, access.scope
+    );
+    if is_api(path) {
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": message })),
+        )
+            .into_response()
+    } else {
+        (StatusCode::FORBIDDEN, Html(pages::esc(&message))).into_response()
     }
 }
 
@@ -337,55 +534,113 @@ struct LoginForm {
     password: String,
 }
 
+fn login_answer(lang: Lang, status: StatusCode, msg: &'static str) -> Response {
+    (status, Html(pages::login(lang, Some(msg)))).into_response()
+}
+
+fn locked(lang: Lang, wait: Duration) -> Response {
+    let mut resp = login_answer(
+        lang,
+        StatusCode::TOO_MANY_REQUESTS,
+        lang.labels().login_locked,
+    );
+    if let Ok(v) = retry_after_secs(wait).to_string().parse() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = lang_of(&headers, None);
+    let addr = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
     let name = f.name.trim().to_owned();
-    let fail = |lang: Lang, status: StatusCode, msg: &'static str| {
-        (status, Html(pages::login(lang, Some(msg)))).into_response()
+    let now = Instant::now();
+    if let Some(wait) = state.logins().address_blocked(addr, now) {
+        tracing::warn!(%addr, "login refused: too many failures from this address");
+        return locked(lang, wait);
+    }
+    let hash = if valid_name(&name) {
+        let n = name.clone();
+        match state.with_hub(move |hub| hub.password_hash(&n)).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("login: {e}");
+                return login_answer(
+                    lang,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    lang.labels().hub_unavailable,
+                );
+            }
+        }
+    } else {
+        None
     };
-    if !valid_name(&name) {
-        return fail(lang, StatusCode::UNAUTHORIZED, lang.labels().login_failed);
-    }
-    if state.sessions().locked_out(&name) {
-        return fail(
-            lang,
-            StatusCode::TOO_MANY_REQUESTS,
-            lang.labels().login_locked,
-        );
-    }
-    let n = name.clone();
+    let known = hash.is_some();
+    // The failure is taken now, before the check, so concurrent guesses
+    // past the limit are refused without one.
+    let attempt = match state.logins().begin(&name, known, addr, Instant::now()) {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::warn!(operator = %name, %addr, "login refused: too many failures");
+            return locked(lang, wait);
+        }
+    };
+    let password = f.password;
     let ok = state
-        .with_hub(move |hub| hub.check_operator(&n, &f.password))
+        .password_check(move || {
+            let password = &password[..password.len().min(MAX_PASSWORD)];
+            match hash {
+                Some(h) => verify_password(password, &h),
+                None => {
+                    // The same work for a name that does not exist.
+                    let _ = verify_password(password, dummy_hash());
+                    false
+                }
+            }
+        })
         .await;
     match ok {
         Ok(true) => {
-            state.sessions().succeeded(&name);
+            state.logins().succeeded(attempt);
             let Ok(token) = state.sessions().start(&name) else {
-                return fail(
+                return login_answer(
                     lang,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     lang.labels().login_failed,
                 );
             };
             tracing::info!(operator = %name, "operator logged in");
-            let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                SESSION_TTL.as_secs()
-            );
+            let cookie = session_set_cookie(&state, &token, SESSION_TTL.as_secs());
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
         Ok(false) => {
-            state.sessions().failed(&name);
-            tracing::warn!(operator = %name, "failed login");
-            fail(lang, StatusCode::UNAUTHORIZED, lang.labels().login_failed)
+            state.logins().failed(attempt);
+            tracing::warn!(operator = %name, %addr, "failed login");
+            login_answer(lang, StatusCode::UNAUTHORIZED, lang.labels().login_failed)
+        }
+        Err(super::HubAccessError::Busy) => {
+            state.logins().cancel(attempt);
+            tracing::warn!(%addr, "login refused: too many password checks waiting");
+            let mut resp = login_answer(
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang.labels().login_busy,
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            resp
         }
         Err(e) => {
+            state.logins().cancel(attempt);
             tracing::error!("login: {e}");
-            fail(
+            login_answer(
                 lang,
                 StatusCode::SERVICE_UNAVAILABLE,
                 lang.labels().hub_unavailable,
@@ -395,10 +650,10 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(t) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(t) = cookie(&headers, session_cookie(&state)) {
         state.sessions().end(t);
     }
-    let gone = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let gone = session_set_cookie(&state, "", 0);
     ([(header::SET_COOKIE, gone)], Redirect::to("/login")).into_response()
 }
 
@@ -413,6 +668,9 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
         assert!(!verify_password("x", "not a hash"));
+        // The dummy has the real hashes' parameters, so it costs the same.
+        let params = |phc: &str| phc.split('$').nth(3).unwrap().to_owned();
+        assert_eq!(params(dummy_hash()), params(&h));
     }
 
     #[test]
@@ -430,20 +688,33 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_on_logout_and_failures_lock_out() {
+    fn sessions_end_on_logout() {
         let s = Sessions::default();
         let t = s.start("ops").unwrap();
         assert_eq!(s.operator(&t).as_deref(), Some("ops"));
         assert_eq!(s.operator("forged"), None);
         s.end(&t);
         assert_eq!(s.operator(&t), None);
-        for _ in 0..MAX_FAILURES {
-            assert!(!s.locked_out("ops"));
-            s.failed("ops");
+    }
+
+    #[test]
+    fn what_each_route_needs() {
+        use Capability::*;
+        for (method, path, need) in [
+            (Method::GET, "/metrics", Fleet),
+            (Method::GET, "/api/nodes", Status),
+            (Method::GET, "/api/nodes/ab", Status),
+            (Method::GET, "/nodes/ab", Status),
+            (Method::GET, "/api/openapi.json", Status),
+            (Method::GET, "/", Reports),
+            (Method::GET, "/api/economy/liabilities", Reports),
+            (Method::GET, "/api/escrow", Reports),
+            (Method::POST, "/api/economy/settle", Act),
+            (Method::POST, "/api/nodes", Act),
+            (Method::DELETE, "/metrics", Act),
+        ] {
+            assert_eq!(capability_of(&method, path), need, "{method} {path}");
         }
-        assert!(s.locked_out("ops"));
-        s.succeeded("ops");
-        assert!(!s.locked_out("ops"));
     }
 
     #[test]

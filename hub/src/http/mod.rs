@@ -8,6 +8,14 @@
 //!   with a small script that refreshes the live parts every few seconds.
 //! - [`api`]: the JSON API under `/api/` and its OpenAPI document.
 //! - [`metrics`]: Prometheus text format at `/metrics`.
+//! - [`server`]: the HTTP server with its timeouts, connection and request
+//!   limits, body limits, panic answers and TLS; [`throttle`]: login and
+//!   per-operator rate limits.
+//!
+//! Who may see and do what is decided in [`crate::access`]: [`auth::require`]
+//! puts the request's [`crate::access::Access`] in its extensions and refuses
+//! (403) what its role or token scope does not allow; list handlers show a
+//! municipality's staff only their municipality.
 //!
 //! The HTTP side opens its own [`Hub`] on the data directory (its own SQLite
 //! connection: WAL readers never block the serving loop's writes) and reads
@@ -23,17 +31,26 @@ pub mod auth;
 mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod server;
+pub mod throttle;
 
 use crate::Hub;
+use crate::economy::exchange::{ExchangePolicy, OperatorId};
 use crate::status::assess::Thresholds;
 use axum::Router;
 use axum::middleware;
 use mykey_sync_proto::UnixMillis;
+use server::{BodyLimit, HttpLimits, TlsFiles};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use throttle::{LoginLimits, LoginThrottle, RateLimiter};
 
 /// The loopback address the dashboard uses when none is given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8780";
+
+/// Largest body a dashboard route takes (the login form, settlement options).
+pub const MAX_DASHBOARD_BODY: usize = 16 * 1024;
 
 /// How `serve` runs the dashboard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +59,47 @@ pub struct DashboardOptions {
     pub http: Option<String>,
     /// Alert limits.
     pub thresholds: Thresholds,
+    /// Serve HTTPS with these.
+    pub tls: Option<TlsFiles>,
+    /// Allow plain HTTP on an address other than loopback.
+    pub insecure_http: bool,
+    /// The server's bounds.
+    pub limits: HttpLimits,
+    /// The application's settings.
+    pub app: AppConfig,
+}
+
+/// Settings of the application behind the doors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppConfig {
+    /// Served over TLS: the session cookie is `__Host-mykey_session`, `Secure`.
+    pub tls: bool,
+    /// Failed-login limits.
+    pub login: LoginLimits,
+    /// Password checks (argon2) at once, on the blocking pool, outside the hub lock.
+    pub password_checks: usize,
+    /// Terms for operator exchange requests.
+    pub exchange: ExchangePolicy,
+    /// Exchange requests per second per operator.
+    pub exchange_per_second: u32,
+    /// Exchange requests an operator may send at once beyond the rate.
+    pub exchange_burst: u32,
+    /// A request body must arrive within this.
+    pub body_timeout: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            tls: false,
+            login: LoginLimits::default(),
+            password_checks: 1,
+            exchange: ExchangePolicy::default(),
+            exchange_per_second: 20,
+            exchange_burst: 40,
+            body_timeout: HttpLimits::default().body_timeout,
+        }
+    }
 }
 
 /// State shared by every handler.
@@ -53,7 +111,12 @@ pub struct AppState {
 struct Inner {
     hub: Mutex<Hub>,
     thresholds: Thresholds,
+    config: AppConfig,
     sessions: auth::Sessions,
+    logins: LoginThrottle,
+    password_checks: tokio::sync::Semaphore,
+    checks_waiting: std::sync::atomic::AtomicUsize,
+    exchange_rate: RateLimiter<OperatorId>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,19 +131,36 @@ pub enum HubAccessError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::StoreError),
-    /// The blocking task died (a panic in the handler's database work).
-    #[error("the hub's database task failed: {0}")]
-    Task(String),
+    /// The blocking task was cancelled (the runtime is shutting down).
+    #[error("the hub is shutting down; try again when it is back")]
+    Cancelled,
+    /// As many password checks wait as may: try again in a moment.
+    #[error("too many password checks are waiting; try again in a moment")]
+    Busy,
 }
 
+/// Password checks that may wait for the pool at once; more are refused at
+/// once, so a flood of logins cannot take every request slot.
+const MAX_WAITING_CHECKS: usize = 16;
+
 impl AppState {
-    /// State over a hub opened for the HTTP side.
+    /// State over a hub opened for the HTTP side, with default settings.
     pub fn new(hub: Hub, thresholds: Thresholds) -> AppState {
+        AppState::with_config(hub, thresholds, AppConfig::default())
+    }
+
+    /// State over a hub opened for the HTTP side.
+    pub fn with_config(hub: Hub, thresholds: Thresholds, config: AppConfig) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 hub: Mutex::new(hub),
                 thresholds,
                 sessions: auth::Sessions::default(),
+                logins: LoginThrottle::new(config.login.clone()),
+                password_checks: tokio::sync::Semaphore::new(config.password_checks.max(1)),
+                checks_waiting: std::sync::atomic::AtomicUsize::new(0),
+                exchange_rate: RateLimiter::new(config.exchange_per_second, config.exchange_burst),
+                config,
             }),
         }
     }
@@ -90,7 +170,14 @@ impl AppState {
         &self.inner.thresholds
     }
 
-    /// Runs `f` on the hub on the blocking pool (SQLite calls block).
+    /// The application's settings.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    /// Runs `f` on the hub on the blocking pool (SQLite calls block). A
+    /// panic in `f` panics the caller too, where the server's panic guard
+    /// answers a generic 500 (never the panic text).
     pub async fn with_hub<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
@@ -107,12 +194,47 @@ impl AppState {
             f(&mut hub)
         })
         .await
-        .map_err(|e| HubAccessError::Task(e.to_string()))?
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => HubAccessError::Cancelled,
+        })?
         .map_err(HubAccessError::Store)
+    }
+
+    /// Runs `f` on the blocking pool without the hub: CPU work such as a
+    /// password check, at most [`AppConfig::password_checks`] at once and
+    /// [`MAX_WAITING_CHECKS`] waiting ([`HubAccessError::Busy`] beyond).
+    pub(crate) async fn password_check<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HubAccessError> {
+        use std::sync::atomic::Ordering;
+        let waiting = &self.inner.checks_waiting;
+        if waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_CHECKS {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HubAccessError::Busy);
+        }
+        let permit = self.inner.password_checks.acquire().await;
+        waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|_| HubAccessError::Cancelled)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => HubAccessError::Cancelled,
+            })
     }
 
     pub(crate) fn sessions(&self) -> &auth::Sessions {
         &self.inner.sessions
+    }
+
+    pub(crate) fn logins(&self) -> &LoginThrottle {
+        &self.inner.logins
+    }
+
+    pub(crate) fn exchange_rate(&self) -> &RateLimiter<OperatorId> {
+        &self.inner.exchange_rate
     }
 }
 
@@ -125,14 +247,16 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The whole application: the login page, and [`routes`] plus `extra`
-/// behind authentication.
+/// behind authentication, with bodies of at most [`MAX_DASHBOARD_BODY`].
 pub fn app(state: AppState, extra: Router<AppState>) -> Router {
     let protected = routes()
         .merge(extra)
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
-    Router::new()
-        .merge(auth::routes())
-        .merge(protected)
+    let limit = BodyLimit {
+        max_bytes: MAX_DASHBOARD_BODY,
+        timeout: state.config().body_timeout,
+    };
+    server::limit_body(Router::new().merge(auth::routes()).merge(protected), limit)
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -172,6 +296,16 @@ pub enum BindError {
     /// The address does not parse.
     #[error("--http {0:?} is not an address like 127.0.0.1:8780")]
     Address(String),
+    /// Plain HTTP on an address others can reach.
+    #[error(
+        "--http {0} is reachable from other machines: serve it over TLS with --tls-cert FILE \
+         --tls-key FILE (operator passwords and session cookies would cross the network in \
+         clear), or, on a network you trust, add --insecure-http"
+    )]
+    NeedsTls(SocketAddr),
+    /// The certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
     /// Binding failed.
     #[error("cannot listen for HTTP on {addr}: {source}; choose another with --http")]
     Bind {
@@ -183,35 +317,88 @@ pub enum BindError {
     },
 }
 
-/// Binds the dashboard's listener. With no address given, tries
-/// [`DEFAULT_ADDR`] and, if another hub holds it, any free loopback port
-/// (the printed `dashboard on …` line says which).
-pub async fn bind(addr: Option<&str>) -> Result<tokio::net::TcpListener, BindError> {
-    let explicit = addr.is_some();
-    let text = addr.unwrap_or(DEFAULT_ADDR);
-    let addr: SocketAddr = text
-        .parse()
-        .map_err(|_| BindError::Address(text.to_owned()))?;
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => Ok(l),
-        Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
-            let any = SocketAddr::new(addr.ip(), 0);
-            tracing::warn!(%addr, "dashboard port in use; using a free loopback port instead");
-            tokio::net::TcpListener::bind(any)
-                .await
-                .map_err(|source| BindError::Bind { addr: any, source })
-        }
-        Err(source) => Err(BindError::Bind { addr, source }),
+/// Whether the dashboard may serve at `addr`: off loopback only over TLS,
+/// unless plain HTTP was asked for.
+pub fn check_transport(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<(), BindError> {
+    if addr.ip().is_loopback() || tls || insecure_http {
+        Ok(())
+    } else {
+        Err(BindError::NeedsTls(addr))
     }
 }
 
-/// Serves `app` on `listener` until the task is dropped; prints
-/// `dashboard on http://ADDR/` first.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    println!("dashboard on http://{addr}/");
-    tracing::info!(%addr, "dashboard serving");
-    axum::serve(listener, app).await
+/// The dashboard's listening socket with its TLS and limits, ready to serve.
+pub struct Door {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: HttpLimits,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Door({:?}, tls: {})",
+            self.listener.local_addr(),
+            self.tls.is_some()
+        )
+    }
+}
+
+impl Door {
+    /// A door on a bound listener.
+    pub fn new(
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        limits: HttpLimits,
+    ) -> Door {
+        Door {
+            listener,
+            tls,
+            limits,
+        }
+    }
+
+    /// Binds the dashboard's listener as `opts` say: refuses plain HTTP off
+    /// loopback (see [`check_transport`]), loads the TLS files. With no
+    /// address given, tries [`DEFAULT_ADDR`] and, if another hub holds it,
+    /// any free loopback port (the printed `dashboard on …` line says which).
+    pub async fn open(opts: &DashboardOptions) -> Result<Door, BindError> {
+        let explicit = opts.http.is_some();
+        let text = opts.http.as_deref().unwrap_or(DEFAULT_ADDR);
+        let addr: SocketAddr = text
+            .parse()
+            .map_err(|_| BindError::Address(text.to_owned()))?;
+        check_transport(addr, opts.tls.is_some(), opts.insecure_http)?;
+        let tls = opts.tls.as_ref().map(server::tls_acceptor).transpose()?;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+                let any = SocketAddr::new(addr.ip(), 0);
+                tracing::warn!(%addr, "dashboard port in use; using a free loopback port instead");
+                tokio::net::TcpListener::bind(any)
+                    .await
+                    .map_err(|source| BindError::Bind { addr: any, source })?
+            }
+            Err(source) => return Err(BindError::Bind { addr, source }),
+        };
+        Ok(Door::new(listener, tls, opts.limits.clone()))
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves `app` until the task is dropped; prints `dashboard on
+    /// http(s)://ADDR/` first.
+    pub async fn serve(self, app: Router) -> std::io::Result<()> {
+        let addr = self.listener.local_addr()?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        println!("dashboard on {scheme}://{addr}/");
+        tracing::info!(%addr, scheme, "dashboard serving");
+        server::serve(self.listener, app, self.limits, self.tls).await
+    }
 }
 
 /// Why the dashboard alone could not be served.
@@ -233,19 +420,27 @@ pub enum DashboardError {
 /// hub's data while no `serve` runs.
 pub fn serve_dashboard_blocking(
     data: &std::path::Path,
-    addr: Option<&str>,
+    opts: &DashboardOptions,
 ) -> Result<(), DashboardError> {
     use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let app = router(AppState::new(Hub::open(data)?, Thresholds::default()));
-        let listener = bind(addr).await?;
+        let door = Door::open(opts).await?;
+        let config = AppConfig {
+            tls: door.is_tls(),
+            ..opts.app.clone()
+        };
+        let app = router(AppState::with_config(
+            Hub::open(data)?,
+            opts.thresholds.clone(),
+            config,
+        ));
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         tokio::select! {
-            r = serve(listener, app) => r?,
+            r = door.serve(app) => r?,
             _ = sigint.recv() => {}
             _ = sigterm.recv() => {}
         }

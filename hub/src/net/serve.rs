@@ -96,6 +96,9 @@ struct Server {
 /// Serves nodes until SIGINT or SIGTERM.
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let hub = Hub::open(data)?;
+    // The dashboard's address, TLS files and the loopback-or-TLS rule are
+    // checked (and its port bound) before the swarm listens.
+    let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = HubNetConfig::load_or_create(data)?;
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let mut s = Server {
@@ -130,13 +133,20 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     }
     // Links a previous process left open ended when it stopped.
     s.hub.close_stale_links()?;
-    let state = crate::http::AppState::new(Hub::open(data)?, opts.dashboard.thresholds.clone());
+    let config = crate::http::AppConfig {
+        tls: door.is_tls(),
+        ..opts.dashboard.app.clone()
+    };
+    let state = crate::http::AppState::with_config(
+        Hub::open(data)?,
+        opts.dashboard.thresholds.clone(),
+        config,
+    );
     // The operator exchange API authenticates by signature, beside the dashboard's login.
     let dashboard = crate::http::app(state.clone(), crate::economy::http::admin_routes())
         .merge(crate::economy::http::router(state));
-    let http = crate::http::bind(opts.dashboard.http.as_deref()).await?;
     tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(http, dashboard).await {
+        if let Err(e) = door.serve(dashboard).await {
             warn!("dashboard stopped: {e}");
         }
     });

@@ -61,6 +61,39 @@ impl Hub {
         st.quarantine_items(filter, MAX_LISTED)
     }
 
+    /// The latest balance of a wallet the hub told any node (a receipt or a
+    /// `ConfirmedBalance` fact), as a redeem states it for its basis.
+    pub fn latest_basis(
+        &mut self,
+        account: mykey_sync_proto::AccountId,
+        m: mykey_sync_proto::MunicipalityCode,
+    ) -> Result<Option<mykey_sync_proto::Basis>, StoreError> {
+        let mut st = self.store.begin_read()?;
+        Ok(st
+            .latest_issued_balance(account, m)?
+            .map(|(ledger_pos, b)| mykey_sync_proto::Basis {
+                ledger_pos,
+                balance: b.balance,
+                debt: b.debt,
+            }))
+    }
+
+    /// The signed transaction the hub processed under this id: the evidence
+    /// behind a quarantined spend (and any transfer's origin).
+    pub fn processed_signed(
+        &mut self,
+        id: &mykey_sync_proto::TxId,
+    ) -> Result<Option<mykey_sync_proto::SignedTx>, StoreError> {
+        self.store.begin_read()?.processed_signed(id)
+    }
+
+    /// Held spends per node: (node, items, points), for the dashboard and metrics.
+    pub fn quarantine_by_node(
+        &mut self,
+    ) -> Result<Vec<(mykey_sync_proto::NodeId, u64, mykey_sync_proto::Points)>, StoreError> {
+        self.store.begin_read()?.quarantine_held_by_node()
+    }
+
     /// Releases a held spend: it is paid now, as a redeem from the holder's
     /// wallet (then debt), in the open settlement period.
     pub fn release_quarantined(

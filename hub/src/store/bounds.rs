@@ -135,6 +135,12 @@ pub trait BoundsTx {
         m: MunicipalityCode,
         ledger_pos: u64,
     ) -> Result<Option<Balance>, StoreError>;
+    /// The latest balance the hub issued for a wallet, with its ledger position.
+    fn latest_issued_balance(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Option<(u64, Balance)>, StoreError>;
     /// Records a processed redeem for the bounds.
     fn record_spend(&mut self, spend: &SpendRow) -> Result<(), StoreError>;
     /// Points of `node`'s redeems on a wallet posted after `ledger_pos`.

@@ -11,7 +11,7 @@ use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, Opera
 use crate::economy::lots::{ExpiryPolicy, Lot};
 use crate::economy::settlement::{Cycle, Period, Statement};
 use crate::economy::zengin::BankAccount;
-use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
+use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 
 /// Who a bank account belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +50,47 @@ pub trait EconomyTx {
     ) -> Result<Option<ExchangeOperator>, StoreError>;
     /// Every exchange operator.
     fn exchange_operators(&mut self) -> Result<Vec<ExchangeOperator>, StoreError>;
+    /// Lets an exchange operator credit a municipality's holders, up to
+    /// `daily_cap` points (regional and premium) a JST day; replaces the cap.
+    fn allow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        daily_cap: Points,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Withdraws that; false if it was not allowed.
+    fn disallow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<bool, StoreError>;
+    /// The daily cap of an operator in a municipality (`None`: not allowed there).
+    fn exchange_cap(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<Option<Points>, StoreError>;
+    /// Every municipality an operator may credit, with its cap.
+    fn exchange_caps(
+        &mut self,
+        op: &OperatorId,
+    ) -> Result<Vec<(MunicipalityCode, Points)>, StoreError>;
+    /// Points an operator credited in a municipality on the JST day starting at `day_start`.
+    fn exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+    ) -> Result<u64, StoreError>;
+    /// Adds to that.
+    fn add_exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+        points: u64,
+    ) -> Result<(), StoreError>;
 
     /// Adds a campaign (the caller checked the id is new).
     fn insert_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError>;

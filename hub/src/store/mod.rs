@@ -378,6 +378,9 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
         fact: &StoredFact,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+    /// The latest fact of each subject that starts with `prefix` (which
+    /// must end in a byte below 0xff), in subject order.
+    fn latest_facts_by_subject(&mut self, prefix: &[u8]) -> Result<Vec<StoredFact>, StoreError>;
     /// Facts of exactly this scope after `after`, in hub_seq order, at most
     /// `limit`: log facts only (those not kept in shards), or with `all`
     /// keyed ones too.

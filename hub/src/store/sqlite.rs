@@ -315,6 +315,40 @@ INSERT INTO shard_fill (scope, hash, items)
 "#,
     bounds::MIGRATION,
     economy::MIGRATION_EXCHANGE_EXPIRY,
+    r#"
+-- The hub's doors: operators' roles (those made before roles were admins),
+-- API tokens' public id, scope, expiry and revocation (tokens made before
+-- scopes become read-only: /metrics and node status), the municipalities an
+-- exchange operator may credit with a daily cap each, and what it credited
+-- per municipality and JST day.
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE operators ADD COLUMN municipality INTEGER;
+ALTER TABLE api_tokens ADD COLUMN id TEXT;
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'read';
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
+UPDATE api_tokens SET id = lower(hex(substr(token_sha256, 1, 6)));
+CREATE UNIQUE INDEX api_tokens_by_id ON api_tokens(id);
+CREATE TABLE exchange_allowances (
+    operator TEXT NOT NULL REFERENCES exchange_operators(id),
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    daily_cap INTEGER NOT NULL CHECK (daily_cap > 0),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (operator, municipality)
+) WITHOUT ROWID;
+CREATE TABLE exchange_volume (
+    operator TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    day_start INTEGER NOT NULL,
+    points INTEGER NOT NULL CHECK (points >= 0),
+    PRIMARY KEY (operator, municipality, day_start)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- LAN rosters are read back from the fact log by subject
+-- (`lan/<municipality>/<group>`): a group's latest fact is its roster.
+CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NULL;
+"#,
 ];
 
 /// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
@@ -1830,6 +1864,39 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn latest_facts_by_subject(&mut self, prefix: &[u8]) -> Result<Vec<StoredFact>, StoreError> {
+        // Subjects from `prefix` up to (not including) the prefix with its
+        // last byte raised: exactly those starting with it.
+        let mut end = prefix.to_vec();
+        let last = end.last_mut();
+        // Callers pass fixed prefixes ending in '/': another one is a bug.
+        assert!(
+            last.as_ref().is_some_and(|b| **b < u8::MAX),
+            "a subject prefix must end in a byte below 0xff"
+        );
+        if let Some(b) = last {
+            *b += 1;
+        }
+        // SQLite takes the bare columns from the row of max(hub_seq).
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT max(hub_seq), priority, signed, subject FROM facts
+             WHERE subject >= ?1 AND subject < ?2 GROUP BY subject ORDER BY subject",
+        )?;
+        let mut rows = stmt.query(params![prefix, end])?;
+        let mut out = vec![];
+        while let Some(r) = rows.next()? {
+            let bytes: Vec<u8> = r.get(2)?;
+            out.push(StoredFact {
+                hub_seq: u64_of("hub seq", r.get(0)?)?,
+                priority: r.get(1)?,
+                subject: r.get(3)?,
+                item: None,
+                signed: SignedFact::from_bytes(&bytes).map_err(|e| corrupt("stored fact", e))?,
+            });
+        }
+        Ok(out)
+    }
+
     fn facts_in_scope(
         &mut self,
         scope: &Scope,
@@ -1933,6 +2000,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(unique, 0);
+    }
+
+    #[test]
+    fn the_doors_migration_makes_old_operators_admins_and_old_tokens_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ALTER TABLE operators ADD COLUMN role"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES ('ops', 'x', 1);
+                 INSERT INTO api_tokens (token_sha256, operator, created_at)
+                     VALUES (x'0123456789abcdef', 'ops', 2);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let op = tx.operator("ops").unwrap().unwrap();
+        assert_eq!(op.role, crate::access::Role::Admin);
+        let tokens = tx.api_tokens(None).unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].id, "0123456789ab");
+        assert_eq!(tokens[0].scope, crate::access::Scope::Read);
+        assert_eq!((tokens[0].expires_at, tokens[0].revoked_at), (None, None));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! contract.
 
 use super::StoreError;
+use crate::access::{Role, TokenInfo};
 use crate::model::{Facility, Municipality, Posted};
 use mykey_sync_proto::wire::RejectReason;
 use mykey_sync_proto::{MunicipalityCode, NodeId, TxId, UnixMillis};
@@ -47,6 +48,8 @@ pub struct OperatorRow {
     pub name: String,
     /// Argon2id hash in PHC string form (never the password).
     pub password_hash: String,
+    /// What they may do.
+    pub role: Role,
     /// When the account was made.
     pub created_at: UnixMillis,
 }
@@ -96,20 +99,24 @@ pub trait StatusTx {
         limit: u32,
     ) -> Result<Vec<RejectionRow>, StoreError>;
 
-    /// Adds an operator, or replaces the password hash of an existing one.
+    /// Adds an operator, or replaces the password hash and role of an existing one.
     fn upsert_operator(&mut self, op: &OperatorRow) -> Result<(), StoreError>;
     /// An operator by name.
     fn operator(&mut self, name: &str) -> Result<Option<OperatorRow>, StoreError>;
+    /// Removes an operator and every API token of theirs; false if there was none.
+    fn remove_operator(&mut self, name: &str) -> Result<bool, StoreError>;
     /// How many operators exist.
     fn n_operators(&mut self) -> Result<u64, StoreError>;
-    /// Stores the SHA-256 of an API token for an operator.
+    /// Stores an API token by its SHA-256 (never the token).
     fn insert_api_token(
         &mut self,
         token_sha256: &[u8; 32],
-        operator: &str,
-        now: UnixMillis,
+        token: &TokenInfo,
     ) -> Result<(), StoreError>;
-    /// The operator an API token (by its SHA-256) belongs to.
-    fn api_token_operator(&mut self, token_sha256: &[u8; 32])
-    -> Result<Option<String>, StoreError>;
+    /// An API token by its SHA-256.
+    fn api_token(&mut self, token_sha256: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError>;
+    /// API tokens (of one operator, or all), oldest first.
+    fn api_tokens(&mut self, operator: Option<&str>) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes the token with this public id; false if no live token has it.
+    fn revoke_api_token(&mut self, id: &str, now: UnixMillis) -> Result<bool, StoreError>;
 }

@@ -5,7 +5,10 @@
 //! app on 127.0.0.1.
 #![allow(dead_code, missing_docs)]
 
+pub mod pki;
+
 use ed25519_dalek::SigningKey;
+pub use mykey_hub::access::{Role, Scope};
 use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeReceipt, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
@@ -115,17 +118,47 @@ pub fn policy(ops: &[OpKind]) -> NodePolicy {
         per_card_offline_limit: pts(3000),
         node_exposure_limit: pts(50_000),
         pin_threshold: pts(1000),
-        valid_until: T0.plus_ms(365 * 86_400_000),
+        valid_until: T0.plus_ms(10 * 365 * 86_400_000),
     }
 }
 
 impl Fixture {
-    /// Adds the operator `ops` and returns a bearer token for the API.
-    pub fn api_token(&mut self) -> String {
+    /// For tests of the economy rather than of the bounds: the shop is
+    /// re-enrolled with bounds no spend of theirs reaches (no PIN proof
+    /// needed, no per-card or exposure cap), so its redeems are paid as the
+    /// ledger decides (hub/tests/bounds.rs tests the bounds).
+    pub fn unbounded_shop(&mut self) {
+        let max = Points::new(Points::MAX).unwrap();
         self.hub
-            .set_operator("ops", "correct horse battery", T0)
+            .enrol_node(
+                self.shop.id,
+                &fid("shop-1"),
+                NodePolicy {
+                    per_card_offline_limit: max,
+                    node_exposure_limit: max,
+                    pin_threshold: max,
+                    ..policy(&[OpKind::Redeem])
+                },
+                T0,
+            )
             .unwrap();
-        self.hub.new_api_token("ops", T0).unwrap()
+    }
+}
+
+impl Fixture {
+    /// Adds the admin operator `ops` and returns an admin-scope bearer
+    /// token for the API (no expiry).
+    pub fn api_token(&mut self) -> String {
+        self.token_for("ops", Role::Admin, Scope::Admin)
+    }
+
+    /// Adds (or updates) operator `name` with `role` (password
+    /// `correct horse battery`) and returns a bearer token with `scope`.
+    pub fn token_for(&mut self, name: &str, role: Role, scope: Scope) -> String {
+        self.hub
+            .set_operator(name, "correct horse battery", role, T0)
+            .unwrap();
+        self.hub.new_api_token(name, scope, None, T0).unwrap().token
     }
 
     pub fn new() -> Fixture {
@@ -222,6 +255,9 @@ pub fn enrol_card_x(hub: &mut Hub, holding_days: u32, expiry: ExpiryPolicy, now:
         now,
     )
     .unwrap();
+    // Allowed to credit the fixture's municipality, with room for any test.
+    hub.allow_exchange(&card_x(), muni(), pts(1_000_000_000_000), now)
+        .unwrap();
 }
 
 /// Card X's signed exchange of `operator_points` for `who` (a My Key ID)
@@ -373,9 +409,20 @@ pub fn fails(data: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Serves the fixture's hub over HTTP on 127.0.0.1 as `mykey-hub serve`
-/// builds the app (dashboard, API, economy routes); returns the address.
+/// builds the app (dashboard, API, economy routes) and serves it (the real
+/// server, with its limits); returns the address.
 pub fn serve(f: &Fixture) -> std::net::SocketAddr {
-    use mykey_hub::http::AppState;
+    serve_with(f, Default::default(), Default::default(), None)
+}
+
+/// [`serve`] with other settings, limits, and TLS.
+pub fn serve_with(
+    f: &Fixture,
+    config: mykey_hub::http::AppConfig,
+    limits: mykey_hub::http::server::HttpLimits,
+    tls: Option<mykey_hub::http::server::TlsFiles>,
+) -> std::net::SocketAddr {
+    use mykey_hub::http::{AppConfig, AppState, Door};
     use mykey_hub::status::assess::Thresholds;
     let hub = Hub::open(&f.dir.path().join("hub")).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -385,12 +432,19 @@ pub fn serve(f: &Fixture) -> std::net::SocketAddr {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let state = AppState::new(hub, Thresholds::default());
+            let acceptor = tls
+                .as_ref()
+                .map(|t| mykey_hub::http::server::tls_acceptor(t).unwrap());
+            let config = AppConfig {
+                tls: acceptor.is_some(),
+                ..config
+            };
+            let state = AppState::with_config(hub, Thresholds::default(), config);
             let app = mykey_hub::http::app(state.clone(), mykey_hub::economy::http::admin_routes())
                 .merge(mykey_hub::economy::http::router(state));
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
-            axum::serve(l, app).await.unwrap();
+            Door::new(l, acceptor, limits).serve(app).await.unwrap();
         });
     });
     rx.recv().unwrap()

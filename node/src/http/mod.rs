@@ -477,7 +477,7 @@ pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), 
         .map_err(|source| PageError::Bind { addr, source })?;
     let app = router(dir.open()?, live);
     let url = format!("http://{local}/");
-    if let Err(e) = std::fs::write(dir.root().join(URL_FILE), &url) {
+    if let Err(e) = crate::config::write_owner_only(&dir.root().join(URL_FILE), url.as_bytes()) {
         tracing::warn!("cannot write {URL_FILE}: {e}; `mykey-node status` will not see live facts");
     }
     println!("status page on {url}");

@@ -116,7 +116,8 @@ impl NetConfig {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        std::fs::write(&path, text).map_err(|source| NetConfigError::Io { path, source })
+        crate::config::write_owner_only(&path, text.as_bytes())
+            .map_err(|source| NetConfigError::Io { path, source })
     }
 
     /// A duration field.

@@ -244,6 +244,28 @@ mod tests {
         };
         let mut a = node(dir.path(), 1, &mut hub, 1000);
         let mut b = node(dir.path(), 2, &mut hub, 1000);
+        // Stalls trust each other only on a hub roster that names them both.
+        let txs0 = {
+            let mut c = node(dir.path(), 3, &mut hub, 1000);
+            c.redeem(&card(), Points::new(10).unwrap(), None, T)
+                .unwrap();
+            c.outbox_from(1, 10).unwrap()
+        };
+        assert!(b.accept_peer_txs(&txs0, T).is_err(), "no roster yet");
+        let roster = hub.facts(vec![FactBody::LanRoster {
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            group: mykey_sync_proto::LanGroup::parse("fest").unwrap(),
+            members: mykey_sync_proto::Roster::new(vec![a.id(), b.id()]).unwrap(),
+        }]);
+        for n in [&mut a, &mut b] {
+            n.apply_facts(&roster).unwrap();
+        }
+        assert!(b.lan_admits(&a.id()).unwrap() && a.lan_admits(&b.id()).unwrap());
+        assert!(
+            b.accept_peer_txs(&txs0, T).is_err(),
+            "the third stall is not on it"
+        );
+        assert_eq!(pending(&b), 0);
         let done = a
             .redeem(&card(), Points::new(600).unwrap(), None, T)
             .unwrap();
@@ -253,7 +275,7 @@ mod tests {
         assert_eq!(b.accept_peer_txs(&txs, T).unwrap(), 0, "idempotent");
         assert_eq!(pending(&b), 600);
         assert_eq!(b.peer_have_through(&a.id()).unwrap(), 1);
-        assert_eq!(b.peer_txs_undelivered(10).unwrap(), txs);
+        assert_eq!(b.peer_txs_undelivered(10, 0).unwrap(), txs);
         // B cannot spend what A took.
         assert!(
             b.redeem(&card(), Points::new(500).unwrap(), None, T)
@@ -289,7 +311,7 @@ mod tests {
         ]);
         b.apply_facts(&facts).unwrap();
         assert_eq!(pending(&b), 400, "only B's own spend is still pending");
-        assert!(b.peer_txs_undelivered(10).unwrap().is_empty());
+        assert!(b.peer_txs_undelivered(10, 0).unwrap().is_empty());
     }
 
     #[test]

@@ -127,6 +127,10 @@ struct Runner {
     seed: u64,
     /// The hub refused this node: do not dial before this.
     refused_until: Option<Instant>,
+    /// LAN peers refused since they were last admitted (each logged once at warn).
+    refused_peers: std::collections::HashSet<PeerId>,
+    /// Rotates which signer leads a carried batch.
+    relay_turn: usize,
 }
 
 /// Runs the node until SIGINT or SIGTERM.
@@ -215,6 +219,8 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         relay_in_flight: None,
         seed: u64::from_le_bytes(seed),
         refused_until: None,
+        refused_peers: Default::default(),
+        relay_turn: 0,
     };
     let statics = r.net.peers.clone();
     let mut static_addrs: Vec<Multiaddr> = vec![];

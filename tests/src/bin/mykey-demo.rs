@@ -321,9 +321,14 @@ fn main() -> Result<()> {
     );
     if let Some(addr) = &args.dashboard {
         let password = mykey_hub::http::auth::random_password()?;
-        w.hub.set_operator("demo", &password, w.now)?;
+        w.hub
+            .set_operator("demo", &password, mykey_hub::access::Role::Admin, w.now)?;
         println!("\nOperator dashboard: log in as demo / {password} (Ctrl-C to stop).");
-        mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), Some(addr))?;
+        let opts = mykey_hub::http::DashboardOptions {
+            http: Some(addr.clone()),
+            ..Default::default()
+        };
+        mykey_hub::http::serve_dashboard_blocking(&args.data.join("hub"), &opts)?;
     }
     Ok(())
 }

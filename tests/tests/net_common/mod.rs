@@ -279,18 +279,33 @@ pub struct World {
     pub holders: Vec<(CardKey, AccountId)>,
 }
 
+/// The LAN group [`World::create`] puts its nodes on.
+pub const FESTIVAL: &str = "festival";
+
 /// Points every holder is granted at the start.
 pub const START_POINTS: u64 = 1_000_000;
 
 impl World {
-    /// A hub, `n_nodes` shop nodes allowed to redeem (one facility each),
-    /// and `n_holders` holders with [`START_POINTS`] each.
+    /// A hub, `n_nodes` shop nodes allowed to redeem (one facility each)
+    /// on one LAN roster ([`FESTIVAL`]), and `n_holders` holders with
+    /// [`START_POINTS`] each.
     pub fn create(n_nodes: usize, n_holders: usize) -> World {
         Self::create_in(&std::env::temp_dir(), n_nodes, n_holders)
     }
 
     /// Like [`World::create`], with the directories under `base`.
     pub fn create_in(base: &Path, n_nodes: usize, n_holders: usize) -> World {
+        Self::create_with_roster(base, n_nodes, n_holders, n_nodes)
+    }
+
+    /// Like [`World::create_in`], with only the first `rostered` nodes on
+    /// the [`FESTIVAL`] roster (none: no roster is issued).
+    pub fn create_with_roster(
+        base: &Path,
+        n_nodes: usize,
+        n_holders: usize,
+        rostered: usize,
+    ) -> World {
         let root = tempfile::tempdir_in(base).unwrap();
         let hub_dir = root.path().join("hub");
         let t = now();
@@ -336,6 +351,11 @@ impl World {
             .unwrap();
             node_ids.push(node.id());
             nodes.push(dir);
+        }
+        if rostered > 0 {
+            let group = mykey_sync_proto::LanGroup::parse(FESTIVAL).unwrap();
+            hub.set_lan_roster(m, &group, &node_ids[..rostered], t)
+                .unwrap();
         }
         let mut holders = vec![];
         for i in 0..n_holders {

@@ -6,9 +6,11 @@
 //! few seconds and swaps that element, so filters typed in the form outside
 //! it are kept.
 
+use super::api::restrict_fleet;
 use super::auth::Operator;
 use super::i18n::{Lang, lang_of};
 use super::{AppState, now};
+use crate::access::Access;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -70,6 +72,7 @@ pub(crate) fn with_lang_cookie(lang: Lang, chosen: bool, mut resp: Response) -> 
 async fn overview(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
@@ -86,15 +89,24 @@ async fn overview(
         })
         .await;
     let resp = match data {
-        Ok((fleet, liabilities, settlement)) => Html(render_overview(
-            lang,
-            &op.0,
-            &fleet,
-            &liabilities,
-            &settlement,
-            &q,
-        ))
-        .into_response(),
+        Ok((mut fleet, mut liabilities, mut settlement)) => {
+            // A municipality's staff see their municipality only.
+            restrict_fleet(&mut fleet, &access);
+            liabilities.retain(|l| match &l.municipality {
+                Some(m) => access.sees(m.code),
+                None => access.municipality().is_none(),
+            });
+            settlement.retain(|s| access.sees(s.municipality.code));
+            Html(render_overview(
+                lang,
+                &op.0,
+                &fleet,
+                &liabilities,
+                &settlement,
+                &q,
+            ))
+            .into_response()
+        }
         Err(e) => {
             tracing::error!("dashboard: {e}");
             (
@@ -110,6 +122,7 @@ async fn overview(
 async fn node_page(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
+    Extension(access): Extension<Access>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<OverviewQuery>,
@@ -129,8 +142,10 @@ async fn node_page(
         .with_hub(move |hub| hub.node_detail(&node, &th, now))
         .await
     {
-        Ok(Some(d)) => Html(render_node(lang, &op.0, &d, now)).into_response(),
-        Ok(None) => (
+        Ok(Some(d)) if access.sees(d.row.status.node.municipality) => {
+            Html(render_node(lang, &op.0, &d, now)).into_response()
+        }
+        Ok(_) => (
             StatusCode::NOT_FOUND,
             Html(page(lang, &op.0, l.not_found, &esc(l.not_found))),
         )

@@ -189,6 +189,33 @@ impl BoundsTx for SqliteTx<'_> {
         .transpose()
     }
 
+    fn latest_issued_balance(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<Option<(u64, Balance)>, StoreError> {
+        let row: Option<(i64, i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT ledger_pos, balance, debt FROM issued_balances
+                 WHERE account = ?1 AND municipality = ?2 ORDER BY ledger_pos DESC LIMIT 1",
+            )?
+            .query_row(params![i64_sat(account.get()), muni_sql(m)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(pos, b, d)| {
+            Ok((
+                u64_of("ledger position", pos)?,
+                Balance {
+                    balance: points_of("issued balance", b)?,
+                    debt: points_of("issued debt", d)?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
     fn record_spend(&mut self, s: &SpendRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(

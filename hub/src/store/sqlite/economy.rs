@@ -9,7 +9,7 @@ use crate::economy::settlement::{Cycle, Period, Statement, StatementKind};
 use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
 use crate::store::StoreError;
 use crate::store::economy::{EconomyTx, Party, WalletStep};
-use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, TxId, UnixMillis};
+use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 use rusqlite::{OptionalExtension, Row, params};
 
 /// Schema of the economy (appended to the migrations as one step).
@@ -312,6 +312,117 @@ impl EconomyTx for SqliteTx<'_> {
         ))?;
         let rows = stmt.query_map([], op_row)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(op_of).collect()
+    }
+
+    fn allow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        daily_cap: Points,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO exchange_allowances (operator, municipality, daily_cap, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (operator, municipality) DO UPDATE SET daily_cap = ?3, updated_at = ?4",
+            )?
+            .execute(params![
+                op.as_str(),
+                muni_sql(m),
+                i64_of(daily_cap.get()),
+                i64_of(now.0)
+            ])?;
+        Ok(())
+    }
+
+    fn disallow_exchange(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "DELETE FROM exchange_allowances WHERE operator = ?1 AND municipality = ?2",
+            )?
+            .execute(params![op.as_str(), muni_sql(m)])?;
+        Ok(n > 0)
+    }
+
+    fn exchange_cap(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+    ) -> Result<Option<Points>, StoreError> {
+        self.tx
+            .prepare_cached(
+                "SELECT daily_cap FROM exchange_allowances WHERE operator = ?1 AND municipality = ?2",
+            )?
+            .query_row(params![op.as_str(), muni_sql(m)], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|v| points_of("daily cap", v))
+            .transpose()
+    }
+
+    fn exchange_caps(
+        &mut self,
+        op: &OperatorId,
+    ) -> Result<Vec<(MunicipalityCode, Points)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT municipality, daily_cap FROM exchange_allowances WHERE operator = ?1
+             ORDER BY municipality",
+        )?;
+        let rows = stmt
+            .query_map([op.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(m, cap)| Ok((muni_of(m)?, points_of("daily cap", cap)?)))
+            .collect()
+    }
+
+    fn exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT points FROM exchange_volume
+                 WHERE operator = ?1 AND municipality = ?2 AND day_start = ?3",
+            )?
+            .query_row(
+                params![op.as_str(), muni_sql(m), i64_of(day_start.0)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        v.map_or(Ok(0), |v| u64_of("exchange volume", v))
+    }
+
+    fn add_exchange_volume(
+        &mut self,
+        op: &OperatorId,
+        m: MunicipalityCode,
+        day_start: UnixMillis,
+        points: u64,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO exchange_volume (operator, municipality, day_start, points)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (operator, municipality, day_start) DO UPDATE SET points = points + ?4",
+            )?
+            .execute(params![
+                op.as_str(),
+                muni_sql(m),
+                i64_of(day_start.0),
+                i64_of(points)
+            ])?;
+        Ok(())
     }
 
     fn insert_campaign(&mut self, c: &Campaign, now: UnixMillis) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! [`StatusTx`] for SQLite: links, rejections, facilities, operators.
 
-use super::{SqliteTx, corrupt, facility_of, i64_of, muni_of, node_of, txid_of, u64_of};
+use super::{SqliteTx, corrupt, facility_of, i64_of, muni_of, muni_sql, node_of, txid_of, u64_of};
+use crate::access::{Role, Scope, TokenInfo};
 use crate::model::{Facility, FacilityKind, Municipality, Posted};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, OperatorRow, RejectionRow, StatusTx};
@@ -227,27 +228,50 @@ impl StatusTx for SqliteTx<'_> {
     fn upsert_operator(&mut self, op: &OperatorRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO operators (name, password_hash, created_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
+                "INSERT INTO operators (name, password_hash, created_at, role, municipality)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                     role = excluded.role, municipality = excluded.municipality",
             )?
-            .execute(params![op.name, op.password_hash, i64_of(op.created_at.0)])?;
+            .execute(params![
+                op.name,
+                op.password_hash,
+                i64_of(op.created_at.0),
+                op.role.name(),
+                op.role.municipality().map(muni_sql),
+            ])?;
         Ok(())
     }
 
     fn operator(&mut self, name: &str) -> Result<Option<OperatorRow>, StoreError> {
-        let row: Option<(String, i64)> = self
+        let row: Option<(String, i64, String, Option<i64>)> = self
             .tx
-            .prepare_cached("SELECT password_hash, created_at FROM operators WHERE name = ?1")?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT password_hash, created_at, role, municipality FROM operators WHERE name = ?1",
+            )?
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        row.map(|(password_hash, at)| {
+        row.map(|(password_hash, at, role, m)| {
+            let m = m.map(muni_of).transpose()?;
             Ok(OperatorRow {
                 name: name.to_owned(),
                 password_hash,
+                role: Role::parse(&role, m).map_err(|e| corrupt("operator role", e))?,
                 created_at: millis("operator created", at)?,
             })
         })
         .transpose()
+    }
+
+    fn remove_operator(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.tx
+            .prepare_cached("DELETE FROM api_tokens WHERE operator = ?1")?
+            .execute([name])?;
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM operators WHERE name = ?1")?
+            .execute([name])?;
+        Ok(n > 0)
     }
 
     fn n_operators(&mut self) -> Result<u64, StoreError> {
@@ -261,25 +285,80 @@ impl StatusTx for SqliteTx<'_> {
     fn insert_api_token(
         &mut self,
         token_sha256: &[u8; 32],
-        operator: &str,
-        now: UnixMillis,
+        t: &TokenInfo,
     ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO api_tokens (token_sha256, operator, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO api_tokens (token_sha256, operator, created_at, id, scope, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![&token_sha256[..], operator, i64_of(now.0)])?;
+            .execute(params![
+                &token_sha256[..],
+                t.operator,
+                i64_of(t.created_at.0),
+                t.id,
+                t.scope.name(),
+                t.expires_at.map(|e| i64_of(e.0)),
+                t.revoked_at.map(|e| i64_of(e.0)),
+            ])?;
         Ok(())
     }
 
-    fn api_token_operator(
-        &mut self,
-        token_sha256: &[u8; 32],
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT operator FROM api_tokens WHERE token_sha256 = ?1")?
-            .query_row([&token_sha256[..]], |r| r.get(0))
-            .optional()?)
+    fn api_token(&mut self, token_sha256: &[u8; 32]) -> Result<Option<TokenInfo>, StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_sha256 = ?1"
+            ))?
+            .query_row([&token_sha256[..]], token_row)
+            .optional()?
+            .map(token_of)
+            .transpose()
     }
+
+    fn api_tokens(&mut self, operator: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE ?1 IS NULL OR operator = ?1
+             ORDER BY created_at, id"
+        ))?;
+        let rows = stmt
+            .query_map([operator], token_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(token_of).collect()
+    }
+
+    fn revoke_api_token(&mut self, id: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            )?
+            .execute(params![id, i64_of(now.0)])?;
+        Ok(n > 0)
+    }
+}
+
+const TOKEN_COLS: &str = "id, operator, scope, created_at, expires_at, revoked_at";
+type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn token_of(row: TokenRow) -> Result<TokenInfo, StoreError> {
+    let (id, operator, scope, created, expires, revoked) = row;
+    Ok(TokenInfo {
+        id,
+        operator,
+        scope: Scope::parse(&scope).map_err(|e| corrupt("token scope", e))?,
+        created_at: millis("token created", created)?,
+        expires_at: expires.map(|v| millis("token expiry", v)).transpose()?,
+        revoked_at: revoked.map(|v| millis("token revoked", v)).transpose()?,
+    })
 }

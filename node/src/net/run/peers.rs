@@ -18,6 +18,9 @@ use std::collections::VecDeque;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+/// Refused LAN peers remembered (to log each once at warn), at most.
+const MAX_REFUSED_REMEMBERED: usize = 1024;
+
 /// What the loop knows of one LAN peer.
 pub(super) struct LanPeer {
     pub(super) node: NodeId,
@@ -101,12 +104,54 @@ impl Runner {
         [retry, gossip, relay].into_iter().flatten().min()
     }
 
+    /// Why a LAN peer is not admitted now (`None`: it is). A peer is
+    /// admitted only while the latest roster of some LAN group names both it
+    /// and this node and its key is not revoked; rosters arrive as hub facts,
+    /// so a change takes effect at the next connection or gossip round.
+    pub(super) fn lan_refusal(&self, node: &NodeId) -> Option<String> {
+        match self.node.lan_admits(node) {
+            Ok(true) => None,
+            Ok(false) => Some(
+                "no LAN roster from the hub names both it and this node (or its key is revoked); \
+                 the hub operator adds stalls with `mykey-hub lan roster`"
+                    .to_owned(),
+            ),
+            Err(e) => Some(format!("cannot read the LAN rosters: {e}")),
+        }
+    }
+
+    /// Refuses a LAN peer: logs why (at warn once per peer until it is
+    /// admitted, then at debug) and closes the connection.
+    fn refuse_peer(&mut self, peer: PeerId, node: NodeId, why: &str) {
+        // Bounded: a stranger with ever new keys only makes the log louder.
+        if self.refused_peers.len() >= MAX_REFUSED_REMEMBERED {
+            self.refused_peers.clear();
+        }
+        if self.refused_peers.insert(peer) {
+            warn!(peer = %node.short(), "refused LAN peer: {why}");
+        } else {
+            debug!(peer = %node.short(), "refused LAN peer again: {why}");
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
     pub(super) fn on_peer_connected(&mut self, peer: PeerId) {
         let Some(node) = node_id_of(&peer) else {
             warn!(%peer, "dropping peer: its key is not ed25519, so it cannot be a node");
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
         };
+        if let Some(why) = self.lan_refusal(&node) {
+            // A static or mDNS peer stays in the book and is dialled again
+            // with backoff: a new roster admits it without a restart.
+            if let Some(p) = self.lan.get_mut(&peer) {
+                p.connected = false;
+                p.in_flight = None;
+            }
+            self.refuse_peer(peer, node, &why);
+            return;
+        }
+        self.refused_peers.remove(&peer);
         let net = &self.net;
         let seed =
             self.seed ^ u64::from_le_bytes(node.as_bytes()[..8].try_into().unwrap_or([0; 8]));
@@ -197,6 +242,24 @@ impl Runner {
             return;
         }
         self.next_gossip_at = Instant::now() + NetConfig::ms(self.net.gossip_ms);
+        // A roster that changed drops a peer it no longer names.
+        let connected: Vec<(PeerId, NodeId)> = self
+            .lan
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(id, p)| (*id, p.node))
+            .collect();
+        for (peer, node) in connected {
+            if let Some(why) = self.lan_refusal(&node) {
+                if let Some(p) = self.lan.get_mut(&peer) {
+                    p.connected = false;
+                    p.in_flight = None;
+                    p.shard_queue.clear();
+                    p.shard_turn = None;
+                }
+                self.refuse_peer(peer, node, &format!("no longer admitted: {why}"));
+            }
+        }
         let last = self.known_seq;
         let peers: Vec<PeerId> = self
             .lan
@@ -260,13 +323,29 @@ impl Runner {
                     },
                 ..
             } => {
-                let Some(p) = self.lan.get_mut(&peer) else {
+                let Some(p) = self.lan.get(&peer) else {
                     return;
                 };
                 if p.in_flight != Some(request_id) {
                     return;
                 }
+                let node = p.node;
+                let refusal = if p.connected {
+                    self.lan_refusal(&node)
+                } else {
+                    Some("it is not an admitted LAN peer".to_owned())
+                };
+                let Some(p) = self.lan.get_mut(&peer) else {
+                    return;
+                };
                 p.in_flight = None;
+                if let Some(why) = refusal {
+                    // Its answer does not reach the store.
+                    p.shard_turn = None;
+                    p.shard_queue.clear();
+                    warn!(peer = %node.short(), "dropped a LAN peer's answer: {why}");
+                    return;
+                }
                 let answer = response
                     .into_message()
                     .and_then(|b| LanResponse::decode(&b).map_err(|e| e.to_string()));
@@ -429,7 +508,8 @@ impl Runner {
         let answer = match self.answer_lan(peer, frame, now) {
             Ok(a) => a,
             Err(why) => {
-                warn!(%peer, "refused a LAN request: {why}");
+                let who = node_id_of(&peer).map_or_else(|| peer.to_string(), |n| n.short());
+                warn!(peer = %who, "refused a LAN request: {why}");
                 LanResponse::Refused(why)
             }
         };
@@ -449,8 +529,16 @@ impl Runner {
         let node = self
             .lan
             .get(&peer)
+            .filter(|p| p.connected)
             .map(|p| p.node)
-            .ok_or_else(|| "request from a peer that is not a connected LAN peer".to_owned())?;
+            .ok_or_else(|| {
+                "this node has not admitted you as a LAN peer: the hub's LAN roster must name both nodes"
+                    .to_owned()
+            })?;
+        if let Some(why) = self.lan_refusal(&node) {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return Err(format!("you are no longer admitted as a LAN peer: {why}"));
+        }
         let bytes = frame.into_message()?;
         match LanRequest::decode(&bytes).map_err(|e| e.to_string())? {
             LanRequest::Offer { txs } => self
@@ -531,9 +619,10 @@ impl Runner {
             return;
         }
         self.next_relay_at = Instant::now() + NetConfig::ms(self.net.relay_interval_ms);
+        self.relay_turn = self.relay_turn.wrapping_add(1);
         let txs = match self
             .node
-            .peer_txs_undelivered(crate::net::lan::MAX_OFFER_TXS)
+            .peer_txs_undelivered(crate::net::lan::MAX_OFFER_TXS, self.relay_turn)
         {
             Ok(t) if t.is_empty() => return,
             Ok(t) => t,
