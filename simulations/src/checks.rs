@@ -477,6 +477,7 @@ impl<H: HubCore> World<H> {
         m.exposure_bound = limits.node_exposure_limit.get();
         m.card_bound = limits.per_card_offline_limit.get();
         m.rogue_offers = liar.rogue_offers;
+        m.rogue_refused = liar.rogue_refused;
         Ok(())
     }
 

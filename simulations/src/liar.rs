@@ -36,6 +36,7 @@ use crate::hub_host::HubCore;
 use crate::prng::Prng;
 use crate::world::{AtTime, Failure, World, fail};
 use ed25519_dalek::SigningKey;
+use mykey_node::node::PeerTxsError;
 use mykey_node::{Node, NodeKey, OpError};
 use mykey_sync_proto::fact::NodeLimits;
 use mykey_sync_proto::session::HubSession;
@@ -184,6 +185,8 @@ pub struct Liar {
     pub points_asked: u64,
     /// Rogue LAN offers made to honest stalls.
     pub rogue_offers: u64,
+    /// Of those, refused by the stall as signed by a node on no roster.
+    pub rogue_refused: u64,
     kept_proof: Option<CardSignature>,
     second: Option<Second>,
     rogue: Option<Rogue>,
@@ -200,6 +203,7 @@ impl Liar {
             tried: BTreeMap::new(),
             points_asked: 0,
             rogue_offers: 0,
+            rogue_refused: 0,
             kept_proof: None,
             second: None,
             rogue: None,
@@ -672,13 +676,29 @@ impl<H: HubCore> World<H> {
             rogue.prev = tx.id();
             txs.push(tx);
         }
+        let rogue_id = rogue.id;
         l.rogue_offers += honest.len() as u64;
         for x in honest {
             let before = self.honest_view(x, account)?;
             let wall = self.nodes[x].clock.wall(t);
-            // A refusal is what the stall should answer; an error here is
-            // not a failure of the run.
-            let _ = self.core_mut(x)?.accept_peer_txs(&txs, wall);
+            // The stall admits LAN peers from the hub's rosters only: the
+            // whole batch is refused as signed by a node on no roster.
+            match self.core_mut(x)?.accept_peer_txs(&txs, wall) {
+                Err(PeerTxsError::NotOnRoster { signer }) if signer == rogue_id => {
+                    if let Some(l) = self.liar.as_mut() {
+                        l.rogue_refused += 1;
+                    }
+                }
+                other => {
+                    return fail(
+                        t,
+                        format!(
+                            "liar: honest stall {x} did not refuse a LAN peer outside the roster \
+                             as off-roster: {other:?}"
+                        ),
+                    );
+                }
+            }
             let after = self.honest_view(x, account)?;
             if before != after {
                 return fail(

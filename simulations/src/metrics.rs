@@ -63,6 +63,8 @@ pub struct LiarMetrics {
     pub quarantined: u64,
     /// Offers of the LAN peer outside the roster to honest stalls.
     pub rogue_offers: u64,
+    /// Of those, refused by the stall as off-roster (must equal the offers).
+    pub rogue_refused: u64,
     /// Honest redeems checked paid in full.
     pub honest_paid_in_full: u64,
 }
@@ -86,6 +88,7 @@ impl LiarMetrics {
         self.card_bound = self.card_bound.max(o.card_bound);
         self.unproven_paid += o.unproven_paid;
         self.rogue_offers += o.rogue_offers;
+        self.rogue_refused += o.rogue_refused;
         self.quarantined_items += o.quarantined_items;
         self.quarantined += o.quarantined;
         self.honest_paid_in_full += o.honest_paid_in_full;
@@ -131,8 +134,12 @@ impl LiarMetrics {
             format!("{} pt", self.unproven_paid),
         ));
         rows.push((
-            "  honest redeems paid in full / rogue LAN offers".into(),
-            format!("{} / {}", self.honest_paid_in_full, self.rogue_offers),
+            "  honest redeems paid in full".into(),
+            format!("{}", self.honest_paid_in_full),
+        ));
+        rows.push((
+            "  LAN peer outside the roster: offers / refused as off-roster".into(),
+            format!("{} / {}", self.rogue_offers, self.rogue_refused),
         ));
     }
 }

@@ -48,6 +48,10 @@ fn check_liar(m: &Metrics, scenario: Scenario, seed: u64) {
     assert!(l.honest_paid_in_full > 0, "{at}: no honest redeem checked");
     if scenario != Scenario::CityDay {
         assert!(l.rogue_offers > 0, "{at}: no LAN peer outside the roster");
+        assert_eq!(
+            l.rogue_refused, l.rogue_offers,
+            "{at}: an offer of the peer outside the roster was not refused as off-roster"
+        );
     }
 }
 
