@@ -187,6 +187,9 @@ pub struct World<H: HubCore> {
     /// Per node: per origin, the highest seq it has held without a gap
     /// (where the last gossip's gap walk stopped, so the next starts there).
     pub relay_have: Vec<BTreeMap<usize, u64>>,
+    /// Per carrier, which signer its core's carried batch starts with
+    /// after healing (`Node::peer_txs_undelivered`'s turn).
+    pub relay_turn: Vec<usize>,
     /// Lost-card suspensions on their way to the nodes: (holder, when,
     /// which nodes know).
     pub suspensions: Vec<(usize, SimTime, Vec<bool>)>,
@@ -347,6 +350,7 @@ impl<H: HubCore> World<H> {
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
             relay_have: vec![BTreeMap::new(); n],
+            relay_turn: vec![0; n],
             suspensions: Vec::new(),
             limits,
             liar,

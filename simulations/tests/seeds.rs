@@ -167,6 +167,22 @@ fn regression_receipts_for_chain_carried_by_a_peer() {
     }
 }
 
+/// Found by the lying node after the LAN rosters landed: its key leaked, the
+/// second machine's chain reached the hub first, and a spend the original
+/// had gossiped at the next seq (a fork) kept counting as pending at an
+/// honest stall after healing, freezing a visitor's points for good (no
+/// convergence). The node refuses a fork's spends once the hub answers a
+/// carried push with `ChainFork`, and its run loop carries whenever its
+/// hub link is up; the simulation had stopped carrying at healing. After
+/// healing a stall now carries what its core still counts.
+#[test]
+fn regression_forked_liar_spends_stop_counting_once_carried() {
+    for seed in [3, 19] {
+        let m = run_one(Scenario::Festival, seed, false).unwrap_or_else(|e| panic!("{e}"));
+        check_liar(&m, Scenario::Festival, seed);
+    }
+}
+
 /// Found by the simulation: a shard exchange that began with the sync states
 /// of an earlier one (in flight, already responded) ended at once with
 /// nothing sent, and the node recorded the shard as synced while its
