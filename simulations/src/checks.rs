@@ -1,7 +1,8 @@
 //! The invariants of DESIGN §11, checked against the real cores:
 //! conservation and bounded risk after every step that touches the hub, no
 //! loss after every node restart and at the end, convergence after healing,
-//! and authenticity probes (forged transactions and facts change nothing).
+//! and authenticity probes (forged transactions and facts change nothing);
+//! and, with a lying node, what the hub pays (`check_payouts`).
 
 use crate::hub_host::HubCore;
 use crate::world::{AtTime, Failure, World, fail};
@@ -12,9 +13,10 @@ use mykey_sync_proto::fact::FactPayload;
 use mykey_sync_proto::tx::TX_DOMAIN;
 use mykey_sync_proto::wire::Facts;
 use mykey_sync_proto::{
-    FacilityId, FactBody, NodeId, Points, Redeem, Scope, SignedFact, SignedTx, TxBody, TxId,
-    TxPayload, codec,
+    CardKey, FacilityId, FactBody, NodeId, Points, Redeem, Scope, SignedFact, SignedTx, TxBody,
+    TxId, TxPayload, codec,
 };
+use std::collections::BTreeMap;
 
 impl<H: HubCore> World<H> {
     /// Invariants 1 and 4 after a step that may have changed the hub.
@@ -23,11 +25,16 @@ impl<H: HubCore> World<H> {
         if let Err(e) = self.hub.check_conservation().at(t)? {
             return fail(t, format!("invariant 1 (conservation) broken: {e}"));
         }
+        self.check_payouts()?;
         let debt = self.hub.total_debt().at(t)?.get();
-        if self.plan.strict && debt > 0 {
+        // In strict mode only a liar's spends beyond its right can be debt.
+        let liar_debt = self.liar_payouts().1;
+        if self.plan.strict && debt > liar_debt {
             return fail(
                 t,
-                format!("invariant 4: strict mode but the hub holds {debt} pt of debt"),
+                format!(
+                    "invariant 4: strict mode but the hub holds {debt} pt of debt ({liar_debt} pt from the lying node's spends)"
+                ),
             );
         }
         let bound: u64 = self
@@ -44,6 +51,174 @@ impl<H: HubCore> World<H> {
             );
         }
         Ok(())
+    }
+
+    /// Follows the hub's ledger (new transfers since the last call) and
+    /// adds each transfer to its origin transaction's payout: what the
+    /// merchant payables received from it, and the debt-funded part.
+    fn follow_ledger(&mut self) -> Result<(), Failure> {
+        let t = self.now;
+        loop {
+            let batch = self.hub.transfers_after(self.ledger_seen, 1000).at(t)?;
+            let n = batch.len();
+            for tr in batch {
+                self.ledger_seen = tr.pos;
+                let Some(origin) = tr.origin else { continue };
+                let paid = self.paid.entry(origin).or_default();
+                let sign: i64 = match (&tr.to_payable, &tr.from_payable) {
+                    (Some(_), None) => 1,
+                    (None, Some(_)) => -1,
+                    _ => 0,
+                };
+                paid.payable += sign * tr.amount as i64;
+                if tr.on_debt {
+                    paid.on_debt += sign * tr.amount as i64;
+                }
+            }
+            if n < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The lying-node invariant, after every step that touches the hub:
+    /// - the hub's payout to the liar's facility for spends its holders'
+    ///   balances did not cover (`RedeemOnDebt`) stays within the bounds the
+    ///   hub enrolled: its node exposure limit in total (the run is one
+    ///   settlement period) and its per-card offline limit per card;
+    /// - nothing its key signed above the enrolled PIN threshold without a
+    ///   card proof that verifies (with the card's key, for that very
+    ///   transaction) is paid;
+    /// - honest outcomes do not change: every honest redeem the hub accepted
+    ///   is paid to its facility in full (none is quarantined), and in
+    ///   strict mode none of it is debt.
+    pub(crate) fn check_payouts(&mut self) -> Result<(), Failure> {
+        let t = self.now;
+        self.follow_ledger()?;
+        for tx in std::mem::take(&mut self.honest_to_check) {
+            let Some((n, want)) = self.honest_redeems.get(&tx).copied() else {
+                continue;
+            };
+            let got = self.paid.get(&tx).copied().unwrap_or_default();
+            if got.payable != want as i64 {
+                return fail(
+                    t,
+                    format!(
+                        "honest outcome changed: node {n}'s redeem {} of {want} pt was accepted but its facility is paid {} pt (quarantined or cut{})",
+                        tx.short(),
+                        got.payable,
+                        if self.liar.is_some() {
+                            " while a liar is present"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            self.metrics.liar.honest_paid_in_full += 1;
+            if self.plan.strict && got.on_debt != 0 {
+                return fail(
+                    t,
+                    format!(
+                        "invariant 4: strict mode, yet node {n}'s redeem {} is paid {} pt from debt",
+                        tx.short(),
+                        got.on_debt
+                    ),
+                );
+            }
+        }
+        // No honest node's transaction is held in the hub's quarantine.
+        let liar_id = self.liar.as_ref().map(|l| self.nodes[l.node].id);
+        let (mut held_items, mut held_points) = (0, 0);
+        for (tx, node, points, rule) in self.hub.quarantined().at(t)? {
+            if Some(node) != liar_id {
+                let who = self.nodes.iter().position(|x| x.id == node);
+                return fail(
+                    t,
+                    format!(
+                        "honest outcome changed: the hub quarantined {points} of node {who:?}'s transaction {} (bound: {rule}){}",
+                        tx.short(),
+                        if liar_id.is_some() {
+                            " while a liar is present"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            held_items += 1;
+            held_points += points.get();
+        }
+        self.metrics.liar.quarantined_items = held_items;
+        self.metrics.liar.quarantined = held_points;
+        let Some(liar) = &self.liar else {
+            return Ok(());
+        };
+        let n = liar.node;
+        let limits = &self.limits[n];
+        let facility = &self.nodes[n].facility;
+        let mut at_risk = 0i64;
+        let mut per_card: BTreeMap<&CardKey, i64> = BTreeMap::new();
+        for (id, x) in &liar.signed {
+            let paid = self.paid.get(id).copied().unwrap_or_default();
+            at_risk += paid.on_debt;
+            *per_card.entry(&x.card).or_default() += paid.on_debt;
+            if x.above_threshold && !x.proof_verifies && paid.payable > 0 {
+                return fail(
+                    t,
+                    format!(
+                        "liar: the hub pays {facility} {} pt for {} ({} pt, above the PIN threshold of {}) whose card proof does not verify: tx {}",
+                        paid.payable,
+                        x.how,
+                        x.points,
+                        limits.pin_threshold,
+                        id.short()
+                    ),
+                );
+            }
+        }
+        let exposure = limits.node_exposure_limit.get() as i64;
+        if at_risk > exposure {
+            return fail(
+                t,
+                format!(
+                    "liar: the hub pays {facility} {at_risk} pt of debt-funded spends, above its enrolled node exposure limit of {exposure} pt (settlement period)"
+                ),
+            );
+        }
+        let card_limit = limits.per_card_offline_limit.get() as i64;
+        if let Some((card, over)) = per_card.iter().find(|(_, p)| **p > card_limit) {
+            return fail(
+                t,
+                format!(
+                    "liar: the hub pays {facility} {over} pt of debt-funded spends on card {}, above its enrolled per-card offline limit of {card_limit} pt",
+                    card.short()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The lying node's payouts so far: (paid, debt-funded, worst card's
+    /// debt-funded, paid for unproven spends above the threshold).
+    pub(crate) fn liar_payouts(&self) -> (u64, u64, u64, u64) {
+        let Some(liar) = &self.liar else {
+            return (0, 0, 0, 0);
+        };
+        let (mut paid, mut at_risk, mut unproven) = (0i64, 0i64, 0i64);
+        let mut per_card: BTreeMap<&CardKey, i64> = BTreeMap::new();
+        for (id, x) in &liar.signed {
+            let p = self.paid.get(id).copied().unwrap_or_default();
+            paid += p.payable;
+            at_risk += p.on_debt;
+            *per_card.entry(&x.card).or_default() += p.on_debt;
+            if x.above_threshold && !x.proof_verifies {
+                unproven += p.payable;
+            }
+        }
+        let worst = per_card.values().copied().max().unwrap_or(0);
+        let u = |v: i64| v.max(0) as u64;
+        (u(paid), u(at_risk), u(worst), u(unproven))
     }
 
     /// The offline-limit bound of one holder: the per-card limits of the
@@ -105,7 +280,12 @@ impl<H: HubCore> World<H> {
     /// and every node's outbox is fully receipted; otherwise what differs.
     pub(crate) fn divergence(&mut self) -> Result<Option<String>, Failure> {
         let t = self.now;
+        let liar = self.liar.as_ref().map(|l| l.node);
         for n in 0..self.nodes.len() {
+            if Some(n) == liar {
+                // Its store says what its owner wrote; the hub is what counts.
+                continue;
+            }
             let Some(core) = &self.nodes[n].core else {
                 return Ok(Some(format!("node {n} is down")));
             };
@@ -118,6 +298,9 @@ impl<H: HubCore> World<H> {
         }
         // Every shard replica equals the hub's document (same heads, same epoch).
         for n in 0..self.nodes.len() {
+            if Some(n) == liar {
+                continue;
+            }
             let id = self.nodes[n].id;
             let hub_view = self.hub.shard_heads(&id).at(t)?;
             let Some(core) = self.nodes[n].core.as_mut() else {
@@ -160,6 +343,9 @@ impl<H: HubCore> World<H> {
                 hub_status.push(self.hub.card_status(c).at(t)?);
             }
             for n in 0..self.nodes.len() {
+                if Some(n) == liar {
+                    continue;
+                }
                 let Some(core) = &self.nodes[n].core else {
                     continue;
                 };
@@ -231,6 +417,8 @@ impl<H: HubCore> World<H> {
             }
         }
         self.check_holder_debts()?;
+        self.check_payouts()?;
+        self.liar_final()?;
         self.check_and_release_escrow()?;
         let bound: u64 = (0..self.holders.len()).map(|h| self.holder_bound(h)).sum();
         self.metrics.debt_bound = bound;
@@ -243,6 +431,53 @@ impl<H: HubCore> World<H> {
                 ),
             );
         }
+        Ok(())
+    }
+
+    /// At the end: every transaction of the liar's key is applied at most
+    /// once (replayed bytes changed nothing), and what it tried and what the
+    /// hub pays its facility go into the metrics.
+    fn liar_final(&mut self) -> Result<(), Failure> {
+        let t = self.now;
+        let Some(liar) = &self.liar else {
+            return Ok(());
+        };
+        let ids: Vec<TxId> = liar.signed.keys().copied().collect();
+        for id in &ids {
+            let apps = self.hub.applications(id).at(t)?;
+            if apps > 1 {
+                return fail(
+                    t,
+                    format!(
+                        "liar: transaction {} applied {apps} times (replayed bytes paid again)",
+                        id.short()
+                    ),
+                );
+            }
+        }
+        let (paid, at_risk, worst, unproven) = self.liar_payouts();
+        let Some(liar) = &self.liar else {
+            return Ok(());
+        };
+        let limits = &self.limits[liar.node];
+        let m = &mut self.metrics.liar;
+        m.runs = 1;
+        m.lies = liar.tried.clone();
+        m.points_asked = liar.points_asked;
+        m.signed = liar.signed.len() as u64;
+        m.unproven_signed = liar
+            .signed
+            .values()
+            .filter(|x| x.above_threshold && !x.proof_verifies)
+            .count() as u64;
+        m.paid = paid;
+        m.paid_at_risk = at_risk;
+        m.worst_card_at_risk = worst;
+        m.unproven_paid = unproven;
+        m.exposure_bound = limits.node_exposure_limit.get();
+        m.card_bound = limits.per_card_offline_limit.get();
+        m.rogue_offers = liar.rogue_offers;
+        m.rogue_refused = liar.rogue_refused;
         Ok(())
     }
 

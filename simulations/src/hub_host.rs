@@ -3,6 +3,7 @@
 //! [`HubService`] the hub binary's sessions use, plus the operator actions a
 //! scenario needs and the read-outs the invariant checks need.
 
+use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId,
@@ -22,6 +23,24 @@ pub struct SimLimits {
     pub pin_threshold: Points,
     /// Certificate expiry.
     pub valid_until: UnixMillis,
+}
+
+/// A ledger transfer as the payout checks see it.
+#[derive(Clone, Debug)]
+pub struct SimTransfer {
+    /// Ledger position.
+    pub pos: u64,
+    /// Points moved.
+    pub amount: u64,
+    /// The merchant payable it credits (owed to that facility).
+    pub to_payable: Option<FacilityId>,
+    /// The merchant payable it debits (taken back from that facility).
+    pub from_payable: Option<FacilityId>,
+    /// A debt-funded redemption (`RedeemOnDebt`): the part of a spend the
+    /// holder's balance did not cover.
+    pub on_debt: bool,
+    /// The signed transaction that caused it.
+    pub origin: Option<TxId>,
 }
 
 /// The kinds of facility the scenarios use.
@@ -59,12 +78,13 @@ pub trait HubCore: HubService {
         limits: &SimLimits,
         now: UnixMillis,
     ) -> anyhow::Result<()>;
-    /// Registers a holder with a card.
+    /// Registers a holder with a card's checked certificate (the hub keeps
+    /// its public key for card proofs).
     fn register(
         &mut self,
         my_key_id: &MyKeyId,
         municipality: MunicipalityCode,
-        card: &CardKey,
+        cert: &TrustedCert,
         now: UnixMillis,
     ) -> anyhow::Result<AccountId>;
     /// Creates a funded programme.
@@ -89,8 +109,17 @@ pub trait HubCore: HubService {
     fn suspend(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
     /// Reinstates a suspended card (the holder found it).
     fn reinstate(&mut self, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
-    /// Links a renewed card to an account; its active card becomes superseded.
-    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()>;
+    /// Links a renewed card (its checked certificate) to an account; its
+    /// active card becomes superseded.
+    fn renew(
+        &mut self,
+        account: AccountId,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> anyhow::Result<()>;
+    /// Every quarantined spend (held, released or rejected): (transaction,
+    /// signer, points held, the bound it broke).
+    fn quarantined(&mut self) -> anyhow::Result<Vec<(TxId, NodeId, Points, String)>>;
     /// (balance, debt) of a holder.
     fn balance(
         &mut self,
@@ -135,6 +164,8 @@ pub trait HubCore: HubService {
     ) -> anyhow::Result<u64>;
     /// Ends every right; returns the points that went back to the wallets.
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64>;
+    /// Ledger transfers after position `pos`, at most `limit`, in order.
+    fn transfers_after(&mut self, pos: u64, limit: u32) -> anyhow::Result<Vec<SimTransfer>>;
     /// Issues the roster of a LAN group: the nodes that admit each other
     /// as LAN peers.
     fn lan_roster(

@@ -1,10 +1,12 @@
-//! The festival LAN, modelled in the simulation because the cores do not yet
-//! exchange anything node to node: stalls gossip their unreceipted signed
-//! transactions to the peers they reach, and any stall whose WAN link is up
-//! carries what it holds for others to the hub on a second connection
-//! (`Hello` as itself, then `Push` of others' transactions: the hub's
-//! `ingest` accepts transactions signed by nodes other than the carrier).
-//! What the cores lack for this is in the crate docs.
+//! The festival LAN, modelled in the simulation in place of libp2p: stalls
+//! gossip their unreceipted signed transactions to the peers they reach
+//! (the receiving core takes them, `Node::accept_peer_txs`), and any stall
+//! whose WAN link is up carries what it holds for others to the hub on a
+//! second connection (`Hello` as itself, then `Push` of others'
+//! transactions: the hub's `ingest` accepts transactions signed by nodes
+//! other than the carrier). Until healing the carrier takes what it was
+//! gossiped (`relay`); after healing, what its core still counts
+//! (`Node::peer_txs_undelivered`, as the node's run loop does).
 
 use crate::hub_host::HubCore;
 use crate::net::Dir;
@@ -111,15 +113,24 @@ impl<H: HubCore> World<H> {
         let Some((_, carry_ms)) = self.plan.lan_relay else {
             return Ok(());
         };
-        if self.healed_at.is_some() {
-            // Every link is back: each node pushes its own.
-            return Ok(());
-        }
         self.push(t + carry_ms, Kind::Carry(n));
-        if !self.nodes[n].is_up() || self.relay[n].is_empty() || !self.net.can_connect(n) {
+        if !self.nodes[n].is_up() || !self.net.can_connect(n) {
             return Ok(());
         }
-        let txs: Vec<SignedTx> = self.relay[n].values().take(MAX_BATCH).cloned().collect();
+        let txs: Vec<SignedTx> = if self.healed_at.is_none() {
+            self.relay[n].values().take(MAX_BATCH).cloned().collect()
+        } else {
+            // Every link is back and each node pushes its own; a stall still
+            // carries what its core counts of its peers' and the hub has not
+            // reported processed or refused, as the node's `maybe_relay`
+            // does (a forked chain's spends are refused only when carried).
+            let turn = self.relay_turn[n];
+            self.relay_turn[n] = turn.wrapping_add(1);
+            self.core(n)?.peer_txs_undelivered(MAX_BATCH, turn).at(t)?
+        };
+        if txs.is_empty() {
+            return Ok(());
+        }
         let hello = Request::Hello(Hello {
             node: self.nodes[n].id,
             node_time: self.nodes[n].clock.wall(t),

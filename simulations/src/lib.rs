@@ -12,6 +12,12 @@
 //! risk; after every restart, that nothing acknowledged was lost; after
 //! healing, that every replica converges to the hub's view within a bound;
 //! forged transactions and facts are injected and must change nothing.
+//! Spends above the PIN threshold run the node's real card path against a
+//! virtual JPKI card per holder ([`cards`]). In the festival and city-day
+//! scenarios one node lies ([`liar`]): its owner edits its store, mints and
+//! replays redeems, leaks its key and brings a peer outside the roster onto
+//! the LAN; after every step the hub must pay its facility no more than the
+//! bounds the hub enrolled, and honest nodes' outcomes must not change.
 //!
 //! A failure prints `SIM_SEED=<n>` and the command that replays it.
 //!
@@ -27,11 +33,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
+pub mod cards;
 pub mod chart;
 mod checks;
 pub mod clock;
 pub mod hub_host;
 mod lan;
+pub mod liar;
 pub mod metrics;
 pub mod net;
 pub mod node_host;

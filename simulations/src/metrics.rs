@@ -25,6 +25,125 @@ pub struct Sample {
     pub nodes_linked: u64,
 }
 
+/// What lying nodes tried and what the hub paid their facilities (one run,
+/// or many added up).
+#[derive(Clone, Debug, Default)]
+pub struct LiarMetrics {
+    /// Runs with a lying node.
+    pub runs: u64,
+    /// Lies tried, by kind.
+    pub lies: BTreeMap<&'static str, u64>,
+    /// Points its spends asked for.
+    pub points_asked: u64,
+    /// Transactions its key signed (its core, minted, the second machine).
+    pub signed: u64,
+    /// Of those, above the PIN threshold without a proof that verifies.
+    pub unproven_signed: u64,
+    /// Its transactions the hub rejected with a reason.
+    pub rejected: u64,
+    /// Its transactions refused at chain level (forks of the leaked key, …).
+    pub chain_refused: u64,
+    /// Debt the hub's receipts said its redeems created.
+    pub debt_created: u64,
+    /// Points the hub owes its facility for its transactions.
+    pub paid: u64,
+    /// Of those, debt-funded (`RedeemOnDebt`).
+    pub paid_at_risk: u64,
+    /// Its enrolled node exposure limit (the bound on `paid_at_risk`).
+    pub exposure_bound: u64,
+    /// The largest debt-funded payout on one card.
+    pub worst_card_at_risk: u64,
+    /// Its enrolled per-card offline limit (the bound on that).
+    pub card_bound: u64,
+    /// Paid for transactions above the threshold without a valid proof (must be 0).
+    pub unproven_paid: u64,
+    /// Its spends the hub holds in quarantine: items.
+    pub quarantined_items: u64,
+    /// And their points.
+    pub quarantined: u64,
+    /// Offers of the LAN peer outside the roster to honest stalls.
+    pub rogue_offers: u64,
+    /// Of those, refused by the stall as off-roster (must equal the offers).
+    pub rogue_refused: u64,
+    /// Honest redeems checked paid in full.
+    pub honest_paid_in_full: u64,
+}
+
+impl LiarMetrics {
+    fn absorb(&mut self, o: &LiarMetrics) {
+        self.runs += o.runs;
+        for (k, v) in &o.lies {
+            *self.lies.entry(k).or_default() += v;
+        }
+        self.points_asked += o.points_asked;
+        self.signed += o.signed;
+        self.unproven_signed += o.unproven_signed;
+        self.rejected += o.rejected;
+        self.chain_refused += o.chain_refused;
+        self.debt_created += o.debt_created;
+        self.paid += o.paid;
+        self.paid_at_risk += o.paid_at_risk;
+        self.exposure_bound += o.exposure_bound;
+        self.worst_card_at_risk = self.worst_card_at_risk.max(o.worst_card_at_risk);
+        self.card_bound = self.card_bound.max(o.card_bound);
+        self.unproven_paid += o.unproven_paid;
+        self.rogue_offers += o.rogue_offers;
+        self.rogue_refused += o.rogue_refused;
+        self.quarantined_items += o.quarantined_items;
+        self.quarantined += o.quarantined;
+        self.honest_paid_in_full += o.honest_paid_in_full;
+    }
+
+    fn rows(&self, rows: &mut Vec<(String, String)>) {
+        if self.runs == 0 {
+            return;
+        }
+        let lies: Vec<String> = self.lies.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        rows.push((
+            "lying node: runs / lies tried".into(),
+            format!("{} / {}", self.runs, lies.join(", ")),
+        ));
+        rows.push((
+            "  signed with its key (above threshold, no valid proof)".into(),
+            format!(
+                "{} ({}), asking {} pt",
+                self.signed, self.unproven_signed, self.points_asked
+            ),
+        ));
+        rows.push((
+            "  hub: rejected / refused at chain level".into(),
+            format!("{} / {}", self.rejected, self.chain_refused),
+        ));
+        rows.push((
+            "  paid to its facility (debt-funded) vs bound".into(),
+            format!(
+                "{} pt ({} pt) vs {} pt exposure; worst card {} pt vs {} pt",
+                self.paid,
+                self.paid_at_risk,
+                self.exposure_bound,
+                self.worst_card_at_risk,
+                self.card_bound
+            ),
+        ));
+        rows.push((
+            "  held in the hub's quarantine".into(),
+            format!("{} items, {} pt", self.quarantined_items, self.quarantined),
+        ));
+        rows.push((
+            "  paid without a valid proof above threshold".into(),
+            format!("{} pt", self.unproven_paid),
+        ));
+        rows.push((
+            "  honest redeems paid in full".into(),
+            format!("{}", self.honest_paid_in_full),
+        ));
+        rows.push((
+            "  LAN peer outside the roster: offers / refused as off-roster".into(),
+            format!("{} / {}", self.rogue_offers, self.rogue_refused),
+        ));
+    }
+}
+
 /// Counters of one run (or of many, added up).
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
@@ -75,6 +194,10 @@ pub struct Metrics {
     pub events: u64,
     /// Time series.
     pub series: Vec<Sample>,
+    /// Card proofs the holders' cards made at the counter.
+    pub card_proofs: u64,
+    /// The lying node.
+    pub liar: LiarMetrics,
 }
 
 /// The `q` quantile (0..=1) of `v` (sorted copy), 0 when empty.
@@ -131,6 +254,8 @@ impl Metrics {
         self.suspension_lag_ms
             .extend_from_slice(&o.suspension_lag_ms);
         self.sim_ms += o.sim_ms;
+        self.card_proofs += o.card_proofs;
+        self.liar.absorb(&o.liar);
         self.events += o.events;
         if self.series.is_empty() {
             self.series = o.series.clone();
@@ -181,6 +306,10 @@ impl Metrics {
 
         rows.push(("rejected by the hub".into(), self.rejected.to_string()));
         rows.push((
+            "card proofs made at the counter".into(),
+            self.card_proofs.to_string(),
+        ));
+        rows.push((
             "debt created vs bound".into(),
             format!("{} pt vs {} pt", self.debt_created, self.debt_bound),
         ));
@@ -228,6 +357,7 @@ impl Metrics {
                 ),
             ));
         }
+        self.liar.rows(&mut rows);
         rows.push((
             "convergence after healing max".into(),
             fmt_ms(self.converge_ms.iter().copied().max().unwrap_or(0)),

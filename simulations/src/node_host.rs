@@ -101,6 +101,17 @@ impl SimNode {
         })
     }
 
+    /// The node key's secret (the lying node's owner has it; the simulation
+    /// uses it for nothing else).
+    pub fn secret(&self) -> [u8; 32] {
+        self.secret
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// True while the process runs.
     pub fn is_up(&self) -> bool {
         self.core.is_some()

@@ -2,13 +2,18 @@
 //! card reader's faults (a card pulled mid-operation, wrong PINs that lock
 //! the card after three tries). Each operation calls the node core exactly as
 //! the node's HTTP handler would, then tells the session about the new seq.
+//! Above the PIN threshold the holder's virtual card (`cards.rs`) is on the
+//! reader: the node's real card path reads and chains its certificate and
+//! has it sign the redeem's binding, as `mykey-node watch` does.
 
+use crate::cards::{self, OnReader};
 use crate::hub_host::HubCore;
 use crate::plan::{Op, OpSpec};
 use crate::world::{Acked, AtTime, Failure, World, fail};
+use mykey_node::card::{Pin, ProveError, VerifiedCardProof, prove_redeem, read_auth_cert, trust};
 use mykey_node::rules::Decline;
 use mykey_node::{Done, Lookup, OpError};
-use mykey_sync_proto::{FacilityCardNumber, Points};
+use mykey_sync_proto::{FacilityCardNumber, Points, RedeemBinding};
 
 fn decline_name(e: &OpError) -> String {
     match e {
@@ -94,31 +99,39 @@ impl<H: HubCore> World<H> {
         let n = spec.node;
         let card = self.holders[spec.holder].card.clone();
         let pin_threshold = self.limits[n].pin_threshold.get();
-        let mut proof = false;
+        // Above the threshold the holder types a PIN: the wrong one now and
+        // then (drawn from the seed); the card counts the tries.
+        let mut wrong_pin = None;
         if p > pin_threshold {
-            let h = &mut self.holders[spec.holder];
-            if h.pin_tries_left == 0 {
+            if self.holders[spec.holder].pin_tries_left == 0 {
                 *self.metrics.aborted.entry("card PIN locked").or_default() += 1;
                 return Ok(false);
             }
-            if self.rng.chance(self.plan.card_faults.wrong_pin) {
-                // The card refused the PIN: no proof. The counter still asks
-                // the node, which must refuse a spend above the threshold.
-                h.pin_tries_left -= 1;
-            } else {
-                h.pin_tries_left = 3;
-                proof = true;
-            }
+            wrong_pin = Some(self.rng.chance(self.plan.card_faults.wrong_pin));
         }
         if self.plan.strict {
             self.gather_rights(n, spec.holder, p)?;
         }
         let wall = self.nodes[n].clock.wall(t);
         let pts = Points::new(p).at(t)?;
-        // Interim: card proofs need an in-process card (the lying-node work
-        // brings one); until then a spend above the threshold is declined.
-        let _ = proof;
-        let result = self.core_mut(n)?.redeem(&card, pts, None, wall).map(Some);
+        // The card signs the binding of the very redeem the node signs next
+        // (after any right the stall just received). A wrong PIN gives no
+        // proof; the counter still asks the node, which must refuse.
+        let proof = match wrong_pin {
+            None => None,
+            Some(wrong) => match self.core(n)?.redeem_binding(&card, pts, wall) {
+                Ok(binding) => self.card_proof(n, spec.holder, binding, wrong)?,
+                // The node declines the redeem below, with its reason.
+                Err(_) => None,
+            },
+        };
+        let result = self
+            .core_mut(n)?
+            .redeem(&card, pts, proof.as_ref(), wall)
+            .map(Some);
+        if let Ok(Some(done)) = &result {
+            self.honest_redeems.insert(done.tx, (n, p));
+        }
         if let Err(OpError::Declined(Decline::NoRight { .. })) = &result {
             let why = self.no_right_reason(spec.holder, p)?;
             *self.metrics.declines.entry(why.into()).or_default() += 1;
@@ -149,7 +162,7 @@ impl<H: HubCore> World<H> {
             return Ok(false);
         }
         if let Ok(Some(_)) = &result {
-            if p > pin_threshold && !proof {
+            if p > pin_threshold && proof.is_none() {
                 return fail(
                     t,
                     format!("node {n} took {p} pt above the PIN threshold without a PIN"),
@@ -204,6 +217,47 @@ impl<H: HubCore> World<H> {
                 }
                 Ok(false)
             }
+        }
+    }
+
+    /// Holder `h`'s card on node `n`'s reader for a spend bound as
+    /// `binding`: its certificate is read over APDUs and chained to the
+    /// test CA at the node's wall time, the PIN is entered (the wrong one
+    /// when `wrong`) and the card signs. `None`: the card refused the PIN.
+    pub(crate) fn card_proof(
+        &mut self,
+        n: usize,
+        h: usize,
+        binding: RedeemBinding,
+        wrong: bool,
+    ) -> Result<Option<VerifiedCardProof>, Failure> {
+        let t = self.now;
+        let kit = cards::kit().at(t)?;
+        let generation = self.holders[h].old_cards.len();
+        let mut card = kit
+            .card(h, generation, self.holders[h].pin_tries_left)
+            .at(t)?;
+        let now_unix = (self.nodes[n].clock.wall(t).0 / 1000) as i64;
+        let digits = if wrong {
+            cards::wrong_pin(h)
+        } else {
+            cards::pin(h)
+        };
+        let pin = Pin::parse(std::str::from_utf8(&digits).at(t)?).at(t)?;
+        let proved = {
+            let mut reader = OnReader(&mut card);
+            let cert = read_auth_cert(&mut reader).at(t)?;
+            let trusted = trust(cert, &kit.trusted_cas(), now_unix).at(t)?;
+            prove_redeem(&mut reader, &trusted, pin, binding)
+        };
+        self.holders[h].pin_tries_left = card.tries_left();
+        match proved {
+            Ok(proof) => {
+                self.metrics.card_proofs += 1;
+                Ok(Some(proof))
+            }
+            Err(ProveError::WrongPin { .. } | ProveError::Locked) => Ok(None),
+            Err(e) => fail(t, format!("node {n}: holder {h}'s card proof failed: {e}")),
         }
     }
 

@@ -99,6 +99,8 @@ pub enum Scripted {
     ForgeFact(usize),
     /// Strict mode: the hub grants the LAN group escrow rights now.
     Escrow,
+    /// The lying node's owner does something (`liar.rs`).
+    Lie(crate::liar::Lie),
     /// Every link heals and stays healed; convergence is due.
     Heal,
 }
@@ -151,6 +153,9 @@ pub struct Plan {
     pub crash_in_op: f64,
     /// LAN relay: (gossip period, carrier push period), ms.
     pub lan_relay: Option<(u64, u64)>,
+    /// The lying node, if any (an index into `nodes`; it serves no
+    /// operation of `ops`, only the script's [`Scripted::Lie`]s).
+    pub liar: Option<usize>,
 }
 
 impl Plan {

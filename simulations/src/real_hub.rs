@@ -2,11 +2,13 @@
 //! store on a file in the run's temporary directory, so a hub crash drops
 //! the process state and reopens what was committed.
 
-use crate::hub_host::{HubCore, SimLimits, SiteKind};
+use crate::hub_host::{HubCore, SimLimits, SimTransfer, SiteKind};
 use anyhow::Context;
 use mykey_hub::model::{FacilityKind, NodePolicy};
+use mykey_hub::model::{LedgerAccount, TransferKind};
 use mykey_hub::store::SqliteStore;
 use mykey_hub::{CheckError, Hub, HubKey};
+use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Facts, Hello, Receipts, Refusal, ShardList, ShardSync, Welcome};
 use mykey_sync_proto::{
@@ -109,12 +111,12 @@ impl HubCore for RealHub {
         &mut self,
         my_key_id: &MyKeyId,
         municipality: MunicipalityCode,
-        card: &CardKey,
+        cert: &TrustedCert,
         now: UnixMillis,
     ) -> anyhow::Result<AccountId> {
         Ok(self
             .hub
-            .register_account(my_key_id, municipality, card, now)?)
+            .register_account_with_certificate(my_key_id, municipality, cert, now)?)
     }
     fn add_program(
         &mut self,
@@ -151,8 +153,22 @@ impl HubCore for RealHub {
             Err(e) => Err(e.into()),
         }
     }
-    fn renew(&mut self, account: AccountId, card: &CardKey, now: UnixMillis) -> anyhow::Result<()> {
-        Ok(self.hub.add_card(account, card, now)?)
+    fn renew(
+        &mut self,
+        account: AccountId,
+        cert: &TrustedCert,
+        now: UnixMillis,
+    ) -> anyhow::Result<()> {
+        Ok(self.hub.add_card_with_certificate(account, cert, now)?)
+    }
+    fn quarantined(&mut self) -> anyhow::Result<Vec<(TxId, NodeId, Points, String)>> {
+        let all = mykey_hub::store::bounds::QuarantineFilter::default();
+        Ok(self
+            .hub
+            .quarantined(&all)?
+            .into_iter()
+            .map(|q| (q.tx, q.node, q.points, q.rule))
+            .collect())
     }
     fn balance(
         &mut self,
@@ -225,6 +241,25 @@ impl HubCore for RealHub {
     }
     fn escrow_release(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<u64> {
         Ok(self.hub.escrow_release(m, None, now)?.points)
+    }
+    fn transfers_after(&mut self, pos: u64, limit: u32) -> anyhow::Result<Vec<SimTransfer>> {
+        let payable = |a: &LedgerAccount| match a {
+            LedgerAccount::MerchantPayable(f, _) => Some(f.clone()),
+            _ => None,
+        };
+        Ok(self
+            .hub
+            .transfers(pos, limit)?
+            .into_iter()
+            .map(|t| SimTransfer {
+                pos: t.pos,
+                amount: t.amount.get(),
+                to_payable: payable(&t.credit),
+                from_payable: payable(&t.debit),
+                on_debt: t.kind == TransferKind::RedeemOnDebt,
+                origin: t.origin_tx,
+            })
+            .collect())
     }
     fn lan_roster(
         &mut self,

@@ -4,6 +4,7 @@
 
 use crate::clock::SimTime;
 use crate::hub_host::{SimLimits, SiteKind};
+use crate::liar::{Lie, MintProof};
 use crate::net::LinkParams;
 use crate::plan::{CardFaults, NodeSpec, Op, OpSpec, Plan, Scripted};
 use crate::prng::Prng;
@@ -81,8 +82,137 @@ impl Scenario {
             Scenario::HubOutage => hub_outage(&mut rng, long),
         };
         swarm(&mut plan, &mut faults);
+        // The lying node joins the festival's LAN or the city's shops.
+        match self {
+            Scenario::Festival | Scenario::FestivalStrict => add_liar(
+                &mut plan,
+                seed,
+                SiteKind::Stall,
+                Some(0),
+                30 * MIN,
+                30 * MIN + 8 * HOUR,
+            ),
+            Scenario::CityDay => {
+                add_liar(&mut plan, seed, SiteKind::Shop, None, 10 * MIN, 11 * HOUR)
+            }
+            Scenario::RuralLibrary | Scenario::HubOutage => {}
+        }
         plan
     }
+}
+
+/// Salt of the liar's own draws: the honest plan of a seed stays what it
+/// was whether or not a liar joins it.
+const LIAR_SALT: u64 = 0x11A2_D0DE_5EED_0001;
+
+/// Appends a lying node (`liar.rs`) of `kind` to the plan, in LAN group
+/// `lan_group`, and its lies between `from` and `until`, drawn from the
+/// seed's own liar stream.
+fn add_liar(
+    plan: &mut Plan,
+    seed: u64,
+    kind: SiteKind,
+    lan_group: Option<usize>,
+    from: SimTime,
+    until: SimTime,
+) {
+    let mut rng = Prng::new(seed ^ LIAR_SALT);
+    let idx = plan.nodes.len();
+    let mut spec = node(format!("liar-{idx}"), kind, lan_group);
+    spec.max_skew_ms = 0;
+    let threshold = spec.limits.pin_threshold.get();
+    plan.nodes.push(spec);
+    plan.liar = Some(idx);
+    let holders = plan.holders;
+    let span = until.saturating_sub(from).max(1);
+    let at = |rng: &mut Prng, lo: u64, hi: u64| {
+        from + span * lo / 100 + rng.below(span * (hi - lo) / 100 + 1)
+    };
+    let mut lies: Vec<(SimTime, Lie)> = Vec::new();
+    let holder = |rng: &mut Prng| rng.index(holders);
+    // A genuine sale first: its card signature is what the copies reuse.
+    let t = at(&mut rng, 0, 10);
+    lies.push((
+        t,
+        Lie::Genuine {
+            holder: holder(&mut rng),
+            points: rng.range(threshold + 1, threshold + 1_500),
+        },
+    ));
+    for points in [5_000_000, 7_000_000, rng.range(2_000, 20_000)] {
+        let t = at(&mut rng, 10, 90);
+        lies.push((
+            t,
+            Lie::TamperedSpend {
+                holder: holder(&mut rng),
+                points,
+            },
+        ));
+    }
+    if plan.strict {
+        for _ in 0..2 {
+            let t = at(&mut rng, 10, 90);
+            lies.push((
+                t,
+                Lie::SelfRight {
+                    holder: holder(&mut rng),
+                    points: rng.range(5_000, 50_000),
+                },
+            ));
+        }
+    }
+    let mints = [
+        (rng.range(100, threshold), MintProof::None),
+        (rng.range(100, threshold), MintProof::None),
+        (rng.range(threshold + 1, 5_000), MintProof::None),
+        (rng.range(threshold + 1, 5_000), MintProof::Forged),
+        (rng.range(threshold + 1, 5_000), MintProof::Copied),
+        (rng.range(50_000, 300_000), MintProof::Copied),
+    ];
+    for (points, proof) in mints {
+        let t = at(&mut rng, 10, 95);
+        lies.push((
+            t,
+            Lie::Mint {
+                holder: holder(&mut rng),
+                points,
+                proof,
+            },
+        ));
+    }
+    for _ in 0..2 {
+        let t = at(&mut rng, 50, 100);
+        lies.push((t, Lie::Replay));
+    }
+    // The key leaks late in the day: the copy carries most of what the
+    // liar signed, and the second machine's chain (which reaches the hub
+    // first) and the original's later forks are both tried.
+    let leak = at(&mut rng, 80, 90);
+    lies.push((leak, Lie::Leak));
+    for _ in 0..2 {
+        let t = leak + 1 + rng.below(until.saturating_sub(leak).max(1));
+        lies.push((
+            t,
+            Lie::LeakSpend {
+                holder: holder(&mut rng),
+                points: rng.range(10_000, 100_000),
+            },
+        ));
+    }
+    if lan_group.is_some() {
+        for _ in 0..2 {
+            let t = at(&mut rng, 10, 90);
+            lies.push((
+                t,
+                Lie::RogueLan {
+                    holder: holder(&mut rng),
+                    points: rng.range(100_000, 1_000_000),
+                },
+            ));
+        }
+    }
+    plan.script
+        .extend(lies.into_iter().map(|(t, l)| (t, Scripted::Lie(l))));
 }
 
 /// Swarm testing, as in VOPR: each seed draws its own fault intensities,
@@ -153,6 +283,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
         strict: false,
         crash_in_op: 0.01,
         lan_relay: None,
+        liar: None,
     }
 }
 

@@ -88,8 +88,9 @@ impl<H: HubCore> World<H> {
             Scripted::Renew(h) => {
                 let g = self.holders[h].old_cards.len() + 1;
                 let card = crate::world::holder_card(h, g).at(t)?;
+                let cert = crate::cards::kit().at(t)?.trusted_cert(h, g).at(t)?;
                 let account = self.holders[h].account;
-                self.hub.renew(account, &card, hub_now).at(t)?;
+                self.hub.renew(account, &cert, hub_now).at(t)?;
                 let old = std::mem::replace(&mut self.holders[h].card, card);
                 self.holders[h].old_cards.push(old);
                 self.holders[h].suspended = false;
@@ -106,6 +107,7 @@ impl<H: HubCore> World<H> {
             Scripted::ForgeTx => return self.probe_forged_tx().map(|_| true),
             Scripted::ForgeFact(n) => self.probe_forged_fact(n)?,
             Scripted::Escrow => self.grant_escrow()?,
+            Scripted::Lie(lie) => return self.on_lie(lie),
             Scripted::Heal => {
                 self.healed_at = Some(t);
                 self.net.hub_up = true;

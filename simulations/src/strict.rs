@@ -54,8 +54,12 @@ impl<H: HubCore> World<H> {
         }
         let mut need = p - have;
         let to = self.nodes[n].id;
+        // A lying stall gives no one anything.
+        let liar = self.liar.as_ref().map(|l| l.node);
         let peers: Vec<usize> = (0..self.nodes.len())
-            .filter(|x| *x != n && self.net.lan_reach(n, *x) && self.nodes[*x].is_up())
+            .filter(|x| {
+                *x != n && Some(*x) != liar && self.net.lan_reach(n, *x) && self.nodes[*x].is_up()
+            })
             .collect();
         for peer in peers {
             if need == 0 {
@@ -178,7 +182,12 @@ impl<H: HubCore> World<H> {
         let t = self.now;
         let m = self.municipality;
         let reserved = self.hub.escrows(m).at(t)?;
+        let liar = self.liar.as_ref().map(|l| l.node);
         for (n, node) in self.nodes.iter().enumerate() {
+            if Some(n) == liar {
+                // Its rights table holds what its owner wrote.
+                continue;
+            }
             let Some(core) = &node.core else { continue };
             for h in &self.holders {
                 let right = core.right(h.account, m).at(t)?.0.get();

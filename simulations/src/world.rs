@@ -6,6 +6,7 @@
 
 use crate::clock::{EPOCH_MS, HostClock, SimTime, fmt_time};
 use crate::hub_host::{HubCore, SimLimits};
+use crate::liar::Liar;
 use crate::metrics::Metrics;
 use crate::net::{Dir, Net};
 use crate::node_host::SimNode;
@@ -47,6 +48,15 @@ pub struct Acked {
     pub seq: u64,
     /// When (global).
     pub signed_at: SimTime,
+}
+
+/// What the hub's ledger pays out for one signed transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Paid {
+    /// Net points credited to merchant payables (owed to the facility).
+    pub payable: i64,
+    /// The debt-funded part (`RedeemOnDebt`).
+    pub on_debt: i64,
 }
 
 /// Why a run failed: an invariant broke, or a core returned an error it
@@ -177,11 +187,24 @@ pub struct World<H: HubCore> {
     /// Per node: per origin, the highest seq it has held without a gap
     /// (where the last gossip's gap walk stopped, so the next starts there).
     pub relay_have: Vec<BTreeMap<usize, u64>>,
+    /// Per carrier, which signer its core's carried batch starts with
+    /// after healing (`Node::peer_txs_undelivered`'s turn).
+    pub relay_turn: Vec<usize>,
     /// Lost-card suspensions on their way to the nodes: (holder, when,
     /// which nodes know).
     pub suspensions: Vec<(usize, SimTime, Vec<bool>)>,
     /// Per node: the limits it was enrolled with.
     pub limits: Vec<SimLimits>,
+    /// The lying node, if the plan has one.
+    pub liar: Option<Liar>,
+    /// The hub ledger position the payout checks have read through.
+    pub(crate) ledger_seen: u64,
+    /// Per origin transaction: what the hub's ledger pays out for it.
+    pub(crate) paid: HashMap<TxId, Paid>,
+    /// Honest nodes' redeems: (node, points) by transaction id.
+    pub(crate) honest_redeems: HashMap<TxId, (usize, u64)>,
+    /// Honest redeems the hub accepted since the last payout check.
+    pub(crate) honest_to_check: Vec<TxId>,
     pub(crate) end_at: SimTime,
     /// Where a long run reports how far it got (wall-clock paced; it never
     /// touches what the run decides).
@@ -189,12 +212,17 @@ pub struct World<H: HubCore> {
     _dir: tempfile::TempDir,
 }
 
-/// Holder `i`'s card of generation `g` (0: the first; renewals count up).
+/// Holder `i`'s card of generation `g` (0: the first; renewals count up):
+/// the key of its certificate from the test CA (`cards.rs`).
 pub(crate) fn holder_card(i: usize, g: usize) -> anyhow::Result<CardKey> {
-    let mut serial = (i as u64 + 1).to_be_bytes().to_vec();
-    serial.extend((g as u32).to_be_bytes());
-    Ok(CardKey::new(b"JPKI-UserAuth-CA-2".to_vec(), serial)?)
+    crate::cards::kit()
+        .map_err(anyhow::Error::msg)?
+        .card_key(i, g)
 }
+
+/// Salt of the liar's run-time draws (its own stream: the other draws of a
+/// seed stay what they were).
+const LIAR_RNG_SALT: u64 = 0x11A2_0F0F_5EED_0002;
 
 impl<H: HubCore> World<H> {
     /// Builds the world for `plan`: the hub from `make_hub` (given a data
@@ -272,7 +300,10 @@ impl<H: HubCore> World<H> {
         for i in 0..plan.holders {
             let card = holder_card(i, 0)?;
             let alias = MyKeyId::parse(&format!("holder{i:05}"))?;
-            let account = hub.register(&alias, municipality, &card, t0)?;
+            let cert = crate::cards::kit()
+                .map_err(anyhow::Error::msg)?
+                .trusted_cert(i, 0)?;
+            let account = hub.register(&alias, municipality, &cert, t0)?;
             let pts = credits.range(plan.initial_points.0, plan.initial_points.1);
             if pts > 0 {
                 hub.credit(account, municipality, &program, Points::new(pts)?, t0)?;
@@ -286,6 +317,9 @@ impl<H: HubCore> World<H> {
                 links: 0,
             });
         }
+        let liar = plan
+            .liar
+            .map(|n| Liar::new(n, Prng::new(seed ^ LIAR_RNG_SALT), dir.path().to_path_buf()));
         let end_at = plan.heal_at + plan.converge_within_ms;
         let n = plan.nodes.len();
         let mut w = World {
@@ -316,8 +350,14 @@ impl<H: HubCore> World<H> {
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
             relay_have: vec![BTreeMap::new(); n],
+            relay_turn: vec![0; n],
             suspensions: Vec::new(),
             limits,
+            liar,
+            ledger_seen: 0,
+            paid: HashMap::new(),
+            honest_redeems: HashMap::new(),
+            honest_to_check: Vec::new(),
             end_at,
             progress: None,
             plan,
@@ -613,7 +653,22 @@ impl<H: HubCore> World<H> {
         let Response::Receipts(r) = resp else {
             return;
         };
+        let liar_id = self.liar.as_ref().map(|l| self.nodes[l.node].id);
         for rc in &r.receipts {
+            if Some(rc.node) == liar_id {
+                let chain_level = matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
+                if chain_level {
+                    self.metrics.liar.chain_refused += 1;
+                } else if self.processed_seen.insert(rc.tx) {
+                    match &rc.outcome {
+                        Outcome::Accepted { debt_created, .. } => {
+                            self.metrics.liar.debt_created += debt_created.get();
+                        }
+                        Outcome::Rejected(_) => self.metrics.liar.rejected += 1,
+                    }
+                }
+                continue;
+            }
             if let Outcome::Rejected(reason) = &rc.outcome
                 && reason.is_chain_level()
             {
@@ -630,6 +685,9 @@ impl<H: HubCore> World<H> {
             match &rc.outcome {
                 Outcome::Accepted { debt_created, .. } => {
                     self.metrics.debt_created += debt_created.get();
+                    if self.honest_redeems.contains_key(&rc.tx) {
+                        self.honest_to_check.push(rc.tx);
+                    }
                 }
                 Outcome::Rejected(_) => self.metrics.rejected += 1,
             }

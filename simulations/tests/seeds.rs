@@ -3,12 +3,55 @@
 //! that seed of every scenario instead (a failure prints it, with the
 //! release command that replays it).
 
+use mykey_simulations::metrics::Metrics;
 use mykey_simulations::run_one;
 use mykey_simulations::scenarios::Scenario;
 
 fn check(scenario: Scenario, seed: u64) {
     if let Err(e) = run_one(scenario, seed, false) {
         panic!("{e}");
+    }
+}
+
+/// The lying node of a passing run (festival, festival-strict, city-day):
+/// its lies ran (store edits, unproven spends above the threshold, a leaked
+/// key, in the festival a peer outside the roster) and what the hub pays
+/// its facility is within the bounds it enrolled. The run checks the
+/// bounds after every step; this holds the figures to them and fails if
+/// the liar stopped lying.
+fn check_liar(m: &Metrics, scenario: Scenario, seed: u64) {
+    let l = &m.liar;
+    let at = format!("SIM_SEED={seed} {}", scenario.name());
+    assert_eq!(l.runs, 1, "{at}: no lying node");
+    for lie in [
+        "spend on an edited store",
+        "minted, forged proof",
+        "key leaked",
+    ] {
+        assert!(
+            l.lies.get(lie).is_some_and(|n| *n > 0),
+            "{at}: no {lie}: {:?}",
+            l.lies
+        );
+    }
+    assert!(
+        l.unproven_signed > 0,
+        "{at}: its key signed nothing unproven"
+    );
+    assert!(
+        l.quarantined > 0,
+        "{at}: the hub held nothing in quarantine"
+    );
+    assert!(l.paid_at_risk <= l.exposure_bound, "{at}: {l:?}");
+    assert!(l.worst_card_at_risk <= l.card_bound, "{at}: {l:?}");
+    assert_eq!(l.unproven_paid, 0, "{at}: {l:?}");
+    assert!(l.honest_paid_in_full > 0, "{at}: no honest redeem checked");
+    if scenario != Scenario::CityDay {
+        assert!(l.rogue_offers > 0, "{at}: no LAN peer outside the roster");
+        assert_eq!(
+            l.rogue_refused, l.rogue_offers,
+            "{at}: an offer of the peer outside the roster was not refused as off-roster"
+        );
     }
 }
 
@@ -26,10 +69,17 @@ fn rural_library() {
     }
 }
 
+/// Festival seed 1 found, before the node admitted LAN peers from the
+/// roster only, an honest stall counting the pending spends of a peer
+/// outside the roster (and never converging); city-day seeds 1 and 2 found,
+/// before the hub bounded payouts, the liar paid for a forged proof and
+/// 12,298,036 pt (12,284,067 pt debt-funded) against a 200,000 pt exposure
+/// limit. `check_liar` holds them.
 #[test]
 fn festival_bounded() {
     for seed in seeds() {
-        check(Scenario::Festival, seed);
+        let m = run_one(Scenario::Festival, seed, false).unwrap_or_else(|e| panic!("{e}"));
+        check_liar(&m, Scenario::Festival, seed);
     }
 }
 
@@ -47,13 +97,15 @@ fn festival_strict_has_no_debt() {
         assert!(m.escrow_reserved > 0, "SIM_SEED={seed}: nothing reserved");
         assert!(m.escrow_transfers > 0, "SIM_SEED={seed}: no right moved");
         assert!(m.escrow_released < m.escrow_reserved);
+        check_liar(&m, Scenario::FestivalStrict, seed);
     }
 }
 
 #[test]
 fn city_day() {
     for seed in seeds() {
-        check(Scenario::CityDay, seed);
+        let m = run_one(Scenario::CityDay, seed, false).unwrap_or_else(|e| panic!("{e}"));
+        check_liar(&m, Scenario::CityDay, seed);
     }
 }
 
@@ -112,6 +164,22 @@ fn regression_receipts_for_chain_carried_by_a_peer() {
         if let Err(e) = mykey_simulations::run_plan(Scenario::Festival, plan, seed, false) {
             panic!("{e}");
         }
+    }
+}
+
+/// Found by the lying node after the LAN rosters landed: its key leaked, the
+/// second machine's chain reached the hub first, and a spend the original
+/// had gossiped at the next seq (a fork) kept counting as pending at an
+/// honest stall after healing, freezing a visitor's points for good (no
+/// convergence). The node refuses a fork's spends once the hub answers a
+/// carried push with `ChainFork`, and its run loop carries whenever its
+/// hub link is up; the simulation had stopped carrying at healing. After
+/// healing a stall now carries what its core still counts.
+#[test]
+fn regression_forked_liar_spends_stop_counting_once_carried() {
+    for seed in [3, 19] {
+        let m = run_one(Scenario::Festival, seed, false).unwrap_or_else(|e| panic!("{e}"));
+        check_liar(&m, Scenario::Festival, seed);
     }
 }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod card;
 pub mod harness;
 pub mod sync_client;
 pub mod vcard;

@@ -205,3 +205,19 @@ fn jpki_is_pure_and_shared() {
         );
     }
 }
+
+/// The virtual card knows nothing of nodes or hubs: it answers APDU bytes.
+#[test]
+fn testcard_depends_on_no_workspace_crate() {
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-testcard");
+    assert!(deps.contains("rsa"), "{deps:?}");
+    let ours: Vec<&String> = deps
+        .iter()
+        .filter(|d| d.starts_with("mykey-") && *d != "mykey-testcard")
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "mykey-testcard must not depend on workspace crates: {ours:?}"
+    );
+}

@@ -29,8 +29,9 @@ use mykey_sync_proto::codec;
 use mykey_sync_proto::shard::{ShardHead, placement};
 use mykey_sync_proto::wire::{Request, Response};
 use mykey_sync_proto::{FacilityCardNumber, SignedTx, TxBody, TxId, UnixMillis};
+use mykey_testcard::{MAX_TRIES, TestCard};
 use mykey_tests::harness::sync_observed;
-use mykey_tests::vcard::{Card, MAX_TRIES, gen_certs};
+use mykey_tests::vcard::gen_certs;
 use mykey_tests::world::{World, health, pts, volunteer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -251,7 +252,7 @@ fn traffic(seeds: &mut Seeds) -> Result<()> {
 
 /// A `CardChannel` to the virtual card that keeps every answer.
 struct Recorder {
-    card: Card,
+    card: TestCard,
     answers: Vec<Vec<u8>>,
 }
 
@@ -288,7 +289,10 @@ fn cards(seeds: &mut Seeds) -> Result<()> {
     for (flags, card_pin, tries, jpki) in cases {
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem)?;
         let mut rec = Recorder {
-            card: Card::new(auth.clone(), ca.clone(), key, card_pin, tries, !jpki),
+            card: {
+                let c = TestCard::new(auth.clone(), ca.clone(), key, card_pin).with_tries(tries);
+                if jpki { c } else { c.not_jpki() }
+            },
             answers: vec![],
         };
         let cert = jpki::read_auth_cert(&mut rec).ok();
@@ -324,7 +328,7 @@ fn cards(seeds: &mut Seeds) -> Result<()> {
     let binding = mykey_sync_proto::RedeemBinding::new(node, 7, created_at, &redeem);
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem)?;
     let mut rec = Recorder {
-        card: Card::new(auth.clone(), ca.clone(), key, pin, MAX_TRIES, false),
+        card: TestCard::new(auth.clone(), ca.clone(), key, pin).with_tries(MAX_TRIES),
         answers: vec![],
     };
     jpki::read_auth_cert(&mut rec)?;

@@ -7,9 +7,10 @@
 //! control (0 power off, 1 power on, 2 reset, 4 get ATR), anything longer is a
 //! command APDU to answer.
 //!
-//! The card answers the JPKI user-authentication commands (SELECT AP, SELECT
-//! EF 000A/000B/0017/0018, READ BINARY, VERIFY with a 3-try counter, sign)
-//! and `6A82` to anything else. Every APDU it receives is appended to the log
+//! The card is `mykey_testcard::TestCard` (the simulation and in-process
+//! tests use the same logic behind the node's `CardChannel`): it answers the
+//! JPKI user-authentication commands (SELECT AP, SELECT EF 000A/000B/0017/0018,
+//! READ BINARY, VERIFY with a 3-try counter, sign) and `6A82` to anything else. Every APDU it receives is appended to the log
 //! file as `> HEX`, so tests can hold the node to its allow-list. For fault
 //! tests it can drop the connection (card removed) or stop answering (card
 //! hung) after N APDUs.
@@ -23,12 +24,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use mykey_tests::vcard::{Card, MAX_TRIES, gen_certs};
+use mykey_testcard::{ATR, MAX_TRIES, TestCard};
+use mykey_tests::vcard::gen_certs;
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-
-/// A plain T=1 ATR, as contactless readers synthesise something similar.
-const ATR: [u8; 5] = [0x3B, 0x80, 0x80, 0x01, 0x01];
 
 #[derive(Parser)]
 #[command(about = "A virtual JPKI card for vpcd")]
@@ -110,7 +109,7 @@ fn serve(args: Serve) -> anyhow::Result<()> {
         .as_bytes()
         .try_into()
         .context("--pin must be 4 digits")?;
-    let mut card = Card::new(
+    let mut card = TestCard::new(
         read(&args.cert)?,
         args.ca_cert
             .as_deref()
@@ -119,9 +118,11 @@ fn serve(args: Serve) -> anyhow::Result<()> {
             .unwrap_or_default(),
         RsaPrivateKey::from_pkcs8_pem(&key_pem).context("--key must be a PKCS#8 PEM RSA key")?,
         pin,
-        args.tries,
-        args.not_jpki,
-    );
+    )
+    .with_tries(args.tries);
+    if args.not_jpki {
+        card = card.not_jpki();
+    }
     let mut log = match &args.log {
         Some(p) => Some(
             File::options()
