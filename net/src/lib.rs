@@ -8,6 +8,7 @@
 //!   convert both ways.
 //! - [`dirlock`]: one serving process per data directory and role (a file
 //!   lock node and hub take alike).
+//! - [`pipe`]: a closed stdout (`| head`) ends a CLI quietly, not in a panic.
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
 //!   [`Behaviour`] both sides speak (sync, identify, ping); the node nests it
 //!   in its own beside the LAN protocol and mDNS.
@@ -23,6 +24,7 @@
 pub mod codec;
 pub mod dirlock;
 pub mod identity;
+pub mod pipe;
 pub mod swarm;
 
 pub use codec::{ByteBudget, Frame, FrameCodec, PROTOCOL};
