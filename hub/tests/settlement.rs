@@ -489,30 +489,7 @@ fn settlement_outputs_and_liability_report() {
     let mut f = Fixture::new();
     enrol_operator(&mut f, 0, ExpiryPolicy::FiscalYearEnd { years: 1 });
     let banks = BuiltinBanks;
-    f.hub
-        .set_payee(
-            &Party::Agent,
-            &account("0009", "001", 1_234_567, "ｾｲｻﾝﾀﾞｲｺｳ"),
-            1_234_567_890,
-            &banks,
-        )
-        .unwrap();
-    f.hub
-        .set_payee(
-            &Party::Merchant(fid("shop-1")),
-            &account("0001", "004", 7_654_321, "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ"),
-            1,
-            &banks,
-        )
-        .unwrap();
-    f.hub
-        .set_payee(
-            &Party::Municipality(muni()),
-            &account("0005", "001", 111, "ﾌﾞﾝｷﾖｳｸ"),
-            131_059,
-            &banks,
-        )
-        .unwrap();
+    register_payees(&mut f.hub);
     assert!(
         f.hub
             .set_payee(

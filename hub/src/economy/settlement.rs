@@ -223,6 +223,43 @@ pub enum SettleError {
     Store(#[from] StoreError),
 }
 
+/// Where `m`'s first unclosed period starts, as every settlement run and
+/// the overdue count cut it.
+pub(crate) struct OpenPeriod {
+    /// The municipality's cycle.
+    pub cycle: Cycle,
+    /// Its start: the end of the last closed period, or the start of the
+    /// period holding the ledger's first transfer.
+    pub starts_at: UnixMillis,
+    /// The ledger position it follows.
+    pub after: u64,
+    /// How many periods of `m` are closed.
+    pub n_closed: usize,
+}
+
+/// `m`'s first unclosed period (`None`: the ledger holds nothing yet).
+pub(crate) fn open_period(
+    st: &mut dyn StoreTx,
+    m: MunicipalityCode,
+) -> Result<Option<OpenPeriod>, StoreError> {
+    let cycle = st.settlement_cycle(m)?.unwrap_or_default();
+    let mut closed = st.periods(m)?;
+    let n_closed = closed.len();
+    let (starts_at, after) = match closed.pop() {
+        Some(p) => (p.ends_at, p.ledger_pos),
+        None => match st.transfers(0, 1)?.first() {
+            Some(t) => (cycle.period_of(t.hub_time).0.start(), 0),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(OpenPeriod {
+        cycle,
+        starts_at,
+        after,
+        n_closed,
+    }))
+}
+
 /// The periods of `m` that would close at `now` (at most
 /// [`MAX_PERIODS_PER_CLOSE`], oldest first; with `through_now`, the open one
 /// too, through `now` inclusive) with their statements, read inside the
@@ -233,16 +270,14 @@ pub(crate) fn plan_periods(
     now: UnixMillis,
     through_now: bool,
 ) -> Result<Vec<ClosedPeriod>, StoreError> {
-    let cycle = st.settlement_cycle(m)?.unwrap_or_default();
-    let mut closed = st.periods(m)?;
-    let n_closed = closed.len();
-    let last = closed.pop();
-    let (mut start, mut after) = match &last {
-        Some(p) => (p.ends_at, p.ledger_pos),
-        None => match st.transfers(0, 1)?.first() {
-            Some(t) => (cycle.period_of(t.hub_time).0.start(), 0),
-            None => return Ok(vec![]),
-        },
+    let Some(OpenPeriod {
+        cycle,
+        starts_at: mut start,
+        mut after,
+        n_closed,
+    }) = open_period(st, m)?
+    else {
+        return Ok(vec![]);
     };
     let mut out = vec![];
     while out.len() < MAX_PERIODS_PER_CLOSE {
