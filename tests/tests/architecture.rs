@@ -4,7 +4,9 @@
 //! - `node` and `hub` never depend on each other;
 //! - `mykey-net` (the libp2p code both share) depends on neither of them;
 //! - `mykey-sip2` (the SIP2 codec) is as pure as `sync-proto`: no I/O, no
-//!   clock, no randomness, and no dependency on the node.
+//!   clock, no randomness, and no dependency on the node;
+//! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
+//!   crates may share it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -214,10 +216,22 @@ fn testcard_depends_on_no_workspace_crate() {
     assert!(deps.contains("rsa"), "{deps:?}");
     let ours: Vec<&String> = deps
         .iter()
-        .filter(|d| d.starts_with("mykey-") && *d != "mykey-testcard")
+        .filter(|d| {
+            d.starts_with("mykey-") && !["mykey-testcard", "mykey-civil"].contains(&d.as_str())
+        })
         .collect();
     assert!(
         ours.is_empty(),
-        "mykey-testcard must not depend on workspace crates: {ours:?}"
+        "mykey-testcard must not depend on workspace crates but the calendar: {ours:?}"
     );
+}
+
+/// The calendar arithmetic every crate shares, the pure ones included: no
+/// dependency at all, no clock.
+#[test]
+fn civil_dates_depend_on_nothing() {
+    assert_pure("mykey-civil", "civil/src");
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-civil");
+    assert_eq!(deps.len(), 1, "mykey-civil depends on nothing: {deps:?}");
 }
