@@ -97,11 +97,7 @@ fn main() -> Result<()> {
         }
     }
     std::fs::create_dir_all(&args.data)?;
-    let start = UnixMillis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as u64,
-    );
+    let start = mykey_net::unix_now();
     let mut tally = Tally::default();
 
     println!("MyKey Edge demo — data in {}", args.data.display());
