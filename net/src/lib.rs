@@ -7,6 +7,8 @@
 //!   (a node's or the hub's); peer ids and [`mykey_sync_proto::NodeId`]s
 //!   convert both ways.
 //! - [`clock`]: the wall clock, read in this one place by both binaries.
+//! - [`keyfile`]: the one key file format of both sides (hex, 0600), which
+//!   still reads the raw files older nodes wrote.
 //! - [`dirlock`]: one serving process per data directory and role (a file
 //!   lock node and hub take alike).
 //! - [`pipe`]: a closed stdout (`| head`) ends a CLI quietly, not in a panic.
@@ -26,6 +28,7 @@ pub mod clock;
 pub mod codec;
 pub mod dirlock;
 pub mod identity;
+pub mod keyfile;
 pub mod pipe;
 pub mod swarm;
 

@@ -9,7 +9,7 @@ use clap::Parser;
 use mykey_node::node::{Lookup, OpError};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Outcome, RejectReason};
-use mykey_sync_proto::{FacilityCardNumber, SignedTx, TxBody, TxPayload, UnixMillis};
+use mykey_sync_proto::{FacilityCardNumber, SignedTx, TxBody, TxPayload};
 use mykey_tests::harness::SyncReport;
 use mykey_tests::world::{World, bunkyo, health, pts, volunteer};
 use std::path::PathBuf;
