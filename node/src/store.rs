@@ -472,13 +472,6 @@ pub struct Writer<'a> {
     tx: &'a rusqlite::Transaction<'a>,
 }
 
-impl<'a> std::ops::Deref for Writer<'a> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.tx
-    }
-}
-
 impl Writer<'_> {
     /// Reads inside this transaction.
     pub fn read(&self) -> Reader<'_> {
@@ -598,6 +591,15 @@ impl Writer<'_> {
                 municipality.map(|m| m.get()),
                 i(points.get()),
             ])?;
+        Ok(())
+    }
+
+    /// Notes why the hub could not process an own transaction that stays
+    /// pending (a chain-level refusal: the seq was not consumed).
+    pub fn set_outbox_reason(&self, seq: u64, reason: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE outbox SET reason = ?2 WHERE seq = ?1")?
+            .execute(params![i(seq), reason])?;
         Ok(())
     }
 

@@ -235,3 +235,67 @@ fn civil_dates_depend_on_nothing() {
     let deps = closure(&meta, "mykey-civil");
     assert_eq!(deps.len(), 1, "mykey-civil depends on nothing: {deps:?}");
 }
+
+/// The node's store keeps its SQL: no other node module (`node.rs` first of
+/// all) runs a statement or names rusqlite, and a store `Writer` is not a
+/// connection in disguise (no `Deref` to `Connection`), so every query is a
+/// named store method.
+#[test]
+fn node_sql_stays_in_the_store() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/src");
+    let is_store = |p: &Path| {
+        p.strip_prefix(&src)
+            .is_ok_and(|rel| rel == Path::new("store.rs") || rel.starts_with("store"))
+    };
+    let mut files = vec![src.clone()];
+    let (mut read, mut store_text) = (0, String::new());
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("source");
+        if is_store(&p) {
+            store_text.push_str(&text);
+            continue;
+        }
+        read += 1;
+        for sql in [
+            ".execute(",
+            ".execute_batch(",
+            ".prepare(",
+            ".prepare_cached(",
+            ".query_row(",
+            ".query_map(",
+            "rusqlite",
+        ] {
+            assert!(
+                !text.contains(sql),
+                "{} runs SQL ({sql}): give node/src/store a named method instead",
+                p.display()
+            );
+        }
+    }
+    assert!(read > 10, "node/src read: {read} files");
+    assert!(
+        store_text.contains("pub struct Writer"),
+        "the store is where it was"
+    );
+    for deref in [
+        "Deref for Writer",
+        "Target = Connection",
+        "Target = rusqlite::Connection",
+    ] {
+        assert!(
+            !store_text.contains(deref),
+            "node/src/store: a Writer hands out its connection ({deref})"
+        );
+    }
+}
