@@ -109,8 +109,17 @@ fn assert_pure(package: &str, dir: &str) {
             "{package} must not depend on {banned}: {deps:?}"
         );
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    let mut files = vec![src];
+    for (p, text) in rust_sources(dir) {
+        for banned in IMPURE_CALLS {
+            assert!(!text.contains(banned), "{} uses {banned}", p.display());
+        }
+    }
+}
+
+/// Every `.rs` file below `dir` (relative to the workspace root) with its text.
+fn rust_sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)];
+    let mut out = Vec::new();
     while let Some(p) = files.pop() {
         if p.is_dir() {
             files.extend(
@@ -120,11 +129,10 @@ fn assert_pure(package: &str, dir: &str) {
             );
         } else if p.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&p).expect("source");
-            for banned in IMPURE_CALLS {
-                assert!(!text.contains(banned), "{} uses {banned}", p.display());
-            }
+            out.push((p, text));
         }
     }
+    out
 }
 
 #[test]
@@ -242,27 +250,11 @@ fn civil_dates_depend_on_nothing() {
 /// named store method.
 #[test]
 fn node_sql_stays_in_the_store() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/src");
-    let is_store = |p: &Path| {
-        p.strip_prefix(&src)
-            .is_ok_and(|rel| rel == Path::new("store.rs") || rel.starts_with("store"))
-    };
-    let mut files = vec![src.clone()];
     let (mut read, mut store_text) = (0, String::new());
-    while let Some(p) = files.pop() {
-        if p.is_dir() {
-            files.extend(
-                std::fs::read_dir(&p)
-                    .expect("dir")
-                    .map(|e| e.expect("entry").path()),
-            );
-            continue;
-        }
-        if p.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).expect("source");
-        if is_store(&p) {
+    for (p, text) in rust_sources("node/src") {
+        let in_store = p.components().any(|c| c.as_os_str() == "store")
+            || p.file_name().is_some_and(|n| n == "store.rs");
+        if in_store {
             store_text.push_str(&text);
             continue;
         }
