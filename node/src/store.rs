@@ -1096,6 +1096,16 @@ impl Reader<'_> {
             .optional()?)
     }
 
+    /// Every row of a cached statement as a tuple of its columns.
+    fn rows<T>(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+    {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(params, |r| T::try_from(r))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Whether a cached statement returns a row.
     fn exists(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StoreError> {
         Ok(self
@@ -1278,15 +1288,9 @@ impl Reader<'_> {
 
     /// The facility card numbers linked to an account (except those being unlinked).
     pub fn numbers(&self, account: AccountId) -> Result<Vec<NumberRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT number, state FROM facility_cards WHERE account = ?1 AND state != 'pending-unlink' ORDER BY number",
-        )?;
-        let rows = st.query_map([i(account.get())], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
+        let rows: Vec<(String, String)> = self.rows("SELECT number, state FROM facility_cards WHERE account = ?1 AND state != 'pending-unlink' ORDER BY number", [i(account.get())])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (n, s) = row?;
+        for (n, s) in rows {
             out.push(NumberRow {
                 number: FacilityCardNumber::parse(&n).map_err(|e| corrupt("facility_cards", e))?,
                 confirmed: s == "linked",
@@ -1474,22 +1478,15 @@ impl Reader<'_> {
     /// The LAN groups whose latest roster names this node: (municipality,
     /// group, number of members).
     pub fn lan_groups(&self) -> Result<Vec<(MunicipalityCode, String, u64)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        let rows: Vec<(u32, String, i64)> = self.rows(
             "SELECT a.municipality, a.grp, count(*) FROM lan_members a
              WHERE EXISTS (SELECT 1 FROM lan_members b WHERE b.municipality = a.municipality
                              AND b.grp = a.grp AND b.node = (SELECT v FROM meta WHERE k = 'node'))
              GROUP BY a.municipality, a.grp ORDER BY a.municipality, a.grp",
+            [],
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
         let mut out = vec![];
-        for row in rows {
-            let (m, g, n) = row?;
+        for (m, g, n) in rows {
             let m = MunicipalityCode::try_from(m).map_err(|e| corrupt("lan_members", e))?;
             out.push((m, g, u(n)));
         }
@@ -1535,27 +1532,17 @@ impl Reader<'_> {
 
     /// Rights withdrawn after the hub rejected their acceptance, newest first.
     pub fn withdrawn_rights(&self, max: usize) -> Result<Vec<WithdrawnRight>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        // accept_seq, sender, right_id, account, municipality, points,
+        // withdrawn_at, shortfall, reason.
+        type Row = (i64, Vec<u8>, i64, i64, u32, i64, i64, i64, String);
+        let rows: Vec<Row> = self.rows(
             "SELECT accept_seq, sender, right_id, account, municipality, points, withdrawn_at,
                     coalesce(shortfall, 0), coalesce(reason, '')
              FROM right_credits WHERE withdrawn_at IS NOT NULL ORDER BY accept_seq DESC LIMIT ?1",
+            [i(max as u64)],
         )?;
-        let rows = st.query_map([i(max as u64)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, u32>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, String>(8)?,
-            ))
-        })?;
         let mut out = vec![];
-        for row in rows {
-            let (seq, sender, right_id, account, m, points, at, short, reason) = row?;
+        for (seq, sender, right_id, account, m, points, at, short, reason) in rows {
             out.push(WithdrawnRight {
                 accept_seq: u(seq),
                 credit: credit_row(sender, right_id, account, m, points)?,
@@ -1689,12 +1676,9 @@ impl Reader<'_> {
     /// Outbox counts for status.
     pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let mut c = OutboxCounts::default();
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (s, n) = row?;
+        let rows: Vec<(String, i64)> =
+            self.rows("SELECT status, count(*) FROM outbox GROUP BY status", [])?;
+        for (s, n) in rows {
             match s.as_str() {
                 "pending" => c.pending = u(n),
                 "accepted" => c.accepted = u(n),
@@ -1721,23 +1705,15 @@ impl Reader<'_> {
 
     /// Recent own transactions that were rejected or are stuck with a reason.
     pub fn troubled(&self, max: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        // seq, tx_id, kind, created_at, status, reason.
+        type Row = (i64, Vec<u8>, String, i64, String, Option<String>);
+        let rows: Vec<Row> = self.rows(
             "SELECT seq, tx_id, kind, created_at, status, reason FROM outbox
              WHERE reason IS NOT NULL ORDER BY seq DESC LIMIT ?1",
+            [i(max as u64)],
         )?;
-        let rows = st.query_map([i(max as u64)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, id, kind, at, status, reason) = row?;
+        for (seq, id, kind, at, status, reason) in rows {
             let arr: [u8; 32] = id.try_into().map_err(|_| corrupt("outbox", "tx_id"))?;
             out.push(OutboxRow {
                 seq: u(seq),
