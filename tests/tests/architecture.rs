@@ -4,7 +4,9 @@
 //! - `node` and `hub` never depend on each other;
 //! - `mykey-net` (the libp2p code both share) depends on neither of them;
 //! - `mykey-sip2` (the SIP2 codec) is as pure as `sync-proto`: no I/O, no
-//!   clock, no randomness, and no dependency on the node.
+//!   clock, no randomness, and no dependency on the node;
+//! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
+//!   crates may share it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -107,8 +109,17 @@ fn assert_pure(package: &str, dir: &str) {
             "{package} must not depend on {banned}: {deps:?}"
         );
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    let mut files = vec![src];
+    for (p, text) in rust_sources(dir) {
+        for banned in IMPURE_CALLS {
+            assert!(!text.contains(banned), "{} uses {banned}", p.display());
+        }
+    }
+}
+
+/// Every `.rs` file below `dir` (relative to the workspace root) with its text.
+fn rust_sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)];
+    let mut out = Vec::new();
     while let Some(p) = files.pop() {
         if p.is_dir() {
             files.extend(
@@ -118,11 +129,10 @@ fn assert_pure(package: &str, dir: &str) {
             );
         } else if p.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&p).expect("source");
-            for banned in IMPURE_CALLS {
-                assert!(!text.contains(banned), "{} uses {banned}", p.display());
-            }
+            out.push((p, text));
         }
     }
+    out
 }
 
 #[test]
@@ -214,10 +224,70 @@ fn testcard_depends_on_no_workspace_crate() {
     assert!(deps.contains("rsa"), "{deps:?}");
     let ours: Vec<&String> = deps
         .iter()
-        .filter(|d| d.starts_with("mykey-") && *d != "mykey-testcard")
+        .filter(|d| {
+            d.starts_with("mykey-") && !["mykey-testcard", "mykey-civil"].contains(&d.as_str())
+        })
         .collect();
     assert!(
         ours.is_empty(),
-        "mykey-testcard must not depend on workspace crates: {ours:?}"
+        "mykey-testcard must not depend on workspace crates but the calendar: {ours:?}"
     );
+}
+
+/// The calendar arithmetic every crate shares, the pure ones included: no
+/// dependency at all, no clock.
+#[test]
+fn civil_dates_depend_on_nothing() {
+    assert_pure("mykey-civil", "civil/src");
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-civil");
+    assert_eq!(deps.len(), 1, "mykey-civil depends on nothing: {deps:?}");
+}
+
+/// The node's store keeps its SQL: no other node module (`node.rs` first of
+/// all) runs a statement or names rusqlite, and a store `Writer` is not a
+/// connection in disguise (no `Deref` to `Connection`), so every query is a
+/// named store method.
+#[test]
+fn node_sql_stays_in_the_store() {
+    let (mut read, mut store_text) = (0, String::new());
+    for (p, text) in rust_sources("node/src") {
+        let in_store = p.components().any(|c| c.as_os_str() == "store")
+            || p.file_name().is_some_and(|n| n == "store.rs");
+        if in_store {
+            store_text.push_str(&text);
+            continue;
+        }
+        read += 1;
+        for sql in [
+            ".execute(",
+            ".execute_batch(",
+            ".prepare(",
+            ".prepare_cached(",
+            ".query_row(",
+            ".query_map(",
+            "rusqlite",
+        ] {
+            assert!(
+                !text.contains(sql),
+                "{} runs SQL ({sql}): give node/src/store a named method instead",
+                p.display()
+            );
+        }
+    }
+    assert!(read > 10, "node/src read: {read} files");
+    assert!(
+        store_text.contains("pub struct Writer"),
+        "the store is where it was"
+    );
+    for deref in [
+        "Deref for Writer",
+        "Target = Connection",
+        "Target = rusqlite::Connection",
+    ] {
+        assert!(
+            !store_text.contains(deref),
+            "node/src/store: a Writer hands out its connection ({deref})"
+        );
+    }
 }
