@@ -6,12 +6,14 @@
 //! enrolled, unrevoked node of that municipality. A later roster of the
 //! group replaces the earlier one; an empty one ends the group. The fact log
 //! is the only record: the latest roster of each group is read back by the
-//! fact's subject (`lan/<municipality>/<group>`, see `hub::subject_of`).
+//! fact's subject (`lan/<municipality>/<group>`, see `facts::subject_of`).
 //! Revoking a node re-issues every roster of its municipality that named
 //! it, without it, in the same storage transaction.
 
-use crate::hub::{Hub, emit, finish};
+use crate::facts::{emit, roster_subject};
+use crate::hub::Hub;
 use crate::key::HubKey;
+use crate::ledger;
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::{
     FactBody, LanGroup, MunicipalityCode, NodeId, Roster, Scope, UnixMillis, fact::RosterError,
@@ -81,11 +83,6 @@ pub struct LanRosterLine {
     pub hub_seq: u64,
     /// When it was issued.
     pub issued_at: UnixMillis,
-}
-
-/// The subject a group's roster facts are stored under.
-pub(crate) fn roster_subject(m: MunicipalityCode, group: &LanGroup) -> Vec<u8> {
-    format!("lan/{m}/{group}").into_bytes()
 }
 
 /// The latest roster of every group under a subject prefix, empty ones
@@ -209,7 +206,7 @@ impl Hub {
         }
         let members = roster.members().to_vec();
         let hub_seq = emit_roster(&mut *st, &self.key, m, group, roster, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, %group, members = members.len(), "issued LAN roster");
         Ok(LanRosterLine {
             municipality: m,
@@ -242,7 +239,7 @@ impl Hub {
             });
         }
         let hub_seq = emit_roster(&mut *st, &self.key, m, group, Roster::new(vec![])?, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, %group, "ended LAN group");
         Ok(hub_seq)
     }

@@ -36,6 +36,7 @@ pub mod admin;
 pub mod bounds;
 pub mod economy;
 pub mod escrow;
+mod facts;
 pub mod http;
 mod hub;
 pub mod ingest;
@@ -44,11 +45,13 @@ pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;
+mod par;
 pub mod quarantine;
 pub mod rules;
 pub mod shards;
 pub mod status;
 pub mod store;
+mod wallet;
 
 pub use admin::{
     AddCardError, AddFacilityError, AddMunicipalityError, CardCertificateError, CardStatusError,

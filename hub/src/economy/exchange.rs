@@ -18,13 +18,12 @@
 //! One way only: there is no request, transfer kind or ledger path that
 //! turns regional points back into operator points.
 
-use crate::admin::{balance_in, tell_balance};
 use crate::economy::calendar::Date;
 use crate::economy::lots::ExpiryPolicy;
-use crate::hub::{Hub, finish};
+use crate::hub::Hub;
 use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
 use crate::store::StoreError;
-use crate::store::StoreTx;
+use crate::{ledger, wallet};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use mykey_sync_proto::{AccountId, MunicipalityCode, MyKeyId, Points, TxId, UnixMillis};
 use sha2::{Digest, Sha256};
@@ -486,52 +485,6 @@ fn credit_transfers(
     })
 }
 
-/// A holder's points in a municipality still in holding periods.
-fn held_in(
-    st: &mut dyn StoreTx,
-    account: AccountId,
-    m: MunicipalityCode,
-) -> Result<Points, StoreError> {
-    let held = LedgerAccount::Held(account, m);
-    let v = held.balance(st.posted(&held)?);
-    // Only exchanges credit a held account and only their releases debit it.
-    u64::try_from(v)
-        .ok()
-        .and_then(|v| Points::new(v).ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "ledger (held account)",
-            detail: format!("{account} holds {v} pt in {m}"),
-        })
-}
-
-/// Posts a debt recovery after a wallet credit (DESIGN §6: debt is
-/// recovered from later credits) and a confirmed-balance fact.
-pub(crate) fn after_wallet_credit(
-    st: &mut dyn StoreTx,
-    key: &crate::key::HubKey,
-    account: AccountId,
-    m: MunicipalityCode,
-    origin: Option<TxId>,
-    now: UnixMillis,
-) -> Result<Balance, StoreError> {
-    let b = balance_in(st, account, m)?;
-    let recover = b.balance.min(b.debt);
-    if !recover.is_zero() {
-        st.post(
-            &TransferDraft {
-                debit: LedgerAccount::Wallet(account, m),
-                credit: LedgerAccount::Debt(account, m),
-                amount: recover,
-                kind: TransferKind::DebtRecovery,
-                origin_tx: origin,
-                node_time: None,
-            },
-            now,
-        )?;
-    }
-    tell_balance(st, key, account, m, now)
-}
-
 /// Checks `requested_at` against the hub's clock (pure).
 pub fn check_window(
     requested_at: u64,
@@ -579,8 +532,8 @@ impl Hub {
             if done.request_sha256 != sha {
                 return Err(ExchangeError::Conflict(req.request_id));
             }
-            let balance = balance_in(&mut *st, done.account, done.municipality)?;
-            let held = held_in(&mut *st, done.account, done.municipality)?;
+            let balance = ledger::wallet_balance(&mut *st, done.account, done.municipality)?;
+            let held = ledger::held_balance(&mut *st, done.account, done.municipality)?;
             return Ok(ExchangeReceipt {
                 record: done,
                 replayed: true,
@@ -618,7 +571,7 @@ impl Hub {
             campaigns.push((c, received));
         }
         let q = quote(&op, req.operator_points, &campaigns, now)?;
-        let before = balance_in(&mut *st, account, m)?;
+        let before = ledger::wallet_balance(&mut *st, account, m)?;
         let fits = before
             .balance
             .checked_add(q.regional)
@@ -693,12 +646,12 @@ impl Hub {
         };
         st.insert_exchange(&record)?;
         let balance = if held {
-            balance_in(&mut *st, account, m)?
+            ledger::wallet_balance(&mut *st, account, m)?
         } else {
-            after_wallet_credit(&mut *st, &self.key, account, m, None, now)?
+            wallet::credited(&mut *st, &self.key, account, m, now)?
         };
-        let held_now = held_in(&mut *st, account, m)?;
-        finish(st)?;
+        let held_now = ledger::held_balance(&mut *st, account, m)?;
+        ledger::commit(st)?;
         tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, "exchange applied");
         Ok(ExchangeReceipt {
             record,
@@ -742,10 +695,10 @@ impl Hub {
                     now,
                 )?;
                 st.mark_released(e, now)?;
-                after_wallet_credit(&mut *st, &self.key, e.account, e.municipality, None, now)?;
+                wallet::credited(&mut *st, &self.key, e.account, e.municipality, now)?;
                 n += 1;
             }
-            finish(st)?;
+            ledger::commit(st)?;
             if due.len() < RELEASE_BATCH as usize {
                 return Ok((n, false));
             }

@@ -549,7 +549,7 @@ pub(crate) fn liability_report_in(
     st: &mut dyn crate::store::StoreTx,
     now: UnixMillis,
 ) -> Result<LiabilityReport, StoreError> {
-    crate::economy::sync_lots(st)?;
+    crate::economy::fold::sync_lots(st)?;
     let mut cuts = vec![];
     for d in base_dates(now, 2) {
         cuts.push((d, st.last_pos_before(0, d.end())?));

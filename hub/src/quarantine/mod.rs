@@ -15,12 +15,12 @@
 //! the dashboard, `/metrics`, `mykey-hub nodes` and the liability report read
 //! [`Hub::quarantine_summary`].
 
-use crate::admin::{balance_in, tell_balance};
-use crate::hub::{Hub, finish};
+use crate::hub::Hub;
 use crate::model::{Incident, IncidentKind, LedgerAccount, TransferDraft, TransferKind};
 use crate::rules::redeem_transfers;
 use crate::store::StoreError;
 use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState, QuarantineTotal};
+use crate::{ledger, wallet};
 use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, Redeem, TxBody, UnixMillis};
 use std::collections::BTreeMap;
 
@@ -294,7 +294,7 @@ impl Hub {
             let TxBody::Redeem(r) = &evidence.payload().body else {
                 return Err(DecideError::Evidence(id));
             };
-            let before = balance_in(&mut *st, item.account, m)?;
+            let before = ledger::wallet_balance(&mut *st, item.account, m)?;
             let held = Redeem {
                 points: item.points,
                 ..r.clone()
@@ -307,7 +307,7 @@ impl Hub {
             ) {
                 st.post(&t, now)?;
             }
-            tell_balance(&mut *st, &self.key, item.account, m, now)?;
+            wallet::tell_wallet(&mut *st, &self.key, item.account, m, now)?;
         }
         st.decide_quarantine(id, &state, by, why, now)?;
         st.record_incident(&Incident {
@@ -324,7 +324,7 @@ impl Hub {
             ),
         })?;
         let decided = st.quarantine_item(id)?.ok_or(DecideError::Unknown(id))?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::warn!(
             id,
             node = %item.node.short(),
