@@ -165,9 +165,10 @@ fn lot_terms(st: &mut dyn StoreTx, t: &crate::model::Transfer) -> Result<LotTerm
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Hub;
     use crate::key::HubKey;
-    use crate::model::Transfer;
-    use mykey_sync_proto::FacilityId;
+    use crate::model::{Transfer, TransferDraft};
+    use mykey_sync_proto::{FacilityId, Points, ProgramId};
 
     /// The fold as it was: every debit reloads the wallet's live lots.
     fn sync_lots_reloading(st: &mut dyn StoreTx) -> Result<(), StoreError> {

@@ -25,6 +25,7 @@ pub mod lots;
 pub mod outputs;
 pub mod overdue;
 pub mod settlement;
+pub mod types;
 pub mod zengin;
 
 use crate::facts::emit;
