@@ -362,7 +362,7 @@ impl Hub {
             now,
         )?;
         // A revoked key drops out of every LAN roster that named it.
-        crate::lan::drop_from_rosters(&mut *st, &self.key, node, municipality, now)?;
+        crate::rosters::drop_from_rosters(&mut *st, &self.key, node, municipality, now)?;
         ledger::commit(st)?;
         tracing::info!(node = %node.short(), "revoked node");
         Ok(())

@@ -26,7 +26,7 @@ pub struct Hub {
     pub(crate) node_keys: HashMap<NodeId, VerifyingKey>,
     /// The replicated cache's documents and sync states (in memory, derived
     /// from the fact log).
-    pub(crate) shards: crate::shards::ShardBook,
+    pub(crate) shards: crate::shard_book::ShardBook,
     /// The path it was opened on (`None`: in memory or another backend).
     pub(crate) data: Option<PathBuf>,
 }

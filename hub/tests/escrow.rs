@@ -268,7 +268,8 @@ fn told_balance(f: &mut Fixture, node: NodeId) -> (u64, u64) {
         .unwrap()
         .facts
         .iter()
-        .filter_map(
+        .rev()
+        .find_map(
             |s| match s.verify(&f.hub.hub_id()).unwrap().payload().body {
                 FactBody::ConfirmedBalance {
                     account,
@@ -279,7 +280,6 @@ fn told_balance(f: &mut Fixture, node: NodeId) -> (u64, u64) {
                 _ => None,
             },
         )
-        .last()
         .expect("nodes were told alice's balance")
 }
 

@@ -19,7 +19,7 @@ const LOT_PAGE: u32 = 1000;
 const LOT_FOLD_MAX: usize = 200_000;
 
 /// Folds transfers after the lot cursor into the lots, marking the wallets
-/// they touch for the next expiry check ([`Hub::economy_tick`]).
+/// they touch for the next expiry check (`Hub::economy_tick`).
 pub(crate) fn sync_lots(st: &mut dyn StoreTx) -> Result<(), StoreError> {
     sync_lots_bounded(st, LOT_FOLD_MAX)
 }

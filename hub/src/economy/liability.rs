@@ -66,10 +66,10 @@
 
 use crate::economy::YEN_PER_POINT;
 use crate::economy::calendar::Date;
-use crate::economy::exchange::ExchangeRecord;
 use crate::economy::lots::{self, Lot, LotSource};
+use crate::economy::types::ExchangeRecord;
 use crate::hub::Hub;
-use crate::quarantine::{QuarantineSummary, Sum};
+use crate::quarantine::summary::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::economy::WalletStep;
 use mykey_sync_proto::{AccountId, MunicipalityCode, UnixMillis};
