@@ -837,11 +837,13 @@ impl Hub {
         for program in st.programs()? {
             let acct = LedgerAccount::ProgramBudget(program.id.clone(), program.municipality);
             let b = acct.balance(st.posted(&acct)?);
-            let pts = |v: i128| Points::new(u64::try_from(v).unwrap_or(0)).unwrap_or_default();
+            // A budget may be overdrawn (offline grants are honoured): each
+            // side shows as points, past the largest amount as none.
+            let pts = |v: i128| ledger::points_of(v.max(0)).unwrap_or_default();
             out.push(ProgramLine {
                 program,
-                budget: pts(b.max(0)),
-                overdrawn: pts((-b).max(0)),
+                budget: pts(b),
+                overdrawn: pts(-b),
             });
         }
         Ok(out)
