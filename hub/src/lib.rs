@@ -13,6 +13,11 @@
 //! [`admin`] load what a decision needs from the [`store`], apply it and
 //! commit; [`store`] is the narrow storage interface with the SQLite backend
 //! (a PostgreSQL backend is a new implementation of [`store::LedgerStore`]).
+//! Below the drivers: [`ledger`] computes every balance and makes the
+//! balanced commit; the fact log signs and appends facts only; the
+//! wallet-credit path recovers debt first (by [`rules::debt_recovery`]) and
+//! tells nodes the balance and expiry; [`economy::types`] holds the rows
+//! storage keeps. Drivers never import each other.
 //! [`economy`] holds the points economy and settlement: operator exchanges,
 //! lots and expiry, settlement periods, Zengin payout files, liability reports.
 //! [`status`] is the operations view (every node's sync status and alerts,

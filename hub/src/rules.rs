@@ -599,7 +599,7 @@ pub fn grant_transfers(
 /// once a credit leaves `wallet` in the holder's wallet, as much of it as the
 /// debt goes to the debt. Every wallet credit (grants from nodes and from the
 /// hub, exchanges, releases of held points, escrow returned by a release)
-/// follows it, through [`grant_transfers`] or [`crate::wallet::credited`].
+/// follows it, through [`grant_transfers`] or the wallet-credit path (`wallet::credited`).
 pub fn debt_recovery(
     account: AccountId,
     municipality: MunicipalityCode,

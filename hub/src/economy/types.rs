@@ -423,7 +423,7 @@ impl StatementKind {
     }
     /// Every kind, in line order. A new kind of line (e.g. points held in
     /// quarantine) is a variant here, its name, and its case in
-    /// [`Statements::add`]: the statements file and the API take it from there.
+    /// `Statements::add`: the statements file and the API take it from there.
     pub const ALL: [StatementKind; 6] = [
         StatementKind::OperatorInvoice,
         StatementKind::MunicipalityReceipt,
