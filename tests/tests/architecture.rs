@@ -7,6 +7,8 @@
 //!   clock, no randomness, and no dependency on the node;
 //! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
 //!   crates may share it.
+//! - in the hub, drivers never import drivers, and storage imports row types,
+//!   never logic.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -290,4 +292,121 @@ fn node_sql_stays_in_the_store() {
             "node/src/store: a Writer hands out its connection ({deref})"
         );
     }
+}
+
+/// The hub's modules (as `a::b` paths under `crate::`) a source file names
+/// outside its unit tests and comments: `crate::a::b…`, `crate::{a, b::c}`,
+/// and, in a file under `economy/`, `super::x`.
+fn hub_paths_named(rel: &str) -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hub/src")
+        .join(rel);
+    let text = std::fs::read_to_string(&path).expect("hub source");
+    let code: String = text
+        .split("#[cfg(test)]\nmod tests")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |s: &str| -> String {
+        s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_owned()
+    };
+    let mut out = BTreeSet::new();
+    let mut take = |prefix: &str, base: &str| {
+        for (i, _) in code.match_indices(prefix) {
+            let rest = &code[i + prefix.len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = group.split('}').next().unwrap_or_default();
+                for item in inner.split(',') {
+                    let p = ident(item.trim());
+                    if !p.is_empty() {
+                        out.insert(format!("{base}{p}"));
+                    }
+                }
+            } else {
+                let p = ident(rest);
+                if !p.is_empty() {
+                    out.insert(format!("{base}{p}"));
+                }
+            }
+        }
+    };
+    take("crate::", "");
+    if rel.starts_with("economy/") {
+        take("super::", "economy::");
+    }
+    out
+}
+
+/// The hub's drivers: each loads what it needs, decides and commits through
+/// the layers below (ledger, fact log, wallet-credit path, rules, storage).
+const HUB_DRIVERS: &[(&str, &str)] = &[
+    ("admin.rs", "admin"),
+    ("ingest.rs", "ingest"),
+    ("escrow.rs", "escrow"),
+    ("economy/exchange.rs", "economy::exchange"),
+    ("economy/settlement.rs", "economy::settlement"),
+    ("shards.rs", "shards"),
+    ("lan.rs", "lan"),
+    ("quarantine/mod.rs", "quarantine"),
+    ("economy/liability.rs", "economy::liability"),
+];
+
+/// Whether `path` names module `module` or something inside it.
+fn names_module(path: &str, module: &str) -> bool {
+    path == module || path.starts_with(&format!("{module}::"))
+}
+
+#[test]
+fn hub_drivers_do_not_import_drivers() {
+    for (file, me) in HUB_DRIVERS {
+        for path in hub_paths_named(file) {
+            for (_, other) in HUB_DRIVERS {
+                // `quarantine::summary` is the read model below the driver.
+                let below = path.starts_with("quarantine::summary");
+                assert!(
+                    other == me || below || !names_module(&path, other),
+                    "hub/src/{file} imports the driver {other} (`crate::{path}`): \
+                     move what both need into a layer below (ledger, facts, wallet, types)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hub_storage_imports_types_never_logic() {
+    // Storage may name its own modules, the row types (`model`,
+    // `economy::types`) and the operator roles and token scopes it stores
+    // (`access`); nothing that decides, drives or emits facts.
+    let allowed = ["store", "model", "economy::types", "access"];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/src");
+    let mut files = vec![dir.join("store")];
+    let mut n = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let rel = p.strip_prefix(&dir).expect("under hub/src");
+            let rel = rel.to_str().expect("utf-8 path");
+            for path in hub_paths_named(rel) {
+                assert!(
+                    allowed.iter().any(|a| names_module(&path, a)),
+                    "hub/src/{rel} imports `crate::{path}`: storage knows row types only"
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "found the hub's storage sources");
 }
