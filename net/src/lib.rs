@@ -29,4 +29,7 @@ pub mod swarm;
 
 pub use codec::{ByteBudget, Frame, FrameCodec, PROTOCOL};
 pub use identity::{keypair, node_id_of, peer_id_of};
-pub use swarm::{Behaviour, BehaviourEvent, InboundLimits, LinkTiming, SwarmError, build_swarm};
+pub use swarm::{
+    Behaviour, BehaviourEvent, InboundLimits, LinkTiming, ListenError, SwarmError, build_swarm,
+    listen_alone,
+};

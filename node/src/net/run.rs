@@ -166,7 +166,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         warn!("no hub address: set hub_addr in node.toml; serving from the local store until then");
     }
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
-        net.listen
+        net.listen_addrs(!opts.peers.is_empty())
             .iter()
             .map(|t| parse_addr(t).map_err(RunError::Address))
             .collect::<Result<_, _>>()?
@@ -174,12 +174,10 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         opts.listen.clone()
     };
     for addr in listen {
-        swarm
-            .listen_on(addr.clone())
-            .map_err(|e| RunError::Listen {
-                addr,
-                detail: e.to_string(),
-            })?;
+        mykey_net::listen_alone(&mut swarm, addr.clone()).map_err(|e| RunError::Listen {
+            addr,
+            detail: e.to_string(),
+        })?;
     }
 
     let mut seed = [0u8; 8];

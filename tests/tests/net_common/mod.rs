@@ -207,7 +207,9 @@ pub fn start_hub(data: &Path, port: u16) -> (Proc, String) {
         Command::new(bin("mykey-hub"))
             .arg("--data")
             .arg(data)
-            .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")]),
+            .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
+            // Tests run side by side: the default dashboard port would clash.
+            .args(["--http", "127.0.0.1:0"]),
     );
     let line = p.line_starting("listening on ", Duration::from_secs(30));
     let addr = line.trim_start_matches("listening on ").to_owned();
@@ -241,6 +243,10 @@ pub fn start_node_at(
         cmd.args(["--hub-addr", a]);
     }
     cmd.args(extra);
+    // Tests run side by side: the default status page port would clash.
+    if !extra.contains(&"--http") {
+        cmd.args(["--http", "127.0.0.1:0"]);
+    }
     let p = Proc::spawn(name, &mut cmd);
     let line = p.line_starting("listening on ", Duration::from_secs(30));
     let addr = line.trim_start_matches("listening on ").to_owned();
