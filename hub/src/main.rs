@@ -690,8 +690,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("reading the password from stdin")?;
                 line.trim_end_matches(['\r', '\n']).to_owned()
             } else {
-                let p = rpassword::prompt_password("password: ")?;
-                if rpassword::prompt_password("again: ")? != p {
+                // A piped password would be ignored for the terminal, or fail
+                // as "os error 6" with no terminal at all.
+                let tty = "the password is read from the terminal, and stdin is not one: \
+                           to pipe it, add --password-stdin; nothing was changed";
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    bail!(tty);
+                }
+                let p = rpassword::prompt_password("password: ").context(tty)?;
+                if rpassword::prompt_password("again: ").context(tty)? != p {
                     bail!("the passwords differ; nothing was changed");
                 }
                 p
@@ -1153,7 +1160,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mykey-hub: {e:#}");
+            eprintln!("mykey-hub: {}", mykey_net::report::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

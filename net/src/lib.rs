@@ -9,6 +9,7 @@
 //! - [`dirlock`]: one serving process per data directory and role (a file
 //!   lock node and hub take alike).
 //! - [`pipe`]: a closed stdout (`| head`) ends a CLI quietly, not in a panic.
+//! - [`report`]: a failed command's error in one line, each cause said once.
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
 //!   [`Behaviour`] both sides speak (sync, identify, ping); the node nests it
 //!   in its own beside the LAN protocol and mDNS.
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod dirlock;
 pub mod identity;
 pub mod pipe;
+pub mod report;
 pub mod swarm;
 
 pub use codec::{ByteBudget, Frame, FrameCodec, PROTOCOL};

@@ -147,7 +147,7 @@ fn card(text: &str) -> Result<CardKey> {
     CardKey::parse(text).context("--card")
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     mykey_net::pipe::exit_quietly_on_broken_pipe();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -158,7 +158,18 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Each cause once (anyhow's `Caused by:` repeats what a message
+            // already says).
+            eprintln!("Error: {}", mykey_net::report::error_line(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data);
     match cli.command {
         Command::Init { hub_key, hub_addr } => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mykey_sync_proto::{Points, UnixMillis};
+use mykey_sync_proto::UnixMillis;
 
 use super::{Action, Console, PinSource, Stop, WatchOptions, run};
 use crate::card::reader::DEFAULT_APDU_TIMEOUT;
@@ -46,9 +46,12 @@ pub fn run_cli(dir: &DataDir, args: WatchArgs) -> anyhow::Result<()> {
     let amount = args
         .amount
         .as_deref()
-        .map(Points::parse)
-        .transpose()
-        .context("--amount")?;
+        .map(|text| {
+            super::console::parse_amount(text).with_context(|| {
+                format!("--amount {text:?} is not an amount: give whole points, e.g. 500 or 2,500")
+            })
+        })
+        .transpose()?;
     let trusted_ca = args
         .trusted_ca
         .iter()

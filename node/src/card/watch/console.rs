@@ -338,11 +338,13 @@ impl<'a, 'c> Watcher<'a, 'c> {
             if line.is_empty() {
                 return Ok(Amount::NoSale);
             }
-            match Points::parse(line) {
-                Ok(p) => return Ok(Amount::Given(p)),
-                Err(_) => self.prompt(&format!(
-                    "{line:?} is not an amount: type whole points, e.g. 500\n"
-                ))?,
+            // What was typed is not repeated: a PIN typed one line early
+            // must not show on the screen.
+            match parse_amount(line) {
+                Some(p) => return Ok(Amount::Given(p)),
+                None => self.prompt(
+                    "that is not an amount: type whole points, e.g. 500 or 2,500; the amount again\n",
+                )?,
             }
         }
         Ok(Amount::NoSale)
@@ -464,5 +466,66 @@ impl<'a, 'c> Watcher<'a, 'c> {
         write!(self.console.prompt, "{text}")
             .and_then(|()| self.console.prompt.flush())
             .map_err(WatchError::Output)
+    }
+}
+
+/// An amount as a counter types it: `2500`, `2,500`, full-width digits and
+/// commas (`２，５００`, from a Japanese input method), an optional `pt`.
+/// Commas only group thousands, so `25,00` is refused rather than guessed.
+pub fn parse_amount(text: &str) -> Option<Points> {
+    let ascii: String = text
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from(b'0' + (c as u32 - '０' as u32) as u8),
+            '，' => ',',
+            'ｐ' => 'p',
+            'ｔ' => 't',
+            other => other,
+        })
+        .collect();
+    let digits = ascii.strip_suffix("pt").unwrap_or(&ascii).trim_end();
+    let mut groups = digits.split(',');
+    let first = groups.next()?;
+    let rest: Vec<&str> = groups.collect();
+    let well_grouped = (1..=3).contains(&first.len()) && rest.iter().all(|g| g.len() == 3);
+    if !rest.is_empty() && !well_grouped {
+        return None;
+    }
+    let plain: String = std::iter::once(first).chain(rest).collect();
+    if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Points::parse(&plain).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_as_counters_type_them() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("2500", Some(2500)),
+            ("2,500", Some(2500)),
+            (" 2,500 pt ", Some(2500)),
+            ("1,000,000", Some(1_000_000)),
+            ("２５００", Some(2500)),
+            ("２，５００", Some(2500)),
+            ("500pt", Some(500)),
+            ("0", Some(0)),
+            ("25,00", None),
+            ("2,5000", None),
+            (",500", None),
+            ("2.500", None),
+            ("-5", None),
+            ("+5", None),
+            ("", None),
+            ("abc", None),
+            ("2,500,", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_amount(text).map(Points::get), *want, "{text:?}");
+        }
     }
 }
