@@ -8,6 +8,7 @@
 //!   convert both ways.
 //! - [`dirlock`]: one serving process per data directory and role (a file
 //!   lock node and hub take alike).
+//! - [`doctor`]: the `ok`/`warn`/`fail` lines of both doctors, file modes, disk space.
 //! - [`pipe`]: a closed stdout (`| head`) ends a CLI quietly, not in a panic.
 //! - [`report`]: a failed command's error in one line, each cause said once.
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
@@ -24,6 +25,7 @@
 
 pub mod codec;
 pub mod dirlock;
+pub mod doctor;
 pub mod identity;
 pub mod pipe;
 pub mod report;

@@ -147,7 +147,7 @@ pub fn listen_alone<B: NetworkBehaviour>(
 }
 
 /// The IP socket address of a `/ip4|ip6/…/tcp/…` multiaddr.
-fn tcp_socket(addr: &Multiaddr) -> Option<std::net::SocketAddr> {
+pub fn tcp_socket(addr: &Multiaddr) -> Option<std::net::SocketAddr> {
     use libp2p::multiaddr::Protocol;
     let mut it = addr.iter();
     let ip: std::net::IpAddr = match it.next()? {

@@ -109,6 +109,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this node: data directory and key modes, enrolment and its
+    /// expiry, strict mode, the hub (reachable? knows us? its clock), card
+    /// readers, disk; one line each, ok/warn/fail with what to do. Exits 1
+    /// on any fail; changes nothing.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// How long the hub has to answer, in seconds.
+        #[arg(long, default_value_t = mykey_node::doctor::HUB_TIMEOUT.as_secs())]
+        hub_timeout_s: u64,
+    },
     /// Card reader commands.
     #[command(subcommand)]
     Card(mykey_node::card::cli::CardCommand),
@@ -129,7 +141,7 @@ enum Command {
         /// A LAN peer to dial (`/ip4/…/tcp/…/p2p/<peer id>`; repeatable), besides net.toml's `peers`.
         #[arg(long)]
         peer: Vec<String>,
-        /// Serve the local status page here [default: 127.0.0.1:8781, or a free loopback port if taken].
+        /// Serve the local status page here [default: 127.0.0.1:8781; in use is an error].
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
@@ -182,6 +194,21 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Id => println!("{}", dir.open()?.id()),
+        Command::Doctor {
+            json,
+            hub_timeout_s,
+        } => {
+            let checks =
+                mykey_node::doctor::run(&dir, std::time::Duration::from_secs(hub_timeout_s));
+            if json {
+                println!("{}", mykey_node::doctor::json(&checks));
+            } else {
+                print!("{}", mykey_net::doctor::text(&checks));
+            }
+            if mykey_net::doctor::any_failed(&checks) {
+                anyhow::bail!("doctor found a failure (the `fail` lines above say what to do)");
+            }
+        }
         Command::Lookup { card: c } => {
             let node = dir.open()?;
             match node.lookup(&card(&c)?)? {
