@@ -1,5 +1,5 @@
 //! The node's local status page, served by `mykey-node run` on loopback
-//! (default `127.0.0.1:8781`, or a free loopback port if taken): the same
+//! (default `127.0.0.1:8781`; an address in use is an error): the same
 //! facts as the hub's dashboard, from the node's side. `/` is a page in
 //! Japanese (`?lang=en` for English), `/status.json` the same as JSON, which
 //! `mykey-node status` reads while the node runs.
