@@ -138,16 +138,3 @@ fn in_use(addr: std::net::SocketAddr) -> bool {
 fn tcp_socket(text: &str) -> Option<std::net::SocketAddr> {
     mykey_net::swarm::tcp_socket(&text.parse().ok()?)
 }
-
-/// The report as JSON: `{"ok": bool, "checks": [{name, level, found, todo}]}`.
-pub fn json(checks: &[Check]) -> serde_json::Value {
-    serde_json::json!({
-        "ok": !mykey_net::doctor::any_failed(checks),
-        "checks": checks.iter().map(|c| serde_json::json!({
-            "name": c.name,
-            "level": c.level.name(),
-            "found": c.found,
-            "todo": c.todo,
-        })).collect::<Vec<_>>(),
-    })
-}

@@ -649,7 +649,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let checks = mykey_hub::doctor::run(&cli.data, http, serving.as_deref());
             if *json {
-                println!("{}", mykey_hub::doctor::json(&checks));
+                println!("{}", mykey_net::doctor::json(&checks));
             } else {
                 print!("{}", mykey_net::doctor::text(&checks));
             }

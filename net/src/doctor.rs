@@ -83,6 +83,19 @@ pub fn text(checks: &[Check]) -> String {
     out
 }
 
+/// The report as JSON: `{"ok": bool, "checks": [{name, level, found, todo}]}`.
+pub fn json(checks: &[Check]) -> serde_json::Value {
+    serde_json::json!({
+        "ok": !any_failed(checks),
+        "checks": checks.iter().map(|c| serde_json::json!({
+            "name": c.name,
+            "level": c.level.name(),
+            "found": c.found,
+            "todo": c.todo,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// Whether any check failed (the command then exits non-zero).
 pub fn any_failed(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.level == Level::Fail)

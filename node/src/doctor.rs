@@ -374,7 +374,7 @@ fn one_line(text: &str) -> String {
     if text.contains("No route to host") || text.contains("Network is unreachable") {
         return "no route to the hub's network".to_owned();
     }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::net::run::one_line(text)
 }
 
 /// pcscd and its readers (a warning only: a node that only syncs needs none).
@@ -403,19 +403,6 @@ fn readers() -> Check {
         ),
         Err(e) => Check::warn("card readers", e.to_string(), ""),
     }
-}
-
-/// The report as JSON: `{"ok": bool, "checks": [{name, level, found, todo}]}`.
-pub fn json(checks: &[Check]) -> serde_json::Value {
-    serde_json::json!({
-        "ok": !mykey_net::doctor::any_failed(checks),
-        "checks": checks.iter().map(|c| serde_json::json!({
-            "name": c.name,
-            "level": c.level.name(),
-            "found": c.found,
-            "todo": c.todo,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 #[cfg(test)]

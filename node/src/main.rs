@@ -201,7 +201,7 @@ fn run(cli: Cli) -> Result<()> {
             let checks =
                 mykey_node::doctor::run(&dir, std::time::Duration::from_secs(hub_timeout_s));
             if json {
-                println!("{}", mykey_node::doctor::json(&checks));
+                println!("{}", mykey_net::doctor::json(&checks));
             } else {
                 print!("{}", mykey_net::doctor::text(&checks));
             }

@@ -937,28 +937,16 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// The real command, scripted: stdin gives the amount and the PIN, stdout
-/// has the result, and a debug log holds neither the PIN nor the card key.
-#[test]
-fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
-    let counter = Counter::take();
-    let (dir, shop) = node(SHOP, Known::Registered);
-    drop(shop);
-    let _card = counter.insert(&[]);
-    let ca = certs().card.join("ca.der");
+/// `mykey-node watch --once --pin-stdin` on `reader`, trusting the test CA,
+/// with `stdin` typed in and the log at `log`.
+fn scripted_watch(dir: &Path, reader: &str, stdin: &str, log: &str) -> std::process::Output {
     let mut child = Command::new(bin("mykey-node"))
         .arg("--data")
-        .arg(dir.path())
-        .args([
-            "watch",
-            "--once",
-            "--pin-stdin",
-            "--reader",
-            &counter.reader,
-        ])
+        .arg(dir)
+        .args(["watch", "--once", "--pin-stdin", "--reader", reader])
         .arg("--trusted-ca")
-        .arg(&ca)
-        .env("RUST_LOG", "debug")
+        .arg(certs().card.join("ca.der"))
+        .env("RUST_LOG", log)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -968,9 +956,25 @@ fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("2500\n{PIN}\n").as_bytes())
+        .write_all(stdin.as_bytes())
         .expect("write stdin");
-    let out = child.wait_with_output().expect("mykey-node watch");
+    child.wait_with_output().expect("mykey-node watch")
+}
+
+/// The real command, scripted: stdin gives the amount and the PIN, stdout
+/// has the result, and a debug log holds neither the PIN nor the card key.
+#[test]
+fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
+    let counter = Counter::take();
+    let (dir, shop) = node(SHOP, Known::Registered);
+    drop(shop);
+    let _card = counter.insert(&[]);
+    let out = scripted_watch(
+        dir.path(),
+        &counter.reader,
+        &format!("2500\n{PIN}\n"),
+        "debug",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -1011,7 +1015,6 @@ fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
 #[test]
 fn the_watch_command_asks_a_mistyped_amount_again_and_takes_2_500() {
     let counter = Counter::take();
-    let ca = certs().card.join("ca.der");
     for (typed, want) in [
         ("2,500\n".to_owned(), 2500),
         (
@@ -1023,30 +1026,12 @@ fn the_watch_command_asks_a_mistyped_amount_again_and_takes_2_500() {
         let (dir, shop) = node(SHOP, Known::Registered);
         drop(shop);
         let _card = counter.insert(&[]);
-        let mut child = Command::new(bin("mykey-node"))
-            .arg("--data")
-            .arg(dir.path())
-            .args([
-                "watch",
-                "--once",
-                "--pin-stdin",
-                "--reader",
-                &counter.reader,
-            ])
-            .arg("--trusted-ca")
-            .arg(&ca)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run mykey-node watch");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{typed}{PIN}\n").as_bytes())
-            .expect("write stdin");
-        let out = child.wait_with_output().expect("mykey-node watch");
+        let out = scripted_watch(
+            dir.path(),
+            &counter.reader,
+            &format!("{typed}{PIN}\n"),
+            "warn",
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stdout}\n{stderr}");

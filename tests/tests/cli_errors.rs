@@ -7,26 +7,11 @@
 mod net_common;
 
 use net_common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
-/// Runs a command that must fail; returns its stderr.
+/// Runs a command that must fail, with `stdin`; returns its stderr.
 fn fails(name: &str, data: &std::path::Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(bin(name))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The process may exit before reading: a closed pipe here is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{name} {args:?} succeeded: {err}");
+    let (ok, _, err) = run_with_stdin(name, data, args, stdin);
+    assert!(!ok, "{name} {args:?} succeeded: {err}");
     err
 }
 
@@ -130,10 +115,10 @@ fn a_piped_password_without_the_flag_says_which_flag() {
     let err = fails("mykey-hub", &w.hub_dir, &token, "");
     assert!(err.contains("sato"), "{err}");
     // With the flag, the same pipe works.
-    let mut child = Command::new(bin("mykey-hub"))
-        .arg("--data")
-        .arg(&w.hub_dir)
-        .args([
+    let (ok, _, err) = run_with_stdin(
+        "mykey-hub",
+        &w.hub_dir,
+        &[
             "operator",
             "add",
             "--name",
@@ -141,23 +126,9 @@ fn a_piped_password_without_the_flag_says_which_flag() {
             "--role",
             "admin",
             "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hunter2hunter2\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        "hunter2hunter2\n",
     );
+    assert!(ok, "{err}");
     hub_cli(&w.hub_dir, &token);
 }

@@ -8,20 +8,6 @@ mod net_common;
 use net_common::*;
 use std::process::Command;
 
-/// Runs a command that must fail at startup; returns its stderr.
-fn refused(name: &str, data: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(bin(name))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{name} {args:?} started: {err}");
-    err
-}
-
 /// Holds `addr` for the test, or finds it held by someone else already:
 /// either way nobody else can listen there while the result lives.
 fn hold(addr: &str) -> Option<std::net::TcpListener> {

@@ -305,7 +305,7 @@ pub(crate) fn strip_peer(mut addr: Multiaddr, peer: &PeerId) -> Result<Multiaddr
 }
 
 /// A libp2p dial error on one line (it lists each address on its own).
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -253,6 +253,42 @@ pub fn start_node_at(
     (p, addr)
 }
 
+/// Runs `name --data DATA ARGS` with `stdin` piped in, to completion,
+/// whatever its outcome: (success, stdout, stderr).
+pub fn run_with_stdin(
+    name: &str,
+    data: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(bin(name))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    // The process may exit before reading: a closed pipe here is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a command that must fail (at startup, say); returns its stderr.
+pub fn refused(name: &str, data: &Path, args: &[&str]) -> String {
+    let (ok, _, err) = run_with_stdin(name, data, args, "");
+    assert!(!ok, "{name} {args:?} succeeded: {err}");
+    err
+}
+
 /// Runs a `mykey-node` command to completion; returns stdout, or panics with stderr.
 pub fn node_cli(data: &Path, args: &[&str]) -> String {
     cli("mykey-node", data, args)
