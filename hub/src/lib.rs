@@ -39,6 +39,7 @@
 pub mod access;
 pub mod admin;
 pub mod bounds;
+pub mod doctor;
 pub mod economy;
 pub mod escrow;
 mod facts;
