@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mykey_sync_proto::UnixMillis;
 
 use super::{Action, Console, PinSource, Stop, WatchOptions, run};
 use crate::card::reader::DEFAULT_APDU_TIMEOUT;
@@ -80,12 +79,7 @@ pub fn run_cli(dir: &DataDir, args: WatchArgs) -> anyhow::Result<()> {
         out: &mut out,
         prompt: &mut prompt,
     };
-    let mut clock = || {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        UnixMillis(ms)
-    };
+    let mut clock = crate::net::unix_now;
     run(&mut node, &opts, console, &mut clock)?;
     Ok(())
 }
