@@ -259,7 +259,9 @@ impl Hub {
             None => st.chain_head(carrier)?.processed_seq,
         };
         finish(st)?;
-        crate::status::counters::observe_push(&receipts, &observed, now);
+        self.observed
+            .counters()
+            .observe_push(&receipts, &observed, now);
         Ok(Receipts {
             receipts,
             processed_seq,
@@ -700,7 +702,7 @@ impl HubService for Hub {
     }
 
     fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
-        crate::status::note_pull(node, after);
+        self.observed.note_pull(node, after);
         match self.facts_for(node, after, max, upto) {
             Ok(f) => f,
             Err(e) => {

@@ -1,6 +1,6 @@
 //! The dashboard's view of shard epochs: what a node last synced, and the
 //! "shard epoch behind" alert once the hub compacted and the node has not
-//! caught up. (One test per binary: the record is process-wide.)
+//! caught up (recorded in the hub's `Observed`, without a durable write).
 
 mod common;
 
