@@ -7,6 +7,7 @@ use crate::store::{FactLogTx, PlacedFact, ShardEpochRow, StoreError, StoredFact,
 use mykey_sync_proto::{Scope, UnixMillis};
 use rusqlite::{OptionalExtension, params};
 
+/// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
 /// (a power of two up to `MAX_BUCKETS`) can mask.
 const FILL_HASH_MASK: u16 = mykey_sync_proto::shard::MAX_BUCKETS - 1;
 

@@ -325,8 +325,8 @@ CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NU
     bounds::AT_RISK_TOTALS_MIGRATION,
 ];
 
-/// `shard_fill` keeps the low bits of `bucket_hash` that any bucket count
-
+/// Brings the schema up to date, one migration per transaction; refuses a
+/// database written by a newer hub.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
