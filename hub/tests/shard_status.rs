@@ -89,3 +89,58 @@ fn a_node_an_epoch_behind_is_shown_and_alerted() {
         .unwrap();
     assert_eq!(d.row.shard_epochs[0].shard, "muni:131059/0");
 }
+
+/// `serve` opens two hubs on one database (the writer and the dashboard's
+/// reader) and gives both one `Observed`: the reader shows the epochs the
+/// writer saw. A hub opened without it starts with nothing, so nothing
+/// leaks between hubs (or tests) through the process.
+#[test]
+fn a_hub_sees_what_another_observed_only_when_given_its_observed() {
+    let mut f = Fixture::new();
+    f.hub
+        .open(
+            &Hello {
+                node: f.shop.id,
+                node_time: T0,
+                last_seq: 0,
+                fact_cursor: 0,
+                software: "t".into(),
+            },
+            T0,
+        )
+        .unwrap();
+    let shard = ShardId {
+        scope: ShardScope::Municipality(muni()),
+        bucket: 0,
+    };
+    f.hub
+        .shard_sync(
+            &f.shop.id,
+            ShardSync {
+                shard,
+                epoch: 0,
+                message: None,
+                start: true,
+            },
+            T0,
+        )
+        .unwrap();
+    let th = Thresholds::default();
+    let epochs_seen_by = |hub: &mut mykey_hub::Hub| {
+        hub.fleet(&th, UnixMillis(T0.0 + 1000))
+            .unwrap()
+            .nodes
+            .into_iter()
+            .find(|r| r.status.node.id == f.shop.id)
+            .unwrap()
+            .shard_epochs
+            .len()
+    };
+    let data = f.dir.path().join("hub");
+    let mut sharing = mykey_hub::Hub::open(&data)
+        .unwrap()
+        .observing(f.hub.observed().clone());
+    let mut alone = mykey_hub::Hub::open(&data).unwrap();
+    assert_eq!(epochs_seen_by(&mut sharing), 1);
+    assert_eq!(epochs_seen_by(&mut alone), 0);
+}
