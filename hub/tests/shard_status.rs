@@ -11,10 +11,8 @@ use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::shard::{ShardId, ShardScope};
 use mykey_sync_proto::wire::{Hello, ShardSync};
 
-#[test]
-fn a_node_an_epoch_behind_is_shown_and_alerted() {
-    let mut f = Fixture::new();
-    f.hub.admin_grant(f.alice, &program(), pts(10), T0).unwrap();
+/// The shop says Hello; the municipality shard it will sync.
+fn hello_shop(f: &mut Fixture) -> ShardId {
     f.hub
         .open(
             &Hello {
@@ -27,10 +25,17 @@ fn a_node_an_epoch_behind_is_shown_and_alerted() {
             T0,
         )
         .unwrap();
-    let shard = ShardId {
+    ShardId {
         scope: ShardScope::Municipality(muni()),
         bucket: 0,
-    };
+    }
+}
+
+#[test]
+fn a_node_an_epoch_behind_is_shown_and_alerted() {
+    let mut f = Fixture::new();
+    f.hub.admin_grant(f.alice, &program(), pts(10), T0).unwrap();
+    let shard = hello_shop(&mut f);
     let sync = |epoch| ShardSync {
         shard: shard.clone(),
         epoch,
@@ -97,22 +102,7 @@ fn a_node_an_epoch_behind_is_shown_and_alerted() {
 #[test]
 fn a_hub_sees_what_another_observed_only_when_given_its_observed() {
     let mut f = Fixture::new();
-    f.hub
-        .open(
-            &Hello {
-                node: f.shop.id,
-                node_time: T0,
-                last_seq: 0,
-                fact_cursor: 0,
-                software: "t".into(),
-            },
-            T0,
-        )
-        .unwrap();
-    let shard = ShardId {
-        scope: ShardScope::Municipality(muni()),
-        bucket: 0,
-    };
+    let shard = hello_shop(&mut f);
     f.hub
         .shard_sync(
             &f.shop.id,

@@ -110,21 +110,30 @@ fn assert_pure(package: &str, dir: &str) {
         );
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    let mut files = vec![src];
-    while let Some(p) = files.pop() {
+    for p in rust_files(&src) {
+        let text = std::fs::read_to_string(&p).expect("source");
+        for banned in IMPURE_CALLS {
+            assert!(!text.contains(banned), "{} uses {banned}", p.display());
+        }
+    }
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut todo = vec![dir.to_path_buf()];
+    let mut out = vec![];
+    while let Some(p) = todo.pop() {
         if p.is_dir() {
-            files.extend(
+            todo.extend(
                 std::fs::read_dir(&p)
                     .expect("dir")
                     .map(|e| e.expect("entry").path()),
             );
         } else if p.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&p).expect("source");
-            for banned in IMPURE_CALLS {
-                assert!(!text.contains(banned), "{} uses {banned}", p.display());
-            }
+            out.push(p);
         }
     }
+    out
 }
 
 #[test]
@@ -357,23 +366,14 @@ fn the_hub_keeps_no_mutable_process_wide_statics() {
         assert!(forbidden_statics(file, fine).is_empty(), "flagged: {fine}");
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/src");
-    let mut files = vec![root.clone()];
+    let files = rust_files(&root);
     let mut found = vec![];
-    let mut n_files = 0;
-    while let Some(p) = files.pop() {
-        if p.is_dir() {
-            files.extend(
-                std::fs::read_dir(&p)
-                    .expect("dir")
-                    .map(|e| e.expect("entry").path()),
-            );
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            n_files += 1;
-            let text = std::fs::read_to_string(&p).expect("source");
-            let rel = p.strip_prefix(&root).expect("under hub/src");
-            found.extend(forbidden_statics(&rel.to_string_lossy(), &text));
-        }
+    for p in &files {
+        let text = std::fs::read_to_string(p).expect("source");
+        let rel = p.strip_prefix(&root).expect("under hub/src");
+        found.extend(forbidden_statics(&rel.to_string_lossy(), &text));
     }
+    let n_files = files.len();
     assert!(n_files > 50, "read only {n_files} files of hub/src");
     assert!(
         found.is_empty(),
