@@ -7,7 +7,7 @@
 use crate::key::{HubKey, KeyError};
 use crate::ledger;
 use crate::model::NodeRecord;
-use crate::status::observed::Observed;
+use crate::observed::Observed;
 use crate::store::{LedgerStore, SqliteStore, StoreError, StoreTx, StoredFact};
 use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;

@@ -191,7 +191,7 @@ impl Hub {
             st.insert_processed_tx(&v, &outcome, now)?;
             observed.push((
                 p.created_at,
-                crate::status::counters::refusal_label(&outcome),
+                crate::observed::counters::refusal_label(&outcome),
             ));
             if let Some(s) = signers.get_mut(&p.node) {
                 s.head = ChainHead {

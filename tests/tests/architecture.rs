@@ -378,7 +378,7 @@ fn the_hub_keeps_no_mutable_process_wide_statics() {
     assert!(
         found.is_empty(),
         "hub/src holds process-wide statics that may carry state; pass the state as a \
-         value (as `status::observed::Observed` is passed to each Hub), or list a \
+         value (as `observed::Observed` is passed to each Hub), or list a \
          static that holds none in ALLOWED_STATICS with why:\n{}",
         found.join("\n")
     );

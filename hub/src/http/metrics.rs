@@ -3,7 +3,7 @@
 //! Gauges come from the same snapshot the dashboard shows (nodes by state,
 //! alerts by kind, unconfirmed transactions, spends held in quarantine);
 //! counters and the sync lag histogram from the process's ingest counters
-//! (the hub's [`crate::status::observed::Observed`]),
+//! (the hub's [`crate::observed::Observed`]),
 //! except quarantine decisions, which are counted from the database (a
 //! decision is final and its row is never deleted, so the count only grows,
 //! and it includes decisions made with the CLI in another process).
@@ -12,9 +12,9 @@
 
 use super::{AppState, now};
 use crate::model::IncidentKind;
+use crate::observed::counters::CountersSnapshot;
 use crate::status::Fleet;
 use crate::status::assess::Health;
-use crate::status::counters::CountersSnapshot;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -30,7 +30,7 @@ use super::fair::{FairQueue, Full};
 use super::turn::{Step, TurnWork, take_turn};
 use super::unix_now;
 use super::worker::{Lane, LaneCaps, Worker, WorkerHandle};
-use crate::status::observed::Observed;
+use crate::observed::Observed;
 use crate::{Hub, OpenError};
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;

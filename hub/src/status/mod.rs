@@ -3,23 +3,20 @@
 //!
 //! - [`assess`]: the deciding part (pure, takes `now`): health, alerts, link
 //!   quality from what was recorded.
-//! - [`counters`]: ingest counters (outcomes, refusal reasons, sync lag) for
-//!   Prometheus.
-//! - [`observed`]: what a process saw of its nodes without a durable write
-//!   (fact pulls, shard epochs, the counters), one value per process that
-//!   `serve` hands to both of its hubs.
 //! - here: [`Hub`] methods that read one consistent snapshot from the store
 //!   ([`Hub::fleet`], [`Hub::node_detail`], [`Hub::liabilities`]) and the
 //!   link bookkeeping the serving loop calls ([`Hub::note_link_closed`],
 //!   [`Hub::note_links_alive`], [`Hub::close_stale_links`]); a link opens at
 //!   each Hello ([`Hub::try_open`]) and is seen at each push.
+//!
+//! What the serving process saw of its nodes without a durable write (fact
+//! pulls, shard epochs) and the ingest counters live in [`crate::observed`].
 
 pub mod assess;
-pub mod counters;
-pub mod observed;
 
 use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
+use crate::observed::counters;
 use crate::quarantine::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};

@@ -1,7 +1,7 @@
 //! Ingest counters for `/metrics`: transactions processed by outcome,
 //! refusals by reason, and the sync lag histogram.
 //!
-//! A process keeps one set in its [`super::observed::Observed`]; they start
+//! A process keeps one set in its [`super::Observed`]; they start
 //! at zero with it, as Prometheus counters do (`rate()` handles restarts).
 //! They are atomics: ingest adds after its commit, the metrics page reads,
 //! neither waits for the other. Gauges that the database can answer (nodes
@@ -60,7 +60,7 @@ pub fn reason_label(r: &RejectReason) -> &'static str {
     }
 }
 
-/// A process's counters (in its [`super::observed::Observed`]).
+/// A process's counters (in its [`super::Observed`]).
 #[derive(Debug, Default)]
 pub struct Counters {
     accepted: AtomicU64,

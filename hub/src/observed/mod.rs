@@ -7,8 +7,13 @@
 //! (ingest, shard sync) and the dashboard's reading hub the same one
 //! ([`crate::Hub::observing`]), so the dashboard shows what the writer saw.
 //! Any other hub starts with a fresh one, so tests share nothing.
+//!
+//! It depends on nothing of the hub's above it, so the [`crate::Hub`] that
+//! holds it and the drivers that record into it import downwards only.
 
-use super::counters::Counters;
+pub mod counters;
+
+use counters::Counters;
 use mykey_sync_proto::NodeId;
 use mykey_sync_proto::shard::ShardId;
 use std::collections::BTreeMap;
