@@ -557,10 +557,7 @@ fn parse_ops(s: &str) -> Result<OpList, String> {
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    UnixMillis(ms)
+    mykey_net::unix_now()
 }
 
 /// `YYYY-MM-DD HH:MM` in JST.

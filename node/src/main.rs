@@ -136,11 +136,7 @@ enum Command {
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    UnixMillis(ms)
+    mykey_net::unix_now()
 }
 
 fn card(text: &str) -> Result<CardKey> {

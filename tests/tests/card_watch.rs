@@ -218,11 +218,7 @@ fn pts(n: u64) -> Points {
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis();
-    UnixMillis(ms as u64)
+    mykey_net::unix_now()
 }
 
 /// A node in a fresh data directory: a library (link, unlink) or a shop

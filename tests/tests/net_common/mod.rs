@@ -21,12 +21,7 @@ use std::time::{Duration, Instant};
 
 /// Wall-clock now, as the binaries see it.
 pub fn now() -> UnixMillis {
-    UnixMillis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
+    mykey_net::unix_now()
 }
 
 /// A binary of the workspace: beside this executable (a bench binary in
