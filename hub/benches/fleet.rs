@@ -8,7 +8,6 @@
 
 use mykey_hub::admin::facility;
 use mykey_hub::status::assess::Thresholds;
-use mykey_hub::status::counters::counters;
 use mykey_hub::{FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::wire::Hello;
 use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, OpKind, Points, UnixMillis};
@@ -106,8 +105,11 @@ fn main() {
         fleet_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         n_alerts = fleet.nodes.iter().map(|r| r.assessment.alerts.len()).sum();
         let t = Instant::now();
-        let text =
-            mykey_hub::http::metrics::render(&fleet, &counters().snapshot(), &Default::default());
+        let text = mykey_hub::http::metrics::render(
+            &fleet,
+            &hub.observed().counters().snapshot(),
+            &Default::default(),
+        );
         metrics_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(text.contains("mykey_hub_nodes{state=\"alert\"}"));
     }

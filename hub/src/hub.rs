@@ -7,6 +7,7 @@
 use crate::facts::priority_first;
 use crate::key::{HubKey, KeyError};
 use crate::model::NodeRecord;
+use crate::observed::Observed;
 use crate::store::{LedgerStore, SqliteStore, StoreError, StoredFact};
 use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The central hub: registry, ledger, ingest and fact log.
 pub struct Hub {
@@ -29,6 +31,9 @@ pub struct Hub {
     pub(crate) shards: crate::shard_book::ShardBook,
     /// The path it was opened on (`None`: in memory or another backend).
     pub(crate) data: Option<PathBuf>,
+    /// What this process saw of its nodes (pulls, shard epochs, counters),
+    /// shared with the process's other hubs ([`Hub::observing`]).
+    pub(crate) observed: Arc<Observed>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -169,7 +174,21 @@ impl Hub {
             node_keys: HashMap::new(),
             shards: Default::default(),
             data: None,
+            observed: Arc::default(),
         }
+    }
+
+    /// This hub sees and records into `observed` (instead of the fresh value
+    /// it was opened with): `serve` gives its writing and its reading hub one
+    /// value, so the dashboard and `/metrics` show what ingest saw.
+    pub fn observing(mut self, observed: Arc<Observed>) -> Hub {
+        self.observed = observed;
+        self
+    }
+
+    /// What this hub (and any hub given the same value) saw of its nodes.
+    pub fn observed(&self) -> &Arc<Observed> {
+        &self.observed
     }
 
     /// How many threads verify a push's signatures and sign its facts (1:

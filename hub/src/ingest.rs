@@ -193,7 +193,7 @@ impl Hub {
             st.insert_processed_tx(&v, &outcome, now)?;
             observed.push((
                 p.created_at,
-                crate::status::counters::refusal_label(&outcome),
+                crate::observed::counters::refusal_label(&outcome),
             ));
             if let Some(s) = signers.get_mut(&p.node) {
                 s.head = ChainHead {
@@ -261,7 +261,9 @@ impl Hub {
             None => st.chain_head(carrier)?.processed_seq,
         };
         ledger::commit(st)?;
-        crate::status::counters::observe_push(&receipts, &observed, now);
+        self.observed
+            .counters()
+            .observe_push(&receipts, &observed, now);
         Ok(Receipts {
             receipts,
             processed_seq,
@@ -646,7 +648,7 @@ impl HubService for Hub {
     }
 
     fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
-        crate::status::note_pull(node, after);
+        self.observed.note_pull(node, after);
         match self.facts_for(node, after, max, upto) {
             Ok(f) => f,
             Err(e) => {

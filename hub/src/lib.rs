@@ -25,6 +25,8 @@
 //! record); [`http`] serves it as the operator dashboard, a JSON API and
 //! Prometheus `/metrics` behind operator login, with who may see and do
 //! what decided in [`access`] (roles, token scopes).
+//! [`observed`] holds what one process saw of its nodes (fact pulls, shard
+//! epochs, ingest counters): a value each [`Hub`] is given, never a static.
 //!
 //! Invariants: only [`mykey_sync_proto::VerifiedTx`] reaches the rules;
 //! a push (or each slice of a long one, [`net::turn`]) is one storage
@@ -51,6 +53,7 @@ pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;
+pub mod observed;
 mod par;
 pub mod quarantine;
 mod rosters;

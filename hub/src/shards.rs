@@ -348,7 +348,8 @@ impl Hub {
             ))));
         }
         let epoch = docs.layout.epoch;
-        crate::status::note_shard_epoch(node, &sync.shard, sync.epoch);
+        self.observed
+            .note_shard_epoch(node, &sync.shard, sync.epoch);
         if sync.epoch != epoch {
             return Ok(Ok(ShardSync {
                 shard: sync.shard,

@@ -8,7 +8,9 @@
 //! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
 //!   crates may share it.
 //! - in the hub, drivers never import drivers, and storage imports row types,
-//!   never logic.
+//!   never logic;
+//! - `hub/src` keeps no mutable process-wide statics (locks, atomics, cells
+//!   in a `static`): state is a value passed to whoever needs it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -409,4 +411,154 @@ fn hub_storage_imports_types_never_logic() {
         }
     }
     assert!(n >= 5, "found the hub's storage sources");
+}
+
+/// What a `static` in `hub/src` may not hold: state that outlives the value
+/// it belongs to and leaks between the hubs one process opens (and between
+/// tests). A process's observations are a value passed in (`Observed`).
+const MUTABLE_STATIC: &[&str] = &[
+    "Mutex", "RwLock", "Atomic", "Cell", "Condvar", "mpsc", "Sender",
+];
+
+/// The statics `hub/src` may keep (file under `hub/src`, name), each holding
+/// no state: a struct's type does not show whether it hides an atomic, so
+/// every other `static` is refused until it is listed here with its reason.
+const ALLOWED_STATICS: &[(&str, &str, &str)] = &[
+    (
+        "http/i18n.rs",
+        "JA",
+        "a table of Japanese labels (&'static str fields)",
+    ),
+    (
+        "http/i18n.rs",
+        "EN",
+        "a table of English labels (&'static str fields)",
+    ),
+    (
+        "http/auth.rs",
+        "DUMMY",
+        "the dummy password hash, a constant computed once",
+    ),
+];
+
+/// One `static` item (or `thread_local!`) of a source text.
+#[derive(Debug)]
+struct StaticItem {
+    line: usize,
+    name: String,
+    ty: String,
+    /// `static mut`, `thread_local!`, or a type that holds a lock, an atomic
+    /// or a cell (also inside a `OnceLock` or `LazyLock`).
+    mutable: bool,
+}
+
+/// Every `static` and `thread_local!` in one source text.
+fn statics(text: &str) -> Vec<StaticItem> {
+    let mut found = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or_default().trim_start();
+        if code.contains("thread_local!") {
+            found.push(StaticItem {
+                line: i + 1,
+                name: "thread_local!".into(),
+                ty: String::new(),
+                mutable: true,
+            });
+            continue;
+        }
+        let item = code
+            .strip_prefix("pub(crate) ")
+            .or_else(|| code.strip_prefix("pub(super) "))
+            .or_else(|| code.strip_prefix("pub "))
+            .unwrap_or(code);
+        let Some(rest) = item.strip_prefix("static ") else {
+            continue;
+        };
+        // The type: from the name to `=` or `;`, over as many lines as it takes.
+        let tail: String = std::iter::once(rest)
+            .chain(text.lines().skip(i + 1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let decl = tail.split(['=', ';']).next().unwrap_or_default();
+        let (name, ty) = decl.split_once(':').unwrap_or((decl, ""));
+        let name = name.trim().trim_start_matches("mut ").trim();
+        found.push(StaticItem {
+            line: i + 1,
+            name: name.to_owned(),
+            ty: ty.trim().to_owned(),
+            mutable: rest.starts_with("mut ") || MUTABLE_STATIC.iter().any(|w| ty.contains(w)),
+        });
+    }
+    found
+}
+
+/// The statics of `file` (a path under `hub/src`) that break the rule.
+fn forbidden_statics(file: &str, text: &str) -> Vec<String> {
+    statics(text)
+        .into_iter()
+        .filter(|s| {
+            s.mutable
+                || !ALLOWED_STATICS
+                    .iter()
+                    .any(|(f, n, _)| *f == file && *n == s.name)
+        })
+        .map(|s| format!("{file}:{}: static {}: {}", s.line, s.name, s.ty))
+        .collect()
+}
+
+#[test]
+fn the_hub_keeps_no_mutable_process_wide_statics() {
+    // The rule catches what it is for (the first two stood in hub/src/status).
+    for bad in [
+        "static PULLS: Mutex<BTreeMap<NodeId, u64>> = Mutex::new(BTreeMap::new());",
+        "static COUNTERS: Counters = Counters { accepted: ZERO, rejected: ZERO };",
+        "pub(crate) static SEEN: AtomicU64 = AtomicU64::new(0);",
+        "static mut N: u64 = 0;",
+        "static EPOCHS: LazyLock<RwLock<Vec<u32>>> = LazyLock::new(Default::default);",
+        "static BOOK: OnceLock<\n    Mutex<Vec<u8>>,\n> = OnceLock::new();",
+        "thread_local! { static X: RefCell<u8> = const { RefCell::new(0) }; }",
+        // A listed name in another file, or a listed name turned mutable.
+        "static DUMMY: OnceLock<String> = OnceLock::new();",
+    ] {
+        assert!(
+            !forbidden_statics("status/mod.rs", bad).is_empty(),
+            "missed: {bad}"
+        );
+    }
+    assert!(
+        !forbidden_statics("http/auth.rs", "static DUMMY: Mutex<String> = todo!();").is_empty()
+    );
+    for (file, fine) in [
+        (
+            "http/i18n.rs",
+            "static EN: Labels = Labels { title: \"MyKey\" };",
+        ),
+        (
+            "http/auth.rs",
+            "    static DUMMY: OnceLock<String> = OnceLock::new();",
+        ),
+        (
+            "status/mod.rs",
+            "fn counters() -> &'static Counters { todo!() }",
+        ),
+        ("status/mod.rs", "// static OLD: Mutex<u8> was here"),
+    ] {
+        assert!(forbidden_statics(file, fine).is_empty(), "flagged: {fine}");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/src");
+    let files = rust_sources("hub/src");
+    let mut found = vec![];
+    for (p, text) in &files {
+        let rel = p.strip_prefix(&root).expect("under hub/src");
+        found.extend(forbidden_statics(&rel.to_string_lossy(), text));
+    }
+    let n_files = files.len();
+    assert!(n_files > 50, "read only {n_files} files of hub/src");
+    assert!(
+        found.is_empty(),
+        "hub/src holds process-wide statics that may carry state; pass the state as a \
+         value (as `observed::Observed` is passed to each Hub), or list a \
+         static that holds none in ALLOWED_STATICS with why:\n{}",
+        found.join("\n")
+    );
 }

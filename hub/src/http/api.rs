@@ -10,9 +10,9 @@
 use super::pages::{OverviewQuery, select};
 use super::{AppState, HubAccessError, now};
 use crate::access::Access;
+use crate::observed::counters::reason_label;
 use crate::status::Fleet;
 use crate::status::assess::Alert;
-use crate::status::counters::reason_label;
 use crate::status::{Liability, NodeDetail, NodeRow};
 use axum::Json;
 use axum::Router;

@@ -2,7 +2,8 @@
 //!
 //! Gauges come from the same snapshot the dashboard shows (nodes by state,
 //! alerts by kind, unconfirmed transactions, spends held in quarantine);
-//! counters and the sync lag histogram from the process's ingest counters,
+//! counters and the sync lag histogram from the process's ingest counters
+//! (the hub's [`crate::observed::Observed`]),
 //! except quarantine decisions, which are counted from the database (a
 //! decision is final and its row is never deleted, so the count only grows,
 //! and it includes decisions made with the CLI in another process).
@@ -11,9 +12,9 @@
 
 use super::{AppState, now};
 use crate::model::IncidentKind;
+use crate::observed::counters::CountersSnapshot;
 use crate::status::Fleet;
 use crate::status::assess::Health;
-use crate::status::counters::{CountersSnapshot, counters};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -40,13 +41,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 incidents: hub.incident_counts()?,
                 overdue: hub.settlement_overdue(now)?,
             };
-            Ok((fleet, ledgered))
+            // In `serve` this hub shares the writer's observations.
+            let counters = hub.observed().counters().snapshot();
+            Ok((fleet, counters, ledgered))
         })
         .await;
     match read {
-        Ok((fleet, ledgered)) => (
+        Ok((fleet, counters, ledgered)) => (
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            render(&fleet, &counters().snapshot(), &ledgered),
+            render(&fleet, &counters, &ledgered),
         )
             .into_response(),
         Err(e) => {

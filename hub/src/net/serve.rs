@@ -30,6 +30,7 @@ use super::fair::{FairQueue, Full};
 use super::turn::{Step, TurnWork, take_turn};
 use super::unix_now;
 use super::worker::{Lane, LaneCaps, Worker, WorkerHandle};
+use crate::observed::Observed;
 use crate::{Hub, OpenError};
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
@@ -42,6 +43,7 @@ use mykey_sync_proto::session::{HubSession, refusal_for_wire_error};
 use mykey_sync_proto::wire::{Refusal, Request, Response};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -188,7 +190,11 @@ struct Server {
 
 /// Serves nodes until SIGINT or SIGTERM.
 pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
-    let mut hub = Hub::open(data)?;
+    // One record of what this process sees of its nodes (pulls, shard
+    // epochs, ingest counters), shared by the writing hub and the
+    // dashboard's reading hub.
+    let observed = Arc::new(Observed::default());
+    let mut hub = Hub::open(data)?.observing(observed.clone());
     // The dashboard's address, TLS files and the loopback-or-TLS rule are
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
@@ -246,7 +252,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // The dashboard reads on its own connection (WAL readers never wait for
     // the writer); its writes go to the worker.
     let state = crate::http::AppState::with_config(
-        Hub::open(data)?,
+        Hub::open(data)?.observing(observed),
         opts.dashboard.thresholds.clone(),
         app_config,
     )

@@ -3,74 +3,26 @@
 //!
 //! - [`assess`]: the deciding part (pure, takes `now`): health, alerts, link
 //!   quality from what was recorded.
-//! - [`counters`]: process-wide ingest counters (outcomes, refusal reasons,
-//!   sync lag) for Prometheus.
 //! - here: [`Hub`] methods that read one consistent snapshot from the store
 //!   ([`Hub::fleet`], [`Hub::node_detail`], [`Hub::liabilities`]) and the
 //!   link bookkeeping the serving loop calls ([`Hub::note_link_closed`],
 //!   [`Hub::note_links_alive`], [`Hub::close_stale_links`]); a link opens at
 //!   each Hello ([`Hub::try_open`]) and is seen at each push.
+//!
+//! What the serving process saw of its nodes without a durable write (fact
+//! pulls, shard epochs) and the ingest counters live in [`crate::observed`].
 
 pub mod assess;
-pub mod counters;
 
 use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
+use crate::observed::counters;
 use crate::quarantine::summary::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};
 use assess::{Assessment, NodeFacts, ShardEpochHeld, Thresholds, WINDOW_MS};
-use mykey_sync_proto::shard::ShardId;
 use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-
-/// The fact cursor each node last pulled after, in this process (the serving
-/// loop's hub records, the dashboard's hub reads). A node pulls every few
-/// seconds: recording each in the database would cost a durable write each.
-static PULLS: Mutex<BTreeMap<NodeId, u64>> = Mutex::new(BTreeMap::new());
-
-/// A node asked for facts after `after` (its cursor).
-pub fn note_pull(node: &NodeId, after: u64) {
-    let mut p = PULLS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let c = p.entry(*node).or_default();
-    *c = (*c).max(after);
-}
-
-/// The shard epochs each node last synced, in this process (as [`PULLS`]:
-/// recorded at each shard sync without a durable write).
-static SHARD_EPOCHS: Mutex<BTreeMap<NodeId, BTreeMap<ShardId, u32>>> = Mutex::new(BTreeMap::new());
-
-/// A node synced `shard` in `epoch`.
-pub fn note_shard_epoch(node: &NodeId, shard: &ShardId, epoch: u32) {
-    let mut m = SHARD_EPOCHS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let per = m.entry(*node).or_default();
-    // Bounded: a node syncs at most its list's shards.
-    if per.len() < mykey_sync_proto::wire::MAX_SHARDS_PER_LIST || per.contains_key(shard) {
-        per.insert(shard.clone(), epoch);
-    }
-}
-
-fn shard_epochs_of(node: &NodeId) -> Vec<(ShardId, u32)> {
-    SHARD_EPOCHS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(node)
-        .map(|m| m.iter().map(|(s, e)| (s.clone(), *e)).collect())
-        .unwrap_or_default()
-}
-
-fn pulled(node: &NodeId) -> Option<u64> {
-    PULLS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(node)
-        .copied()
-}
+use std::collections::HashMap;
 
 /// How long closed links are kept.
 const LINK_HISTORY_MS: u64 = 30 * 24 * 3_600_000;
@@ -267,7 +219,9 @@ impl Hub {
         let mut missing: HashMap<NodeId, Option<UnixMillis>> = HashMap::new();
         for s in &statuses {
             let Some(c) = &s.last_contact else { continue };
-            let cursor = c.fact_cursor.max(pulled(&s.node.id).unwrap_or(0));
+            let cursor = c
+                .fact_cursor
+                .max(self.observed.pulled(&s.node.id).unwrap_or(0));
             let mut oldest: Option<(u64, UnixMillis)> = None;
             for scope in scopes_of(&s.node) {
                 if let Some((seq, issued)) = st.first_fact_after(&scope, cursor)?
@@ -281,7 +235,7 @@ impl Hub {
         let mut epochs: HashMap<NodeId, Vec<ShardEpochHeld>> = HashMap::new();
         let mut current: HashMap<mykey_sync_proto::Scope, u32> = HashMap::new();
         for s in &statuses {
-            for (shard, held) in shard_epochs_of(&s.node.id) {
+            for (shard, held) in self.observed.shard_epochs_of(&s.node.id) {
                 let scope = shard.scope.fact_scope();
                 let cur = match current.get(&scope) {
                     Some(c) => *c,

@@ -181,12 +181,26 @@ pub trait LedgerStore: Send {
     }
 }
 
-/// One storage transaction: every read and write of one hub operation
-/// (operations storage, [`status::StatusTx`], rides along).
-pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
+/// One storage transaction: every read and write of one hub operation,
+/// its methods grouped by area in the supertraits (a backend implements
+/// each in a file of its own).
+pub trait StoreTx:
+    RegistryTx
+    + IngestTx
+    + LedgerTx
+    + EscrowTx
+    + FactLogTx
+    + status::StatusTx
+    + economy::EconomyTx
+    + bounds::BoundsTx
+{
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
 
+/// The registry: municipalities, facilities, nodes and their chains,
+/// accounts, cards, programmes, facility cards (part of [`StoreTx`]).
+pub trait RegistryTx {
     // --- registry: municipalities, facilities ---
 
     /// A municipality by code.
@@ -282,9 +296,11 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
         facility: &FacilityId,
         number: &FacilityCardNumber,
     ) -> Result<(), StoreError>;
+}
 
-    // --- processed transactions and incidents ---
-
+/// What ingest records: processed transactions and incidents (part of
+/// [`StoreTx`]).
+pub trait IngestTx {
     /// The transaction processed at (node, seq), if any.
     fn processed_tx(&mut self, node: &NodeId, seq: u64) -> Result<Option<ProcessedTx>, StoreError>;
     /// Stores a processed transaction and its verdict.
@@ -302,9 +318,10 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError>;
     /// How many incidents of each kind were ever recorded (kinds with none left out).
     fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError>;
+}
 
-    // --- ledger ---
-
+/// The double-entry ledger (part of [`StoreTx`]).
+pub trait LedgerTx {
     /// Posted totals of a ledger account (zero if it never moved).
     fn posted(&mut self, account: &LedgerAccount) -> Result<Posted, StoreError>;
     /// Posted totals of a holder's wallet and debt in one municipality.
@@ -330,9 +347,11 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     fn debts(&mut self) -> Result<Vec<DebtLine>, StoreError>;
     /// Totals recomputed from the transfers.
     fn ledger_audit(&mut self) -> Result<LedgerAudit, StoreError>;
+}
 
-    // --- strict mode (escrow rights) ---
-
+/// Strict mode: the per-municipality switch and escrow rights (part of
+/// [`StoreTx`]).
+pub trait EscrowTx {
     /// Whether strict mode is on for a municipality.
     fn strict_mode(&mut self, m: MunicipalityCode) -> Result<bool, StoreError>;
     /// Turns strict mode on or off for a municipality.
@@ -368,9 +387,11 @@ pub trait StoreTx: status::StatusTx + economy::EconomyTx + bounds::BoundsTx {
     fn right_transfer_applied(&mut self, tx: &TxId) -> Result<bool, StoreError>;
     /// Records that a right transfer moved its reservation.
     fn mark_right_transfer(&mut self, tx: &TxId, now: UnixMillis) -> Result<(), StoreError>;
+}
 
-    // --- fact log ---
-
+/// The fact log, its placement in shards and the shard epochs (part of
+/// [`StoreTx`]).
+pub trait FactLogTx {
     /// The last hub_seq used (0: none).
     fn last_hub_seq(&mut self) -> Result<u64, StoreError>;
     /// Appends a fact (its `hub_seq` = last + 1) in `scope`.

@@ -424,7 +424,10 @@ pub fn serve_with(
 ) -> std::net::SocketAddr {
     use mykey_hub::http::{AppConfig, AppState, Door};
     use mykey_hub::status::assess::Thresholds;
-    let hub = Hub::open(&f.dir.path().join("hub")).unwrap();
+    // As `serve` does: the dashboard's hub sees what the fixture's hub observed.
+    let hub = Hub::open(&f.dir.path().join("hub"))
+        .unwrap()
+        .observing(f.hub.observed().clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()

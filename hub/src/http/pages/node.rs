@@ -4,8 +4,8 @@
 use super::format::{alert_text, facility_label, fmt_ago, fmt_time, held_text};
 use super::{esc, page};
 use crate::http::i18n::Lang;
+use crate::observed::counters::reason_label;
 use crate::status::NodeDetail;
-use crate::status::counters::reason_label;
 use mykey_sync_proto::UnixMillis;
 use std::fmt::Write;
 

@@ -1,8 +1,9 @@
 //! [`BoundsTx`] for SQLite: issued balances, spends, card keys, quarantine.
 
-use super::{
-    SqliteTx, account_of, corrupt, facility_of, i64_of, i64_sat, muni_of, muni_sql, node_of,
-    points_of, txid_of, u64_of,
+use super::SqliteTx;
+use super::rows::{
+    account_of, corrupt, facility_of, i64_of, i64_sat, muni_of, muni_sql, node_of, points_of,
+    tuple, txid_of, u64_of,
 };
 use crate::model::Balance;
 use crate::store::StoreError;
@@ -201,7 +202,7 @@ impl BoundsTx for SqliteTx<'_> {
             )?
             .query_row(
                 params![i64_sat(account.get()), muni_sql(m), i64_sat(ledger_pos)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                tuple,
             )
             .optional()?;
         row.map(|(b, d)| {
@@ -224,9 +225,7 @@ impl BoundsTx for SqliteTx<'_> {
                 "SELECT ledger_pos, balance, debt FROM issued_balances
                  WHERE account = ?1 AND municipality = ?2 ORDER BY ledger_pos DESC LIMIT 1",
             )?
-            .query_row(params![i64_sat(account.get()), muni_sql(m)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(params![i64_sat(account.get()), muni_sql(m)], tuple)
             .optional()?;
         row.map(|(pos, b, d)| {
             Ok((

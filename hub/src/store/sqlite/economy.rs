@@ -1,7 +1,9 @@
 //! [`EconomyTx`] for SQLite.
 
-use super::{
-    SqliteTx, account_of, corrupt, i64_of, i64_sat, muni_of, muni_sql, points_of, txid_of, u64_of,
+use super::SqliteTx;
+use super::rows::{
+    account_of, corrupt, i64_of, i64_sat, millis, muni_of, muni_sql, points_of, tuple, txid_of,
+    u64_of,
 };
 use crate::economy::types::{
     AccountKind, BankAccount, BankCode, BranchCode, Campaign, Cycle, ExchangeOperator,
@@ -11,7 +13,7 @@ use crate::economy::types::{
 use crate::store::StoreError;
 use crate::store::economy::{EconomyTx, Party, WalletStep};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
 /// Settlement outputs (appended to the migrations as one step): every file a
 /// settlement run makes, recorded in the transaction that closes its periods,
@@ -157,10 +159,6 @@ ALTER TABLE exchanges ADD COLUMN expiry TEXT NOT NULL DEFAULT 'never';
 UPDATE exchanges SET expiry = COALESCE((SELECT o.expiry FROM exchange_operators o WHERE o.id = exchanges.operator), 'never');
 "#;
 
-fn ms(what: &'static str, v: i64) -> Result<UnixMillis, StoreError> {
-    Ok(UnixMillis(u64_of(what, v)?))
-}
-
 fn operator_id(v: String) -> Result<OperatorId, StoreError> {
     OperatorId::parse(&v).map_err(|e| corrupt("operator id", e))
 }
@@ -180,23 +178,11 @@ type OutputRow = (
     i64,
     Option<i64>,
 );
-fn output_row(r: &Row<'_>) -> rusqlite::Result<OutputRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
 fn output_of(
     (name, run, m, starts_at, sha256, bytes, made_at, written_at): OutputRow,
 ) -> Result<RecordedOutput, StoreError> {
     let period = match (m, starts_at) {
-        (Some(m), Some(s)) => Some((muni_of(m)?, ms("output period", s)?)),
+        (Some(m), Some(s)) => Some((muni_of(m)?, millis("output period", s)?)),
         (None, None) => None,
         _ => return Err(corrupt("settlement output period", &name)),
     };
@@ -207,25 +193,16 @@ fn output_of(
             .try_into()
             .map_err(|_| corrupt("output sha256", "not 32 bytes"))?,
         bytes,
-        made_at: ms("output made", made_at)?,
-        written_at: written_at.map(|w| ms("output written", w)).transpose()?,
+        made_at: millis("output made", made_at)?,
+        written_at: written_at
+            .map(|w| millis("output written", w))
+            .transpose()?,
         name,
     })
 }
 
 const OP_COLS: &str = "id, name, public_key, rate_num, rate_den, holding_days, expiry";
 type OpRow = (String, String, Vec<u8>, i64, i64, i64, String);
-fn op_row(r: &Row<'_>) -> rusqlite::Result<OpRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
-}
 fn op_of(row: OpRow) -> Result<ExchangeOperator, StoreError> {
     let (id, name, key, num, den, holding, expiry) = row;
     Ok(ExchangeOperator {
@@ -262,26 +239,6 @@ type ExRow = (
     Vec<u8>,
     String,
 );
-fn ex_row(r: &Row<'_>) -> rusqlite::Result<ExRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-        r.get(15)?,
-    ))
-}
 fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
     let (op, req, sha, acct, m, opp, reg, prem, camp, rq, rc, av, rel, origin, release, expiry) =
         row;
@@ -297,10 +254,10 @@ fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
         regional: points_of("regional points", reg)?,
         premium: points_of("premium points", prem)?,
         campaign: camp,
-        requested_at: ms("requested at", rq)?,
-        received_at: ms("received at", rc)?,
-        available_at: ms("available at", av)?,
-        released_at: rel.map(|v| ms("released at", v)).transpose()?,
+        requested_at: millis("requested at", rq)?,
+        received_at: millis("received at", rc)?,
+        available_at: millis("available at", av)?,
+        released_at: rel.map(|v| millis("released at", v)).transpose()?,
         origin: txid_of(origin)?,
         release_origin: txid_of(release)?,
         expiry: policy_of(&expiry)?,
@@ -310,18 +267,6 @@ fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
 const LOT_COLS: &str =
     "pos, account, municipality, source, amount, remaining, credited_at, expires_at";
 type LotRow = (i64, i64, i64, String, i64, i64, i64, Option<i64>);
-fn lot_row(r: &Row<'_>) -> rusqlite::Result<LotRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
 fn lot_of(row: LotRow) -> Result<Lot, StoreError> {
     let (pos, acct, m, source, amount, remaining, credited, expires) = row;
     Ok(Lot {
@@ -331,8 +276,8 @@ fn lot_of(row: LotRow) -> Result<Lot, StoreError> {
         source: LotSource::parse(&source).ok_or_else(|| corrupt("lot source", &source))?,
         amount: u64_of("lot amount", amount)?,
         remaining: u64_of("lot remaining", remaining)?,
-        credited_at: ms("credited at", credited)?,
-        expires_at: expires.map(|v| ms("expires at", v)).transpose()?,
+        credited_at: millis("credited at", credited)?,
+        expires_at: expires.map(|v| millis("expires at", v)).transpose()?,
     })
 }
 
@@ -370,7 +315,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {OP_COLS} FROM exchange_operators WHERE id = ?1"
             ))?
-            .query_row([id.as_str()], op_row)
+            .query_row([id.as_str()], tuple::<OpRow>)
             .optional()?
             .map(op_of)
             .transpose()
@@ -380,7 +325,9 @@ impl EconomyTx for SqliteTx<'_> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {OP_COLS} FROM exchange_operators ORDER BY id"
         ))?;
-        let rows = stmt.query_map([], op_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([], tuple::<OpRow>)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(op_of).collect()
     }
 
@@ -538,8 +485,8 @@ impl EconomyTx for SqliteTx<'_> {
                     municipality: m,
                     operator: op.map(operator_id).transpose()?,
                     percent: u32::try_from(pct).map_err(|e| corrupt("campaign percent", e))?,
-                    starts_at: ms("campaign start", s)?,
-                    ends_at: ms("campaign end", e)?,
+                    starts_at: millis("campaign start", s)?,
+                    ends_at: millis("campaign end", e)?,
                     cap_per_account: points_of("campaign cap", cap)?,
                 })
             })
@@ -565,7 +512,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {EX_COLS} FROM exchanges WHERE operator = ?1 AND request_id = ?2"
             ))?
-            .query_row(params![op.as_str(), request_id], ex_row)
+            .query_row(params![op.as_str(), request_id], tuple::<ExRow>)
             .optional()?
             .map(ex_of)
             .transpose()
@@ -577,7 +524,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {EX_COLS} FROM exchanges WHERE origin_tx = ?1 OR release_tx = ?1"
             ))?
-            .query_row([o], ex_row)
+            .query_row([o], tuple::<ExRow>)
             .optional()?
             .map(ex_of)
             .transpose()
@@ -619,7 +566,7 @@ impl EconomyTx for SqliteTx<'_> {
              ORDER BY available_at, received_at LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(now.0), limit], ex_row)?
+            .query_map(params![i64_of(now.0), limit], tuple::<ExRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(ex_of).collect()
     }
@@ -644,7 +591,7 @@ impl EconomyTx for SqliteTx<'_> {
             "SELECT {EX_COLS} FROM exchanges WHERE account = ?1 ORDER BY received_at DESC LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(account.get()), limit], ex_row)?
+            .query_map(params![i64_of(account.get()), limit], tuple::<ExRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(ex_of).collect()
     }
@@ -722,7 +669,7 @@ impl EconomyTx for SqliteTx<'_> {
              ORDER BY expires_at IS NULL, expires_at, pos"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(account.get()), muni_sql(m)], lot_row)?
+            .query_map(params![i64_of(account.get()), muni_sql(m)], tuple::<LotRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(lot_of).collect()
     }
@@ -737,9 +684,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT points, expires_at FROM expiry_notices WHERE account = ?1 AND municipality = ?2",
             )?
-            .query_row(params![i64_of(account.get()), muni_sql(m)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(params![i64_of(account.get()), muni_sql(m)], tuple)
             .optional()?;
         row.map(|(p, e)| {
             Ok((
@@ -773,7 +718,7 @@ impl EconomyTx for SqliteTx<'_> {
                 "SELECT account, municipality FROM expiry_dirty
                  ORDER BY account, municipality LIMIT ?1",
             )?
-            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([limit], tuple)?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (a, m) in rows {
@@ -815,7 +760,7 @@ impl EconomyTx for SqliteTx<'_> {
              ORDER BY expires_at, pos LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(now.0), limit], lot_row)?
+            .query_map(params![i64_of(now.0), limit], tuple::<LotRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(lot_of).collect()
     }
@@ -849,7 +794,7 @@ impl EconomyTx for SqliteTx<'_> {
             "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 ORDER BY expires_at IS NULL, expires_at, pos LIMIT ?1"
         ))?;
         let rows = stmt
-            .query_map([limit], lot_row)?
+            .query_map([limit], tuple::<LotRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(lot_of).collect()
     }
@@ -898,16 +843,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT bank, branch, kind, number, holder, code FROM payees WHERE party = ?1",
             )?
-            .query_row([party.key()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
+            .query_row([party.key()], tuple)
             .optional()?;
         let Some((bank, branch, kind, number, holder, code)) = row else {
             return Ok(None);
@@ -942,9 +878,9 @@ impl EconomyTx for SqliteTx<'_> {
             .map(|(s, e, c, p)| {
                 Ok(Period {
                     municipality: m,
-                    starts_at: ms("period start", s)?,
-                    ends_at: ms("period end", e)?,
-                    closed_at: ms("period closed", c)?,
+                    starts_at: millis("period start", s)?,
+                    ends_at: millis("period end", e)?,
+                    closed_at: millis("period closed", c)?,
                     ledger_pos: u64_of("period ledger position", p)?,
                 })
             })
@@ -1010,7 +946,7 @@ impl EconomyTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {OUTPUT_COLS} FROM settlement_outputs WHERE written_at IS NULL ORDER BY run, name"
             ))?
-            .query_map([], output_row)?
+            .query_map([], tuple::<OutputRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(output_of).collect()
     }
@@ -1026,7 +962,10 @@ impl EconomyTx for SqliteTx<'_> {
                 "SELECT {OUTPUT_COLS} FROM settlement_outputs
                   WHERE municipality = ?1 AND starts_at = ?2 ORDER BY name"
             ))?
-            .query_map(params![muni_sql(m), i64_of(starts_at.0)], output_row)?
+            .query_map(
+                params![muni_sql(m), i64_of(starts_at.0)],
+                tuple::<OutputRow>,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(output_of).collect()
     }
@@ -1111,7 +1050,7 @@ impl EconomyTx for SqliteTx<'_> {
                           WHERE (a.kind = ?1 OR (?1 = 'wallet' AND a.kind = 'escrow'))
                             AND a.municipality = ?2 AND t.id <= ?3)",
                 )?
-                .query_row(params![kind, muni_sql(m), i64_sat(through)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                .query_row(params![kind, muni_sql(m), i64_sat(through)], tuple)?;
             let natural = if kind == "debt" {
                 i128::from(d) - i128::from(c)
             } else {
@@ -1150,7 +1089,7 @@ impl EconomyTx for SqliteTx<'_> {
         while let Some(r) = rows.next()? {
             let step: i64 = r.get(8)?;
             if step == 0 {
-                visit(WalletStep::Credit(lot_of(lot_row(r)?)?));
+                visit(WalletStep::Credit(lot_of(tuple::<LotRow>(r)?)?));
             } else {
                 visit(WalletStep::Debit {
                     account: account_of(r.get(1)?)?,
@@ -1202,7 +1141,7 @@ impl EconomyTx for SqliteTx<'_> {
                 ));
             }
             let points = u64_of("held points", points)?;
-            visit(ex_of(ex_row(r)?)?, points);
+            visit(ex_of(tuple::<ExRow>(r)?)?, points);
         }
         Ok(())
     }
@@ -1210,7 +1149,8 @@ impl EconomyTx for SqliteTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{MIGRATIONS, SqliteStore};
+    use super::super::SqliteStore;
+    use super::super::migrations::MIGRATIONS;
     use super::*;
     use crate::store::LedgerStore;
     use rusqlite::Connection;

@@ -1,6 +1,9 @@
 //! [`StatusTx`] for SQLite: links, rejections, facilities, operators.
 
-use super::{SqliteTx, corrupt, facility_of, i64_of, muni_of, muni_sql, node_of, txid_of, u64_of};
+use super::SqliteTx;
+use super::rows::{
+    corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, tuple, txid_of, u64_of,
+};
 use crate::access::{Role, Scope, TokenInfo};
 use crate::model::{Facility, FacilityKind, Municipality, Posted};
 use crate::store::StoreError;
@@ -8,10 +11,6 @@ use crate::store::status::{LinkSpan, OperatorRow, RejectionRow, StatusTx};
 use mykey_sync_proto::wire::Outcome;
 use mykey_sync_proto::{MunicipalityCode, NodeId, UnixMillis, codec};
 use rusqlite::{OptionalExtension, params};
-
-fn millis(what: &'static str, v: i64) -> Result<UnixMillis, StoreError> {
-    Ok(UnixMillis(u64_of(what, v)?))
-}
 
 impl StatusTx for SqliteTx<'_> {
     fn facilities(&mut self) -> Result<Vec<(Municipality, Vec<Facility>)>, StoreError> {
@@ -108,7 +107,7 @@ impl StatusTx for SqliteTx<'_> {
             )?
             .query_row(
                 params![crate::store::scope_key(scope), i64_of(after)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                tuple,
             )
             .optional()?;
         row.map(|(seq, at)| Ok((u64_of("hub seq", seq)?, millis("fact issued", at)?)))
@@ -249,7 +248,7 @@ impl StatusTx for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT password_hash, created_at, role, municipality FROM operators WHERE name = ?1",
             )?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_row([name], tuple)
             .optional()?;
         row.map(|(password_hash, at, role, m)| {
             let m = m.map(muni_of).transpose()?;
@@ -309,7 +308,7 @@ impl StatusTx for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_sha256 = ?1"
             ))?
-            .query_row([&token_sha256[..]], token_row)
+            .query_row([&token_sha256[..]], tuple::<TokenRow>)
             .optional()?
             .map(token_of)
             .transpose()
@@ -321,7 +320,7 @@ impl StatusTx for SqliteTx<'_> {
              ORDER BY created_at, id"
         ))?;
         let rows = stmt
-            .query_map([operator], token_row)?
+            .query_map([operator], tuple::<TokenRow>)?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(token_of).collect()
     }
@@ -339,17 +338,6 @@ impl StatusTx for SqliteTx<'_> {
 
 const TOKEN_COLS: &str = "id, operator, scope, created_at, expires_at, revoked_at";
 type TokenRow = (String, String, String, i64, Option<i64>, Option<i64>);
-
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
 
 fn token_of(row: TokenRow) -> Result<TokenInfo, StoreError> {
     let (id, operator, scope, created, expires, revoked) = row;

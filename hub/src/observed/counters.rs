@@ -1,10 +1,11 @@
-//! Process-wide ingest counters for `/metrics`: transactions processed by
-//! outcome, refusals by reason, and the sync lag histogram.
+//! Ingest counters for `/metrics`: transactions processed by outcome,
+//! refusals by reason, and the sync lag histogram.
 //!
-//! Counters start at zero with the process, as Prometheus counters do
-//! (`rate()` handles restarts). They are atomics: ingest adds after its
-//! commit, the metrics page reads, neither waits for the other. Gauges that
-//! the database can answer (nodes by state) are read there instead.
+//! A process keeps one set in its [`super::Observed`]; they start
+//! at zero with it, as Prometheus counters do (`rate()` handles restarts).
+//! They are atomics: ingest adds after its commit, the metrics page reads,
+//! neither waits for the other. Gauges that the database can answer (nodes
+//! by state) are read there instead.
 
 use mykey_sync_proto::UnixMillis;
 use mykey_sync_proto::wire::{Outcome, Receipt, RejectReason};
@@ -59,8 +60,8 @@ pub fn reason_label(r: &RejectReason) -> &'static str {
     }
 }
 
-/// The process's counters.
-#[derive(Debug)]
+/// A process's counters (in its [`super::Observed`]).
+#[derive(Debug, Default)]
 pub struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -90,24 +91,6 @@ pub struct CountersSnapshot {
     pub lag_sum_s: f64,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
-
-static COUNTERS: Counters = Counters {
-    accepted: ZERO,
-    rejected: ZERO,
-    pushes: ZERO,
-    refused_by_reason: [ZERO; REASONS.len()],
-    lag_buckets: [ZERO; LAG_BUCKETS_S.len()],
-    lag_count: ZERO,
-    lag_sum_ms: ZERO,
-};
-
-/// The process's counters.
-pub fn counters() -> &'static Counters {
-    &COUNTERS
-}
-
 /// The refusal label of an outcome (`None`: accepted).
 pub fn refusal_label(o: &Outcome) -> Option<&'static str> {
     match o {
@@ -116,32 +99,32 @@ pub fn refusal_label(o: &Outcome) -> Option<&'static str> {
     }
 }
 
-/// Counts one committed push: `observed` holds (signed at, refusal label) of
-/// each newly processed transaction; chain-level refusals come from
-/// `receipts` (a replayed receipt is never chain level, so nothing counts twice).
-pub fn observe_push(
-    receipts: &[Receipt],
-    observed: &[(UnixMillis, Option<&'static str>)],
-    now: UnixMillis,
-) {
-    let c = counters();
-    c.push_handled();
-    for (created_at, refusal) in observed {
-        match refusal {
-            None => c.accepted(*created_at, now),
-            Some(label) => c.refused(label, Some(*created_at), now),
-        }
-    }
-    for r in receipts {
-        if let Outcome::Rejected(reason) = &r.outcome
-            && reason.is_chain_level()
-        {
-            c.refused(reason_label(reason), None, now);
-        }
-    }
-}
-
 impl Counters {
+    /// Counts one committed push: `observed` holds (signed at, refusal label) of
+    /// each newly processed transaction; chain-level refusals come from
+    /// `receipts` (a replayed receipt is never chain level, so nothing counts twice).
+    pub fn observe_push(
+        &self,
+        receipts: &[Receipt],
+        observed: &[(UnixMillis, Option<&'static str>)],
+        now: UnixMillis,
+    ) {
+        self.push_handled();
+        for (created_at, refusal) in observed {
+            match refusal {
+                None => self.accepted(*created_at, now),
+                Some(label) => self.refused(label, Some(*created_at), now),
+            }
+        }
+        for r in receipts {
+            if let Outcome::Rejected(reason) = &r.outcome
+                && reason.is_chain_level()
+            {
+                self.refused(reason_label(reason), None, now);
+            }
+        }
+    }
+
     /// A push was handled.
     pub fn push_handled(&self) {
         self.pushes.fetch_add(1, Ordering::Relaxed);
@@ -227,15 +210,7 @@ mod tests {
 
     #[test]
     fn lag_lands_in_the_first_bucket_that_holds_it_and_buckets_are_cumulative() {
-        let c = Counters {
-            accepted: ZERO,
-            rejected: ZERO,
-            pushes: ZERO,
-            refused_by_reason: [ZERO; REASONS.len()],
-            lag_buckets: [ZERO; LAG_BUCKETS_S.len()],
-            lag_count: ZERO,
-            lag_sum_ms: ZERO,
-        };
+        let c = Counters::default();
         let now = UnixMillis(1_000_000_000);
         c.accepted(UnixMillis(now.0 - 50), now);
         c.accepted(UnixMillis(now.0 - 2_000), now);

@@ -1,0 +1,496 @@
+//! The schema: migrations applied at open, numbered by SQLite's
+//! `user_version`.
+
+use super::{bounds, economy};
+use crate::store::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Schema migrations, applied in order; `user_version` = how many ran.
+/// Append only: never edit a migration that has shipped.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE municipalities (
+    code INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE facilities (
+    id TEXT PRIMARY KEY,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE nodes (
+    id BLOB PRIMARY KEY,
+    facility TEXT NOT NULL REFERENCES facilities(id),
+    allowed_ops TEXT NOT NULL,
+    per_card_offline_limit INTEGER NOT NULL,
+    node_exposure_limit INTEGER NOT NULL,
+    pin_threshold INTEGER NOT NULL,
+    valid_until INTEGER NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    processed_seq INTEGER NOT NULL DEFAULT 0,
+    head BLOB NOT NULL
+);
+CREATE TABLE node_status (
+    node BLOB PRIMARY KEY REFERENCES nodes(id),
+    last_contact INTEGER NOT NULL,
+    clock_skew_ms INTEGER NOT NULL,
+    software TEXT NOT NULL,
+    reported_last_seq INTEGER NOT NULL,
+    fact_cursor INTEGER NOT NULL
+);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    my_key_id TEXT NOT NULL,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    created_at INTEGER NOT NULL
+);
+-- Every alias an account ever had; retired ones stay reserved and resolvable.
+CREATE TABLE my_key_ids (
+    normalized TEXT PRIMARY KEY,
+    display TEXT NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    assigned_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
+CREATE TABLE cards (
+    issuer BLOB NOT NULL,
+    serial BLOB NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    status TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, serial)
+);
+CREATE INDEX cards_by_account ON cards(account);
+CREATE TABLE programs (
+    id TEXT PRIMARY KEY,
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE facility_cards (
+    facility TEXT NOT NULL,
+    number TEXT NOT NULL,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (facility, number)
+);
+CREATE TABLE txs (
+    id BLOB PRIMARY KEY,
+    node BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    outcome BLOB NOT NULL,
+    rejected INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (node, seq)
+);
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    node BLOB,
+    seq INTEGER,
+    tx BLOB,
+    detail TEXT NOT NULL
+);
+CREATE INDEX incidents_by_node ON incidents(node);
+CREATE TABLE ledger_accounts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL DEFAULT 0,
+    credits_posted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, key)
+);
+CREATE TABLE transfers (
+    id INTEGER PRIMARY KEY,
+    debit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    credit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    origin_tx BLOB,
+    leg INTEGER NOT NULL,
+    hub_time INTEGER NOT NULL,
+    node_time INTEGER,
+    CHECK (debit <> credit),
+    UNIQUE (origin_tx, leg)
+);
+CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TABLE ledger_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    debits INTEGER NOT NULL,
+    credits INTEGER NOT NULL
+);
+INSERT INTO ledger_totals VALUES (1, 0, 0);
+CREATE TABLE facts (
+    hub_seq INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    issued_at INTEGER NOT NULL
+);
+CREATE INDEX facts_by_scope ON facts(scope, hub_seq);
+CREATE TRIGGER facts_no_update BEFORE UPDATE ON facts
+BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
+CREATE TRIGGER facts_no_delete BEFORE DELETE ON facts
+BEGIN SELECT RAISE(ABORT, 'the fact log is append-only'); END;
+"#,
+    r#"
+-- What a fact is about (card key, node id): priority facts move ahead of
+-- others in an answer only where that keeps each subject's facts in order.
+ALTER TABLE facts ADD COLUMN subject BLOB;
+"#,
+    r#"
+-- Operations (dashboard): links per node, when unconfirmed work was first
+-- reported, rejections by node, operator accounts and API tokens.
+CREATE TABLE node_links (
+    id INTEGER PRIMARY KEY,
+    node BLOB NOT NULL REFERENCES nodes(id),
+    opened_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+CREATE INDEX node_links_by_node ON node_links(node, opened_at);
+CREATE INDEX node_links_by_seen ON node_links(seen_at);
+CREATE INDEX node_links_open ON node_links(node) WHERE closed_at IS NULL;
+ALTER TABLE node_status ADD COLUMN pending_since INTEGER;
+CREATE INDEX txs_rejected ON txs(node, seq) WHERE rejected = 1;
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+    token_sha256 BLOB PRIMARY KEY,
+    operator TEXT NOT NULL REFERENCES operators(name),
+    created_at INTEGER NOT NULL
+);
+"#,
+    r#"
+-- transfers without UNIQUE (origin_tx, leg): a transaction's transfers are
+-- posted in the same storage transaction as its txs row, whose primary key
+-- (the transaction id) already refuses a second application. The index was
+-- keyed by a hash, so each push dirtied about a page per transfer (measured:
+-- ~7% of ingest). The table is rebuilt with its immutability triggers; the
+-- triggers are dropped first so the rebuild is not an update or a delete.
+DROP TRIGGER transfers_no_update;
+DROP TRIGGER transfers_no_delete;
+CREATE TABLE transfers_v4 (
+    id INTEGER PRIMARY KEY,
+    debit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    credit INTEGER NOT NULL REFERENCES ledger_accounts(id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL,
+    origin_tx BLOB,
+    leg INTEGER NOT NULL,
+    hub_time INTEGER NOT NULL,
+    node_time INTEGER,
+    CHECK (debit <> credit)
+);
+INSERT INTO transfers_v4 (id, debit, credit, amount, kind, origin_tx, leg, hub_time, node_time)
+    SELECT id, debit, credit, amount, kind, origin_tx, leg, hub_time, node_time FROM transfers;
+DROP TABLE transfers;
+ALTER TABLE transfers_v4 RENAME TO transfers;
+CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+CREATE TRIGGER transfers_no_delete BEFORE DELETE ON transfers
+BEGIN SELECT RAISE(ABORT, 'transfers are immutable: post a correcting transfer instead'); END;
+"#,
+    economy::MIGRATION,
+    r#"
+-- The last UpcomingExpiry fact emitted per wallet, so a change is emitted once.
+CREATE TABLE expiry_notices (
+    account INTEGER NOT NULL,
+    municipality TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (account, municipality)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Wallets whose lots changed since their expiry was last checked: the lot fold
+-- marks them, the economy tick tells nodes and clears them (ingest stays lean).
+CREATE TABLE expiry_dirty (
+    account INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    PRIMARY KEY (account, municipality)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Strict mode (escrow / bounded-counter rights): the municipalities that use
+-- it, the rights granted to nodes (the reserved points are the escrow ledger
+-- accounts), and the right transfers whose reservation already moved (a
+-- transfer reaches the hub in its sender's chain and in its receiver's).
+CREATE TABLE strict_municipalities (
+    code INTEGER PRIMARY KEY,
+    since INTEGER NOT NULL
+);
+CREATE TABLE spend_rights (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    node BLOB NOT NULL,
+    points INTEGER NOT NULL,
+    granted_at INTEGER NOT NULL,
+    released_at INTEGER
+);
+CREATE INDEX spend_rights_live ON spend_rights(municipality, account, node) WHERE released_at IS NULL;
+CREATE TABLE right_transfers (
+    tx_id BLOB PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    r#"
+-- The replicated cache (ARCHITECTURE "The replicated cache"): a keyed fact
+-- lives in a shard under `item` (NULL: an ordered fact, pulled from the log),
+-- bucketed by `bucket_hash`; `batch` is the first hub_seq of the storage
+-- transaction that wrote it, so a shard document rebuilt from the log makes
+-- the same automerge changes. `shard_epochs` holds each fact scope's current
+-- epoch: its bucket count and the log position its base document holds.
+ALTER TABLE facts ADD COLUMN item TEXT;
+ALTER TABLE facts ADD COLUMN bucket_hash INTEGER;
+ALTER TABLE facts ADD COLUMN batch INTEGER;
+CREATE INDEX facts_log ON facts(scope, hub_seq) WHERE item IS NULL;
+CREATE INDEX facts_placed ON facts(scope, hub_seq) WHERE item IS NOT NULL;
+CREATE TABLE shard_epochs (
+    scope TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    buckets INTEGER NOT NULL,
+    base_seq INTEGER NOT NULL,
+    started_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Shard fill, kept as facts are appended so the hub can see a shard outgrow
+-- its target without rebuilding documents: distinct item keys (deny items
+-- excepted: the deny shard is never split) per scope and low 12 bits of
+-- `bucket_hash` (any bucket count up to MAX_BUCKETS = 4096 is a mask of them).
+CREATE INDEX facts_items ON facts(scope, item) WHERE item IS NOT NULL;
+CREATE TABLE shard_fill (
+    scope TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    PRIMARY KEY (scope, hash)
+) WITHOUT ROWID;
+INSERT INTO shard_fill (scope, hash, items)
+    SELECT scope, bucket_hash & 4095, COUNT(DISTINCT item) FROM facts
+    WHERE item IS NOT NULL AND substr(item, 1, 3) <> 'st/'
+    GROUP BY scope, bucket_hash & 4095;
+"#,
+    bounds::MIGRATION,
+    economy::MIGRATION_EXCHANGE_EXPIRY,
+    r#"
+-- The hub's doors: operators' roles (those made before roles were admins),
+-- API tokens' public id, scope, expiry and revocation (tokens made before
+-- scopes become read-only: /metrics and node status), the municipalities an
+-- exchange operator may credit with a daily cap each, and what it credited
+-- per municipality and JST day.
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE operators ADD COLUMN municipality INTEGER;
+ALTER TABLE api_tokens ADD COLUMN id TEXT;
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'read';
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN revoked_at INTEGER;
+UPDATE api_tokens SET id = lower(hex(substr(token_sha256, 1, 6)));
+CREATE UNIQUE INDEX api_tokens_by_id ON api_tokens(id);
+CREATE TABLE exchange_allowances (
+    operator TEXT NOT NULL REFERENCES exchange_operators(id),
+    municipality INTEGER NOT NULL REFERENCES municipalities(code),
+    daily_cap INTEGER NOT NULL CHECK (daily_cap > 0),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (operator, municipality)
+) WITHOUT ROWID;
+CREATE TABLE exchange_volume (
+    operator TEXT NOT NULL,
+    municipality INTEGER NOT NULL,
+    day_start INTEGER NOT NULL,
+    points INTEGER NOT NULL CHECK (points >= 0),
+    PRIMARY KEY (operator, municipality, day_start)
+) WITHOUT ROWID;
+"#,
+    r#"
+-- LAN rosters are read back from the fact log by subject
+-- (`lan/<municipality>/<group>`): a group's latest fact is its roster.
+CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NULL;
+"#,
+    economy::OUTPUTS_MIGRATION,
+    bounds::AT_RISK_TOTALS_MIGRATION,
+];
+
+/// Brings the schema up to date, one migration per transaction; refuses a
+/// database written by a newer hub.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied hub schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LedgerStore;
+    use crate::store::sqlite::SqliteStore;
+    use mykey_sync_proto::{MunicipalityCode, Scope};
+
+    #[test]
+    fn migrations_run_once_and_refuse_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = store
+            .connection()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        drop(store);
+        // Reopening applies nothing twice.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        store
+            .connection()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn migration_4_keeps_transfers_and_their_immutability() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO ledger_accounts (id, kind, key, municipality) VALUES
+                     (1, 'funding', '131059', 131059), (2, 'budget', 'p', 131059);
+                 INSERT INTO transfers (debit, credit, amount, kind, leg, hub_time)
+                     VALUES (1, 2, 500, 'funding', 0, 7);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let c = store.connection();
+        let (n, amount): (i64, i64) = c
+            .query_row("SELECT COUNT(*), SUM(amount) FROM transfers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, amount), (1, 500));
+        assert!(c.execute("UPDATE transfers SET amount = 1", []).is_err());
+        assert!(c.execute("DELETE FROM transfers", []).is_err());
+        let unique: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_index_list('transfers') WHERE \"unique\" = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unique, 0);
+    }
+
+    #[test]
+    fn the_doors_migration_makes_old_operators_admins_and_old_tokens_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ALTER TABLE operators ADD COLUMN role"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES ('ops', 'x', 1);
+                 INSERT INTO api_tokens (token_sha256, operator, created_at)
+                     VALUES (x'0123456789abcdef', 'ops', 2);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let op = tx.operator("ops").unwrap().unwrap();
+        assert_eq!(op.role, crate::access::Role::Admin);
+        let tokens = tx.api_tokens(None).unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].id, "0123456789ab");
+        assert_eq!(tokens[0].scope, crate::access::Scope::Read);
+        assert_eq!((tokens[0].expires_at, tokens[0].revoked_at), (None, None));
+    }
+
+    #[test]
+    fn the_shard_fill_migration_counts_existing_items_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE shard_fill"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            // An item written twice counts once; 4101 and 5 share the low
+            // 12 bits; deny items and log facts are not counted.
+            conn.execute_batch(
+                "INSERT INTO facts (hub_seq, scope, priority, signed, issued_at, item, bucket_hash, batch)
+                 VALUES (1, 'm:131059', 0, x'00', 1, 'reg/a', 5, 1),
+                        (2, 'm:131059', 0, x'00', 1, 'reg/a', 5, 2),
+                        (3, 'm:131059', 0, x'00', 1, 'bal/b', 4101, 3),
+                        (4, 'm:131059', 0, x'00', 1, 'st/a', 5, 4),
+                        (5, 'm:131059', 0, x'00', 1, NULL, NULL, 5),
+                        (6, 'f:lib-1', 0, x'00', 1, 'fc/c/1', 7, 6);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let m = Scope::Municipality(MunicipalityCode::parse("131059").unwrap());
+        let f = Scope::Facility(mykey_sync_proto::FacilityId::parse("lib-1").unwrap());
+        assert_eq!(tx.shard_fill(&m).unwrap(), vec![(5, 2)]);
+        assert_eq!(tx.shard_fill(&f).unwrap(), vec![(7, 1)]);
+        let mut after_5 = tx.scopes_placed_after(5).unwrap();
+        after_5.sort();
+        assert_eq!(after_5, vec!["f:lib-1".to_string()]);
+        let mut all = tx.scopes_placed_after(0).unwrap();
+        all.sort();
+        assert_eq!(all, vec!["f:lib-1".to_string(), "m:131059".to_string()]);
+    }
+}
