@@ -49,6 +49,7 @@ pub mod rules;
 pub mod shards;
 pub mod status;
 pub mod store;
+pub mod ticks;
 
 pub use admin::{
     AddCardError, AddFacilityError, AddMunicipalityError, CardCertificateError, CardStatusError,

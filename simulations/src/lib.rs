@@ -38,6 +38,7 @@ pub mod chart;
 mod checks;
 pub mod clock;
 pub mod hub_host;
+mod hub_ticks;
 mod lan;
 pub mod liar;
 pub mod metrics;

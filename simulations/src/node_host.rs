@@ -5,8 +5,8 @@
 
 use crate::clock::HostClock;
 use anyhow::Context;
-use mykey_node::{Node, NodeKey};
 use mykey_node::net::driver::{DriveError, Ended, drain_events};
+use mykey_node::{Node, NodeKey};
 use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
 use mykey_sync_proto::wire::Request;
 use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, UnixMillis};

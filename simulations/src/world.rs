@@ -106,6 +106,7 @@ pub(crate) enum Kind {
     Carry(usize),
     CarryToHub(usize, Vec<u8>),
     CarryBack(usize, Vec<u8>),
+    HubTick,
 }
 
 struct Ev {
@@ -177,6 +178,8 @@ pub struct World<H: HubCore> {
     pub spent_at: Vec<BTreeSet<usize>>,
     /// When healing started.
     pub healed_at: Option<SimTime>,
+    /// The hub's timed jobs (`hub_ticks`).
+    pub(crate) ticks: mykey_hub::ticks::TickSchedule,
     /// When convergence was reached.
     pub converged_at: Option<SimTime>,
     /// Per node: transactions of LAN peers it carries, by (origin, seq).
@@ -317,6 +320,20 @@ impl<H: HubCore> World<H> {
                 links: 0,
             });
         }
+        if let Some(e) = &plan.economy {
+            // A seasonal programme whose grants expire, granted to every
+            // holder at the start (its own stream: the other draws of a
+            // seed do not move).
+            let seasonal = ProgramId::parse("seasonal")?;
+            hub.add_program(&seasonal, municipality, Points::new(Points::MAX / 4)?, t0)?;
+            hub.set_program_expiry(&seasonal, e.expiry_days)?;
+            let mut draws = rng.fork(7);
+            for h in &holders {
+                let pts = draws.range(e.expiring_points.0, e.expiring_points.1);
+                hub.credit(h.account, municipality, &seasonal, Points::new(pts)?, t0)?;
+            }
+            hub.set_shard_target(e.shard_target);
+        }
         let liar = plan
             .liar
             .map(|n| Liar::new(n, Prng::new(seed ^ LIAR_RNG_SALT), dir.path().to_path_buf()));
@@ -346,6 +363,7 @@ impl<H: HubCore> World<H> {
             lag_window: Vec::new(),
             spent_at: vec![BTreeSet::new(); plan.holders],
             healed_at: None,
+            ticks: mykey_hub::ticks::TickSchedule::new(0),
             converged_at: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
@@ -378,6 +396,7 @@ impl<H: HubCore> World<H> {
         }
         w.push(w.plan.heal_at, Kind::Script(Scripted::Heal));
         w.push(0, Kind::Sample);
+        w.push(0, Kind::HubTick);
         if let Some((gossip, carry)) = w.plan.lan_relay {
             for i in 0..n {
                 if w.plan.nodes[i].lan_group.is_some() {
@@ -498,6 +517,7 @@ impl<H: HubCore> World<H> {
             Kind::Carry(n) => self.on_carry(n).map(|_| false),
             Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
             Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
+            Kind::HubTick => self.on_hub_tick(),
         }
     }
 
