@@ -102,7 +102,10 @@ pub(crate) enum Kind {
     Script(Scripted),
     Sample,
     Gossip(usize),
-    LanDeliver(usize, usize, Vec<SignedTx>),
+    /// A LAN request's bytes: (to, from, request).
+    LanDeliver(usize, usize, Vec<u8>),
+    /// A LAN answer's bytes: (to, from, answer).
+    LanAnswer(usize, usize, Vec<u8>),
     Carry(usize),
     CarryToHub(usize, Vec<u8>),
     CarryBack(usize, Vec<u8>),
@@ -187,9 +190,9 @@ pub struct World<H: HubCore> {
     /// Per carrier: per origin, the seq through which the hub has answered
     /// what it carried (a carrier does not take those again).
     pub relay_done: Vec<BTreeMap<usize, u64>>,
-    /// Per node: per origin, the highest seq it has held without a gap
-    /// (where the last gossip's gap walk stopped, so the next starts there).
-    pub relay_have: Vec<BTreeMap<usize, u64>>,
+    /// Per node: per LAN peer, how far the peer last said it holds this
+    /// node's chain (the `Ack` of `/mykey/lan/1`).
+    pub peer_has: Vec<BTreeMap<usize, u64>>,
     /// Per carrier, which signer its core's carried batch starts with
     /// after healing (`Node::peer_txs_undelivered`'s turn).
     pub relay_turn: Vec<usize>,
@@ -367,7 +370,7 @@ impl<H: HubCore> World<H> {
             converged_at: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
-            relay_have: vec![BTreeMap::new(); n],
+            peer_has: vec![BTreeMap::new(); n],
             relay_turn: vec![0; n],
             suspensions: Vec::new(),
             limits,
@@ -513,7 +516,8 @@ impl<H: HubCore> World<H> {
             Kind::Script(s) => self.on_script(s),
             Kind::Sample => self.on_sample().map(|_| false),
             Kind::Gossip(n) => self.on_gossip(n).map(|_| false),
-            Kind::LanDeliver(to, from, txs) => self.on_lan_deliver(to, from, txs).map(|_| false),
+            Kind::LanDeliver(to, from, req) => self.on_lan_deliver(to, from, req).map(|_| false),
+            Kind::LanAnswer(to, from, a) => self.on_lan_answer(to, from, a).map(|_| false),
             Kind::Carry(n) => self.on_carry(n).map(|_| false),
             Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
             Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
