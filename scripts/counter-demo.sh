@@ -56,12 +56,14 @@ H node enrol --node "$("$B/mykey-node" id --data shop)" --facility shotengai-1 -
   --card-limit 3000 --exposure-limit 20000 --pin-threshold 2000 | sed -n 1p
 
 say "hub and nodes on loopback"
-H serve --listen /ip4/127.0.0.1/tcp/0 >hub.out 2>&1 &
+# Any free ports: an address in use is an error, and the demo must not
+# depend on 8780/8781 being free on this machine.
+H serve --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:0 >hub.out 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q '^listening on' hub.out && break; sleep 0.1; done
 HUB_ADDR=$(sed -n 's/^listening on //p' hub.out | head -1)
 for n in lib shop; do
-  "$B/mykey-node" run --data "$n" --hub-addr "$HUB_ADDR" --listen /ip4/127.0.0.1/tcp/0 >"$n.out" 2>&1 &
+  "$B/mykey-node" run --data "$n" --hub-addr "$HUB_ADDR" --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:0 >"$n.out" 2>&1 &
   PIDS+=($!)
 done
 synced() { [[ $("$B/mykey-node" lookup --data "$1" --card "$CARD") == registered* ]]; }

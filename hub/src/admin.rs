@@ -3,14 +3,15 @@
 //! against the store, writes, emits the facts nodes must learn and commits,
 //! all in one storage transaction. Time comes in as `now`.
 
-use crate::hub::{Hub, emit, finish};
+use crate::facts::emit;
+use crate::hub::Hub;
 use crate::model::{
     Account, Balance, CardRecord, ChainHead, DebtLine, Facility, FacilityKind, Incident,
     IncidentKind, LedgerAccount, Municipality, NodePolicy, NodeRecord, NodeStatus, Posted, Program,
     ProgramLine, TransferDraft, TransferKind,
 };
 use crate::store::{StoreError, StoreTx};
-use crate::{ledger, rules};
+use crate::{ledger, rules, wallet};
 use mykey_jpki::TrustedCert;
 use mykey_sync_proto::fact::CardStatus;
 use mykey_sync_proto::{
@@ -241,61 +242,6 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
-/// A holder's wallet and debt read inside a storage transaction.
-pub(crate) fn balance_in(
-    st: &mut dyn StoreTx,
-    account: AccountId,
-    m: MunicipalityCode,
-) -> Result<Balance, StoreError> {
-    let (w, d) = st.holder_posted(account, m)?;
-    let wallet = LedgerAccount::Wallet(account, m).balance(w);
-    let debt = LedgerAccount::Debt(account, m).balance(d);
-    // A wallet never goes below zero and a debt never below zero: spends
-    // beyond the wallet go to debt, recoveries stop at the debt.
-    assert!(
-        wallet >= 0 && debt >= 0,
-        "negative wallet or debt for {account} in {m}"
-    );
-    let points = |v: i128| {
-        u64::try_from(v)
-            .ok()
-            .and_then(|v| Points::new(v).ok())
-            .unwrap_or_else(|| panic!("balance {v} of {account} is out of range"))
-    };
-    Ok(Balance {
-        balance: points(wallet),
-        debt: points(debt),
-    })
-}
-
-/// Tells the holder's municipality nodes the wallet's confirmed balance as
-/// it stands inside this storage transaction, and returns it.
-pub(crate) fn tell_balance(
-    st: &mut dyn StoreTx,
-    key: &crate::key::HubKey,
-    account: AccountId,
-    m: MunicipalityCode,
-    now: UnixMillis,
-) -> Result<Balance, StoreError> {
-    let b = balance_in(st, account, m)?;
-    let ledger_pos = st.ledger_head()?;
-    st.record_issued_balance(account, m, ledger_pos, b)?;
-    emit(
-        st,
-        key,
-        Scope::Municipality(m),
-        FactBody::ConfirmedBalance {
-            account,
-            municipality: m,
-            balance: b.balance,
-            debt: b.debt,
-            ledger_pos,
-        },
-        now,
-    )?;
-    Ok(b)
-}
-
 pub(crate) fn card_fact(card: &CardKey, account: &Account) -> FactBody {
     FactBody::CardRegistered {
         card: card.clone(),
@@ -324,7 +270,7 @@ impl Hub {
             },
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -338,7 +284,7 @@ impl Hub {
             return Err(AddFacilityError::UnknownMunicipality(f.municipality));
         }
         st.insert_facility(f, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -392,7 +338,7 @@ impl Hub {
             }),
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(node = %node.short(), facility = %facility, "enrolled node");
         Ok(cert)
     }
@@ -416,8 +362,8 @@ impl Hub {
             now,
         )?;
         // A revoked key drops out of every LAN roster that named it.
-        crate::lan::drop_from_rosters(&mut *st, &self.key, node, municipality, now)?;
-        finish(st)?;
+        crate::rosters::drop_from_rosters(&mut *st, &self.key, node, municipality, now)?;
+        ledger::commit(st)?;
         tracing::info!(node = %node.short(), "revoked node");
         Ok(())
     }
@@ -493,7 +439,7 @@ impl Hub {
             card_fact(card, &account),
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(account = %id, card = %card.short(), "registered account");
         Ok(id)
     }
@@ -536,7 +482,7 @@ impl Hub {
             .card(card)?
             .ok_or_else(|| CardCertificateError::UnknownCard(card.clone()))?;
         st.set_card_public_key(card, cert.cert().public_key_der(), now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(card = %card.short(), account = %rec.account, "card certificate key kept");
         Ok(rec.account)
     }
@@ -583,7 +529,7 @@ impl Hub {
             st.set_card_public_key(card, c.cert().public_key_der(), now)?;
         }
         emit(&mut *st, &self.key, scope, card_fact(card, &acct), now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -616,7 +562,7 @@ impl Hub {
                 )?;
             }
         }
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -685,7 +631,7 @@ impl Hub {
             },
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(card = %card.short(), status = to.name(), "card status changed");
         Ok(())
     }
@@ -713,7 +659,7 @@ impl Hub {
             now,
         )?;
         fund(&mut *st, id, municipality, budget, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -729,7 +675,7 @@ impl Hub {
             .program(id)?
             .ok_or_else(|| ProgramError::UnknownProgram(id.clone()))?;
         fund(&mut *st, id, p.municipality, points, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -753,7 +699,7 @@ impl Hub {
             .program(program)?
             .ok_or_else(|| GrantError::UnknownProgram(program.clone()))?;
         let m = p.municipality;
-        let before = balance_in(&mut *st, account, m)?;
+        let before = ledger::wallet_balance(&mut *st, account, m)?;
         if before.balance.checked_add(points).is_none() {
             return Err(GrantError::TooLarge(account));
         }
@@ -777,8 +723,8 @@ impl Hub {
         ) {
             st.post(&t, now)?;
         }
-        let after = tell_balance(&mut *st, &self.key, account, m, now)?;
-        finish(st)?;
+        let after = wallet::tell_wallet(&mut *st, &self.key, account, m, now)?;
+        ledger::commit(st)?;
         Ok(after)
     }
 
@@ -804,7 +750,7 @@ impl Hub {
         if st.account(account)?.is_none() {
             return Err(LookupError::UnknownAccount(account));
         }
-        Ok(balance_in(&mut *st, account, municipality)?)
+        Ok(ledger::wallet_balance(&mut *st, account, municipality)?)
     }
 
     /// A holder's balances in every municipality where they hold points or debt.
@@ -818,7 +764,7 @@ impl Hub {
         }
         let mut out = vec![];
         for m in st.municipalities()? {
-            let b = balance_in(&mut *st, account, m.code)?;
+            let b = ledger::wallet_balance(&mut *st, account, m.code)?;
             let w = LedgerAccount::Wallet(account, m.code);
             if st.posted(&w)? != Posted::default() || !b.debt.is_zero() {
                 out.push((m.code, b));
@@ -891,11 +837,13 @@ impl Hub {
         for program in st.programs()? {
             let acct = LedgerAccount::ProgramBudget(program.id.clone(), program.municipality);
             let b = acct.balance(st.posted(&acct)?);
-            let pts = |v: i128| Points::new(u64::try_from(v).unwrap_or(0)).unwrap_or_default();
+            // A budget may be overdrawn (offline grants are honoured): each
+            // side shows as points, past the largest amount as none.
+            let pts = |v: i128| ledger::points_of(v.max(0)).unwrap_or_default();
             out.push(ProgramLine {
                 program,
-                budget: pts(b.max(0)),
-                overdrawn: pts((-b).max(0)),
+                budget: pts(b),
+                overdrawn: pts(-b),
             });
         }
         Ok(out)
@@ -960,7 +908,7 @@ impl Hub {
             },
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(pos)
     }
 }

@@ -11,11 +11,11 @@
 //! node (`SpendRightReleased`). Rights are never created offline, so no
 //! partition can produce an overdraft from honest nodes.
 
-use crate::admin::{balance_in, tell_balance};
-use crate::hub::{Hub, emit, finish};
-use crate::ingest::escrow_in;
+use crate::facts::emit;
+use crate::hub::Hub;
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
 use crate::store::{SpendRightRow, StoreError, StoreTx};
+use crate::{ledger, wallet};
 use mykey_sync_proto::{AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, UnixMillis};
 use std::collections::BTreeSet;
 
@@ -99,7 +99,7 @@ impl Hub {
             },
             now,
         )?;
-        finish(st)?;
+        ledger::commit(st)?;
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl Hub {
         let mut sum = EscrowSummary::default();
         let k = nodes.len() as u64;
         for account in accounts {
-            let wallet = balance_in(&mut *st, account, m)?.balance.get();
+            let wallet = ledger::wallet_balance(&mut *st, account, m)?.balance.get();
             if wallet == 0 {
                 continue;
             }
@@ -188,15 +188,16 @@ impl Hub {
                 sum.points += share;
             }
             sum.accounts += 1;
-            tell_balance(&mut *st, &self.key, account, m, now)?;
+            wallet::tell_wallet(&mut *st, &self.key, account, m, now)?;
         }
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, rights = sum.rights, points = sum.points, "escrow granted");
         Ok(sum)
     }
 
     /// Ends rights in `m` (of `nodes`, or all): each node's unused reserved
-    /// points return to the wallet, and the node is told to drop its rights.
+    /// points return to the wallet (recovering the holder's debt first, like
+    /// any wallet credit), and the node is told to drop its rights.
     /// A spend the node made offline before it learns of the release then
     /// finds no right and is honoured like an offline overdraft: release
     /// after the nodes have delivered their transactions (`escrow status`).
@@ -224,7 +225,7 @@ impl Hub {
         let mut sum = EscrowSummary::default();
         let mut touched = BTreeSet::new();
         for (account, node) in pairs {
-            let left = escrow_in(&mut *st, account, m, node)?;
+            let left = ledger::escrow_balance(&mut *st, account, m, node)?;
             if !left.is_zero() {
                 st.post(
                     &TransferDraft {
@@ -254,11 +255,12 @@ impl Hub {
             sum.rights += 1;
             sum.points += left.get();
         }
+        // Returned escrow is a wallet credit: debt is recovered first.
         for account in &touched {
-            tell_balance(&mut *st, &self.key, *account, m, now)?;
+            wallet::credited(&mut *st, &self.key, *account, m, now)?;
         }
         sum.accounts = touched.len() as u64;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, rights = sum.rights, points = sum.points, "escrow released");
         Ok(sum)
     }
@@ -269,11 +271,7 @@ impl Hub {
         let mut out = vec![];
         for (account, node, bal) in st.escrow_balances(m)? {
             assert!(bal >= 0, "negative escrow of {account} at {node}");
-            if let Some(points) = u64::try_from(bal)
-                .ok()
-                .and_then(|v| Points::new(v).ok())
-                .filter(|p| !p.is_zero())
-            {
+            if let Some(points) = ledger::points_of(bal).filter(|p| !p.is_zero()) {
                 out.push(EscrowLine {
                     account,
                     node,

@@ -4,15 +4,13 @@
 //! path ending in `.db`, `.sqlite` or `.sqlite3` names the database file
 //! directly, with the key beside it (`hub.db` → `hub.key`).
 
+use crate::facts::priority_first;
 use crate::key::{HubKey, KeyError};
-use crate::ledger;
 use crate::model::NodeRecord;
-use crate::store::{LedgerStore, SqliteStore, StoreError, StoreTx, StoredFact};
+use crate::store::{LedgerStore, SqliteStore, StoreError, StoredFact};
 use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;
-use mykey_sync_proto::{
-    FactBody, FactPayload, NodeId, Scope, SignedFact, UnixMillis, wire::MAX_FACTS_PER_ANSWER,
-};
+use mykey_sync_proto::{NodeId, Scope, wire::MAX_FACTS_PER_ANSWER};
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -28,7 +26,7 @@ pub struct Hub {
     pub(crate) node_keys: HashMap<NodeId, VerifyingKey>,
     /// The replicated cache's documents and sync states (in memory, derived
     /// from the fact log).
-    pub(crate) shards: crate::shards::ShardBook,
+    pub(crate) shards: crate::shard_book::ShardBook,
     /// The path it was opened on (`None`: in memory or another backend).
     pub(crate) data: Option<PathBuf>,
 }
@@ -262,51 +260,6 @@ impl Hub {
     }
 }
 
-/// Orders a window of facts (in hub_seq order): deny-list facts first, except
-/// one whose subject already appeared in an earlier non-priority fact of the
-/// window; it stays in place, so a node applying the answer in order never
-/// ends with a stale status (suspend, reinstate, suspend must not become
-/// suspend, suspend, reinstate).
-pub(crate) fn priority_first(window: Vec<StoredFact>) -> Vec<SignedFact> {
-    let mut first = vec![];
-    let mut rest = vec![];
-    let mut held_back: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    for f in window {
-        let movable = f.priority && f.subject.as_ref().is_none_or(|s| !held_back.contains(s));
-        if movable {
-            first.push(f.signed);
-        } else {
-            if let Some(s) = f.subject {
-                held_back.insert(s);
-            }
-            rest.push(f.signed);
-        }
-    }
-    first.extend(rest);
-    first
-}
-
-/// What a fact is about, for [`priority_first`]: the card whose status it
-/// sets. (Registrations carry no status; node revocations are final.) A LAN
-/// roster's subject is its group, so the latest roster of each group is read
-/// back from the log by subject ([`crate::lan`]); no priority fact shares it.
-pub(crate) fn subject_of(body: &FactBody) -> Option<Vec<u8>> {
-    match body {
-        FactBody::CardStatusChanged { card, .. } => Some(mykey_sync_proto::codec::encode(card)),
-        FactBody::LanRoster {
-            municipality,
-            group,
-            ..
-        } => Some(crate::lan::roster_subject(*municipality, group)),
-        _ => None,
-    }
-}
-
-/// The item key and bucket hash a keyed fact is stored with (its shard).
-fn item_column(p: &FactPayload) -> Option<(String, u16)> {
-    mykey_sync_proto::shard::item_of(p).map(|i| (i.key.as_str().to_owned(), i.hash_prefix()))
-}
-
 /// The scopes a node receives.
 pub fn scopes_of(n: &NodeRecord) -> Vec<Scope> {
     vec![
@@ -315,113 +268,6 @@ pub fn scopes_of(n: &NodeRecord) -> Vec<Scope> {
         Scope::Facility(n.facility.clone()),
         Scope::Node(n.id),
     ]
-}
-
-/// Maps `items` with `f` on up to `threads` threads, keeping the order.
-/// Small inputs stay on the caller's thread (spawning costs more than it saves).
-pub(crate) fn par_map<T: Sync, U: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> U + Sync,
-) -> Vec<U> {
-    const MIN_PER_THREAD: usize = 32;
-    let threads = threads.min(items.len() / MIN_PER_THREAD).max(1);
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<U>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
-
-/// Signs facts with consecutive hub_seqs (on up to `threads` threads) and
-/// appends them to the log in order.
-pub(crate) fn emit_all(
-    st: &mut dyn StoreTx,
-    key: &HubKey,
-    facts: Vec<(Scope, FactBody)>,
-    now: UnixMillis,
-    threads: usize,
-) -> Result<(), StoreError> {
-    let first = st.last_hub_seq()? + 1;
-    let payloads: Vec<FactPayload> = facts
-        .into_iter()
-        .zip(first..)
-        .map(|((scope, body), hub_seq)| FactPayload {
-            hub_seq,
-            issued_at: now,
-            scope,
-            body,
-        })
-        .collect();
-    let signed = par_map(&payloads, threads, |p| {
-        SignedFact::sign(p, key.signing_key())
-    });
-    for (p, signed) in payloads.into_iter().zip(signed) {
-        let fact = StoredFact {
-            hub_seq: p.hub_seq,
-            priority: p.body.is_priority(),
-            subject: subject_of(&p.body),
-            signed,
-            item: item_column(&p),
-        };
-        st.append_fact(&p.scope, &fact, now)?;
-    }
-    Ok(())
-}
-
-/// Signs a fact with the next hub_seq and appends it to the log.
-pub(crate) fn emit(
-    st: &mut dyn StoreTx,
-    key: &HubKey,
-    scope: Scope,
-    body: FactBody,
-    now: UnixMillis,
-) -> Result<SignedFact, StoreError> {
-    let hub_seq = st.last_hub_seq()? + 1;
-    let payload = FactPayload {
-        hub_seq,
-        issued_at: now,
-        scope,
-        body,
-    };
-    let signed = SignedFact::sign(&payload, key.signing_key());
-    let fact = StoredFact {
-        hub_seq,
-        priority: payload.body.is_priority(),
-        subject: subject_of(&payload.body),
-        signed: signed.clone(),
-        item: item_column(&payload),
-    };
-    st.append_fact(&payload.scope, &fact, now)?;
-    // When an operator action (grant, exchange, release, expiry) tells nodes
-    // a wallet's balance, they learn its next expiry too, if that changed.
-    // Ingest (`emit_all`) leaves it to the economy tick: folding lots on every
-    // push cost a third of ingest throughput.
-    if let FactBody::ConfirmedBalance {
-        account,
-        municipality,
-        ..
-    } = payload.body
-        && let Some(e) = crate::economy::expiry_fact(st, account, municipality)?
-    {
-        emit(st, key, payload.scope, e, now)?;
-    }
-    Ok(signed)
-}
-
-/// Asserts the ledger balances, then commits.
-pub(crate) fn finish(mut st: Box<dyn StoreTx + '_>) -> Result<(), StoreError> {
-    ledger::assert_balanced(st.ledger_totals()?);
-    st.commit()
 }
 
 #[cfg(test)]

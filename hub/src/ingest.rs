@@ -10,12 +10,14 @@
 //! progress of each signer, so a node applying facts in order never sees
 //! progress before the balance that includes it.
 
-use crate::admin::balance_in;
 use crate::bounds::{BasisCheck, ProofCheck, SpendBounds};
-use crate::hub::{Hub, emit, emit_all, finish, par_map};
+use crate::facts::{emit, emit_all};
+use crate::hub::Hub;
+use crate::ledger;
 use crate::model::{
     Balance, ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord,
 };
+use crate::par::par_map;
 use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange, TransferContext};
 use crate::store::bounds::{QuarantineRow, QuarantineState, SpendRow};
 use crate::store::{StoreError, StoreTx};
@@ -258,7 +260,7 @@ impl Hub {
             Some(s) => s.head.processed_seq,
             None => st.chain_head(carrier)?.processed_seq,
         };
-        finish(st)?;
+        ledger::commit(st)?;
         crate::status::counters::observe_push(&receipts, &observed, now);
         Ok(Receipts {
             receipts,
@@ -351,7 +353,7 @@ fn load_context(
         // Only a card that resolves to the account can move its points; the
         // rules reject the rest before looking at balances.
         if ctx.card.as_ref().is_some_and(|c| c.account == account) {
-            let b = balance_in(st, account, m)?;
+            let b = ledger::wallet_balance(st, account, m)?;
             ctx.wallet = b.balance;
             ctx.debt = b.debt;
         }
@@ -369,7 +371,7 @@ fn load_context(
     }
     if let Some((account, m)) = needs.escrow {
         ctx.strict = st.strict_mode(m)?;
-        ctx.escrow = escrow_in(st, account, m, signer.id)?;
+        ctx.escrow = ledger::escrow_balance(st, account, m, signer.id)?;
     }
     if let TxBody::Redeem(r) = &v.payload().body
         && ctx.card.as_ref().is_some_and(|c| c.account == r.account)
@@ -392,7 +394,7 @@ fn load_context(
             from,
             from_node: st.node(&from)?,
             to_node: st.node(&body.to)?,
-            from_escrow: escrow_in(st, body.account, body.municipality, from)?,
+            from_escrow: ledger::escrow_balance(st, body.account, body.municipality, from)?,
             applied: st.right_transfer_applied(&t.id())?,
             grant: rules::check_grant(body, from, hub),
             body: body.clone(),
@@ -476,22 +478,6 @@ fn period_start(
 ) -> Result<UnixMillis, StoreError> {
     let cycle = st.settlement_cycle(m)?.unwrap_or_default();
     Ok(cycle.period_of(now).0.start())
-}
-
-/// A node's reserved points on an account (strict mode escrow).
-pub(crate) fn escrow_in(
-    st: &mut dyn StoreTx,
-    account: AccountId,
-    m: MunicipalityCode,
-    node: NodeId,
-) -> Result<Points, StoreError> {
-    let e = LedgerAccount::Escrow(account, m, node);
-    let v = e.balance(st.posted(&e)?);
-    assert!(v >= 0, "negative escrow of {account} in {m}");
-    Ok(u64::try_from(v)
-        .ok()
-        .and_then(|v| Points::new(v).ok())
-        .unwrap_or_else(|| panic!("escrow {v} of {account} is out of range")))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -600,8 +586,8 @@ fn apply(
                 balance: ctx.wallet,
                 debt: ctx.debt,
             };
-            let b = balance_after(before, account, municipality, &effects.transfers);
-            debug_assert_eq!(b, balance_in(st, account, municipality)?);
+            let b = ledger::balance_after(before, account, municipality, &effects.transfers)?;
+            debug_assert_eq!(b, ledger::wallet_balance(st, account, municipality)?);
             st.record_issued_balance(account, municipality, ledger_pos, b)?;
             match touched
                 .iter_mut()
@@ -624,46 +610,6 @@ fn apply(
         debt_created: effects.debt_created,
         quarantined: effects.quarantine.as_ref().map_or(Points::ZERO, |q| q.0),
     })
-}
-
-/// A holder's balance after transfers, computed from the balance before.
-fn balance_after(
-    before: Balance,
-    account: AccountId,
-    m: MunicipalityCode,
-    transfers: &[crate::model::TransferDraft],
-) -> Balance {
-    let wallet = LedgerAccount::Wallet(account, m);
-    let debt = LedgerAccount::Debt(account, m);
-    let (mut w, mut d) = (
-        i128::from(before.balance.get()),
-        i128::from(before.debt.get()),
-    );
-    for t in transfers {
-        let a = i128::from(t.amount.get());
-        if t.debit == wallet {
-            w -= a;
-        }
-        if t.credit == wallet {
-            w += a;
-        }
-        if t.debit == debt {
-            d += a;
-        }
-        if t.credit == debt {
-            d -= a;
-        }
-    }
-    let points = |v: i128| {
-        u64::try_from(v)
-            .ok()
-            .and_then(|v| Points::new(v).ok())
-            .unwrap_or_else(|| panic!("balance {v} of {account} out of range after transfers"))
-    };
-    Balance {
-        balance: points(w),
-        debt: points(d),
-    }
 }
 
 impl HubService for Hub {

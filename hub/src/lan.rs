@@ -6,16 +6,18 @@
 //! enrolled, unrevoked node of that municipality. A later roster of the
 //! group replaces the earlier one; an empty one ends the group. The fact log
 //! is the only record: the latest roster of each group is read back by the
-//! fact's subject (`lan/<municipality>/<group>`, see `hub::subject_of`).
+//! fact's subject (`lan/<municipality>/<group>`, see `facts::subject_of`).
 //! Revoking a node re-issues every roster of its municipality that named
 //! it, without it, in the same storage transaction.
 
-use crate::hub::{Hub, emit, finish};
-use crate::key::HubKey;
-use crate::store::{StoreError, StoreTx};
-use mykey_sync_proto::{
-    FactBody, LanGroup, MunicipalityCode, NodeId, Roster, Scope, UnixMillis, fact::RosterError,
-};
+use crate::facts::roster_subject;
+use crate::hub::Hub;
+use crate::ledger;
+use crate::rosters::{emit_roster, municipality_prefix, rosters_under};
+use crate::store::StoreError;
+
+pub use crate::rosters::LanRosterLine;
+use mykey_sync_proto::{LanGroup, MunicipalityCode, NodeId, Roster, UnixMillis, fact::RosterError};
 
 /// Why a roster was not issued.
 #[derive(Debug, thiserror::Error)]
@@ -68,112 +70,6 @@ pub enum LanRosterError {
     Store(#[from] StoreError),
 }
 
-/// A group's roster in force, as the fact log holds it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LanRosterLine {
-    /// The municipality.
-    pub municipality: MunicipalityCode,
-    /// The group.
-    pub group: LanGroup,
-    /// Its members (empty: the group was ended).
-    pub members: Vec<NodeId>,
-    /// The roster fact's position in the log.
-    pub hub_seq: u64,
-    /// When it was issued.
-    pub issued_at: UnixMillis,
-}
-
-/// The subject a group's roster facts are stored under.
-pub(crate) fn roster_subject(m: MunicipalityCode, group: &LanGroup) -> Vec<u8> {
-    format!("lan/{m}/{group}").into_bytes()
-}
-
-/// The latest roster of every group under a subject prefix, empty ones
-/// (ended groups) included.
-fn rosters_under(
-    st: &mut dyn StoreTx,
-    hub: &NodeId,
-    prefix: &[u8],
-) -> Result<Vec<LanRosterLine>, StoreError> {
-    let mut out = vec![];
-    for f in st.latest_facts_by_subject(prefix)? {
-        let v = f.signed.verify(hub).map_err(|e| StoreError::Corrupt {
-            what: "LAN roster fact",
-            detail: e.to_string(),
-        })?;
-        let p = v.payload();
-        if let FactBody::LanRoster {
-            municipality,
-            group,
-            members,
-        } = &p.body
-        {
-            out.push(LanRosterLine {
-                municipality: *municipality,
-                group: group.clone(),
-                members: members.members().to_vec(),
-                hub_seq: p.hub_seq,
-                issued_at: p.issued_at,
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn municipality_prefix(m: MunicipalityCode) -> Vec<u8> {
-    format!("lan/{m}/").into_bytes()
-}
-
-fn emit_roster(
-    st: &mut dyn StoreTx,
-    key: &HubKey,
-    m: MunicipalityCode,
-    group: &LanGroup,
-    members: Roster,
-    now: UnixMillis,
-) -> Result<u64, StoreError> {
-    let hub_seq = st.last_hub_seq()? + 1;
-    emit(
-        st,
-        key,
-        Scope::Municipality(m),
-        FactBody::LanRoster {
-            municipality: m,
-            group: group.clone(),
-            members,
-        },
-        now,
-    )?;
-    Ok(hub_seq)
-}
-
-/// Re-issues every roster of `m` that names `node`, without it (inside the
-/// caller's transaction, which revokes the node). Returns the groups.
-pub(crate) fn drop_from_rosters(
-    st: &mut dyn StoreTx,
-    key: &HubKey,
-    node: NodeId,
-    m: MunicipalityCode,
-    now: UnixMillis,
-) -> Result<Vec<LanGroup>, StoreError> {
-    let mut groups = vec![];
-    for line in rosters_under(st, &key.id(), &municipality_prefix(m))? {
-        if !line.members.contains(&node) {
-            continue;
-        }
-        let rest: Vec<NodeId> = line.members.into_iter().filter(|n| *n != node).collect();
-        // Fewer members than a valid roster held: still valid.
-        let roster = Roster::new(rest).map_err(|e| StoreError::Corrupt {
-            what: "LAN roster",
-            detail: e.to_string(),
-        })?;
-        emit_roster(st, key, m, &line.group, roster, now)?;
-        tracing::info!(node = %node.short(), group = %line.group, "revoked node dropped from its LAN roster");
-        groups.push(line.group);
-    }
-    Ok(groups)
-}
-
 impl Hub {
     /// Issues the roster of a LAN group of municipality `m`: the nodes that
     /// may trust each other on that LAN (each an enrolled, unrevoked node of
@@ -209,7 +105,7 @@ impl Hub {
         }
         let members = roster.members().to_vec();
         let hub_seq = emit_roster(&mut *st, &self.key, m, group, roster, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, %group, members = members.len(), "issued LAN roster");
         Ok(LanRosterLine {
             municipality: m,
@@ -242,7 +138,7 @@ impl Hub {
             });
         }
         let hub_seq = emit_roster(&mut *st, &self.key, m, group, Roster::new(vec![])?, now)?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::info!(municipality = %m, %group, "ended LAN group");
         Ok(hub_seq)
     }

@@ -13,6 +13,11 @@
 //! [`admin`] load what a decision needs from the [`store`], apply it and
 //! commit; [`store`] is the narrow storage interface with the SQLite backend
 //! (a PostgreSQL backend is a new implementation of [`store::LedgerStore`]).
+//! Below the drivers: [`ledger`] computes every balance and makes the
+//! balanced commit; the fact log signs and appends facts only; the
+//! wallet-credit path recovers debt first (by [`rules::debt_recovery`]) and
+//! tells nodes the balance and expiry; [`economy::types`] holds the rows
+//! storage keeps. Drivers never import each other.
 //! [`economy`] holds the points economy and settlement: operator exchanges,
 //! lots and expiry, settlement periods, Zengin payout files, liability reports.
 //! [`status`] is the operations view (every node's sync status and alerts,
@@ -34,8 +39,10 @@
 pub mod access;
 pub mod admin;
 pub mod bounds;
+pub mod doctor;
 pub mod economy;
 pub mod escrow;
+mod facts;
 pub mod http;
 mod hub;
 pub mod ingest;
@@ -44,12 +51,16 @@ pub mod lan;
 pub mod ledger;
 pub mod model;
 pub mod net;
+mod par;
 pub mod quarantine;
+mod rosters;
 pub mod rules;
+mod shard_book;
 pub mod shards;
 pub mod status;
 pub mod store;
 pub mod ticks;
+mod wallet;
 
 pub use admin::{
     AddCardError, AddFacilityError, AddMunicipalityError, CardCertificateError, CardStatusError,

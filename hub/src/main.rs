@@ -90,6 +90,18 @@ enum Command {
     Init,
     /// Print the hub id (the public key nodes verify facts with).
     Id,
+    /// Check this hub: data directory and key modes, the store, the listen
+    /// addresses (free, or held by its own serve), the settlement agent's
+    /// payee, disk; one line each, ok/warn/fail with what to do. Exits 1 on
+    /// any fail; changes nothing.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The dashboard address serve would take.
+        #[arg(long, value_name = "ADDR", default_value = mykey_hub::http::DEFAULT_ADDR)]
+        http: String,
+    },
     /// Serve nodes over libp2p until SIGINT or SIGTERM; prints `listening on <addr>/p2p/<peer id>`
     /// and `dashboard on http://ADDR/` (https with --tls-cert; operator dashboard, JSON API,
     /// /metrics, the operator exchange API).
@@ -97,7 +109,7 @@ enum Command {
         /// Listen here (multiaddr; repeatable) instead of hub.toml's `listen`.
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
-        /// Serve the dashboard here [default: 127.0.0.1:8780, or a free loopback port if taken].
+        /// Serve the dashboard here [default: 127.0.0.1:8780; in use is an error].
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
         /// Alert when a kind of facility is silent longer than this (repeatable; defaults:
@@ -557,10 +569,7 @@ fn parse_ops(s: &str) -> Result<OpList, String> {
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    UnixMillis(ms)
+    mykey_net::unix_now()
 }
 
 /// `YYYY-MM-DD HH:MM` in JST.
@@ -623,6 +632,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("give this hub id to every node (it verifies the hub's facts with it)");
         }
         Command::Id => println!("{}", open(&cli)?.hub_id()),
+        Command::Doctor { json, http } => {
+            // This hub's own serve holds its addresses: not a conflict.
+            let serving = match serve_lock(&cli.data) {
+                Ok(_free) => None,
+                Err(e) => match e.downcast_ref::<mykey_net::dirlock::LockError>() {
+                    Some(mykey_net::dirlock::LockError::Held { pid, .. }) => Some(format!(
+                        "mykey-hub serve (pid {})",
+                        pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
+                    )),
+                    _ => None,
+                },
+            };
+            let checks = mykey_hub::doctor::run(&cli.data, http, serving.as_deref());
+            if *json {
+                println!("{}", mykey_net::doctor::json(&checks));
+            } else {
+                print!("{}", mykey_net::doctor::text(&checks));
+            }
+            if mykey_net::doctor::any_failed(&checks) {
+                bail!("doctor found a failure (the `fail` lines above say what to do)");
+            }
+        }
         Command::Serve {
             listen,
             http,
@@ -690,8 +721,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("reading the password from stdin")?;
                 line.trim_end_matches(['\r', '\n']).to_owned()
             } else {
-                let p = rpassword::prompt_password("password: ")?;
-                if rpassword::prompt_password("again: ")? != p {
+                // A piped password would be ignored for the terminal, or fail
+                // as "os error 6" with no terminal at all.
+                let tty = "the password is read from the terminal, and stdin is not one: \
+                           to pipe it, add --password-stdin; nothing was changed";
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    bail!(tty);
+                }
+                let p = rpassword::prompt_password("password: ").context(tty)?;
+                if rpassword::prompt_password("again: ").context(tty)? != p {
                     bail!("the passwords differ; nothing was changed");
                 }
                 p
@@ -1153,7 +1191,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mykey-hub: {e:#}");
+            eprintln!("mykey-hub: {}", mykey_net::report::error_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

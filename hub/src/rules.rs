@@ -582,28 +582,40 @@ pub fn grant_transfers(
     if points.is_zero() {
         return out;
     }
-    let w = LedgerAccount::Wallet(account, municipality);
     out.push(TransferDraft {
         debit: LedgerAccount::ProgramBudget(program.clone(), municipality),
-        credit: w.clone(),
+        credit: LedgerAccount::Wallet(account, municipality),
         amount: points,
         kind: TransferKind::Grant,
         origin_tx: origin.map(|o| o.0),
         node_time: origin.map(|o| o.1),
     });
     let after = wallet.checked_add(points).unwrap_or(points);
-    let recover = after.min(debt);
-    if !recover.is_zero() {
-        out.push(TransferDraft {
-            debit: w,
-            credit: LedgerAccount::Debt(account, municipality),
-            amount: recover,
-            kind: TransferKind::DebtRecovery,
-            origin_tx: origin.map(|o| o.0),
-            node_time: origin.map(|o| o.1),
-        });
-    }
+    out.extend(debt_recovery(account, municipality, after, debt, origin));
     out
+}
+
+/// The debt-recovery rule (DESIGN §6: debt is recovered from later credits):
+/// once a credit leaves `wallet` in the holder's wallet, as much of it as the
+/// debt goes to the debt. Every wallet credit (grants from nodes and from the
+/// hub, exchanges, releases of held points, escrow returned by a release)
+/// follows it, through [`grant_transfers`] or the wallet-credit path (`wallet::credited`).
+pub fn debt_recovery(
+    account: AccountId,
+    municipality: MunicipalityCode,
+    wallet: Points,
+    debt: Points,
+    origin: Option<(TxId, UnixMillis)>,
+) -> Option<TransferDraft> {
+    let recover = wallet.min(debt);
+    (!recover.is_zero()).then(|| TransferDraft {
+        debit: LedgerAccount::Wallet(account, municipality),
+        credit: LedgerAccount::Debt(account, municipality),
+        amount: recover,
+        kind: TransferKind::DebtRecovery,
+        origin_tx: origin.map(|o| o.0),
+        node_time: origin.map(|o| o.1),
+    })
 }
 
 fn decide_link(

@@ -14,7 +14,10 @@
 //! the hub's documents.
 
 use crate::hub::Hub;
+use crate::shard_book::{HubShard, ScopeDocs, ShardBook};
+
 use crate::model::NodeRecord;
+pub use crate::shard_book::DEFAULT_ITEMS_PER_SHARD;
 use crate::store::{PlacedFact, ShardEpochRow, StoreError, StoreTx};
 use mykey_cache::{ShardDoc, SyncState, hub_actor};
 use mykey_sync_proto::shard::{
@@ -23,10 +26,8 @@ use mykey_sync_proto::shard::{
 };
 use mykey_sync_proto::wire::{MAX_SHARD_MESSAGE_BYTES, Refusal, ShardList, ShardSync};
 use mykey_sync_proto::{NodeId, Scope, UnixMillis};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-/// Items per shard the hub aims at when it picks a bucket count (DESIGN §7).
-pub const DEFAULT_ITEMS_PER_SHARD: u64 = 10_000;
 /// A scope gets a new epoch on its own once one of its shards holds more
 /// than this many times the target ([`Hub::shard_tick`]).
 pub const GROWTH_FACTOR: u64 = 2;
@@ -35,40 +36,6 @@ const READ_CHUNK: u32 = 5_000;
 /// Sync states kept (per node and shard); past this they are all dropped and
 /// rebuilt on the next message (a Bloom-filter exchange, nothing lost).
 const MAX_SYNC_STATES: usize = 100_000;
-
-/// The hub's shard documents and sync states, in memory.
-pub(crate) struct ShardBook {
-    scopes: HashMap<Scope, ScopeDocs>,
-    states: HashMap<(NodeId, ShardId), (Epoch, SyncState)>,
-    /// Items per shard aimed at when an epoch chooses its bucket count.
-    pub(crate) items_per_shard: u64,
-    /// [`Hub::shard_tick`] has looked at the scopes written through this
-    /// hub_seq (0 after a start: it looks at every scope once).
-    grown_checked_through: u64,
-}
-
-impl Default for ShardBook {
-    fn default() -> Self {
-        ShardBook {
-            scopes: HashMap::new(),
-            states: HashMap::new(),
-            items_per_shard: DEFAULT_ITEMS_PER_SHARD,
-            grown_checked_through: 0,
-        }
-    }
-}
-
-struct ScopeDocs {
-    layout: ShardEpochRow,
-    /// The log is turned into changes through this hub_seq.
-    applied: u64,
-    docs: BTreeMap<ShardId, HubShard>,
-}
-
-struct HubShard {
-    doc: ShardDoc,
-    last_seq: u64,
-}
 
 /// What a node may sync: its municipality's deny and municipality shards,
 /// its facility's shards.

@@ -259,6 +259,75 @@ fn grant_reserves_spend_draws_transfer_moves_release_returns() {
     conserved(&mut f);
 }
 
+/// The last confirmed balance (wallet, debt) nodes of the municipality
+/// were told for alice.
+fn told_balance(f: &mut Fixture, node: NodeId) -> (u64, u64) {
+    let alice = f.alice;
+    f.hub
+        .received_facts(&node, 0, 10_000)
+        .unwrap()
+        .facts
+        .iter()
+        .rev()
+        .find_map(
+            |s| match s.verify(&f.hub.hub_id()).unwrap().payload().body {
+                FactBody::ConfirmedBalance {
+                    account,
+                    balance,
+                    debt,
+                    ..
+                } if account == alice => Some((balance.get(), debt.get())),
+                _ => None,
+            },
+        )
+        .expect("nodes were told alice's balance")
+}
+
+#[test]
+fn escrow_release_to_a_holder_in_debt_recovers_the_debt_first() {
+    let Strict {
+        mut f,
+        mut a,
+        mut b,
+    } = strict();
+    // All of alice's 1001 points are reserved for A.
+    f.hub
+        .escrow_grant(muni(), &[a.id], Some(&[f.alice]), T0)
+        .unwrap();
+    assert_eq!(escrow_of(&mut f, a.id), 1001);
+    assert_eq!(wallet(&mut f), (0, 0));
+    // B holds no right: its spend of 150 is honoured as an overdraft.
+    let r = f
+        .hub
+        .ingest(&b.id.clone(), vec![b.sign(redeem(f.alice, 1, 150))], T0);
+    assert_eq!(debt_created(&r.receipts[0].outcome), 150);
+    assert_eq!(wallet(&mut f), (0, 150));
+    // Releasing A's right returns 1001 to the wallet, which pays the debt
+    // first, as every other wallet credit does.
+    let s = f.hub.escrow_release(muni(), None, T0).unwrap();
+    assert_eq!((s.points, s.accounts), (1001, 1));
+    assert_eq!(wallet(&mut f), (851, 0), "the debt is recovered first");
+    assert_eq!(f.hub.total_debt().unwrap(), 0);
+    assert_eq!(told_balance(&mut f, a.id), (851, 0), "nodes learn it");
+    // The points spent beyond the right used up the lot; the rest keep it.
+    let lots: Vec<(u64, u64)> = f
+        .hub
+        .lots_of(f.alice, muni())
+        .unwrap()
+        .iter()
+        .map(|l| (l.amount, l.remaining))
+        .collect();
+    assert_eq!(lots, vec![(1001, 851)]);
+    conserved(&mut f);
+    // A later spend at A (no right now) draws the wallet, not debt.
+    let r = f
+        .hub
+        .ingest(&a.id.clone(), vec![a.sign(redeem(f.alice, 1, 51))], T0);
+    assert_eq!(debt_created(&r.receipts[0].outcome), 0);
+    assert_eq!(wallet(&mut f), (800, 0));
+    conserved(&mut f);
+}
+
 #[test]
 fn forged_or_misaddressed_transfers_move_nothing() {
     let Strict {

@@ -239,10 +239,7 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             operator_points: 1000,
             municipality: None,
             // The served route applies it at the hub's real clock.
-            requested_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64,
+            requested_at: mykey_net::unix_now().0,
         },
         &card_x_key(),
     );

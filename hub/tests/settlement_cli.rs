@@ -359,12 +359,7 @@ fn settle_closes_nothing_until_every_account_is_there() {
     // A redeem at the shop: the period owes the merchant a payout.
     let mut hub = mykey_hub::Hub::open(&data).unwrap();
     let shop = common::Chain::new(31);
-    let now = mykey_sync_proto::UnixMillis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    );
+    let now = mykey_net::unix_now();
     let policy = mykey_hub::NodePolicy {
         valid_until: now.plus_ms(86_400_000),
         ..common::policy(&[mykey_sync_proto::OpKind::Redeem])

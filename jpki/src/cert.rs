@@ -341,24 +341,15 @@ fn check_signed_by(leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> Resu
 
 /// RFC 3339 UTC form of a Unix time (`2031-03-31T23:59:59Z`), for people and JSON.
 pub fn rfc3339(unix: i64) -> String {
-    // Civil-from-days (H. Hinnant); avoids a date crate for one formatter.
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let mykey_civil::DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    } = mykey_civil::DateTime::from_unix_secs(unix);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 #[cfg(test)]

@@ -6,9 +6,14 @@
 //! - [`identity`]: a libp2p identity *is* the ed25519 key that signs
 //!   (a node's or the hub's); peer ids and [`mykey_sync_proto::NodeId`]s
 //!   convert both ways.
+//! - [`clock`]: the wall clock, read in this one place by both binaries.
+//! - [`keyfile`]: the one key file format of both sides (hex, 0600), which
+//!   still reads the raw files older nodes wrote.
 //! - [`dirlock`]: one serving process per data directory and role (a file
 //!   lock node and hub take alike).
+//! - [`doctor`]: the `ok`/`warn`/`fail` lines of both doctors, file modes, disk space.
 //! - [`pipe`]: a closed stdout (`| head`) ends a CLI quietly, not in a panic.
+//! - [`report`]: a failed command's error in one line, each cause said once.
 //! - [`swarm`]: TCP + noise + yamux with the shared link timing, and the
 //!   [`Behaviour`] both sides speak (sync, identify, ping); the node nests it
 //!   in its own beside the LAN protocol and mDNS.
@@ -21,12 +26,20 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod codec;
 pub mod dirlock;
+pub mod doctor;
 pub mod identity;
+pub mod keyfile;
 pub mod pipe;
+pub mod report;
 pub mod swarm;
 
+pub use clock::{unix_now, unix_now_secs};
 pub use codec::{ByteBudget, Frame, FrameCodec, PROTOCOL};
 pub use identity::{keypair, node_id_of, peer_id_of};
-pub use swarm::{Behaviour, BehaviourEvent, InboundLimits, LinkTiming, SwarmError, build_swarm};
+pub use swarm::{
+    Behaviour, BehaviourEvent, InboundLimits, LinkTiming, ListenError, SwarmError, build_swarm,
+    listen_alone,
+};

@@ -11,7 +11,8 @@ use ed25519_dalek::SigningKey;
 use libp2p::identity::{DecodingError, Keypair};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, identify, noise, ping, request_response, tcp, yamux,
+    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, identify, noise, ping, request_response, tcp,
+    yamux,
 };
 use std::time::Duration;
 
@@ -109,6 +110,54 @@ impl Behaviour {
                     .with_timeout(timing.ping_timeout),
             ),
         }
+    }
+}
+
+/// Why a listen address could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Another socket already listens there (another hub or node, or any program).
+    #[error("the address is already in use by another process")]
+    InUse,
+    /// libp2p refused the address.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Listens on `addr`, but only if no other socket holds it.
+///
+/// libp2p binds its listeners with `SO_REUSEPORT`, so a second process on the
+/// same TCP port would share it with the first and take half its peers.
+/// A plain bind first (no `SO_REUSEPORT`) fails while anyone listens there;
+/// port 0 and non-TCP addresses go to libp2p as they are.
+pub fn listen_alone<B: NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    addr: Multiaddr,
+) -> Result<libp2p::core::transport::ListenerId, ListenError> {
+    if let Some(socket) = tcp_socket(&addr)
+        && socket.port() != 0
+        && let Err(e) = std::net::TcpListener::bind(socket)
+        && e.kind() == std::io::ErrorKind::AddrInUse
+    {
+        return Err(ListenError::InUse);
+    }
+    swarm
+        .listen_on(addr)
+        .map_err(|e| ListenError::Refused(e.to_string()))
+}
+
+/// The IP socket address of a `/ip4|ip6/…/tcp/…` multiaddr.
+pub fn tcp_socket(addr: &Multiaddr) -> Option<std::net::SocketAddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut it = addr.iter();
+    let ip: std::net::IpAddr = match it.next()? {
+        Protocol::Ip4(ip) => ip.into(),
+        Protocol::Ip6(ip) => ip.into(),
+        _ => return None,
+    };
+    match it.next()? {
+        Protocol::Tcp(port) => Some(std::net::SocketAddr::new(ip, port)),
+        _ => None,
     }
 }
 

@@ -39,7 +39,9 @@ pub enum DataDirError {
         source: std::io::Error,
     },
     /// The config did not parse.
-    #[error("{path}: {detail}; fix the file or run `mykey-node init` in a fresh directory")]
+    #[error(
+        "{path}: {detail}; fix that line, or restore node.toml from a backup (keep node.key and node.sqlite as they are: they are this node's identity and its pending transactions)"
+    )]
     Config {
         /// The file.
         path: PathBuf,
@@ -126,10 +128,9 @@ impl DataDir {
         for name in SECTIONS {
             table.remove(*name);
         }
-        table.try_into().map_err(|e| DataDirError::Config {
-            path,
-            detail: e.to_string(),
-        })
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| config_error(&path, e.message()))
     }
 
     /// A section of `node.toml` (`[sip2]`), if present, for its module to parse.
@@ -141,10 +142,10 @@ impl DataDir {
         match self.table()?.remove(name) {
             None => Ok(None),
             Some(toml::Value::Table(t)) => Ok(Some(t)),
-            Some(_) => Err(DataDirError::Config {
-                path: self.config_path(),
-                detail: format!("[{name}] must be a section (a table)"),
-            }),
+            Some(_) => Err(config_error(
+                &self.config_path(),
+                &format!("`{name}` must be a section ([{name}])"),
+            )),
         }
     }
 
@@ -238,10 +239,30 @@ pub(crate) fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 fn parse_hub_key(path: &Path, text: &str) -> Result<NodeId, DataDirError> {
-    NodeId::parse(text).map_err(|e| DataDirError::Config {
+    NodeId::parse(text).map_err(|e| config_error(path, &format!("`hub_key`: {e}")))
+}
+
+/// A config error about a key, with the line of `path` that holds it (the
+/// first name in backquotes in `detail`), so the person fixes that line.
+fn config_error(path: &Path, detail: &str) -> DataDirError {
+    let key = detail.split('`').nth(1).filter(|k| !k.is_empty());
+    let line = key.and_then(|key| {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().position(|l| {
+            let l = l.trim_start();
+            let head = l.trim_start_matches('[');
+            head.strip_prefix(key).is_some_and(|rest| {
+                rest.trim_start().starts_with('=') || rest.trim_start().starts_with(']')
+            })
+        })
+    });
+    DataDirError::Config {
         path: path.to_owned(),
-        detail: format!("hub_key: {e}"),
-    })
+        detail: match line {
+            Some(i) => format!("line {}: {detail}", i + 1),
+            None => detail.to_owned(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +282,15 @@ mod tests {
         let sip2 = d.section("sip2").unwrap().unwrap();
         assert_eq!(sip2["upstream"].as_str(), Some("ils:6001"));
         write(&format!("hub_key = \"{hub}\"\nhub_adr = \"typo\"\n"));
-        assert!(d.config().unwrap_err().to_string().contains("hub_adr"));
+        let err = d.config().unwrap_err().to_string();
+        assert!(err.contains("line 2: unknown field `hub_adr`"), "{err}");
+        assert!(
+            err.contains("fix that line") && !err.contains("init"),
+            "{err}"
+        );
+        write("hub_key = \"nope\"\n");
+        let err = d.open().unwrap_err().to_string();
+        assert!(err.contains("line 1: `hub_key`"), "{err}");
         assert!(d.section("sip2").unwrap().is_none());
         write(&format!("hub_key = \"{hub}\"\nsip2 = 1\n"));
         assert!(

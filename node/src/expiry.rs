@@ -2,7 +2,7 @@
 //! day (in Japan Standard Time) the points can be spent, as the hub's
 //! `mykey-hub economy lots` prints it.
 //!
-//! Pure arithmetic (Howard Hinnant's `civil_from_days`), no clock.
+//! Pure arithmetic (`mykey_civil`), no clock.
 
 use mykey_sync_proto::{Points, UnixMillis};
 
@@ -18,20 +18,8 @@ pub fn line(points: Points, expires_at: UnixMillis) -> String {
 /// The JST day just before `expires_at`, as `YYYY-MM-DD`.
 pub fn last_day(expires_at: UnixMillis) -> String {
     let ms = i64::try_from(expires_at.0.saturating_sub(1)).unwrap_or(i64::MAX) + JST_OFFSET_MS;
-    let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    let (y, m, d) = mykey_civil::civil_from_days(ms.div_euclid(MS_PER_DAY));
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

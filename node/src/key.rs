@@ -1,13 +1,15 @@
 //! The node's ed25519 key: created on first start in a file only its owner
-//! can read, never logged. The libp2p identity is derived from the same key,
+//! can read (`mykey_net::keyfile`), never logged. The libp2p identity is derived from the same key,
 //! so the transport authenticates the key that signs transactions.
 
 use ed25519_dalek::SigningKey;
+use mykey_net::keyfile::{self, Role};
 use mykey_sync_proto::NodeId;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+/// Why the key file could not be used (the shared key file's error, naming
+/// the node key).
+pub use mykey_net::keyfile::KeyFileError as KeyError;
 
 /// The node's signing key. `Debug` never prints the secret; the key bytes are
 /// zeroized on drop.
@@ -22,87 +24,25 @@ impl std::fmt::Debug for NodeKey {
     }
 }
 
-/// Why the key file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// Reading or writing the file failed.
-    #[error("node key file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not 32 bytes.
-    #[error(
-        "node key file {path} is {len} bytes, expected 32: it is damaged; restore it from backup"
-    )]
-    Length {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        len: usize,
-    },
-    /// Other users can read the file.
-    #[error(
-        "node key file {path} has mode {mode:o}: others can read it; run `chmod 600 {path}` and check who copied it"
-    )]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its mode bits.
-        mode: u32,
-    },
-    /// The OS random source failed.
-    #[error("cannot draw random bytes for a new key: {0}")]
-    Random(String),
-}
-
 impl NodeKey {
-    /// Loads the key at `path`, creating it (mode 0600) if it does not exist.
+    /// Loads the key at `path`, creating it (mode 0600) if it does not exist
+    /// (`mykey_net::keyfile`: hex digits; the raw 32 bytes older nodes wrote
+    /// still load).
     pub fn load_or_create(path: &Path) -> Result<NodeKey, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        match fs::read(path) {
-            Ok(bytes) => {
-                let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Permissions {
-                        path: path.to_owned(),
-                        mode,
-                    });
-                }
-                let len = bytes.len();
-                let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Length {
-                    path: path.to_owned(),
-                    len,
-                })?;
-                Ok(NodeKey::from_secret(arr))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(io)?;
-                f.write_all(&secret).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                Ok(NodeKey::from_secret(secret))
-            }
-            Err(e) => Err(io(e)),
-        }
+        Ok(NodeKey::from_signing(keyfile::load_or_create(
+            path,
+            Role::Node,
+        )?))
     }
 
     /// A key from secret bytes (tests, simulation: deterministic keys).
     pub fn from_secret(mut secret: [u8; 32]) -> NodeKey {
         let key = SigningKey::from_bytes(&secret);
         zeroize::Zeroize::zeroize(&mut secret);
+        NodeKey::from_signing(key)
+    }
+
+    fn from_signing(key: SigningKey) -> NodeKey {
         #[allow(clippy::expect_used)]
         let id = NodeId::from_bytes(key.verifying_key().to_bytes())
             .expect("an ed25519 public key derived from a secret is a valid point");
@@ -123,6 +63,8 @@ impl NodeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn created_with_owner_only_mode_and_reloaded() {
@@ -139,5 +81,18 @@ mod tests {
             NodeKey::load_or_create(&p),
             Err(KeyError::Permissions { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_file_of_an_older_node_keeps_its_identity() {
+        // Nodes before the shared key file wrote the 32 secret bytes raw.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.key");
+        let old = NodeKey::from_secret([0x21; 32]);
+        let mut f = fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(f.write(true).create_new(true), 0o600);
+        std::io::Write::write_all(&mut f.open(&p).unwrap(), &[0x21; 32]).unwrap();
+        assert_eq!(NodeKey::load_or_create(&p).unwrap().id(), old.id());
+        assert_eq!(fs::read(&p).unwrap(), [0x21; 32]);
     }
 }

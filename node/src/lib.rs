@@ -9,6 +9,7 @@
 
 pub mod card;
 pub mod config;
+pub mod doctor;
 pub mod expiry;
 pub mod http;
 pub mod key;

@@ -109,6 +109,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this node: data directory and key modes, enrolment and its
+    /// expiry, strict mode, the hub (reachable? knows us? its clock), card
+    /// readers, disk; one line each, ok/warn/fail with what to do. Exits 1
+    /// on any fail; changes nothing.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// How long the hub has to answer, in seconds.
+        #[arg(long, default_value_t = mykey_node::doctor::HUB_TIMEOUT.as_secs())]
+        hub_timeout_s: u64,
+    },
     /// Card reader commands.
     #[command(subcommand)]
     Card(mykey_node::card::cli::CardCommand),
@@ -129,25 +141,21 @@ enum Command {
         /// A LAN peer to dial (`/ip4/…/tcp/…/p2p/<peer id>`; repeatable), besides net.toml's `peers`.
         #[arg(long)]
         peer: Vec<String>,
-        /// Serve the local status page here [default: 127.0.0.1:8781, or a free loopback port if taken].
+        /// Serve the local status page here [default: 127.0.0.1:8781; in use is an error].
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    UnixMillis(ms)
+    mykey_net::unix_now()
 }
 
 fn card(text: &str) -> Result<CardKey> {
     CardKey::parse(text).context("--card")
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     mykey_net::pipe::exit_quietly_on_broken_pipe();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -158,7 +166,18 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Each cause once (anyhow's `Caused by:` repeats what a message
+            // already says).
+            eprintln!("Error: {}", mykey_net::report::error_line(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data);
     match cli.command {
         Command::Init { hub_key, hub_addr } => {
@@ -171,6 +190,21 @@ fn main() -> Result<()> {
             );
         }
         Command::Id => println!("{}", dir.open()?.id()),
+        Command::Doctor {
+            json,
+            hub_timeout_s,
+        } => {
+            let checks =
+                mykey_node::doctor::run(&dir, std::time::Duration::from_secs(hub_timeout_s));
+            if json {
+                println!("{}", mykey_net::doctor::json(&checks));
+            } else {
+                print!("{}", mykey_net::doctor::text(&checks));
+            }
+            if mykey_net::doctor::any_failed(&checks) {
+                anyhow::bail!("doctor found a failure (the `fail` lines above say what to do)");
+            }
+        }
         Command::Lookup { card: c } => {
             let node = dir.open()?;
             match node.lookup(&card(&c)?)? {

@@ -580,11 +580,7 @@ impl Node {
                     Outcome::Rejected(reason) if reason.is_chain_level() => {
                         // The hub did not consume the seq: keep it pending, show why.
                         warn!(node = %me.short(), seq = rc.seq, "hub cannot process own transaction: {reason}");
-                        w.execute(
-                            "UPDATE outbox SET reason = ?2 WHERE seq = ?1",
-                            rusqlite::params![rc.seq as i64, reason.to_string()],
-                        )
-                        .map_err(StoreError::from)?;
+                        w.set_outbox_reason(rc.seq, &reason.to_string())?;
                     }
                     Outcome::Rejected(reason) => {
                         warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), "hub rejected: {reason}");

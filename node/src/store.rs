@@ -360,6 +360,11 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Points stored in `table`, refused as corrupt past `Points::MAX`.
+fn stored_points(table: &'static str, v: i64) -> Result<Points, StoreError> {
+    Points::new(u(v)).map_err(|e| corrupt(table, e))
+}
+
 fn corrupt(table: &'static str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
         table,
@@ -382,7 +387,7 @@ fn credit_row(
         right_id: u(right_id),
         account: AccountId::new(u(account)).map_err(|e| corrupt("right_credits", e))?,
         municipality: MunicipalityCode::try_from(m).map_err(|e| corrupt("right_credits", e))?,
-        points: Points::new(u(points)).map_err(|e| corrupt("right_credits", e))?,
+        points: stored_points("right_credits", points)?,
     })
 }
 
@@ -470,13 +475,6 @@ pub struct Reader<'a> {
 /// Writes inside one transaction; reads see the writes.
 pub struct Writer<'a> {
     tx: &'a rusqlite::Transaction<'a>,
-}
-
-impl<'a> std::ops::Deref for Writer<'a> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.tx
-    }
 }
 
 impl Writer<'_> {
@@ -598,6 +596,15 @@ impl Writer<'_> {
                 municipality.map(|m| m.get()),
                 i(points.get()),
             ])?;
+        Ok(())
+    }
+
+    /// Notes why the hub could not process an own transaction that stays
+    /// pending (a chain-level refusal: the seq was not consumed).
+    pub fn set_outbox_reason(&self, seq: u64, reason: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE outbox SET reason = ?2 WHERE seq = ?1")?
+            .execute(params![i(seq), reason])?;
         Ok(())
     }
 
@@ -1064,6 +1071,51 @@ impl Writer<'_> {
 }
 
 impl Reader<'_> {
+    /// The first column of a cached statement's first row, or `None`.
+    fn value<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params, |r| r.get(0))
+            .optional()?)
+    }
+
+    /// A cached statement's first row as a tuple of its columns, or `None`.
+    fn row<T>(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<T>, StoreError>
+    where
+        T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+    {
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params, |r| T::try_from(r))
+            .optional()?)
+    }
+
+    /// Every row of a cached statement as a tuple of its columns.
+    fn rows<T>(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+    {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(params, |r| T::try_from(r))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether a cached statement returns a row.
+    fn exists(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params, |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// A shard document's stored bytes (its chunks concatenated, which
     /// automerge loads as one) and how many chunks there are.
     pub fn shard_chunks(&self, shard: &[u8], epoch: u32) -> Result<(Vec<u8>, usize), StoreError> {
@@ -1086,24 +1138,18 @@ impl Reader<'_> {
         shard: &[u8],
         epoch: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT state FROM shard_states WHERE peer = ?1 AND shard = ?2 AND epoch = ?3",
-            )?
-            .query_row(params![peer.as_bytes().as_slice(), shard, epoch], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.value(
+            "SELECT state FROM shard_states WHERE peer = ?1 AND shard = ?2 AND epoch = ?3",
+            params![peer.as_bytes().as_slice(), shard, epoch],
+        )
     }
 
     /// What the node holds of a shard.
     pub fn held_shard(&self, shard: &[u8]) -> Result<Option<HeldShard>, StoreError> {
-        let row: Option<(u32, u16, i64)> = self
-            .conn
-            .prepare_cached("SELECT epoch, buckets, last_seq FROM shards_held WHERE shard = ?1")?
-            .query_row(params![shard], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
+        let row: Option<(u32, u16, i64)> = self.row(
+            "SELECT epoch, buckets, last_seq FROM shards_held WHERE shard = ?1",
+            params![shard],
+        )?;
         Ok(row.map(|(epoch, buckets, s)| HeldShard {
             epoch,
             buckets,
@@ -1140,21 +1186,16 @@ impl Reader<'_> {
 
     /// A key's high-water mark (0: none).
     pub fn item_mark(&self, key: &str) -> Result<u64, StoreError> {
-        let v: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT hub_seq FROM item_marks WHERE key = ?1")?
-            .query_row(params![key], |r| r.get(0))
-            .optional()?;
+        let v: Option<i64> = self.value(
+            "SELECT hub_seq FROM item_marks WHERE key = ?1",
+            params![key],
+        )?;
         Ok(v.map_or(0, u))
     }
 
     /// A meta value.
     pub fn meta(&self, k: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT v FROM meta WHERE k = ?1")?
-            .query_row([k], |r| r.get(0))
-            .optional()?)
+        self.value("SELECT v FROM meta WHERE k = ?1", [k])
     }
 
     /// A meta value as a number (0 when absent).
@@ -1177,11 +1218,10 @@ impl Reader<'_> {
 
     /// The last signed transaction: (seq, id).
     pub fn last_tx(&self) -> Result<(u64, TxId), StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached("SELECT seq, tx_id FROM outbox ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row: Option<(i64, Vec<u8>)> = self.row(
+            "SELECT seq, tx_id FROM outbox ORDER BY seq DESC LIMIT 1",
+            [],
+        )?;
         match row {
             None => Ok((0, TxId::GENESIS)),
             Some((seq, id)) => {
@@ -1220,13 +1260,10 @@ impl Reader<'_> {
 
     /// The card's registration, if known.
     pub fn card(&self, card: &CardKey) -> Result<Option<CardRow>, StoreError> {
-        let row: Option<(i64, String, u32)> = self
-            .conn
-            .prepare_cached("SELECT account, my_key_id, municipality FROM cards WHERE card = ?1")?
-            .query_row([codec::encode(card)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let row: Option<(i64, String, u32)> = self.row(
+            "SELECT account, my_key_id, municipality FROM cards WHERE card = ?1",
+            [codec::encode(card)],
+        )?;
         row.map(|(a, k, m)| {
             Ok(CardRow {
                 account: AccountId::new(u(a)).map_err(|e| corrupt("cards", e))?,
@@ -1239,11 +1276,10 @@ impl Reader<'_> {
 
     /// The card's status (active unless the hub said otherwise).
     pub fn card_status(&self, card: &CardKey) -> Result<CardStatus, StoreError> {
-        let s: Option<String> = self
-            .conn
-            .prepare_cached("SELECT status FROM card_status WHERE card = ?1")?
-            .query_row([codec::encode(card)], |r| r.get(0))
-            .optional()?;
+        let s: Option<String> = self.value(
+            "SELECT status FROM card_status WHERE card = ?1",
+            [codec::encode(card)],
+        )?;
         match s {
             None => Ok(CardStatus::Active),
             Some(s) => CardStatus::parse(&s).ok_or_else(|| corrupt("card_status", s)),
@@ -1252,15 +1288,9 @@ impl Reader<'_> {
 
     /// The facility card numbers linked to an account (except those being unlinked).
     pub fn numbers(&self, account: AccountId) -> Result<Vec<NumberRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT number, state FROM facility_cards WHERE account = ?1 AND state != 'pending-unlink' ORDER BY number",
-        )?;
-        let rows = st.query_map([i(account.get())], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
+        let rows: Vec<(String, String)> = self.rows("SELECT number, state FROM facility_cards WHERE account = ?1 AND state != 'pending-unlink' ORDER BY number", [i(account.get())])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (n, s) = row?;
+        for (n, s) in rows {
             out.push(NumberRow {
                 number: FacilityCardNumber::parse(&n).map_err(|e| corrupt("facility_cards", e))?,
                 confirmed: s == "linked",
@@ -1275,11 +1305,10 @@ impl Reader<'_> {
         account: AccountId,
         number: &FacilityCardNumber,
     ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT state FROM facility_cards WHERE account = ?1 AND number = ?2")?
-            .query_row(params![i(account.get()), number.as_str()], |r| r.get(0))
-            .optional()?)
+        self.value(
+            "SELECT state FROM facility_cards WHERE account = ?1 AND number = ?2",
+            params![i(account.get()), number.as_str()],
+        )
     }
 
     /// The hub's last confirmed balance of a wallet with the ledger position
@@ -1289,19 +1318,11 @@ impl Reader<'_> {
         account: AccountId,
         municipality: MunicipalityCode,
     ) -> Result<Option<mykey_sync_proto::Basis>, StoreError> {
-        let row: Option<(i64, i64, i64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT balance, debt, ledger_pos FROM balances WHERE account = ?1 AND municipality = ?2",
-            )?
-            .query_row(params![i(account.get()), municipality.get()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let row: Option<(i64, i64, i64)> = self.row("SELECT balance, debt, ledger_pos FROM balances WHERE account = ?1 AND municipality = ?2", params![i(account.get()), municipality.get()])?;
         let Some((b, d, pos)) = row else {
             return Ok(None);
         };
-        let p = |v: i64| Points::new(u(v)).map_err(|e| corrupt("balances", e));
+        let p = |v: i64| stored_points("balances", v);
         Ok(Some(mykey_sync_proto::Basis {
             ledger_pos: u(pos),
             balance: p(b)?,
@@ -1315,17 +1336,12 @@ impl Reader<'_> {
         account: AccountId,
         municipality: MunicipalityCode,
     ) -> Result<(Points, Points), StoreError> {
-        let row: Option<(i64, i64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT balance, debt FROM balances WHERE account = ?1 AND municipality = ?2",
-            )?
-            .query_row(params![i(account.get()), municipality.get()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+        let row: Option<(i64, i64)> = self.row(
+            "SELECT balance, debt FROM balances WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), municipality.get()],
+        )?;
         let (b, d) = row.unwrap_or((0, 0));
-        let p = |v: i64| Points::new(u(v)).map_err(|e| corrupt("balances", e));
+        let p = |v: i64| stored_points("balances", v);
         Ok((p(b)?, p(d)?))
     }
 
@@ -1336,17 +1352,12 @@ impl Reader<'_> {
         account: AccountId,
         municipality: MunicipalityCode,
     ) -> Result<Option<(Points, UnixMillis)>, StoreError> {
-        let row: Option<(i64, i64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT points, expires_at FROM expiries WHERE account = ?1 AND municipality = ?2",
-            )?
-            .query_row(params![i(account.get()), municipality.get()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+        let row: Option<(i64, i64)> = self.row(
+            "SELECT points, expires_at FROM expiries WHERE account = ?1 AND municipality = ?2",
+            params![i(account.get()), municipality.get()],
+        )?;
         let Some((p, e)) = row else { return Ok(None) };
-        let points = Points::new(u(p)).map_err(|e| corrupt("expiries", e))?;
+        let points = stored_points("expiries", p)?;
         Ok((!points.is_zero()).then_some((points, UnixMillis(u(e)))))
     }
 
@@ -1376,19 +1387,11 @@ impl Reader<'_> {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<(Points, u64, Points), StoreError> {
-        let row: Option<(i64, i64, i64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT points, right_id, received FROM rights WHERE account = ?1 AND municipality = ?2",
-            )?
-            .query_row(params![i(account.get()), m.get()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let row: Option<(i64, i64, i64)> = self.row("SELECT points, right_id, received FROM rights WHERE account = ?1 AND municipality = ?2", params![i(account.get()), m.get()])?;
         let (p, id, rec) = row.unwrap_or((0, 0, 0));
         let own = u(p).saturating_sub(u(rec));
         Ok((
-            Points::new(u(p)).map_err(|e| corrupt("rights", e))?,
+            stored_points("rights", p)?,
             u(id),
             Points::new(own).map_err(|e| corrupt("rights", e))?,
         ))
@@ -1401,13 +1404,7 @@ impl Reader<'_> {
         m: MunicipalityCode,
         right_id: u64,
     ) -> Result<Option<mykey_sync_proto::SignedFact>, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached(
-                "SELECT fact FROM right_grants WHERE right_id = ?1 AND account = ?2 AND municipality = ?3",
-            )?
-            .query_row(params![i(right_id), i(account.get()), m.get()], |r| r.get(0))
-            .optional()?;
+        let bytes: Option<Vec<u8>> = self.value("SELECT fact FROM right_grants WHERE right_id = ?1 AND account = ?2 AND municipality = ?3", params![i(right_id), i(account.get()), m.get()])?;
         bytes
             .map(|b| {
                 mykey_sync_proto::SignedFact::from_bytes(&b).map_err(|e| corrupt("right_grants", e))
@@ -1435,7 +1432,7 @@ impl Reader<'_> {
                 ")"
             ))?
             .query_row(params![i(account.get()), municipality.get()], |r| r.get(0))?;
-        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+        stored_points("outbox", s)
     }
 
     /// A LAN peer's spends held here that the hub has not reported
@@ -1451,63 +1448,45 @@ impl Reader<'_> {
                    AND NOT EXISTS (SELECT 1 FROM peer_refusals f WHERE f.node = p.node AND p.seq >= f.seq)",
             )?
             .query_row([node.as_bytes()], |r| r.get(0))?;
-        Points::new(u(s)).map_err(|e| corrupt("peer_txs", e))
+        stored_points("peer_txs", s)
     }
 
     /// Whether a LAN peer's transaction at `seq` is held here.
     pub fn peer_tx_held(&self, node: &NodeId, seq: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM peer_txs WHERE node = ?1 AND seq = ?2")?
-            .query_row(params![node.as_bytes().as_slice(), i(seq)], |_| Ok(()))
-            .optional()?
-            .is_some())
+        self.exists(
+            "SELECT 1 FROM peer_txs WHERE node = ?1 AND seq = ?2",
+            params![node.as_bytes().as_slice(), i(seq)],
+        )
     }
 
     /// Whether a grant or a peer's transfer with this id was counted already.
     pub fn right_event_seen(&self, id: &[u8]) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM right_events WHERE id = ?1")?
-            .query_row([id], |_| Ok(()))
-            .optional()?
-            .is_some())
+        self.exists("SELECT 1 FROM right_events WHERE id = ?1", [id])
     }
 
     /// Whether the latest roster of some LAN group names both `node` and
     /// this node.
     pub fn shares_roster(&self, node: &NodeId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM lan_members a JOIN lan_members b
+        self.exists(
+            "SELECT 1 FROM lan_members a JOIN lan_members b
                    ON b.municipality = a.municipality AND b.grp = a.grp
                  WHERE a.node = ?1 AND b.node = (SELECT v FROM meta WHERE k = 'node') LIMIT 1",
-            )?
-            .query_row([node.as_bytes()], |_| Ok(()))
-            .optional()?
-            .is_some())
+            [node.as_bytes()],
+        )
     }
 
     /// The LAN groups whose latest roster names this node: (municipality,
     /// group, number of members).
     pub fn lan_groups(&self) -> Result<Vec<(MunicipalityCode, String, u64)>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        let rows: Vec<(u32, String, i64)> = self.rows(
             "SELECT a.municipality, a.grp, count(*) FROM lan_members a
              WHERE EXISTS (SELECT 1 FROM lan_members b WHERE b.municipality = a.municipality
                              AND b.grp = a.grp AND b.node = (SELECT v FROM meta WHERE k = 'node'))
              GROUP BY a.municipality, a.grp ORDER BY a.municipality, a.grp",
+            [],
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
         let mut out = vec![];
-        for row in rows {
-            let (m, g, n) = row?;
+        for (m, g, n) in rows {
             let m = MunicipalityCode::try_from(m).map_err(|e| corrupt("lan_members", e))?;
             out.push((m, g, u(n)));
         }
@@ -1516,13 +1495,10 @@ impl Reader<'_> {
 
     /// Points `sender` already gave this node under its right `right_id`.
     pub fn right_tally(&self, sender: &NodeId, right_id: u64) -> Result<Points, StoreError> {
-        let v: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT points FROM right_tally WHERE sender = ?1 AND right_id = ?2")?
-            .query_row(params![sender.as_bytes().as_slice(), i(right_id)], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let v: Option<i64> = self.value(
+            "SELECT points FROM right_tally WHERE sender = ?1 AND right_id = ?2",
+            params![sender.as_bytes().as_slice(), i(right_id)],
+        )?;
         Points::new(v.map_or(0, u)).map_err(|e| corrupt("right_tally", e))
     }
 
@@ -1556,31 +1532,21 @@ impl Reader<'_> {
 
     /// Rights withdrawn after the hub rejected their acceptance, newest first.
     pub fn withdrawn_rights(&self, max: usize) -> Result<Vec<WithdrawnRight>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        // accept_seq, sender, right_id, account, municipality, points,
+        // withdrawn_at, shortfall, reason.
+        type Row = (i64, Vec<u8>, i64, i64, u32, i64, i64, i64, String);
+        let rows: Vec<Row> = self.rows(
             "SELECT accept_seq, sender, right_id, account, municipality, points, withdrawn_at,
                     coalesce(shortfall, 0), coalesce(reason, '')
              FROM right_credits WHERE withdrawn_at IS NOT NULL ORDER BY accept_seq DESC LIMIT ?1",
+            [i(max as u64)],
         )?;
-        let rows = st.query_map([i(max as u64)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, u32>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, String>(8)?,
-            ))
-        })?;
         let mut out = vec![];
-        for row in rows {
-            let (seq, sender, right_id, account, m, points, at, short, reason) = row?;
+        for (seq, sender, right_id, account, m, points, at, short, reason) in rows {
             out.push(WithdrawnRight {
                 accept_seq: u(seq),
                 credit: credit_row(sender, right_id, account, m, points)?,
-                shortfall: Points::new(u(short)).map_err(|e| corrupt("right_credits", e))?,
+                shortfall: stored_points("right_credits", short)?,
                 reason,
                 at: UnixMillis(u(at)),
             });
@@ -1685,7 +1651,7 @@ impl Reader<'_> {
                  WHERE status = 'pending' AND kind = 'redeem' AND card = ?1",
             )?
             .query_row([codec::encode(card)], |r| r.get(0))?;
-        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+        stored_points("outbox", s)
     }
 
     /// Sum of all own unconfirmed redeems.
@@ -1696,28 +1662,23 @@ impl Reader<'_> {
                 "SELECT coalesce(sum(points), 0) FROM outbox WHERE status = 'pending' AND kind = 'redeem'",
             )?
             .query_row([], |r| r.get(0))?;
-        Points::new(u(s)).map_err(|e| corrupt("outbox", e))
+        stored_points("outbox", s)
     }
 
     /// Whether a node key is revoked.
     pub fn is_revoked(&self, node: &NodeId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM revoked_nodes WHERE node = ?1")?
-            .query_row([node.as_bytes()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        self.exists(
+            "SELECT 1 FROM revoked_nodes WHERE node = ?1",
+            [node.as_bytes()],
+        )
     }
 
     /// Outbox counts for status.
     pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let mut c = OutboxCounts::default();
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (s, n) = row?;
+        let rows: Vec<(String, i64)> =
+            self.rows("SELECT status, count(*) FROM outbox GROUP BY status", [])?;
+        for (s, n) in rows {
             match s.as_str() {
                 "pending" => c.pending = u(n),
                 "accepted" => c.accepted = u(n),
@@ -1744,23 +1705,15 @@ impl Reader<'_> {
 
     /// Recent own transactions that were rejected or are stuck with a reason.
     pub fn troubled(&self, max: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
+        // seq, tx_id, kind, created_at, status, reason.
+        type Row = (i64, Vec<u8>, String, i64, String, Option<String>);
+        let rows: Vec<Row> = self.rows(
             "SELECT seq, tx_id, kind, created_at, status, reason FROM outbox
              WHERE reason IS NOT NULL ORDER BY seq DESC LIMIT ?1",
+            [i(max as u64)],
         )?;
-        let rows = st.query_map([i(max as u64)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, id, kind, at, status, reason) = row?;
+        for (seq, id, kind, at, status, reason) in rows {
             let arr: [u8; 32] = id.try_into().map_err(|_| corrupt("outbox", "tx_id"))?;
             out.push(OutboxRow {
                 seq: u(seq),

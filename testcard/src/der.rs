@@ -98,7 +98,14 @@ pub(crate) fn name(attrs: &[(&[u8], &str)]) -> Vec<u8> {
 
 /// A certificate time: UTCTime for 1950..2050, GeneralizedTime after.
 pub(crate) fn time(unix: i64) -> Vec<u8> {
-    let (y, mo, d, h, mi, s) = civil(unix);
+    let mykey_civil::DateTime {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+    } = mykey_civil::DateTime::from_unix_secs(unix);
     if (1950..2050).contains(&y) {
         let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
         tlv(0x17, text.as_bytes())
@@ -106,23 +113,6 @@ pub(crate) fn time(unix: i64) -> Vec<u8> {
         let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z");
         tlv(0x18, text.as_bytes())
     }
-}
-
-/// (year, month, day, hour, minute, second) of a Unix time, UTC.
-fn civil(unix: i64) -> (i64, i64, i64, i64, i64, i64) {
-    // Civil-from-days (H. Hinnant).
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -4,7 +4,11 @@
 //! - `node` and `hub` never depend on each other;
 //! - `mykey-net` (the libp2p code both share) depends on neither of them;
 //! - `mykey-sip2` (the SIP2 codec) is as pure as `sync-proto`: no I/O, no
-//!   clock, no randomness, and no dependency on the node.
+//!   clock, no randomness, and no dependency on the node;
+//! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
+//!   crates may share it.
+//! - in the hub, drivers never import drivers, and storage imports row types,
+//!   never logic.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -107,8 +111,17 @@ fn assert_pure(package: &str, dir: &str) {
             "{package} must not depend on {banned}: {deps:?}"
         );
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-    let mut files = vec![src];
+    for (p, text) in rust_sources(dir) {
+        for banned in IMPURE_CALLS {
+            assert!(!text.contains(banned), "{} uses {banned}", p.display());
+        }
+    }
+}
+
+/// Every `.rs` file below `dir` (relative to the workspace root) with its text.
+fn rust_sources(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)];
+    let mut out = Vec::new();
     while let Some(p) = files.pop() {
         if p.is_dir() {
             files.extend(
@@ -118,11 +131,10 @@ fn assert_pure(package: &str, dir: &str) {
             );
         } else if p.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&p).expect("source");
-            for banned in IMPURE_CALLS {
-                assert!(!text.contains(banned), "{} uses {banned}", p.display());
-            }
+            out.push((p, text));
         }
     }
+    out
 }
 
 #[test]
@@ -214,10 +226,187 @@ fn testcard_depends_on_no_workspace_crate() {
     assert!(deps.contains("rsa"), "{deps:?}");
     let ours: Vec<&String> = deps
         .iter()
-        .filter(|d| d.starts_with("mykey-") && *d != "mykey-testcard")
+        .filter(|d| {
+            d.starts_with("mykey-") && !["mykey-testcard", "mykey-civil"].contains(&d.as_str())
+        })
         .collect();
     assert!(
         ours.is_empty(),
-        "mykey-testcard must not depend on workspace crates: {ours:?}"
+        "mykey-testcard must not depend on workspace crates but the calendar: {ours:?}"
     );
+}
+
+/// The calendar arithmetic every crate shares, the pure ones included: no
+/// dependency at all, no clock.
+#[test]
+fn civil_dates_depend_on_nothing() {
+    assert_pure("mykey-civil", "civil/src");
+    let meta = metadata();
+    let deps = closure(&meta, "mykey-civil");
+    assert_eq!(deps.len(), 1, "mykey-civil depends on nothing: {deps:?}");
+}
+
+/// The node's store keeps its SQL: no other node module (`node.rs` first of
+/// all) runs a statement or names rusqlite, and a store `Writer` is not a
+/// connection in disguise (no `Deref` to `Connection`), so every query is a
+/// named store method.
+#[test]
+fn node_sql_stays_in_the_store() {
+    let (mut read, mut store_text) = (0, String::new());
+    for (p, text) in rust_sources("node/src") {
+        let in_store = p.components().any(|c| c.as_os_str() == "store")
+            || p.file_name().is_some_and(|n| n == "store.rs");
+        if in_store {
+            store_text.push_str(&text);
+            continue;
+        }
+        read += 1;
+        for sql in [
+            ".execute(",
+            ".execute_batch(",
+            ".prepare(",
+            ".prepare_cached(",
+            ".query_row(",
+            ".query_map(",
+            "rusqlite",
+        ] {
+            assert!(
+                !text.contains(sql),
+                "{} runs SQL ({sql}): give node/src/store a named method instead",
+                p.display()
+            );
+        }
+    }
+    assert!(read > 10, "node/src read: {read} files");
+    assert!(
+        store_text.contains("pub struct Writer"),
+        "the store is where it was"
+    );
+    for deref in [
+        "Deref for Writer",
+        "Target = Connection",
+        "Target = rusqlite::Connection",
+    ] {
+        assert!(
+            !store_text.contains(deref),
+            "node/src/store: a Writer hands out its connection ({deref})"
+        );
+    }
+}
+
+/// The hub's modules (as `a::b` paths under `crate::`) a source file names
+/// outside its unit tests and comments: `crate::a::b…`, `crate::{a, b::c}`,
+/// and, in a file under `economy/`, `super::x`.
+fn hub_paths_named(rel: &str) -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hub/src")
+        .join(rel);
+    let text = std::fs::read_to_string(&path).expect("hub source");
+    let code: String = text
+        .split("#[cfg(test)]\nmod tests")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |s: &str| -> String {
+        s.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_owned()
+    };
+    let mut out = BTreeSet::new();
+    let mut take = |prefix: &str, base: &str| {
+        for (i, _) in code.match_indices(prefix) {
+            let rest = &code[i + prefix.len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = group.split('}').next().unwrap_or_default();
+                for item in inner.split(',') {
+                    let p = ident(item.trim());
+                    if !p.is_empty() {
+                        out.insert(format!("{base}{p}"));
+                    }
+                }
+            } else {
+                let p = ident(rest);
+                if !p.is_empty() {
+                    out.insert(format!("{base}{p}"));
+                }
+            }
+        }
+    };
+    take("crate::", "");
+    if rel.starts_with("economy/") {
+        take("super::", "economy::");
+    }
+    out
+}
+
+/// The hub's drivers: each loads what it needs, decides and commits through
+/// the layers below (ledger, fact log, wallet-credit path, rules, storage).
+const HUB_DRIVERS: &[(&str, &str)] = &[
+    ("admin.rs", "admin"),
+    ("ingest.rs", "ingest"),
+    ("escrow.rs", "escrow"),
+    ("economy/exchange.rs", "economy::exchange"),
+    ("economy/settlement.rs", "economy::settlement"),
+    ("shards.rs", "shards"),
+    ("lan.rs", "lan"),
+    ("quarantine/mod.rs", "quarantine"),
+    ("economy/liability.rs", "economy::liability"),
+];
+
+/// Whether `path` names module `module` or something inside it.
+fn names_module(path: &str, module: &str) -> bool {
+    path == module || path.starts_with(&format!("{module}::"))
+}
+
+#[test]
+fn hub_drivers_do_not_import_drivers() {
+    for (file, me) in HUB_DRIVERS {
+        for path in hub_paths_named(file) {
+            for (_, other) in HUB_DRIVERS {
+                // `quarantine::summary` is the read model below the driver.
+                let below = path.starts_with("quarantine::summary");
+                assert!(
+                    other == me || below || !names_module(&path, other),
+                    "hub/src/{file} imports the driver {other} (`crate::{path}`): \
+                     move what both need into a layer below (ledger, facts, wallet, types)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hub_storage_imports_types_never_logic() {
+    // Storage may name its own modules, the row types (`model`,
+    // `economy::types`) and the operator roles and token scopes it stores
+    // (`access`); nothing that decides, drives or emits facts.
+    let allowed = ["store", "model", "economy::types", "access"];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/src");
+    let mut files = vec![dir.join("store")];
+    let mut n = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let rel = p.strip_prefix(&dir).expect("under hub/src");
+            let rel = rel.to_str().expect("utf-8 path");
+            for path in hub_paths_named(rel) {
+                assert!(
+                    allowed.iter().any(|a| names_module(&path, a)),
+                    "hub/src/{rel} imports `crate::{path}`: storage knows row types only"
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "found the hub's storage sources");
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mykey_node::card::{
     CardCert, ChainError, Challenge, Pin, PinStatus, ProveError, ReadError, Reader, ReaderError,
@@ -181,13 +181,6 @@ fn tap_with(cert: &Path, extra: &[&str], apdu_timeout: Duration) -> Tap {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
 fn pin(text: &str) -> Pin {
     Pin::parse(text).expect("pin")
 }
@@ -214,7 +207,7 @@ fn tap_reads_the_card_key() {
         cert.der(),
         &std::fs::read(certs().card.join("auth.der")).expect("auth.der")[..]
     );
-    assert!(cert.is_valid_at(unix_now()));
+    assert!(cert.is_valid_at(mykey_net::unix_now_secs()));
 }
 
 #[test]
@@ -223,7 +216,7 @@ fn chain_check_accepts_either_configured_ca_generation_and_rejects_others() {
     let cert = CardCert::from_der(der).expect("parse");
     let ca = std::fs::read(certs().card.join("ca.der")).expect("ca");
     let other = std::fs::read(certs().other_ca.join("ca.der")).expect("other ca");
-    let now = unix_now();
+    let now = mykey_net::unix_now_secs();
     assert_eq!(
         verify_chain(&cert, &[other.clone(), ca.clone()], now)
             .expect("chain")

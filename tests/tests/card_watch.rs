@@ -218,11 +218,7 @@ fn pts(n: u64) -> Points {
 }
 
 fn now() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis();
-    UnixMillis(ms as u64)
+    mykey_net::unix_now()
 }
 
 /// A node in a fresh data directory: a library (link, unlink) or a shop
@@ -937,28 +933,16 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// The real command, scripted: stdin gives the amount and the PIN, stdout
-/// has the result, and a debug log holds neither the PIN nor the card key.
-#[test]
-fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
-    let counter = Counter::take();
-    let (dir, shop) = node(SHOP, Known::Registered);
-    drop(shop);
-    let _card = counter.insert(&[]);
-    let ca = certs().card.join("ca.der");
+/// `mykey-node watch --once --pin-stdin` on `reader`, trusting the test CA,
+/// with `stdin` typed in and the log at `log`.
+fn scripted_watch(dir: &Path, reader: &str, stdin: &str, log: &str) -> std::process::Output {
     let mut child = Command::new(bin("mykey-node"))
         .arg("--data")
-        .arg(dir.path())
-        .args([
-            "watch",
-            "--once",
-            "--pin-stdin",
-            "--reader",
-            &counter.reader,
-        ])
+        .arg(dir)
+        .args(["watch", "--once", "--pin-stdin", "--reader", reader])
         .arg("--trusted-ca")
-        .arg(&ca)
-        .env("RUST_LOG", "debug")
+        .arg(certs().card.join("ca.der"))
+        .env("RUST_LOG", log)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -968,9 +952,25 @@ fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(format!("2500\n{PIN}\n").as_bytes())
+        .write_all(stdin.as_bytes())
         .expect("write stdin");
-    let out = child.wait_with_output().expect("mykey-node watch");
+    child.wait_with_output().expect("mykey-node watch")
+}
+
+/// The real command, scripted: stdin gives the amount and the PIN, stdout
+/// has the result, and a debug log holds neither the PIN nor the card key.
+#[test]
+fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
+    let counter = Counter::take();
+    let (dir, shop) = node(SHOP, Known::Registered);
+    drop(shop);
+    let _card = counter.insert(&[]);
+    let out = scripted_watch(
+        dir.path(),
+        &counter.reader,
+        &format!("2500\n{PIN}\n"),
+        "debug",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -1002,6 +1002,53 @@ fn the_watch_command_serves_a_scripted_shop_tap_and_logs_no_pin() {
     }
     let shop = DataDir::new(dir.path()).open().expect("open node");
     assert_eq!(redeems(&shop), [(2500, true)]);
+}
+
+/// Issue 22 item 5: an amount typed as a counter types it (`2,500`,
+/// full-width digits) is taken; a mistyped one is asked again for the same
+/// field, without repeating what was typed, so the PIN on the next line is
+/// never taken as the amount nor shown.
+#[test]
+fn the_watch_command_asks_a_mistyped_amount_again_and_takes_2_500() {
+    let counter = Counter::take();
+    for (typed, want) in [
+        ("2,500\n".to_owned(), 2500),
+        (
+            "2,5OO\n\u{ff12}\u{ff0c}\u{ff15}\u{ff10}\u{ff10}\n".to_owned(),
+            2500,
+        ),
+    ] {
+        // A node each: the card's offline limit (3000 pt) takes one 2500.
+        let (dir, shop) = node(SHOP, Known::Registered);
+        drop(shop);
+        let _card = counter.insert(&[]);
+        let out = scripted_watch(
+            dir.path(),
+            &counter.reader,
+            &format!("{typed}{PIN}\n"),
+            "warn",
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&format!("redeemed {want} pt with PIN")),
+            "{typed:?}: {stdout}\n{stderr}"
+        );
+        let asked = stderr.matches("amount in points").count();
+        let mistyped = typed.lines().count() - 1;
+        assert_eq!(asked, 1 + mistyped, "{stderr}");
+        if mistyped > 0 {
+            assert!(stderr.contains("that is not an amount"), "{stderr}");
+            assert!(!stderr.contains("2,5OO"), "what was typed is not repeated");
+        }
+        assert!(
+            !stderr.contains(PIN) && !stdout.contains(PIN),
+            "the PIN shows"
+        );
+        let shop = DataDir::new(dir.path()).open().expect("open node");
+        assert_eq!(redeems(&shop), [(want, true)]);
+    }
 }
 
 // ---- watch and run on one data directory ---------------------------------------

@@ -36,7 +36,7 @@ fn frozen_hub_is_detected_and_the_node_reconciles_after_it_thaws() {
         Duration::from_secs(30),
         || {
             let log = node.stderr();
-            log.contains("ping failed") && log.contains("hub link closed")
+            log.contains("ping failed") && log.contains("hub link lost")
         },
     );
     let card = card_arg(&w.holders[0].0);

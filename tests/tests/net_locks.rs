@@ -6,21 +6,11 @@
 mod net_common;
 
 use net_common::*;
-use std::process::Command;
 use std::time::Duration;
 
 fn second(name: &str, data: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin(name))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (ok, _, err) = run_with_stdin(name, data, args, "");
+    (ok, err)
 }
 
 #[test]

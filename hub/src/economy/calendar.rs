@@ -2,7 +2,7 @@
 //! [`UnixMillis`]: month and half-month boundaries for settlement periods,
 //! fiscal-year ends (31 March) and day counts for expiry policies.
 //!
-//! Pure arithmetic (Howard Hinnant's `days_from_civil`), no clock, no crate.
+//! Pure arithmetic (`mykey_civil`), no clock.
 
 use mykey_sync_proto::UnixMillis;
 use std::fmt;
@@ -113,34 +113,17 @@ impl fmt::Display for Date {
 
 /// Days in a month of the proleptic Gregorian calendar.
 pub fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        _ => 31,
-    }
+    mykey_civil::days_in_month(i64::from(year), month)
 }
 
 fn days_from_civil(d: Date) -> i64 {
-    let y = i64::from(d.year) - i64::from(d.month <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(d.month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d.day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    mykey_civil::days_from_civil(i64::from(d.year), d.month, d.day)
 }
 
 fn civil_from_days(z: i64) -> Date {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+    let (year, month, day) = mykey_civil::civil_from_days(z);
+    // Every instant a `UnixMillis` holds falls in a year that fits an i32.
+    let year = i32::try_from(year).unwrap_or(i32::MAX);
     Date { year, month, day }
 }
 

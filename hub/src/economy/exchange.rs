@@ -18,17 +18,16 @@
 //! One way only: there is no request, transfer kind or ledger path that
 //! turns regional points back into operator points.
 
-use crate::admin::{balance_in, tell_balance};
 use crate::economy::calendar::Date;
-use crate::economy::lots::ExpiryPolicy;
-use crate::hub::{Hub, finish};
+use crate::hub::Hub;
 use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
 use crate::store::StoreError;
-use crate::store::StoreTx;
+use crate::{ledger, wallet};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use mykey_sync_proto::{AccountId, MunicipalityCode, MyKeyId, Points, TxId, UnixMillis};
 use sha2::{Digest, Sha256};
-use std::fmt;
+
+pub use super::types::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
 
 /// Largest request body the hub reads.
 pub const MAX_REQUEST_BYTES: usize = 4096;
@@ -43,10 +42,6 @@ const MS_PER_DAY: u64 = 86_400_000;
 /// Held exchanges released per storage transaction.
 const RELEASE_BATCH: u32 = 500;
 
-/// A national point operator's id (1-32 of a-z, 0-9, '-').
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OperatorId(String);
-
 impl OperatorId {
     /// Validates the id.
     pub fn parse(text: &str) -> Result<OperatorId, ExchangeError> {
@@ -60,158 +55,6 @@ impl OperatorId {
         } else {
             Err(ExchangeError::BadOperatorId(text.to_owned()))
         }
-    }
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OperatorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for OperatorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OperatorId({})", self.0)
-    }
-}
-
-/// Regional points per operator point, as a ratio (rounded down per request).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
-    /// Numerator.
-    pub num: u64,
-    /// Denominator.
-    pub den: u64,
-}
-
-impl Rate {
-    /// A positive ratio.
-    pub fn new(num: u64, den: u64) -> Option<Rate> {
-        (num > 0 && den > 0).then_some(Rate { num, den })
-    }
-    /// Parses `N/D` or `N`.
-    pub fn parse(text: &str) -> Option<Rate> {
-        match text.split_once('/') {
-            Some((n, d)) => Rate::new(n.trim().parse().ok()?, d.trim().parse().ok()?),
-            None => Rate::new(text.trim().parse().ok()?, 1),
-        }
-    }
-    /// Regional points for `operator_points`.
-    pub fn apply(self, operator_points: u64) -> u64 {
-        let v = u128::from(operator_points) * u128::from(self.num) / u128::from(self.den);
-        u64::try_from(v).unwrap_or(u64::MAX)
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.num, self.den)
-    }
-}
-
-/// An enrolled national point operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExchangeOperator {
-    /// Its id.
-    pub id: OperatorId,
-    /// Its name.
-    pub name: String,
-    /// Its ed25519 public key: requests are signed with it.
-    pub public_key: [u8; 32],
-    /// Its rate.
-    pub rate: Rate,
-    /// Days before exchanged points become spendable (0: at once).
-    pub holding_days: u32,
-    /// When exchanged points expire.
-    pub expiry: ExpiryPolicy,
-}
-
-/// A campaign premium of a municipality.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Campaign {
-    /// Its id.
-    pub id: String,
-    /// The municipality that funds it.
-    pub municipality: MunicipalityCode,
-    /// Only exchanges from this operator (`None`: any).
-    pub operator: Option<OperatorId>,
-    /// Premium in percent of the regional points.
-    pub percent: u32,
-    /// Window start (inclusive, hub clock).
-    pub starts_at: UnixMillis,
-    /// Window end (exclusive).
-    pub ends_at: UnixMillis,
-    /// Most premium one holder may receive from it.
-    pub cap_per_account: Points,
-}
-
-impl Campaign {
-    /// Whether an exchange from `op` at `now` earns this premium.
-    pub fn applies(&self, op: &OperatorId, now: UnixMillis) -> bool {
-        self.starts_at <= now
-            && now < self.ends_at
-            && self.operator.as_ref().is_none_or(|o| o == op)
-    }
-}
-
-/// A stored exchange: the transfer history the platform keeps (operator,
-/// points, time), never what the points buy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExchangeRecord {
-    /// The operator.
-    pub operator: OperatorId,
-    /// The operator's request id.
-    pub request_id: String,
-    /// SHA-256 of the signed request bytes (a replay must match).
-    pub request_sha256: [u8; 32],
-    /// The holder.
-    pub account: AccountId,
-    /// Whose regional points.
-    pub municipality: MunicipalityCode,
-    /// Operator points given up.
-    pub operator_points: u64,
-    /// Regional points at the operator's rate.
-    pub regional: Points,
-    /// Campaign premium.
-    pub premium: Points,
-    /// The campaign that paid it.
-    pub campaign: Option<String>,
-    /// The operator's clock when it made the request.
-    pub requested_at: UnixMillis,
-    /// The hub's clock when it applied it.
-    pub received_at: UnixMillis,
-    /// When the points become spendable: the end of the holding period.
-    pub available_at: UnixMillis,
-    /// When held points were released (`None`: still held, or never held).
-    pub released_at: Option<UnixMillis>,
-    /// Origin id of its ledger transfers.
-    pub origin: TxId,
-    /// Origin id of its release transfer.
-    pub release_origin: TxId,
-    /// The operator's expiry policy when the exchange was applied: a later
-    /// change of the operator's policy leaves these points' expiry alone.
-    pub expiry: ExpiryPolicy,
-}
-
-impl ExchangeRecord {
-    /// Whether the points were held at first.
-    pub fn was_held(&self) -> bool {
-        self.available_at > self.received_at
-    }
-
-    /// When these points expire (`None`: never): the exchange's policy counted
-    /// from the end of its holding period, the day they became the holder's
-    /// to spend. It follows from the exchange's own dates only, so the lot the
-    /// release opens expires the same whenever the release job posts it, and
-    /// a holding period never eats into the time the holder has to spend
-    /// (an exchange on 30 March under `fy+0` with 3 days' holding expires at
-    /// the end of the next fiscal year's 31 March, not before it is spendable).
-    pub fn expires_at(&self) -> Option<UnixMillis> {
-        self.expiry.expires_at(self.available_at)
     }
 }
 
@@ -486,52 +329,6 @@ fn credit_transfers(
     })
 }
 
-/// A holder's points in a municipality still in holding periods.
-fn held_in(
-    st: &mut dyn StoreTx,
-    account: AccountId,
-    m: MunicipalityCode,
-) -> Result<Points, StoreError> {
-    let held = LedgerAccount::Held(account, m);
-    let v = held.balance(st.posted(&held)?);
-    // Only exchanges credit a held account and only their releases debit it.
-    u64::try_from(v)
-        .ok()
-        .and_then(|v| Points::new(v).ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "ledger (held account)",
-            detail: format!("{account} holds {v} pt in {m}"),
-        })
-}
-
-/// Posts a debt recovery after a wallet credit (DESIGN §6: debt is
-/// recovered from later credits) and a confirmed-balance fact.
-pub(crate) fn after_wallet_credit(
-    st: &mut dyn StoreTx,
-    key: &crate::key::HubKey,
-    account: AccountId,
-    m: MunicipalityCode,
-    origin: Option<TxId>,
-    now: UnixMillis,
-) -> Result<Balance, StoreError> {
-    let b = balance_in(st, account, m)?;
-    let recover = b.balance.min(b.debt);
-    if !recover.is_zero() {
-        st.post(
-            &TransferDraft {
-                debit: LedgerAccount::Wallet(account, m),
-                credit: LedgerAccount::Debt(account, m),
-                amount: recover,
-                kind: TransferKind::DebtRecovery,
-                origin_tx: origin,
-                node_time: None,
-            },
-            now,
-        )?;
-    }
-    tell_balance(st, key, account, m, now)
-}
-
 /// Checks `requested_at` against the hub's clock (pure).
 pub fn check_window(
     requested_at: u64,
@@ -579,8 +376,8 @@ impl Hub {
             if done.request_sha256 != sha {
                 return Err(ExchangeError::Conflict(req.request_id));
             }
-            let balance = balance_in(&mut *st, done.account, done.municipality)?;
-            let held = held_in(&mut *st, done.account, done.municipality)?;
+            let balance = ledger::wallet_balance(&mut *st, done.account, done.municipality)?;
+            let held = ledger::held_balance(&mut *st, done.account, done.municipality)?;
             return Ok(ExchangeReceipt {
                 record: done,
                 replayed: true,
@@ -618,7 +415,7 @@ impl Hub {
             campaigns.push((c, received));
         }
         let q = quote(&op, req.operator_points, &campaigns, now)?;
-        let before = balance_in(&mut *st, account, m)?;
+        let before = ledger::wallet_balance(&mut *st, account, m)?;
         let fits = before
             .balance
             .checked_add(q.regional)
@@ -693,12 +490,12 @@ impl Hub {
         };
         st.insert_exchange(&record)?;
         let balance = if held {
-            balance_in(&mut *st, account, m)?
+            ledger::wallet_balance(&mut *st, account, m)?
         } else {
-            after_wallet_credit(&mut *st, &self.key, account, m, None, now)?
+            wallet::credited(&mut *st, &self.key, account, m, now)?
         };
-        let held_now = held_in(&mut *st, account, m)?;
-        finish(st)?;
+        let held_now = ledger::held_balance(&mut *st, account, m)?;
+        ledger::commit(st)?;
         tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, "exchange applied");
         Ok(ExchangeReceipt {
             record,
@@ -742,10 +539,10 @@ impl Hub {
                     now,
                 )?;
                 st.mark_released(e, now)?;
-                after_wallet_credit(&mut *st, &self.key, e.account, e.municipality, None, now)?;
+                wallet::credited(&mut *st, &self.key, e.account, e.municipality, now)?;
                 n += 1;
             }
-            finish(st)?;
+            ledger::commit(st)?;
             if due.len() < RELEASE_BATCH as usize {
                 return Ok((n, false));
             }
@@ -858,6 +655,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::economy::lots::ExpiryPolicy;
 
     fn op(holding_days: u32) -> ExchangeOperator {
         ExchangeOperator {

@@ -66,10 +66,10 @@
 
 use crate::economy::YEN_PER_POINT;
 use crate::economy::calendar::Date;
-use crate::economy::exchange::ExchangeRecord;
 use crate::economy::lots::{self, Lot, LotSource};
+use crate::economy::types::ExchangeRecord;
 use crate::hub::Hub;
-use crate::quarantine::{QuarantineSummary, Sum};
+use crate::quarantine::summary::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::economy::WalletStep;
 use mykey_sync_proto::{AccountId, MunicipalityCode, UnixMillis};
@@ -549,7 +549,7 @@ pub(crate) fn liability_report_in(
     st: &mut dyn crate::store::StoreTx,
     now: UnixMillis,
 ) -> Result<LiabilityReport, StoreError> {
-    crate::economy::sync_lots(st)?;
+    crate::economy::fold::sync_lots(st)?;
     let mut cuts = vec![];
     for d in base_dates(now, 2) {
         cuts.push((d, st.last_pos_before(0, d.end())?));

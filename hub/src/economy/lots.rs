@@ -13,175 +13,14 @@
 //! changed, so a wallet with many lots costs no more per debit than one
 //! with few.
 
-use crate::economy::calendar::Date;
-use crate::economy::exchange::OperatorId;
 use crate::model::{LedgerAccount, Transfer};
-use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId, UnixMillis};
+use mykey_sync_proto::UnixMillis;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
+pub use super::types::{ExpiryPolicy, Lot, LotSource, LotTerms, WalletKey};
+
+#[cfg(test)]
 const MS_PER_DAY: u64 = 86_400_000;
-
-/// When credited points expire, counted from an instant: when a grant was
-/// posted, or when exchanged points became spendable ([`LotTerms`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpiryPolicy {
-    /// Never.
-    Never,
-    /// At the end (31 March, 24:00 JST) of the fiscal year `years` after the
-    /// one the instant falls in (0: the same fiscal year).
-    FiscalYearEnd {
-        /// Fiscal years on.
-        years: u32,
-    },
-    /// `days` days after the instant.
-    Days {
-        /// Days.
-        days: u32,
-    },
-}
-
-impl ExpiryPolicy {
-    /// When points counted from `from` expire (`None`: never).
-    pub fn expires_at(self, from: UnixMillis) -> Option<UnixMillis> {
-        match self {
-            ExpiryPolicy::Never => None,
-            ExpiryPolicy::FiscalYearEnd { years } => {
-                Some(Date::of(from).fiscal_year_end(years).end())
-            }
-            ExpiryPolicy::Days { days } => Some(from.plus_ms(u64::from(days) * MS_PER_DAY)),
-        }
-    }
-
-    /// Parses `never`, `fy+N` (fiscal year end N years on) or `Nd` (N days).
-    pub fn parse(text: &str) -> Option<ExpiryPolicy> {
-        if text == "never" {
-            return Some(ExpiryPolicy::Never);
-        }
-        if let Some(n) = text.strip_prefix("fy+") {
-            return n
-                .parse()
-                .ok()
-                .map(|years| ExpiryPolicy::FiscalYearEnd { years });
-        }
-        text.strip_suffix('d')
-            .and_then(|n| n.parse().ok())
-            .filter(|d| *d > 0)
-            .map(|days| ExpiryPolicy::Days { days })
-    }
-}
-
-impl fmt::Display for ExpiryPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpiryPolicy::Never => f.write_str("never"),
-            ExpiryPolicy::FiscalYearEnd { years } => write!(f, "fy+{years}"),
-            ExpiryPolicy::Days { days } => write!(f, "{days}d"),
-        }
-    }
-}
-
-/// Where a lot's points came from.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LotSource {
-    /// A grant programme.
-    Program(ProgramId),
-    /// An exchange (with its premium) from an operator.
-    Operator(OperatorId),
-    /// Anything else (an operator's correction).
-    Other,
-}
-
-impl LotSource {
-    /// Parses the [`fmt::Display`] form.
-    pub fn parse(text: &str) -> Option<LotSource> {
-        if text == "other" {
-            return Some(LotSource::Other);
-        }
-        if let Some(p) = text.strip_prefix("program:") {
-            return ProgramId::parse(p).ok().map(LotSource::Program);
-        }
-        text.strip_prefix("operator:")
-            .and_then(|o| OperatorId::parse(o).ok())
-            .map(LotSource::Operator)
-    }
-}
-
-impl fmt::Display for LotSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LotSource::Program(p) => write!(f, "program:{p}"),
-            LotSource::Operator(o) => write!(f, "operator:{o}"),
-            LotSource::Other => f.write_str("other"),
-        }
-    }
-}
-
-/// Points credited to a holder's wallet in one transfer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lot {
-    /// The ledger position of the crediting transfer (the lot's id).
-    pub pos: u64,
-    /// The holder.
-    pub account: AccountId,
-    /// Whose points.
-    pub municipality: MunicipalityCode,
-    /// Where they came from.
-    pub source: LotSource,
-    /// Points credited.
-    pub amount: u64,
-    /// Points not yet spent or expired.
-    pub remaining: u64,
-    /// When credited (hub clock).
-    pub credited_at: UnixMillis,
-    /// When the rest expires (`None`: never).
-    pub expires_at: Option<UnixMillis>,
-}
-
-impl Lot {
-    /// The lot `t`'s credit to `wallet` opens: all its points left, with the
-    /// source and expiry of `terms`.
-    pub fn credited_by(t: &Transfer, wallet: WalletKey, terms: LotTerms) -> Lot {
-        let (account, municipality) = wallet;
-        Lot {
-            pos: t.pos,
-            account,
-            municipality,
-            source: terms.source,
-            amount: t.amount.get(),
-            remaining: t.amount.get(),
-            credited_at: t.hub_time,
-            expires_at: terms.expires_at,
-        }
-    }
-}
-
-/// Where a credit's points come from and when they expire. A grant's points
-/// expire under its programme's policy counted from when the hub posted the
-/// grant; exchanged points under the exchange's policy counted from the end
-/// of its holding period ([`crate::economy::exchange::ExchangeRecord::expires_at`]),
-/// whenever the release that brings them to the wallet is posted. Never from
-/// a node's clock.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LotTerms {
-    /// Where the points came from.
-    pub source: LotSource,
-    /// When they expire (`None`: never).
-    pub expires_at: Option<UnixMillis>,
-}
-
-impl LotTerms {
-    /// Points credited at hub time `credited_at` under `policy`.
-    pub fn posted(source: LotSource, policy: ExpiryPolicy, credited_at: UnixMillis) -> LotTerms {
-        LotTerms {
-            source,
-            expires_at: policy.expires_at(credited_at),
-        }
-    }
-}
-
-/// A holder's wallet: (account, municipality).
-pub type WalletKey = (AccountId, MunicipalityCode);
 
 /// Whose wallet a transfer credits, and whose it debits. Points reserved
 /// for strict mode's spend rights (`LedgerAccount::Escrow`) stay in the
@@ -374,6 +213,8 @@ pub fn expired(lots: &[Lot], now: UnixMillis) -> impl Iterator<Item = &Lot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::economy::calendar::Date;
+    use mykey_sync_proto::{AccountId, MunicipalityCode, ProgramId};
 
     fn lot(pos: u64, remaining: u64, expires: Option<u64>) -> Lot {
         Lot {

@@ -35,6 +35,8 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use super::types::RecordedOutput;
+
 /// Mode of every settlement output (statements and payout files carry
 /// amounts per merchant and bank accounts).
 pub const OUTPUT_MODE: u32 = 0o600;
@@ -127,25 +129,6 @@ impl OutputError {
         }
         text
     }
-}
-
-/// One file of a settlement run, as recorded with the periods it closed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedOutput {
-    /// File name, unique across every run.
-    pub name: String,
-    /// The run that made it (1, 2, …).
-    pub run: u64,
-    /// The period it belongs to (`None`: the run's liability report).
-    pub period: Option<(MunicipalityCode, UnixMillis)>,
-    /// SHA-256 of `bytes`.
-    pub sha256: [u8; 32],
-    /// Its contents.
-    pub bytes: Vec<u8>,
-    /// When the run made it.
-    pub made_at: UnixMillis,
-    /// When a run first wrote it whole (`None`: not yet).
-    pub written_at: Option<UnixMillis>,
 }
 
 /// How a recorded file reached the output directory.

@@ -16,7 +16,7 @@
 //! dependency: it compiles 16 MB of JSON into the binary and parses all of
 //! it at start.
 
-use std::fmt;
+pub use super::types::{AccountKind, BankAccount, BankCode, BranchCode};
 
 /// Record length in bytes, without the line end.
 pub const RECORD_BYTES: usize = 120;
@@ -28,14 +28,6 @@ pub trait BankDirectory {
     /// The branch's name in katakana, if the bank has it.
     fn branch_name(&self, bank: &BankCode, branch: &BranchCode) -> Option<String>;
 }
-
-/// A 4-digit financial institution code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BankCode(u16);
-
-/// A 3-digit branch code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BranchCode(u16);
 
 impl BankCode {
     /// Exactly four digits.
@@ -61,75 +53,10 @@ impl BranchCode {
     }
 }
 
-impl fmt::Display for BankCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}", self.0)
-    }
-}
-
-impl fmt::Display for BranchCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:03}", self.0)
-    }
-}
-
 fn digits(text: &str, n: usize) -> Option<u16> {
     (text.len() == n && text.bytes().all(|b| b.is_ascii_digit()))
         .then(|| text.parse().ok())
         .flatten()
-}
-
-/// 預金種目: the kind of deposit account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AccountKind {
-    /// 普通 (1).
-    Ordinary,
-    /// 当座 (2).
-    Current,
-    /// 貯蓄 (4).
-    Savings,
-}
-
-impl AccountKind {
-    fn digit(self) -> char {
-        match self {
-            AccountKind::Ordinary => '1',
-            AccountKind::Current => '2',
-            AccountKind::Savings => '4',
-        }
-    }
-    /// Parses `ordinary`, `current`, `savings` or the digit.
-    pub fn parse(text: &str) -> Option<AccountKind> {
-        match text {
-            "1" | "ordinary" => Some(AccountKind::Ordinary),
-            "2" | "current" => Some(AccountKind::Current),
-            "4" | "savings" => Some(AccountKind::Savings),
-            _ => None,
-        }
-    }
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            AccountKind::Ordinary => "ordinary",
-            AccountKind::Current => "current",
-            AccountKind::Savings => "savings",
-        }
-    }
-}
-
-/// A bank account to pay into or from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BankAccount {
-    /// The bank.
-    pub bank: BankCode,
-    /// The branch.
-    pub branch: BranchCode,
-    /// 預金種目.
-    pub kind: AccountKind,
-    /// Up to 7 digits.
-    pub number: u32,
-    /// The holder's name as the bank knows it (katakana; converted to half-width).
-    pub holder: String,
 }
 
 /// The party that sends the transfers (the settlement agent).

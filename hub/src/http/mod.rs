@@ -60,7 +60,7 @@ pub const MAX_DASHBOARD_BODY: usize = 16 * 1024;
 /// How `serve` runs the dashboard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DashboardOptions {
-    /// Its address (`None`: [`DEFAULT_ADDR`], or a free loopback port if taken).
+    /// Its address (`None`: [`DEFAULT_ADDR`]).
     pub http: Option<String>,
     /// Alert limits.
     pub thresholds: Thresholds,
@@ -342,7 +342,9 @@ pub enum BindError {
     #[error(transparent)]
     Tls(#[from] server::TlsError),
     /// Binding failed.
-    #[error("cannot listen for HTTP on {addr}: {source}; choose another with --http")]
+    #[error(
+        "cannot serve the dashboard on {addr}: {source}; another mykey-hub serve (or another program) holds it: choose another address with --http ADDR (e.g. --http 127.0.0.1:0 for any free port)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -396,27 +398,20 @@ impl Door {
 
     /// Binds the dashboard's listener as `opts` say: refuses plain HTTP off
     /// loopback (see [`check_transport`]), loads the TLS files. With no
-    /// address given, tries [`DEFAULT_ADDR`] and, if another hub holds it,
-    /// any free loopback port (the printed `dashboard on …` line says which).
+    /// address given, [`DEFAULT_ADDR`]; an address in use is an error naming
+    /// it and `--http`, never another port.
     pub async fn open(opts: &DashboardOptions) -> Result<Door, BindError> {
-        let explicit = opts.http.is_some();
         let text = opts.http.as_deref().unwrap_or(DEFAULT_ADDR);
         let addr: SocketAddr = text
             .parse()
             .map_err(|_| BindError::Address(text.to_owned()))?;
         check_transport(addr, opts.tls.is_some(), opts.insecure_http)?;
         let tls = opts.tls.as_ref().map(server::tls_acceptor).transpose()?;
-        let listener = match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
-                let any = SocketAddr::new(addr.ip(), 0);
-                tracing::warn!(%addr, "dashboard port in use; using a free loopback port instead");
-                tokio::net::TcpListener::bind(any)
-                    .await
-                    .map_err(|source| BindError::Bind { addr: any, source })?
-            }
-            Err(source) => return Err(BindError::Bind { addr, source }),
-        };
+        // Never another port in silence: a second hub on the default
+        // address must say so, or the operator opens the first one's page.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError::Bind { addr, source })?;
         Ok(Door::new(listener, tls, opts.limits.clone()))
     }
 

@@ -22,11 +22,4 @@ pub mod serve;
 pub mod turn;
 pub mod worker;
 
-/// Milliseconds since the epoch.
-pub fn unix_now() -> mykey_sync_proto::UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    mykey_sync_proto::UnixMillis(ms)
-}
+pub use mykey_net::unix_now;

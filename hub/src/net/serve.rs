@@ -233,12 +233,10 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         opts.listen
     };
     for addr in listen {
-        s.swarm
-            .listen_on(addr.clone())
-            .map_err(|e| ServeError::Listen {
-                addr: addr.to_string(),
-                detail: e.to_string(),
-            })?;
+        mykey_net::listen_alone(&mut s.swarm, addr.clone()).map_err(|e| ServeError::Listen {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?;
     }
     let app_config = crate::http::AppConfig {
         tls: door.is_tls(),

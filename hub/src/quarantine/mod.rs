@@ -15,115 +15,21 @@
 //! the dashboard, `/metrics`, `mykey-hub nodes` and the liability report read
 //! [`Hub::quarantine_summary`].
 
-use crate::admin::{balance_in, tell_balance};
-use crate::hub::{Hub, finish};
+use crate::hub::Hub;
 use crate::model::{Incident, IncidentKind, LedgerAccount, TransferDraft, TransferKind};
 use crate::rules::redeem_transfers;
 use crate::store::StoreError;
-use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState, QuarantineTotal};
-use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, Redeem, TxBody, UnixMillis};
-use std::collections::BTreeMap;
+use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState};
+use crate::{ledger, wallet};
+use mykey_sync_proto::{Redeem, TxBody, UnixMillis};
+
+pub use summary::{FacilityQuarantine, QuarantineSummary, Sum};
 
 /// Most items one listing returns.
 pub const MAX_LISTED: u32 = 10_000;
 
 /// Longest reason a decision takes, in characters.
 pub const MAX_REASON_CHARS: usize = 1000;
-
-/// Spends summed: how many and their points.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sum {
-    /// How many spends.
-    pub items: u64,
-    /// Their points.
-    pub points: u64,
-}
-
-impl Sum {
-    fn add(&mut self, t: &QuarantineTotal) {
-        self.items += t.items;
-        self.points = self.points.saturating_add(t.points);
-    }
-}
-
-/// One facility's quarantine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FacilityQuarantine {
-    /// Whose points.
-    pub municipality: MunicipalityCode,
-    /// The facility that would be paid.
-    pub facility: FacilityId,
-    /// Held now.
-    pub held: Sum,
-    /// Released by an operator (paid).
-    pub released: Sum,
-    /// Rejected by an operator (never paid).
-    pub rejected: Sum,
-}
-
-/// Every quarantined spend summed, from one read (see [`Hub::quarantine_summary`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct QuarantineSummary {
-    totals: Vec<QuarantineTotal>,
-}
-
-impl QuarantineSummary {
-    /// The summary of these totals.
-    pub fn new(totals: Vec<QuarantineTotal>) -> QuarantineSummary {
-        QuarantineSummary { totals }
-    }
-
-    fn sum(&self, keep: impl Fn(&QuarantineTotal) -> bool) -> Sum {
-        let mut s = Sum::default();
-        for t in self.totals.iter().filter(|t| keep(t)) {
-            s.add(t);
-        }
-        s
-    }
-
-    /// What a node's spends have held now.
-    pub fn held_by_node(&self, node: &NodeId) -> Sum {
-        self.sum(|t| t.node == *node && t.state == QuarantineState::Held)
-    }
-
-    /// What is held now in a municipality.
-    pub fn held_in(&self, m: MunicipalityCode) -> Sum {
-        self.sum(|t| t.municipality == m && t.state == QuarantineState::Held)
-    }
-
-    /// Every decision so far in one state (`Released` or `Rejected`).
-    pub fn decided(&self, state: &QuarantineState) -> Sum {
-        self.sum(|t| t.state == *state)
-    }
-
-    /// Each facility that ever had a spend quarantined, by municipality and facility.
-    pub fn by_facility(&self) -> Vec<FacilityQuarantine> {
-        let mut out: BTreeMap<(u32, &str), FacilityQuarantine> = BTreeMap::new();
-        for t in &self.totals {
-            let f = out
-                .entry((t.municipality.get(), t.facility.as_str()))
-                .or_insert_with(|| FacilityQuarantine {
-                    municipality: t.municipality,
-                    facility: t.facility.clone(),
-                    held: Sum::default(),
-                    released: Sum::default(),
-                    rejected: Sum::default(),
-                });
-            match t.state {
-                QuarantineState::Held => f.held.add(t),
-                QuarantineState::Released => f.released.add(t),
-                QuarantineState::Rejected => f.rejected.add(t),
-            }
-        }
-        out.into_values().collect()
-    }
-
-    /// Keeps only the spends of the municipalities `keep` allows (a staff
-    /// operator's view).
-    pub fn retain_municipality(&mut self, keep: impl Fn(MunicipalityCode) -> bool) {
-        self.totals.retain(|t| keep(t.municipality));
-    }
-}
 
 /// Why a quarantine decision was refused.
 #[derive(Debug, thiserror::Error)]
@@ -294,7 +200,7 @@ impl Hub {
             let TxBody::Redeem(r) = &evidence.payload().body else {
                 return Err(DecideError::Evidence(id));
             };
-            let before = balance_in(&mut *st, item.account, m)?;
+            let before = ledger::wallet_balance(&mut *st, item.account, m)?;
             let held = Redeem {
                 points: item.points,
                 ..r.clone()
@@ -307,7 +213,7 @@ impl Hub {
             ) {
                 st.post(&t, now)?;
             }
-            tell_balance(&mut *st, &self.key, item.account, m, now)?;
+            wallet::tell_wallet(&mut *st, &self.key, item.account, m, now)?;
         }
         st.decide_quarantine(id, &state, by, why, now)?;
         st.record_incident(&Incident {
@@ -324,7 +230,7 @@ impl Hub {
             ),
         })?;
         let decided = st.quarantine_item(id)?.ok_or(DecideError::Unknown(id))?;
-        finish(st)?;
+        ledger::commit(st)?;
         tracing::warn!(
             id,
             node = %item.node.short(),
@@ -343,3 +249,4 @@ impl Hub {
 
 pub mod cli;
 pub mod http;
+pub mod summary;

@@ -6,7 +6,7 @@
 //! link quality over the window, and which alerts hold.
 
 use crate::model::{FacilityKind, NodeStatus};
-use crate::quarantine::Sum;
+use crate::quarantine::summary::Sum;
 use crate::store::status::LinkSpan;
 use mykey_sync_proto::UnixMillis;
 

@@ -16,7 +16,7 @@ pub mod counters;
 
 use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};
-use crate::quarantine::{QuarantineSummary, Sum};
+use crate::quarantine::summary::{QuarantineSummary, Sum};
 use crate::store::StoreError;
 use crate::store::status::{LinkSpan, RejectionRow};
 use assess::{Assessment, NodeFacts, ShardEpochHeld, Thresholds, WINDOW_MS};

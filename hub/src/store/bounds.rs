@@ -1,5 +1,5 @@
-//! Storage for the bounds the hub enforces on what it pays
-//! ([`crate::bounds`]) and for the quarantine ([`crate::quarantine`]): the
+//! Storage for the bounds the hub enforces on what it pays (`bounds.rs`)
+//! and for the quarantine (`quarantine/`): the
 //! balances the hub issued (what a redeem's basis is checked against), each
 //! redeem's at-risk points per node and card and settlement period, the
 //! cards' certificate keys, and the quarantined spends with their decisions.

@@ -8,11 +8,10 @@
 //! transfers; an output only gains the time it was first written.
 
 use super::StoreError;
-use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId};
-use crate::economy::lots::{ExpiryPolicy, Lot};
-use crate::economy::outputs::RecordedOutput;
-use crate::economy::settlement::{Cycle, Period, Statement};
-use crate::economy::zengin::BankAccount;
+use crate::economy::types::{
+    BankAccount, Campaign, Cycle, ExchangeOperator, ExchangeRecord, ExpiryPolicy, Lot, OperatorId,
+    Period, RecordedOutput, Statement,
+};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 
 /// Who a bank account belongs to.

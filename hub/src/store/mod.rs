@@ -151,7 +151,7 @@ pub struct MunicipalityFlows {
     pub negative_debts: u64,
 }
 
-/// Totals recomputed from scratch, for [`crate::ledger::check_conservation`].
+/// Totals recomputed from scratch, for the ledger's conservation check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerAudit {
     /// The running totals the store keeps.

@@ -132,10 +132,7 @@ impl Pki {
 
     /// The card's certificate checked against the CA now.
     pub fn trusted(&self, card: &TestCard) -> TrustedCert {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let now = mykey_net::unix_now_secs();
         mykey_jpki::trust(card.cert.clone(), std::slice::from_ref(&self.ca_der), now).unwrap()
     }
 }

@@ -7,7 +7,7 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use zeroize::Zeroizing;
@@ -122,7 +122,7 @@ fn read(args: ReadArgs) -> anyhow::Result<()> {
     }
     let mut session = pcsc.connect(&reader, args.apdu_timeout)?;
     let cert = read_auth_cert(&mut session)?;
-    let now = unix_now();
+    let now = mykey_net::unix_now_secs();
     tracing::info!(card = %cert.card_key().short(), "card read");
     if let Some(path) = &args.cert_out {
         write_new_file(path, cert.der()).with_context(|| {
@@ -212,12 +212,6 @@ fn write_new_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// What `card read` found, printed at the end (also on a failed proof).

@@ -1,5 +1,5 @@
 //! The node's local status page, served by `mykey-node run` on loopback
-//! (default `127.0.0.1:8781`, or a free loopback port if taken): the same
+//! (default `127.0.0.1:8781`; an address in use is an error): the same
 //! facts as the hub's dashboard, from the node's side. `/` is a page in
 //! Japanese (`?lang=en` for English), `/status.json` the same as JSON, which
 //! `mykey-node status` reads while the node runs.
@@ -431,7 +431,9 @@ pub enum PageError {
     #[error("--http {0:?} is not an address like 127.0.0.1:8781")]
     Address(String),
     /// Binding failed.
-    #[error("cannot serve the status page on {addr}: {source}; choose another with --http")]
+    #[error(
+        "cannot serve the status page on {addr}: {source}; another mykey-node run (or another program) holds it: choose another address with --http ADDR (e.g. --http 127.0.0.1:0 for any free port)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -446,32 +448,20 @@ pub enum PageError {
 
 /// Binds the page (see [`DEFAULT_ADDR`]), opens the node for it, writes
 /// [`URL_FILE`] and serves until the task is dropped. Prints
-/// `status page on http://ADDR/`. Only an address given explicitly must
-/// work: with the default, a node that cannot listen runs without the page.
+/// `status page on http://ADDR/`. An address in use (the default one too)
+/// is an error naming it and `--http`, never another port.
 pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), PageError> {
     // A file left by an earlier run must not point at someone else's page.
     let _ = std::fs::remove_file(dir.root().join(URL_FILE));
-    let explicit = addr.is_some();
     let text = addr.unwrap_or(DEFAULT_ADDR);
     let addr: SocketAddr = text
         .parse()
         .map_err(|_| PageError::Address(text.to_owned()))?;
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(source) if explicit => return Err(PageError::Bind { addr, source }),
-        Err(_) => {
-            // Another node holds the default port: any free loopback port.
-            // The page is a convenience: a counter never stops for it.
-            let any = SocketAddr::new(addr.ip(), 0);
-            match tokio::net::TcpListener::bind(any).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!("no local status page: cannot listen on {any}: {e}");
-                    return Ok(());
-                }
-            }
-        }
-    };
+    // Never another port in silence: `mykey-node status` and a person
+    // opening the default address would see another node's page.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| PageError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| PageError::Bind { addr, source })?;

@@ -14,7 +14,7 @@ pub const FILE: &str = "net.toml";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetConfig {
-    /// Addresses to listen on for LAN peers.
+    /// Addresses to listen on for LAN peers; empty: see [`NetConfig::listen_addrs`].
     pub listen: Vec<String>,
     /// Further hub addresses, tried with `node.toml`'s `hub_addr`.
     pub hub_addrs: Vec<String>,
@@ -47,7 +47,7 @@ pub struct NetConfig {
 impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
-            listen: vec!["/ip4/0.0.0.0/tcp/0".to_owned()],
+            listen: vec![],
             hub_addrs: vec![],
             peers: vec![],
             backoff_base_ms: 200,
@@ -120,6 +120,18 @@ impl NetConfig {
             .map_err(|source| NetConfigError::Io { path, source })
     }
 
+    /// Where to listen: `listen` if set; else every interface when the LAN
+    /// is configured (mDNS on, or static `peers` here or in `extra_peers`),
+    /// else loopback only, so a node nobody set up for a LAN is not open to it.
+    pub fn listen_addrs(&self, extra_peers: bool) -> Vec<String> {
+        if !self.listen.is_empty() {
+            return self.listen.clone();
+        }
+        let lan = self.mdns || !self.peers.is_empty() || extra_peers;
+        let ip = if lan { "0.0.0.0" } else { "127.0.0.1" };
+        vec![format!("/ip4/{ip}/tcp/0")]
+    }
+
     /// A duration field.
     pub fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
@@ -146,5 +158,21 @@ mod tests {
         assert_eq!(NetConfig::load(dir.path()).unwrap(), c);
         std::fs::write(dir.path().join(FILE), "peers = [\"nope\"]").unwrap();
         assert!(NetConfig::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn loopback_unless_the_lan_is_configured() {
+        let lo = vec!["/ip4/127.0.0.1/tcp/0".to_owned()];
+        let any = vec!["/ip4/0.0.0.0/tcp/0".to_owned()];
+        let mut c = NetConfig::default();
+        assert_eq!(c.listen_addrs(false), lo);
+        assert_eq!(c.listen_addrs(true), any);
+        c.mdns = true;
+        assert_eq!(c.listen_addrs(false), any);
+        c.mdns = false;
+        c.peers.push("/ip4/192.0.2.1/tcp/7401".into());
+        assert_eq!(c.listen_addrs(false), any);
+        c.listen = vec!["/ip4/192.0.2.9/tcp/7401".into()];
+        assert_eq!(c.listen_addrs(false), c.listen);
     }
 }

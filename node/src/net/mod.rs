@@ -19,11 +19,4 @@ pub mod lan;
 pub mod run;
 pub mod transport;
 
-/// Milliseconds since the epoch, the clock every `handle_*` call takes.
-pub fn unix_now() -> mykey_sync_proto::UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    mykey_sync_proto::UnixMillis(ms)
-}
+pub use mykey_net::unix_now;

@@ -116,8 +116,14 @@ struct Runner {
     bytes_up: u64,
     bytes_down: u64,
     was_caught_up: bool,
-    /// Failed dials since the link was last up (only the first is logged at info).
+    /// Failed dials since the link was last up (the first, then the 2nd,
+    /// 4th, 8th … are logged at warn).
     dial_failures: u32,
+    /// When the hub link went down (or the node started without it); `None`
+    /// while it is up. The outage's length counts from here.
+    outage_since: Option<Instant>,
+    /// Whether this outage was logged, so its end is logged too.
+    dial_failures_logged: bool,
     /// LAN peers: static ones (with addresses) and those that dialled us.
     lan: HashMap<PeerId, LanPeer>,
     next_gossip_at: Instant,
@@ -166,7 +172,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         warn!("no hub address: set hub_addr in node.toml; serving from the local store until then");
     }
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
-        net.listen
+        net.listen_addrs(!opts.peers.is_empty())
             .iter()
             .map(|t| parse_addr(t).map_err(RunError::Address))
             .collect::<Result<_, _>>()?
@@ -174,12 +180,10 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         opts.listen.clone()
     };
     for addr in listen {
-        swarm
-            .listen_on(addr.clone())
-            .map_err(|e| RunError::Listen {
-                addr,
-                detail: e.to_string(),
-            })?;
+        mykey_net::listen_alone(&mut swarm, addr.clone()).map_err(|e| RunError::Listen {
+            addr,
+            detail: e.to_string(),
+        })?;
     }
 
     let mut seed = [0u8; 8];
@@ -213,6 +217,8 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         bytes_down: 0,
         was_caught_up: false,
         dial_failures: 0,
+        outage_since: Some(Instant::now()),
+        dial_failures_logged: false,
         lan: HashMap::new(),
         next_gossip_at: Instant::now(),
         next_relay_at: Instant::now(),
@@ -286,7 +292,7 @@ fn split_peer(mut addr: Multiaddr) -> Result<(PeerId, Multiaddr), String> {
 }
 
 /// `addr` without a trailing `/p2p/<id>`, which must name `peer` if present.
-fn strip_peer(mut addr: Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
+pub(crate) fn strip_peer(mut addr: Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
     if let Some(Protocol::P2p(id)) = addr.iter().last() {
         if id != *peer {
             return Err(format!(
@@ -296,6 +302,11 @@ fn strip_peer(mut addr: Multiaddr, peer: &PeerId) -> Result<Multiaddr, String> {
         addr.pop();
     }
     Ok(addr)
+}
+
+/// A libp2p dial error on one line (it lists each address on its own).
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn instant_at(t: UnixMillis, now: UnixMillis) -> Instant {
@@ -334,7 +345,7 @@ impl Runner {
             }
             Err(e) => {
                 warn!("cannot dial the hub: {e}");
-                self.link_down();
+                let _ = self.link_down();
             }
         }
     }
@@ -356,7 +367,9 @@ impl Runner {
         d
     }
 
-    fn link_down(&mut self) {
+    /// Takes the link down and schedules the next dial; returns how long
+    /// until that dial.
+    fn link_down(&mut self) -> Duration {
         self.session.handle_disconnected();
         self.in_flight = None;
         self.relay_in_flight = None;
@@ -365,8 +378,16 @@ impl Runner {
         if let Some(t) = self.refused_until.take() {
             retry_at = retry_at.max(t);
         }
-        debug!("hub link down, retrying in {:?}", retry_at - Instant::now());
+        let wait = retry_at.saturating_duration_since(Instant::now());
+        debug!("hub link down, retrying in {wait:?}");
         self.link = HubLink::Down { retry_at };
+        self.outage_since.get_or_insert_with(Instant::now);
+        wait
+    }
+
+    /// How long the current outage has lasted, in whole seconds.
+    fn outage_s(&self) -> u64 {
+        self.outage_since.map_or(0, |t| t.elapsed().as_secs())
     }
 
     /// Sends one request to the hub at the addresses in our own book,
@@ -398,6 +419,17 @@ impl Runner {
                 self.backoff.reset();
                 self.dial_failures = 0;
                 self.link = HubLink::Up;
+                // warn, like the loss: the default log level shows both.
+                if let Some(since) = self.outage_since.take()
+                    && self.dial_failures_logged
+                {
+                    warn!(
+                        down_s = since.elapsed().as_secs(),
+                        "hub link back after {} s down",
+                        since.elapsed().as_secs()
+                    );
+                }
+                self.dial_failures_logged = false;
                 match self.node.sync_position() {
                     Ok((last, receipted, cursor)) => {
                         info!(
@@ -421,24 +453,39 @@ impl Runner {
                 cause,
                 ..
             } if peer_id == self.hub_peer && num_established == 0 => {
-                info!(cause = ?cause, "hub link closed");
-                self.link_down();
+                self.outage_since = Some(Instant::now());
+                let wait = self.link_down();
+                let why = cause.map_or("closed".to_owned(), |c| c.to_string());
+                warn!(
+                    "hub link lost ({why}); next try in {} s; transactions queue here until it is back",
+                    wait.as_secs().max(1)
+                );
+                self.dial_failures_logged = true;
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(p),
                 error,
                 ..
             } if p == self.hub_peer && self.link != HubLink::Up => {
-                if self.dial_failures == 0 {
-                    info!("cannot reach the hub: {error}");
+                self.dial_failures += 1;
+                let wait = self.link_down();
+                let next = wait.as_secs().max(1);
+                // Attempts 1, 2, 4, 8 …: a long outage says it is still on
+                // without a line per retry.
+                if self.dial_failures.is_power_of_two() {
+                    warn!(
+                        attempt = self.dial_failures,
+                        "cannot reach the hub (down for {} s): {}; next try in {next} s",
+                        self.outage_s(),
+                        one_line(&error.to_string()),
+                    );
+                    self.dial_failures_logged = true;
                 } else {
                     debug!(
-                        attempt = self.dial_failures + 1,
-                        "cannot reach the hub: {error}"
+                        attempt = self.dial_failures,
+                        "cannot reach the hub: {error}; next try in {next} s"
                     );
                 }
-                self.dial_failures += 1;
-                self.link_down();
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -540,7 +587,7 @@ impl Runner {
     fn drop_hub(&mut self, why: &str) {
         warn!("{why}: dropping the hub link");
         if self.swarm.disconnect_peer_id(self.hub_peer).is_err() {
-            self.link_down();
+            let _ = self.link_down();
         }
         // ConnectionClosed follows and takes the link down.
         self.session.handle_disconnected();
@@ -589,7 +636,7 @@ impl Runner {
                             let until = Instant::now() + retry;
                             self.refused_until = Some(until);
                             if self.swarm.disconnect_peer_id(self.hub_peer).is_err() {
-                                self.link_down();
+                                let _ = self.link_down();
                             }
                             // ConnectionClosed follows and takes the link down.
                             self.session.handle_disconnected();

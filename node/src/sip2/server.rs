@@ -23,7 +23,7 @@ use crate::store::StoreError;
 use mykey_sip2::{
     Charset, Checksum, Command, DecodeError, FieldId, Framer, Message, Sequence, reply,
 };
-use mykey_sync_proto::{CardKey, UnixMillis};
+use mykey_sync_proto::CardKey;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,12 +36,7 @@ const MAX_BAD_FRAMES: u32 = 10;
 pub(super) const READ_SLICE: Duration = Duration::from_millis(200);
 
 /// The wall clock, for the binary's deciding calls.
-pub fn clock() -> UnixMillis {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    UnixMillis(ms)
-}
+pub use mykey_net::unix_now as clock;
 
 /// The bridge could not start.
 #[derive(Debug, thiserror::Error)]

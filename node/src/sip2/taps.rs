@@ -122,7 +122,7 @@ fn tap(handle: &Handle, pcsc: &Reader, reader: &str, target: TapTarget) {
         Ok(c) => c,
         Err(e) => return handle.say(&format!("card not read: {e}")),
     };
-    let now_unix = i64::try_from(super::server::clock().0 / 1000).unwrap_or(i64::MAX);
+    let now_unix = mykey_net::unix_now_secs();
     if let Err(e) = handle.tap_card(target, cert.card_key(), cert.is_valid_at(now_unix)) {
         handle.say(&format!("node error, tap not served: {e}"));
     }

@@ -9,7 +9,7 @@ use clap::Parser;
 use mykey_node::node::{Lookup, OpError};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::{Outcome, RejectReason};
-use mykey_sync_proto::{FacilityCardNumber, SignedTx, TxBody, TxPayload, UnixMillis};
+use mykey_sync_proto::{FacilityCardNumber, SignedTx, TxBody, TxPayload};
 use mykey_tests::harness::SyncReport;
 use mykey_tests::world::{World, bunkyo, health, pts, volunteer};
 use std::path::PathBuf;
@@ -97,11 +97,7 @@ fn main() -> Result<()> {
         }
     }
     std::fs::create_dir_all(&args.data)?;
-    let start = UnixMillis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis() as u64,
-    );
+    let start = mykey_net::unix_now();
     let mut tally = Tally::default();
 
     println!("MyKey Edge demo — data in {}", args.data.display());

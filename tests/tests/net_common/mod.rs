@@ -21,12 +21,7 @@ use std::time::{Duration, Instant};
 
 /// Wall-clock now, as the binaries see it.
 pub fn now() -> UnixMillis {
-    UnixMillis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-    )
+    mykey_net::unix_now()
 }
 
 /// A binary of the workspace: beside this executable (a bench binary in
@@ -207,7 +202,9 @@ pub fn start_hub(data: &Path, port: u16) -> (Proc, String) {
         Command::new(bin("mykey-hub"))
             .arg("--data")
             .arg(data)
-            .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")]),
+            .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
+            // Tests run side by side: the default dashboard port would clash.
+            .args(["--http", "127.0.0.1:0"]),
     );
     let line = p.line_starting("listening on ", Duration::from_secs(30));
     let addr = line.trim_start_matches("listening on ").to_owned();
@@ -241,10 +238,50 @@ pub fn start_node_at(
         cmd.args(["--hub-addr", a]);
     }
     cmd.args(extra);
+    // Tests run side by side: the default status page port would clash.
+    if !extra.contains(&"--http") {
+        cmd.args(["--http", "127.0.0.1:0"]);
+    }
     let p = Proc::spawn(name, &mut cmd);
     let line = p.line_starting("listening on ", Duration::from_secs(30));
     let addr = line.trim_start_matches("listening on ").to_owned();
     (p, addr)
+}
+
+/// Runs `name --data DATA ARGS` with `stdin` piped in, to completion,
+/// whatever its outcome: (success, stdout, stderr).
+pub fn run_with_stdin(
+    name: &str,
+    data: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(bin(name))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    // The process may exit before reading: a closed pipe here is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a command that must fail (at startup, say); returns its stderr.
+pub fn refused(name: &str, data: &Path, args: &[&str]) -> String {
+    let (ok, _, err) = run_with_stdin(name, data, args, "");
+    assert!(!ok, "{name} {args:?} succeeded: {err}");
+    err
 }
 
 /// Runs a `mykey-node` command to completion; returns stdout, or panics with stderr.

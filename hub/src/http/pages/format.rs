@@ -34,22 +34,12 @@ pub fn fmt_date(t: UnixMillis) -> String {
 
 /// A time as `YYYY-MM-DD HH:MM JST` (the hub's operators are in Japan).
 pub fn fmt_time(t: UnixMillis) -> String {
-    let secs = t.0 / 1000 + 9 * 3600;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    // u64::MAX / 1000 is below i64::MAX: the conversion cannot fail.
+    let secs = i64::try_from(t.0 / 1000).unwrap_or(i64::MAX - 9 * 3600) + 9 * 3600;
+    let d = mykey_civil::DateTime::from_unix_secs(secs);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} JST",
-        rem / 3600,
-        (rem % 3600) / 60
+        "{:04}-{:02}-{:02} {:02}:{:02} JST",
+        d.year, d.month, d.day, d.hour, d.minute
     )
 }
 

@@ -3,11 +3,11 @@
 use super::{
     SqliteTx, account_of, corrupt, i64_of, i64_sat, muni_of, muni_sql, points_of, txid_of, u64_of,
 };
-use crate::economy::exchange::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
-use crate::economy::lots::{ExpiryPolicy, Lot, LotSource};
-use crate::economy::outputs::RecordedOutput;
-use crate::economy::settlement::{Cycle, Period, Statement, StatementKind};
-use crate::economy::zengin::{AccountKind, BankAccount, BankCode, BranchCode};
+use crate::economy::types::{
+    AccountKind, BankAccount, BankCode, BranchCode, Campaign, Cycle, ExchangeOperator,
+    ExchangeRecord, ExpiryPolicy, Lot, LotSource, OperatorId, Period, Rate, RecordedOutput,
+    Statement, StatementKind,
+};
 use crate::store::StoreError;
 use crate::store::economy::{EconomyTx, Party, WalletStep};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
