@@ -62,6 +62,7 @@ mod shard_book;
 pub mod shards;
 pub mod status;
 pub mod store;
+pub mod ticks;
 mod wallet;
 
 pub use admin::{

@@ -63,6 +63,9 @@ impl<H: HubCore> World<H> {
             let n = batch.len();
             for tr in batch {
                 self.ledger_seen = tr.pos;
+                if tr.expiry {
+                    self.metrics.expired_points += tr.amount;
+                }
                 let Some(origin) = tr.origin else { continue };
                 let paid = self.paid.entry(origin).or_default();
                 let sign: i64 = match (&tr.to_payable, &tr.from_payable) {
@@ -418,6 +421,7 @@ impl<H: HubCore> World<H> {
         }
         self.check_holder_debts()?;
         self.check_payouts()?;
+        self.check_economy_seen()?;
         self.liar_final()?;
         self.check_and_release_escrow()?;
         let bound: u64 = (0..self.holders.len()).map(|h| self.holder_bound(h)).sum();

@@ -3,6 +3,7 @@
 //! [`HubService`] the hub binary's sessions use, plus the operator actions a
 //! scenario needs and the read-outs the invariant checks need.
 
+use mykey_hub::ticks::{Due, TickReport};
 use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::{
@@ -41,6 +42,8 @@ pub struct SimTransfer {
     pub on_debt: bool,
     /// The signed transaction that caused it.
     pub origin: Option<TxId>,
+    /// Expired points moved to expiry income (the economy's timed job).
+    pub expiry: bool,
 }
 
 /// The kinds of facility the scenarios use.
@@ -177,4 +180,15 @@ pub trait HubCore: HubService {
     ) -> anyhow::Result<()>;
     /// The points reserved for each (holder account, node), non-zero only.
     fn escrows(&mut self, m: MunicipalityCode) -> anyhow::Result<Vec<(AccountId, NodeId, Points)>>;
+    /// The hub's timed jobs, the very call the serving loop makes
+    /// (`Hub::run_ticks`): `live` are the nodes whose links are up.
+    fn run_ticks(&mut self, due: Due, live: &[NodeId], now: UnixMillis) -> TickReport;
+    /// Sets when a programme's grants expire: `days` after each grant.
+    fn set_program_expiry(&mut self, program: &ProgramId, days: u32) -> anyhow::Result<()>;
+    /// Sets the hub's shard target (items per shard); kept across restarts,
+    /// as the binary's configuration would be.
+    fn set_shard_target(&mut self, items_per_shard: u64);
+    /// A settlement run on demand: closes every period of `m` through `now`;
+    /// returns how many closed.
+    fn settle_now(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<usize>;
 }

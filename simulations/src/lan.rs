@@ -1,6 +1,9 @@
-//! The festival LAN, modelled in the simulation in place of libp2p: stalls
-//! gossip their unreceipted signed transactions to the peers they reach
-//! (the receiving core takes them, `Node::accept_peer_txs`), and any stall
+//! The festival LAN in place of libp2p: stalls offer their signed
+//! transactions to the peers they reach with the real `/mykey/lan/1`
+//! messages (`mykey_node::net::lan::LanRequest::Offer`, encoded to bytes),
+//! which the receiving node takes with the node's own handler
+//! (`mykey_node::net::lan::answer_request`, as its run loop does) and
+//! answers with how far it holds the sender's chain; and any stall
 //! whose WAN link is up carries what it holds for others to the hub on a
 //! second connection (`Hello` as itself, then `Push` of others'
 //! transactions: the hub's `ingest` accepts transactions signed by nodes
@@ -11,12 +14,13 @@
 use crate::hub_host::HubCore;
 use crate::net::Dir;
 use crate::world::{AtTime, Failure, Kind, World};
+use mykey_node::net::lan::{LanRequest, LanResponse, MAX_OFFER_TXS};
 use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
 use mykey_sync_proto::wire::{Hello, Outcome, Push, Request, Response};
 use mykey_sync_proto::{SignedTx, TxPayload, UnixMillis, codec};
 
-/// Upper bound of transactions in one gossip message or one carried push.
+/// Upper bound of transactions in one carried push.
 const MAX_BATCH: usize = 500;
 
 impl<H: HubCore> World<H> {
@@ -28,70 +32,65 @@ impl<H: HubCore> World<H> {
         if self.healed_at.is_none() {
             self.push(t + gossip_ms, Kind::Gossip(n));
         }
-        let Some(core) = &self.nodes[n].core else {
+        if !self.nodes[n].is_up() {
             return Ok(());
-        };
-        let (_, receipted, _) = core.sync_position().at(t)?;
+        }
         let peers: Vec<usize> = (0..self.nodes.len())
             .filter(|m| self.net.lan_reach(n, *m))
             .collect();
-        // Each peer says how far it holds this node's chain (a real protocol
-        // would carry this in its request); one outbox read serves them all.
-        let haves: Vec<u64> = peers
-            .iter()
-            .map(|m| {
-                // The highest seq it holds without a gap: a lost message
-                // leaves a hole that the next gossip fills. The walk starts
-                // where the last one stopped (entries only leave the relay
-                // with a receipt, which raises `relay_done` past them).
-                let done = self.relay_done[*m].get(&n).copied().unwrap_or(0);
-                let held = self.relay_have[*m].get(&n).copied().unwrap_or(0);
-                let mut have = receipted.max(done).max(held);
-                for ((_, s), _) in self.relay[*m].range((n, have + 1)..(n, u64::MAX)) {
-                    if *s != have + 1 {
-                        break;
-                    }
-                    have = *s;
-                }
-                self.relay_have[*m].insert(n, have);
-                have
-            })
-            .collect();
-        let Some(from) = haves.iter().min().map(|h| h + 1) else {
-            return Ok(());
-        };
-        let txs = core.outbox_from(from, MAX_BATCH).at(t)?;
-        for (m, have) in peers.into_iter().zip(haves) {
-            let skip = (have + 1 - from) as usize;
-            let part: Vec<SignedTx> = txs.iter().skip(skip).cloned().collect();
-            if part.is_empty() {
-                continue;
-            }
-            let len: usize = part.iter().map(|tx| tx.to_bytes().len()).sum();
-            for at in self.net.send_lan(n, m, len, t) {
-                self.push(at, Kind::LanDeliver(m, n, part.clone()));
-            }
+        for m in peers {
+            self.offer(n, m)?;
         }
         Ok(())
     }
 
+    /// Node `n` offers peer `m` what it lacks of `n`'s chain, as the run
+    /// loop's `gossip` does: an empty offer while it does not know how far
+    /// the peer holds it (the answer says), else its transactions from the
+    /// first one the peer lacks.
+    fn offer(&mut self, n: usize, m: usize) -> Result<(), Failure> {
+        let t = self.now;
+        let Some(core) = &self.nodes[n].core else {
+            return Ok(());
+        };
+        let last = core.sync_position().at(t)?.0;
+        let txs = match self.peer_has[n].get(&m).copied() {
+            None => vec![],
+            Some(h) if last > h => core.outbox_from(h + 1, MAX_OFFER_TXS).at(t)?,
+            Some(_) => return Ok(()),
+        };
+        let bytes = LanRequest::Offer { txs }.encode();
+        for at in self.net.send_lan(n, m, bytes.len(), t) {
+            self.push(at, Kind::LanDeliver(m, n, bytes.clone()));
+        }
+        Ok(())
+    }
+
+    /// A `/mykey/lan/1` request from `from` reaches `to`: the node's own
+    /// handler takes it and its answer goes back; what `to` took of
+    /// `from`'s chain joins what it carries to the hub.
     pub(crate) fn on_lan_deliver(
         &mut self,
         to: usize,
         from: usize,
-        txs: Vec<SignedTx>,
+        request: Vec<u8>,
     ) -> Result<(), Failure> {
-        if !self.nodes[to].is_up() {
-            return Ok(());
-        }
-        // The receiving core takes them as the node's LAN handler does: its
-        // peers' pending spends count against each wallet until the hub
+        let t = self.now;
+        // Its peers' pending spends count against each wallet until the hub
         // reports their progress (bounded mode), and a right given to it
         // counts once (strict mode, see `strict`).
-        self.take_peer_txs(to, txs.clone())?;
+        let Some(answer) = self.take_lan_request(to, from, &request)? else {
+            return Ok(());
+        };
+        let bytes = answer.encode();
+        for at in self.net.send_lan(to, from, bytes.len(), t) {
+            self.push(at, Kind::LanAnswer(from, to, bytes.clone()));
+        }
         // The sender's own outbox in seq order: the first seq places them
-        // all. Signatures are checked by the hub, which is what matters for
-        // what the carrier delivers.
+        // all (the handler checked each is the sender's and authentic).
+        let Ok(LanRequest::Offer { txs }) = LanRequest::decode(&request) else {
+            return Ok(());
+        };
         let Some(seq0) = txs.first().and_then(|tx| {
             codec::decode_canonical::<TxPayload>("tx", tx.payload_bytes(), MAX_TX_PAYLOAD_BYTES)
                 .ok()
@@ -104,6 +103,30 @@ impl<H: HubCore> World<H> {
             if seq > self.relay_done[to].get(&from).copied().unwrap_or(0) {
                 self.relay[to].entry((from, seq)).or_insert(tx);
             }
+        }
+        Ok(())
+    }
+
+    /// Peer `from` answered node `n`'s offer: how far it now holds `n`'s
+    /// chain. More to send goes at once, as in the run loop.
+    pub(crate) fn on_lan_answer(
+        &mut self,
+        n: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    ) -> Result<(), Failure> {
+        let t = self.now;
+        let Some(core) = &self.nodes[n].core else {
+            return Ok(());
+        };
+        let Ok(LanResponse::Ack { have_through }) = LanResponse::decode(&bytes) else {
+            return Ok(());
+        };
+        let last = core.sync_position().at(t)?.0;
+        let before = self.peer_has[n].insert(from, have_through);
+        let more = have_through < last && before.is_none_or(|h| have_through > h);
+        if more && self.net.lan_reach(n, from) {
+            self.offer(n, from)?;
         }
         Ok(())
     }

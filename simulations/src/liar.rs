@@ -36,6 +36,7 @@ use crate::hub_host::HubCore;
 use crate::prng::Prng;
 use crate::world::{AtTime, Failure, World, fail};
 use ed25519_dalek::SigningKey;
+use mykey_node::net::lan::{self, LanRefusal, LanRequest};
 use mykey_node::node::PeerTxsError;
 use mykey_node::{Node, NodeKey, OpError};
 use mykey_sync_proto::fact::NodeLimits;
@@ -681,8 +682,23 @@ impl<H: HubCore> World<H> {
         for x in honest {
             let before = self.honest_view(x, account)?;
             let wall = self.nodes[x].clock.wall(t);
-            // The stall admits LAN peers from the hub's rosters only: the
-            // whole batch is refused as signed by a node on no roster.
+            // The stall admits LAN peers from the hub's rosters only: its
+            // LAN handler (the node's own) refuses the offer as from a peer
+            // no roster names, and its core would refuse the batch as
+            // signed by a node on no roster besides.
+            let offer = LanRequest::Offer { txs: txs.clone() }.encode();
+            match lan::answer_request(self.core_mut(x)?, &rogue_id, &offer, wall) {
+                Err(LanRefusal::NotAdmitted(_)) => {}
+                other => {
+                    return fail(
+                        t,
+                        format!(
+                            "liar: honest stall {x}'s LAN handler did not refuse a peer outside \
+                             the roster: {other:?}"
+                        ),
+                    );
+                }
+            }
             match self.core_mut(x)?.accept_peer_txs(&txs, wall) {
                 Err(PeerTxsError::NotOnRoster { signer }) if signer == rogue_id => {
                     if let Some(l) = self.liar.as_mut() {

@@ -22,10 +22,11 @@
 //! A failure prints `SIM_SEED=<n>` and the command that replays it.
 //!
 //! What is modelled here rather than run (see [`lan`] and [`strict`]): the
-//! libp2p LAN itself. Stalls gossip their signed transactions over the
-//! simulated LAN and the simulation carries them to the hub; the receiving
-//! core takes what arrives (`Node::accept_peer_txs`, as the node binary's
-//! LAN handler does), so a stall counts its peers' pending spends against
+//! libp2p LAN itself. Stalls offer their signed transactions over the
+//! simulated LAN as encoded `/mykey/lan/1` requests and the simulation
+//! carries them to the hub; the receiving node takes what arrives with the
+//! node binary's own LAN handler (`mykey_node::net::lan::answer_request`),
+//! so a stall counts its peers' pending spends against
 //! each wallet (bounded mode) and rights given between stalls reach the
 //! receiving core (strict mode). Strict mode's rights live in the cores:
 //! the hub's escrow and the node store.
@@ -38,6 +39,7 @@ pub mod chart;
 mod checks;
 pub mod clock;
 pub mod hub_host;
+mod hub_ticks;
 mod lan;
 pub mod liar;
 pub mod metrics;

@@ -198,6 +198,12 @@ pub struct Metrics {
     pub card_proofs: u64,
     /// The lying node.
     pub liar: LiarMetrics,
+    /// Points the hub's economy step moved to expiry income.
+    pub expired_points: u64,
+    /// Shard epochs the hub's minute job started (a shard outgrew its target).
+    pub epochs_split: u64,
+    /// Settlement periods closed by the operator's runs.
+    pub periods_closed: u64,
 }
 
 /// The `q` quantile (0..=1) of `v` (sorted copy), 0 when empty.
@@ -256,6 +262,9 @@ impl Metrics {
         self.sim_ms += o.sim_ms;
         self.card_proofs += o.card_proofs;
         self.liar.absorb(&o.liar);
+        self.expired_points += o.expired_points;
+        self.epochs_split += o.epochs_split;
+        self.periods_closed += o.periods_closed;
         self.events += o.events;
         if self.series.is_empty() {
             self.series = o.series.clone();
@@ -336,6 +345,13 @@ impl Metrics {
         rows.push((
             "crashes inside an operation".into(),
             self.crashes_in_op.to_string(),
+        ));
+        rows.push((
+            "hub's timed jobs: expired / shard epochs split / periods closed".into(),
+            format!(
+                "{} pt / {} / {}",
+                self.expired_points, self.epochs_split, self.periods_closed
+            ),
         ));
         if self.escrow_reserved > 0 {
             rows.push((

@@ -5,9 +5,10 @@
 
 use crate::clock::HostClock;
 use anyhow::Context;
+use mykey_node::net::driver::{DriveError, Ended, drain_events};
 use mykey_node::{Node, NodeKey};
-use mykey_sync_proto::session::{NodeEvent, NodeSession, NodeSessionConfig};
-use mykey_sync_proto::wire::{Receipts, Request};
+use mykey_sync_proto::session::{NodeSession, NodeSessionConfig};
+use mykey_sync_proto::wire::Request;
 use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, UnixMillis};
 use std::path::PathBuf;
 
@@ -16,8 +17,8 @@ use std::path::PathBuf;
 pub struct PumpOut {
     /// Requests to put on the wire.
     pub sends: Vec<Request>,
-    /// Receipts the node stored (for metrics).
-    pub receipts: Vec<Receipts>,
+    /// Receipts the node stored.
+    pub receipts: u64,
     /// The session ended: the transport closes, reconnect with backoff.
     pub closed: Option<String>,
     /// The hub refused the node.
@@ -152,8 +153,10 @@ impl SimNode {
         self.session.handle_disconnected();
     }
 
-    /// Drains the session: feeds it outbox transactions, stores receipts and
-    /// facts in the core, and collects what must go on the wire.
+    /// Drains the session with the node binary's own glue
+    /// (`mykey_node::net::driver::drain_events`: outbox transactions to the
+    /// session, receipts, facts and shard messages to the core) and collects
+    /// what must go on the wire, as the run loop's `pump` does.
     pub fn pump(&mut self, mono: UnixMillis, wall: UnixMillis) -> anyhow::Result<PumpOut> {
         let mut out = PumpOut::default();
         let Some(core) = self.core.as_mut() else {
@@ -161,61 +164,40 @@ impl SimNode {
         };
         // Bounded: a session emits a handful of events per input.
         for _ in 0..64 {
-            let mut progressed = false;
-            while let Some(ev) = self.session.poll_event() {
-                progressed = true;
-                match ev {
-                    NodeEvent::Welcomed(_) => {
-                        let hub = core.hub();
-                        core.reset_shard_peer(&hub);
-                    }
-                    NodeEvent::ShardsListed(list) => {
-                        let plan = core.shard_plan(&list)?;
-                        self.session.provide_shard_plan(plan, mono);
-                    }
-                    NodeEvent::ShardTurn {
-                        shard,
-                        epoch,
-                        received,
-                        start,
-                    } => {
-                        let hub = core.hub();
-                        let (next, got) = core
-                            .shard_turn(&hub, &shard, epoch, received.as_deref(), start)
-                            .context("a shard message from the hub could not be used")?;
-                        if got.refused > 0 {
-                            anyhow::bail!("{} shard items from the hub were refused", got.refused);
-                        }
-                        out.facts_applied |= got.applied > 0;
-                        self.session.provide_shard_message(next, mono);
-                    }
-                    NodeEvent::ShardSynced(head) => core.shard_synced(&head)?,
-                    NodeEvent::NeedTxs { from_seq, max } => {
-                        let txs = core.outbox_from(from_seq, max)?;
-                        if let Err(e) = self.session.provide_txs(txs, mono) {
-                            out.closed = Some(e.to_string());
-                        }
-                    }
-                    NodeEvent::Receipts(r) => {
-                        core.apply_receipts(&r, wall)?;
-                        out.receipts.push(r);
-                    }
-                    NodeEvent::Facts(f) => {
-                        core.apply_facts(&f)
-                            .context("facts from the hub were refused by the node")?;
-                        out.facts_applied = true;
-                    }
-                    NodeEvent::Refused(r) => out.refused = Some(r.to_string()),
-                    NodeEvent::Closed(e) => out.closed = Some(e.to_string()),
+            let d = match drain_events(&mut self.session, core, mono, wall) {
+                Ok(d) => d,
+                // The session refused what the store handed it: the binary
+                // drops the hub link and reconnects with backoff.
+                Err(DriveError::Session(e)) => {
+                    out.closed = Some(e.to_string());
+                    break;
                 }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("the node could not use what its hub session delivered"));
+                }
+            };
+            // The simulated hub is honest: every shard item it serves verifies.
+            if d.refused_items > 0 {
+                anyhow::bail!("{} shard items from the hub were refused", d.refused_items);
             }
-            if let Some(req) = self.session.poll_transmit() {
-                progressed = true;
-                out.sends.push(req);
+            out.facts_applied |= d.facts > 0;
+            out.receipts += d.receipts;
+            match d.ended {
+                Some(Ended::Refused(r)) => {
+                    out.refused = Some(r.to_string());
+                    break;
+                }
+                Some(Ended::Closed(e)) => {
+                    out.closed = Some(e.to_string());
+                    break;
+                }
+                None => {}
             }
-            if !progressed {
+            let Some(req) = self.session.poll_transmit() else {
                 break;
-            }
+            };
+            out.sends.push(req);
         }
         if out.closed.is_some() || out.refused.is_some() {
             self.conn = None;

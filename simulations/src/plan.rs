@@ -99,6 +99,10 @@ pub enum Scripted {
     ForgeFact(usize),
     /// Strict mode: the hub grants the LAN group escrow rights now.
     Escrow,
+    /// The operator runs a settlement on demand: every period of the
+    /// municipality closes through now (statements; a new shard epoch
+    /// follows, as after every close).
+    Settle,
     /// The lying node's owner does something (`liar.rs`).
     Lie(crate::liar::Lie),
     /// Every link heals and stays healed; convergence is due.
@@ -156,6 +160,24 @@ pub struct Plan {
     /// The lying node, if any (an index into `nodes`; it serves no
     /// operation of `ops`, only the script's [`Scripted::Lie`]s).
     pub liar: Option<usize>,
+    /// The hub's economy exercised inside the run, if set (the hub's timed
+    /// jobs run in every scenario; this makes them find work).
+    pub economy: Option<EconomyPlan>,
+}
+
+/// Work for the hub's timed jobs (`mykey_hub::ticks`) and a settlement run,
+/// which the run must see done (`World::final_checks`).
+#[derive(Clone, Debug)]
+pub struct EconomyPlan {
+    /// Points (uniform range) each holder gets at the start from a
+    /// programme whose grants expire after `expiry_days`.
+    pub expiring_points: (u64, u64),
+    /// Days until those grants expire (the economy step moves what is left
+    /// of them to expiry income).
+    pub expiry_days: u32,
+    /// The hub's shard target (items per shard), small enough that the
+    /// run's shards outgrow it and the minute's job starts a new epoch.
+    pub shard_target: u64,
 }
 
 impl Plan {

@@ -4,9 +4,11 @@
 
 use crate::hub_host::{HubCore, SimLimits, SimTransfer, SiteKind};
 use anyhow::Context;
+use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_hub::model::{FacilityKind, NodePolicy};
 use mykey_hub::model::{LedgerAccount, TransferKind};
 use mykey_hub::store::SqliteStore;
+use mykey_hub::ticks::{Due, TickReport};
 use mykey_hub::{CheckError, Hub, HubKey};
 use mykey_jpki::TrustedCert;
 use mykey_sync_proto::session::HubService;
@@ -22,6 +24,7 @@ pub struct RealHub {
     hub: Hub,
     db: PathBuf,
     secret: [u8; 32],
+    shard_target: Option<u64>,
 }
 
 fn open(db: &Path, secret: &[u8; 32]) -> anyhow::Result<Hub> {
@@ -40,6 +43,7 @@ impl RealHub {
             hub: open(&db, &secret)?,
             db,
             secret,
+            shard_target: None,
         })
     }
 }
@@ -219,6 +223,9 @@ impl HubCore for RealHub {
         // Dropping the hub closes its connection: whatever was not committed
         // is gone, as in a killed process.
         self.hub = open(&self.db, &self.secret)?;
+        if let Some(t) = self.shard_target {
+            self.hub.set_shard_target(t);
+        }
         Ok(())
     }
     fn facility_numbers(
@@ -258,6 +265,7 @@ impl HubCore for RealHub {
                 from_payable: payable(&t.debit),
                 on_debt: t.kind == TransferKind::RedeemOnDebt,
                 origin: t.origin_tx,
+                expiry: t.kind == TransferKind::Expiry,
             })
             .collect())
     }
@@ -279,5 +287,20 @@ impl HubCore for RealHub {
             .into_iter()
             .map(|l| (l.account, l.node, l.points))
             .collect())
+    }
+    fn run_ticks(&mut self, due: Due, live: &[NodeId], now: UnixMillis) -> TickReport {
+        self.hub.run_ticks(due, live, now)
+    }
+    fn set_program_expiry(&mut self, program: &ProgramId, days: u32) -> anyhow::Result<()> {
+        Ok(self
+            .hub
+            .set_program_expiry(program, ExpiryPolicy::Days { days })?)
+    }
+    fn set_shard_target(&mut self, items_per_shard: u64) {
+        self.shard_target = Some(items_per_shard);
+        self.hub.set_shard_target(items_per_shard);
+    }
+    fn settle_now(&mut self, m: MunicipalityCode, now: UnixMillis) -> anyhow::Result<usize> {
+        Ok(self.hub.close_periods_through_now(m, now)?.len())
     }
 }

@@ -6,7 +6,7 @@ use crate::clock::SimTime;
 use crate::hub_host::{SimLimits, SiteKind};
 use crate::liar::{Lie, MintProof};
 use crate::net::LinkParams;
-use crate::plan::{CardFaults, NodeSpec, Op, OpSpec, Plan, Scripted};
+use crate::plan::{CardFaults, EconomyPlan, NodeSpec, Op, OpSpec, Plan, Scripted};
 use crate::prng::Prng;
 use mykey_sync_proto::session::NodeSessionConfig;
 use mykey_sync_proto::{OpKind, Points, UnixMillis};
@@ -284,6 +284,7 @@ fn base(name: &'static str, nodes: Vec<NodeSpec>, holders: usize, heal_at: SimTi
         crash_in_op: 0.01,
         lan_relay: None,
         liar: None,
+        economy: None,
     }
 }
 
@@ -578,5 +579,16 @@ fn hub_outage(rng: &mut Prng, long: bool) -> Plan {
     // The scripted outage is the hub fault of this scenario.
     plan.script
         .retain(|(t, s)| !matches!(s, Scripted::HubDown(_)) || *t == down_at || *t == up_at);
+    // The hub's timed jobs find work: a seasonal grant that expires while
+    // the hub is down (the economy step moves what is left of it when the
+    // hub is back), shards that outgrow a small target, and a settlement
+    // run on demand an hour after the hub is back (no lying node here: its
+    // bounds hold per calendar period, which a run on demand does not end).
+    plan.economy = Some(EconomyPlan {
+        expiring_points: (100, 800),
+        expiry_days: 1,
+        shard_target: 32,
+    });
+    plan.script.push((up_at + HOUR, Scripted::Settle));
     plan
 }

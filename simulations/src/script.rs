@@ -56,6 +56,9 @@ impl<H: HubCore> World<H> {
                 }
             }
             Scripted::HubDown(false) => {
+                if !self.net.hub_up {
+                    self.hub_started();
+                }
                 self.net.hub_up = true;
                 self.after_link_change();
             }
@@ -107,9 +110,13 @@ impl<H: HubCore> World<H> {
             Scripted::ForgeTx => return self.probe_forged_tx().map(|_| true),
             Scripted::ForgeFact(n) => self.probe_forged_fact(n)?,
             Scripted::Escrow => self.grant_escrow()?,
+            Scripted::Settle => return self.settle_now(),
             Scripted::Lie(lie) => return self.on_lie(lie),
             Scripted::Heal => {
                 self.healed_at = Some(t);
+                if !self.net.hub_up {
+                    self.hub_started();
+                }
                 self.net.hub_up = true;
                 for n in 0..self.nodes.len() {
                     let l = &mut self.net.wan[n];

@@ -19,6 +19,7 @@
 use crate::hub_host::HubCore;
 use crate::world::{Acked, AtTime, Failure, World, fail};
 use mykey_node::OpError;
+use mykey_node::net::lan::{self, LanRefusal, LanRequest, LanResponse};
 use mykey_sync_proto::{NodeId, Points, SignedTx};
 
 impl<H: HubCore> World<H> {
@@ -82,36 +83,50 @@ impl<H: HubCore> World<H> {
             self.metrics.escrow_transfers += 1;
             self.note_signed(peer, done.seq, done.tx)?;
             let tx: Vec<SignedTx> = self.core(peer)?.outbox_from(done.seq, 1).at(t)?;
-            let len = tx.iter().map(|x| x.to_bytes().len()).sum();
-            if self.net.send_lan(peer, n, len, t).is_empty() {
+            // The peer offers it on the LAN, as gossip would.
+            let offer = LanRequest::Offer { txs: tx }.encode();
+            if self.net.send_lan(peer, n, offer.len(), t).is_empty() {
                 // Lost on the LAN: the right left the peer and reaches this
                 // stall by gossip later; the visitor does not wait for it.
                 continue;
             }
-            self.take_peer_txs(n, tx)?;
+            self.take_lan_request(n, peer, &offer)?;
             need -= take;
         }
         Ok(())
     }
 
-    /// Node `n`'s core takes transactions from a LAN peer; a right given to
-    /// it is acknowledged in its own chain, which its session then pushes.
-    pub(crate) fn take_peer_txs(&mut self, n: usize, txs: Vec<SignedTx>) -> Result<(), Failure> {
+    /// Node `n` takes the bytes of a `/mykey/lan/1` request from its LAN
+    /// peer `from` with the node's own handler
+    /// (`mykey_node::net::lan::answer_request`, as the run loop does); a
+    /// right given to it is acknowledged in its own chain, which its session
+    /// then pushes. Returns the answer, `None` when the node is down or has
+    /// not admitted the peer yet (it has not synced the roster since it was
+    /// issued: the sender's gossip offers again).
+    pub(crate) fn take_lan_request(
+        &mut self,
+        n: usize,
+        from: usize,
+        request: &[u8],
+    ) -> Result<Option<LanResponse>, Failure> {
         let t = self.now;
         if !self.nodes[n].is_up() {
-            return Ok(());
+            return Ok(None);
         }
         let wall = self.nodes[n].clock.wall(t);
+        let peer = self.nodes[from].id;
         let before = self.core(n)?.sync_position().at(t)?.0;
-        match self.core_mut(n)?.accept_peer_txs(&txs, wall) {
-            // Not yet holding the roster (it has not synced since it was
-            // issued): refused, as the node's LAN handler refuses; the
-            // sender's gossip offers them again.
-            Err(mykey_node::node::PeerTxsError::NotOnRoster { .. }) => return Ok(()),
-            other => {
-                other.at(t)?;
+        let answer = match lan::answer_request(self.core_mut(n)?, &peer, request, wall) {
+            Ok(a) => a,
+            Err(LanRefusal::NotAdmitted(_)) => return Ok(None),
+            // Honest stalls offer only what verifies and is their own.
+            Err(LanRefusal::Bad(why)) => {
+                return fail(
+                    t,
+                    format!("node {n} refused LAN peer {from}'s request: {why}"),
+                );
             }
-        }
+        };
         let after = self.core(n)?.sync_position().at(t)?.0;
         if after > before {
             // The acknowledgements it signed, in seq order from `before + 1`.
@@ -125,7 +140,7 @@ impl<H: HubCore> World<H> {
             self.nodes[n].session.note_local_seq(after, mono);
             self.pump(n)?;
         }
-        Ok(())
+        Ok(Some(answer))
     }
 
     /// A transaction node `n` committed (the hub must process it once).

@@ -102,10 +102,14 @@ pub(crate) enum Kind {
     Script(Scripted),
     Sample,
     Gossip(usize),
-    LanDeliver(usize, usize, Vec<SignedTx>),
+    /// A LAN request's bytes: (to, from, request).
+    LanDeliver(usize, usize, Vec<u8>),
+    /// A LAN answer's bytes: (to, from, answer).
+    LanAnswer(usize, usize, Vec<u8>),
     Carry(usize),
     CarryToHub(usize, Vec<u8>),
     CarryBack(usize, Vec<u8>),
+    HubTick,
 }
 
 struct Ev {
@@ -177,6 +181,8 @@ pub struct World<H: HubCore> {
     pub spent_at: Vec<BTreeSet<usize>>,
     /// When healing started.
     pub healed_at: Option<SimTime>,
+    /// The hub's timed jobs (`hub_ticks`).
+    pub(crate) ticks: mykey_hub::ticks::TickSchedule,
     /// When convergence was reached.
     pub converged_at: Option<SimTime>,
     /// Per node: transactions of LAN peers it carries, by (origin, seq).
@@ -184,9 +190,9 @@ pub struct World<H: HubCore> {
     /// Per carrier: per origin, the seq through which the hub has answered
     /// what it carried (a carrier does not take those again).
     pub relay_done: Vec<BTreeMap<usize, u64>>,
-    /// Per node: per origin, the highest seq it has held without a gap
-    /// (where the last gossip's gap walk stopped, so the next starts there).
-    pub relay_have: Vec<BTreeMap<usize, u64>>,
+    /// Per node: per LAN peer, how far the peer last said it holds this
+    /// node's chain (the `Ack` of `/mykey/lan/1`).
+    pub peer_has: Vec<BTreeMap<usize, u64>>,
     /// Per carrier, which signer its core's carried batch starts with
     /// after healing (`Node::peer_txs_undelivered`'s turn).
     pub relay_turn: Vec<usize>,
@@ -317,6 +323,20 @@ impl<H: HubCore> World<H> {
                 links: 0,
             });
         }
+        if let Some(e) = &plan.economy {
+            // A seasonal programme whose grants expire, granted to every
+            // holder at the start (its own stream: the other draws of a
+            // seed do not move).
+            let seasonal = ProgramId::parse("seasonal")?;
+            hub.add_program(&seasonal, municipality, Points::new(Points::MAX / 4)?, t0)?;
+            hub.set_program_expiry(&seasonal, e.expiry_days)?;
+            let mut draws = rng.fork(7);
+            for h in &holders {
+                let pts = draws.range(e.expiring_points.0, e.expiring_points.1);
+                hub.credit(h.account, municipality, &seasonal, Points::new(pts)?, t0)?;
+            }
+            hub.set_shard_target(e.shard_target);
+        }
         let liar = plan
             .liar
             .map(|n| Liar::new(n, Prng::new(seed ^ LIAR_RNG_SALT), dir.path().to_path_buf()));
@@ -346,10 +366,11 @@ impl<H: HubCore> World<H> {
             lag_window: Vec::new(),
             spent_at: vec![BTreeSet::new(); plan.holders],
             healed_at: None,
+            ticks: mykey_hub::ticks::TickSchedule::new(0),
             converged_at: None,
             relay: vec![BTreeMap::new(); n],
             relay_done: vec![BTreeMap::new(); n],
-            relay_have: vec![BTreeMap::new(); n],
+            peer_has: vec![BTreeMap::new(); n],
             relay_turn: vec![0; n],
             suspensions: Vec::new(),
             limits,
@@ -378,6 +399,7 @@ impl<H: HubCore> World<H> {
         }
         w.push(w.plan.heal_at, Kind::Script(Scripted::Heal));
         w.push(0, Kind::Sample);
+        w.push(0, Kind::HubTick);
         if let Some((gossip, carry)) = w.plan.lan_relay {
             for i in 0..n {
                 if w.plan.nodes[i].lan_group.is_some() {
@@ -494,10 +516,12 @@ impl<H: HubCore> World<H> {
             Kind::Script(s) => self.on_script(s),
             Kind::Sample => self.on_sample().map(|_| false),
             Kind::Gossip(n) => self.on_gossip(n).map(|_| false),
-            Kind::LanDeliver(to, from, txs) => self.on_lan_deliver(to, from, txs).map(|_| false),
+            Kind::LanDeliver(to, from, req) => self.on_lan_deliver(to, from, req).map(|_| false),
+            Kind::LanAnswer(to, from, a) => self.on_lan_answer(to, from, a).map(|_| false),
             Kind::Carry(n) => self.on_carry(n).map(|_| false),
             Kind::CarryToHub(n, bytes) => self.on_carry_to_hub(n, bytes),
             Kind::CarryBack(n, bytes) => self.on_carry_back(n, bytes).map(|_| false),
+            Kind::HubTick => self.on_hub_tick(),
         }
     }
 

@@ -109,10 +109,18 @@ fn city_day() {
     }
 }
 
+/// The hub's timed jobs run on simulated time: a seasonal grant expires
+/// while the hub is down and the economy step moves what is left of it when
+/// the hub is back, shards outgrow their target and a new epoch starts, and
+/// a settlement run closes a period; conservation and the payout checks
+/// hold after each step (the run checks them and that each was seen).
 #[test]
 fn hub_outage() {
     for seed in seeds() {
-        check(Scenario::HubOutage, seed);
+        let m = run_one(Scenario::HubOutage, seed, false).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.expired_points > 0, "SIM_SEED={seed}: nothing expired");
+        assert!(m.epochs_split > 0, "SIM_SEED={seed}: no shard epoch split");
+        assert!(m.periods_closed > 0, "SIM_SEED={seed}: no period closed");
     }
 }
 

@@ -62,7 +62,7 @@ pub fn sync_observed<H: HubService>(
     session.handle_connected(now, last, receipted, cursor);
     let mut report = SyncReport::default();
     for _ in 0..MAX_EXCHANGES {
-        let d = drain_events(&mut session, node, now)?;
+        let d = drain_events(&mut session, node, now, now)?;
         report.receipts += d.receipts;
         report.rejected += d.rejected;
         report.facts += d.facts;

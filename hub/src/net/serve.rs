@@ -31,6 +31,7 @@ use super::turn::{Step, TurnWork, take_turn};
 use super::unix_now;
 use super::worker::{Lane, LaneCaps, Worker, WorkerHandle};
 use crate::observed::Observed;
+use crate::ticks::TickSchedule;
 use crate::{Hub, OpenError};
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
@@ -166,8 +167,6 @@ enum Done {
 
 /// How long an unenrolled peer has to hear why before it is dropped anyway.
 const REFUSAL_GRACE: Duration = Duration::from_secs(2);
-/// How often live links are confirmed to the status model (the dashboard).
-const LINKS_ALIVE_EVERY: Duration = Duration::from_secs(60);
 /// Node turns waiting at the worker at most: enough that it never idles
 /// between turns, few enough that a new peer's turn comes soon.
 const TURNS_AT_WORKER: usize = 2;
@@ -183,9 +182,9 @@ struct Server {
     done_tx: mpsc::UnboundedSender<Done>,
     /// Node turns and admissions at the worker.
     at_worker: usize,
-    links_noted_at: Instant,
-    /// The economy tick has more to do: run it again at the next sweep.
-    tick_more: bool,
+    /// The timed jobs (`crate::ticks`), on `started`'s monotonic clock.
+    ticks: TickSchedule,
+    started: Instant,
 }
 
 /// Serves nodes until SIGINT or SIGTERM.
@@ -221,8 +220,8 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         worker: worker.handle(),
         done_tx,
         at_worker: 0,
-        links_noted_at: Instant::now(),
-        tick_more: false,
+        ticks: TickSchedule::new(0),
+        started: Instant::now(),
     };
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
         let mut v = vec![];
@@ -418,38 +417,25 @@ impl Server {
         for id in late {
             let _ = self.swarm.disconnect_peer_id(id);
         }
-        let minute = self.links_noted_at.elapsed() >= LINKS_ALIVE_EVERY;
-        if minute {
-            self.links_noted_at = Instant::now();
-            let live: Vec<NodeId> = self
-                .peers
-                .values()
-                .filter(|p| matches!(p.admission, Admission::Admitted))
-                .map(|p| p.node)
-                .collect();
-            self.chore(move |hub| {
-                if let Err(e) = hub.note_links_alive(&live, unix_now()) {
-                    warn!("cannot record live links: {e}");
-                }
-                // A shard that outgrew its target gets a new epoch before a
-                // node's catch-up of it passes the wire bound (logged inside).
-                if let Err(e) = hub.shard_tick(unix_now()) {
-                    warn!("cannot check shard sizes: {e}");
-                }
-            });
-        }
-        if minute || self.tick_more {
-            // Held exchanges become spendable and lots expire: one batch of
-            // each per job, again next second while more is due, so the
-            // writer is never held long by it.
-            self.tick_more = false;
+        // The timed jobs (live links and shard sizes each minute, the
+        // economy's batches each minute and each second while more is due),
+        // on the worker so the writer is never held long by them.
+        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.ticks.due(elapsed);
+        if due.any() {
+            let live: Vec<NodeId> = if due.minute {
+                self.peers
+                    .values()
+                    .filter(|p| matches!(p.admission, Admission::Admitted))
+                    .map(|p| p.node)
+                    .collect()
+            } else {
+                vec![]
+            };
             let done = self.done_tx.clone();
             self.chore(move |hub| {
-                let more = hub.economy_tick(unix_now(), 1).unwrap_or_else(|e| {
-                    warn!("cannot run the expiry job: {e}");
-                    false
-                });
-                let _ = done.send(Done::Ticked { more });
+                let report = hub.run_ticks(due, &live, unix_now());
+                let _ = done.send(Done::Ticked { more: report.more });
             });
         }
     }
@@ -633,7 +619,7 @@ impl Server {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Ticked { more } => self.tick_more = more,
+            Done::Ticked { more } => self.ticks.economy_more(more),
             Done::Admitted { key, refusal } => {
                 self.at_worker -= 1;
                 self.waiting.done(key);

@@ -1,6 +1,9 @@
 //! What a node does with each [`NodeEvent`] of its session: the one piece of
 //! glue between the sans-IO session and the node's store, shared by the
-//! networked loop ([`super::run`]) and the in-process harness of the tests.
+//! networked loop ([`super::run`]), the in-process harness of the tests and
+//! the simulation (`mykey-simulations`, `SimNode::pump`). The transport side
+//! (putting [`NodeSession::poll_transmit`] on a wire, reconnecting) stays
+//! with each caller.
 
 use crate::node::{FactsError, Node};
 use crate::shards::ShardError;
@@ -56,10 +59,21 @@ pub enum DriveError {
 
 /// Handles every pending event of `session` against `node`. Stops at the
 /// first event that ends the session (reported in [`Drained::ended`]).
+///
+/// `now` is the session's clock (its timeouts); `wall` is the wall clock the
+/// store records receipts under. The binary passes the same instant twice;
+/// the simulation gives each host a monotonic clock and a skewed wall clock.
+///
+/// A shard item the read rule refuses (forged, moved, a log fact) is counted
+/// in [`Drained::refused_items`] and the exchange goes on: the store keeps
+/// only what verifies, and ending the session would only fetch the same item
+/// again. A caller that knows the hub is honest (the simulation) treats a
+/// non-zero count as a fault.
 pub fn drain_events(
     session: &mut NodeSession,
     node: &mut Node,
     now: UnixMillis,
+    wall: UnixMillis,
 ) -> Result<Drained, DriveError> {
     let mut d = Drained::default();
     while let Some(ev) = session.poll_event() {
@@ -98,7 +112,7 @@ pub fn drain_events(
                     .iter()
                     .filter(|x| matches!(x.outcome, Outcome::Rejected(_)))
                     .count() as u64;
-                node.apply_receipts(&r, now)?;
+                node.apply_receipts(&r, wall)?;
             }
             NodeEvent::Facts(f) => d.facts += node.apply_facts(&f)? as u64,
             NodeEvent::Refused(r) => {

@@ -19,11 +19,14 @@
 //! Messages are `version (u16, big-endian) || canonical(postcard)` in the
 //! same length-prefixed frames as `/mykey/sync/1`, with the same bounds.
 
+use crate::Node;
 use libp2p::StreamProtocol;
-use mykey_sync_proto::SignedTx;
 use mykey_sync_proto::codec::{self, DecodeError};
+use mykey_sync_proto::shard::{ShardId, ShardScope};
 use mykey_sync_proto::wire::{MAX_MESSAGE_BYTES, MAX_SHARD_MESSAGE_BYTES, ShardSync};
+use mykey_sync_proto::{NodeId, SignedTx, UnixMillis};
 use serde::{Deserialize, Serialize};
+use tracing::info;
 
 /// The LAN protocol.
 pub const LAN_PROTOCOL: StreamProtocol = StreamProtocol::new("/mykey/lan/1");
@@ -143,6 +146,123 @@ impl LanResponse {
             _ => Ok(r),
         }
     }
+}
+
+/// Why a LAN request was refused (answered with [`LanResponse::Refused`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LanRefusal {
+    /// The peer is not admitted now: no roster from the hub names both it
+    /// and this node, or its key is revoked. The transport drops it.
+    #[error("you are not admitted as a LAN peer: {0}")]
+    NotAdmitted(String),
+    /// The request could not be used (malformed, not authentic, another
+    /// node's transactions, a shard not shared on the LAN, a store error).
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// The shards LAN peers merge: their municipality's deny and municipality
+/// shards (facility shards, with card numbers, stay between node and hub).
+pub fn crosses_lan(shard: &ShardId) -> bool {
+    matches!(
+        shard.scope,
+        ShardScope::Deny(_) | ShardScope::Municipality(_)
+    )
+}
+
+/// Why `peer` is not admitted as a LAN peer now (`None`: it is). A peer is
+/// admitted only while the latest roster of some LAN group names both it and
+/// this node and its key is not revoked; rosters arrive as hub facts, so a
+/// change takes effect at the next connection or gossip round.
+pub fn admission(node: &Node, peer: &NodeId) -> Option<String> {
+    match node.lan_admits(peer) {
+        Ok(true) => None,
+        Ok(false) => Some(
+            "no LAN roster from the hub names both it and this node (or its key is revoked); \
+             the hub operator adds stalls with `mykey-hub lan roster`"
+                .to_owned(),
+        ),
+        Err(e) => Some(format!("cannot read the LAN rosters: {e}")),
+    }
+}
+
+/// The one handler of `/mykey/lan/1` requests, sans IO: the bytes of a
+/// request from `peer` (the key the transport authenticated) in, the answer
+/// out. The node's run loop and the simulation both call it.
+///
+/// An offer is taken only from an admitted peer, only if every transaction
+/// verifies and is signed by that peer (nodes offer only their own chain);
+/// the answer says how far this node now holds the peer's chain. A shard
+/// sync message is answered only for a deny or municipality shard this node
+/// holds in the same epoch; every item is verified on read.
+pub fn answer_request(
+    node: &mut Node,
+    peer: &NodeId,
+    request: &[u8],
+    now: UnixMillis,
+) -> Result<LanResponse, LanRefusal> {
+    if let Some(why) = admission(node, peer) {
+        return Err(LanRefusal::NotAdmitted(why));
+    }
+    match LanRequest::decode(request).map_err(|e| LanRefusal::Bad(e.to_string()))? {
+        LanRequest::Offer { txs } => answer_offer(node, peer, &txs, now)
+            .map(|have_through| LanResponse::Ack { have_through })
+            .map_err(LanRefusal::Bad),
+        LanRequest::ShardSync(s) => answer_shard(node, peer, s).map_err(LanRefusal::Bad),
+    }
+}
+
+fn answer_offer(
+    node: &mut Node,
+    peer: &NodeId,
+    txs: &[SignedTx],
+    now: UnixMillis,
+) -> Result<u64, String> {
+    for tx in txs {
+        let v = tx
+            .verify()
+            .map_err(|e| format!("transaction not authentic: {e}"))?;
+        if v.payload().node != *peer {
+            return Err(format!(
+                "offered a transaction signed by {}, not by the peer {}: nodes offer only their own",
+                v.payload().node.short(),
+                peer.short()
+            ));
+        }
+    }
+    if !txs.is_empty() {
+        let n = node.accept_peer_txs(txs, now).map_err(|e| e.to_string())?;
+        if n > 0 {
+            info!(peer = %peer.short(), new = n, "stored a LAN peer's transactions");
+        }
+    }
+    node.peer_have_through(peer)
+        .map_err(|e| format!("store: {e}"))
+}
+
+fn answer_shard(node: &mut Node, peer: &NodeId, s: ShardSync) -> Result<LanResponse, String> {
+    let held = node.held_shards().map_err(|e| format!("store: {e}"))?;
+    let holds = held
+        .iter()
+        .any(|(shard, h)| *shard == s.shard && h.epoch == s.epoch);
+    if !crosses_lan(&s.shard) || !holds {
+        return Err(format!(
+            "shard {} epoch {} is not one this node shares on the LAN",
+            s.shard, s.epoch
+        ));
+    }
+    let (next, got) = node
+        .shard_turn(peer, &s.shard, s.epoch, s.message.as_deref(), s.start)
+        .map_err(|e| e.to_string())?;
+    if got.applied > 0 {
+        info!(peer = %peer.short(), shard = %s.shard, items = got.applied, "merged a LAN peer's shard items");
+    }
+    Ok(LanResponse::ShardSync(ShardSync {
+        shard: s.shard,
+        epoch: s.epoch,
+        message: next,
+        start: false,
+    }))
 }
 
 #[cfg(test)]
@@ -312,6 +432,65 @@ mod tests {
         b.apply_facts(&facts).unwrap();
         assert_eq!(pending(&b), 400, "only B's own spend is still pending");
         assert!(b.peer_txs_undelivered(10, 0).unwrap().is_empty());
+    }
+
+    /// The one handler, bytes in: a peer no roster names is refused before
+    /// anything is read, an admitted peer's own chain is taken and acked,
+    /// another node's transactions and junk are refused and change nothing.
+    #[test]
+    fn answer_request_takes_only_an_admitted_peers_own_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hub = Hub {
+            key: SigningKey::from_bytes(&[9; 32]),
+            seq: 0,
+        };
+        let mut a = node(dir.path(), 1, &mut hub, 1000);
+        let mut b = node(dir.path(), 2, &mut hub, 1000);
+        let mut c = node(dir.path(), 3, &mut hub, 1000);
+        a.redeem(&card(), Points::new(600).unwrap(), None, T)
+            .unwrap();
+        c.redeem(&card(), Points::new(10).unwrap(), None, T)
+            .unwrap();
+        let offer = LanRequest::Offer {
+            txs: a.outbox_from(1, 10).unwrap(),
+        }
+        .encode();
+        assert!(matches!(
+            answer_request(&mut b, &a.id(), &offer, T),
+            Err(LanRefusal::NotAdmitted(_))
+        ));
+        assert_eq!(pending(&b), 0);
+        let roster = hub.facts(vec![FactBody::LanRoster {
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            group: mykey_sync_proto::LanGroup::parse("fest").unwrap(),
+            members: mykey_sync_proto::Roster::new(vec![a.id(), b.id()]).unwrap(),
+        }]);
+        for n in [&mut a, &mut b] {
+            n.apply_facts(&roster).unwrap();
+        }
+        // A relays C's transaction as its own: refused.
+        let relayed = LanRequest::Offer {
+            txs: c.outbox_from(1, 10).unwrap(),
+        }
+        .encode();
+        assert!(matches!(
+            answer_request(&mut b, &a.id(), &relayed, T),
+            Err(LanRefusal::Bad(_))
+        ));
+        assert!(matches!(
+            answer_request(&mut b, &a.id(), &[0, 1, 9, 9], T),
+            Err(LanRefusal::Bad(_))
+        ));
+        assert_eq!(pending(&b), 0);
+        let ack = answer_request(&mut b, &a.id(), &offer, T).unwrap();
+        assert_eq!(ack, LanResponse::Ack { have_through: 1 });
+        assert_eq!(pending(&b), 600);
+        // An empty offer asks how far B holds A's chain.
+        let ask = LanRequest::Offer { txs: vec![] }.encode();
+        assert_eq!(
+            answer_request(&mut b, &a.id(), &ask, T).unwrap(),
+            LanResponse::Ack { have_through: 1 }
+        );
     }
 
     #[test]

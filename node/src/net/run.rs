@@ -619,7 +619,7 @@ impl Runner {
     /// Hands session events to the store and session requests to the wire.
     fn pump(&mut self, now: UnixMillis) {
         loop {
-            match drain_events(&mut self.session, &mut self.node, now) {
+            match drain_events(&mut self.session, &mut self.node, now, now) {
                 Ok(d) => {
                     if d.receipts > 0 || d.facts > 0 {
                         debug!(

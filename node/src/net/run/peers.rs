@@ -5,13 +5,13 @@
 use super::{HubLink, Runner};
 use crate::net::backoff::Backoff;
 use crate::net::config::NetConfig;
-use crate::net::lan::{LanRequest, LanResponse, MAX_OFFER_TXS};
+use crate::net::lan::{self, LanRequest, LanResponse, MAX_OFFER_TXS, crosses_lan};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
 use mykey_net::{Frame, node_id_of};
 use mykey_sync_proto::session::MAX_SHARD_EXCHANGES;
-use mykey_sync_proto::shard::{Epoch, ShardId, ShardScope};
+use mykey_sync_proto::shard::{Epoch, ShardId};
 use mykey_sync_proto::wire::{Push, Request, Response, ShardSync};
 use mykey_sync_proto::{NodeId, UnixMillis};
 use std::collections::VecDeque;
@@ -40,15 +40,6 @@ pub(super) struct LanPeer {
     pub(super) shard_turn: Option<(ShardId, Epoch, u32, bool)>,
     /// When to start the next round of shard merges.
     pub(super) next_shards_at: Instant,
-}
-
-/// The shards LAN peers merge: their municipality's deny and municipality
-/// shards (facility shards, with card numbers, stay between node and hub).
-fn crosses_lan(shard: &ShardId) -> bool {
-    matches!(
-        shard.scope,
-        ShardScope::Deny(_) | ShardScope::Municipality(_)
-    )
 }
 
 impl LanPeer {
@@ -104,20 +95,10 @@ impl Runner {
         [retry, gossip, relay].into_iter().flatten().min()
     }
 
-    /// Why a LAN peer is not admitted now (`None`: it is). A peer is
-    /// admitted only while the latest roster of some LAN group names both it
-    /// and this node and its key is not revoked; rosters arrive as hub facts,
-    /// so a change takes effect at the next connection or gossip round.
+    /// Why a LAN peer is not admitted now (`None`: it is; see
+    /// [`lan::admission`]).
     pub(super) fn lan_refusal(&self, node: &NodeId) -> Option<String> {
-        match self.node.lan_admits(node) {
-            Ok(true) => None,
-            Ok(false) => Some(
-                "no LAN roster from the hub names both it and this node (or its key is revoked); \
-                 the hub operator adds stalls with `mykey-hub lan roster`"
-                    .to_owned(),
-            ),
-            Err(e) => Some(format!("cannot read the LAN rosters: {e}")),
-        }
+        lan::admission(&self.node, node)
     }
 
     /// Refuses a LAN peer: logs why (at warn once per peer until it is
@@ -525,6 +506,9 @@ impl Runner {
             .send_response(channel, Frame::Message(answer.encode()));
     }
 
+    /// Answers a LAN request with the one handler ([`lan::answer_request`]),
+    /// only from a peer this loop admitted; a peer the rosters no longer
+    /// admit is dropped.
     fn answer_lan(
         &mut self,
         peer: PeerId,
@@ -540,77 +524,15 @@ impl Runner {
                 "this node has not admitted you as a LAN peer: the hub's LAN roster must name both nodes"
                     .to_owned()
             })?;
-        if let Some(why) = self.lan_refusal(&node) {
-            let _ = self.swarm.disconnect_peer_id(peer);
-            return Err(format!("you are no longer admitted as a LAN peer: {why}"));
-        }
         let bytes = frame.into_message()?;
-        match LanRequest::decode(&bytes).map_err(|e| e.to_string())? {
-            LanRequest::Offer { txs } => self
-                .answer_offer(node, txs, now)
-                .map(|have_through| LanResponse::Ack { have_through }),
-            LanRequest::ShardSync(s) => self.answer_shard(node, s),
-        }
-    }
-
-    /// A peer's sync message about a shard: answered only for a deny or
-    /// municipality shard this node holds in the same epoch.
-    fn answer_shard(&mut self, node: NodeId, s: ShardSync) -> Result<LanResponse, String> {
-        let held = self.node.held_shards().map_err(|e| format!("store: {e}"))?;
-        let holds = held
-            .iter()
-            .any(|(shard, h)| *shard == s.shard && h.epoch == s.epoch);
-        if !crosses_lan(&s.shard) || !holds {
-            return Err(format!(
-                "shard {} epoch {} is not one this node shares on the LAN",
-                s.shard, s.epoch
-            ));
-        }
-        let (next, got) = self
-            .node
-            .shard_turn(&node, &s.shard, s.epoch, s.message.as_deref(), s.start)
-            .map_err(|e| e.to_string())?;
-        if got.applied > 0 {
-            info!(peer = %node.short(), shard = %s.shard, items = got.applied, "merged a LAN peer's shard items");
-        }
-        Ok(LanResponse::ShardSync(ShardSync {
-            shard: s.shard,
-            epoch: s.epoch,
-            message: next,
-            start: false,
-        }))
-    }
-
-    fn answer_offer(
-        &mut self,
-        node: NodeId,
-        txs: Vec<mykey_sync_proto::SignedTx>,
-        now: UnixMillis,
-    ) -> Result<u64, String> {
-        for tx in &txs {
-            let v = tx
-                .verify()
-                .map_err(|e| format!("transaction not authentic: {e}"))?;
-            if v.payload().node != node {
-                return Err(format!(
-                    "offered a transaction signed by {}, not by the peer {}: nodes offer only their own",
-                    v.payload().node.short(),
-                    node.short()
-                ));
+        match lan::answer_request(&mut self.node, &node, &bytes, now) {
+            Ok(answer) => Ok(answer),
+            Err(lan::LanRefusal::NotAdmitted(why)) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+                Err(format!("you are no longer admitted as a LAN peer: {why}"))
             }
+            Err(lan::LanRefusal::Bad(why)) => Err(why),
         }
-        if !txs.is_empty() {
-            let n = self
-                .node
-                .accept_peer_txs(&txs, now)
-                .map_err(|e| e.to_string())?;
-            if n > 0 {
-                info!(peer = %node.short(), new = n, "stored a LAN peer's transactions");
-            }
-        }
-        self.node
-            .peer_have_through(&node)
-            .map_err(|e| format!("store: {e}"))
     }
 
     /// With a live, caught-up hub session, carries peers' transactions that
