@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use mykey_hub::economy::exchange::{ExchangeRequest, SignedExchange};
 use mykey_hub::economy::lots::ExpiryPolicy;
-use mykey_hub::http::api::openapi_document;
+use mykey_hub::http::openapi::openapi_document;
 use mykey_sync_proto::session::HubService;
 use serde_json::Value;
 use std::collections::BTreeSet;

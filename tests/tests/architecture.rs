@@ -9,6 +9,9 @@
 //!   crates may share it.
 //! - in the hub, drivers never import drivers, and storage imports row types,
 //!   never logic;
+//! - the hub's HTTP route modules (API, login, pages, metrics, the economy's
+//!   and the quarantine's routes) never import each other or the top that
+//!   composes them, only the layers below (state, sessions, scope, page frame);
 //! - `hub/src` keeps no mutable process-wide statics (locks, atomics, cells
 //!   in a `static`): state is a value passed to whoever needs it.
 
@@ -298,12 +301,29 @@ fn node_sql_stays_in_the_store() {
 
 /// The hub's modules (as `a::b` paths under `crate::`) a source file names
 /// outside its unit tests and comments: `crate::a::b…`, `crate::{a, b::c}`,
-/// and, in a file under `economy/`, `super::x`.
+/// and, in a file under `economy/` or `http/`, `super::x`.
 fn hub_paths_named(rel: &str) -> BTreeSet<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../hub/src")
         .join(rel);
     let text = std::fs::read_to_string(&path).expect("hub source");
+    hub_paths_in(rel, &text)
+}
+
+/// The module that `super::` names in the hub's file `rel`, as a prefix:
+/// `http/api.rs` and `http/pages/mod.rs` → `http::`.
+fn super_of(rel: &str) -> String {
+    let rel = rel.trim_end_matches(".rs");
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    if parts.last() == Some(&"mod") {
+        parts.pop();
+    }
+    parts.pop();
+    parts.iter().map(|p| format!("{p}::")).collect()
+}
+
+/// [`hub_paths_named`] of `text` as the hub's file `rel`.
+fn hub_paths_in(rel: &str, text: &str) -> BTreeSet<String> {
     let code: String = text
         .split("#[cfg(test)]\nmod tests")
         .next()
@@ -343,6 +363,9 @@ fn hub_paths_named(rel: &str) -> BTreeSet<String> {
     if rel.starts_with("economy/") {
         take("super::", "economy::");
     }
+    if rel.starts_with("http/") {
+        take("super::", &super_of(rel));
+    }
     out
 }
 
@@ -379,6 +402,110 @@ fn hub_drivers_do_not_import_drivers() {
                 );
             }
         }
+    }
+}
+
+/// The hub's HTTP route modules (file, module): each serves its routes
+/// from the layers below it; only the top (`http/mod.rs`'s `routes` and
+/// `app`, `http/openapi.rs`) composes them.
+const HTTP_ROUTE_MODULES: &[(&str, &str)] = &[
+    ("http/api.rs", "http::api"),
+    ("http/auth.rs", "http::auth"),
+    ("http/metrics.rs", "http::metrics"),
+    ("http/pages/mod.rs", "http::pages"),
+    ("economy/http.rs", "economy::http"),
+    ("quarantine/http.rs", "quarantine::http"),
+];
+
+/// What a route module may name under `crate::http`: the state, the
+/// sessions, what a request may see, the node table's query, the page frame
+/// and formats, the server's limits, the throttles and the languages. A
+/// name taken through `http/mod.rs` (`super::AppState`) is an import of the
+/// top, so it is refused too.
+const HTTP_BELOW_ROUTES: &[&str] = &[
+    "http::state",
+    "http::session",
+    "http::scope",
+    "http::query",
+    "http::pages::layout",
+    "http::pages::format",
+    "http::server",
+    "http::throttle",
+    "http::i18n",
+];
+
+/// Why `text`, as the route module `file` (`me`), imports another route
+/// module or the top, if it does.
+fn http_route_imports(file: &str, me: &str, text: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for path in hub_paths_in(file, text) {
+        let other_route = HTTP_ROUTE_MODULES
+            .iter()
+            .any(|(_, m)| *m != me && names_module(&path, m));
+        let into_http = names_module(&path, "http") && !names_module(&path, me);
+        let below = HTTP_BELOW_ROUTES.iter().any(|b| names_module(&path, b));
+        if !below && (other_route || into_http) {
+            wrong.push(path);
+        }
+    }
+    wrong
+}
+
+#[test]
+fn hub_http_route_modules_do_not_import_each_other() {
+    // The rule sees the imports that once made a circle of seven files.
+    for (file, me, line) in [
+        (
+            "http/api.rs",
+            "http::api",
+            "use super::pages::{OverviewQuery, select};",
+        ),
+        (
+            "http/pages/mod.rs",
+            "http::pages",
+            "use super::api::restrict_fleet;",
+        ),
+        (
+            "http/auth.rs",
+            "http::auth",
+            "use super::{AppState, pages};",
+        ),
+        (
+            "economy/http.rs",
+            "economy::http",
+            "use crate::http::api::not_yours;",
+        ),
+        (
+            "quarantine/http.rs",
+            "quarantine::http",
+            "use crate::http::{AppState, now};",
+        ),
+        (
+            "http/api.rs",
+            "http::api",
+            "let d = crate::quarantine::http::openapi(ok);",
+        ),
+    ] {
+        assert!(
+            !http_route_imports(file, me, line).is_empty(),
+            "{file}: {line} is not caught"
+        );
+    }
+    assert!(
+        http_route_imports("http/api.rs", "http::api", "use super::state::AppState;").is_empty()
+    );
+    for (file, me) in HTTP_ROUTE_MODULES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../hub/src")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("hub source");
+        let wrong = http_route_imports(file, me, &text);
+        assert!(
+            wrong.is_empty(),
+            "hub/src/{file} imports {wrong:?}: an HTTP route module imports only the layers \
+             below the routes ({HTTP_BELOW_ROUTES:?}); move what two route modules share \
+             into one of them, and compose routes in http/mod.rs"
+        );
     }
 }
 

@@ -33,9 +33,9 @@ use crate::economy::exchange::{
 };
 use crate::economy::outputs::OutputError;
 use crate::economy::zengin::BankDirectory;
-use crate::http::AppState;
-use crate::http::api::not_yours;
+use crate::http::scope::not_yours;
 use crate::http::server::{BodyLimit, limit_body};
+use crate::http::state::AppState;
 use crate::http::throttle::retry_after_secs;
 use axum::Router;
 use axum::body::Bytes;
@@ -223,7 +223,7 @@ pub fn admin_routes() -> Router<AppState> {
 }
 
 /// The OpenAPI 3.1 paths of [`admin_routes`] and the schemas they refer to
-/// (`#/components/schemas/…`), for [`crate::http::api::openapi_document`].
+/// (`#/components/schemas/…`), for [`crate::http::openapi::openapi_document`].
 /// `ok` builds a path's responses from a description and a schema.
 pub fn openapi(
     ok: impl Fn(&str, serde_json::Value) -> serde_json::Value,

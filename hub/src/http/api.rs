@@ -1,17 +1,15 @@
-//! The JSON API under the dashboard (`/api/…`), and its OpenAPI document
-//! at `/api/openapi.json`, built here beside the handlers it describes (the
-//! economy routes' part beside theirs, [`crate::economy::http::openapi`]).
-//! `hub/tests/openapi.rs` holds the document to every `/api/…` route in the
-//! sources and to the fields each one answers with.
+//! The JSON API under the dashboard (`/api/…`), and its part of the OpenAPI
+//! document ([`openapi`]), written here beside the handlers it describes;
+//! [`crate::http::openapi`] gathers the parts and serves the document.
 //!
 //! Bodies are their own types (`*Json`), not the hub's records. Times are
 //! Unix milliseconds; node ids are 64 hex digits.
 
-use super::pages::{OverviewQuery, select};
-use super::{AppState, HubAccessError, now};
+use super::query::{OverviewQuery, select};
+use super::scope::{not_yours, restrict_fleet};
+use super::state::{AppState, HubAccessError, now};
 use crate::access::Access;
 use crate::observed::counters::reason_label;
-use crate::status::Fleet;
 use crate::status::assess::Alert;
 use crate::status::{Liability, NodeDetail, NodeRow};
 use axum::Json;
@@ -22,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mykey_sync_proto::NodeId;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The API routes.
 pub fn routes() -> Router<AppState> {
@@ -33,7 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/liabilities", get(liabilities))
         .route("/api/settlement", get(settlement))
         .route("/api/escrow", get(escrow))
-        .route("/api/openapi.json", get(openapi))
 }
 
 /// An alert.
@@ -218,27 +215,6 @@ pub struct NodesJson {
     pub at_ms: u64,
     /// Nodes matching the filters, sorted.
     pub nodes: Vec<NodeJson>,
-}
-
-/// Keeps only what `access` may see: a municipality's staff see its nodes only.
-pub(crate) fn restrict_fleet(fleet: &mut Fleet, access: &Access) {
-    fleet
-        .nodes
-        .retain(|r| access.sees(r.status.node.municipality));
-    fleet.municipalities.retain(|m| access.sees(m.code));
-    fleet.quarantine.retain_municipality(|m| access.sees(m));
-}
-
-/// 403 for data of a municipality the operator may not see.
-pub(crate) fn not_yours(access: &Access, m: mykey_sync_proto::MunicipalityCode) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({"error": format!(
-            "operator {} ({}) may not see municipality {m}'s data",
-            access.operator, access.role
-        )})),
-    )
-        .into_response()
 }
 
 fn unavailable(e: HubAccessError) -> Response {
@@ -598,22 +574,10 @@ async fn settlement(
     }
 }
 
-async fn openapi() -> Response {
-    Json(openapi_document()).into_response()
-}
-
-/// The OpenAPI 3.1 document of this API.
-pub fn openapi_document() -> serde_json::Value {
-    let ok = |desc: &str, schema: serde_json::Value| {
-        json!({
-            "200": {"description": desc, "content": {"application/json": {"schema": schema}}},
-            "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token> (a live one: tokens expire and can be revoked)"},
-            "403": {"description": "the operator's role or the token's scope does not allow this (see the API description), or the data is another municipality's"},
-            "503": {"description": "the hub's database is unavailable, or the hub is serving as many requests as it takes at once (Retry-After)"}
-        })
-    };
-    let (economy_paths, economy_schemas) = crate::economy::http::openapi(ok);
-    let (quarantine_paths, quarantine_schemas) = crate::quarantine::http::openapi(ok);
+/// The OpenAPI 3.1 paths of [`routes`] and the schemas they refer to, for
+/// [`crate::http::openapi::openapi_document`]; `ok` builds a path's responses
+/// from a description and a schema.
+pub fn openapi(ok: impl Fn(&str, Value) -> Value) -> (Value, Value) {
     let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
     let filters = json!([
         {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "6-digit municipality code"},
@@ -643,76 +607,52 @@ pub fn openapi_document() -> serde_json::Value {
         "quarantine_held_items": {"type": "integer", "description": "its spends held in quarantine now (GET /api/quarantine?node=ID)"},
         "quarantine_held_points": {"type": "integer", "description": "their points"},
         "alerts": {"type": "array", "items": r("Alert")}}});
-    let mut doc = json!({
-        "openapi": "3.1.0",
-        "info": {"title": "MyKey Edge hub operations API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Node sync status, alerts, liabilities, settlement, lots, and spends held in quarantine beyond nodes' bounds (admins release or reject them). Log in at /login (cookie: `mykey_session`, over TLS `__Host-mykey_session`) or send a bearer token from `mykey-hub operator token --scope read|staff|admin`. Prometheus metrics are at /metrics (text format). A `read` token may GET /metrics, /api/nodes, /api/nodes/{id}, /api/alerts, /api/settlement and this document; a `staff` token may GET everything; only an `admin` token or session of an admin operator may POST. A viewer operator reads everything and changes nothing; a municipality's staff operator reads its own municipality's data only (lists are filtered; another municipality's code is 403; /metrics is 403). Bodies over the route's limit are answered 413 before they are read."},
-        "components": {
-            "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": super::auth::SESSION_COOKIE},
-                "token": {"type": "http", "scheme": "bearer"}
-            },
-            "schemas": {
-                "Alert": alert,
-                "Node": node,
-                "NodeDetail": {"type": "object", "properties": {
-                    "node": r("Node"),
-                    "sessions": {"type": "array", "items": {"type": "object", "properties": {
-                        "opened_ms": {"type": "integer"}, "seen_ms": {"type": "integer"}, "closed_ms": {"type": ["integer", "null"]}}}},
-                    "rejections": {"type": "array", "items": {"type": "object", "properties": {
-                        "seq": {"type": "integer"}, "tx": {"type": "string"}, "reason": {"type": "string"},
-                        "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}},
-                    "incidents": {"type": "array", "items": {"type": "object", "properties": {
-                        "kind": {"type": "string"}, "seq": {"type": ["integer", "null"]},
-                        "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}}}},
-                "Liability": {"type": "object", "properties": {
-                    "municipality": {"type": "string"}, "name": {"type": "string"}, "wallets": {"type": "integer"},
-                    "debts": {"type": "integer"}, "budgets": {"type": "integer"},
-                    "merchant_payables": {"type": "integer"}, "expired": {"type": "integer"},
-                    "quarantine_held": {"type": "integer", "description": "points of spends held in quarantine: not owed to holders and not payable to merchants unless an operator releases them"}}}
-            }
-        },
-        "security": [{"session": []}, {"token": []}],
-        "paths": {
-            "/api/nodes": {"get": {"summary": "Every node's sync status, filtered and sorted", "parameters": filters,
-                "responses": ok("nodes", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "nodes": {"type": "array", "items": r("Node")}}}))}},
-            "/api/nodes/{id}": {"get": {"summary": "One node: status, recent sessions, rejections, incidents",
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
-                "responses": ok("the node", r("NodeDetail"))}},
-            "/api/alerts": {"get": {"summary": "Alerts that hold now",
-                "responses": ok("alerts", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "alerts": {"type": "array", "items": r("Alert")}}}))}},
-            "/api/liabilities": {"get": {"summary": "Points outstanding per municipality",
-                "responses": ok("liabilities", json!({"type": "object", "properties": {"liabilities": {"type": "array", "items": r("Liability")}}}))}},
-            "/api/settlement": {"get": {"summary": "Per municipality: settlement periods closed and the latest one",
-                "responses": ok("settlement status", json!({"type": "object", "properties": {"settlement": {"type": "array", "items": {"type": "object", "properties": {
-                    "municipality": {"type": "string"}, "name": {"type": "string"}, "periods_closed": {"type": "integer"},
-                    "latest": {"type": ["object", "null"], "properties": {"starts_ms": {"type": "integer"}, "ends_ms": {"type": "integer"},
-                        "closed_ms": {"type": "integer"}, "statements": {"type": "integer"}, "yen": {"type": "integer"}}}}}}}}))}},
-            "/api/escrow": {"get": {"summary": "Strict mode in a municipality: the switch and the points reserved at the hub for each node's spend rights (`mykey-hub escrow status`)",
-                "parameters": [{"name": "municipality", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{6}$"}}],
-                "responses": {
-                    "200": {"description": "the escrow", "content": {"application/json": {"schema": {"type": "object", "properties": {
-                        "municipality": {"type": "string"}, "strict": {"type": "boolean"}, "reserved_points": {"type": "integer"},
-                        "rights": {"type": "array", "items": {"type": "object", "properties": {
-                            "account": {"type": "integer"}, "node": {"type": "string"}, "points": {"type": "integer"}}}}}}}}},
-                    "400": {"description": "no municipality code, or not a valid one"},
-                    "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
-                    "403": {"description": "the token's scope does not allow reports, or the municipality is not the staff operator's"},
-                    "404": {"description": "the municipality is not registered"},
-                    "503": {"description": "the hub's database is unavailable"}}}},
-            "/api/openapi.json": {"get": {"summary": "This document", "responses": ok("OpenAPI 3.1", json!({"type": "object"}))}}
-        }
+    let paths = json!({
+        "/api/nodes": {"get": {"summary": "Every node's sync status, filtered and sorted", "parameters": filters,
+            "responses": ok("nodes", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "nodes": {"type": "array", "items": r("Node")}}}))}},
+        "/api/nodes/{id}": {"get": {"summary": "One node: status, recent sessions, rejections, incidents",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
+            "responses": ok("the node", r("NodeDetail"))}},
+        "/api/alerts": {"get": {"summary": "Alerts that hold now",
+            "responses": ok("alerts", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "alerts": {"type": "array", "items": r("Alert")}}}))}},
+        "/api/liabilities": {"get": {"summary": "Points outstanding per municipality",
+            "responses": ok("liabilities", json!({"type": "object", "properties": {"liabilities": {"type": "array", "items": r("Liability")}}}))}},
+        "/api/settlement": {"get": {"summary": "Per municipality: settlement periods closed and the latest one",
+            "responses": ok("settlement status", json!({"type": "object", "properties": {"settlement": {"type": "array", "items": {"type": "object", "properties": {
+                "municipality": {"type": "string"}, "name": {"type": "string"}, "periods_closed": {"type": "integer"},
+                "latest": {"type": ["object", "null"], "properties": {"starts_ms": {"type": "integer"}, "ends_ms": {"type": "integer"},
+                    "closed_ms": {"type": "integer"}, "statements": {"type": "integer"}, "yen": {"type": "integer"}}}}}}}}))}},
+        "/api/escrow": {"get": {"summary": "Strict mode in a municipality: the switch and the points reserved at the hub for each node's spend rights (`mykey-hub escrow status`)",
+            "parameters": [{"name": "municipality", "in": "query", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{6}$"}}],
+            "responses": {
+                "200": {"description": "the escrow", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "municipality": {"type": "string"}, "strict": {"type": "boolean"}, "reserved_points": {"type": "integer"},
+                    "rights": {"type": "array", "items": {"type": "object", "properties": {
+                        "account": {"type": "integer"}, "node": {"type": "string"}, "points": {"type": "integer"}}}}}}}}},
+                "400": {"description": "no municipality code, or not a valid one"},
+                "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+                "403": {"description": "the token's scope does not allow reports, or the municipality is not the staff operator's"},
+                "404": {"description": "the municipality is not registered"},
+                "503": {"description": "the hub's database is unavailable"}}}}
     });
-    // The economy routes are documented beside their handlers.
-    extend(&mut doc["paths"], economy_paths);
-    extend(&mut doc["components"]["schemas"], economy_schemas);
-    extend(&mut doc["paths"], quarantine_paths);
-    extend(&mut doc["components"]["schemas"], quarantine_schemas);
-    doc
-}
-
-fn extend(into: &mut serde_json::Value, more: serde_json::Value) {
-    if let (Some(into), serde_json::Value::Object(more)) = (into.as_object_mut(), more) {
-        into.extend(more);
-    }
+    let schemas = json!({
+        "Alert": alert,
+        "Node": node,
+        "NodeDetail": {"type": "object", "properties": {
+            "node": r("Node"),
+            "sessions": {"type": "array", "items": {"type": "object", "properties": {
+                "opened_ms": {"type": "integer"}, "seen_ms": {"type": "integer"}, "closed_ms": {"type": ["integer", "null"]}}}},
+            "rejections": {"type": "array", "items": {"type": "object", "properties": {
+                "seq": {"type": "integer"}, "tx": {"type": "string"}, "reason": {"type": "string"},
+                "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}},
+            "incidents": {"type": "array", "items": {"type": "object", "properties": {
+                "kind": {"type": "string"}, "seq": {"type": ["integer", "null"]},
+                "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}}}},
+        "Liability": {"type": "object", "properties": {
+            "municipality": {"type": "string"}, "name": {"type": "string"}, "wallets": {"type": "integer"},
+            "debts": {"type": "integer"}, "budgets": {"type": "integer"},
+            "merchant_payables": {"type": "integer"}, "expired": {"type": "integer"},
+            "quarantine_held": {"type": "integer", "description": "points of spends held in quarantine: not owed to holders and not payable to merchants unless an operator releases them"}}}
+    });
+    (paths, schemas)
 }

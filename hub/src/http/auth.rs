@@ -18,8 +18,11 @@
 //! `Retry-After`.
 
 use super::i18n::{Lang, lang_of};
+use super::pages::layout::{esc, login as login_html, with_lang_cookie};
+pub use super::session::{Operator, SECURE_SESSION_COOKIE, SESSION_COOKIE, Sessions};
+use super::session::{SESSION_TTL, sha256};
+use super::state::{AppState, HubAccessError, now};
 use super::throttle::retry_after_secs;
-use super::{AppState, pages};
 use crate::Hub;
 use crate::access::{Access, Capability, Role, Scope, TokenInfo};
 use crate::store::StoreError;
@@ -34,20 +37,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use mykey_sync_proto::UnixMillis;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The session cookie's name over plain HTTP.
-pub const SESSION_COOKIE: &str = "mykey_session";
-/// The session cookie's name over TLS (`__Host-`: Secure, Path=/, no Domain).
-pub const SECURE_SESSION_COOKIE: &str = "__Host-mykey_session";
-/// How long a login lasts.
-const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-/// Sessions held at most (oldest dropped beyond).
-const MAX_SESSIONS: usize = 1000;
 /// Operator names: 1..=64 characters of letters, digits, `._-@`.
 const MAX_NAME: usize = 64;
 /// Shortest password accepted.
@@ -145,10 +138,6 @@ pub fn random_password() -> Result<String, OperatorError> {
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect())
-}
-
-fn sha256(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
 }
 
 /// A token just made: shown once, stored hashed.
@@ -314,52 +303,6 @@ impl Hub {
     }
 }
 
-/// Logged-in sessions, in memory (a hub restart logs everyone out).
-#[derive(Default)]
-pub struct Sessions {
-    /// SHA-256 of the cookie value → (operator, expiry).
-    live: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn start(&self, operator: &str) -> Result<String, getrandom::Error> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw)?;
-        let token = hex::encode(raw);
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.retain(|_, (_, exp)| *exp > now);
-        if s.len() >= MAX_SESSIONS
-            && let Some(oldest) = s.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| *k)
-        {
-            s.remove(&oldest);
-        }
-        s.insert(sha256(&token), (operator.to_owned(), now + SESSION_TTL));
-        Ok(token)
-    }
-
-    fn operator(&self, token: &str) -> Option<String> {
-        self.lock()
-            .get(&sha256(token))
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(op, _)| op.clone())
-    }
-
-    fn end(&self, token: &str) {
-        self.lock().remove(&sha256(token));
-    }
-}
-
-/// The operator a request is made by (set by [`require`], beside its [`Access`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Operator(pub String);
-
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -436,7 +379,7 @@ pub async fn require(State(state): State<AppState>, mut req: Request, next: Next
             found
         }
         (None, Some(token)) => {
-            let now = super::now();
+            let now = now();
             state
                 .with_hub(move |hub| hub.token_access(&token, now))
                 .await
@@ -500,7 +443,7 @@ pub fn forbidden(access: &Access, path: &str) -> Response {
         )
             .into_response()
     } else {
-        (StatusCode::FORBIDDEN, Html(pages::esc(&message))).into_response()
+        (StatusCode::FORBIDDEN, Html(esc(&message))).into_response()
     }
 }
 
@@ -521,10 +464,10 @@ async fn login_page(
     axum::extract::Query(q): axum::extract::Query<LangQuery>,
 ) -> Response {
     let lang = lang_of(&headers, q.lang.as_deref());
-    pages::with_lang_cookie(
+    with_lang_cookie(
         lang,
         q.lang.is_some(),
-        Html(pages::login(lang, None)).into_response(),
+        Html(login_html(lang, None)).into_response(),
     )
 }
 
@@ -535,7 +478,7 @@ struct LoginForm {
 }
 
 fn login_answer(lang: Lang, status: StatusCode, msg: &'static str) -> Response {
-    (status, Html(pages::login(lang, Some(msg)))).into_response()
+    (status, Html(login_html(lang, Some(msg)))).into_response()
 }
 
 fn locked(lang: Lang, wait: Duration) -> Response {
@@ -623,7 +566,7 @@ async fn login(
             tracing::warn!(operator = %name, %addr, "failed login");
             login_answer(lang, StatusCode::UNAUTHORIZED, lang.labels().login_failed)
         }
-        Err(super::HubAccessError::Busy) => {
+        Err(HubAccessError::Busy) => {
             state.logins().cancel(attempt);
             tracing::warn!(%addr, "login refused: too many password checks waiting");
             let mut resp = login_answer(
@@ -685,16 +628,6 @@ mod tests {
             assert_eq!(valid_name(name), ok, "{name}");
         }
         assert!(!valid_name(&"x".repeat(65)));
-    }
-
-    #[test]
-    fn sessions_end_on_logout() {
-        let s = Sessions::default();
-        let t = s.start("ops").unwrap();
-        assert_eq!(s.operator(&t).as_deref(), Some("ops"));
-        assert_eq!(s.operator("forged"), None);
-        s.end(&t);
-        assert_eq!(s.operator(&t), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Incidents and overdue settlement periods are read from the database too
 //! ([`Ledgered`]), for the same reason.
 
-use super::{AppState, now};
+use super::state::{AppState, now};
 use crate::model::IncidentKind;
 use crate::observed::counters::CountersSnapshot;
 use crate::status::Fleet;

@@ -249,4 +249,5 @@ impl Hub {
 
 pub mod cli;
 pub mod http;
+pub mod query;
 pub mod summary;

@@ -1,6 +1,6 @@
 //! Formatting for the pages: durations, Japan times, thousands, alert lines.
 
-use super::esc;
+use super::layout::esc;
 use crate::http::i18n::Lang;
 use crate::status::NodeRow;
 use crate::status::assess::Alert;

@@ -2,7 +2,7 @@
 //! sessions, rejections and incidents.
 
 use super::format::{alert_text, facility_label, fmt_ago, fmt_time, held_text};
-use super::{esc, page};
+use super::layout::{esc, page};
 use crate::http::i18n::Lang;
 use crate::observed::counters::reason_label;
 use crate::status::NodeDetail;

@@ -4,9 +4,9 @@
 //! API (a JSON POST), not for a form on this page.
 
 use super::format::{fmt_time, grouped};
-use super::{esc, page};
+use super::layout::{esc, page};
 use crate::http::i18n::Lang;
-use crate::quarantine::http::ListQuery;
+use crate::quarantine::query::ListQuery;
 use crate::store::bounds::QuarantineRow;
 use std::fmt::Write;
 
