@@ -452,10 +452,16 @@ impl Server {
                 ..
             } => self.on_request(peer, request, channel),
             Event::ResponseSent { peer, .. } => {
-                let done = self.peers.get(&peer).is_some_and(|p| {
-                    matches!(p.admission, Admission::Refused(_))
-                        || p.bad_frames > self.config.max_bad_frames
-                });
+                // A refused peer is not dropped here: closing the
+                // connection now can cut off the refusal it was just sent
+                // (yamux may not have written it to the socket yet), and
+                // the node would report a closed connection instead of
+                // why. `sweep` drops it after REFUSAL_GRACE; a node that
+                // heard the refusal leaves first.
+                let done = self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|p| p.bad_frames > self.config.max_bad_frames);
                 if done {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
