@@ -264,6 +264,11 @@ pub trait RegistryTx {
     ) -> Result<(), StoreError>;
     /// Every card of an account.
     fn cards_of(&mut self, account: AccountId) -> Result<Vec<CardRecord>, StoreError>;
+    /// Every account (of one municipality, or all), in id order.
+    fn accounts(&mut self, m: Option<MunicipalityCode>) -> Result<Vec<Account>, StoreError>;
+    /// Every card, in (issuer, serial) order: for naming a card by a prefix
+    /// of its short hash, which no index holds.
+    fn cards(&mut self) -> Result<Vec<CardRecord>, StoreError>;
     /// A programme by id.
     fn program(&mut self, id: &ProgramId) -> Result<Option<Program>, StoreError>;
     /// Adds a programme.
