@@ -313,7 +313,7 @@ fn an_account_is_a2_or_2_or_its_my_key_id() {
 fn colliding_serials() -> (String, String, String) {
     let mut seen: HashMap<String, String> = HashMap::new();
     for i in 0x1000u32..0x20_0000 {
-        let serial = hex::encode(i.to_be_bytes()[1..].to_vec());
+        let serial = hex::encode(&i.to_be_bytes()[1..]);
         // Registered as the certificate would hold it.
         let key = CardKey::parse(&format!("{ISSUER}:{serial}")).unwrap();
         let short = key.canonical().short();
@@ -426,4 +426,35 @@ fn a_card_hash_prefix_must_fit_one_card() {
         assert_eq!(shown["cards"][0]["status"], "active", "{a}");
     }
     assert_eq!(json(&hub, &["account", "list"]), before);
+}
+
+#[test]
+fn a_card_kept_as_openssl_printed_it_is_still_one_card() {
+    // Before serials were normalised, the CLI kept a key as it was typed:
+    // a row without the certificate's zero byte, as an older hub has it.
+    let (_root, hub) = hub();
+    let typed = CardKey::parse(&format!("{ISSUER}:a1b2c3d4")).unwrap();
+    let mut h = mykey_hub::Hub::open(&hub).unwrap();
+    let m = mykey_sync_proto::MunicipalityCode::parse("131059").unwrap();
+    let old = mykey_sync_proto::MyKeyId::parse("Hanako").unwrap();
+    h.register_account(&old, m, &typed, net_common::now())
+        .unwrap();
+    drop(h);
+    let before = json(&hub, &["account", "list"]);
+    // The card's own spelling (as `mykey-node card read` prints it).
+    let (ok, out, err) = register(&hub, "Taro", &format!("{ISSUER}:00a1b2c3d4"));
+    assert!(!ok, "registered the card a second time: {out}");
+    assert!(err.contains("already registered to account A1"), "{err}");
+    assert_eq!(json(&hub, &["account", "list"]), before);
+    // And the card is found by it.
+    let out = hub_cli(
+        &hub,
+        &[
+            "card",
+            "suspend",
+            "--card",
+            &format!("{ISSUER}:00:A1:B2:C3:D4"),
+        ],
+    );
+    assert!(out.contains(&typed.short()), "{out}");
 }

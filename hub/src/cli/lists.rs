@@ -179,7 +179,7 @@ pub fn node(hub: &mut Hub, text: &str, now: UnixMillis) -> Result<Record, ShowEr
         .node_statuses()?
         .into_iter()
         .find(|n| n.node.id == id)
-        .ok_or_else(|| not_found("enrolled node", &id, "`mykey-hub nodes` lists them"))?;
+        .ok_or_else(|| not_found("enrolled node", id, "`mykey-hub nodes` lists them"))?;
     let held = hub.quarantine_summary()?.held_by_node(&id);
     let p = &n.node.policy;
     let ops: Vec<&str> = p.allowed_ops.iter().map(|o| o.name()).collect();
