@@ -171,6 +171,9 @@ enum Command {
     /// Closed settlement periods and their statements.
     #[command(subcommand)]
     Period(PeriodCmd),
+    /// Incidents (refused chains, debts created, overdrawn programmes), by number.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
     /// Card holders' accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -323,6 +326,9 @@ enum EscrowCmd {
         /// The municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -440,6 +446,9 @@ enum LanCmd {
         /// Only this municipality's.
         #[arg(long, value_parser = parse_muni)]
         municipality: Option<MunicipalityCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -628,6 +637,28 @@ enum TokenCmd {
         /// The token's id, as `token list` prints it.
         #[arg(long)]
         token: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IncidentCmd {
+    /// List the latest incidents with their numbers, oldest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident by its number.
+    Show {
+        /// Its number, as `incident list` prints it.
+        #[arg(long)]
+        id: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -1033,7 +1064,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 s.rights, s.points, s.accounts
             );
         }
-        Command::Escrow(EscrowCmd::Status { municipality }) => {
+        Command::Escrow(EscrowCmd::Status {
+            municipality,
+            json: true,
+        }) => {
+            output::print_one(true, &lists::escrow(&mut open(&cli)?, *municipality)?);
+        }
+        Command::Escrow(EscrowCmd::Status {
+            municipality,
+            json: false,
+        }) => {
             let mut hub = open(&cli)?;
             let strict = hub.strict_mode(*municipality)?;
             println!(
@@ -1148,7 +1188,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Lan(LanCmd::Rosters { municipality }) => {
+        Command::Lan(LanCmd::Rosters {
+            municipality,
+            json: true,
+        }) => {
+            output::print_list(
+                true,
+                &lists::lan_rosters(&mut open(&cli)?, *municipality)?,
+                "",
+            );
+        }
+        Command::Lan(LanCmd::Rosters {
+            municipality,
+            json: false,
+        }) => {
             let lines = open(&cli)?.lan_rosters(*municipality)?;
             if lines.is_empty() {
                 println!(
@@ -1413,6 +1466,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit, json: true } => {
             output::print_list(true, &lists::incidents(&mut open(&cli)?, *limit)?, "");
+        }
+        Command::Incident(IncidentCmd::List { limit, json }) => {
+            let records = lists::incidents(&mut open(&cli)?, *limit)?;
+            output::print_list(*json, &records, "no incidents");
+        }
+        Command::Incident(IncidentCmd::Show { id, json }) => {
+            output::print_one(*json, &lists::incident(&mut open(&cli)?, *id)?);
         }
         Command::Incidents { limit, json: false } => {
             let incidents = open(&cli)?.incidents(*limit)?;

@@ -382,6 +382,30 @@ fn every_noun_lists_and_shows_in_text_and_json() {
         "{text}"
     );
 
+    let i = json(h, &["incident", "list"]);
+    let n = item(&i, "kind", "spend-on-inactive-card")["id"]
+        .as_u64()
+        .unwrap();
+    let one = json(h, &["incident", "show", "--id", &n.to_string()]);
+    assert_eq!(one["detail"], spend["detail"]);
+    assert!(read(h, &["incident", "show", "--id", &n.to_string()]).contains("+09:00"));
+    assert!(read(h, &["incident", "list"]).contains("spend-on-inactive-card"));
+
+    // A holder's lots and exchanges, strict mode's reservations.
+    let l = json(
+        h,
+        &["lots", "--account", "Hanako", "--municipality", "131059"],
+    );
+    assert_eq!(l[0]["remaining"], 900, "{l}");
+    assert!(is_jst_iso(&l[0]["credited_at"]), "{l}");
+    assert_eq!(
+        json(h, &["exchanges", "--account", "A1"]),
+        serde_json::json!([])
+    );
+    let e = json(h, &["escrow", "status", "--municipality", "131059"]);
+    assert_eq!(e["strict_mode"], false);
+    assert_eq!(e["reservations"], serde_json::json!([]));
+
     // LAN rosters print their issue time in JST too.
     let stall_id = stall["id"].as_str().unwrap();
     hub_cli(
@@ -398,6 +422,10 @@ fn every_noun_lists_and_shows_in_text_and_json() {
         ],
     );
     assert!(read(h, &["lan", "rosters"]).contains("+09:00"));
+    let r = json(h, &["lan", "rosters"]);
+    let fest = item(&r, "group", "fest");
+    assert!(is_jst_iso(&fest["issued_at"]), "{fest}");
+    assert_eq!(fest["members"][0], stall_id);
 }
 
 #[test]
@@ -417,6 +445,7 @@ fn shows_of_unknown_things_say_where_the_names_are() {
         (&["program", "show", "--id", "health"], "program list"),
         (&["campaign", "show", "--id", "fest"], "campaign list"),
         (&["period", "show", "--period", "131059:1"], "period list"),
+        (&["incident", "show", "--id", "9"], "incident list"),
         (
             &["exchange-operator", "show", "--id", "card-x"],
             "exchange-operator list",

@@ -608,9 +608,10 @@ pub fn period(hub: &mut Hub, m: MunicipalityCode, which: &str) -> Result<Record,
 
 // ── incidents ──
 
-/// An incident as a record.
-pub fn incident(i: &Incident) -> Record {
+/// An incident as a record, with its number.
+pub fn incident_record(id: u64, i: &Incident) -> Record {
     Record::new()
+        .field("id", id)
         .time("at", i.at)
         .field("kind", i.kind.name())
         .field("node", i.node.map(|n| n.short()))
@@ -621,5 +622,102 @@ pub fn incident(i: &Incident) -> Record {
 
 /// The latest incidents, oldest first.
 pub fn incidents(hub: &mut Hub, limit: u32) -> Result<Vec<Record>, ShowError> {
-    Ok(hub.incidents(limit)?.iter().map(incident).collect())
+    let rows = hub.store.begin_read()?.numbered_incidents(limit, None)?;
+    Ok(rows.iter().map(|(id, i)| incident_record(*id, i)).collect())
+}
+
+/// One incident by its number.
+pub fn incident(hub: &mut Hub, id: u64) -> Result<Record, ShowError> {
+    let rows = hub.store.begin_read()?.numbered_incidents(1, Some(id))?;
+    rows.first()
+        .map(|(id, i)| incident_record(*id, i))
+        .ok_or_else(|| {
+            not_found(
+                "incident",
+                id,
+                "`mykey-hub incident list` shows their numbers",
+            )
+        })
+}
+
+// ── the other read-outs' --json ──
+
+/// The LAN rosters in force (of one municipality).
+pub fn lan_rosters(hub: &mut Hub, m: Option<MunicipalityCode>) -> Result<Vec<Record>, ShowError> {
+    Ok(hub
+        .lan_rosters(m)?
+        .into_iter()
+        .map(|l| {
+            let members: Vec<String> = l.members.iter().map(|n| n.to_string()).collect();
+            Record::new()
+                .field("municipality", l.municipality.to_string())
+                .field("group", l.group.to_string())
+                .field("nodes", l.members.len())
+                .field("fact", l.hub_seq)
+                .time("issued_at", l.issued_at)
+                .field("members", members)
+        })
+        .collect())
+}
+
+/// Strict mode's reservations in a municipality, per account and node.
+pub fn escrow(hub: &mut Hub, m: MunicipalityCode) -> Result<Record, ShowError> {
+    let strict = hub.strict_mode(m)?;
+    let lines = hub
+        .escrow_status(m)?
+        .into_iter()
+        .map(|l| {
+            Record::new()
+                .field("account", l.account.to_string())
+                .field("node", l.node.short())
+                .field("node_id", l.node.to_string())
+                .field("reserved", l.points.get())
+        })
+        .collect();
+    Ok(Record::new()
+        .field("municipality", m.to_string())
+        .field("strict_mode", strict)
+        .list("reservations", lines))
+}
+
+/// A holder's exchanges, newest first.
+pub fn exchanges(hub: &mut Hub, account: AccountId, limit: u32) -> Result<Vec<Record>, ShowError> {
+    Ok(hub
+        .exchanges_of(account, limit)?
+        .into_iter()
+        .map(|e| {
+            Record::new()
+                .time("received_at", e.received_at)
+                .field("operator", e.operator.as_str())
+                .field("request", e.request_id.clone())
+                .field("municipality", e.municipality.to_string())
+                .field("operator_points", e.operator_points)
+                .field("regional", e.regional.get())
+                .field("premium", e.premium.get())
+                .field("campaign", e.campaign.clone())
+                .time("available_at", e.available_at)
+                .opt_time("released_at", e.released_at)
+                .field("expiry", e.expiry.to_string())
+        })
+        .collect())
+}
+
+/// A holder's lots with points left in one municipality.
+pub fn lots(
+    hub: &mut Hub,
+    account: AccountId,
+    m: MunicipalityCode,
+) -> Result<Vec<Record>, ShowError> {
+    Ok(hub
+        .lots_of(account, m)?
+        .into_iter()
+        .map(|l| {
+            Record::new()
+                .field("source", l.source.to_string())
+                .field("amount", l.amount)
+                .field("remaining", l.remaining)
+                .time("credited_at", l.credited_at)
+                .field("last_day", l.expires_at.map(last_day))
+        })
+        .collect())
 }

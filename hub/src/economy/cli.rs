@@ -90,6 +90,9 @@ pub enum EconomyCmd {
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// A holder's lots with points left, earliest expiry first.
     Lots {
@@ -99,6 +102,9 @@ pub enum EconomyCmd {
         /// Whose points.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -660,7 +666,27 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 }
             }
         }
-        EconomyCmd::Exchanges { account, limit } => {
+        EconomyCmd::Exchanges {
+            account,
+            limit,
+            json: true,
+        } => {
+            let account = names::account(&mut hub, account)?;
+            print_list(true, &lists::exchanges(&mut hub, account, *limit)?, "");
+        }
+        EconomyCmd::Lots {
+            account,
+            municipality,
+            json: true,
+        } => {
+            let account = names::account(&mut hub, account)?;
+            print_list(true, &lists::lots(&mut hub, account, *municipality)?, "");
+        }
+        EconomyCmd::Exchanges {
+            account,
+            limit,
+            json: false,
+        } => {
             let account = names::account(&mut hub, account)?;
             for e in hub.exchanges_of(account, *limit)? {
                 println!(
@@ -679,6 +705,7 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
         EconomyCmd::Lots {
             account,
             municipality,
+            json: false,
         } => {
             let account = names::account(&mut hub, account)?;
             for l in hub.lots_of(account, *municipality)? {

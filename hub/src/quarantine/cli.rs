@@ -128,7 +128,7 @@ pub fn run(data: &Path, cmd: &BoundsCmd, now: UnixMillis) -> Result<(), CliError
             }
             for q in &items {
                 if *json {
-                    println!("{}", item_json(q));
+                    println!("{}", item_json_jst(q));
                 } else {
                     println!("{}", item_line(q));
                 }
@@ -194,6 +194,16 @@ pub fn item_json(q: &QuarantineRow) -> serde_json::Value {
         "why": q.why,
         "decided_at": q.decided_at.map(|t| t.0),
     })
+}
+
+/// [`item_json`] with its times in JST ISO form, as every CLI listing
+/// prints them (the API keeps epoch milliseconds, as its schema says).
+fn item_json_jst(q: &QuarantineRow) -> serde_json::Value {
+    use crate::economy::calendar::iso_jst;
+    let mut v = item_json(q);
+    v["held_at"] = iso_jst(q.held_at).into();
+    v["decided_at"] = q.decided_at.map(iso_jst).into();
+    v
 }
 
 /// Why a card certificate file could not be used.

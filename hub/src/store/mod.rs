@@ -321,6 +321,13 @@ pub trait IngestTx {
     fn record_incident(&mut self, incident: &Incident) -> Result<(), StoreError>;
     /// Incidents, newest last, at most `limit`.
     fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError>;
+    /// Incidents with their numbers, newest last, at most `limit` (only
+    /// number `id`, if given).
+    fn numbered_incidents(
+        &mut self,
+        limit: u32,
+        id: Option<u64>,
+    ) -> Result<Vec<(u64, Incident)>, StoreError>;
     /// How many incidents of each kind were ever recorded (kinds with none left out).
     fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError>;
 }
