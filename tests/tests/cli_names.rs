@@ -458,3 +458,65 @@ fn a_card_kept_as_openssl_printed_it_is_still_one_card() {
     );
     assert!(out.contains(&typed.short()), "{out}");
 }
+
+#[test]
+fn a_node_names_its_hub_by_a_prefix_with_its_address() {
+    let root = tempfile::tempdir().unwrap();
+    let hub = root.path().join("hub");
+    let out = hub_cli(&hub, &["init"]);
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("hub id: "))
+        .unwrap()
+        .to_owned();
+    let peer = mykey_net::identity::peer_id_of(&mykey_sync_proto::NodeId::parse(&id).unwrap());
+    let addr = format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}");
+    let toml = |dir: &Path| std::fs::read_to_string(dir.join("node.toml")).unwrap();
+    let node = |name: &str, args: &[&str]| {
+        let dir = root.path().join(name);
+        let r = run_with_stdin("mykey-node", &dir, &[&["init"], args].concat(), "");
+        (dir, r)
+    };
+
+    // A prefix with the address; the address alone; the whole id alone.
+    for (name, args) in [
+        ("a", vec!["--hub-key", &id[..8], "--hub-addr", &addr]),
+        ("b", vec!["--hub-addr", &addr]),
+        ("c", vec!["--hub-key", &id]),
+    ] {
+        let (dir, (ok, out, err)) = node(name, &args);
+        assert!(ok, "{args:?}: {out}{err}");
+        assert!(toml(&dir).contains(&id), "{args:?}: {}", toml(&dir));
+    }
+
+    // A prefix alone, or one of another hub: refused, no directory made.
+    let other = "0000000000000000000000000000000000000000000000000000000000000000";
+    let wrong = if id.starts_with("abcd") {
+        "dcba"
+    } else {
+        "abcd"
+    };
+    for (name, args, want) in [
+        ("d", vec!["--hub-key", &id[..8]], "is a prefix"),
+        (
+            "e",
+            vec!["--hub-key", wrong, "--hub-addr", &addr],
+            "is not the key of the hub",
+        ),
+        (
+            "f",
+            vec!["--hub-key", other, "--hub-addr", &addr],
+            "is not the key of the hub",
+        ),
+        (
+            "g",
+            vec!["--hub-key", &id[..3], "--hub-addr", &addr],
+            "4 or more",
+        ),
+    ] {
+        let (dir, (ok, out, err)) = node(name, &args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!dir.exists(), "{args:?} made {}", dir.display());
+    }
+}
