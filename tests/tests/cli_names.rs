@@ -520,3 +520,93 @@ fn a_node_names_its_hub_by_a_prefix_with_its_address() {
         assert!(!dir.exists(), "{args:?} made {}", dir.display());
     }
 }
+
+#[test]
+fn strict_mode_takes_node_prefixes_and_account_names() {
+    let (_root, hub) = hub();
+    let (a, b, _) = node_ids();
+    enrol(&hub, &a);
+    enrol(&hub, &b);
+    assert!(register(&hub, "Hanako", &format!("{ISSUER}:0102")).0);
+    assert!(register(&hub, "Taro", &format!("{ISSUER}:0103")).0);
+    for who in ["Hanako", "A2"] {
+        hub_cli(
+            &hub,
+            &[
+                "grant",
+                "--account",
+                who,
+                "--program",
+                "health",
+                "--points",
+                "400",
+            ],
+        );
+    }
+    hub_cli(
+        &hub,
+        &["municipality", "strict", "--code", "131059", "--on"],
+    );
+    // An ambiguous node prefix grants nothing.
+    let err = fails(
+        &hub,
+        &[
+            "escrow",
+            "grant",
+            "--municipality",
+            "131059",
+            "--nodes",
+            &a[..4],
+            "--accounts",
+            "A1",
+        ],
+    );
+    assert!(err.contains("ambiguous"), "{err}");
+    let e = json(&hub, &["escrow", "status", "--municipality", "131059"]);
+    assert_eq!(e["reservations"], serde_json::json!([]));
+
+    let out = hub_cli(
+        &hub,
+        &[
+            "escrow",
+            "grant",
+            "--municipality",
+            "131059",
+            "--nodes",
+            &format!("{},{}", &a[..8], &b[..8]),
+            "--accounts",
+            "Hanako,2",
+        ],
+    );
+    assert!(out.contains("over 2 accounts"), "{out}");
+    let e = json(&hub, &["escrow", "status", "--municipality", "131059"]);
+    let rows = e["reservations"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{e}");
+    assert!(
+        rows.iter()
+            .any(|r| r["account"] == "A1" && r["node"] == &a[..8])
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["account"] == "A2" && r["node_id"] == b.as_str())
+    );
+    hub_cli(
+        &hub,
+        &[
+            "escrow",
+            "release",
+            "--municipality",
+            "131059",
+            "--nodes",
+            &b[..6],
+        ],
+    );
+    let e = json(&hub, &["escrow", "status", "--municipality", "131059"]);
+    let left: Vec<&Value> = e["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["reserved"].as_u64() > Some(0))
+        .collect();
+    assert!(left.iter().all(|r| r["node_id"] == a.as_str()), "{e}");
+}
