@@ -584,7 +584,7 @@ fn strict_mode_takes_node_prefixes_and_account_names() {
     assert_eq!(rows.len(), 4, "{e}");
     assert!(
         rows.iter()
-            .any(|r| r["account"] == "A1" && r["node"] == &a[..8])
+            .any(|r| r["account"] == "A1" && r["node"] == a[..8])
     );
     assert!(
         rows.iter()
