@@ -221,3 +221,44 @@ pub fn card_key_to_register(text: &str) -> Result<CardKey, NameError> {
             form: "ISSUER_HEX:SERIAL_HEX, as `mykey-node card read` prints it (the serial may be written as openssl prints it)",
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HubKey;
+    use mykey_sync_proto::{MunicipalityCode, UnixMillis};
+
+    #[test]
+    fn an_id_that_is_also_a_my_key_id_is_ambiguous() {
+        let mut hub = Hub::in_memory(HubKey::from_secret_bytes(&[4; 32])).unwrap();
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let t = UnixMillis(1_800_000_000_000);
+        hub.add_municipality(m, "Bunkyo-ku", t).unwrap();
+        // Accounts A1..A12, then A13 whose My Key ID is "A12".
+        for i in 1..=13u8 {
+            let alias = if i == 13 {
+                "A12".to_owned()
+            } else {
+                format!("holder{i}")
+            };
+            let card = CardKey::new(vec![0x30], vec![i]).unwrap();
+            hub.register_account(&MyKeyId::parse(&alias).unwrap(), m, &card, t)
+                .unwrap();
+        }
+        let err = account(&mut hub, "A12").unwrap_err().to_string();
+        assert!(err.contains("ambiguous") && err.contains("A13"), "{err}");
+        assert!(err.contains("--my-key-id"), "{err}");
+        // The other spelling of the id, and the flag for the alias, are not.
+        assert_eq!(account(&mut hub, "12").unwrap().get(), 12);
+        assert_eq!(account(&mut hub, "holder3").unwrap().get(), 3);
+        assert_eq!(account(&mut hub, "a7").unwrap().get(), 7);
+        assert!(matches!(
+            account(&mut hub, "A14"),
+            Err(NameError::NotFound { .. })
+        ));
+        assert!(matches!(
+            account(&mut hub, "no!"),
+            Err(NameError::Bad { .. })
+        ));
+    }
+}
