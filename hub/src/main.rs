@@ -697,7 +697,11 @@ enum ShardsCmd {
 #[derive(Subcommand, Debug)]
 enum LedgerCmd {
     /// Recompute every total and check conservation per municipality.
-    Check,
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Names a holder by account id or by My Key ID.
@@ -1446,7 +1450,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("could not start a new shard epoch")?;
             println!("started a new shard epoch for {n} scopes");
         }
-        Command::Ledger(LedgerCmd::Check) => {
+        Command::Ledger(LedgerCmd::Check { json: true }) => {
+            let report = open(&cli)?
+                .check_conservation()
+                .context("the ledger check failed")?;
+            output::print_one(true, &lists::conservation(&report));
+        }
+        Command::Ledger(LedgerCmd::Check { json: false }) => {
             let report = open(&cli)?
                 .check_conservation()
                 .context("the ledger check failed")?;

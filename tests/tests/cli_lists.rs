@@ -406,6 +406,13 @@ fn every_noun_lists_and_shows_in_text_and_json() {
     assert_eq!(e["strict_mode"], false);
     assert_eq!(e["reservations"], serde_json::json!([]));
 
+    let l = json(h, &["ledger", "check"]);
+    assert_eq!(l["balanced"], true);
+    assert_eq!(
+        item(&l["municipalities"], "municipality", "131059")["wallets"],
+        900
+    );
+
     // LAN rosters print their issue time in JST too.
     let stall_id = stall["id"].as_str().unwrap();
     hub_cli(

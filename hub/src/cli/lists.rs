@@ -721,3 +721,29 @@ pub fn lots(
         })
         .collect())
 }
+
+/// A passed ledger check: totals, and each municipality's flows.
+pub fn conservation(r: &crate::ConservationReport) -> Record {
+    // Sums of points fit an i64 in any real ledger; past it, say so as text.
+    let big = |v: i128| -> serde_json::Value {
+        i64::try_from(v).map_or_else(|_| v.to_string().into(), Into::into)
+    };
+    let flows = r
+        .municipalities
+        .iter()
+        .map(|m| {
+            Record::new()
+                .field("municipality", m.municipality.map(|c| c.to_string()))
+                .field("credited", m.credited)
+                .field("redeemed", m.redeemed)
+                .field("expired", m.expired)
+                .field("wallets", big(m.wallets))
+                .field("debts", big(m.debts))
+        })
+        .collect();
+    Record::new()
+        .field("balanced", true)
+        .field("transfers", r.n_transfers)
+        .field("total", r.total)
+        .list("municipalities", flows)
+}
