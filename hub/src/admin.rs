@@ -411,7 +411,7 @@ impl Hub {
         if st.account_by_my_key_id(my_key_id)?.is_some() {
             return Err(RegisterError::MyKeyIdTaken(my_key_id.clone()));
         }
-        if let Some(c) = st.card(card)? {
+        if let Some(c) = card_spelled_any_way(&mut *st, card)? {
             return Err(RegisterError::CardTaken(card.clone(), c.account));
         }
         let id = st.insert_account(my_key_id, municipality, now)?;
@@ -498,7 +498,7 @@ impl Hub {
         let acct = st
             .account(account)?
             .ok_or(AddCardError::UnknownAccount(account))?;
-        if let Some(c) = st.card(card)? {
+        if let Some(c) = card_spelled_any_way(&mut *st, card)? {
             return Err(AddCardError::CardTaken(card.clone(), c.account));
         }
         let scope = Scope::Municipality(acct.municipality);
@@ -935,6 +935,21 @@ fn fund(
         now,
     )?;
     Ok(())
+}
+
+/// The registered card `card` names, however its serial's leading zero
+/// bytes were written (openssl prints none, a certificate one before a high
+/// byte): one card is one key, never a second account.
+fn card_spelled_any_way(
+    st: &mut dyn StoreTx,
+    card: &CardKey,
+) -> Result<Option<CardRecord>, StoreError> {
+    for k in card.spellings() {
+        if let Some(c) = st.card(&k)? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
 }
 
 /// Helper for CLIs and tests: a facility record.

@@ -41,6 +41,7 @@
 pub mod access;
 pub mod admin;
 pub mod bounds;
+pub mod cli;
 pub mod doctor;
 pub mod economy;
 pub mod escrow;

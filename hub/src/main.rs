@@ -7,10 +7,11 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use mykey_hub::admin::facility;
+use mykey_hub::cli::{lists, names, output};
 use mykey_hub::{FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, LanGroup, MunicipalityCode, MyKeyId, NodeId, OpKind, Points,
-    ProgramId, UnixMillis,
+    AccountId, FacilityId, LanGroup, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
+    UnixMillis,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,24 @@ enum OperatorCmd {
         /// Only this operator's.
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List operators: name, role, municipality, live tokens.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an operator with their tokens.
+    Show {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke an API token by the id `operator tokens` shows; it stops at once.
     Revoke {
@@ -138,10 +157,23 @@ enum Command {
     #[command(subcommand)]
     Lan(LanCmd),
     /// List every node with its sync status.
-    Nodes,
+    Nodes {
+        /// Print JSON (the fields of `node list --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Operator accounts for the dashboard.
     #[command(subcommand)]
     Operator(OperatorCmd),
+    /// Operators' API tokens (never the tokens themselves).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Closed settlement periods and their statements.
+    #[command(subcommand)]
+    Period(PeriodCmd),
+    /// Incidents (refused chains, debts created, overdrawn programmes), by number.
+    #[command(subcommand)]
+    Incident(IncidentCmd),
     /// Card holders' accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -166,9 +198,16 @@ enum Command {
     Balance {
         #[command(flatten)]
         who: Who,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List outstanding debts from offline overdraft.
-    Debts,
+    Debts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ledger checks.
     #[command(subcommand)]
     Ledger(LedgerCmd),
@@ -180,6 +219,9 @@ enum Command {
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Points economy and settlement (exchange operators, campaigns, expiry, payees, settle, reports).
     #[command(flatten)]
@@ -219,6 +261,21 @@ enum MunicipalityCmd {
         #[arg(long)]
         name: String,
     },
+    /// List municipalities: code, name, strict mode, settlement cycle, facilities.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a municipality with its facilities and programmes.
+    Show {
+        /// The code.
+        #[arg(long, value_parser = parse_muni)]
+        code: MunicipalityCode,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Turn strict mode (escrow spend rights, DESIGN §6) on or off; its nodes learn it by a fact.
     Strict {
         /// The municipality.
@@ -240,12 +297,17 @@ enum EscrowCmd {
         /// The municipality (in strict mode).
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
-        /// The nodes that share the rights (comma-separated node ids).
-        #[arg(long, value_delimiter = ',', value_parser = parse_node, required = true)]
-        nodes: Vec<NodeId>,
-        /// Only these accounts (comma-separated ids).
-        #[arg(long, value_delimiter = ',', value_parser = parse_account, conflicts_with = "all", required_unless_present = "all")]
-        accounts: Vec<AccountId>,
+        /// The nodes that share the rights (comma-separated node ids or unique prefixes).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        /// Only these accounts (comma-separated: A2, 2 or My Key IDs).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        accounts: Vec<String>,
         /// Every account with points in the municipality.
         #[arg(long)]
         all: bool,
@@ -255,15 +317,18 @@ enum EscrowCmd {
         /// The municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
-        /// Only these nodes' rights (comma-separated node ids; default: all).
-        #[arg(long, value_delimiter = ',', value_parser = parse_node)]
-        nodes: Vec<NodeId>,
+        /// Only these nodes' rights (comma-separated node ids or unique prefixes; default: all).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
     },
     /// Show the points reserved for each node and account.
     Status {
         /// The municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -283,6 +348,24 @@ enum FacilityCmd {
         /// Its name.
         #[arg(long)]
         name: String,
+    },
+    /// List facilities: id, municipality, kind, name, nodes, payee.
+    List {
+        /// Only this municipality's.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a facility with its nodes.
+    Show {
+        /// Its id.
+        #[arg(long, value_parser = parse_facility)]
+        id: FacilityId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -314,9 +397,24 @@ enum NodeCmd {
     },
     /// Revoke a node key: its sessions and transactions are refused from now on.
     Revoke {
-        /// The node id.
-        #[arg(long, value_parser = parse_node)]
-        node: NodeId,
+        /// The node id, or a unique prefix of it (4 or more hex digits).
+        #[arg(long)]
+        node: String,
+    },
+    /// List enrolled nodes: short id, facility, state, last contact, full id.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a node: policy, certificate validity, chain, last contact, held spends.
+    Show {
+        /// The node id, or a unique prefix of it (4 or more hex digits).
+        #[arg(long)]
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -331,9 +429,14 @@ enum LanCmd {
         /// The group's name (a-z, 0-9, '-'), e.g. summer-festival.
         #[arg(long, value_parser = parse_group)]
         group: LanGroup,
-        /// Its nodes (comma-separated node ids; at most 100): enrolled, unrevoked nodes of the municipality.
-        #[arg(long, value_delimiter = ',', value_parser = parse_node, conflicts_with = "clear", required_unless_present = "clear")]
-        nodes: Vec<NodeId>,
+        /// Its nodes (comma-separated node ids or unique prefixes; at most 100): enrolled, unrevoked nodes of the municipality.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            conflicts_with = "clear",
+            required_unless_present = "clear"
+        )]
+        nodes: Vec<String>,
         /// End the group: its nodes no longer admit each other (unless another group names them both).
         #[arg(long)]
         clear: bool,
@@ -343,6 +446,9 @@ enum LanCmd {
         /// Only this municipality's.
         #[arg(long, value_parser = parse_muni)]
         municipality: Option<MunicipalityCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -363,12 +469,24 @@ enum AccountCmd {
     Show {
         #[command(flatten)]
         who: Who,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts: id, My Key ID, municipality, active card, created.
+    List {
+        /// Only this municipality's holders.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Give an account a new My Key ID (the old one stays reserved).
     Rename {
-        /// The account.
-        #[arg(long, value_parser = parse_account)]
-        account: AccountId,
+        /// The account (A2, 2, or its current My Key ID).
+        #[arg(long)]
+        account: String,
         /// The new alias.
         #[arg(long, value_parser = parse_my_key_id)]
         my_key_id: MyKeyId,
@@ -379,9 +497,9 @@ enum AccountCmd {
 enum CardCmd {
     /// Link a renewed or reissued card to an account (its old card becomes superseded).
     Add {
-        /// The account.
-        #[arg(long, value_parser = parse_account)]
-        account: AccountId,
+        /// The account (A2, 2 or a My Key ID).
+        #[arg(long)]
+        account: String,
         #[command(flatten)]
         card: CardArgs,
     },
@@ -397,15 +515,15 @@ enum CardCmd {
     },
     /// Suspend a lost card everywhere.
     Suspend {
-        /// The card key.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        /// The card: its key or a unique prefix of its card hash (4 or more hex digits).
+        #[arg(long)]
+        card: String,
     },
     /// Reinstate a suspended card (a municipality action: the holder's own municipality).
     Reinstate {
-        /// The card key.
-        #[arg(long, value_parser = parse_card)]
-        card: CardKey,
+        /// The card: its key or a unique prefix of its card hash (4 or more hex digits).
+        #[arg(long)]
+        card: String,
         /// The municipality acting (must be the holder's base municipality).
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
@@ -417,10 +535,11 @@ enum CardCmd {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = true)]
 struct CardArgs {
-    /// The card key, ISSUER_HEX:SERIAL_HEX (`mykey-node card read` prints it).
+    /// The card key, ISSUER_HEX:SERIAL_HEX (`mykey-node card read` prints it;
+    /// the serial may be written as openssl prints it, e.g. `3A:0F:…`).
     /// With --cert, it must be the certificate's card.
-    #[arg(long, value_parser = parse_card)]
-    card: Option<CardKey>,
+    #[arg(long)]
+    card: Option<String>,
     /// The card's user-authentication certificate (DER or PEM, from
     /// `mykey-node card read --cert-out FILE`); checked against --trusted-ca.
     #[arg(long, value_name = "FILE")]
@@ -435,8 +554,13 @@ impl CardArgs {
     fn resolve(
         &self,
         now: UnixMillis,
-    ) -> anyhow::Result<(CardKey, Option<mykey_jpki::TrustedCert>)> {
-        match (&self.card, &self.cert) {
+    ) -> anyhow::Result<(mykey_sync_proto::CardKey, Option<mykey_jpki::TrustedCert>)> {
+        let card = self
+            .card
+            .as_deref()
+            .map(names::card_key_to_register)
+            .transpose()?;
+        match (card, &self.cert) {
             (card, Some(path)) => {
                 let t = mykey_hub::quarantine::cli::load_card_cert(
                     path,
@@ -450,7 +574,7 @@ impl CardArgs {
                 if !self.trusted_ca.is_empty() {
                     bail!("--trusted-ca checks a certificate: give the card's --cert FILE too");
                 }
-                Ok((card.clone(), None))
+                Ok((card, None))
             }
             (None, None) => bail!("name the card with --cert FILE (preferred) or --card KEY"),
         }
@@ -481,7 +605,86 @@ enum ProgramCmd {
         points: Points,
     },
     /// List programmes with remaining budget and overdraw.
-    List,
+    List {
+        /// Print JSON (with each programme's expiry policy).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a programme: budget, overdraw, expiry policy.
+    Show {
+        /// The programme.
+        #[arg(long, value_parser = parse_program)]
+        id: ProgramId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCmd {
+    /// List API tokens: id, operator, scope, state, created, expires.
+    List {
+        /// Only this operator's.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one API token by its id (or a unique prefix of it).
+    Show {
+        /// The token's id, as `token list` prints it.
+        #[arg(long)]
+        token: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IncidentCmd {
+    /// List the latest incidents with their numbers, oldest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident by its number.
+    Show {
+        /// Its number, as `incident list` prints it.
+        #[arg(long)]
+        id: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PeriodCmd {
+    /// List closed settlement periods: number, days, when closed, statement lines.
+    List {
+        /// Only this municipality's.
+        #[arg(long, value_parser = parse_muni)]
+        municipality: Option<MunicipalityCode>,
+        /// Print JSON (with each period's statements).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a closed period with its statements.
+    Show {
+        /// CODE:N (the period number `period list` prints) or CODE:YYYY-MM-DD (its first day).
+        #[arg(long, value_name = "PERIOD")]
+        period: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -494,16 +697,20 @@ enum ShardsCmd {
 #[derive(Subcommand, Debug)]
 enum LedgerCmd {
     /// Recompute every total and check conservation per municipality.
-    Check,
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Names a holder by account id or by My Key ID.
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 struct Who {
-    /// The account id (e.g. 12 or A12).
-    #[arg(long, value_parser = parse_account)]
-    account: Option<AccountId>,
+    /// The account: A12, 12, or its My Key ID.
+    #[arg(long)]
+    account: Option<String>,
     /// The holder's My Key ID (current or former).
     #[arg(long, value_parser = parse_my_key_id)]
     my_key_id: Option<MyKeyId>,
@@ -531,17 +738,10 @@ fn parse_points(s: &str) -> Result<Points, String> {
     Points::parse(s).map_err(|e| e.to_string())
 }
 fn parse_node(s: &str) -> Result<NodeId, String> {
-    NodeId::parse(s).map_err(|e| format!("{e} (copy it from `mykey-node id`)"))
-}
-fn parse_card(s: &str) -> Result<CardKey, String> {
-    CardKey::parse(s).map_err(|e| e.to_string())
+    NodeId::parse(s.trim()).map_err(|e| format!("{e} (copy it from `mykey-node id`)"))
 }
 fn parse_my_key_id(s: &str) -> Result<MyKeyId, String> {
     MyKeyId::parse(s).map_err(|e| e.to_string())
-}
-fn parse_account(s: &str) -> Result<AccountId, String> {
-    let digits = s.strip_prefix(['A', 'a']).unwrap_or(s);
-    AccountId::parse(digits).map_err(|e| e.to_string())
 }
 fn parse_kind(s: &str) -> Result<FacilityKind, String> {
     FacilityKind::parse(s).ok_or_else(|| {
@@ -574,12 +774,10 @@ fn now() -> UnixMillis {
 
 /// `YYYY-MM-DD HH:MM` in JST.
 fn fmt_jst(t: UnixMillis) -> String {
-    let day = mykey_hub::economy::calendar::Date::of(t);
-    let into_day = t.since(day.start());
+    let d = mykey_hub::economy::calendar::jst_date_time(t);
     format!(
-        "{day} {:02}:{:02}",
-        into_day / 3_600_000,
-        into_day % 3_600_000 / 60_000
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        d.year, d.month, d.day, d.hour, d.minute
     )
 }
 
@@ -613,10 +811,7 @@ fn serve_lock(data: &std::path::Path) -> anyhow::Result<mykey_net::dirlock::DirL
 
 fn resolve(hub: &mut Hub, who: &Who) -> anyhow::Result<AccountId> {
     match (&who.account, &who.my_key_id) {
-        (Some(a), _) => {
-            hub.account(*a)?;
-            Ok(*a)
-        }
+        (Some(a), _) => Ok(names::account(hub, a)?),
         (None, Some(m)) => Ok(hub.resolve_my_key_id(m)?),
         (None, None) => bail!("name the holder with --account or --my-key-id"),
     }
@@ -759,7 +954,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 made.info.id
             );
         }
-        Command::Operator(OperatorCmd::Tokens { name }) => {
+        Command::Operator(OperatorCmd::Tokens { name, json: true })
+        | Command::Token(TokenCmd::List { name, json: true }) => {
+            let records = lists::tokens(&mut open(&cli)?, name.as_deref(), t)?;
+            output::print_list(true, &records, "");
+        }
+        Command::Operator(OperatorCmd::Tokens { name, json: false }) => {
             let tokens = open(&cli)?.api_tokens(name.as_deref())?;
             if tokens.is_empty() {
                 println!("no API tokens; make one with `mykey-hub operator token`");
@@ -780,6 +980,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Token(TokenCmd::List { name, json: false }) => {
+            let records = lists::tokens(&mut open(&cli)?, name.as_deref(), t)?;
+            output::print_list(
+                false,
+                &records,
+                "no API tokens; make one with `mykey-hub operator token`",
+            );
+        }
+        Command::Token(TokenCmd::Show { token, json }) => {
+            output::print_one(*json, &lists::token(&mut open(&cli)?, token, t)?);
+        }
+        Command::Operator(OperatorCmd::List { json }) => {
+            let records = lists::operators(&mut open(&cli)?, t)?;
+            output::print_list(
+                *json,
+                &records,
+                "no operators; add one with `mykey-hub operator add --name NAME --role admin`",
+            );
+        }
+        Command::Operator(OperatorCmd::Show { name, json }) => {
+            output::print_one(*json, &lists::operator(&mut open(&cli)?, name, t)?);
+        }
         Command::Operator(OperatorCmd::Revoke { token }) => {
             if !open(&cli)?.revoke_api_token(token, t)? {
                 bail!(
@@ -798,6 +1020,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             open(&cli)?.add_municipality(*code, name, t)?;
             println!("added municipality {code} {name}");
         }
+        Command::Municipality(MunicipalityCmd::List { json }) => {
+            let records = lists::municipalities(&mut open(&cli)?)?;
+            output::print_list(
+                *json,
+                &records,
+                "no municipalities; add one with `mykey-hub municipality add --code CODE --name NAME`",
+            );
+        }
+        Command::Municipality(MunicipalityCmd::Show { code, json }) => {
+            output::print_one(*json, &lists::municipality(&mut open(&cli)?, *code)?);
+        }
         Command::Municipality(MunicipalityCmd::Strict { code, on, .. }) => {
             open(&cli)?.set_strict_mode(*code, *on, t)?;
             let word = if *on { "on" } else { "off" };
@@ -809,8 +1042,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             accounts,
             all,
         }) => {
+            let mut hub = open(&cli)?;
+            let nodes = names::nodes(&mut hub, nodes)?;
+            let accounts = names::accounts(&mut hub, accounts)?;
             let only = (!*all).then_some(accounts.as_slice());
-            let s = open(&cli)?.escrow_grant(*municipality, nodes, only, t)?;
+            let s = hub.escrow_grant(*municipality, &nodes, only, t)?;
             println!(
                 "granted {} rights over {} accounts: {} pt reserved among {} nodes",
                 s.rights,
@@ -823,14 +1059,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             municipality,
             nodes,
         }) => {
+            let mut hub = open(&cli)?;
+            let nodes = names::nodes(&mut hub, nodes)?;
             let only = (!nodes.is_empty()).then_some(nodes.as_slice());
-            let s = open(&cli)?.escrow_release(*municipality, only, t)?;
+            let s = hub.escrow_release(*municipality, only, t)?;
             println!(
                 "released {} rights: {} pt back to {} wallets",
                 s.rights, s.points, s.accounts
             );
         }
-        Command::Escrow(EscrowCmd::Status { municipality }) => {
+        Command::Escrow(EscrowCmd::Status {
+            municipality,
+            json: true,
+        }) => {
+            output::print_one(true, &lists::escrow(&mut open(&cli)?, *municipality)?);
+        }
+        Command::Escrow(EscrowCmd::Status {
+            municipality,
+            json: false,
+        }) => {
             let mut hub = open(&cli)?;
             let strict = hub.strict_mode(*municipality)?;
             println!(
@@ -854,6 +1101,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             open(&cli)?.add_facility(&facility(id.clone(), *municipality, *kind, name), t)?;
             println!("added {kind} {id} ({name}) in {municipality}");
+        }
+        Command::Facility(FacilityCmd::List { municipality, json }) => {
+            let records = lists::facilities(&mut open(&cli)?, *municipality)?;
+            output::print_list(
+                *json,
+                &records,
+                "no facilities; add one with `mykey-hub facility add`",
+            );
+        }
+        Command::Facility(FacilityCmd::Show { id, json }) => {
+            output::print_one(*json, &lists::facility(&mut open(&cli)?, id, t)?);
+        }
+        Command::Node(NodeCmd::List { json }) | Command::Nodes { json: json @ true } => {
+            let records = lists::nodes(&mut open(&cli)?, t)?;
+            output::print_list(
+                *json,
+                &records,
+                "no nodes enrolled; enrol one with `mykey-hub node enrol`",
+            );
+        }
+        Command::Node(NodeCmd::Show { node, json }) => {
+            output::print_one(*json, &lists::node(&mut open(&cli)?, node, t)?);
         }
         Command::Node(NodeCmd::Enrol {
             node,
@@ -890,7 +1159,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Node(NodeCmd::Revoke { node }) => {
-            open(&cli)?.revoke_node(*node, t)?;
+            let mut hub = open(&cli)?;
+            let node = names::node(&mut hub, node)?;
+            hub.revoke_node(node, t)?;
             println!(
                 "revoked node {}; every node learns it with priority",
                 node.short()
@@ -909,7 +1180,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "ended LAN group {group} of {municipality} (fact #{seq}); its nodes stop admitting each other as they learn it"
                 );
             } else {
-                let line = hub.set_lan_roster(*municipality, group, nodes, t)?;
+                let nodes = names::nodes(&mut hub, nodes)?;
+                let line = hub.set_lan_roster(*municipality, group, &nodes, t)?;
                 println!(
                     "LAN roster {group} of {municipality}: {} nodes (fact #{}); they admit each other as LAN peers once they learn it",
                     line.members.len(),
@@ -920,7 +1192,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Lan(LanCmd::Rosters { municipality }) => {
+        Command::Lan(LanCmd::Rosters {
+            municipality,
+            json: true,
+        }) => {
+            output::print_list(
+                true,
+                &lists::lan_rosters(&mut open(&cli)?, *municipality)?,
+                "",
+            );
+        }
+        Command::Lan(LanCmd::Rosters {
+            municipality,
+            json: false,
+        }) => {
             let lines = open(&cli)?.lan_rosters(*municipality)?;
             if lines.is_empty() {
                 println!(
@@ -929,19 +1214,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for l in lines {
                 println!(
-                    "{} {}: {} nodes (fact #{}, issued at {} ms)",
+                    "{} {}: {} nodes (fact #{}, issued {})",
                     l.municipality,
                     l.group,
                     l.members.len(),
                     l.hub_seq,
-                    l.issued_at.0
+                    mykey_hub::economy::calendar::iso_jst(l.issued_at)
                 );
                 for n in &l.members {
                     println!("  {n}");
                 }
             }
         }
-        Command::Nodes => {
+        Command::Nodes { json: false } => {
             let mut hub = open(&cli)?;
             let nodes = hub.node_statuses()?;
             let quarantine = hub.quarantine_summary()?;
@@ -1020,7 +1305,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Account(AccountCmd::Show { who }) => {
+        Command::Account(AccountCmd::Show { who, json: true }) => {
+            let mut hub = open(&cli)?;
+            let id = resolve(&mut hub, who)?;
+            output::print_one(true, &lists::account(&mut hub, id)?);
+        }
+        Command::Account(AccountCmd::List { municipality, json }) => {
+            let records = lists::accounts(&mut open(&cli)?, *municipality)?;
+            output::print_list(
+                *json,
+                &records,
+                "no accounts; register a holder with `mykey-hub account register`",
+            );
+        }
+        Command::Account(AccountCmd::Show { who, json: false }) => {
             let mut hub = open(&cli)?;
             let id = resolve(&mut hub, who)?;
             let a = hub.account(id)?;
@@ -1034,7 +1332,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print_balances(&mut hub, id)?;
         }
         Command::Account(AccountCmd::Rename { account, my_key_id }) => {
-            open(&cli)?.change_my_key_id(*account, my_key_id, t)?;
+            let mut hub = open(&cli)?;
+            let account = names::account(&mut hub, account)?;
+            hub.change_my_key_id(account, my_key_id, t)?;
             println!(
                 "account {account} is now {my_key_id}; the old My Key ID stays reserved to it"
             );
@@ -1042,9 +1342,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Card(CardCmd::Add { account, card }) => {
             let (key, cert) = card.resolve(t)?;
             let mut hub = open(&cli)?;
+            let account = names::account(&mut hub, account)?;
             match &cert {
-                Some(c) => hub.add_card_with_certificate(*account, c, t)?,
-                None => hub.add_card(*account, &key, t)?,
+                Some(c) => hub.add_card_with_certificate(account, c, t)?,
+                None => hub.add_card(account, &key, t)?,
             }
             println!(
                 "card {} linked to account {account}; its previous card is superseded",
@@ -1060,14 +1361,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Card(CardCmd::Suspend { card }) => {
-            open(&cli)?.suspend_card(card, t)?;
+            let mut hub = open(&cli)?;
+            let card = names::card(&mut hub, card)?.card;
+            hub.suspend_card(&card, t)?;
             println!(
                 "card {} suspended; nodes learn it first with their next sync",
                 card.short()
             );
         }
         Command::Card(CardCmd::Reinstate { card, municipality }) => {
-            open(&cli)?.reinstate_card_by(*municipality, card, t)?;
+            let mut hub = open(&cli)?;
+            let card = names::card(&mut hub, card)?.card;
+            hub.reinstate_card_by(*municipality, &card, t)?;
             println!("card {} reinstated", card.short());
         }
         Command::Program(ProgramCmd::Create {
@@ -1082,7 +1387,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             open(&cli)?.fund_program(id, *points, t)?;
             println!("added {points} to programme {id}");
         }
-        Command::Program(ProgramCmd::List) => {
+        Command::Program(ProgramCmd::List { json: true }) => {
+            output::print_list(true, &lists::programmes(&mut open(&cli)?)?, "");
+        }
+        Command::Program(ProgramCmd::Show { id, json }) => {
+            output::print_one(*json, &lists::programme(&mut open(&cli)?, id)?);
+        }
+        Command::Program(ProgramCmd::List { json: false }) => {
             for p in open(&cli)?.programs()? {
                 println!(
                     "{:<20} {}  budget {:>14}  overdrawn {:>10}",
@@ -1106,12 +1417,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 b.balance, b.debt
             );
         }
-        Command::Balance { who } => {
+        Command::Balance { who, json: true } => {
+            let mut hub = open(&cli)?;
+            let id = resolve(&mut hub, who)?;
+            output::print_list(true, &lists::balances(&mut hub, id)?, "");
+        }
+        Command::Balance { who, json: false } => {
             let mut hub = open(&cli)?;
             let id = resolve(&mut hub, who)?;
             print_balances(&mut hub, id)?;
         }
-        Command::Debts => {
+        Command::Debts { json: true } => {
+            output::print_list(true, &lists::debts(&mut open(&cli)?)?, "");
+        }
+        Command::Debts { json: false } => {
             let debts = open(&cli)?.debts()?;
             if debts.is_empty() {
                 println!("no outstanding debt");
@@ -1131,7 +1450,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("could not start a new shard epoch")?;
             println!("started a new shard epoch for {n} scopes");
         }
-        Command::Ledger(LedgerCmd::Check) => {
+        Command::Ledger(LedgerCmd::Check { json: true }) => {
+            let report = open(&cli)?
+                .check_conservation()
+                .context("the ledger check failed")?;
+            output::print_one(true, &lists::conservation(&report));
+        }
+        Command::Ledger(LedgerCmd::Check { json: false }) => {
             let report = open(&cli)?
                 .check_conservation()
                 .context("the ledger check failed")?;
@@ -1149,17 +1474,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
         Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
-        Command::Incidents { limit } => {
-            for i in open(&cli)?.incidents(*limit)? {
+        Command::Incidents { limit, json: true } => {
+            output::print_list(true, &lists::incidents(&mut open(&cli)?, *limit)?, "");
+        }
+        Command::Incident(IncidentCmd::List { limit, json }) => {
+            let records = lists::incidents(&mut open(&cli)?, *limit)?;
+            output::print_list(*json, &records, "no incidents");
+        }
+        Command::Incident(IncidentCmd::Show { id, json }) => {
+            output::print_one(*json, &lists::incident(&mut open(&cli)?, *id)?);
+        }
+        Command::Incidents { limit, json: false } => {
+            let incidents = open(&cli)?.incidents(*limit)?;
+            if incidents.is_empty() {
+                println!("no incidents");
+            }
+            for i in incidents {
                 let node = i.node.map(|n| n.short()).unwrap_or_else(|| "-".into());
                 let seq = i.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
                 println!(
                     "{} {:<24} node {node} seq {seq}: {}",
-                    i.at.0,
+                    mykey_hub::economy::calendar::iso_jst(i.at),
                     i.kind.name(),
                     i.detail
                 );
             }
+        }
+        Command::Period(PeriodCmd::List { municipality, json }) => {
+            let records = lists::periods(&mut open(&cli)?, *municipality)?;
+            output::print_list(
+                *json,
+                &records,
+                "no closed settlement periods; `mykey-hub settle` closes ended ones",
+            );
+        }
+        Command::Period(PeriodCmd::Show { period, json }) => {
+            let (m, which) = period.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--period {period:?}: give CODE:N (e.g. 131059:3) or CODE:YYYY-MM-DD (the period's first day)"
+                )
+            })?;
+            let m = parse_muni(m).map_err(|e| anyhow::anyhow!("--period: {e}"))?;
+            output::print_one(*json, &lists::period(&mut open(&cli)?, m, which)?);
         }
     }
     Ok(())

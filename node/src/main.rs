@@ -29,10 +29,12 @@ struct Cli {
 enum Command {
     /// Create the data directory, the node key (mode 0600) and the store.
     Init {
-        /// The hub's public key (hex), as `mykey-hub init` printed it.
-        #[arg(long)]
-        hub_key: String,
-        /// The hub's address (libp2p multiaddr), if known.
+        /// The hub's id (its public key, hex), as `mykey-hub init` printed it;
+        /// with --hub-addr …/p2p/PEER_ID any prefix of it (4 or more digits), or none.
+        #[arg(long, required_unless_present = "hub_addr")]
+        hub_key: Option<String>,
+        /// The hub's address (libp2p multiaddr), if known; as `mykey-hub serve`
+        /// prints it, its /p2p peer id holds the hub id.
         #[arg(long)]
         hub_addr: Option<String>,
     },
@@ -181,7 +183,11 @@ fn run(cli: Cli) -> Result<()> {
     let dir = DataDir::new(&cli.data);
     match cli.command {
         Command::Init { hub_key, hub_addr } => {
-            let node = dir.init(&NodeConfig { hub_key, hub_addr })?;
+            let hub = mykey_net::identity::hub_id_from(hub_key.as_deref(), hub_addr.as_deref())?;
+            let node = dir.init(&NodeConfig {
+                hub_key: hub.to_string(),
+                hub_addr,
+            })?;
             println!("node id {}", node.id());
             println!(
                 "data in {}; enrol this id at the hub: mykey-hub node enrol --node {} --facility …",

@@ -147,12 +147,73 @@ impl CardKey {
     }
 
     /// Parses the text form `ISSUER_HEX:SERIAL_HEX` (as `Display` prints it).
+    /// The serial may be written as openssl prints one: upper or lower case,
+    /// bytes separated by colons or spaces, an odd number of digits. Its
+    /// bytes are kept as written; [`CardKey::canonical`] and
+    /// [`CardKey::same_card`] compare serials as the numbers they are.
     pub fn parse(text: &str) -> Result<Self, IdError> {
         let bad = || IdError::CardKeyText(text.to_owned());
-        let (i, s) = text.split_once(':').ok_or_else(bad)?;
+        let (i, s) = text.trim().split_once(':').ok_or_else(bad)?;
         let issuer = hex::decode(i.trim()).map_err(|_| bad())?;
-        let serial = hex::decode(s.trim()).map_err(|_| bad())?;
+        let mut digits: String = s
+            .chars()
+            .filter(|c| !matches!(c, ':' | ' ' | '\t'))
+            .collect();
+        if digits.len() % 2 == 1 {
+            digits.insert(0, '0');
+        }
+        let serial = hex::decode(&digits).map_err(|_| bad())?;
         CardKey::new(issuer, serial)
+    }
+
+    /// The key with its serial in DER's one form of a positive integer:
+    /// no leading zero byte, except one before a first byte of 0x80 or more
+    /// (what a certificate holds, and `mykey-node card read` prints).
+    pub fn canonical(&self) -> CardKey {
+        let first = self
+            .serial
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(self.serial.len().saturating_sub(1));
+        let mut serial = self.serial[first..].to_vec();
+        if serial.first().is_some_and(|b| *b >= 0x80) && serial.len() < Self::MAX_SERIAL_BYTES {
+            serial.insert(0, 0);
+        }
+        CardKey {
+            issuer: self.issuer.clone(),
+            serial,
+        }
+    }
+
+    /// Whether both keys name one card: the same issuer and the same serial
+    /// number, however many leading zero bytes either was written with.
+    pub fn same_card(&self, other: &CardKey) -> bool {
+        fn number(s: &[u8]) -> &[u8] {
+            let first = s.iter().position(|b| *b != 0).unwrap_or(s.len());
+            &s[first..]
+        }
+        self.issuer == other.issuer && number(&self.serial) == number(&other.serial)
+    }
+
+    /// Every spelling of this card's key that differs only in leading zero
+    /// bytes of the serial (at most [`CardKey::MAX_SERIAL_BYTES`]), shortest first.
+    pub fn spellings(&self) -> Vec<CardKey> {
+        let first = self
+            .serial
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(self.serial.len().saturating_sub(1));
+        let number = &self.serial[first..];
+        (0..=Self::MAX_SERIAL_BYTES.saturating_sub(number.len()))
+            .map(|zeros| {
+                let mut serial = vec![0; zeros];
+                serial.extend_from_slice(number);
+                CardKey {
+                    issuer: self.issuer.clone(),
+                    serial,
+                }
+            })
+            .collect()
     }
 
     /// The DER-encoded issuer name.
@@ -691,6 +752,34 @@ mod tests {
         assert!(CardKey::new(vec![], vec![1]).is_err());
         assert!(CardKey::new(vec![1], vec![0; 21]).is_err());
         assert!(CardKey::parse("zz:01").is_err());
+    }
+
+    #[test]
+    fn card_serials_as_openssl_writes_them_name_the_same_card() {
+        // As a certificate holds it: a zero byte before a high first byte.
+        let der = CardKey::parse("300b31:00a1b2c3").unwrap();
+        for text in [
+            "300b31:A1B2C3",
+            "300b31:a1:b2:c3",
+            "300b31:00:A1:B2:C3",
+            " 300b31:a1 b2 c3 ",
+            "300b31:0000a1b2c3",
+        ] {
+            let k = CardKey::parse(text).unwrap();
+            assert!(k.same_card(&der), "{text}");
+            assert_eq!(k.canonical(), der, "{text}");
+            assert!(k.spellings().contains(&der), "{text}");
+        }
+        let low = CardKey::parse("300b31:0102").unwrap();
+        assert_eq!(low.canonical(), low);
+        assert_eq!(CardKey::parse("300b31:102").unwrap(), low);
+        assert!(!low.same_card(&der));
+        assert!(!CardKey::parse("300b32:00a1b2c3").unwrap().same_card(&der));
+        assert_eq!(
+            CardKey::parse("300b31:00").unwrap().canonical().serial(),
+            &[0]
+        );
+        assert_eq!(low.spellings().len(), CardKey::MAX_SERIAL_BYTES - 1);
     }
 
     #[test]

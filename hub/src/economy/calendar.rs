@@ -111,6 +111,23 @@ impl fmt::Display for Date {
     }
 }
 
+/// The JST wall-clock date and time of an instant.
+pub fn jst_date_time(t: UnixMillis) -> mykey_civil::DateTime {
+    // u64::MAX / 1000 is below i64::MAX - 9 h: the conversion cannot fail.
+    let secs = i64::try_from(t.0 / 1000).unwrap_or(i64::MAX - JST_OFFSET_MS / 1000);
+    mykey_civil::DateTime::from_unix_secs(secs + JST_OFFSET_MS / 1000)
+}
+
+/// An instant as ISO 8601 in JST, `2026-12-03T09:15:00+09:00`: the one form
+/// every CLI listing and `--json` prints a time in (never epoch milliseconds).
+pub fn iso_jst(t: UnixMillis) -> String {
+    let d = jst_date_time(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+09:00",
+        d.year, d.month, d.day, d.hour, d.minute, d.second
+    )
+}
+
 /// Days in a month of the proleptic Gregorian calendar.
 pub fn days_in_month(year: i32, month: u32) -> u32 {
     mykey_civil::days_in_month(i64::from(year), month)
@@ -130,6 +147,21 @@ fn civil_from_days(z: i64) -> Date {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_jst_times() {
+        for (ms, want) in [
+            (0, "1970-01-01T09:00:00+09:00"),
+            // 2026-12-03 00:15:00 UTC.
+            (1_796_256_900_000, "2026-12-03T09:15:00+09:00"),
+            // 2026-03-31 15:00:00 UTC is 1 April in Japan.
+            (1_774_969_200_000, "2026-04-01T00:00:00+09:00"),
+            (1_774_969_199_999, "2026-03-31T23:59:59+09:00"),
+        ] {
+            assert_eq!(iso_jst(UnixMillis(ms)), want, "{ms}");
+        }
+        assert!(iso_jst(UnixMillis(u64::MAX)).ends_with("+09:00"));
+    }
 
     #[test]
     fn jst_days_and_boundaries() {

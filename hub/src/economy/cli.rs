@@ -3,6 +3,8 @@
 //! expiry job, settlement runs, statements and the liability report.
 //! `main.rs` flattens [`EconomyCmd`] into its commands and calls [`run`].
 
+use crate::cli::output::print_list;
+use crate::cli::{lists, names, output};
 use crate::economy::bankdata::{BankDataError, JsonBankDirectory};
 use crate::economy::calendar::Date;
 use crate::economy::exchange::{Campaign, ExchangeOperator, OperatorId, Rate};
@@ -15,7 +17,7 @@ use crate::economy::zengin::{
 use crate::store::economy::Party;
 use crate::{Hub, OpenError, ProgramError, StoreError};
 use clap::{Args, Subcommand};
-use mykey_sync_proto::{AccountId, FacilityId, MunicipalityCode, Points, ProgramId, UnixMillis};
+use mykey_sync_proto::{FacilityId, MunicipalityCode, Points, ProgramId, UnixMillis};
 use std::path::{Path, PathBuf};
 
 /// Economy subcommands.
@@ -73,27 +75,36 @@ pub enum EconomyCmd {
         /// The municipality.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
+        /// Print JSON (as `period list --json`).
+        #[arg(long)]
+        json: bool,
     },
     /// Reports.
     #[command(subcommand)]
     Report(ReportCmd),
     /// A holder's exchange history (operator, points, time), newest first.
     Exchanges {
-        /// The account (e.g. A12).
-        #[arg(long, value_parser = parse_account)]
-        account: AccountId,
+        /// The account (A12, 12 or a My Key ID).
+        #[arg(long)]
+        account: String,
         /// How many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// A holder's lots with points left, earliest expiry first.
     Lots {
-        /// The account (e.g. A12).
-        #[arg(long, value_parser = parse_account)]
-        account: AccountId,
+        /// The account (A12, 12 or a My Key ID).
+        #[arg(long)]
+        account: String,
         /// Whose points.
         #[arg(long, value_parser = parse_muni)]
         municipality: MunicipalityCode,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -144,7 +155,20 @@ pub enum OperatorCmd {
         municipality: MunicipalityCode,
     },
     /// List operators with the municipalities they may credit.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an operator: rate, holding, expiry, key, daily caps.
+    Show {
+        /// The operator's id.
+        #[arg(long)]
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Campaigns.
@@ -152,11 +176,23 @@ pub enum OperatorCmd {
 pub enum CampaignCmd {
     /// Add a premium campaign funded by the municipality.
     Add(CampaignArgs),
-    /// List a municipality's campaigns.
+    /// List campaigns (of one municipality).
     List {
-        /// The municipality.
+        /// Only this municipality's.
         #[arg(long, value_parser = parse_muni)]
-        municipality: MunicipalityCode,
+        municipality: Option<MunicipalityCode>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a campaign.
+    Show {
+        /// Its id.
+        #[arg(long)]
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -191,6 +227,35 @@ pub struct CampaignArgs {
 pub enum PayeeCmd {
     /// Register a bank account (checked against the bank data and the Zengin character set).
     Set(PayeeArgs),
+    /// List the bank accounts of merchants, municipalities and the agent.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one party's bank account.
+    Show(PayeeWho),
+}
+
+/// Whose bank account to show.
+#[derive(Args, Debug)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent"])
+))]
+pub struct PayeeWho {
+    /// A merchant (facility id).
+    #[arg(long, value_parser = parse_facility)]
+    merchant: Option<FacilityId>,
+    /// A municipality.
+    #[arg(long, value_parser = parse_muni)]
+    municipality: Option<MunicipalityCode>,
+    /// The settlement agent.
+    #[arg(long)]
+    agent: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A bank account and its owner.
@@ -294,6 +359,12 @@ pub enum CliError {
     /// Output could not be encoded.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A name did not name one thing.
+    #[error(transparent)]
+    Name(#[from] names::NameError),
+    /// A list or show failed.
+    #[error(transparent)]
+    Show(#[from] lists::ShowError),
 }
 
 /// Runs an economy command on the hub at `data`.
@@ -352,7 +423,14 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
             }
             println!("operator {id} may no longer credit {municipality}");
         }
-        EconomyCmd::ExchangeOperator(OperatorCmd::List) => {
+        EconomyCmd::ExchangeOperator(OperatorCmd::List { json: true }) => {
+            print_list(true, &lists::exchange_operators(&mut hub)?, "");
+        }
+        EconomyCmd::ExchangeOperator(OperatorCmd::Show { id, json }) => {
+            let id = OperatorId::parse(id).map_err(|e| CliError::Input(e.to_string()))?;
+            output::print_one(*json, &lists::exchange_operator(&mut hub, &id)?);
+        }
+        EconomyCmd::ExchangeOperator(OperatorCmd::List { json: false }) => {
             for o in hub.exchange_operators()? {
                 println!(
                     "{:<16} {:<24} rate {:<8} holding {:>3} d  expiry {:<6} key {}",
@@ -399,8 +477,28 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 a.id, a.municipality, a.percent, a.from, a.until, a.cap
             );
         }
-        EconomyCmd::Campaign(CampaignCmd::List { municipality }) => {
-            for c in hub.campaigns(*municipality)? {
+        EconomyCmd::Campaign(CampaignCmd::List {
+            municipality,
+            json: true,
+        }) => {
+            print_list(true, &lists::campaigns(&mut hub, *municipality)?, "");
+        }
+        EconomyCmd::Campaign(CampaignCmd::Show { id, json }) => {
+            output::print_one(*json, &lists::campaign(&mut hub, id)?);
+        }
+        EconomyCmd::Campaign(CampaignCmd::List {
+            municipality,
+            json: false,
+        }) => {
+            let codes = match municipality {
+                Some(m) => vec![*m],
+                None => hub.municipality_codes()?,
+            };
+            let mut all = vec![];
+            for m in codes {
+                all.extend(hub.campaigns(m)?);
+            }
+            for c in all {
                 let until = Date::of(UnixMillis(c.ends_at.0.saturating_sub(1)));
                 println!(
                     "{:<16} {}% {}..{} cap {} operator {}",
@@ -440,6 +538,21 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 account.branch,
                 account.number
             );
+        }
+        EconomyCmd::Payee(PayeeCmd::List { json }) => {
+            print_list(
+                *json,
+                &lists::payees(&mut hub)?,
+                "no bank accounts yet; register one with `mykey-hub payee set`",
+            );
+        }
+        EconomyCmd::Payee(PayeeCmd::Show(w)) => {
+            let party = match (&w.merchant, w.municipality, w.agent) {
+                (Some(f), _, _) => Party::Merchant(f.clone()),
+                (None, Some(m), _) => Party::Municipality(m),
+                _ => Party::Agent,
+            };
+            output::print_one(w.json, &lists::payee(&mut hub, &party)?);
         }
         EconomyCmd::Expire => {
             let released = hub.release_held(now)?;
@@ -509,15 +622,24 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 println!("{}", f.path.display());
             }
         }
-        EconomyCmd::Statements { municipality } => {
+        EconomyCmd::Statements {
+            municipality,
+            json: true,
+        } => {
+            print_list(true, &lists::periods(&mut hub, Some(*municipality))?, "");
+        }
+        EconomyCmd::Statements {
+            municipality,
+            json: false,
+        } => {
             for c in hub.closed_periods(*municipality)? {
                 let p = &c.period;
                 println!(
-                    "period {}: {} .. {} (closed at {} ms, ledger through {})",
+                    "period {}: {} .. {} (closed {}, ledger through {})",
                     c.number,
                     Date::of(p.starts_at),
                     Date::of(UnixMillis(p.ends_at.0.saturating_sub(1))),
-                    p.closed_at.0,
+                    crate::economy::calendar::iso_jst(p.closed_at),
                     p.ledger_pos
                 );
                 for s in &c.statements {
@@ -544,8 +666,29 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
                 }
             }
         }
-        EconomyCmd::Exchanges { account, limit } => {
-            for e in hub.exchanges_of(*account, *limit)? {
+        EconomyCmd::Exchanges {
+            account,
+            limit,
+            json: true,
+        } => {
+            let account = names::account(&mut hub, account)?;
+            print_list(true, &lists::exchanges(&mut hub, account, *limit)?, "");
+        }
+        EconomyCmd::Lots {
+            account,
+            municipality,
+            json: true,
+        } => {
+            let account = names::account(&mut hub, account)?;
+            print_list(true, &lists::lots(&mut hub, account, *municipality)?, "");
+        }
+        EconomyCmd::Exchanges {
+            account,
+            limit,
+            json: false,
+        } => {
+            let account = names::account(&mut hub, account)?;
+            for e in hub.exchanges_of(account, *limit)? {
                 println!(
                     "{} {:<12} {:>10} operator pt -> {:>10} + premium {:>8} in {} (request {}, spendable from {})",
                     Date::of(e.received_at),
@@ -562,8 +705,10 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
         EconomyCmd::Lots {
             account,
             municipality,
+            json: false,
         } => {
-            for l in hub.lots_of(*account, *municipality)? {
+            let account = names::account(&mut hub, account)?;
+            for l in hub.lots_of(account, *municipality)? {
                 let exp = l.expires_at.map_or("never".to_owned(), |e| {
                     Date::of(UnixMillis(e.0.saturating_sub(1))).to_string()
                 });
@@ -603,9 +748,6 @@ fn parse_facility(s: &str) -> Result<FacilityId, String> {
 }
 fn parse_points(s: &str) -> Result<Points, String> {
     Points::parse(s).map_err(|e| e.to_string())
-}
-fn parse_account(s: &str) -> Result<AccountId, String> {
-    AccountId::parse(s.strip_prefix(['A', 'a']).unwrap_or(s)).map_err(|e| e.to_string())
 }
 fn parse_policy(s: &str) -> Result<ExpiryPolicy, String> {
     ExpiryPolicy::parse(s).ok_or_else(|| {

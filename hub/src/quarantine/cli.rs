@@ -6,7 +6,7 @@ use crate::store::bounds::{QuarantineFilter, QuarantineRow, QuarantineState};
 use crate::{Hub, OpenError, StoreError};
 use clap::Subcommand;
 use mykey_jpki::{CardCert, ChainError, TrustedCert};
-use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, UnixMillis};
+use mykey_sync_proto::{FacilityId, MunicipalityCode, UnixMillis};
 use std::path::{Path, PathBuf};
 
 /// Quarantine subcommands.
@@ -28,9 +28,9 @@ pub enum QuarantineCmd {
         /// Only this facility's.
         #[arg(long, value_parser = parse_facility)]
         facility: Option<FacilityId>,
-        /// Only this node's (its 64-hex id).
-        #[arg(long, value_parser = parse_node)]
-        node: Option<NodeId>,
+        /// Only this node's (its id or a unique prefix, as `mykey-hub nodes` prints it).
+        #[arg(long)]
+        node: Option<String>,
         /// held, released, rejected or all.
         #[arg(long, default_value = "held", value_parser = parse_state)]
         state: StateFilter,
@@ -83,9 +83,6 @@ fn parse_muni(s: &str) -> Result<MunicipalityCode, String> {
 fn parse_facility(s: &str) -> Result<FacilityId, String> {
     FacilityId::parse(s).map_err(|e| e.to_string())
 }
-fn parse_node(s: &str) -> Result<NodeId, String> {
-    NodeId::parse(s).map_err(|e| format!("{e} (copy it from `mykey-hub nodes`)"))
-}
 
 /// Why a quarantine command failed.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +96,9 @@ pub enum CliError {
     /// The decision was refused.
     #[error(transparent)]
     Decide(#[from] super::DecideError),
+    /// A name did not name one thing.
+    #[error(transparent)]
+    Name(#[from] crate::cli::names::NameError),
 }
 
 /// Runs a quarantine subcommand on the hub at `data`.
@@ -113,10 +113,14 @@ pub fn run(data: &Path, cmd: &BoundsCmd, now: UnixMillis) -> Result<(), CliError
             state,
             json,
         } => {
+            let node = node
+                .as_deref()
+                .map(|n| crate::cli::names::node(&mut hub, n))
+                .transpose()?;
             let items = hub.quarantined(&QuarantineFilter {
                 municipality: *municipality,
                 facility: facility.clone(),
-                node: *node,
+                node,
                 state: state.0.clone(),
             })?;
             if items.is_empty() && !json {
@@ -124,7 +128,7 @@ pub fn run(data: &Path, cmd: &BoundsCmd, now: UnixMillis) -> Result<(), CliError
             }
             for q in &items {
                 if *json {
-                    println!("{}", item_json(q));
+                    println!("{}", item_json_jst(q));
                 } else {
                     println!("{}", item_line(q));
                 }
@@ -190,6 +194,16 @@ pub fn item_json(q: &QuarantineRow) -> serde_json::Value {
         "why": q.why,
         "decided_at": q.decided_at.map(|t| t.0),
     })
+}
+
+/// [`item_json`] with its times in JST ISO form, as every CLI listing
+/// prints them (the API keeps epoch milliseconds, as its schema says).
+fn item_json_jst(q: &QuarantineRow) -> serde_json::Value {
+    use crate::economy::calendar::iso_jst;
+    let mut v = item_json(q);
+    v["held_at"] = iso_jst(q.held_at).into();
+    v["decided_at"] = q.decided_at.map(iso_jst).into();
+    v
 }
 
 /// Why a card certificate file could not be used.

@@ -34,6 +34,21 @@ impl Party {
             Party::Agent => "agent".to_owned(),
         }
     }
+
+    /// The party a storage key names (the inverse of [`Party::key`]).
+    pub fn from_key(key: &str) -> Option<Party> {
+        if key == "agent" {
+            return Some(Party::Agent);
+        }
+        if let Some(f) = key.strip_prefix("merchant:") {
+            return mykey_sync_proto::FacilityId::parse(f)
+                .ok()
+                .map(Party::Merchant);
+        }
+        key.strip_prefix("municipality:")
+            .and_then(|m| MunicipalityCode::parse(m).ok())
+            .map(Party::Municipality)
+    }
 }
 
 /// Economy storage; see the module docs.
@@ -199,6 +214,8 @@ pub trait EconomyTx {
     ) -> Result<(), StoreError>;
     /// A party's bank account and its customer / requester code.
     fn payee(&mut self, party: &Party) -> Result<Option<(BankAccount, u64)>, StoreError>;
+    /// Every party with a bank account, by storage key.
+    fn payees(&mut self) -> Result<Vec<(Party, BankAccount, u64)>, StoreError>;
 
     /// Closed periods of a municipality, oldest first.
     fn periods(&mut self, m: MunicipalityCode) -> Result<Vec<Period>, StoreError>;

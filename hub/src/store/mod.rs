@@ -264,6 +264,11 @@ pub trait RegistryTx {
     ) -> Result<(), StoreError>;
     /// Every card of an account.
     fn cards_of(&mut self, account: AccountId) -> Result<Vec<CardRecord>, StoreError>;
+    /// Every account (of one municipality, or all), in id order.
+    fn accounts(&mut self, m: Option<MunicipalityCode>) -> Result<Vec<Account>, StoreError>;
+    /// Every card, in (issuer, serial) order: for naming a card by a prefix
+    /// of its short hash, which no index holds.
+    fn cards(&mut self) -> Result<Vec<CardRecord>, StoreError>;
     /// A programme by id.
     fn program(&mut self, id: &ProgramId) -> Result<Option<Program>, StoreError>;
     /// Adds a programme.
@@ -316,6 +321,13 @@ pub trait IngestTx {
     fn record_incident(&mut self, incident: &Incident) -> Result<(), StoreError>;
     /// Incidents, newest last, at most `limit`.
     fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError>;
+    /// Incidents with their numbers, newest last, at most `limit` (only
+    /// number `id`, if given).
+    fn numbered_incidents(
+        &mut self,
+        limit: u32,
+        id: Option<u64>,
+    ) -> Result<Vec<(u64, Incident)>, StoreError>;
     /// How many incidents of each kind were ever recorded (kinds with none left out).
     fn incident_counts(&mut self) -> Result<Vec<(IncidentKind, u64)>, StoreError>;
 }

@@ -107,6 +107,8 @@ pub trait StatusTx {
     fn remove_operator(&mut self, name: &str) -> Result<bool, StoreError>;
     /// How many operators exist.
     fn n_operators(&mut self) -> Result<u64, StoreError>;
+    /// Every operator, by name.
+    fn operators(&mut self) -> Result<Vec<OperatorRow>, StoreError>;
     /// Stores an API token by its SHA-256 (never the token).
     fn insert_api_token(
         &mut self,

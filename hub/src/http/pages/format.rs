@@ -34,9 +34,7 @@ pub fn fmt_date(t: UnixMillis) -> String {
 
 /// A time as `YYYY-MM-DD HH:MM JST` (the hub's operators are in Japan).
 pub fn fmt_time(t: UnixMillis) -> String {
-    // u64::MAX / 1000 is below i64::MAX: the conversion cannot fail.
-    let secs = i64::try_from(t.0 / 1000).unwrap_or(i64::MAX - 9 * 3600) + 9 * 3600;
-    let d = mykey_civil::DateTime::from_unix_secs(secs);
+    let d = crate::economy::calendar::jst_date_time(t);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} JST",
         d.year, d.month, d.day, d.hour, d.minute

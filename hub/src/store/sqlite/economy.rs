@@ -838,26 +838,26 @@ impl EconomyTx for SqliteTx<'_> {
     }
 
     fn payee(&mut self, party: &Party) -> Result<Option<(BankAccount, u64)>, StoreError> {
-        let row: Option<(String, String, String, i64, String, i64)> = self
+        let row: Option<PayeeRow> = self
             .tx
             .prepare_cached(
-                "SELECT bank, branch, kind, number, holder, code FROM payees WHERE party = ?1",
+                "SELECT party, bank, branch, kind, number, holder, code FROM payees WHERE party = ?1",
             )?
             .query_row([party.key()], tuple)
             .optional()?;
-        let Some((bank, branch, kind, number, holder, code)) = row else {
-            return Ok(None);
-        };
-        Ok(Some((
-            BankAccount {
-                bank: BankCode::parse(&bank).map_err(|e| corrupt("bank code", e))?,
-                branch: BranchCode::parse(&branch).map_err(|e| corrupt("branch code", e))?,
-                kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
-                number: u32::try_from(number).map_err(|e| corrupt("account number", e))?,
-                holder,
-            },
-            u64_of("payee code", code)?,
-        )))
+        row.map(payee_of)
+            .transpose()
+            .map(|p| p.map(|(_, a, c)| (a, c)))
+    }
+
+    fn payees(&mut self) -> Result<Vec<(Party, BankAccount, u64)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT party, bank, branch, kind, number, holder, code FROM payees ORDER BY party",
+        )?;
+        let rows = stmt
+            .query_map([], tuple::<PayeeRow>)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(payee_of).collect()
     }
 
     fn periods(&mut self, m: MunicipalityCode) -> Result<Vec<Period>, StoreError> {
@@ -1145,6 +1145,23 @@ impl EconomyTx for SqliteTx<'_> {
         }
         Ok(())
     }
+}
+
+type PayeeRow = (String, String, String, String, i64, String, i64);
+
+fn payee_of(row: PayeeRow) -> Result<(Party, BankAccount, u64), StoreError> {
+    let (party, bank, branch, kind, number, holder, code) = row;
+    Ok((
+        Party::from_key(&party).ok_or_else(|| corrupt("payee party", &party))?,
+        BankAccount {
+            bank: BankCode::parse(&bank).map_err(|e| corrupt("bank code", e))?,
+            branch: BranchCode::parse(&branch).map_err(|e| corrupt("branch code", e))?,
+            kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
+            number: u32::try_from(number).map_err(|e| corrupt("account number", e))?,
+            holder,
+        },
+        u64_of("payee code", code)?,
+    ))
 }
 
 #[cfg(test)]

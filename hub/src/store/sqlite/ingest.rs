@@ -74,25 +74,42 @@ impl IngestTx for SqliteTx<'_> {
     }
 
     fn incidents(&mut self, limit: u32) -> Result<Vec<Incident>, StoreError> {
+        Ok(self
+            .numbered_incidents(limit, None)?
+            .into_iter()
+            .map(|(_, i)| i)
+            .collect())
+    }
+
+    fn numbered_incidents(
+        &mut self,
+        limit: u32,
+        id: Option<u64>,
+    ) -> Result<Vec<(u64, Incident)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT at, kind, node, seq, tx, detail FROM
-               (SELECT * FROM incidents ORDER BY id DESC LIMIT ?1) ORDER BY id",
+            "SELECT id, at, kind, node, seq, tx, detail FROM
+               (SELECT * FROM incidents WHERE ?2 IS NULL OR id = ?2 ORDER BY id DESC LIMIT ?1)
+             ORDER BY id",
         )?;
-        let mut rows = stmt.query([limit])?;
+        let mut rows = stmt.query(params![limit, id.map(i64_sat)])?;
         let mut out = vec![];
         while let Some(r) = rows.next()? {
-            let kind: String = r.get(1)?;
-            out.push(Incident {
-                at: millis("incident time", r.get(0)?)?,
-                kind: IncidentKind::parse(&kind).ok_or_else(|| corrupt("incident kind", kind))?,
-                node: r.get::<_, Option<Vec<u8>>>(2)?.map(node_of).transpose()?,
-                seq: r
-                    .get::<_, Option<i64>>(3)?
-                    .map(|s| u64_of("seq", s))
-                    .transpose()?,
-                tx: r.get::<_, Option<Vec<u8>>>(4)?.map(txid_of).transpose()?,
-                detail: r.get(5)?,
-            });
+            let kind: String = r.get(2)?;
+            out.push((
+                u64_of("incident id", r.get(0)?)?,
+                Incident {
+                    at: millis("incident time", r.get(1)?)?,
+                    kind: IncidentKind::parse(&kind)
+                        .ok_or_else(|| corrupt("incident kind", kind))?,
+                    node: r.get::<_, Option<Vec<u8>>>(3)?.map(node_of).transpose()?,
+                    seq: r
+                        .get::<_, Option<i64>>(4)?
+                        .map(|s| u64_of("seq", s))
+                        .transpose()?,
+                    tx: r.get::<_, Option<Vec<u8>>>(5)?.map(txid_of).transpose()?,
+                    detail: r.get(6)?,
+                },
+            ));
         }
         Ok(out)
     }

@@ -388,6 +388,44 @@ impl RegistryTx for SqliteTx<'_> {
         Ok(out)
     }
 
+    fn accounts(&mut self, m: Option<MunicipalityCode>) -> Result<Vec<Account>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, my_key_id, municipality, created_at FROM accounts
+             WHERE ?1 IS NULL OR municipality = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([m.map(muni_sql)], tuple::<(i64, String, i64, i64)>)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, alias, m, at)| {
+                Ok(Account {
+                    id: account_of(id)?,
+                    my_key_id: MyKeyId::parse(&alias).map_err(|e| corrupt("My Key ID", e))?,
+                    municipality: muni_of(m)?,
+                    created_at: millis("created at", at)?,
+                })
+            })
+            .collect()
+    }
+
+    fn cards(&mut self) -> Result<Vec<CardRecord>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT issuer, serial, account, status FROM cards ORDER BY issuer, serial",
+        )?;
+        let rows = stmt
+            .query_map([], tuple::<(Vec<u8>, Vec<u8>, i64, String)>)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(issuer, serial, a, status)| {
+                Ok(CardRecord {
+                    card: CardKey::new(issuer, serial).map_err(|e| corrupt("card key", e))?,
+                    account: account_of(a)?,
+                    status: status_of(&status)?,
+                })
+            })
+            .collect()
+    }
+
     fn program(&mut self, id: &ProgramId) -> Result<Option<Program>, StoreError> {
         let m: Option<i64> = self
             .tx

@@ -262,6 +262,26 @@ impl StatusTx for SqliteTx<'_> {
         .transpose()
     }
 
+    fn operators(&mut self) -> Result<Vec<OperatorRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT name, password_hash, created_at, role, municipality FROM operators ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map([], tuple::<(String, String, i64, String, Option<i64>)>)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(name, password_hash, at, role, m)| {
+                let m = m.map(muni_of).transpose()?;
+                Ok(OperatorRow {
+                    name,
+                    password_hash,
+                    role: Role::parse(&role, m).map_err(|e| corrupt("operator role", e))?,
+                    created_at: millis("operator created", at)?,
+                })
+            })
+            .collect()
+    }
+
     fn remove_operator(&mut self, name: &str) -> Result<bool, StoreError> {
         self.tx
             .prepare_cached("DELETE FROM api_tokens WHERE operator = ?1")?
