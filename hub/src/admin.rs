@@ -242,6 +242,23 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
+/// Emits a card's registration or status fact to the nodes of every
+/// municipality, not only the holder's own: a visitor's card is then known
+/// at another town's counters as registered elsewhere (its home in the
+/// fact), never as unregistered, and its suspension reaches them too.
+/// Balances and spends stay in the home municipality's scope.
+fn emit_card_everywhere(
+    st: &mut dyn StoreTx,
+    key: &crate::key::HubKey,
+    body: &FactBody,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    for m in st.municipalities()? {
+        emit(st, key, Scope::Municipality(m.code), body.clone(), now)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn card_fact(card: &CardKey, account: &Account) -> FactBody {
     FactBody::CardRegistered {
         card: card.clone(),
@@ -270,6 +287,35 @@ impl Hub {
             },
             now,
         )?;
+        // The new town's nodes learn the other towns' cards as visitors'.
+        let accounts: std::collections::BTreeMap<AccountId, Account> =
+            st.accounts(None)?.into_iter().map(|a| (a.id, a)).collect();
+        for rec in st.cards()? {
+            let Some(acct) = accounts.get(&rec.account) else {
+                return Err(StoreError::Corrupt {
+                    what: "card",
+                    detail: format!("card of missing account {}", rec.account),
+                }
+                .into());
+            };
+            if rec.status != CardStatus::Superseded {
+                let scope = Scope::Municipality(code);
+                emit(
+                    &mut *st,
+                    &self.key,
+                    scope.clone(),
+                    card_fact(&rec.card, acct),
+                    now,
+                )?;
+                if rec.status == CardStatus::Suspended {
+                    let body = FactBody::CardStatusChanged {
+                        card: rec.card,
+                        status: rec.status,
+                    };
+                    emit(&mut *st, &self.key, scope, body, now)?;
+                }
+            }
+        }
         ledger::commit(st)?;
         Ok(())
     }
@@ -432,13 +478,7 @@ impl Hub {
             municipality,
             created_at: now,
         };
-        emit(
-            &mut *st,
-            &self.key,
-            Scope::Municipality(municipality),
-            card_fact(card, &account),
-            now,
-        )?;
+        emit_card_everywhere(&mut *st, &self.key, &card_fact(card, &account), now)?;
         ledger::commit(st)?;
         tracing::info!(account = %id, card = %card.short(), "registered account");
         Ok(id)
@@ -501,20 +541,14 @@ impl Hub {
         if let Some(c) = card_spelled_any_way(&mut *st, card)? {
             return Err(AddCardError::CardTaken(card.clone(), c.account));
         }
-        let scope = Scope::Municipality(acct.municipality);
         for old in st.cards_of(account)? {
             if old.status == CardStatus::Active {
                 st.set_card_status(&old.card, CardStatus::Superseded, now)?;
-                emit(
-                    &mut *st,
-                    &self.key,
-                    scope.clone(),
-                    FactBody::CardStatusChanged {
-                        card: old.card,
-                        status: CardStatus::Superseded,
-                    },
-                    now,
-                )?;
+                let body = FactBody::CardStatusChanged {
+                    card: old.card,
+                    status: CardStatus::Superseded,
+                };
+                emit_card_everywhere(&mut *st, &self.key, &body, now)?;
             }
         }
         st.insert_card(
@@ -528,7 +562,7 @@ impl Hub {
         if let Some(c) = cert {
             st.set_card_public_key(card, c.cert().public_key_der(), now)?;
         }
-        emit(&mut *st, &self.key, scope, card_fact(card, &acct), now)?;
+        emit_card_everywhere(&mut *st, &self.key, &card_fact(card, &acct), now)?;
         ledger::commit(st)?;
         Ok(())
     }
@@ -553,13 +587,7 @@ impl Hub {
         acct.my_key_id = new.clone();
         for c in st.cards_of(account)? {
             if c.status != CardStatus::Superseded {
-                emit(
-                    &mut *st,
-                    &self.key,
-                    Scope::Municipality(acct.municipality),
-                    card_fact(&c.card, &acct),
-                    now,
-                )?;
+                emit_card_everywhere(&mut *st, &self.key, &card_fact(&c.card, &acct), now)?;
             }
         }
         ledger::commit(st)?;
@@ -614,23 +642,19 @@ impl Hub {
         {
             to = CardStatus::Superseded;
         }
-        let acct = st
-            .account(rec.account)?
-            .ok_or_else(|| StoreError::Corrupt {
+        if st.account(rec.account)?.is_none() {
+            return Err(StoreError::Corrupt {
                 what: "card",
                 detail: format!("card of missing account {}", rec.account),
-            })?;
+            }
+            .into());
+        }
         st.set_card_status(card, to, now)?;
-        emit(
-            &mut *st,
-            &self.key,
-            Scope::Municipality(acct.municipality),
-            FactBody::CardStatusChanged {
-                card: card.clone(),
-                status: to,
-            },
-            now,
-        )?;
+        let body = FactBody::CardStatusChanged {
+            card: card.clone(),
+            status: to,
+        };
+        emit_card_everywhere(&mut *st, &self.key, &body, now)?;
         ledger::commit(st)?;
         tracing::info!(card = %card.short(), status = to.name(), "card status changed");
         Ok(())
@@ -771,6 +795,16 @@ impl Hub {
             }
         }
         Ok(out)
+    }
+
+    /// A holder's points in `m` reserved for strict-mode rights, and how
+    /// many nodes hold them.
+    pub fn reserved(
+        &mut self,
+        account: AccountId,
+        m: MunicipalityCode,
+    ) -> Result<(Points, u64), StoreError> {
+        ledger::reserved_balance(&mut *self.store.begin_read()?, account, m)
     }
 
     /// An account by id.

@@ -16,7 +16,9 @@ use crate::hub::Hub;
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
 use crate::store::{SpendRightRow, StoreError, StoreTx};
 use crate::{ledger, wallet};
-use mykey_sync_proto::{AccountId, FactBody, MunicipalityCode, NodeId, Points, Scope, UnixMillis};
+use mykey_sync_proto::{
+    AccountId, FactBody, MunicipalityCode, NodeId, OpKind, Points, Scope, UnixMillis,
+};
 use std::collections::BTreeSet;
 
 /// Why an escrow action did nothing.
@@ -46,12 +48,48 @@ pub enum EscrowError {
         /// The municipality.
         municipality: MunicipalityCode,
     },
+    /// A node whose policy does not allow redeems: a right it cannot spend
+    /// would only lock the holder's points away.
+    #[error(
+        "node {node} (facility {facility}) may not redeem, so it cannot spend a right: name only nodes enrolled with the redeem operation (`mykey-hub node enrol --ops redeem,…`); nothing was reserved"
+    )]
+    CannotRedeem {
+        /// The node.
+        node: NodeId,
+        /// Its facility.
+        facility: mykey_sync_proto::FacilityId,
+    },
+    /// Turning strict mode on while nodes still hold transactions the hub
+    /// has not received: their bounded-mode spends would arrive under
+    /// strict rules and be recorded as beyond-right incidents.
+    #[error(
+        "strict mode stays off for {municipality}: {} nodes hold transactions the hub has not received yet ({}); let each node reach the hub (`mykey-node run`) and deliver them, then try again, or add --force to turn it on now (their spends then arrive under strict rules and are recorded as beyond-right incidents)",
+        .undelivered.len(),
+        .undelivered.iter().map(|u| format!("node {} {}: {} transactions, as it reported at its last contact", u.node.short(), u.facility, u.n)).collect::<Vec<_>>().join("; ")
+    )]
+    Undelivered {
+        /// The municipality.
+        municipality: MunicipalityCode,
+        /// What remains, per node.
+        undelivered: Vec<Undelivered>,
+    },
     /// An account is unknown.
     #[error("account {0} does not exist")]
     UnknownAccount(AccountId),
     /// Storage failed: nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A node's transactions the hub has not received, as the node last told it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The node.
+    pub node: NodeId,
+    /// Its facility.
+    pub facility: mykey_sync_proto::FacilityId,
+    /// Transactions it signed that the hub has not processed.
+    pub n: u64,
 }
 
 /// What a grant or a release did.
@@ -77,16 +115,50 @@ pub struct EscrowLine {
 }
 
 impl Hub {
-    /// Turns strict mode on or off for a municipality and tells its nodes.
+    /// Turns strict mode on or off for a municipality and tells its nodes,
+    /// without looking for undelivered transactions (as `--force` does);
+    /// the operator's command goes through [`Hub::switch_strict_mode`].
     pub fn set_strict_mode(
         &mut self,
         m: MunicipalityCode,
         on: bool,
         now: UnixMillis,
     ) -> Result<(), EscrowError> {
+        self.switch_strict_mode(m, on, true, now)
+    }
+
+    /// [`Hub::set_strict_mode`] for an operator: turning strict mode on is
+    /// refused while a node of `m` reported transactions the hub has not
+    /// received (listed in the error), unless `force`.
+    pub fn switch_strict_mode(
+        &mut self,
+        m: MunicipalityCode,
+        on: bool,
+        force: bool,
+        now: UnixMillis,
+    ) -> Result<(), EscrowError> {
         let mut st = self.store.begin()?;
         if st.municipality(m)?.is_none() {
             return Err(EscrowError::UnknownMunicipality(m));
+        }
+        if on && !force && !st.strict_mode(m)? {
+            let undelivered: Vec<Undelivered> = st
+                .node_statuses()?
+                .into_iter()
+                .filter(|s| s.node.municipality == m && !s.node.is_revoked())
+                .filter(|s| s.n_unconfirmed() > 0)
+                .map(|s| Undelivered {
+                    n: s.n_unconfirmed(),
+                    node: s.node.id,
+                    facility: s.node.facility.clone(),
+                })
+                .collect();
+            if !undelivered.is_empty() {
+                return Err(EscrowError::Undelivered {
+                    municipality: m,
+                    undelivered,
+                });
+            }
         }
         st.set_strict_mode(m, on, now)?;
         emit(
@@ -299,13 +371,17 @@ fn check_group(
         if !seen.insert(*n) {
             return Err(EscrowError::DuplicateNode(*n));
         }
-        let ok = st
+        let rec = st
             .node(n)?
-            .is_some_and(|r| !r.is_revoked() && r.municipality == m);
-        if !ok {
-            return Err(EscrowError::BadNode {
+            .filter(|r| !r.is_revoked() && r.municipality == m)
+            .ok_or(EscrowError::BadNode {
                 node: *n,
                 municipality: m,
+            })?;
+        if !rec.policy.allows(OpKind::Redeem) {
+            return Err(EscrowError::CannotRedeem {
+                node: *n,
+                facility: rec.facility,
             });
         }
     }

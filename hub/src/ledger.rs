@@ -61,6 +61,25 @@ pub fn escrow_balance(
     points_in(v, "ledger (escrow)", &e)
 }
 
+/// A holder's points in `m` reserved for nodes' strict-mode rights, summed
+/// over the nodes, with how many nodes hold some (they left the wallet, so
+/// a balance alone shows them as gone).
+pub fn reserved_balance(
+    st: &mut dyn StoreTx,
+    account: AccountId,
+    m: MunicipalityCode,
+) -> Result<(Points, u64), StoreError> {
+    let mut sum = 0i128;
+    let mut nodes = 0;
+    for (a, _, v) in st.escrow_balances(m)? {
+        if a == account && v != 0 {
+            sum += v;
+            nodes += 1;
+        }
+    }
+    Ok((points_in(sum, "ledger (escrow)", &account)?, nodes))
+}
+
 /// A holder's exchanged points in a municipality still in holding periods
 /// (only exchanges credit a held account and only their releases debit it).
 pub fn held_balance(

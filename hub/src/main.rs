@@ -287,6 +287,12 @@ enum MunicipalityCmd {
         /// Off.
         #[arg(long)]
         off: bool,
+        /// Turn strict mode on even though nodes still hold transactions the
+        /// hub has not received (the command lists them): their offline
+        /// spends then arrive under strict rules, find no right and are
+        /// recorded as beyond-right incidents.
+        #[arg(long, requires = "on")]
+        force: bool,
     },
 }
 
@@ -1031,8 +1037,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Municipality(MunicipalityCmd::Show { code, json }) => {
             output::print_one(*json, &lists::municipality(&mut open(&cli)?, *code)?);
         }
-        Command::Municipality(MunicipalityCmd::Strict { code, on, .. }) => {
-            open(&cli)?.set_strict_mode(*code, *on, t)?;
+        Command::Municipality(MunicipalityCmd::Strict {
+            code, on, force, ..
+        }) => {
+            open(&cli)?.switch_strict_mode(*code, *on, *force, t)?;
             let word = if *on { "on" } else { "off" };
             println!("strict mode {word} for {code}");
         }
@@ -1527,7 +1535,13 @@ fn print_balances(hub: &mut Hub, id: AccountId) -> anyhow::Result<()> {
         println!("  no points yet");
     }
     for (m, b) in balances {
-        println!("  {m}: balance {}, debt {}", b.balance, b.debt);
+        let (reserved, nodes) = hub.reserved(id, m)?;
+        let reserved = if reserved.is_zero() {
+            String::new()
+        } else {
+            format!(", reserved {reserved} (strict-mode rights of {nodes} nodes)")
+        };
+        println!("  {m}: balance {}{reserved}, debt {}", b.balance, b.debt);
     }
     Ok(())
 }

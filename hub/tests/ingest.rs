@@ -478,7 +478,8 @@ fn priority_facts_come_first_and_the_cursor_pages() {
         .collect();
     want.sort();
     assert_eq!(seen, want);
-    // A node of another municipality sees none of these.
+    // A node of another municipality sees only the cards (as visitors'
+    // cards: registered elsewhere, and their suspension), no balance.
     let far = Chain::new(40);
     f.hub
         .enrol_node(
@@ -489,8 +490,36 @@ fn priority_facts_come_first_and_the_cursor_pages() {
         )
         .unwrap();
     let page = f.hub.received_facts(&far.id, 0, 2000).unwrap();
-    assert_eq!(page.facts.len(), 1); // its own certificate
     assert!(!page.more);
+    let bodies: Vec<FactBody> = page
+        .facts
+        .iter()
+        .map(|s| s.verify(&hub_id).unwrap().payload().body.clone())
+        .collect();
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| matches!(b, FactBody::NodeLimits(_)))
+            .count(),
+        1,
+        "its own certificate"
+    );
+    assert!(
+        bodies.iter().all(|b| matches!(
+            b,
+            FactBody::NodeLimits(_)
+                | FactBody::CardRegistered { .. }
+                | FactBody::CardStatusChanged { .. }
+        )),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().any(|b| matches!(
+        b,
+        FactBody::CardStatusChanged {
+            status: CardStatus::Suspended,
+            ..
+        }
+    )));
 }
 
 #[test]

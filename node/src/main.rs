@@ -98,6 +98,10 @@ enum Command {
         /// Points.
         #[arg(long)]
         points: String,
+        /// How long to wait for a connected peer to take the transfer
+        /// before reporting it queued, in seconds.
+        #[arg(long, default_value_t = 10)]
+        wait_s: u64,
     },
     /// Strict mode: show this node's spend right on a holder's points.
     Right {
@@ -151,6 +155,42 @@ enum Command {
 
 fn now() -> UnixMillis {
     mykey_net::unix_now()
+}
+
+/// Whether the LAN peer `to` holds this node's chain through `seq`, as the
+/// running node (`mykey-node run` on this data directory) last heard from
+/// it: waits up to `wait_s` while the peer is connected, and says which.
+fn delivery(dir: &DataDir, me: &str, to: NodeId, seq: u64, wait_s: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_s);
+    let peer = to.to_string();
+    loop {
+        let Some(live) = mykey_node::http::client::live_status(dir).filter(|l| l.node == me) else {
+            return format!(
+                "queued: `mykey-node run` is not running on this data directory; the transfer is in this node's chain and reaches {} when `run` connects to it on the LAN",
+                to.short()
+            );
+        };
+        let p = live.lan_peers.iter().find(|p| p.node == peer);
+        if p.and_then(|p| p.holds_through).is_some_and(|h| h >= seq) {
+            return format!(
+                "delivered: {} acknowledged this node's chain through the transfer (seq {seq})",
+                to.short()
+            );
+        }
+        if !p.is_some_and(|p| p.connected) {
+            return format!(
+                "queued: {} is not connected to this node now; `mykey-node run` offers the transfer when it connects (check `mykey-node status` for LAN peers)",
+                to.short()
+            );
+        }
+        if std::time::Instant::now() >= deadline {
+            return format!(
+                "queued: {} is connected but has not taken the transfer within {wait_s} s; `mykey-node run` keeps offering it (check the logs of both nodes)",
+                to.short()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn card(text: &str) -> Result<CardKey> {
@@ -238,6 +278,26 @@ fn run(cli: Cli) -> Result<()> {
                         println!("facility card number {}{note}", n.number);
                     }
                 }
+                Lookup::Visitor {
+                    account,
+                    home,
+                    numbers,
+                } => {
+                    println!(
+                        "registered elsewhere: account {account}, home municipality {home}; no points of this town (do not send the holder to register again)"
+                    );
+                    if numbers.is_empty() {
+                        println!("no card number of this facility linked");
+                    }
+                    for n in numbers {
+                        let note = if n.confirmed {
+                            ""
+                        } else {
+                            " (not yet confirmed by the hub)"
+                        };
+                        println!("facility card number {}{note}", n.number);
+                    }
+                }
                 Lookup::NotRegistered => println!(
                     "not registered: the holder can register a My Key ID at a municipal counter"
                 ),
@@ -284,6 +344,7 @@ fn run(cli: Cli) -> Result<()> {
             account,
             to,
             points,
+            wait_s,
         } => {
             let mut node = dir.open()?;
             let a = AccountId::parse(&account).context("--account")?;
@@ -291,12 +352,15 @@ fn run(cli: Cli) -> Result<()> {
                 NodeId::parse(&to).context("--to (copy it from `mykey-node id` on the peer)")?;
             let p = Points::parse(&points).context("--points")?;
             let d = node.transfer_right(a, to, p, now())?;
+            let me = node.id().to_string();
+            drop(node);
             println!(
-                "gave {p} of the right on account {a} to {} (seq {}, tx {})",
+                "signed: {p} of the right on account {a} to {} (seq {}, tx {})",
                 to.short(),
                 d.seq,
                 d.tx.short()
             );
+            println!("{}", delivery(&dir, &me, to, d.seq, wait_s));
         }
         Command::Right { account } => {
             let node = dir.open()?;
@@ -337,6 +401,7 @@ fn run(cli: Cli) -> Result<()> {
                     "rejected": s.outbox.rejected,
                     "oldest_pending_age_ms": s.outbox.oldest_pending_at.map(|a| t.since(a)),
                     "last_receipt_at_ms": s.outbox.last_receipt_at.map(|a| a.0),
+                    "strict_mode": s.strict.map(|(_, on)| on),
                     "exposure_points": s.exposure.get(),
                     "fact_cursor": s.fact_cursor,
                     "troubled": s.troubled.iter().map(|r| serde_json::json!({
@@ -371,6 +436,15 @@ fn run(cli: Cli) -> Result<()> {
                         l.pin_threshold
                     ),
                     None => println!("not enrolled yet: no limits from the hub (connect once)"),
+                }
+                match s.strict {
+                    Some((m, true)) => println!(
+                        "strict mode: on for {m} (spends only within the rights the hub granted this node; `mykey-node right --account A…`)"
+                    ),
+                    Some((m, false)) => println!(
+                        "strict mode: off for {m} (spends follow the bounded offline limits)"
+                    ),
+                    None => {}
                 }
                 println!(
                     "transactions: {} signed, {} accepted, {} rejected, {} pending{}",

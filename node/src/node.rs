@@ -33,6 +33,17 @@ pub enum Lookup {
         /// This facility's card numbers of the holder.
         numbers: Vec<NumberRow>,
     },
+    /// Registered in another municipality than this node's: a visitor, who
+    /// has no points of this town here but may hold this facility's card
+    /// numbers.
+    Visitor {
+        /// The holder's account.
+        account: AccountId,
+        /// The holder's base municipality.
+        home: MunicipalityCode,
+        /// This facility's card numbers of the holder.
+        numbers: Vec<NumberRow>,
+    },
     /// Not registered (or not yet known to this node).
     NotRegistered,
     /// On the deny list.
@@ -50,6 +61,15 @@ pub enum OpError {
     /// The card is not registered.
     #[error("card is not registered: the holder must register a My Key ID first")]
     NotRegistered,
+    /// The card is registered in another municipality: this town's points
+    /// are neither granted nor spent on it here.
+    #[error(
+        "this card is registered in municipality {home}, not here: no points of this town are granted or spent on it (its points are used at counters of {home})"
+    )]
+    Visitor {
+        /// The holder's base municipality.
+        home: MunicipalityCode,
+    },
     /// The number is already linked to this account.
     #[error("facility card number {0} is already linked to this holder")]
     AlreadyLinked(FacilityCardNumber),
@@ -162,6 +182,9 @@ pub struct Status {
     /// The LAN groups whose roster names this node: (municipality, group,
     /// members).
     pub lan_groups: Vec<(MunicipalityCode, String, u64)>,
+    /// Whether strict mode is on for this node's municipality, as the hub
+    /// last said (`None`: not enrolled yet, so no municipality known).
+    pub strict: Option<(MunicipalityCode, bool)>,
 }
 
 /// A node: its key, its store, the hub key it trusts.
@@ -236,6 +259,14 @@ impl Node {
         let Some(row) = r.card(card)? else {
             return Ok(Lookup::NotRegistered);
         };
+        let here = r.limits()?.map(|l| l.municipality);
+        if here.is_some_and(|m| m != row.municipality) {
+            return Ok(Lookup::Visitor {
+                numbers: r.numbers(row.account)?,
+                account: row.account,
+                home: row.municipality,
+            });
+        }
         Ok(Lookup::Found {
             numbers: r.numbers(row.account)?,
             account: row.account,
@@ -794,10 +825,16 @@ impl Node {
     /// Everything a status display needs.
     pub fn status(&self) -> Result<Status, StoreError> {
         let r = self.store.read();
+        let limits = r.limits()?;
+        let strict = match &limits {
+            Some(l) => Some((l.municipality, r.strict(l.municipality)?)),
+            None => None,
+        };
         Ok(Status {
             node: self.id(),
             hub: self.hub,
-            limits: r.limits()?,
+            strict,
+            limits,
             last_seq: r.last_tx()?.0,
             receipted_seq: r.receipted_seq()?,
             outbox: r.outbox_counts()?,
@@ -863,6 +900,12 @@ fn prepare(
     let limits = rules::check_node(limits.as_ref(), revoked, op, now)?.clone();
     rules::check_card(r.card_status(card)?)?;
     let row = r.card(card)?.ok_or(OpError::NotRegistered)?;
+    // A visitor's card may get this facility's card number, nothing else.
+    if row.municipality != limits.municipality && !matches!(op, OpKind::Link | OpKind::Unlink) {
+        return Err(OpError::Visitor {
+            home: row.municipality,
+        });
+    }
     Ok((limits, row))
 }
 

@@ -373,7 +373,7 @@ impl<H: HubCore> World<H> {
                 for (c, hs) in cards.iter().zip(&hub_status) {
                     let l = core.lookup(c).at(t)?;
                     let seen = match l {
-                        Lookup::Found { .. } => Some(CardStatus::Active),
+                        Lookup::Found { .. } | Lookup::Visitor { .. } => Some(CardStatus::Active),
                         Lookup::Suspended => Some(CardStatus::Suspended),
                         Lookup::Superseded => Some(CardStatus::Superseded),
                         Lookup::NotRegistered => None,

@@ -33,6 +33,7 @@ fn decline_name(e: &OpError) -> String {
         }
         .to_owned(),
         OpError::NotRegistered => "card not known to node yet".to_owned(),
+        OpError::Visitor { .. } => "card of another municipality".to_owned(),
         OpError::AlreadyLinked(_) => "already linked".to_owned(),
         OpError::NotLinked(_) => "not linked".to_owned(),
         OpError::NotStrict(_) => "not in strict mode".to_owned(),

@@ -143,7 +143,7 @@ fn an_unenrolled_or_off_roster_peer_gets_no_right_credited_no_holder_frozen_noth
             "1000000",
         ],
     );
-    assert!(out.starts_with("gave 1000000 pt"), "{out}");
+    assert!(out.starts_with("signed: 1000000 pt"), "{out}");
     // C, enrolled but off the roster, spends 900,000 of the first holder's
     // points offline and believes A is its LAN peer.
     edit_store(c_dir, &w, a_id, None);
@@ -291,7 +291,7 @@ fn rostered_stalls_move_rights_and_rosters_take_effect_without_a_restart() {
             "200000",
         ],
     );
-    assert!(out.starts_with("gave 200000 pt"), "{out}");
+    assert!(out.starts_with("signed: 200000 pt"), "{out}");
     wait_until("B to take the right", Duration::from_secs(30), || {
         node_cli(b_dir, &["right", "--account", &acct]).contains("may spend 700000 pt")
     });

@@ -61,6 +61,9 @@ pub struct LiveView {
     pub hub_link: HubLinkState,
     /// LAN peers known now, and whether each is connected.
     pub lan_peers: Vec<(NodeId, bool)>,
+    /// How far each LAN peer said it holds this node's chain (its last
+    /// acknowledgement of an offer).
+    pub peer_holds: Vec<(NodeId, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +72,7 @@ struct LiveState {
     hub_link_since: UnixMillis,
     last_hub_contact: Option<UnixMillis>,
     peers: BTreeMap<NodeId, (bool, UnixMillis)>,
+    holds: BTreeMap<NodeId, u64>,
     started: UnixMillis,
 }
 
@@ -84,6 +88,7 @@ impl Live {
             hub_link_since: now,
             last_hub_contact: None,
             peers: BTreeMap::new(),
+            holds: BTreeMap::new(),
             started: now,
         })))
     }
@@ -114,6 +119,10 @@ impl Live {
                 e.1 = now;
             }
         }
+        for (node, through) in &v.peer_holds {
+            let h = s.holds.entry(*node).or_insert(0);
+            *h = (*h).max(*through);
+        }
         while s.peers.len() > MAX_PEERS {
             let oldest = s
                 .peers
@@ -121,7 +130,10 @@ impl Live {
                 .min_by_key(|(_, (_, seen))| *seen)
                 .map(|(k, _)| *k);
             match oldest {
-                Some(k) => s.peers.remove(&k),
+                Some(k) => {
+                    s.peers.remove(&k);
+                    s.holds.remove(&k);
+                }
                 None => break,
             };
         }
@@ -174,6 +186,11 @@ pub struct PeerJson {
     pub connected: bool,
     /// Last seen connected.
     pub last_seen_ms: u64,
+    /// The highest seq of this node's chain the peer said it holds (its
+    /// last acknowledgement); `None`: it has acknowledged nothing since
+    /// this node started.
+    #[serde(default)]
+    pub holds_through: Option<u64>,
 }
 
 /// A troubled transaction.
@@ -224,6 +241,7 @@ fn collect(st: &PageState) -> Result<StatusJson, crate::store::StoreError> {
                 node: n.to_string(),
                 connected: *c,
                 last_seen_ms: seen.0,
+                holds_through: live.holds.get(n).copied(),
             })
             .collect(),
         troubled: s
@@ -498,6 +516,7 @@ mod tests {
         let view = |link, peers: Vec<(NodeId, bool)>| LiveView {
             hub_link: link,
             lan_peers: peers,
+            peer_holds: vec![],
         };
         live.publish(
             &view(HubLinkState::Up, vec![(id(1), true)]),

@@ -324,6 +324,11 @@ impl Runner {
                 HubLink::Down { .. } => HubLinkState::Down,
             },
             lan_peers: self.lan.values().map(|p| (p.node, p.connected)).collect(),
+            peer_holds: self
+                .lan
+                .values()
+                .filter_map(|p| Some((p.node, p.peer_has?)))
+                .collect(),
         }
     }
 

@@ -69,6 +69,9 @@ pub enum Refusal {
     Expired,
     /// Registered, but no library card of this facility is linked.
     NoLibraryCard,
+    /// Registered in another municipality, with no library card of this
+    /// facility linked.
+    Visitor,
 }
 
 impl Refusal {
@@ -86,6 +89,9 @@ impl Refusal {
             Refusal::NoLibraryCard => {
                 "No library card is linked to this card. Link one at the library counter."
             }
+            Refusal::Visitor => {
+                "This card is registered in another municipality and has no library card here. Ask at the library counter."
+            }
         }
     }
     /// A word for logs.
@@ -96,6 +102,7 @@ impl Refusal {
             Refusal::Replaced => "replaced",
             Refusal::Expired => "expired",
             Refusal::NoLibraryCard => "no-library-card",
+            Refusal::Visitor => "visitor",
         }
     }
 }

@@ -35,18 +35,24 @@ pub fn resolve(node: &Node, card: &CardKey, cert_valid: bool) -> Result<Holder, 
         Lookup::NotRegistered => Holder::Refused(Refusal::Unknown),
         Lookup::Suspended => Holder::Refused(Refusal::Suspended),
         Lookup::Superseded => Holder::Refused(Refusal::Replaced),
-        Lookup::Found { .. } if !cert_valid => Holder::Refused(Refusal::Expired),
-        Lookup::Found { numbers, .. } => {
-            let best = numbers
-                .iter()
-                .find(|n| n.confirmed)
-                .or_else(|| numbers.first());
-            match best {
-                Some(n) => Holder::Patron(n.number.clone()),
-                None => Holder::Refused(Refusal::NoLibraryCard),
-            }
+        Lookup::Found { .. } | Lookup::Visitor { .. } if !cert_valid => {
+            Holder::Refused(Refusal::Expired)
         }
+        Lookup::Found { numbers, .. } => patron(&numbers, Refusal::NoLibraryCard),
+        // A visitor from another town borrows with this library's card too.
+        Lookup::Visitor { numbers, .. } => patron(&numbers, Refusal::Visitor),
     })
+}
+
+fn patron(numbers: &[crate::store::NumberRow], none: Refusal) -> Holder {
+    let best = numbers
+        .iter()
+        .find(|n| n.confirmed)
+        .or_else(|| numbers.first());
+    match best {
+        Some(n) => Holder::Patron(n.number.clone()),
+        None => Holder::Refused(none),
+    }
 }
 
 const WAIT_SLICE: Duration = Duration::from_millis(500);

@@ -78,6 +78,7 @@ fn lookup_line(l: &Lookup) -> String {
         Lookup::NotRegistered => "not registered".into(),
         Lookup::Suspended => "SUSPENDED (reported lost)".into(),
         Lookup::Superseded => "replaced by a renewed card".into(),
+        Lookup::Visitor { home, .. } => format!("registered elsewhere (home {home})"),
     }
 }
 

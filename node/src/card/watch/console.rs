@@ -248,6 +248,11 @@ impl<'a, 'c> Watcher<'a, 'c> {
                         },
                         Err(OpError::Declined(d)) => Outcome::Declined(d),
                         Err(OpError::NotRegistered) => Outcome::NotRegistered,
+                        Err(OpError::Visitor { home }) => Outcome::Visitor {
+                            home,
+                            numbers: vec![],
+                            facility: limits.as_ref().map(|l| l.facility.clone()),
+                        },
                         Err(e) => {
                             return self.say(&format!("node error, nothing redeemed: {e}"));
                         }
@@ -419,6 +424,7 @@ impl<'a, 'c> Watcher<'a, 'c> {
         let kind = match outcome {
             Outcome::Registered { .. } => "registered",
             Outcome::NotRegistered => "not registered",
+            Outcome::Visitor { .. } => "visitor",
             Outcome::Suspended => "suspended",
             Outcome::Superseded => "superseded",
             Outcome::NoSale => "no sale",

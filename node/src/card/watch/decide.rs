@@ -3,7 +3,9 @@
 //! [`decide`] reads no clock, card or console; [`super::console`] gathers the
 //! facts it asks for and calls it again until it says [`Next::Done`].
 
-use mykey_sync_proto::{FacilityId, MyKeyId, NodeLimits, OpKind, Points, TxId, UnixMillis};
+use mykey_sync_proto::{
+    FacilityId, MunicipalityCode, MyKeyId, NodeLimits, OpKind, Points, TxId, UnixMillis,
+};
 
 use crate::node::Lookup;
 use crate::rules::Decline;
@@ -114,6 +116,16 @@ pub enum Outcome {
         /// This facility, if the node knows it.
         facility: Option<FacilityId>,
     },
+    /// The card is registered in another municipality: no points of this
+    /// town, but this facility's card numbers if it has any.
+    Visitor {
+        /// The holder's base municipality.
+        home: MunicipalityCode,
+        /// This facility's card numbers of the holder.
+        numbers: Vec<NumberRow>,
+        /// This facility, if the node knows it.
+        facility: Option<FacilityId>,
+    },
     /// The card has no My Key ID (or this node has not heard of it yet).
     NotRegistered,
     /// The card is on the deny list.
@@ -156,6 +168,13 @@ pub enum Outcome {
 pub fn decide(facts: &TapFacts<'_>) -> Next {
     let (my_key_id, numbers) = match facts.lookup {
         Lookup::NotRegistered => return Next::Done(Outcome::NotRegistered),
+        Lookup::Visitor { home, numbers, .. } => {
+            return Next::Done(Outcome::Visitor {
+                home: *home,
+                numbers: numbers.clone(),
+                facility: facts.limits.map(|l| l.facility.clone()),
+            });
+        }
         Lookup::Suspended => return Next::Done(Outcome::Suspended),
         Lookup::Superseded => return Next::Done(Outcome::Superseded),
         Lookup::Found {
@@ -206,6 +225,24 @@ pub fn decide(facts: &TapFacts<'_>) -> Next {
     }
 }
 
+/// "card number N" or "card numbers N, M", each unconfirmed one marked.
+fn number_list(numbers: &[NumberRow]) -> String {
+    let list = numbers
+        .iter()
+        .map(|n| match n.confirmed {
+            true => n.number.to_string(),
+            false => format!("{} (not yet confirmed by the hub)", n.number),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let noun = if numbers.len() == 1 {
+        "card number"
+    } else {
+        "card numbers"
+    };
+    format!("{noun} {list}")
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -224,20 +261,30 @@ impl std::fmt::Display for Outcome {
                         "registered: My Key ID {my_key_id}; no {at}card number linked yet: link one at this counter"
                     );
                 }
-                let list = numbers
-                    .iter()
-                    .map(|n| match n.confirmed {
-                        true => n.number.to_string(),
-                        false => format!("{} (not yet confirmed by the hub)", n.number),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let noun = if numbers.len() == 1 {
-                    "card number"
+                write!(
+                    f,
+                    "registered: My Key ID {my_key_id}, {at}{}",
+                    number_list(numbers)
+                )
+            }
+            Outcome::Visitor {
+                home,
+                numbers,
+                facility,
+            } => {
+                let at = facility
+                    .as_ref()
+                    .map(|f| format!("{f} "))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "registered elsewhere (home municipality {home}): no points of this town; "
+                )?;
+                if numbers.is_empty() {
+                    write!(f, "no {at}card number linked: link one at this counter")
                 } else {
-                    "card numbers"
-                };
-                write!(f, "registered: My Key ID {my_key_id}, {at}{noun} {list}")
+                    write!(f, "{at}{}", number_list(numbers))
+                }
             }
             Outcome::NotRegistered => f.write_str(
                 "not registered: this card has no My Key ID here; the holder can register one at a municipal counter",
@@ -338,6 +385,11 @@ mod tests {
         use Action::{Lookup as L, Redeem as R};
         let shop = limits(&[OpKind::Redeem]);
         let hanako = found(&[("LIB-0001", true)]);
+        let visitor = Lookup::Visitor {
+            account: mykey_sync_proto::AccountId::new(7).unwrap(),
+            home: mykey_sync_proto::MunicipalityCode::parse("011002").unwrap(),
+            numbers: vec![],
+        };
         let given = |n| Amount::Given(p(n));
         let wrong = Proof::WrongPin { tries_left: 2 };
         let untrusted = Proof::Untrusted("no CA".into());
@@ -378,6 +430,8 @@ mod tests {
                 &Proof::NotTried,
                 "not registered",
             ),
+            (L, &visitor, Amount::NotAsked, &Proof::NotTried, "visitor"),
+            (R, &visitor, given(10), &Proof::NotTried, "visitor"),
             (R, &hanako, Amount::NotAsked, &Proof::NotTried, "ask amount"),
             (R, &hanako, Amount::NoSale, &Proof::NotTried, "no sale"),
             (R, &hanako, given(0), &Proof::NotTried, "zero"),
@@ -400,6 +454,7 @@ mod tests {
             let got = match &next {
                 Next::Done(Outcome::Registered { .. }) => "registered",
                 Next::Done(Outcome::NotRegistered) => "not registered",
+                Next::Done(Outcome::Visitor { .. }) => "visitor",
                 Next::Done(Outcome::Suspended) => "suspended",
                 Next::Done(Outcome::Superseded) => "superseded",
                 Next::Done(Outcome::NoSale) => "no sale",

@@ -159,6 +159,7 @@ fn refused_cards_are_answered_here_with_patron_invalid() {
         Refusal::Replaced,
         Refusal::Expired,
         Refusal::NoLibraryCard,
+        Refusal::Visitor,
     ] {
         let mut b = bridge();
         assert_eq!(b.tap(SC1, refused(r), t(0)), TapShown::Refused(r));
