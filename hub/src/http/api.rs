@@ -231,9 +231,7 @@ async fn nodes(
     Extension(access): Extension<Access>,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
-    let th = state.thresholds().clone();
-    let now = now();
-    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
+    match state.fleet(now()).await {
         Ok(mut fleet) => Json(NodesJson {
             at_ms: fleet.at.0,
             nodes: {
@@ -365,9 +363,7 @@ async fn node(
 }
 
 async fn alerts(State(state): State<AppState>, Extension(access): Extension<Access>) -> Response {
-    let th = state.thresholds().clone();
-    let now = now();
-    match state.with_hub(move |hub| hub.fleet(&th, now)).await {
+    match state.fleet(now()).await {
         Ok(mut fleet) => {
             restrict_fleet(&mut fleet, &access);
             let alerts: Vec<AlertJson> = fleet

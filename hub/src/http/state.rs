@@ -9,9 +9,11 @@ use super::throttle::{LoginLimits, LoginThrottle, RateLimiter};
 use crate::Hub;
 use crate::economy::exchange::{ExchangePolicy, OperatorId};
 use crate::status::assess::Thresholds;
+use crate::status::{Fleet, Liability, SettlementLine};
 use mykey_sync_proto::UnixMillis;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Settings of the application behind the doors.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,11 @@ pub struct AppConfig {
     pub exchange_burst: u32,
     /// A request body must arrive within this.
     pub body_timeout: Duration,
+    /// The dashboard's reads (every node's status, liabilities, settlement
+    /// status) are served from memory while no older than this, one
+    /// computation at a time however many clients poll; a write through
+    /// this state clears them. Zero: computed for every request.
+    pub dashboard_cache: Duration,
 }
 
 impl Default for AppConfig {
@@ -42,6 +49,7 @@ impl Default for AppConfig {
             exchange_per_second: 20,
             exchange_burst: 40,
             body_timeout: HttpLimits::default().body_timeout,
+            dashboard_cache: Duration::from_secs(1),
         }
     }
 }
@@ -63,6 +71,23 @@ struct Inner {
     password_checks: tokio::sync::Semaphore,
     checks_waiting: std::sync::atomic::AtomicUsize,
     exchange_rate: RateLimiter<OperatorId>,
+    /// Writes made through this state, so a cached read made before one is
+    /// not served after it.
+    writes: AtomicU64,
+    fleet: ReadCache<Fleet>,
+    board: ReadCache<(Vec<Liability>, Vec<SettlementLine>)>,
+}
+
+/// One dashboard read kept in memory ([`AppConfig::dashboard_cache`]). The
+/// lock is held while the value is computed, so concurrent pollers wait
+/// for that one computation instead of each taking the hub's lock in turn
+/// (which made the operator exchange API wait behind 50 of them).
+type ReadCache<T> = tokio::sync::Mutex<Option<CachedRead<T>>>;
+
+struct CachedRead<T> {
+    at: Instant,
+    writes: u64,
+    value: T,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +135,9 @@ impl AppState {
                 checks_waiting: std::sync::atomic::AtomicUsize::new(0),
                 exchange_rate: RateLimiter::new(config.exchange_per_second, config.exchange_burst),
                 config,
+                writes: AtomicU64::new(0),
+                fleet: ReadCache::default(),
+                board: ReadCache::default(),
             }),
             writer: None,
         }
@@ -129,13 +157,57 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
     ) -> Result<T, HubAccessError> {
-        match &self.writer {
+        let r = match &self.writer {
             Some(w) => w
                 .run(crate::net::worker::Lane::Api, f)
                 .await?
                 .map_err(HubAccessError::Store),
             None => self.with_hub(f).await,
+        };
+        self.inner.writes.fetch_add(1, Ordering::AcqRel);
+        r
+    }
+
+    /// Every node's status at `now`, from memory when a computation no
+    /// older than [`AppConfig::dashboard_cache`] and no write ago is there.
+    pub async fn fleet(&self, now: UnixMillis) -> Result<Fleet, HubAccessError> {
+        let th = self.thresholds().clone();
+        self.cached(&self.inner.fleet, move |hub| hub.fleet(&th, now))
+            .await
+    }
+
+    /// The overview's liabilities and settlement status, cached as
+    /// [`AppState::fleet`] is.
+    pub async fn liabilities_and_settlement(
+        &self,
+    ) -> Result<(Vec<Liability>, Vec<SettlementLine>), HubAccessError> {
+        self.cached(&self.inner.board, |hub| {
+            Ok((hub.liabilities()?, hub.settlement_status()?))
+        })
+        .await
+    }
+
+    async fn cached<T: Clone + Send + 'static>(
+        &self,
+        cache: &ReadCache<T>,
+        f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
+    ) -> Result<T, HubAccessError> {
+        let max_age = self.inner.config.dashboard_cache;
+        let mut slot = cache.lock().await;
+        let writes = self.inner.writes.load(Ordering::Acquire);
+        if let Some(c) = slot.as_ref()
+            && c.writes == writes
+            && c.at.elapsed() < max_age
+        {
+            return Ok(c.value.clone());
         }
+        let value = self.with_hub(f).await?;
+        *slot = (!max_age.is_zero()).then(|| CachedRead {
+            at: Instant::now(),
+            writes,
+            value: value.clone(),
+        });
+        Ok(value)
     }
 
     /// The alert limits in force.

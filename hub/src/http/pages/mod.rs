@@ -131,17 +131,13 @@ async fn overview(
     Query(q): Query<OverviewQuery>,
 ) -> Response {
     let lang = lang_of(&headers, q.lang.as_deref());
-    let th = state.thresholds().clone();
-    let now = now();
-    let data = state
-        .with_hub(move |hub| {
-            Ok((
-                hub.fleet(&th, now)?,
-                hub.liabilities()?,
-                hub.settlement_status()?,
-            ))
-        })
-        .await;
+    let data = match state.fleet(now()).await {
+        Ok(fleet) => state
+            .liabilities_and_settlement()
+            .await
+            .map(|(l, s)| (fleet, l, s)),
+        Err(e) => Err(e),
+    };
     let resp = match data {
         Ok((mut fleet, mut liabilities, mut settlement)) => {
             // A municipality's staff see their municipality only.
