@@ -89,10 +89,11 @@ enum Command {
     /// Strict mode: give part of this node's spend right on a holder's points to a LAN peer
     /// (a signed transfer the peer takes from the LAN while `mykey-node run` is up).
     GiveRight {
-        /// The holder's account id.
+        /// The holder's account, as listings print it (A12) or its number (12).
         #[arg(long)]
         account: String,
-        /// The receiving node's id (`mykey-node id` on that node).
+        /// The receiving node's id (`mykey-node id` on that node), or a unique
+        /// prefix of 4+ hex digits among this node's LAN roster peers.
         #[arg(long)]
         to: String,
         /// Points.
@@ -105,7 +106,7 @@ enum Command {
     },
     /// Strict mode: show this node's spend right on a holder's points.
     Right {
-        /// The holder's account id.
+        /// The holder's account, as listings print it (A12) or its number (12).
         #[arg(long)]
         account: String,
     },
@@ -160,6 +161,49 @@ fn now() -> UnixMillis {
 /// Whether the LAN peer `to` holds this node's chain through `seq`, as the
 /// running node (`mykey-node run` on this data directory) last heard from
 /// it: waits up to `wait_s` while the peer is connected, and says which.
+/// An account as listings print it (`A12`) or as its number (`12`).
+fn account_arg(text: &str) -> anyhow::Result<AccountId> {
+    let t = text.trim();
+    let digits = t.strip_prefix(['A', 'a']).unwrap_or(t);
+    AccountId::parse(digits).map_err(|_| {
+        anyhow::anyhow!(
+            "--account {text:?} is not an account: give it as `mykey-hub account list` prints it (A12) or its number (12)"
+        )
+    })
+}
+
+/// A LAN peer by its full id, or by a unique prefix (4 hex digits or more)
+/// of a node on one of this node's LAN rosters.
+fn peer_arg(text: &str, peers: &[NodeId]) -> anyhow::Result<NodeId> {
+    let t = text.trim().to_ascii_lowercase();
+    if t.len() == 64 {
+        return NodeId::parse(&t).context("--to (copy it from `mykey-node id` on the peer)");
+    }
+    if t.len() < 4 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "--to {text:?} is not a node id: give the peer's id (`mykey-node id` on the peer) or 4 or more of its first hex digits"
+        );
+    }
+    let found: Vec<&NodeId> = peers
+        .iter()
+        .filter(|p| p.to_string().starts_with(&t))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(**one),
+        [] => anyhow::bail!(
+            "no node on this node's LAN rosters has an id starting with {t} (`mykey-node status` shows the groups; a peer joins one with `mykey-hub lan roster`)"
+        ),
+        many => anyhow::bail!(
+            "{t} names {} LAN peers: {}; give more digits",
+            many.len(),
+            many.iter()
+                .map(|p| p.to_string()[..12].to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn delivery(dir: &DataDir, me: &str, to: NodeId, seq: u64, wait_s: u64) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_s);
     let peer = to.to_string();
@@ -347,9 +391,8 @@ fn run(cli: Cli) -> Result<()> {
             wait_s,
         } => {
             let mut node = dir.open()?;
-            let a = AccountId::parse(&account).context("--account")?;
-            let to =
-                NodeId::parse(&to).context("--to (copy it from `mykey-node id` on the peer)")?;
+            let a = account_arg(&account)?;
+            let to = peer_arg(&to, &node.lan_peers()?)?;
             let p = Points::parse(&points).context("--points")?;
             let d = node.transfer_right(a, to, p, now())?;
             let me = node.id().to_string();
@@ -364,7 +407,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Right { account } => {
             let node = dir.open()?;
-            let a = AccountId::parse(&account).context("--account")?;
+            let a = account_arg(&account)?;
             let Some(limits) = node.limits()? else {
                 anyhow::bail!(
                     "this node has no limits from the hub yet: connect it to the hub once"

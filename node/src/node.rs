@@ -822,6 +822,12 @@ impl Node {
         self.store.read().peer_txs_undelivered(max, turn)
     }
 
+    /// The nodes this node shares a LAN roster with (`give-right --to`
+    /// resolves a prefix among them).
+    pub fn lan_peers(&self) -> Result<Vec<NodeId>, StoreError> {
+        self.store.read().lan_peers()
+    }
+
     /// Everything a status display needs.
     pub fn status(&self) -> Result<Status, StoreError> {
         let r = self.store.read();

@@ -1475,6 +1475,25 @@ impl Reader<'_> {
         )
     }
 
+    /// The other nodes named with this node on a LAN group's latest roster.
+    pub fn lan_peers(&self) -> Result<Vec<NodeId>, StoreError> {
+        let rows: Vec<(Vec<u8>,)> = self.rows(
+            "SELECT DISTINCT a.node FROM lan_members a JOIN lan_members b
+                   ON b.municipality = a.municipality AND b.grp = a.grp
+                 WHERE b.node = (SELECT v FROM meta WHERE k = 'node') AND a.node != b.node
+                 ORDER BY a.node",
+            [],
+        )?;
+        rows.into_iter()
+            .map(|(b,)| {
+                let b: [u8; 32] = b
+                    .try_into()
+                    .map_err(|_| corrupt("lan_members", "node is not 32 bytes"))?;
+                NodeId::from_bytes(b).map_err(|e| corrupt("lan_members", e))
+            })
+            .collect()
+    }
+
     /// The LAN groups whose latest roster names this node: (municipality,
     /// group, number of members).
     pub fn lan_groups(&self) -> Result<Vec<(MunicipalityCode, String, u64)>, StoreError> {

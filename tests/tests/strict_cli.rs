@@ -239,15 +239,15 @@ fn give_right_says_delivered_or_queued() {
     );
     let account = w.holders[0].1.get().to_string();
     let b_id = w.node_ids[1].to_string();
-    let give = |points: &str| {
+    let give_to = |account: &str, to: &str, points: &str| {
         node_cli(
             a_dir,
             &[
                 "give-right",
                 "--account",
-                &account,
+                account,
                 "--to",
-                &b_id,
+                to,
                 "--points",
                 points,
                 "--wait-s",
@@ -262,6 +262,7 @@ fn give_right_says_delivered_or_queued() {
         node_cli(a_dir, &["right", "--account", &account]).contains("may give 500000")
     });
 
+    let give = |points: &str| give_to(&account, &b_id, points);
     // B is not running: the transfer is signed and queued.
     let out = give("1000");
     assert!(out.contains("queued"), "{out}");
@@ -284,7 +285,44 @@ fn give_right_says_delivered_or_queued() {
     wait_until("A and B to link", Duration::from_secs(30), || {
         a.stderr().contains("LAN peer connected") && b.stderr().contains("LAN peer connected")
     });
-    let out = give("2000");
+    // Named as listings print them: the account as A<n>, the peer by a
+    // prefix of its id among A's LAN roster peers.
+    let not_b = format!(
+        "{}{}",
+        if b_id.starts_with('0') { '1' } else { '0' },
+        &b_id[1..8]
+    );
+    let (ok, _, err) = run_with_stdin(
+        "mykey-node",
+        a_dir,
+        &[
+            "give-right",
+            "--account",
+            &format!("A{account}"),
+            "--to",
+            &not_b,
+            "--points",
+            "1",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("LAN rosters"), "{err}");
+    let (ok, _, err) = run_with_stdin(
+        "mykey-node",
+        a_dir,
+        &[
+            "give-right",
+            "--account",
+            "Z9",
+            "--to",
+            &b_id[..8],
+            "--points",
+            "1",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("A12"), "{err}");
+    let out = give_to(&format!("A{account}"), &b_id[..8], "2000");
     assert!(out.contains("delivered"), "{out}");
     assert!(!out.contains("queued"), "{out}");
     // B spends the delivered transfer. (The queued one reaches B over the
