@@ -4,9 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mykey_node::config::{DataDir, NodeConfig};
 use mykey_node::node::Lookup;
-use mykey_sync_proto::{
-    AccountId, CardKey, FacilityCardNumber, NodeId, Points, ProgramId, UnixMillis,
-};
+use mykey_sync_proto::{AccountId, FacilityCardNumber, NodeId, Points, ProgramId, UnixMillis};
 use std::path::PathBuf;
 
 /// MyKey Edge node: serves card lookups and points at a facility, online or not.
@@ -237,10 +235,6 @@ fn delivery(dir: &DataDir, me: &str, to: NodeId, seq: u64, wait_s: u64) -> Strin
     }
 }
 
-fn card(text: &str) -> Result<CardKey> {
-    CardKey::parse(text).context("--card")
-}
-
 fn main() -> std::process::ExitCode {
     mykey_net::pipe::exit_quietly_on_broken_pipe();
     tracing_subscriber::fmt()
@@ -297,7 +291,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Lookup { card: c } => {
             let node = dir.open()?;
-            match node.lookup(&card(&c)?)? {
+            match node.lookup(&node.resolve_card(&c).context("--card")?)? {
                 Lookup::Found {
                     account,
                     my_key_id,
@@ -354,13 +348,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Link { card: c, number } => {
             let mut node = dir.open()?;
             let n = FacilityCardNumber::parse(&number).context("--number")?;
-            let d = node.link(&card(&c)?, n, now())?;
+            let d = node.link(&node.resolve_card(&c).context("--card")?, n, now())?;
             println!("linked (seq {}, tx {})", d.seq, d.tx.short());
         }
         Command::Unlink { card: c, number } => {
             let mut node = dir.open()?;
             let n = FacilityCardNumber::parse(&number).context("--number")?;
-            let d = node.unlink(&card(&c)?, n, now())?;
+            let d = node.unlink(&node.resolve_card(&c).context("--card")?, n, now())?;
             println!("unlinked (seq {}, tx {})", d.seq, d.tx.short());
         }
         Command::Grant {
@@ -371,7 +365,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut node = dir.open()?;
             let p = Points::parse(&points).context("--points")?;
             let prog = ProgramId::parse(&program).context("--program")?;
-            let d = node.grant(&card(&c)?, prog, p, now())?;
+            let d = node.grant(&node.resolve_card(&c).context("--card")?, prog, p, now())?;
             println!(
                 "granted {p} (seq {}, tx {}); spendable once the hub confirms",
                 d.seq,
@@ -381,7 +375,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Redeem { card: c, points } => {
             let mut node = dir.open()?;
             let p = Points::parse(&points).context("--points")?;
-            let d = node.redeem(&card(&c)?, p, None, now())?;
+            let d = node.redeem(&node.resolve_card(&c).context("--card")?, p, None, now())?;
             println!("redeemed {p} (seq {}, tx {})", d.seq, d.tx.short());
         }
         Command::GiveRight {

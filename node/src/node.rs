@@ -822,6 +822,33 @@ impl Node {
         self.store.read().peer_txs_undelivered(max, turn)
     }
 
+    /// A card named as a person would: its key in any spelling of its
+    /// serial (the one this node knows it by is returned), or a unique
+    /// prefix (4+ hex digits) of the short hash listings print.
+    pub fn resolve_card(&self, text: &str) -> Result<CardKey, CardNameError> {
+        let r = self.store.read();
+        if let Ok(key) = CardKey::parse(text) {
+            return Ok(r.known_spelling(&key)?.unwrap_or(key));
+        }
+        let t = text.trim().to_ascii_lowercase();
+        if !(4..=8).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CardNameError::NotACard(text.to_owned()));
+        }
+        let mut found = r.cards_by_hash_prefix(&t)?;
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(CardNameError::Unknown(t)),
+            _ => Err(CardNameError::Ambiguous(
+                t,
+                found
+                    .iter()
+                    .map(|k| k.short())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
     /// The nodes this node shares a LAN roster with (`give-right --to`
     /// resolves a prefix among them).
     pub fn lan_peers(&self) -> Result<Vec<NodeId>, StoreError> {
@@ -1119,4 +1146,25 @@ pub(crate) fn apply_fact(
         }
     }
     Ok(true)
+}
+
+/// Why `--card` named no card ([`Node::resolve_card`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CardNameError {
+    /// Neither a card key nor a hash prefix.
+    #[error(
+        "{0:?} is not a card: give the card key (ISSUER_HEX:SERIAL_HEX, `mykey-node card read`) or 4 to 8 hex digits of the card hash listings print"
+    )]
+    NotACard(String),
+    /// No known card's hash starts so.
+    #[error(
+        "no card this node knows has a hash starting with {0} (give the card key, or sync with the hub first)"
+    )]
+    Unknown(String),
+    /// Several do.
+    #[error("{0} names several cards ({1}): give more digits or the card key")]
+    Ambiguous(String, String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

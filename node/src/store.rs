@@ -1258,6 +1258,32 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// The card keys this node knows whose short hash (the 8 hex digits
+    /// listings and logs print) starts with `prefix`.
+    pub fn cards_by_hash_prefix(&self, prefix: &str) -> Result<Vec<CardKey>, StoreError> {
+        let rows: Vec<(Vec<u8>,)> = self.rows("SELECT card FROM cards", [])?;
+        let mut out = vec![];
+        for (b,) in rows {
+            let k: CardKey =
+                codec::decode_canonical("card", &b, 4096).map_err(|e| corrupt("cards", e))?;
+            if k.short().starts_with(prefix) {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The spelling of `card`'s serial (leading zero bytes) this node
+    /// knows the card by, if it knows it.
+    pub fn known_spelling(&self, card: &CardKey) -> Result<Option<CardKey>, StoreError> {
+        for k in card.spellings() {
+            if self.card(&k)?.is_some() {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
+    }
+
     /// The card's registration, if known.
     pub fn card(&self, card: &CardKey) -> Result<Option<CardRow>, StoreError> {
         let row: Option<(i64, String, u32)> = self.row(

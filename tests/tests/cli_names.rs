@@ -610,3 +610,65 @@ fn strict_mode_takes_node_prefixes_and_account_names() {
         .collect();
     assert!(left.iter().all(|r| r["node_id"] == a.as_str()), "{e}");
 }
+
+/// The node's side: `--card` takes the card key in any spelling of its
+/// serial, or a unique prefix of the card hash listings print; a name that
+/// fits no card, or is no card name, is said and nothing is signed.
+#[test]
+fn a_node_names_a_card_by_its_hash_prefix_or_any_serial_spelling() {
+    use net_common::{World, caught_up, node_cli, start_hub, start_node, wait_until};
+    let w = World::create(1, 3);
+    let dir = &w.nodes[0];
+    let (_hub, addr) = start_hub(&w.hub_dir, 0);
+    let mut run = start_node("run", dir, Some(&addr), &[]);
+    wait_until("first sync", std::time::Duration::from_secs(30), || {
+        caught_up(dir)
+    });
+    run.terminate();
+    let (card, account) = &w.holders[0];
+    let short = card.short();
+    let registered = |name: &str| {
+        let out = node_cli(dir, &["lookup", "--card", name]);
+        assert!(
+            out.starts_with("registered") && out.contains(&account.to_string()),
+            "{name}: {out}"
+        );
+    };
+    registered(&card.to_string());
+    registered(&short);
+    registered(&short[..6]);
+    registered(&short.to_uppercase());
+    // The serial with a leading zero byte more, in capitals with colons, as
+    // openssl prints serials.
+    let text = card.to_string();
+    let (issuer, serial) = text.split_once(':').unwrap();
+    let colons = format!("00{serial}")
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    registered(&format!("{issuer}:{colons}"));
+
+    // A hash prefix that fits none of the holders' cards, and no name at all.
+    let unknown = (0..=0xffff_u32)
+        .map(|i| format!("{i:08x}"))
+        .find(|p| w.holders.iter().all(|(c, _)| !c.short().starts_with(p)))
+        .unwrap();
+    let last_seq = || {
+        let v: Value = serde_json::from_str(&node_cli(dir, &["status", "--json"])).unwrap();
+        v["last_seq"].as_u64()
+    };
+    let before = last_seq();
+    let (ok, _, err) = run_with_stdin(
+        "mykey-node",
+        dir,
+        &["redeem", "--card", &unknown, "--points", "1"],
+        "",
+    );
+    assert!(!ok && err.contains("no card this node knows"), "{err}");
+    let (ok, _, err) = run_with_stdin("mykey-node", dir, &["lookup", "--card", "zz"], "");
+    assert!(!ok && err.contains("is not a card"), "{err}");
+    assert_eq!(last_seq(), before, "nothing signed");
+}
