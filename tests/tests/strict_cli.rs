@@ -23,40 +23,7 @@ const M: &str = "131059";
 
 /// A library node of Bunkyo that may only link card numbers.
 fn library(w: &World) -> (PathBuf, NodeId) {
-    let mut hub = w.open_hub();
-    let t = now();
-    let facility = FacilityId::parse("library").unwrap();
-    hub.add_facility(
-        &Facility {
-            id: facility.clone(),
-            municipality: bunkyo(),
-            kind: FacilityKind::Library,
-            name: "library".into(),
-        },
-        t,
-    )
-    .unwrap();
-    let dir = w.root.path().join("library");
-    let node = DataDir::new(&dir)
-        .init(&NodeConfig {
-            hub_key: w.hub_id.to_string(),
-            hub_addr: None,
-        })
-        .unwrap();
-    hub.enrol_node(
-        node.id(),
-        &facility,
-        NodePolicy {
-            allowed_ops: vec![OpKind::Link, OpKind::Unlink],
-            per_card_offline_limit: pts(1000),
-            node_exposure_limit: pts(10_000),
-            pin_threshold: pts(1000),
-            valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
-        },
-        t,
-    )
-    .unwrap();
-    (dir, node.id())
+    w.add_library(&mut w.open_hub(), bunkyo(), "library")
 }
 
 fn fails(name: &str, data: &std::path::Path, args: &[&str]) -> String {

@@ -25,39 +25,7 @@ fn chiyoda() -> MunicipalityCode {
 
 /// A library of `m` with a node allowed to link card numbers, enrolled.
 fn library(w: &World, hub: &mut mykey_hub::Hub, m: MunicipalityCode, name: &str) -> PathBuf {
-    let t = now();
-    let facility = FacilityId::parse(name).unwrap();
-    hub.add_facility(
-        &Facility {
-            id: facility.clone(),
-            municipality: m,
-            kind: FacilityKind::Library,
-            name: name.into(),
-        },
-        t,
-    )
-    .unwrap();
-    let dir = w.root.path().join(name);
-    let node = DataDir::new(&dir)
-        .init(&NodeConfig {
-            hub_key: w.hub_id.to_string(),
-            hub_addr: None,
-        })
-        .unwrap();
-    hub.enrol_node(
-        node.id(),
-        &facility,
-        NodePolicy {
-            allowed_ops: vec![OpKind::Link, OpKind::Unlink],
-            per_card_offline_limit: pts(1000),
-            node_exposure_limit: pts(10_000),
-            pin_threshold: pts(1000),
-            valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
-        },
-        t,
-    )
-    .unwrap();
-    dir
+    w.add_library(hub, m, name).0
 }
 
 fn lookup(dir: &Path, c: &str) -> String {

@@ -449,6 +449,44 @@ impl World {
         Hub::open(&self.hub_dir).unwrap()
     }
 
+    /// A library `name` of `m` whose node may only link and unlink card
+    /// numbers, added and enrolled with `hub`; its data directory and id.
+    pub fn add_library(&self, hub: &mut Hub, m: MunicipalityCode, name: &str) -> (PathBuf, NodeId) {
+        let t = now();
+        let facility = FacilityId::parse(name).unwrap();
+        hub.add_facility(
+            &Facility {
+                id: facility.clone(),
+                municipality: m,
+                kind: FacilityKind::Library,
+                name: name.into(),
+            },
+            t,
+        )
+        .unwrap();
+        let dir = self.root.path().join(name);
+        let node = DataDir::new(&dir)
+            .init(&NodeConfig {
+                hub_key: self.hub_id.to_string(),
+                hub_addr: None,
+            })
+            .unwrap();
+        hub.enrol_node(
+            node.id(),
+            &facility,
+            NodePolicy {
+                allowed_ops: vec![OpKind::Link, OpKind::Unlink],
+                per_card_offline_limit: pts(1000),
+                node_exposure_limit: pts(10_000),
+                pin_threshold: pts(1000),
+                valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
+            },
+            t,
+        )
+        .unwrap();
+        (dir, node.id())
+    }
+
     /// A node directory that holds a key the hub never enrolled.
     pub fn stranger(&self) -> PathBuf {
         let dir = self.root.path().join("stranger");

@@ -419,21 +419,26 @@ mod tests {
         assert_eq!(unique, 0);
     }
 
+    /// A database at `path` migrated up to, not including, the migration
+    /// whose SQL contains `marker`, for a test of that migration over rows
+    /// written before it.
+    fn migrated_to_just_before(path: &std::path::Path, marker: &str) -> Connection {
+        let before = MIGRATIONS.iter().position(|m| m.contains(marker)).unwrap();
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as i64)
+            .unwrap();
+        conn
+    }
+
     #[test]
     fn the_doors_migration_makes_old_operators_admins_and_old_tokens_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
-        let before = MIGRATIONS
-            .iter()
-            .position(|m| m.contains("ALTER TABLE operators ADD COLUMN role"))
-            .unwrap();
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..before] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", before as i64)
-                .unwrap();
+            let conn = migrated_to_just_before(&path, "ALTER TABLE operators ADD COLUMN role");
             conn.execute_batch(
                 "INSERT INTO operators (name, password_hash, created_at) VALUES ('ops', 'x', 1);
                  INSERT INTO api_tokens (token_sha256, operator, created_at)
@@ -456,17 +461,8 @@ mod tests {
     fn the_shard_fill_migration_counts_existing_items_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
-        let before = MIGRATIONS
-            .iter()
-            .position(|m| m.contains("CREATE TABLE shard_fill"))
-            .unwrap();
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..before] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", before as i64)
-                .unwrap();
+            let conn = migrated_to_just_before(&path, "CREATE TABLE shard_fill");
             // An item written twice counts once; 4101 and 5 share the low
             // 12 bits; deny items and log facts are not counted.
             conn.execute_batch(
