@@ -9,11 +9,9 @@
 
 mod net_common;
 
-use mykey_hub::{Facility, FacilityKind, NodePolicy};
 use mykey_node::NodeKey;
-use mykey_node::config::{DataDir, NodeConfig};
+use mykey_sync_proto::NodeId;
 use mykey_sync_proto::wire::{Hello, Request, Response};
-use mykey_sync_proto::{FacilityId, NodeId, OpKind};
 use mykey_tests::sync_client::SyncClient;
 use net_common::*;
 use std::path::PathBuf;

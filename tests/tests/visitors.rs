@@ -8,9 +8,7 @@
 
 mod net_common;
 
-use mykey_hub::{Facility, FacilityKind, NodePolicy};
-use mykey_node::config::{DataDir, NodeConfig};
-use mykey_sync_proto::{FacilityId, MunicipalityCode, MyKeyId, OpKind};
+use mykey_sync_proto::{MunicipalityCode, MyKeyId};
 use net_common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
