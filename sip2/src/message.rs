@@ -432,13 +432,26 @@ impl Message {
                 got: body.len() - 2,
             });
         }
-        let (fixed, fields) = match command.fixed_len() {
+        let (fixed, mut fields) = match command.fixed_len() {
             None => (body[2..end].to_vec(), Vec::new()),
             Some(_) => (
                 body[2..fixed_end].to_vec(),
                 parse_fields(body, var_start, end)?,
             ),
         };
+        // `AYd` as the last field, left there because empty segments
+        // followed it (`AY3||`): it is the sequence number. Kept as a field,
+        // `encode` would write it where the sequence number goes and the
+        // message would not read back as itself.
+        if sequence.is_none()
+            && let Some(last) = fields.last()
+            && last.id == FieldId::SEQUENCE
+            && let [digit] = last.value[..]
+            && digit.is_ascii_digit()
+        {
+            sequence = Sequence::new(digit - b'0');
+            fields.pop();
+        }
         Ok(Decoded {
             message: Message {
                 command,

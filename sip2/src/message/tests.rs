@@ -136,6 +136,28 @@ fn a_field_ending_in_az_text_is_not_taken_for_a_checksum() {
 }
 
 #[test]
+fn a_sequence_number_before_empty_segments_is_the_sequence_number() {
+    // Found by the sip2_codec fuzz target: read as a field AY, it was
+    // written back where the sequence number goes and read back differently.
+    for frame in [
+        &b"2300120261203    120000AOlib|AY3||\r"[..],
+        &b"2300120261203    120000AOlib|AY3||AZ"[..],
+    ] {
+        let mut frame = frame.to_vec();
+        if frame.ends_with(b"AZ") {
+            let sum = checksum_of(&frame);
+            frame.extend_from_slice(format!("{sum:04X}\r").as_bytes());
+        }
+        let d = decode_ok(&frame);
+        assert_eq!(d.message.sequence(), Sequence::new(3));
+        assert_eq!(d.message.field(FieldId::SEQUENCE), None);
+        assert_eq!(d.message.field(FieldId::INSTITUTION_ID), Some(&b"lib"[..]));
+        let wire = d.message.encode(true);
+        assert_eq!(decode_ok(&wire).message, d.message);
+    }
+}
+
+#[test]
 fn unknown_commands_pass_through_whole() {
     let frame = b"XY|anything|AAgoes here\r";
     let d = decode_ok(frame);
