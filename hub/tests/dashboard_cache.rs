@@ -109,3 +109,75 @@ fn concurrent_pollers_share_one_read() {
         }
     });
 }
+
+#[test]
+fn an_operator_exchange_keeps_the_pages_cached_read() {
+    use ed25519_dalek::SigningKey;
+    use mykey_hub::economy::exchange::{
+        ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
+    };
+    use mykey_hub::economy::lots::ExpiryPolicy;
+    let mut f = Fixture::new();
+    let token = f.api_token();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let op = OperatorId::parse("air-y").unwrap();
+    f.hub
+        .upsert_exchange_operator(
+            &ExchangeOperator {
+                id: op.clone(),
+                name: "Air Y".into(),
+                public_key: key.verifying_key().to_bytes(),
+                rate: Rate::new(1, 1).unwrap(),
+                holding_days: 0,
+                expiry: ExpiryPolicy::Never,
+            },
+            T0,
+        )
+        .unwrap();
+    f.hub
+        .allow_exchange(&op, muni(), pts(1_000_000), T0)
+        .unwrap();
+    let addr = serve_with(
+        &f,
+        AppConfig {
+            dashboard_cache: Duration::from_secs(3600),
+            ..AppConfig::default()
+        },
+        Default::default(),
+        None,
+    );
+    let auth = [("Authorization", format!("Bearer {token}"))];
+    let nodes = || {
+        let (status, body) = request(addr, "GET", "/api/nodes", &auth, b"");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["nodes"].as_array().map(Vec::len).unwrap()
+    };
+    let before = nodes();
+    enrol_another(&mut f.hub, 94);
+    // Exchanges (a machine client's writes no page waits to show) leave the
+    // cached read in place: 50 pollers do not each read the fleet again
+    // after every exchange.
+    for i in 0..3 {
+        let s = SignedExchange::sign(
+            &op,
+            &ExchangeRequest {
+                request_id: format!("req-{i}"),
+                my_key_id: "Alice01".into(),
+                operator_points: 10,
+                municipality: None,
+                requested_at: mykey_hub::net::unix_now().0,
+            },
+            &key,
+        );
+        let headers = [
+            ("X-MyKey-Operator", s.operator.to_string()),
+            ("X-MyKey-Signature", hex::encode(s.signature)),
+        ];
+        let (status, body) = request(addr, "POST", "/operator/v1/exchange", &headers, &s.body);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(nodes(), before, "the exchange cleared the cached read");
+    }
+    // The exchanges were applied all the same.
+    assert_eq!(f.hub.balance(f.alice, muni()).unwrap().balance.get(), 30);
+}

@@ -159,7 +159,7 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     let now = crate::net::unix_now();
     let policy = state.config().exchange;
     match state
-        .with_writer(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
+        .with_writer_unseen(move |hub| Ok(hub.exchange_with(&signed, now, &policy)))
         .await
     {
         Ok(Ok(r)) => (StatusCode::OK, axum::Json(receipt_json(&r))).into_response(),
@@ -426,9 +426,10 @@ async fn liabilities(
     Query(q): Query<FormatQuery>,
 ) -> Response {
     let now = crate::net::unix_now();
-    // The report folds the ledger into the lots first: a write.
+    // The report folds the ledger into the lots first: a write, but one
+    // that changes no figure a page shows, so the pages' cache stays.
     let report = state
-        .with_writer(move |hub| hub.liability_report(now))
+        .with_writer_unseen(move |hub| hub.liability_report(now))
         .await;
     let report = report.map(|mut r| {
         r.municipalities.retain(|m| access.sees(m.municipality));
@@ -510,7 +511,8 @@ async fn lots(
     if !access.sees(m) {
         return not_yours(&access, m);
     }
-    match state.with_writer(move |hub| hub.lots_of(a, m)).await {
+    // Folds the ledger into the lots (a write no page shows), then reads.
+    match state.with_writer_unseen(move |hub| hub.lots_of(a, m)).await {
         Ok(lots) => axum::Json(json!({ "lots": lots.iter().map(|l| json!({
             "points": l.remaining, "credited": l.amount, "source": l.source.to_string(),
             "credited_at": l.credited_at.0, "expires_at": l.expires_at.map(|e| e.0),

@@ -157,15 +157,28 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
     ) -> Result<T, HubAccessError> {
-        let r = match &self.writer {
+        let r = self.with_writer_unseen(f).await;
+        self.inner.writes.fetch_add(1, Ordering::AcqRel);
+        r
+    }
+
+    /// [`AppState::with_writer`] for a machine client's write that no page
+    /// is waiting to show (an operator's exchange): the dashboard's read
+    /// cache is kept, so a change shows within
+    /// [`AppConfig::dashboard_cache`], as a node's push does. Clearing it
+    /// on every exchange made each of 50 pollers read the whole fleet again
+    /// while the exchange API waited for the hub's lock behind them.
+    pub async fn with_writer_unseen<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
+    ) -> Result<T, HubAccessError> {
+        match &self.writer {
             Some(w) => w
                 .run(crate::net::worker::Lane::Api, f)
                 .await?
                 .map_err(HubAccessError::Store),
             None => self.with_hub(f).await,
-        };
-        self.inner.writes.fetch_add(1, Ordering::AcqRel);
-        r
+        }
     }
 
     /// Every node's status at `now`, from memory when a computation no
