@@ -11,11 +11,8 @@
 // reload), "stale" (the stream is down: the page says so), "recovered" (the
 // stream is back and node B's row is fresh), "node-page" (a node's page is
 // live too and its alerts link to the help).
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { launch, login, rowHealth, step } from "./browser.mjs";
 
 const [url, operator, passwordArg, artifacts, nodeA, nodeB] = process.argv.slice(2);
 const password = passwordArg === "-" ? process.env.DASHBOARD_PASSWORD : passwordArg;
@@ -23,40 +20,11 @@ if (!url || !operator || !password || !artifacts || !nodeA || !nodeB) {
   console.error("usage: node live.mjs URL OPERATOR PASSWORD|- ARTIFACT_DIR NODE_A NODE_B");
   process.exit(2);
 }
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function step(name, data) {
-  console.log(JSON.stringify({ step: name, ...data }));
-  const next = await lines.next();
-  if (next.done) throw new Error(`stdin closed after step ${name}`);
-}
-
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const profile = mkdtempSync(join(tmpdir(), "mykey-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-  ],
-  viewport: { width: 1280, height: 900 },
-  locale: "ja-JP",
-  timezoneId: "Asia/Tokyo",
-});
+const { context, close } = await launch();
 let failed = null;
 try {
   const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(15000);
-  await page.goto(url);
-  await page.fill("#name", operator);
-  await page.fill("#password", password);
-  await Promise.all([page.waitForURL((u) => u.pathname === "/"), page.click("#login-button")]);
+  await login(page, url, operator, password);
   await page.waitForSelector("#live-status[data-state=live]", { timeout: 10000 });
 
   // The node table against its card, at a laptop's width and a phone's.
@@ -92,14 +60,8 @@ try {
   await step("ready", { wide, narrow });
 
   // The test started node A: its row turns healthy, no reload.
-  const rowHealth = (id, health) =>
-    page.waitForFunction(
-      ([id, health]) => document.querySelector(`#node-table tr[data-node="${id}"]`)?.dataset.health === health,
-      [id, health],
-      { timeout: 10000 },
-    );
   let t0 = Date.now();
-  await rowHealth(nodeA, "healthy");
+  await rowHealth(page, nodeA, "healthy", 10000);
   await step("updated", {
     ms: Date.now() - t0,
     not_reloaded: await page.evaluate(() => window.__notReloaded === true),
@@ -116,7 +78,7 @@ try {
   // The test started node B and mended the network.
   t0 = Date.now();
   await page.waitForSelector("#live-status[data-state=live]", { timeout: 20000 });
-  await rowHealth(nodeB, "healthy");
+  await rowHealth(page, nodeB, "healthy", 10000);
   await step("recovered", {
     ms: Date.now() - t0,
     not_reloaded: await page.evaluate(() => window.__notReloaded === true),
@@ -144,7 +106,6 @@ try {
   failed = String(e && e.stack ? e.stack : e);
   console.log(JSON.stringify({ step: "error", error: failed }));
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(failed ? 1 : 0);

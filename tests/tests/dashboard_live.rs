@@ -5,7 +5,9 @@
 //! cuts every connection the page says it is reconnecting and looks stale;
 //! when the proxy lets connections through again it comes back by itself
 //! with what changed meanwhile. The node table fits its card at 1,280 px and
-//! at 400 px. Separately, the hub answers 503 past `--max-live-streams`.
+//! at 400 px. Separately, the hub answers 503 past `--max-live-streams`,
+//! and a page whose stream is refused, or a browser without `EventSource`,
+//! polls instead (`tests/dashboard/fallback.mjs`) and still shows changes.
 //!
 //! Needs what `tests/tests/dashboard.rs` needs: `/usr/bin/chromium`,
 //! Node.js with `npm ci --prefix tests/dashboard`, and the binaries.
@@ -240,6 +242,23 @@ struct Browser {
 }
 
 impl Browser {
+    /// `node SCRIPT ARGS` in `tests/dashboard`, with the operator's password
+    /// in its environment.
+    fn spawn(js: &Path, script: &str, args: &[String]) -> Browser {
+        let mut child = Command::new("node")
+            .current_dir(js)
+            .arg(script)
+            .args(args)
+            .env("DASHBOARD_PASSWORD", PASSWORD)
+            .env("CHROMIUM", CHROMIUM)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node (Node.js) runs the browser script");
+        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Browser { child, out }
+    }
+
     /// The next step's JSON (the script waits after printing it).
     fn step(&mut self, want: &str) -> Value {
         let mut line = String::new();
@@ -279,20 +298,18 @@ fn the_overview_updates_live_survives_a_cut_and_fits_narrow_screens() {
     let (a, b) = (&s.world.node_ids[0], &s.world.node_ids[1]);
 
     let artifacts = artifacts_dir();
-    let mut child = Command::new("node")
-        .current_dir(&js)
-        .arg("live.mjs")
-        .args([&proxied, OPERATOR, "-"])
-        .arg(&artifacts)
-        .args([a.to_string(), b.to_string()])
-        .env("DASHBOARD_PASSWORD", PASSWORD)
-        .env("CHROMIUM", CHROMIUM)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node (Node.js) runs the browser script");
-    let out = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut browser = Browser { child, out };
+    let mut browser = Browser::spawn(
+        &js,
+        "live.mjs",
+        &[
+            proxied,
+            OPERATOR.into(),
+            "-".into(),
+            artifacts.display().to_string(),
+            a.to_string(),
+            b.to_string(),
+        ],
+    );
 
     let ready = browser.step("ready");
     for (size, m) in [("1280", &ready["wide"]), ("400", &ready["narrow"])] {
@@ -393,9 +410,10 @@ fn open_stream(base: &str, path: &str, token: &str) -> (u16, String, TcpStream) 
 }
 
 #[test]
-fn live_streams_beyond_the_limit_are_refused_with_503() {
+fn live_streams_beyond_the_limit_are_refused_with_503_and_pages_poll() {
+    let js = require_browser();
     let s = setup();
-    let (_hub, _addr, url) = serve(&s.world.hub_dir, &["--max-live-streams", "2"]);
+    let (_hub, hub_addr, url) = serve(&s.world.hub_dir, &["--max-live-streams", "2"]);
     let (c1, h1, s1) = open_stream(&url, "/events", &s.token);
     assert_eq!(c1, 200, "{h1}");
     assert!(h1.contains("content-type: text/event-stream"), "{h1}");
@@ -422,6 +440,34 @@ fn live_streams_beyond_the_limit_are_refused_with_503() {
     // Pages and the API are not counted against the streams.
     let (c4, _, _) = open_stream(&url, "/api/nodes", &s.token);
     assert_eq!(c4, 200);
+
+    // A page whose stream is refused, and one in a browser without
+    // EventSource, poll instead, and still show what changes.
+    let mut browser = Browser::spawn(
+        &js,
+        "fallback.mjs",
+        &[
+            url.clone(),
+            OPERATOR.into(),
+            "-".into(),
+            s.world.node_ids[0].to_string(),
+        ],
+    );
+    let polling = browser.step("polling");
+    assert_eq!(
+        polling["texts"],
+        serde_json::json!(["数秒ごとに更新", "数秒ごとに更新"]),
+        "{polling}"
+    );
+    let _node = start_node("a", &s.world.nodes[0], Some(&hub_addr), &[]);
+    browser.go();
+    let updated = browser.step("updated");
+    assert_eq!(
+        updated["not_reloaded"],
+        serde_json::json!([true, true]),
+        "{updated}"
+    );
+    assert!(browser.child.wait().unwrap().success());
 
     // A closed stream gives its place back (the hub notices at its next
     // write, a keep-alive at the latest).

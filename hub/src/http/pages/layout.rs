@@ -125,31 +125,45 @@ const SCRIPT: &str = r#"
   var src = document.getElementById("live").dataset.stream;
   var stream = null;
   if (!src || !window.EventSource) { show("polling"); startPolling(); return; }
-  var stale = null, backoff = 5000;
+  var stale = null, retry = null, backoff = 5000;
   function connect(){
-    stream = new EventSource(src);
-    stream.onopen = function(){
+    clearTimeout(retry); retry = null;
+    if (stream) stream.close();
+    var es = stream = new EventSource(src);
+    es.onopen = function(){
+      if (es !== stream) return;
       clearTimeout(stale); stale = null; stopPolling(); backoff = 5000;
       show("live");
       // Whatever changed while the stream was being opened.
       refresh();
     };
-    stream.addEventListener("changed", function(){ refresh(); });
-    stream.onerror = function(){
-      if (stream.readyState === 2) {
+    es.addEventListener("changed", function(){ if (es === stream) refresh(); });
+    es.onerror = function(){
+      if (es !== stream) return;
+      if (es.readyState === 2) {
         // Refused (too many live views, logged out, hub unavailable): poll,
         // which also finds the login page, and try the stream again later.
         clearTimeout(stale); stale = null;
         startPolling();
-        setTimeout(connect, backoff);
+        retry = setTimeout(connect, backoff);
         backoff = Math.min(backoff * 2, 60000);
       } else if (!stale) {
         // The browser reopens it by itself; say so if that takes a while.
-        stale = setTimeout(function(){ stale = null; if (stream.readyState !== 1) show("reconnecting"); }, 1500);
+        stale = setTimeout(function(){ stale = null; if (es === stream && es.readyState !== 1) show("reconnecting"); }, 1500);
       }
     };
   }
-  connect();
+  // A hidden tab gives its stream back: a browser opens few connections to
+  // one host over HTTP/1.1, and tabs left open must not take them all.
+  document.addEventListener("visibilitychange", function(){
+    if (document.hidden) {
+      if (stream) stream.close();
+      clearTimeout(stale); stale = null; clearTimeout(retry); retry = null; stopPolling();
+    } else {
+      connect();
+    }
+  });
+  if (!document.hidden) connect();
 })();
 "#;
 
