@@ -94,12 +94,19 @@ try {
   await page.goto(new URL(`/nodes/${nodeA}?lang=ja`, url).href);
   await page.waitForSelector("#live-status[data-state=live]", { timeout: 10000 });
   await page.screenshot({ path: join(artifacts, "live-node.png"), fullPage: true });
+  await page.setViewportSize({ width: 400, height: 860 });
+  const nodeNarrow = await page.evaluate(() => {
+    const table = document.querySelector("#node table");
+    return { table_scroll_width: table.scrollWidth, card_client_width: table.closest("section").clientWidth };
+  });
+  await page.screenshot({ path: join(artifacts, "live-node-400.png"), fullPage: true });
   console.log(
     JSON.stringify({
       step: "node-page",
       help_href: helpHref,
       help_title: helpTitle,
       stream: await page.getAttribute("#live", "data-stream"),
+      narrow: nodeNarrow,
     }),
   );
 } catch (e) {

@@ -379,6 +379,11 @@ fn the_overview_updates_live_survives_a_cut_and_fits_narrow_screens() {
         format!("/events/nodes/{a}").as_str(),
         "{node_page}"
     );
+    let n = &node_page["narrow"];
+    assert!(
+        n["table_scroll_width"].as_u64() <= n["card_client_width"].as_u64(),
+        "at 400 px the node's facts spill out of their card: {n}"
+    );
     let status = browser.child.wait().unwrap();
     assert!(status.success(), "the browser script failed");
 }
