@@ -138,6 +138,10 @@ enum Command {
         /// Alert when a node's clock differs from the hub's by more than this at Hello.
         #[arg(long, value_name = "DURATION", default_value = "2m")]
         max_clock_skew: String,
+        /// Live dashboard views (event streams of open overview and node pages) served at
+        /// once; one more is refused and its page refreshes every few seconds instead.
+        #[arg(long, value_name = "N", default_value_t = mykey_hub::http::AppConfig::default().max_live_streams)]
+        max_live_streams: usize,
         #[command(flatten)]
         doors: Doors,
     },
@@ -860,6 +864,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
             silent_after,
             max_clock_skew,
+            max_live_streams,
             doors,
         } => {
             let mut thresholds = mykey_hub::status::assess::Thresholds::default();
@@ -895,6 +900,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 insecure_http: doors.insecure_http,
                 app: mykey_hub::http::AppConfig {
                     exchange: mykey_hub::economy::exchange::ExchangePolicy { window_ms },
+                    max_live_streams: *max_live_streams,
                     ..Default::default()
                 },
                 ..Default::default()

@@ -196,3 +196,64 @@ fn operators_log_in_with_their_password_and_tokens_resolve() {
         .unwrap();
     assert!(stored.starts_with("$argon2id$") && !stored.contains("long enough"));
 }
+
+/// The serving loop records a closed connection on its storage worker,
+/// where the job can wait behind others while the node reconnects: the
+/// close of the old connection then reaches the store after the new
+/// connection's Hello. It used to end whatever link was open, so a node
+/// that was connected and pushing read "not connected", reachable 0.0%
+/// beside a last contact of seconds ago, and turned silent hours later.
+#[test]
+fn a_late_close_of_the_old_connection_leaves_the_new_link_open() {
+    let mut f = Fixture::new();
+    let day = 24 * 60 * MIN;
+    // Connected a day and a half ago for an hour, then away.
+    let t1 = T0.plus_ms(10 * MIN);
+    f.hub
+        .try_open(&hello(f.library.id, t1, 0, true), t1)
+        .unwrap()
+        .unwrap();
+    let dropped = t1.plus_ms(60 * MIN);
+    f.hub.note_link_closed(&f.library.id, dropped).unwrap();
+    // It comes back after more than a day on connection A; A breaks two
+    // seconds later and the node dials again at once (connection B).
+    let back = dropped.plus_ms(day + 30 * MIN);
+    f.hub
+        .try_open(&hello(f.library.id, back, 0, true), back)
+        .unwrap()
+        .unwrap();
+    let a_closed = back.plus_ms(2_000);
+    let b_hello = a_closed.plus_ms(1_000);
+    // B's Hello is stored first (it ends A's link at A's last sighting),
+    // the close of A after it.
+    f.hub
+        .try_open(&hello(f.library.id, b_hello, 0, true), b_hello)
+        .unwrap()
+        .unwrap();
+    f.hub.note_link_closed(&f.library.id, a_closed).unwrap();
+    // B carries on: the minute's confirmations of live links.
+    let later = b_hello.plus_ms(5 * MIN);
+    f.hub.note_links_alive(&[f.library.id], later).unwrap();
+
+    let now = later.plus_ms(30_000);
+    let fleet = f.hub.fleet(&Thresholds::default(), now).unwrap();
+    let lib = fleet
+        .nodes
+        .iter()
+        .find(|r| r.status.node.id == f.library.id)
+        .unwrap();
+    let a = &lib.assessment;
+    assert!(a.connected, "B is up: {a:?}");
+    assert_eq!(a.last_contact, Some(now));
+    assert!(a.alerts.is_empty(), "{a:?}");
+    // B's five and a half minutes of the last day.
+    assert_eq!(a.reachable_permille, 3, "{a:?}");
+    let d = f
+        .hub
+        .node_detail(&f.library.id, &Thresholds::default(), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.sessions[0].opened_at, b_hello);
+    assert_eq!(d.sessions[0].closed_at, None);
+    assert_eq!(d.sessions[1].closed_at, Some(back));
+}

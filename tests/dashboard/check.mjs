@@ -82,13 +82,9 @@ try {
   );
   await page.screenshot({ path: join(artifacts, "dashboard-ja.png"), fullPage: true });
 
-  // The live part refreshes by itself: wait for a newer data-updated.
-  const before = await page.getAttribute("#live", "data-updated");
-  await page.waitForFunction(
-    (b) => document.getElementById("live")?.dataset.updated !== b,
-    before,
-    { timeout: 20000 },
-  );
+  // The live part follows the hub's event stream (tests/dashboard/live.mjs
+  // watches it change, drop and come back).
+  await page.waitForSelector("#live-status[data-state=live]", { timeout: 20000 });
   out.live_refreshed = true;
 
   // Filter by status: only alerting nodes.

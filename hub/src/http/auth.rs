@@ -352,7 +352,14 @@ pub fn capability_of(method: &Method, path: &str) -> Capability {
         "/api/nodes" | "/api/alerts" | "/api/settlement" | "/api/openapi.json" => {
             Capability::Status
         }
-        p if p.starts_with("/api/nodes/") || p.starts_with("/nodes/") => Capability::Status,
+        // What to do about an alert is for whoever sees the alert.
+        "/help" => Capability::Status,
+        p if p.starts_with("/api/nodes/")
+            || p.starts_with("/nodes/")
+            || p.starts_with("/events/nodes/") =>
+        {
+            Capability::Status
+        }
         _ => Capability::Reports,
     }
 }
@@ -640,6 +647,10 @@ mod tests {
             (Method::GET, "/nodes/ab", Status),
             (Method::GET, "/api/openapi.json", Status),
             (Method::GET, "/", Reports),
+            // A page's live stream needs what the page needs.
+            (Method::GET, "/events", Reports),
+            (Method::GET, "/events/nodes/ab", Status),
+            (Method::GET, "/help", Status),
             (Method::GET, "/api/economy/liabilities", Reports),
             (Method::GET, "/api/escrow", Reports),
             (Method::POST, "/api/economy/settle", Act),

@@ -5,7 +5,9 @@
 //!   database), login sessions (cookie) and API tokens (bearer); every route
 //!   but the login page needs one of them.
 //! - [`pages`]: server-rendered HTML in Japanese (English with `?lang=en`),
-//!   with a small script that refreshes the live parts every few seconds.
+//!   with a small script that refreshes the live parts when the page's
+//!   server-sent event stream ([`pages::live`]) says they changed (every few
+//!   seconds without it), and `/help`, what to do about each alert.
 //! - [`api`]: the JSON API under `/api/` and its OpenAPI document (the
 //!   quarantine's routes live beside it, [`crate::quarantine::http`]).
 //! - [`metrics`]: Prometheus text format at `/metrics`.

@@ -37,6 +37,17 @@ pub struct AppConfig {
     /// computation at a time however many clients poll; a write through
     /// this state clears them. Zero: computed for every request.
     pub dashboard_cache: Duration,
+    /// Live views (server-sent event streams of the overview and node
+    /// pages) open at once; one more is answered 503 and its page falls
+    /// back to refreshing every few seconds.
+    pub max_live_streams: usize,
+    /// How often a live view looks for a change (through the dashboard
+    /// cache, so however many views are open the hub reads once).
+    pub live_check: Duration,
+    /// A live view's stream ends after this and the browser opens a new
+    /// one, so the login is checked again (a revoked operator stops
+    /// receiving within this).
+    pub live_stream_max_age: Duration,
 }
 
 impl Default for AppConfig {
@@ -50,6 +61,9 @@ impl Default for AppConfig {
             exchange_burst: 40,
             body_timeout: HttpLimits::default().body_timeout,
             dashboard_cache: Duration::from_secs(1),
+            max_live_streams: 32,
+            live_check: Duration::from_secs(2),
+            live_stream_max_age: Duration::from_secs(600),
         }
     }
 }
@@ -76,6 +90,8 @@ struct Inner {
     writes: AtomicU64,
     fleet: ReadCache<Fleet>,
     board: ReadCache<(Vec<Liability>, Vec<SettlementLine>)>,
+    /// One permit per open live view ([`AppConfig::max_live_streams`]).
+    live_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// One dashboard read kept in memory ([`AppConfig::dashboard_cache`]). The
@@ -134,6 +150,7 @@ impl AppState {
                 password_checks: tokio::sync::Semaphore::new(config.password_checks.max(1)),
                 checks_waiting: std::sync::atomic::AtomicUsize::new(0),
                 exchange_rate: RateLimiter::new(config.exchange_per_second, config.exchange_burst),
+                live_streams: Arc::new(tokio::sync::Semaphore::new(config.max_live_streams)),
                 config,
                 writes: AtomicU64::new(0),
                 fleet: ReadCache::default(),
@@ -281,6 +298,12 @@ impl AppState {
                 Ok(panic) => std::panic::resume_unwind(panic),
                 Err(_) => HubAccessError::Cancelled,
             })
+    }
+
+    /// A live view's place, held while its stream is open; `None` when
+    /// [`AppConfig::max_live_streams`] are open already.
+    pub(crate) fn live_stream_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.live_streams.clone().try_acquire_owned().ok()
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {

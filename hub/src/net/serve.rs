@@ -341,8 +341,11 @@ impl Server {
                     self.waiting.remove((peer_id, p.conn));
                     info!(node = %p.node.short(), cause = ?cause, "node disconnected");
                     let node = p.node;
+                    // The close happened now; the chore may run after the
+                    // node's next Hello, whose link it must not end.
+                    let at = unix_now();
                     self.chore(move |hub| {
-                        if let Err(e) = hub.note_link_closed(&node, unix_now()) {
+                        if let Err(e) = hub.note_link_closed(&node, at) {
                             warn!(node = %node.short(), "cannot record the link's end: {e}");
                         }
                     });

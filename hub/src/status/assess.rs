@@ -336,6 +336,10 @@ pub fn assess(f: &NodeFacts<'_>, th: &Thresholds, now: UnixMillis) -> Assessment
 /// Share of `[from, now]` covered by the links, in permille. A closed link
 /// covers `[opened, closed]`; an open one up to `now` while it is confirmed
 /// within `alive_ms`, else up to its last confirmation.
+///
+/// A node heard from in the window reads at least 1 ‰ (0.1 %), however
+/// short its sessions: a probe of a second in a day is 0.001 %, and
+/// "0.0 %" beside "last contact 0 s ago" would say it was never there.
 pub fn reachable_permille(
     links: &[LinkSpan],
     from: UnixMillis,
@@ -348,16 +352,20 @@ pub fn reachable_permille(
     }
     let mut spans: Vec<(u64, u64)> = links
         .iter()
-        .map(|l| {
+        .filter_map(|l| {
             let end = match l.closed_at {
                 Some(c) => c.0,
                 None if now.0.saturating_sub(l.seen_at.0) <= alive_ms => now.0,
                 None => l.seen_at.0,
             };
-            (l.opened_at.0.max(from.0), end.min(now.0))
+            // A link opened after the read's instant (a Hello committed
+            // while the snapshot was being taken) is there at `now`.
+            let a = l.opened_at.0.clamp(from.0, now.0);
+            let b = end.min(now.0);
+            (end >= from.0 && b >= a).then_some((a, b))
         })
-        .filter(|(a, b)| b > a)
         .collect();
+    let heard = !spans.is_empty();
     spans.sort_unstable();
     let mut covered = 0u64;
     let mut cur: Option<(u64, u64)> = None;
@@ -374,7 +382,8 @@ pub fn reachable_permille(
     if let Some((a, b)) = cur {
         covered += b - a;
     }
-    ((u128::from(covered) * 1000 / u128::from(window)) as u32).min(1000)
+    let permille = ((u128::from(covered) * 1000 / u128::from(window)) as u32).min(1000);
+    if heard { permille.max(1) } else { permille }
 }
 
 #[cfg(test)]
@@ -621,6 +630,101 @@ mod tests {
         assert_eq!(a.health, Health::Healthy);
         assert_eq!(a.reachable_permille, 1000);
         assert_eq!(a.sessions_in_window, 0);
+    }
+
+    /// "Last contact 0 s ago" beside "reachable (24 h) 0.0%": a node back
+    /// after a day away whose session is seconds long (or whose link the
+    /// serving loop's late close bookkeeping ended at once, see
+    /// `StatusTx::close_link`) covered too little of the day to show, and
+    /// the permille rounded it to nothing. Whatever the records, the three
+    /// figures must agree: heard from in the window means reachable > 0;
+    /// connected means never silent; silent means not heard from lately.
+    #[test]
+    fn last_contact_reachability_and_alerts_agree() {
+        let th = Thresholds::default();
+        let s_ago = 1000;
+        // (what, contact ago, links)
+        let cases: Vec<(&str, Option<u64>, Vec<LinkSpan>)> = vec![
+            (
+                "a two-second session just now after a day away",
+                Some(3 * s_ago),
+                vec![link(3 * s_ago, s_ago, Some(s_ago))],
+            ),
+            (
+                "a Hello whose link was closed as it opened",
+                Some(0),
+                vec![link(0, 0, Some(0))],
+            ),
+            (
+                "a Hello committed after the read's instant",
+                Some(0),
+                vec![LinkSpan {
+                    node: node_id(),
+                    opened_at: UnixMillis(NOW.0 + 5),
+                    seen_at: UnixMillis(NOW.0 + 5),
+                    closed_at: None,
+                }],
+            ),
+            (
+                "connected for ten seconds",
+                Some(10 * s_ago),
+                vec![link(10 * s_ago, 10 * s_ago, None)],
+            ),
+            (
+                "connected all day",
+                Some(30 * HOUR_MS),
+                vec![link(30 * HOUR_MS, 20 * s_ago, None)],
+            ),
+            ("silent for two days", Some(48 * HOUR_MS), vec![]),
+            (
+                "a short session seven hours ago",
+                Some(7 * HOUR_MS),
+                vec![link(
+                    7 * HOUR_MS,
+                    7 * HOUR_MS - 2000,
+                    Some(7 * HOUR_MS - 2000),
+                )],
+            ),
+        ];
+        for (what, ago, links) in cases {
+            let s = status(ago, 0);
+            let f = NodeFacts {
+                status: &s,
+                kind: Some(FacilityKind::Library),
+                links: &links,
+                refusals_in_window: 0,
+                oldest_missing_fact: None,
+                shard_epochs: &[],
+                quarantine_held: Sum::default(),
+            };
+            let a = assess(&f, &th, NOW);
+            let heard_in_window = a
+                .last_contact
+                .is_some_and(|t| NOW.0.saturating_sub(t.0) < WINDOW_MS);
+            let silent = a.alerts.iter().any(|x| matches!(x, Alert::Silent { .. }));
+            assert_eq!(
+                heard_in_window,
+                a.reachable_permille > 0,
+                "{what}: last contact {:?}, reachable {} ‰",
+                a.last_contact,
+                a.reachable_permille
+            );
+            if a.connected {
+                assert!(a.reachable_permille > 0 && !silent, "{what}: {a:?}");
+                assert_eq!(
+                    a.last_contact,
+                    Some(NOW.max(a.last_contact.unwrap())),
+                    "{what}"
+                );
+            }
+            if silent {
+                let since = NOW.0 - a.last_contact.map_or(0, |t| t.0);
+                assert!(
+                    !a.connected && since > th.silent_after(FacilityKind::Library),
+                    "{what}: {a:?}"
+                );
+            }
+        }
     }
 
     #[test]

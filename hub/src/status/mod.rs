@@ -393,10 +393,12 @@ impl Hub {
         self.store.begin_read()?.rejections(node, limit)
     }
 
-    /// The serving loop saw the node's connection close.
-    pub fn note_link_closed(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+    /// The serving loop saw the node's connection close at `at` (the time
+    /// it saw it, not the time this runs: the job may wait behind others
+    /// while the node reconnects, and its new link must stay open).
+    pub fn note_link_closed(&mut self, node: &NodeId, at: UnixMillis) -> Result<(), StoreError> {
         let mut st = self.store.begin()?;
-        st.close_link(node, now)?;
+        st.close_link(node, at)?;
         st.commit()
     }
 

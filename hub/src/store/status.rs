@@ -64,8 +64,11 @@ pub trait StatusTx {
     fn open_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
     /// The node's open link is alive at `now`.
     fn link_seen(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
-    /// The node's link closed at `now`.
-    fn close_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
+    /// The node's connection closed at `at`: ends its open link if that
+    /// link was opened (by a Hello) at or before `at`. A link opened later
+    /// belongs to a newer connection (the bookkeeping of a close can reach
+    /// the store after the next connection's Hello) and stays open.
+    fn close_link(&mut self, node: &NodeId, at: UnixMillis) -> Result<(), StoreError>;
     /// Closes every link still open at its last sighting (a serving process
     /// starts: links of a previous one are gone). Returns how many.
     fn close_stale_links(&mut self) -> Result<u64, StoreError>;

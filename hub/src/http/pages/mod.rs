@@ -3,9 +3,11 @@
 //! settlement), a node's detail page, and the quarantined spends.
 //!
 //! Every value is HTML-escaped where it is written. The live part of a page
-//! (`#live`) is refreshed by a small script that fetches the same URL every
-//! few seconds and swaps that element, so filters typed in the form outside
-//! it are kept.
+//! (`#live`) is refreshed by a small script that fetches the same URL and
+//! swaps that element, so filters typed in the form outside it are kept: on
+//! each `changed` event of the page's server-sent event stream ([`live`]),
+//! or every few seconds where the browser has no `EventSource` or the hub
+//! refused the stream. `/help` says what to do about each kind of alert.
 
 use super::i18n::lang_of;
 use super::query::OverviewQuery;
@@ -22,7 +24,9 @@ use mykey_sync_proto::NodeId;
 use serde::Deserialize;
 
 mod format;
+mod help;
 pub(crate) mod layout;
+pub mod live;
 mod node;
 mod overview;
 mod quarantine;
@@ -39,6 +43,29 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview))
         .route("/nodes/{id}", get(node_page))
         .route("/quarantine", get(quarantine_page))
+        .route("/help", get(help_page))
+        .route("/events", get(live::overview_events))
+        .route("/events/nodes/{id}", get(live::node_events))
+}
+
+/// Query of the help page.
+#[derive(Debug, Default, Deserialize)]
+pub struct HelpQuery {
+    /// `ja` or `en`.
+    pub lang: Option<String>,
+}
+
+async fn help_page(
+    Extension(op): Extension<Operator>,
+    headers: HeaderMap,
+    Query(q): Query<HelpQuery>,
+) -> Response {
+    let lang = lang_of(&headers, q.lang.as_deref());
+    with_lang_cookie(
+        lang,
+        q.lang.is_some(),
+        Html(help::render_help(lang, &op.0)).into_response(),
+    )
 }
 
 /// Query of the quarantine page: the API's filters and the language.

@@ -2,6 +2,7 @@
 //! sessions, rejections and incidents.
 
 use super::format::{alert_text, facility_label, fmt_ago, fmt_time, held_text};
+use super::help::alert_help_href;
 use super::layout::{esc, page};
 use crate::http::i18n::Lang;
 use crate::observed::counters::reason_label;
@@ -18,8 +19,9 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
     let _ = write!(b, r#"<p><a href="/">← {}</a></p>"#, esc(l.back));
     let _ = write!(
         b,
-        r#"<div id="live" data-updated="{}"><section id="node" data-node="{}" data-health="{}"><h2>{} <span class="badge b-{}">{}</span></h2><table>"#,
+        r#"<div id="live" data-updated="{}" data-stream="/events/nodes/{}"><section id="node" data-node="{}" data-health="{}"><h2>{} <span class="badge b-{}">{}</span></h2><table>"#,
         now.0,
+        s.node.id,
         s.node.id,
         a.health.name(),
         facility_label(lang, r),
@@ -129,9 +131,11 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
         for al in &a.alerts {
             let _ = write!(
                 b,
-                r#"<li data-alert="{}"><b>{}</b></li>"#,
+                r#"<li data-alert="{}"><b>{}</b> <a class="help" href="{}">{}</a></li>"#,
                 al.name(),
-                esc(&alert_text(lang, al, now))
+                esc(&alert_text(lang, al, now)),
+                alert_help_href(al.name()),
+                esc(l.what_to_do)
             );
         }
         b.push_str("</ul>");

@@ -5,6 +5,7 @@ use super::format::{
     alert_text, facility_label, fmt_ago, fmt_date, fmt_duration, fmt_time, grouped, held_text,
     url_encode,
 };
+use super::help::alert_help_href;
 use super::layout::{esc, page};
 use crate::http::i18n::Lang;
 use crate::http::query::{OverviewQuery, select, version};
@@ -87,7 +88,11 @@ pub(super) fn render_overview(
         live = esc(l.live_note),
     );
 
-    let _ = write!(b, r#"<div id="live" data-updated="{}">"#, now.0);
+    let _ = write!(
+        b,
+        r#"<div id="live" data-updated="{}" data-stream="/events">"#,
+        now.0
+    );
     // Summary.
     let _ = write!(
         b,
@@ -141,8 +146,10 @@ pub(super) fn render_overview(
                 };
                 let _ = write!(
                     b,
-                    r#"<li data-alert="{kind}" data-node="{id}"><b>{text}</b>{why} — <a href="/nodes/{id}">{fac}</a> <span class="muted">{muni} · {short}</span></li>"#,
+                    r#"<li data-alert="{kind}" data-node="{id}"><b>{text}</b>{why} — <a href="/nodes/{id}">{fac}</a> <span class="muted">{muni} · {short}</span> <a class="help" href="{help}">{todo}</a></li>"#,
                     kind = a.name(),
+                    help = alert_help_href(a.name()),
+                    todo = esc(l.what_to_do),
                     id = r.status.node.id,
                     text = esc(&alert_text(lang, a, now)),
                     fac = r
@@ -171,23 +178,30 @@ pub(super) fn render_overview(
         rows.len(),
         fleet.nodes.len()
     );
-    let cols: [(&str, &str, bool); 13] = [
-        ("status", l.status, false),
-        ("facility", l.facility, false),
-        ("municipality", l.municipality, false),
-        ("", l.node, false),
-        ("last_contact", l.last_contact, false),
-        ("reachable", l.reachable_24h, true),
-        ("sessions", l.sessions_24h, true),
-        ("unconfirmed", l.unconfirmed, true),
-        ("oldest", l.oldest_unconfirmed, true),
-        ("rejected", l.rejected, true),
-        ("quarantine", l.quarantine_col, true),
-        ("skew", l.clock_skew, true),
-        ("version", l.version, false),
+    // Priority 1 columns always show; p2 and p3 are hidden on narrower
+    // screens (the node's page has them all), and below a tablet's width
+    // each row becomes a stack of labelled lines (layout.rs's style).
+    let cols: [(&str, &str, bool, &str); 13] = [
+        ("status", l.status, false, "p1"),
+        ("facility", l.facility, false, "p1"),
+        ("municipality", l.municipality, false, "p2"),
+        ("", l.node, false, "p1"),
+        ("last_contact", l.last_contact, false, "p1"),
+        ("reachable", l.reachable_24h, true, "p1"),
+        ("sessions", l.sessions_24h, true, "p3"),
+        ("unconfirmed", l.unconfirmed, true, "p1"),
+        ("oldest", l.oldest_unconfirmed, true, "p2"),
+        ("rejected", l.rejected, true, "p2"),
+        ("quarantine", l.quarantine_col, true, "p2"),
+        ("skew", l.clock_skew, true, "p3"),
+        ("version", l.version, false, "p3"),
     ];
-    for (key, label, num) in cols {
-        let class = if num { r#" class="num""# } else { "" };
+    for (key, label, num, prio) in cols {
+        let class = if num {
+            format!(r#" class="num {prio}""#)
+        } else {
+            format!(r#" class="{prio}""#)
+        };
         if key.is_empty() {
             let _ = write!(b, "<th{class}>{}</th>", esc(label));
             continue;
@@ -238,10 +252,24 @@ pub(super) fn render_overview(
         let _ = write!(
             b,
             r#"<tr data-node="{id}" data-health="{h}" data-alerts="{al}" data-municipality="{mc}" data-quarantine-items="{qi}" data-quarantine-points="{qp}">
-<td><span class="badge b-{h}">{hl}</span></td><td class="facility">{fac}</td><td>{muni}</td>
-<td><a href="/nodes/{id}">{short}</a></td><td class="last-contact">{contact}</td>
-<td class="num">{reach:.1}% </td><td class="num">{sessions}</td><td class="num unconfirmed">{unconf}</td>
-<td class="num">{oldest}</td><td class="num rejected">{rej24} / {rej}</td><td class="num quarantine">{quarantine}</td><td class="num">{skew}</td><td>{ver}</td></tr>"#,
+<td class="p1" data-label="{l_status}"><span class="badge b-{h}">{hl}</span></td><td class="facility p1" data-label="{l_fac}">{fac}</td><td class="muni p2" data-label="{l_muni}">{muni}</td>
+<td class="p1" data-label="{l_node}"><a href="/nodes/{id}">{short}</a></td><td class="last-contact p1" data-label="{l_contact}">{contact}</td>
+<td class="num reachable p1" data-label="{l_reach}" data-permille="{reach_pm}">{reach:.1}%</td><td class="num p3" data-label="{l_sessions}">{sessions}</td><td class="num unconfirmed p1" data-label="{l_unconf}">{unconf}</td>
+<td class="num p2" data-label="{l_oldest}">{oldest}</td><td class="num rejected p2" data-label="{l_rej}">{rej24} / {rej}</td><td class="num quarantine p2" data-label="{l_quar}">{quarantine}</td><td class="num p3" data-label="{l_skew}">{skew}</td><td class="p3" data-label="{l_ver}">{ver}</td></tr>"#,
+            l_status = esc(l.status),
+            l_fac = esc(l.facility),
+            l_muni = esc(l.municipality),
+            l_node = esc(l.node),
+            l_contact = esc(l.last_contact),
+            l_reach = esc(l.reachable_24h),
+            l_sessions = esc(l.sessions_24h),
+            l_unconf = esc(l.unconfirmed),
+            l_oldest = esc(l.oldest_unconfirmed),
+            l_rej = esc(l.rejected),
+            l_quar = esc(l.quarantine_col),
+            l_skew = esc(l.clock_skew),
+            l_ver = esc(l.version),
+            reach_pm = a.reachable_permille,
             qi = held.items,
             qp = held.points,
             id = s.node.id,

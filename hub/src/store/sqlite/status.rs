@@ -76,13 +76,13 @@ impl StatusTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn close_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+    fn close_link(&mut self, node: &NodeId, at: UnixMillis) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "UPDATE node_links SET seen_at = MAX(seen_at, ?2), closed_at = MAX(seen_at, ?2)
-                 WHERE node = ?1 AND closed_at IS NULL",
+                 WHERE node = ?1 AND closed_at IS NULL AND opened_at <= ?2",
             )?
-            .execute(params![&node.as_bytes()[..], i64_of(now.0)])?;
+            .execute(params![&node.as_bytes()[..], i64_of(at.0)])?;
         Ok(())
     }
 
