@@ -1,5 +1,6 @@
 //! The hub's timed jobs: once a minute the live links are confirmed to the
-//! status model and shards that outgrew their target get a new epoch; the
+//! status model, the status history samples a slot that ended (every five
+//! minutes, `status::history`), and shards that outgrew their target get a new epoch; the
 //! economy's step (held exchanges released, expired lots moved to expiry
 //! income, expiry notices) runs each minute and again a second later while
 //! it has more due, in small batches so the writer is never held long.
@@ -103,6 +104,10 @@ impl Hub {
         if due.minute {
             if let Err(e) = self.note_links_alive(live, now) {
                 failed("cannot record live links", &e);
+            }
+            // The status history's slot that just ended (once per slot).
+            if let Err(e) = self.sample_history(now) {
+                failed("cannot record the status history", &e);
             }
             // A shard that outgrew its target gets a new epoch before a
             // node's catch-up of it passes the wire bound (logged inside).

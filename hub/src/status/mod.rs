@@ -3,6 +3,8 @@
 //!
 //! - [`assess`]: the deciding part (pure, takes `now`): health, alerts, link
 //!   quality from what was recorded.
+//! - [`history`]: the status history in the store (a sample per node every
+//!   five minutes, kept a week) and the charts' series.
 //! - here: [`Hub`] methods that read one consistent snapshot from the store
 //!   ([`Hub::fleet`], [`Hub::node_detail`], [`Hub::liabilities`]) and the
 //!   link bookkeeping the serving loop calls ([`Hub::note_link_closed`],
@@ -13,6 +15,7 @@
 //! pulls, shard epochs) and the ingest counters live in [`crate::observed`].
 
 pub mod assess;
+pub mod history;
 
 use crate::hub::{Hub, scopes_of};
 use crate::model::{Facility, Incident, IncidentKind, Municipality, NodeStatus};

@@ -17,6 +17,7 @@
 
 pub mod bounds;
 pub mod economy;
+pub mod history;
 pub mod sqlite;
 pub mod status;
 
@@ -193,6 +194,7 @@ pub trait StoreTx:
     + status::StatusTx
     + economy::EconomyTx
     + bounds::BoundsTx
+    + history::HistoryTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

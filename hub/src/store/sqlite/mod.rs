@@ -22,6 +22,7 @@ mod bounds;
 mod economy;
 mod escrow;
 mod facts;
+mod history;
 mod ingest;
 mod ledger;
 mod migrations;
