@@ -246,6 +246,8 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
     // Releasing a held spend pays shop-1 in the open period: the settle
     // call below needs every payee.
     register_payees(&mut f.hub);
+    // A status history sample of every node near the served route's clock.
+    assert!(f.hub.sample_history(mykey_net::unix_now()).unwrap() > 0);
     let addr = serve(&f);
 
     // One call per documented route: a new route needs its line here.
@@ -255,6 +257,12 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             "get",
             "/api/nodes/{id}".into(),
             format!("/api/nodes/{shop}"),
+            "",
+        ),
+        (
+            "get",
+            "/api/nodes/{id}/history".into(),
+            format!("/api/nodes/{shop}/history?window=7d"),
             "",
         ),
         ("get", "/api/alerts".into(), "/api/alerts".into(), ""),
@@ -378,6 +386,13 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
         problems.is_empty(),
         "answers stray from the OpenAPI document:\n{}",
         problems.join("\n")
+    );
+
+    // The history's samples were there to check against the schema.
+    let history = &answers["/api/nodes/{id}/history"];
+    assert!(
+        !history["samples"].as_array().unwrap().is_empty(),
+        "{history}"
     );
 
     // The liability report's base-date figures are documented field by field.

@@ -11,6 +11,7 @@ use super::state::{AppState, HubAccessError, now};
 use crate::access::Access;
 use crate::observed::counters::reason_label;
 use crate::status::assess::Alert;
+use crate::status::history::Window;
 use crate::status::{Liability, NodeDetail, NodeRow};
 use axum::Json;
 use axum::Router;
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{id}", get(node))
+        .route("/api/nodes/{id}/history", get(node_history))
         .route("/api/alerts", get(alerts))
         .route("/api/liabilities", get(liabilities))
         .route("/api/settlement", get(settlement))
@@ -362,6 +364,100 @@ async fn node(
     }
 }
 
+/// `?window=24h|7d` of `/api/nodes/{id}/history`.
+#[derive(Debug, serde::Deserialize)]
+pub struct HistoryQuery {
+    /// `24h` (default) or `7d`.
+    pub window: Option<String>,
+}
+
+/// One node's status history over a window.
+#[derive(Debug, Serialize)]
+pub struct HistoryJson {
+    /// The node (hex).
+    pub node: String,
+    /// `24h` or `7d`.
+    pub window: &'static str,
+    /// The window's first instant.
+    pub from_ms: u64,
+    /// Its end (exclusive).
+    pub to_ms: u64,
+    /// The samples, oldest first; a slot without one had no hub running.
+    pub samples: Vec<HistorySampleJson>,
+}
+
+/// What the hub knew of the node over one slot.
+#[derive(Debug, Serialize)]
+pub struct HistorySampleJson {
+    /// The slot's first instant.
+    pub at_ms: u64,
+    /// The slot's length.
+    pub span_ms: u32,
+    /// Share of the slot its link was up, permille.
+    pub up_permille: u16,
+    /// Transactions signed that the hub had not processed (as last reported).
+    pub unconfirmed: u64,
+    /// How long the oldest of them had waited.
+    pub oldest_unconfirmed_ms: Option<u64>,
+    /// Refusals of its transactions since the previous sample.
+    pub refusals: u64,
+    /// Node clock minus hub clock at its last Hello.
+    pub clock_skew_ms: Option<i64>,
+}
+
+async fn node_history(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
+    let Ok(node) = NodeId::parse(&id) else {
+        return bad("a node id is 64 hex digits".into());
+    };
+    let window = match q.window.as_deref().map_or(Ok(Window::Day), Window::parse) {
+        Ok(w) => w,
+        Err(e) => return bad(e),
+    };
+    let (from, to) = window.range(now());
+    match state
+        .with_hub(move |hub| {
+            let Some(record) = hub.node(&node)? else {
+                return Ok(None);
+            };
+            let samples = hub.status_history(Some(&node), from, to)?;
+            Ok(Some((record, samples)))
+        })
+        .await
+    {
+        Ok(Some((record, samples))) if access.sees(record.municipality) => Json(HistoryJson {
+            node: node.to_string(),
+            window: window.name(),
+            from_ms: from.0,
+            to_ms: to.0,
+            samples: samples
+                .into_iter()
+                .map(|s| HistorySampleJson {
+                    at_ms: s.slot.0,
+                    span_ms: s.span_ms,
+                    up_permille: s.up_permille,
+                    unconfirmed: s.unconfirmed,
+                    oldest_unconfirmed_ms: s.oldest_unconfirmed_ms,
+                    refusals: s.refusals,
+                    clock_skew_ms: s.clock_skew_ms,
+                })
+                .collect(),
+        })
+        .into_response(),
+        Ok(_) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such node is enrolled"})),
+        )
+            .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
 async fn alerts(State(state): State<AppState>, Extension(access): Extension<Access>) -> Response {
     match state.fleet(now()).await {
         Ok(mut fleet) => {
@@ -609,6 +705,15 @@ pub fn openapi(ok: impl Fn(&str, Value) -> Value) -> (Value, Value) {
         "/api/nodes/{id}": {"get": {"summary": "One node: status, recent sessions, rejections, incidents",
             "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
             "responses": ok("the node", r("NodeDetail"))}},
+        "/api/nodes/{id}/history": {"get": {"summary": "One node's status history: a sample per five-minute slot (kept a week), as the dashboard's charts show it",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                {"name": "window", "in": "query", "schema": {"enum": ["24h", "7d"]}, "description": "the last 24 hours (default) or 7 days"}],
+            "responses": {
+                "200": {"description": "the history", "content": {"application/json": {"schema": r("NodeHistory")}}},
+                "400": {"description": "not a node id, or a window other than 24h or 7d"},
+                "401": {"description": "not logged in: send the session cookie or Authorization: Bearer <token>"},
+                "404": {"description": "no such node is enrolled (or it is another municipality's)"},
+                "503": {"description": "the hub's database is unavailable"}}}},
         "/api/alerts": {"get": {"summary": "Alerts that hold now",
             "responses": ok("alerts", json!({"type": "object", "properties": {"at_ms": {"type": "integer"}, "alerts": {"type": "array", "items": r("Alert")}}}))}},
         "/api/liabilities": {"get": {"summary": "Points outstanding per municipality",
@@ -644,6 +749,17 @@ pub fn openapi(ok: impl Fn(&str, Value) -> Value) -> (Value, Value) {
             "incidents": {"type": "array", "items": {"type": "object", "properties": {
                 "kind": {"type": "string"}, "seq": {"type": ["integer", "null"]},
                 "detail": {"type": "string"}, "at_ms": {"type": "integer"}}}}}},
+        "NodeHistory": {"type": "object", "properties": {
+            "node": {"type": "string"}, "window": {"enum": ["24h", "7d"]},
+            "from_ms": {"type": "integer"}, "to_ms": {"type": "integer", "description": "exclusive"},
+            "samples": {"type": "array", "description": "oldest first; a slot without a sample had no hub running", "items": {"type": "object", "properties": {
+                "at_ms": {"type": "integer", "description": "the slot's first instant"},
+                "span_ms": {"type": "integer", "description": "the slot's length"},
+                "up_permille": {"type": "integer", "description": "share of the slot the node's link was up (0: down)"},
+                "unconfirmed": {"type": "integer", "description": "transactions signed that the hub had not processed, as last reported"},
+                "oldest_unconfirmed_ms": {"type": ["integer", "null"], "description": "how long the oldest of them had waited"},
+                "refusals": {"type": "integer", "description": "refusals of its transactions since the previous sample"},
+                "clock_skew_ms": {"type": ["integer", "null"], "description": "node clock minus hub clock at its last Hello"}}}}}},
         "Liability": {"type": "object", "properties": {
             "municipality": {"type": "string"}, "name": {"type": "string"}, "wallets": {"type": "integer"},
             "debts": {"type": "integer"}, "budgets": {"type": "integer"},

@@ -140,11 +140,10 @@ impl Metric {
     /// Several values into one: nodes in one slot, or slots in one bucket.
     fn combine(self, values: &[f64], across_nodes: bool) -> f64 {
         let sum: f64 = values.iter().sum();
-        let max_abs =
-            values
-                .iter()
-                .copied()
-                .fold(0.0, |m: f64, v| if v.abs() > m.abs() { v } else { m });
+        let max_abs = values
+            .iter()
+            .copied()
+            .fold(0.0, |m: f64, v| if v.abs() > m.abs() { v } else { m });
         match self {
             // The share of node-time up.
             Metric::Reachable => sum / values.len().max(1) as f64,

@@ -15,6 +15,7 @@ use super::scope::restrict_fleet;
 use super::session::Operator;
 use super::state::{AppState, now};
 use crate::access::Access;
+use crate::status::history::Window;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -23,6 +24,7 @@ use axum::routing::get;
 use mykey_sync_proto::NodeId;
 use serde::Deserialize;
 
+mod charts;
 mod format;
 mod help;
 pub(crate) mod layout;
@@ -31,6 +33,7 @@ mod node;
 mod overview;
 mod quarantine;
 
+use charts::{ChartQuery, Charts};
 pub use format::{fmt_duration, fmt_time, grouped};
 pub use layout::esc;
 use layout::{page, with_lang_cookie};
@@ -150,14 +153,34 @@ async fn quarantine_page(
     with_lang_cookie(lang, q.lang.is_some(), resp)
 }
 
+/// 400 for a chart window that is not `24h` or `7d`, saying so.
+fn bad_window(lang: crate::http::i18n::Lang, op: &Operator, e: &str) -> Response {
+    let l = lang.labels();
+    (
+        StatusCode::BAD_REQUEST,
+        Html(page(
+            lang,
+            &op.0,
+            l.title,
+            &format!("<p class=\"error\">{}</p>", esc(e)),
+        )),
+    )
+        .into_response()
+}
+
 async fn overview(
     State(state): State<AppState>,
     Extension(op): Extension<Operator>,
     Extension(access): Extension<Access>,
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
+    Query(cq): Query<ChartQuery>,
 ) -> Response {
     let lang = lang_of(&headers, q.lang.as_deref());
+    let window = match cq.window() {
+        Ok(w) => w,
+        Err(e) => return bad_window(lang, &op, &e),
+    };
     let data = match state.fleet(now()).await {
         Ok(fleet) => state
             .liabilities_and_settlement()
@@ -165,8 +188,20 @@ async fn overview(
             .map(|(l, s)| (fleet, l, s)),
         Err(e) => Err(e),
     };
+    let data = match data {
+        Ok((fleet, l, s)) => {
+            // The charts' history: the window shown and the sparklines' day.
+            let (from, to) = window.range(fleet.at);
+            let from = from.min(Window::Day.range(fleet.at).0);
+            state
+                .with_hub(move |hub| hub.status_history(None, from, to))
+                .await
+                .map(|h| (fleet, l, s, h))
+        }
+        Err(e) => Err(e),
+    };
     let resp = match data {
-        Ok((mut fleet, mut liabilities, mut settlement)) => {
+        Ok((mut fleet, mut liabilities, mut settlement, history)) => {
             // A municipality's staff see their municipality only.
             restrict_fleet(&mut fleet, &access);
             liabilities.retain(|l| match &l.municipality {
@@ -174,6 +209,19 @@ async fn overview(
                 None => access.municipality().is_none(),
             });
             settlement.retain(|s| access.sees(s.municipality.code));
+            let municipalities: Vec<_> = fleet
+                .municipalities
+                .iter()
+                .map(|m| (m.code, m.name.clone()))
+                .collect();
+            let charts = Charts::overview(
+                lang,
+                &fleet.nodes,
+                &municipalities,
+                &history,
+                window,
+                fleet.at,
+            );
             Html(render_overview(
                 lang,
                 &op.0,
@@ -181,6 +229,7 @@ async fn overview(
                 &liabilities,
                 &settlement,
                 &q,
+                &charts,
             ))
             .into_response()
         }
@@ -203,9 +252,14 @@ async fn node_page(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<OverviewQuery>,
+    Query(cq): Query<ChartQuery>,
 ) -> Response {
     let lang = lang_of(&headers, q.lang.as_deref());
     let l = lang.labels();
+    let window = match cq.window() {
+        Ok(w) => w,
+        Err(e) => return bad_window(lang, &op, &e),
+    };
     let Ok(node) = NodeId::parse(&id) else {
         return (
             StatusCode::NOT_FOUND,
@@ -215,12 +269,18 @@ async fn node_page(
     };
     let th = state.thresholds().clone();
     let now = now();
+    let (from, to) = window.range(now);
     let resp = match state
-        .with_hub(move |hub| hub.node_detail(&node, &th, now))
+        .with_hub(move |hub| {
+            let d = hub.node_detail(&node, &th, now)?;
+            let h = hub.status_history(Some(&node), from, to)?;
+            Ok(d.map(|d| (d, h)))
+        })
         .await
     {
-        Ok(Some(d)) if access.sees(d.row.status.node.municipality) => {
-            Html(render_node(lang, &op.0, &d, now)).into_response()
+        Ok(Some((d, history))) if access.sees(d.row.status.node.municipality) => {
+            let charts = charts::node_section(lang, &node, &history, window, now);
+            Html(render_node(lang, &op.0, &d, now, &charts)).into_response()
         }
         Ok(_) => (
             StatusCode::NOT_FOUND,

@@ -10,7 +10,13 @@ use crate::status::NodeDetail;
 use mykey_sync_proto::UnixMillis;
 use std::fmt::Write;
 
-pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixMillis) -> String {
+pub(super) fn render_node(
+    lang: Lang,
+    operator: &str,
+    d: &NodeDetail,
+    now: UnixMillis,
+    charts: &str,
+) -> String {
     let l = lang.labels();
     let r = &d.row;
     let s = &r.status;
@@ -141,6 +147,7 @@ pub(super) fn render_node(lang: Lang, operator: &str, d: &NodeDetail, now: UnixM
         b.push_str("</ul>");
     }
     b.push_str("</section>");
+    b.push_str(charts);
 
     let _ = write!(
         b,

@@ -1,6 +1,7 @@
 //! The overview page: summary, alerts, the quarantine per facility, the node
 //! table (filters, sorting), liabilities and settlement.
 
+use super::charts::Charts;
 use super::format::{
     alert_text, facility_label, fmt_ago, fmt_date, fmt_duration, fmt_time, grouped, held_text,
     url_encode,
@@ -35,6 +36,7 @@ pub(super) fn render_overview(
     liabilities: &[Liability],
     settlement: &[SettlementLine],
     q: &OverviewQuery,
+    charts: &Charts,
 ) -> String {
     let l = lang.labels();
     let now = fleet.at;
@@ -218,6 +220,7 @@ pub(super) fn render_overview(
             qs = esc(&query_string(q, key, dir)),
         );
     }
+    b.push_str(&charts.spark_header(lang));
     b.push_str("</tr></thead><tbody>");
     for r in rows {
         let a = &r.assessment;
@@ -255,7 +258,8 @@ pub(super) fn render_overview(
 <td class="p1" data-label="{l_status}"><span class="badge b-{h}">{hl}</span></td><td class="facility p1" data-label="{l_fac}">{fac}</td><td class="muni p2" data-label="{l_muni}">{muni}</td>
 <td class="p1" data-label="{l_node}"><a href="/nodes/{id}">{short}</a></td><td class="last-contact p1" data-label="{l_contact}">{contact}</td>
 <td class="num reachable p1" data-label="{l_reach}" data-permille="{reach_pm}">{reach:.1}%</td><td class="num p3" data-label="{l_sessions}">{sessions}</td><td class="num unconfirmed p1" data-label="{l_unconf}">{unconf}</td>
-<td class="num p2" data-label="{l_oldest}">{oldest}</td><td class="num rejected p2" data-label="{l_rej}">{rej24} / {rej}</td><td class="num quarantine p2" data-label="{l_quar}">{quarantine}</td><td class="num p3" data-label="{l_skew}">{skew}</td><td class="p3" data-label="{l_ver}">{ver}</td></tr>"#,
+<td class="num p2" data-label="{l_oldest}">{oldest}</td><td class="num rejected p2" data-label="{l_rej}">{rej24} / {rej}</td><td class="num quarantine p2" data-label="{l_quar}">{quarantine}</td><td class="num p3" data-label="{l_skew}">{skew}</td><td class="p3" data-label="{l_ver}">{ver}</td>{spark}</tr>"#,
+            spark = charts.spark_cell(&s.node.id, lang),
             l_status = esc(l.status),
             l_fac = esc(l.facility),
             l_muni = esc(l.municipality),
@@ -289,6 +293,7 @@ pub(super) fn render_overview(
         );
     }
     b.push_str("</tbody></table></section>");
+    b.push_str(charts.section());
 
     // Liabilities.
     let _ = write!(
