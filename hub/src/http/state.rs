@@ -10,6 +10,7 @@ use crate::Hub;
 use crate::economy::exchange::{ExchangePolicy, OperatorId};
 use crate::status::assess::Thresholds;
 use crate::status::{Fleet, Liability, SettlementLine};
+use crate::store::history::HistorySample;
 use mykey_sync_proto::UnixMillis;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,7 +93,11 @@ struct Inner {
     board: ReadCache<(Vec<Liability>, Vec<SettlementLine>)>,
     /// One permit per open live view ([`AppConfig::max_live_streams`]).
     live_streams: Arc<tokio::sync::Semaphore>,
+    history: ReadCache<HistoryRead>,
 }
+
+/// Every node's status history over `[from, to)` (the overview's charts).
+type HistoryRead = ((UnixMillis, UnixMillis), Arc<Vec<HistorySample>>);
 
 /// One dashboard read kept in memory ([`AppConfig::dashboard_cache`]). The
 /// lock is held while the value is computed, so concurrent pollers wait
@@ -155,6 +160,7 @@ impl AppState {
                 writes: AtomicU64::new(0),
                 fleet: ReadCache::default(),
                 board: ReadCache::default(),
+                history: ReadCache::default(),
             }),
             writer: None,
         }
@@ -202,8 +208,25 @@ impl AppState {
     /// older than [`AppConfig::dashboard_cache`] and no write ago is there.
     pub async fn fleet(&self, now: UnixMillis) -> Result<Fleet, HubAccessError> {
         let th = self.thresholds().clone();
-        self.cached(&self.inner.fleet, move |hub| hub.fleet(&th, now))
+        self.cached(&self.inner.fleet, |_| true, move |hub| hub.fleet(&th, now))
             .await
+    }
+
+    /// Every node's status history over `[from, to)`, cached as
+    /// [`AppState::fleet`] is (for the same range).
+    pub async fn history(
+        &self,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Arc<Vec<HistorySample>>, HubAccessError> {
+        let read = self
+            .cached(
+                &self.inner.history,
+                |(range, _)| *range == (from, to),
+                move |hub| Ok(((from, to), Arc::new(hub.status_history(None, from, to)?))),
+            )
+            .await?;
+        Ok(read.1)
     }
 
     /// The overview's liabilities and settlement status, cached as
@@ -211,15 +234,18 @@ impl AppState {
     pub async fn liabilities_and_settlement(
         &self,
     ) -> Result<(Vec<Liability>, Vec<SettlementLine>), HubAccessError> {
-        self.cached(&self.inner.board, |hub| {
-            Ok((hub.liabilities()?, hub.settlement_status()?))
-        })
+        self.cached(
+            &self.inner.board,
+            |_| true,
+            |hub| Ok((hub.liabilities()?, hub.settlement_status()?)),
+        )
         .await
     }
 
     async fn cached<T: Clone + Send + 'static>(
         &self,
         cache: &ReadCache<T>,
+        fits: impl Fn(&T) -> bool,
         f: impl FnOnce(&mut Hub) -> Result<T, crate::StoreError> + Send + 'static,
     ) -> Result<T, HubAccessError> {
         let max_age = self.inner.config.dashboard_cache;
@@ -228,6 +254,7 @@ impl AppState {
         if let Some(c) = slot.as_ref()
             && c.writes == writes
             && c.at.elapsed() < max_age
+            && fits(&c.value)
         {
             return Ok(c.value.clone());
         }

@@ -33,7 +33,8 @@ pub struct HistorySample {
     /// How long the oldest of them had waited (`None`: none waiting).
     pub oldest_unconfirmed_ms: Option<u64>,
     /// Refusals of its transactions (business and chain level) since the
-    /// previous sample.
+    /// previous sample (each sample is taken within about a minute after
+    /// its slot ended, so a refusal in that minute counts in the slot before).
     pub refusals: u64,
     /// Refusals ever, when the sample was taken (the next sample's base).
     pub refusals_total: u64,

@@ -207,7 +207,7 @@ fn window_links(lang: Lang, current: Window) -> String {
 fn figures(lang: Lang, samples: &[HistorySample], window: Window, now: UnixMillis) -> String {
     let (from, to) = window.range(now);
     let mut out = String::from(
-        r#"<div class="charts" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:6px 14px">"#,
+        r#"<div class="charts" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:6px 14px">"#,
     );
     for m in Metric::ALL {
         let s = series(samples, m, from, to, window.bucket_ms());
@@ -222,9 +222,9 @@ fn figures(lang: Lang, samples: &[HistorySample], window: Window, now: UnixMilli
     out
 }
 
-const W: f64 = 560.0;
-const H: f64 = 130.0;
-const LEFT: f64 = 64.0;
+const W: f64 = 420.0;
+const H: f64 = 120.0;
+const LEFT: f64 = 62.0;
 const RIGHT: f64 = W - 10.0;
 const TOP: f64 = 8.0;
 const BOTTOM: f64 = H - 24.0;
@@ -349,7 +349,7 @@ pub fn chart_svg(lang: Lang, s: &Series, window: Window) -> String {
     for v in [hi, lo] {
         let _ = write!(
             out,
-            r##"<text class="y" x="{:.0}" y="{:.1}" text-anchor="end" font-size="11" fill="#6b7280">{}</text>"##,
+            r##"<text class="y" x="{:.0}" y="{:.1}" text-anchor="end" font-size="10" fill="#6b7280">{}</text>"##,
             LEFT - 4.0,
             y(v) + 4.0,
             esc(&value_text(lang, s.metric, v))
@@ -367,30 +367,40 @@ pub fn chart_svg(lang: Lang, s: &Series, window: Window) -> String {
         let tx = LEFT + (t.0 - s.from.0) as f64 / span.max(1) as f64 * (RIGHT - LEFT);
         let _ = write!(
             out,
-            r##"<path class="tick" d="M{tx:.1} {BOTTOM}v4" stroke="#9ca3af"/><text class="x" x="{tx:.1}" y="{:.0}" text-anchor="middle" font-size="11" fill="#6b7280">{}</text>"##,
+            r##"<path class="tick" d="M{tx:.1} {BOTTOM}v4" stroke="#9ca3af"/><text class="x" x="{tx:.1}" y="{:.0}" text-anchor="middle" font-size="10" fill="#6b7280">{}</text>"##,
             BOTTOM + 16.0,
             esc(&text)
         );
     }
     match s.metric {
         Metric::Reachable | Metric::Refusals => {
-            for (i, v) in s.values.iter().enumerate() {
-                let Some(v) = v.filter(|v| *v > 0.0) else {
+            let fill = if s.metric == Metric::Refusals {
+                "#c62828"
+            } else {
+                BAR
+            };
+            // One bar per stretch of equal values (thin bars side by side
+            // would stripe), saying how many buckets it covers.
+            let mut i = 0;
+            while i < n {
+                let Some(v) = s.values[i].filter(|v| *v > 0.0) else {
+                    i += 1;
                     continue;
                 };
-                let fill = if s.metric == Metric::Refusals {
-                    "#c62828"
-                } else {
-                    BAR
-                };
+                let mut j = i + 1;
+                while j < n && s.values[j] == Some(v) {
+                    j += 1;
+                }
                 let _ = write!(
                     out,
-                    r#"<rect class="bar" x="{:.2}" y="{:.1}" width="{:.2}" height="{:.1}" fill="{fill}"/>"#,
+                    r#"<rect class="bar" data-buckets="{}" x="{:.2}" y="{:.1}" width="{:.2}" height="{:.1}" fill="{fill}"/>"#,
+                    j - i,
                     x(i),
                     y(v),
-                    bw.max(0.5),
+                    ((j - i) as f64 * bw).max(1.0),
                     BOTTOM - y(v)
                 );
+                i = j;
             }
             // The stretches of value, as the line charts count them.
             for (a, b) in &runs {
@@ -575,7 +585,13 @@ mod tests {
         assert!(!svg.contains(r#"class="nodata""#), "{svg}");
         // Reachability has no bar where the node was down.
         let r = day(&s, Metric::Reachable);
-        assert_eq!(r.matches(r#"<rect class="bar""#).count(), 9, "{r}");
+        let bars: usize = r
+            .split(r#"<rect class="bar" data-buckets=""#)
+            .skip(1)
+            .map(|b| b[..b.find('"').unwrap()].parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(bars, 9, "{r}");
+        assert_eq!(r.matches(r#"<rect class="bar""#).count(), 2, "{r}");
         assert_eq!(attr(&r, "data-runs"), "2");
         // A slot nobody recorded is grey, not red.
         let mut partial = s.clone();

@@ -193,10 +193,7 @@ async fn overview(
             // The charts' history: the window shown and the sparklines' day.
             let (from, to) = window.range(fleet.at);
             let from = from.min(Window::Day.range(fleet.at).0);
-            state
-                .with_hub(move |hub| hub.status_history(None, from, to))
-                .await
-                .map(|h| (fleet, l, s, h))
+            state.history(from, to).await.map(|h| (fleet, l, s, h))
         }
         Err(e) => Err(e),
     };
