@@ -459,6 +459,30 @@ mod tests {
     }
 
     #[test]
+    fn the_status_history_migration_starts_empty_beside_existing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            let conn = migrated_to_just_before(&path, "CREATE TABLE status_history");
+            conn.execute_batch(
+                "INSERT INTO municipalities (code, name, created_at) VALUES (131059, 'Bunkyo', 1);",
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(
+            store.begin_read().unwrap().latest_history_slot().unwrap(),
+            None
+        );
+        let kept: i64 = store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM municipalities", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1);
+    }
+
+    #[test]
     fn the_shard_fill_migration_counts_existing_items_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");
