@@ -279,6 +279,9 @@ fn charts_show_the_gap_and_the_drain_and_survive_a_restart_of_the_hub() {
     );
     assert_eq!(code, 400);
     assert!(body.contains("window=24h or window=7d"), "{body}");
+    let (code, body) = get(&url, &format!("/nodes/{node}?window=1y"), &token);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("window=24h or window=7d"), "{body}");
 
     // The browser.
     let artifacts = artifacts_dir();

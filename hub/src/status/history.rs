@@ -173,8 +173,8 @@ pub struct Series {
 
 /// `samples` (of one node, or of every node of a group) as the series of
 /// `metric` over `[from, to)` in buckets of `bucket_ms`.
-pub fn series(
-    samples: &[HistorySample],
+pub fn series<'a>(
+    samples: impl IntoIterator<Item = &'a HistorySample>,
     metric: Metric,
     from: UnixMillis,
     to: UnixMillis,

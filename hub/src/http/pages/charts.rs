@@ -34,6 +34,15 @@ pub struct ChartQuery {
 }
 
 impl ChartQuery {
+    /// The chart query of a page's `uri`, and the whole query as it came
+    /// (for links to the other window).
+    pub fn of(uri: &axum::http::Uri) -> (ChartQuery, &str) {
+        let q = axum::extract::Query::<ChartQuery>::try_from_uri(uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+        (q, uri.query().unwrap_or(""))
+    }
+
     /// The window asked for; an unknown one is an error that says what to write.
     pub fn window(&self) -> Result<Window, String> {
         self.window
@@ -61,10 +70,11 @@ impl Charts {
         samples: &[HistorySample],
         window: Window,
         now: UnixMillis,
+        query: &str,
     ) -> Charts {
-        let mut by_node: HashMap<NodeId, Vec<HistorySample>> = HashMap::new();
+        let mut by_node: HashMap<NodeId, Vec<&HistorySample>> = HashMap::new();
         for s in samples {
-            by_node.entry(s.node).or_default().push(s.clone());
+            by_node.entry(s.node).or_default().push(s);
         }
         let none = vec![];
         let (day_from, day_to) = Window::Day.range(now);
@@ -79,15 +89,15 @@ impl Charts {
             r#"<section id="history" data-window="{}"><h2>{}</h2>{}"#,
             window.name(),
             esc(t.section),
-            window_links(lang, window)
+            window_links(lang, window, query)
         );
         for (code, name) in municipalities {
-            let group: Vec<HistorySample> = nodes
+            let group: Vec<&HistorySample> = nodes
                 .iter()
                 .filter(|r| r.status.node.municipality == *code)
                 .filter_map(|r| by_node.get(&r.status.node.id))
                 .flatten()
-                .cloned()
+                .copied()
                 .collect();
             let _ = write!(
                 section,
@@ -128,13 +138,14 @@ pub fn node_section(
     samples: &[HistorySample],
     window: Window,
     now: UnixMillis,
+    query: &str,
 ) -> String {
     format!(
         r#"<section id="history" data-node="{node}" data-window="{}"><h2>{}</h2>{}{}</section>"#,
         window.name(),
         esc(texts(lang).section),
-        window_links(lang, window),
-        figures(lang, samples, window, now)
+        window_links(lang, window, query),
+        figures(lang, &samples.iter().collect::<Vec<_>>(), window, now)
     )
 }
 
@@ -180,8 +191,14 @@ fn title(lang: Lang, m: Metric) -> &'static str {
     }
 }
 
-fn window_links(lang: Lang, current: Window) -> String {
+/// Links to the other window, keeping the rest of the page's `query`
+/// (filters, sorting) as it came.
+fn window_links(lang: Lang, current: Window, query: &str) -> String {
     let t = texts(lang);
+    let keep: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("window="))
+        .collect();
     let mut out = String::from(r#"<p class="muted history-windows">"#);
     for w in Window::ALL {
         let label = match w {
@@ -191,11 +208,18 @@ fn window_links(lang: Lang, current: Window) -> String {
         if w == current {
             let _ = write!(out, "<b>{}</b> ", esc(label));
         } else {
+            let mut href = keep.join("&");
+            if !href.is_empty() {
+                href.push('&');
+            }
+            href.push_str("window=");
+            href.push_str(w.name());
             let _ = write!(
                 out,
-                r#"<a data-window="{n}" href="?window={n}">{}</a> "#,
+                r#"<a data-window="{}" href="?{}">{}</a> "#,
+                w.name(),
+                esc(&href),
                 esc(label),
-                n = w.name()
             );
         }
     }
@@ -204,13 +228,13 @@ fn window_links(lang: Lang, current: Window) -> String {
 }
 
 /// The five charts of `samples` over `window`.
-fn figures(lang: Lang, samples: &[HistorySample], window: Window, now: UnixMillis) -> String {
+fn figures(lang: Lang, samples: &[&HistorySample], window: Window, now: UnixMillis) -> String {
     let (from, to) = window.range(now);
     let mut out = String::from(
         r#"<div class="charts" style="display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:6px 14px">"#,
     );
     for m in Metric::ALL {
-        let s = series(samples, m, from, to, window.bucket_ms());
+        let s = series(samples.iter().copied(), m, from, to, window.bucket_ms());
         let _ = write!(
             out,
             r#"<figure style="margin:0"><figcaption class="muted">{}</figcaption>{}</figure>"#,
@@ -459,12 +483,18 @@ fn ticks(from: UnixMillis, span: u64, window: Window) -> Vec<(UnixMillis, String
 
 /// A day in a table cell: the backlog as a stepped line over a strip of
 /// the link's state (green up, red down, grey nothing recorded).
-fn sparkline(lang: Lang, samples: &[HistorySample], from: UnixMillis, to: UnixMillis) -> String {
+fn sparkline(lang: Lang, samples: &[&HistorySample], from: UnixMillis, to: UnixMillis) -> String {
     const SW: f64 = 96.0;
     const SH: f64 = 22.0;
     let bucket = Window::Day.bucket_ms();
-    let reach = series(samples, Metric::Reachable, from, to, bucket);
-    let backlog = series(samples, Metric::Unconfirmed, from, to, bucket);
+    let reach = series(samples.iter().copied(), Metric::Reachable, from, to, bucket);
+    let backlog = series(
+        samples.iter().copied(),
+        Metric::Unconfirmed,
+        from,
+        to,
+        bucket,
+    );
     let n = backlog.values.len();
     let bw = SW / n.max(1) as f64;
     let holes: Vec<Option<&str>> = (0..n).map(|i| hole(&backlog, i)).collect();
@@ -648,8 +678,20 @@ mod tests {
         assert_eq!(day[1].1, "00:00");
         let week = ticks(from, 7 * 24 * HOUR_MS, Window::Week);
         assert_eq!(week[0].1, "12/04");
-        let section = node_section(Lang::Ja, &node(), &[], Window::Day, from);
+        let section = node_section(
+            Lang::Ja,
+            &node(),
+            &[],
+            Window::Day,
+            from,
+            "sort=status&window=24h&q=%3Cx%3E\"",
+        );
         assert!(section.contains("同期の履歴"));
+        // The other window's link keeps the rest of the query, escaped.
+        assert!(
+            section.contains(r#"href="?sort=status&amp;q=%3Cx%3E&quot;&amp;window=7d""#),
+            "{section}"
+        );
         let nodes: Vec<NodeRow> = vec![];
         let c = Charts::overview(
             Lang::En,
@@ -661,6 +703,7 @@ mod tests {
             &[],
             Window::Week,
             from,
+            "",
         );
         assert!(
             c.section()
@@ -688,6 +731,7 @@ mod tests {
         let mut s: Vec<HistorySample> = (0..4).map(|k| at(k, true, 2)).collect();
         s.extend((4..7).map(|k| at(k, false, 2)));
         s.extend((7..12).map(|k| at(k, true, 1)));
+        let s: Vec<&HistorySample> = s.iter().collect();
         let svg = sparkline(Lang::Ja, &s, UnixMillis(0), UnixMillis(12 * SLOT_MS));
         assert_eq!(attr(&svg, "data-runs"), "2", "{svg}");
         assert_eq!(svg.matches(r#"<rect class="down""#).count(), 1);

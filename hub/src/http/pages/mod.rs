@@ -18,7 +18,7 @@ use crate::access::Access;
 use crate::status::history::Window;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use mykey_sync_proto::NodeId;
@@ -174,8 +174,9 @@ async fn overview(
     Extension(access): Extension<Access>,
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
-    Query(cq): Query<ChartQuery>,
+    uri: Uri,
 ) -> Response {
+    let (cq, raw) = ChartQuery::of(&uri);
     let lang = lang_of(&headers, q.lang.as_deref());
     let window = match cq.window() {
         Ok(w) => w,
@@ -206,9 +207,12 @@ async fn overview(
                 None => access.municipality().is_none(),
             });
             settlement.retain(|s| access.sees(s.municipality.code));
+            // The municipality filter narrows the charts too.
+            let only = q.municipality.as_deref().filter(|m| !m.is_empty());
             let municipalities: Vec<_> = fleet
                 .municipalities
                 .iter()
+                .filter(|m| only.is_none_or(|c| c == m.code.to_string()))
                 .map(|m| (m.code, m.name.clone()))
                 .collect();
             let charts = Charts::overview(
@@ -218,6 +222,7 @@ async fn overview(
                 &history,
                 window,
                 fleet.at,
+                raw,
             );
             Html(render_overview(
                 lang,
@@ -249,8 +254,9 @@ async fn node_page(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<OverviewQuery>,
-    Query(cq): Query<ChartQuery>,
+    uri: Uri,
 ) -> Response {
+    let (cq, raw) = ChartQuery::of(&uri);
     let lang = lang_of(&headers, q.lang.as_deref());
     let l = lang.labels();
     let window = match cq.window() {
@@ -276,7 +282,7 @@ async fn node_page(
         .await
     {
         Ok(Some((d, history))) if access.sees(d.row.status.node.municipality) => {
-            let charts = charts::node_section(lang, &node, &history, window, now);
+            let charts = charts::node_section(lang, &node, &history, window, now, raw);
             Html(render_node(lang, &op.0, &d, now, &charts)).into_response()
         }
         Ok(_) => (
