@@ -303,16 +303,26 @@ impl Hub {
         Ok(n)
     }
 
-    /// Samples of slots in `[from, to)` (of one node, or all), oldest first.
+    /// Samples of slots in `[from, to)` (of one node, or all), oldest first;
+    /// past [`MAX_SAMPLES`] the oldest are left out (and a warning logged),
+    /// so the charts' recent end is always whole.
     pub fn status_history(
         &mut self,
         node: Option<&NodeId>,
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Vec<HistorySample>, StoreError> {
-        self.store
+        let samples = self
+            .store
             .begin_read()?
-            .history(node, from, to, MAX_SAMPLES)
+            .history(node, from, to, MAX_SAMPLES)?;
+        if samples.len() >= MAX_SAMPLES as usize {
+            tracing::warn!(
+                from = from.0,
+                "status history read cut at {MAX_SAMPLES} samples: the charts start later than asked"
+            );
+        }
+        Ok(samples)
     }
 }
 

@@ -50,7 +50,7 @@ pub trait HistoryTx {
     /// The start of the latest slot sampled, if any.
     fn latest_history_slot(&mut self) -> Result<Option<UnixMillis>, StoreError>;
     /// Samples of slots starting in `[from, to)` (of one node, or all),
-    /// oldest first, at most `limit`.
+    /// oldest first: the newest `limit` of them.
     fn history(
         &mut self,
         node: Option<&NodeId>,

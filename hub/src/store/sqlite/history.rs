@@ -72,7 +72,7 @@ impl HistoryTx for SqliteTx<'_> {
                     refusals, refusals_total, clock_skew_ms
              FROM status_history
              WHERE slot >= ?1 AND slot < ?2 AND (?3 IS NULL OR node = ?3)
-             ORDER BY slot, node LIMIT ?4",
+             ORDER BY slot DESC, node DESC LIMIT ?4",
         )?;
         let mut rows = stmt.query(params![i64_of(from.0), i64_sat(to.0), node, limit])?;
         let mut out = vec![];
@@ -100,6 +100,8 @@ impl HistoryTx for SqliteTx<'_> {
                 clock_skew_ms: r.get(8)?,
             });
         }
+        // Newest first under the limit, so a cut drops the oldest.
+        out.reverse();
         Ok(out)
     }
 
@@ -173,6 +175,11 @@ mod tests {
             .history(Some(&node(2)), sample(2, 3).slot, sample(2, 5).slot, 1000)
             .unwrap();
         assert_eq!(one, [sample(2, 3), sample(2, 4)]);
+        // Past the limit, the oldest are left out.
+        let newest = tx
+            .history(Some(&node(2)), UnixMillis(0), UnixMillis(u64::MAX), 2)
+            .unwrap();
+        assert_eq!(newest, [sample(2, 8), sample(2, 9)]);
         assert_eq!(tx.prune_history(sample(1, 4).slot).unwrap(), 8);
         tx.commit().unwrap();
         let mut tx = store.begin_read().unwrap();
