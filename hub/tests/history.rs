@@ -140,3 +140,41 @@ fn the_history_is_sampled_once_per_slot_survives_a_restart_and_is_pruned_after_a
         "{left:#?}"
     );
 }
+
+#[test]
+fn the_history_api_answers_as_the_node_api_does_to_whom_may_see_it() {
+    use mykey_hub::access::{Role, Scope};
+    let mut f = Fixture::new();
+    let now = mykey_net::unix_now();
+    let lib = f.library.id;
+    f.hub.try_open(&hello(lib, now, 2), now).unwrap().unwrap();
+    assert!(f.hub.sample_history(now).unwrap() > 0);
+    let admin = f.api_token();
+    let bunkyo = f.token_for("staff-bunkyo", Role::Staff(muni()), Scope::Staff);
+    let chiyoda = f.token_for("staff-chiyoda", Role::Staff(other_muni()), Scope::Staff);
+    let addr = serve(&f);
+    let path = format!("/api/nodes/{lib}/history");
+    let (code, body) = request(addr, "GET", &path, &[], b"");
+    assert_eq!(code, 401, "{body}");
+    for token in [&admin, &bunkyo] {
+        let (code, body) = request(addr, "GET", &path, &bearer(token), b"");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["window"], "24h");
+        let samples = v["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 1, "{v}");
+        assert_eq!(samples[0]["unconfirmed"], 2, "{v}");
+    }
+    // Another municipality's staff: as if the node did not exist.
+    let (code, body) = request(addr, "GET", &path, &bearer(&chiyoda), b"");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = request(
+        addr,
+        "GET",
+        &format!("{path}?window=30d"),
+        &bearer(&admin),
+        b"",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("window=24h or window=7d"), "{body}");
+}
