@@ -26,7 +26,7 @@
 //!
 //! Knobs (environment): `BENCH_NODES` (200), `BENCH_BATCH` (transactions
 //! per push, 5), `BENCH_PUSH_MS` (each node's push interval, 5000),
-//! `BENCH_EXCHANGE_RPS` (25), `BENCH_DASHBOARDS` (50), `BENCH_POLL_MS`
+//! `BENCH_EXCHANGE_RPS` (15, below the operator rate limit of 20/s), `BENCH_DASHBOARDS` (50), `BENCH_POLL_MS`
 //! (each dashboard client's poll interval, 1000), `BENCH_LOGINS` (wrong
 //! logins a second, 20), `BENCH_SECS` (per phase, 20), `BENCH_ROUNDS`
 //! (baseline and abuse pairs, 5), `BENCH_WARMUP_SECS` (10), `BENCH_PUSH_BUDGET` (the hub's `push_budget_txs`; default: its
@@ -133,7 +133,7 @@ fn main() {
     let n_nodes = env("BENCH_NODES", 200) as usize;
     let batch = env("BENCH_BATCH", 5) as usize;
     let push_ms = env("BENCH_PUSH_MS", 5000);
-    let exchange_rps = env("BENCH_EXCHANGE_RPS", 25).max(1);
+    let exchange_rps = env("BENCH_EXCHANGE_RPS", 15).max(1);
     let dashboards = env("BENCH_DASHBOARDS", 50) as usize;
     let poll_ms = env("BENCH_POLL_MS", 1000);
     let logins = env("BENCH_LOGINS", 20);
