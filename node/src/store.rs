@@ -224,73 +224,71 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         at INTEGER NOT NULL
      ) WITHOUT ROWID;",
-    // The offline rules' sums of own pending redeems (per card, per wallet,
-    // in all), kept by triggers on the outbox, so a redeem reads three rows
-    // instead of summing every pending redeem: a day offline holds
-    // thousands, and summing them made each redeem slower than the last.
-    // The triggers follow every insert, status change and delete, so the
-    // sums cannot drift from the outbox whatever path changes a row. The
-    // two indexes that served the sums go.
-    "CREATE TABLE pending_by_card (
-        card BLOB PRIMARY KEY,
-        points INTEGER NOT NULL
-     ) WITHOUT ROWID;
-     CREATE TABLE pending_by_wallet (
+    // The offline rules' sums of own pending redeems, kept by triggers on
+    // the outbox, so a redeem reads three rows instead of summing every
+    // pending redeem: a day offline holds thousands, and summing them made
+    // each redeem slower than the last. The triggers follow every insert,
+    // status change and delete, so the sums cannot drift from the outbox
+    // whatever path changes a row. One table holds the three kinds of sum
+    // (in all: card x'' and account 0; per wallet: card x''; per card:
+    // account 0; account ids start at 1), so that while few cards are
+    // pending a redeem's three updates touch one page, not three. The two
+    // indexes that served the sums go.
+    "CREATE TABLE pending_sums (
+        card BLOB NOT NULL,
         account INTEGER NOT NULL,
         municipality INTEGER NOT NULL,
         points INTEGER NOT NULL,
-        PRIMARY KEY (account, municipality)
+        PRIMARY KEY (card, account, municipality)
      ) WITHOUT ROWID;
-     CREATE TABLE pending_total (
-        id INTEGER PRIMARY KEY CHECK (id = 0),
-        points INTEGER NOT NULL
-     );
-     INSERT INTO pending_by_card(card, points)
-        SELECT card, sum(points) FROM outbox
+     INSERT INTO pending_sums(card, account, municipality, points)
+        SELECT x'', 0, 0, sum(points) FROM outbox
+        WHERE status = 'pending' AND kind = 'redeem' HAVING count(*) > 0
+        UNION ALL
+        SELECT x'', account, municipality, sum(points) FROM outbox
+        WHERE status = 'pending' AND kind = 'redeem' GROUP BY account, municipality
+        UNION ALL
+        SELECT card, 0, 0, sum(points) FROM outbox
         WHERE status = 'pending' AND kind = 'redeem' GROUP BY card;
-     INSERT INTO pending_by_wallet(account, municipality, points)
-        SELECT account, municipality, sum(points) FROM outbox
-        WHERE status = 'pending' AND kind = 'redeem' GROUP BY account, municipality;
-     INSERT INTO pending_total(id, points)
-        SELECT 0, coalesce(sum(points), 0) FROM outbox
-        WHERE status = 'pending' AND kind = 'redeem';
      CREATE TRIGGER outbox_pending_insert AFTER INSERT ON outbox
      WHEN NEW.status = 'pending' AND NEW.kind = 'redeem' BEGIN
-        INSERT INTO pending_by_card(card, points) VALUES (NEW.card, NEW.points)
-           ON CONFLICT(card) DO UPDATE SET points = points + excluded.points;
-        INSERT INTO pending_by_wallet(account, municipality, points)
-           VALUES (NEW.account, NEW.municipality, NEW.points)
-           ON CONFLICT(account, municipality) DO UPDATE SET points = points + excluded.points;
-        UPDATE pending_total SET points = points + NEW.points;
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', 0, 0, NEW.points), (x'', NEW.account, NEW.municipality, NEW.points),
+                  (NEW.card, 0, 0, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
      END;
      CREATE TRIGGER outbox_pending_leave AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
      WHEN OLD.status = 'pending' AND OLD.kind = 'redeem' BEGIN
-        UPDATE pending_by_card SET points = points - OLD.points WHERE card = OLD.card;
-        DELETE FROM pending_by_card WHERE card = OLD.card AND points = 0;
-        UPDATE pending_by_wallet SET points = points - OLD.points
-           WHERE account = OLD.account AND municipality = OLD.municipality;
-        DELETE FROM pending_by_wallet
-           WHERE account = OLD.account AND municipality = OLD.municipality AND points = 0;
-        UPDATE pending_total SET points = points - OLD.points;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = 0 AND municipality = 0;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = OLD.card AND account = 0 AND municipality = 0;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = OLD.card
+           AND account = 0 AND municipality = 0;
      END;
      CREATE TRIGGER outbox_pending_enter AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
      WHEN NEW.status = 'pending' AND NEW.kind = 'redeem' BEGIN
-        INSERT INTO pending_by_card(card, points) VALUES (NEW.card, NEW.points)
-           ON CONFLICT(card) DO UPDATE SET points = points + excluded.points;
-        INSERT INTO pending_by_wallet(account, municipality, points)
-           VALUES (NEW.account, NEW.municipality, NEW.points)
-           ON CONFLICT(account, municipality) DO UPDATE SET points = points + excluded.points;
-        UPDATE pending_total SET points = points + NEW.points;
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', 0, 0, NEW.points), (x'', NEW.account, NEW.municipality, NEW.points),
+                  (NEW.card, 0, 0, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
      END;
      CREATE TRIGGER outbox_pending_delete AFTER DELETE ON outbox
      WHEN OLD.status = 'pending' AND OLD.kind = 'redeem' BEGIN
-        UPDATE pending_by_card SET points = points - OLD.points WHERE card = OLD.card;
-        DELETE FROM pending_by_card WHERE card = OLD.card AND points = 0;
-        UPDATE pending_by_wallet SET points = points - OLD.points
-           WHERE account = OLD.account AND municipality = OLD.municipality;
-        DELETE FROM pending_by_wallet
-           WHERE account = OLD.account AND municipality = OLD.municipality AND points = 0;
-        UPDATE pending_total SET points = points - OLD.points;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = 0 AND municipality = 0;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = OLD.card AND account = 0 AND municipality = 0;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = OLD.card
+           AND account = 0 AND municipality = 0;
      END;
      DROP INDEX outbox_pending;
      DROP INDEX outbox_pending_card;",
@@ -418,7 +416,16 @@ pub struct WithdrawnRight {
 /// The store.
 pub struct Store {
     conn: Connection,
+    limits_memo: LimitsMemo,
 }
+
+/// The node's limits last decoded, with the stored bytes they came from.
+/// Decoding them validates the node key inside (an Edwards point
+/// decompression, about half a redeem's CPU time), and every lookup and
+/// redeem reads them while they change only when the hub sends new ones.
+/// The bytes are still read from the file each time and compared, so a
+/// change by another process is seen at once.
+type LimitsMemo = std::cell::RefCell<Option<(Vec<u8>, NodeLimits)>>;
 
 fn i(v: u64) -> i64 {
     // Every stored integer is a seq, a time, an id or points ≤ Points::MAX:
@@ -514,7 +521,10 @@ impl Store {
             tx.pragma_update(None, "user_version", n as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            limits_memo: LimitsMemo::default(),
+        })
     }
 
     /// Runs `f` in one write transaction, committed durably before returning.
@@ -526,31 +536,42 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(StoreError::from)?;
-        let out = f(&Writer { tx: &tx })?;
+        let out = f(&Writer {
+            tx: &tx,
+            limits_memo: &self.limits_memo,
+        })?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
 
     /// A read view.
     pub fn read(&self) -> Reader<'_> {
-        Reader { conn: &self.conn }
+        Reader {
+            conn: &self.conn,
+            limits_memo: &self.limits_memo,
+        }
     }
 }
 
 /// Queries, on the store or inside a write transaction.
 pub struct Reader<'a> {
     conn: &'a Connection,
+    limits_memo: &'a LimitsMemo,
 }
 
 /// Writes inside one transaction; reads see the writes.
 pub struct Writer<'a> {
     tx: &'a rusqlite::Transaction<'a>,
+    limits_memo: &'a LimitsMemo,
 }
 
 impl Writer<'_> {
     /// Reads inside this transaction.
     pub fn read(&self) -> Reader<'_> {
-        Reader { conn: self.tx }
+        Reader {
+            conn: self.tx,
+            limits_memo: self.limits_memo,
+        }
     }
 
     /// Appends a chunk (a full save when `replace`, dropping earlier chunks)
@@ -1281,9 +1302,18 @@ impl Reader<'_> {
 
     /// The node's limits (its certificate) if the hub sent them.
     pub fn limits(&self) -> Result<Option<NodeLimits>, StoreError> {
-        self.meta("limits")?
-            .map(|b| codec::decode_canonical("limits", &b, 4096).map_err(|e| corrupt("meta", e)))
-            .transpose()
+        let Some(bytes) = self.meta("limits")? else {
+            return Ok(None);
+        };
+        if let Some((held, limits)) = self.limits_memo.borrow().as_ref()
+            && *held == bytes
+        {
+            return Ok(Some(limits.clone()));
+        }
+        let limits: NodeLimits =
+            codec::decode_canonical("limits", &bytes, 4096).map_err(|e| corrupt("meta", e))?;
+        *self.limits_memo.borrow_mut() = Some((bytes, limits.clone()));
+        Ok(Some(limits))
     }
 
     /// The last signed transaction: (seq, id).
@@ -1520,8 +1550,8 @@ impl Reader<'_> {
         let s: i64 = self
             .conn
             .prepare_cached(concat!(
-                "SELECT coalesce((SELECT points FROM pending_by_wallet
-                 WHERE account = ?1 AND municipality = ?2), 0)
+                "SELECT coalesce((SELECT points FROM pending_sums
+                 WHERE card = x'' AND account = ?1 AND municipality = ?2), 0)
                  + (SELECT coalesce(sum(p.points), 0) FROM peer_txs p
                     WHERE p.kind = 'redeem' AND p.account = ?1 AND p.municipality = ?2 AND ",
                 live_peer_tx!(),
@@ -1760,16 +1790,19 @@ impl Reader<'_> {
     /// Sum of own unconfirmed redeems with a card.
     pub fn pending_on_card(&self, card: &CardKey) -> Result<Points, StoreError> {
         let s: Option<i64> = self.value(
-            "SELECT points FROM pending_by_card WHERE card = ?1",
+            "SELECT points FROM pending_sums WHERE card = ?1 AND account = 0 AND municipality = 0",
             [codec::encode(card)],
         )?;
-        stored_points("pending_by_card", s.unwrap_or(0))
+        stored_points("pending_sums", s.unwrap_or(0))
     }
 
     /// Sum of all own unconfirmed redeems.
     pub fn exposure(&self) -> Result<Points, StoreError> {
-        let s: Option<i64> = self.value("SELECT points FROM pending_total WHERE id = 0", [])?;
-        stored_points("pending_total", s.unwrap_or(0))
+        let s: Option<i64> = self.value(
+            "SELECT points FROM pending_sums WHERE card = x'' AND account = 0 AND municipality = 0",
+            [],
+        )?;
+        stored_points("pending_sums", s.unwrap_or(0))
     }
 
     /// Whether a node key is revoked.
@@ -2064,5 +2097,37 @@ mod tests {
             5
         );
         check_sums(&store, &(0..4).map(test_card).collect::<Vec<_>>());
+    }
+
+    fn limits_of(facility: &str) -> NodeLimits {
+        NodeLimits {
+            node: node(1),
+            facility: mykey_sync_proto::FacilityId::parse(facility).unwrap(),
+            municipality: MunicipalityCode::try_from(131059u32).unwrap(),
+            allowed_ops: vec![mykey_sync_proto::OpKind::Redeem],
+            per_card_offline_limit: Points::new(500).unwrap(),
+            node_exposure_limit: Points::new(5000).unwrap(),
+            pin_threshold: Points::new(100).unwrap(),
+            valid_until: UnixMillis(9),
+        }
+    }
+
+    #[test]
+    fn limits_another_process_changed_are_read_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let mut daemon = Store::open(&path).unwrap();
+        let mut cli = Store::open(&path).unwrap();
+        assert_eq!(daemon.read().limits().unwrap(), None);
+        for facility in ["lib-a", "lib-b"] {
+            cli.write(|w| w.set_meta("limits", &codec::encode(&limits_of(facility))))
+                .unwrap();
+            assert_eq!(daemon.read().limits().unwrap(), Some(limits_of(facility)));
+            let in_tx = daemon
+                .write(|w| w.read().limits())
+                .unwrap()
+                .map(|l| l.facility);
+            assert_eq!(in_tx.unwrap().as_str(), facility);
+        }
     }
 }
