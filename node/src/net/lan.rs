@@ -218,6 +218,7 @@ fn answer_offer(
     txs: &[SignedTx],
     now: UnixMillis,
 ) -> Result<u64, String> {
+    let mut verified = Vec::with_capacity(txs.len());
     for tx in txs {
         let v = tx
             .verify()
@@ -229,9 +230,12 @@ fn answer_offer(
                 peer.short()
             ));
         }
+        verified.push(v);
     }
-    if !txs.is_empty() {
-        let n = node.accept_peer_txs(txs, now).map_err(|e| e.to_string())?;
+    if !verified.is_empty() {
+        let n = node
+            .accept_verified_peer_txs(&verified, now)
+            .map_err(|e| e.to_string())?;
         if n > 0 {
             info!(peer = %peer.short(), new = n, "stored a LAN peer's transactions");
         }
@@ -480,6 +484,20 @@ mod tests {
         assert!(matches!(
             answer_request(&mut b, &a.id(), &[0, 1, 9, 9], T),
             Err(LanRefusal::Bad(_))
+        ));
+        // A's own transaction with its signature changed: the offer's handler
+        // is the only check on this path (the store is handed verified
+        // transactions), so it must refuse it.
+        let mut forged = a.outbox_from(1, 1).unwrap()[0].to_bytes();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let forged = LanRequest::Offer {
+            txs: vec![mykey_sync_proto::SignedTx::from_bytes(&forged).unwrap()],
+        }
+        .encode();
+        assert!(matches!(
+            answer_request(&mut b, &a.id(), &forged, T),
+            Err(LanRefusal::Bad(why)) if why.contains("not authentic")
         ));
         assert_eq!(pending(&b), 0);
         let ack = answer_request(&mut b, &a.id(), &offer, T).unwrap();
