@@ -8,7 +8,9 @@
 # $FUZZ_LOG_DIR/summary.txt. New inputs go to $FUZZ_LOG_DIR/corpus/<target>
 # (the checked-in fuzz/corpus/<target> is read, never written): to keep them,
 #   cargo fuzz cmin -s none <target> fuzz/corpus/<target> $FUZZ_LOG_DIR/corpus/<target>
-# Crash inputs land in fuzz/artifacts/<target>/.
+# Crash inputs land in fuzz/artifacts/<target>/. Each summary line gives the
+# run's CPU seconds: run it as `chrt --idle 0 fuzz/run-long.sh …` to fuzz only
+# on otherwise idle cores.
 set -uo pipefail
 cd "$(dirname "$0")"
 mins="${1:-60}"
@@ -24,11 +26,15 @@ for t in "${targets[@]}"; do
   [ -f "dicts/$t.dict" ] && dict=("-dict=dicts/$t.dict")
   # Structured (arbitrary) inputs: long ones from the start.
   case "$t" in session | hub_session | node_peer | zengin_write | sip2_bridge) dict+=(-len_control=0 -max_len=4096) ;; esac
-  nice -n 19 cargo +stable fuzz run -s none "$t" "$logs/corpus/$t" "corpus/$t" -- \
+  # CPU seconds (user + system) of the run, since a run at idle priority
+  # on a busy machine gets less CPU than its wall time.
+  TIMEFORMAT='%U %S'
+  cpu_times="$( { time nice -n 19 cargo +stable fuzz run -s none "$t" "$logs/corpus/$t" "corpus/$t" -- \
     -max_total_time=$((mins * 60)) -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 "${dict[@]}" \
-    >"$log" 2>&1
+    >"$log" 2>&1; } 2>&1 )"
   rc=$?
+  cpu="$(awk '{ printf "%d", $1 + $2 }' <<<"$cpu_times")"
   stats="$(grep -E '^#[0-9]+' "$log" | tail -n 1 | tr -s '\t ' ' ')"
   crash="$(grep -oE 'Test unit written to [^ ]+' "$log" | sed 's/Test unit written to //' | tr '\n' ' ')"
-  echo "$(date -Is) $t ${mins}min rc=$rc ${stats:-no stats} ${crash:+crash: $crash}(log $log)" >>"$logs/summary.txt"
+  echo "$(date -Is) $t ${mins}min cpu=${cpu}s rc=$rc ${stats:-no stats} ${crash:+crash: $crash}(log $log)" >>"$logs/summary.txt"
 done
