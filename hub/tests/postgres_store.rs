@@ -148,3 +148,62 @@ fn two_hubs_on_one_database_take_positions_in_turn() {
     );
     f.hub.check_conservation().unwrap();
 }
+
+#[test]
+fn serve_on_postgres_answers_and_stops_cleanly() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let Some(server) = pg_server() else {
+        eprintln!("MYKEY_PG_URL is not set: left to scripts/test.sh");
+        return;
+    };
+    // The blocking client panics on a runtime's thread: serve must open,
+    // use and close its stores off the runtime, through to its shutdown.
+    let db = ScratchDatabase::create(&server).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    ok(&data, &["init", "--database", db.url().expose()]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", &http])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("dashboard on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let up = rx.recv_timeout(Duration::from_secs(60));
+    if up.is_ok() {
+        let mut tcp = std::net::TcpStream::connect(&http).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(up.is_ok(), "serve did not start: {stderr}");
+    assert!(out.status.success(), "serve failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

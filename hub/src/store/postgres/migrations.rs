@@ -440,6 +440,7 @@ CREATE TABLE hub_identity (
 /// one database at once (a transaction-level advisory lock, released at
 /// commit).
 const PREPARE: &str = "
+SET LOCAL client_min_messages = warning;
 CREATE TABLE IF NOT EXISTS mykey_schema (
     version BIGINT PRIMARY KEY,
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()

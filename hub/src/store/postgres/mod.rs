@@ -83,7 +83,8 @@ impl From<conn::Error> for ConnectError {
 
 /// The hub's PostgreSQL database (one connection).
 pub struct PgStore {
-    client: Client,
+    /// The connection (`None` only while it is being dropped).
+    client: Option<Client>,
     /// Prepared statements of this connection, by SQL text.
     stmts: HashMap<String, Statement>,
     /// Row ids of ledger accounts: stable once committed, so kept across
@@ -112,13 +113,12 @@ impl PgStore {
                 source,
             })?;
         let mut store = PgStore {
-            client,
+            client: Some(client),
             stmts: HashMap::new(),
             ledger_ids: HashMap::new(),
             url: redacted,
         };
-        let tx = store.client.transaction().map_err(StoreError::from)?;
-        migrations::migrate(Conn::new(tx, &mut store.stmts))?;
+        migrations::migrate(store.conn()?)?;
         store.check_owner(hub, claim)?;
         Ok(store)
     }
@@ -126,8 +126,7 @@ impl PgStore {
     /// Checks the database belongs to `hub`, or claims it.
     fn check_owner(&mut self, hub: &NodeId, claim: bool) -> Result<(), ConnectError> {
         let redacted = self.url.clone();
-        let tx = self.client.transaction().map_err(StoreError::from)?;
-        let mut conn = Conn::new(tx, &mut self.stmts);
+        let mut conn = self.conn()?;
         conn.execute_batch(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
         let owner: Option<Vec<u8>> = conn
             .query_row("SELECT hub_key FROM hub_identity", params![], |r| r.get(0))
@@ -181,10 +180,17 @@ impl PgStore {
         Ok(row.try_get(0).map_err(StoreError::from)?)
     }
 
+    /// A plain transaction (migrations, the owner check).
+    fn conn(&mut self) -> Result<Conn<'_>, StoreError> {
+        let Some(client) = self.client.as_mut() else {
+            unreachable!("the client is taken only when the store is dropped")
+        };
+        Ok(Conn::new(client.transaction()?, &mut self.stmts))
+    }
+
     /// The schema version after migrations.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
-        let tx = self.client.transaction()?;
-        migrations::version(&mut Conn::new(tx, &mut self.stmts))
+        migrations::version(&mut self.conn()?)
     }
 
     fn begin_with(&mut self, write: bool) -> Result<Box<dyn StoreTx + '_>, StoreError> {
@@ -194,6 +200,9 @@ impl PgStore {
             ledger_ids,
             url: _,
         } = self;
+        let Some(client) = client.as_mut() else {
+            unreachable!("the client is taken only when the store is dropped")
+        };
         let tx = if write {
             let mut tx = client.transaction()?;
             tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
@@ -216,6 +225,19 @@ impl PgStore {
             hub_seq: None,
             appended: false,
         }))
+    }
+}
+
+impl Drop for PgStore {
+    /// Closes the connection on a thread of its own: closing blocks, and a
+    /// store may be dropped on a runtime's thread (a serving hub's reader
+    /// at shutdown), where the blocking client would panic.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            std::thread::scope(|s| {
+                s.spawn(move || drop(client));
+            });
+        }
     }
 }
 
