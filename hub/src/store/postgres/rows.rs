@@ -1,5 +1,5 @@
 //! Reading PostgreSQL rows into the hub's types (the conversions themselves
-//! are backend-neutral, in `store/convert.rs`).
+//! are backend-neutral, in `store/convert/`).
 
 use super::conn::Row;
 pub(super) use super::conn::tuple;

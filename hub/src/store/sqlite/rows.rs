@@ -1,5 +1,5 @@
 //! Reading SQLite rows into the hub's types (the conversions themselves are
-//! backend-neutral, in `store/convert.rs`).
+//! backend-neutral, in `store/convert/`).
 
 pub(super) use crate::store::convert::*;
 use crate::store::{StoreError, StoredFact};

@@ -2,6 +2,9 @@
 //! store (`BIGINT`/`INTEGER`, text, bytes), and the row shapes more than one
 //! area reads. Backend-neutral: each backend reads its rows into these.
 
+pub(in crate::store) mod bounds;
+pub(in crate::store) mod economy;
+
 use crate::model::{LedgerAccount, NodePolicy, NodeRecord};
 use crate::store::StoreError;
 use mykey_sync_proto::fact::CardStatus;
