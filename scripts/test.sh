@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it and CI runs it (.ci/run):
 # formatting, lints, unit / property / end-to-end tests (with a real pcscd, the
-# vpcd virtual reader and our virtual JPKI card), then simulation seeds and a
-# fuzz smoke (each cargo-fuzz target for 20 s).
+# vpcd virtual reader and our virtual JPKI card), the hub's tests again on a
+# throwaway PostgreSQL cluster, then simulation seeds and a fuzz smoke (each
+# cargo-fuzz target for 20 s).
 # Installs what it needs with apt-get and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "pcscd with the vpcd virtual reader"
 bash scripts/pcsc-up.sh
-trap 'bash scripts/pcsc-down.sh' EXIT
+# Stops what this script started, on every exit path.
+trap 'bash scripts/pg-down.sh; bash scripts/pcsc-down.sh' EXIT
 export MYKEY_PCSC=1
 
 step "browser test dependencies (playwright-core drives Debian's chromium)"
@@ -50,6 +52,12 @@ echo "$MYKEY_PROMTOOL"
 step "cargo test (the process tests run the real binaries: build them first)"
 cargo build --locked -p mykey-node -p mykey-hub --bins
 cargo test --workspace --locked
+
+step "the hub suite again on PostgreSQL 15 (a throwaway cluster on 127.0.0.1)"
+MYKEY_PG_URL=$(bash scripts/pg-up.sh)
+echo "$MYKEY_PG_URL"
+MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-hub
+bash scripts/pg-down.sh
 
 step "simulation seeds"
 cargo run --release --locked -p mykey-simulations -- all --seed 1 --seeds 40   # 200 runs: 40 seeds × 5 scenarios

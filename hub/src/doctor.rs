@@ -60,7 +60,11 @@ fn store_and_payees(data: &Path) -> Vec<Check> {
         "store",
         format!(
             "{} opens and its schema is current (hub {})",
-            HubPaths::of(data).db.display(),
+            match Hub::database_of(&HubPaths::of(data)) {
+                // Shown without its password.
+                Ok(Some(url)) => url.to_string(),
+                _ => HubPaths::of(data).db.display().to_string(),
+            },
             hub.hub_id().short()
         ),
     )];

@@ -2,12 +2,15 @@
 //!
 //! A data directory holds `hub.db` (SQLite) and `hub.key` (mode 0600). A
 //! path ending in `.db`, `.sqlite` or `.sqlite3` names the database file
-//! directly, with the key beside it (`hub.db` → `hub.key`).
+//! directly, with the key beside it (`hub.db` → `hub.key`). A hub on
+//! PostgreSQL (`init --database postgres://…`) has `store.toml` (mode 0600)
+//! naming its database instead of `hub.db`.
 
 use crate::facts::priority_first;
 use crate::key::{HubKey, KeyError};
 use crate::model::NodeRecord;
 use crate::observed::Observed;
+use crate::store::postgres::{ConnectError, DatabaseUrl, PgStore};
 use crate::store::{LedgerStore, SqliteStore, StoreError, StoredFact};
 use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;
@@ -54,6 +57,17 @@ pub enum OpenError {
     /// The database is unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL database could not be used.
+    #[error(transparent)]
+    Database(#[from] ConnectError),
+    /// `store.toml` is unreadable or wrong.
+    #[error("{path}: {reason}; fix the file (it holds `database = \"postgres://…\"`)")]
+    StoreConfig {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 /// Why a hub could not be created.
@@ -80,6 +94,27 @@ pub enum InitError {
     /// The database could not be created.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL database could not be used.
+    #[error(transparent)]
+    Database(#[from] ConnectError),
+    /// The PostgreSQL database already holds a hub.
+    #[error(
+        "the database at {0} already holds a hub (or another program's mykey tables); \
+         give this hub an empty database of its own: nothing was created"
+    )]
+    DatabaseInUse(String),
+    /// A PostgreSQL hub is named by a data directory, not a database file.
+    #[error("--database needs a data directory, not a database file ({0})")]
+    DatabaseNeedsDirectory(PathBuf),
+    /// `store.toml` could not be written.
+    #[error("could not write {path}: {source}")]
+    WriteConfig {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The files of a hub.
@@ -91,6 +126,8 @@ pub struct HubPaths {
     pub key: PathBuf,
     /// The data directory, if the hub was named by one.
     pub dir: Option<PathBuf>,
+    /// Where a data directory names a PostgreSQL database (`store.toml`).
+    pub store_config: Option<PathBuf>,
 }
 
 impl HubPaths {
@@ -105,12 +142,14 @@ impl HubPaths {
                 db: path.to_owned(),
                 key: path.with_extension("key"),
                 dir: None,
+                store_config: None,
             }
         } else {
             HubPaths {
                 db: path.join("hub.db"),
                 key: path.join("hub.key"),
                 dir: Some(path.to_owned()),
+                store_config: Some(path.join("store.toml")),
             }
         }
     }
@@ -118,12 +157,75 @@ impl HubPaths {
 
 impl Hub {
     /// Creates a hub: the data directory (mode 0700), a fresh key and an
-    /// empty database.
+    /// empty SQLite database.
     pub fn init(path: &Path) -> Result<Hub, InitError> {
+        Hub::init_with(path, None)
+    }
+
+    /// Creates a hub whose store is `database` (PostgreSQL) if given, else
+    /// SQLite. A PostgreSQL database must hold no hub yet; it is checked
+    /// before anything is created, and a failure leaves nothing behind.
+    pub fn init_with(path: &Path, database: Option<&DatabaseUrl>) -> Result<Hub, InitError> {
         let paths = HubPaths::of(path);
-        if paths.key.exists() || paths.db.exists() {
+        let taken = [
+            Some(&paths.key),
+            Some(&paths.db),
+            paths.store_config.as_ref(),
+        ];
+        if taken.into_iter().flatten().any(|p| p.exists()) {
             return Err(InitError::AlreadyInitialised(path.to_owned()));
         }
+        let Some(url) = database else {
+            return Hub::init_sqlite(path, &paths);
+        };
+        let Some(config) = paths.store_config.clone() else {
+            return Err(InitError::DatabaseNeedsDirectory(path.to_owned()));
+        };
+        if PgStore::holds_a_hub(url)? {
+            return Err(InitError::DatabaseInUse(url.to_string()));
+        }
+        let dir = paths.dir.clone().unwrap_or_else(|| path.to_owned());
+        let existed = dir.exists();
+        let made = Hub::init_postgres(&dir, &paths, &config, url);
+        if made.is_err() {
+            // Nothing half-made stays: the key, the config, the directory.
+            let _ = fs::remove_file(&paths.key);
+            let _ = fs::remove_file(&config);
+            if !existed {
+                let _ = fs::remove_dir(&dir);
+            }
+        }
+        made
+    }
+
+    fn init_postgres(
+        dir: &Path,
+        paths: &HubPaths,
+        config: &Path,
+        url: &DatabaseUrl,
+    ) -> Result<Hub, InitError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| InitError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let key = HubKey::generate()?;
+        key.write_new(&paths.key)?;
+        let store = PgStore::open(url, &key.id(), true)?;
+        crate::store::select::write(config, url).map_err(|source| InitError::WriteConfig {
+            path: config.to_owned(),
+            source,
+        })?;
+        tracing::info!(hub = %key.id().short(), database = %url, "initialised hub on PostgreSQL");
+        let mut hub = Hub::with_store(Box::new(store), key);
+        hub.data = Some(dir.to_owned());
+        Ok(hub)
+    }
+
+    fn init_sqlite(path: &Path, paths: &HubPaths) -> Result<Hub, InitError> {
         if let Some(dir) = &paths.dir {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -146,10 +248,17 @@ impl Hub {
     /// Opens an existing hub and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Hub, OpenError> {
         let paths = HubPaths::of(path);
-        if !paths.key.exists() && !paths.db.exists() {
+        let pg = paths.store_config.as_ref().is_some_and(|c| c.exists());
+        if !paths.key.exists() && !paths.db.exists() && !pg {
             return Err(OpenError::NotInitialised(path.to_owned()));
         }
         let key = HubKey::read(&paths.key)?;
+        if let Some(url) = Hub::database_of(&paths)? {
+            let store = PgStore::open(&url, &key.id(), false)?;
+            let mut hub = Hub::with_store(Box::new(store), key);
+            hub.data = Some(path.to_owned());
+            return Ok(hub);
+        }
         if !paths.db.exists() {
             return Err(OpenError::NotInitialised(path.to_owned()));
         }
@@ -157,6 +266,19 @@ impl Hub {
         let mut hub = Hub::with_store(Box::new(store), key);
         hub.data = Some(path.to_owned());
         Ok(hub)
+    }
+
+    /// The PostgreSQL database a data directory names (`None`: SQLite).
+    pub fn database_of(paths: &HubPaths) -> Result<Option<DatabaseUrl>, OpenError> {
+        let Some(config) = paths.store_config.as_ref().filter(|c| c.exists()) else {
+            return Ok(None);
+        };
+        crate::store::select::read(config)
+            .map(Some)
+            .map_err(|reason| OpenError::StoreConfig {
+                path: config.clone(),
+                reason,
+            })
     }
 
     /// The data directory (or database file) the hub was opened on.

@@ -106,7 +106,14 @@ enum OperatorCmd {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a data directory with a fresh hub key and an empty database; prints the hub id.
-    Init,
+    Init {
+        /// Keep the hub's store in this PostgreSQL database
+        /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, which must
+        /// hold no hub yet) instead of SQLite's `hub.db`; written to the data
+        /// directory's `store.toml` (mode 0600) and used by every later command.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+    },
     /// Print the hub id (the public key nodes verify facts with).
     Id,
     /// Check this hub: data directory and key modes, the store, the listen
@@ -830,9 +837,16 @@ fn resolve(hub: &mut Hub, who: &Who) -> anyhow::Result<AccountId> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let t = now();
     match &cli.command {
-        Command::Init => {
-            let hub = Hub::init(&cli.data)?;
-            println!("initialised hub at {}", cli.data.display());
+        Command::Init { database } => {
+            let url = database
+                .as_deref()
+                .map(mykey_hub::store::postgres::DatabaseUrl::parse)
+                .transpose()?;
+            let hub = Hub::init_with(&cli.data, url.as_ref())?;
+            match &url {
+                Some(url) => println!("initialised hub at {} on {url}", cli.data.display()),
+                None => println!("initialised hub at {}", cli.data.display()),
+            }
             println!("hub id: {}", hub.hub_id());
             println!("give this hub id to every node (it verifies the hub's facts with it)");
         }

@@ -33,8 +33,15 @@ fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
         .block_on(fut)
 }
 
-/// Enrols one more node at the shop with `hub` (not through the state).
+/// Enrols one more node at the shop with `hub` (not through the state), on
+/// a thread of its own: a store call blocks, and the PostgreSQL client must
+/// not block a runtime's thread (the serving hub calls it from its storage
+/// worker and `spawn_blocking` only).
 fn enrol_another(hub: &mut Hub, seed: u8) {
+    std::thread::scope(|s| s.spawn(|| enrol_node(hub, seed)).join().unwrap());
+}
+
+fn enrol_node(hub: &mut Hub, seed: u8) {
     hub.enrol_node(
         Chain::new(seed).id,
         &fid("shop-1"),

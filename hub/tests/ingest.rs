@@ -579,13 +579,10 @@ fn transfers_are_immutable_and_corrections_are_new_transfers() {
         .admin_grant(f.alice, &program(), pts(100), T0)
         .unwrap();
     let before = f.hub.transfers(0, 1000).unwrap();
-    let conn = rusqlite::Connection::open(f.db_path()).unwrap();
-    let upd = conn.execute("UPDATE transfers SET amount = 1 WHERE id = 1", []);
-    assert!(upd.unwrap_err().to_string().contains("immutable"));
-    let del = conn.execute("DELETE FROM transfers", []);
-    assert!(del.is_err());
-    assert!(conn.execute("DELETE FROM facts", []).is_err());
-    drop(conn);
+    let upd = f.raw_execute("UPDATE transfers SET amount = 1 WHERE id = 1");
+    assert!(upd.unwrap_err().contains("immutable"));
+    assert!(f.raw_execute("DELETE FROM transfers").is_err());
+    assert!(f.raw_execute("DELETE FROM facts").is_err());
     f.hub.check_conservation().unwrap();
     // A correction: funding taken back from the programme, as a new transfer.
     let pos = f
@@ -660,13 +657,10 @@ fn the_full_check_finds_an_account_changed_behind_the_ledger() {
         .admin_grant(f.alice, &program(), pts(100), T0)
         .unwrap();
     f.hub.check_conservation().unwrap();
-    let conn = rusqlite::Connection::open(f.db_path()).unwrap();
-    conn.execute(
+    f.raw_execute(
         "UPDATE ledger_accounts SET credits_posted = credits_posted + 5 WHERE kind = 'wallet'",
-        [],
     )
     .unwrap();
-    drop(conn);
     let e = f.hub.check_conservation().unwrap_err();
     assert!(
         e.to_string().contains("disagree") || e.to_string().contains("out of step"),

@@ -190,10 +190,7 @@ fn operators_log_in_with_their_password_and_tokens_resolve() {
             .is_err()
     );
     // The database holds a hash, not the password.
-    let conn = rusqlite::Connection::open(f.db_path()).unwrap();
-    let stored: String = conn
-        .query_row("SELECT password_hash FROM operators", [], |r| r.get(0))
-        .unwrap();
+    let stored = f.raw_text("SELECT password_hash FROM operators");
     assert!(stored.starts_with("$argon2id$") && !stored.contains("long enough"));
 }
 

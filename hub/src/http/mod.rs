@@ -260,6 +260,9 @@ pub fn serve_dashboard_blocking(
     opts: &DashboardOptions,
 ) -> Result<(), DashboardError> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Opened before the runtime starts: a store's client may block (the
+    // PostgreSQL client must not be called on a runtime's thread).
+    let hub = Hub::open(data)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -269,11 +272,7 @@ pub fn serve_dashboard_blocking(
             tls: door.is_tls(),
             ..opts.app.clone()
         };
-        let app = router(AppState::with_config(
-            Hub::open(data)?,
-            opts.thresholds.clone(),
-            config,
-        ));
+        let app = router(AppState::with_config(hub, opts.thresholds.clone(), config));
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         tokio::select! {

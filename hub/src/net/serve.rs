@@ -193,7 +193,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // epochs, ingest counters), shared by the writing hub and the
     // dashboard's reading hub.
     let observed = Arc::new(Observed::default());
-    let mut hub = Hub::open(data)?.observing(observed.clone());
+    let mut hub = open_hub(data, observed.clone()).await?;
     // The dashboard's address, TLS files and the loopback-or-TLS rule are
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
@@ -201,7 +201,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let hub_id = hub.hub_id();
     // Links a previous process left open ended when it stopped.
-    hub.close_stale_links()?;
+    let hub = off_runtime(move || hub.close_stale_links().map(|_| hub)).await?;
     let worker = Worker::start(
         hub,
         LaneCaps {
@@ -251,7 +251,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // The dashboard reads on its own connection (WAL readers never wait for
     // the writer); its writes go to the worker.
     let state = crate::http::AppState::with_config(
-        Hub::open(data)?.observing(observed),
+        open_hub(data, observed).await?,
         opts.dashboard.thresholds.clone(),
         app_config,
     )
@@ -285,6 +285,24 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     let _ = tokio::task::spawn_blocking(move || worker.stop()).await;
     info!("hub stopped");
     Ok(())
+}
+
+/// Opens the hub on the blocking pool: a store's client may block (the
+/// PostgreSQL client runs a runtime of its own, which must not start on a
+/// runtime's thread).
+async fn open_hub(data: &Path, observed: Arc<Observed>) -> Result<Hub, ServeError> {
+    let data = data.to_owned();
+    off_runtime(move || Hub::open(&data).map(|h| h.observing(observed))).await
+}
+
+/// Runs a store call on the blocking pool.
+async fn off_runtime<T: Send + 'static, E: Into<ServeError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ServeError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// The hub's swarm: connection limits, then `/mykey/sync/1` (streams and

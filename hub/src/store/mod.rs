@@ -16,8 +16,11 @@
 //!   totals in step with the transfers, so the balance check is O(1).
 
 pub mod bounds;
+pub(crate) mod convert;
 pub mod economy;
 pub mod history;
+pub mod postgres;
+pub mod select;
 pub mod sqlite;
 pub mod status;
 
@@ -32,6 +35,7 @@ use mykey_sync_proto::{
     ProgramId, Scope, SignedFact, TxId, UnixMillis, VerifiedTx,
 };
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A storage failure. The hub's operation did not happen (the transaction

@@ -14,6 +14,8 @@ use mykey_hub::economy::exchange::{
 };
 use mykey_hub::economy::liability::{BaseDateFigures, LiabilityReport, MunicipalityLiability};
 use mykey_hub::economy::lots::ExpiryPolicy;
+use mykey_hub::store::postgres::DatabaseUrl;
+use mykey_hub::store::postgres::scratch::ScratchDatabase;
 use mykey_hub::{FacilityKind, Hub, NodePolicy, admin::facility};
 use mykey_sync_proto::wire::{Outcome, Receipts, RejectReason};
 use mykey_sync_proto::{
@@ -110,6 +112,36 @@ pub struct Fixture {
     pub centre: Chain,
     pub alice: AccountId,
     pub bob: AccountId,
+    /// The hub's PostgreSQL database when `MYKEY_PG_URL` chose that backend
+    /// (declared last: dropped after the hub closes its connection).
+    pub _db: Option<ScratchDatabase>,
+}
+
+/// The one place hub tests choose their backend: a fresh PostgreSQL database
+/// of its own on the server `MYKEY_PG_URL` names when it is set, else SQLite
+/// in the data directory (the default).
+pub fn init_hub(data: &std::path::Path) -> (Hub, Option<ScratchDatabase>) {
+    match pg_server() {
+        None => (Hub::init(data).unwrap(), None),
+        Some(server) => {
+            let db = ScratchDatabase::create(&server).unwrap();
+            (Hub::init_with(data, Some(db.url())).unwrap(), Some(db))
+        }
+    }
+}
+
+/// The PostgreSQL server the hub tests run against, if any.
+pub fn pg_server() -> Option<DatabaseUrl> {
+    let url = std::env::var("MYKEY_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    Some(DatabaseUrl::parse(&url).expect("MYKEY_PG_URL is a postgres:// URL"))
+}
+
+/// Whether the hub tests run on PostgreSQL (tests about the SQLite file
+/// itself make their own SQLite hub).
+pub fn on_postgres() -> bool {
+    pg_server().is_some()
 }
 
 pub fn policy(ops: &[OpKind]) -> NodePolicy {
@@ -161,9 +193,20 @@ impl Fixture {
         self.hub.new_api_token(name, scope, None, T0).unwrap().token
     }
 
+    /// The fixture on the backend the tests run on ([`init_hub`]).
     pub fn new() -> Fixture {
+        Fixture::on(init_hub)
+    }
+
+    /// The fixture on SQLite whatever `MYKEY_PG_URL` says: for tests that
+    /// open the SQLite file itself.
+    pub fn sqlite() -> Fixture {
+        Fixture::on(|data| (Hub::init(data).unwrap(), None))
+    }
+
+    fn on(init: impl FnOnce(&std::path::Path) -> (Hub, Option<ScratchDatabase>)) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let mut hub = Hub::init(&dir.path().join("hub")).unwrap();
+        let (mut hub, db) = init(&dir.path().join("hub"));
         hub.add_municipality(muni(), "Bunkyo", T0).unwrap();
         hub.add_municipality(other_muni(), "Chiyoda", T0).unwrap();
         for (id, kind, m) in [
@@ -206,6 +249,35 @@ impl Fixture {
             centre,
             alice,
             bob,
+            _db: db,
+        }
+    }
+
+    /// Runs `sql` on the hub's database behind the hub's back, on either
+    /// backend (tests of what the schema refuses); the error as text.
+    pub fn raw_execute(&self, sql: &str) -> Result<u64, String> {
+        match &self._db {
+            Some(db) => postgres::Client::connect(db.url().expose(), postgres::NoTls)
+                .and_then(|mut c| c.execute(sql, &[]))
+                .map_err(|e| format!("{e:?}")),
+            None => rusqlite::Connection::open(self.db_path())
+                .and_then(|c| c.execute(sql, []))
+                .map(|n| n as u64)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The text in the first column of the first row `sql` returns.
+    pub fn raw_text(&self, sql: &str) -> String {
+        match &self._db {
+            Some(db) => {
+                let mut c = postgres::Client::connect(db.url().expose(), postgres::NoTls).unwrap();
+                c.query_one(sql, &[]).unwrap().get(0)
+            }
+            None => rusqlite::Connection::open(self.db_path())
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
         }
     }
 

@@ -2,14 +2,14 @@
 
 use super::SqliteTx;
 use super::rows::{
-    account_of, corrupt, facility_of, i64_of, i64_sat, muni_of, muni_sql, node_of, points_of,
-    tuple, txid_of, u64_of,
+    corrupt, facility_of, i64_of, i64_sat, muni_of, muni_sql, node_of, points_of, tuple, u64_of,
 };
 use crate::model::Balance;
 use crate::store::StoreError;
 use crate::store::bounds::{
     BoundsTx, QuarantineFilter, QuarantineRow, QuarantineState, QuarantineTotal, SpendRow,
 };
+use crate::store::convert::bounds::RawQuarantine;
 use mykey_sync_proto::{AccountId, CardKey, MunicipalityCode, NodeId, Points, UnixMillis};
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -116,53 +116,6 @@ fn quarantine_row(r: &Row<'_>) -> rusqlite::Result<RawQuarantine> {
         why: r.get(15)?,
         decided_at: r.get(16)?,
     })
-}
-
-struct RawQuarantine {
-    id: i64,
-    tx: Vec<u8>,
-    node: Vec<u8>,
-    seq: i64,
-    facility: String,
-    municipality: i64,
-    account: i64,
-    issuer: Vec<u8>,
-    serial: Vec<u8>,
-    points: i64,
-    rule: String,
-    detail: String,
-    held_at: i64,
-    state: String,
-    decided_by: Option<String>,
-    why: Option<String>,
-    decided_at: Option<i64>,
-}
-
-impl RawQuarantine {
-    fn into_row(self) -> Result<QuarantineRow, StoreError> {
-        Ok(QuarantineRow {
-            id: u64_of("quarantine id", self.id)?,
-            tx: txid_of(self.tx)?,
-            node: node_of(self.node)?,
-            seq: u64_of("seq", self.seq)?,
-            facility: facility_of(self.facility)?,
-            municipality: muni_of(self.municipality)?,
-            account: account_of(self.account)?,
-            card: CardKey::new(self.issuer, self.serial).map_err(|e| corrupt("card key", e))?,
-            points: points_of("quarantined points", self.points)?,
-            rule: self.rule,
-            detail: self.detail,
-            held_at: UnixMillis(u64_of("held at", self.held_at)?),
-            state: QuarantineState::parse(&self.state)
-                .ok_or_else(|| corrupt("quarantine state", &self.state))?,
-            decided_by: self.decided_by,
-            why: self.why,
-            decided_at: self
-                .decided_at
-                .map(|t| u64_of("decided at", t).map(UnixMillis))
-                .transpose()?,
-        })
-    }
 }
 
 impl BoundsTx for SqliteTx<'_> {

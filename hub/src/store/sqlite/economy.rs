@@ -2,15 +2,18 @@
 
 use super::SqliteTx;
 use super::rows::{
-    account_of, corrupt, i64_of, i64_sat, millis, muni_of, muni_sql, points_of, tuple, txid_of,
-    u64_of,
+    account_of, corrupt, i64_of, i64_sat, millis, muni_of, muni_sql, points_of, tuple, u64_of,
 };
 use crate::economy::types::{
     AccountKind, BankAccount, BankCode, BranchCode, Campaign, Cycle, ExchangeOperator,
-    ExchangeRecord, ExpiryPolicy, Lot, LotSource, OperatorId, Period, Rate, RecordedOutput,
-    Statement, StatementKind,
+    ExchangeRecord, ExpiryPolicy, Lot, OperatorId, Period, RecordedOutput, Statement,
+    StatementKind,
 };
 use crate::store::StoreError;
+use crate::store::convert::economy::{
+    EX_COLS, ExRow, LOT_COLS, LotRow, OP_COLS, OUTPUT_COLS, OpRow, OutputRow, ex_of, lot_of, op_of,
+    operator_id, output_of, policy_of,
+};
 use crate::store::economy::{EconomyTx, Party, WalletStep};
 use mykey_sync_proto::{AccountId, MunicipalityCode, Points, ProgramId, TxId, UnixMillis};
 use rusqlite::{OptionalExtension, params};
@@ -158,128 +161,6 @@ pub(super) const MIGRATION_EXCHANGE_EXPIRY: &str = r#"
 ALTER TABLE exchanges ADD COLUMN expiry TEXT NOT NULL DEFAULT 'never';
 UPDATE exchanges SET expiry = COALESCE((SELECT o.expiry FROM exchange_operators o WHERE o.id = exchanges.operator), 'never');
 "#;
-
-fn operator_id(v: String) -> Result<OperatorId, StoreError> {
-    OperatorId::parse(&v).map_err(|e| corrupt("operator id", e))
-}
-
-fn policy_of(v: &str) -> Result<ExpiryPolicy, StoreError> {
-    ExpiryPolicy::parse(v).ok_or_else(|| corrupt("expiry policy", v))
-}
-
-const OUTPUT_COLS: &str = "name, run, municipality, starts_at, sha256, bytes, made_at, written_at";
-type OutputRow = (
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Vec<u8>,
-    Vec<u8>,
-    i64,
-    Option<i64>,
-);
-fn output_of(
-    (name, run, m, starts_at, sha256, bytes, made_at, written_at): OutputRow,
-) -> Result<RecordedOutput, StoreError> {
-    let period = match (m, starts_at) {
-        (Some(m), Some(s)) => Some((muni_of(m)?, millis("output period", s)?)),
-        (None, None) => None,
-        _ => return Err(corrupt("settlement output period", &name)),
-    };
-    Ok(RecordedOutput {
-        run: u64_of("settlement run", run)?,
-        period,
-        sha256: sha256
-            .try_into()
-            .map_err(|_| corrupt("output sha256", "not 32 bytes"))?,
-        bytes,
-        made_at: millis("output made", made_at)?,
-        written_at: written_at
-            .map(|w| millis("output written", w))
-            .transpose()?,
-        name,
-    })
-}
-
-const OP_COLS: &str = "id, name, public_key, rate_num, rate_den, holding_days, expiry";
-type OpRow = (String, String, Vec<u8>, i64, i64, i64, String);
-fn op_of(row: OpRow) -> Result<ExchangeOperator, StoreError> {
-    let (id, name, key, num, den, holding, expiry) = row;
-    Ok(ExchangeOperator {
-        id: operator_id(id)?,
-        name,
-        public_key: key
-            .try_into()
-            .map_err(|_| corrupt("operator key", "not 32 bytes"))?,
-        rate: Rate::new(u64_of("rate", num)?, u64_of("rate", den)?)
-            .ok_or_else(|| corrupt("rate", "zero"))?,
-        holding_days: u32::try_from(holding).map_err(|e| corrupt("holding days", e))?,
-        expiry: policy_of(&expiry)?,
-    })
-}
-
-const EX_COLS: &str = "operator, request_id, request_sha256, account, municipality, operator_points, \
-    regional_points, premium_points, campaign, requested_at, received_at, available_at, released_at, \
-    origin_tx, release_tx, expiry";
-type ExRow = (
-    String,
-    String,
-    Vec<u8>,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Vec<u8>,
-    Vec<u8>,
-    String,
-);
-fn ex_of(row: ExRow) -> Result<ExchangeRecord, StoreError> {
-    let (op, req, sha, acct, m, opp, reg, prem, camp, rq, rc, av, rel, origin, release, expiry) =
-        row;
-    Ok(ExchangeRecord {
-        operator: operator_id(op)?,
-        request_id: req,
-        request_sha256: sha
-            .try_into()
-            .map_err(|_| corrupt("request hash", "not 32 bytes"))?,
-        account: account_of(acct)?,
-        municipality: muni_of(m)?,
-        operator_points: u64_of("operator points", opp)?,
-        regional: points_of("regional points", reg)?,
-        premium: points_of("premium points", prem)?,
-        campaign: camp,
-        requested_at: millis("requested at", rq)?,
-        received_at: millis("received at", rc)?,
-        available_at: millis("available at", av)?,
-        released_at: rel.map(|v| millis("released at", v)).transpose()?,
-        origin: txid_of(origin)?,
-        release_origin: txid_of(release)?,
-        expiry: policy_of(&expiry)?,
-    })
-}
-
-const LOT_COLS: &str =
-    "pos, account, municipality, source, amount, remaining, credited_at, expires_at";
-type LotRow = (i64, i64, i64, String, i64, i64, i64, Option<i64>);
-fn lot_of(row: LotRow) -> Result<Lot, StoreError> {
-    let (pos, acct, m, source, amount, remaining, credited, expires) = row;
-    Ok(Lot {
-        pos: u64_of("lot", pos)?,
-        account: account_of(acct)?,
-        municipality: muni_of(m)?,
-        source: LotSource::parse(&source).ok_or_else(|| corrupt("lot source", &source))?,
-        amount: u64_of("lot amount", amount)?,
-        remaining: u64_of("lot remaining", remaining)?,
-        credited_at: millis("credited at", credited)?,
-        expires_at: expires.map(|v| millis("expires at", v)).transpose()?,
-    })
-}
 
 impl EconomyTx for SqliteTx<'_> {
     fn upsert_exchange_operator(
