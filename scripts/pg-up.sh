@@ -10,8 +10,23 @@ cd "$(dirname "$0")/.."
 bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 if [ -z "$(bindir)" ] || [ ! -x "$(bindir)/initdb" ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's package starts a cluster of its own on port 5432 when it can:
+  # forbid service starts for the install (policy-rc.d exit 101), and stop
+  # any cluster it started anyway, so this script leaves running only the
+  # throwaway cluster pg-down.sh stops.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+  fi
   apt-get update -qq >&2
   apt-get install -y -qq postgresql-15 >&2 || apt-get install -y -qq postgresql >&2
+  [ -n "$policy" ] && rm -f "$policy"
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $1, $2 }' |
+      while read -r version name; do pg_ctlcluster "$version" "$name" stop >&2 || true; done
+  fi
 fi
 bin=$(bindir)
 
