@@ -438,15 +438,40 @@ fn bad_signature(payload: &TxPayload) -> VerifyError {
 /// strict check compares `R`'s bytes with a canonical encoding), and `s`
 /// below the group order (checked by the batch itself, which then fails).
 fn batch_safe(key: &VerifyingKey, signature: &[u8; 64]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
+    let mut y = [0u8; 32];
+    y.copy_from_slice(&signature[..32]);
+    y[31] &= 0x7f; // the sign of x
     // y >= p = 2^255 - 19 exactly when bits 8..255 are all set and the low byte is >= 0xed.
-    let y_out_of_range =
-        r[0] >= 0xed && r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f;
-    !key.is_weak()
-        && !y_out_of_range
-        && VerifyingKey::from_bytes(&r).is_ok_and(|point| !point.is_weak())
+    let y_out_of_range = y[0] >= 0xed && y[1..31].iter().all(|b| *b == 0xff) && y[31] == 0x7f;
+    // Below p, the small-order points are exactly those with these y (either sign of x).
+    !key.is_weak() && !y_out_of_range && !SMALL_ORDER_Y.contains(&y)
 }
+
+/// The y coordinates (little-endian, below p) of the eight points of small
+/// order: 1 (order 1), p - 1 (order 2), 0 (order 4), and two of order 8.
+/// A test decompresses each with either sign and finds a small-order point.
+const SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [
+        0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [0; 32],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
 
 /// `domain || payload`: the bytes that are signed and hashed.
 pub(crate) fn signing_input(domain: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -646,6 +671,29 @@ mod tests {
     }
 
     #[test]
+    fn the_small_order_list_is_the_small_order_points() {
+        // Every listed y decompresses, with either sign of x, to a point of
+        // small order (a wrong constant would fail to decompress about half
+        // the time, and otherwise give a point of large order).
+        let mut n = 0;
+        for y in SMALL_ORDER_Y {
+            for sign in [0, 0x80] {
+                let mut b = y;
+                b[31] |= sign;
+                let point = VerifyingKey::from_bytes(&b).expect("decompresses");
+                assert!(point.is_weak(), "{b:02x?}");
+                n += 1;
+            }
+        }
+        assert_eq!(n, 10);
+        // And a real key's point is not among them.
+        let real = key(1).verifying_key().to_bytes();
+        let mut y = real;
+        y[31] &= 0x7f;
+        assert!(!SMALL_ORDER_Y.contains(&y));
+    }
+
+    #[test]
     fn malformed_signatures_stay_out_of_batches() {
         let good = batch_of(1).remove(0);
         let sig = good.signature_bytes();
@@ -662,14 +710,25 @@ mod tests {
         high[0] = 0xee;
         high[31] = 0x7f;
         assert!(!batch_safe(&key, &high));
-        // R's y = p - 1 - 18 = 2^255 - 38, in range: the check is exact at the bound.
-        let mut edge = [0xff_u8; 32];
-        edge[0] = 0xda;
-        edge[31] = 0x7f;
-        let in_range = VerifyingKey::from_bytes(&edge).is_ok();
-        let mut edge_sig = sig;
-        edge_sig[..32].copy_from_slice(&edge);
-        assert_eq!(batch_safe(&key, &edge_sig), in_range);
+        // R's y = p - 1 (order 2), and p - 1 with x's sign set: small order.
+        let mut minus_one = [0xff_u8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        for sign in [0, 0x80] {
+            let mut s = sig;
+            s[..32].copy_from_slice(&minus_one);
+            s[31] |= sign;
+            assert!(!batch_safe(&key, &s));
+        }
+        // y = p - 19 and y = p - 1 - 256 are in range and not small order:
+        // the checks are exact at the bound.
+        for (low, second) in [(0xda, 0xff), (0xec, 0xfe)] {
+            let mut s = sig;
+            s[..32].copy_from_slice(&minus_one);
+            s[0] = low;
+            s[1] = second;
+            assert!(batch_safe(&key, &s), "{low:x} {second:x}");
+        }
         // Each malformed one in a batch gets the single check's answer.
         let mut txs = batch_of(40);
         for (i, s) in [(3, identity), (17, high)] {
