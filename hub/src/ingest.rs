@@ -17,7 +17,7 @@ use crate::ledger;
 use crate::model::{
     Balance, ChainHead, Incident, IncidentKind, LedgerAccount, NodeContact, NodeRecord,
 };
-use crate::par::par_map;
+use crate::par::par_chunks;
 use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange, TransferContext};
 use crate::store::bounds::{QuarantineRow, QuarantineState, SpendRow};
 use crate::store::{StoreError, StoreTx};
@@ -36,6 +36,10 @@ use std::collections::hash_map::Entry;
 
 /// Bound of the hub's cache of decompressed node keys.
 const MAX_CACHED_KEYS: usize = 100_000;
+/// Transactions per ed25519 batch check: large enough for most of the
+/// batch gain, small enough that a batch failed by one forgery costs
+/// little to check again one by one.
+const VERIFY_BATCH_TXS: usize = 256;
 
 /// What ingest tracks per signer during one push.
 struct Signer {
@@ -111,11 +115,13 @@ impl Hub {
 
         let mut txs = txs;
         txs.truncate(MAX_PUSH_TXS);
-        // Signatures are independent: check them all first, on several
-        // threads if allowed; everything after is sequential, in push order.
+        // Signatures are independent: check them all first, in ed25519
+        // batches on several threads if allowed (a batch that fails is
+        // checked one by one, so each bad signature is found); everything
+        // after is sequential, in push order.
         let keys = &self.node_keys;
-        let verified = par_map(&txs, self.threads, |tx| {
-            tx.verify_with(|node| keys.get(node).copied())
+        let verified = par_chunks(&txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
+            SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
         });
         for (tx, verified) in txs.iter().zip(verified) {
             let v = match verified {

@@ -159,6 +159,47 @@ fn forged_signature_is_rejected_and_changes_nothing() {
 }
 
 #[test]
+fn a_forgery_in_the_middle_of_a_big_push_is_refused_alone() {
+    // Signatures are checked in batches on two threads: the batch holding
+    // the forgery fails and is checked one by one, and the answer is the
+    // one a single check gives.
+    for threads in [1, 2] {
+        let mut f = Fixture::new();
+        f.unbounded_shop();
+        f.hub.set_threads(threads);
+        // The shop carries the centre's 300 grants interleaved with its own 300 redeems.
+        let mut push = vec![];
+        for _ in 0..300 {
+            push.push(f.centre.sign(grant(f.alice, 1, 10)));
+            push.push(f.shop.sign(redeem(f.alice, 1, 1)));
+        }
+        let forged_at = 2 * 149 + 1; // the shop's seq 150
+        let mut sig = push[forged_at].signature_bytes();
+        sig[40] ^= 0x01;
+        push[forged_at] = SignedTx::from_raw_parts(push[forged_at].payload_bytes().to_vec(), sig);
+        let r = f.hub.ingest(&f.shop.id, push, T0);
+        let refused: Vec<_> = r
+            .receipts
+            .iter()
+            .filter_map(|x| rejection(&x.outcome).map(|why| (x.node, x.seq, why.clone())))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![(f.shop.id, 150, RejectReason::BadSignature)],
+            "{threads} threads"
+        );
+        // As before: the forgery stops its signer's later transactions, the
+        // other signer's all apply.
+        assert_eq!(r.receipts.len(), 300 + 150);
+        assert_eq!(r.processed_seq, 149);
+        assert_eq!(f.hub.chain_head(&f.centre.id).unwrap().processed_seq, 300);
+        let b = f.hub.balance(f.alice, muni()).unwrap();
+        assert_eq!(b.balance.get(), 300 * 10 - 149);
+        f.hub.check_conservation().unwrap();
+    }
+}
+
+#[test]
 fn unenrolled_and_revoked_keys_are_refused() {
     let mut f = Fixture::new();
     let mut stranger = Chain::new(99);
