@@ -18,6 +18,7 @@
 pub mod bounds;
 pub mod economy;
 pub mod history;
+pub mod holder;
 pub mod sqlite;
 pub mod status;
 
@@ -195,6 +196,7 @@ pub trait StoreTx:
     + economy::EconomyTx
     + bounds::BoundsTx
     + history::HistoryTx
+    + holder::HolderTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
