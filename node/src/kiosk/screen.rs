@@ -1,6 +1,6 @@
 //! The kiosk's screen as a pure state machine (issue 19, the core of
-//! `mykey-node kiosk`; the driver around it, the reader loop and the page,
-//! are still to come).
+//! `mykey-node kiosk`; the driver around it is [`super::reader`] and
+//! [`super::page`]).
 //!
 //! Inputs are the reader's events (a card in, the card out), the on-screen
 //! keypad's keys and the answer to an action the core asked for; the output
