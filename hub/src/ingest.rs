@@ -710,4 +710,13 @@ impl HubService for Hub {
             ))
         })
     }
+
+    fn holder(
+        &mut self,
+        node: &NodeId,
+        req: mykey_sync_proto::holder::HolderRequest,
+        now: UnixMillis,
+    ) -> mykey_sync_proto::holder::HolderResponse {
+        self.holder_request(node, req, now)
+    }
 }

@@ -46,6 +46,7 @@ pub mod doctor;
 pub mod economy;
 pub mod escrow;
 mod facts;
+pub mod holder;
 pub mod http;
 mod hub;
 pub mod ingest;

@@ -6,6 +6,7 @@
 //! claim a PIN proof it does not have, and a proof made for one transaction
 //! verifies for no other.
 
+use mykey_sync_proto::holder::HolderBinding;
 use mykey_sync_proto::{CardSignature, RedeemBinding};
 use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
@@ -28,6 +29,19 @@ pub enum ProofError {
 pub fn verify_redeem_proof(
     public_key_der: &[u8],
     binding: &RedeemBinding,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
+    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
+        .map_err(ProofError::BadSignature)
+}
+
+/// Verifies `signature` as the card's proof over a holder action's
+/// `binding` (issue 19: a holder reading their own history), with the same
+/// key and the same check as a redeem's proof.
+pub fn verify_holder_proof(
+    public_key_der: &[u8],
+    binding: &HolderBinding,
     signature: &CardSignature,
 ) -> Result<(), ProofError> {
     let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod expiry;
 pub mod http;
 pub mod key;
+pub mod kiosk;
 pub mod lan_rules;
 pub mod net;
 pub mod node;

@@ -135,6 +135,15 @@ enum Command {
     /// Bridge self-check machines (SIP2) to the library system: a tapped card
     /// becomes its library card number (see `[sip2]` in node.toml).
     Sip2(mykey_node::sip2::cli::Sip2Args),
+    /// The holder's own counter: a touch-screen page on loopback (default
+    /// 127.0.0.1:8782, Japanese with an English switch, an on-screen PIN
+    /// keypad) beside a card reader. A holder taps their card and enters the
+    /// PIN to see their balance per municipality, what expires when and
+    /// their history, read from the hub through the running `mykey-node run`
+    /// of this data directory; with the hub away, what this node holds,
+    /// marked offline. Taking the card away clears the screen. Nothing of
+    /// the history is stored or logged here.
+    Kiosk(mykey_node::kiosk::KioskArgs),
     /// Run the node: sync with the hub (and LAN peers) until SIGINT or SIGTERM.
     Run {
         /// Listen here for LAN peers (multiaddr; repeatable) instead of net.toml's `listen`.
@@ -556,6 +565,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => {
             let _lock = lock(&dir, "watch")?;
             mykey_node::card::watch::run_cli(&dir, args)?;
+        }
+        Command::Kiosk(args) => {
+            let _lock = lock(&dir, "kiosk")?;
+            mykey_node::kiosk::run_cli(&dir, args)?;
         }
         Command::Sip2(args) => {
             let _lock = lock(&dir, "sip2")?;

@@ -470,6 +470,12 @@ slug_id!(
     LanGroup,
     "LAN group"
 );
+slug_id!(
+    /// A national point operator (card company, airline, carrier) as a
+    /// holder's history names it: the hub's exchange operator id.
+    PointOperator,
+    "point operator"
+);
 
 /// A facility card number (a library card number, a point card number).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

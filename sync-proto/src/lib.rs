@@ -13,11 +13,12 @@ pub mod ids;
 
 pub use ids::{
     AccountId, CardKey, FacilityCardNumber, FacilityId, IdError, LanGroup, MunicipalityCode,
-    MyKeyId, NodeId, Points, ProgramId, TxId, UnixMillis,
+    MyKeyId, NodeId, PointOperator, Points, ProgramId, TxId, UnixMillis,
 };
 pub mod card_proof;
 pub mod codec;
 pub mod fact;
+pub mod holder;
 pub mod session;
 pub mod shard;
 pub mod tx;

@@ -25,6 +25,7 @@
 //! the receipts of a batch whose answer was lost, and with them the reasons of
 //! any rejections (DESIGN §11, invariant 2).
 
+use crate::holder::{HolderRefusal, HolderRequest, HolderResponse};
 use crate::ids::{NodeId, UnixMillis};
 use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
@@ -611,6 +612,12 @@ pub trait HubService {
         sync: ShardSync,
         now: UnixMillis,
     ) -> Result<ShardSync, Refusal>;
+    /// Answers a card holder's own request arriving through `node`
+    /// (`crate::holder`); a hub that does not serve holders refuses it.
+    fn holder(&mut self, node: &NodeId, req: HolderRequest, now: UnixMillis) -> HolderResponse {
+        let _ = (node, req, now);
+        HolderResponse::Refused(HolderRefusal::NotServed)
+    }
 }
 
 /// The hub side of one node's session: enforces Hello-first and that the
@@ -670,6 +677,7 @@ impl HubSession {
                 Ok(list) => Response::Shards(list),
                 Err(r) => Response::Refused(r),
             },
+            Request::Holder(h) => Response::Holder(Box::new(service.holder(&self.peer, *h, now))),
             Request::ShardSync(s) => match service.shard_sync(&self.peer, s, now) {
                 Ok(s) => Response::ShardSync(s),
                 Err(r) => {

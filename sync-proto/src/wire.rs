@@ -7,6 +7,7 @@
 
 use crate::codec::{self, DecodeError};
 use crate::fact::SignedFact;
+use crate::holder::{HolderRequest, HolderResponse};
 use crate::ids::{AccountId, MunicipalityCode, NodeId, Points, TxId, UnixMillis};
 use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
@@ -41,6 +42,9 @@ pub enum Request {
     Shards,
     /// One automerge sync message for one shard (also between LAN peers).
     ShardSync(ShardSync),
+    /// A card holder's own request (issue 19): a challenge, or their
+    /// history proved by the card's PIN signature (`crate::holder`).
+    Holder(Box<HolderRequest>),
 }
 
 /// What the hub answers.
@@ -58,6 +62,9 @@ pub enum Response {
     ShardSync(ShardSync),
     /// The request was refused; the session is over.
     Refused(Refusal),
+    /// The answer to a [`Request::Holder`]; a refusal of it leaves the
+    /// session open.
+    Holder(Box<HolderResponse>),
 }
 
 /// Opens a session.
@@ -414,8 +421,35 @@ impl Response {
                 })
             }
             Response::ShardSync(s) => check_shard_sync(s).map(|()| r),
+            Response::Holder(h) => check_holder(h).map(|()| r),
             _ => Ok(r),
         }
+    }
+}
+
+fn check_holder(h: &HolderResponse) -> Result<(), WireError> {
+    use crate::holder::{MAX_EXPIRY_LINES, MAX_HISTORY_ENTRIES, MAX_HISTORY_MUNICIPALITIES};
+    let HolderResponse::History(h) = h else {
+        return Ok(());
+    };
+    let too_many = |what, n, max| Err(WireError::TooMany { what, n, max });
+    if h.entries.len() > MAX_HISTORY_ENTRIES as usize {
+        return too_many(
+            "history entries",
+            h.entries.len(),
+            MAX_HISTORY_ENTRIES as usize,
+        );
+    }
+    if h.balances.len() > MAX_HISTORY_MUNICIPALITIES {
+        return too_many(
+            "history municipalities",
+            h.balances.len(),
+            MAX_HISTORY_MUNICIPALITIES,
+        );
+    }
+    match h.balances.iter().map(|b| b.expiries.len()).max() {
+        Some(n) if n > MAX_EXPIRY_LINES => too_many("expiry lines", n, MAX_EXPIRY_LINES),
+        _ => Ok(()),
     }
 }
 

@@ -381,6 +381,7 @@ const HUB_DRIVERS: &[(&str, &str)] = &[
     ("lan.rs", "lan"),
     ("quarantine/mod.rs", "quarantine"),
     ("economy/liability.rs", "economy::liability"),
+    ("holder.rs", "holder"),
 ];
 
 /// Whether `path` names module `module` or something inside it.

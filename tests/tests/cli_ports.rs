@@ -74,6 +74,20 @@ fn an_http_port_in_use_is_an_error_never_another_port() {
         "{err}"
     );
 
+    // The kiosk page (issue 19): the same, with its own flag.
+    let ca = w.root.path().join("ca.der");
+    std::fs::write(&ca, test_ca_der()).unwrap();
+    let ca = ca.to_str().unwrap();
+    let err = refused(
+        "mykey-node",
+        &w.nodes[0],
+        &["kiosk", "--trusted-ca", ca, "--listen", &at],
+    );
+    assert!(
+        err.contains(&format!("cannot serve the kiosk page on {at}")) && err.contains("--listen"),
+        "{err}"
+    );
+
     // The default addresses in use (held here, or by someone else on this
     // machine): the same error, not a quiet move to a random port.
     let _hub_default = hold(mykey_hub::http::DEFAULT_ADDR);
@@ -102,6 +116,33 @@ fn an_http_port_in_use_is_an_error_never_another_port() {
         )) && err.contains("--http ADDR"),
         "{err}"
     );
+    let _kiosk_default = hold(mykey_node::kiosk::page::DEFAULT_ADDR);
+    assert_ne!(
+        mykey_node::kiosk::page::DEFAULT_ADDR,
+        mykey_node::http::DEFAULT_ADDR
+    );
+    let err = refused("mykey-node", &w.nodes[0], &["kiosk", "--trusted-ca", ca]);
+    assert!(
+        err.contains(&format!(
+            "cannot serve the kiosk page on {}",
+            mykey_node::kiosk::page::DEFAULT_ADDR
+        )) && err.contains("--listen ADDR"),
+        "{err}"
+    );
+}
+
+/// A CA certificate for `--trusted-ca` (the kiosk wants one to start).
+fn test_ca_der() -> Vec<u8> {
+    let t = (now().0 / 1000) as i64;
+    mykey_testcard::TestCa::new(
+        mykey_testcard::key_from_seed([1; 32]).unwrap(),
+        "MyKey Test JPKI User Authentication CA",
+        t - 86_400,
+        t + 86_400,
+    )
+    .unwrap()
+    .cert_der()
+    .to_vec()
 }
 
 #[test]

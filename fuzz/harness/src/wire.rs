@@ -33,7 +33,7 @@ pub fn request(data: &[u8]) {
                     p.txs.iter().for_each(inner_tx);
                 }
                 Request::ShardSync(s) => shard_sync(s),
-                Request::PullFacts(_) | Request::Shards => {}
+                Request::PullFacts(_) | Request::Shards | Request::Holder(_) => {}
             }
         }
         Err(e) => {
@@ -77,6 +77,14 @@ pub fn response(data: &[u8]) {
                 Response::ShardSync(s) => shard_sync(s),
                 Response::Refused(r) => assert!(!r.to_string().is_empty()),
                 Response::Welcome(_) => {}
+                Response::Holder(h) => {
+                    if let mykey_sync_proto::holder::HolderResponse::History(h) = &**h {
+                        assert!(
+                            h.entries.len()
+                                <= mykey_sync_proto::holder::MAX_HISTORY_ENTRIES as usize
+                        );
+                    }
+                }
             }
         }
         Err(e) => assert!(!e.to_string().is_empty()),

@@ -52,6 +52,7 @@ impl TurnWork {
             TurnWork::Request(Request::PullFacts(_)) => "pull",
             TurnWork::Request(Request::Shards) => "shards",
             TurnWork::Request(Request::ShardSync(_)) => "shard sync",
+            TurnWork::Request(Request::Holder(_)) => "holder",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod bounds;
 pub(crate) mod convert;
 pub mod economy;
 pub mod history;
+pub mod holder;
 pub mod postgres;
 pub mod select;
 pub mod sqlite;
@@ -199,6 +200,7 @@ pub trait StoreTx:
     + economy::EconomyTx
     + bounds::BoundsTx
     + history::HistoryTx
+    + holder::HolderTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

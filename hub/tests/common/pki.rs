@@ -140,7 +140,13 @@ impl Pki {
 impl TestCard {
     /// What the chip returns for the binding after a right PIN.
     pub fn sign(&self, binding: &RedeemBinding) -> CardSignature {
-        let hash: [u8; 32] = Sha256::digest(binding.signed_message()).into();
+        self.sign_message(&binding.signed_message())
+    }
+
+    /// What the chip returns for any message it is given to sign (a
+    /// holder binding's, issue 19) after a right PIN.
+    pub fn sign_message(&self, message: &[u8]) -> CardSignature {
+        let hash: [u8; 32] = Sha256::digest(message).into();
         let sig = self
             .key
             .sign(

@@ -188,7 +188,7 @@ fn read_pin(from_stdin: bool) -> anyhow::Result<Pin> {
     Ok(Pin::parse(&line)?)
 }
 
-pub(super) fn load_cert_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn load_cert_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("could not read trusted CA certificate {}", path.display()))?;
     if bytes.starts_with(b"-----BEGIN") {

@@ -10,6 +10,7 @@ use super::apdu::{Apdu, DigestInfo, Ef, Pin, ReadRange, Response, Status, Status
 use super::cert::TrustedCert;
 use super::cert::{CardCert, CertHeaderError, CertParseError, MAX_CERT_BYTES, cert_total_len};
 use super::reader::{CardChannel, TransmitError};
+use mykey_sync_proto::holder::HolderBinding;
 use mykey_sync_proto::{CardKey, CardSignature, RedeemBinding};
 
 /// Domain separation for proofs: the card signs SHA-256(context ‖ challenge),
@@ -416,6 +417,28 @@ pub fn prove_redeem(
     )?;
     let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
     Ok(VerifiedCardProof { binding, signature })
+}
+
+/// The card proof for a card holder's own request (issue 19): [`prove`]
+/// over the challenge of `binding` (the hub's challenge and the action),
+/// with a certificate that chained to a trusted CA. The challenge must name
+/// this card ([`ProveError::OtherCard`] otherwise).
+pub fn prove_holder(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    binding: &HolderBinding,
+) -> Result<CardSignature, ProveError> {
+    if &binding.challenge.challenge.card != cert.cert().card_key() {
+        return Err(ProveError::OtherCard);
+    }
+    let proof = prove(
+        chan,
+        cert.cert(),
+        pin,
+        Challenge::from_bytes(binding.challenge()),
+    )?;
+    CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@
 pub mod client;
 
 use crate::config::DataDir;
+use crate::net::holder_desk::{DeskError, HolderDesk};
 use crate::node::Node;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use mykey_sync_proto::{NodeId, UnixMillis};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -431,15 +432,67 @@ pub fn render(s: &StatusJson, en: bool, now: UnixMillis) -> String {
     b
 }
 
-/// The page's routes over an open node and the live view.
-pub fn router(node: Node, live: Live) -> Router {
-    Router::new()
+/// The page's routes over an open node and the live view; with a desk
+/// (`mykey-node run`), also `POST /holder`.
+pub fn router(node: Node, live: Live, desk: Option<HolderDesk>) -> Router {
+    let state = PageState {
+        node: Arc::new(Mutex::new(node)),
+        live,
+    };
+    let pages = Router::new()
         .route("/", get(page))
         .route("/status.json", get(json))
-        .with_state(PageState {
-            node: Arc::new(Mutex::new(node)),
-            live,
-        })
+        .with_state(state);
+    match desk {
+        Some(desk) => pages.merge(
+            Router::new()
+                .route("/holder", post(holder))
+                .with_state(desk),
+        ),
+        None => pages,
+    }
+}
+
+/// `POST /holder`: a card holder's request (issue 19) as the wire's bytes
+/// (`Request::Holder`, versioned), carried to the hub over `run`'s link;
+/// the answer is the hub's `Response::Holder` bytes. Nothing of it is
+/// stored or logged here, and the hub answers a history only to the card's
+/// own PIN signature over its challenge, so the route needs no login.
+/// 503 when the hub is not reachable (the caller shows what the node
+/// holds), 429 when busy, 400 for anything but a holder request.
+async fn holder(State(desk): State<HolderDesk>, body: axum::body::Bytes) -> Response {
+    use mykey_sync_proto::wire::{Request, Response as Wire};
+    let req = match Request::decode(&body) {
+        Ok(Request::Holder(h)) => *h,
+        Ok(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "only holder requests are carried here\n",
+            )
+                .into_response();
+        }
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("not a request: {e}\n")).into_response();
+        }
+    };
+    match desk.ask(req).await {
+        Ok(answer) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            Wire::Holder(Box::new(answer)).encode(),
+        )
+            .into_response(),
+        Err(e) => {
+            let code = match e {
+                DeskError::Offline => StatusCode::SERVICE_UNAVAILABLE,
+                DeskError::Busy => StatusCode::TOO_MANY_REQUESTS,
+                DeskError::NoAnswer => StatusCode::BAD_GATEWAY,
+            };
+            (code, format!("{e}\n")).into_response()
+        }
+    }
 }
 
 /// Why the page could not start.
@@ -468,7 +521,12 @@ pub enum PageError {
 /// [`URL_FILE`] and serves until the task is dropped. Prints
 /// `status page on http://ADDR/`. An address in use (the default one too)
 /// is an error naming it and `--http`, never another port.
-pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), PageError> {
+pub async fn start(
+    dir: &DataDir,
+    addr: Option<&str>,
+    live: Live,
+    desk: Option<HolderDesk>,
+) -> Result<(), PageError> {
     // A file left by an earlier run must not point at someone else's page.
     let _ = std::fs::remove_file(dir.root().join(URL_FILE));
     let text = addr.unwrap_or(DEFAULT_ADDR);
@@ -483,7 +541,7 @@ pub async fn start(dir: &DataDir, addr: Option<&str>, live: Live) -> Result<(), 
     let local = listener
         .local_addr()
         .map_err(|source| PageError::Bind { addr, source })?;
-    let app = router(dir.open()?, live);
+    let app = router(dir.open()?, live, desk);
     let url = format!("http://{local}/");
     if let Err(e) = crate::config::write_owner_only(&dir.root().join(URL_FILE), url.as_bytes()) {
         tracing::warn!("cannot write {URL_FILE}: {e}; `mykey-node status` will not see live facts");

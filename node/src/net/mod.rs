@@ -8,6 +8,7 @@
 //! - [`backoff`]: reconnect delays with jitter (pure).
 //! - [`config`]: `net.toml` in the data directory.
 //! - [`run`]: `mykey-node run`, the long-running loop.
+//! - [`holder_desk`]: a card holder's request from the loopback page to the hub over `run`'s link.
 //!
 //! The frame codec, the key ↔ peer-id conversion and the swarm builder are
 //! shared with the hub through [`mykey_net`].
@@ -15,6 +16,7 @@
 pub mod backoff;
 pub mod config;
 pub mod driver;
+pub mod holder_desk;
 pub mod lan;
 pub mod run;
 pub mod transport;

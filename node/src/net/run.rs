@@ -137,7 +137,15 @@ struct Runner {
     refused_peers: std::collections::HashSet<PeerId>,
     /// Rotates which signer leads a carried batch.
     relay_turn: usize,
+    /// Card holders' requests from the loopback page (issue 19).
+    holder_asks: tokio::sync::mpsc::Receiver<super::holder_desk::Ask>,
+    /// Those on their way to the hub, by request id.
+    holder_in_flight: HashMap<OutboundRequestId, HolderReply>,
 }
+
+type HolderReply = tokio::sync::oneshot::Sender<
+    Result<mykey_sync_proto::holder::HolderResponse, super::holder_desk::DeskError>,
+>;
 
 /// Runs the node until SIGINT or SIGTERM.
 pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
@@ -195,6 +203,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         ..NodeSessionConfig::default()
     };
     let known_seq = node.sync_position()?.0;
+    let (desk, holder_asks) = super::holder_desk::HolderDesk::new();
     let mut r = Runner {
         session: NodeSession::new(node.id(), session_config),
         backoff: Backoff::new(
@@ -227,6 +236,8 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         refused_until: None,
         refused_peers: Default::default(),
         relay_turn: 0,
+        holder_asks,
+        holder_in_flight: HashMap::new(),
     };
     let statics = r.net.peers.clone();
     let mut static_addrs: Vec<Multiaddr> = vec![];
@@ -254,7 +265,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
     info!(node = %r.node.id().short(), hub = %hub.short(), hub_peer = %hub_peer, "node running");
 
     let live = crate::http::Live::new(unix_now());
-    crate::http::start(dir, opts.status_http.as_deref(), live.clone()).await?;
+    crate::http::start(dir, opts.status_http.as_deref(), live.clone(), Some(desk)).await?;
 
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
@@ -264,6 +275,7 @@ pub async fn run(dir: &DataDir, opts: RunOptions) -> Result<(), RunError> {
         let deadline = r.next_deadline();
         tokio::select! {
             ev = r.swarm.select_next_some() => r.on_swarm_event(ev),
+            Some(ask) = r.holder_asks.recv() => r.on_holder_ask(ask),
             _ = tokio::time::sleep_until(deadline) => {}
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
@@ -378,6 +390,8 @@ impl Runner {
         self.session.handle_disconnected();
         self.in_flight = None;
         self.relay_in_flight = None;
+        // Their askers hear "offline" when the replies drop.
+        self.holder_in_flight.clear();
         let mut retry_at = Instant::now() + self.backoff.next_delay();
         // After a refusal, wait the refusal's delay, not the backoff's.
         if let Some(t) = self.refused_until.take() {
@@ -561,6 +575,24 @@ impl Runner {
             } if peer == self.hub_peer && Some(request_id) == self.relay_in_flight => {
                 self.on_relay_answer(response, now)
             }
+            Event::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } if peer == self.hub_peer && self.holder_in_flight.contains_key(&request_id) => {
+                self.on_holder_answer(request_id, response)
+            }
+            Event::OutboundFailure { request_id, .. }
+                if self.holder_in_flight.contains_key(&request_id) =>
+            {
+                if let Some(reply) = self.holder_in_flight.remove(&request_id) {
+                    let _ = reply.send(Err(super::holder_desk::DeskError::Offline));
+                }
+            }
             Event::OutboundFailure {
                 request_id, error, ..
             } if Some(request_id) == self.relay_in_flight => {
@@ -587,6 +619,51 @@ impl Runner {
             }
             other => debug!(?other, "sync event"),
         }
+    }
+
+    /// A holder's request from the page: sent beside the session while it
+    /// is open, else answered offline at once.
+    fn on_holder_ask(&mut self, ask: super::holder_desk::Ask) {
+        use super::holder_desk::{DeskError, MAX_IN_FLIGHT};
+        if !self.session.is_open() {
+            let _ = ask.reply.send(Err(DeskError::Offline));
+            return;
+        }
+        if self.holder_in_flight.len() >= MAX_IN_FLIGHT {
+            let _ = ask.reply.send(Err(DeskError::Busy));
+            return;
+        }
+        let id =
+            self.send_to_hub(mykey_sync_proto::wire::Request::Holder(Box::new(ask.req)).encode());
+        self.holder_in_flight.insert(id, ask.reply);
+    }
+
+    fn on_holder_answer(&mut self, id: OutboundRequestId, response: Frame) {
+        use super::holder_desk::DeskError;
+        let Some(reply) = self.holder_in_flight.remove(&id) else {
+            return;
+        };
+        let answer = match response.into_message() {
+            Ok(bytes) => {
+                self.bytes_down += bytes.len() as u64 + 4;
+                match Response::decode(&bytes) {
+                    Ok(Response::Holder(h)) => Ok(*h),
+                    Ok(other) => {
+                        debug!(?other, "holder request answered with something else");
+                        Err(DeskError::NoAnswer)
+                    }
+                    Err(e) => {
+                        debug!("undecodable holder answer: {e}");
+                        Err(DeskError::NoAnswer)
+                    }
+                }
+            }
+            Err(why) => {
+                debug!("bad frame answering a holder request: {why}");
+                Err(DeskError::NoAnswer)
+            }
+        };
+        let _ = reply.send(answer);
     }
 
     fn drop_hub(&mut self, why: &str) {

@@ -28,6 +28,7 @@ mod economy;
 mod escrow;
 mod facts;
 mod history;
+mod holder;
 mod ingest;
 mod ledger;
 mod migrations;

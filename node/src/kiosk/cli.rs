@@ -1,0 +1,72 @@
+//! `mykey-node kiosk`: the flags, the page and the reader loop together.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::page::{DEFAULT_ADDR, bind, router};
+use super::reader::ReaderLoop;
+use super::screen::Kiosk;
+use crate::card::reader::DEFAULT_APDU_TIMEOUT;
+use crate::config::DataDir;
+
+/// `mykey-node kiosk`.
+#[derive(Debug, clap::Args)]
+pub struct KioskArgs {
+    /// Serve the kiosk page here (loopback only; in use is an error).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADDR)]
+    listen: String,
+    /// Reader name (as `card readers` prints it); the first reader if omitted.
+    #[arg(long)]
+    reader: Option<String>,
+    /// Trusted JPKI user-auth CA certificate (DER or PEM); repeat for each
+    /// CA generation. A card whose certificate does not chain to one is not read.
+    #[arg(long = "trusted-ca", value_name = "FILE", required = true)]
+    trusted_ca: Vec<PathBuf>,
+    /// Deadline for each command to the card, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_APDU_TIMEOUT.as_millis() as u64)]
+    apdu_timeout_ms: u64,
+}
+
+/// Runs the kiosk on the node in `dir` until the process is stopped.
+pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
+    let trusted_ca = args
+        .trusted_ca
+        .iter()
+        .map(|p| crate::card::cli::load_cert_file(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let node = dir.open()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the kiosk's page runtime")?;
+    let listener = rt.block_on(bind(&args.listen))?;
+    let local = listener.local_addr()?;
+    let kiosk = Arc::new(Mutex::new(Kiosk::default()));
+    let (effects_tx, effects) = std::sync::mpsc::channel();
+    let reader = ReaderLoop {
+        dir: dir.clone(),
+        node,
+        reader: args.reader,
+        trusted_ca,
+        apdu_timeout: Duration::from_millis(args.apdu_timeout_ms),
+        kiosk: kiosk.clone(),
+        effects,
+    };
+    std::thread::Builder::new()
+        .name("kiosk-reader".into())
+        .spawn(move || reader.run())
+        .context("cannot start the kiosk's reader thread")?;
+    let app = router(kiosk, effects_tx);
+    println!("kiosk page on http://{local}/");
+    if crate::http::client::live_status(dir).is_none() {
+        println!(
+            "note: no `mykey-node run` answers on this data directory, so the kiosk shows only what the node holds (offline) until it runs"
+        );
+    }
+    rt.block_on(async move { axum::serve(listener, app).await })
+        .context("the kiosk page stopped")?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The holder's own counter (issue 19): `mykey-node kiosk`, a touch-screen
+//! page on loopback beside a card reader, where a holder reads their own
+//! balance, expiries and history after the card's PIN.
+//!
+//! - [`screen`]: the pure core, what the screen shows for each card tap,
+//!   keypad key and answer, and the rule that a card's leaving clears it.
+//! - [`offline`]: what the node holds for a card when the hub is away.
+//! - [`reader`]: the reader loop (pcscd, the card's PIN signature, the read
+//!   through the running node's hub link, or offline from the store).
+//! - [`page`]: the page, its screen body and keypad route.
+//! - [`cli`]: the `mykey-node kiosk` flags.
+//!
+//! Nothing of a holder's history is stored or logged by the kiosk.
+
+pub mod cli;
+pub mod offline;
+pub mod page;
+pub mod reader;
+pub mod screen;
+
+pub use cli::{KioskArgs, run_cli};

@@ -1,0 +1,270 @@
+//! The kiosk's touch-screen page on loopback: `GET /` (the page, Japanese
+//! first with an English switch, large type and an on-screen keypad),
+//! `GET /screen.json` (what the screen shows now; the page polls it, so a
+//! card's leaving clears the screen without a reload) and `POST /key?k=`
+//! (a keypad key: `0`-`9`, `back`, `ok`). The body of `/screen.json` is
+//! this module's own shape, built from [`Screen`], never stored.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use mykey_sync_proto::holder::{HolderHistory, Movement};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::screen::{Effect, Input, Kiosk, Notice, OfflineView, Screen};
+
+/// Where the kiosk page listens unless `--listen` says otherwise (the
+/// status page of `mykey-node run` is on 8781).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8782";
+
+/// The page's shared state.
+#[derive(Clone)]
+struct PageState {
+    kiosk: Arc<Mutex<Kiosk>>,
+    effects: Sender<Effect>,
+}
+
+/// The page's routes.
+pub fn router(kiosk: Arc<Mutex<Kiosk>>, effects: Sender<Effect>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/screen.json", get(screen))
+        .route("/key", post(key))
+        .with_state(PageState { kiosk, effects })
+}
+
+/// Why the page could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// Not an address.
+    #[error("--listen {0:?} is not an address like {DEFAULT_ADDR}")]
+    Address(String),
+    /// Not a loopback address.
+    #[error(
+        "--listen {0} is not a loopback address: the kiosk page serves the screen beside it only, e.g. --listen 127.0.0.1:8782"
+    )]
+    NotLoopback(SocketAddr),
+    /// Binding failed.
+    #[error(
+        "cannot serve the kiosk page on {addr}: {source}; another kiosk (or another program) holds it: choose another address with --listen ADDR (e.g. --listen 127.0.0.1:0 for any free port)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` (a loopback address; in use is an error, never another port).
+pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, PageError> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|_| PageError::Address(addr.to_owned()))?;
+    if !parsed.ip().is_loopback() {
+        return Err(PageError::NotLoopback(parsed));
+    }
+    tokio::net::TcpListener::bind(parsed)
+        .await
+        .map_err(|source| PageError::Bind {
+            addr: parsed,
+            source,
+        })
+}
+
+async fn page() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(include_str!("page.html")),
+    )
+        .into_response()
+}
+
+async fn screen(State(st): State<PageState>) -> Response {
+    let body = {
+        let k = st.kiosk.lock().unwrap_or_else(|e| e.into_inner());
+        screen_json(k.screen())
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    k: String,
+}
+
+async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response {
+    let input = match q.k.as_str() {
+        "back" => Input::Back,
+        "ok" => Input::Submit,
+        d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
+            Input::Digit(d.as_bytes()[0] - b'0')
+        }
+        _ => return (StatusCode::BAD_REQUEST, "k is 0-9, back or ok\n").into_response(),
+    };
+    let effect = st
+        .kiosk
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .step(input);
+    if let Some(e) = effect {
+        // The reader loop is gone only when the process is ending.
+        let _ = st.effects.send(e);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// What the page draws for `screen`.
+pub fn screen_json(screen: &Screen) -> Value {
+    match screen {
+        Screen::Idle => json!({ "screen": "idle" }),
+        Screen::Pin { typed, notice } => json!({
+            "screen": "pin",
+            "typed": typed,
+            "notice": notice.as_ref().map(notice_json),
+        }),
+        Screen::Working => json!({ "screen": "working" }),
+        Screen::Online(h) => history_json(h),
+        Screen::Offline(v) => offline_json(v),
+        Screen::Message(n) => json!({ "screen": "message", "notice": notice_json(n) }),
+    }
+}
+
+fn notice_json(n: &Notice) -> Value {
+    match n {
+        Notice::ShortPin => json!({ "kind": "short_pin" }),
+        Notice::WrongPin { tries_left } => json!({ "kind": "wrong_pin", "tries_left": tries_left }),
+        Notice::Locked => json!({ "kind": "locked" }),
+        Notice::NotRegistered => json!({ "kind": "not_registered" }),
+        Notice::Refused(r) => json!({
+            "kind": "refused",
+            "reason": format!("{r:?}"),
+            "text": r.to_string(),
+        }),
+        Notice::CardFailed => json!({ "kind": "card_failed" }),
+    }
+}
+
+fn history_json(h: &HolderHistory) -> Value {
+    let balances: Vec<Value> = h
+        .balances
+        .iter()
+        .map(|b| {
+            json!({
+                "municipality": b.municipality.to_string(),
+                "spendable": b.spendable.get(),
+                "held": b.held.get(),
+                "debt": b.debt.get(),
+                "expiries": b.expiries.iter().map(|e| json!({
+                    "points": e.points.get(),
+                    "at": e.expires_at.0,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let entries: Vec<Value> = h
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "at": e.at.0,
+                "municipality": e.municipality.to_string(),
+                "points": e.points.get(),
+            });
+            let (kind, detail) = movement_json(&e.movement);
+            v["kind"] = kind.into();
+            v["detail"] = detail;
+            v
+        })
+        .collect();
+    json!({
+        "screen": "online",
+        "my_key_id": h.my_key_id.as_str(),
+        "as_of": h.as_of.0,
+        "balances": balances,
+        "entries": entries,
+        "more": h.more,
+    })
+}
+
+fn movement_json(m: &Movement) -> (&'static str, Value) {
+    match m {
+        Movement::Grant { programme } => ("grant", json!({ "programme": programme.to_string() })),
+        Movement::ExchangeIn {
+            operator,
+            operator_points,
+            regional,
+            premium,
+            available_at,
+        } => (
+            "exchange_in",
+            json!({
+                "operator": operator.to_string(),
+                "operator_points": operator_points,
+                "regional": regional.get(),
+                "premium": premium.get(),
+                "available_at": available_at.0,
+            }),
+        ),
+        Movement::Released => ("released", json!({})),
+        Movement::Redemption {
+            place,
+            signed_at,
+            on_debt,
+        } => (
+            "redemption",
+            json!({
+                "place": place.to_string(),
+                "signed_at": signed_at.map(|t| t.0),
+                "on_debt": on_debt,
+            }),
+        ),
+        Movement::DebtRecovery => ("debt_recovery", json!({})),
+        Movement::Expiry => ("expiry", json!({})),
+        Movement::Correction { credit } => ("correction", json!({ "credit": credit })),
+    }
+}
+
+fn offline_json(v: &OfflineView) -> Value {
+    json!({
+        "screen": "offline",
+        "my_key_id": v.my_key_id.as_ref().map(|m| m.as_str()),
+        "municipality": v.municipality.to_string(),
+        "balance": v.balance.get(),
+        "debt": v.debt.get(),
+        "pending": v.pending.get(),
+        "expiry": v.expiry.map(|(p, at)| json!({ "points": p.get(), "at": at.0 })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_screen_body_names_its_screen_and_never_the_pin() {
+        assert_eq!(screen_json(&Screen::Idle)["screen"], "idle");
+        let pin = screen_json(&Screen::Pin {
+            typed: 3,
+            notice: Some(Notice::WrongPin { tries_left: 2 }),
+        });
+        assert_eq!(pin["typed"], 3);
+        assert_eq!(pin["notice"]["kind"], "wrong_pin");
+        assert_eq!(pin["notice"]["tries_left"], 2);
+    }
+}
