@@ -20,6 +20,7 @@ pub mod economy;
 pub mod history;
 pub mod sqlite;
 pub mod status;
+pub mod voucher;
 
 use crate::model::{
     Account, CardRecord, ChainHead, DebtLine, Facility, Incident, IncidentKind, LedgerAccount,
@@ -195,6 +196,7 @@ pub trait StoreTx:
     + economy::EconomyTx
     + bounds::BoundsTx
     + history::HistoryTx
+    + voucher::VoucherTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
