@@ -30,5 +30,5 @@ pub use fact::{
 };
 pub use tx::{
     Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
-    TxPayload, VerifiedTx, VerifyError,
+    TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
 };

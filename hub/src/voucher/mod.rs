@@ -9,6 +9,7 @@
 //! same bytes again to print a sheet or one voucher.
 
 pub mod cli;
+pub mod redeem;
 
 use crate::ledger;
 use crate::model::{LedgerAccount, TransferDraft, TransferKind};
