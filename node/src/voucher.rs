@@ -134,3 +134,105 @@ pub fn decide(
     }
     Ok(verified)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use mykey_sync_proto::FacilityId;
+    use mykey_voucher::VoucherBody;
+
+    fn hub() -> (SigningKey, NodeId) {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let id = NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap();
+        (k, id)
+    }
+
+    fn limits(cap: u64, ops: Vec<OpKind>) -> NodeLimits {
+        NodeLimits {
+            node: hub().1,
+            facility: FacilityId::parse("shop-1").unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            allowed_ops: ops,
+            per_card_offline_limit: Points::new(1000).unwrap(),
+            node_exposure_limit: Points::new(cap).unwrap(),
+            pin_threshold: Points::new(1000).unwrap(),
+            valid_until: UnixMillis(u64::MAX),
+        }
+    }
+
+    fn voucher(muni: &str, index: u16) -> SignedVoucher {
+        VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse(muni).unwrap(),
+            serial: Serial { batch: 1, index },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        }
+        .sign(&hub().0)
+    }
+
+    #[test]
+    fn offline_checks() {
+        let (_, hub_id) = hub();
+        let day = |d: u64| UnixMillis(d * 86_400_000);
+        let ok = limits(1000, vec![OpKind::Redeem]);
+        let v = voucher("131059", 1);
+        let decide_with =
+            |v: &SignedVoucher,
+             l: Option<&NodeLimits>,
+             taken: &[(Serial, u64)],
+             pending: u64,
+             now| { decide(v, &hub_id, l, taken, Points::new(pending).unwrap(), now) };
+        assert!(decide_with(&v, Some(&ok), &[], 500, day(10)).is_ok());
+        let refusals: Vec<(VoucherDecline, Result<VerifiedVoucher, VoucherDecline>)> = vec![
+            (
+                VoucherDecline::NoLimits,
+                decide_with(&v, None, &[], 0, day(10)),
+            ),
+            (
+                VoucherDecline::NotAllowed,
+                decide_with(&v, Some(&limits(1000, vec![OpKind::Link])), &[], 0, day(10)),
+            ),
+            (
+                VoucherDecline::OverCap {
+                    serial: v.body.serial,
+                    points: Points::new(500).unwrap(),
+                    pending: Points::new(501).unwrap(),
+                    cap: Points::new(1000).unwrap(),
+                },
+                decide_with(&v, Some(&ok), &[], 501, day(10)),
+            ),
+            (
+                VoucherDecline::Expired {
+                    serial: v.body.serial,
+                    expires: v.body.expires,
+                },
+                decide_with(&v, Some(&ok), &[], 0, day(101)),
+            ),
+            (
+                VoucherDecline::AlreadyTaken {
+                    serial: v.body.serial,
+                    seq: 4,
+                },
+                decide_with(&v, Some(&ok), &[(v.body.serial, 4)], 0, day(10)),
+            ),
+            (
+                VoucherDecline::OtherMunicipality {
+                    serial: v.body.serial,
+                    municipality: MunicipalityCode::parse("011002").unwrap(),
+                    here: MunicipalityCode::parse("131059").unwrap(),
+                },
+                decide_with(&voucher("011002", 1), Some(&ok), &[], 0, day(10)),
+            ),
+        ];
+        for (want, got) in refusals {
+            assert_eq!(got, Err(want));
+        }
+        let forged = VoucherBody { ..v.body }.sign(&SigningKey::from_bytes(&[8; 32]));
+        assert!(matches!(
+            decide_with(&forged, Some(&ok), &[], 0, day(10)),
+            Err(VoucherDecline::Signature(_))
+        ));
+    }
+}

@@ -47,6 +47,9 @@ pub struct VoucherRedemptionRow {
     pub facility: FacilityId,
     /// Points paid to the facility by this redemption (0: not paid).
     pub paid: Points,
+    /// A later redemption (or one of a cancelled batch): an incident, paid
+    /// (if at all) from the programme, not from the voucher float.
+    pub incident: bool,
     /// The node's clock when it signed.
     pub node_time: UnixMillis,
     /// The hub's clock when applied.
@@ -75,9 +78,10 @@ pub trait VoucherTx {
     ) -> Result<Vec<VoucherRedemptionRow>, StoreError>;
     /// Records a redemption (after any earlier one of the same voucher).
     fn insert_voucher_redemption(&mut self, r: &VoucherRedemptionRow) -> Result<(), StoreError>;
-    /// Points and vouchers of a batch paid out so far.
+    /// Points and vouchers of a batch paid from the voucher float so far
+    /// (first redemptions; incidents are paid from the programme).
     fn voucher_batch_paid(&mut self, batch: u32) -> Result<(Points, u64), StoreError>;
-    /// Points paid for redemptions a node signed while it was offline
-    /// (an incident's share, counted against its offline voucher cap).
+    /// Points paid for a node's incident redemptions (what its offline
+    /// voucher cap has used).
     fn voucher_incident_paid(&mut self, node: &NodeId) -> Result<Points, StoreError>;
 }

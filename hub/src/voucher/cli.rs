@@ -47,7 +47,8 @@ pub enum VoucherCmd {
         #[arg(long)]
         png: bool,
     },
-    /// List the batches: issued, paid, cancelled.
+    /// List the batches: issued, redeemed (first redemptions, paid from the
+    /// float; double redemptions are incidents), cancelled.
     List,
     /// Cancel a batch (a sheet was lost): its unredeemed points return to the programme.
     Cancel {
@@ -133,7 +134,7 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                     None => "open",
                 };
                 println!(
-                    "batch {:<5} {} {:<16} {:>5} × {:<10} valid through {}  paid {n} ({paid})  {state}",
+                    "batch {:<5} {} {:<16} {:>5} × {:<10} valid through {}  redeemed {n} ({paid})  {state}",
                     b.id,
                     b.municipality,
                     b.program,

@@ -32,6 +32,7 @@ CREATE TABLE voucher_redemptions (
     tx BLOB NOT NULL UNIQUE,
     facility TEXT NOT NULL,
     paid INTEGER NOT NULL CHECK (paid >= 0),
+    incident INTEGER NOT NULL CHECK (incident IN (0, 1)),
     node_time INTEGER NOT NULL,
     at INTEGER NOT NULL,
     signed BLOB NOT NULL,
@@ -145,9 +146,9 @@ impl VoucherTx for SqliteTx<'_> {
         batch: u32,
         index: u16,
     ) -> Result<Vec<VoucherRedemptionRow>, StoreError> {
-        type Sql = (Vec<u8>, i64, Vec<u8>, String, i64, i64, i64, Vec<u8>);
+        type Sql = (Vec<u8>, i64, Vec<u8>, String, i64, bool, i64, i64, Vec<u8>);
         let mut stmt = self.tx.prepare_cached(
-            "SELECT node, seq, tx, facility, paid, node_time, at, signed FROM voucher_redemptions
+            "SELECT node, seq, tx, facility, paid, incident, node_time, at, signed FROM voucher_redemptions
              WHERE batch = ?1 AND idx = ?2 ORDER BY hub_order",
         )?;
         let rows: Vec<Sql> = stmt
@@ -161,24 +162,28 @@ impl VoucherTx for SqliteTx<'_> {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
         rows.into_iter()
-            .map(|(node, seq, tx, facility, paid, node_time, at, signed)| {
-                Ok(VoucherRedemptionRow {
-                    batch,
-                    index,
-                    node: node_of(node)?,
-                    seq: u64_of("voucher redemption seq", seq)?,
-                    tx: txid_of(tx)?,
-                    facility: facility_of(facility)?,
-                    paid: points_of("voucher redemption paid", paid)?,
-                    node_time: millis("voucher redemption node_time", node_time)?,
-                    at: millis("voucher redemption at", at)?,
-                    signed,
-                })
-            })
+            .map(
+                |(node, seq, tx, facility, paid, incident, node_time, at, signed)| {
+                    Ok(VoucherRedemptionRow {
+                        batch,
+                        index,
+                        node: node_of(node)?,
+                        seq: u64_of("voucher redemption seq", seq)?,
+                        tx: txid_of(tx)?,
+                        facility: facility_of(facility)?,
+                        paid: points_of("voucher redemption paid", paid)?,
+                        incident,
+                        node_time: millis("voucher redemption node_time", node_time)?,
+                        at: millis("voucher redemption at", at)?,
+                        signed,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -186,10 +191,10 @@ impl VoucherTx for SqliteTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO voucher_redemptions
-                   (batch, idx, hub_order, node, seq, tx, facility, paid, node_time, at, signed)
+                   (batch, idx, hub_order, node, seq, tx, facility, paid, incident, node_time, at, signed)
                  VALUES (?1, ?2, (SELECT COALESCE(MAX(hub_order), 0) + 1 FROM voucher_redemptions
                                   WHERE batch = ?1 AND idx = ?2),
-                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 i64::from(r.batch),
@@ -199,6 +204,7 @@ impl VoucherTx for SqliteTx<'_> {
                 r.tx.as_bytes().as_slice(),
                 r.facility.as_str(),
                 i64_of(r.paid.get()),
+                r.incident,
                 i64_of(r.node_time.0),
                 i64_of(r.at.0),
                 r.signed,
@@ -211,7 +217,7 @@ impl VoucherTx for SqliteTx<'_> {
             .tx
             .prepare_cached(
                 "SELECT COALESCE(SUM(paid), 0), COUNT(*) FROM voucher_redemptions
-                 WHERE batch = ?1 AND paid > 0",
+                 WHERE batch = ?1 AND paid > 0 AND incident = 0",
             )?
             .query_row([i64::from(batch)], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok((
@@ -225,7 +231,7 @@ impl VoucherTx for SqliteTx<'_> {
             .tx
             .prepare_cached(
                 "SELECT COALESCE(SUM(r.paid), 0) FROM voucher_redemptions r
-                 WHERE r.node = ?1 AND r.hub_order > 1",
+                 WHERE r.node = ?1 AND r.incident = 1",
             )?
             .query_row([node.as_bytes().as_slice()], |r| r.get(0))?;
         points_of("voucher incident paid", points)
