@@ -406,6 +406,7 @@ fn load_context(
     {
         ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
+    ctx.voucher = crate::voucher::redeem::load(st, v, hub)?;
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
         // A carried transfer that does not verify leaves no context: the
@@ -564,6 +565,12 @@ fn apply(
     }
     if let Some(t) = &effects.right_transfer {
         st.mark_right_transfer(t, now)?;
+    }
+    if let Some(r) = &effects.voucher {
+        st.insert_voucher_redemption(&crate::store::voucher::VoucherRedemptionRow {
+            at: now,
+            ..r.clone()
+        })?;
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

@@ -65,6 +65,7 @@ pub mod shards;
 pub mod status;
 pub mod store;
 pub mod ticks;
+pub mod voucher;
 mod wallet;
 
 pub use admin::{

@@ -240,6 +240,9 @@ enum Command {
     /// Spends held beyond nodes' enrolled bounds.
     #[command(flatten)]
     Bounds(mykey_hub::quarantine::cli::BoundsCmd),
+    /// Printed QR point vouchers: issue a batch, print it, list, cancel.
+    #[command(subcommand)]
+    Voucher(mykey_hub::voucher::cli::VoucherCmd),
 }
 
 /// How the dashboard's HTTP side is served.
@@ -1502,6 +1505,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
         Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
+        Command::Voucher(cmd) => mykey_hub::voucher::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit, json: true } => {
             output::print_list(true, &lists::incidents(&mut open(&cli)?, *limit)?, "");
         }

@@ -259,6 +259,10 @@ pub enum LedgerAccount {
     /// against the municipality's points, not charged to any holder
     /// (debit-normal).
     QuarantineClaims(MunicipalityCode),
+    /// Points in printed vouchers not yet redeemed: issue moves them here
+    /// from a programme's budget, a redemption pays a merchant from here, a
+    /// cancelled batch returns them (credit-normal; see [`crate::voucher`]).
+    VoucherFloat(MunicipalityCode),
 }
 
 impl LedgerAccount {
@@ -276,6 +280,7 @@ impl LedgerAccount {
             LedgerAccount::Escrow(..) => "escrow",
             LedgerAccount::Quarantined(..) => "quarantined",
             LedgerAccount::QuarantineClaims(..) => "quarantine-claims",
+            LedgerAccount::VoucherFloat(..) => "voucher-float",
         }
     }
 
@@ -288,7 +293,8 @@ impl LedgerAccount {
             LedgerAccount::ProgramBudget(p, _) => p.as_str().to_owned(),
             LedgerAccount::MunicipalityFunding(m)
             | LedgerAccount::ExpiryIncome(m)
-            | LedgerAccount::QuarantineClaims(m) => m.to_string(),
+            | LedgerAccount::QuarantineClaims(m)
+            | LedgerAccount::VoucherFloat(m) => m.to_string(),
             LedgerAccount::MerchantPayable(f, _) | LedgerAccount::Quarantined(f, _) => {
                 f.as_str().to_owned()
             }
@@ -310,7 +316,8 @@ impl LedgerAccount {
             | LedgerAccount::Held(_, m)
             | LedgerAccount::Escrow(_, m, _)
             | LedgerAccount::Quarantined(_, m)
-            | LedgerAccount::QuarantineClaims(m) => *m,
+            | LedgerAccount::QuarantineClaims(m)
+            | LedgerAccount::VoucherFloat(m) => *m,
         }
     }
 
@@ -384,11 +391,17 @@ pub enum TransferKind {
     /// An operator decided a quarantined spend (released: its redeem legs
     /// follow; rejected: nothing follows): quarantined back to the claims.
     QuarantineDecided,
+    /// A printed voucher batch: programme budget to the voucher float.
+    VoucherIssue,
+    /// A voucher redeemed at a shop: voucher float to the merchant.
+    VoucherRedeem,
+    /// A cancelled batch's unredeemed vouchers: voucher float back to the budget.
+    VoucherCancel,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 15] = [
+    pub const ALL: [TransferKind; 18] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -404,6 +417,9 @@ impl TransferKind {
         TransferKind::RightMove,
         TransferKind::Quarantine,
         TransferKind::QuarantineDecided,
+        TransferKind::VoucherIssue,
+        TransferKind::VoucherRedeem,
+        TransferKind::VoucherCancel,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -423,6 +439,9 @@ impl TransferKind {
             TransferKind::RightMove => "right-move",
             TransferKind::Quarantine => "quarantine",
             TransferKind::QuarantineDecided => "quarantine-decided",
+            TransferKind::VoucherIssue => "voucher-issue",
+            TransferKind::VoucherRedeem => "voucher-redeem",
+            TransferKind::VoucherCancel => "voucher-cancel",
         }
     }
     /// Parses [`TransferKind::name`].
@@ -537,17 +556,21 @@ pub enum IncidentKind {
     /// the PIN threshold, or past its per-card or exposure allowance) was
     /// put in quarantine instead of being paid.
     Quarantined,
+    /// A printed voucher came back redeemed again (a photocopy, or two
+    /// offline shops): the later redemption, with both signed ones.
+    VoucherRedeemedTwice,
 }
 
 impl IncidentKind {
     /// Every kind.
-    pub const ALL: [IncidentKind; 6] = [
+    pub const ALL: [IncidentKind; 7] = [
         IncidentKind::ChainRejected,
         IncidentKind::SpendOnInactiveCard,
         IncidentKind::DebtCreated,
         IncidentKind::ProgramOverdrawn,
         IncidentKind::BeyondRight,
         IncidentKind::Quarantined,
+        IncidentKind::VoucherRedeemedTwice,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -558,6 +581,7 @@ impl IncidentKind {
             IncidentKind::ProgramOverdrawn => "program-overdrawn",
             IncidentKind::BeyondRight => "beyond-right",
             IncidentKind::Quarantined => "quarantined",
+            IncidentKind::VoucherRedeemedTwice => "voucher-redeemed-twice",
         }
     }
     /// Parses [`IncidentKind::name`].

@@ -144,6 +144,8 @@ pub struct Context {
     pub transfer: Option<TransferContext>,
     /// A redeem's basis, card proof and the signer's period use ([`crate::bounds`]).
     pub bounds: SpendBounds,
+    /// A redeemed voucher, its batch and earlier redemptions.
+    pub voucher: Option<crate::voucher::redeem::VoucherContext>,
 }
 
 /// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
@@ -213,6 +215,8 @@ pub fn needs(body: &TxBody) -> Needs {
         }
         // The driver loads the transfer context itself (it verifies a carried transfer).
         TxBody::RightTransfer(_) | TxBody::RightAccept(_) => {}
+        // The driver loads the voucher context itself (`voucher::redeem::load`).
+        TxBody::RedeemVoucher(_) => {}
     }
     n
 }
@@ -246,6 +250,8 @@ pub struct Effects {
     pub quarantine: Option<(Points, BeyondBound)>,
     /// At-risk points a redeem adds to its node's and card's period use.
     pub at_risk: Points,
+    /// A voucher redemption to record (paid or not).
+    pub voucher: Option<crate::store::voucher::VoucherRedemptionRow>,
 }
 
 /// Decides a verified transaction from an enrolled, unrevoked signer that is
@@ -267,6 +273,12 @@ pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effec
         TxBody::LinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Link),
         TxBody::UnlinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Unlink),
         TxBody::RightTransfer(_) | TxBody::RightAccept(_) => decide_right_transfer(node, tx, ctx),
+        TxBody::RedeemVoucher(r) => match &ctx.voucher {
+            Some(v) => crate::voucher::redeem::decide(node, tx, r, v),
+            None => Err(RejectReason::NotAllowed(
+                "the voucher's context was not loaded".to_owned(),
+            )),
+        },
     }
 }
 

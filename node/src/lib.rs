@@ -21,6 +21,7 @@ pub mod rules;
 pub mod shards;
 pub mod sip2;
 pub mod store;
+pub mod voucher;
 
 pub use key::NodeKey;
 pub use node::{Done, Lookup, Node, OpError};

@@ -126,6 +126,9 @@ enum Command {
         #[arg(long, default_value_t = mykey_node::doctor::HUB_TIMEOUT.as_secs())]
         hub_timeout_s: u64,
     },
+    /// Printed QR point vouchers.
+    #[command(subcommand)]
+    Voucher(VoucherCommand),
     /// Card reader commands.
     #[command(subcommand)]
     Card(mykey_node::card::cli::CardCommand),
@@ -159,6 +162,84 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
+}
+
+/// `mykey-node voucher …`.
+#[derive(Subcommand, Debug)]
+enum VoucherCommand {
+    /// Take printed vouchers, offline: one code per line on stdin (a
+    /// keyboard-wedge scanner), or the codes in a photo (--image).
+    Redeem {
+        /// A PNG photo or scan of one or more vouchers, instead of stdin.
+        #[arg(long, value_name = "PHOTO")]
+        image: Option<PathBuf>,
+    },
+}
+
+/// Takes each voucher; a refused one is said on stderr and the rest go on.
+/// Fails at the end if any was refused.
+fn voucher_redeem(dir: &DataDir, image: Option<&PathBuf>) -> Result<()> {
+    let mut node = dir.open()?;
+    let mut take = |v: &mykey_voucher::SignedVoucher| match node.redeem_voucher(v, now()) {
+        Ok((d, taken)) => {
+            println!("taken: {taken} (seq {}, tx {})", d.seq, d.tx.short());
+            true
+        }
+        Err(e) => {
+            eprintln!("refused: {e}");
+            false
+        }
+    };
+    let mut refused = 0u64;
+    match image {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let found = mykey_voucher::decode_png(&bytes).context("--image")?;
+            for v in &found {
+                if !take(v) {
+                    refused += 1;
+                }
+            }
+        }
+        None => {
+            use std::io::{BufRead, Read};
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            let mut input = stdin.lock();
+            loop {
+                line.clear();
+                // A scanner that never sends a line end cannot make us read without bound.
+                let n = Read::by_ref(&mut input)
+                    .take(mykey_voucher::MAX_LINE_CHARS as u64 * 4)
+                    .read_line(&mut line)
+                    .context("reading stdin")?;
+                if n == 0 {
+                    break;
+                }
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match mykey_voucher::parse(&line) {
+                    Ok(v) => {
+                        if !take(&v) {
+                            refused += 1;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("refused: {e}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        anyhow::bail!(
+            "{refused} voucher(s) refused (each said why above); nothing was recorded for them"
+        );
+    }
+    Ok(())
 }
 
 fn now() -> UnixMillis {
@@ -380,6 +461,9 @@ fn run(cli: Cli) -> Result<()> {
                 d.seq,
                 d.tx.short()
             );
+        }
+        Command::Voucher(VoucherCommand::Redeem { image }) => {
+            voucher_redeem(&dir, image.as_ref())?;
         }
         Command::Redeem { card: c, points } => {
             let mut node = dir.open()?;

@@ -93,6 +93,9 @@ pub enum OpError {
         "the PIN proof was made for another transaction (the node signed something else meanwhile): tap the card and enter the PIN again"
     )]
     ProofNotForThis,
+    /// A voucher refused by the offline checks.
+    #[error(transparent)]
+    Voucher(#[from] crate::voucher::VoucherDecline),
     /// The store failed: nothing was done.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -438,6 +441,46 @@ impl Node {
         })
     }
 
+    /// Takes a printed voucher (issue 17 part 4), offline: the hub's
+    /// signature, expiry, this node's own redemptions and its offline voucher
+    /// cap are checked and a `RedeemVoucher` is signed into the outbox in one
+    /// write transaction.
+    pub fn redeem_voucher(
+        &mut self,
+        v: &mykey_voucher::SignedVoucher,
+        now: UnixMillis,
+    ) -> Result<(Done, mykey_voucher::VerifiedVoucher), OpError> {
+        let hub = self.hub();
+        let mut taken_voucher = None;
+        let done = self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let limits = r.limits()?;
+            let taken = crate::voucher::serials_taken(&r.vouchers_taken()?);
+            let verified = crate::voucher::decide(
+                v,
+                &hub,
+                limits.as_ref(),
+                &taken,
+                r.vouchers_pending()?,
+                now,
+            )?;
+            let merchant = limits
+                .map(|l| l.facility)
+                .ok_or(crate::voucher::VoucherDecline::NoLimits)?;
+            taken_voucher = Some(verified);
+            Ok((
+                TxBody::RedeemVoucher(mykey_sync_proto::VoucherRedeem {
+                    voucher: v.to_bytes().to_vec(),
+                    merchant,
+                }),
+                Effect::None,
+            ))
+        })?;
+        let verified =
+            taken_voucher.ok_or(OpError::Voucher(crate::voucher::VoucherDecline::NoLimits))?;
+        Ok((done, verified))
+    }
+
     /// Strict mode: gives `points` of this node's right on a wallet to
     /// another node of the municipality (a LAN peer), as a signed
     /// transaction in this node's chain; the peer takes it from the LAN.
@@ -727,7 +770,7 @@ impl Node {
                         (Some(l.account), None, Points::ZERO)
                     }
                     TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
-                    TxBody::RightAccept(_) => (None, None, Points::ZERO),
+                    TxBody::RightAccept(_) | TxBody::RedeemVoucher(_) => (None, None, Points::ZERO),
                 };
                 if let TxBody::Redeem(_) = &p.body
                     && !w.read().peer_tx_held(&p.node, p.seq)?
@@ -982,6 +1025,17 @@ fn sign_into(
         }
         TxBody::RightTransfer(t) => (None, Some(t.account), Some(t.municipality), t.points),
         TxBody::RightAccept(_) => (None, None, None, Points::ZERO),
+        TxBody::RedeemVoucher(r) => {
+            // The outbox keeps the voucher's value, so the offline voucher
+            // cap sums it (`vouchers_pending`); the node made these bytes.
+            let v = <&[u8; mykey_voucher::VOUCHER_BYTES]>::try_from(r.voucher.as_slice())
+                .ok()
+                .and_then(|b| mykey_voucher::SignedVoucher::from_bytes(b).ok());
+            match v {
+                Some(v) => (None, None, Some(v.body.municipality), v.body.points()),
+                None => (None, None, None, Points::ZERO),
+            }
+        }
     };
     let payload = TxPayload {
         node: key.id(),

@@ -1343,6 +1343,30 @@ impl Reader<'_> {
         }
     }
 
+    /// The vouchers this node has taken (every `voucher-redeem` in its
+    /// outbox, receipted or not), as the signed transactions carry them.
+    pub fn vouchers_taken(&self) -> Result<Vec<SignedTx>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT bytes FROM outbox WHERE kind = 'voucher-redeem' ORDER BY seq",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("outbox", e))?);
+        }
+        Ok(out)
+    }
+
+    /// Points of the vouchers taken here that the hub has not yet receipted
+    /// (what the offline voucher cap bounds).
+    pub fn vouchers_pending(&self) -> Result<Points, StoreError> {
+        let s: Option<i64> = self.value(
+            "SELECT COALESCE(SUM(points), 0) FROM outbox WHERE kind = 'voucher-redeem' AND status = 'pending'",
+            [],
+        )?;
+        stored_points("outbox", s.unwrap_or(0))
+    }
+
     /// Outbox transactions from `from_seq`, at most `max`.
     pub fn outbox_from(&self, from_seq: u64, max: usize) -> Result<Vec<SignedTx>, StoreError> {
         let mut st = self

@@ -40,6 +40,7 @@ fn decline_name(e: &OpError) -> String {
         OpError::TransferToSelf => "right transfer to itself".to_owned(),
         OpError::NoGrant => "no hub grant for the right".to_owned(),
         OpError::ProofNotForThis => "PIN proof made for another transaction".to_owned(),
+        OpError::Voucher(_) => "voucher refused".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }

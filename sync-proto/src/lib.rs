@@ -31,5 +31,5 @@ pub use fact::{
 };
 pub use tx::{
     Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
-    TxPayload, VerifiedTx, VerifyError,
+    TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
 };

@@ -59,6 +59,8 @@ pub enum TxBody {
     /// receiver's own chain lets the hub move the reservation before any
     /// spend that relies on it, whichever chain reaches the hub first.
     RightAccept(RightAccept),
+    /// A printed QR point voucher taken at the signing node's facility.
+    RedeemVoucher(VoucherRedeem),
 }
 
 impl TxBody {
@@ -71,6 +73,8 @@ impl TxBody {
             TxBody::UnlinkFacilityCard(_) => OpKind::Unlink,
             // Moving a spend right is part of taking points.
             TxBody::RightTransfer(_) | TxBody::RightAccept(_) => OpKind::Redeem,
+            // Taking a voucher is taking points at a merchant.
+            TxBody::RedeemVoucher(_) => OpKind::Redeem,
         }
     }
 
@@ -80,6 +84,7 @@ impl TxBody {
         match self {
             TxBody::RightTransfer(_) => "right-transfer",
             TxBody::RightAccept(_) => "right-accept",
+            TxBody::RedeemVoucher(_) => "voucher-redeem",
             other => other.kind().name(),
         }
     }
@@ -102,6 +107,19 @@ pub struct RightTransfer {
     /// The hub-signed `SpendRight` fact that granted the sender `right_id`:
     /// the receiver checks the transfer against it before crediting anything.
     pub grant: SignedFact,
+}
+
+/// A printed voucher redeemed: the voucher's bytes as scanned (its body and
+/// the hub's signature, `mykey-voucher`'s 81 bytes), so the hub checks the
+/// voucher again and keeps it as evidence; and the facility to pay. No card,
+/// no holder: a voucher is a bearer instrument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoucherRedeem {
+    /// The whole voucher (body and hub signature).
+    #[serde(with = "serde_bytes")]
+    pub voucher: Vec<u8>,
+    /// The facility that took it and is paid.
+    pub merchant: FacilityId,
 }
 
 /// A right transfer the signing node received, with the sender's signed

@@ -7,6 +7,9 @@
 //!   clock, no randomness, and no dependency on the node;
 //! - `mykey-civil` (calendar arithmetic) depends on nothing, so the pure
 //!   crates may share it.
+//! - `mykey-voucher` (printed QR vouchers) is as pure as `sync-proto` and of
+//!   the workspace depends on `sync-proto` and `civil` only, so any node
+//!   verifies a voucher offline with the same code the hub signed it with;
 //! - in the hub, drivers never import drivers, and storage imports row types,
 //!   never logic;
 //! - the hub's HTTP route modules (API, login, pages, metrics, the economy's
@@ -151,6 +154,21 @@ fn sip2_codec_is_pure() {
         !deps.contains("mykey-sync-proto"),
         "the SIP2 codec knows nothing of MyKey: {deps:?}"
     );
+}
+
+#[test]
+fn voucher_codec_is_pure() {
+    assert_pure("mykey-voucher", "voucher/src");
+    let meta = metadata();
+    let ours: BTreeSet<String> = closure(&meta, "mykey-voucher")
+        .into_iter()
+        .filter(|d| d.starts_with("mykey-"))
+        .collect();
+    let want: BTreeSet<String> = ["mykey-voucher", "mykey-sync-proto", "mykey-civil"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(ours, want, "mykey-voucher's workspace dependencies");
 }
 
 #[test]

@@ -19,9 +19,8 @@
 //! `cargo run -p mykey-tests --bin fuzz-seeds` and the targets agree), or are
 //! read with `arbitrary` (the session targets and the Zengin writer).
 //!
-//! Codecs still to come (QR point vouchers) get a module here,
-//! a line in [`TARGETS`], a `[[bin]]` in `fuzz/Cargo.toml` and seeds in the
-//! generator (see `fuzz/README.md`).
+//! A new codec gets a module here, a line in [`TARGETS`], a `[[bin]]` in
+//! `fuzz/Cargo.toml` and seeds (see `fuzz/README.md`).
 #![forbid(unsafe_code)]
 // A harness states properties with assertions: a failed one is the finding.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -37,6 +36,7 @@ pub mod session;
 pub mod shard;
 pub mod sip2;
 pub mod tx;
+pub mod voucher;
 pub mod wire;
 pub mod zengin;
 
@@ -64,6 +64,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("node_peer", node_peer::run),
     ("sip2_codec", sip2::codec),
     ("sip2_bridge", sip2::bridge),
+    ("voucher_text", voucher::text),
 ];
 
 /// The target of this name.

@@ -255,6 +255,7 @@ pub fn openapi(
             "held": int("exchanged points still in their holding period"),
             "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
             "outstanding": int("wallets + held"),
+            "vouchers_outstanding": int("points in printed vouchers not yet redeemed (the voucher float; not in outstanding)"),
             "by_source": {"type": "array", "description": "outstanding points per source: its lots plus its held points (the sources add up to outstanding)",
                 "items": {"type": "object", "properties": {
                     "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points, held included"),

@@ -392,6 +392,9 @@ pub struct MunicipalityLiability {
     pub held: i128,
     /// Debt from offline overdraft (owed to the municipality).
     pub debts: i128,
+    /// Points in printed vouchers not yet redeemed (the voucher float),
+    /// owed to whoever holds them, apart from the wallets.
+    pub vouchers: i128,
     /// Outstanding points per source (programme or operator): its lots plus
     /// its held points; the sources add up to wallets + held.
     pub by_source: BTreeMap<String, u64>,
@@ -436,6 +439,7 @@ impl LiabilityReport {
                 "held": m.held as i64,
                 "debts": m.debts as i64,
                 "outstanding": (m.wallets + m.held) as i64,
+                "vouchers_outstanding": m.vouchers as i64,
                 "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p,
                     "held_points": m.held_by_source.get(s).copied().unwrap_or(0)})).collect::<Vec<_>>(),
                 "expiry_schedule": m.expiry_schedule.iter().map(|((month, s), p)| json!({"month": month, "source": s, "points": p})).collect::<Vec<_>>(),
@@ -475,6 +479,7 @@ impl LiabilityReport {
             row("outstanding", "wallets", "", clamp(m.wallets));
             row("outstanding", "held", "", clamp(m.held));
             row("outstanding", "debts", "", clamp(m.debts));
+            row("outstanding", "vouchers", "", clamp(m.vouchers));
             for (s, p) in &m.by_source {
                 row("source", s, "", *p);
                 if let Some(held) = m.held_by_source.get(s) {
@@ -564,6 +569,7 @@ pub(crate) fn liability_report_in(
             wallets: 0,
             held: 0,
             debts: 0,
+            vouchers: crate::voucher::outstanding(&mut *st, m)?,
             by_source: BTreeMap::new(),
             held_by_source: BTreeMap::new(),
             expiry_schedule: BTreeMap::new(),

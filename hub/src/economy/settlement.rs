@@ -59,7 +59,7 @@ impl Statements {
             (
                 _,
                 LedgerAccount::MerchantPayable(f, fm),
-                TransferKind::Redeem | TransferKind::RedeemOnDebt,
+                TransferKind::Redeem | TransferKind::RedeemOnDebt | TransferKind::VoucherRedeem,
             ) if *fm == m => {
                 line(StatementKind::MerchantPayout, f.as_str().to_owned());
             }
@@ -337,5 +337,42 @@ mod tests {
             (d(2026, 12, 1), d(2026, 12, 16))
         );
         assert_eq!(Cycle::Monthly.period_of(t).1, d(2027, 1, 1));
+    }
+
+    /// A shop is paid for the printed vouchers it took, as for card redeems:
+    /// from the voucher float (first redemption) or the programme (an
+    /// incident paid within its cap).
+    #[test]
+    fn voucher_redemptions_are_merchant_payouts() {
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let shop = mykey_sync_proto::FacilityId::parse("shop-1").unwrap();
+        let program = mykey_sync_proto::ProgramId::parse("health").unwrap();
+        let t = |pos, debit| Transfer {
+            pos,
+            debit,
+            credit: LedgerAccount::MerchantPayable(shop.clone(), m),
+            amount: mykey_sync_proto::Points::new(500).unwrap(),
+            kind: TransferKind::VoucherRedeem,
+            origin_tx: None,
+            hub_time: UnixMillis(1),
+            node_time: None,
+        };
+        let s = statements(
+            m,
+            &[
+                t(1, LedgerAccount::VoucherFloat(m)),
+                t(2, LedgerAccount::ProgramBudget(program, m)),
+            ],
+        );
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (
+                s[0].kind,
+                s[0].party.as_str(),
+                s[0].points,
+                s[0].n_transfers
+            ),
+            (StatementKind::MerchantPayout, "shop-1", 1000, 2)
+        );
     }
 }

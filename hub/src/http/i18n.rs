@@ -74,12 +74,14 @@ impl Lang {
             (Lang::Ja, IncidentKind::ProgramOverdrawn) => "事業予算の超過",
             (Lang::Ja, IncidentKind::BeyondRight) => "利用権を超える利用",
             (Lang::Ja, IncidentKind::Quarantined) => "上限超過で隔離",
+            (Lang::Ja, IncidentKind::VoucherRedeemedTwice) => "商品券の二重利用",
             (Lang::En, IncidentKind::ChainRejected) => "refused at chain level",
             (Lang::En, IncidentKind::SpendOnInactiveCard) => "spend on an inactive card",
             (Lang::En, IncidentKind::DebtCreated) => "debt created",
             (Lang::En, IncidentKind::ProgramOverdrawn) => "programme overdrawn",
             (Lang::En, IncidentKind::BeyondRight) => "beyond its spend right",
             (Lang::En, IncidentKind::Quarantined) => "quarantined beyond its bounds",
+            (Lang::En, IncidentKind::VoucherRedeemedTwice) => "voucher redeemed twice",
         }
     }
 

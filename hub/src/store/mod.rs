@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod select;
 pub mod sqlite;
 pub mod status;
+pub mod voucher;
 
 use crate::model::{
     Account, CardRecord, ChainHead, DebtLine, Facility, Incident, IncidentKind, LedgerAccount,
@@ -201,6 +202,7 @@ pub trait StoreTx:
     + bounds::BoundsTx
     + history::HistoryTx
     + holder::HolderTx
+    + voucher::VoucherTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

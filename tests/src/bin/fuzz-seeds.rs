@@ -87,6 +87,9 @@ fn main() -> Result<()> {
     cards(&mut seeds)?;
     operator_and_banks(&mut seeds);
     sip2(&mut seeds);
+    for line in mykey_fuzz_harness::voucher::seeds() {
+        seeds.add("voucher_text", line);
+    }
     seeds.write(&args.out)?;
     Ok(())
 }

@@ -164,6 +164,7 @@ pub(in crate::store) fn parse_ledger_account(
         }
         "quarantined" => LedgerAccount::Quarantined(facility_of(key.to_owned())?, m),
         "quarantine-claims" => LedgerAccount::QuarantineClaims(m),
+        "voucher-float" => LedgerAccount::VoucherFloat(m),
         other => return Err(corrupt("ledger account kind", other)),
     })
 }

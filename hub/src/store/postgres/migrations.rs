@@ -434,6 +434,35 @@ CREATE TABLE hub_identity (
     one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
     hub_key BYTEA NOT NULL
 );
+"#,
+    // 2: printed QR point vouchers (store/voucher.rs; SQLite's migration 23).
+    r#"
+CREATE TABLE voucher_batches (
+    id BIGINT PRIMARY KEY,
+    program TEXT NOT NULL REFERENCES programs(id),
+    municipality BIGINT NOT NULL,
+    count BIGINT NOT NULL CHECK (count > 0),
+    points BIGINT NOT NULL CHECK (points > 0),
+    expires_days BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    cancelled_at BIGINT
+);
+CREATE TABLE voucher_redemptions (
+    batch BIGINT NOT NULL REFERENCES voucher_batches(id),
+    idx BIGINT NOT NULL,
+    hub_order BIGINT NOT NULL,
+    node BYTEA NOT NULL,
+    seq BIGINT NOT NULL,
+    tx BYTEA NOT NULL UNIQUE,
+    facility TEXT NOT NULL,
+    paid BIGINT NOT NULL CHECK (paid >= 0),
+    incident BOOLEAN NOT NULL,
+    node_time BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    signed BYTEA NOT NULL,
+    PRIMARY KEY (batch, idx, hub_order)
+);
+CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#];
 
 /// The version table and the lock that keeps two processes from migrating

@@ -38,6 +38,7 @@ mod rows;
 pub mod scratch;
 mod status;
 mod url;
+mod voucher;
 
 pub use url::{DatabaseUrl, UrlError};
 

@@ -1,7 +1,7 @@
 //! The schema: migrations applied at open, numbered by SQLite's
 //! `user_version`.
 
-use super::{bounds, economy, history};
+use super::{bounds, economy, history, voucher};
 use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -324,6 +324,7 @@ CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NU
     economy::OUTPUTS_MIGRATION,
     bounds::AT_RISK_TOTALS_MIGRATION,
     history::MIGRATION,
+    voucher::MIGRATION,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a

@@ -30,6 +30,7 @@ mod migrations;
 mod registry;
 mod rows;
 mod status;
+mod voucher;
 
 /// The hub's SQLite database.
 pub struct SqliteStore {

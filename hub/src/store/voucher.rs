@@ -1,0 +1,87 @@
+//! Storage for printed QR point vouchers (`crate::voucher`): the batches
+//! the hub issued (and cancelled) and every redemption a node signed, in
+//! hub order, paid or not.
+//!
+//! A supertrait of [`super::StoreTx`] with the same transaction contract.
+//! A voucher itself is not stored: it is its batch row and its index, and
+//! the hub signs it again, identically (ed25519 is deterministic), to print it.
+
+use super::StoreError;
+use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, Points, ProgramId, TxId, UnixMillis};
+
+/// A batch of printed vouchers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherBatchRow {
+    /// Its number, printed in each serial (1, 2, …).
+    pub id: u32,
+    /// The programme whose budget pays it.
+    pub program: ProgramId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// Vouchers in it (indices 1..=count).
+    pub count: u16,
+    /// Face value of each.
+    pub points: Points,
+    /// The last valid day, in days since 1970-01-01.
+    pub expires_days: u16,
+    /// When the hub issued it.
+    pub issued_at: UnixMillis,
+    /// When an operator cancelled it, if so.
+    pub cancelled_at: Option<UnixMillis>,
+}
+
+/// One redemption of a voucher, as a node signed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherRedemptionRow {
+    /// The voucher's batch.
+    pub batch: u32,
+    /// Its index.
+    pub index: u16,
+    /// The signing node.
+    pub node: NodeId,
+    /// Its seq.
+    pub seq: u64,
+    /// The transaction.
+    pub tx: TxId,
+    /// The facility paid (or that would be).
+    pub facility: FacilityId,
+    /// Points paid to the facility by this redemption (0: not paid).
+    pub paid: Points,
+    /// A later redemption (or one of a cancelled batch): an incident, paid
+    /// (if at all) from the programme, not from the voucher float.
+    pub incident: bool,
+    /// The node's clock when it signed.
+    pub node_time: UnixMillis,
+    /// The hub's clock when applied.
+    pub at: UnixMillis,
+    /// The signed transaction's bytes, kept as evidence.
+    pub signed: Vec<u8>,
+}
+
+/// Voucher batches and redemptions.
+pub trait VoucherTx {
+    /// The number the next batch gets.
+    fn next_voucher_batch(&mut self) -> Result<u32, StoreError>;
+    /// Records a batch.
+    fn insert_voucher_batch(&mut self, b: &VoucherBatchRow) -> Result<(), StoreError>;
+    /// A batch by number.
+    fn voucher_batch(&mut self, id: u32) -> Result<Option<VoucherBatchRow>, StoreError>;
+    /// Every batch, by number.
+    fn voucher_batches(&mut self) -> Result<Vec<VoucherBatchRow>, StoreError>;
+    /// Marks a batch cancelled.
+    fn cancel_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
+    /// Every redemption of one voucher, in hub order.
+    fn voucher_redemptions(
+        &mut self,
+        batch: u32,
+        index: u16,
+    ) -> Result<Vec<VoucherRedemptionRow>, StoreError>;
+    /// Records a redemption (after any earlier one of the same voucher).
+    fn insert_voucher_redemption(&mut self, r: &VoucherRedemptionRow) -> Result<(), StoreError>;
+    /// Points and vouchers of a batch paid from the voucher float so far
+    /// (first redemptions; incidents are paid from the programme).
+    fn voucher_batch_paid(&mut self, batch: u32) -> Result<(Points, u64), StoreError>;
+    /// Points paid for a node's incident redemptions (what its offline
+    /// voucher cap has used).
+    fn voucher_incident_paid(&mut self, node: &NodeId) -> Result<Points, StoreError>;
+}

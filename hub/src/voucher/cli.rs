@@ -1,0 +1,193 @@
+//! `mykey-hub voucher …`: issue a printed batch, print it again, list the
+//! batches, cancel one. `main.rs` nests [`VoucherCmd`] and calls [`run`].
+
+use super::{CancelError, IssueError};
+use crate::{Hub, OpenError, StoreError};
+use clap::Subcommand;
+use mykey_sync_proto::{Points, ProgramId, UnixMillis};
+use mykey_voucher::{ExpiryDate, SignedVoucher};
+use std::path::{Path, PathBuf};
+
+/// Pixels a module in the PNG of one voucher: 8 gives a 360-pixel square.
+const PNG_PX_PER_MODULE: u32 = 8;
+
+/// Voucher subcommands.
+#[derive(Subcommand, Debug)]
+pub enum VoucherCmd {
+    /// Issue a batch of printed vouchers from a programme's budget and write
+    /// its A4 sheets (sheet.pdf, sheet-N.svg) into --out.
+    Issue {
+        /// The programme paying.
+        #[arg(long, alias = "program", value_parser = parse_program)]
+        programme: ProgramId,
+        /// How many vouchers.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        count: u16,
+        /// Points on each.
+        #[arg(long, value_parser = parse_points)]
+        points: Points,
+        /// The last day they can be redeemed (YYYY-MM-DD, in Japan).
+        #[arg(long, value_parser = parse_date)]
+        expires: ExpiryDate,
+        /// Where to write the sheets (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write each voucher as a PNG (voucher-BATCH-INDEX.png).
+        #[arg(long)]
+        png: bool,
+    },
+    /// Write a batch's sheets (and PNGs) again.
+    Print {
+        /// The batch number.
+        batch: u32,
+        /// Where to write.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write each voucher as a PNG.
+        #[arg(long)]
+        png: bool,
+    },
+    /// List the batches: issued, redeemed (first redemptions, paid from the
+    /// float; double redemptions are incidents), cancelled.
+    List,
+    /// Cancel a batch (a sheet was lost): its unredeemed points return to the programme.
+    Cancel {
+        /// The batch number.
+        batch: u32,
+    },
+}
+
+fn parse_program(s: &str) -> Result<ProgramId, String> {
+    ProgramId::parse(s).map_err(|e| e.to_string())
+}
+fn parse_points(s: &str) -> Result<Points, String> {
+    Points::parse(s).map_err(|e| e.to_string())
+}
+fn parse_date(s: &str) -> Result<ExpiryDate, String> {
+    ExpiryDate::parse(s).map_err(|e| e.to_string())
+}
+
+/// Why a voucher command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The hub did not open.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The batch was not issued.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// The batch was not cancelled.
+    #[error(transparent)]
+    Cancel(#[from] CancelError),
+    /// No such batch.
+    #[error("no voucher batch {0}: `mykey-hub voucher list` shows the batches")]
+    Unknown(u32),
+    /// Writing the sheets failed.
+    #[error(
+        "could not write {path}: {source}; the batch is recorded, write its sheets again with `mykey-hub voucher print BATCH --out DIR`"
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs a voucher subcommand on the hub at `data`.
+pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliError> {
+    let mut hub = Hub::open(data)?;
+    match cmd {
+        VoucherCmd::Issue {
+            programme,
+            count,
+            points,
+            expires,
+            out,
+            png,
+        } => {
+            let issued = super::issue(&mut hub, programme, *count, *points, *expires, now)?;
+            let b = &issued.batch;
+            println!(
+                "issued voucher batch {}: {} × {} of {} from {}, valid through {}",
+                b.id, b.count, b.points, b.municipality, b.program, expires
+            );
+            write_sheets(out, b.id, &issued.vouchers, *png)?;
+        }
+        VoucherCmd::Print { batch, out, png } => {
+            let b = super::batch(&mut hub, *batch)?.ok_or(CliError::Unknown(*batch))?;
+            let vouchers = super::batch_vouchers(&hub, &b);
+            write_sheets(out, b.id, &vouchers, *png)?;
+        }
+        VoucherCmd::List => {
+            let all = super::batches(&mut hub)?;
+            if all.is_empty() {
+                println!("no voucher batches");
+            }
+            for (b, paid, n) in all {
+                let state = match b.cancelled_at {
+                    Some(_) => "cancelled",
+                    None => "open",
+                };
+                println!(
+                    "batch {:<5} {} {:<16} {:>5} × {:<10} valid through {}  redeemed {n} ({paid})  {state}",
+                    b.id,
+                    b.municipality,
+                    b.program,
+                    b.count,
+                    b.points.to_string(),
+                    ExpiryDate::from_days(b.expires_days)
+                );
+            }
+        }
+        VoucherCmd::Cancel { batch } => {
+            let back = super::cancel(&mut hub, *batch, now)?;
+            println!("cancelled voucher batch {batch}: {back} back to its programme");
+        }
+    }
+    Ok(())
+}
+
+fn write_sheets(
+    dir: &Path,
+    batch: u32,
+    vouchers: &[SignedVoucher],
+    png: bool,
+) -> Result<(), CliError> {
+    let write = |name: String, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok::<PathBuf, CliError>(path)
+    };
+    std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let pdf = write(
+        format!("vouchers-{batch}.pdf"),
+        &mykey_voucher::sheet_pdf(vouchers),
+    )?;
+    println!("wrote {}", pdf.display());
+    for (i, svg) in mykey_voucher::sheet_svgs(vouchers).iter().enumerate() {
+        let p = write(format!("vouchers-{batch}-{}.svg", i + 1), svg.as_bytes())?;
+        println!("wrote {}", p.display());
+    }
+    if png {
+        for v in vouchers {
+            let s = v.body.serial;
+            write(
+                format!("voucher-{}-{:05}.png", s.batch, s.index),
+                &mykey_voucher::voucher_png(v, PNG_PX_PER_MODULE),
+            )?;
+        }
+        println!("wrote {} PNGs", vouchers.len());
+    }
+    Ok(())
+}

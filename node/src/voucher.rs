@@ -1,0 +1,238 @@
+//! Printed QR point vouchers taken at this node (issue 17 part 4): the
+//! offline checks, pure. The node verifies the hub's signature with the hub
+//! id it was enrolled with (no network), then refuses a voucher that has
+//! expired, that it has taken before, or that would take its vouchers not
+//! yet receipted by the hub past its offline voucher cap (its enrolled
+//! exposure limit). The hub pays the first redemption of a voucher anywhere;
+//! a later one is an incident it pays only within the node's cap.
+
+use mykey_sync_proto::fact::NodeLimits;
+use mykey_sync_proto::{MunicipalityCode, NodeId, OpKind, Points, SignedTx, TxBody, UnixMillis};
+use mykey_voucher::{
+    ExpiryDate, Serial, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VerifyError,
+};
+
+/// Why this node refused a voucher (nothing was recorded).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoucherDecline {
+    /// The node has no limits from the hub yet.
+    #[error(
+        "this node has no limits from its hub yet: connect it to the hub once (`mykey-node run`) before taking vouchers"
+    )]
+    NoLimits,
+    /// The node is not allowed to take points.
+    #[error("this node's facility is not allowed to take points, so it cannot take vouchers")]
+    NotAllowed,
+    /// The signature does not hold.
+    #[error("{0}")]
+    Signature(VerifyError),
+    /// Another municipality's voucher.
+    #[error("voucher {serial} is {municipality}'s, this node takes {here}'s only: refuse it")]
+    OtherMunicipality {
+        /// Its serial.
+        serial: Serial,
+        /// Whose.
+        municipality: MunicipalityCode,
+        /// This node's.
+        here: MunicipalityCode,
+    },
+    /// Past its date.
+    #[error("voucher {serial} expired on {expires}: refuse it")]
+    Expired {
+        /// Its serial.
+        serial: Serial,
+        /// Its last valid day.
+        expires: ExpiryDate,
+    },
+    /// Taken here before.
+    #[error("voucher {serial} was already taken here (seq {seq}): refuse it, it is a copy")]
+    AlreadyTaken {
+        /// Its serial.
+        serial: Serial,
+        /// The seq that took it.
+        seq: u64,
+    },
+    /// Past the offline voucher cap.
+    #[error(
+        "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's cap of {cap}: let the node reach the hub (`mykey-node run`), then scan it again"
+    )]
+    OverCap {
+        /// Its serial.
+        serial: Serial,
+        /// Its value.
+        points: Points,
+        /// Voucher points not yet receipted.
+        pending: Points,
+        /// The cap.
+        cap: Points,
+    },
+}
+
+/// The serial and seq of each voucher in `taken` (this node's own
+/// `RedeemVoucher` transactions).
+pub fn serials_taken(taken: &[SignedTx]) -> Vec<(Serial, u64)> {
+    taken
+        .iter()
+        .filter_map(|t| {
+            // The node's own transactions: they verify with its key.
+            let v = t.verify().ok()?;
+            let p = v.payload();
+            let TxBody::RedeemVoucher(r) = &p.body else {
+                return None;
+            };
+            let bytes: &[u8; VOUCHER_BYTES] = r.voucher.as_slice().try_into().ok()?;
+            let v = SignedVoucher::from_bytes(bytes).ok()?;
+            Some((v.body.serial, p.seq))
+        })
+        .collect()
+}
+
+/// The offline checks on one voucher.
+pub fn decide(
+    v: &SignedVoucher,
+    hub: &NodeId,
+    limits: Option<&NodeLimits>,
+    taken: &[(Serial, u64)],
+    pending: Points,
+    now: UnixMillis,
+) -> Result<VerifiedVoucher, VoucherDecline> {
+    let limits = limits.ok_or(VoucherDecline::NoLimits)?;
+    if !limits.allowed_ops.contains(&OpKind::Redeem) {
+        return Err(VoucherDecline::NotAllowed);
+    }
+    let key = hub
+        .verifying_key()
+        .map_err(|_| VoucherDecline::Signature(VerifyError::OtherIssuer))?;
+    let verified = v.verify(&key).map_err(VoucherDecline::Signature)?;
+    let b = verified.body();
+    let serial = b.serial;
+    if b.municipality != limits.municipality {
+        return Err(VoucherDecline::OtherMunicipality {
+            serial,
+            municipality: b.municipality,
+            here: limits.municipality,
+        });
+    }
+    if b.expires.has_passed(now) {
+        return Err(VoucherDecline::Expired {
+            serial,
+            expires: b.expires,
+        });
+    }
+    if let Some((_, seq)) = taken.iter().find(|(s, _)| *s == serial) {
+        return Err(VoucherDecline::AlreadyTaken { serial, seq: *seq });
+    }
+    let points = b.points();
+    let cap = limits.node_exposure_limit;
+    if pending.checked_add(points).is_none_or(|sum| sum > cap) {
+        return Err(VoucherDecline::OverCap {
+            serial,
+            points,
+            pending,
+            cap,
+        });
+    }
+    Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use mykey_sync_proto::FacilityId;
+    use mykey_voucher::VoucherBody;
+
+    fn hub() -> (SigningKey, NodeId) {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let id = NodeId::from_bytes(k.verifying_key().to_bytes()).unwrap();
+        (k, id)
+    }
+
+    fn limits(cap: u64, ops: Vec<OpKind>) -> NodeLimits {
+        NodeLimits {
+            node: hub().1,
+            facility: FacilityId::parse("shop-1").unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            allowed_ops: ops,
+            per_card_offline_limit: Points::new(1000).unwrap(),
+            node_exposure_limit: Points::new(cap).unwrap(),
+            pin_threshold: Points::new(1000).unwrap(),
+            valid_until: UnixMillis(u64::MAX),
+        }
+    }
+
+    fn voucher(muni: &str, index: u16) -> SignedVoucher {
+        VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse(muni).unwrap(),
+            serial: Serial { batch: 1, index },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        }
+        .sign(&hub().0)
+    }
+
+    #[test]
+    fn offline_checks() {
+        let (_, hub_id) = hub();
+        let day = |d: u64| UnixMillis(d * 86_400_000);
+        let ok = limits(1000, vec![OpKind::Redeem]);
+        let v = voucher("131059", 1);
+        let decide_with =
+            |v: &SignedVoucher,
+             l: Option<&NodeLimits>,
+             taken: &[(Serial, u64)],
+             pending: u64,
+             now| { decide(v, &hub_id, l, taken, Points::new(pending).unwrap(), now) };
+        assert!(decide_with(&v, Some(&ok), &[], 500, day(10)).is_ok());
+        let refusals: Vec<(VoucherDecline, Result<VerifiedVoucher, VoucherDecline>)> = vec![
+            (
+                VoucherDecline::NoLimits,
+                decide_with(&v, None, &[], 0, day(10)),
+            ),
+            (
+                VoucherDecline::NotAllowed,
+                decide_with(&v, Some(&limits(1000, vec![OpKind::Link])), &[], 0, day(10)),
+            ),
+            (
+                VoucherDecline::OverCap {
+                    serial: v.body.serial,
+                    points: Points::new(500).unwrap(),
+                    pending: Points::new(501).unwrap(),
+                    cap: Points::new(1000).unwrap(),
+                },
+                decide_with(&v, Some(&ok), &[], 501, day(10)),
+            ),
+            (
+                VoucherDecline::Expired {
+                    serial: v.body.serial,
+                    expires: v.body.expires,
+                },
+                decide_with(&v, Some(&ok), &[], 0, day(101)),
+            ),
+            (
+                VoucherDecline::AlreadyTaken {
+                    serial: v.body.serial,
+                    seq: 4,
+                },
+                decide_with(&v, Some(&ok), &[(v.body.serial, 4)], 0, day(10)),
+            ),
+            (
+                VoucherDecline::OtherMunicipality {
+                    serial: v.body.serial,
+                    municipality: MunicipalityCode::parse("011002").unwrap(),
+                    here: MunicipalityCode::parse("131059").unwrap(),
+                },
+                decide_with(&voucher("011002", 1), Some(&ok), &[], 0, day(10)),
+            ),
+        ];
+        for (want, got) in refusals {
+            assert_eq!(got, Err(want));
+        }
+        let forged = VoucherBody { ..v.body }.sign(&SigningKey::from_bytes(&[8; 32]));
+        assert!(matches!(
+            decide_with(&forged, Some(&ok), &[], 0, day(10)),
+            Err(VoucherDecline::Signature(_))
+        ));
+    }
+}
