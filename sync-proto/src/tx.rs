@@ -328,11 +328,15 @@ impl SignedTx {
     /// transaction the strict check would refuse for its form (a signature
     /// scalar out of range, an `R` or key of small order, an `R` encoded
     /// out of range) never enters a batch. One difference remains, by the
-    /// nature of batch checks: a copy of a real signature with a
-    /// small-order point added to its `R` (which only someone holding that
-    /// very signature can make, for the same bytes) may pass a batch where
-    /// `verify` refuses it; the signed bytes, and so the transaction, are
-    /// authentic either way.
+    /// nature of batch checks: a signature whose `R` has a small-order
+    /// component may pass a batch where `verify` refuses it. Only the key's
+    /// holder can make one (the challenge hashes `R`, so adding such a
+    /// point to a signature someone saw breaks it for batches too: tested
+    /// in `hub/tests/ingest.rs`), so the signed bytes are authentic either
+    /// way; but a node could push its own transactions with signatures that
+    /// a later strict re-check (the quarantine page) reports as not
+    /// verifying. Closing that costs one scalar multiplication per
+    /// signature (`R` torsion-free), most of the batch gain.
     pub fn verify_batch(
         txs: &[SignedTx],
         known: impl Fn(&NodeId) -> Option<VerifyingKey>,

@@ -11,7 +11,8 @@ use crate::store::StoreError;
 
 /// Schema migrations, applied in order. Append only: never edit one that
 /// has shipped.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE FUNCTION mykey_refuse() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $f$;
 CREATE TABLE municipalities (
@@ -463,7 +464,8 @@ CREATE TABLE voucher_redemptions (
     PRIMARY KEY (batch, idx, hub_order)
 );
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
-"#];
+"#,
+];
 
 /// The version table and the lock that keeps two processes from migrating
 /// one database at once (a transaction-level advisory lock, released at
