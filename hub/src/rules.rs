@@ -6,6 +6,8 @@
 //! [`Effects`] in one storage transaction. The simulation and the tests call
 //! the same functions.
 
+pub mod voucher;
+
 use crate::bounds::{BeyondBound, SpendBounds, judge_redeem};
 use crate::model::{
     CardRecord, ChainHead, IncidentKind, LedgerAccount, NodeRecord, Program, TransferDraft,
@@ -145,7 +147,7 @@ pub struct Context {
     /// A redeem's basis, card proof and the signer's period use ([`crate::bounds`]).
     pub bounds: SpendBounds,
     /// A redeemed voucher, its batch and earlier redemptions.
-    pub voucher: Option<crate::voucher::redeem::VoucherContext>,
+    pub voucher: Option<voucher::VoucherContext>,
 }
 
 /// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
@@ -274,7 +276,7 @@ pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effec
         TxBody::UnlinkFacilityCard(l) => decide_link(node, l, ctx, OpKind::Unlink),
         TxBody::RightTransfer(_) | TxBody::RightAccept(_) => decide_right_transfer(node, tx, ctx),
         TxBody::RedeemVoucher(r) => match &ctx.voucher {
-            Some(v) => crate::voucher::redeem::decide(node, tx, r, v),
+            Some(v) => voucher::decide(node, tx, r, v),
             None => Err(RejectReason::NotAllowed(
                 "the voucher's context was not loaded".to_owned(),
             )),

@@ -1,0 +1,350 @@
+//! The decision on a voucher a node redeemed (`TxBody::RedeemVoucher`,
+//! issue 17 part 5), pure like the rest of `rules`; `voucher::redeem::load`
+//! reads its [`VoucherContext`] inside the ingest transaction.
+//!
+//! The first redemption of a voucher in hub order pays the node's facility
+//! from the voucher float. A later one (a photocopy, or two shops offline
+//! at once) is an incident naming both signed redemptions; it is paid only
+//! if the node signed it before the hub had the first (it could not have
+//! known), and only within the node's offline voucher cap, which is its
+//! enrolled exposure limit less what its earlier incidents were paid. That
+//! money comes from the batch's programme, not from the float, which held
+//! the voucher's points once.
+
+use super::Effects;
+use crate::model::{IncidentKind, LedgerAccount, NodeRecord, TransferDraft, TransferKind};
+use crate::store::voucher::{VoucherBatchRow, VoucherRedemptionRow};
+use mykey_sync_proto::wire::RejectReason;
+use mykey_sync_proto::{NodeId, Points, UnixMillis, VerifiedTx, VoucherRedeem};
+use mykey_voucher::{SignedVoucher, VOUCHER_BYTES, VerifiedVoucher};
+
+/// What the decision on one voucher redemption needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherContext {
+    /// The voucher, verified with the hub's key, or why not.
+    pub voucher: Result<VerifiedVoucher, String>,
+    /// Its batch, if the hub issued it.
+    pub batch: Option<VoucherBatchRow>,
+    /// Its earlier redemptions, in hub order.
+    pub earlier: Vec<VoucherRedemptionRow>,
+    /// What the signing node's earlier incidents were paid.
+    pub incident_paid: Points,
+}
+
+/// The voucher a redemption carries, verified with the hub's key.
+pub(crate) fn read(r: &VoucherRedeem, hub: &NodeId) -> Result<VerifiedVoucher, String> {
+    let bytes: &[u8; VOUCHER_BYTES] = r.voucher.as_slice().try_into().map_err(|_| {
+        format!(
+            "a voucher is {VOUCHER_BYTES} bytes, not {}",
+            r.voucher.len()
+        )
+    })?;
+    let signed = SignedVoucher::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let key = hub.verifying_key().map_err(|e| e.to_string())?;
+    signed.verify(&key).map_err(|e| e.to_string())
+}
+
+/// Decides a verified `RedeemVoucher` from an enrolled node. `Err` is a
+/// business rejection: it consumes the seq and pays nothing.
+pub fn decide(
+    node: &NodeRecord,
+    tx: &VerifiedTx,
+    r: &VoucherRedeem,
+    ctx: &VoucherContext,
+) -> Result<Effects, RejectReason> {
+    let refuse = |why: String| Err(RejectReason::NotAllowed(why));
+    let v = match &ctx.voucher {
+        Ok(v) => v,
+        Err(e) => return refuse(format!("voucher refused: {e}")),
+    };
+    let b = v.body();
+    let m = b.municipality;
+    if m != node.municipality {
+        return Err(RejectReason::WrongMunicipality(m));
+    }
+    if r.merchant != node.facility {
+        return refuse(format!(
+            "a node takes vouchers for its own facility {} only, not {}",
+            node.facility, r.merchant
+        ));
+    }
+    let Some(batch) = &ctx.batch else {
+        return refuse(format!(
+            "voucher batch {} is unknown to this hub",
+            b.serial.batch
+        ));
+    };
+    let p = tx.payload();
+    if b.expires.has_passed(p.created_at) {
+        return refuse(format!(
+            "voucher {} expired on {} before the node took it",
+            b.serial, b.expires
+        ));
+    }
+    let points = b.points();
+    let mut effects = Effects::default();
+    let mut row = VoucherRedemptionRow {
+        batch: b.serial.batch,
+        index: b.serial.index,
+        node: p.node,
+        seq: p.seq,
+        tx: tx.id(),
+        facility: node.facility.clone(),
+        paid: Points::ZERO,
+        incident: false,
+        node_time: p.created_at,
+        // The hub's clock: set when applied.
+        at: UnixMillis(0),
+        signed: tx.signed().to_bytes(),
+    };
+    let payable = LedgerAccount::MerchantPayable(node.facility.clone(), m);
+    let origin = (Some(tx.id()), Some(p.created_at));
+    if ctx.earlier.is_empty() && batch.cancelled_at.is_none() {
+        effects.transfers.push(TransferDraft {
+            debit: LedgerAccount::VoucherFloat(m),
+            credit: payable,
+            amount: points,
+            kind: TransferKind::VoucherRedeem,
+            origin_tx: origin.0,
+            node_time: origin.1,
+        });
+        row.paid = points;
+        effects.voucher = Some(row);
+        return Ok(effects);
+    }
+    // A second redemption, or one of a cancelled batch: an incident.
+    let (before, what) = match ctx.earlier.first() {
+        Some(first) => (
+            first.at,
+            format!(
+                "first redeemed by node {} seq {} (tx {}) at facility {}",
+                first.node.short(),
+                first.seq,
+                first.tx.short(),
+                first.facility
+            ),
+        ),
+        None => (
+            batch.cancelled_at.unwrap_or(UnixMillis(0)),
+            format!("batch {} was cancelled", batch.id),
+        ),
+    };
+    let offline_then = p.created_at < before;
+    let cap = node.policy.node_exposure_limit;
+    let room = cap.saturating_sub(ctx.incident_paid);
+    let paid = if offline_then {
+        points.min(room)
+    } else {
+        Points::ZERO
+    };
+    if !paid.is_zero() {
+        effects.transfers.push(TransferDraft {
+            debit: LedgerAccount::ProgramBudget(batch.program.clone(), m),
+            credit: payable,
+            amount: paid,
+            kind: TransferKind::VoucherRedeem,
+            origin_tx: origin.0,
+            node_time: origin.1,
+        });
+    }
+    let verdict = if !offline_then {
+        "not paid: the node signed it after the hub had the first".to_owned()
+    } else {
+        format!(
+            "paid {paid} of {points} within the node's offline voucher cap {cap} ({} used before)",
+            ctx.incident_paid
+        )
+    };
+    effects.notes.push((
+        IncidentKind::VoucherRedeemedTwice,
+        format!(
+            "voucher {} ({points}) redeemed again by node {} seq {} (tx {}); {what}; {verdict}",
+            b.serial,
+            p.node.short(),
+            p.seq,
+            tx.id().short()
+        ),
+    ));
+    row.paid = paid;
+    row.incident = true;
+    effects.voucher = Some(row);
+    Ok(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NodePolicy;
+    use ed25519_dalek::SigningKey;
+    use mykey_sync_proto::{
+        FacilityId, MunicipalityCode, OpKind, ProgramId, SignedTx, TxBody, TxId, TxPayload,
+    };
+    use mykey_voucher::{ExpiryDate, Serial, VoucherBody};
+
+    const DAY_MS: u64 = 86_400_000;
+
+    fn hub_key() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    fn node_key() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn node(cap: u64) -> NodeRecord {
+        NodeRecord {
+            id: NodeId::from_bytes(node_key().verifying_key().to_bytes()).unwrap(),
+            facility: FacilityId::parse("shop-1").unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            policy: NodePolicy {
+                allowed_ops: vec![OpKind::Redeem],
+                per_card_offline_limit: Points::new(1000).unwrap(),
+                node_exposure_limit: Points::new(cap).unwrap(),
+                pin_threshold: Points::new(1000).unwrap(),
+                valid_until: UnixMillis(u64::MAX),
+            },
+            enrolled_at: UnixMillis(0),
+            revoked_at: None,
+        }
+    }
+
+    fn voucher(signer: &SigningKey) -> SignedVoucher {
+        VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            serial: Serial { batch: 1, index: 1 },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        }
+        .sign(signer)
+    }
+
+    fn redeem_tx(v: &SignedVoucher, at_ms: u64) -> (VerifiedTx, VoucherRedeem) {
+        let r = VoucherRedeem {
+            voucher: v.to_bytes().to_vec(),
+            merchant: FacilityId::parse("shop-1").unwrap(),
+        };
+        let n = node(0);
+        let tx = SignedTx::sign(
+            &TxPayload {
+                node: n.id,
+                seq: 1,
+                prev_hash: TxId::GENESIS,
+                created_at: UnixMillis(at_ms),
+                body: TxBody::RedeemVoucher(r.clone()),
+            },
+            &node_key(),
+        )
+        .verify()
+        .unwrap();
+        (tx, r)
+    }
+
+    fn batch(cancelled: Option<u64>) -> VoucherBatchRow {
+        VoucherBatchRow {
+            id: 1,
+            program: ProgramId::parse("health").unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            count: 1,
+            points: Points::new(500).unwrap(),
+            expires_days: 100,
+            issued_at: UnixMillis(0),
+            cancelled_at: cancelled.map(UnixMillis),
+        }
+    }
+
+    fn first_at(at_ms: u64) -> VoucherRedemptionRow {
+        let (tx, _) = redeem_tx(&voucher(&hub_key()), 1);
+        VoucherRedemptionRow {
+            batch: 1,
+            index: 1,
+            node: node(0).id,
+            seq: 1,
+            tx: tx.id(),
+            facility: FacilityId::parse("shop-0").unwrap(),
+            paid: Points::new(500).unwrap(),
+            incident: false,
+            node_time: UnixMillis(1),
+            at: UnixMillis(at_ms),
+            signed: vec![],
+        }
+    }
+
+    fn ctx(v: &SignedVoucher, earlier: Vec<VoucherRedemptionRow>, used: u64) -> VoucherContext {
+        let hub = NodeId::from_bytes(hub_key().verifying_key().to_bytes()).unwrap();
+        VoucherContext {
+            voucher: read(
+                &VoucherRedeem {
+                    voucher: v.to_bytes().to_vec(),
+                    merchant: FacilityId::parse("shop-1").unwrap(),
+                },
+                &hub,
+            ),
+            batch: Some(batch(None)),
+            earlier,
+            incident_paid: Points::new(used).unwrap(),
+        }
+    }
+
+    /// (paid, from the float, incident) of a decision.
+    fn outcome(e: &Effects) -> (u64, bool, bool) {
+        let row = e.voucher.as_ref().unwrap();
+        let from_float = e
+            .transfers
+            .iter()
+            .any(|t| matches!(t.debit, LedgerAccount::VoucherFloat(_)));
+        (row.paid.get(), from_float, row.incident)
+    }
+
+    #[test]
+    fn decisions() {
+        let v = voucher(&hub_key());
+        let (tx, r) = redeem_tx(&v, 10 * DAY_MS);
+        let n = node(800);
+        // (earlier redemption applied at, cap used before) -> (paid, from float, incident)
+        type Case = (Option<u64>, u64, (u64, bool, bool));
+        let cases: Vec<Case> = vec![
+            (None, 0, (500, true, false)),
+            // Signed offline before the hub had the first: paid within the cap.
+            (Some(11 * DAY_MS), 0, (500, false, true)),
+            (Some(11 * DAY_MS), 500, (300, false, true)),
+            (Some(11 * DAY_MS), 800, (0, false, true)),
+            // Signed after the hub had the first: not paid.
+            (Some(9 * DAY_MS), 0, (0, false, true)),
+        ];
+        for (earlier, used, want) in cases {
+            let c = ctx(&v, earlier.map(first_at).into_iter().collect(), used);
+            let e = decide(&n, &tx, &r, &c).unwrap();
+            assert_eq!(outcome(&e), want, "earlier {earlier:?}, used {used}");
+            assert_eq!(e.notes.len(), usize::from(want.2));
+        }
+        // A cancelled batch: an incident, paid within the cap if signed before.
+        let mut c = ctx(&v, vec![], 0);
+        c.batch = Some(batch(Some(11 * DAY_MS)));
+        assert_eq!(
+            outcome(&decide(&n, &tx, &r, &c).unwrap()),
+            (500, false, true)
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let n = node(800);
+        let v = voucher(&hub_key());
+        let forged = voucher(&SigningKey::from_bytes(&[8; 32]));
+        let (tx, r) = redeem_tx(&forged, 10 * DAY_MS);
+        assert!(decide(&n, &tx, &r, &ctx(&forged, vec![], 0)).is_err());
+        // Taken after its last day (day 100).
+        let (tx, r) = redeem_tx(&v, 102 * DAY_MS);
+        assert!(decide(&n, &tx, &r, &ctx(&v, vec![], 0)).is_err());
+        // For another facility than the node's.
+        let (tx, mut r) = redeem_tx(&v, 10 * DAY_MS);
+        r.merchant = FacilityId::parse("shop-0").unwrap();
+        assert!(decide(&n, &tx, &r, &ctx(&v, vec![], 0)).is_err());
+        // A batch the hub never issued.
+        let (tx, r) = redeem_tx(&v, 10 * DAY_MS);
+        let mut c = ctx(&v, vec![], 0);
+        c.batch = None;
+        assert!(decide(&n, &tx, &r, &c).is_err());
+    }
+}
