@@ -273,16 +273,7 @@ fn fresh_node() -> Node {
     TEMPLATE.with(|t| {
         let mut t = t.borrow_mut();
         let t = t.get_or_insert_with(|| {
-            let base = if std::path::Path::new("/dev/shm").is_dir() {
-                PathBuf::from("/dev/shm")
-            } else {
-                std::env::temp_dir()
-            };
-            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir = base.join(format!("mykey-fuzz-node-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("scratch directory");
+            let dir = crate::hubfile::scratch_dir("mykey-fuzz-node");
             let path = dir.join("template.sqlite");
             let mut node = open(&path);
             let bodies = [
