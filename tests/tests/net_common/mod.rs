@@ -269,13 +269,45 @@ pub fn run_with_stdin(
         .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
     // The process may exit before reading: a closed pipe here is fine.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = vec![];
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    use std::io::Read as _;
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    // A command run to completion ends long before this; one that does not
+    // (a `serve` that should have refused to start) fails the test instead
+    // of hanging it.
+    let end = Instant::now() + COMMAND_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{name} {args:?} still ran after {COMMAND_LIMIT:?}; stderr: {}",
+                stderr.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.success(),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
     )
 }
+
+/// How long a command [`run_with_stdin`] runs may take before the test fails.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs a command that must fail (at startup, say); returns its stderr.
 pub fn refused(name: &str, data: &Path, args: &[&str]) -> String {
