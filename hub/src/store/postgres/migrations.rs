@@ -465,6 +465,16 @@ CREATE TABLE voucher_redemptions (
 );
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#,
+    // 3: renewable leases, so the timed jobs run in one of several hub
+    // processes on this database (`PgStore::hold_lease`; PostgreSQL only:
+    // a SQLite file has one serving process).
+    r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating
