@@ -90,9 +90,11 @@ pub const TICKS_LEASE: &str = "ticks";
 /// minute between renewals, so one slow minute does not hand it over.
 pub const LEASE_MS: u64 = 3 * MINUTE_MS;
 
-/// This hub's name as a lease holder (its host, process id and a random
-/// part: unique among the processes on one database) and its lease's
-/// length.
+/// This hub's name as a lease holder and its lease's length. The name is
+/// the host and the process id: unique among the live processes on one
+/// database, and the same for every hub one process opens (a hub reopened
+/// in the same process keeps its lease; a restarted process waits for the
+/// old one's to lapse, or finds it given up at a clean stop).
 #[derive(Clone, Debug)]
 pub struct TickLease {
     /// The holder name written in `leases`.
@@ -104,19 +106,13 @@ pub struct TickLease {
 }
 
 impl TickLease {
-    /// A fresh holder name with the default length.
+    /// This process's holder name with the default length.
     pub fn new() -> TickLease {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default();
-        let mut nonce = [0u8; 4];
-        let _ = getrandom::fill(&mut nonce);
         TickLease {
-            holder: format!(
-                "{host}/{}/{:08x}",
-                std::process::id(),
-                u32::from_le_bytes(nonce)
-            ),
+            holder: format!("{host}/{}", std::process::id()),
             ttl_ms: LEASE_MS,
             held: false,
         }
@@ -193,9 +189,9 @@ impl Hub {
 
     /// Takes or renews this hub's lease on the shared timed jobs.
     pub fn hold_ticks_lease(&mut self) -> Result<bool, crate::StoreError> {
-        let held =
-            self.store
-                .hold_lease(TICKS_LEASE, &self.lease.holder, self.lease.ttl_ms)?;
+        let held = self
+            .store
+            .hold_lease(TICKS_LEASE, &self.lease.holder, self.lease.ttl_ms)?;
         if held != self.lease.held {
             tracing::info!(holder = %self.lease.holder, held, "lease on the timed jobs");
         }
@@ -213,6 +209,12 @@ impl Hub {
     /// renewed (tests shorten it).
     pub fn set_lease_ms(&mut self, ttl_ms: u64) {
         self.lease.ttl_ms = ttl_ms.max(1);
+    }
+
+    /// Names this hub as a lease holder (tests that play several
+    /// processes in one).
+    pub fn set_lease_holder(&mut self, holder: &str) {
+        self.lease.holder = holder.to_owned();
     }
 
     /// This hub's name as a lease holder.

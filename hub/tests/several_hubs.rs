@@ -60,7 +60,9 @@ fn pushes_through_two_hubs_at_once_are_applied_once_each() {
         // Hub a: the centre's chain, in pushes of 20.
         let ta = s.spawn(move || {
             for (i, push) in ours.chunks(20).enumerate() {
-                let r = a.try_ingest(&centre_id, push.to_vec(), T0.plus_ms(i as u64)).unwrap();
+                let r = a
+                    .try_ingest(&centre_id, push.to_vec(), T0.plus_ms(i as u64))
+                    .unwrap();
                 assert_eq!(accepted(&r), push.len());
             }
         });
@@ -68,9 +70,12 @@ fn pushes_through_two_hubs_at_once_are_applied_once_each() {
         // node that lost its answers resends through another hub).
         let tb = s.spawn(move || {
             for (i, (push, again)) in theirs.chunks(20).zip(ours_again.chunks(20)).enumerate() {
-                let r = b.try_ingest(&other_id, push.to_vec(), T0.plus_ms(i as u64)).unwrap();
+                let r = b
+                    .try_ingest(&other_id, push.to_vec(), T0.plus_ms(i as u64))
+                    .unwrap();
                 assert_eq!(accepted(&r), push.len());
-                b.try_ingest(&centre_id, again.to_vec(), T0.plus_ms(i as u64)).unwrap();
+                b.try_ingest(&centre_id, again.to_vec(), T0.plus_ms(i as u64))
+                    .unwrap();
             }
         });
         ta.join().unwrap();
@@ -117,9 +122,11 @@ fn fail_next_inserts(f: &Fixture, n: i64) {
 }
 
 fn attempts(f: &Fixture) -> u64 {
-    f.raw_text("SELECT (last_value - CASE WHEN is_called THEN 0 ELSE 1 END)::text FROM test_attempts")
-        .parse()
-        .unwrap()
+    f.raw_text(
+        "SELECT (last_value - CASE WHEN is_called THEN 0 ELSE 1 END)::text FROM test_attempts",
+    )
+    .parse()
+    .unwrap()
 }
 
 #[test]
@@ -166,11 +173,16 @@ fn the_timed_jobs_run_in_the_hub_holding_the_lease_and_move_when_it_lapses() {
     };
     let mut a = second_hub(&f);
     let mut b = second_hub(&f);
+    // Two processes' worth: each its own holder name.
+    a.set_lease_holder("host-a/1");
+    b.set_lease_holder("host-b/2");
     a.set_lease_ms(400);
     b.set_lease_ms(400);
-    assert_ne!(a.lease_holder(), b.lease_holder());
 
-    assert!(a.run_ticks(minute, &[], T0).leader, "a takes the free lease");
+    assert!(
+        a.run_ticks(minute, &[], T0).leader,
+        "a takes the free lease"
+    );
     assert!(!b.run_ticks(minute, &[], T0).leader, "b does not run them");
     assert!(a.run_ticks(minute, &[], T0).leader, "a renews it");
     assert_eq!(
@@ -195,10 +207,17 @@ fn the_timed_jobs_run_in_the_hub_holding_the_lease_and_move_when_it_lapses() {
 
     // A clean stop hands it over at once.
     let mut c = second_hub(&f);
+    c.set_lease_holder("host-c/3");
     c.set_lease_ms(60_000);
     b.release_ticks_lease().unwrap();
     assert!(c.run_ticks(minute, &[], T0).leader);
     assert!(!b.run_ticks(minute, &[], T0).leader);
+
+    // A hub reopened in the same process keeps its lease.
+    drop(c);
+    let mut again = second_hub(&f);
+    again.set_lease_holder("host-c/3");
+    assert!(again.run_ticks(minute, &[], T0).leader);
 }
 
 #[test]

@@ -28,7 +28,9 @@ const N: u64 = 3_000;
 const KILL_AT: u64 = 300;
 
 fn server() -> Option<DatabaseUrl> {
-    let url = std::env::var("MYKEY_PG_URL").ok().filter(|u| !u.is_empty())?;
+    let url = std::env::var("MYKEY_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
     Some(DatabaseUrl::parse(&url).expect("MYKEY_PG_URL is a postgres:// URL"))
 }
 
@@ -82,7 +84,8 @@ fn a_hub_killed_mid_push_loses_nothing_and_applies_nothing_twice() {
         let mut n = DataDir::new(dir).open().unwrap();
         for i in 0..N {
             let (card, _) = &w.holders[(i % 4) as usize];
-            n.redeem(card, Points::new(1).unwrap(), None, now()).unwrap();
+            n.redeem(card, Points::new(1).unwrap(), None, now())
+                .unwrap();
         }
     }
     assert_eq!(status(dir)["pending"], N, "all {N} wait for the hub");
@@ -108,9 +111,11 @@ fn a_hub_killed_mid_push_loses_nothing_and_applies_nothing_twice() {
         "the kill came mid-push ({at_kill} of {N} receipted)"
     );
 
-    wait_until("the push finished through the other hub", Duration::from_secs(300), || {
-        caught_up(dir)
-    });
+    wait_until(
+        "the push finished through the other hub",
+        Duration::from_secs(300),
+        || caught_up(dir),
+    );
     let s = status(dir);
     assert_eq!(s["receipted_seq"], N, "{s}");
     let survivor = hubs[1 - serving].as_mut().unwrap();
@@ -123,7 +128,11 @@ fn a_hub_killed_mid_push_loses_nothing_and_applies_nothing_twice() {
     drop(_node);
 
     // Exactly once, none lost.
-    let txs = DataDir::new(dir).open().unwrap().outbox_from(1, N as usize + 10).unwrap();
+    let txs = DataDir::new(dir)
+        .open()
+        .unwrap()
+        .outbox_from(1, N as usize + 10)
+        .unwrap();
     assert_eq!(txs.len() as u64, N);
     let mut h = Hub::open(&w.hub_dir).unwrap();
     assert_eq!(h.chain_head(&w.node_ids[0]).unwrap().processed_seq, N);
@@ -147,12 +156,20 @@ fn a_hub_killed_mid_push_loses_nothing_and_applies_nothing_twice() {
         )
         .unwrap();
     let (n, distinct, max): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    assert_eq!((n, distinct), (max, max), "the fact log: no gap, no seq twice");
+    assert_eq!(
+        (n, distinct),
+        (max, max),
+        "the fact log: no gap, no seq twice"
+    );
     let row = c
         .query_one("SELECT count(*), count(DISTINCT id) FROM txs", &[])
         .unwrap();
     let (rows, ids): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!((rows, ids), (N as i64, N as i64), "each transaction stored once");
+    assert_eq!(
+        (rows, ids),
+        (N as i64, N as i64),
+        "each transaction stored once"
+    );
     eprintln!(
         "pg_failover: {N} transactions, hub killed at {at_kill} receipted, \
          {n} facts, all applied once"

@@ -240,7 +240,10 @@ pub fn retry_conflicts<T>(
     loop {
         match op() {
             Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
-                tracing::info!(attempt, "{what}: conflict with another writer, retrying: {e}");
+                tracing::info!(
+                    attempt,
+                    "{what}: conflict with another writer, retrying: {e}"
+                );
                 // A short, growing pause lets the other writer finish.
                 std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
                 attempt += 1;

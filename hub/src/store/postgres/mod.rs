@@ -358,7 +358,9 @@ impl LedgerStore for PgStore {
                  WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < clock_timestamp()
                  RETURNING holder",
             )?
-            .query_row(params![name, holder, i64_of(ttl_ms)], |r| r.get::<_, String>(0))
+            .query_row(params![name, holder, i64_of(ttl_ms)], |r| {
+                r.get::<_, String>(0)
+            })
             .optional()?
             .is_some();
         conn.tx.commit()?;
