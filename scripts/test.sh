@@ -60,6 +60,8 @@ MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-hub
 # Two hub processes on that database, one killed mid-push (the binaries
 # were built by the workspace run above).
 MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-tests --test pg_failover
+# One synchronous standby: a commit waits for it (README, "Several hub processes and a standby").
+bash scripts/pg-standby.sh
 bash scripts/pg-down.sh
 
 step "simulation seeds"

@@ -97,9 +97,9 @@ fn pushes_through_two_hubs_at_once_are_applied_once_each() {
     assert_eq!(txs, "600");
 }
 
-/// Makes the next `n` inserts into `txs` fail as a serialization failure
-/// (a sequence: its count survives the rolled-back attempts).
-fn fail_next_inserts(f: &Fixture, n: i64) {
+/// Makes the next `n` inserts into `txs` fail with SQLSTATE `code` (a
+/// sequence counts them: its count survives the rolled-back attempts).
+fn fail_next_inserts(f: &Fixture, n: i64, code: &str) {
     f.raw_execute("CREATE SEQUENCE IF NOT EXISTS test_attempts")
         .unwrap();
     f.raw_execute("SELECT setval('test_attempts', 1, false)")
@@ -108,7 +108,7 @@ fn fail_next_inserts(f: &Fixture, n: i64) {
         "CREATE OR REPLACE FUNCTION test_conflict() RETURNS trigger LANGUAGE plpgsql AS $f$
          BEGIN
            IF nextval('test_attempts') <= {n} THEN
-             RAISE EXCEPTION 'test: conflict' USING ERRCODE = '40001';
+             RAISE EXCEPTION 'test: conflict' USING ERRCODE = '{code}';
            END IF;
            RETURN NEW;
          END $f$"
@@ -136,8 +136,8 @@ fn a_push_that_meets_a_conflict_is_retried_a_bounded_number_of_times() {
     };
     let (alice, centre) = (f.alice, f.centre.id);
 
-    // Two conflicts, then it goes through: applied once.
-    fail_next_inserts(&f, 2);
+    // Two deadlocks, then it goes through: applied once.
+    fail_next_inserts(&f, 2, "40P01");
     let txs = grants(&mut f.centre, alice, 1);
     let r = f.hub.try_ingest(&centre, txs, T0).unwrap();
     assert_eq!(accepted(&r), 1);
@@ -145,16 +145,21 @@ fn a_push_that_meets_a_conflict_is_retried_a_bounded_number_of_times() {
     assert_eq!(f.hub.chain_head(&centre).unwrap().processed_seq, 1);
     assert_eq!(f.raw_text("SELECT count(*)::text FROM txs"), "1");
 
-    // Conflicts every time: it gives up after the bound, with nothing applied.
-    fail_next_inserts(&f, 1_000);
+    // Serialization failures every time: it gives up after the bound, with
+    // nothing applied.
+    fail_next_inserts(&f, 1_000, "40001");
     let txs = grants(&mut f.centre, alice, 1);
-    let e = f.hub.try_ingest(&centre, txs, T0).unwrap_err();
+    let e = f.hub.try_ingest(&centre, txs.clone(), T0).unwrap_err();
     assert!(e.is_conflict(), "{e}");
     assert_eq!(attempts(&f), u64::from(mykey_hub::store::CONFLICT_ATTEMPTS));
     assert_eq!(f.hub.chain_head(&centre).unwrap().processed_seq, 1);
     assert_eq!(f.hub.balance(alice, muni()).unwrap().balance.get(), 1);
 
-    // Other errors are not conflicts.
+    // Other errors are not conflicts, and are not retried.
+    fail_next_inserts(&f, 1_000, "P0001");
+    let e = f.hub.try_ingest(&centre, txs, T0).unwrap_err();
+    assert!(!e.is_conflict(), "{e}");
+    assert_eq!(attempts(&f), 1);
     let plain = StoreError::Corrupt {
         what: "x",
         detail: "y".into(),
