@@ -108,11 +108,8 @@ pub struct TickLease {
 impl TickLease {
     /// This process's holder name with the default length.
     pub fn new() -> TickLease {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
         TickLease {
-            holder: format!("{host}/{}", std::process::id()),
+            holder: crate::store::process_name(),
             ttl_ms: LEASE_MS,
             held: false,
         }
@@ -211,10 +208,11 @@ impl Hub {
         self.lease.ttl_ms = ttl_ms.max(1);
     }
 
-    /// Names this hub as a lease holder (tests that play several
-    /// processes in one).
+    /// Names this hub's process, as a lease holder and as the holder of
+    /// the links it opens (tests that play several processes in one).
     pub fn set_lease_holder(&mut self, holder: &str) {
         self.lease.holder = holder.to_owned();
+        self.store.set_process_name(holder);
     }
 
     /// This hub's name as a lease holder.

@@ -7,10 +7,11 @@
 
 mod common;
 use common::{Chain, Fixture, T0, fid, grant, muni, pg_server, policy};
+use mykey_hub::status::assess::Thresholds;
 use mykey_hub::ticks::Due;
 use mykey_hub::{Hub, StoreError};
-use mykey_sync_proto::wire::Outcome;
-use mykey_sync_proto::{OpKind, SignedTx};
+use mykey_sync_proto::wire::{Hello, Outcome};
+use mykey_sync_proto::{OpKind, SignedTx, UnixMillis};
 use std::time::{Duration, Instant};
 
 /// The fixture on PostgreSQL, or `None` (and why) when no server is named.
@@ -234,4 +235,50 @@ fn on_sqlite_the_one_hub_always_runs_the_timed_jobs() {
     };
     assert!(f.hub.run_ticks(due, &[], T0).leader);
     assert!(f.hub.run_ticks(due, &[], T0).leader);
+}
+
+#[test]
+fn a_process_closes_only_the_links_it_holds() {
+    let Some(mut f) = on_postgres("a_process_closes_only_the_links_it_holds") else {
+        return;
+    };
+    let node = f.shop.id;
+    let hello = |t: UnixMillis| Hello {
+        node,
+        node_time: t,
+        last_seq: 0,
+        fact_cursor: 0,
+        software: "test".into(),
+    };
+    let mut a = second_hub(&f);
+    let mut b = second_hub(&f);
+    a.set_lease_holder("host-a/1");
+    b.set_lease_holder("host-b/2");
+    // The node talks to a, its link drops and it reconnects to b; a
+    // notices the drop only later (a ping timeout).
+    a.try_open(&hello(T0), T0).unwrap().unwrap();
+    b.try_open(&hello(T0.plus_ms(1_000)), T0.plus_ms(1_000))
+        .unwrap()
+        .unwrap();
+    a.note_link_closed(&node, T0.plus_ms(5_000)).unwrap();
+    let d = f
+        .hub
+        .node_detail(&node, &Thresholds::default(), T0.plus_ms(6_000))
+        .unwrap()
+        .unwrap();
+    let open: Vec<UnixMillis> = d
+        .sessions
+        .iter()
+        .filter(|s| s.closed_at.is_none())
+        .map(|s| s.opened_at)
+        .collect();
+    assert_eq!(open, [T0.plus_ms(1_000)], "b's link stays open: {d:?}");
+    // b's own close ends it.
+    b.note_link_closed(&node, T0.plus_ms(7_000)).unwrap();
+    let d = f
+        .hub
+        .node_detail(&node, &Thresholds::default(), T0.plus_ms(8_000))
+        .unwrap()
+        .unwrap();
+    assert!(d.sessions.iter().all(|s| s.closed_at.is_some()), "{d:?}");
 }

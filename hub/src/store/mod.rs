@@ -217,12 +217,28 @@ pub trait LedgerStore: Send {
         Ok(true)
     }
 
+    /// Names the process this store writes for (links it opens are its
+    /// own; see [`process_name`]). A backend one process serves ignores it.
+    fn set_process_name(&mut self, name: &str) {
+        let _ = name;
+    }
+
     /// Gives the lease `name` up if `holder` holds it (a clean stop, so
     /// another process need not wait for it to expire).
     fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
         let _ = (name, holder);
         Ok(())
     }
+}
+
+/// This process's name among the processes sharing a database: its host
+/// and process id (unique among live processes; the same for every store
+/// and hub one process opens).
+pub fn process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!("{host}/{}", std::process::id())
 }
 
 /// Attempts [`retry_conflicts`] makes at most.

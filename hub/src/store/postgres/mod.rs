@@ -126,6 +126,9 @@ pub struct PgStore {
     /// transactions (only ids from committed transactions enter it).
     ledger_ids: HashMap<LedgerAccount, i64>,
     url: String,
+    /// The process this store writes for ([`crate::store::process_name`]):
+    /// the holder of the node links it opens.
+    process: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -152,6 +155,7 @@ impl PgStore {
             stmts: HashMap::new(),
             ledger_ids: HashMap::new(),
             url: redacted,
+            process: crate::store::process_name(),
         };
         migrations::migrate(store.conn()?)?;
         store.check_owner(hub, claim)?;
@@ -239,6 +243,7 @@ impl PgStore {
             stmts,
             ledger_ids,
             url: _,
+            process,
         } = self;
         let Some(client) = client.as_mut() else {
             unreachable!("the client is taken only when the store is dropped")
@@ -270,6 +275,7 @@ impl PgStore {
             ledger_pos: None,
             hub_seq: None,
             appended: false,
+            process,
         }))
     }
 }
@@ -345,6 +351,10 @@ impl LedgerStore for PgStore {
         self.begin_locked(Locks::Node(node))
     }
 
+    fn set_process_name(&mut self, name: &str) {
+        name.clone_into(&mut self.process);
+    }
+
     fn hold_lease(&mut self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         // Taken when free or expired, renewed by its holder; on the server's
@@ -397,6 +407,8 @@ struct PgTx<'a> {
     hub_seq: Option<u64>,
     /// Whether facts were appended (the counter is written back at commit).
     appended: bool,
+    /// The process the store writes for (the holder of links it opens).
+    process: &'a str,
 }
 
 impl PgTx<'_> {

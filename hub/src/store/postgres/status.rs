@@ -62,9 +62,9 @@ impl StatusTx for PgTx<'_> {
             .execute([id])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO node_links (node, opened_at, seen_at) VALUES ($1, $2, $2)",
+                "INSERT INTO node_links (node, opened_at, seen_at, holder) VALUES ($1, $2, $2, $3)",
             )?
-            .execute(params![id, i64_of(now.0)])?;
+            .execute(params![id, i64_of(now.0), self.process])?;
         Ok(())
     }
 
@@ -82,9 +82,10 @@ impl StatusTx for PgTx<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE node_links SET seen_at = GREATEST(seen_at, $2), closed_at = GREATEST(seen_at, $2)
-                 WHERE node = $1 AND closed_at IS NULL AND opened_at <= $2",
+                 WHERE node = $1 AND closed_at IS NULL AND opened_at <= $2
+                   AND (holder IS NULL OR holder = $3)",
             )?
-            .execute(params![&node.as_bytes()[..], i64_of(at.0)])?;
+            .execute(params![&node.as_bytes()[..], i64_of(at.0), self.process])?;
         Ok(())
     }
 
