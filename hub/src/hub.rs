@@ -37,6 +37,9 @@ pub struct Hub {
     /// What this process saw of its nodes (pulls, shard epochs, counters),
     /// shared with the process's other hubs ([`Hub::observing`]).
     pub(crate) observed: Arc<Observed>,
+    /// Who this hub is among the processes sharing its database, and how
+    /// long its lease on the timed jobs lasts ([`crate::ticks`]).
+    pub(crate) lease: crate::ticks::TickLease,
 }
 
 impl std::fmt::Debug for Hub {
@@ -297,6 +300,7 @@ impl Hub {
             shards: Default::default(),
             data: None,
             observed: Arc::default(),
+            lease: crate::ticks::TickLease::new(),
         }
     }
 

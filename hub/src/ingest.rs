@@ -20,7 +20,7 @@ use crate::model::{
 use crate::par::par_chunks;
 use crate::rules::{self, ChainVerdict, Context, Effects, LinkChange, TransferContext};
 use crate::store::bounds::{QuarantineRow, QuarantineState, SpendRow};
-use crate::store::{StoreError, StoreTx};
+use crate::store::{StoreError, StoreTx, retry_conflicts};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
 use mykey_sync_proto::wire::{
@@ -58,7 +58,15 @@ impl Hub {
         hello: &Hello,
         now: UnixMillis,
     ) -> Result<Result<Welcome, Refusal>, StoreError> {
-        let mut st = self.store.begin()?;
+        retry_conflicts("session", || self.try_open_once(hello, now))
+    }
+
+    fn try_open_once(
+        &mut self,
+        hello: &Hello,
+        now: UnixMillis,
+    ) -> Result<Result<Welcome, Refusal>, StoreError> {
+        let mut st = self.store.begin_for_node(&hello.node)?;
         let Some(node) = st.node(&hello.node)? else {
             tracing::warn!(node = %hello.node.short(), "refused session: node not enrolled");
             return Ok(Err(Refusal::NotEnrolled));
@@ -101,8 +109,19 @@ impl Hub {
         txs: Vec<SignedTx>,
         now: UnixMillis,
     ) -> Result<Receipts, StoreError> {
+        // A conflict with another hub process on the same database rolls
+        // the whole push back; it is applied again from the start.
+        retry_conflicts("push", || self.try_ingest_once(carrier, txs.clone(), now))
+    }
+
+    fn try_ingest_once(
+        &mut self,
+        carrier: &NodeId,
+        txs: Vec<SignedTx>,
+        now: UnixMillis,
+    ) -> Result<Receipts, StoreError> {
         let key = &self.key;
-        let mut st = self.store.begin()?;
+        let mut st = self.store.begin_for_node(carrier)?;
         st.link_seen(carrier, now)?;
         // A redeem's basis must be a balance issued before this push arrived.
         let issued_before = st.ledger_head()?;

@@ -5,6 +5,11 @@
 //! income, expiry notices) runs each minute and again a second later while
 //! it has more due, in small batches so the writer is never held long.
 //!
+//! Several hub processes may serve one database: the live links are each
+//! process's own and confirmed by each, but the shared jobs (history,
+//! shard sizes, the economy step) run only in the process holding the
+//! `ticks` lease ([`TickLease`]); another takes it over once it expires.
+//!
 //! One schedule ([`TickSchedule`]) and one call ([`Hub::run_ticks`]) serve
 //! both the serving loop (`net::serve`, on its monotonic clock and the wall
 //! clock) and the simulation (`mykey-simulations`, on simulated time), so
@@ -79,6 +84,44 @@ impl TickSchedule {
     }
 }
 
+/// The lease on the shared timed jobs.
+pub const TICKS_LEASE: &str = "ticks";
+/// How long a taken lease lasts unless renewed: three minutes, past the
+/// minute between renewals, so one slow minute does not hand it over.
+pub const LEASE_MS: u64 = 3 * MINUTE_MS;
+
+/// This hub's name as a lease holder and its lease's length. The name is
+/// the host and the process id: unique among the live processes on one
+/// database, and the same for every hub one process opens (a hub reopened
+/// in the same process keeps its lease; a restarted process waits for the
+/// old one's to lapse, or finds it given up at a clean stop).
+#[derive(Clone, Debug)]
+pub struct TickLease {
+    /// The holder name written in `leases`.
+    pub holder: String,
+    /// How long a taken or renewed lease lasts.
+    pub ttl_ms: u64,
+    /// Whether the last look found the lease held (to log changes only).
+    pub held: bool,
+}
+
+impl TickLease {
+    /// This process's holder name with the default length.
+    pub fn new() -> TickLease {
+        TickLease {
+            holder: crate::store::process_name(),
+            ttl_ms: LEASE_MS,
+            held: false,
+        }
+    }
+}
+
+impl Default for TickLease {
+    fn default() -> Self {
+        TickLease::new()
+    }
+}
+
 /// What one run of the timed jobs did.
 #[derive(Clone, Debug, Default)]
 pub struct TickReport {
@@ -89,6 +132,9 @@ pub struct TickReport {
     /// Jobs that failed, as log lines (each is also logged at warn); the
     /// others ran.
     pub failed: Vec<String>,
+    /// This hub held the `ticks` lease and ran the shared jobs (`false`:
+    /// another process on the database runs them).
+    pub leader: bool,
 }
 
 impl Hub {
@@ -101,10 +147,22 @@ impl Hub {
             tracing::warn!("{what}: {e}");
             report.failed.push(format!("{what}: {e}"));
         };
-        if due.minute {
-            if let Err(e) = self.note_links_alive(live, now) {
-                failed("cannot record live links", &e);
+        if due.minute
+            && let Err(e) = self.note_links_alive(live, now)
+        {
+            failed("cannot record live links", &e);
+        }
+        report.leader = match self.hold_ticks_lease() {
+            Ok(held) => held,
+            Err(e) => {
+                failed("cannot renew the lease on the timed jobs", &e);
+                false
             }
+        };
+        if !report.leader {
+            return report;
+        }
+        if due.minute {
             // The status history's slot that just ended (once per slot).
             if let Err(e) = self.sample_history(now) {
                 failed("cannot record the status history", &e);
@@ -124,6 +182,42 @@ impl Hub {
             }
         }
         report
+    }
+
+    /// Takes or renews this hub's lease on the shared timed jobs.
+    pub fn hold_ticks_lease(&mut self) -> Result<bool, crate::StoreError> {
+        let held = self
+            .store
+            .hold_lease(TICKS_LEASE, &self.lease.holder, self.lease.ttl_ms)?;
+        if held != self.lease.held {
+            tracing::info!(holder = %self.lease.holder, held, "lease on the timed jobs");
+        }
+        self.lease.held = held;
+        Ok(held)
+    }
+
+    /// Gives the lease on the timed jobs up (a clean stop).
+    pub fn release_ticks_lease(&mut self) -> Result<(), crate::StoreError> {
+        self.lease.held = false;
+        self.store.release_lease(TICKS_LEASE, &self.lease.holder)
+    }
+
+    /// How long this hub's lease on the timed jobs lasts once taken or
+    /// renewed (tests shorten it).
+    pub fn set_lease_ms(&mut self, ttl_ms: u64) {
+        self.lease.ttl_ms = ttl_ms.max(1);
+    }
+
+    /// Names this hub's process, as a lease holder and as the holder of
+    /// the links it opens (tests that play several processes in one).
+    pub fn set_lease_holder(&mut self, holder: &str) {
+        self.lease.holder = holder.to_owned();
+        self.store.set_process_name(holder);
+    }
+
+    /// This hub's name as a lease holder.
+    pub fn lease_holder(&self) -> &str {
+        &self.lease.holder
     }
 }
 

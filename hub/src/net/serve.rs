@@ -282,7 +282,15 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // finishes the turns it holds (their answers are not sent: the nodes
     // resend, and applying a transaction twice is a no-op).
     drop(s);
-    let _ = tokio::task::spawn_blocking(move || worker.stop()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        // Another process on the database takes the timed jobs at once.
+        if let Some(mut hub) = worker.stop()
+            && let Err(e) = hub.release_ticks_lease()
+        {
+            warn!("cannot release the lease on the timed jobs: {e}");
+        }
+    })
+    .await;
     info!("hub stopped");
     Ok(())
 }

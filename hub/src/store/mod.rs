@@ -72,6 +72,18 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the database gave this transaction up because of a
+    /// concurrent writer (SQLSTATE 40001 serialization failure or 40P01
+    /// deadlock): running the whole transaction again may succeed.
+    pub fn is_conflict(&self) -> bool {
+        let StoreError::Backend { source } = self else {
+            return false;
+        };
+        self::postgres::is_conflict(source.as_ref())
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Backend {
@@ -185,6 +197,75 @@ pub trait LedgerStore: Send {
     /// block writers (it may still write, taking the lock when it does).
     fn begin_read(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         self.begin()
+    }
+
+    /// Starts a read-write transaction on behalf of `node` (its session,
+    /// its pushes). A backend shared by several hub processes locks only
+    /// the node's municipality and chain here, not the whole store, and
+    /// may fail it with a conflict ([`StoreError::is_conflict`]) that the
+    /// caller retries. The default is [`LedgerStore::begin`].
+    fn begin_for_node(&mut self, node: &NodeId) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        let _ = node;
+        self.begin()
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl_ms`; `false`
+    /// while another holder's lease runs. A backend only one process can
+    /// serve (SQLite) always grants it.
+    fn hold_lease(&mut self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let _ = (name, holder, ttl_ms);
+        Ok(true)
+    }
+
+    /// Names the process this store writes for (links it opens are its
+    /// own; see [`process_name`]). A backend one process serves ignores it.
+    fn set_process_name(&mut self, name: &str) {
+        let _ = name;
+    }
+
+    /// Gives the lease `name` up if `holder` holds it (a clean stop, so
+    /// another process need not wait for it to expire).
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let _ = (name, holder);
+        Ok(())
+    }
+}
+
+/// This process's name among the processes sharing a database: its host
+/// and process id (unique among live processes; the same for every store
+/// and hub one process opens).
+pub fn process_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!("{host}/{}", std::process::id())
+}
+
+/// Attempts [`retry_conflicts`] makes at most.
+pub const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Runs `op` (one whole storage transaction, begun and committed inside)
+/// again while it fails with a conflict between concurrent writers
+/// (PostgreSQL's serialization failure or deadlock), at most
+/// [`CONFLICT_ATTEMPTS`] times; a rolled-back attempt left nothing behind.
+pub fn retry_conflicts<T>(
+    what: &str,
+    mut op: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::info!(
+                    attempt,
+                    "{what}: conflict with another writer, retrying: {e}"
+                );
+                // A short, growing pause lets the other writer finish.
+                std::thread::sleep(std::time::Duration::from_millis(5 << attempt));
+                attempt += 1;
+            }
+            r => return r,
+        }
     }
 }
 

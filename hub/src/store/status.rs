@@ -70,7 +70,9 @@ pub trait StatusTx {
     /// the store after the next connection's Hello) and stays open.
     fn close_link(&mut self, node: &NodeId, at: UnixMillis) -> Result<(), StoreError>;
     /// Closes every link still open at its last sighting (a serving process
-    /// starts: links of a previous one are gone). Returns how many.
+    /// starts: links of a previous one are gone). Returns how many. A
+    /// backend several processes share (PostgreSQL) closes only links no
+    /// process confirmed within the alive window.
     fn close_stale_links(&mut self) -> Result<u64, StoreError>;
     /// The first fact of exactly this scope after `after`: its hub_seq and
     /// issue time (no decoding, no signature check: the dashboard's replica lag).

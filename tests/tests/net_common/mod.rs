@@ -406,10 +406,36 @@ impl World {
         n_holders: usize,
         rostered: usize,
     ) -> World {
+        Self::create_full(base, n_nodes, n_holders, rostered, None)
+    }
+
+    /// Like [`World::create`], with the hub's store on the PostgreSQL
+    /// database `database` (empty) instead of SQLite.
+    pub fn create_on_database(
+        n_nodes: usize,
+        n_holders: usize,
+        database: &mykey_hub::store::postgres::DatabaseUrl,
+    ) -> World {
+        Self::create_full(
+            &std::env::temp_dir(),
+            n_nodes,
+            n_holders,
+            n_nodes,
+            Some(database),
+        )
+    }
+
+    fn create_full(
+        base: &Path,
+        n_nodes: usize,
+        n_holders: usize,
+        rostered: usize,
+        database: Option<&mykey_hub::store::postgres::DatabaseUrl>,
+    ) -> World {
         let root = tempfile::tempdir_in(base).unwrap();
         let hub_dir = root.path().join("hub");
         let t = now();
-        let mut hub = Hub::init(&hub_dir).unwrap();
+        let mut hub = Hub::init_with(&hub_dir, database).unwrap();
         let m = bunkyo();
         hub.add_municipality(m, "Bunkyo-ku", t).unwrap();
         let health = ProgramId::parse("health").unwrap();

@@ -465,6 +465,19 @@ CREATE TABLE voucher_redemptions (
 );
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#,
+    // 3: renewable leases, so the timed jobs run in one of several hub
+    // processes on this database (`PgStore::hold_lease`), and the process
+    // holding each node link (PostgreSQL only: a SQLite file has one
+    // serving process).
+    r#"
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+-- The process that holds each open link: a process closes only its own.
+ALTER TABLE node_links ADD COLUMN holder TEXT;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

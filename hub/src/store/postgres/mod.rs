@@ -6,17 +6,31 @@
 //! hub's writes run on the storage worker thread (`net/worker.rs`) and its
 //! HTTP reads in `spawn_blocking` (`AppState::with_hub`).
 //!
-//! Write transactions are serialised by a transaction-level advisory lock,
-//! as SQLite's `BEGIN IMMEDIATE` serialises them, so `READ COMMITTED` reads
-//! inside one see no other writer's work. Positions that cursors follow
-//! (`hub_seq`, ledger positions) come from rows of `counters`, locked
-//! `FOR UPDATE` by the transaction that takes the next one and written at
-//! commit, never from sequences. Read transactions are `REPEATABLE READ`: a
-//! consistent snapshot that does not wait for writers.
+//! Several hub processes may share one database. A write transaction on
+//! behalf of a node ([`LedgerStore::begin_for_node`]: its session, its
+//! pushes) takes, in this order: the store lock shared, its municipality's
+//! transaction-level advisory lock, its chain row (`nodes`, `FOR UPDATE`),
+//! then the counter rows. Every other write transaction takes the store
+//! lock exclusively, so it runs alone, as SQLite's `BEGIN IMMEDIATE` does.
+//! Positions that cursors follow (`hub_seq`, ledger positions) come from
+//! rows of `counters`, locked `FOR UPDATE` and written at commit, never
+//! from sequences. Because a node's write holds the counter rows before it
+//! reads anything it decides on, its `READ COMMITTED` reads see every
+//! earlier writer's work: the counters still serialise all writes that
+//! post or append (every push does), and the municipality and chain locks
+//! keep two processes from interleaving one node's chain. Lock orders can
+//! still cross (a push relays another municipality's chain while that
+//! node opens a session elsewhere): PostgreSQL then fails one with a
+//! deadlock (40P01), which callers retry ([`super::retry_conflicts`]).
+//! Read transactions are `REPEATABLE READ`: a consistent snapshot that
+//! does not wait for writers.
+//!
+//! Leases (`leases`, [`PgStore::hold_lease`]) let one process at a time
+//! run the timed jobs; their clock is the database server's.
 
 use super::{LedgerStore, StoreError, StoreTx};
 use crate::model::{LedgerAccount, Posted};
-use conn::{Conn, params};
+use conn::{Conn, OptionalExtension, params};
 use mykey_sync_proto::{NodeId, TxId};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use rows::i64_of;
@@ -42,9 +56,28 @@ mod voucher;
 
 pub use url::{DatabaseUrl, UrlError};
 
-/// The advisory lock every write transaction holds (one writer at a time,
-/// like SQLite's write lock).
+/// The store lock: every write transaction holds it, a node's shared and
+/// any other exclusively.
 const WRITE_LOCK: i64 = 7_400_000_000;
+/// The first key of a municipality's advisory lock (the second is its code).
+const MUNICIPALITY_LOCKS: i32 = 7_400;
+
+/// Whether a backend error is a conflict with a concurrent writer that a
+/// new attempt may not meet: serialization failure (40001) or deadlock
+/// (40P01).
+pub(super) fn is_conflict(e: &(dyn std::error::Error + 'static)) -> bool {
+    use postgres::error::SqlState;
+    let pg = match e.downcast_ref::<conn::Error>() {
+        Some(conn::Error::Pg(pg)) => pg,
+        _ => match e.downcast_ref::<postgres::Error>() {
+            Some(pg) => pg,
+            None => return false,
+        },
+    };
+    pg.code().is_some_and(|c| {
+        *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
 
 /// Why a PostgreSQL hub database could not be opened or created.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +126,9 @@ pub struct PgStore {
     /// transactions (only ids from committed transactions enter it).
     ledger_ids: HashMap<LedgerAccount, i64>,
     url: String,
+    /// The process this store writes for ([`crate::store::process_name`]):
+    /// the holder of the node links it opens.
+    process: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -119,6 +155,7 @@ impl PgStore {
             stmts: HashMap::new(),
             ledger_ids: HashMap::new(),
             url: redacted,
+            process: crate::store::process_name(),
         };
         migrations::migrate(store.conn()?)?;
         store.check_owner(hub, claim)?;
@@ -196,24 +233,36 @@ impl PgStore {
     }
 
     fn begin_with(&mut self, write: bool) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin_locked(if write { Locks::Store } else { Locks::Read })
+    }
+
+    fn begin_locked(&mut self, locks: Locks<'_>) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        let write = !matches!(locks, Locks::Read);
         let PgStore {
             client,
             stmts,
             ledger_ids,
             url: _,
+            process,
         } = self;
         let Some(client) = client.as_mut() else {
             unreachable!("the client is taken only when the store is dropped")
         };
-        let tx = if write {
-            let mut tx = client.transaction()?;
-            tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
-            tx
-        } else {
-            client
+        let tx = match locks {
+            Locks::Store => {
+                let mut tx = client.transaction()?;
+                tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
+                tx
+            }
+            Locks::Node(node) => {
+                let mut tx = client.transaction()?;
+                lock_node(&mut tx, node)?;
+                tx
+            }
+            Locks::Read => client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
-                .start()?
+                .start()?,
         };
         Ok(Box::new(PgTx {
             tx: Conn::new(tx, stmts),
@@ -226,8 +275,54 @@ impl PgStore {
             ledger_pos: None,
             hub_seq: None,
             appended: false,
+            process,
         }))
     }
+}
+
+/// What a transaction locks as it begins.
+enum Locks<'a> {
+    /// Nothing: a `REPEATABLE READ` snapshot.
+    Read,
+    /// The store, exclusively.
+    Store,
+    /// A node's municipality and chain, then the counters.
+    Node(&'a NodeId),
+}
+
+/// A node's write locks, in the one order every node write takes them: the
+/// store lock shared, the municipality's lock, the chain row, the counter
+/// rows (by name). An unknown node locks only the store, shared, and the
+/// counters.
+fn lock_node(tx: &mut postgres::Transaction<'_>, node: &NodeId) -> Result<(), StoreError> {
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})"
+    ))?;
+    let id = &node.as_bytes()[..];
+    let municipality: Option<i64> = tx
+        .query_opt(
+            "SELECT f.municipality FROM nodes n JOIN facilities f ON f.id = n.facility
+             WHERE n.id = $1",
+            &[&id],
+        )?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    if let Some(code) = municipality {
+        let code = i32::try_from(code).map_err(|_| StoreError::Corrupt {
+            what: "municipality code",
+            detail: code.to_string(),
+        })?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&MUNICIPALITY_LOCKS, &code],
+        )?;
+        tx.execute("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", &[&id])?;
+    }
+    tx.execute(
+        "SELECT value FROM counters WHERE name IN ('hub_seq', 'ledger') ORDER BY name FOR UPDATE",
+        &[],
+    )?;
+    Ok(())
 }
 
 impl Drop for PgStore {
@@ -250,6 +345,44 @@ impl LedgerStore for PgStore {
 
     fn begin_read(&mut self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
         self.begin_with(false)
+    }
+
+    fn begin_for_node(&mut self, node: &NodeId) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin_locked(Locks::Node(node))
+    }
+
+    fn set_process_name(&mut self, name: &str) {
+        name.clone_into(&mut self.process);
+    }
+
+    fn hold_lease(&mut self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        // Taken when free or expired, renewed by its holder; on the server's
+        // clock, so the processes' clocks need not agree.
+        let held = conn
+            .prepare_cached(
+                "INSERT INTO leases (name, holder, expires_at)
+                 VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
+                 ON CONFLICT (name) DO UPDATE
+                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < clock_timestamp()
+                 RETURNING holder",
+            )?
+            .query_row(params![name, holder, i64_of(ttl_ms)], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .is_some();
+        conn.tx.commit()?;
+        Ok(held)
+    }
+
+    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.prepare_cached("DELETE FROM leases WHERE name = $1 AND holder = $2")?
+            .execute(params![name, holder])?;
+        conn.tx.commit()?;
+        Ok(())
     }
 }
 
@@ -274,6 +407,8 @@ struct PgTx<'a> {
     hub_seq: Option<u64>,
     /// Whether facts were appended (the counter is written back at commit).
     appended: bool,
+    /// The process the store writes for (the holder of links it opens).
+    process: &'a str,
 }
 
 impl PgTx<'_> {

@@ -62,9 +62,9 @@ impl StatusTx for PgTx<'_> {
             .execute([id])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO node_links (node, opened_at, seen_at) VALUES ($1, $2, $2)",
+                "INSERT INTO node_links (node, opened_at, seen_at, holder) VALUES ($1, $2, $2, $3)",
             )?
-            .execute(params![id, i64_of(now.0)])?;
+            .execute(params![id, i64_of(now.0), self.process])?;
         Ok(())
     }
 
@@ -82,16 +82,25 @@ impl StatusTx for PgTx<'_> {
         self.tx
             .prepare_cached(
                 "UPDATE node_links SET seen_at = GREATEST(seen_at, $2), closed_at = GREATEST(seen_at, $2)
-                 WHERE node = $1 AND closed_at IS NULL AND opened_at <= $2",
+                 WHERE node = $1 AND closed_at IS NULL AND opened_at <= $2
+                   AND (holder IS NULL OR holder = $3)",
             )?
-            .execute(params![&node.as_bytes()[..], i64_of(at.0)])?;
+            .execute(params![&node.as_bytes()[..], i64_of(at.0), self.process])?;
         Ok(())
     }
 
     fn close_stale_links(&mut self) -> Result<u64, StoreError> {
+        // Other hub processes on this database may hold some of the open
+        // links, and confirm them each minute: only links no process saw
+        // within the alive window (3 minutes, `Thresholds::link_alive_ms`'s
+        // default, on the server's clock) were left by a stopped process.
         let n = self
             .tx
-            .prepare_cached("UPDATE node_links SET closed_at = seen_at WHERE closed_at IS NULL")?
+            .prepare_cached(
+                "UPDATE node_links SET closed_at = seen_at
+                 WHERE closed_at IS NULL
+                   AND seen_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 180000",
+            )?
             .execute(params![])?;
         Ok(n as u64)
     }
