@@ -39,7 +39,7 @@ pub struct Hub {
     pub(crate) observed: Arc<Observed>,
     /// Who this hub is among the processes sharing its database, and how
     /// long its lease on the timed jobs lasts ([`crate::ticks`]).
-    pub(crate) lease: crate::ticks::TickLease,
+    pub(crate) lease: crate::store::TickLease,
 }
 
 impl std::fmt::Debug for Hub {
@@ -300,7 +300,7 @@ impl Hub {
             shards: Default::default(),
             data: None,
             observed: Arc::default(),
-            lease: crate::ticks::TickLease::new(),
+            lease: crate::store::TickLease::new(),
         }
     }
 

@@ -8,7 +8,7 @@
 //! Several hub processes may serve one database: the live links are each
 //! process's own and confirmed by each, but the shared jobs (history,
 //! shard sizes, the economy step) run only in the process holding the
-//! `ticks` lease ([`TickLease`]); another takes it over once it expires.
+//! `ticks` lease ([`crate::store::TickLease`]); another takes it over once it expires.
 //!
 //! One schedule ([`TickSchedule`]) and one call ([`Hub::run_ticks`]) serve
 //! both the serving loop (`net::serve`, on its monotonic clock and the wall
@@ -86,42 +86,6 @@ impl TickSchedule {
 
 /// The lease on the shared timed jobs.
 pub const TICKS_LEASE: &str = "ticks";
-/// How long a taken lease lasts unless renewed: three minutes, past the
-/// minute between renewals, so one slow minute does not hand it over.
-pub const LEASE_MS: u64 = 3 * MINUTE_MS;
-
-/// This hub's name as a lease holder and its lease's length. The name is
-/// the host and the process id: unique among the live processes on one
-/// database, and the same for every hub one process opens (a hub reopened
-/// in the same process keeps its lease; a restarted process waits for the
-/// old one's to lapse, or finds it given up at a clean stop).
-#[derive(Clone, Debug)]
-pub struct TickLease {
-    /// The holder name written in `leases`.
-    pub holder: String,
-    /// How long a taken or renewed lease lasts.
-    pub ttl_ms: u64,
-    /// Whether the last look found the lease held (to log changes only).
-    pub held: bool,
-}
-
-impl TickLease {
-    /// This process's holder name with the default length.
-    pub fn new() -> TickLease {
-        TickLease {
-            holder: crate::store::process_name(),
-            ttl_ms: LEASE_MS,
-            held: false,
-        }
-    }
-}
-
-impl Default for TickLease {
-    fn default() -> Self {
-        TickLease::new()
-    }
-}
-
 /// What one run of the timed jobs did.
 #[derive(Clone, Debug, Default)]
 pub struct TickReport {

@@ -261,11 +261,13 @@ fn a_process_closes_only_the_links_it_holds() {
         .unwrap()
         .unwrap();
     a.note_link_closed(&node, T0.plus_ms(5_000)).unwrap();
-    let d = f
-        .hub
-        .node_detail(&node, &Thresholds::default(), T0.plus_ms(6_000))
-        .unwrap()
-        .unwrap();
+    let detail_at = |f: &mut Fixture, ms: u64| {
+        f.hub
+            .node_detail(&node, &Thresholds::default(), T0.plus_ms(ms))
+            .unwrap()
+            .unwrap()
+    };
+    let d = detail_at(&mut f, 6_000);
     let open: Vec<UnixMillis> = d
         .sessions
         .iter()
@@ -275,10 +277,6 @@ fn a_process_closes_only_the_links_it_holds() {
     assert_eq!(open, [T0.plus_ms(1_000)], "b's link stays open: {d:?}");
     // b's own close ends it.
     b.note_link_closed(&node, T0.plus_ms(7_000)).unwrap();
-    let d = f
-        .hub
-        .node_detail(&node, &Thresholds::default(), T0.plus_ms(8_000))
-        .unwrap()
-        .unwrap();
+    let d = detail_at(&mut f, 8_000);
     assert!(d.sessions.iter().all(|s| s.closed_at.is_some()), "{d:?}");
 }

@@ -231,6 +231,42 @@ pub trait LedgerStore: Send {
     }
 }
 
+/// How long a taken lease lasts unless renewed: three minutes, past the
+/// minute between renewals, so one slow minute does not hand it over.
+pub const LEASE_MS: u64 = 3 * 60_000;
+
+/// This hub's name as a lease holder and its lease's length. The name is
+/// the host and the process id: unique among the live processes on one
+/// database, and the same for every hub one process opens (a hub reopened
+/// in the same process keeps its lease; a restarted process waits for the
+/// old one's to lapse, or finds it given up at a clean stop).
+#[derive(Clone, Debug)]
+pub struct TickLease {
+    /// The holder name written in `leases`.
+    pub holder: String,
+    /// How long a taken or renewed lease lasts.
+    pub ttl_ms: u64,
+    /// Whether the last look found the lease held (to log changes only).
+    pub held: bool,
+}
+
+impl TickLease {
+    /// This process's holder name with the default length.
+    pub fn new() -> TickLease {
+        TickLease {
+            holder: crate::store::process_name(),
+            ttl_ms: LEASE_MS,
+            held: false,
+        }
+    }
+}
+
+impl Default for TickLease {
+    fn default() -> Self {
+        TickLease::new()
+    }
+}
+
 /// This process's name among the processes sharing a database: its host
 /// and process id (unique among live processes; the same for every store
 /// and hub one process opens).
