@@ -111,13 +111,14 @@ impl Hub {
     ) -> Result<Receipts, StoreError> {
         // A conflict with another hub process on the same database rolls
         // the whole push back; it is applied again from the start.
-        retry_conflicts("push", || self.try_ingest_once(carrier, txs.clone(), now))
+        let txs = &txs[..txs.len().min(MAX_PUSH_TXS)];
+        retry_conflicts("push", || self.try_ingest_once(carrier, txs, now))
     }
 
     fn try_ingest_once(
         &mut self,
         carrier: &NodeId,
-        txs: Vec<SignedTx>,
+        txs: &[SignedTx],
         now: UnixMillis,
     ) -> Result<Receipts, StoreError> {
         let key = &self.key;
@@ -130,16 +131,14 @@ impl Hub {
         let mut observed: Vec<(UnixMillis, Option<&'static str>)> = vec![];
         // Holders whose balance moved, with their latest balance, in first-touch order.
         let mut touched: Vec<((AccountId, MunicipalityCode), Balance)> = vec![];
-        let mut receipts = Vec::with_capacity(txs.len().min(MAX_PUSH_TXS));
+        let mut receipts = Vec::with_capacity(txs.len());
 
-        let mut txs = txs;
-        txs.truncate(MAX_PUSH_TXS);
         // Signatures are independent: check them all first, in ed25519
         // batches on several threads if allowed (a batch that fails is
         // checked one by one, so each bad signature is found); everything
         // after is sequential, in push order.
         let keys = &self.node_keys;
-        let verified = par_chunks(&txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
+        let verified = par_chunks(txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
             SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
         });
         for (tx, verified) in txs.iter().zip(verified) {
