@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 mod bounds;
 mod conn;
+pub mod copy;
 mod economy;
 mod escrow;
 mod facts;
