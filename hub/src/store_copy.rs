@@ -116,9 +116,12 @@ pub fn run(cmd: &StoreCmd) -> Result<(), StoreCopyError> {
     let mut stderr = std::io::stderr();
     let mut last = Instant::now();
     let mut progress = |p: Progress<'_>| {
-        // A line as each table with rows starts and ends, and every few
-        // seconds on a long one.
-        if p.of > 0 && (p.done == 0 || p.done == p.of || last.elapsed().as_secs() >= 2) {
+        // A line as each table with rows is done, and every few seconds
+        // while a long one is copied.
+        if p.of > 0 && p.done == p.of {
+            let _ = writeln!(stderr, "copied {}: {} rows", p.table, p.done);
+            last = Instant::now();
+        } else if p.done > 0 && last.elapsed().as_secs() >= 2 {
             let _ = writeln!(stderr, "copying {}: {}/{} rows", p.table, p.done, p.of);
             last = Instant::now();
         }
