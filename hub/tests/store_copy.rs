@@ -163,7 +163,46 @@ fn a_hub_copied_to_postgres_answers_the_same_and_goes_on_from_where_it_was() {
     let (status, body) = request(addr, "GET", "/api/nodes", &bearer(&token), b"");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&f.shop.id.to_string()[..8]), "{body}");
-    drop(f);
+
+    // And the real `mykey-hub serve` starts on it and answers.
+    let shop = f.shop.id.to_string();
+    drop(f.hub);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mykey-hub"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "serve",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let http = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("serve prints its dashboard address within 60 s");
+        if let Some(a) = line.strip_prefix("dashboard on http://") {
+            break a.trim_end_matches('/').parse().unwrap();
+        }
+    };
+    let (status, body) = request(http, "GET", "/api/nodes", &bearer(&token), b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&shop[..8]), "{body}");
 }
 
 #[test]
