@@ -158,6 +158,28 @@ impl HubPaths {
     }
 }
 
+/// Takes the serve lock of the hub at `data`: `serve.lock` in the data
+/// directory (`<name>.serve.lock` beside a `.db` file given directly), so a
+/// second `serve` on the same hub, or a `store copy` of a serving hub, stops
+/// with the holder's pid.
+pub fn serve_lock(
+    data: &Path,
+) -> Result<mykey_net::dirlock::DirLock, mykey_net::dirlock::LockError> {
+    let (dir, name) = if data.is_dir() {
+        (data.to_path_buf(), "serve".to_owned())
+    } else {
+        let parent = data
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let stem = data
+            .file_stem()
+            .map_or_else(|| "hub".to_owned(), |s| s.to_string_lossy().into_owned());
+        (parent.to_path_buf(), format!("{stem}.serve"))
+    };
+    mykey_net::dirlock::DirLock::acquire(&dir, &name, "mykey-hub serve")
+}
+
 impl Hub {
     /// Creates a hub: the data directory (mode 0700), a fresh key and an
     /// empty SQLite database.

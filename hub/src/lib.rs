@@ -64,6 +64,7 @@ mod shard_book;
 pub mod shards;
 pub mod status;
 pub mod store;
+pub mod store_copy;
 pub mod ticks;
 pub mod voucher;
 mod wallet;
@@ -73,7 +74,7 @@ pub use admin::{
     ChangeMyKeyIdError, CheckError, EnrolError, GrantError, LookupError, ProgramError,
     RegisterError, RevokeError,
 };
-pub use hub::{Hub, HubPaths, InitError, OpenError, scopes_of};
+pub use hub::{Hub, HubPaths, InitError, OpenError, scopes_of, serve_lock as hub_serve_lock};
 pub use key::{HubKey, KeyError};
 pub use ledger::{ConservationError, ConservationReport};
 pub use model::{

@@ -237,6 +237,9 @@ enum Command {
     /// Points economy and settlement (exchange operators, campaigns, expiry, payees, settle, reports).
     #[command(flatten)]
     Economy(mykey_hub::economy::cli::EconomyCmd),
+    /// The hub's store: copy a hub on SQLite into PostgreSQL.
+    #[command(subcommand)]
+    Store(mykey_hub::store_copy::StoreCmd),
     /// Spends held beyond nodes' enrolled bounds.
     #[command(flatten)]
     Bounds(mykey_hub::quarantine::cli::BoundsCmd),
@@ -810,23 +813,7 @@ fn open(cli: &Cli) -> anyhow::Result<Hub> {
 /// so a second `serve` on the same hub stops with the first one's pid
 /// instead of listening beside it.
 fn serve_lock(data: &std::path::Path) -> anyhow::Result<mykey_net::dirlock::DirLock> {
-    let (dir, name) = if data.is_dir() {
-        (data.to_path_buf(), "serve".to_owned())
-    } else {
-        let parent = data
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let stem = data
-            .file_stem()
-            .map_or_else(|| "hub".to_owned(), |s| s.to_string_lossy().into_owned());
-        (parent.to_path_buf(), format!("{stem}.serve"))
-    };
-    Ok(mykey_net::dirlock::DirLock::acquire(
-        &dir,
-        &name,
-        "mykey-hub serve",
-    )?)
+    Ok(mykey_hub::hub_serve_lock(data)?)
 }
 
 fn resolve(hub: &mut Hub, who: &Who) -> anyhow::Result<AccountId> {
@@ -1504,6 +1491,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Economy(cmd) => mykey_hub::economy::cli::run(&cli.data, cmd, t)?,
+        Command::Store(cmd) => mykey_hub::store_copy::run(cmd)?,
         Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
         Command::Voucher(cmd) => mykey_hub::voucher::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit, json: true } => {

@@ -504,9 +504,18 @@ pub(super) fn version(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
 /// Brings the schema up to date in one transaction; refuses a database
 /// written by a newer hub.
 pub(super) fn migrate(mut conn: Conn<'_>) -> Result<(), StoreError> {
+    apply(&mut conn)?;
+    conn.tx.commit()?;
+    Ok(())
+}
+
+/// Applies the migrations a database lacks inside `conn`'s transaction,
+/// without committing it (`store copy` creates the schema and the rows in
+/// one transaction).
+pub(super) fn apply(conn: &mut Conn<'_>) -> Result<(), StoreError> {
     conn.execute_batch(PREPARE)?;
     let known = MIGRATIONS.len() as i64;
-    let found = version(&mut conn)?;
+    let found = version(conn)?;
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });
     }
@@ -518,6 +527,5 @@ pub(super) fn migrate(mut conn: Conn<'_>) -> Result<(), StoreError> {
         )?;
         tracing::info!(version = i + 1, "applied hub schema migration (PostgreSQL)");
     }
-    conn.tx.commit()?;
     Ok(())
 }

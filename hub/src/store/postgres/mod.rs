@@ -38,6 +38,7 @@ use std::collections::HashMap;
 
 mod bounds;
 mod conn;
+pub mod copy;
 mod economy;
 mod escrow;
 mod facts;
