@@ -27,8 +27,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// Tables the copy does not take from SQLite: the PostgreSQL backend's own
-/// bookkeeping, written by the migrations and by the copy itself.
-const PG_ONLY: [&str; 3] = ["mykey_schema", "counters", "hub_identity"];
+/// bookkeeping, written by the migrations and by the copy itself, and the
+/// leases by which several serve processes share the timed jobs.
+const PG_ONLY: [&str; 4] = ["mykey_schema", "counters", "hub_identity", "leases"];
+
+/// Columns only PostgreSQL has, each nullable: the copy leaves them NULL.
+/// `node_links.holder` names the serve process that holds a link, and a
+/// SQLite hub is one process (its open links are closed at the next start).
+const PG_ONLY_COLUMNS: [(&str, &str); 1] = [("node_links", "holder")];
 
 /// Rows between two progress reports.
 const PROGRESS_EVERY: u64 = 20_000;
@@ -223,6 +229,7 @@ fn copy(
             .insert(t.name.clone(), read_back(&mut conn, t)?);
     }
     let mut committed_ids = HashMap::new();
+    let process = crate::store::process_name();
     let mut st = Box::new(PgTx {
         tx: conn,
         write: false,
@@ -234,6 +241,7 @@ fn copy(
         ledger_pos: None,
         hub_seq: None,
         appended: false,
+        process: &process,
     });
     target_figures.log = LogFigures::of(st.as_mut())?;
     check(&source_figures, &target_figures).map_err(CopyError::Check)?;
@@ -306,7 +314,9 @@ fn target_tables(conn: &mut Conn<'_>) -> Result<Vec<Table>, CopyError> {
     )?;
     for r in rows {
         let (table, column, ty): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        if PG_ONLY.contains(&table.as_str()) {
+        if PG_ONLY.contains(&table.as_str())
+            || PG_ONLY_COLUMNS.contains(&(table.as_str(), column.as_str()))
+        {
             continue;
         }
         let Some(ty) = ColType::of(&ty) else {
