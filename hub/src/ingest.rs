@@ -551,6 +551,9 @@ fn apply(
             at: now,
             ..r.clone()
         })?;
+        if !r.incident {
+            crate::voucher::marks::emit_redeemed(st, key, r.batch, r.index, now)?;
+        }
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

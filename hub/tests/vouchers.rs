@@ -2,14 +2,16 @@
 //! `common::init_hub` chose (SQLite, or PostgreSQL when `MYKEY_PG_URL` is
 //! set): issue a batch, redeem one voucher twice, cancel the batch. The
 //! decisions themselves are unit-tested in `voucher::redeem`; this holds
-//! every `VoucherTx` method of both backends to the same answers.
+//! every `VoucherTx` method of both backends to the same answers, and
+//! checks the redeemed bitmap facts the shop receives.
 
 mod common;
 
 use common::*;
+use mykey_hub::Hub;
 use mykey_hub::voucher;
 use mykey_sync_proto::session::HubService;
-use mykey_sync_proto::{TxBody, VoucherRedeem};
+use mykey_sync_proto::{FactBody, NodeId, Scope, TxBody, VoucherRedeem};
 use mykey_voucher::ExpiryDate;
 
 #[test]
@@ -46,6 +48,10 @@ fn a_batch_is_issued_redeemed_once_paid_and_cancelled_on_either_backend() {
     let r = f.hub.ingest(&f.shop.id, vec![again], T0.plus_ms(10));
     assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
 
+    // One bitmap fact, after the first redemption only: index 1 set.
+    let shop = f.shop.id;
+    assert_eq!(marks(&mut f.hub, &shop), vec![(1, 0, false, vec![0b1])]);
+
     let batches = voucher::batches(&mut f.hub).unwrap();
     assert_eq!(batches.len(), 2);
     let (b, paid, n) = &batches[0];
@@ -57,6 +63,11 @@ fn a_batch_is_issued_redeemed_once_paid_and_cancelled_on_either_backend() {
     let back = voucher::cancel(&mut f.hub, 1, T0.plus_ms(20)).unwrap();
     assert_eq!(back.get(), 1_000);
     assert!(voucher::cancel(&mut f.hub, 1, T0.plus_ms(21)).is_err());
+    // The cancellation marks the batch's (one) chunk, keeping its bits.
+    assert_eq!(
+        marks(&mut f.hub, &shop),
+        vec![(1, 0, false, vec![0b1]), (1, 0, true, vec![0b1])]
+    );
     assert!(
         voucher::batch(&mut f.hub, 1)
             .unwrap()
@@ -65,4 +76,29 @@ fn a_batch_is_issued_redeemed_once_paid_and_cancelled_on_either_backend() {
             .is_some()
     );
     f.hub.check_conservation().unwrap();
+}
+
+/// The `VoucherMarks` facts `node` receives, in order: (batch, chunk,
+/// cancelled, bits).
+fn marks(hub: &mut Hub, node: &NodeId) -> Vec<(u32, u8, bool, Vec<u8>)> {
+    let id = hub.hub_id();
+    let f = hub.received_facts(node, 0, 2000).unwrap();
+    f.facts
+        .iter()
+        .map(|s| s.verify(&id).unwrap().payload().clone())
+        .filter_map(|p| match p.body {
+            FactBody::VoucherMarks {
+                municipality,
+                batch,
+                chunk,
+                cancelled,
+                redeemed,
+            } => {
+                assert_eq!(p.scope, Scope::Municipality(muni()));
+                assert_eq!(municipality, muni());
+                Some((batch, chunk, cancelled, redeemed.as_bytes().to_vec()))
+            }
+            _ => None,
+        })
+        .collect()
 }

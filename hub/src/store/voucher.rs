@@ -84,4 +84,12 @@ pub trait VoucherTx {
     /// Points paid for a node's incident redemptions (what its offline
     /// voucher cap has used).
     fn voucher_incident_paid(&mut self, node: &NodeId) -> Result<Points, StoreError>;
+    /// The indices from `first` through `last` of `batch` redeemed at least
+    /// once, ascending (the redeemed bitmap's chunk).
+    fn voucher_redeemed_indices(
+        &mut self,
+        batch: u32,
+        first: u16,
+        last: u16,
+    ) -> Result<Vec<u16>, StoreError>;
 }

@@ -9,6 +9,7 @@
 //! same bytes again to print a sheet or one voucher.
 
 pub mod cli;
+pub mod marks;
 pub mod redeem;
 
 use crate::ledger;
@@ -187,6 +188,11 @@ pub fn cancel(hub: &mut Hub, id: u32, now: UnixMillis) -> Result<Points, CancelE
     let issued = b.points.get() * u64::from(b.count);
     let back = Points::new(issued.saturating_sub(paid.get())).unwrap_or(Points::ZERO);
     st.cancel_voucher_batch(id, now)?;
+    let cancelled = VoucherBatchRow {
+        cancelled_at: Some(now),
+        ..b.clone()
+    };
+    marks::emit_cancelled(&mut *st, &hub.key, &cancelled, now)?;
     if !back.is_zero() {
         st.post(
             &TransferDraft {

@@ -97,7 +97,11 @@ pub fn row(result: &Result<mykey_voucher::VerifiedVoucher, OpError>) -> Row {
                 ),
             }
         }
-        Err(OpError::Voucher(d @ VoucherDecline::AlreadyTaken { serial, .. })) => Row {
+        Err(OpError::Voucher(
+            d @ (VoucherDecline::AlreadyTaken { serial, .. }
+            | VoucherDecline::TakenByPeer { serial, .. }
+            | VoucherDecline::MarkedRedeemed { serial }),
+        )) => Row {
             outcome: Outcome::Already.name(),
             title_ja: "受付済みの券です".into(),
             title_en: "Already taken".into(),
@@ -135,6 +139,13 @@ fn refusal_ja(e: &OpError) -> String {
             VoucherDecline::AlreadyTaken { serial, .. } => {
                 format!("券 {serial} はすでに受け付けられています。")
             }
+            VoucherDecline::TakenByPeer { serial, .. }
+            | VoucherDecline::MarkedRedeemed { serial } => {
+                format!("券 {serial} はすでに別の店で受け付けられています。")
+            }
+            VoucherDecline::BatchCancelled { serial } => format!(
+                "券 {serial} の発行は自治体が取り消しました（紛失など）。受け取らないでください。"
+            ),
             VoucherDecline::OverCap { cap, .. } => format!(
                 "オフラインで受け付けられる上限（{cap}）を超えます。ノードをハブにつないでから、もう一度撮ってください。"
             ),

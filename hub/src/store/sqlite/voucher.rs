@@ -236,4 +236,30 @@ impl VoucherTx for SqliteTx<'_> {
             .query_row([node.as_bytes().as_slice()], |r| r.get(0))?;
         points_of("voucher incident paid", points)
     }
+
+    fn voucher_redeemed_indices(
+        &mut self,
+        batch: u32,
+        first: u16,
+        last: u16,
+    ) -> Result<Vec<u16>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT DISTINCT idx FROM voucher_redemptions
+             WHERE batch = ?1 AND idx >= ?2 AND idx <= ?3 ORDER BY idx",
+        )?;
+        let rows: Vec<i64> = stmt
+            .query_map(
+                params![i64::from(batch), i64::from(first), i64::from(last)],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|i| {
+                u16::try_from(i).map_err(|_| StoreError::Corrupt {
+                    what: "voucher_redemptions.idx",
+                    detail: format!("{i} is not a voucher index"),
+                })
+            })
+            .collect()
+    }
 }
