@@ -83,7 +83,7 @@ impl Hub {
                 fact_cursor: hello.fact_cursor,
             },
         )?;
-        st.open_link(&hello.node, now)?;
+        st.open_link(&hello.node, hello.last_seq, now)?;
         let head = st.chain_head(&hello.node)?;
         st.commit()?;
         self.shards.forget_node(&hello.node);
@@ -386,7 +386,7 @@ fn load_context(
     {
         ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
-    ctx.voucher = crate::voucher::redeem::load(st, v, hub)?;
+    ctx.voucher = crate::voucher::redeem::load(st, v, hub, now)?;
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
         // A carried transfer that does not verify leaves no context: the

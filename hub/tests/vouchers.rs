@@ -102,3 +102,59 @@ fn marks(hub: &mut Hub, node: &NodeId) -> Vec<(u32, u8, bool, Vec<u8>)> {
         })
         .collect()
 }
+
+/// The backdating attack, through the real Hello and ingest on either
+/// backend: the shop is connected when the hub pays the first redemption,
+/// sets its clock back and signs a copy "before" it, during the same link.
+/// Its own time says offline; the hub's link record (the Hello reported an
+/// earlier seq) says it was connected, so the incident is not paid.
+#[test]
+fn a_copy_backdated_by_a_connected_node_is_not_paid() {
+    use mykey_sync_proto::wire::Hello;
+    let mut f = Fixture::new();
+    let expires = ExpiryDate::from_days(u16::try_from(T0.0 / 86_400_000 + 365).unwrap());
+    let issued = voucher::issue(&mut f.hub, &program(), 1, pts(500), expires, T0).unwrap();
+    let body = || {
+        TxBody::RedeemVoucher(VoucherRedeem {
+            voucher: issued.vouchers[0].to_bytes().to_vec(),
+            merchant: fid("shop-1"),
+        })
+    };
+    let shop = f.shop.id;
+    f.hub
+        .try_open(
+            &Hello {
+                node: shop,
+                node_time: T0.plus_ms(100),
+                last_seq: 0,
+                fact_cursor: 0,
+                software: "mykey-node/test".into(),
+            },
+            T0.plus_ms(100),
+        )
+        .unwrap()
+        .unwrap();
+    let first = f.shop.sign_dated(body(), T0.plus_ms(200));
+    let r = f.hub.ingest(&shop, vec![first], T0.plus_ms(300));
+    assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
+    // Dated before the hub had the first (300), signed and pushed at 1000
+    // over the link opened at 100 with seq 0.
+    let copy = f.shop.sign_dated(body(), T0.plus_ms(250));
+    let r = f.hub.ingest(&shop, vec![copy], T0.plus_ms(1000));
+    assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
+    let incidents = f.hub.incidents(10).unwrap();
+    let twice: Vec<&str> = incidents
+        .iter()
+        .filter(|i| i.kind.name() == "voucher-redeemed-twice")
+        .map(|i| i.detail.as_str())
+        .collect();
+    assert_eq!(twice.len(), 1, "{incidents:?}");
+    assert!(
+        twice[0].contains("link records") && twice[0].contains("not paid"),
+        "{}",
+        twice[0]
+    );
+    let (_, paid, n) = &voucher::batches(&mut f.hub).unwrap()[0];
+    assert_eq!((paid.get(), *n), (500, 1), "paid once, to the first");
+    f.hub.check_conservation().unwrap();
+}

@@ -465,6 +465,11 @@ CREATE TABLE voucher_redemptions (
 );
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#,
+    // 3: the seq a node said it had signed when it opened each link
+    // (rules/voucher.rs; SQLite's migration 24).
+    r#"
+ALTER TABLE node_links ADD COLUMN hello_last_seq BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating
