@@ -158,3 +158,74 @@ fn a_copy_backdated_by_a_connected_node_is_not_paid() {
     assert_eq!((paid.get(), *n), (500, 1), "paid once, to the first");
     f.hub.check_conservation().unwrap();
 }
+
+/// Expiry (issue 17 part 6), on either backend: past the last valid day the
+/// unredeemed points go back from the float to the programme, once; the
+/// liability report's vouchers fall to zero; a redemption signed in time
+/// that reaches the hub later is still paid, from the programme; a cancel
+/// after expiry changes nothing.
+#[test]
+fn expired_vouchers_return_their_points_to_the_programme() {
+    const DAY: u64 = 86_400_000;
+    let mut f = Fixture::new();
+    let budget = |f: &mut Fixture| {
+        f.hub
+            .programs()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.program.id == program())
+            .unwrap()
+            .budget
+            .get()
+    };
+    let vouchers =
+        |f: &mut Fixture, at: u64| bunkyo(&f.hub.liability_report(at_ms(at)).unwrap()).vouchers;
+    // Valid through the day after T0 (JST).
+    let expires = ExpiryDate::from_days(u16::try_from(T0.0 / DAY + 1).unwrap());
+    let before = budget(&mut f);
+    let issued = voucher::issue(&mut f.hub, &program(), 2, pts(500), expires, T0).unwrap();
+    assert_eq!(budget(&mut f), before - 1000);
+    assert_eq!(vouchers(&mut f, 1), 1000);
+    // Taken at the shop in time, offline; it reaches the hub only later.
+    let late = f.shop.sign_dated(
+        TxBody::RedeemVoucher(VoucherRedeem {
+            voucher: issued.vouchers[0].to_bytes().to_vec(),
+            merchant: fid("shop-1"),
+        }),
+        T0.plus_ms(1000),
+    );
+    // Not yet past the last day: nothing expires.
+    assert!(
+        voucher::expire_due(&mut f.hub, T0.plus_ms(1000))
+            .unwrap()
+            .is_empty()
+    );
+    let done = voucher::expire_due(&mut f.hub, T0.plus_ms(3 * DAY)).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].batch, done[0].back.get()), (1, 1000));
+    assert!(
+        voucher::expire_due(&mut f.hub, T0.plus_ms(4 * DAY))
+            .unwrap()
+            .is_empty(),
+        "once"
+    );
+    assert_eq!(budget(&mut f), before);
+    assert_eq!(vouchers(&mut f, 3 * DAY + 1), 0);
+    assert!(matches!(
+        voucher::cancel(&mut f.hub, 1, T0.plus_ms(4 * DAY)),
+        Err(voucher::CancelError::Expired(1))
+    ));
+    let b = voucher::batch(&mut f.hub, 1).unwrap().unwrap();
+    assert_eq!(b.expired_at, Some(T0.plus_ms(3 * DAY)));
+    assert_eq!(b.cancelled_at, None);
+
+    let r = f.hub.ingest(&f.shop.id, vec![late], T0.plus_ms(5 * DAY));
+    assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
+    assert_eq!(budget(&mut f), before - 500, "paid from the programme");
+    assert_eq!(vouchers(&mut f, 5 * DAY + 1), 0, "the float stays at zero");
+    f.hub.check_conservation().unwrap();
+}
+
+fn at_ms(ms: u64) -> mykey_sync_proto::UnixMillis {
+    T0.plus_ms(ms)
+}

@@ -136,8 +136,15 @@ pub fn decide(
     let payable = LedgerAccount::MerchantPayable(node.facility.clone(), m);
     let origin = (Some(tx.id()), Some(p.created_at));
     if ctx.earlier.is_empty() && batch.cancelled_at.is_none() {
+        // An expired batch's unredeemed points went back to the programme
+        // (`voucher::expire_due`): a redemption signed in time that reaches
+        // the hub later is paid from there.
+        let debit = match batch.expired_at {
+            Some(_) => LedgerAccount::ProgramBudget(batch.program.clone(), m),
+            None => LedgerAccount::VoucherFloat(m),
+        };
         effects.transfers.push(TransferDraft {
-            debit: LedgerAccount::VoucherFloat(m),
+            debit,
             credit: payable,
             amount: points,
             kind: TransferKind::VoucherRedeem,
@@ -289,6 +296,7 @@ mod tests {
             expires_days: 100,
             issued_at: UnixMillis(0),
             cancelled_at: cancelled.map(UnixMillis),
+            expired_at: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct VoucherBatchRow {
     pub issued_at: UnixMillis,
     /// When an operator cancelled it, if so.
     pub cancelled_at: Option<UnixMillis>,
+    /// When its unredeemed points went back after its last valid day, if so.
+    pub expired_at: Option<UnixMillis>,
 }
 
 /// One redemption of a voucher, as a node signed it.
@@ -70,6 +72,8 @@ pub trait VoucherTx {
     fn voucher_batches(&mut self) -> Result<Vec<VoucherBatchRow>, StoreError>;
     /// Marks a batch cancelled.
     fn cancel_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
+    /// Marks a batch expired (its unredeemed points returned).
+    fn expire_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
     /// Every redemption of one voucher, in hub order.
     fn voucher_redemptions(
         &mut self,

@@ -50,6 +50,9 @@ pub enum VoucherCmd {
     /// List the batches: issued, redeemed (first redemptions, paid from the
     /// float; double redemptions are incidents), cancelled.
     List,
+    /// Expire now every batch past its last valid day (the serving hub does
+    /// it each economy step): unredeemed points return to the programme.
+    Expire,
     /// Cancel a batch (a sheet was lost): its unredeemed points return to the programme.
     Cancel {
         /// The batch number.
@@ -129,9 +132,10 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                 println!("no voucher batches");
             }
             for (b, paid, n) in all {
-                let state = match b.cancelled_at {
-                    Some(_) => "cancelled",
-                    None => "open",
+                let state = match (b.cancelled_at, b.expired_at) {
+                    (Some(_), _) => "cancelled",
+                    (None, Some(_)) => "expired",
+                    (None, None) => "open",
                 };
                 println!(
                     "batch {:<5} {} {:<16} {:>5} × {:<10} valid through {}  redeemed {n} ({paid})  {state}",
@@ -141,6 +145,18 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                     b.count,
                     b.points.to_string(),
                     ExpiryDate::from_days(b.expires_days)
+                );
+            }
+        }
+        VoucherCmd::Expire => {
+            let done = super::expire_due(&mut hub, now)?;
+            if done.is_empty() {
+                println!("no voucher batch is past its last valid day and still open");
+            }
+            for e in done {
+                println!(
+                    "voucher batch {} expired: {} back to its programme",
+                    e.batch, e.back
                 );
             }
         }

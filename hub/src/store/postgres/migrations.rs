@@ -470,6 +470,10 @@ CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
     r#"
 ALTER TABLE node_links ADD COLUMN hello_last_seq BIGINT NOT NULL DEFAULT 0;
 "#,
+    // 4: when an expired voucher batch's points went back (SQLite's 25).
+    r#"
+ALTER TABLE voucher_batches ADD COLUMN expired_at BIGINT;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

@@ -330,6 +330,10 @@ CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NU
 -- record of when a voucher redemption was made online (rules/voucher.rs).
 ALTER TABLE node_links ADD COLUMN hello_last_seq INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- When an expired voucher batch's unredeemed points went back (voucher::expire_due).
+ALTER TABLE voucher_batches ADD COLUMN expired_at INTEGER;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a

@@ -41,10 +41,20 @@ CREATE TABLE voucher_redemptions (
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#;
 
-type BatchSql = (i64, String, i64, i64, i64, i64, i64, Option<i64>);
+type BatchSql = (
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn batch_row(r: BatchSql) -> Result<VoucherBatchRow, StoreError> {
-    let (id, program, m, count, points, expires, issued, cancelled) = r;
+    let (id, program, m, count, points, expires, issued, cancelled, expired) = r;
     Ok(VoucherBatchRow {
         id: u32::try_from(id).map_err(|e| corrupt("voucher batch id", e))?,
         program: ProgramId::parse(&program).map_err(|e| corrupt("voucher batch programme", e))?,
@@ -56,11 +66,14 @@ fn batch_row(r: BatchSql) -> Result<VoucherBatchRow, StoreError> {
         cancelled_at: cancelled
             .map(|c| millis("voucher batch cancelled_at", c))
             .transpose()?,
+        expired_at: expired
+            .map(|c| millis("voucher batch expired_at", c))
+            .transpose()?,
     })
 }
 
 const BATCH_COLUMNS: &str =
-    "id, program, municipality, count, points, expires_days, issued_at, cancelled_at";
+    "id, program, municipality, count, points, expires_days, issued_at, cancelled_at, expired_at";
 
 impl VoucherTx for SqliteTx<'_> {
     fn next_voucher_batch(&mut self) -> Result<u32, StoreError> {
@@ -74,7 +87,7 @@ impl VoucherTx for SqliteTx<'_> {
     fn insert_voucher_batch(&mut self, b: &VoucherBatchRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(&format!(
-                "INSERT INTO voucher_batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO voucher_batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))?
             .execute(params![
                 i64::from(b.id),
@@ -85,6 +98,7 @@ impl VoucherTx for SqliteTx<'_> {
                 i64::from(b.expires_days),
                 i64_of(b.issued_at.0),
                 b.cancelled_at.map(|c| i64_of(c.0)),
+                b.expired_at.map(|c| i64_of(c.0)),
             ])?;
         Ok(())
     }
@@ -105,6 +119,7 @@ impl VoucherTx for SqliteTx<'_> {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .optional()?;
@@ -126,6 +141,7 @@ impl VoucherTx for SqliteTx<'_> {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -261,5 +277,14 @@ impl VoucherTx for SqliteTx<'_> {
                 })
             })
             .collect()
+    }
+
+    fn expire_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE voucher_batches SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL",
+            )?
+            .execute(params![i64::from(id), i64_of(now.0)])?;
+        Ok(())
     }
 }
