@@ -59,6 +59,37 @@ fn a_batch_is_issued_redeemed_once_paid_and_cancelled_on_either_backend() {
     let (b, paid, n) = &batches[1];
     assert_eq!((b.id, paid.get(), *n), (2, 0, 0));
 
+    // The dashboard's voucher incidents: both signed redemptions, the
+    // node, and the payment within the cap; another municipality's staff
+    // see none of it.
+    {
+        use mykey_hub::access::{Role, Scope};
+        let admin = f.api_token();
+        let other = f.token_for("sapporo", Role::Staff(other_muni()), Scope::Admin);
+        let addr = serve(&f);
+        let (status, page) = request(addr, "GET", "/vouchers?lang=en", &bearer(&admin), b"");
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page.matches("data-serial=\"1-00001\"").count(), 1, "{page}");
+        assert!(page.contains("data-verdict=\"paid\""), "{page}");
+        assert!(page.contains("paid in full within the cap"), "{page}");
+        assert!(
+            page.contains(&format!("data-node=\"{}\"", f.shop.id)),
+            "{page}"
+        );
+        let mut signed = 0;
+        for row in batches_rows(&mut f) {
+            assert!(
+                page.contains(&hex_of(&row)),
+                "a signed redemption is missing"
+            );
+            signed += 1;
+        }
+        assert_eq!(signed, 2);
+        let (status, page) = request(addr, "GET", "/vouchers?lang=en", &bearer(&other), b"");
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("No voucher was redeemed twice"), "{page}");
+    }
+
     // Cancelling returns the two unredeemed vouchers' points; once only.
     let back = voucher::cancel(&mut f.hub, 1, T0.plus_ms(20)).unwrap();
     assert_eq!(back.get(), 1_000);
@@ -228,4 +259,18 @@ fn expired_vouchers_return_their_points_to_the_programme() {
 
 fn at_ms(ms: u64) -> mykey_sync_proto::UnixMillis {
     T0.plus_ms(ms)
+}
+
+/// The signed bytes of batch 1's redemptions, in hub order.
+fn batches_rows(f: &mut Fixture) -> Vec<Vec<u8>> {
+    let mut out = vec![];
+    for i in voucher::incidents::incidents(&mut f.hub, None).unwrap() {
+        out.extend(i.first.map(|r| r.signed));
+        out.push(i.again.signed);
+    }
+    out
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

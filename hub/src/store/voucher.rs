@@ -72,6 +72,12 @@ pub trait VoucherTx {
     fn voucher_batches(&mut self) -> Result<Vec<VoucherBatchRow>, StoreError>;
     /// Marks a batch cancelled.
     fn cancel_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
+    /// Redemptions that were incidents (a voucher redeemed again, or one of
+    /// a cancelled batch), newest first, at most `limit`.
+    fn voucher_incident_rows(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<VoucherRedemptionRow>, StoreError>;
     /// Marks a batch expired (its unredeemed points returned).
     fn expire_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
     /// Every redemption of one voucher, in hub order.

@@ -9,6 +9,7 @@
 //! same bytes again to print a sheet or one voucher.
 
 pub mod cli;
+pub mod incidents;
 pub mod marks;
 pub mod redeem;
 

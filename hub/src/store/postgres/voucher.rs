@@ -174,6 +174,67 @@ impl VoucherTx for PgTx<'_> {
             .collect()
     }
 
+    fn voucher_incident_rows(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<VoucherRedemptionRow>, StoreError> {
+        type Sql = (
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            String,
+            i64,
+            bool,
+            i64,
+            i64,
+            Vec<u8>,
+            i64,
+            i64,
+        );
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, seq, tx, facility, paid, incident, node_time, at, signed, batch, idx FROM voucher_redemptions
+             WHERE incident ORDER BY at DESC, hub_order DESC LIMIT $1",
+        )?;
+        let rows: Vec<Sql> = stmt
+            .query_map(params![i64::from(limit)], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(
+                |(node, seq, tx, facility, paid, incident, node_time, at, signed, batch, index)| {
+                    Ok(VoucherRedemptionRow {
+                        batch: u32::try_from(batch)
+                            .map_err(|e| corrupt("voucher redemption batch", e))?,
+                        index: u16::try_from(index)
+                            .map_err(|e| corrupt("voucher redemption index", e))?,
+                        node: node_of(node)?,
+                        seq: u64_of("voucher redemption seq", seq)?,
+                        tx: txid_of(tx)?,
+                        facility: facility_of(facility)?,
+                        paid: points_of("voucher redemption paid", paid)?,
+                        incident,
+                        node_time: millis("voucher redemption node_time", node_time)?,
+                        at: millis("voucher redemption at", at)?,
+                        signed,
+                    })
+                },
+            )
+            .collect()
+    }
+
     fn insert_voucher_redemption(&mut self, r: &VoucherRedemptionRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
