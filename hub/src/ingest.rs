@@ -91,7 +91,7 @@ impl Hub {
                 fact_cursor: hello.fact_cursor,
             },
         )?;
-        st.open_link(&hello.node, now)?;
+        st.open_link(&hello.node, hello.last_seq, now)?;
         let head = st.chain_head(&hello.node)?;
         st.commit()?;
         self.shards.forget_node(&hello.node);
@@ -404,7 +404,7 @@ fn load_context(
     {
         ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
-    ctx.voucher = crate::voucher::redeem::load(st, v, hub)?;
+    ctx.voucher = crate::voucher::redeem::load(st, v, hub, now)?;
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
         // A carried transfer that does not verify leaves no context: the
@@ -569,6 +569,9 @@ fn apply(
             at: now,
             ..r.clone()
         })?;
+        if !r.incident {
+            crate::voucher::marks::emit_redeemed(st, key, r.batch, r.index, now)?;
+        }
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

@@ -397,11 +397,13 @@ pub enum TransferKind {
     VoucherRedeem,
     /// A cancelled batch's unredeemed vouchers: voucher float back to the budget.
     VoucherCancel,
+    /// An expired batch's unredeemed vouchers: voucher float back to the budget.
+    VoucherExpire,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 18] = [
+    pub const ALL: [TransferKind; 19] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -420,6 +422,7 @@ impl TransferKind {
         TransferKind::VoucherIssue,
         TransferKind::VoucherRedeem,
         TransferKind::VoucherCancel,
+        TransferKind::VoucherExpire,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -442,6 +445,7 @@ impl TransferKind {
             TransferKind::VoucherIssue => "voucher-issue",
             TransferKind::VoucherRedeem => "voucher-redeem",
             TransferKind::VoucherCancel => "voucher-cancel",
+            TransferKind::VoucherExpire => "voucher-expire",
         }
     }
     /// Parses [`TransferKind::name`].

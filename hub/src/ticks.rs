@@ -144,6 +144,10 @@ impl Hub {
                 Ok(more) => report.more = more,
                 Err(e) => failed("cannot run the expiry job", &e),
             }
+            // Printed vouchers past their last day return their points.
+            if let Err(e) = crate::voucher::expire_due(self, now) {
+                failed("cannot expire voucher batches", &e);
+            }
         }
         report
     }

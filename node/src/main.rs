@@ -174,6 +174,39 @@ enum VoucherCommand {
         #[arg(long, value_name = "PHOTO")]
         image: Option<PathBuf>,
     },
+    /// Serve the shop's phone page on the LAN: a phone opens it, takes a
+    /// photo of a voucher with its own camera, and the node decodes and
+    /// takes it (the same offline checks as `redeem`), answering taken,
+    /// taken before, or refused and why.
+    Page {
+        /// Serve it here (all interfaces by default, so the phone reaches
+        /// it; in use is an error).
+        #[arg(long, value_name = "ADDR", default_value = mykey_node::http::voucher_page::DEFAULT_ADDR)]
+        listen: String,
+    },
+}
+
+/// `mykey-node voucher page`: serves until the process is stopped.
+fn voucher_page(dir: &DataDir, listen: &str) -> Result<()> {
+    use mykey_node::http::voucher_page::{bind, router};
+    let node = dir.open()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the voucher page's runtime")?;
+    let listener = rt.block_on(bind(listen))?;
+    let local = listener.local_addr()?;
+    println!("voucher page on http://{local}/");
+    if local.ip().is_unspecified() {
+        println!(
+            "open it on the shop's phone at http://<this machine's LAN address>:{}/",
+            local.port()
+        );
+    }
+    let app = router(node);
+    rt.block_on(async move { axum::serve(listener, app).await })
+        .context("the voucher page stopped")?;
+    Ok(())
 }
 
 /// Takes each voucher; a refused one is said on stderr and the rest go on.
@@ -464,6 +497,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Voucher(VoucherCommand::Redeem { image }) => {
             voucher_redeem(&dir, image.as_ref())?;
+        }
+        Command::Voucher(VoucherCommand::Page { listen }) => {
+            voucher_page(&dir, &listen)?;
         }
         Command::Redeem { card: c, points } => {
             let mut node = dir.open()?;

@@ -455,12 +455,12 @@ impl Node {
         let done = self.decide_and_commit(now, |w| {
             let r = w.read();
             let limits = r.limits()?;
-            let taken = crate::voucher::serials_taken(&r.vouchers_taken()?);
+            let known = voucher_known(&r, v.body.serial)?;
             let verified = crate::voucher::decide(
                 v,
                 &hub,
                 limits.as_ref(),
-                &taken,
+                &known,
                 r.vouchers_pending()?,
                 now,
             )?;
@@ -479,6 +479,15 @@ impl Node {
         let verified =
             taken_voucher.ok_or(OpError::Voucher(crate::voucher::VoucherDecline::NoLimits))?;
         Ok((done, verified))
+    }
+
+    /// What this node knows, offline, of earlier redemptions of the voucher
+    /// `serial`: its own, its LAN peers', the hub's bitmap and cancellation.
+    pub fn voucher_known(
+        &self,
+        serial: mykey_voucher::Serial,
+    ) -> Result<crate::voucher::Known, StoreError> {
+        voucher_known(&self.store.read(), serial)
     }
 
     /// Strict mode: gives `points` of this node's right on a wallet to
@@ -1201,6 +1210,13 @@ pub(crate) fn apply_fact(
                 w.clear_right(*account, *municipality)?;
             }
         }
+        FactBody::VoucherMarks {
+            batch,
+            chunk,
+            cancelled,
+            redeemed,
+            ..
+        } => w.merge_voucher_marks(*batch, *chunk, *cancelled, redeemed)?,
         FactBody::LanRoster {
             municipality,
             group,
@@ -1212,6 +1228,24 @@ pub(crate) fn apply_fact(
         }
     }
     Ok(true)
+}
+
+fn voucher_known(
+    r: &crate::store::Reader<'_>,
+    serial: mykey_voucher::Serial,
+) -> Result<crate::voucher::Known, StoreError> {
+    let (chunk, bit) = mykey_sync_proto::voucher_mark_chunk(serial.index);
+    Ok(crate::voucher::Known {
+        here: crate::voucher::serials_taken(&r.vouchers_taken()?),
+        peers: crate::voucher::redemptions(&r.peer_vouchers_taken()?)
+            .into_iter()
+            .map(|(peer, s, seq)| (s, peer, seq))
+            .collect(),
+        marked: r
+            .voucher_marks(serial.batch, chunk)?
+            .is_some_and(|(_, bits)| bits.is_set(bit)),
+        cancelled: r.voucher_batch_cancelled(serial.batch)?,
+    })
 }
 
 /// Why `--card` named no card ([`Node::resolve_card`]).

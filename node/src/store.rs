@@ -292,6 +292,15 @@ const MIGRATIONS: &[&str] = &[
      END;
      DROP INDEX outbox_pending;
      DROP INDEX outbox_pending_card;",
+    // The hub's redeemed bitmaps of voucher batches (issue 17), per chunk of
+    // 8,192 indices, merged by OR as they arrive (hub or LAN).
+    "CREATE TABLE voucher_marks (
+        batch INTEGER NOT NULL,
+        chunk INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL,
+        bits BLOB NOT NULL,
+        PRIMARY KEY (batch, chunk)
+     ) WITHOUT ROWID;",
 ];
 
 /// The conditions under which a LAN peer's stored transaction `p` still
@@ -888,6 +897,30 @@ impl Writer<'_> {
         Ok(n == 1)
     }
 
+    /// Merges a hub bitmap chunk of a voucher batch into what is held (OR;
+    /// a cancellation stays).
+    pub fn merge_voucher_marks(
+        &self,
+        batch: u32,
+        chunk: u8,
+        cancelled: bool,
+        bits: &mykey_sync_proto::RedeemedBits,
+    ) -> Result<(), StoreError> {
+        let (held_cancelled, held) = self.read().voucher_marks(batch, chunk)?.unwrap_or_default();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO voucher_marks(batch, chunk, cancelled, bits) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(batch, chunk) DO UPDATE SET cancelled = excluded.cancelled, bits = excluded.bits",
+            )?
+            .execute(params![
+                i64::from(batch),
+                i64::from(chunk),
+                held_cancelled || cancelled,
+                held.or(bits).as_bytes()
+            ])?;
+        Ok(())
+    }
+
     /// Marks strict mode on or off for a municipality.
     pub fn set_strict(&self, m: MunicipalityCode, on: bool) -> Result<(), StoreError> {
         self.set_meta(&format!("strict:{m}"), &[u8::from(on)])
@@ -1355,6 +1388,51 @@ impl Reader<'_> {
             out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("outbox", e))?);
         }
         Ok(out)
+    }
+
+    /// The `RedeemVoucher` transactions of LAN peers held here (of peers
+    /// not revoked), whether the hub has processed them or not.
+    pub fn peer_vouchers_taken(&self) -> Result<Vec<SignedTx>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT p.bytes FROM peer_txs p WHERE p.kind = 'voucher-redeem'
+             AND NOT EXISTS (SELECT 1 FROM revoked_nodes v WHERE v.node = p.node)
+             ORDER BY p.node, p.seq",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(SignedTx::from_bytes(&b?).map_err(|e| corrupt("peer_txs", e))?);
+        }
+        Ok(out)
+    }
+
+    /// The hub's bitmap chunk of a voucher batch held here: cancelled, and
+    /// the bits.
+    pub fn voucher_marks(
+        &self,
+        batch: u32,
+        chunk: u8,
+    ) -> Result<Option<(bool, mykey_sync_proto::RedeemedBits)>, StoreError> {
+        let row: Option<(bool, Vec<u8>)> = self.row(
+            "SELECT cancelled, bits FROM voucher_marks WHERE batch = ?1 AND chunk = ?2",
+            params![i64::from(batch), i64::from(chunk)],
+        )?;
+        row.map(|(c, b)| {
+            mykey_sync_proto::RedeemedBits::try_from(b)
+                .map(|bits| (c, bits))
+                .map_err(|e| corrupt("voucher_marks", e))
+        })
+        .transpose()
+    }
+
+    /// Whether the hub told this node that voucher `batch` was cancelled.
+    pub fn voucher_batch_cancelled(&self, batch: u32) -> Result<bool, StoreError> {
+        Ok(self
+            .value::<i64>(
+                "SELECT 1 FROM voucher_marks WHERE batch = ?1 AND cancelled = 1 LIMIT 1",
+                params![i64::from(batch)],
+            )?
+            .is_some())
     }
 
     /// Points of the vouchers taken here that the hub has not yet receipted

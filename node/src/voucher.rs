@@ -1,9 +1,11 @@
 //! Printed QR point vouchers taken at this node (issue 17 part 4): the
 //! offline checks, pure. The node verifies the hub's signature with the hub
 //! id it was enrolled with (no network), then refuses a voucher that has
-//! expired, that it has taken before, or that would take its vouchers not
-//! yet receipted by the hub past its offline voucher cap (its enrolled
-//! exposure limit). The hub pays the first redemption of a voucher anywhere;
+//! expired, that it has taken before, that a LAN peer took (its pending
+//! redemption came over the LAN), that the hub's redeemed bitmap marks (or
+//! of a batch the hub cancelled), or that would take its vouchers not yet
+//! receipted by the hub past its offline voucher cap (its enrolled exposure
+//! limit). The hub pays the first redemption of a voucher anywhere;
 //! a later one is an incident it pays only within the node's cap.
 
 use mykey_sync_proto::fact::NodeLimits;
@@ -52,6 +54,32 @@ pub enum VoucherDecline {
         /// The seq that took it.
         seq: u64,
     },
+    /// Taken by a LAN peer (its redemption reached this node on the LAN).
+    #[error(
+        "voucher {serial} was already taken by LAN peer {peer} (seq {seq}): refuse it, it is a copy"
+    )]
+    TakenByPeer {
+        /// Its serial.
+        serial: Serial,
+        /// The peer.
+        peer: NodeId,
+        /// The peer's seq that took it.
+        seq: u64,
+    },
+    /// The hub's redeemed bitmap marks it.
+    #[error("the hub says voucher {serial} was already redeemed: refuse it, it is a copy")]
+    MarkedRedeemed {
+        /// Its serial.
+        serial: Serial,
+    },
+    /// The hub cancelled its batch.
+    #[error(
+        "voucher {serial}'s batch was cancelled by the municipality (a lost or withdrawn sheet): refuse it"
+    )]
+    BatchCancelled {
+        /// Its serial.
+        serial: Serial,
+    },
     /// Past the offline voucher cap.
     #[error(
         "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's cap of {cap}: let the node reach the hub (`mykey-node run`), then scan it again"
@@ -66,6 +94,37 @@ pub enum VoucherDecline {
         /// The cap.
         cap: Points,
     },
+}
+
+/// What this node knows of earlier redemptions, offline.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Known {
+    /// Its own: serial and seq.
+    pub here: Vec<(Serial, u64)>,
+    /// Its LAN peers' (pending or not): serial, peer and seq.
+    pub peers: Vec<(Serial, NodeId, u64)>,
+    /// The hub's bitmap marks the voucher's index redeemed.
+    pub marked: bool,
+    /// The hub cancelled the voucher's batch.
+    pub cancelled: bool,
+}
+
+/// The signer, serial and seq of each voucher in `taken` (`RedeemVoucher`
+/// transactions); others are left out.
+pub fn redemptions(taken: &[SignedTx]) -> Vec<(NodeId, Serial, u64)> {
+    taken
+        .iter()
+        .filter_map(|t| {
+            let v = t.verify().ok()?;
+            let p = v.payload();
+            let TxBody::RedeemVoucher(r) = &p.body else {
+                return None;
+            };
+            let bytes: &[u8; VOUCHER_BYTES] = r.voucher.as_slice().try_into().ok()?;
+            let v = SignedVoucher::from_bytes(bytes).ok()?;
+            Some((p.node, v.body.serial, p.seq))
+        })
+        .collect()
 }
 
 /// The serial and seq of each voucher in `taken` (this node's own
@@ -92,7 +151,7 @@ pub fn decide(
     v: &SignedVoucher,
     hub: &NodeId,
     limits: Option<&NodeLimits>,
-    taken: &[(Serial, u64)],
+    known: &Known,
     pending: Points,
     now: UnixMillis,
 ) -> Result<VerifiedVoucher, VoucherDecline> {
@@ -119,8 +178,21 @@ pub fn decide(
             expires: b.expires,
         });
     }
-    if let Some((_, seq)) = taken.iter().find(|(s, _)| *s == serial) {
+    if let Some((_, seq)) = known.here.iter().find(|(s, _)| *s == serial) {
         return Err(VoucherDecline::AlreadyTaken { serial, seq: *seq });
+    }
+    if let Some((_, peer, seq)) = known.peers.iter().find(|(s, _, _)| *s == serial) {
+        return Err(VoucherDecline::TakenByPeer {
+            serial,
+            peer: *peer,
+            seq: *seq,
+        });
+    }
+    if known.cancelled {
+        return Err(VoucherDecline::BatchCancelled { serial });
+    }
+    if known.marked {
+        return Err(VoucherDecline::MarkedRedeemed { serial });
     }
     let points = b.points();
     let cap = limits.node_exposure_limit;
@@ -179,20 +251,25 @@ mod tests {
         let ok = limits(1000, vec![OpKind::Redeem]);
         let v = voucher("131059", 1);
         let decide_with =
-            |v: &SignedVoucher,
-             l: Option<&NodeLimits>,
-             taken: &[(Serial, u64)],
-             pending: u64,
-             now| { decide(v, &hub_id, l, taken, Points::new(pending).unwrap(), now) };
-        assert!(decide_with(&v, Some(&ok), &[], 500, day(10)).is_ok());
+            |v: &SignedVoucher, l: Option<&NodeLimits>, known: &Known, pending: u64, now| {
+                decide(v, &hub_id, l, known, Points::new(pending).unwrap(), now)
+            };
+        let none = Known::default();
+        assert!(decide_with(&v, Some(&ok), &none, 500, day(10)).is_ok());
         let refusals: Vec<(VoucherDecline, Result<VerifiedVoucher, VoucherDecline>)> = vec![
             (
                 VoucherDecline::NoLimits,
-                decide_with(&v, None, &[], 0, day(10)),
+                decide_with(&v, None, &none, 0, day(10)),
             ),
             (
                 VoucherDecline::NotAllowed,
-                decide_with(&v, Some(&limits(1000, vec![OpKind::Link])), &[], 0, day(10)),
+                decide_with(
+                    &v,
+                    Some(&limits(1000, vec![OpKind::Link])),
+                    &none,
+                    0,
+                    day(10),
+                ),
             ),
             (
                 VoucherDecline::OverCap {
@@ -201,21 +278,77 @@ mod tests {
                     pending: Points::new(501).unwrap(),
                     cap: Points::new(1000).unwrap(),
                 },
-                decide_with(&v, Some(&ok), &[], 501, day(10)),
+                decide_with(&v, Some(&ok), &none, 501, day(10)),
             ),
             (
                 VoucherDecline::Expired {
                     serial: v.body.serial,
                     expires: v.body.expires,
                 },
-                decide_with(&v, Some(&ok), &[], 0, day(101)),
+                decide_with(&v, Some(&ok), &none, 0, day(101)),
             ),
             (
                 VoucherDecline::AlreadyTaken {
                     serial: v.body.serial,
                     seq: 4,
                 },
-                decide_with(&v, Some(&ok), &[(v.body.serial, 4)], 0, day(10)),
+                decide_with(
+                    &v,
+                    Some(&ok),
+                    &Known {
+                        here: vec![(v.body.serial, 4)],
+                        ..Known::default()
+                    },
+                    0,
+                    day(10),
+                ),
+            ),
+            (
+                VoucherDecline::TakenByPeer {
+                    serial: v.body.serial,
+                    peer: hub_id,
+                    seq: 9,
+                },
+                decide_with(
+                    &v,
+                    Some(&ok),
+                    &Known {
+                        peers: vec![(v.body.serial, hub_id, 9)],
+                        ..Known::default()
+                    },
+                    0,
+                    day(10),
+                ),
+            ),
+            (
+                VoucherDecline::MarkedRedeemed {
+                    serial: v.body.serial,
+                },
+                decide_with(
+                    &v,
+                    Some(&ok),
+                    &Known {
+                        marked: true,
+                        ..Known::default()
+                    },
+                    0,
+                    day(10),
+                ),
+            ),
+            (
+                VoucherDecline::BatchCancelled {
+                    serial: v.body.serial,
+                },
+                decide_with(
+                    &v,
+                    Some(&ok),
+                    &Known {
+                        cancelled: true,
+                        ..Known::default()
+                    },
+                    0,
+                    day(10),
+                ),
             ),
             (
                 VoucherDecline::OtherMunicipality {
@@ -223,7 +356,7 @@ mod tests {
                     municipality: MunicipalityCode::parse("011002").unwrap(),
                     here: MunicipalityCode::parse("131059").unwrap(),
                 },
-                decide_with(&voucher("011002", 1), Some(&ok), &[], 0, day(10)),
+                decide_with(&voucher("011002", 1), Some(&ok), &none, 0, day(10)),
             ),
         ];
         for (want, got) in refusals {
@@ -231,7 +364,7 @@ mod tests {
         }
         let forged = VoucherBody { ..v.body }.sign(&SigningKey::from_bytes(&[8; 32]));
         assert!(matches!(
-            decide_with(&forged, Some(&ok), &[], 0, day(10)),
+            decide_with(&forged, Some(&ok), &none, 0, day(10)),
             Err(VoucherDecline::Signature(_))
         ));
     }

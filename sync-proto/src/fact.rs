@@ -225,6 +225,117 @@ pub enum FactBody {
         /// Its members, sorted, without duplicates.
         members: Roster,
     },
+    /// The hub's redeemed bitmap of one chunk of a printed voucher batch
+    /// (issue 17): the vouchers whose first redemption the hub has, or,
+    /// with `cancelled`, the whole batch. A later fact of the same chunk
+    /// only ever adds bits (redemptions are not undone), so a reader may
+    /// merge what it holds with it by OR.
+    VoucherMarks {
+        /// Whose vouchers.
+        municipality: MunicipalityCode,
+        /// The batch.
+        batch: u32,
+        /// Which [`VOUCHER_MARK_CHUNK`] indices of it ([`voucher_mark_chunk`]).
+        chunk: u8,
+        /// The batch was cancelled: none of its vouchers may be taken.
+        cancelled: bool,
+        /// Redeemed indices of the chunk.
+        redeemed: RedeemedBits,
+    },
+}
+
+/// Voucher indices per [`FactBody::VoucherMarks`] chunk: 1 KiB of bits, so a
+/// fact stays well within [`MAX_FACT_PAYLOAD_BYTES`]; a batch of 65,535
+/// vouchers has 8 chunks.
+pub const VOUCHER_MARK_CHUNK: u32 = 8192;
+
+/// The chunk of a voucher index (from 1) and its bit within the chunk.
+pub fn voucher_mark_chunk(index: u16) -> (u8, u32) {
+    let i = u32::from(index.max(1)) - 1;
+    // 65,535 / 8,192 < 8: fits a u8.
+    ((i / VOUCHER_MARK_CHUNK) as u8, i % VOUCHER_MARK_CHUNK)
+}
+
+/// The bits of one voucher-mark chunk: bit `i` (byte `i / 8`, least
+/// significant bit first) stands for index `chunk * 8192 + i + 1`. At most
+/// [`RedeemedBits::MAX_BYTES`]; trailing zero bytes are dropped, so one set
+/// of bits has one encoding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u8>")]
+pub struct RedeemedBits(Vec<u8>);
+
+/// Bits that break [`RedeemedBits`]' rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedeemedBitsError {
+    /// Longer than a chunk.
+    #[error("a voucher-mark chunk is at most {max} bytes, not {n}")]
+    TooLong {
+        /// Bytes given.
+        n: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// A trailing zero byte (two encodings of one set).
+    #[error("a voucher-mark chunk does not end in a zero byte")]
+    TrailingZero,
+}
+
+impl RedeemedBits {
+    /// Bytes of a full chunk.
+    pub const MAX_BYTES: usize = (VOUCHER_MARK_CHUNK / 8) as usize;
+
+    /// Whether bit `offset` is set (false past the end).
+    pub fn is_set(&self, offset: u32) -> bool {
+        let byte = (offset / 8) as usize;
+        self.0
+            .get(byte)
+            .is_some_and(|b| b & (1 << (offset % 8)) != 0)
+    }
+
+    /// Sets bit `offset` (below [`VOUCHER_MARK_CHUNK`]; others are ignored).
+    pub fn set(&mut self, offset: u32) {
+        if offset >= VOUCHER_MARK_CHUNK {
+            return;
+        }
+        let byte = (offset / 8) as usize;
+        if self.0.len() <= byte {
+            self.0.resize(byte + 1, 0);
+        }
+        self.0[byte] |= 1 << (offset % 8);
+    }
+
+    /// Every bit set in either.
+    pub fn or(&self, other: &RedeemedBits) -> RedeemedBits {
+        let n = self.0.len().max(other.0.len());
+        let at = |v: &Vec<u8>, i: usize| v.get(i).copied().unwrap_or(0);
+        RedeemedBits((0..n).map(|i| at(&self.0, i) | at(&other.0, i)).collect())
+    }
+
+    /// Bits set.
+    pub fn count(&self) -> u32 {
+        self.0.iter().map(|b| b.count_ones()).sum()
+    }
+
+    /// The bytes (for storage).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<u8>> for RedeemedBits {
+    type Error = RedeemedBitsError;
+    fn try_from(bytes: Vec<u8>) -> Result<Self, RedeemedBitsError> {
+        if bytes.len() > RedeemedBits::MAX_BYTES {
+            return Err(RedeemedBitsError::TooLong {
+                n: bytes.len(),
+                max: RedeemedBits::MAX_BYTES,
+            });
+        }
+        if bytes.last() == Some(&0) {
+            return Err(RedeemedBitsError::TrailingZero);
+        }
+        Ok(RedeemedBits(bytes))
+    }
 }
 
 /// The members of a LAN group: sorted, unique, at most [`Roster::MAX`].
@@ -394,6 +505,52 @@ impl VerifiedFact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redeemed_bits_merge_by_or_and_have_one_encoding() {
+        assert_eq!(voucher_mark_chunk(1), (0, 0));
+        assert_eq!(voucher_mark_chunk(8192), (0, 8191));
+        assert_eq!(voucher_mark_chunk(8193), (1, 0));
+        assert_eq!(voucher_mark_chunk(u16::MAX), (7, 8190));
+        let mut a = RedeemedBits::default();
+        a.set(0);
+        a.set(8191);
+        a.set(8192); // past the chunk: ignored
+        let mut b = RedeemedBits::default();
+        b.set(9);
+        let ab = a.or(&b);
+        assert_eq!(ab, b.or(&a));
+        assert_eq!(ab.or(&ab), ab);
+        assert!(ab.is_set(0) && ab.is_set(9) && ab.is_set(8191) && !ab.is_set(1));
+        assert_eq!(ab.count(), 3);
+        assert_eq!(ab.as_bytes().len(), RedeemedBits::MAX_BYTES);
+        let back: RedeemedBits =
+            crate::codec::decode_canonical("bits", &crate::codec::encode(&ab), 2048).unwrap();
+        assert_eq!(back, ab);
+        assert_eq!(
+            RedeemedBits::try_from(vec![1, 0]),
+            Err(RedeemedBitsError::TrailingZero)
+        );
+        assert!(matches!(
+            RedeemedBits::try_from(vec![1; RedeemedBits::MAX_BYTES + 1]),
+            Err(RedeemedBitsError::TooLong { .. })
+        ));
+        // A full chunk's fact stays within the payload bound.
+        let full = RedeemedBits::try_from(vec![0xff; RedeemedBits::MAX_BYTES]).unwrap();
+        let p = FactPayload {
+            hub_seq: u64::MAX,
+            issued_at: UnixMillis(u64::MAX),
+            scope: Scope::Municipality(MunicipalityCode::parse("131059").unwrap()),
+            body: FactBody::VoucherMarks {
+                municipality: MunicipalityCode::parse("131059").unwrap(),
+                batch: u32::MAX,
+                chunk: 7,
+                cancelled: true,
+                redeemed: full,
+            },
+        };
+        assert!(crate::codec::encode(&p).len() <= MAX_FACT_PAYLOAD_BYTES);
+    }
 
     #[test]
     fn fact_signed_by_hub_verifies_and_not_by_others() {

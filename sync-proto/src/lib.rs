@@ -26,8 +26,8 @@ pub mod wire;
 
 pub use card_proof::{CardSignature, RedeemBinding};
 pub use fact::{
-    CardStatus, FactBody, FactError, FactPayload, NodeLimits, Roster, Scope, SignedFact,
-    VerifiedFact,
+    CardStatus, FactBody, FactError, FactPayload, NodeLimits, RedeemedBits, Roster, Scope,
+    SignedFact, VOUCHER_MARK_CHUNK, VerifiedFact, voucher_mark_chunk,
 };
 pub use tx::{
     Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,

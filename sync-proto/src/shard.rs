@@ -31,7 +31,8 @@ pub const MAX_ITEM_KEY_LEN: usize = 128;
 pub enum ShardScope {
     /// A municipality's deny list (card status changes): synced first.
     Deny(MunicipalityCode),
-    /// A municipality's registrations, confirmed balances and expiries.
+    /// A municipality's registrations, confirmed balances, expiries and
+    /// voucher batches' redeemed bitmaps.
     Municipality(MunicipalityCode),
     /// A facility's card numbers: only that facility's nodes receive it.
     Facility(FacilityId),
@@ -143,7 +144,10 @@ pub fn scope_of_key(fact_scope: &Scope, key: &str) -> Option<ShardScope> {
     match fact_scope {
         Scope::Municipality(m) if key.starts_with("st/") => Some(ShardScope::Deny(*m)),
         Scope::Municipality(m)
-            if key.starts_with("reg/") || key.starts_with("bal/") || key.starts_with("exp/") =>
+            if key.starts_with("reg/")
+                || key.starts_with("bal/")
+                || key.starts_with("exp/")
+                || key.starts_with("vr/") =>
         {
             Some(ShardScope::Municipality(*m))
         }
@@ -231,6 +235,11 @@ pub fn item_of(payload: &FactPayload) -> Option<Item> {
             scope: ShardScope::Municipality(muni?),
             key: ItemKey(format!("exp/{account}/{municipality}")),
             basis: account_basis(*account),
+        }),
+        (FactBody::VoucherMarks { batch, chunk, .. }, _) => Some(Item {
+            scope: ShardScope::Municipality(muni?),
+            key: ItemKey(format!("vr/{batch}/{chunk}")),
+            basis: [&batch.to_be_bytes()[..], &[*chunk]].concat(),
         }),
         (
             FactBody::FacilityCard {
@@ -416,6 +425,20 @@ mod tests {
             (
                 fact(5, Scope::All, FactBody::NodeRevoked { node: dummy_node() }),
                 None,
+            ),
+            (
+                fact(
+                    6,
+                    Scope::Municipality(m()),
+                    FactBody::VoucherMarks {
+                        municipality: m(),
+                        batch: 7,
+                        chunk: 1,
+                        cancelled: false,
+                        redeemed: crate::fact::RedeemedBits::default(),
+                    },
+                ),
+                Some((ShardScope::Municipality(m()), "vr/7/1")),
             ),
         ];
         for (p, want) in cases {

@@ -97,6 +97,46 @@ fn issue_print_decode_cancel() {
     );
     assert_eq!(std::fs::read(again.join("vouchers-1.pdf")).unwrap(), pdf);
 
+    // One voucher for a receipt printer: its ESC/POS raster, read back into
+    // an image, decodes to voucher 1-00021, which verifies.
+    let out = hub_cli(
+        &hub,
+        &[
+            "voucher",
+            "print",
+            "1",
+            "--format",
+            "escpos",
+            "--index",
+            "21",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("voucher-1-00021.escpos"), "{out}");
+    let escpos = std::fs::read(again.join("voucher-1-00021.escpos")).unwrap();
+    let png = mykey_voucher::escpos_raster_png(&escpos).expect("a GS v 0 raster");
+    let read = mykey_voucher::decode_png(&png).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].body.serial.to_string(), "1-00021");
+    assert!(read[0].verify(&key).is_ok());
+    let err = refused(
+        "mykey-hub",
+        &hub,
+        &[
+            "voucher",
+            "print",
+            "1",
+            "--format",
+            "escpos",
+            "--index",
+            "22",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("has 21 vouchers, not 22"), "{err}");
+
     // The books: 21 × 500 in the voucher float, balanced.
     assert_eq!(vouchers_outstanding(&hub), 10_500);
     balanced(&hub);

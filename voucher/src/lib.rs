@@ -1,5 +1,6 @@
 //! Printed QR point vouchers: what a voucher says, how it is signed, its
-//! digits-only text, its QR code (SVG, PNG, A4 sheets as SVG and PDF) and
+//! digits-only text, its QR code (SVG, PNG, A4 sheets as SVG and PDF, one
+//! voucher as ESC/POS for a receipt printer) and
 //! reading it back from a scanner's line or a photo.
 //!
 //! No I/O and no clock: callers pass bytes in, get bytes out, and pass `now`
@@ -28,6 +29,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod body;
+mod escpos;
 mod render;
 mod sheet;
 mod text;
@@ -36,6 +38,7 @@ pub use body::{
     BODY_BYTES, BodyError, DateError, ExpiryDate, Serial, SignedVoucher, VERSION, VOUCHER_BYTES,
     VOUCHER_DOMAIN, VerifiedVoucher, VerifyError, VoucherBody,
 };
+pub use escpos::{ESCPOS_DOTS_PER_MODULE, ESCPOS_MAX_DOTS, escpos_raster_png, voucher_escpos};
 pub use render::{
     ImageError, MAX_PHOTO_SIDE, MAX_VERSION, MODULE_MM, QUIET_MODULES, QrGrid, decode_png,
     face_lines, voucher_png, voucher_svg,

@@ -6,13 +6,17 @@
 //! from the voucher float. A later one (a photocopy, or two shops offline
 //! at once) is an incident naming both signed redemptions; it is paid only
 //! if the node signed it before the hub had the first (it could not have
-//! known), and only within the node's offline voucher cap, which is its
+//! known), by its signed time and by the hub's own link records
+//! ([`offline_by_links`]: a node's owner sets its clock, not the hub's
+//! records of when it was connected), and only within the node's offline
+//! voucher cap, which is its
 //! enrolled exposure limit less what its earlier incidents were paid. That
 //! money comes from the batch's programme, not from the float, which held
 //! the voucher's points once.
 
 use super::Effects;
 use crate::model::{IncidentKind, LedgerAccount, NodeRecord, TransferDraft, TransferKind};
+use crate::store::status::LinkSpan;
 use crate::store::voucher::{VoucherBatchRow, VoucherRedemptionRow};
 use mykey_sync_proto::wire::RejectReason;
 use mykey_sync_proto::{NodeId, Points, UnixMillis, VerifiedTx, VoucherRedeem};
@@ -29,6 +33,38 @@ pub struct VoucherContext {
     pub earlier: Vec<VoucherRedemptionRow>,
     /// What the signing node's earlier incidents were paid.
     pub incident_paid: Points,
+    /// The signing node's links to the hub up at or after the first
+    /// redemption (or the cancellation), oldest first.
+    pub links: Vec<LinkSpan>,
+    /// The hub's clock now: the node signed the redemption no later.
+    pub received_at: UnixMillis,
+}
+
+/// Whether the hub's own link records show that the node signed its seq
+/// `seq` while it had no link to the hub since `since` (when the hub had
+/// the first redemption). A node signs a seq after every Hello that reported
+/// a lower last seq, so the seq was signed before the first link whose Hello
+/// reported it (or, if none did, before it reached the hub now, possibly
+/// carried by a LAN peer); it was offline at the time if none of its links
+/// before then was up at or after `since`. A node that connected after
+/// `since` could have learnt the first redemption (the hub's bitmap), so a
+/// redemption backdated by its clock is not paid.
+pub fn offline_by_links(
+    links: &[LinkSpan],
+    since: UnixMillis,
+    seq: u64,
+    received_at: UnixMillis,
+) -> bool {
+    let signed_before = links
+        .iter()
+        .filter(|l| l.hello_last_seq >= seq)
+        .map(|l| l.opened_at)
+        .min()
+        .unwrap_or(received_at);
+    !links.iter().any(|l| {
+        let up_until = l.closed_at.unwrap_or(l.seen_at).max(l.seen_at);
+        l.opened_at < signed_before && up_until >= since
+    })
 }
 
 /// The voucher a redemption carries, verified with the hub's key.
@@ -100,8 +136,15 @@ pub fn decide(
     let payable = LedgerAccount::MerchantPayable(node.facility.clone(), m);
     let origin = (Some(tx.id()), Some(p.created_at));
     if ctx.earlier.is_empty() && batch.cancelled_at.is_none() {
+        // An expired batch's unredeemed points went back to the programme
+        // (`voucher::expire_due`): a redemption signed in time that reaches
+        // the hub later is paid from there.
+        let debit = match batch.expired_at {
+            Some(_) => LedgerAccount::ProgramBudget(batch.program.clone(), m),
+            None => LedgerAccount::VoucherFloat(m),
+        };
         effects.transfers.push(TransferDraft {
-            debit: LedgerAccount::VoucherFloat(m),
+            debit,
             credit: payable,
             amount: points,
             kind: TransferKind::VoucherRedeem,
@@ -129,7 +172,8 @@ pub fn decide(
             format!("batch {} was cancelled", batch.id),
         ),
     };
-    let offline_then = p.created_at < before;
+    let offline_then =
+        p.created_at < before && offline_by_links(&ctx.links, before, p.seq, ctx.received_at);
     let cap = node.policy.node_exposure_limit;
     let room = cap.saturating_sub(ctx.incident_paid);
     let paid = if offline_then {
@@ -147,8 +191,10 @@ pub fn decide(
             node_time: origin.1,
         });
     }
-    let verdict = if !offline_then {
+    let verdict = if p.created_at >= before {
         "not paid: the node signed it after the hub had the first".to_owned()
+    } else if !offline_then {
+        "not paid: the node's own time is before the first, but the hub's link records show it was connected since the hub had the first, so it could have known".to_owned()
     } else {
         format!(
             "paid {paid} of {points} within the node's offline voucher cap {cap} ({} used before)",
@@ -250,6 +296,7 @@ mod tests {
             expires_days: 100,
             issued_at: UnixMillis(0),
             cancelled_at: cancelled.map(UnixMillis),
+            expired_at: None,
         }
     }
 
@@ -283,6 +330,80 @@ mod tests {
             batch: Some(batch(None)),
             earlier,
             incident_paid: Points::new(used).unwrap(),
+            links: vec![],
+            received_at: UnixMillis(20 * DAY_MS),
+        }
+    }
+
+    fn link(opened: u64, closed: Option<u64>, hello_last_seq: u64) -> LinkSpan {
+        LinkSpan {
+            node: node(0).id,
+            opened_at: UnixMillis(opened),
+            seen_at: UnixMillis(closed.unwrap_or(20 * DAY_MS)),
+            closed_at: closed.map(UnixMillis),
+            hello_last_seq,
+        }
+    }
+
+    #[test]
+    fn offline_is_read_from_the_hubs_link_records_not_the_nodes_clock() {
+        let v = voucher(&hub_key());
+        let n = node(800);
+        // The node signs seq 1 dated day 10; the hub had the first on day 11.
+        let (tx, r) = redeem_tx(&v, 10 * DAY_MS);
+        let paid = |links: Vec<LinkSpan>| {
+            let mut c = ctx(&v, vec![first_at(11 * DAY_MS)], 0);
+            c.links = links;
+            let e = decide(&n, &tx, &r, &c).unwrap();
+            (outcome(&e).0, e.notes[0].1.clone())
+        };
+        let cases: Vec<(&str, Vec<LinkSpan>, u64)> = vec![
+            (
+                "no link since the first: carried by a peer, or offline",
+                vec![],
+                500,
+            ),
+            (
+                "its next Hello (day 12) already had seq 1",
+                vec![link(12 * DAY_MS, None, 1)],
+                500,
+            ),
+            (
+                "a link that ended before the first counts for nothing",
+                vec![
+                    link(5 * DAY_MS, Some(9 * DAY_MS), 0),
+                    link(12 * DAY_MS, None, 1),
+                ],
+                500,
+            ),
+            // The backdating attack: connected on day 12 (it could have read
+            // the hub's bitmap), its clock set back to day 10, seq 1 signed
+            // during that link.
+            (
+                "signed during a link opened after the first",
+                vec![link(12 * DAY_MS, None, 0)],
+                0,
+            ),
+            (
+                "connected on day 12, then offline, Hello with seq 1 on day 14",
+                vec![
+                    link(12 * DAY_MS, Some(13 * DAY_MS), 0),
+                    link(14 * DAY_MS, None, 1),
+                ],
+                0,
+            ),
+            (
+                "a link open across the first",
+                vec![link(10 * DAY_MS, None, 0)],
+                0,
+            ),
+        ];
+        for (what, links, want) in cases {
+            let (got, note) = paid(links);
+            assert_eq!(got, want, "{what}: {note}");
+            if want == 0 {
+                assert!(note.contains("link records"), "{what}: {note}");
+            }
         }
     }
 

@@ -439,6 +439,7 @@ mod tests {
             opened_at: UnixMillis(NOW.0 - opened_ago),
             seen_at: UnixMillis(NOW.0 - seen_ago),
             closed_at: closed_ago.map(|c| UnixMillis(NOW.0 - c)),
+            hello_last_seq: 0,
         }
     }
 
@@ -663,6 +664,7 @@ mod tests {
                     opened_at: UnixMillis(NOW.0 + 5),
                     seen_at: UnixMillis(NOW.0 + 5),
                     closed_at: None,
+                    hello_last_seq: 0,
                 }],
             ),
             (

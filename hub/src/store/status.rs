@@ -23,6 +23,11 @@ pub struct LinkSpan {
     /// When it closed; `None` while the hub holds it open (or lost track of
     /// it: see [`StatusTx::close_stale_links`]).
     pub closed_at: Option<UnixMillis>,
+    /// The highest seq the node said it had signed in that Hello: what it
+    /// signed later, it signed while this link or a later one was open
+    /// (the hub's own evidence of when a node was online, which the node's
+    /// clock cannot change).
+    pub hello_last_seq: u64,
 }
 
 /// A transaction the hub refused for a business reason (the seq was
@@ -59,9 +64,14 @@ pub trait StatusTx {
     /// Every municipality with its facilities.
     fn facilities(&mut self) -> Result<Vec<(Municipality, Vec<Facility>)>, StoreError>;
 
-    /// A node said Hello: closes its previous link (at its last sighting) and
-    /// opens a new one.
-    fn open_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
+    /// A node said Hello, having signed through `hello_last_seq`: closes its
+    /// previous link (at its last sighting) and opens a new one.
+    fn open_link(
+        &mut self,
+        node: &NodeId,
+        hello_last_seq: u64,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
     /// The node's open link is alive at `now`.
     fn link_seen(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError>;
     /// The node's connection closed at `at`: ends its open link if that

@@ -28,6 +28,8 @@ pub struct VoucherBatchRow {
     pub issued_at: UnixMillis,
     /// When an operator cancelled it, if so.
     pub cancelled_at: Option<UnixMillis>,
+    /// When its unredeemed points went back after its last valid day, if so.
+    pub expired_at: Option<UnixMillis>,
 }
 
 /// One redemption of a voucher, as a node signed it.
@@ -70,6 +72,14 @@ pub trait VoucherTx {
     fn voucher_batches(&mut self) -> Result<Vec<VoucherBatchRow>, StoreError>;
     /// Marks a batch cancelled.
     fn cancel_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
+    /// Redemptions that were incidents (a voucher redeemed again, or one of
+    /// a cancelled batch), newest first, at most `limit`.
+    fn voucher_incident_rows(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<VoucherRedemptionRow>, StoreError>;
+    /// Marks a batch expired (its unredeemed points returned).
+    fn expire_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError>;
     /// Every redemption of one voucher, in hub order.
     fn voucher_redemptions(
         &mut self,
@@ -84,4 +94,12 @@ pub trait VoucherTx {
     /// Points paid for a node's incident redemptions (what its offline
     /// voucher cap has used).
     fn voucher_incident_paid(&mut self, node: &NodeId) -> Result<Points, StoreError>;
+    /// The indices from `first` through `last` of `batch` redeemed at least
+    /// once, ascending (the redeemed bitmap's chunk).
+    fn voucher_redeemed_indices(
+        &mut self,
+        batch: u32,
+        first: u16,
+        last: u16,
+    ) -> Result<Vec<u16>, StoreError>;
 }

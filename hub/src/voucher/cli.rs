@@ -46,15 +46,34 @@ pub enum VoucherCmd {
         /// Also write each voucher as a PNG.
         #[arg(long)]
         png: bool,
+        /// `sheets` (A4 PDF and SVG) or `escpos` (one voucher for a
+        /// receipt printer, ESC/POS raster: give --index).
+        #[arg(long, value_enum, default_value_t = PrintFormat::Sheets)]
+        format: PrintFormat,
+        /// The voucher of the batch to print with --format escpos (from 1).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        index: Option<u16>,
     },
     /// List the batches: issued, redeemed (first redemptions, paid from the
     /// float; double redemptions are incidents), cancelled.
     List,
+    /// Expire now every batch past its last valid day (the serving hub does
+    /// it each economy step): unredeemed points return to the programme.
+    Expire,
     /// Cancel a batch (a sheet was lost): its unredeemed points return to the programme.
     Cancel {
         /// The batch number.
         batch: u32,
     },
+}
+
+/// What `voucher print` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintFormat {
+    /// A4 sheets: one PDF, an SVG a page.
+    Sheets,
+    /// One voucher as ESC/POS bytes for a receipt printer.
+    Escpos,
 }
 
 fn parse_program(s: &str) -> Result<ProgramId, String> {
@@ -85,6 +104,24 @@ pub enum CliError {
     /// No such batch.
     #[error("no voucher batch {0}: `mykey-hub voucher list` shows the batches")]
     Unknown(u32),
+    /// `--format escpos` without `--index`.
+    #[error("--format escpos prints one voucher: give --index N (from 1)")]
+    NoIndex,
+    /// `--index` with sheets.
+    #[error("--index is for --format escpos; sheets hold the whole batch: leave --index out")]
+    IndexWithSheets,
+    /// An index past the batch.
+    #[error(
+        "voucher batch {batch} has {count} vouchers, not {index}: give --index from 1 to {count}"
+    )]
+    NoSuchVoucher {
+        /// The batch.
+        batch: u32,
+        /// The index asked for.
+        index: u16,
+        /// Vouchers in it.
+        count: u16,
+    },
     /// Writing the sheets failed.
     #[error(
         "could not write {path}: {source}; the batch is recorded, write its sheets again with `mykey-hub voucher print BATCH --out DIR`"
@@ -118,10 +155,44 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
             );
             write_sheets(out, b.id, &issued.vouchers, *png)?;
         }
-        VoucherCmd::Print { batch, out, png } => {
+        VoucherCmd::Print {
+            batch,
+            out,
+            png,
+            format,
+            index,
+        } => {
             let b = super::batch(&mut hub, *batch)?.ok_or(CliError::Unknown(*batch))?;
             let vouchers = super::batch_vouchers(&hub, &b);
-            write_sheets(out, b.id, &vouchers, *png)?;
+            match (format, index) {
+                (PrintFormat::Sheets, None) => write_sheets(out, b.id, &vouchers, *png)?,
+                (PrintFormat::Sheets, Some(_)) => return Err(CliError::IndexWithSheets),
+                (PrintFormat::Escpos, None) => return Err(CliError::NoIndex),
+                (PrintFormat::Escpos, Some(i)) => {
+                    let v = vouchers
+                        .get(usize::from(*i) - 1)
+                        .ok_or(CliError::NoSuchVoucher {
+                            batch: b.id,
+                            index: *i,
+                            count: b.count,
+                        })?;
+                    std::fs::create_dir_all(out).map_err(|source| CliError::Write {
+                        path: out.clone(),
+                        source,
+                    })?;
+                    let path = out.join(format!("voucher-{}-{i:05}.escpos", b.id));
+                    let bytes =
+                        mykey_voucher::voucher_escpos(v, mykey_voucher::ESCPOS_DOTS_PER_MODULE);
+                    std::fs::write(&path, bytes).map_err(|source| CliError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    println!(
+                        "wrote {} (send it to the receipt printer as is, e.g. `cat FILE > /dev/usb/lp0`)",
+                        path.display()
+                    );
+                }
+            }
         }
         VoucherCmd::List => {
             let all = super::batches(&mut hub)?;
@@ -129,9 +200,10 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                 println!("no voucher batches");
             }
             for (b, paid, n) in all {
-                let state = match b.cancelled_at {
-                    Some(_) => "cancelled",
-                    None => "open",
+                let state = match (b.cancelled_at, b.expired_at) {
+                    (Some(_), _) => "cancelled",
+                    (None, Some(_)) => "expired",
+                    (None, None) => "open",
                 };
                 println!(
                     "batch {:<5} {} {:<16} {:>5} × {:<10} valid through {}  redeemed {n} ({paid})  {state}",
@@ -141,6 +213,18 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                     b.count,
                     b.points.to_string(),
                     ExpiryDate::from_days(b.expires_days)
+                );
+            }
+        }
+        VoucherCmd::Expire => {
+            let done = super::expire_due(&mut hub, now)?;
+            if done.is_empty() {
+                println!("no voucher batch is past its last valid day and still open");
+            }
+            for e in done {
+                println!(
+                    "voucher batch {} expired: {} back to its programme",
+                    e.batch, e.back
                 );
             }
         }

@@ -9,6 +9,8 @@
 //! same bytes again to print a sheet or one voucher.
 
 pub mod cli;
+pub mod incidents;
+pub mod marks;
 pub mod redeem;
 
 use crate::ledger;
@@ -106,6 +108,7 @@ pub fn issue(
         expires_days: expires.days(),
         issued_at: now,
         cancelled_at: None,
+        expired_at: None,
     };
     st.insert_voucher_batch(&batch)?;
     st.post(
@@ -168,6 +171,11 @@ pub enum CancelError {
     /// Cancelled before.
     #[error("voucher batch {0} was already cancelled; nothing changed")]
     Already(u32),
+    /// Expired: its unredeemed points went back already.
+    #[error(
+        "voucher batch {0} has expired and its unredeemed points went back to its programme already; nothing changed (nodes refuse its vouchers by their date)"
+    )]
+    Expired(u32),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -183,10 +191,18 @@ pub fn cancel(hub: &mut Hub, id: u32, now: UnixMillis) -> Result<Points, CancelE
     if b.cancelled_at.is_some() {
         return Err(CancelError::Already(id));
     }
+    if b.expired_at.is_some() {
+        return Err(CancelError::Expired(id));
+    }
     let (paid, _) = st.voucher_batch_paid(id)?;
     let issued = b.points.get() * u64::from(b.count);
     let back = Points::new(issued.saturating_sub(paid.get())).unwrap_or(Points::ZERO);
     st.cancel_voucher_batch(id, now)?;
+    let cancelled = VoucherBatchRow {
+        cancelled_at: Some(now),
+        ..b.clone()
+    };
+    marks::emit_cancelled(&mut *st, &hub.key, &cancelled, now)?;
     if !back.is_zero() {
         st.post(
             &TransferDraft {
@@ -202,6 +218,57 @@ pub fn cancel(hub: &mut Hub, id: u32, now: UnixMillis) -> Result<Points, CancelE
     }
     ledger::commit(st)?;
     Ok(back)
+}
+
+/// A batch whose unredeemed points went back after its last valid day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiredBatch {
+    /// The batch.
+    pub batch: u32,
+    /// Points back to its programme's budget.
+    pub back: Points,
+}
+
+/// The vouchers' expiry (issue 17 part 6): every batch past its last valid
+/// day (JST) that is neither cancelled nor expired yet returns its
+/// unredeemed points from the voucher float to its programme's budget (a
+/// grant batch's points are the programme's; vouchers a holder turned their
+/// points into, which would go back to the wallet, do not exist yet). A
+/// redemption signed on or before the last day that reaches the hub later
+/// is still paid, then from the programme (see `rules::voucher`). One
+/// storage transaction; returns the batches expired now.
+pub fn expire_due(hub: &mut Hub, now: UnixMillis) -> Result<Vec<ExpiredBatch>, StoreError> {
+    let mut st = hub.store.begin()?;
+    let mut out = vec![];
+    for b in st.voucher_batches()? {
+        if b.cancelled_at.is_some()
+            || b.expired_at.is_some()
+            || !ExpiryDate::from_days(b.expires_days).has_passed(now)
+        {
+            continue;
+        }
+        let (paid, _) = st.voucher_batch_paid(b.id)?;
+        let issued = b.points.get() * u64::from(b.count);
+        let back = Points::new(issued.saturating_sub(paid.get())).unwrap_or(Points::ZERO);
+        st.expire_voucher_batch(b.id, now)?;
+        if !back.is_zero() {
+            st.post(
+                &TransferDraft {
+                    debit: LedgerAccount::VoucherFloat(b.municipality),
+                    credit: LedgerAccount::ProgramBudget(b.program.clone(), b.municipality),
+                    amount: back,
+                    kind: TransferKind::VoucherExpire,
+                    origin_tx: None,
+                    node_time: None,
+                },
+                now,
+            )?;
+        }
+        tracing::info!(batch = b.id, %back, "voucher batch expired: its unredeemed points went back to its programme");
+        out.push(ExpiredBatch { batch: b.id, back });
+    }
+    ledger::commit(st)?;
+    Ok(out)
 }
 
 /// Points in unredeemed vouchers of a municipality (its voucher float).

@@ -1,17 +1,23 @@
 //! Reading what the hub's decision on a redeemed voucher needs
 //! (`rules::voucher`, pure) inside the ingest transaction: the voucher
-//! verified with the hub's key, its batch, its earlier redemptions and what
-//! the signing node's earlier incidents were paid.
+//! verified with the hub's key, its batch, its earlier redemptions, what
+//! the signing node's earlier incidents were paid, and its links to the hub
+//! since the first redemption.
 
 use crate::rules::voucher::{VoucherContext, read};
 use crate::store::{StoreError, StoreTx};
-use mykey_sync_proto::{NodeId, TxBody, VerifiedTx};
+use mykey_sync_proto::{NodeId, TxBody, UnixMillis, VerifiedTx};
+
+/// Link spans read at most: a node that connected more often than this since
+/// the first redemption was online anyway.
+const MAX_LINKS: u32 = 1_000;
 
 /// Reads the context of a `RedeemVoucher` (`None` for other bodies).
 pub fn load(
     st: &mut dyn StoreTx,
     v: &VerifiedTx,
     hub: &NodeId,
+    now: UnixMillis,
 ) -> Result<Option<VoucherContext>, StoreError> {
     let TxBody::RedeemVoucher(r) = &v.payload().body else {
         return Ok(None);
@@ -27,10 +33,22 @@ pub fn load(
         }
         Err(_) => (None, vec![]),
     };
+    let node = v.payload().node;
+    // When the hub had the first redemption, or cancelled the batch.
+    let since = earlier
+        .first()
+        .map(|f| f.at)
+        .or(batch.as_ref().and_then(|b| b.cancelled_at));
+    let links = match since {
+        Some(since) => st.links_since(Some(&node), since, MAX_LINKS)?,
+        None => vec![],
+    };
     Ok(Some(VoucherContext {
         voucher,
         batch,
         earlier,
-        incident_paid: st.voucher_incident_paid(&v.payload().node)?,
+        incident_paid: st.voucher_incident_paid(&node)?,
+        links,
+        received_at: now,
     }))
 }

@@ -10,6 +10,7 @@
 //! only and shows no secrets, no card keys and no usage, so it needs no login.
 
 pub mod client;
+pub mod voucher_page;
 
 use crate::config::DataDir;
 use crate::net::holder_desk::{DeskError, HolderDesk};

@@ -32,6 +32,7 @@ pub mod live;
 mod node;
 mod overview;
 mod quarantine;
+mod vouchers;
 
 use charts::{ChartQuery, Charts};
 pub use format::{fmt_duration, fmt_time, grouped};
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview))
         .route("/nodes/{id}", get(node_page))
         .route("/quarantine", get(quarantine_page))
+        .route("/vouchers", get(vouchers_page))
         .route("/help", get(help_page))
         .route("/events", get(live::overview_events))
         .route("/events/nodes/{id}", get(live::node_events))
@@ -143,6 +145,41 @@ async fn quarantine_page(
         }
         Err(e) => {
             tracing::error!("quarantine page: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(esc(l.hub_unavailable)),
+            )
+                .into_response()
+        }
+    };
+    with_lang_cookie(lang, q.lang.is_some(), resp)
+}
+
+/// Query of the voucher incidents page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LangOnly {
+    /// `ja` or `en`.
+    pub lang: Option<String>,
+}
+
+async fn vouchers_page(
+    State(state): State<AppState>,
+    Extension(op): Extension<Operator>,
+    Extension(access): Extension<Access>,
+    headers: HeaderMap,
+    Query(q): Query<LangOnly>,
+) -> Response {
+    let lang = lang_of(&headers, q.lang.as_deref());
+    let l = lang.labels();
+    // A municipality's staff see their municipality's vouchers only.
+    let mine = access.municipality();
+    let resp = match state
+        .with_hub(move |hub| crate::voucher::incidents::incidents(hub, mine))
+        .await
+    {
+        Ok(items) => Html(vouchers::render_vouchers(lang, &op.0, &items)).into_response(),
+        Err(e) => {
+            tracing::error!("vouchers page: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Html(esc(l.hub_unavailable)),

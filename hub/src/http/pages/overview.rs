@@ -429,8 +429,12 @@ fn render_quarantine(b: &mut String, lang: Lang, fleet: &Fleet) {
     }
     let _ = write!(
         b,
-        r#"<p><a id="quarantine-all" href="/quarantine?state=all">{}</a></p></section>"#,
-        esc(l.quarantine_list)
+        r#"<p><a id="quarantine-all" href="/quarantine?state=all">{}</a> · <a id="voucher-incidents" href="/vouchers">{}</a></p></section>"#,
+        esc(l.quarantine_list),
+        match lang {
+            Lang::Ja => "ポイント券の二重利用",
+            Lang::En => "Vouchers redeemed twice",
+        }
     );
 }
 

@@ -478,6 +478,15 @@ CREATE TABLE leases (
 -- The process that holds each open link: a process closes only its own.
 ALTER TABLE node_links ADD COLUMN holder TEXT;
 "#,
+    // 4: the seq a node said it had signed when it opened each link
+    // (rules/voucher.rs; SQLite's migration 24).
+    r#"
+ALTER TABLE node_links ADD COLUMN hello_last_seq BIGINT NOT NULL DEFAULT 0;
+"#,
+    // 5: when an expired voucher batch's points went back (SQLite's 25).
+    r#"
+ALTER TABLE voucher_batches ADD COLUMN expired_at BIGINT;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

@@ -3,7 +3,8 @@
 use super::PgTx;
 use super::conn::{OptionalExtension, params};
 use super::rows::{
-    corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, tuple, txid_of, u64_of,
+    corrupt, facility_of, i64_of, i64_sat, millis, muni_of, muni_sql, node_of, tuple, txid_of,
+    u64_of,
 };
 use crate::access::{Role, Scope, TokenInfo};
 use crate::model::{Facility, FacilityKind, Municipality, Posted};
@@ -53,7 +54,12 @@ impl StatusTx for PgTx<'_> {
         Ok(out)
     }
 
-    fn open_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+    fn open_link(
+        &mut self,
+        node: &NodeId,
+        hello_last_seq: u64,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
         let id = &node.as_bytes()[..];
         self.tx
             .prepare_cached(
@@ -62,9 +68,10 @@ impl StatusTx for PgTx<'_> {
             .execute([id])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO node_links (node, opened_at, seen_at, holder) VALUES ($1, $2, $2, $3)",
+                "INSERT INTO node_links (node, opened_at, seen_at, holder, hello_last_seq)
+                 VALUES ($1, $2, $2, $3, $4)",
             )?
-            .execute(params![id, i64_of(now.0), self.process])?;
+            .execute(params![id, i64_of(now.0), self.process, i64_sat(hello_last_seq)])?;
         Ok(())
     }
 
@@ -141,7 +148,7 @@ impl StatusTx for PgTx<'_> {
     ) -> Result<Vec<LinkSpan>, StoreError> {
         let node = node.map(|n| n.as_bytes().to_vec());
         let mut stmt = self.tx.prepare_cached(
-            "SELECT node, opened_at, seen_at, closed_at FROM node_links
+            "SELECT node, opened_at, seen_at, closed_at, hello_last_seq FROM node_links
              WHERE seen_at >= $1 AND ($2::BYTEA IS NULL OR node = $2)
              ORDER BY opened_at LIMIT $3",
         )?;
@@ -151,16 +158,19 @@ impl StatusTx for PgTx<'_> {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = vec![];
         for row in rows {
-            let (n, opened, seen, closed) = row?;
+            let (n, opened, seen, closed, last_seq) = row?;
             out.push(LinkSpan {
                 node: node_of(n)?,
                 opened_at: millis("link opened", opened)?,
                 seen_at: millis("link seen", seen)?,
                 closed_at: closed.map(|c| millis("link closed", c)).transpose()?,
+                hello_last_seq: u64::try_from(last_seq)
+                    .map_err(|_| corrupt("link", "a negative seq"))?,
             });
         }
         Ok(out)

@@ -325,6 +325,15 @@ CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NU
     bounds::AT_RISK_TOTALS_MIGRATION,
     history::MIGRATION,
     voucher::MIGRATION,
+    r#"
+-- The seq a node said it had signed when it opened each link: the hub's own
+-- record of when a voucher redemption was made online (rules/voucher.rs).
+ALTER TABLE node_links ADD COLUMN hello_last_seq INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- When an expired voucher batch's unredeemed points went back (voucher::expire_due).
+ALTER TABLE voucher_batches ADD COLUMN expired_at INTEGER;
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a

@@ -2,7 +2,8 @@
 
 use super::SqliteTx;
 use super::rows::{
-    corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, tuple, txid_of, u64_of,
+    corrupt, facility_of, i64_of, i64_sat, millis, muni_of, muni_sql, node_of, tuple, txid_of,
+    u64_of,
 };
 use crate::access::{Role, Scope, TokenInfo};
 use crate::model::{Facility, FacilityKind, Municipality, Posted};
@@ -51,7 +52,12 @@ impl StatusTx for SqliteTx<'_> {
         Ok(out)
     }
 
-    fn open_link(&mut self, node: &NodeId, now: UnixMillis) -> Result<(), StoreError> {
+    fn open_link(
+        &mut self,
+        node: &NodeId,
+        hello_last_seq: u64,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
         let id = &node.as_bytes()[..];
         self.tx
             .prepare_cached(
@@ -60,9 +66,10 @@ impl StatusTx for SqliteTx<'_> {
             .execute([id])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO node_links (node, opened_at, seen_at) VALUES (?1, ?2, ?2)",
+                "INSERT INTO node_links (node, opened_at, seen_at, hello_last_seq)
+                 VALUES (?1, ?2, ?2, ?3)",
             )?
-            .execute(params![id, i64_of(now.0)])?;
+            .execute(params![id, i64_of(now.0), i64_sat(hello_last_seq)])?;
         Ok(())
     }
 
@@ -130,7 +137,7 @@ impl StatusTx for SqliteTx<'_> {
     ) -> Result<Vec<LinkSpan>, StoreError> {
         let node = node.map(|n| n.as_bytes().to_vec());
         let mut stmt = self.tx.prepare_cached(
-            "SELECT node, opened_at, seen_at, closed_at FROM node_links
+            "SELECT node, opened_at, seen_at, closed_at, hello_last_seq FROM node_links
              WHERE seen_at >= ?1 AND (?2 IS NULL OR node = ?2)
              ORDER BY opened_at LIMIT ?3",
         )?;
@@ -140,16 +147,19 @@ impl StatusTx for SqliteTx<'_> {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = vec![];
         for row in rows {
-            let (n, opened, seen, closed) = row?;
+            let (n, opened, seen, closed, last_seq) = row?;
             out.push(LinkSpan {
                 node: node_of(n)?,
                 opened_at: millis("link opened", opened)?,
                 seen_at: millis("link seen", seen)?,
                 closed_at: closed.map(|c| millis("link closed", c)).transpose()?,
+                hello_last_seq: u64::try_from(last_seq)
+                    .map_err(|_| corrupt("link", "a negative seq"))?,
             });
         }
         Ok(out)

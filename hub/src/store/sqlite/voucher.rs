@@ -41,10 +41,20 @@ CREATE TABLE voucher_redemptions (
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#;
 
-type BatchSql = (i64, String, i64, i64, i64, i64, i64, Option<i64>);
+type BatchSql = (
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn batch_row(r: BatchSql) -> Result<VoucherBatchRow, StoreError> {
-    let (id, program, m, count, points, expires, issued, cancelled) = r;
+    let (id, program, m, count, points, expires, issued, cancelled, expired) = r;
     Ok(VoucherBatchRow {
         id: u32::try_from(id).map_err(|e| corrupt("voucher batch id", e))?,
         program: ProgramId::parse(&program).map_err(|e| corrupt("voucher batch programme", e))?,
@@ -56,11 +66,14 @@ fn batch_row(r: BatchSql) -> Result<VoucherBatchRow, StoreError> {
         cancelled_at: cancelled
             .map(|c| millis("voucher batch cancelled_at", c))
             .transpose()?,
+        expired_at: expired
+            .map(|c| millis("voucher batch expired_at", c))
+            .transpose()?,
     })
 }
 
 const BATCH_COLUMNS: &str =
-    "id, program, municipality, count, points, expires_days, issued_at, cancelled_at";
+    "id, program, municipality, count, points, expires_days, issued_at, cancelled_at, expired_at";
 
 impl VoucherTx for SqliteTx<'_> {
     fn next_voucher_batch(&mut self) -> Result<u32, StoreError> {
@@ -74,7 +87,7 @@ impl VoucherTx for SqliteTx<'_> {
     fn insert_voucher_batch(&mut self, b: &VoucherBatchRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(&format!(
-                "INSERT INTO voucher_batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO voucher_batches ({BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))?
             .execute(params![
                 i64::from(b.id),
@@ -85,6 +98,7 @@ impl VoucherTx for SqliteTx<'_> {
                 i64::from(b.expires_days),
                 i64_of(b.issued_at.0),
                 b.cancelled_at.map(|c| i64_of(c.0)),
+                b.expired_at.map(|c| i64_of(c.0)),
             ])?;
         Ok(())
     }
@@ -105,6 +119,7 @@ impl VoucherTx for SqliteTx<'_> {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })
             .optional()?;
@@ -126,6 +141,7 @@ impl VoucherTx for SqliteTx<'_> {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })?
             .collect::<Result<_, _>>()?;
@@ -172,6 +188,67 @@ impl VoucherTx for SqliteTx<'_> {
                     Ok(VoucherRedemptionRow {
                         batch,
                         index,
+                        node: node_of(node)?,
+                        seq: u64_of("voucher redemption seq", seq)?,
+                        tx: txid_of(tx)?,
+                        facility: facility_of(facility)?,
+                        paid: points_of("voucher redemption paid", paid)?,
+                        incident,
+                        node_time: millis("voucher redemption node_time", node_time)?,
+                        at: millis("voucher redemption at", at)?,
+                        signed,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn voucher_incident_rows(
+        &mut self,
+        limit: u32,
+    ) -> Result<Vec<VoucherRedemptionRow>, StoreError> {
+        type Sql = (
+            Vec<u8>,
+            i64,
+            Vec<u8>,
+            String,
+            i64,
+            bool,
+            i64,
+            i64,
+            Vec<u8>,
+            i64,
+            i64,
+        );
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT node, seq, tx, facility, paid, incident, node_time, at, signed, batch, idx FROM voucher_redemptions
+             WHERE incident = 1 ORDER BY at DESC, hub_order DESC LIMIT ?1",
+        )?;
+        let rows: Vec<Sql> = stmt
+            .query_map(params![i64::from(limit)], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(
+                |(node, seq, tx, facility, paid, incident, node_time, at, signed, batch, index)| {
+                    Ok(VoucherRedemptionRow {
+                        batch: u32::try_from(batch)
+                            .map_err(|e| corrupt("voucher redemption batch", e))?,
+                        index: u16::try_from(index)
+                            .map_err(|e| corrupt("voucher redemption index", e))?,
                         node: node_of(node)?,
                         seq: u64_of("voucher redemption seq", seq)?,
                         tx: txid_of(tx)?,
@@ -235,5 +312,40 @@ impl VoucherTx for SqliteTx<'_> {
             )?
             .query_row([node.as_bytes().as_slice()], |r| r.get(0))?;
         points_of("voucher incident paid", points)
+    }
+
+    fn voucher_redeemed_indices(
+        &mut self,
+        batch: u32,
+        first: u16,
+        last: u16,
+    ) -> Result<Vec<u16>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT DISTINCT idx FROM voucher_redemptions
+             WHERE batch = ?1 AND idx >= ?2 AND idx <= ?3 ORDER BY idx",
+        )?;
+        let rows: Vec<i64> = stmt
+            .query_map(
+                params![i64::from(batch), i64::from(first), i64::from(last)],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|i| {
+                u16::try_from(i).map_err(|_| StoreError::Corrupt {
+                    what: "voucher_redemptions.idx",
+                    detail: format!("{i} is not a voucher index"),
+                })
+            })
+            .collect()
+    }
+
+    fn expire_voucher_batch(&mut self, id: u32, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE voucher_batches SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL",
+            )?
+            .execute(params![i64::from(id), i64_of(now.0)])?;
+        Ok(())
     }
 }
