@@ -13,8 +13,9 @@
 //! them: this module only fixes the bytes both sides agree on.
 
 use crate::codec;
+use crate::ids::ProgramId;
 use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, NodeId, Points, UnixMillis};
-use crate::tx::{Redeem, TxBody, TxPayload};
+use crate::tx::{Donate, Redeem, TxBody, TxPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,9 @@ use sha2::{Digest, Sha256};
 pub const CARD_PROOF_CONTEXT: &[u8] = b"MyKey Edge card proof v1\0";
 /// Domain of the challenge hash.
 pub const CARD_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/card-challenge/v1\0";
+/// Domain of a donation's challenge hash: a donation proof is never a
+/// redeem proof, and the other way round.
+pub const DONATION_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/donation-challenge/v1\0";
 /// Upper bound of a card signature (RSA-4096 would be 512 bytes; JPKI uses 2048).
 pub const MAX_CARD_SIGNATURE_BYTES: usize = 512;
 
@@ -128,6 +132,65 @@ impl RedeemBinding {
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge. The
     /// card's signature is PKCS#1 v1.5 over SHA-256 of these bytes.
+    pub fn signed_message(&self) -> Vec<u8> {
+        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+    }
+}
+
+/// The fields of one donation that its card proof is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DonationBinding {
+    /// The signing node.
+    pub node: NodeId,
+    /// The donation's seq in that node's chain.
+    pub seq: u64,
+    /// The donation's `created_at`.
+    pub created_at: UnixMillis,
+    /// The card presented.
+    pub card: CardKey,
+    /// The holder's account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// How many.
+    pub points: Points,
+    /// The donation programme.
+    pub programme: ProgramId,
+}
+
+impl DonationBinding {
+    /// The binding of a donation that `node` signs as `seq` at `created_at`.
+    pub fn new(node: NodeId, seq: u64, created_at: UnixMillis, d: &Donate) -> Self {
+        DonationBinding {
+            node,
+            seq,
+            created_at,
+            card: d.card.clone(),
+            account: d.account,
+            municipality: d.municipality,
+            points: d.points,
+            programme: d.programme.clone(),
+        }
+    }
+
+    /// The binding of a signed donation's payload (`None` for other bodies).
+    pub fn of(payload: &TxPayload) -> Option<Self> {
+        match &payload.body {
+            TxBody::Donate(d) => Some(Self::new(payload.node, payload.seq, payload.created_at, d)),
+            _ => None,
+        }
+    }
+
+    /// The 32-byte challenge: SHA-256 over the domain and the canonical
+    /// encoding of the binding.
+    pub fn challenge(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(DONATION_CHALLENGE_DOMAIN);
+        h.update(codec::encode(self));
+        h.finalize().into()
+    }
+
+    /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
     pub fn signed_message(&self) -> Vec<u8> {
         [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
     }

@@ -24,12 +24,12 @@ pub mod shard;
 pub mod tx;
 pub mod wire;
 
-pub use card_proof::{CardSignature, RedeemBinding};
+pub use card_proof::{CardSignature, DonationBinding, RedeemBinding};
 pub use fact::{
     CardStatus, FactBody, FactError, FactPayload, NodeLimits, Roster, Scope, SignedFact,
     VerifiedFact,
 };
 pub use tx::{
-    Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
-    TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
+    Basis, Donate, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx,
+    TxBody, TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
 };

@@ -465,6 +465,16 @@ CREATE TABLE voucher_redemptions (
 );
 CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
 "#,
+    // 3: donation programmes (store/donation.rs; SQLite's migration 24).
+    r#"
+CREATE TABLE donation_programs (
+    id TEXT PRIMARY KEY,
+    municipality BIGINT NOT NULL REFERENCES municipalities(code),
+    recipient TEXT NOT NULL,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

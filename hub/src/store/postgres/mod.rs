@@ -24,6 +24,7 @@ use std::collections::HashMap;
 
 mod bounds;
 mod conn;
+mod donation;
 mod economy;
 mod escrow;
 mod facts;

@@ -12,9 +12,10 @@ use crate::store::holder::HolderTx;
 use mykey_sync_proto::{AccountId, MunicipalityCode};
 use rusqlite::params;
 
-/// The holder's own ledger accounts, by the key prefix `<account>@`.
+/// The holder's own ledger accounts and donated accounts, by the key
+/// prefix `<account>@`.
 const HOLDER_ACCOUNTS: &str = "SELECT id FROM ledger_accounts
-     WHERE kind IN ('wallet', 'held', 'debt', 'escrow') AND key LIKE ?1";
+     WHERE kind IN ('wallet', 'held', 'debt', 'escrow', 'donated') AND key LIKE ?1";
 
 fn key_prefix(account: AccountId) -> String {
     format!("{}@%", account.get())

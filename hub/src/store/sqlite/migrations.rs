@@ -1,7 +1,7 @@
 //! The schema: migrations applied at open, numbered by SQLite's
 //! `user_version`.
 
-use super::{bounds, economy, history, voucher};
+use super::{bounds, donation, economy, history, voucher};
 use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -325,6 +325,7 @@ CREATE INDEX facts_by_subject ON facts(subject, hub_seq) WHERE subject IS NOT NU
     bounds::AT_RISK_TOTALS_MIGRATION,
     history::MIGRATION,
     voucher::MIGRATION,
+    donation::MIGRATION,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
