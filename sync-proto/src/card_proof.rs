@@ -282,4 +282,50 @@ mod tests {
         let empty = codec::encode(&serde_bytes::ByteBuf::from(Vec::<u8>::new()));
         assert!(codec::decode_canonical::<CardSignature>("card signature", &empty, 1024).is_err());
     }
+
+    fn donation(points: u64, programme: &str) -> Donate {
+        let r = redeem(points);
+        Donate {
+            card: r.card,
+            account: r.account,
+            municipality: r.municipality,
+            points: r.points,
+            programme: ProgramId::parse(programme).unwrap(),
+            card_proof: crate::card_proof::CardSignature::new(vec![1]).unwrap(),
+        }
+    }
+
+    /// A donation's proof binds every field, and is never a redeem's proof
+    /// (nor the other way round): its domain differs.
+    #[test]
+    fn a_donation_proof_binds_its_fields_and_is_no_redeem_proof() {
+        let base = DonationBinding::new(node(1), 5, UnixMillis(10), &donation(100, "relief"));
+        let c = base.challenge();
+        let variants = [
+            DonationBinding::new(node(2), 5, UnixMillis(10), &donation(100, "relief")),
+            DonationBinding::new(node(1), 6, UnixMillis(10), &donation(100, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(11), &donation(100, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(10), &donation(101, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(10), &donation(100, "relief-2")),
+        ];
+        for v in variants {
+            assert_ne!(v.challenge(), c, "{v:?}");
+        }
+        let as_redeem = RedeemBinding::new(node(1), 5, UnixMillis(10), &redeem(100));
+        assert_ne!(as_redeem.challenge(), c);
+        let mut h = Sha256::new();
+        h.update(CARD_CHALLENGE_DOMAIN);
+        h.update(codec::encode(&base));
+        let under_redeem_domain: [u8; 32] = h.finalize().into();
+        assert_ne!(under_redeem_domain, c);
+        // The signed payload's binding is the one the node asked the card for.
+        let payload = TxPayload {
+            node: node(1),
+            seq: 5,
+            prev_hash: crate::ids::TxId::GENESIS,
+            created_at: UnixMillis(10),
+            body: TxBody::Donate(donation(100, "relief")),
+        };
+        assert_eq!(DonationBinding::of(&payload), Some(base));
+    }
 }
