@@ -1,6 +1,7 @@
 //! [`HolderTx`] for SQLite: one holder's transfers through their ledger
 //! accounts (`ledger_accounts.key` is `<account>@<municipality>…` for the
-//! wallet, held, debt and escrow kinds). No table and no migration of its own.
+//! wallet, held, debt and escrow kinds, and the donated accounts of donation
+//! programmes). No table and no migration of its own.
 
 use super::SqliteTx;
 use super::rows::{
