@@ -229,6 +229,18 @@ fn entry(
         (TransferKind::Grant, LedgerAccount::ProgramBudget(p, _), _) => Movement::Grant {
             programme: p.clone(),
         },
+        (TransferKind::Donation, _, LedgerAccount::Donated(_, p, _)) => Movement::Donation {
+            programme: p.clone(),
+            operator: None,
+        },
+        (
+            TransferKind::Exchange,
+            LedgerAccount::OperatorReceivable(o, _),
+            LedgerAccount::Donated(_, p, _),
+        ) => Movement::Donation {
+            programme: p.clone(),
+            operator: Some(operator(o)?),
+        },
         (TransferKind::Exchange, debit, _) => {
             let record = match t.origin_tx {
                 Some(o) => st.exchange_by_origin(&o)?,

@@ -405,6 +405,7 @@ fn load_context(
         ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
     ctx.voucher = crate::voucher::redeem::load(st, v, hub, now)?;
+    ctx.donation = crate::donation::load(st, v, ctx.card.as_ref())?;
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
         // A carried transfer that does not verify leaves no context: the

@@ -43,6 +43,7 @@ pub mod admin;
 pub mod bounds;
 pub mod cli;
 pub mod doctor;
+pub mod donation;
 pub mod economy;
 pub mod escrow;
 mod facts;

@@ -246,6 +246,9 @@ enum Command {
     /// Printed QR point vouchers: issue a batch, print it, list, cancel.
     #[command(subcommand)]
     Voucher(mykey_hub::voucher::cli::VoucherCmd),
+    /// Donation programmes: declare one with its recipient's bank account, close, list.
+    #[command(subcommand)]
+    Donation(mykey_hub::donation::cli::DonationCmd),
 }
 
 /// How the dashboard's HTTP side is served.
@@ -1494,6 +1497,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(cmd) => mykey_hub::store_copy::run(cmd)?,
         Command::Bounds(cmd) => mykey_hub::quarantine::cli::run(&cli.data, cmd, t)?,
         Command::Voucher(cmd) => mykey_hub::voucher::cli::run(&cli.data, cmd, t)?,
+        Command::Donation(cmd) => mykey_hub::donation::cli::run(&cli.data, cmd, t)?,
         Command::Incidents { limit, json: true } => {
             output::print_list(true, &lists::incidents(&mut open(&cli)?, *limit)?, "");
         }

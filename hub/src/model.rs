@@ -263,6 +263,12 @@ pub enum LedgerAccount {
     /// from a programme's budget, a redemption pays a merchant from here, a
     /// cancelled batch returns them (credit-normal; see [`crate::voucher`]).
     VoucherFloat(MunicipalityCode),
+    /// Points a holder gave to a donation programme, owed to its recipient
+    /// until settlement pays them (credit-normal; see [`crate::donation`]):
+    /// one account per holder and programme, so the holder's history finds
+    /// a donation made through an operator's exchange as well as one made
+    /// at a kiosk.
+    Donated(AccountId, ProgramId, MunicipalityCode),
 }
 
 impl LedgerAccount {
@@ -281,6 +287,7 @@ impl LedgerAccount {
             LedgerAccount::Quarantined(..) => "quarantined",
             LedgerAccount::QuarantineClaims(..) => "quarantine-claims",
             LedgerAccount::VoucherFloat(..) => "voucher-float",
+            LedgerAccount::Donated(..) => "donated",
         }
     }
 
@@ -300,6 +307,7 @@ impl LedgerAccount {
             }
             LedgerAccount::OperatorReceivable(o, m) => format!("{o}@{m}"),
             LedgerAccount::Escrow(a, m, n) => format!("{}@{m}@{n}", a.get()),
+            LedgerAccount::Donated(a, p, m) => format!("{}@{m}@{p}", a.get()),
         }
     }
 
@@ -317,7 +325,8 @@ impl LedgerAccount {
             | LedgerAccount::Escrow(_, m, _)
             | LedgerAccount::Quarantined(_, m)
             | LedgerAccount::QuarantineClaims(m)
-            | LedgerAccount::VoucherFloat(m) => *m,
+            | LedgerAccount::VoucherFloat(m)
+            | LedgerAccount::Donated(_, _, m) => *m,
         }
     }
 
@@ -399,11 +408,15 @@ pub enum TransferKind {
     VoucherCancel,
     /// An expired batch's unredeemed vouchers: voucher float back to the budget.
     VoucherExpire,
+    /// A holder gave points to a donation programme at a kiosk: wallet to
+    /// donated (an operator's exchange straight into a programme is an
+    /// `Exchange` from the operator's receivable to donated).
+    Donation,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 19] = [
+    pub const ALL: [TransferKind; 20] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -423,6 +436,7 @@ impl TransferKind {
         TransferKind::VoucherRedeem,
         TransferKind::VoucherCancel,
         TransferKind::VoucherExpire,
+        TransferKind::Donation,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -446,6 +460,7 @@ impl TransferKind {
             TransferKind::VoucherRedeem => "voucher-redeem",
             TransferKind::VoucherCancel => "voucher-cancel",
             TransferKind::VoucherExpire => "voucher-expire",
+            TransferKind::Donation => "donation",
         }
     }
     /// Parses [`TransferKind::name`].

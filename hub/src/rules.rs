@@ -6,6 +6,7 @@
 //! [`Effects`] in one storage transaction. The simulation and the tests call
 //! the same functions.
 
+pub mod donation;
 pub mod voucher;
 
 use crate::bounds::{BeyondBound, SpendBounds, judge_redeem};
@@ -148,6 +149,8 @@ pub struct Context {
     pub bounds: SpendBounds,
     /// A redeemed voucher, its batch and earlier redemptions.
     pub voucher: Option<voucher::VoucherContext>,
+    /// A donation's programme and checked card proof.
+    pub donation: Option<donation::DonationContext>,
 }
 
 /// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
@@ -219,6 +222,11 @@ pub fn needs(body: &TxBody) -> Needs {
         TxBody::RightTransfer(_) | TxBody::RightAccept(_) => {}
         // The driver loads the voucher context itself (`voucher::redeem::load`).
         TxBody::RedeemVoucher(_) => {}
+        // The driver loads the programme and checks the proof (`donation::load`).
+        TxBody::Donate(d) => {
+            n.card = Some(d.card.clone());
+            n.wallet = Some((d.account, d.municipality));
+        }
     }
     n
 }
@@ -279,6 +287,12 @@ pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effec
             Some(v) => voucher::decide(node, tx, r, v),
             None => Err(RejectReason::NotAllowed(
                 "the voucher's context was not loaded".to_owned(),
+            )),
+        },
+        TxBody::Donate(d) => match &ctx.donation {
+            Some(c) => donation::decide(node, d, ctx.card.as_ref(), ctx.wallet, c, origin),
+            None => Err(RejectReason::NotAllowed(
+                "the donation's context was not loaded".to_owned(),
             )),
         },
     }

@@ -174,6 +174,7 @@ fn an_operator_exchange_keeps_the_pages_cached_read() {
                 operator_points: 10,
                 municipality: None,
                 requested_at: mykey_hub::net::unix_now().0,
+                donate_to: None,
             },
             &key,
         );

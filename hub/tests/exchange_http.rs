@@ -55,6 +55,7 @@ fn exchange_over_http() {
         operator_points: 700,
         municipality: None,
         requested_at: mykey_hub::net::unix_now().0,
+        donate_to: None,
     };
     let s = SignedExchange::sign(&op, &req, &key);
     let (status, body) = post(addr, "/operator/v1/exchange", &signed_headers(&s), &s.body);

@@ -240,6 +240,7 @@ fn each_documented_route_answers_with_the_fields_it_documents() {
             municipality: None,
             // The served route applies it at the hub's real clock.
             requested_at: mykey_net::unix_now().0,
+            donate_to: None,
         },
         &card_x_key(),
     );

@@ -62,6 +62,7 @@ fn request_at(id: &str, who: &str, points: u64, at: UnixMillis) -> SignedExchang
             operator_points: points,
             municipality: None,
             requested_at: at.0,
+            donate_to: None,
         },
         &op_key(),
     )
@@ -98,6 +99,7 @@ fn exchange_applies_rate_and_replays_idempotently() {
         operator_points: 9_000_000,
         municipality: None,
         requested_at: T0.0,
+        donate_to: None,
     })
     .unwrap();
     assert!(matches!(
@@ -591,6 +593,7 @@ fn privacy_requests_carry_no_usage_fields() {
         operator_points: 1,
         municipality: Some("131059".into()),
         requested_at: 0,
+        donate_to: None,
     })
     .unwrap();
     let mut fields: Vec<String> = exchange.as_object().unwrap().keys().cloned().collect();

@@ -33,7 +33,9 @@ fn account(bank: &str, branch: &str, number: u32, holder: &str) -> BankAccount {
 fn set(f: &mut Fixture, party: Party) {
     let (acct, code) = match &party {
         Party::Agent => (account("0009", "001", 1_234_567, "ｾｲｻﾝﾀﾞｲｺｳ"), 1_234_567_890),
-        Party::Merchant(_) => (account("0001", "004", 7_654_321, "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ"), 1),
+        Party::Merchant(_) | Party::Donation(_) => {
+            (account("0001", "004", 7_654_321, "ﾌﾞﾝｷﾖｳｼﾖｳﾃﾝ"), 1)
+        }
         Party::Municipality(_) => (account("0005", "001", 111, "ﾌﾞﾝｷﾖｳｸ"), 131_059),
     };
     f.hub.set_payee(&party, &acct, code, &BuiltinBanks).unwrap();

@@ -36,6 +36,18 @@ pub fn verify_redeem_proof(
         .map_err(ProofError::BadSignature)
 }
 
+/// Verifies `signature` as the card's proof over a donation's `binding`
+/// (issue 19: points given to a donation programme at a kiosk).
+pub fn verify_donation_proof(
+    public_key_der: &[u8],
+    binding: &mykey_sync_proto::DonationBinding,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
+    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
+        .map_err(ProofError::BadSignature)
+}
+
 /// Verifies `signature` as the card's proof over a holder action's
 /// `binding` (issue 19: a holder reading their own history), with the same
 /// key and the same check as a redeem's proof.

@@ -3,6 +3,7 @@
 //! (outbox batches, receipts, facts).
 
 use crate::card::VerifiedCardProof;
+use crate::card::jpki::VerifiedDonationProof;
 use crate::key::NodeKey;
 use crate::lan_rules;
 use crate::rules::{self, Decline, SpendView};
@@ -11,10 +12,10 @@ use crate::store::{
 };
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityCardLink, FacilityCardNumber, FactBody, Grant,
-    MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId, Redeem,
-    RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody, TxId, TxPayload, UnixMillis,
-    VerifiedTx, codec,
+    AccountId, CardKey, CardStatus, Donate, DonationBinding, FacilityCardLink, FacilityCardNumber,
+    FactBody, Grant, MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId,
+    Redeem, RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody, TxId, TxPayload,
+    UnixMillis, VerifiedTx, codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -96,6 +97,17 @@ pub enum OpError {
     /// A voucher refused by the offline checks.
     #[error(transparent)]
     Voucher(#[from] crate::voucher::VoucherDecline),
+    /// A donation beyond what the holder has here (the hub-confirmed
+    /// balance less what is pending from this node).
+    #[error(
+        "a donation of {points} is more than the {available} available to give here: choose a smaller amount"
+    )]
+    DonationBeyondBalance {
+        /// Asked.
+        points: Points,
+        /// Available.
+        available: Points,
+    },
     /// The store failed: nothing was done.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -441,6 +453,80 @@ impl Node {
         })
     }
 
+    /// The donation this node would sign next for `card` at `now`, as the
+    /// card's PIN proof must bind it: the kiosk asks the card to sign this
+    /// before calling [`Node::donate`] with the proof.
+    pub fn donation_binding(
+        &self,
+        card: &CardKey,
+        programme: ProgramId,
+        points: Points,
+        now: UnixMillis,
+    ) -> Result<DonationBinding, OpError> {
+        let r = self.store.read();
+        let (limits, row) = prepare(&r, self.id(), card, OpKind::Redeem, now)?;
+        let d = Donate {
+            card: card.clone(),
+            account: row.account,
+            municipality: limits.municipality,
+            points,
+            programme,
+            card_proof: mykey_sync_proto::CardSignature::new(vec![0])
+                .map_err(|_| OpError::ProofNotForThis)?,
+        };
+        let seq = r.last_tx()?.0 + 1;
+        Ok(DonationBinding::new(self.id(), seq, now, &d))
+    }
+
+    /// Gives points to a donation programme (issue 19), with the card's PIN
+    /// proof bound to exactly this donation ([`Node::donation_binding`]).
+    /// The node checks what it can (the card, its town, the amount against
+    /// the hub-confirmed balance less what is pending here) and signs it
+    /// into the outbox; the hub decides the rest (the proof, the programme
+    /// open) and refuses it whole, moving nothing, if they fail.
+    pub fn donate(
+        &mut self,
+        proof: &VerifiedDonationProof,
+        now: UnixMillis,
+    ) -> Result<Done, OpError> {
+        let me = self.id();
+        let b = proof.binding().clone();
+        self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, &b.card, OpKind::Redeem, now)?;
+            if b.points.is_zero() {
+                return Err(Decline::ZeroAmount.into());
+            }
+            let d = Donate {
+                card: b.card.clone(),
+                account: row.account,
+                municipality: limits.municipality,
+                points: b.points,
+                programme: b.programme.clone(),
+                card_proof: proof.signature().clone(),
+            };
+            let seq = r.last_tx()?.0 + 1;
+            if DonationBinding::new(me, seq, now, &d) != b {
+                return Err(OpError::ProofNotForThis);
+            }
+            let m = limits.municipality;
+            let (confirmed, _) = r.balance(row.account, m)?;
+            let pending = r
+                .pending_on_account(row.account, m)?
+                .checked_add(r.donations_pending(row.account, m)?)
+                .unwrap_or(confirmed);
+            let available = confirmed.saturating_sub(pending);
+            if b.points > available {
+                return Err(OpError::DonationBeyondBalance {
+                    points: b.points,
+                    available,
+                });
+            }
+            info!(node = %me.short(), card = %b.card.short(), points = %b.points, programme = %b.programme, "donation signed");
+            Ok((TxBody::Donate(d), Effect::None))
+        })
+    }
+
     /// Takes a printed voucher (issue 17 part 4), offline: the hub's
     /// signature, expiry, this node's own redemptions and its offline voucher
     /// cap are checked and a `RedeemVoucher` is signed into the outbox in one
@@ -780,6 +866,7 @@ impl Node {
                     }
                     TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
                     TxBody::RightAccept(_) | TxBody::RedeemVoucher(_) => (None, None, Points::ZERO),
+                    TxBody::Donate(d) => (Some(d.account), Some(d.municipality), d.points),
                 };
                 if let TxBody::Redeem(_) = &p.body
                     && !w.read().peer_tx_held(&p.node, p.seq)?
@@ -1034,6 +1121,12 @@ fn sign_into(
         }
         TxBody::RightTransfer(t) => (None, Some(t.account), Some(t.municipality), t.points),
         TxBody::RightAccept(_) => (None, None, None, Points::ZERO),
+        TxBody::Donate(d) => (
+            Some(&d.card),
+            Some(d.account),
+            Some(d.municipality),
+            d.points,
+        ),
         TxBody::RedeemVoucher(r) => {
             // The outbox keeps the voucher's value, so the offline voucher
             // cap sums it (`vouchers_pending`); the node made these bytes.

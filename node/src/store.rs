@@ -1445,6 +1445,22 @@ impl Reader<'_> {
         stored_points("outbox", s.unwrap_or(0))
     }
 
+    /// Points this node signed as donations from a wallet that the hub has
+    /// not yet receipted (a donation is not a spend: the offline rules' sums
+    /// leave it out, so the node counts it against the balance itself).
+    pub fn donations_pending(
+        &self,
+        account: AccountId,
+        municipality: MunicipalityCode,
+    ) -> Result<Points, StoreError> {
+        let s: Option<i64> = self.value(
+            "SELECT COALESCE(SUM(points), 0) FROM outbox WHERE kind = 'donation' AND status = 'pending'
+             AND account = ?1 AND municipality = ?2",
+            params![i(account.get()), municipality.get()],
+        )?;
+        stored_points("outbox", s.unwrap_or(0))
+    }
+
     /// Outbox transactions from `from_seq`, at most `max`.
     pub fn outbox_from(&self, from_seq: u64, max: usize) -> Result<Vec<SignedTx>, StoreError> {
         let mut st = self

@@ -41,6 +41,7 @@ fn decline_name(e: &OpError) -> String {
         OpError::NoGrant => "no hub grant for the right".to_owned(),
         OpError::ProofNotForThis => "PIN proof made for another transaction".to_owned(),
         OpError::Voucher(_) => "voucher refused".to_owned(),
+        OpError::DonationBeyondBalance { .. } => "donation beyond the balance".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }

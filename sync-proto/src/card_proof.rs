@@ -13,8 +13,9 @@
 //! them: this module only fixes the bytes both sides agree on.
 
 use crate::codec;
+use crate::ids::ProgramId;
 use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, NodeId, Points, UnixMillis};
-use crate::tx::{Redeem, TxBody, TxPayload};
+use crate::tx::{Donate, Redeem, TxBody, TxPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,9 @@ use sha2::{Digest, Sha256};
 pub const CARD_PROOF_CONTEXT: &[u8] = b"MyKey Edge card proof v1\0";
 /// Domain of the challenge hash.
 pub const CARD_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/card-challenge/v1\0";
+/// Domain of a donation's challenge hash: a donation proof is never a
+/// redeem proof, and the other way round.
+pub const DONATION_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/donation-challenge/v1\0";
 /// Upper bound of a card signature (RSA-4096 would be 512 bytes; JPKI uses 2048).
 pub const MAX_CARD_SIGNATURE_BYTES: usize = 512;
 
@@ -133,6 +137,65 @@ impl RedeemBinding {
     }
 }
 
+/// The fields of one donation that its card proof is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DonationBinding {
+    /// The signing node.
+    pub node: NodeId,
+    /// The donation's seq in that node's chain.
+    pub seq: u64,
+    /// The donation's `created_at`.
+    pub created_at: UnixMillis,
+    /// The card presented.
+    pub card: CardKey,
+    /// The holder's account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// How many.
+    pub points: Points,
+    /// The donation programme.
+    pub programme: ProgramId,
+}
+
+impl DonationBinding {
+    /// The binding of a donation that `node` signs as `seq` at `created_at`.
+    pub fn new(node: NodeId, seq: u64, created_at: UnixMillis, d: &Donate) -> Self {
+        DonationBinding {
+            node,
+            seq,
+            created_at,
+            card: d.card.clone(),
+            account: d.account,
+            municipality: d.municipality,
+            points: d.points,
+            programme: d.programme.clone(),
+        }
+    }
+
+    /// The binding of a signed donation's payload (`None` for other bodies).
+    pub fn of(payload: &TxPayload) -> Option<Self> {
+        match &payload.body {
+            TxBody::Donate(d) => Some(Self::new(payload.node, payload.seq, payload.created_at, d)),
+            _ => None,
+        }
+    }
+
+    /// The 32-byte challenge: SHA-256 over the domain and the canonical
+    /// encoding of the binding.
+    pub fn challenge(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(DONATION_CHALLENGE_DOMAIN);
+        h.update(codec::encode(self));
+        h.finalize().into()
+    }
+
+    /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
+    pub fn signed_message(&self) -> Vec<u8> {
+        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +281,51 @@ mod tests {
         assert_eq!(back, s);
         let empty = codec::encode(&serde_bytes::ByteBuf::from(Vec::<u8>::new()));
         assert!(codec::decode_canonical::<CardSignature>("card signature", &empty, 1024).is_err());
+    }
+
+    fn donation(points: u64, programme: &str) -> Donate {
+        let r = redeem(points);
+        Donate {
+            card: r.card,
+            account: r.account,
+            municipality: r.municipality,
+            points: r.points,
+            programme: ProgramId::parse(programme).unwrap(),
+            card_proof: crate::card_proof::CardSignature::new(vec![1]).unwrap(),
+        }
+    }
+
+    /// A donation's proof binds every field, and is never a redeem's proof
+    /// (nor the other way round): its domain differs.
+    #[test]
+    fn a_donation_proof_binds_its_fields_and_is_no_redeem_proof() {
+        let base = DonationBinding::new(node(1), 5, UnixMillis(10), &donation(100, "relief"));
+        let c = base.challenge();
+        let variants = [
+            DonationBinding::new(node(2), 5, UnixMillis(10), &donation(100, "relief")),
+            DonationBinding::new(node(1), 6, UnixMillis(10), &donation(100, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(11), &donation(100, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(10), &donation(101, "relief")),
+            DonationBinding::new(node(1), 5, UnixMillis(10), &donation(100, "relief-2")),
+        ];
+        for v in variants {
+            assert_ne!(v.challenge(), c, "{v:?}");
+        }
+        let as_redeem = RedeemBinding::new(node(1), 5, UnixMillis(10), &redeem(100));
+        assert_ne!(as_redeem.challenge(), c);
+        let mut h = Sha256::new();
+        h.update(CARD_CHALLENGE_DOMAIN);
+        h.update(codec::encode(&base));
+        let under_redeem_domain: [u8; 32] = h.finalize().into();
+        assert_ne!(under_redeem_domain, c);
+        // The signed payload's binding is the one the node asked the card for.
+        let payload = TxPayload {
+            node: node(1),
+            seq: 5,
+            prev_hash: crate::ids::TxId::GENESIS,
+            created_at: UnixMillis(10),
+            body: TxBody::Donate(donation(100, "relief")),
+        };
+        assert_eq!(DonationBinding::of(&payload), Some(base));
     }
 }

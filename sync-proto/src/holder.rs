@@ -323,6 +323,14 @@ pub enum Movement {
         /// True when it added points.
         credit: bool,
     },
+    /// Points given to a donation programme: at a kiosk (`operator` none),
+    /// or exchanged by a national point operator straight into it.
+    Donation {
+        /// The donation programme.
+        programme: ProgramId,
+        /// The operator whose points were exchanged into it, if so.
+        operator: Option<PointOperator>,
+    },
 }
 
 #[cfg(test)]
@@ -364,6 +372,10 @@ mod tests {
             Movement::DebtRecovery,
             Movement::Expiry,
             Movement::Correction { credit: true },
+            Movement::Donation {
+                programme: ProgramId::parse("noto-relief").unwrap(),
+                operator: Some(PointOperator::parse("card-x").unwrap()),
+            },
         ]
     }
 
@@ -549,10 +561,11 @@ mod tests {
                 | Movement::Redemption { .. }
                 | Movement::DebtRecovery
                 | Movement::Expiry
-                | Movement::Correction { .. } => {}
+                | Movement::Correction { .. }
+                | Movement::Donation { .. } => {}
             }
         }
-        assert_eq!(every_movement().len(), 7);
+        assert_eq!(every_movement().len(), 8);
     }
 
     #[test]

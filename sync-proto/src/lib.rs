@@ -24,12 +24,12 @@ pub mod shard;
 pub mod tx;
 pub mod wire;
 
-pub use card_proof::{CardSignature, RedeemBinding};
+pub use card_proof::{CardSignature, DonationBinding, RedeemBinding};
 pub use fact::{
     CardStatus, FactBody, FactError, FactPayload, NodeLimits, RedeemedBits, Roster, Scope,
     SignedFact, VOUCHER_MARK_CHUNK, VerifiedFact, voucher_mark_chunk,
 };
 pub use tx::{
-    Basis, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx, TxBody,
-    TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
+    Basis, Donate, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx,
+    TxBody, TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
 };

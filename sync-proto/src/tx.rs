@@ -61,6 +61,9 @@ pub enum TxBody {
     RightAccept(RightAccept),
     /// A printed QR point voucher taken at the signing node's facility.
     RedeemVoucher(VoucherRedeem),
+    /// Points a holder gives to a municipality's donation programme at a
+    /// kiosk, proved by the card's PIN signature (issue 19).
+    Donate(Donate),
 }
 
 impl TxBody {
@@ -75,6 +78,9 @@ impl TxBody {
             TxBody::RightTransfer(_) | TxBody::RightAccept(_) => OpKind::Redeem,
             // Taking a voucher is taking points at a merchant.
             TxBody::RedeemVoucher(_) => OpKind::Redeem,
+            // Giving points away is taking them from the wallet, at a node
+            // allowed to take points.
+            TxBody::Donate(_) => OpKind::Redeem,
         }
     }
 
@@ -85,6 +91,7 @@ impl TxBody {
             TxBody::RightTransfer(_) => "right-transfer",
             TxBody::RightAccept(_) => "right-accept",
             TxBody::RedeemVoucher(_) => "voucher-redeem",
+            TxBody::Donate(_) => "donation",
             other => other.kind().name(),
         }
     }
@@ -120,6 +127,28 @@ pub struct VoucherRedeem {
     pub voucher: Vec<u8>,
     /// The facility that took it and is paid.
     pub merchant: FacilityId,
+}
+
+/// Points given to a donation programme. Always carries the card's PIN
+/// signature over its [`crate::card_proof::DonationBinding`] (whatever the
+/// amount): a donation cannot be undone at a counter, so no holder gives
+/// points without their PIN. The hub decides it from what it verifies (the
+/// proof with the card's registered key, the programme open, the confirmed
+/// balance); a donation beyond the balance is refused, never made debt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Donate {
+    /// The card that was presented.
+    pub card: CardKey,
+    /// The holder's account the card resolved to.
+    pub account: AccountId,
+    /// Whose regional points are given.
+    pub municipality: MunicipalityCode,
+    /// How many.
+    pub points: Points,
+    /// The donation programme (declared by the municipality at the hub).
+    pub programme: ProgramId,
+    /// The card's signature over this donation's binding.
+    pub card_proof: CardSignature,
 }
 
 /// A right transfer the signing node received, with the sender's signed

@@ -92,6 +92,7 @@ fn a_holder_reads_their_history_through_the_running_node_and_offline_is_said() {
                 operator_points: 8642,
                 municipality: None,
                 requested_at: t.0,
+                donate_to: None,
             },
             &operator_key,
         );

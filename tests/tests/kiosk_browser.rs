@@ -243,6 +243,7 @@ fn a_holder_reads_their_history_at_the_kiosk_online_and_offline() {
                 operator_points: 8642,
                 municipality: None,
                 requested_at: t.0,
+                donate_to: None,
             },
             &operator_key,
         );

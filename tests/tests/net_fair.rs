@@ -72,6 +72,7 @@ fn exchange(http: std::net::SocketAddr, op: &OperatorId, key: &SigningKey) -> (u
             operator_points: 100,
             municipality: None,
             requested_at: now().0,
+            donate_to: None,
         },
         key,
     );

@@ -241,7 +241,7 @@ pub enum PayeeCmd {
 #[derive(Args, Debug)]
 #[group(skip)]
 #[command(group(
-    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent"])
+    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent", "donation"])
 ))]
 pub struct PayeeWho {
     /// A merchant (facility id).
@@ -253,6 +253,9 @@ pub struct PayeeWho {
     /// The settlement agent.
     #[arg(long)]
     agent: bool,
+    /// A donation programme's recipient.
+    #[arg(long, value_parser = parse_program)]
+    donation: Option<ProgramId>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -262,7 +265,7 @@ pub struct PayeeWho {
 #[derive(Args, Debug)]
 #[group(skip)]
 #[command(group(
-    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent"])
+    clap::ArgGroup::new("who").required(true).multiple(false).args(["merchant", "municipality", "agent", "donation"])
 ))]
 pub struct PayeeArgs {
     /// A merchant (facility id).
@@ -274,6 +277,9 @@ pub struct PayeeArgs {
     /// The settlement agent that sends the transfers.
     #[arg(long)]
     agent: bool,
+    /// A donation programme's recipient (`mykey-hub donation declare` sets it first).
+    #[arg(long, value_parser = parse_program)]
+    donation: Option<ProgramId>,
     /// Bank code (4 digits).
     #[arg(long)]
     bank: String,
@@ -307,7 +313,7 @@ pub struct BankDataArg {
 }
 
 impl BankDataArg {
-    fn load(&self) -> Result<Box<dyn BankDirectory>, CliError> {
+    pub(crate) fn load(&self) -> Result<Box<dyn BankDirectory>, CliError> {
         match &self.bank_data {
             Some(dir) => Ok(Box::new(JsonBankDirectory::load(dir)?)),
             None => {
@@ -516,9 +522,10 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
             println!("grants of {program} credited from now on expire: {policy}");
         }
         EconomyCmd::Payee(PayeeCmd::Set(a)) => {
-            let party = match (&a.merchant, a.municipality, a.agent) {
+            let party = match (&a.merchant, a.municipality, &a.donation) {
                 (Some(f), _, _) => Party::Merchant(f.clone()),
                 (None, Some(m), _) => Party::Municipality(m),
+                (None, None, Some(p)) => Party::Donation(p.clone()),
                 _ => Party::Agent,
             };
             let account = BankAccount {
@@ -547,9 +554,10 @@ pub fn run(data: &Path, cmd: &EconomyCmd, now: UnixMillis) -> Result<(), CliErro
             );
         }
         EconomyCmd::Payee(PayeeCmd::Show(w)) => {
-            let party = match (&w.merchant, w.municipality, w.agent) {
+            let party = match (&w.merchant, w.municipality, &w.donation) {
                 (Some(f), _, _) => Party::Merchant(f.clone()),
                 (None, Some(m), _) => Party::Municipality(m),
+                (None, None, Some(p)) => Party::Donation(p.clone()),
                 _ => Party::Agent,
             };
             output::print_one(w.json, &lists::payee(&mut hub, &party)?);

@@ -24,7 +24,7 @@ use crate::model::{Balance, LedgerAccount, TransferDraft, TransferKind};
 use crate::store::StoreError;
 use crate::{ledger, wallet};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use mykey_sync_proto::{AccountId, MunicipalityCode, MyKeyId, Points, TxId, UnixMillis};
+use mykey_sync_proto::{AccountId, MunicipalityCode, MyKeyId, Points, ProgramId, TxId, UnixMillis};
 use sha2::{Digest, Sha256};
 
 pub use super::types::{Campaign, ExchangeOperator, ExchangeRecord, OperatorId, Rate};
@@ -73,6 +73,12 @@ pub struct ExchangeRequest {
     pub municipality: Option<String>,
     /// The operator's clock, in milliseconds since the epoch.
     pub requested_at: u64,
+    /// A donation programme to give the points to, straight away (issue 19):
+    /// the holder's regional points go to the programme, never to their
+    /// wallet (no campaign premium, no holding period); the municipality
+    /// defaults to the programme's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub donate_to: Option<String>,
 }
 
 /// A request body with the operator's signature over exactly those bytes.
@@ -116,6 +122,8 @@ pub struct ExchangeReceipt {
     /// The holder's points in the municipality still in holding periods
     /// (this exchange's, if held, and any earlier ones not yet released).
     pub held: Points,
+    /// The donation programme the points went to, if the request named one.
+    pub donated_to: Option<ProgramId>,
 }
 
 /// The hub's terms for exchange requests.
@@ -201,6 +209,26 @@ pub enum ExchangeError {
         wanted: u64,
         /// When the cap resets (the next JST midnight).
         resets_at: UnixMillis,
+    },
+    /// `donate_to` names no declared donation programme.
+    #[error(
+        "donate_to {0:?} is not a donation programme at this hub; ask the municipality for the programme's id (`mykey-hub donation list`)"
+    )]
+    UnknownDonation(String),
+    /// The donation programme is closed.
+    #[error("donation programme {0} is closed and takes no more donations")]
+    DonationClosed(ProgramId),
+    /// The donation programme takes another municipality's points.
+    #[error(
+        "donation programme {programme} takes points of {programme_municipality}, not of {municipality}; leave out municipality or name {programme_municipality}"
+    )]
+    DonationElsewhere {
+        /// The programme.
+        programme: ProgramId,
+        /// Whose points it takes.
+        programme_municipality: MunicipalityCode,
+        /// What the request named.
+        municipality: MunicipalityCode,
     },
     /// Storage failed.
     #[error(transparent)]
@@ -378,11 +406,17 @@ impl Hub {
             }
             let balance = ledger::wallet_balance(&mut *st, done.account, done.municipality)?;
             let held = ledger::held_balance(&mut *st, done.account, done.municipality)?;
+            // The same bytes as the applied request, so the same programme.
+            let donated_to = req
+                .donate_to
+                .as_deref()
+                .and_then(|p| ProgramId::parse(p).ok());
             return Ok(ExchangeReceipt {
                 record: done,
                 replayed: true,
                 balance,
                 held,
+                donated_to,
             });
         }
         check_window(req.requested_at, now, policy)?;
@@ -394,11 +428,37 @@ impl Hub {
         let holder = st
             .account(account)?
             .ok_or_else(|| ExchangeError::UnknownHolder(req.my_key_id.clone()))?;
-        let m = match &req.municipality {
-            None => holder.municipality,
-            Some(code) => MunicipalityCode::parse(code)
-                .map_err(|_| ExchangeError::UnknownMunicipality(code.clone()))?,
+        let named = match &req.municipality {
+            None => None,
+            Some(code) => Some(
+                MunicipalityCode::parse(code)
+                    .map_err(|_| ExchangeError::UnknownMunicipality(code.clone()))?,
+            ),
         };
+        let donation = match &req.donate_to {
+            None => None,
+            Some(text) => {
+                let p = ProgramId::parse(text)
+                    .map_err(|_| ExchangeError::UnknownDonation(text.clone()))?;
+                let row = st
+                    .donation_program(&p)?
+                    .ok_or_else(|| ExchangeError::UnknownDonation(text.clone()))?;
+                if row.closed_at.is_some() {
+                    return Err(ExchangeError::DonationClosed(p));
+                }
+                if let Some(m) = named.filter(|m| *m != row.municipality) {
+                    return Err(ExchangeError::DonationElsewhere {
+                        programme: p,
+                        programme_municipality: row.municipality,
+                        municipality: m,
+                    });
+                }
+                Some(row)
+            }
+        };
+        let m = named
+            .or(donation.as_ref().map(|d| d.municipality))
+            .unwrap_or(holder.municipality);
         if st.municipality(m)?.is_none() {
             return Err(ExchangeError::UnknownMunicipality(m.to_string()));
         }
@@ -414,13 +474,20 @@ impl Hub {
             let received = st.premium_received(&c.id, account)?;
             campaigns.push((c, received));
         }
-        let q = quote(&op, req.operator_points, &campaigns, now)?;
+        let mut q = quote(&op, req.operator_points, &campaigns, now)?;
+        if donation.is_some() {
+            // Given away at once: no premium to entice spending, and no
+            // holding period, since the holder never holds the points.
+            q.premium = Points::ZERO;
+            q.campaign = None;
+            q.available_at = now;
+        }
         let before = ledger::wallet_balance(&mut *st, account, m)?;
         let fits = before
             .balance
             .checked_add(q.regional)
             .and_then(|b| b.checked_add(q.premium));
-        if fits.is_none() {
+        if donation.is_none() && fits.is_none() {
             return Err(ExchangeError::Malformed(format!(
                 "the exchange would take the holder's balance past {} points",
                 Points::MAX
@@ -441,10 +508,10 @@ impl Hub {
         }
         st.add_exchange_volume(&op.id, m, today.start(), wanted)?;
         let held = q.available_at > now;
-        let to = if held {
-            LedgerAccount::Held(account, m)
-        } else {
-            LedgerAccount::Wallet(account, m)
+        let to = match &donation {
+            Some(d) => LedgerAccount::Donated(account, d.id.clone(), m),
+            None if held => LedgerAccount::Held(account, m),
+            None => LedgerAccount::Wallet(account, m),
         };
         let origin = origin_of(&op.id, &req.request_id, false);
         let release_origin = origin_of(&op.id, &req.request_id, true);
@@ -489,19 +556,21 @@ impl Hub {
             expiry: op.expiry,
         };
         st.insert_exchange(&record)?;
-        let balance = if held {
+        let balance = if held || donation.is_some() {
             ledger::wallet_balance(&mut *st, account, m)?
         } else {
             wallet::credited(&mut *st, &self.key, account, m, now)?
         };
         let held_now = ledger::held_balance(&mut *st, account, m)?;
         ledger::commit(st)?;
-        tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, "exchange applied");
+        let donated_to = donation.map(|d| d.id);
+        tracing::info!(operator = %op.id, %account, points = q.regional.get(), premium = q.premium.get(), held, donated_to = ?donated_to, "exchange applied");
         Ok(ExchangeReceipt {
             record,
             replayed: false,
             balance,
             held: held_now,
+            donated_to,
         })
     }
 
@@ -719,6 +788,7 @@ mod tests {
                 operator_points: points,
                 municipality: None,
                 requested_at: 0,
+                donate_to: None,
             };
             let signed = SignedExchange::sign(&op.id, &req, &key);
             assert_eq!(verify(&op, &signed).is_ok(), ok, "{points}");

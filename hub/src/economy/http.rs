@@ -107,6 +107,7 @@ pub fn receipt_json(r: &ExchangeReceipt) -> serde_json::Value {
         "replayed": r.replayed,
         "balance": r.balance.balance.get(),
         "held_balance": r.held.get(),
+        "donated_to": r.donated_to.as_ref().map(|p| p.as_str()),
     })
 }
 
@@ -256,6 +257,7 @@ pub fn openapi(
             "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
             "outstanding": int("wallets + held"),
             "vouchers_outstanding": int("points in printed vouchers not yet redeemed (the voucher float; not in outstanding)"),
+            "donations_unpaid": int("points holders gave to donation programmes that no closed settlement period has paid to the recipients yet (not in outstanding)"),
             "by_source": {"type": "array", "description": "outstanding points per source: its lots plus its held points (the sources add up to outstanding)",
                 "items": {"type": "object", "properties": {
                     "source": text("`program:<id>`, `operator:<id>` or `other`"), "points": int("points, held included"),
@@ -375,7 +377,8 @@ fn exchange_openapi() -> (serde_json::Value, serde_json::Value) {
             "my_key_id": text("the holder's My Key ID (current or former)"),
             "operator_points": int("operator points to exchange"),
             "municipality": text("6-digit code of the municipality whose points (default: the holder's base municipality)"),
-            "requested_at": int("the operator's clock (Unix ms)")}},
+            "requested_at": int("the operator's clock (Unix ms)"),
+            "donate_to": text("a donation programme's id: the regional points go to it at once, not to the holder (no premium, no holding period; municipality defaults to the programme's)")}},
         "ExchangeReceipt": {"type": "object", "properties": {
             "request_id": text("the operator's request id"),
             "operator": text("the operator id"),
@@ -390,7 +393,8 @@ fn exchange_openapi() -> (serde_json::Value, serde_json::Value) {
             "available_at": int("when the points become spendable: the end of the holding period (Unix ms); their expiry is counted from it"),
             "replayed": {"type": "boolean", "description": "true: the stored answer to an earlier request with this id and these bytes"},
             "balance": int("the holder's spendable balance in the municipality now: points still in a holding period (this exchange's included) are not in it"),
-            "held_balance": int("the holder's points in the municipality still in a holding period, beside balance")}}
+            "held_balance": int("the holder's points in the municipality still in a holding period, beside balance"),
+            "donated_to": {"type": ["string", "null"], "description": "the donation programme the points went to, if the request named one"}}}
     });
     let paths = json!({
         "/operator/v1/exchange": {"post": {

@@ -54,6 +54,11 @@
 //! the outstanding total (wallets + held, asserted), and the expiry schedule
 //! shows held points at the expiry they will have.
 //!
+//! **Donations on their own line.** Points a holder gave to a donation
+//! programme ([`crate::donation`]) are no longer the holder's: they are owed
+//! to the programme's recipient until a closed settlement period pays them
+//! (`donations_unpaid`, CSV section `donations-unpaid`), beside the liability.
+//!
 //! **Quarantine on its own line.** Spends a node signed beyond the bounds
 //! the hub enrolled ([`crate::quarantine`]) are held as evidence: no holder
 //! was charged for them, so they are not owed to holders (not outstanding,
@@ -395,6 +400,10 @@ pub struct MunicipalityLiability {
     /// Points in printed vouchers not yet redeemed (the voucher float),
     /// owed to whoever holds them, apart from the wallets.
     pub vouchers: i128,
+    /// Points holders gave to donation programmes that no closed settlement
+    /// period has paid to the recipients yet: owed to the recipients, not
+    /// to holders (not outstanding, not unused at a base date).
+    pub donations_unpaid: u64,
     /// Outstanding points per source (programme or operator): its lots plus
     /// its held points; the sources add up to wallets + held.
     pub by_source: BTreeMap<String, u64>,
@@ -440,6 +449,7 @@ impl LiabilityReport {
                 "debts": m.debts as i64,
                 "outstanding": (m.wallets + m.held) as i64,
                 "vouchers_outstanding": m.vouchers as i64,
+                "donations_unpaid": m.donations_unpaid,
                 "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p,
                     "held_points": m.held_by_source.get(s).copied().unwrap_or(0)})).collect::<Vec<_>>(),
                 "expiry_schedule": m.expiry_schedule.iter().map(|((month, s), p)| json!({"month": month, "source": s, "points": p})).collect::<Vec<_>>(),
@@ -480,6 +490,7 @@ impl LiabilityReport {
             row("outstanding", "held", "", clamp(m.held));
             row("outstanding", "debts", "", clamp(m.debts));
             row("outstanding", "vouchers", "", clamp(m.vouchers));
+            row("donations-unpaid", "total", "", m.donations_unpaid);
             for (s, p) in &m.by_source {
                 row("source", s, "", *p);
                 if let Some(held) = m.held_by_source.get(s) {
@@ -570,6 +581,7 @@ pub(crate) fn liability_report_in(
             held: 0,
             debts: 0,
             vouchers: crate::voucher::outstanding(&mut *st, m)?,
+            donations_unpaid: crate::donation::unpaid(&mut *st, m)?,
             by_source: BTreeMap::new(),
             held_by_source: BTreeMap::new(),
             expiry_schedule: BTreeMap::new(),

@@ -1,5 +1,6 @@
 //! Settlement runs and their output files: per closed period, the
-//! statements as CSV, a Zengin file of merchant payouts and one of the
+//! statements as CSV, a Zengin file of merchant payouts, one of donation
+//! programmes' recipients and one of the
 //! municipality's receipts; per run, the liability report as JSON and CSV.
 //!
 //! A run is all or nothing. Inside one storage transaction it plans every
@@ -29,7 +30,7 @@ use crate::economy::zengin::{self, BankDirectory, Payment, Remitter, ZenginError
 use crate::hub::Hub;
 use crate::store::economy::Party;
 use crate::store::{StoreError, StoreTx};
-use mykey_sync_proto::{FacilityId, MunicipalityCode, UnixMillis};
+use mykey_sync_proto::{FacilityId, MunicipalityCode, ProgramId, UnixMillis};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -49,7 +50,7 @@ pub enum OutputError {
     /// Parties that must pay or be paid have no bank account: nothing closed.
     #[error(
         "nothing was closed: no bank account registered for {}; add each with \
-         `mykey-hub payee set` (--agent, --merchant ID or --municipality CODE), then run settle again",
+         `mykey-hub payee set` (--agent, --merchant ID, --municipality CODE or --donation PROGRAMME), then run settle again",
         .0.join(", ")
     )]
     NoBankAccount(Vec<String>),
@@ -544,6 +545,25 @@ fn period_files(
             None => lack(format!("merchant {}", s.party)),
         }
     }
+    let mut donations = vec![];
+    for s in c
+        .statements
+        .iter()
+        .filter(|s| s.kind == StatementKind::DonationPayout && s.yen > 0)
+    {
+        let payee = match ProgramId::parse(&s.party) {
+            Ok(p) => st.payee(&Party::Donation(p))?,
+            Err(_) => None,
+        };
+        match payee {
+            Some((to, code)) => donations.push(Payment {
+                to,
+                amount_yen: s.yen,
+                customer_code: code,
+            }),
+            None => lack(format!("donation programme {}", s.party)),
+        }
+    }
     let receipts: u64 = c
         .statements
         .iter()
@@ -559,7 +579,7 @@ fn period_files(
     } else {
         None
     };
-    if payouts.is_empty() && receiver.is_none() {
+    if payouts.is_empty() && donations.is_empty() && receiver.is_none() {
         return Ok(files);
     }
     let Some((account, code)) = st.payee(&Party::Agent)? else {
@@ -577,6 +597,9 @@ fn period_files(
     };
     if !payouts.is_empty() {
         files.push(transfer_file("payouts", "merchant payouts", &payouts)?);
+    }
+    if !donations.is_empty() {
+        files.push(transfer_file("donations", "donation payouts", &donations)?);
     }
     if let Some((to, code)) = receiver {
         files.push(transfer_file(

@@ -71,6 +71,14 @@ impl Statements {
             }
             _ => {}
         }
+        // An exchange straight into a donation programme is both the
+        // operator's invoice (above) and the recipient's payout.
+        if let (LedgerAccount::Donated(_, p, dm), TransferKind::Donation | TransferKind::Exchange) =
+            (&t.credit, t.kind)
+            && *dm == m
+        {
+            line(StatementKind::DonationPayout, p.as_str().to_owned());
+        }
     }
 
     /// The lines, in kind then party order.

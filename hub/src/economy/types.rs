@@ -407,6 +407,9 @@ pub enum StatementKind {
     /// quarantine this period: not paid (party: facility id). A release
     /// pays them as a merchant payout in the period it is decided.
     Quarantined,
+    /// A donation programme's recipient is paid what holders gave to it
+    /// (party: programme id), at a kiosk or through an operator's exchange.
+    DonationPayout,
 }
 
 impl StatementKind {
@@ -419,18 +422,20 @@ impl StatementKind {
             StatementKind::MerchantPayout => "merchant-payout",
             StatementKind::Expired => "expired",
             StatementKind::Quarantined => "quarantined",
+            StatementKind::DonationPayout => "donation-payout",
         }
     }
     /// Every kind, in line order. A new kind of line (e.g. points held in
     /// quarantine) is a variant here, its name, and its case in
     /// `Statements::add`: the statements file and the API take it from there.
-    pub const ALL: [StatementKind; 6] = [
+    pub const ALL: [StatementKind; 7] = [
         StatementKind::OperatorInvoice,
         StatementKind::MunicipalityReceipt,
         StatementKind::PremiumFunded,
         StatementKind::MerchantPayout,
         StatementKind::Expired,
         StatementKind::Quarantined,
+        StatementKind::DonationPayout,
     ];
     /// Parses [`StatementKind::name`].
     pub fn parse(text: &str) -> Option<StatementKind> {

@@ -23,6 +23,8 @@ pub enum Party {
     Municipality(MunicipalityCode),
     /// The settlement agent that sends the transfers (its 依頼人コード).
     Agent,
+    /// A donation programme's recipient, paid what holders gave to it.
+    Donation(ProgramId),
 }
 
 impl Party {
@@ -32,6 +34,7 @@ impl Party {
             Party::Merchant(f) => format!("merchant:{f}"),
             Party::Municipality(m) => format!("municipality:{m}"),
             Party::Agent => "agent".to_owned(),
+            Party::Donation(p) => format!("donation:{p}"),
         }
     }
 
@@ -39,6 +42,9 @@ impl Party {
     pub fn from_key(key: &str) -> Option<Party> {
         if key == "agent" {
             return Some(Party::Agent);
+        }
+        if let Some(p) = key.strip_prefix("donation:") {
+            return ProgramId::parse(p).ok().map(Party::Donation);
         }
         if let Some(f) = key.strip_prefix("merchant:") {
             return mykey_sync_proto::FacilityId::parse(f)

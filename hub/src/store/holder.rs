@@ -28,10 +28,16 @@ pub fn is_holders(a: &LedgerAccount, account: AccountId) -> bool {
         if *x == account)
 }
 
+/// Whether a holder's history shows a transfer through `a`: their own
+/// accounts ([`is_holders`]) and what they gave to donation programmes.
+pub fn in_history(a: &LedgerAccount, account: AccountId) -> bool {
+    is_holders(a, account) || matches!(a, LedgerAccount::Donated(x, _, _) if *x == account)
+}
+
 /// A holder's transfers, newest first.
 pub trait HolderTx: LedgerTx {
     /// The transfers that debit or credit one of `account`'s own accounts
-    /// ([`is_holders`]), at ledger positions below `before` (`None`: all),
+    /// or donated accounts ([`in_history`]), at ledger positions below `before` (`None`: all),
     /// newest first, at most `limit`.
     fn holder_transfers(
         &mut self,
@@ -47,7 +53,7 @@ pub trait HolderTx: LedgerTx {
             after = last.pos;
             found.extend(page.into_iter().filter(|t| {
                 before.is_none_or(|b| t.pos < b)
-                    && (is_holders(&t.debit, account) || is_holders(&t.credit, account))
+                    && (in_history(&t.debit, account) || in_history(&t.credit, account))
             }));
         }
         found.reverse();

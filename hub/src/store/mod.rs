@@ -17,6 +17,7 @@
 
 pub mod bounds;
 pub(crate) mod convert;
+pub mod donation;
 pub mod economy;
 pub mod history;
 pub mod holder;
@@ -320,6 +321,7 @@ pub trait StoreTx:
     + history::HistoryTx
     + holder::HolderTx
     + voucher::VoucherTx
+    + donation::DonationTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

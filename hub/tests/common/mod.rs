@@ -349,6 +349,7 @@ pub fn card_x_exchange(
             operator_points,
             municipality: None,
             requested_at: now.0,
+            donate_to: None,
         },
         &card_x_key(),
     );

@@ -11,7 +11,7 @@ use super::cert::TrustedCert;
 use super::cert::{CardCert, CertHeaderError, CertParseError, MAX_CERT_BYTES, cert_total_len};
 use super::reader::{CardChannel, TransmitError};
 use mykey_sync_proto::holder::HolderBinding;
-use mykey_sync_proto::{CardKey, CardSignature, RedeemBinding};
+use mykey_sync_proto::{CardKey, CardSignature, DonationBinding, RedeemBinding};
 
 /// Domain separation for proofs: the card signs SHA-256(context ‖ challenge),
 /// so a proof made here is useless as a login to any other JPKI service.
@@ -417,6 +417,48 @@ pub fn prove_redeem(
     )?;
     let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
     Ok(VerifiedCardProof { binding, signature })
+}
+
+/// A card's proof over one donation (issue 19): like [`VerifiedCardProof`]
+/// for a donation's binding. Only [`prove_donation`] makes one, and
+/// `Node::donate` signs exactly the bound donation.
+#[derive(Clone)]
+pub struct VerifiedDonationProof {
+    binding: DonationBinding,
+    signature: CardSignature,
+}
+
+impl VerifiedDonationProof {
+    /// The donation the proof is bound to.
+    pub fn binding(&self) -> &DonationBinding {
+        &self.binding
+    }
+    /// The card's signature, as the donation carries it.
+    pub fn signature(&self) -> &CardSignature {
+        &self.signature
+    }
+}
+
+/// The card proof for one donation: [`prove`] over the challenge of
+/// `binding`, with a certificate that chained to a trusted CA; the binding
+/// must name this card ([`ProveError::OtherCard`] otherwise).
+pub fn prove_donation(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    binding: DonationBinding,
+) -> Result<VerifiedDonationProof, ProveError> {
+    if &binding.card != cert.cert().card_key() {
+        return Err(ProveError::OtherCard);
+    }
+    let proof = prove(
+        chan,
+        cert.cert(),
+        pin,
+        Challenge::from_bytes(binding.challenge()),
+    )?;
+    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
+    Ok(VerifiedDonationProof { binding, signature })
 }
 
 /// The card proof for a card holder's own request (issue 19): [`prove`]

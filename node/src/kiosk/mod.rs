@@ -9,10 +9,12 @@
 //!   through the running node's hub link, or offline from the store).
 //! - [`page`]: the page, its screen body and keypad route.
 //! - [`cli`]: the `mykey-node kiosk` flags.
+//! - [`donate`]: giving points to a donation programme (PIN-signed).
 //!
 //! Nothing of a holder's history is stored or logged by the kiosk.
 
 pub mod cli;
+pub mod donate;
 pub mod offline;
 pub mod page;
 pub mod reader;

@@ -237,6 +237,16 @@ fn movement_json(m: &Movement) -> (&'static str, Value) {
         Movement::DebtRecovery => ("debt_recovery", json!({})),
         Movement::Expiry => ("expiry", json!({})),
         Movement::Correction { credit } => ("correction", json!({ "credit": credit })),
+        Movement::Donation {
+            programme,
+            operator,
+        } => (
+            "donation",
+            json!({
+                "programme": programme.to_string(),
+                "operator": operator.as_ref().map(|o| o.to_string()),
+            }),
+        ),
     }
 }
 

@@ -52,6 +52,8 @@ pub struct ReaderLoop {
     pub kiosk: Arc<Mutex<Kiosk>>,
     /// Effects the page's keypad produced (the OK key).
     pub effects: Receiver<Effect>,
+    /// A donation chosen on the page, given at the next OK ([`super::donate`]).
+    pub donations: super::donate::Desk,
 }
 
 impl ReaderLoop {
@@ -145,7 +147,10 @@ impl ReaderLoop {
                     card,
                     pin,
                 }) => {
-                    let outcome = self.read(&mut session, &cert, &card, pin);
+                    let outcome = match self.donations.take() {
+                        Some(d) => super::donate::donate(self, &mut session, &cert, &card, pin, d),
+                        None => self.read(&mut session, &cert, &card, pin),
+                    };
                     self.step(Input::Answer(generation, outcome));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -155,6 +160,7 @@ impl ReaderLoop {
                 Ok(false) => {}
                 Ok(true) | Err(_) => {
                     tracing::info!("card out");
+                    self.donations.clear();
                     self.step(Input::CardOut);
                     return true;
                 }

@@ -242,6 +242,7 @@ fn main() {
                         operator_points: 10,
                         municipality: None,
                         requested_at: now().0,
+                        donate_to: None,
                     },
                     &op_key,
                 );

@@ -428,6 +428,7 @@ fn operator_and_banks(seeds: &mut Seeds) {
             operator_points: points,
             municipality: municipality.map(str::to_owned),
             requested_at: 1_764_000_000_000,
+            donate_to: None,
         };
         let signed = SignedExchange::sign(&op, &req, &key);
         let sig = hex::encode(signed.signature);

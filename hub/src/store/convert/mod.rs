@@ -165,6 +165,13 @@ pub(in crate::store) fn parse_ledger_account(
         "quarantined" => LedgerAccount::Quarantined(facility_of(key.to_owned())?, m),
         "quarantine-claims" => LedgerAccount::QuarantineClaims(m),
         "voucher-float" => LedgerAccount::VoucherFloat(m),
+        "donated" => {
+            let program = key
+                .rsplit_once('@')
+                .and_then(|(_, p)| ProgramId::parse(p).ok())
+                .ok_or_else(|| corrupt("ledger account key", key))?;
+            LedgerAccount::Donated(holder(key)?, program, m)
+        }
         other => return Err(corrupt("ledger account kind", other)),
     })
 }

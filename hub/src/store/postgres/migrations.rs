@@ -487,6 +487,16 @@ ALTER TABLE node_links ADD COLUMN hello_last_seq BIGINT NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE voucher_batches ADD COLUMN expired_at BIGINT;
 "#,
+    // 6: donation programmes (store/donation.rs; SQLite's migration 26).
+    r#"
+CREATE TABLE donation_programs (
+    id TEXT PRIMARY KEY,
+    municipality BIGINT NOT NULL REFERENCES municipalities(code),
+    recipient TEXT NOT NULL,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

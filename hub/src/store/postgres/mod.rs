@@ -39,6 +39,7 @@ use std::collections::HashMap;
 mod bounds;
 mod conn;
 pub mod copy;
+mod donation;
 mod economy;
 mod escrow;
 mod facts;

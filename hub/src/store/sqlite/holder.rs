@@ -1,6 +1,7 @@
 //! [`HolderTx`] for SQLite: one holder's transfers through their ledger
 //! accounts (`ledger_accounts.key` is `<account>@<municipality>…` for the
-//! wallet, held, debt and escrow kinds). No table and no migration of its own.
+//! wallet, held, debt and escrow kinds, and the donated accounts of donation
+//! programmes). No table and no migration of its own.
 
 use super::SqliteTx;
 use super::rows::{
@@ -12,9 +13,10 @@ use crate::store::holder::HolderTx;
 use mykey_sync_proto::{AccountId, MunicipalityCode};
 use rusqlite::params;
 
-/// The holder's own ledger accounts, by the key prefix `<account>@`.
+/// The holder's own ledger accounts and donated accounts, by the key
+/// prefix `<account>@`.
 const HOLDER_ACCOUNTS: &str = "SELECT id FROM ledger_accounts
-     WHERE kind IN ('wallet', 'held', 'debt', 'escrow') AND key LIKE ?1";
+     WHERE kind IN ('wallet', 'held', 'debt', 'escrow', 'donated') AND key LIKE ?1";
 
 fn key_prefix(account: AccountId) -> String {
     format!("{}@%", account.get())

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 mod bounds;
+mod donation;
 mod economy;
 mod escrow;
 mod facts;
