@@ -76,6 +76,11 @@ impl Hub {
                     }
                 }
             }
+            HolderRequest::Order {
+                order,
+                proof,
+                certificate,
+            } => self.holder_order(node, order, proof, certificate, now),
         }
     }
 

@@ -37,6 +37,9 @@ pub struct Hub {
     /// What this process saw of its nodes (pulls, shard epochs, counters),
     /// shared with the process's other hubs ([`Hub::observing`]).
     pub(crate) observed: Arc<Observed>,
+    /// Trusted JPKI user-authentication CA certificates (DER): a holder may
+    /// register their card at a kiosk only when the hub can check its chain.
+    pub(crate) trusted_ca: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -297,7 +300,15 @@ impl Hub {
             shards: Default::default(),
             data: None,
             observed: Arc::default(),
+            trusted_ca: Vec::new(),
         }
+    }
+
+    /// This hub checks the certificates of cards registered at kiosks
+    /// against these JPKI CA certificates (DER); with none, it registers
+    /// no card from a node.
+    pub fn set_trusted_ca(&mut self, trusted_ca: Vec<Vec<u8>>) {
+        self.trusted_ca = trusted_ca;
     }
 
     /// This hub sees and records into `observed` (instead of the fresh value

@@ -149,6 +149,11 @@ enum Command {
         /// once; one more is refused and its page refreshes every few seconds instead.
         #[arg(long, value_name = "N", default_value_t = mykey_hub::http::AppConfig::default().max_live_streams)]
         max_live_streams: usize,
+        /// A trusted JPKI user-authentication CA certificate (DER or PEM;
+        /// repeatable, both generations): with it, holders may register
+        /// their cards at a node's kiosk (`mykey-node kiosk`).
+        #[arg(long, value_name = "FILE")]
+        trusted_ca: Vec<PathBuf>,
         #[command(flatten)]
         doors: Doors,
     },
@@ -882,8 +887,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             silent_after,
             max_clock_skew,
             max_live_streams,
+            trusted_ca,
             doors,
         } => {
+            let trusted_ca = mykey_hub::quarantine::cli::load_trusted_cas(trusted_ca)?;
             let mut thresholds = mykey_hub::status::assess::Thresholds::default();
             for s in silent_after {
                 thresholds
@@ -922,7 +929,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 ..Default::default()
             };
-            mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard)?
+            mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard, trusted_ca)?
         }
         Command::Operator(OperatorCmd::Add {
             name,

@@ -89,6 +89,9 @@ pub struct ServeOptions {
     pub listen: Vec<Multiaddr>,
     /// The dashboard's address and alert limits.
     pub dashboard: crate::http::DashboardOptions,
+    /// Trusted JPKI user-authentication CA certificates (DER): with them,
+    /// holders may register their cards at kiosks (`crate::holder_order`).
+    pub trusted_ca: Vec<Vec<u8>>,
 }
 
 mod behaviour {
@@ -194,6 +197,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // dashboard's reading hub.
     let observed = Arc::new(Observed::default());
     let mut hub = open_hub(data, observed.clone()).await?;
+    hub.set_trusted_ca(opts.trusted_ca.clone());
     // The dashboard's address, TLS files and the loopback-or-TLS rule are
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
@@ -717,9 +721,11 @@ pub fn serve_blocking(
     data: &Path,
     listen: &[String],
     dashboard: crate::http::DashboardOptions,
+    trusted_ca: Vec<Vec<u8>>,
 ) -> Result<(), ServeError> {
     let mut opts = ServeOptions {
         dashboard,
+        trusted_ca,
         ..ServeOptions::default()
     };
     for a in listen {

@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::orders::OrderQueue;
 use super::page::{DEFAULT_ADDR, bind, router};
 use super::reader::ReaderLoop;
 use super::screen::Kiosk;
 use crate::card::reader::DEFAULT_APDU_TIMEOUT;
 use crate::config::DataDir;
+
+/// How often the queue of orders signed offline is offered to the hub.
+const DRAIN_EVERY: Duration = Duration::from_secs(2);
 
 /// `mykey-node kiosk`.
 #[derive(Debug, clap::Args)]
@@ -46,7 +50,9 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let kiosk = Arc::new(Mutex::new(Kiosk::default()));
     let (effects_tx, effects) = std::sync::mpsc::channel();
+    let queue = OrderQueue::of(dir);
     let reader = ReaderLoop {
+        queue: queue.clone(),
         dir: dir.clone(),
         node,
         reader: args.reader,
@@ -59,6 +65,18 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         .name("kiosk-reader".into())
         .spawn(move || reader.run())
         .context("cannot start the kiosk's reader thread")?;
+    let sender = dir.clone();
+    std::thread::Builder::new()
+        .name("kiosk-orders".into())
+        .spawn(move || {
+            loop {
+                if !queue.is_empty() {
+                    queue.drain(|r| crate::http::client::holder(&sender, r));
+                }
+                std::thread::sleep(DRAIN_EVERY);
+            }
+        })
+        .context("cannot start the kiosk's order sender")?;
     let app = router(kiosk, effects_tx);
     println!("kiosk page on http://{local}/");
     if crate::http::client::live_status(dir).is_none() {
