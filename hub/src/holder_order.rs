@@ -13,19 +13,29 @@
 //!   signed against (checked in the write transaction), so a replayed or
 //!   stale order changes nothing;
 //! - the old ID stays the account's, resolvable and never anyone else's
-//!   (`Hub::change_my_key_id`'s rule).
+//!   (`Hub::change_my_key_id`'s rule);
+//! - a facility card number is linked at once only for a facility whose
+//!   policy allows links at a kiosk (`serve --kiosk-link FACILITY`); other
+//!   facilities confirm links at their own counter (their node signs the
+//!   link, as before). Unlinking one's own number is always the holder's.
 //!
 //! A node owner without the card and its PIN cannot register a card, nor
 //! change anyone's ID (`hub/tests/holder_order.rs`).
 
 use crate::admin::{ChangeMyKeyIdError, RegisterError};
+use crate::facts::emit;
 use crate::hub::Hub;
+use crate::ledger;
+use crate::model::CardRecord;
 use crate::store::StoreError;
 use mykey_jpki::{CardCert, verify_holder_order};
+use mykey_sync_proto::fact::{FactBody, Scope};
 use mykey_sync_proto::holder::{
     HolderAction, HolderDone, HolderOrder, HolderRefusal, HolderResponse, MAX_CERTIFICATE_BYTES,
 };
-use mykey_sync_proto::{CardSignature, CardStatus, MyKeyId, NodeId, UnixMillis};
+use mykey_sync_proto::{
+    CardSignature, CardStatus, FacilityCardNumber, FacilityId, MyKeyId, NodeId, UnixMillis,
+};
 use tracing::{info, warn};
 
 impl Hub {
@@ -50,6 +60,12 @@ impl Hub {
                 }
                 HolderAction::ChangeMyKeyId { from, to } => {
                     self.holder_change(&order, &proof, &from, &to, now)
+                }
+                HolderAction::LinkFacilityCard { facility, number } => {
+                    self.holder_link(&order, &proof, &facility, &number, true, now)
+                }
+                HolderAction::UnlinkFacilityCard { facility, number } => {
+                    self.holder_link(&order, &proof, &facility, &number, false, now)
                 }
             }
         };
@@ -128,14 +144,13 @@ impl Hub {
         }
     }
 
-    fn holder_change(
+    /// The registered, active card the order names, when its signature
+    /// verifies with the key kept at registration.
+    fn verified_card(
         &mut self,
         order: &HolderOrder,
         proof: &CardSignature,
-        from: &MyKeyId,
-        to: &MyKeyId,
-        now: UnixMillis,
-    ) -> Result<Result<HolderDone, HolderRefusal>, StoreError> {
+    ) -> Result<Result<CardRecord, HolderRefusal>, StoreError> {
         let (record, public_key) = {
             let mut st = self.store.begin_read()?;
             let mut found = None;
@@ -159,6 +174,21 @@ impl Hub {
         if verify_holder_order(&public_key, order, proof).is_err() {
             return Ok(Err(HolderRefusal::BadProof));
         }
+        Ok(Ok(record))
+    }
+
+    fn holder_change(
+        &mut self,
+        order: &HolderOrder,
+        proof: &CardSignature,
+        from: &MyKeyId,
+        to: &MyKeyId,
+        now: UnixMillis,
+    ) -> Result<Result<HolderDone, HolderRefusal>, StoreError> {
+        let record = match self.verified_card(order, proof)? {
+            Ok(r) => r,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         match self.change_my_key_id_from(record.account, Some(from), to, now) {
             Ok(()) => Ok(Ok(HolderDone::MyKeyIdChanged {
                 account: record.account,
@@ -170,5 +200,66 @@ impl Hub {
             Err(ChangeMyKeyIdError::UnknownAccount(_)) => Ok(Err(HolderRefusal::UnknownCard)),
             Err(ChangeMyKeyIdError::Store(e)) => Err(e),
         }
+    }
+
+    /// Links or unlinks a facility card number for the card's holder, in
+    /// one write transaction with the fact that tells the facility's nodes.
+    fn holder_link(
+        &mut self,
+        order: &HolderOrder,
+        proof: &CardSignature,
+        facility: &FacilityId,
+        number: &FacilityCardNumber,
+        linked: bool,
+        now: UnixMillis,
+    ) -> Result<Result<HolderDone, HolderRefusal>, StoreError> {
+        let record = match self.verified_card(order, proof)? {
+            Ok(r) => r,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let account = record.account;
+        let mut st = self.store.begin()?;
+        if st.facility(facility)?.is_none() {
+            return Ok(Err(HolderRefusal::UnknownFacility));
+        }
+        if linked && !self.kiosk_links.contains(facility) {
+            return Ok(Err(HolderRefusal::FacilityConfirms));
+        }
+        let change = match (linked, st.facility_card(facility, number)?) {
+            (true, Some(a)) if a != account => return Ok(Err(HolderRefusal::NumberTaken)),
+            // Linked already: nothing changes, and the holder is told it is.
+            (true, Some(_)) => false,
+            (true, None) => {
+                st.link_facility_card(facility, number, account, now)?;
+                true
+            }
+            (false, Some(a)) if a == account => {
+                st.unlink_facility_card(facility, number)?;
+                true
+            }
+            (false, _) => return Ok(Err(HolderRefusal::NotLinked)),
+        };
+        if change {
+            // Card numbers go to that facility's nodes only (DESIGN §9).
+            emit(
+                &mut *st,
+                &self.key,
+                Scope::Facility(facility.clone()),
+                FactBody::FacilityCard {
+                    account,
+                    facility: facility.clone(),
+                    number: number.clone(),
+                    linked,
+                },
+                now,
+            )?;
+            ledger::commit(st)?;
+        }
+        Ok(Ok(HolderDone::FacilityCard {
+            account,
+            facility: facility.clone(),
+            number: number.clone(),
+            linked,
+        }))
     }
 }

@@ -356,3 +356,110 @@ fn a_hostile_node_cannot_register_a_card_nor_change_anyones_id() {
     }
     assert!(f.hub.card(&key_of(&frank)).unwrap().is_none());
 }
+
+#[test]
+fn a_holder_links_a_facility_card_where_the_facility_allows_and_unlinks_it() {
+    use mykey_sync_proto::{FacilityCardNumber, FacilityId};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let carol = pki.card("0C0FFEE001");
+    let dave = pki.card("0D0FFEE001");
+    let mut f = Fixture::new();
+    let carol_account = f
+        .hub
+        .register_account_with_certificate(&id("Carol03"), muni(), &pki.trusted(&carol), T0)
+        .unwrap();
+    f.hub
+        .register_account_with_certificate(&id("Dave04"), muni(), &pki.trusted(&dave), T0)
+        .unwrap();
+    let kiosk = f.shop.id;
+    let lib = FacilityId::parse("lib-1").unwrap();
+    let number = FacilityCardNumber::parse("L-042").unwrap();
+    let link = |card: &TestCard, facility: &FacilityId, linked: bool| {
+        let action = if linked {
+            HolderAction::LinkFacilityCard {
+                facility: facility.clone(),
+                number: number.clone(),
+            }
+        } else {
+            HolderAction::UnlinkFacilityCard {
+                facility: facility.clone(),
+                number: number.clone(),
+            }
+        };
+        let o = order(kiosk, card, action);
+        let p = signed(card, &o);
+        (o, p)
+    };
+
+    // The library confirms links at its own counter unless it allows kiosks.
+    let (o, p) = link(&carol, &lib, true);
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderRefusal::FacilityConfirms
+    );
+    f.hub.set_kiosk_links(vec![lib.clone()]);
+    let (o, p) = link(&carol, &FacilityId::parse("no-such").unwrap(), true);
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderRefusal::UnknownFacility
+    );
+    // Someone else's signature for Carol's card links nothing.
+    let (o, _) = link(&carol, &lib, true);
+    let p = signed(&dave, &o);
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderRefusal::BadProof
+    );
+    assert!(
+        f.hub
+            .facility_numbers(&lib, carol_account)
+            .unwrap()
+            .is_empty()
+    );
+
+    let (o, p) = link(&carol, &lib, true);
+    assert_eq!(
+        done(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderDone::FacilityCard {
+            account: carol_account,
+            facility: lib.clone(),
+            number: number.clone(),
+            linked: true,
+        }
+    );
+    assert_eq!(
+        f.hub.facility_numbers(&lib, carol_account).unwrap(),
+        vec![number.clone()]
+    );
+    // Dave cannot take Carol's number, nor unlink it.
+    for linked in [true, false] {
+        let (o, p) = link(&dave, &lib, linked);
+        assert_eq!(
+            refusal(carry(&mut f.hub, kiosk, o, p, None)),
+            if linked {
+                HolderRefusal::NumberTaken
+            } else {
+                HolderRefusal::NotLinked
+            }
+        );
+    }
+    // Unlinking is the holder's own, whatever the facility's policy.
+    f.hub.set_kiosk_links(vec![]);
+    let (o, p) = link(&carol, &lib, false);
+    assert!(matches!(
+        done(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderDone::FacilityCard { linked: false, .. }
+    ));
+    assert!(
+        f.hub
+            .facility_numbers(&lib, carol_account)
+            .unwrap()
+            .is_empty()
+    );
+    let (o, p) = link(&carol, &lib, false);
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderRefusal::NotLinked
+    );
+}

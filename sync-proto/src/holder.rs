@@ -21,8 +21,8 @@
 use crate::card_proof::{CARD_PROOF_CONTEXT, CardSignature};
 use crate::codec;
 use crate::ids::{
-    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, PointOperator, Points,
-    ProgramId, UnixMillis,
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId,
+    PointOperator, Points, ProgramId, UnixMillis,
 };
 use crate::tx::signing_input;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
@@ -118,6 +118,18 @@ pub enum HolderDone {
         /// The ID it has now.
         to: MyKeyId,
     },
+    /// A facility card number was linked to (or unlinked from) the account;
+    /// the facility's nodes learn it.
+    FacilityCard {
+        /// The account.
+        account: AccountId,
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+        /// True: linked; false: unlinked.
+        linked: bool,
+    },
 }
 
 /// Why the hub did not answer a holder request.
@@ -174,6 +186,20 @@ pub enum HolderRefusal {
     /// Reading one's history needs the hub's fresh challenge, not an order.
     #[error("reading the history needs the hub's challenge: tap the card again")]
     ReadNeedsChallenge,
+    /// No such facility.
+    #[error("there is no such facility: check its name")]
+    UnknownFacility,
+    /// The facility links its cards at its own counter only.
+    #[error(
+        "this facility confirms card links at its own counter: show both cards there (unlinking works here)"
+    )]
+    FacilityConfirms,
+    /// The number is linked to another account.
+    #[error("this card number is linked to someone else: ask the facility")]
+    NumberTaken,
+    /// The number is not linked to this account.
+    #[error("this card number is not linked to your account")]
+    NotLinked,
 }
 
 /// What the hub hands out for one holder action.
@@ -275,6 +301,21 @@ pub enum HolderAction {
         from: MyKeyId,
         /// The ID chosen.
         to: MyKeyId,
+    },
+    /// Link a facility's card number (a library card) to the account: done
+    /// at once where the facility's policy allows it at a kiosk.
+    LinkFacilityCard {
+        /// The facility that issued the number.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+    },
+    /// Unlink one of the account's facility card numbers.
+    UnlinkFacilityCard {
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
     },
 }
 

@@ -25,6 +25,7 @@ try {
   // Types `id` on the on-screen keyboard (the shift key for capitals).
   const typeId = async (id) => {
     for (const c of id) {
+      if (c === "-") { await page.click("#chr-dash"); continue; }
       const upper = c !== c.toLowerCase();
       const shifted = await page.$("#chr-A") !== null;
       if (upper !== shifted && /[a-z]/i.test(c)) await page.click("#chr-shift");
@@ -86,7 +87,24 @@ try {
   await screenIs("receipt");
   await step("changed", { task: task2, text: await text(), status: await page.$eval("#receipt td[id^=status-]", (e) => e.id) });
 
-  // 3. Mid-action: an ID typed, the PIN half typed, and the test pulls the card.
+  // 3. A library card linked at the kiosk (the library allows it); the test
+  //    checks the library's node finds it, then it is unlinked.
+  for (const [button, name] of [["#menu-link-0", "linked"], ["#menu-unlink-0", "unlinked"]]) {
+    await page.click("#menu-back");
+    await screenIs("menu");
+    const menu = await text();
+    await page.click(button);
+    await screenIs("number_entry");
+    await typeId("L-042");
+    await page.click("#chr-ok");
+    await screenIs("pin");
+    const task = await page.innerText("#task");
+    await typePin("4321");
+    await screenIs("receipt");
+    await step(name, { menu, task, text: await text(), status: await page.$eval("#receipt td[id^=status-]", (e) => e.id) });
+  }
+
+  // 4. Mid-action: an ID typed, the PIN half typed, and the test pulls the card.
   await page.click("#menu-back");
   await screenIs("menu");
   await page.click("#menu-set-id");
@@ -100,7 +118,7 @@ try {
   await screenIs("idle");
   await step("pulled", { text: await text() });
 
-  // 4. The test stops the hub and puts the card back: an order signed
+  // 5. The test stops the hub and puts the card back: an order signed
   //    offline is pending, and the figures are the node's, marked offline.
   await screenIs("menu");
   const menu3 = await text();
@@ -128,7 +146,7 @@ try {
   await screenIs("idle");
   await step("cleared", { text: await text() });
 
-  // 5. Another card whose PIN the holder does not know: three wrong tries lock it.
+  // 6. Another card whose PIN the holder does not know: three wrong tries lock it.
   await screenIs("menu");
   await page.click("#menu-history");
   await screenIs("pin");

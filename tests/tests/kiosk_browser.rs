@@ -414,23 +414,28 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
         .unwrap()
         .card_key()
         .clone();
-    let taken_by = {
+    let (taken_by, lib_dir) = {
         let mut hub = w.open_hub();
-        hub.register_account(
-            &MyKeyId::parse("Taken1").unwrap(),
-            bunkyo(),
-            &card(0x77),
-            now(),
-        )
-        .unwrap()
+        let (lib_dir, _) = w.add_library(&mut hub, bunkyo(), "lib-1");
+        let taken = hub
+            .register_account(
+                &MyKeyId::parse("Taken1").unwrap(),
+                bunkyo(),
+                &card(0x77),
+                now(),
+            )
+            .unwrap();
+        (taken, lib_dir)
     };
     let ca = certs.join("ca.der");
     let ca_arg = ca.to_str().unwrap();
-    let (mut hub, addr) = start_hub_with(&w.hub_dir, 0, &["--trusted-ca", ca_arg]);
+    let serve_args = ["--trusted-ca", ca_arg, "--kiosk-link", "lib-1"];
+    let (mut hub, addr) = start_hub_with(&w.hub_dir, 0, &serve_args);
     let node_dir = &w.nodes[0];
     let mut node = start_node("node", node_dir, Some(&addr), &[]);
-    wait_until("the node is caught up", Duration::from_secs(30), || {
-        caught_up(node_dir)
+    let library = start_node("library", &lib_dir, Some(&addr), &[]);
+    wait_until("the nodes are caught up", Duration::from_secs(30), || {
+        caught_up(node_dir) && caught_up(&lib_dir)
     });
     let kiosk = Proc::spawn(
         "kiosk",
@@ -441,7 +446,8 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
             .arg("--trusted-ca")
             .arg(&ca)
             .arg("--trusted-ca")
-            .arg(other.join("ca.der")),
+            .arg(other.join("ca.der"))
+            .args(["--link-facility", "lib-1"]),
     );
     let line = kiosk.line_starting("kiosk page on ", Duration::from_secs(30));
     let url = line.trim_start_matches("kiosk page on ").to_owned();
@@ -489,6 +495,50 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
     wait_until("the node knows Hana8", Duration::from_secs(30), || {
         known_id(node_dir, &hana_card).as_deref() == Some("Hana8")
     });
+
+    // A library card linked at the kiosk: the library's node finds it.
+    b.go();
+    let linked = b.at("linked");
+    assert!(text_of(&linked, "menu").contains("lib-1"), "{linked}");
+    assert!(text_of(&linked, "task").contains("L-042"), "{linked}");
+    assert_eq!(linked["status"], "status-done", "{linked}");
+    let lib_number = || match DataDir::new(&lib_dir)
+        .open()
+        .unwrap()
+        .lookup(&hana_card)
+        .unwrap()
+    {
+        Lookup::Found { numbers, .. } => numbers
+            .iter()
+            .filter(|n| n.confirmed)
+            .map(|n| n.number.to_string())
+            .collect::<Vec<_>>(),
+        other => panic!("the library does not know Hana: {other:?}"),
+    };
+    wait_until(
+        "the library's node finds L-042",
+        Duration::from_secs(30),
+        || lib_number() == ["L-042"],
+    );
+    let out = Command::new(bin("mykey-node"))
+        .arg("--data")
+        .arg(&lib_dir)
+        .args(["lookup", "--card", &hana_card.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("My Key ID Hana8") && out.contains("facility card number L-042"),
+        "{out}"
+    );
+    b.go();
+    let unlinked = b.at("unlinked");
+    assert_eq!(unlinked["status"], "status-done", "{unlinked}");
+    wait_until(
+        "the library's node forgets L-042",
+        Duration::from_secs(30),
+        || lib_number().is_empty(),
+    );
 
     // The card pulled with an ID typed and the PIN half typed.
     b.go();
@@ -544,7 +594,7 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
     b.go();
 
     // The link returns: the pending order is carried out, and the queue empties.
-    let (mut hub, _) = start_hub_with(&w.hub_dir, port_of(&addr), &["--trusted-ca", ca_arg]);
+    let (mut hub, _) = start_hub_with(&w.hub_dir, port_of(&addr), &serve_args);
     wait_until(
         "the queued order is carried out",
         Duration::from_secs(60),
@@ -575,7 +625,7 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
     );
     // Nothing of the pulled action, and no PIN, on the node or in the logs.
     assert_eq!(files_holding(node_dir, "Hana9"), Vec::<PathBuf>::new());
-    for p in [&node, &kiosk] {
+    for p in [&node, &kiosk, &library] {
         for secret in ["4321", "9999", "Hana9"] {
             assert!(!p.stderr().contains(secret), "{secret}: {}", p.stderr());
         }

@@ -29,6 +29,11 @@ pub struct KioskArgs {
     /// CA generation. A card whose certificate does not chain to one is not read.
     #[arg(long = "trusted-ca", value_name = "FILE", required = true)]
     trusted_ca: Vec<PathBuf>,
+    /// A facility whose card numbers holders may link and unlink here
+    /// (repeatable; a button each on the menu). The hub links at once only
+    /// where the facility allows it (`mykey-hub serve --kiosk-link`).
+    #[arg(long = "link-facility", value_name = "FACILITY")]
+    link_facility: Vec<String>,
     /// Deadline for each command to the card, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_APDU_TIMEOUT.as_millis() as u64)]
     apdu_timeout_ms: u64,
@@ -48,7 +53,13 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         .context("cannot start the kiosk's page runtime")?;
     let listener = rt.block_on(bind(&args.listen))?;
     let local = listener.local_addr()?;
-    let kiosk = Arc::new(Mutex::new(Kiosk::default()));
+    let links = args
+        .link_facility
+        .iter()
+        .map(|f| mykey_sync_proto::FacilityId::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--link-facility")?;
+    let kiosk = Arc::new(Mutex::new(Kiosk::with_links(links)));
     let (effects_tx, effects) = std::sync::mpsc::channel();
     let queue = OrderQueue::of(dir);
     let reader = ReaderLoop {

@@ -116,6 +116,15 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
         "history" => Input::Choose(Choice::History),
         "set_id" => Input::Choose(Choice::SetId),
         "menu" => Input::Choose(Choice::Menu),
+        l if l.starts_with("link-") || l.starts_with("unlink-") => {
+            let (kind, n) = l.split_once('-').unwrap_or_default();
+            match n.parse::<usize>() {
+                Ok(i) if kind == "link" => Input::Choose(Choice::Link(i)),
+                Ok(i) => Input::Choose(Choice::Unlink(i)),
+                Err(_) => return (StatusCode::BAD_REQUEST, "link-N or unlink-N\n").into_response(),
+            }
+        }
+        "-" => Input::Letter(b'-'),
         d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
             Input::Digit(d.as_bytes()[0] - b'0')
         }
@@ -146,9 +155,22 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
 pub fn screen_json(screen: &Screen) -> Value {
     match screen {
         Screen::Idle => json!({ "screen": "idle" }),
-        Screen::Menu { my_key_id } => json!({
+        Screen::Menu { my_key_id, links } => json!({
             "screen": "menu",
             "my_key_id": my_key_id.as_ref().map(|m| m.as_str()),
+            "links": links.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        }),
+        Screen::NumberEntry {
+            text,
+            facility,
+            link,
+            notice,
+        } => json!({
+            "screen": "number_entry",
+            "text": text,
+            "facility": facility.to_string(),
+            "link": link,
+            "notice": notice.as_ref().map(notice_json),
         }),
         Screen::IdEntry {
             text,
@@ -195,6 +217,7 @@ fn notice_json(n: &Notice) -> Value {
         Notice::CardFailed => json!({ "kind": "card_failed" }),
         Notice::BadId => json!({ "kind": "bad_id" }),
         Notice::IdTaken => json!({ "kind": "id_taken" }),
+        Notice::BadNumber => json!({ "kind": "bad_number" }),
     }
 }
 
@@ -206,6 +229,12 @@ fn action_json(a: &HolderAction) -> Value {
         }
         HolderAction::ChangeMyKeyId { from, to } => {
             json!({ "kind": "change_id", "from": from.as_str(), "my_key_id": to.as_str() })
+        }
+        HolderAction::LinkFacilityCard { facility, number } => {
+            json!({ "kind": "link", "facility": facility.to_string(), "number": number.to_string() })
+        }
+        HolderAction::UnlinkFacilityCard { facility, number } => {
+            json!({ "kind": "unlink", "facility": facility.to_string(), "number": number.to_string() })
         }
     }
 }
@@ -228,7 +257,8 @@ fn receipt_json(r: &Receipt) -> Value {
             v["account"] = account.to_string().into();
             v["municipality"] = municipality.to_string().into();
         }
-        Some(HolderDone::MyKeyIdChanged { account, .. }) => {
+        Some(HolderDone::MyKeyIdChanged { account, .. })
+        | Some(HolderDone::FacilityCard { account, .. }) => {
             v["account"] = account.to_string().into();
         }
         None => {}

@@ -22,7 +22,10 @@
 
 use crate::card::Pin;
 use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, HolderRefusal};
-use mykey_sync_proto::{AccountId, CardKey, MunicipalityCode, MyKeyId, Points, UnixMillis};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, Points,
+    UnixMillis,
+};
 use zeroize::Zeroizing;
 
 /// Digits of a JPKI user-authentication PIN.
@@ -116,6 +119,19 @@ pub enum Screen {
     Menu {
         /// The holder's ID as the node knows it (`None`: not registered).
         my_key_id: Option<MyKeyId>,
+        /// Facilities whose cards may be linked here (registered holders).
+        links: Vec<FacilityId>,
+    },
+    /// The on-screen keyboard for a facility card number.
+    NumberEntry {
+        /// What is typed so far.
+        text: String,
+        /// The facility.
+        facility: FacilityId,
+        /// Linking (true) or unlinking (false).
+        link: bool,
+        /// The last attempt's problem.
+        notice: Option<Notice>,
     },
     /// The on-screen keyboard for a new My Key ID.
     IdEntry {
@@ -170,6 +186,8 @@ pub enum Notice {
     BadId,
     /// The ID is (or was) someone's.
     IdTaken,
+    /// The typed card number breaks the rules.
+    BadNumber,
 }
 
 /// What the driver is asked to do.
@@ -206,6 +224,10 @@ pub enum Choice {
     History,
     /// Register or change one's My Key ID.
     SetId,
+    /// Link a card of the n-th facility offered.
+    Link(usize),
+    /// Unlink a card of the n-th facility offered.
+    Unlink(usize),
     /// Back to the menu.
     Menu,
 }
@@ -240,6 +262,8 @@ pub struct Kiosk {
     generation: Generation,
     /// What the action under way was asked for (for its answer's screen).
     task: Option<Task>,
+    /// Facilities whose cards may be linked at this kiosk.
+    links: Vec<FacilityId>,
 }
 
 impl Default for Kiosk {
@@ -250,11 +274,32 @@ impl Default for Kiosk {
             entry: Zeroizing::new(Vec::with_capacity(PIN_DIGITS)),
             generation: Generation(0),
             task: None,
+            links: Vec::new(),
         }
     }
 }
 
 impl Kiosk {
+    /// A kiosk that offers linking cards of `links` (in this order).
+    pub fn with_links(links: Vec<FacilityId>) -> Kiosk {
+        Kiosk {
+            links,
+            ..Kiosk::default()
+        }
+    }
+
+    fn menu(&self) -> Screen {
+        let my_key_id = self.card.as_ref().and_then(|c| c.my_key_id.clone());
+        Screen::Menu {
+            links: if my_key_id.is_some() {
+                self.links.clone()
+            } else {
+                vec![]
+            },
+            my_key_id,
+        }
+    }
+
     /// What the screen shows now.
     pub fn screen(&self) -> &Screen {
         &self.screen
@@ -270,10 +315,8 @@ impl Kiosk {
         match input {
             Input::CardIn(seen) => {
                 self.next_turn();
-                self.screen = Screen::Menu {
-                    my_key_id: seen.my_key_id.clone(),
-                };
                 self.card = Some(seen);
+                self.screen = self.menu();
                 None
             }
             Input::Choose(choice) => {
@@ -281,12 +324,20 @@ impl Kiosk {
                 None
             }
             Input::Letter(c) => {
-                if let Screen::IdEntry { text, notice, .. } = &mut self.screen
-                    && c.is_ascii_alphabetic()
-                    && text.len() < MAX_ID_CHARS
-                {
-                    text.push(char::from(c));
-                    *notice = None;
+                match &mut self.screen {
+                    Screen::IdEntry { text, notice, .. }
+                        if c.is_ascii_alphabetic() && text.len() < MAX_ID_CHARS =>
+                    {
+                        text.push(char::from(c));
+                        *notice = None;
+                    }
+                    Screen::NumberEntry { text, notice, .. }
+                        if (c.is_ascii_alphabetic() || c == b'-') && text.len() < MAX_ID_CHARS =>
+                    {
+                        text.push(char::from(c));
+                        *notice = None;
+                    }
+                    _ => {}
                 }
                 None
             }
@@ -303,7 +354,10 @@ impl Kiosk {
                         *typed = self.entry.len();
                         *notice = None;
                     }
-                    Screen::IdEntry { text, notice, .. } if text.len() < MAX_ID_CHARS => {
+                    Screen::IdEntry { text, notice, .. }
+                    | Screen::NumberEntry { text, notice, .. }
+                        if text.len() < MAX_ID_CHARS =>
+                    {
                         text.push(char::from(b'0' + d));
                         *notice = None;
                     }
@@ -318,7 +372,7 @@ impl Kiosk {
                         self.entry.pop();
                         *typed = self.entry.len();
                     }
-                    Screen::IdEntry { text, .. } => {
+                    Screen::IdEntry { text, .. } | Screen::NumberEntry { text, .. } => {
                         text.pop();
                     }
                     _ => {}
@@ -342,12 +396,23 @@ impl Kiosk {
     }
 
     fn choose(&mut self, choice: Choice) {
-        let Some(seen) = &self.card else {
+        if self.card.is_none() {
             return;
-        };
+        }
         let task = match (&self.screen, choice) {
             (Screen::Menu { .. }, Choice::History) => Task::Read,
-            (Screen::Menu { my_key_id }, Choice::SetId) => {
+            (Screen::Menu { links, .. }, Choice::Link(i) | Choice::Unlink(i)) => {
+                if let Some(facility) = links.get(i) {
+                    self.screen = Screen::NumberEntry {
+                        text: String::new(),
+                        facility: facility.clone(),
+                        link: matches!(choice, Choice::Link(_)),
+                        notice: None,
+                    };
+                }
+                return;
+            }
+            (Screen::Menu { my_key_id, .. }, Choice::SetId) => {
                 self.screen = Screen::IdEntry {
                     text: String::new(),
                     register: my_key_id.is_none(),
@@ -358,9 +423,7 @@ impl Kiosk {
             (Screen::Menu { .. } | Screen::Working, _) => return,
             (_, Choice::Menu) => {
                 self.entry.clear();
-                self.screen = Screen::Menu {
-                    my_key_id: seen.my_key_id.clone(),
-                };
+                self.screen = self.menu();
                 return;
             }
             _ => return,
@@ -404,9 +467,41 @@ impl Kiosk {
         };
     }
 
+    /// OK on the keyboard for a facility card number.
+    fn submit_number(&mut self) {
+        let Screen::NumberEntry {
+            text,
+            facility,
+            link,
+            notice,
+        } = &mut self.screen
+        else {
+            return;
+        };
+        let Ok(number) = FacilityCardNumber::parse(text) else {
+            *notice = Some(Notice::BadNumber);
+            return;
+        };
+        let facility = facility.clone();
+        let action = if *link {
+            HolderAction::LinkFacilityCard { facility, number }
+        } else {
+            HolderAction::UnlinkFacilityCard { facility, number }
+        };
+        self.screen = Screen::Pin {
+            typed: 0,
+            task: Task::Order(action),
+            notice: None,
+        };
+    }
+
     fn submit(&mut self) -> Option<Effect> {
         if matches!(self.screen, Screen::IdEntry { .. }) {
             self.submit_id();
+            return None;
+        }
+        if matches!(self.screen, Screen::NumberEntry { .. }) {
+            self.submit_number();
             return None;
         }
         let (
@@ -486,7 +581,7 @@ impl Kiosk {
                 let (text, register) = match order {
                     Some(HolderAction::Register { my_key_id }) => (my_key_id.to_string(), true),
                     Some(HolderAction::ChangeMyKeyId { to, .. }) => (to.to_string(), false),
-                    _ => (String::new(), true),
+                    _ => (String::new(), false),
                 };
                 Screen::IdEntry {
                     text,
@@ -510,6 +605,7 @@ fn done_id(done: &HolderDone) -> Option<MyKeyId> {
     match done {
         HolderDone::Registered { my_key_id, .. } => Some(my_key_id.clone()),
         HolderDone::MyKeyIdChanged { to, .. } => Some(to.clone()),
+        HolderDone::FacilityCard { .. } => None,
     }
 }
 
@@ -794,7 +890,8 @@ mod tests {
         assert_eq!(
             k.screen(),
             &Screen::Menu {
-                my_key_id: Some(MyKeyId::parse("abc9z").unwrap())
+                my_key_id: Some(MyKeyId::parse("abc9z").unwrap()),
+                links: vec![]
             }
         );
         k.step(Input::CardOut);
@@ -850,5 +947,67 @@ mod tests {
         k.step(Input::CardIn(seen()));
         assert!(matches!(k.screen(), Screen::Menu { .. }));
         assert!(k.step(Input::Submit).is_none());
+    }
+
+    #[test]
+    fn a_registered_holder_links_and_unlinks_a_card_of_an_offered_facility() {
+        let lib = FacilityId::parse("lib-1").unwrap();
+        let mut k = Kiosk::with_links(vec![lib.clone()]);
+        // Not registered: nothing to link to.
+        k.step(Input::CardIn(CardSeen {
+            card: card(),
+            my_key_id: None,
+        }));
+        assert!(matches!(k.screen(), Screen::Menu { links, .. } if links.is_empty()));
+        k.step(Input::CardIn(seen()));
+        k.step(Input::Choose(Choice::Link(1)));
+        assert!(
+            matches!(k.screen(), Screen::Menu { .. }),
+            "no second facility"
+        );
+        k.step(Input::Choose(Choice::Link(0)));
+        for c in b"L-" {
+            k.step(Input::Letter(*c));
+        }
+        k.step(Input::Letter(b'#'));
+        for d in [0, 4, 2] {
+            k.step(Input::Digit(d));
+        }
+        k.step(Input::Submit);
+        let link = HolderAction::LinkFacilityCard {
+            facility: lib.clone(),
+            number: FacilityCardNumber::parse("L-042").unwrap(),
+        };
+        assert!(
+            matches!(k.screen(), Screen::Pin { task: Task::Order(a), .. } if *a == link),
+            "{:?}",
+            k.screen()
+        );
+        k.step(Input::Choose(Choice::Menu));
+        k.step(Input::Choose(Choice::Unlink(0)));
+        k.step(Input::Submit);
+        assert!(matches!(
+            k.screen(),
+            Screen::NumberEntry {
+                notice: Some(Notice::BadNumber),
+                link: false,
+                ..
+            }
+        ));
+        k.step(Input::Digit(7));
+        k.step(Input::Submit);
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::Order { action, .. }) = k.step(Input::Submit) else {
+            panic!("expected an order");
+        };
+        assert_eq!(
+            action,
+            HolderAction::UnlinkFacilityCard {
+                facility: lib,
+                number: FacilityCardNumber::parse("7").unwrap()
+            }
+        );
     }
 }
