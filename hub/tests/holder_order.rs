@@ -148,6 +148,20 @@ fn a_holder_registers_then_changes_their_id_and_the_old_one_stays_theirs() {
     );
     assert_eq!(f.hub.account(account).unwrap().my_key_id.as_str(), "Dave05");
 
+    // Asked before signing: taken in any case, free otherwise.
+    for (asked, free) in [("DAVE04", false), ("dave05", false), ("Zed99", true)] {
+        assert_eq!(
+            f.hub.holder(
+                &kiosk,
+                HolderRequest::MyKeyIdFree {
+                    my_key_id: id(asked)
+                },
+                now()
+            ),
+            HolderResponse::MyKeyIdFree(free),
+            "{asked}"
+        );
+    }
     // Neither ID can be taken by anyone else, in any case.
     for taken in ["DAVE04", "dave05"] {
         let o = order(

@@ -80,6 +80,13 @@ pub enum HolderRequest {
         #[serde(with = "serde_bytes")]
         certificate: Option<Vec<u8>>,
     },
+    /// Whether a My Key ID is free, asked before the holder signs for it
+    /// (no proof: IDs are not secret, every node of a municipality learns
+    /// its holders' IDs from the hub's facts).
+    MyKeyIdFree {
+        /// The ID the holder typed.
+        my_key_id: MyKeyId,
+    },
 }
 
 /// The hub's answer, carried by [`crate::wire::Response::Holder`].
@@ -94,6 +101,9 @@ pub enum HolderResponse {
     Refused(HolderRefusal),
     /// A [`HolderRequest::Order`] was carried out.
     Done(HolderDone),
+    /// The answer to [`HolderRequest::MyKeyIdFree`]: false when the ID is
+    /// (or was) anyone's, ignoring case.
+    MyKeyIdFree(bool),
 }
 
 /// What a holder's order changed at the hub.

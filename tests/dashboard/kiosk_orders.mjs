@@ -1,6 +1,6 @@
 // The kiosk page (`mykey-node kiosk`) in Chromium for a holder's own orders,
 // paced by the Rust test (tests/tests/kiosk_browser.rs): register a My Key
-// ID, change it (a taken ID refused), a card pulled mid-action, an order
+// ID, change it (a taken ID refused before the PIN), a card pulled mid-action, an order
 // signed offline (pending), the offline figures, a locked card. The ID is
 // typed on the on-screen keyboard and the PIN on the keypad, by clicking;
 // each step prints what the screen says as one JSON line and waits for "go".
@@ -62,7 +62,11 @@ try {
   const wrong = await notice();
   await typePin("4321");
   await screenIs("receipt");
-  await step("registered", { task, wrong, text: await text(), status: await page.$eval("#receipt td[id^=status-]", (e) => e.id) });
+  // Printed, the receipt shows and the buttons do not.
+  await page.emulateMedia({ media: "print" });
+  const printed = { receipt: await page.isVisible("#receipt"), buttons: await page.isVisible("#print") || await page.isVisible("#menu-back") };
+  await page.emulateMedia({ media: "screen" });
+  await step("registered", { task, wrong, printed, text: await text(), status: await page.$eval("#receipt td[id^=status-]", (e) => e.id) });
 
   // 2. Change it: a taken ID first, then a free one.
   await page.click("#menu-back");
@@ -72,9 +76,7 @@ try {
   await screenIs("id_entry");
   await typeId("Taken1");
   await page.click("#chr-ok");
-  await screenIs("pin");
-  await typePin("4321");
-  await screenIs("id_entry");
+  // Checked at the hub before any PIN: the keyboard stays, with the notice.
   const taken = await notice();
   await step("taken", { menu: menu2, notice: taken, text: await page.textContent("#idtext") });
 

@@ -470,6 +470,9 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
     assert!(text_of(&reg, "wrong").contains("あと2回"), "{reg}");
     assert_eq!(reg["status"], "status-done", "{reg}");
     assert!(text_of(&reg, "text").contains("Hana7"), "{reg}");
+    // A receipt, printable: printed, the buttons are hidden.
+    assert_eq!(reg["printed"]["receipt"], true, "{reg}");
+    assert_eq!(reg["printed"]["buttons"], false, "{reg}");
     // The node learns it from the hub's facts.
     wait_until("the node knows Hana7", Duration::from_secs(30), || {
         known_id(node_dir, &hana_card).as_deref() == Some("Hana7")

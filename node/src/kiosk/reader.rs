@@ -156,6 +156,18 @@ impl ReaderLoop {
                     let outcome = self.read(&mut session, &cert, &card, pin);
                     self.step(Input::Answer(generation, outcome));
                 }
+                Ok(Effect::CheckId {
+                    generation,
+                    my_key_id,
+                }) => {
+                    let req = HolderRequest::MyKeyIdFree { my_key_id };
+                    let free = match holder(&self.dir, &req) {
+                        Ok(HolderResponse::MyKeyIdFree(free)) => Some(free),
+                        // Offline or unanswered: the hub decides when the order arrives.
+                        _ => None,
+                    };
+                    self.step(Input::Answer(generation, Outcome::IdChecked(free)));
+                }
                 Ok(Effect::Order {
                     generation,
                     card,
@@ -272,7 +284,11 @@ impl ReaderLoop {
                 return Outcome::NotRegistered;
             }
             Ok(HolderResponse::Refused(r)) => return Outcome::Refused(r),
-            Ok(HolderResponse::History(_) | HolderResponse::Done(_)) => {
+            Ok(
+                HolderResponse::History(_)
+                | HolderResponse::Done(_)
+                | HolderResponse::MyKeyIdFree(_),
+            ) => {
                 return Outcome::CardFailed;
             }
             Err(HolderCallError::Offline) => return self.offline(session, cert, card, pin),
@@ -298,7 +314,11 @@ impl ReaderLoop {
             Ok(HolderResponse::History(h)) => Outcome::History(Box::new(h)),
             Ok(HolderResponse::Refused(HolderRefusal::UnknownCard)) => Outcome::NotRegistered,
             Ok(HolderResponse::Refused(r)) => Outcome::Refused(r),
-            Ok(HolderResponse::Challenge(_) | HolderResponse::Done(_)) => Outcome::CardFailed,
+            Ok(
+                HolderResponse::Challenge(_)
+                | HolderResponse::Done(_)
+                | HolderResponse::MyKeyIdFree(_),
+            ) => Outcome::CardFailed,
             // The link fell between the two requests: the PIN was checked.
             Err(HolderCallError::Offline) => self.offline_figures(card),
             Err(e) => {

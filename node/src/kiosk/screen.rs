@@ -108,6 +108,9 @@ pub enum Outcome {
     Done(HolderDone, UnixMillis),
     /// The hub was not reachable: the signed order waits in the queue.
     Queued(UnixMillis),
+    /// The hub said whether the typed ID is free (`None`: the hub was not
+    /// reachable, so the order is signed unchecked and the hub decides later).
+    IdChecked(Option<bool>),
 }
 
 /// What the screen shows.
@@ -214,6 +217,13 @@ pub enum Effect {
         pin: Pin,
         /// What the holder authorises.
         action: HolderAction,
+    },
+    /// Ask the hub whether `my_key_id` is free; answer under `generation`.
+    CheckId {
+        /// The turn this belongs to.
+        generation: Generation,
+        /// The ID typed.
+        my_key_id: MyKeyId,
     },
 }
 
@@ -435,9 +445,9 @@ impl Kiosk {
         };
     }
 
-    /// OK on the keyboard: the ID is checked against the rules, then the
-    /// PIN is asked for the order.
-    fn submit_id(&mut self) {
+    /// OK on the keyboard: the ID is checked against the rules, then its
+    /// availability at the hub, then the PIN is asked for the order.
+    fn submit_id(&mut self) -> Option<Effect> {
         let (
             Screen::IdEntry {
                 text,
@@ -447,24 +457,27 @@ impl Kiosk {
             Some(seen),
         ) = (&mut self.screen, &self.card)
         else {
-            return;
+            return None;
         };
         let Ok(to) = MyKeyId::parse(text) else {
             *notice = Some(Notice::BadId);
-            return;
+            return None;
         };
         let action = match (&seen.my_key_id, *register) {
             (Some(from), false) => HolderAction::ChangeMyKeyId {
                 from: from.clone(),
-                to,
+                to: to.clone(),
             },
-            _ => HolderAction::Register { my_key_id: to },
+            _ => HolderAction::Register {
+                my_key_id: to.clone(),
+            },
         };
-        self.screen = Screen::Pin {
-            typed: 0,
-            task: Task::Order(action),
-            notice: None,
-        };
+        self.task = Some(Task::Order(action));
+        self.screen = Screen::Working;
+        Some(Effect::CheckId {
+            generation: self.generation,
+            my_key_id: to,
+        })
     }
 
     /// OK on the keyboard for a facility card number.
@@ -497,8 +510,7 @@ impl Kiosk {
 
     fn submit(&mut self) -> Option<Effect> {
         if matches!(self.screen, Screen::IdEntry { .. }) {
-            self.submit_id();
-            return None;
+            return self.submit_id();
         }
         if matches!(self.screen, Screen::NumberEntry { .. }) {
             self.submit_number();
@@ -556,6 +568,12 @@ impl Kiosk {
             Task::Read => None,
         };
         self.screen = match outcome {
+            Outcome::IdChecked(Some(true) | None) => Screen::Pin {
+                typed: 0,
+                task,
+                notice: None,
+            },
+            Outcome::IdChecked(Some(false)) => taken_entry(order),
             Outcome::Done(done, at) => {
                 if let (Some(seen), Some(id)) = (&mut self.card, done_id(&done)) {
                     seen.my_key_id = Some(id);
@@ -577,18 +595,7 @@ impl Kiosk {
                 }),
                 None => Screen::Message(Notice::CardFailed),
             },
-            Outcome::Refused(HolderRefusal::MyKeyIdTaken) if order.is_some() => {
-                let (text, register) = match order {
-                    Some(HolderAction::Register { my_key_id }) => (my_key_id.to_string(), true),
-                    Some(HolderAction::ChangeMyKeyId { to, .. }) => (to.to_string(), false),
-                    _ => (String::new(), false),
-                };
-                Screen::IdEntry {
-                    text,
-                    register,
-                    notice: Some(Notice::IdTaken),
-                }
-            }
+            Outcome::Refused(HolderRefusal::MyKeyIdTaken) if order.is_some() => taken_entry(order),
             Outcome::History(h) => Screen::Online(h),
             Outcome::Offline(v) => Screen::Offline(v),
             Outcome::WrongPin(tries_left) => again(Notice::WrongPin { tries_left }),
@@ -606,6 +613,20 @@ fn done_id(done: &HolderDone) -> Option<MyKeyId> {
         HolderDone::Registered { my_key_id, .. } => Some(my_key_id.clone()),
         HolderDone::MyKeyIdChanged { to, .. } => Some(to.clone()),
         HolderDone::FacilityCard { .. } => None,
+    }
+}
+
+/// The keyboard again, with the ID kept and the notice that it is taken.
+fn taken_entry(order: Option<HolderAction>) -> Screen {
+    let (text, register) = match order {
+        Some(HolderAction::Register { my_key_id }) => (my_key_id.to_string(), true),
+        Some(HolderAction::ChangeMyKeyId { to, .. }) => (to.to_string(), false),
+        _ => (String::new(), false),
+    };
+    Screen::IdEntry {
+        text,
+        register,
+        notice: Some(Notice::IdTaken),
     }
 }
 
@@ -828,7 +849,26 @@ mod tests {
         );
         typed_id(&mut k, "c9x");
         k.step(Input::Back);
-        k.step(Input::Submit);
+        // The hub is asked first: taken, the keyboard again before any PIN.
+        let Some(Effect::CheckId {
+            generation,
+            my_key_id,
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected an ID check");
+        };
+        assert_eq!(my_key_id.as_str(), "abc9");
+        assert_eq!(k.screen(), &Screen::Working);
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(false))));
+        assert!(
+            matches!(k.screen(), Screen::IdEntry { notice: Some(Notice::IdTaken), text, .. } if text == "abc9"),
+            "{:?}",
+            k.screen()
+        );
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
         let change = HolderAction::ChangeMyKeyId {
             from: MyKeyId::parse("Akiko").unwrap(),
             to: MyKeyId::parse("abc9").unwrap(),
@@ -865,7 +905,10 @@ mod tests {
             }
         );
         k.step(Input::Letter(b'z'));
-        k.step(Input::Submit);
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
         for d in [4, 3, 2, 1] {
             k.step(Input::Digit(d));
         }
@@ -907,7 +950,11 @@ mod tests {
         }));
         k.step(Input::Choose(Choice::SetId));
         typed_id(&mut k, "Hana7");
-        k.step(Input::Submit);
+        // Offline: the ID cannot be checked; the hub decides when the order arrives.
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(None)));
         for d in [4, 3, 2, 1] {
             k.step(Input::Digit(d));
         }
@@ -938,7 +985,10 @@ mod tests {
         k.step(Input::CardIn(seen()));
         k.step(Input::Choose(Choice::SetId));
         typed_id(&mut k, "Other1");
-        k.step(Input::Submit);
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
         k.step(Input::Digit(4));
         k.step(Input::CardOut);
         assert_eq!(k.screen(), &Screen::Idle);
