@@ -138,6 +138,16 @@ pub enum ChangeMyKeyIdError {
         "My Key ID {0} is taken (aliases are unique ignoring case, and never reused); choose another"
     )]
     Taken(MyKeyId),
+    /// The account's My Key ID is no longer the one the change was asked from.
+    #[error("account {account} has My Key ID {current} now, not {from}; nothing was changed")]
+    Moved {
+        /// The account.
+        account: AccountId,
+        /// The ID the change was asked from.
+        from: MyKeyId,
+        /// The ID it has.
+        current: MyKeyId,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -575,10 +585,32 @@ impl Hub {
         new: &MyKeyId,
         now: UnixMillis,
     ) -> Result<(), ChangeMyKeyIdError> {
+        self.change_my_key_id_from(account, None, new, now)
+    }
+
+    /// [`Hub::change_my_key_id`], only while the account's ID is `from`
+    /// (checked in the same transaction): a holder's order names the ID it
+    /// was signed against, so replaying it later changes nothing.
+    pub(crate) fn change_my_key_id_from(
+        &mut self,
+        account: AccountId,
+        from: Option<&MyKeyId>,
+        new: &MyKeyId,
+        now: UnixMillis,
+    ) -> Result<(), ChangeMyKeyIdError> {
         let mut st = self.store.begin()?;
         let mut acct = st
             .account(account)?
             .ok_or(ChangeMyKeyIdError::UnknownAccount(account))?;
+        if let Some(from) = from
+            && from.as_str() != acct.my_key_id.as_str()
+        {
+            return Err(ChangeMyKeyIdError::Moved {
+                account,
+                from: from.clone(),
+                current: acct.my_key_id,
+            });
+        }
         match st.account_by_my_key_id(new)? {
             Some(other) if other != account => return Err(ChangeMyKeyIdError::Taken(new.clone())),
             _ => {}

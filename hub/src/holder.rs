@@ -76,6 +76,24 @@ impl Hub {
                     }
                 }
             }
+            HolderRequest::Order {
+                order,
+                proof,
+                certificate,
+            } => self.holder_order(node, order, proof, certificate, now),
+            HolderRequest::MyKeyIdFree { my_key_id } => {
+                match self
+                    .store
+                    .begin_read()
+                    .and_then(|mut st| st.account_by_my_key_id(&my_key_id))
+                {
+                    Ok(owner) => HolderResponse::MyKeyIdFree(owner.is_none()),
+                    Err(e) => {
+                        warn!(node = %node.short(), error = %e, "holder ID check: store");
+                        HolderResponse::Refused(HolderRefusal::Unavailable)
+                    }
+                }
+            }
         }
     }
 

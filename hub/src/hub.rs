@@ -14,7 +14,7 @@ use crate::store::postgres::{ConnectError, DatabaseUrl, PgStore};
 use crate::store::{LedgerStore, SqliteStore, StoreError, StoredFact};
 use ed25519_dalek::VerifyingKey;
 use mykey_sync_proto::wire::Facts;
-use mykey_sync_proto::{NodeId, Scope, wire::MAX_FACTS_PER_ANSWER};
+use mykey_sync_proto::{FacilityId, NodeId, Scope, wire::MAX_FACTS_PER_ANSWER};
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -40,6 +40,12 @@ pub struct Hub {
     /// Who this hub is among the processes sharing its database, and how
     /// long its lease on the timed jobs lasts ([`crate::ticks`]).
     pub(crate) lease: crate::store::TickLease,
+    /// Trusted JPKI user-authentication CA certificates (DER): a holder may
+    /// register their card at a kiosk only when the hub can check its chain.
+    pub(crate) trusted_ca: Vec<Vec<u8>>,
+    /// Facilities whose card numbers a holder may link at a kiosk without
+    /// the facility's own counter.
+    pub(crate) kiosk_links: Vec<FacilityId>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -323,7 +329,23 @@ impl Hub {
             data: None,
             observed: Arc::default(),
             lease: crate::store::TickLease::new(),
+            trusted_ca: Vec::new(),
+            kiosk_links: Vec::new(),
         }
+    }
+
+    /// This hub checks the certificates of cards registered at kiosks
+    /// against these JPKI CA certificates (DER); with none, it registers
+    /// no card from a node.
+    pub fn set_trusted_ca(&mut self, trusted_ca: Vec<Vec<u8>>) {
+        self.trusted_ca = trusted_ca;
+    }
+
+    /// A holder may link card numbers of these facilities at a kiosk, at
+    /// once (the facility's policy); other facilities link at their own
+    /// counter.
+    pub fn set_kiosk_links(&mut self, facilities: Vec<FacilityId>) {
+        self.kiosk_links = facilities;
     }
 
     /// This hub sees and records into `observed` (instead of the fresh value

@@ -48,6 +48,7 @@ pub mod economy;
 pub mod escrow;
 mod facts;
 pub mod holder;
+mod holder_order;
 pub mod http;
 mod hub;
 pub mod ingest;

@@ -149,6 +149,15 @@ enum Command {
         /// once; one more is refused and its page refreshes every few seconds instead.
         #[arg(long, value_name = "N", default_value_t = mykey_hub::http::AppConfig::default().max_live_streams)]
         max_live_streams: usize,
+        /// A trusted JPKI user-authentication CA certificate (DER or PEM;
+        /// repeatable, both generations): with it, holders may register
+        /// their cards at a node's kiosk (`mykey-node kiosk`).
+        #[arg(long, value_name = "FILE")]
+        trusted_ca: Vec<PathBuf>,
+        /// A facility whose card numbers holders may link at a kiosk, at
+        /// once (repeatable); other facilities link at their own counter.
+        #[arg(long, value_name = "FACILITY")]
+        kiosk_link: Vec<String>,
         #[command(flatten)]
         doors: Doors,
     },
@@ -872,8 +881,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             silent_after,
             max_clock_skew,
             max_live_streams,
+            trusted_ca,
+            kiosk_link,
             doors,
         } => {
+            let trusted_ca = mykey_hub::quarantine::cli::load_trusted_cas(trusted_ca)?;
+            let kiosk_links = kiosk_link
+                .iter()
+                .map(|f| mykey_sync_proto::FacilityId::parse(f))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--kiosk-link")?;
             let mut thresholds = mykey_hub::status::assess::Thresholds::default();
             for s in silent_after {
                 thresholds
@@ -912,7 +929,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 ..Default::default()
             };
-            mykey_hub::net::serve::serve_blocking(&cli.data, listen, dashboard)?
+            mykey_hub::net::serve::serve_blocking(
+                &cli.data,
+                listen,
+                dashboard,
+                trusted_ca,
+                kiosk_links,
+            )?
         }
         Command::Operator(OperatorCmd::Add {
             name,

@@ -17,4 +17,6 @@ pub use cert::{
     cert_total_len, rfc3339, trust, verify_chain, verify_sha256,
 };
 pub use digest::{DigestInfo, SHA256_DIGEST_INFO_PREFIX};
-pub use proof::{ProofError, verify_donation_proof, verify_holder_proof, verify_redeem_proof};
+pub use proof::{
+    ProofError, verify_donation_proof, verify_holder_order, verify_holder_proof, verify_redeem_proof,
+};

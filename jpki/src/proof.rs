@@ -6,7 +6,7 @@
 //! claim a PIN proof it does not have, and a proof made for one transaction
 //! verifies for no other.
 
-use mykey_sync_proto::holder::HolderBinding;
+use mykey_sync_proto::holder::{HolderBinding, HolderOrder};
 use mykey_sync_proto::{CardSignature, RedeemBinding};
 use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
@@ -58,5 +58,18 @@ pub fn verify_holder_proof(
 ) -> Result<(), ProofError> {
     let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
     crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
+        .map_err(ProofError::BadSignature)
+}
+
+/// Verifies `signature` as the card's proof over a holder's `order`
+/// (issue 19: registering, changing the My Key ID), with the same key and
+/// the same check as a redeem's proof.
+pub fn verify_holder_order(
+    public_key_der: &[u8],
+    order: &HolderOrder,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
+    crate::cert::verify_sha256(&key, &order.signed_message(), signature.as_bytes())
         .map_err(ProofError::BadSignature)
 }

@@ -21,8 +21,8 @@
 use crate::card_proof::{CARD_PROOF_CONTEXT, CardSignature};
 use crate::codec;
 use crate::ids::{
-    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, PointOperator, Points,
-    ProgramId, UnixMillis,
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId,
+    PointOperator, Points, ProgramId, UnixMillis,
 };
 use crate::tx::signing_input;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
@@ -33,6 +33,10 @@ use sha2::{Digest, Sha256};
 pub const HOLDER_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/holder-challenge/v1\0";
 /// Domain of the hash the card signs for a holder action.
 pub const HOLDER_BINDING_DOMAIN: &[u8] = b"mykey-edge/holder-binding/v1\0";
+/// Domain of the hash the card signs for a holder's order ([`HolderOrder`]).
+pub const HOLDER_ORDER_DOMAIN: &[u8] = b"mykey-edge/holder-order/v1\0";
+/// Upper bound of a card certificate carried with a registration order.
+pub const MAX_CERTIFICATE_BYTES: usize = 8 * 1024;
 /// How long a challenge stays good, by the hub's clock: long enough to enter
 /// a PIN at a kiosk, short enough that a captured proof is soon worthless.
 pub const HOLDER_CHALLENGE_TTL_MS: u64 = 120_000;
@@ -62,6 +66,27 @@ pub enum HolderRequest {
         /// At most this many entries (clamped to [`MAX_HISTORY_ENTRIES`]).
         max_entries: u32,
     },
+    /// A change the holder ordered at a node ([`HolderOrder`]: register the
+    /// card, change the My Key ID), signed by the card after its PIN. It
+    /// needs no hub challenge, so a node offline queues it and sends it
+    /// when its link returns.
+    Order {
+        /// What the holder ordered, where and when.
+        order: HolderOrder,
+        /// The card's signature over [`HolderOrder::signed_message`].
+        proof: CardSignature,
+        /// The card's user-authentication certificate (DER), for a
+        /// registration: the hub checks its chain and keeps its key.
+        #[serde(with = "serde_bytes")]
+        certificate: Option<Vec<u8>>,
+    },
+    /// Whether a My Key ID is free, asked before the holder signs for it
+    /// (no proof: IDs are not secret, every node of a municipality learns
+    /// its holders' IDs from the hub's facts).
+    MyKeyIdFree {
+        /// The ID the holder typed.
+        my_key_id: MyKeyId,
+    },
 }
 
 /// The hub's answer, carried by [`crate::wire::Response::Holder`].
@@ -74,6 +99,47 @@ pub enum HolderResponse {
     History(HolderHistory),
     /// Not answered, for this reason.
     Refused(HolderRefusal),
+    /// A [`HolderRequest::Order`] was carried out.
+    Done(HolderDone),
+    /// The answer to [`HolderRequest::MyKeyIdFree`]: false when the ID is
+    /// (or was) anyone's, ignoring case.
+    MyKeyIdFree(bool),
+}
+
+/// What a holder's order changed at the hub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum HolderDone {
+    /// The card now belongs to a new account with this My Key ID.
+    Registered {
+        /// The new account.
+        account: AccountId,
+        /// Its My Key ID.
+        my_key_id: MyKeyId,
+        /// Its base municipality (the kiosk's node's).
+        municipality: MunicipalityCode,
+    },
+    /// The account's My Key ID changed; the old one stays the account's.
+    MyKeyIdChanged {
+        /// The account.
+        account: AccountId,
+        /// The ID it had (still resolvable, never anyone else's).
+        from: MyKeyId,
+        /// The ID it has now.
+        to: MyKeyId,
+    },
+    /// A facility card number was linked to (or unlinked from) the account;
+    /// the facility's nodes learn it.
+    FacilityCard {
+        /// The account.
+        account: AccountId,
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+        /// True: linked; false: unlinked.
+        linked: bool,
+    },
 }
 
 /// Why the hub did not answer a holder request.
@@ -107,6 +173,43 @@ pub enum HolderRefusal {
     /// The hub does not serve holder requests.
     #[error("this hub does not serve holder requests: it must be upgraded")]
     NotServed,
+    /// The My Key ID is (or was) someone's.
+    #[error("this My Key ID is taken (IDs are never reused, ignoring case): choose another")]
+    MyKeyIdTaken,
+    /// A registration for a card that already has an account.
+    #[error("this card is registered already: change the My Key ID instead")]
+    AlreadyRegistered,
+    /// The order names a My Key ID the account no longer has: it was
+    /// changed since the card signed (or the order is a replay).
+    #[error("the My Key ID changed since this was signed: tap the card again")]
+    MyKeyIdMoved,
+    /// The hub has no trusted JPKI CA, so it registers no card from a node.
+    #[error(
+        "this hub does not register cards at a kiosk (no trusted JPKI CA is configured): register at a municipal counter"
+    )]
+    NoRegistrationHere,
+    /// The certificate is missing, unreadable, expired or not from a trusted CA.
+    #[error(
+        "the card's certificate is not one the hub trusts (expired, or not a JPKI card): ask at a municipal counter"
+    )]
+    UntrustedCertificate,
+    /// Reading one's history needs the hub's fresh challenge, not an order.
+    #[error("reading the history needs the hub's challenge: tap the card again")]
+    ReadNeedsChallenge,
+    /// No such facility.
+    #[error("there is no such facility: check its name")]
+    UnknownFacility,
+    /// The facility links its cards at its own counter only.
+    #[error(
+        "this facility confirms card links at its own counter: show both cards there (unlinking works here)"
+    )]
+    FacilityConfirms,
+    /// The number is linked to another account.
+    #[error("this card number is linked to someone else: ask the facility")]
+    NumberTaken,
+    /// The number is not linked to this account.
+    #[error("this card number is not linked to your account")]
+    NotLinked,
 }
 
 /// What the hub hands out for one holder action.
@@ -194,6 +297,72 @@ impl SignedHolderChallenge {
 pub enum HolderAction {
     /// Read one's own balances and history.
     ReadHistory,
+    /// Register the card: a new account with this My Key ID, in the
+    /// municipality of the node's facility.
+    Register {
+        /// The ID chosen.
+        my_key_id: MyKeyId,
+    },
+    /// Change the account's My Key ID from `from` (the one the node showed:
+    /// the hub refuses the order once the account has another, so a replay
+    /// changes nothing) to `to`.
+    ChangeMyKeyId {
+        /// The ID the holder had when signing.
+        from: MyKeyId,
+        /// The ID chosen.
+        to: MyKeyId,
+    },
+    /// Link a facility's card number (a library card) to the account: done
+    /// at once where the facility's policy allows it at a kiosk.
+    LinkFacilityCard {
+        /// The facility that issued the number.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+    },
+    /// Unlink one of the account's facility card numbers.
+    UnlinkFacilityCard {
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
+    },
+}
+
+/// A holder's order, made at a node and signed by the card after its PIN:
+/// the node, the card, the node's clock, a nonce of the node's and what the
+/// holder authorises. Unlike [`HolderBinding`] it carries no hub challenge,
+/// so it can be signed offline and sent later; the hub makes replays
+/// harmless from the action itself (a registration of a registered card,
+/// a change from an ID the account no longer has, are refused).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderOrder {
+    /// The node where the holder signed (the hub refuses it from any other).
+    pub node: NodeId,
+    /// The card that signs.
+    pub card: CardKey,
+    /// The node's clock when signed (informative).
+    pub signed_at: UnixMillis,
+    /// Random bytes of the node's, so no two orders are alike.
+    pub nonce: [u8; 16],
+    /// What the holder authorises.
+    pub action: HolderAction,
+}
+
+impl HolderOrder {
+    /// The 32-byte challenge the card signs after its context.
+    pub fn challenge(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(HOLDER_ORDER_DOMAIN);
+        h.update(codec::encode(self));
+        h.finalize().into()
+    }
+
+    /// What the card signs: [`CARD_PROOF_CONTEXT`] then [`Self::challenge`].
+    pub fn signed_message(&self) -> Vec<u8> {
+        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+    }
 }
 
 /// What the card signs for a holder action: the hub's challenge and the action.
@@ -644,5 +813,54 @@ mod tests {
         h.update(codec::encode(&b));
         let as_redeem: [u8; 32] = h.finalize().into();
         assert_ne!(as_redeem, b.challenge());
+    }
+
+    #[test]
+    fn an_order_binds_its_node_card_and_action_and_is_no_other_proof() {
+        let order = HolderOrder {
+            node: node(1),
+            card: card(1),
+            signed_at: UnixMillis(1_000),
+            nonce: [3; 16],
+            action: HolderAction::ChangeMyKeyId {
+                from: MyKeyId::parse("Alice01").unwrap(),
+                to: MyKeyId::parse("Alice02").unwrap(),
+            },
+        };
+        let mut others = vec![];
+        for change in 0..4 {
+            let mut o = order.clone();
+            match change {
+                0 => o.node = node(2),
+                1 => o.card = card(2),
+                2 => {
+                    o.action = HolderAction::ChangeMyKeyId {
+                        from: MyKeyId::parse("Alice01").unwrap(),
+                        to: MyKeyId::parse("Mallory").unwrap(),
+                    }
+                }
+                _ => {
+                    o.action = HolderAction::Register {
+                        my_key_id: MyKeyId::parse("Alice02").unwrap(),
+                    }
+                }
+            }
+            others.push(o.challenge());
+        }
+        assert!(others.iter().all(|c| *c != order.challenge()));
+        assert!(order.signed_message().starts_with(CARD_PROOF_CONTEXT));
+        // The same bytes under the binding's domain hash differently.
+        let mut h = Sha256::new();
+        h.update(HOLDER_BINDING_DOMAIN);
+        h.update(codec::encode(&order));
+        let as_binding: [u8; 32] = h.finalize().into();
+        assert_ne!(as_binding, order.challenge());
+        let bytes = codec::encode(&HolderRequest::Order {
+            order: order.clone(),
+            proof: CardSignature::new(vec![1; 256]).unwrap(),
+            certificate: Some(vec![2; 900]),
+        });
+        let back: HolderRequest = codec::decode_canonical("order", &bytes, 1 << 20).unwrap();
+        assert!(matches!(back, HolderRequest::Order { order: o, .. } if o == order));
     }
 }

@@ -24,7 +24,9 @@ try {
   await screenIs("idle");
   await step("idle", { lang: await page.getAttribute("html", "lang"), title: await page.title(), text: await text() });
 
-  // The test puts the card on the reader.
+  // The test puts the card on the reader: the menu, then the history.
+  await screenIs("menu");
+  await page.click("#menu-history");
   await screenIs("pin");
   const key = await page.$eval("#key-5", (b) => {
     const r = b.getBoundingClientRect();
@@ -50,6 +52,8 @@ try {
   await step("cleared", { text: await text() });
 
   // The test stops the hub and puts the card back.
+  await screenIs("menu");
+  await page.click("#menu-history");
   await screenIs("pin");
   await typePin("4321");
   await screenIs("offline");

@@ -9,6 +9,13 @@
 //! marked offline; the history's exchange operator is in none of the
 //! node's files or logs.
 //!
+//! A new holder's own orders (tests/dashboard/kiosk_orders.mjs): the My Key
+//! ID typed on the on-screen keyboard (the rules said at once), registered
+//! with the card's PIN, changed (a taken ID refused, the old one still the
+//! holder's at the hub), a card pulled mid-action leaving nothing, an order
+//! signed with the hub away shown pending and carried out when it returns,
+//! the offline figures, and a card locked by three wrong PINs.
+//!
 //! Needs pcscd with vpcd (`scripts/pcsc-up.sh`), Chromium and
 //! `npm ci --prefix tests/dashboard`; build the binaries first
 //! (`cargo build -p mykey-node -p mykey-hub --bins`).
@@ -18,6 +25,7 @@ mod net_common;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
@@ -28,6 +36,8 @@ use mykey_hub::economy::lots::ExpiryPolicy;
 use mykey_node::card::{CardCert, Reader, trust};
 use mykey_node::config::DataDir;
 use mykey_node::http::client::{HolderCallError, holder};
+use mykey_node::kiosk::orders::OrderQueue;
+use mykey_node::node::Lookup;
 use mykey_sync_proto::holder::HolderRequest;
 use mykey_sync_proto::{MyKeyId, ProgramId};
 use net_common::*;
@@ -39,6 +49,13 @@ const PIN: &str = "4321";
 const VPCD_PORT: u16 = 35964;
 /// The exchange operator of the holder's history: only the hub knows it.
 const OPERATOR: &str = "far-away-air";
+
+/// vpcd's second slot holds one card at a time: the tests take turns.
+static SLOT: Mutex<()> = Mutex::new(());
+
+fn slot() -> std::sync::MutexGuard<'static, ()> {
+    SLOT.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,7 +102,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(url: &str) -> Browser {
+    fn start(script: &str, url: &str) -> Browser {
         let js = repo_dir().join("tests/dashboard");
         assert!(
             Path::new(CHROMIUM).is_file(),
@@ -98,7 +115,7 @@ impl Browser {
         );
         let mut child = Command::new("node")
             .current_dir(&js)
-            .arg("kiosk.mjs")
+            .arg(script)
             .arg(url)
             .env("CHROMIUM", CHROMIUM)
             .stdin(Stdio::piped())
@@ -180,6 +197,7 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
 
 #[test]
 fn a_holder_reads_their_history_at_the_kiosk_online_and_offline() {
+    let _slot = slot();
     let (pcsc, reader) = vpcd_reader();
     let present = |want: bool| {
         assert!(
@@ -268,7 +286,7 @@ fn a_holder_reads_their_history_at_the_kiosk_online_and_offline() {
     let line = kiosk.line_starting("kiosk page on ", Duration::from_secs(30));
     let url = line.trim_start_matches("kiosk page on ").to_owned();
 
-    let mut b = Browser::start(&url);
+    let mut b = Browser::start("kiosk.mjs", &url);
     let idle = b.at("idle");
     assert_eq!(idle["lang"], "ja");
     assert!(idle["text"].as_str().unwrap().contains("カード"), "{idle}");
@@ -344,5 +362,276 @@ fn a_holder_reads_their_history_at_the_kiosk_online_and_offline() {
     for p in [&node, &kiosk] {
         assert!(!p.stderr().contains(OPERATOR), "{}", p.stderr());
         assert!(!p.stderr().contains("8642"), "{}", p.stderr());
+    }
+}
+
+/// Makes a vjpki card's certificates (and its own CA) in `dir`.
+fn gen_certs(dir: &Path, serial: &str) -> PathBuf {
+    let ok = Command::new(VJPKI)
+        .args(["gen-certs", "--serial", serial, "--out"])
+        .arg(dir)
+        .status()
+        .expect("run vjpki gen-certs");
+    assert!(
+        ok.success(),
+        "vjpki gen-certs failed (is openssl installed?)"
+    );
+    dir.to_owned()
+}
+
+/// The My Key ID `node` knows for `card`.
+fn known_id(node: &Path, card: &mykey_sync_proto::CardKey) -> Option<String> {
+    match DataDir::new(node).open().ok()?.lookup(card).ok()? {
+        Lookup::Found { my_key_id, .. } => Some(my_key_id.to_string()),
+        _ => None,
+    }
+}
+
+fn text_of(v: &Value, field: &str) -> String {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {v}"))
+        .to_owned()
+}
+
+#[test]
+fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
+    let _slot = slot();
+    let (pcsc, reader) = vpcd_reader();
+    let present = |want: bool| {
+        assert!(
+            pcsc.wait_for_card(&reader, want, Duration::from_secs(20))
+                .unwrap(),
+            "the reader did not become {}",
+            if want { "busy" } else { "empty" }
+        )
+    };
+    present(false);
+
+    let w = World::create(1, 0);
+    let certs = gen_certs(&w.root.path().join("card"), "00C0FFEE0020");
+    let other = gen_certs(&w.root.path().join("other"), "00C0FFEE0021");
+    let hana_card = CardCert::from_der(std::fs::read(certs.join("auth.der")).unwrap())
+        .unwrap()
+        .card_key()
+        .clone();
+    let (taken_by, lib_dir) = {
+        let mut hub = w.open_hub();
+        let (lib_dir, _) = w.add_library(&mut hub, bunkyo(), "lib-1");
+        let taken = hub
+            .register_account(
+                &MyKeyId::parse("Taken1").unwrap(),
+                bunkyo(),
+                &card(0x77),
+                now(),
+            )
+            .unwrap();
+        (taken, lib_dir)
+    };
+    let ca = certs.join("ca.der");
+    let ca_arg = ca.to_str().unwrap();
+    let serve_args = ["--trusted-ca", ca_arg, "--kiosk-link", "lib-1"];
+    let (mut hub, addr) = start_hub_with(&w.hub_dir, 0, &serve_args);
+    let node_dir = &w.nodes[0];
+    let mut node = start_node("node", node_dir, Some(&addr), &[]);
+    let library = start_node("library", &lib_dir, Some(&addr), &[]);
+    wait_until("the nodes are caught up", Duration::from_secs(30), || {
+        caught_up(node_dir) && caught_up(&lib_dir)
+    });
+    let kiosk = Proc::spawn(
+        "kiosk",
+        Command::new(bin("mykey-node"))
+            .arg("--data")
+            .arg(node_dir)
+            .args(["kiosk", "--listen", "127.0.0.1:0", "--reader", &reader])
+            .arg("--trusted-ca")
+            .arg(&ca)
+            .arg("--trusted-ca")
+            .arg(other.join("ca.der"))
+            .args(["--link-facility", "lib-1"]),
+    );
+    let line = kiosk.line_starting("kiosk page on ", Duration::from_secs(30));
+    let url = line.trim_start_matches("kiosk page on ").to_owned();
+    let mut b = Browser::start("kiosk_orders.mjs", &url);
+    b.at("idle");
+
+    // A new card: the rules are said before any PIN.
+    let card = VCard::insert(&certs);
+    present(true);
+    b.go();
+    let bad = b.at("bad_id");
+    assert!(
+        text_of(&bad, "menu").contains("登録されていません"),
+        "{bad}"
+    );
+    assert!(text_of(&bad, "notice").contains("英数字3〜32文字"), "{bad}");
+    b.go();
+    let reg = b.at("registered");
+    assert!(text_of(&reg, "task").contains("Hana7"), "{reg}");
+    assert!(text_of(&reg, "wrong").contains("あと2回"), "{reg}");
+    assert_eq!(reg["status"], "status-done", "{reg}");
+    assert!(text_of(&reg, "text").contains("Hana7"), "{reg}");
+    // A receipt, printable: printed, the buttons are hidden.
+    assert_eq!(reg["printed"]["receipt"], true, "{reg}");
+    assert_eq!(reg["printed"]["buttons"], false, "{reg}");
+    // The node learns it from the hub's facts.
+    wait_until("the node knows Hana7", Duration::from_secs(30), || {
+        known_id(node_dir, &hana_card).as_deref() == Some("Hana7")
+    });
+
+    // A change: a taken ID is refused and kept for correcting; a free one is done.
+    b.go();
+    let taken = b.at("taken");
+    assert!(text_of(&taken, "menu").contains("Hana7"), "{taken}");
+    assert!(
+        text_of(&taken, "notice").contains("使われています"),
+        "{taken}"
+    );
+    assert_eq!(taken["text"], "Taken1", "{taken}");
+    b.go();
+    let changed = b.at("changed");
+    let task = text_of(&changed, "task");
+    assert!(
+        task.contains("Hana7") && task.contains("Hana8"),
+        "{changed}"
+    );
+    assert_eq!(changed["status"], "status-done", "{changed}");
+    wait_until("the node knows Hana8", Duration::from_secs(30), || {
+        known_id(node_dir, &hana_card).as_deref() == Some("Hana8")
+    });
+
+    // A library card linked at the kiosk: the library's node finds it.
+    b.go();
+    let linked = b.at("linked");
+    assert!(text_of(&linked, "menu").contains("lib-1"), "{linked}");
+    assert!(text_of(&linked, "task").contains("L-042"), "{linked}");
+    assert_eq!(linked["status"], "status-done", "{linked}");
+    let lib_number = || match DataDir::new(&lib_dir)
+        .open()
+        .unwrap()
+        .lookup(&hana_card)
+        .unwrap()
+    {
+        Lookup::Found { numbers, .. } => numbers
+            .iter()
+            .filter(|n| n.confirmed)
+            .map(|n| n.number.to_string())
+            .collect::<Vec<_>>(),
+        other => panic!("the library does not know Hana: {other:?}"),
+    };
+    wait_until(
+        "the library's node finds L-042",
+        Duration::from_secs(30),
+        || lib_number() == ["L-042"],
+    );
+    let out = Command::new(bin("mykey-node"))
+        .arg("--data")
+        .arg(&lib_dir)
+        .args(["lookup", "--card", &hana_card.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("My Key ID Hana8") && out.contains("facility card number L-042"),
+        "{out}"
+    );
+    b.go();
+    let unlinked = b.at("unlinked");
+    assert_eq!(unlinked["status"], "status-done", "{unlinked}");
+    wait_until(
+        "the library's node forgets L-042",
+        Duration::from_secs(30),
+        || lib_number().is_empty(),
+    );
+
+    // The card pulled with an ID typed and the PIN half typed.
+    b.go();
+    b.at("half_typed");
+    drop(card);
+    present(false);
+    b.go();
+    let pulled = b.at("pulled");
+    assert!(!text_of(&pulled, "text").contains("Hana"), "{pulled}");
+
+    // The hub away: the order is signed and pending; the figures are the node's.
+    hub.terminate();
+    let dir = DataDir::new(node_dir);
+    let ask = HolderRequest::Challenge {
+        card: hana_card.clone(),
+    };
+    wait_until("the node says offline", Duration::from_secs(30), || {
+        matches!(holder(&dir, &ask), Err(HolderCallError::Offline))
+    });
+    let card = VCard::insert(&certs);
+    present(true);
+    b.go();
+    let pending = b.at("pending");
+    assert!(text_of(&pending, "menu").contains("Hana8"), "{pending}");
+    assert_eq!(pending["status"], "status-pending", "{pending}");
+    assert!(text_of(&pending, "text").contains("Hana10"), "{pending}");
+    assert!(
+        text_of(&pending, "english").contains("Pending"),
+        "{pending}"
+    );
+    assert_eq!(pending["mark"], "オフライン", "{pending}");
+    assert!(text_of(&pending, "offline").contains("Hana8"), "{pending}");
+    let queue = OrderQueue::of(&dir);
+    assert_eq!(queue.len(), 1);
+    drop(card);
+    present(false);
+    b.go();
+    let cleared = b.at("cleared");
+    assert!(!text_of(&cleared, "text").contains("Hana"), "{cleared}");
+
+    // Another card, PIN unknown to the person holding it: locked on the third try.
+    let locked = VCard::insert(&other);
+    present(true);
+    b.go();
+    let l = b.at("locked");
+    assert!(l["tries"][0].as_str().unwrap().contains("あと2回"), "{l}");
+    assert!(l["tries"][1].as_str().unwrap().contains("あと1回"), "{l}");
+    assert!(text_of(&l, "text").contains("ロックされています"), "{l}");
+    drop(locked);
+    present(false);
+    b.go();
+    b.at("end");
+    b.go();
+
+    // The link returns: the pending order is carried out, and the queue empties.
+    let (mut hub, _) = start_hub_with(&w.hub_dir, port_of(&addr), &serve_args);
+    wait_until(
+        "the queued order is carried out",
+        Duration::from_secs(60),
+        || queue.is_empty() && known_id(node_dir, &hana_card).as_deref() == Some("Hana10"),
+    );
+    hub.terminate();
+    node.terminate();
+
+    // At the hub: every ID Hana had is still hers; the pulled one is nobody's.
+    let mut h = w.open_hub();
+    let hana = h
+        .resolve_my_key_id(&MyKeyId::parse("Hana10").unwrap())
+        .unwrap();
+    for old in ["Hana7", "Hana8"] {
+        assert_eq!(
+            h.resolve_my_key_id(&MyKeyId::parse(old).unwrap()).unwrap(),
+            hana
+        );
+    }
+    assert!(
+        h.resolve_my_key_id(&MyKeyId::parse("Hana9").unwrap())
+            .is_err()
+    );
+    assert_eq!(
+        h.resolve_my_key_id(&MyKeyId::parse("Taken1").unwrap())
+            .unwrap(),
+        taken_by
+    );
+    // Nothing of the pulled action, and no PIN, on the node or in the logs.
+    assert_eq!(files_holding(node_dir, "Hana9"), Vec::<PathBuf>::new());
+    for p in [&node, &kiosk, &library] {
+        for secret in ["4321", "9999", "Hana9"] {
+            assert!(!p.stderr().contains(secret), "{secret}: {}", p.stderr());
+        }
     }
 }

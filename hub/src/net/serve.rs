@@ -89,6 +89,11 @@ pub struct ServeOptions {
     pub listen: Vec<Multiaddr>,
     /// The dashboard's address and alert limits.
     pub dashboard: crate::http::DashboardOptions,
+    /// Trusted JPKI user-authentication CA certificates (DER): with them,
+    /// holders may register their cards at kiosks (`crate::holder_order`).
+    pub trusted_ca: Vec<Vec<u8>>,
+    /// Facilities whose card numbers holders may link at a kiosk at once.
+    pub kiosk_links: Vec<mykey_sync_proto::FacilityId>,
 }
 
 mod behaviour {
@@ -194,6 +199,8 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // dashboard's reading hub.
     let observed = Arc::new(Observed::default());
     let mut hub = open_hub(data, observed.clone()).await?;
+    hub.set_trusted_ca(opts.trusted_ca.clone());
+    hub.set_kiosk_links(opts.kiosk_links.clone());
     // The dashboard's address, TLS files and the loopback-or-TLS rule are
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
@@ -725,9 +732,13 @@ pub fn serve_blocking(
     data: &Path,
     listen: &[String],
     dashboard: crate::http::DashboardOptions,
+    trusted_ca: Vec<Vec<u8>>,
+    kiosk_links: Vec<mykey_sync_proto::FacilityId>,
 ) -> Result<(), ServeError> {
     let mut opts = ServeOptions {
         dashboard,
+        trusted_ca,
+        kiosk_links,
         ..ServeOptions::default()
     };
     for a in listen {

@@ -221,6 +221,9 @@ pub enum CertFileError {
     /// A PEM file without a certificate.
     #[error("{0} is PEM but holds no certificate: give the DER or PEM certificate file")]
     Pem(PathBuf),
+    /// A file that is no X.509 certificate.
+    #[error("{0} is not an X.509 certificate: give the JPKI CA's certificate file (DER or PEM)")]
+    NotCertificate(PathBuf),
     /// The card certificate does not parse.
     #[error("{path} is not a JPKI user-authentication certificate: {source}")]
     Parse {
@@ -284,6 +287,20 @@ pub fn load_trusted_cert(
         .collect::<Result<Vec<_>, _>>()?;
     let now_unix = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
     Ok(mykey_jpki::trust(parsed, &cas, now_unix)?)
+}
+
+/// Reads trusted JPKI CA certificates (DER or PEM) for `mykey-hub serve
+/// --trusted-ca`, each checked to be an X.509 certificate.
+pub fn load_trusted_cas(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, CertFileError> {
+    paths
+        .iter()
+        .map(|p| {
+            let der = read_der(p)?;
+            x509_parser::parse_x509_certificate(&der)
+                .map_err(|_| CertFileError::NotCertificate(p.to_owned()))?;
+            Ok(der)
+        })
+        .collect()
 }
 
 /// [`load_trusted_cert`], also checking it is the certificate of `card` when one is named.

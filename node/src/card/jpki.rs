@@ -10,7 +10,7 @@ use super::apdu::{Apdu, DigestInfo, Ef, Pin, ReadRange, Response, Status, Status
 use super::cert::TrustedCert;
 use super::cert::{CardCert, CertHeaderError, CertParseError, MAX_CERT_BYTES, cert_total_len};
 use super::reader::{CardChannel, TransmitError};
-use mykey_sync_proto::holder::HolderBinding;
+use mykey_sync_proto::holder::{HolderBinding, HolderOrder};
 use mykey_sync_proto::{CardKey, CardSignature, DonationBinding, RedeemBinding};
 
 /// Domain separation for proofs: the card signs SHA-256(context ‖ challenge),
@@ -479,6 +479,28 @@ pub fn prove_holder(
         cert.cert(),
         pin,
         Challenge::from_bytes(binding.challenge()),
+    )?;
+    CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)
+}
+
+/// The card proof for a holder's order (issue 19: register, change the My
+/// Key ID): [`prove`] over [`HolderOrder::challenge`], with a certificate
+/// that chained to a trusted CA. The order must name this card
+/// ([`ProveError::OtherCard`] otherwise).
+pub fn prove_order(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    order: &HolderOrder,
+) -> Result<CardSignature, ProveError> {
+    if &order.card != cert.cert().card_key() {
+        return Err(ProveError::OtherCard);
+    }
+    let proof = prove(
+        chan,
+        cert.cert(),
+        pin,
+        Challenge::from_bytes(order.challenge()),
     )?;
     CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)
 }

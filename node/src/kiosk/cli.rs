@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::orders::OrderQueue;
 use super::page::{DEFAULT_ADDR, bind, router};
 use super::reader::ReaderLoop;
 use super::screen::Kiosk;
 use crate::card::reader::DEFAULT_APDU_TIMEOUT;
 use crate::config::DataDir;
+
+/// How often the queue of orders signed offline is offered to the hub.
+const DRAIN_EVERY: Duration = Duration::from_secs(2);
 
 /// `mykey-node kiosk`.
 #[derive(Debug, clap::Args)]
@@ -25,6 +29,11 @@ pub struct KioskArgs {
     /// CA generation. A card whose certificate does not chain to one is not read.
     #[arg(long = "trusted-ca", value_name = "FILE", required = true)]
     trusted_ca: Vec<PathBuf>,
+    /// A facility whose card numbers holders may link and unlink here
+    /// (repeatable; a button each on the menu). The hub links at once only
+    /// where the facility allows it (`mykey-hub serve --kiosk-link`).
+    #[arg(long = "link-facility", value_name = "FACILITY")]
+    link_facility: Vec<String>,
     /// Deadline for each command to the card, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_APDU_TIMEOUT.as_millis() as u64)]
     apdu_timeout_ms: u64,
@@ -44,9 +53,17 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         .context("cannot start the kiosk's page runtime")?;
     let listener = rt.block_on(bind(&args.listen))?;
     let local = listener.local_addr()?;
-    let kiosk = Arc::new(Mutex::new(Kiosk::default()));
+    let links = args
+        .link_facility
+        .iter()
+        .map(|f| mykey_sync_proto::FacilityId::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--link-facility")?;
+    let kiosk = Arc::new(Mutex::new(Kiosk::with_links(links)));
     let (effects_tx, effects) = std::sync::mpsc::channel();
+    let queue = OrderQueue::of(dir);
     let reader = ReaderLoop {
+        queue: queue.clone(),
         dir: dir.clone(),
         node,
         reader: args.reader,
@@ -61,6 +78,18 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         .name("kiosk-reader".into())
         .spawn(move || reader.run())
         .context("cannot start the kiosk's reader thread")?;
+    let sender = dir.clone();
+    std::thread::Builder::new()
+        .name("kiosk-orders".into())
+        .spawn(move || {
+            loop {
+                if !queue.is_empty() {
+                    queue.drain(|r| crate::http::client::holder(&sender, r));
+                }
+                std::thread::sleep(DRAIN_EVERY);
+            }
+        })
+        .context("cannot start the kiosk's order sender")?;
     let app = router(kiosk, effects_tx).merge(donations);
     println!("kiosk page on http://{local}/");
     if crate::http::client::live_status(dir).is_none() {

@@ -1,10 +1,13 @@
 //! The holder's own counter (issue 19): `mykey-node kiosk`, a touch-screen
 //! page on loopback beside a card reader, where a holder reads their own
-//! balance, expiries and history after the card's PIN.
+//! balance, expiries and history, and registers or changes their My Key
+//! ID, after the card's PIN.
 //!
 //! - [`screen`]: the pure core, what the screen shows for each card tap,
 //!   keypad key and answer, and the rule that a card's leaving clears it.
 //! - [`offline`]: what the node holds for a card when the hub is away.
+//! - [`orders`]: holder orders (register, change the My Key ID) signed
+//!   while the hub is away, waiting whole until the link returns.
 //! - [`reader`]: the reader loop (pcscd, the card's PIN signature, the read
 //!   through the running node's hub link, or offline from the store).
 //! - [`page`]: the page, its screen body and keypad route.
@@ -16,6 +19,7 @@
 pub mod cli;
 pub mod donate;
 pub mod offline;
+pub mod orders;
 pub mod page;
 pub mod reader;
 pub mod screen;

@@ -2,7 +2,8 @@
 //! first with an English switch, large type and an on-screen keypad),
 //! `GET /screen.json` (what the screen shows now; the page polls it, so a
 //! card's leaving clears the screen without a reload) and `POST /key?k=`
-//! (a keypad key: `0`-`9`, `back`, `ok`). The body of `/screen.json` is
+//! (a keypad or keyboard key: `0`-`9`, a letter `a`-`z` / `A`-`Z`, `back`,
+//! `ok`; a menu button: `history`, `set_id`, `menu`). The body of `/screen.json` is
 //! this module's own shape, built from [`Screen`], never stored.
 
 use std::net::SocketAddr;
@@ -14,11 +15,11 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use mykey_sync_proto::holder::{HolderHistory, Movement};
+use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, Movement};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::screen::{Effect, Input, Kiosk, Notice, OfflineView, Screen};
+use super::screen::{Choice, Effect, Input, Kiosk, Notice, OfflineView, Receipt, Screen, Task};
 
 /// Where the kiosk page listens unless `--listen` says otherwise (the
 /// status page of `mykey-node run` is on 8781).
@@ -112,10 +113,31 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
     let input = match q.k.as_str() {
         "back" => Input::Back,
         "ok" => Input::Submit,
+        "history" => Input::Choose(Choice::History),
+        "set_id" => Input::Choose(Choice::SetId),
+        "menu" => Input::Choose(Choice::Menu),
+        l if l.starts_with("link-") || l.starts_with("unlink-") => {
+            let (kind, n) = l.split_once('-').unwrap_or_default();
+            match n.parse::<usize>() {
+                Ok(i) if kind == "link" => Input::Choose(Choice::Link(i)),
+                Ok(i) => Input::Choose(Choice::Unlink(i)),
+                Err(_) => return (StatusCode::BAD_REQUEST, "link-N or unlink-N\n").into_response(),
+            }
+        }
+        "-" => Input::Letter(b'-'),
         d if d.len() == 1 && d.as_bytes()[0].is_ascii_digit() => {
             Input::Digit(d.as_bytes()[0] - b'0')
         }
-        _ => return (StatusCode::BAD_REQUEST, "k is 0-9, back or ok\n").into_response(),
+        c if c.len() == 1 && c.as_bytes()[0].is_ascii_alphabetic() => {
+            Input::Letter(c.as_bytes()[0])
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "k is 0-9, a letter, back, ok, history, set_id or menu\n",
+            )
+                .into_response();
+        }
     };
     let effect = st
         .kiosk
@@ -133,11 +155,47 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
 pub fn screen_json(screen: &Screen) -> Value {
     match screen {
         Screen::Idle => json!({ "screen": "idle" }),
-        Screen::Pin { typed, notice } => json!({
-            "screen": "pin",
-            "typed": typed,
+        Screen::Menu { my_key_id, links } => json!({
+            "screen": "menu",
+            "my_key_id": my_key_id.as_ref().map(|m| m.as_str()),
+            "links": links.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        }),
+        Screen::NumberEntry {
+            text,
+            facility,
+            link,
+            notice,
+        } => json!({
+            "screen": "number_entry",
+            "text": text,
+            "facility": facility.to_string(),
+            "link": link,
             "notice": notice.as_ref().map(notice_json),
         }),
+        Screen::IdEntry {
+            text,
+            register,
+            notice,
+        } => json!({
+            "screen": "id_entry",
+            "text": text,
+            "register": register,
+            "notice": notice.as_ref().map(notice_json),
+        }),
+        Screen::Pin {
+            typed,
+            task,
+            notice,
+        } => json!({
+            "screen": "pin",
+            "typed": typed,
+            "task": match task {
+                Task::Read => json!({ "kind": "read" }),
+                Task::Order(a) => action_json(a),
+            },
+            "notice": notice.as_ref().map(notice_json),
+        }),
+        Screen::Receipt(r) => receipt_json(r),
         Screen::Working => json!({ "screen": "working" }),
         Screen::Online(h) => history_json(h),
         Screen::Offline(v) => offline_json(v),
@@ -157,7 +215,55 @@ fn notice_json(n: &Notice) -> Value {
             "text": r.to_string(),
         }),
         Notice::CardFailed => json!({ "kind": "card_failed" }),
+        Notice::BadId => json!({ "kind": "bad_id" }),
+        Notice::IdTaken => json!({ "kind": "id_taken" }),
+        Notice::BadNumber => json!({ "kind": "bad_number" }),
     }
+}
+
+fn action_json(a: &HolderAction) -> Value {
+    match a {
+        HolderAction::ReadHistory => json!({ "kind": "read" }),
+        HolderAction::Register { my_key_id } => {
+            json!({ "kind": "register", "my_key_id": my_key_id.as_str() })
+        }
+        HolderAction::ChangeMyKeyId { from, to } => {
+            json!({ "kind": "change_id", "from": from.as_str(), "my_key_id": to.as_str() })
+        }
+        HolderAction::LinkFacilityCard { facility, number } => {
+            json!({ "kind": "link", "facility": facility.to_string(), "number": number.to_string() })
+        }
+        HolderAction::UnlinkFacilityCard { facility, number } => {
+            json!({ "kind": "unlink", "facility": facility.to_string(), "number": number.to_string() })
+        }
+    }
+}
+
+/// An order's receipt: what was ordered, done or pending, and when; the
+/// account and municipality the hub named. Nothing bought is in it.
+fn receipt_json(r: &Receipt) -> Value {
+    let mut v = json!({
+        "screen": "receipt",
+        "action": action_json(&r.action),
+        "status": if r.done.is_some() { "done" } else { "pending" },
+        "at": r.at.0,
+    });
+    match &r.done {
+        Some(HolderDone::Registered {
+            account,
+            municipality,
+            ..
+        }) => {
+            v["account"] = account.to_string().into();
+            v["municipality"] = municipality.to_string().into();
+        }
+        Some(HolderDone::MyKeyIdChanged { account, .. })
+        | Some(HolderDone::FacilityCard { account, .. }) => {
+            v["account"] = account.to_string().into();
+        }
+        None => {}
+    }
+    v
 }
 
 fn history_json(h: &HolderHistory) -> Value {
@@ -271,10 +377,12 @@ mod tests {
         assert_eq!(screen_json(&Screen::Idle)["screen"], "idle");
         let pin = screen_json(&Screen::Pin {
             typed: 3,
+            task: Task::Read,
             notice: Some(Notice::WrongPin { tries_left: 2 }),
         });
         assert_eq!(pin["typed"], 3);
         assert_eq!(pin["notice"]["kind"], "wrong_pin");
         assert_eq!(pin["notice"]["tries_left"], 2);
+        assert_eq!(pin["task"]["kind"], "read");
     }
 }

@@ -16,17 +16,19 @@ use std::time::Duration;
 
 use mykey_sync_proto::CardKey;
 use mykey_sync_proto::holder::{
-    HolderAction, HolderBinding, HolderRefusal, HolderRequest, HolderResponse,
+    HolderAction, HolderBinding, HolderOrder, HolderRefusal, HolderRequest, HolderResponse,
 };
 
 use super::offline::offline_view;
-use super::screen::{Effect, Input, Kiosk, Outcome};
+use super::orders::OrderQueue;
+use super::screen::{CardSeen, Effect, Input, Kiosk, Outcome};
 use crate::card::apdu::Pin;
-use crate::card::cert::{CardCert, trust};
-use crate::card::jpki::{Challenge, ProveError, prove, prove_holder, read_auth_cert};
+use crate::card::cert::{CardCert, TrustedCert, trust};
+use crate::card::jpki::{Challenge, ProveError, prove, prove_holder, prove_order, read_auth_cert};
 use crate::card::reader::{Reader, Session};
 use crate::config::DataDir;
 use crate::http::client::{HolderCallError, holder};
+use crate::node::Lookup;
 use crate::node::Node;
 
 /// How long one wait in pcscd lasts before the loop looks at the keypad.
@@ -54,6 +56,8 @@ pub struct ReaderLoop {
     pub effects: Receiver<Effect>,
     /// A donation chosen on the page, given at the next OK ([`super::donate`]).
     pub donations: super::donate::Desk,
+    /// Where orders signed while the hub is away wait.
+    pub queue: OrderQueue,
 }
 
 impl ReaderLoop {
@@ -139,7 +143,11 @@ impl ReaderLoop {
         let span = tracing::info_span!("kiosk", card = %card.short());
         let _guard = span.enter();
         tracing::info!("card in");
-        self.step(Input::CardIn(card));
+        let my_key_id = match self.node.lookup(&card) {
+            Ok(Lookup::Found { my_key_id, .. }) => Some(my_key_id),
+            _ => None,
+        };
+        self.step(Input::CardIn(CardSeen { card, my_key_id }));
         loop {
             match self.effects.recv_timeout(WAIT_SLICE) {
                 Ok(Effect::Read {
@@ -151,6 +159,27 @@ impl ReaderLoop {
                         Some(d) => super::donate::donate(self, &mut session, &cert, &card, pin, d),
                         None => self.read(&mut session, &cert, &card, pin),
                     };
+                    self.step(Input::Answer(generation, outcome));
+                }
+                Ok(Effect::CheckId {
+                    generation,
+                    my_key_id,
+                }) => {
+                    let req = HolderRequest::MyKeyIdFree { my_key_id };
+                    let free = match holder(&self.dir, &req) {
+                        Ok(HolderResponse::MyKeyIdFree(free)) => Some(free),
+                        // Offline or unanswered: the hub decides when the order arrives.
+                        _ => None,
+                    };
+                    self.step(Input::Answer(generation, Outcome::IdChecked(free)));
+                }
+                Ok(Effect::Order {
+                    generation,
+                    card,
+                    pin,
+                    action,
+                }) => {
+                    let outcome = self.order(&mut session, &cert, card, pin, action);
                     self.step(Input::Answer(generation, outcome));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -178,12 +207,80 @@ impl ReaderLoop {
         }
     }
 
+    fn trusted(&self, cert: &CardCert) -> Option<TrustedCert> {
+        let now_s = i64::try_from(crate::net::unix_now().0 / 1000).unwrap_or(i64::MAX);
+        let t = trust(cert.clone(), &self.trusted_ca, now_s).ok();
+        if t.is_none() {
+            tracing::warn!("the card's certificate does not chain to a trusted CA (--trusted-ca)");
+        }
+        t
+    }
+
+    /// The order the screen asked for: the card signs it after its PIN;
+    /// it goes to the hub through the running node, or, with the hub
+    /// away, waits whole in the queue (pending).
+    fn order(
+        &self,
+        session: &mut Session,
+        cert: &CardCert,
+        card: CardKey,
+        pin: Pin,
+        action: HolderAction,
+    ) -> Outcome {
+        let Some(trusted) = self.trusted(cert) else {
+            return Outcome::Refused(HolderRefusal::UntrustedCertificate);
+        };
+        let mut nonce = [0u8; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            return Outcome::CardFailed;
+        }
+        let certificate =
+            matches!(action, HolderAction::Register { .. }).then(|| cert.der().to_vec());
+        let order = HolderOrder {
+            node: self.node.id(),
+            card,
+            signed_at: crate::net::unix_now(),
+            nonce,
+            action,
+        };
+        let proof = match prove_order(session, &trusted, pin, &order) {
+            Ok(p) => p,
+            Err(e) => return proof_failed(e),
+        };
+        let req = HolderRequest::Order {
+            order,
+            proof,
+            certificate,
+        };
+        let at = crate::net::unix_now();
+        match holder(&self.dir, &req) {
+            Ok(HolderResponse::Done(d)) => Outcome::Done(d, at),
+            Ok(HolderResponse::Refused(r)) => Outcome::Refused(r),
+            Ok(_) => Outcome::CardFailed,
+            // The hub is away (or the answer was lost: sending it again
+            // changes nothing at the hub): the order waits, whole.
+            Err(e) => {
+                if !matches!(e, HolderCallError::Offline) {
+                    tracing::warn!("holder order: {e}; queued");
+                }
+                match self.queue.put(&req) {
+                    Ok(()) => {
+                        tracing::info!("holder order queued until the hub is reachable");
+                        Outcome::Queued(at)
+                    }
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        Outcome::Refused(HolderRefusal::Unavailable)
+                    }
+                }
+            }
+        }
+    }
+
     /// The read the screen asked for: online through the running node,
     /// else what the node holds, both behind the card's PIN.
     fn read(&self, session: &mut Session, cert: &CardCert, card: &CardKey, pin: Pin) -> Outcome {
-        let now_s = i64::try_from(crate::net::unix_now().0 / 1000).unwrap_or(i64::MAX);
-        let Ok(trusted) = trust(cert.clone(), &self.trusted_ca, now_s) else {
-            tracing::warn!("the card's certificate does not chain to a trusted CA (--trusted-ca)");
+        let Some(trusted) = self.trusted(cert) else {
             return Outcome::Refused(HolderRefusal::BadProof);
         };
         let ask = HolderRequest::Challenge { card: card.clone() };
@@ -193,7 +290,13 @@ impl ReaderLoop {
                 return Outcome::NotRegistered;
             }
             Ok(HolderResponse::Refused(r)) => return Outcome::Refused(r),
-            Ok(HolderResponse::History(_)) => return Outcome::CardFailed,
+            Ok(
+                HolderResponse::History(_)
+                | HolderResponse::Done(_)
+                | HolderResponse::MyKeyIdFree(_),
+            ) => {
+                return Outcome::CardFailed;
+            }
             Err(HolderCallError::Offline) => return self.offline(session, cert, card, pin),
             Err(e) => {
                 tracing::warn!("holder request: {e}");
@@ -217,7 +320,11 @@ impl ReaderLoop {
             Ok(HolderResponse::History(h)) => Outcome::History(Box::new(h)),
             Ok(HolderResponse::Refused(HolderRefusal::UnknownCard)) => Outcome::NotRegistered,
             Ok(HolderResponse::Refused(r)) => Outcome::Refused(r),
-            Ok(HolderResponse::Challenge(_)) => Outcome::CardFailed,
+            Ok(
+                HolderResponse::Challenge(_)
+                | HolderResponse::Done(_)
+                | HolderResponse::MyKeyIdFree(_),
+            ) => Outcome::CardFailed,
             // The link fell between the two requests: the PIN was checked.
             Err(HolderCallError::Offline) => self.offline_figures(card),
             Err(e) => {

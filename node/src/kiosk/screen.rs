@@ -14,14 +14,54 @@
 //! The PIN lives only in the keypad's buffer, wiped when it is handed over
 //! and whenever the card leaves; the screen shows how many digits were
 //! typed, never which.
+//!
+//! A card in shows a menu: read one's points, or register / change one's
+//! My Key ID (typed on the on-screen keyboard, checked against the ID
+//! rules before the PIN is asked). An order ends on a receipt (done, or
+//! pending when the hub is away and the signed order waits in the queue).
 
 use crate::card::Pin;
-use mykey_sync_proto::holder::{HolderHistory, HolderRefusal};
-use mykey_sync_proto::{AccountId, CardKey, MunicipalityCode, MyKeyId, Points, UnixMillis};
+use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, HolderRefusal};
+use mykey_sync_proto::{
+    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, Points,
+    UnixMillis,
+};
 use zeroize::Zeroizing;
 
 /// Digits of a JPKI user-authentication PIN.
 pub const PIN_DIGITS: usize = 4;
+/// Longest My Key ID the keyboard takes (the ID rules' own bound).
+pub const MAX_ID_CHARS: usize = 32;
+
+/// What the node knows of the card on the reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardSeen {
+    /// The card.
+    pub card: CardKey,
+    /// Its holder's My Key ID as the node last learnt it; `None` when the
+    /// node knows no registration of the card.
+    pub my_key_id: Option<MyKeyId>,
+}
+
+/// What the PIN the holder types will authorise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Read one's points and history.
+    Read,
+    /// A change at the hub, signed by the card.
+    Order(HolderAction),
+}
+
+/// What a finished order says on its receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// What was ordered.
+    pub action: HolderAction,
+    /// The hub's answer; `None`: pending (queued until the link returns).
+    pub done: Option<HolderDone>,
+    /// The kiosk's clock when it ended.
+    pub at: UnixMillis,
+}
 
 /// Which card's turn an action belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,6 +104,13 @@ pub enum Outcome {
     NotRegistered,
     /// The card or the reader failed mid-action: tap again.
     CardFailed,
+    /// The hub carried out the order.
+    Done(HolderDone, UnixMillis),
+    /// The hub was not reachable: the signed order waits in the queue.
+    Queued(UnixMillis),
+    /// The hub said whether the typed ID is free (`None`: the hub was not
+    /// reachable, so the order is signed unchecked and the hub decides later).
+    IdChecked(Option<bool>),
 }
 
 /// What the screen shows.
@@ -71,11 +118,40 @@ pub enum Outcome {
 pub enum Screen {
     /// Waiting for a card.
     Idle,
-    /// A card is present: the keypad, with the number of digits typed and
-    /// what went wrong last.
+    /// A card is present: what the holder may do.
+    Menu {
+        /// The holder's ID as the node knows it (`None`: not registered).
+        my_key_id: Option<MyKeyId>,
+        /// Facilities whose cards may be linked here (registered holders).
+        links: Vec<FacilityId>,
+    },
+    /// The on-screen keyboard for a facility card number.
+    NumberEntry {
+        /// What is typed so far.
+        text: String,
+        /// The facility.
+        facility: FacilityId,
+        /// Linking (true) or unlinking (false).
+        link: bool,
+        /// The last attempt's problem.
+        notice: Option<Notice>,
+    },
+    /// The on-screen keyboard for a new My Key ID.
+    IdEntry {
+        /// What is typed so far.
+        text: String,
+        /// Registering (true) or changing (false).
+        register: bool,
+        /// The last attempt's problem.
+        notice: Option<Notice>,
+    },
+    /// The keypad, with the number of digits typed, what the PIN will
+    /// authorise and what went wrong last.
     Pin {
         /// Digits typed so far.
         typed: usize,
+        /// What the PIN authorises.
+        task: Task,
         /// The last attempt's problem.
         notice: Option<Notice>,
     },
@@ -85,6 +161,8 @@ pub enum Screen {
     Online(Box<HolderHistory>),
     /// What the node holds, marked offline.
     Offline(OfflineView),
+    /// An order's receipt (printable), until the card leaves.
+    Receipt(Receipt),
     /// A message until the card leaves.
     Message(Notice),
 }
@@ -107,6 +185,12 @@ pub enum Notice {
     Refused(HolderRefusal),
     /// The card or reader failed: tap again.
     CardFailed,
+    /// The typed ID breaks the rules (3 to 32 letters and digits).
+    BadId,
+    /// The ID is (or was) someone's.
+    IdTaken,
+    /// The typed card number breaks the rules.
+    BadNumber,
 }
 
 /// What the driver is asked to do.
@@ -122,17 +206,55 @@ pub enum Effect {
         /// The PIN typed.
         pin: Pin,
     },
+    /// Have `card` sign `action` with `pin` and send it to the hub (or,
+    /// offline, queue it); answer under `generation`.
+    Order {
+        /// The turn this belongs to.
+        generation: Generation,
+        /// The card on the reader.
+        card: CardKey,
+        /// The PIN typed.
+        pin: Pin,
+        /// What the holder authorises.
+        action: HolderAction,
+    },
+    /// Ask the hub whether `my_key_id` is free; answer under `generation`.
+    CheckId {
+        /// The turn this belongs to.
+        generation: Generation,
+        /// The ID typed.
+        my_key_id: MyKeyId,
+    },
+}
+
+/// A menu choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Read one's points.
+    History,
+    /// Register or change one's My Key ID.
+    SetId,
+    /// Link a card of the n-th facility offered.
+    Link(usize),
+    /// Unlink a card of the n-th facility offered.
+    Unlink(usize),
+    /// Back to the menu.
+    Menu,
 }
 
 /// A reader event, a key or an answer.
 #[derive(Debug)]
 pub enum Input {
     /// A card was put on the reader (its key read from its certificate).
-    CardIn(CardKey),
+    CardIn(CardSeen),
     /// The card left the reader.
     CardOut,
-    /// A keypad digit (0-9).
+    /// A menu button.
+    Choose(Choice),
+    /// A keypad digit (0-9), on the keyboard too.
     Digit(u8),
+    /// A keyboard letter (ASCII).
+    Letter(u8),
     /// The keypad's back key.
     Back,
     /// The keypad's OK key.
@@ -145,9 +267,13 @@ pub enum Input {
 #[derive(Debug)]
 pub struct Kiosk {
     screen: Screen,
-    card: Option<CardKey>,
+    card: Option<CardSeen>,
     entry: Zeroizing<Vec<u8>>,
     generation: Generation,
+    /// What the action under way was asked for (for its answer's screen).
+    task: Option<Task>,
+    /// Facilities whose cards may be linked at this kiosk.
+    links: Vec<FacilityId>,
 }
 
 impl Default for Kiosk {
@@ -157,11 +283,33 @@ impl Default for Kiosk {
             card: None,
             entry: Zeroizing::new(Vec::with_capacity(PIN_DIGITS)),
             generation: Generation(0),
+            task: None,
+            links: Vec::new(),
         }
     }
 }
 
 impl Kiosk {
+    /// A kiosk that offers linking cards of `links` (in this order).
+    pub fn with_links(links: Vec<FacilityId>) -> Kiosk {
+        Kiosk {
+            links,
+            ..Kiosk::default()
+        }
+    }
+
+    fn menu(&self) -> Screen {
+        let my_key_id = self.card.as_ref().and_then(|c| c.my_key_id.clone());
+        Screen::Menu {
+            links: if my_key_id.is_some() {
+                self.links.clone()
+            } else {
+                vec![]
+            },
+            my_key_id,
+        }
+    }
+
     /// What the screen shows now.
     pub fn screen(&self) -> &Screen {
         &self.screen
@@ -175,13 +323,32 @@ impl Kiosk {
     /// Takes one input; returns what the driver must do, if anything.
     pub fn step(&mut self, input: Input) -> Option<Effect> {
         match input {
-            Input::CardIn(card) => {
+            Input::CardIn(seen) => {
                 self.next_turn();
-                self.card = Some(card);
-                self.screen = Screen::Pin {
-                    typed: 0,
-                    notice: None,
-                };
+                self.card = Some(seen);
+                self.screen = self.menu();
+                None
+            }
+            Input::Choose(choice) => {
+                self.choose(choice);
+                None
+            }
+            Input::Letter(c) => {
+                match &mut self.screen {
+                    Screen::IdEntry { text, notice, .. }
+                        if c.is_ascii_alphabetic() && text.len() < MAX_ID_CHARS =>
+                    {
+                        text.push(char::from(c));
+                        *notice = None;
+                    }
+                    Screen::NumberEntry { text, notice, .. }
+                        if (c.is_ascii_alphabetic() || c == b'-') && text.len() < MAX_ID_CHARS =>
+                    {
+                        text.push(char::from(c));
+                        *notice = None;
+                    }
+                    _ => {}
+                }
                 None
             }
             Input::CardOut => {
@@ -190,21 +357,35 @@ impl Kiosk {
                 self.screen = Screen::Idle;
                 None
             }
-            Input::Digit(d) => {
-                if let Screen::Pin { typed, notice } = &mut self.screen
-                    && d <= 9
-                    && self.entry.len() < PIN_DIGITS
-                {
-                    self.entry.push(b'0' + d);
-                    *typed = self.entry.len();
-                    *notice = None;
+            Input::Digit(d) if d <= 9 => {
+                match &mut self.screen {
+                    Screen::Pin { typed, notice, .. } if self.entry.len() < PIN_DIGITS => {
+                        self.entry.push(b'0' + d);
+                        *typed = self.entry.len();
+                        *notice = None;
+                    }
+                    Screen::IdEntry { text, notice, .. }
+                    | Screen::NumberEntry { text, notice, .. }
+                        if text.len() < MAX_ID_CHARS =>
+                    {
+                        text.push(char::from(b'0' + d));
+                        *notice = None;
+                    }
+                    _ => {}
                 }
                 None
             }
+            Input::Digit(_) => None,
             Input::Back => {
-                if let Screen::Pin { typed, .. } = &mut self.screen {
-                    self.entry.pop();
-                    *typed = self.entry.len();
+                match &mut self.screen {
+                    Screen::Pin { typed, .. } => {
+                        self.entry.pop();
+                        *typed = self.entry.len();
+                    }
+                    Screen::IdEntry { text, .. } | Screen::NumberEntry { text, .. } => {
+                        text.pop();
+                    }
+                    _ => {}
                 }
                 None
             }
@@ -221,10 +402,129 @@ impl Kiosk {
     fn next_turn(&mut self) {
         self.generation = Generation(self.generation.0 + 1);
         self.entry.clear();
+        self.task = None;
+    }
+
+    fn choose(&mut self, choice: Choice) {
+        if self.card.is_none() {
+            return;
+        }
+        let task = match (&self.screen, choice) {
+            (Screen::Menu { .. }, Choice::History) => Task::Read,
+            (Screen::Menu { links, .. }, Choice::Link(i) | Choice::Unlink(i)) => {
+                if let Some(facility) = links.get(i) {
+                    self.screen = Screen::NumberEntry {
+                        text: String::new(),
+                        facility: facility.clone(),
+                        link: matches!(choice, Choice::Link(_)),
+                        notice: None,
+                    };
+                }
+                return;
+            }
+            (Screen::Menu { my_key_id, .. }, Choice::SetId) => {
+                self.screen = Screen::IdEntry {
+                    text: String::new(),
+                    register: my_key_id.is_none(),
+                    notice: None,
+                };
+                return;
+            }
+            (Screen::Menu { .. } | Screen::Working, _) => return,
+            (_, Choice::Menu) => {
+                self.entry.clear();
+                self.screen = self.menu();
+                return;
+            }
+            _ => return,
+        };
+        self.screen = Screen::Pin {
+            typed: 0,
+            task,
+            notice: None,
+        };
+    }
+
+    /// OK on the keyboard: the ID is checked against the rules, then its
+    /// availability at the hub, then the PIN is asked for the order.
+    fn submit_id(&mut self) -> Option<Effect> {
+        let (
+            Screen::IdEntry {
+                text,
+                register,
+                notice,
+            },
+            Some(seen),
+        ) = (&mut self.screen, &self.card)
+        else {
+            return None;
+        };
+        let Ok(to) = MyKeyId::parse(text) else {
+            *notice = Some(Notice::BadId);
+            return None;
+        };
+        let action = match (&seen.my_key_id, *register) {
+            (Some(from), false) => HolderAction::ChangeMyKeyId {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            _ => HolderAction::Register {
+                my_key_id: to.clone(),
+            },
+        };
+        self.task = Some(Task::Order(action));
+        self.screen = Screen::Working;
+        Some(Effect::CheckId {
+            generation: self.generation,
+            my_key_id: to,
+        })
+    }
+
+    /// OK on the keyboard for a facility card number.
+    fn submit_number(&mut self) {
+        let Screen::NumberEntry {
+            text,
+            facility,
+            link,
+            notice,
+        } = &mut self.screen
+        else {
+            return;
+        };
+        let Ok(number) = FacilityCardNumber::parse(text) else {
+            *notice = Some(Notice::BadNumber);
+            return;
+        };
+        let facility = facility.clone();
+        let action = if *link {
+            HolderAction::LinkFacilityCard { facility, number }
+        } else {
+            HolderAction::UnlinkFacilityCard { facility, number }
+        };
+        self.screen = Screen::Pin {
+            typed: 0,
+            task: Task::Order(action),
+            notice: None,
+        };
     }
 
     fn submit(&mut self) -> Option<Effect> {
-        let (Screen::Pin { typed, notice }, Some(card)) = (&mut self.screen, &self.card) else {
+        if matches!(self.screen, Screen::IdEntry { .. }) {
+            return self.submit_id();
+        }
+        if matches!(self.screen, Screen::NumberEntry { .. }) {
+            self.submit_number();
+            return None;
+        }
+        let (
+            Screen::Pin {
+                typed,
+                notice,
+                task,
+            },
+            Some(seen),
+        ) = (&mut self.screen, &self.card)
+        else {
             return None;
         };
         // The buffer holds ASCII digits only, so it is text.
@@ -236,22 +536,66 @@ impl Kiosk {
             return None;
         };
         *typed = 0;
-        let card = card.clone();
+        let card = seen.card.clone();
+        let task = task.clone();
         self.entry.clear();
         self.screen = Screen::Working;
-        Some(Effect::Read {
-            generation: self.generation,
-            card,
-            pin,
+        self.task = Some(task.clone());
+        Some(match task {
+            Task::Read => Effect::Read {
+                generation: self.generation,
+                card,
+                pin,
+            },
+            Task::Order(action) => Effect::Order {
+                generation: self.generation,
+                card,
+                pin,
+                action,
+            },
         })
     }
 
     fn answer(&mut self, outcome: Outcome) {
+        let task = self.task.take().unwrap_or(Task::Read);
         let again = |notice| Screen::Pin {
             typed: 0,
+            task: task.clone(),
             notice: Some(notice),
         };
+        let order = match &task {
+            Task::Order(a) => Some(a.clone()),
+            Task::Read => None,
+        };
         self.screen = match outcome {
+            Outcome::IdChecked(Some(true) | None) => Screen::Pin {
+                typed: 0,
+                task,
+                notice: None,
+            },
+            Outcome::IdChecked(Some(false)) => taken_entry(order),
+            Outcome::Done(done, at) => {
+                if let (Some(seen), Some(id)) = (&mut self.card, done_id(&done)) {
+                    seen.my_key_id = Some(id);
+                }
+                match order {
+                    Some(action) => Screen::Receipt(Receipt {
+                        action,
+                        done: Some(done),
+                        at,
+                    }),
+                    None => Screen::Message(Notice::CardFailed),
+                }
+            }
+            Outcome::Queued(at) => match order {
+                Some(action) => Screen::Receipt(Receipt {
+                    action,
+                    done: None,
+                    at,
+                }),
+                None => Screen::Message(Notice::CardFailed),
+            },
+            Outcome::Refused(HolderRefusal::MyKeyIdTaken) if order.is_some() => taken_entry(order),
             Outcome::History(h) => Screen::Online(h),
             Outcome::Offline(v) => Screen::Offline(v),
             Outcome::WrongPin(tries_left) => again(Notice::WrongPin { tries_left }),
@@ -263,12 +607,50 @@ impl Kiosk {
     }
 }
 
+/// The ID an order left the holder with.
+fn done_id(done: &HolderDone) -> Option<MyKeyId> {
+    match done {
+        HolderDone::Registered { my_key_id, .. } => Some(my_key_id.clone()),
+        HolderDone::MyKeyIdChanged { to, .. } => Some(to.clone()),
+        HolderDone::FacilityCard { .. } => None,
+    }
+}
+
+/// The keyboard again, with the ID kept and the notice that it is taken.
+fn taken_entry(order: Option<HolderAction>) -> Screen {
+    let (text, register) = match order {
+        Some(HolderAction::Register { my_key_id }) => (my_key_id.to_string(), true),
+        Some(HolderAction::ChangeMyKeyId { to, .. }) => (to.to_string(), false),
+        _ => (String::new(), false),
+    };
+    Screen::IdEntry {
+        text,
+        register,
+        notice: Some(Notice::IdTaken),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn card() -> CardKey {
         CardKey::new(vec![0x30, 1], vec![7]).unwrap()
+    }
+
+    fn seen() -> CardSeen {
+        CardSeen {
+            card: card(),
+            my_key_id: Some(MyKeyId::parse("Akiko").unwrap()),
+        }
+    }
+
+    /// A card in, and the history chosen.
+    fn reading() -> Kiosk {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(seen()));
+        k.step(Input::Choose(Choice::History));
+        k
     }
 
     fn history() -> HolderHistory {
@@ -296,8 +678,7 @@ mod tests {
 
     /// A kiosk with the card in and `pin` typed and submitted.
     fn submitted(pin: &[u8]) -> (Kiosk, Option<Effect>) {
-        let mut k = Kiosk::default();
-        k.step(Input::CardIn(card()));
+        let mut k = reading();
         for d in pin {
             k.step(Input::Digit(*d));
         }
@@ -329,11 +710,11 @@ mod tests {
             k.screen(),
             &Screen::Pin {
                 typed: 2,
+                task: Task::Read,
                 notice: Some(Notice::ShortPin)
             }
         );
-        let mut k = Kiosk::default();
-        k.step(Input::CardIn(card()));
+        let mut k = reading();
         for d in [1, 2, 3, 4, 5, 10] {
             k.step(Input::Digit(d));
         }
@@ -342,6 +723,7 @@ mod tests {
             k.screen(),
             &Screen::Pin {
                 typed: 3,
+                task: Task::Read,
                 notice: None
             }
         );
@@ -364,6 +746,7 @@ mod tests {
                 Outcome::WrongPin(2),
                 Screen::Pin {
                     typed: 0,
+                    task: Task::Read,
                     notice: Some(Notice::WrongPin { tries_left: 2 }),
                 },
             ),
@@ -380,6 +763,7 @@ mod tests {
                 Outcome::CardFailed,
                 Screen::Pin {
                     typed: 0,
+                    task: Task::Read,
                     notice: Some(Notice::CardFailed),
                 },
             ),
@@ -401,9 +785,14 @@ mod tests {
         k.step(Input::Answer(asked, Outcome::History(Box::new(history()))));
         assert_eq!(k.screen(), &Screen::Idle, "a pulled card's answer shows");
         // Even when the same card comes back before the answer does.
-        k.step(Input::CardIn(card()));
+        k.step(Input::CardIn(seen()));
         k.step(Input::Answer(asked, Outcome::History(Box::new(history()))));
-        assert!(matches!(k.screen(), Screen::Pin { .. }), "{:?}", k.screen());
+        assert!(
+            matches!(k.screen(), Screen::Menu { .. }),
+            "{:?}",
+            k.screen()
+        );
+        k.step(Input::Choose(Choice::History));
         // Nor when the next holder is already waiting for their own answer:
         // the first holder's history never shows to the second.
         for d in [1, 2, 3, 4] {
@@ -422,10 +811,253 @@ mod tests {
         assert!(matches!(k.screen(), Screen::Online(_)));
         k.step(Input::CardOut);
         assert_eq!(k.screen(), &Screen::Idle);
-        let mut k = Kiosk::default();
-        k.step(Input::CardIn(card()));
+        let mut k = reading();
         k.step(Input::Digit(4));
         k.step(Input::CardOut);
         assert!(k.entry.is_empty(), "the typed digit outlived the card");
+    }
+
+    fn typed_id(k: &mut Kiosk, text: &str) {
+        for b in text.bytes() {
+            if b.is_ascii_digit() {
+                k.step(Input::Digit(b - b'0'));
+            } else {
+                k.step(Input::Letter(b));
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_id_is_typed_checked_then_signed_after_the_pin() {
+        // A registered holder changes their ID.
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(seen()));
+        k.step(Input::Choose(Choice::SetId));
+        typed_id(&mut k, "ab");
+        k.step(Input::Submit);
+        assert!(
+            matches!(
+                k.screen(),
+                Screen::IdEntry {
+                    notice: Some(Notice::BadId),
+                    register: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            k.screen()
+        );
+        typed_id(&mut k, "c9x");
+        k.step(Input::Back);
+        // The hub is asked first: taken, the keyboard again before any PIN.
+        let Some(Effect::CheckId {
+            generation,
+            my_key_id,
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected an ID check");
+        };
+        assert_eq!(my_key_id.as_str(), "abc9");
+        assert_eq!(k.screen(), &Screen::Working);
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(false))));
+        assert!(
+            matches!(k.screen(), Screen::IdEntry { notice: Some(Notice::IdTaken), text, .. } if text == "abc9"),
+            "{:?}",
+            k.screen()
+        );
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
+        let change = HolderAction::ChangeMyKeyId {
+            from: MyKeyId::parse("Akiko").unwrap(),
+            to: MyKeyId::parse("abc9").unwrap(),
+        };
+        assert_eq!(
+            k.screen(),
+            &Screen::Pin {
+                typed: 0,
+                task: Task::Order(change.clone()),
+                notice: None
+            }
+        );
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::Order {
+            action, generation, ..
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected an order");
+        };
+        assert_eq!(action, change);
+        // Taken: back to the keyboard with the ID kept and the notice.
+        k.step(Input::Answer(
+            generation,
+            Outcome::Refused(HolderRefusal::MyKeyIdTaken),
+        ));
+        assert_eq!(
+            k.screen(),
+            &Screen::IdEntry {
+                text: "abc9".into(),
+                register: false,
+                notice: Some(Notice::IdTaken)
+            }
+        );
+        k.step(Input::Letter(b'z'));
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::Order { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an order");
+        };
+        let done = HolderDone::MyKeyIdChanged {
+            account: AccountId::new(2).unwrap(),
+            from: MyKeyId::parse("Akiko").unwrap(),
+            to: MyKeyId::parse("abc9z").unwrap(),
+        };
+        k.step(Input::Answer(
+            generation,
+            Outcome::Done(done.clone(), UnixMillis(5)),
+        ));
+        let Screen::Receipt(r) = k.screen() else {
+            panic!("expected a receipt, got {:?}", k.screen());
+        };
+        assert_eq!((r.done.as_ref(), r.at), (Some(&done), UnixMillis(5)));
+        // The menu knows the new ID; the card's leaving clears the receipt.
+        k.step(Input::Choose(Choice::Menu));
+        assert_eq!(
+            k.screen(),
+            &Screen::Menu {
+                my_key_id: Some(MyKeyId::parse("abc9z").unwrap()),
+                links: vec![]
+            }
+        );
+        k.step(Input::CardOut);
+        assert_eq!(k.screen(), &Screen::Idle);
+    }
+
+    #[test]
+    fn an_unregistered_card_registers_and_offline_the_receipt_says_pending() {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(CardSeen {
+            card: card(),
+            my_key_id: None,
+        }));
+        k.step(Input::Choose(Choice::SetId));
+        typed_id(&mut k, "Hana7");
+        // Offline: the ID cannot be checked; the hub decides when the order arrives.
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(None)));
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::Order {
+            action, generation, ..
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected an order");
+        };
+        let register = HolderAction::Register {
+            my_key_id: MyKeyId::parse("Hana7").unwrap(),
+        };
+        assert_eq!(action, register);
+        k.step(Input::Answer(generation, Outcome::Queued(UnixMillis(9))));
+        assert_eq!(
+            k.screen(),
+            &Screen::Receipt(Receipt {
+                action: register,
+                done: None,
+                at: UnixMillis(9)
+            })
+        );
+    }
+
+    #[test]
+    fn a_card_pulled_while_typing_an_id_leaves_nothing() {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(seen()));
+        k.step(Input::Choose(Choice::SetId));
+        typed_id(&mut k, "Other1");
+        let Some(Effect::CheckId { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected an ID check");
+        };
+        k.step(Input::Answer(generation, Outcome::IdChecked(Some(true))));
+        k.step(Input::Digit(4));
+        k.step(Input::CardOut);
+        assert_eq!(k.screen(), &Screen::Idle);
+        assert!(k.entry.is_empty());
+        // The same card again starts from the menu: no order was made.
+        k.step(Input::CardIn(seen()));
+        assert!(matches!(k.screen(), Screen::Menu { .. }));
+        assert!(k.step(Input::Submit).is_none());
+    }
+
+    #[test]
+    fn a_registered_holder_links_and_unlinks_a_card_of_an_offered_facility() {
+        let lib = FacilityId::parse("lib-1").unwrap();
+        let mut k = Kiosk::with_links(vec![lib.clone()]);
+        // Not registered: nothing to link to.
+        k.step(Input::CardIn(CardSeen {
+            card: card(),
+            my_key_id: None,
+        }));
+        assert!(matches!(k.screen(), Screen::Menu { links, .. } if links.is_empty()));
+        k.step(Input::CardIn(seen()));
+        k.step(Input::Choose(Choice::Link(1)));
+        assert!(
+            matches!(k.screen(), Screen::Menu { .. }),
+            "no second facility"
+        );
+        k.step(Input::Choose(Choice::Link(0)));
+        for c in b"L-" {
+            k.step(Input::Letter(*c));
+        }
+        k.step(Input::Letter(b'#'));
+        for d in [0, 4, 2] {
+            k.step(Input::Digit(d));
+        }
+        k.step(Input::Submit);
+        let link = HolderAction::LinkFacilityCard {
+            facility: lib.clone(),
+            number: FacilityCardNumber::parse("L-042").unwrap(),
+        };
+        assert!(
+            matches!(k.screen(), Screen::Pin { task: Task::Order(a), .. } if *a == link),
+            "{:?}",
+            k.screen()
+        );
+        k.step(Input::Choose(Choice::Menu));
+        k.step(Input::Choose(Choice::Unlink(0)));
+        k.step(Input::Submit);
+        assert!(matches!(
+            k.screen(),
+            Screen::NumberEntry {
+                notice: Some(Notice::BadNumber),
+                link: false,
+                ..
+            }
+        ));
+        k.step(Input::Digit(7));
+        k.step(Input::Submit);
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::Order { action, .. }) = k.step(Input::Submit) else {
+            panic!("expected an order");
+        };
+        assert_eq!(
+            action,
+            HolderAction::UnlinkFacilityCard {
+                facility: lib,
+                number: FacilityCardNumber::parse("7").unwrap()
+            }
+        );
     }
 }

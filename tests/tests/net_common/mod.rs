@@ -197,6 +197,11 @@ impl Drop for Proc {
 /// `mykey-hub serve` on 127.0.0.1 (`port` 0: any); returns the process and
 /// its dialable address with `/p2p/`.
 pub fn start_hub(data: &Path, port: u16) -> (Proc, String) {
+    start_hub_with(data, port, &[])
+}
+
+/// [`start_hub`] with `extra` arguments to `serve`.
+pub fn start_hub_with(data: &Path, port: u16, extra: &[&str]) -> (Proc, String) {
     let p = Proc::spawn(
         "hub",
         Command::new(bin("mykey-hub"))
@@ -204,7 +209,8 @@ pub fn start_hub(data: &Path, port: u16) -> (Proc, String) {
             .arg(data)
             .args(["serve", "--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
             // Tests run side by side: the default dashboard port would clash.
-            .args(["--http", "127.0.0.1:0"]),
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra),
     );
     let line = p.line_starting("listening on ", Duration::from_secs(30));
     let addr = line.trim_start_matches("listening on ").to_owned();
