@@ -40,6 +40,8 @@ const MAX_CACHED_KEYS: usize = 100_000;
 /// batch gain, small enough that a batch failed by one forgery costs
 /// little to check again one by one.
 const VERIFY_BATCH_TXS: usize = 256;
+/// The smallest batch a push is split into to use more threads.
+const MIN_VERIFY_BATCH_TXS: usize = 64;
 
 /// A push whose signatures were checked (in ed25519 batches, on the hub's
 /// threads), each transaction beside the answer `SignedTx::verify` would
@@ -133,7 +135,13 @@ impl Hub {
     pub fn check_push(&self, mut txs: Vec<SignedTx>) -> CheckedPush {
         txs.truncate(MAX_PUSH_TXS);
         let keys = &self.node_keys;
-        let verified = par_chunks(&txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
+        // A push shorter than two batches still goes to every thread, in
+        // smaller batches (down to MIN_VERIFY_BATCH_TXS).
+        let chunk = txs
+            .len()
+            .div_ceil(self.threads.max(1))
+            .clamp(MIN_VERIFY_BATCH_TXS, VERIFY_BATCH_TXS);
+        let verified = par_chunks(&txs, chunk, self.threads, |chunk| {
             SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
         });
         CheckedPush { txs, verified }
