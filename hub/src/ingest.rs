@@ -40,6 +40,41 @@ const MAX_CACHED_KEYS: usize = 100_000;
 /// batch gain, small enough that a batch failed by one forgery costs
 /// little to check again one by one.
 const VERIFY_BATCH_TXS: usize = 256;
+/// The smallest batch a push is split into to use more threads.
+const MIN_VERIFY_BATCH_TXS: usize = 64;
+
+/// A push whose signatures were checked (in ed25519 batches, on the hub's
+/// threads), each transaction beside the answer `SignedTx::verify` would
+/// give: made by [`Hub::check_push`], applied by [`Hub::ingest_checked`].
+/// A long push is checked whole once and then applied in slices
+/// ([`CheckedPush::split_off`]), so every slice's verification has used all
+/// cores before the single writer applies it.
+#[derive(Debug)]
+pub struct CheckedPush {
+    txs: Vec<SignedTx>,
+    verified: Vec<Result<VerifiedTx, VerifyError>>,
+}
+
+impl CheckedPush {
+    /// Transactions in the push.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// True if the push holds none.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// Keeps the first `at` transactions and returns the rest, in order.
+    pub fn split_off(&mut self, at: usize) -> CheckedPush {
+        let at = at.min(self.txs.len());
+        CheckedPush {
+            txs: self.txs.split_off(at),
+            verified: self.verified.split_off(at),
+        }
+    }
+}
 
 /// What ingest tracks per signer during one push.
 struct Signer {
@@ -101,6 +136,25 @@ impl Hub {
         }))
     }
 
+    /// Checks the signatures of a push (at most [`MAX_PUSH_TXS`]
+    /// transactions; the rest are dropped, as the wire bound refuses them),
+    /// in ed25519 batches on the hub's threads (a batch that fails is
+    /// checked one by one, so each bad signature is found). Reads no store.
+    pub fn check_push(&self, mut txs: Vec<SignedTx>) -> CheckedPush {
+        txs.truncate(MAX_PUSH_TXS);
+        let keys = &self.node_keys;
+        // A push shorter than two batches still goes to every thread, in
+        // smaller batches (down to MIN_VERIFY_BATCH_TXS).
+        let chunk = txs
+            .len()
+            .div_ceil(self.threads.max(1))
+            .clamp(MIN_VERIFY_BATCH_TXS, VERIFY_BATCH_TXS);
+        let verified = par_chunks(&txs, chunk, self.threads, |chunk| {
+            SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
+        });
+        CheckedPush { txs, verified }
+    }
+
     /// Applies a push (see [`HubService::ingest`]), with storage errors
     /// surfaced: on `Err` nothing of the push was applied.
     pub fn try_ingest(
@@ -109,16 +163,54 @@ impl Hub {
         txs: Vec<SignedTx>,
         now: UnixMillis,
     ) -> Result<Receipts, StoreError> {
-        // A conflict with another hub process on the same database rolls
-        // the whole push back; it is applied again from the start.
-        let txs = &txs[..txs.len().min(MAX_PUSH_TXS)];
-        retry_conflicts("push", || self.try_ingest_once(carrier, txs, now))
+        let checked = self.check_push(txs);
+        self.try_ingest_checked(carrier, &checked, now)
+    }
+
+    /// [`HubService::ingest`] of a checked push: a storage error applies
+    /// nothing and answers no receipts (the node resends the same push).
+    pub fn ingest_checked(
+        &mut self,
+        carrier: &NodeId,
+        checked: CheckedPush,
+        now: UnixMillis,
+    ) -> Receipts {
+        match self.try_ingest_checked(carrier, &checked, now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was applied: answer no receipts, and the node
+                // resends the same push later.
+                tracing::error!(node = %carrier.short(), error = %e, "push not applied");
+                let processed_seq = self
+                    .store
+                    .begin()
+                    .and_then(|mut st| st.chain_head(carrier))
+                    .map_or(0, |h| h.processed_seq);
+                Receipts {
+                    receipts: vec![],
+                    processed_seq,
+                }
+            }
+        }
+    }
+
+    /// [`Hub::try_ingest`] of a push whose signatures [`Hub::check_push`]
+    /// checked. A conflict with another hub process on the same database
+    /// rolls the whole push back; it is applied again from the start, on
+    /// the same checked signatures.
+    pub fn try_ingest_checked(
+        &mut self,
+        carrier: &NodeId,
+        checked: &CheckedPush,
+        now: UnixMillis,
+    ) -> Result<Receipts, StoreError> {
+        retry_conflicts("push", || self.try_ingest_once(carrier, checked, now))
     }
 
     fn try_ingest_once(
         &mut self,
         carrier: &NodeId,
-        txs: &[SignedTx],
+        checked: &CheckedPush,
         now: UnixMillis,
     ) -> Result<Receipts, StoreError> {
         let key = &self.key;
@@ -131,17 +223,10 @@ impl Hub {
         let mut observed: Vec<(UnixMillis, Option<&'static str>)> = vec![];
         // Holders whose balance moved, with their latest balance, in first-touch order.
         let mut touched: Vec<((AccountId, MunicipalityCode), Balance)> = vec![];
-        let mut receipts = Vec::with_capacity(txs.len());
-
-        // Signatures are independent: check them all first, in ed25519
-        // batches on several threads if allowed (a batch that fails is
-        // checked one by one, so each bad signature is found); everything
-        // after is sequential, in push order.
-        let keys = &self.node_keys;
-        let verified = par_chunks(txs, VERIFY_BATCH_TXS, self.threads, |chunk| {
-            SignedTx::verify_batch(chunk, |node| keys.get(node).copied())
-        });
-        for (tx, verified) in txs.iter().zip(verified) {
+        let mut receipts = Vec::with_capacity(checked.txs.len());
+        // Signatures were checked first (`check_push`); everything after is
+        // sequential, in push order.
+        for (tx, verified) in checked.txs.iter().zip(&checked.verified) {
             let v = match verified {
                 Ok(v) => v,
                 Err(e) => {
@@ -663,23 +748,8 @@ impl HubService for Hub {
     }
 
     fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts {
-        match self.try_ingest(carrier, txs, now) {
-            Ok(r) => r,
-            Err(e) => {
-                // Nothing was applied: answer no receipts, and the node
-                // resends the same push later.
-                tracing::error!(node = %carrier.short(), error = %e, "push not applied");
-                let processed_seq = self
-                    .store
-                    .begin()
-                    .and_then(|mut st| st.chain_head(carrier))
-                    .map_or(0, |h| h.processed_seq);
-                Receipts {
-                    receipts: vec![],
-                    processed_seq,
-                }
-            }
-        }
+        let checked = self.check_push(txs);
+        self.ingest_checked(carrier, checked, now)
     }
 
     fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {

@@ -20,10 +20,26 @@
 //! Resumption: the node pushes from its first *unreceipted* seq (the first
 //! transaction whose receipt it has not stored), so a break at any point
 //! (before a push, after the hub applied it but before the receipts arrived)
-//! resends at most one batch, which the hub recognises by id and answers with
-//! the same receipts. Resuming from the hub's processed seq instead would lose
-//! the receipts of a batch whose answer was lost, and with them the reasons of
-//! any rejections (DESIGN §11, invariant 2).
+//! resends what the hub applied but the node did not store, which the hub
+//! recognises by id and answers with the same receipts. Resuming from the
+//! hub's processed seq instead would lose the receipts of a batch whose
+//! answer was lost, and with them the reasons of any rejections (DESIGN §11,
+//! invariant 2).
+//!
+//! Push window: when a push's receipts arrive, the session asks for the next
+//! batch first ([`NodeEvent::NeedTxs`] before [`NodeEvent::Receipts`]) and a
+//! driver sends the next push before it stores those receipts
+//! ([`NodeSession::has_transmit`]), so the hub applies batch k+1 while the
+//! node writes the receipts of batch k. The window is two batches: one at
+//! the hub, one whose receipts are being stored. Only one request is on the
+//! wire at a time, so the hub sees a node's pushes in order (concurrent
+//! request-response streams may arrive out of order, and a push that
+//! overtook its predecessor would be a chain gap at the hub). A break inside
+//! the window resends at most two batches. The in-process harness and the
+//! simulation get the overlap as they are; the node binary's run loop does
+//! not yet: its swarm writes a request only when the loop next awaits, which
+//! is after `pump` stored the receipts (issue 20 note: letting it out first
+//! measured within noise of the serial order).
 
 use crate::holder::{HolderRefusal, HolderRequest, HolderResponse};
 use crate::ids::{NodeId, UnixMillis};
@@ -414,6 +430,9 @@ impl NodeSession {
                 if !advanced {
                     self.push_stalled_until = now.plus_ms(self.config.stall_backoff_ms);
                 }
+                // The window (module docs): ask for the next batch before
+                // the driver stores these receipts.
+                self.advance(now);
                 self.events.push_back(NodeEvent::Receipts(r));
             }
             (InFlight::Shards, Response::Shards(list)) => {
@@ -479,6 +498,13 @@ impl NodeSession {
         self.transmit.take()
     }
 
+    /// True when a request waits for [`NodeSession::poll_transmit`]: a
+    /// driver sends it before handling further events, so the hub works on
+    /// it while the node stores what the events carry.
+    pub fn has_transmit(&self) -> bool {
+        self.transmit.is_some()
+    }
+
     /// The next event for the driver, if any.
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
         self.events.pop_front()
@@ -504,6 +530,7 @@ impl NodeSession {
         self.phase == Phase::Ready
             && self.processed_seq >= self.local_last_seq
             && self.in_flight.is_none()
+            && self.events.is_empty()
             && self.round.is_none()
             && !self.facts_more
     }

@@ -42,9 +42,16 @@ pub fn sync_with<H: HubService>(
     node: &mut Node,
     hub: &mut H,
     now: UnixMillis,
-    cut: impl FnMut(u64) -> bool,
+    mut cut: impl FnMut(u64) -> bool,
 ) -> Result<SyncReport> {
-    sync_observed(node, hub, now, cut, |_, _| {})
+    sync_cut(
+        node,
+        hub,
+        now,
+        NodeSessionConfig::default(),
+        |n, _| cut(n),
+        |_, _| {},
+    )
 }
 
 /// Like [`sync_with`], and `observe(request, answer)` sees the bytes of each
@@ -54,9 +61,31 @@ pub fn sync_observed<H: HubService>(
     hub: &mut H,
     now: UnixMillis,
     mut cut: impl FnMut(u64) -> bool,
+    observe: impl FnMut(&[u8], &[u8]),
+) -> Result<SyncReport> {
+    sync_cut(
+        node,
+        hub,
+        now,
+        NodeSessionConfig::default(),
+        |n, _| cut(n),
+        observe,
+    )
+}
+
+/// Like [`sync_observed`] with a session `config`, and `cut(n, request)`
+/// also sees the request it may drop (to cut at the k-th push, inside the
+/// push window, where the previous push is applied but its receipts are not
+/// stored yet).
+pub fn sync_cut<H: HubService>(
+    node: &mut Node,
+    hub: &mut H,
+    now: UnixMillis,
+    config: NodeSessionConfig,
+    mut cut: impl FnMut(u64, &Request) -> bool,
     mut observe: impl FnMut(&[u8], &[u8]),
 ) -> Result<SyncReport> {
-    let mut session = NodeSession::new(node.id(), NodeSessionConfig::default());
+    let mut session = NodeSession::new(node.id(), config);
     let mut hub_side = HubSession::new(node.id());
     let (last, receipted, cursor) = node.sync_position()?;
     session.handle_connected(now, last, receipted, cursor);
@@ -71,7 +100,7 @@ pub fn sync_observed<H: HubService>(
         }
         if let Some(req) = session.poll_transmit() {
             report.requests += 1;
-            if cut(report.requests) {
+            if cut(report.requests, &req) {
                 session.handle_disconnected();
                 return Ok(report);
             }

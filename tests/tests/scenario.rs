@@ -200,6 +200,59 @@ fn replaying_a_push_changes_nothing() {
 }
 
 #[test]
+fn a_cut_inside_the_push_window_resends_and_applies_once() {
+    let (_dir, mut w) = world();
+    let card = w.holders[0].card.clone();
+    let hanako = w.holders[0].account;
+    w.hub
+        .admin_grant(hanako, &health(), pts(1000), w.now)
+        .unwrap();
+    w.sync_all().unwrap();
+    for _ in 0..30 {
+        w.sites[STALL]
+            .node
+            .redeem(&card, pts(1), None, w.now)
+            .unwrap();
+    }
+    let txs = w.sites[STALL].node.outbox_from(1, 100).unwrap();
+    let config = mykey_sync_proto::session::NodeSessionConfig {
+        batch_txs: 10,
+        ..Default::default()
+    };
+    // Cut as the second push leaves: the first is applied at the hub, and
+    // its receipts were not stored yet (the node sends the next push
+    // before it writes them).
+    let mut pushes = 0;
+    harness::sync_cut(
+        &mut w.sites[STALL].node,
+        &mut w.hub,
+        w.now,
+        config,
+        |_, req| {
+            pushes += u32::from(matches!(req, Request::Push(_)));
+            pushes == 2
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    let applied: Vec<u64> = txs
+        .iter()
+        .map(|t| w.hub.tx_applications(&t.id()).unwrap())
+        .collect();
+    assert_eq!(applied[..10], [1; 10], "the first push was applied");
+    assert_eq!(applied[10..], [0; 20], "the second never arrived");
+    let (_, receipted, _) = w.sites[STALL].node.sync_position().unwrap();
+    assert_eq!(receipted, 0, "the cut fell inside the window");
+    assert_eq!(w.sites[STALL].node.status().unwrap().outbox.pending, 30);
+    w.sync(STALL).unwrap();
+    for t in &txs {
+        assert_eq!(w.hub.tx_applications(&t.id()).unwrap(), 1, "applied once");
+    }
+    assert_eq!(w.sites[STALL].node.status().unwrap().outbox.pending, 0);
+    w.hub.check_conservation().unwrap();
+}
+
+#[test]
 fn forged_unenrolled_and_out_of_chain_are_rejected_and_stored() {
     let (dir, mut w) = world();
     let card = w.holders[0].card.clone();

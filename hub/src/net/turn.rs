@@ -1,7 +1,9 @@
 //! One turn of a node's request on the storage worker.
 //!
 //! Every request goes through the peer's [`HubSession`] as before, except a
-//! push longer than the turn's budget: it is applied `budget` transactions
+//! push longer than the turn's budget: its signatures are checked whole at
+//! its first turn (ed25519 batches on all the hub's threads,
+//! [`Hub::check_push`]), then it is applied `budget` transactions
 //! at a time, each slice its own storage transaction (durable before the
 //! next), and the peer waits for its next turn between slices, so one
 //! node's 1,000-transaction push never holds the writer for long. The
@@ -13,15 +15,15 @@
 //! as after any partial answer (it resumes from its first unreceipted seq).
 
 use crate::Hub;
-use mykey_sync_proto::SignedTx;
+use crate::ingest::CheckedPush;
 use mykey_sync_proto::UnixMillis;
-use mykey_sync_proto::session::{HubService, HubSession};
+use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::wire::{Receipt, Receipts, Request, Response};
 
 /// The rest of a push cut at a turn's budget.
 #[derive(Debug)]
 pub struct PartialPush {
-    rest: Vec<SignedTx>,
+    rest: CheckedPush,
     receipts: Vec<Receipt>,
 }
 
@@ -72,7 +74,7 @@ pub fn take_turn(
         // Only an open session's push is applied (the session's own rule).
         TurnWork::Request(Request::Push(p)) if session.is_open() && p.txs.len() > budget => {
             PartialPush {
-                rest: p.txs,
+                rest: hub.check_push(p.txs),
                 receipts: vec![],
             }
         }
@@ -85,7 +87,7 @@ pub fn take_turn(
     } = partial;
     let later = rest.split_off(budget.min(rest.len()));
     let n = rest.len();
-    let slice = hub.ingest(peer, rest, now);
+    let slice = hub.ingest_checked(peer, rest, now);
     let whole = slice.receipts.len() == n;
     receipts.extend(slice.receipts);
     if whole && !later.is_empty() {
@@ -110,7 +112,7 @@ mod tests {
     use mykey_sync_proto::wire::{Hello, Push};
     use mykey_sync_proto::{
         FacilityCardLink, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId,
-        OpKind, Points, TxBody, TxId, TxPayload,
+        OpKind, Points, SignedTx, TxBody, TxId, TxPayload,
     };
 
     const T0: UnixMillis = UnixMillis(1_750_000_000_000);

@@ -76,7 +76,12 @@ pub fn drain_events(
     wall: UnixMillis,
 ) -> Result<Drained, DriveError> {
     let mut d = Drained::default();
-    while let Some(ev) = session.poll_event() {
+    // A request ready to go is sent first (the caller polls it when this
+    // returns), so the hub works on the next push while the node stores the
+    // previous push's receipts; the caller drains again after sending.
+    while !session.has_transmit()
+        && let Some(ev) = session.poll_event()
+    {
         match ev {
             NodeEvent::Welcomed(w) => {
                 let hub = node.hub();

@@ -470,3 +470,173 @@ fn receipts_are_fetched_even_when_a_peer_delivered_the_chain_first() {
     assert_eq!(receipted, 12, "every receipt reached the node");
     assert!(s.is_caught_up());
 }
+
+/// Drives a session as the node's driver does (a ready request is sent
+/// before further events are handled) and cuts the link at each push whose
+/// number (counted from 1 over the run) is in `cuts`, right after the hub
+/// applied it, dropping the events the node had
+/// not handled yet: receipts the hub applied but the node never stored.
+/// Returns the hub and how many cuts fell inside the window (a push's
+/// receipts not stored while the next push was already applied).
+fn run_window(n: u64, batch: usize, cuts: &[u32]) -> (ToyHub, Vec<TxId>, u32) {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let outbox = chain(&key, n);
+    let mut hub = toy_hub(node, vec![]);
+    let mut shards = ToyNodeShards::default();
+    let mut hub_session = HubSession::new(node);
+    let config = NodeSessionConfig {
+        batch_txs: batch,
+        ..Default::default()
+    };
+    let mut s = NodeSession::new(node, config);
+    let mut now = UnixMillis(1);
+    let mut receipted = 0u64;
+    let mut cuts_in_window = 0;
+    let mut pushes = 0u32;
+    s.handle_connected(now, n, receipted, 0);
+    for _ in 1..100_000u32 {
+        now = now.plus_ms(1);
+        while !s.has_transmit()
+            && let Some(ev) = s.poll_event()
+        {
+            shards.handle(&mut s, &ev, now);
+            match ev {
+                NodeEvent::Receipts(r) => {
+                    for rc in &r.receipts {
+                        assert_eq!(rc.seq, receipted + 1, "receipts are stored contiguously");
+                        receipted = rc.seq;
+                    }
+                }
+                NodeEvent::NeedTxs { from_seq, max } => {
+                    assert!(from_seq > receipted, "never asks for a stored seq");
+                    let txs = outbox
+                        .iter()
+                        .skip(from_seq as usize - 1)
+                        .take(max)
+                        .cloned()
+                        .collect();
+                    s.provide_txs(txs, now).unwrap();
+                }
+                _ => {}
+            }
+        }
+        if let Some(req) = s.poll_transmit() {
+            let was_push = matches!(req, Request::Push(_));
+            pushes += u32::from(was_push);
+            let resp = hub_session.handle_request(req, now, &mut hub);
+            if was_push && cuts.contains(&pushes) {
+                // The node handled nothing more: its pending events are lost.
+                let mut unstored = false;
+                while let Some(ev) = s.poll_event() {
+                    unstored |= matches!(ev, NodeEvent::Receipts(_));
+                }
+                if unstored {
+                    cuts_in_window += 1;
+                }
+                s.handle_disconnected();
+                hub_session = HubSession::new(node);
+                s.handle_connected(now, n, receipted, 0);
+                continue;
+            }
+            let bytes = resp.encode();
+            s.handle_response(Response::decode(&bytes).unwrap(), now)
+                .unwrap();
+            continue;
+        }
+        if s.is_caught_up() {
+            break;
+        }
+        if let Some(t) = s.poll_timeout() {
+            now = now.max(t);
+            s.handle_timeout(now);
+        }
+    }
+    assert!(s.is_caught_up(), "session did not catch up");
+    assert_eq!(receipted, n, "every receipt reached the node");
+    let ids = outbox.iter().map(|t| t.id()).collect();
+    (hub, ids, cuts_in_window)
+}
+
+#[test]
+fn the_next_push_goes_out_before_the_receipts_are_stored() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let outbox = chain(&key, 30);
+    let mut hub = toy_hub(node, vec![]);
+    let mut hs = HubSession::new(node);
+    let config = NodeSessionConfig {
+        batch_txs: 10,
+        ..Default::default()
+    };
+    let mut s = NodeSession::new(node, config);
+    let now = UnixMillis(5);
+    s.handle_connected(now, 30, 0, 0);
+    let mut order = vec![];
+    for _ in 0..200 {
+        while !s.has_transmit()
+            && let Some(ev) = s.poll_event()
+        {
+            match ev {
+                NodeEvent::NeedTxs { from_seq, max } => {
+                    order.push(format!("need {from_seq}"));
+                    let txs = outbox[from_seq as usize - 1..]
+                        .iter()
+                        .take(max)
+                        .cloned()
+                        .collect();
+                    s.provide_txs(txs, now).unwrap();
+                }
+                NodeEvent::Receipts(r) => order.push(format!("store ..{}", r.processed_seq)),
+                NodeEvent::ShardsListed(_) => s.provide_shard_plan(vec![], now),
+                _ => {}
+            }
+        }
+        let Some(req) = s.poll_transmit() else { break };
+        if let Request::Push(p) = &req {
+            order.push(format!("push {}", p.txs.len()));
+        }
+        let resp = hs.handle_request(req, now, &mut hub);
+        s.handle_response(resp, now).unwrap();
+    }
+    assert_eq!(
+        order,
+        [
+            "need 1",
+            "push 10",
+            "need 11",
+            "push 10",
+            "store ..10",
+            "need 21",
+            "push 10",
+            "store ..20",
+            "store ..30"
+        ]
+    );
+    assert!(s.is_caught_up());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn a_cut_inside_the_window_resends_and_applies_once(
+        n in 1u64..300,
+        batch in 1usize..64,
+        cuts in proptest::collection::vec(1u32..40, 0..12),
+    ) {
+        let (hub, ids, _) = run_window(n, batch, &cuts);
+        prop_assert_eq!(&hub.applied, &ids);
+        prop_assert!(hub.apply_count.values().all(|c| *c == 1));
+    }
+}
+
+#[test]
+fn cuts_do_fall_inside_the_window() {
+    // A cut right after the hub applied push k (k > 1, not the first
+    // after a reconnection) loses the receipts of push k-1, which the node
+    // had not stored yet: it resends both, and the hub applies each once.
+    let (hub, ids, in_window) = run_window(100, 10, &[3, 6, 9]);
+    assert!(in_window >= 2, "cuts inside the window: {in_window}");
+    assert_eq!(hub.applied, ids);
+    assert!(hub.apply_count.values().all(|c| *c == 1));
+}
