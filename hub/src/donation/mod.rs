@@ -17,7 +17,6 @@
 
 pub mod cli;
 
-use crate::economy::outputs::OutputError;
 use crate::economy::settlement::StatementKind;
 use crate::economy::zengin::{self, BankDirectory, Payment, Remitter};
 use crate::hub::Hub;
@@ -76,7 +75,7 @@ pub enum DonationError {
     Closed(ProgramId),
     /// The recipient's bank account cannot be written in a payout file.
     #[error("the recipient's bank account cannot be used in a payout file")]
-    BankAccount(#[source] OutputError),
+    BankAccount(#[source] zengin::ZenginError),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -107,7 +106,7 @@ impl Hub {
         if n == 0 || n > MAX_RECIPIENT_CHARS || recipient.chars().any(char::is_control) {
             return Err(DonationError::BadRecipient(d.recipient.clone()));
         }
-        check_bank_account(&d.id, &d.account, d.customer_code, banks)?;
+        check_bank_account(&d.account, d.customer_code, banks)?;
         let mut st = self.store.begin()?;
         if st.municipality(d.municipality)?.is_none() {
             return Err(DonationError::UnknownMunicipality(d.municipality));
@@ -173,7 +172,6 @@ impl Hub {
 /// The same check `payee set` makes: the account can be written in a
 /// Zengin file with this bank data.
 fn check_bank_account(
-    id: &ProgramId,
     account: &zengin::BankAccount,
     code: u64,
     banks: &dyn BankDirectory,
@@ -192,12 +190,7 @@ fn check_bank_account(
         banks,
     )
     .map(|_| ())
-    .map_err(|source| {
-        DonationError::BankAccount(OutputError::Payee {
-            what: Party::Donation(id.clone()).key(),
-            source,
-        })
-    })
+    .map_err(DonationError::BankAccount)
 }
 
 /// Points settlement paid to `p`'s recipient: its lines in the closed
