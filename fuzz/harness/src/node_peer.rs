@@ -12,8 +12,11 @@
 //!
 //! Properties: nothing panics; a card is found at the counter only if the
 //! hub registered it (a forged fact or shard item changes nothing: DESIGN
-//! §11.5); offering the same transactions again stores nothing new; the
-//! node's own chain stays a chain of its own signed transactions.
+//! §11.5); a voucher is marked redeemed (or its batch cancelled) only if a
+//! hub-signed `VoucherMarks` said so, and a mark once made is never undone
+//! (the bitmaps merge by OR); offering the same transactions again stores
+//! nothing new; the node's own chain stays a chain of its own signed
+//! transactions.
 
 use crate::hub_session::{Chains, Place};
 use crate::tx::id_of;
@@ -25,11 +28,12 @@ use mykey_sync_proto::shard::{ShardId, ShardScope, placement};
 use mykey_sync_proto::wire::{Facts, Response};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, FacilityId, FactBody, FactPayload, LanGroup, MunicipalityCode,
-    MyKeyId, NodeLimits, OpKind, Points, Redeem, RightTransfer, Roster, Scope, SignedFact,
-    SignedTx, TxBody, TxId, UnixMillis,
+    MyKeyId, NodeLimits, OpKind, Points, Redeem, RedeemedBits, RightTransfer, Roster, Scope,
+    SignedFact, SignedTx, TxBody, TxId, UnixMillis, VOUCHER_MARK_CHUNK,
 };
+use mykey_voucher::Serial;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
 /// Steps per case, at most.
@@ -40,6 +44,12 @@ const START: UnixMillis = UnixMillis(1_764_000_000_000);
 const DAY_MS: u64 = 86_400_000;
 /// The facts the template node starts from.
 const FIRST_FACTS: u64 = 6;
+/// Bytes of a generated voucher-mark chunk, at most (bits 0..512 of it).
+const MAX_MARK_BYTES: usize = 64;
+/// Set bits taken from each generated voucher-mark fact to check later.
+const MARKS_CHECKED_PER_FACT: usize = 4;
+/// Vouchers whose marks are checked after each step, at most.
+const MAX_WATCHED: usize = 12;
 
 fn key(b: u8) -> SigningKey {
     SigningKey::from_bytes(&[b; 32])
@@ -122,6 +132,51 @@ enum Fact {
         peer: bool,
         forger: bool,
     },
+    /// A chunk of a voucher batch's redeemed bitmap (batch 1 or 2).
+    Marks {
+        second_batch: bool,
+        chunk: u8,
+        cancelled: bool,
+        bits: Vec<u8>,
+    },
+}
+
+fn mark_batch(second: bool) -> u32 {
+    if second { 2 } else { 1 }
+}
+
+/// Generated bits as a valid chunk: at most [`MAX_MARK_BYTES`], no
+/// trailing zero byte.
+fn redeemed_bits(bytes: &[u8]) -> RedeemedBits {
+    let mut v = bytes[..bytes.len().min(MAX_MARK_BYTES)].to_vec();
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    RedeemedBits::try_from(v).expect("short and trimmed")
+}
+
+/// The vouchers a marks fact names: every set bit (or, for a cancelled
+/// batch, none: the batch is the mark), as serials.
+fn marked_serials(body: &FactBody) -> Vec<Serial> {
+    let FactBody::VoucherMarks {
+        batch,
+        chunk,
+        redeemed,
+        ..
+    } = body
+    else {
+        return vec![];
+    };
+    (0..VOUCHER_MARK_CHUNK.min(MAX_MARK_BYTES as u32 * 8))
+        .filter(|bit| redeemed.is_set(*bit))
+        .filter_map(|bit| {
+            let index = u32::from(*chunk) * VOUCHER_MARK_CHUNK + bit + 1;
+            Some(Serial {
+                batch: *batch,
+                index: u16::try_from(index).ok()?,
+            })
+        })
+        .collect()
 }
 
 #[derive(Arbitrary, Debug)]
@@ -231,6 +286,18 @@ fn fact_body(f: &Fact) -> FactBody {
                 members: Roster::new(members).expect("a small roster"),
             }
         }
+        Fact::Marks {
+            second_batch,
+            chunk,
+            cancelled,
+            bits,
+        } => FactBody::VoucherMarks {
+            municipality: m,
+            batch: mark_batch(*second_batch),
+            chunk: chunk % 8,
+            cancelled: *cancelled,
+            redeemed: redeemed_bits(bits),
+        },
     }
 }
 
@@ -350,9 +417,83 @@ struct Run {
     /// Cards the hub registered (an over-approximation: what it signed).
     registered: HashSet<CardKey>,
     last_offer: Vec<SignedTx>,
+    /// Vouchers the hub's signed marks named (an over-approximation, as
+    /// `registered`), and batches it signed cancelled.
+    hub_marked: HashSet<Serial>,
+    hub_cancelled: HashSet<u32>,
+    /// Vouchers some generated marks fact named (by the hub or a forger),
+    /// checked after each step; and those the node showed as marked.
+    watched: BTreeSet<Serial>,
+    seen_marked: HashSet<Serial>,
+    seen_cancelled: HashSet<u32>,
 }
 
 impl Run {
+    /// Notes what generated marks facts name: all of them are watched,
+    /// the hub's also count as marked.
+    fn note_marks(&mut self, bodies: &[FactBody], by_hub: bool) {
+        for b in bodies {
+            let FactBody::VoucherMarks {
+                batch, cancelled, ..
+            } = b
+            else {
+                continue;
+            };
+            let serials = marked_serials(b);
+            for s in serials.iter().take(MARKS_CHECKED_PER_FACT) {
+                if self.watched.len() < MAX_WATCHED {
+                    self.watched.insert(*s);
+                }
+            }
+            if self.watched.len() < MAX_WATCHED {
+                self.watched.insert(Serial {
+                    batch: *batch,
+                    index: 1,
+                });
+            }
+            if by_hub {
+                self.hub_marked.extend(serials);
+                if *cancelled {
+                    self.hub_cancelled.insert(*batch);
+                }
+            }
+        }
+    }
+
+    /// What the node knows of each watched voucher: marked only if the
+    /// hub signed it, and never unmarked once marked.
+    fn check_marks(&mut self) {
+        for s in &self.watched {
+            let known = self.node.voucher_known(*s).expect("voucher marks read");
+            if known.marked {
+                assert!(
+                    self.hub_marked.contains(s),
+                    "voucher {s} is marked redeemed, but the hub never said so"
+                );
+                self.seen_marked.insert(*s);
+            } else {
+                assert!(
+                    !self.seen_marked.contains(s),
+                    "voucher {s} was marked redeemed and is not any more"
+                );
+            }
+            if known.cancelled {
+                assert!(
+                    self.hub_cancelled.contains(&s.batch),
+                    "batch {} is cancelled, but the hub never said so",
+                    s.batch
+                );
+                self.seen_cancelled.insert(s.batch);
+            } else {
+                assert!(
+                    !self.seen_cancelled.contains(&s.batch),
+                    "batch {} was cancelled and is not any more",
+                    s.batch
+                );
+            }
+        }
+    }
+
     fn note_registrations(&mut self, bodies: &[FactBody]) {
         for b in bodies {
             if let FactBody::CardRegistered { card, .. } = b {
@@ -438,6 +579,7 @@ impl Run {
                     .collect();
                 let first = FIRST_FACTS + 1 + u64::from(facts.first().map_or(0, |f| f.0 % 64));
                 let signed = signed_facts(if by_hub { HUB } else { FORGER }, &bodies, first);
+                self.note_marks(&bodies, by_hub);
                 let applied = self.node.apply_facts(&signed);
                 assert!(
                     by_hub || bodies.is_empty() || applied.is_err(),
@@ -469,6 +611,7 @@ impl Run {
                 let mut bodies = vec![];
                 for (i, (seq, f)) in facts.iter().take(MAX_ITEMS).enumerate() {
                     let body = fact_body(f);
+                    self.note_marks(std::slice::from_ref(&body), by_hub);
                     let fact = sign_fact(
                         if by_hub { HUB } else { FORGER },
                         body.clone(),
@@ -588,9 +731,121 @@ pub fn run(data: &[u8]) {
         now: START.plus_ms(60_000),
         registered: [card(0), card(1)].into_iter().collect(),
         last_offer: vec![],
+        hub_marked: HashSet::new(),
+        hub_cancelled: HashSet::new(),
+        watched: BTreeSet::new(),
+        seen_marked: HashSet::new(),
+        seen_cancelled: HashSet::new(),
     };
     for op in case.ops.into_iter().take(MAX_OPS) {
+        let may_mark = matches!(
+            op,
+            Op::Facts { .. } | Op::RawAnswer(_) | Op::ShardBytes { .. } | Op::ShardItems { .. }
+        );
         run.step(op);
+        if may_mark {
+            run.check_marks();
+        }
     }
     run.check_own_chain();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> Run {
+        Run {
+            node: fresh_node(),
+            chains: Chains::default(),
+            now: START.plus_ms(60_000),
+            registered: [card(0), card(1)].into_iter().collect(),
+            last_offer: vec![],
+            hub_marked: HashSet::new(),
+            hub_cancelled: HashSet::new(),
+            watched: BTreeSet::new(),
+            seen_marked: HashSet::new(),
+            seen_cancelled: HashSet::new(),
+        }
+    }
+
+    fn marks(seq: u32, bits: Vec<u8>, cancelled: bool) -> (u32, Fact) {
+        (
+            seq,
+            Fact::Marks {
+                second_batch: false,
+                chunk: 0,
+                cancelled,
+                bits,
+            },
+        )
+    }
+
+    fn marked(r: &Run, index: u16) -> bool {
+        r.node
+            .voucher_known(Serial { batch: 1, index })
+            .expect("read")
+            .marked
+    }
+
+    /// The property's own check: the hub's marks count and stay, a
+    /// forger's do not count.
+    #[test]
+    fn hub_marks_count_and_stay_and_forged_ones_do_not() {
+        let mut r = run();
+        r.step(Op::Facts {
+            by_hub: false,
+            facts: vec![marks(0, vec![0b10], true)],
+        });
+        r.check_marks();
+        assert!(!marked(&r, 2), "a forger's mark counts");
+        r.step(Op::Facts {
+            by_hub: true,
+            facts: vec![marks(0, vec![0b1], false)],
+        });
+        r.check_marks();
+        assert!(marked(&r, 1), "the hub's mark of voucher 1 is not seen");
+        assert!(r.seen_marked.contains(&Serial { batch: 1, index: 1 }));
+        // A later hub chunk without the bit does not clear it (merged by OR).
+        r.step(Op::Facts {
+            by_hub: true,
+            facts: vec![marks(5, vec![0b100], false)],
+        });
+        r.check_marks();
+        assert!(marked(&r, 1) && marked(&r, 3));
+    }
+
+    /// A node that forgot a mark fails the check.
+    #[test]
+    #[should_panic(expected = "was marked redeemed and is not any more")]
+    fn a_mark_undone_is_caught() {
+        let mut r = run();
+        r.step(Op::Facts {
+            by_hub: true,
+            facts: vec![marks(0, vec![0b1], false)],
+        });
+        r.check_marks();
+        // The same node key on an empty store: the mark is gone.
+        let dir = crate::hubfile::scratch_dir("mykey-fuzz-node-test");
+        r.node = Node::open(
+            &dir.join("empty.sqlite"),
+            NodeKey::from_secret([NODE; 32]),
+            id_of(&key(HUB)),
+        )
+        .expect("node store opens");
+        r.check_marks();
+    }
+
+    /// A mark the hub never signed fails the check.
+    #[test]
+    #[should_panic(expected = "but the hub never said so")]
+    fn a_mark_the_hub_never_made_is_caught() {
+        let mut r = run();
+        r.step(Op::Facts {
+            by_hub: true,
+            facts: vec![marks(0, vec![0b1], false)],
+        });
+        r.hub_marked.clear();
+        r.check_marks();
+    }
 }
