@@ -25,7 +25,7 @@ use mykey_sync_proto::shard::{
     scope_of_key, shard_at,
 };
 use mykey_sync_proto::wire::{MAX_SHARD_MESSAGE_BYTES, Refusal, ShardList, ShardSync};
-use mykey_sync_proto::{NodeId, Scope, UnixMillis};
+use mykey_sync_proto::{MunicipalityCode, NodeId, Scope, UnixMillis};
 use std::collections::BTreeMap;
 
 /// A scope gets a new epoch on its own once one of its shards holds more
@@ -227,6 +227,19 @@ impl Hub {
     /// since its last call, and reads the incrementally kept `shard_fill`
     /// counts (no document is built). For the serving loop's periodic work.
     pub fn shard_tick(&mut self, now: UnixMillis) -> Result<Vec<EpochStarted>, StoreError> {
+        self.shard_tick_in(None, now)
+    }
+
+    /// [`Hub::shard_tick`] for the scopes of the municipalities `towns`
+    /// only (their own and their facilities'; `None`: every scope): the
+    /// step a process runs for the municipalities whose leases it holds
+    /// (`crate::ticks`, which looks at every scope again when it takes a
+    /// new one).
+    pub fn shard_tick_in(
+        &mut self,
+        towns: Option<&[MunicipalityCode]>,
+        now: UnixMillis,
+    ) -> Result<Vec<EpochStarted>, StoreError> {
         let per_shard = self.shards.items_per_shard;
         let limit = per_shard.saturating_mul(GROWTH_FACTOR);
         let mut st = self.store.begin()?;
@@ -237,6 +250,16 @@ impl Hub {
             let Some(scope) = scope_of_text(&key) else {
                 continue;
             };
+            if let Some(towns) = towns {
+                let town = match &scope {
+                    Scope::Municipality(m) => Some(*m),
+                    Scope::Facility(f) => st.facility(f)?.map(|f| f.municipality),
+                    _ => None,
+                };
+                if !town.is_some_and(|m| towns.contains(&m)) {
+                    continue;
+                }
+            }
             let layout = self.shards.layout(&mut *st, &scope)?;
             let fill = st.shard_fill(&scope)?;
             let mask = normalise_buckets(layout.buckets) - 1;

@@ -1,12 +1,13 @@
 //! Several hub processes' worth of hubs on one PostgreSQL database: pushes
 //! through either are applied once each with the ledger conserved, a
 //! conflict between writers is retried a bounded number of times, and the
-//! timed jobs run in the one hub holding their lease until it lapses. Needs
+//! timed jobs of each municipality run in the one hub holding its lease,
+//! spread over the hubs, and move when a lease lapses. Needs
 //! a server: they run when `MYKEY_PG_URL` names one (`scripts/test.sh`
 //! starts a throwaway cluster) and say so when skipped.
 
 mod common;
-use common::{Chain, Fixture, T0, fid, grant, muni, pg_server, policy};
+use common::{Chain, Fixture, T0, fid, grant, muni, other_muni, pg_server, policy};
 use mykey_hub::status::assess::Thresholds;
 use mykey_hub::ticks::Due;
 use mykey_hub::{Hub, StoreError};
@@ -168,62 +169,120 @@ fn a_push_that_meets_a_conflict_is_retried_a_bounded_number_of_times() {
     assert!(!plain.is_conflict());
 }
 
+/// The leases on the timed jobs, as `name=holder` lines in name order,
+/// with their expiry when `with_expiry`.
+fn leases(f: &Fixture, with_expiry: bool) -> String {
+    let expiry = if with_expiry {
+        "|| '@' || expires_at::text"
+    } else {
+        ""
+    };
+    f.raw_text(&format!(
+        "SELECT COALESCE(string_agg(name || '=' || holder {expiry}, ' ' ORDER BY name), '')
+         FROM leases WHERE name LIKE 'ticks/%'"
+    ))
+}
+
 #[test]
-fn the_timed_jobs_run_in_the_hub_holding_the_lease_and_move_when_it_lapses() {
-    let Some(f) = on_postgres("the_timed_jobs_run_in_the_hub_holding_the_lease") else {
+fn the_timed_jobs_are_shared_per_municipality_and_move_when_a_lease_lapses() {
+    let Some(f) = on_postgres("the_timed_jobs_are_shared_per_municipality") else {
         return;
     };
     let minute = Due {
         minute: true,
         economy: true,
     };
+    let mut both = vec![muni(), other_muni()];
+    both.sort();
     let mut a = second_hub(&f);
     let mut b = second_hub(&f);
     // Two processes' worth: each its own holder name.
     a.set_lease_holder("host-a/1");
     b.set_lease_holder("host-b/2");
-    a.set_lease_ms(400);
-    b.set_lease_ms(400);
+    a.set_lease_ms(4_000);
+    b.set_lease_ms(4_000);
 
-    assert!(
-        a.run_ticks(minute, &[], T0).leader,
-        "a takes the free lease"
-    );
-    assert!(!b.run_ticks(minute, &[], T0).leader, "b does not run them");
-    assert!(a.run_ticks(minute, &[], T0).leader, "a renews it");
+    // Alone, a takes every lease: both municipalities and the global jobs.
+    let r = a.run_ticks(minute, &[], T0);
+    assert!(r.global && r.towns == both, "{r:?}");
+    // b finds none free.
+    let r = b.run_ticks(minute, &[], T0);
+    assert!(!r.global && r.towns.is_empty(), "{r:?}");
+    // a, counting b now, keeps its share (2 of 3) and gives one town up;
+    // b takes it: each municipality's jobs run in exactly one of them.
+    let ra = a.run_ticks(minute, &[], T0);
+    assert!(ra.global && ra.towns.len() == 1, "{ra:?}");
+    let rb = b.run_ticks(minute, &[], T0);
+    assert!(!rb.global && rb.towns.len() == 1, "{rb:?}");
+    let (town_a, town_b) = (ra.towns[0], rb.towns[0]);
+    assert_ne!(town_a, town_b);
+    let mut expected = [
+        format!("ticks/{town_a}=host-a/1"),
+        format!("ticks/{town_b}=host-b/2"),
+        "ticks/all=host-a/1".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(leases(&f, false), expected.join(" "));
+
+    // A tick that changes nothing writes no lease row (renewed only once
+    // half their time is gone), and each municipality stays with one.
+    let before = leases(&f, true);
+    let (ra, rb) = (a.run_ticks(minute, &[], T0), b.run_ticks(minute, &[], T0));
+    assert_eq!(leases(&f, true), before, "nothing renewed yet");
+    assert_eq!((ra.towns, rb.towns), (vec![town_a], vec![town_b]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leases(&f, true) == before {
+        assert!(Instant::now() < deadline, "a lease was never renewed");
+        a.run_ticks(minute, &[], T0);
+        b.run_ticks(minute, &[], T0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
-        f.raw_text("SELECT holder FROM leases WHERE name = 'ticks'"),
-        a.lease_holder()
+        leases(&f, false),
+        expected.join(" "),
+        "renewed by the same holders"
     );
 
-    // a stops without a word (killed): b takes over once the lease lapses.
-    let a_holder = a.lease_holder().to_owned();
+    // a stops without a word (killed): b takes its leases over once they lapse.
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut waited = 0;
-    while !b.run_ticks(minute, &[], T0).leader {
-        assert!(Instant::now() < deadline, "b never took the lease");
+    loop {
+        let r = b.run_ticks(minute, &[], T0);
+        if r.global && r.towns == both {
+            break;
+        }
+        assert!(
+            r.towns.contains(&town_b),
+            "b keeps its own meanwhile: {r:?}"
+        );
+        assert!(Instant::now() < deadline, "b never took a's leases");
         waited += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(waited > 0, "the lease was still a's for a while");
-    let holder = f.raw_text("SELECT holder FROM leases WHERE name = 'ticks'");
-    assert_eq!(holder, b.lease_holder());
-    assert_ne!(holder, a_holder);
+    assert!(waited > 0, "the leases were still a's for a while");
+    assert!(
+        !leases(&f, false).contains("host-a/1"),
+        "{}",
+        leases(&f, false)
+    );
 
-    // A clean stop hands it over at once.
+    // A clean stop hands them over at once.
     let mut c = second_hub(&f);
     c.set_lease_holder("host-c/3");
     c.set_lease_ms(60_000);
-    b.release_ticks_lease().unwrap();
-    assert!(c.run_ticks(minute, &[], T0).leader);
-    assert!(!b.run_ticks(minute, &[], T0).leader);
+    b.release_tick_leases().unwrap();
+    let r = c.run_ticks(minute, &[], T0);
+    assert!(r.global && r.towns == both, "{r:?}");
+    let r = b.run_ticks(minute, &[], T0);
+    assert!(!r.global && r.towns.is_empty(), "{r:?}");
 
-    // A hub reopened in the same process keeps its lease.
+    // A hub reopened in the same process keeps its leases.
     drop(c);
     let mut again = second_hub(&f);
     again.set_lease_holder("host-c/3");
-    assert!(again.run_ticks(minute, &[], T0).leader);
+    let r = again.run_ticks(minute, &[], T0);
+    assert!(!r.towns.is_empty() || r.global, "{r:?}");
 }
 
 #[test]
@@ -233,8 +292,11 @@ fn on_sqlite_the_one_hub_always_runs_the_timed_jobs() {
         minute: true,
         economy: true,
     };
-    assert!(f.hub.run_ticks(due, &[], T0).leader);
-    assert!(f.hub.run_ticks(due, &[], T0).leader);
+    for _ in 0..2 {
+        let r = f.hub.run_ticks(due, &[], T0);
+        assert_eq!(r.towns.len(), 2, "{r:?}");
+        assert!(r.global, "{r:?}");
+    }
 }
 
 #[test]

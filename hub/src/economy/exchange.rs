@@ -577,20 +577,22 @@ impl Hub {
     /// Makes held exchanged points spendable once their holding period has
     /// ended. Returns how many exchanges were released.
     pub fn release_held(&mut self, now: UnixMillis) -> Result<u64, StoreError> {
-        Ok(self.release_batches(now, usize::MAX)?.0)
+        Ok(self.release_batches(None, now, usize::MAX)?.0)
     }
 
-    /// Releases at most `max_batches` batches of held exchanges; returns how
-    /// many were released and whether more are due.
+    /// Releases at most `max_batches` batches of held exchanges (of
+    /// municipality `m`, or all); returns how many were released and
+    /// whether more are due.
     pub(crate) fn release_batches(
         &mut self,
+        m: Option<MunicipalityCode>,
         now: UnixMillis,
         max_batches: usize,
     ) -> Result<(u64, bool), StoreError> {
         let mut n = 0;
         for _ in 0..max_batches {
             let mut st = self.store.begin()?;
-            let due = st.exchanges_due(now, RELEASE_BATCH)?;
+            let due = st.exchanges_due(m, now, RELEASE_BATCH)?;
             if due.is_empty() {
                 return Ok((n, false));
             }

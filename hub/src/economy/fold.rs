@@ -262,7 +262,7 @@ mod tests {
         }
         sync(&mut *st).unwrap();
         let lots = st.all_live_lots(u32::MAX).unwrap();
-        let dirty = st.take_expiry_dirty(u32::MAX).unwrap();
+        let dirty = st.take_expiry_dirty(None, u32::MAX).unwrap();
         (lots, dirty)
     }
 

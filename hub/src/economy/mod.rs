@@ -93,7 +93,7 @@ impl Hub {
     pub fn run_expiry(&mut self, now: UnixMillis) -> Result<ExpiryRun, StoreError> {
         self.release_held(now)?;
         let mut run = ExpiryRun::default();
-        self.expire_batches(now, usize::MAX, &mut run)?;
+        self.expire_batches(None, now, usize::MAX, &mut run)?;
         Ok(run)
     }
 
@@ -105,10 +105,24 @@ impl Hub {
         now: UnixMillis,
         max_batches: usize,
     ) -> Result<bool, StoreError> {
-        let (_, more_held) = self.release_batches(now, max_batches)?;
+        self.economy_tick_in(None, now, max_batches)
+    }
+
+    /// [`Hub::economy_tick`] for municipality `m` only (`None`: all): the
+    /// step a process runs for each municipality whose lease it holds
+    /// (`crate::ticks`). The lots' fold of the ledger, which every
+    /// municipality's step needs, is brought up to date first whichever
+    /// process runs it.
+    pub fn economy_tick_in(
+        &mut self,
+        m: Option<MunicipalityCode>,
+        now: UnixMillis,
+        max_batches: usize,
+    ) -> Result<bool, StoreError> {
+        let (_, more_held) = self.release_batches(m, now, max_batches)?;
         let mut run = ExpiryRun::default();
-        let more_expired = self.expire_batches(now, max_batches, &mut run)?;
-        let more_notices = self.tell_expiries(now, max_batches)?;
+        let more_expired = self.expire_batches(m, now, max_batches, &mut run)?;
+        let more_notices = self.tell_expiries_in(m, now, max_batches)?;
         Ok(more_held || more_expired || more_notices)
     }
 
@@ -121,10 +135,19 @@ impl Hub {
         now: UnixMillis,
         max_batches: usize,
     ) -> Result<bool, StoreError> {
+        self.tell_expiries_in(None, now, max_batches)
+    }
+
+    fn tell_expiries_in(
+        &mut self,
+        m: Option<MunicipalityCode>,
+        now: UnixMillis,
+        max_batches: usize,
+    ) -> Result<bool, StoreError> {
         for _ in 0..max_batches {
             let mut st = self.store.begin()?;
             sync_lots(&mut *st)?;
-            let wallets = st.take_expiry_dirty(EXPIRY_NOTICE_BATCH)?;
+            let wallets = st.take_expiry_dirty(m, EXPIRY_NOTICE_BATCH)?;
             for (account, m) in &wallets {
                 if let Some(body) = expiry_fact(&mut *st, *account, *m)? {
                     emit(&mut *st, &self.key, Scope::Municipality(*m), body, now)?;
@@ -140,6 +163,7 @@ impl Hub {
 
     fn expire_batches(
         &mut self,
+        m: Option<MunicipalityCode>,
         now: UnixMillis,
         max_batches: usize,
         run: &mut ExpiryRun,
@@ -149,7 +173,7 @@ impl Hub {
         for _ in 0..max_batches {
             let mut st = self.store.begin()?;
             sync_lots(&mut *st)?;
-            let batch = st.expired_lots(now, EXPIRY_BATCH)?;
+            let batch = st.expired_lots(m, now, EXPIRY_BATCH)?;
             if batch.is_empty() {
                 st.commit()?;
                 return Ok(false);
@@ -187,6 +211,7 @@ impl Hub {
             }
             ledger::commit(st)?;
             tracing::info!(
+                municipality = %m.map_or("all".to_owned(), |m| m.to_string()),
                 holders = per_holder.len(),
                 points = run.points,
                 "points expired"

@@ -49,6 +49,14 @@ pub struct HubNetConfig {
     /// The zengin-code source-data `data` directory for checking payout
     /// files (`None`: `MYKEY_BANK_DATA`, else the built-in excerpt).
     pub bank_data: Option<String>,
+    /// How often the timed jobs run (live links, expiry, shard sizes, the
+    /// status history), 1,000 to 60,000 ms.
+    pub tick_interval_ms: u64,
+    /// How long this process's lease on a municipality's timed jobs lasts
+    /// unless renewed (several processes on one PostgreSQL database share
+    /// the municipalities; `crate::ticks`), at least three tick intervals:
+    /// after a crash, its municipalities wait this long for another process.
+    pub tick_lease_ms: u64,
 }
 
 impl Default for HubNetConfig {
@@ -71,6 +79,8 @@ impl Default for HubNetConfig {
             max_waiting_api_writes: 64,
             settlement_dir: "settlement".to_owned(),
             bank_data: None,
+            tick_interval_ms: crate::ticks::MINUTE_MS,
+            tick_lease_ms: crate::store::LEASE_MS,
         }
     }
 }
@@ -85,6 +95,28 @@ impl HubNetConfig {
             ping_timeout: ms(self.ping_timeout_ms),
             request_timeout: ms(self.request_timeout_ms),
         }
+    }
+}
+
+impl HubNetConfig {
+    /// The tick interval is within 1 s (the serving loop's sweep) and a
+    /// minute (links are confirmed alive each tick), and a lease outlives
+    /// three ticks (it is renewed once half its time is gone).
+    fn check_ticks(&self) -> Result<(), String> {
+        if !(1_000..=crate::ticks::MINUTE_MS).contains(&self.tick_interval_ms) {
+            return Err(format!(
+                "tick_interval_ms = {} is outside 1000..=60000",
+                self.tick_interval_ms
+            ));
+        }
+        if self.tick_lease_ms < self.tick_interval_ms.saturating_mul(3) {
+            return Err(format!(
+                "tick_lease_ms = {} is shorter than three tick intervals ({} ms)",
+                self.tick_lease_ms,
+                self.tick_interval_ms.saturating_mul(3)
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +179,11 @@ impl HubNetConfig {
                             detail: format!("listen {a:?}: {e}"),
                         })?;
                 }
+                c.check_ticks()
+                    .map_err(|detail| HubNetConfigError::Invalid {
+                        path: path.clone(),
+                        detail,
+                    })?;
                 Ok(c)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -180,5 +217,15 @@ mod tests {
         assert!(data.join("hub.toml").exists());
         std::fs::write(data.join("hub.toml"), "listen = [\"x\"]").unwrap();
         assert!(HubNetConfig::load_or_create(&data).is_err());
+        for (text, ok) in [
+            ("tick_interval_ms = 1000\ntick_lease_ms = 3000", true),
+            ("tick_interval_ms = 999\ntick_lease_ms = 3000", false),
+            ("tick_interval_ms = 60001", false),
+            ("tick_interval_ms = 1000\ntick_lease_ms = 2999", false),
+        ] {
+            std::fs::write(data.join("hub.toml"), text).unwrap();
+            let r = HubNetConfig::load_or_create(&data);
+            assert_eq!(r.is_ok(), ok, "{text}: {r:?}");
+        }
     }
 }

@@ -205,6 +205,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // checked (and its port bound) before the swarm listens.
     let door = crate::http::Door::open(&opts.dashboard).await?;
     let config = HubNetConfig::load_or_create(data)?;
+    hub.set_lease_ms(config.tick_lease_ms);
     let swarm = build_swarm(hub.key.signing_key(), &config)?;
     let hub_id = hub.hub_id();
     // Links a previous process left open ended when it stopped.
@@ -218,6 +219,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     )
     .map_err(ServeError::Signals)?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let tick_interval_ms = config.tick_interval_ms;
     let mut s = Server {
         swarm,
         waiting: FairQueue::new(config.max_waiting_per_peer, config.max_waiting_bytes),
@@ -227,7 +229,7 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
         worker: worker.handle(),
         done_tx,
         at_worker: 0,
-        ticks: TickSchedule::new(0),
+        ticks: TickSchedule::every(0, tick_interval_ms),
         started: Instant::now(),
     };
     let listen: Vec<Multiaddr> = if opts.listen.is_empty() {
@@ -290,11 +292,12 @@ pub async fn serve(data: &Path, opts: ServeOptions) -> Result<(), ServeError> {
     // resend, and applying a transaction twice is a no-op).
     drop(s);
     let _ = tokio::task::spawn_blocking(move || {
-        // Another process on the database takes the timed jobs at once.
+        // Other processes on the database take its municipalities' timed
+        // jobs at their next tick.
         if let Some(mut hub) = worker.stop()
-            && let Err(e) = hub.release_ticks_lease()
+            && let Err(e) = hub.release_tick_leases()
         {
-            warn!("cannot release the lease on the timed jobs: {e}");
+            warn!("cannot release the leases on the timed jobs: {e}");
         }
     })
     .await;
@@ -453,8 +456,8 @@ impl Server {
         for id in late {
             let _ = self.swarm.disconnect_peer_id(id);
         }
-        // The timed jobs (live links and shard sizes each minute, the
-        // economy's batches each minute and each second while more is due),
+        // The timed jobs (live links and shard sizes each tick, the
+        // economy's batches each tick and each second while more is due),
         // on the worker so the writer is never held long by them.
         let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let due = self.ticks.due(elapsed);

@@ -15,6 +15,10 @@ pub const HOUR_MS: u64 = 3_600_000;
 /// The window of link quality and of the rejection alert.
 pub const WINDOW_MS: u64 = 24 * HOUR_MS;
 
+/// How long an open link not confirmed counts as alive by default: three
+/// ticks of the serving hub, which confirms its live links each tick.
+pub const LINK_ALIVE_MS: u64 = 3 * 60_000;
+
 /// Alert limits. Defaults suit the facility kinds' ways of working: a
 /// library is online all day, a festival stall may be offline for days.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +48,7 @@ impl Default for Thresholds {
             ],
             max_clock_skew_ms: 120_000,
             replica_grace_ms: 15 * 60_000,
-            link_alive_ms: 3 * 60_000,
+            link_alive_ms: LINK_ALIVE_MS,
         }
     }
 }

@@ -425,10 +425,12 @@ impl Hub {
     }
 
     /// A serving process starts: links a previous one left open end at their
-    /// last sighting. Returns how many were closed.
+    /// last sighting (on a database several processes share, those no
+    /// process confirmed within [`assess::LINK_ALIVE_MS`]). Returns how
+    /// many were closed.
     pub fn close_stale_links(&mut self) -> Result<u64, StoreError> {
         let mut st = self.store.begin()?;
-        let n = st.close_stale_links()?;
+        let n = st.close_stale_links(assess::LINK_ALIVE_MS)?;
         st.commit()?;
         Ok(n)
     }

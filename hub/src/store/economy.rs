@@ -131,9 +131,11 @@ pub trait EconomyTx {
     fn exchange_by_origin(&mut self, origin: &TxId) -> Result<Option<ExchangeRecord>, StoreError>;
     /// Stores an exchange (the caller checked it is new).
     fn insert_exchange(&mut self, e: &ExchangeRecord) -> Result<(), StoreError>;
-    /// Held exchanges whose holding period ended at or before `now`, at most `limit`.
+    /// Held exchanges (of municipality `m`, or all) whose holding period
+    /// ended at or before `now`, at most `limit`.
     fn exchanges_due(
         &mut self,
+        m: Option<MunicipalityCode>,
         now: UnixMillis,
         limit: u32,
     ) -> Result<Vec<ExchangeRecord>, StoreError>;
@@ -170,9 +172,14 @@ pub trait EconomyTx {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<Vec<Lot>, StoreError>;
-    /// Lots with points left that expired at or before `now`, at most `limit`,
-    /// earliest expiry first.
-    fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError>;
+    /// Lots (of municipality `m`, or all) with points left that expired at
+    /// or before `now`, at most `limit`, earliest expiry first.
+    fn expired_lots(
+        &mut self,
+        m: Option<MunicipalityCode>,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError>;
     /// Points left in one municipality's lots, summed per source and JST
     /// expiry day (days since the epoch of the last day the points can be
     /// spent; `None`: never expire).
@@ -194,9 +201,11 @@ pub trait EconomyTx {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<(), StoreError>;
-    /// Takes (and clears) up to `limit` marked wallets, in key order.
+    /// Takes (and clears) up to `limit` marked wallets (of municipality
+    /// `m`, or all), in key order.
     fn take_expiry_dirty(
         &mut self,
+        m: Option<MunicipalityCode>,
         limit: u32,
     ) -> Result<Vec<(AccountId, MunicipalityCode)>, StoreError>;
     /// Records the upcoming expiry told to nodes for a wallet.

@@ -21,6 +21,7 @@ pub mod donation;
 pub mod economy;
 pub mod history;
 pub mod holder;
+pub mod leases;
 pub mod postgres;
 pub mod select;
 pub mod sqlite;
@@ -210,12 +211,21 @@ pub trait LedgerStore: Send {
         self.begin()
     }
 
-    /// Takes or renews the lease `name` for `holder` for `ttl_ms`; `false`
-    /// while another holder's lease runs. A backend only one process can
-    /// serve (SQLite) always grants it.
-    fn hold_lease(&mut self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
-        let _ = (name, holder, ttl_ms);
-        Ok(true)
+    /// Takes, renews and gives up leases of `group` so that `holder`
+    /// holds at most its share of `names` among the group's live holders
+    /// (taking only free or expired ones, renewing its own once half their
+    /// `ttl_ms` is gone), and says it is alive; returns the names it holds
+    /// now, in `names` order ([`leases::plan_shares`]). A backend only one
+    /// process can serve (SQLite) grants them all.
+    fn share_leases(
+        &mut self,
+        group: &str,
+        names: &[String],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let _ = (group, holder, ttl_ms);
+        Ok(names.to_vec())
     }
 
     /// Names the process this store writes for (links it opens are its
@@ -224,49 +234,15 @@ pub trait LedgerStore: Send {
         let _ = name;
     }
 
-    /// Gives the lease `name` up if `holder` holds it (a clean stop, so
-    /// another process need not wait for it to expire).
-    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let _ = (name, holder);
+    /// Gives up every lease `holder` holds in `group` (a clean stop, so
+    /// another process need not wait for them to expire).
+    fn release_leases(&mut self, group: &str, holder: &str) -> Result<(), StoreError> {
+        let _ = (group, holder);
         Ok(())
     }
 }
 
-/// How long a taken lease lasts unless renewed: three minutes, past the
-/// minute between renewals, so one slow minute does not hand it over.
-pub const LEASE_MS: u64 = 3 * 60_000;
-
-/// This hub's name as a lease holder and its lease's length. The name is
-/// the host and the process id: unique among the live processes on one
-/// database, and the same for every hub one process opens (a hub reopened
-/// in the same process keeps its lease; a restarted process waits for the
-/// old one's to lapse, or finds it given up at a clean stop).
-#[derive(Clone, Debug)]
-pub struct TickLease {
-    /// The holder name written in `leases`.
-    pub holder: String,
-    /// How long a taken or renewed lease lasts.
-    pub ttl_ms: u64,
-    /// Whether the last look found the lease held (to log changes only).
-    pub held: bool,
-}
-
-impl TickLease {
-    /// This process's holder name with the default length.
-    pub fn new() -> TickLease {
-        TickLease {
-            holder: crate::store::process_name(),
-            ttl_ms: LEASE_MS,
-            held: false,
-        }
-    }
-}
-
-impl Default for TickLease {
-    fn default() -> Self {
-        TickLease::new()
-    }
-}
+pub use leases::{LEASE_MS, TickLease};
 
 /// This process's name among the processes sharing a database: its host
 /// and process id (unique among live processes; the same for every store

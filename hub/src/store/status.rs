@@ -82,8 +82,8 @@ pub trait StatusTx {
     /// Closes every link still open at its last sighting (a serving process
     /// starts: links of a previous one are gone). Returns how many. A
     /// backend several processes share (PostgreSQL) closes only links no
-    /// process confirmed within the alive window.
-    fn close_stale_links(&mut self) -> Result<u64, StoreError>;
+    /// process confirmed within `alive_ms` on its clock.
+    fn close_stale_links(&mut self, alive_ms: u64) -> Result<u64, StoreError>;
     /// The first fact of exactly this scope after `after`: its hub_seq and
     /// issue time (no decoding, no signature check: the dashboard's replica lag).
     fn first_fact_after(

@@ -238,10 +238,22 @@ pub struct ExpiredBatch {
 /// is still paid, then from the programme (see `rules::voucher`). One
 /// storage transaction; returns the batches expired now.
 pub fn expire_due(hub: &mut Hub, now: UnixMillis) -> Result<Vec<ExpiredBatch>, StoreError> {
+    expire_due_in(hub, None, now)
+}
+
+/// [`expire_due`] for the batches of municipality `m` only (`None`: all):
+/// the step a process runs for each municipality whose lease it holds
+/// (`crate::ticks`).
+pub fn expire_due_in(
+    hub: &mut Hub,
+    m: Option<MunicipalityCode>,
+    now: UnixMillis,
+) -> Result<Vec<ExpiredBatch>, StoreError> {
     let mut st = hub.store.begin()?;
     let mut out = vec![];
     for b in st.voucher_batches()? {
-        if b.cancelled_at.is_some()
+        if m.is_some_and(|m| m != b.municipality)
+            || b.cancelled_at.is_some()
             || b.expired_at.is_some()
             || !ExpiryDate::from_days(b.expires_days).has_passed(now)
         {

@@ -25,12 +25,14 @@
 //! Read transactions are `REPEATABLE READ`: a consistent snapshot that
 //! does not wait for writers.
 //!
-//! Leases (`leases`, [`PgStore::hold_lease`]) let one process at a time
-//! run the timed jobs; their clock is the database server's.
+//! Leases (`leases`, `share_leases`) spread the timed jobs over the live
+//! processes, one lease per municipality and one for the jobs that span
+//! every municipality (`store::leases`); their clock is the database
+//! server's.
 
-use super::{LedgerStore, StoreError, StoreTx};
+use super::{LedgerStore, StoreError, StoreTx, leases};
 use crate::model::{LedgerAccount, Posted};
-use conn::{Conn, OptionalExtension, params};
+use conn::{Conn, params, tuple};
 use mykey_sync_proto::{NodeId, TxId};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use rows::i64_of;
@@ -61,6 +63,8 @@ pub use url::{DatabaseUrl, UrlError};
 /// The store lock: every write transaction holds it, a node's shared and
 /// any other exclusively.
 const WRITE_LOCK: i64 = 7_400_000_000;
+/// The lock under which one process at a time decides on a group of leases.
+const LEASE_LOCK: i64 = 7_400_000_002;
 /// The first key of a municipality's advisory lock (the second is its code).
 const MUNICIPALITY_LOCKS: i32 = 7_400;
 
@@ -357,32 +361,92 @@ impl LedgerStore for PgStore {
         name.clone_into(&mut self.process);
     }
 
-    fn hold_lease(&mut self, name: &str, holder: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+    fn share_leases(
+        &mut self,
+        group: &str,
+        names: &[String],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        // Taken when free or expired, renewed by its holder; on the server's
-        // clock, so the processes' clocks need not agree.
-        let held = conn
+        let ttl = i64_of(ttl_ms);
+        // One process at a time decides on the group's leases; on the
+        // server's clock, so the processes' clocks need not agree.
+        conn.execute("SELECT pg_advisory_xact_lock($1)", params![LEASE_LOCK])?;
+        // This process is alive (written only once half its time is gone,
+        // so a tick that changes nothing writes nothing).
+        conn.execute(
+            "INSERT INTO leases (name, holder, expires_at)
+             VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
+             ON CONFLICT (name) DO UPDATE
+             SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+             WHERE leases.expires_at < clock_timestamp() + ($3::bigint / 2) * interval '1 millisecond'",
+            params![leases::presence_name(group, holder), holder, ttl],
+        )?;
+        let rows: Vec<(String, String, bool, bool)> = conn
             .prepare_cached(
+                "SELECT name, holder, expires_at > clock_timestamp(),
+                        expires_at < clock_timestamp() + ($2::bigint / 2) * interval '1 millisecond'
+                 FROM leases WHERE starts_with(name, $1)",
+            )?
+            .query_map(params![group, ttl], tuple)?
+            .collect::<Result<_, _>>()?;
+        let present = format!("{group}@");
+        let mut live: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.0.starts_with(&present) && r.2)
+            .map(|r| r.1.as_str())
+            .collect();
+        live.push(holder);
+        live.sort_unstable();
+        live.dedup();
+        let leases_of: Vec<leases::LeaseRow> = rows
+            .iter()
+            .filter(|r| !r.0.starts_with(&present))
+            .map(|(name, holder, live, renew_due)| leases::LeaseRow {
+                name: name.clone(),
+                holder: holder.clone(),
+                live: *live,
+                renew_due: *renew_due,
+            })
+            .collect();
+        let plan = leases::plan_shares(names, &leases_of, holder, live.len());
+        for name in &plan.give_up {
+            conn.execute(
+                "DELETE FROM leases WHERE name = $1 AND holder = $2",
+                params![name, holder],
+            )?;
+        }
+        for name in plan.take.iter().chain(&plan.renew) {
+            conn.execute(
                 "INSERT INTO leases (name, holder, expires_at)
                  VALUES ($1, $2, clock_timestamp() + $3::bigint * interval '1 millisecond')
                  ON CONFLICT (name) DO UPDATE
-                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < clock_timestamp()
-                 RETURNING holder",
-            )?
-            .query_row(params![name, holder, i64_of(ttl_ms)], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .is_some();
+                 SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at",
+                params![name, holder, ttl],
+            )?;
+        }
+        // Presence rows of processes gone for good.
+        conn.execute(
+            "DELETE FROM leases WHERE starts_with(name, $1)
+             AND expires_at < clock_timestamp() - interval '1 day'",
+            params![present],
+        )?;
         conn.tx.commit()?;
-        Ok(held)
+        Ok(plan.held)
     }
 
-    fn release_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+    fn release_leases(&mut self, group: &str, holder: &str) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        conn.prepare_cached("DELETE FROM leases WHERE name = $1 AND holder = $2")?
-            .execute(params![name, holder])?;
+        conn.execute(
+            "DELETE FROM leases WHERE holder = $1
+             AND (starts_with(name, $2) OR name = $3)",
+            params![
+                holder,
+                format!("{group}/"),
+                leases::presence_name(group, holder)
+            ],
+        )?;
         conn.tx.commit()?;
         Ok(())
     }

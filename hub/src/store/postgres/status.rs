@@ -101,19 +101,19 @@ impl StatusTx for PgTx<'_> {
         Ok(())
     }
 
-    fn close_stale_links(&mut self) -> Result<u64, StoreError> {
+    fn close_stale_links(&mut self, alive_ms: u64) -> Result<u64, StoreError> {
         // Other hub processes on this database may hold some of the open
-        // links, and confirm them each minute: only links no process saw
-        // within the alive window (3 minutes, `Thresholds::link_alive_ms`'s
-        // default, on the server's clock) were left by a stopped process.
+        // links, and confirm them each tick: only links no process saw
+        // within `alive_ms` (on the server's clock) were left by a stopped
+        // process.
         let n = self
             .tx
             .prepare_cached(
                 "UPDATE node_links SET closed_at = seen_at
                  WHERE closed_at IS NULL
-                   AND seen_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 180000",
+                   AND seen_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1",
             )?
-            .execute(params![])?;
+            .execute(params![i64_of(alive_ms)])?;
         Ok(n as u64)
     }
 

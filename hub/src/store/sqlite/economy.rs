@@ -439,15 +439,20 @@ impl EconomyTx for SqliteTx<'_> {
 
     fn exchanges_due(
         &mut self,
+        m: Option<MunicipalityCode>,
         now: UnixMillis,
         limit: u32,
     ) -> Result<Vec<ExchangeRecord>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {EX_COLS} FROM exchanges WHERE released_at IS NULL AND available_at <= ?1 AND available_at > received_at
+             AND (?3 IS NULL OR municipality = ?3)
              ORDER BY available_at, received_at LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(now.0), limit], tuple::<ExRow>)?
+            .query_map(
+                params![i64_of(now.0), limit, m.map(muni_sql)],
+                tuple::<ExRow>,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(ex_of).collect()
     }
@@ -591,15 +596,17 @@ impl EconomyTx for SqliteTx<'_> {
 
     fn take_expiry_dirty(
         &mut self,
+        m: Option<MunicipalityCode>,
         limit: u32,
     ) -> Result<Vec<(AccountId, MunicipalityCode)>, StoreError> {
         let rows: Vec<(i64, i64)> = self
             .tx
             .prepare_cached(
                 "SELECT account, municipality FROM expiry_dirty
+                 WHERE (?2 IS NULL OR municipality = ?2)
                  ORDER BY account, municipality LIMIT ?1",
             )?
-            .query_map([limit], tuple)?
+            .query_map(params![limit, m.map(muni_sql)], tuple)?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (a, m) in rows {
@@ -635,13 +642,22 @@ impl EconomyTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn expired_lots(&mut self, now: UnixMillis, limit: u32) -> Result<Vec<Lot>, StoreError> {
+    fn expired_lots(
+        &mut self,
+        m: Option<MunicipalityCode>,
+        now: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<Lot>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT {LOT_COLS} FROM lots WHERE remaining > 0 AND expires_at <= ?1
+             AND (?3 IS NULL OR municipality = ?3)
              ORDER BY expires_at, pos LIMIT ?2"
         ))?;
         let rows = stmt
-            .query_map(params![i64_of(now.0), limit], tuple::<LotRow>)?
+            .query_map(
+                params![i64_of(now.0), limit, m.map(muni_sql)],
+                tuple::<LotRow>,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(lot_of).collect()
     }

@@ -93,7 +93,7 @@ impl StatusTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn close_stale_links(&mut self) -> Result<u64, StoreError> {
+    fn close_stale_links(&mut self, _alive_ms: u64) -> Result<u64, StoreError> {
         let n = self
             .tx
             .prepare_cached("UPDATE node_links SET closed_at = seen_at WHERE closed_at IS NULL")?
