@@ -57,9 +57,10 @@ step "the hub suite again on PostgreSQL 15 (a throwaway cluster on 127.0.0.1)"
 MYKEY_PG_URL=$(bash scripts/pg-up.sh)
 echo "$MYKEY_PG_URL"
 MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-hub
-# Two hub processes on that database, one killed mid-push (the binaries
-# were built by the workspace run above).
-MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-tests --test pg_failover
+# Two hub processes on that database, one killed mid-push; two sharing the
+# towns' timed jobs by lease, one killed; the demo's hub copied in (the
+# binaries were built by the workspace run above).
+MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-tests --test pg_failover --test pg_ticks --test pg_copy_demo
 # One synchronous standby: a commit waits for it (README, "Several hub processes and a standby").
 bash scripts/pg-standby.sh
 bash scripts/pg-down.sh
