@@ -21,6 +21,7 @@ pub mod donation;
 pub mod economy;
 pub mod history;
 pub mod holder;
+pub mod link_request;
 pub mod postgres;
 pub mod select;
 pub mod sqlite;
@@ -322,6 +323,7 @@ pub trait StoreTx:
     + holder::HolderTx
     + voucher::VoucherTx
     + donation::DonationTx
+    + link_request::LinkRequestTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -245,7 +245,12 @@ fn receipt_json(r: &Receipt) -> Value {
     let mut v = json!({
         "screen": "receipt",
         "action": action_json(&r.action),
-        "status": if r.done.is_some() { "done" } else { "pending" },
+        "status": match &r.done {
+            // Asked: the facility's node confirms it.
+            Some(HolderDone::LinkRequested { .. }) => "facility",
+            Some(_) => "done",
+            None => "pending",
+        },
         "at": r.at.0,
     });
     match &r.done {
@@ -258,7 +263,8 @@ fn receipt_json(r: &Receipt) -> Value {
             v["municipality"] = municipality.to_string().into();
         }
         Some(HolderDone::MyKeyIdChanged { account, .. })
-        | Some(HolderDone::FacilityCard { account, .. }) => {
+        | Some(HolderDone::FacilityCard { account, .. })
+        | Some(HolderDone::LinkRequested { account, .. }) => {
             v["account"] = account.to_string().into();
         }
         None => {}
