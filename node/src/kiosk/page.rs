@@ -391,4 +391,40 @@ mod tests {
         assert_eq!(pin["notice"]["tries_left"], 2);
         assert_eq!(pin["task"]["kind"], "read");
     }
+
+    #[test]
+    fn a_link_the_facility_confirms_is_a_receipt_of_its_own() {
+        use mykey_sync_proto::{AccountId, FacilityCardNumber, FacilityId, UnixMillis};
+        let (facility, number) = (
+            FacilityId::parse("lib-1").unwrap(),
+            FacilityCardNumber::parse("L-042").unwrap(),
+        );
+        let account = AccountId::new(7).unwrap();
+        let receipt = |done| {
+            screen_json(&Screen::Receipt(Receipt {
+                action: HolderAction::LinkFacilityCard {
+                    facility: facility.clone(),
+                    number: number.clone(),
+                },
+                done,
+                at: UnixMillis(1),
+            }))
+        };
+        let asked = receipt(Some(HolderDone::LinkRequested {
+            request: 3,
+            account,
+            facility: facility.clone(),
+            number: number.clone(),
+        }));
+        assert_eq!(asked["status"], "facility");
+        assert_eq!(asked["account"], "A7");
+        let linked = receipt(Some(HolderDone::FacilityCard {
+            account,
+            facility: facility.clone(),
+            number: number.clone(),
+            linked: true,
+        }));
+        assert_eq!(linked["status"], "done");
+        assert_eq!(receipt(None)["status"], "pending");
+    }
 }
