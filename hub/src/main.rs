@@ -386,7 +386,8 @@ enum FacilityCmd {
         #[arg(long)]
         name: String,
     },
-    /// List facilities: id, municipality, kind, name, nodes, payee.
+    /// List facilities: id, municipality, kind, name, nodes, payee, kiosk link
+    /// policy, link requests waiting.
     List {
         /// Only this municipality's.
         #[arg(long, value_parser = parse_muni)]

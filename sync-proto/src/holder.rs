@@ -221,7 +221,9 @@ pub enum HolderRefusal {
     /// No such facility.
     #[error("there is no such facility: check its name")]
     UnknownFacility,
-    /// The facility links its cards at its own counter only.
+    /// The facility links its cards at its own counter only (sent by hubs
+    /// before kiosk link requests; a hub now answers
+    /// [`HolderDone::LinkRequested`] instead).
     #[error(
         "this facility confirms card links at its own counter: show both cards there (unlinking works here)"
     )]
