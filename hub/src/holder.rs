@@ -42,6 +42,7 @@ impl Hub {
         now: UnixMillis,
     ) -> HolderResponse {
         match req {
+            HolderRequest::LinkRequests(ask) => self.link_request_ask(node, ask, now),
             HolderRequest::Challenge { card } => match nonce() {
                 Some(nonce) => HolderResponse::Challenge(SignedHolderChallenge::sign(
                     HolderChallenge {

@@ -15,9 +15,11 @@
 //! - the old ID stays the account's, resolvable and never anyone else's
 //!   (`Hub::change_my_key_id`'s rule);
 //! - a facility card number is linked at once only for a facility whose
-//!   policy allows links at a kiosk (`serve --kiosk-link FACILITY`); other
-//!   facilities confirm links at their own counter (their node signs the
-//!   link, as before). Unlinking one's own number is always the holder's.
+//!   policy at the hub is `auto` (`mykey-hub facility kiosk-link FACILITY
+//!   auto`, or `serve --kiosk-link FACILITY`); for any other the order
+//!   becomes a pending request that the facility's node confirms or refuses
+//!   (`crate::link_request`). Unlinking one's own number is always the
+//!   holder's, at once.
 //!
 //! A node owner without the card and its PIN cannot register a card, nor
 //! change anyone's ID (`hub/tests/holder_order.rs`).
@@ -26,8 +28,10 @@ use crate::admin::{ChangeMyKeyIdError, RegisterError};
 use crate::facts::emit;
 use crate::hub::Hub;
 use crate::ledger;
+use crate::link_request::{kiosk_link_policy_in_force, request_link};
 use crate::model::CardRecord;
 use crate::store::StoreError;
+use crate::store::link_request::KioskLinkPolicy;
 use mykey_jpki::{CardCert, verify_holder_order};
 use mykey_sync_proto::fact::{FactBody, Scope};
 use mykey_sync_proto::holder::{
@@ -222,10 +226,15 @@ impl Hub {
         if st.facility(facility)?.is_none() {
             return Ok(Err(HolderRefusal::UnknownFacility));
         }
-        if linked && !self.kiosk_links.contains(facility) {
-            return Ok(Err(HolderRefusal::FacilityConfirms));
+        let existing = st.facility_card(facility, number)?;
+        if linked
+            && existing.is_none()
+            && kiosk_link_policy_in_force(&self.kiosk_links, &mut *st, facility)?
+                == KioskLinkPolicy::Confirm
+        {
+            return request_link(st, &order.card, account, facility, number, now);
         }
-        let change = match (linked, st.facility_card(facility, number)?) {
+        let change = match (linked, existing) {
             (true, Some(a)) if a != account => return Ok(Err(HolderRefusal::NumberTaken)),
             // Linked already: nothing changes, and the holder is told it is.
             (true, Some(_)) => false,

@@ -55,6 +55,7 @@ pub mod ingest;
 pub mod key;
 pub mod lan;
 pub mod ledger;
+mod link_request;
 pub mod model;
 pub mod net;
 pub mod observed;

@@ -154,8 +154,10 @@ enum Command {
         /// their cards at a node's kiosk (`mykey-node kiosk`).
         #[arg(long, value_name = "FILE")]
         trusted_ca: Vec<PathBuf>,
-        /// A facility whose card numbers holders may link at a kiosk, at
-        /// once (repeatable); other facilities link at their own counter.
+        /// Link this facility's card numbers at once when holders ask at a
+        /// kiosk, whatever its stored policy, for this process only
+        /// (repeatable; an override: the policy is set with `mykey-hub
+        /// facility kiosk-link`).
         #[arg(long, value_name = "FACILITY")]
         kiosk_link: Vec<String>,
         #[command(flatten)]
@@ -384,7 +386,8 @@ enum FacilityCmd {
         #[arg(long)]
         name: String,
     },
-    /// List facilities: id, municipality, kind, name, nodes, payee.
+    /// List facilities: id, municipality, kind, name, nodes, payee, kiosk link
+    /// policy, link requests waiting.
     List {
         /// Only this municipality's.
         #[arg(long, value_parser = parse_muni)]
@@ -401,6 +404,18 @@ enum FacilityCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Set how the facility takes card links holders ask for at a kiosk:
+    /// `auto` links at once; `confirm` (the default) keeps each as a request
+    /// that one of the facility's nodes confirms or refuses (`mykey-node
+    /// link-requests`). Unlinking at a kiosk is always at once.
+    KioskLink {
+        /// The facility.
+        #[arg(long, value_parser = parse_facility)]
+        id: FacilityId,
+        /// auto or confirm.
+        #[arg(long, value_parser = parse_kiosk_link)]
+        policy: mykey_hub::store::link_request::KioskLinkPolicy,
     },
 }
 
@@ -778,6 +793,10 @@ fn parse_node(s: &str) -> Result<NodeId, String> {
 fn parse_my_key_id(s: &str) -> Result<MyKeyId, String> {
     MyKeyId::parse(s).map_err(|e| e.to_string())
 }
+fn parse_kiosk_link(s: &str) -> Result<mykey_hub::store::link_request::KioskLinkPolicy, String> {
+    mykey_hub::store::link_request::KioskLinkPolicy::parse(s)
+        .ok_or_else(|| format!("unknown kiosk link policy {s:?}; use auto or confirm"))
+}
 fn parse_kind(s: &str) -> Result<FacilityKind, String> {
     FacilityKind::parse(s).ok_or_else(|| {
         let names: Vec<_> = FacilityKind::ALL.iter().map(|k| k.name()).collect();
@@ -1071,7 +1090,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Municipality(MunicipalityCmd::Show { code, json }) => {
-            output::print_one(*json, &lists::municipality(&mut open(&cli)?, *code)?);
+            output::print_one(*json, &lists::municipality(&mut open(&cli)?, *code, t)?);
         }
         Command::Municipality(MunicipalityCmd::Strict {
             code, on, force, ..
@@ -1147,7 +1166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("added {kind} {id} ({name}) in {municipality}");
         }
         Command::Facility(FacilityCmd::List { municipality, json }) => {
-            let records = lists::facilities(&mut open(&cli)?, *municipality)?;
+            let records = lists::facilities(&mut open(&cli)?, *municipality, t)?;
             output::print_list(
                 *json,
                 &records,
@@ -1156,6 +1175,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Facility(FacilityCmd::Show { id, json }) => {
             output::print_one(*json, &lists::facility(&mut open(&cli)?, id, t)?);
+        }
+        Command::Facility(FacilityCmd::KioskLink { id, policy }) => {
+            open(&cli)?.set_kiosk_link_policy(id, *policy, t)?;
+            match policy {
+                mykey_hub::store::link_request::KioskLinkPolicy::Auto => {
+                    println!("{id}: card links asked at a kiosk are made at once")
+                }
+                mykey_hub::store::link_request::KioskLinkPolicy::Confirm => println!(
+                    "{id}: card links asked at a kiosk wait for one of its nodes to confirm them (`mykey-node link-requests list`)"
+                ),
+            }
         }
         Command::Node(NodeCmd::List { json }) | Command::Nodes { json: json @ true } => {
             let records = lists::nodes(&mut open(&cli)?, t)?;

@@ -406,11 +406,18 @@ fn a_holder_links_a_facility_card_where_the_facility_allows_and_unlinks_it() {
         (o, p)
     };
 
-    // The library confirms links at its own counter unless it allows kiosks.
+    // Unless its policy is auto, the library confirms each link itself: the
+    // order becomes a pending request (hub/tests/link_request.rs).
     let (o, p) = link(&carol, &lib, true);
-    assert_eq!(
-        refusal(carry(&mut f.hub, kiosk, o, p, None)),
-        HolderRefusal::FacilityConfirms
+    assert!(matches!(
+        done(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderDone::LinkRequested { .. }
+    ));
+    assert!(
+        f.hub
+            .facility_numbers(&lib, carol_account)
+            .unwrap()
+            .is_empty()
     );
     f.hub.set_kiosk_links(vec![lib.clone()]);
     let (o, p) = link(&carol, &FacilityId::parse("no-such").unwrap(), true);

@@ -57,7 +57,45 @@ fn busy_hub() -> Fixture {
         matches!(outcomes(&r)[..], [Outcome::Accepted { .. }]),
         "{r:?}"
     );
+    // Kiosk link requests: the library's policy, one request waiting and
+    // one the library refused (hub/tests/link_request.rs makes them for real).
+    f.hub
+        .set_kiosk_link_policy(
+            &fid("lib-1"),
+            mykey_hub::store::link_request::KioskLinkPolicy::Confirm,
+            T0,
+        )
+        .unwrap();
+    let asked = mykey_net::unix_now().0;
+    f.raw_execute(&format!(
+        "INSERT INTO link_requests (id, facility, number, account, card, requested_at, state, answered_at, answered_by)
+         VALUES (1, 'lib-1', 'L-0002', {a}, '0a0b:01', {asked}, 'pending', NULL, NULL),
+                (2, 'lib-1', 'L-0003', {a}, '0a0b:01', {asked}, 'refused', {asked}, x'{node}')",
+        a = f.alice.get(),
+        node = hex::encode(f.library.id.as_bytes()),
+    ))
+    .unwrap();
     f
+}
+
+/// The library node's own listing of its facility's link requests: ids.
+fn waiting_link_requests(f: &mut Fixture) -> Vec<u64> {
+    use mykey_sync_proto::holder::{HolderRequest, HolderResponse};
+    use mykey_sync_proto::link_request::{LinkRequestAsk, LinkRequestWhat, SignedLinkRequestAsk};
+    let t = mykey_net::unix_now();
+    let ask = SignedLinkRequestAsk::sign(
+        LinkRequestAsk {
+            node: f.library.id,
+            signed_at: t,
+            what: LinkRequestWhat::List,
+        },
+        &f.library.key,
+    );
+    let library = f.library.id;
+    match f.hub.holder(&library, HolderRequest::LinkRequests(ask), t) {
+        HolderResponse::LinkRequests(l) => l.iter().map(|r| r.id).collect(),
+        other => panic!("expected a listing, got {other:?}"),
+    }
 }
 
 fn tables_in(url: &DatabaseUrl) -> i64 {
@@ -81,6 +119,7 @@ fn a_hub_copied_to_postgres_answers_the_same_and_goes_on_from_where_it_was() {
     let data = f.dir.path().join("hub");
     let nodes = [f.shop.id, f.library.id, f.centre.id];
     let before = snapshot(&mut f.hub, &nodes);
+    assert_eq!(waiting_link_requests(&mut f), vec![1]);
     let conservation = f.hub.check_conservation().unwrap();
     let balances = (
         f.hub.balances(f.alice).unwrap(),
@@ -116,6 +155,26 @@ fn a_hub_copied_to_postgres_answers_the_same_and_goes_on_from_where_it_was() {
     assert_eq!(ok(&data, &["ledger", "check"]), ledger_check);
     f.hub = Hub::open(&data).unwrap();
     assert_eq!(snapshot(&mut f.hub, &nodes), before);
+    assert_eq!(waiting_link_requests(&mut f), vec![1]);
+    {
+        let mut c = postgres::Client::connect(db.url().expose(), postgres::NoTls).unwrap();
+        let refused = c
+            .query_one(
+                "SELECT state, answered_by FROM link_requests WHERE id = 2",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(refused.get::<_, String>(0), "refused");
+        assert_eq!(
+            refused.get::<_, Vec<u8>>(1),
+            f.library.id.as_bytes().to_vec()
+        );
+        let policy: String = c
+            .query_one("SELECT policy FROM facility_kiosk_links", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(policy, "confirm");
+    }
     assert_eq!(f.hub.check_conservation().unwrap(), conservation);
     assert_eq!(
         (

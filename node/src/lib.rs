@@ -15,6 +15,7 @@ pub mod http;
 pub mod key;
 pub mod kiosk;
 pub mod lan_rules;
+pub mod link_requests;
 pub mod net;
 pub mod node;
 pub mod rules;

@@ -147,6 +147,12 @@ enum Command {
     /// marked offline. Taking the card away clears the screen. Nothing of
     /// the history is stored or logged here.
     Kiosk(mykey_node::kiosk::KioskArgs),
+    /// Card links holders asked for at a kiosk, waiting for this node's
+    /// facility to confirm them (where its kiosk link policy at the hub is
+    /// `confirm`): list, confirm or refuse, online through the `mykey-node
+    /// run` of this data directory, signed with this node's key.
+    #[command(subcommand)]
+    LinkRequests(mykey_node::link_requests::LinkRequestsCmd),
     /// Run the node: sync with the hub (and LAN peers) until SIGINT or SIGTERM.
     Run {
         /// Listen here for LAN peers (multiaddr; repeatable) instead of net.toml's `listen`.
@@ -686,6 +692,7 @@ fn run(cli: Cli) -> Result<()> {
             let _lock = lock(&dir, "watch")?;
             mykey_node::card::watch::run_cli(&dir, args)?;
         }
+        Command::LinkRequests(cmd) => mykey_node::link_requests::run_cli(&dir, &cmd)?,
         Command::Kiosk(args) => {
             let _lock = lock(&dir, "kiosk")?;
             mykey_node::kiosk::run_cli(&dir, args)?;

@@ -24,6 +24,7 @@ use crate::ids::{
     AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, NodeId,
     PointOperator, Points, ProgramId, UnixMillis,
 };
+use crate::link_request::{LinkRequest, LinkRequestAnswered, SignedLinkRequestAsk};
 use crate::tx::signing_input;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,10 @@ pub enum HolderRequest {
         /// The ID the holder typed.
         my_key_id: MyKeyId,
     },
+    /// A facility's node lists, confirms or refuses the kiosk link requests
+    /// of its facility, signed with the node's key
+    /// ([`crate::link_request`]).
+    LinkRequests(SignedLinkRequestAsk),
 }
 
 /// The hub's answer, carried by [`crate::wire::Response::Holder`].
@@ -104,6 +109,11 @@ pub enum HolderResponse {
     /// The answer to [`HolderRequest::MyKeyIdFree`]: false when the ID is
     /// (or was) anyone's, ignoring case.
     MyKeyIdFree(bool),
+    /// The facility's pending link requests, oldest first (at most
+    /// [`crate::link_request::MAX_LINK_REQUESTS_LISTED`]).
+    LinkRequests(Vec<LinkRequest>),
+    /// A link request was confirmed or refused.
+    LinkRequestAnswered(LinkRequestAnswered),
 }
 
 /// What a holder's order changed at the hub.
@@ -139,6 +149,18 @@ pub enum HolderDone {
         number: FacilityCardNumber,
         /// True: linked; false: unlinked.
         linked: bool,
+    },
+    /// The facility confirms links itself: the request waits at the hub
+    /// until one of its nodes confirms or refuses it (or it expires).
+    LinkRequested {
+        /// The request's id, as the facility's node lists it.
+        request: u64,
+        /// The account.
+        account: AccountId,
+        /// The facility.
+        facility: FacilityId,
+        /// The number.
+        number: FacilityCardNumber,
     },
 }
 
@@ -199,7 +221,9 @@ pub enum HolderRefusal {
     /// No such facility.
     #[error("there is no such facility: check its name")]
     UnknownFacility,
-    /// The facility links its cards at its own counter only.
+    /// The facility links its cards at its own counter only (sent by hubs
+    /// before kiosk link requests; a hub now answers
+    /// [`HolderDone::LinkRequested`] instead).
     #[error(
         "this facility confirms card links at its own counter: show both cards there (unlinking works here)"
     )]
@@ -210,6 +234,32 @@ pub enum HolderRefusal {
     /// The number is not linked to this account.
     #[error("this card number is not linked to your account")]
     NotLinked,
+    /// The node's signature on a link-request ask does not verify, or it
+    /// names another node, or its clock is too far from the hub's.
+    #[error(
+        "the node's signature on this request does not verify, or its clock is more than 2 minutes from the hub's: check the node's clock and that it runs with its own key"
+    )]
+    BadNodeSignature,
+    /// The asking node is not enrolled, or its key was revoked.
+    #[error(
+        "this node is not enrolled at the hub (or its key was revoked): enrol it with `mykey-hub node enrol`"
+    )]
+    NodeNotEnrolled,
+    /// No link request with this id at the asking node's facility.
+    #[error(
+        "there is no link request with this number at this node's facility: list them with `mykey-node link-requests list`"
+    )]
+    NoSuchLinkRequest,
+    /// The link request was confirmed or refused already, or it expired.
+    #[error(
+        "this link request was answered already or has expired: nothing changed (the holder can ask again at the kiosk)"
+    )]
+    LinkRequestClosed,
+    /// The card has as many pending link requests as allowed.
+    #[error(
+        "this card has too many link requests waiting for facilities: ask at the facility's counter"
+    )]
+    TooManyLinkRequests,
 }
 
 /// What the hub hands out for one holder action.
@@ -313,7 +363,8 @@ pub enum HolderAction {
         to: MyKeyId,
     },
     /// Link a facility's card number (a library card) to the account: done
-    /// at once where the facility's policy allows it at a kiosk.
+    /// at once where the facility's policy at the hub is `auto`, else a
+    /// request its nodes confirm ([`HolderDone::LinkRequested`]).
     LinkFacilityCard {
         /// The facility that issued the number.
         facility: FacilityId,

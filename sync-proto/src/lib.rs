@@ -19,6 +19,7 @@ pub mod card_proof;
 pub mod codec;
 pub mod fact;
 pub mod holder;
+pub mod link_request;
 pub mod session;
 pub mod shard;
 pub mod tx;

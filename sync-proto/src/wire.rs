@@ -429,10 +429,15 @@ impl Response {
 
 fn check_holder(h: &HolderResponse) -> Result<(), WireError> {
     use crate::holder::{MAX_EXPIRY_LINES, MAX_HISTORY_ENTRIES, MAX_HISTORY_MUNICIPALITIES};
-    let HolderResponse::History(h) = h else {
-        return Ok(());
-    };
+    use crate::link_request::MAX_LINK_REQUESTS_LISTED;
     let too_many = |what, n, max| Err(WireError::TooMany { what, n, max });
+    let h = match h {
+        HolderResponse::History(h) => h,
+        HolderResponse::LinkRequests(l) if l.len() > MAX_LINK_REQUESTS_LISTED => {
+            return too_many("link requests", l.len(), MAX_LINK_REQUESTS_LISTED);
+        }
+        _ => return Ok(()),
+    };
     if h.entries.len() > MAX_HISTORY_ENTRIES as usize {
         return too_many(
             "history entries",

@@ -12,6 +12,7 @@ use crate::economy::exchange::OperatorId;
 use crate::model::{Incident, NodeStatus};
 use crate::store::StoreError;
 use crate::store::economy::Party;
+use mykey_sync_proto::link_request::{LINK_REQUEST_TTL_MS, MAX_LINK_REQUESTS_LISTED};
 use mykey_sync_proto::{AccountId, FacilityId, MunicipalityCode, ProgramId, UnixMillis};
 
 /// Why a list or show failed. Nothing was changed.
@@ -79,7 +80,11 @@ pub fn municipalities(hub: &mut Hub) -> Result<Vec<Record>, ShowError> {
 }
 
 /// One municipality with its facilities and programmes.
-pub fn municipality(hub: &mut Hub, code: MunicipalityCode) -> Result<Record, ShowError> {
+pub fn municipality(
+    hub: &mut Hub,
+    code: MunicipalityCode,
+    now: UnixMillis,
+) -> Result<Record, ShowError> {
     let base = municipalities(hub)?
         .into_iter()
         .find(|r| is(r, "code", &code.to_string()))
@@ -90,7 +95,7 @@ pub fn municipality(hub: &mut Hub, code: MunicipalityCode) -> Result<Record, Sho
                 "`mykey-hub municipality list` shows them",
             )
         })?;
-    let facilities = facilities(hub, Some(code))?;
+    let facilities = facilities(hub, Some(code), now)?;
     let programmes = programmes(hub)?
         .into_iter()
         .filter(|p| is(p, "municipality", &code.to_string()))
@@ -103,7 +108,11 @@ pub fn municipality(hub: &mut Hub, code: MunicipalityCode) -> Result<Record, Sho
 // ── facilities ──
 
 /// Every facility (of one municipality).
-pub fn facilities(hub: &mut Hub, m: Option<MunicipalityCode>) -> Result<Vec<Record>, ShowError> {
+pub fn facilities(
+    hub: &mut Hub,
+    m: Option<MunicipalityCode>,
+    now: UnixMillis,
+) -> Result<Vec<Record>, ShowError> {
     let nodes = hub.store.begin_read()?.node_statuses()?;
     let mut st = hub.store.begin_read()?;
     let mut out = vec![];
@@ -114,6 +123,16 @@ pub fn facilities(hub: &mut Hub, m: Option<MunicipalityCode>) -> Result<Vec<Reco
         {
             let n = nodes.iter().filter(|n| n.node.facility == f.id).count();
             let payee = st.payee(&Party::Merchant(f.id.clone()))?.is_some();
+            let kiosk_link = st
+                .kiosk_link_policy(&f.id)?
+                .unwrap_or(crate::store::link_request::KioskLinkPolicy::Confirm);
+            let pending = st
+                .pending_link_requests(
+                    &f.id,
+                    UnixMillis(now.0.saturating_sub(LINK_REQUEST_TTL_MS)),
+                    u32::try_from(MAX_LINK_REQUESTS_LISTED).unwrap_or(u32::MAX),
+                )?
+                .len();
             out.push(
                 Record::new()
                     .field("id", f.id.as_str())
@@ -121,7 +140,9 @@ pub fn facilities(hub: &mut Hub, m: Option<MunicipalityCode>) -> Result<Vec<Reco
                     .field("kind", f.kind.name())
                     .field("name", f.name)
                     .field("nodes", n)
-                    .field("payee", payee),
+                    .field("payee", payee)
+                    .field("kiosk_link", kiosk_link.name())
+                    .field("link_requests_pending", pending),
             );
         }
     }
@@ -130,7 +151,7 @@ pub fn facilities(hub: &mut Hub, m: Option<MunicipalityCode>) -> Result<Vec<Reco
 
 /// One facility with its nodes.
 pub fn facility(hub: &mut Hub, id: &FacilityId, now: UnixMillis) -> Result<Record, ShowError> {
-    let base = facilities(hub, None)?
+    let base = facilities(hub, None, now)?
         .into_iter()
         .find(|r| is(r, "id", id.as_str()))
         .ok_or_else(|| not_found("facility", id, "`mykey-hub facility list` shows them"))?;

@@ -22,6 +22,7 @@ pub mod economy;
 pub mod history;
 pub mod holder;
 pub mod leases;
+pub mod link_request;
 pub mod postgres;
 pub mod select;
 pub mod sqlite;
@@ -298,6 +299,7 @@ pub trait StoreTx:
     + holder::HolderTx
     + voucher::VoucherTx
     + donation::DonationTx
+    + link_request::LinkRequestTx
 {
     /// Makes every write durable and visible.
     fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -30,8 +30,10 @@ pub struct KioskArgs {
     #[arg(long = "trusted-ca", value_name = "FILE", required = true)]
     trusted_ca: Vec<PathBuf>,
     /// A facility whose card numbers holders may link and unlink here
-    /// (repeatable; a button each on the menu). The hub links at once only
-    /// where the facility allows it (`mykey-hub serve --kiosk-link`).
+    /// (repeatable; a button each on the menu). The hub links at once where
+    /// the facility's kiosk link policy is `auto`; under `confirm` the link
+    /// waits for the facility's node (`mykey-node link-requests`) and the
+    /// receipt says so. Unlinking is at once.
     #[arg(long = "link-facility", value_name = "FACILITY")]
     link_facility: Vec<String>,
     /// Deadline for each command to the card, in milliseconds.

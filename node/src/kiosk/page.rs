@@ -245,7 +245,12 @@ fn receipt_json(r: &Receipt) -> Value {
     let mut v = json!({
         "screen": "receipt",
         "action": action_json(&r.action),
-        "status": if r.done.is_some() { "done" } else { "pending" },
+        "status": match &r.done {
+            // Asked: the facility's node confirms it.
+            Some(HolderDone::LinkRequested { .. }) => "facility",
+            Some(_) => "done",
+            None => "pending",
+        },
         "at": r.at.0,
     });
     match &r.done {
@@ -258,7 +263,8 @@ fn receipt_json(r: &Receipt) -> Value {
             v["municipality"] = municipality.to_string().into();
         }
         Some(HolderDone::MyKeyIdChanged { account, .. })
-        | Some(HolderDone::FacilityCard { account, .. }) => {
+        | Some(HolderDone::FacilityCard { account, .. })
+        | Some(HolderDone::LinkRequested { account, .. }) => {
             v["account"] = account.to_string().into();
         }
         None => {}
@@ -384,5 +390,41 @@ mod tests {
         assert_eq!(pin["notice"]["kind"], "wrong_pin");
         assert_eq!(pin["notice"]["tries_left"], 2);
         assert_eq!(pin["task"]["kind"], "read");
+    }
+
+    #[test]
+    fn a_link_the_facility_confirms_is_a_receipt_of_its_own() {
+        use mykey_sync_proto::{AccountId, FacilityCardNumber, FacilityId, UnixMillis};
+        let (facility, number) = (
+            FacilityId::parse("lib-1").unwrap(),
+            FacilityCardNumber::parse("L-042").unwrap(),
+        );
+        let account = AccountId::new(7).unwrap();
+        let receipt = |done| {
+            screen_json(&Screen::Receipt(Receipt {
+                action: HolderAction::LinkFacilityCard {
+                    facility: facility.clone(),
+                    number: number.clone(),
+                },
+                done,
+                at: UnixMillis(1),
+            }))
+        };
+        let asked = receipt(Some(HolderDone::LinkRequested {
+            request: 3,
+            account,
+            facility: facility.clone(),
+            number: number.clone(),
+        }));
+        assert_eq!(asked["status"], "facility");
+        assert_eq!(asked["account"], "A7");
+        let linked = receipt(Some(HolderDone::FacilityCard {
+            account,
+            facility: facility.clone(),
+            number: number.clone(),
+            linked: true,
+        }));
+        assert_eq!(linked["status"], "done");
+        assert_eq!(receipt(None)["status"], "pending");
     }
 }

@@ -293,7 +293,9 @@ impl ReaderLoop {
             Ok(
                 HolderResponse::History(_)
                 | HolderResponse::Done(_)
-                | HolderResponse::MyKeyIdFree(_),
+                | HolderResponse::MyKeyIdFree(_)
+                | HolderResponse::LinkRequests(_)
+                | HolderResponse::LinkRequestAnswered(_),
             ) => {
                 return Outcome::CardFailed;
             }
@@ -323,7 +325,9 @@ impl ReaderLoop {
             Ok(
                 HolderResponse::Challenge(_)
                 | HolderResponse::Done(_)
-                | HolderResponse::MyKeyIdFree(_),
+                | HolderResponse::MyKeyIdFree(_)
+                | HolderResponse::LinkRequests(_)
+                | HolderResponse::LinkRequestAnswered(_),
             ) => Outcome::CardFailed,
             // The link fell between the two requests: the PIN was checked.
             Err(HolderCallError::Offline) => self.offline_figures(card),

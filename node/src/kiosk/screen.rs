@@ -612,7 +612,7 @@ fn done_id(done: &HolderDone) -> Option<MyKeyId> {
     match done {
         HolderDone::Registered { my_key_id, .. } => Some(my_key_id.clone()),
         HolderDone::MyKeyIdChanged { to, .. } => Some(to.clone()),
-        HolderDone::FacilityCard { .. } => None,
+        HolderDone::FacilityCard { .. } | HolderDone::LinkRequested { .. } => None,
     }
 }
 

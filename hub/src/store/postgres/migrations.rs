@@ -497,6 +497,28 @@ CREATE TABLE donation_programs (
     closed_at BIGINT
 );
 "#,
+    // 7: kiosk link policies and requests (store/link_request.rs; SQLite's
+    // migration 27).
+    r#"
+CREATE TABLE facility_kiosk_links (
+    facility TEXT PRIMARY KEY REFERENCES facilities(id),
+    policy TEXT NOT NULL CHECK (policy IN ('auto', 'confirm')),
+    set_at BIGINT NOT NULL
+);
+CREATE TABLE link_requests (
+    id BIGINT PRIMARY KEY,
+    facility TEXT NOT NULL REFERENCES facilities(id),
+    number TEXT NOT NULL,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    card TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'refused')),
+    answered_at BIGINT,
+    answered_by BYTEA
+);
+CREATE INDEX link_requests_by_facility ON link_requests (facility, state, requested_at);
+CREATE INDEX link_requests_by_account ON link_requests (account, state, requested_at);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

@@ -1,7 +1,7 @@
 //! The schema: migrations applied at open, numbered by SQLite's
 //! `user_version`.
 
-use super::{bounds, donation, economy, history, voucher};
+use super::{bounds, donation, economy, history, link_request, voucher};
 use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -335,6 +335,7 @@ ALTER TABLE node_links ADD COLUMN hello_last_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE voucher_batches ADD COLUMN expired_at INTEGER;
 "#,
     donation::MIGRATION,
+    link_request::MIGRATION,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a

@@ -27,6 +27,7 @@ mod history;
 mod holder;
 mod ingest;
 mod ledger;
+mod link_request;
 mod migrations;
 mod registry;
 mod rows;
