@@ -259,7 +259,7 @@ impl Hub {
             // A replay answers the stored verdict even if the signer was
             // revoked since: the hub did apply it, and the node must learn so.
             if let Some(done) = stored.as_ref().filter(|d| d.id == v.id()) {
-                receipts.push(receipt(&v, done.outcome.clone()));
+                receipts.push(receipt(v, done.outcome.clone()));
                 continue;
             }
             let s = signer(&mut *st, &mut signers, p.node)?;
@@ -279,7 +279,7 @@ impl Hub {
             };
             match rules::check_chain(head, p, v.id(), stored.as_ref()) {
                 ChainVerdict::Replay(outcome) => {
-                    receipts.push(receipt(&v, outcome));
+                    receipts.push(receipt(v, outcome));
                     continue;
                 }
                 ChainVerdict::Reject(reason) => {
@@ -291,15 +291,15 @@ impl Hub {
                 }
                 ChainVerdict::Next => {}
             }
-            let ctx = load_context(&mut *st, &v, &record, issued_before, &self.key.id(), now)?;
-            let outcome = match rules::decide(&record, &v, &ctx) {
-                Ok(effects) => apply(&mut *st, key, &v, &record, &ctx, effects, &mut touched, now)?,
+            let ctx = load_context(&mut *st, v, &record, issued_before, &self.key.id(), now)?;
+            let outcome = match rules::decide(&record, v, &ctx) {
+                Ok(effects) => apply(&mut *st, key, v, &record, &ctx, effects, &mut touched, now)?,
                 Err(reason) => {
                     tracing::info!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), %reason, "rejected transaction");
                     Outcome::Rejected(reason)
                 }
             };
-            st.insert_processed_tx(&v, &outcome, now)?;
+            st.insert_processed_tx(v, &outcome, now)?;
             observed.push((
                 p.created_at,
                 crate::observed::counters::refusal_label(&outcome),
@@ -311,7 +311,7 @@ impl Hub {
                 };
                 s.advanced = true;
             }
-            receipts.push(receipt(&v, outcome));
+            receipts.push(receipt(v, outcome));
         }
 
         let ledger_pos = st.ledger_head()?;

@@ -257,6 +257,85 @@ fn expired_vouchers_return_their_points_to_the_programme() {
     f.hub.check_conservation().unwrap();
 }
 
+/// The node's own offline voucher cap: stored with its policy on either
+/// backend, sent to the node as a `NodeVoucherCap` fact, and what bounds
+/// its double-redeem incidents' pay in all (here far below its exposure
+/// limit): 300 of a first 500-point copy, nothing of a second.
+#[test]
+fn incidents_are_paid_within_the_nodes_own_voucher_cap() {
+    use mykey_hub::NodePolicy;
+    use mykey_sync_proto::OpKind;
+    let mut f = Fixture::new();
+    let shop = f.shop.id;
+    f.hub
+        .enrol_node(
+            shop,
+            &fid("shop-1"),
+            NodePolicy {
+                offline_voucher_cap: pts(300),
+                ..policy(&[OpKind::Redeem])
+            },
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        f.hub
+            .node(&shop)
+            .unwrap()
+            .unwrap()
+            .policy
+            .offline_voucher_cap,
+        pts(300),
+        "the cap reads back from the store"
+    );
+    let id = f.hub.hub_id();
+    let caps: Vec<u64> = f
+        .hub
+        .received_facts(&shop, 0, 2000)
+        .unwrap()
+        .facts
+        .iter()
+        .filter_map(|s| match s.verify(&id).unwrap().payload().body.clone() {
+            FactBody::NodeVoucherCap {
+                node,
+                offline_voucher_cap,
+            } if node == shop => Some(offline_voucher_cap.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(caps.last(), Some(&300), "the node learns its cap: {caps:?}");
+
+    let expires = ExpiryDate::from_days(u16::try_from(T0.0 / 86_400_000 + 365).unwrap());
+    let issued = voucher::issue(&mut f.hub, &program(), 2, pts(500), expires, T0).unwrap();
+    // Each voucher taken twice offline, all signed before the hub had any.
+    let mut txs = vec![];
+    for (i, v) in [0, 0, 1, 1].into_iter().enumerate() {
+        txs.push(f.shop.sign_dated(
+            TxBody::RedeemVoucher(VoucherRedeem {
+                voucher: issued.vouchers[v].to_bytes().to_vec(),
+                merchant: fid("shop-1"),
+            }),
+            T0.plus_ms(1 + i as u64),
+        ));
+    }
+    for (i, tx) in txs.into_iter().enumerate() {
+        let r = f.hub.ingest(&shop, vec![tx], T0.plus_ms(100 + i as u64));
+        assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
+    }
+    let mut paid: Vec<u64> = voucher::incidents::incidents(&mut f.hub, None)
+        .unwrap()
+        .iter()
+        .map(|i| i.again.paid.get())
+        .collect();
+    paid.sort();
+    assert_eq!(
+        paid,
+        vec![0, 300],
+        "the cap bounds the incidents' pay in all"
+    );
+    f.hub.check_conservation().unwrap();
+}
+
 fn at_ms(ms: u64) -> mykey_sync_proto::UnixMillis {
     T0.plus_ms(ms)
 }

@@ -177,6 +177,8 @@ pub struct Status {
     pub hub: NodeId,
     /// Its certificate from the hub.
     pub limits: Option<NodeLimits>,
+    /// Its offline voucher cap ([`crate::store::Reader::voucher_cap`]).
+    pub voucher_cap: Option<Points>,
     /// Highest seq signed.
     pub last_seq: u64,
     /// Highest seq with every receipt stored.
@@ -546,6 +548,7 @@ impl Node {
                 v,
                 &hub,
                 limits.as_ref(),
+                r.voucher_cap()?,
                 &known,
                 r.vouchers_pending()?,
                 now,
@@ -1018,6 +1021,7 @@ impl Node {
             node: self.id(),
             hub: self.hub,
             strict,
+            voucher_cap: r.voucher_cap()?,
             limits,
             last_seq: r.last_tx()?.0,
             receipted_seq: r.receipted_seq()?,
@@ -1265,6 +1269,14 @@ pub(crate) fn apply_fact(
             if l.node == me {
                 w.set_meta("limits", &codec::encode(l))?;
                 *facility = Some(l.facility.clone());
+            }
+        }
+        FactBody::NodeVoucherCap {
+            node,
+            offline_voucher_cap,
+        } => {
+            if *node == me {
+                w.set_meta("voucher_cap", &offline_voucher_cap.get().to_be_bytes())?;
             }
         }
         FactBody::NodeProgress {

@@ -1349,6 +1349,22 @@ impl Reader<'_> {
         Ok(Some(limits))
     }
 
+    /// The node's offline voucher cap: the hub's `NodeVoucherCap` fact, or,
+    /// from a hub that sent none (enrolled before the cap had its own
+    /// field), its exposure limit, which that hub also holds to; `None`
+    /// before the hub sent limits.
+    pub fn voucher_cap(&self) -> Result<Option<Points>, StoreError> {
+        let Some(limits) = self.limits()? else {
+            return Ok(None);
+        };
+        if self.meta("voucher_cap")?.is_none() {
+            return Ok(Some(limits.node_exposure_limit));
+        }
+        Points::new(self.meta_u64("voucher_cap")?)
+            .map(Some)
+            .map_err(|e| corrupt("meta", e))
+    }
+
     /// The last signed transaction: (seq, id).
     pub fn last_tx(&self) -> Result<(u64, TxId), StoreError> {
         let row: Option<(i64, Vec<u8>)> = self.row(

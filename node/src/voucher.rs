@@ -4,8 +4,9 @@
 //! expired, that it has taken before, that a LAN peer took (its pending
 //! redemption came over the LAN), that the hub's redeemed bitmap marks (or
 //! of a batch the hub cancelled), or that would take its vouchers not yet
-//! receipted by the hub past its offline voucher cap (its enrolled exposure
-//! limit). The hub pays the first redemption of a voucher anywhere;
+//! receipted by the hub past its offline voucher cap (the hub's
+//! `NodeVoucherCap` fact, set at enrolment; its exposure limit from a hub
+//! that sent none). The hub pays the first redemption of a voucher anywhere;
 //! a later one is an incident it pays only within the node's cap.
 
 use mykey_sync_proto::fact::NodeLimits;
@@ -82,7 +83,7 @@ pub enum VoucherDecline {
     },
     /// Past the offline voucher cap.
     #[error(
-        "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's cap of {cap}: let the node reach the hub (`mykey-node run`), then scan it again"
+        "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's offline voucher cap of {cap}: let the node reach the hub (`mykey-node run`) so it confirms them, then scan it again (the hub's operator sets the cap: `mykey-hub node enrol … --voucher-cap`)"
     )]
     OverCap {
         /// Its serial.
@@ -146,16 +147,19 @@ pub fn serials_taken(taken: &[SignedTx]) -> Vec<(Serial, u64)> {
         .collect()
 }
 
-/// The offline checks on one voucher.
+/// The offline checks on one voucher; `cap` is the node's offline voucher
+/// cap (`Reader::voucher_cap`).
 pub fn decide(
     v: &SignedVoucher,
     hub: &NodeId,
     limits: Option<&NodeLimits>,
+    cap: Option<Points>,
     known: &Known,
     pending: Points,
     now: UnixMillis,
 ) -> Result<VerifiedVoucher, VoucherDecline> {
     let limits = limits.ok_or(VoucherDecline::NoLimits)?;
+    let cap = cap.ok_or(VoucherDecline::NoLimits)?;
     if !limits.allowed_ops.contains(&OpKind::Redeem) {
         return Err(VoucherDecline::NotAllowed);
     }
@@ -195,7 +199,6 @@ pub fn decide(
         return Err(VoucherDecline::MarkedRedeemed { serial });
     }
     let points = b.points();
-    let cap = limits.node_exposure_limit;
     if pending.checked_add(points).is_none_or(|sum| sum > cap) {
         return Err(VoucherDecline::OverCap {
             serial,
@@ -220,14 +223,16 @@ mod tests {
         (k, id)
     }
 
-    fn limits(cap: u64, ops: Vec<OpKind>) -> NodeLimits {
+    /// Limits whose exposure limit (50,000) is far above the voucher cap
+    /// the checks get (1,000): the cap is the voucher cap's own.
+    fn limits(ops: Vec<OpKind>) -> NodeLimits {
         NodeLimits {
             node: hub().1,
             facility: FacilityId::parse("shop-1").unwrap(),
             municipality: MunicipalityCode::parse("131059").unwrap(),
             allowed_ops: ops,
             per_card_offline_limit: Points::new(1000).unwrap(),
-            node_exposure_limit: Points::new(cap).unwrap(),
+            node_exposure_limit: Points::new(50_000).unwrap(),
             pin_threshold: Points::new(1000).unwrap(),
             valid_until: UnixMillis(u64::MAX),
         }
@@ -248,11 +253,20 @@ mod tests {
     fn offline_checks() {
         let (_, hub_id) = hub();
         let day = |d: u64| UnixMillis(d * 86_400_000);
-        let ok = limits(1000, vec![OpKind::Redeem]);
+        let ok = limits(vec![OpKind::Redeem]);
+        let cap = Some(Points::new(1000).unwrap());
         let v = voucher("131059", 1);
         let decide_with =
             |v: &SignedVoucher, l: Option<&NodeLimits>, known: &Known, pending: u64, now| {
-                decide(v, &hub_id, l, known, Points::new(pending).unwrap(), now)
+                decide(
+                    v,
+                    &hub_id,
+                    l,
+                    cap,
+                    known,
+                    Points::new(pending).unwrap(),
+                    now,
+                )
             };
         let none = Known::default();
         assert!(decide_with(&v, Some(&ok), &none, 500, day(10)).is_ok());
@@ -262,14 +276,12 @@ mod tests {
                 decide_with(&v, None, &none, 0, day(10)),
             ),
             (
+                VoucherDecline::NoLimits,
+                decide(&v, &hub_id, Some(&ok), None, &none, Points::ZERO, day(10)),
+            ),
+            (
                 VoucherDecline::NotAllowed,
-                decide_with(
-                    &v,
-                    Some(&limits(1000, vec![OpKind::Link])),
-                    &none,
-                    0,
-                    day(10),
-                ),
+                decide_with(&v, Some(&limits(vec![OpKind::Link])), &none, 0, day(10)),
             ),
             (
                 VoucherDecline::OverCap {

@@ -242,6 +242,18 @@ pub enum FactBody {
         /// Redeemed indices of the chunk.
         redeemed: RedeemedBits,
     },
+    /// A node's offline voucher cap (issue 17): the points of printed
+    /// vouchers it may take while the hub has not confirmed them, and what
+    /// the hub pays at most, less its earlier pays, for its double-redeem
+    /// incidents. Apart from [`NodeLimits`] (whose encoding stays as it
+    /// was), sent with it at every enrolment; a node without one holds to
+    /// its exposure limit, as the hub did before the cap had a column.
+    NodeVoucherCap {
+        /// The node.
+        node: NodeId,
+        /// Its cap.
+        offline_voucher_cap: Points,
+    },
 }
 
 /// Voucher indices per [`FactBody::VoucherMarks`] chunk: 1 KiB of bits, so a

@@ -9,8 +9,8 @@
 //! known), by its signed time and by the hub's own link records
 //! ([`offline_by_links`]: a node's owner sets its clock, not the hub's
 //! records of when it was connected), and only within the node's offline
-//! voucher cap, which is its
-//! enrolled exposure limit less what its earlier incidents were paid. That
+//! voucher cap (`NodePolicy::offline_voucher_cap`, set at enrolment) less
+//! what its earlier incidents were paid. That
 //! money comes from the batch's programme, not from the float, which held
 //! the voucher's points once.
 
@@ -174,7 +174,7 @@ pub fn decide(
     };
     let offline_then =
         p.created_at < before && offline_by_links(&ctx.links, before, p.seq, ctx.received_at);
-    let cap = node.policy.node_exposure_limit;
+    let cap = node.policy.offline_voucher_cap;
     let room = cap.saturating_sub(ctx.incident_paid);
     let paid = if offline_then {
         points.min(room)
@@ -245,7 +245,9 @@ mod tests {
             policy: NodePolicy {
                 allowed_ops: vec![OpKind::Redeem],
                 per_card_offline_limit: Points::new(1000).unwrap(),
-                node_exposure_limit: Points::new(cap).unwrap(),
+                // Far above the voucher cap: the cap is its own.
+                node_exposure_limit: Points::new(1_000_000).unwrap(),
+                offline_voucher_cap: Points::new(cap).unwrap(),
                 pin_threshold: Points::new(1000).unwrap(),
                 valid_until: UnixMillis(u64::MAX),
             },

@@ -497,6 +497,12 @@ CREATE TABLE donation_programs (
     closed_at BIGINT
 );
 "#,
+    // 7: a node's own offline voucher cap (SQLite's migration 27); a node
+    // enrolled before keeps its exposure limit, which stood in until now.
+    r#"
+ALTER TABLE nodes ADD COLUMN offline_voucher_cap BIGINT NOT NULL DEFAULT 0;
+UPDATE nodes SET offline_voucher_cap = node_exposure_limit;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

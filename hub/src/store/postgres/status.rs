@@ -71,7 +71,12 @@ impl StatusTx for PgTx<'_> {
                 "INSERT INTO node_links (node, opened_at, seen_at, holder, hello_last_seq)
                  VALUES ($1, $2, $2, $3, $4)",
             )?
-            .execute(params![id, i64_of(now.0), self.process, i64_sat(hello_last_seq)])?;
+            .execute(params![
+                id,
+                i64_of(now.0),
+                self.process,
+                i64_sat(hello_last_seq)
+            ])?;
         Ok(())
     }
 
