@@ -544,9 +544,16 @@ impl Node {
             let r = w.read();
             let limits = r.limits()?;
             let known = voucher_known(&r, v.body.serial)?;
+            let issuer = match (v.issuer(), limits.as_ref()) {
+                (mykey_voucher::Issuer::Node { issuer, .. }, Some(l)) => {
+                    r.voucher_issuer(l.municipality, issuer)?
+                }
+                _ => None,
+            };
             let verified = crate::voucher::decide(
                 v,
                 &hub,
+                issuer,
                 limits.as_ref(),
                 r.voucher_cap()?,
                 &known,
@@ -568,6 +575,20 @@ impl Node {
         let verified =
             taken_voucher.ok_or(OpError::Voucher(crate::voucher::VoucherDecline::NoLimits))?;
         Ok((done, verified))
+    }
+
+    /// What this node holds of kiosk issuer `issuer` of its municipality
+    /// (the hub's `VoucherIssuer` statement); `None` if it holds none, or
+    /// is not enrolled yet.
+    pub fn voucher_issuer(
+        &self,
+        issuer: u16,
+    ) -> Result<Option<mykey_voucher::VouchedIssuer>, StoreError> {
+        let r = self.store.read();
+        match r.limits()? {
+            Some(l) => r.voucher_issuer(l.municipality, issuer),
+            None => Ok(None),
+        }
     }
 
     /// What this node knows, offline, of earlier redemptions of the voucher
@@ -1278,6 +1299,19 @@ pub(crate) fn apply_fact(
             if *node == me {
                 w.set_meta("voucher_cap", &offline_voucher_cap.get().to_be_bytes())?;
             }
+        }
+        FactBody::VoucherIssuer {
+            municipality,
+            issuer,
+            node,
+            withdrawn,
+        } => {
+            let mut v = node.as_bytes().to_vec();
+            v.push(u8::from(*withdrawn));
+            w.set_meta(
+                &crate::store::voucher_issuer_key(*municipality, *issuer),
+                &v,
+            )?;
         }
         FactBody::NodeProgress {
             node, through_seq, ..

@@ -12,7 +12,8 @@
 use mykey_sync_proto::fact::NodeLimits;
 use mykey_sync_proto::{MunicipalityCode, NodeId, OpKind, Points, SignedTx, TxBody, UnixMillis};
 use mykey_voucher::{
-    ExpiryDate, Serial, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VerifyError,
+    ExpiryDate, IssuerError, Serial, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VerifyError,
+    VouchedIssuer,
 };
 
 /// Why this node refused a voucher (nothing was recorded).
@@ -29,6 +30,10 @@ pub enum VoucherDecline {
     /// The signature does not hold.
     #[error("{0}")]
     Signature(VerifyError),
+    /// A kiosk-issued voucher whose issuer the hub never vouched for here,
+    /// or withdrew, or whose signature does not hold.
+    #[error("{0}")]
+    Issuer(IssuerError),
     /// Another municipality's voucher.
     #[error("voucher {serial} is {municipality}'s, this node takes {here}'s only: refuse it")]
     OtherMunicipality {
@@ -147,11 +152,15 @@ pub fn serials_taken(taken: &[SignedTx]) -> Vec<(Serial, u64)> {
         .collect()
 }
 
-/// The offline checks on one voucher; `cap` is the node's offline voucher
-/// cap (`Reader::voucher_cap`).
+/// The offline checks on one voucher; `issuer` is what the node holds of
+/// the kiosk a node-issued voucher names (`Reader::voucher_issuer`, `None`
+/// for the hub's own or an issuer it never heard of), `cap` the node's
+/// offline voucher cap (`Reader::voucher_cap`).
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     v: &SignedVoucher,
     hub: &NodeId,
+    issuer: Option<VouchedIssuer>,
     limits: Option<&NodeLimits>,
     cap: Option<Points>,
     known: &Known,
@@ -166,7 +175,10 @@ pub fn decide(
     let key = hub
         .verifying_key()
         .map_err(|_| VoucherDecline::Signature(VerifyError::OtherIssuer))?;
-    let verified = v.verify(&key).map_err(VoucherDecline::Signature)?;
+    let verified = v.verify_issued(&key, |_| issuer).map_err(|e| match e {
+        IssuerError::Signature(e) => VoucherDecline::Signature(e),
+        e => VoucherDecline::Issuer(e),
+    })?;
     let b = verified.body();
     let serial = b.serial;
     if b.municipality != limits.municipality {
@@ -261,6 +273,7 @@ mod tests {
                 decide(
                     v,
                     &hub_id,
+                    None,
                     l,
                     cap,
                     known,
@@ -277,7 +290,16 @@ mod tests {
             ),
             (
                 VoucherDecline::NoLimits,
-                decide(&v, &hub_id, Some(&ok), None, &none, Points::ZERO, day(10)),
+                decide(
+                    &v,
+                    &hub_id,
+                    None,
+                    Some(&ok),
+                    None,
+                    &none,
+                    Points::ZERO,
+                    day(10),
+                ),
             ),
             (
                 VoucherDecline::NotAllowed,
@@ -379,5 +401,65 @@ mod tests {
             decide_with(&forged, Some(&ok), &none, 0, day(10)),
             Err(VoucherDecline::Signature(_))
         ));
+    }
+
+    /// A kiosk's voucher: taken with the key the hub vouched for, refused
+    /// from an issuer number the hub never vouched for here, a withdrawn
+    /// one, or signed by another key; the same cap holds.
+    #[test]
+    fn a_kiosk_issued_voucher_is_checked_with_the_key_the_hub_vouched_for() {
+        let (_, hub_id) = hub();
+        let kiosk = SigningKey::from_bytes(&[11; 32]);
+        let ok = limits(vec![OpKind::Redeem]);
+        let cap = Some(Points::new(1000).unwrap());
+        let body = VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            serial: Serial {
+                batch: mykey_voucher::Issuer::node_batch(2, 1).unwrap(),
+                index: 1,
+            },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        };
+        let v = body.sign(&kiosk);
+        let vouched = |withdrawn| {
+            Some(VouchedIssuer {
+                key: kiosk.verifying_key(),
+                withdrawn,
+            })
+        };
+        let now = UnixMillis(10 * 86_400_000);
+        let run = |v: &SignedVoucher, issuer, pending: u64| {
+            decide(
+                v,
+                &hub_id,
+                issuer,
+                Some(&ok),
+                cap,
+                &Known::default(),
+                Points::new(pending).unwrap(),
+                now,
+            )
+        };
+        assert!(run(&v, vouched(false), 0).is_ok());
+        assert_eq!(
+            run(&v, None, 0),
+            Err(VoucherDecline::Issuer(IssuerError::Unknown(2)))
+        );
+        assert_eq!(
+            run(&v, vouched(true), 0),
+            Err(VoucherDecline::Issuer(IssuerError::Withdrawn(2)))
+        );
+        let forged = body.sign(&SigningKey::from_bytes(&[12; 32]));
+        assert_eq!(
+            run(&forged, vouched(false), 0),
+            Err(VoucherDecline::Signature(VerifyError::Signature))
+        );
+        assert!(matches!(
+            run(&v, vouched(false), 600),
+            Err(VoucherDecline::OverCap { .. })
+        ));
+        assert_eq!(v.body.serial.to_string(), "k2.1-00001");
     }
 }

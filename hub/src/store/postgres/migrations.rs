@@ -503,6 +503,16 @@ CREATE TABLE donation_programs (
 ALTER TABLE nodes ADD COLUMN offline_voucher_cap BIGINT NOT NULL DEFAULT 0;
 UPDATE nodes SET offline_voucher_cap = node_exposure_limit;
 "#,
+    // 8: nodes the hub vouched for as voucher issuers (SQLite's 28).
+    r#"
+CREATE TABLE voucher_issuers (
+    issuer BIGINT PRIMARY KEY CHECK (issuer BETWEEN 1 AND 32767),
+    node BYTEA NOT NULL UNIQUE REFERENCES nodes(id),
+    municipality BIGINT NOT NULL,
+    vouched_at BIGINT NOT NULL,
+    withdrawn_at BIGINT
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

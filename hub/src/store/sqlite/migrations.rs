@@ -341,6 +341,17 @@ ALTER TABLE voucher_batches ADD COLUMN expired_at INTEGER;
 ALTER TABLE nodes ADD COLUMN offline_voucher_cap INTEGER NOT NULL DEFAULT 0;
 UPDATE nodes SET offline_voucher_cap = node_exposure_limit;
 "#,
+    r#"
+-- Nodes the hub vouched for as voucher issuers (kiosks; issue 17 part 1(a)):
+-- the number their vouchers' serials carry (store/voucher.rs).
+CREATE TABLE voucher_issuers (
+    issuer INTEGER PRIMARY KEY CHECK (issuer BETWEEN 1 AND 32767),
+    node BLOB NOT NULL UNIQUE REFERENCES nodes(id),
+    municipality INTEGER NOT NULL,
+    vouched_at INTEGER NOT NULL,
+    withdrawn_at INTEGER
+);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
