@@ -73,6 +73,7 @@ fn main() {
             allowed_ops: vec![OpKind::Redeem],
             per_card_offline_limit: Points::new(1000).expect("points"),
             node_exposure_limit: Points::new(10_000).expect("points"),
+            offline_voucher_cap: Points::new(10_000).expect("points"),
             pin_threshold: Points::new(1000).expect("points"),
             valid_until: T0.plus_ms(365 * 24 * HOUR),
         };

@@ -345,7 +345,8 @@ impl Hub {
     }
 
     /// Enrols a node key at a facility (or updates its policy) and issues its
-    /// certificate: a `NodeLimits` fact addressed to the node, returned too.
+    /// certificate: a `NodeLimits` fact addressed to the node, returned too,
+    /// and its offline voucher cap (a `NodeVoucherCap` fact).
     pub fn enrol_node(
         &mut self,
         node: NodeId,
@@ -392,6 +393,17 @@ impl Hub {
                 pin_threshold: record.policy.pin_threshold,
                 valid_until: record.policy.valid_until,
             }),
+            now,
+        )?;
+        // Its own fact, so that `NodeLimits` keeps the encoding nodes hold.
+        emit(
+            &mut *st,
+            &self.key,
+            Scope::Node(node),
+            FactBody::NodeVoucherCap {
+                node,
+                offline_voucher_cap: record.policy.offline_voucher_cap,
+            },
             now,
         )?;
         ledger::commit(st)?;

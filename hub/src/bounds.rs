@@ -257,6 +257,7 @@ mod tests {
             allowed_ops: OpKind::ALL.to_vec(),
             per_card_offline_limit: p(3000),
             node_exposure_limit: p(20_000),
+            offline_voucher_cap: p(20_000),
             pin_threshold: p(2000),
             valid_until: UnixMillis(u64::MAX),
         }

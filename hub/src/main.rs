@@ -441,6 +441,11 @@ enum NodeCmd {
         /// Spends above this need the card PIN.
         #[arg(long, value_parser = parse_points)]
         pin_threshold: Points,
+        /// Points of printed vouchers the node may take offline before the
+        /// hub confirms them, and the most its double-redeem incidents are
+        /// paid in all (default: 10,000, or the exposure limit if lower).
+        #[arg(long, value_parser = parse_points)]
+        voucher_cap: Option<Points>,
         /// Days the node's certificate stays valid.
         #[arg(long, default_value_t = 365)]
         valid_days: u64,
@@ -451,7 +456,7 @@ enum NodeCmd {
         #[arg(long)]
         node: String,
     },
-    /// List enrolled nodes: short id, facility, state, last contact, full id.
+    /// List enrolled nodes: short id, facility, state, offline voucher cap, last contact, full id.
     List {
         /// Print JSON.
         #[arg(long)]
@@ -1205,10 +1210,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             card_limit,
             exposure_limit,
             pin_threshold,
+            voucher_cap,
             valid_days,
         }) => {
             let mut hub = open(&cli)?;
             let valid_until = t.plus_ms(valid_days.saturating_mul(86_400_000));
+            let voucher_cap = voucher_cap
+                .unwrap_or_else(|| mykey_hub::model::default_voucher_cap(*exposure_limit));
             hub.enrol_node(
                 *node,
                 facility,
@@ -1218,12 +1226,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     node_exposure_limit: *exposure_limit,
                     pin_threshold: *pin_threshold,
                     valid_until,
+                    offline_voucher_cap: voucher_cap,
                 },
                 t,
             )?;
             let names: Vec<_> = ops.0.iter().map(|o| o.name()).collect();
             println!(
-                "enrolled node {} at {facility}: {}; card limit {card_limit}, exposure limit {exposure_limit}, PIN above {pin_threshold}; valid {valid_days} days",
+                "enrolled node {} at {facility}: {}; card limit {card_limit}, exposure limit {exposure_limit}, PIN above {pin_threshold}, offline voucher cap {voucher_cap}; valid {valid_days} days",
                 node.short(),
                 names.join(",")
             );

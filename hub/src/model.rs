@@ -97,6 +97,23 @@ pub struct NodePolicy {
     pub pin_threshold: Points,
     /// The node's certificate is void after this time.
     pub valid_until: UnixMillis,
+    /// Points of printed vouchers the node may take while the hub has not
+    /// confirmed them; also what the hub pays at most, less its earlier
+    /// pays, for the node's double-redeem incidents (`rules::voucher`).
+    pub offline_voucher_cap: Points,
+}
+
+/// The offline voucher cap of a node enrolled without `--voucher-cap`: a
+/// day's takings of a small shop or festival stall, and never more than the
+/// node's exposure limit ([`default_voucher_cap`]).
+pub const DEFAULT_VOUCHER_CAP_POINTS: u64 = 10_000;
+
+/// The offline voucher cap a node gets by default: the smaller of
+/// [`DEFAULT_VOUCHER_CAP_POINTS`] and its exposure limit.
+pub fn default_voucher_cap(node_exposure_limit: Points) -> Points {
+    Points::new(DEFAULT_VOUCHER_CAP_POINTS)
+        .unwrap_or(Points::ZERO)
+        .min(node_exposure_limit)
 }
 
 impl NodePolicy {

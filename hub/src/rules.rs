@@ -703,6 +703,7 @@ mod tests {
                 allowed_ops: OpKind::ALL.to_vec(),
                 per_card_offline_limit: Points::new(1000).unwrap(),
                 node_exposure_limit: Points::new(10_000).unwrap(),
+                offline_voucher_cap: Points::new(10_000).unwrap(),
                 pin_threshold: Points::new(500).unwrap(),
                 valid_until: UnixMillis(u64::MAX),
             },

@@ -257,6 +257,174 @@ fn expired_vouchers_return_their_points_to_the_programme() {
     f.hub.check_conservation().unwrap();
 }
 
+/// The node's own offline voucher cap: stored with its policy on either
+/// backend, sent to the node as a `NodeVoucherCap` fact, and what bounds
+/// its double-redeem incidents' pay in all (here far below its exposure
+/// limit): 300 of a first 500-point copy, nothing of a second.
+#[test]
+fn incidents_are_paid_within_the_nodes_own_voucher_cap() {
+    use mykey_hub::NodePolicy;
+    use mykey_sync_proto::OpKind;
+    let mut f = Fixture::new();
+    let shop = f.shop.id;
+    f.hub
+        .enrol_node(
+            shop,
+            &fid("shop-1"),
+            NodePolicy {
+                offline_voucher_cap: pts(300),
+                ..policy(&[OpKind::Redeem])
+            },
+            T0,
+        )
+        .unwrap();
+    assert_eq!(
+        f.hub
+            .node(&shop)
+            .unwrap()
+            .unwrap()
+            .policy
+            .offline_voucher_cap,
+        pts(300),
+        "the cap reads back from the store"
+    );
+    let id = f.hub.hub_id();
+    let caps: Vec<u64> = f
+        .hub
+        .received_facts(&shop, 0, 2000)
+        .unwrap()
+        .facts
+        .iter()
+        .filter_map(|s| match s.verify(&id).unwrap().payload().body.clone() {
+            FactBody::NodeVoucherCap {
+                node,
+                offline_voucher_cap,
+            } if node == shop => Some(offline_voucher_cap.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(caps.last(), Some(&300), "the node learns its cap: {caps:?}");
+
+    let expires = ExpiryDate::from_days(u16::try_from(T0.0 / 86_400_000 + 365).unwrap());
+    let issued = voucher::issue(&mut f.hub, &program(), 2, pts(500), expires, T0).unwrap();
+    // Each voucher taken twice offline, all signed before the hub had any.
+    let mut txs = vec![];
+    for (i, v) in [0, 0, 1, 1].into_iter().enumerate() {
+        txs.push(f.shop.sign_dated(
+            TxBody::RedeemVoucher(VoucherRedeem {
+                voucher: issued.vouchers[v].to_bytes().to_vec(),
+                merchant: fid("shop-1"),
+            }),
+            T0.plus_ms(1 + i as u64),
+        ));
+    }
+    for (i, tx) in txs.into_iter().enumerate() {
+        let r = f.hub.ingest(&shop, vec![tx], T0.plus_ms(100 + i as u64));
+        assert!(rejection(&r.receipts[0].outcome).is_none(), "{r:?}");
+    }
+    let mut paid: Vec<u64> = voucher::incidents::incidents(&mut f.hub, None)
+        .unwrap()
+        .iter()
+        .map(|i| i.again.paid.get())
+        .collect();
+    paid.sort();
+    assert_eq!(
+        paid,
+        vec![0, 300],
+        "the cap bounds the incidents' pay in all"
+    );
+    f.hub.check_conservation().unwrap();
+}
+
+/// Voucher issuers (kiosks) on either backend: numbered from 1, stated to
+/// the municipality's nodes as `VoucherIssuer` facts, withdrawn once (a
+/// later statement of the same number), never vouched for twice; a
+/// kiosk-issued voucher the hub holds no issuing transaction for is refused.
+#[test]
+fn voucher_issuers_are_vouched_for_stated_and_withdrawn_on_either_backend() {
+    use mykey_hub::voucher::issuers::{self, IssuerError};
+    let mut f = Fixture::new();
+    let (kiosk, shop) = (f.centre.id, f.shop.id);
+    assert_eq!(issuers::vouch(&mut f.hub, kiosk, T0).unwrap(), 1);
+    assert!(matches!(
+        issuers::vouch(&mut f.hub, kiosk, T0),
+        Err(IssuerError::Already { issuer: 1, .. })
+    ));
+    assert_eq!(issuers::vouch(&mut f.hub, f.library.id, T0).unwrap(), 2);
+    let stranger = NodeId::from_bytes(
+        ed25519_dalek::SigningKey::from_bytes(&[77; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+    .unwrap();
+    assert!(matches!(
+        issuers::vouch(&mut f.hub, stranger, T0),
+        Err(IssuerError::NotEnrolled(_))
+    ));
+    assert_eq!(
+        issuers::withdraw(&mut f.hub, kiosk, T0.plus_ms(5)).unwrap(),
+        1
+    );
+    assert!(matches!(
+        issuers::withdraw(&mut f.hub, kiosk, T0.plus_ms(6)),
+        Err(IssuerError::NotIssuer(_))
+    ));
+    assert!(matches!(
+        issuers::vouch(&mut f.hub, kiosk, T0.plus_ms(7)),
+        Err(IssuerError::WasWithdrawn { issuer: 1, .. })
+    ));
+    let rows = issuers::list(&mut f.hub).unwrap();
+    let got: Vec<(u16, bool)> = rows
+        .iter()
+        .map(|r| (r.issuer, r.withdrawn_at.is_some()))
+        .collect();
+    assert_eq!(got, vec![(1, true), (2, false)]);
+    assert_eq!(rows[0].node, kiosk);
+    assert_eq!(rows[0].withdrawn_at, Some(T0.plus_ms(5)));
+
+    // What the shop receives: issuer 1 vouched for, then withdrawn; issuer 2.
+    let id = f.hub.hub_id();
+    let stated: Vec<(u16, bool)> = f
+        .hub
+        .received_facts(&shop, 0, 2000)
+        .unwrap()
+        .facts
+        .iter()
+        .filter_map(|s| match s.verify(&id).unwrap().payload().body.clone() {
+            FactBody::VoucherIssuer {
+                issuer, withdrawn, ..
+            } => Some((issuer, withdrawn)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stated, vec![(1, false), (2, false), (1, true)]);
+
+    // Issuer 2's voucher verifies at the hub, but no issuing transaction
+    // backs it: refused, nothing paid.
+    let v = mykey_voucher::VoucherBody {
+        key_hint: 0,
+        municipality: muni(),
+        serial: mykey_voucher::Serial {
+            batch: mykey_voucher::Issuer::node_batch(2, 1).unwrap(),
+            index: 1,
+        },
+        points: 300,
+        expires: ExpiryDate::from_days(u16::try_from(T0.0 / 86_400_000 + 365).unwrap()),
+    }
+    .sign(&f.library.key);
+    let tx = f.shop.sign_dated(
+        TxBody::RedeemVoucher(VoucherRedeem {
+            voucher: v.to_bytes().to_vec(),
+            merchant: fid("shop-1"),
+        }),
+        T0.plus_ms(10),
+    );
+    let r = f.hub.ingest(&shop, vec![tx], T0.plus_ms(20));
+    let why = format!("{:?}", rejection(&r.receipts[0].outcome));
+    assert!(why.contains("issuing transaction has not reached"), "{why}");
+    f.hub.check_conservation().unwrap();
+}
+
 fn at_ms(ms: u64) -> mykey_sync_proto::UnixMillis {
     T0.plus_ms(ms)
 }

@@ -575,6 +575,7 @@ fn run(cli: Cli) -> Result<()> {
                     "last_receipt_at_ms": s.outbox.last_receipt_at.map(|a| a.0),
                     "strict_mode": s.strict.map(|(_, on)| on),
                     "exposure_points": s.exposure.get(),
+                    "voucher_cap_points": s.voucher_cap.map(|c| c.get()),
                     "fact_cursor": s.fact_cursor,
                     "troubled": s.troubled.iter().map(|r| serde_json::json!({
                         "seq": r.seq, "tx": r.tx_id.to_string(), "kind": r.kind,
@@ -600,12 +601,13 @@ fn run(cli: Cli) -> Result<()> {
                 println!("node {}  (hub {})", s.node, s.hub.short());
                 match &s.limits {
                     Some(l) => println!(
-                        "facility {} in {}; card offline limit {}, exposure limit {}, PIN above {}",
+                        "facility {} in {}; card offline limit {}, exposure limit {}, PIN above {}, offline voucher cap {}",
                         l.facility,
                         l.municipality,
                         l.per_card_offline_limit,
                         l.node_exposure_limit,
-                        l.pin_threshold
+                        l.pin_threshold,
+                        s.voucher_cap.unwrap_or(l.node_exposure_limit)
                     ),
                     None => println!("not enrolled yet: no limits from the hub (connect once)"),
                 }

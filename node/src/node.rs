@@ -177,6 +177,8 @@ pub struct Status {
     pub hub: NodeId,
     /// Its certificate from the hub.
     pub limits: Option<NodeLimits>,
+    /// Its offline voucher cap ([`crate::store::Reader::voucher_cap`]).
+    pub voucher_cap: Option<Points>,
     /// Highest seq signed.
     pub last_seq: u64,
     /// Highest seq with every receipt stored.
@@ -542,10 +544,18 @@ impl Node {
             let r = w.read();
             let limits = r.limits()?;
             let known = voucher_known(&r, v.body.serial)?;
+            let issuer = match (v.issuer(), limits.as_ref()) {
+                (mykey_voucher::Issuer::Node { issuer, .. }, Some(l)) => {
+                    r.voucher_issuer(l.municipality, issuer)?
+                }
+                _ => None,
+            };
             let verified = crate::voucher::decide(
                 v,
                 &hub,
+                issuer,
                 limits.as_ref(),
+                r.voucher_cap()?,
                 &known,
                 r.vouchers_pending()?,
                 now,
@@ -565,6 +575,20 @@ impl Node {
         let verified =
             taken_voucher.ok_or(OpError::Voucher(crate::voucher::VoucherDecline::NoLimits))?;
         Ok((done, verified))
+    }
+
+    /// What this node holds of kiosk issuer `issuer` of its municipality
+    /// (the hub's `VoucherIssuer` statement); `None` if it holds none, or
+    /// is not enrolled yet.
+    pub fn voucher_issuer(
+        &self,
+        issuer: u16,
+    ) -> Result<Option<mykey_voucher::VouchedIssuer>, StoreError> {
+        let r = self.store.read();
+        match r.limits()? {
+            Some(l) => r.voucher_issuer(l.municipality, issuer),
+            None => Ok(None),
+        }
     }
 
     /// What this node knows, offline, of earlier redemptions of the voucher
@@ -1018,6 +1042,7 @@ impl Node {
             node: self.id(),
             hub: self.hub,
             strict,
+            voucher_cap: r.voucher_cap()?,
             limits,
             last_seq: r.last_tx()?.0,
             receipted_seq: r.receipted_seq()?,
@@ -1266,6 +1291,27 @@ pub(crate) fn apply_fact(
                 w.set_meta("limits", &codec::encode(l))?;
                 *facility = Some(l.facility.clone());
             }
+        }
+        FactBody::NodeVoucherCap {
+            node,
+            offline_voucher_cap,
+        } => {
+            if *node == me {
+                w.set_meta("voucher_cap", &offline_voucher_cap.get().to_be_bytes())?;
+            }
+        }
+        FactBody::VoucherIssuer {
+            municipality,
+            issuer,
+            node,
+            withdrawn,
+        } => {
+            let mut v = node.as_bytes().to_vec();
+            v.push(u8::from(*withdrawn));
+            w.set_meta(
+                &crate::store::voucher_issuer_key(*municipality, *issuer),
+                &v,
+            )?;
         }
         FactBody::NodeProgress {
             node, through_seq, ..

@@ -447,6 +447,11 @@ fn u(v: i64) -> u64 {
 }
 
 /// Points stored in `table`, refused as corrupt past `Points::MAX`.
+/// The meta key of a hub's `VoucherIssuer` statement.
+pub(crate) fn voucher_issuer_key(municipality: MunicipalityCode, issuer: u16) -> String {
+    format!("voucher_issuer/{municipality}/{issuer}")
+}
+
 fn stored_points(table: &'static str, v: i64) -> Result<Points, StoreError> {
     Points::new(u(v)).map_err(|e| corrupt(table, e))
 }
@@ -1347,6 +1352,48 @@ impl Reader<'_> {
             codec::decode_canonical("limits", &bytes, 4096).map_err(|e| corrupt("meta", e))?;
         *self.limits_memo.borrow_mut() = Some((bytes, limits.clone()));
         Ok(Some(limits))
+    }
+
+    /// The node's offline voucher cap: the hub's `NodeVoucherCap` fact, or,
+    /// from a hub that sent none (enrolled before the cap had its own
+    /// field), its exposure limit, which that hub also holds to; `None`
+    /// before the hub sent limits.
+    pub fn voucher_cap(&self) -> Result<Option<Points>, StoreError> {
+        let Some(limits) = self.limits()? else {
+            return Ok(None);
+        };
+        if self.meta("voucher_cap")?.is_none() {
+            return Ok(Some(limits.node_exposure_limit));
+        }
+        Points::new(self.meta_u64("voucher_cap")?)
+            .map(Some)
+            .map_err(|e| corrupt("meta", e))
+    }
+
+    /// The node a hub-signed `VoucherIssuer` statement names as kiosk
+    /// issuer `issuer` of `municipality`, with its key, withdrawn if the
+    /// hub withdrew it or revoked the node; `None` if the hub never
+    /// vouched for that number here.
+    pub fn voucher_issuer(
+        &self,
+        municipality: MunicipalityCode,
+        issuer: u16,
+    ) -> Result<Option<mykey_voucher::VouchedIssuer>, StoreError> {
+        let Some(v) = self.meta(&voucher_issuer_key(municipality, issuer))? else {
+            return Ok(None);
+        };
+        let bad = || {
+            corrupt(
+                "meta",
+                format!("voucher issuer {issuer} is not a node and a flag"),
+            )
+        };
+        let (id, flag) = v.split_at_checked(32).ok_or_else(bad)?;
+        let id: [u8; 32] = id.try_into().map_err(|_| bad())?;
+        let node = NodeId::from_bytes(id).map_err(|_| bad())?;
+        let key = node.verifying_key().map_err(|_| bad())?;
+        let withdrawn = flag != [0] || self.is_revoked(&node)?;
+        Ok(Some(mykey_voucher::VouchedIssuer { key, withdrawn }))
     }
 
     /// The last signed transaction: (seq, id).

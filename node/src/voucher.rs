@@ -4,14 +4,16 @@
 //! expired, that it has taken before, that a LAN peer took (its pending
 //! redemption came over the LAN), that the hub's redeemed bitmap marks (or
 //! of a batch the hub cancelled), or that would take its vouchers not yet
-//! receipted by the hub past its offline voucher cap (its enrolled exposure
-//! limit). The hub pays the first redemption of a voucher anywhere;
+//! receipted by the hub past its offline voucher cap (the hub's
+//! `NodeVoucherCap` fact, set at enrolment; its exposure limit from a hub
+//! that sent none). The hub pays the first redemption of a voucher anywhere;
 //! a later one is an incident it pays only within the node's cap.
 
 use mykey_sync_proto::fact::NodeLimits;
 use mykey_sync_proto::{MunicipalityCode, NodeId, OpKind, Points, SignedTx, TxBody, UnixMillis};
 use mykey_voucher::{
-    ExpiryDate, Serial, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VerifyError,
+    ExpiryDate, IssuerError, Serial, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VerifyError,
+    VouchedIssuer,
 };
 
 /// Why this node refused a voucher (nothing was recorded).
@@ -28,6 +30,10 @@ pub enum VoucherDecline {
     /// The signature does not hold.
     #[error("{0}")]
     Signature(VerifyError),
+    /// A kiosk-issued voucher whose issuer the hub never vouched for here,
+    /// or withdrew, or whose signature does not hold.
+    #[error("{0}")]
+    Issuer(IssuerError),
     /// Another municipality's voucher.
     #[error("voucher {serial} is {municipality}'s, this node takes {here}'s only: refuse it")]
     OtherMunicipality {
@@ -82,7 +88,7 @@ pub enum VoucherDecline {
     },
     /// Past the offline voucher cap.
     #[error(
-        "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's cap of {cap}: let the node reach the hub (`mykey-node run`), then scan it again"
+        "taking voucher {serial} ({points}) would put {pending} + {points} of vouchers the hub has not confirmed past this node's offline voucher cap of {cap}: let the node reach the hub (`mykey-node run`) so it confirms them, then scan it again (the hub's operator sets the cap: `mykey-hub node enrol … --voucher-cap`)"
     )]
     OverCap {
         /// Its serial.
@@ -146,23 +152,33 @@ pub fn serials_taken(taken: &[SignedTx]) -> Vec<(Serial, u64)> {
         .collect()
 }
 
-/// The offline checks on one voucher.
+/// The offline checks on one voucher; `issuer` is what the node holds of
+/// the kiosk a node-issued voucher names (`Reader::voucher_issuer`, `None`
+/// for the hub's own or an issuer it never heard of), `cap` the node's
+/// offline voucher cap (`Reader::voucher_cap`).
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     v: &SignedVoucher,
     hub: &NodeId,
+    issuer: Option<VouchedIssuer>,
     limits: Option<&NodeLimits>,
+    cap: Option<Points>,
     known: &Known,
     pending: Points,
     now: UnixMillis,
 ) -> Result<VerifiedVoucher, VoucherDecline> {
     let limits = limits.ok_or(VoucherDecline::NoLimits)?;
+    let cap = cap.ok_or(VoucherDecline::NoLimits)?;
     if !limits.allowed_ops.contains(&OpKind::Redeem) {
         return Err(VoucherDecline::NotAllowed);
     }
     let key = hub
         .verifying_key()
         .map_err(|_| VoucherDecline::Signature(VerifyError::OtherIssuer))?;
-    let verified = v.verify(&key).map_err(VoucherDecline::Signature)?;
+    let verified = v.verify_issued(&key, |_| issuer).map_err(|e| match e {
+        IssuerError::Signature(e) => VoucherDecline::Signature(e),
+        e => VoucherDecline::Issuer(e),
+    })?;
     let b = verified.body();
     let serial = b.serial;
     if b.municipality != limits.municipality {
@@ -195,7 +211,6 @@ pub fn decide(
         return Err(VoucherDecline::MarkedRedeemed { serial });
     }
     let points = b.points();
-    let cap = limits.node_exposure_limit;
     if pending.checked_add(points).is_none_or(|sum| sum > cap) {
         return Err(VoucherDecline::OverCap {
             serial,
@@ -220,14 +235,16 @@ mod tests {
         (k, id)
     }
 
-    fn limits(cap: u64, ops: Vec<OpKind>) -> NodeLimits {
+    /// Limits whose exposure limit (50,000) is far above the voucher cap
+    /// the checks get (1,000): the cap is the voucher cap's own.
+    fn limits(ops: Vec<OpKind>) -> NodeLimits {
         NodeLimits {
             node: hub().1,
             facility: FacilityId::parse("shop-1").unwrap(),
             municipality: MunicipalityCode::parse("131059").unwrap(),
             allowed_ops: ops,
             per_card_offline_limit: Points::new(1000).unwrap(),
-            node_exposure_limit: Points::new(cap).unwrap(),
+            node_exposure_limit: Points::new(50_000).unwrap(),
             pin_threshold: Points::new(1000).unwrap(),
             valid_until: UnixMillis(u64::MAX),
         }
@@ -248,11 +265,21 @@ mod tests {
     fn offline_checks() {
         let (_, hub_id) = hub();
         let day = |d: u64| UnixMillis(d * 86_400_000);
-        let ok = limits(1000, vec![OpKind::Redeem]);
+        let ok = limits(vec![OpKind::Redeem]);
+        let cap = Some(Points::new(1000).unwrap());
         let v = voucher("131059", 1);
         let decide_with =
             |v: &SignedVoucher, l: Option<&NodeLimits>, known: &Known, pending: u64, now| {
-                decide(v, &hub_id, l, known, Points::new(pending).unwrap(), now)
+                decide(
+                    v,
+                    &hub_id,
+                    None,
+                    l,
+                    cap,
+                    known,
+                    Points::new(pending).unwrap(),
+                    now,
+                )
             };
         let none = Known::default();
         assert!(decide_with(&v, Some(&ok), &none, 500, day(10)).is_ok());
@@ -262,14 +289,21 @@ mod tests {
                 decide_with(&v, None, &none, 0, day(10)),
             ),
             (
-                VoucherDecline::NotAllowed,
-                decide_with(
+                VoucherDecline::NoLimits,
+                decide(
                     &v,
-                    Some(&limits(1000, vec![OpKind::Link])),
+                    &hub_id,
+                    None,
+                    Some(&ok),
+                    None,
                     &none,
-                    0,
+                    Points::ZERO,
                     day(10),
                 ),
+            ),
+            (
+                VoucherDecline::NotAllowed,
+                decide_with(&v, Some(&limits(vec![OpKind::Link])), &none, 0, day(10)),
             ),
             (
                 VoucherDecline::OverCap {
@@ -367,5 +401,65 @@ mod tests {
             decide_with(&forged, Some(&ok), &none, 0, day(10)),
             Err(VoucherDecline::Signature(_))
         ));
+    }
+
+    /// A kiosk's voucher: taken with the key the hub vouched for, refused
+    /// from an issuer number the hub never vouched for here, a withdrawn
+    /// one, or signed by another key; the same cap holds.
+    #[test]
+    fn a_kiosk_issued_voucher_is_checked_with_the_key_the_hub_vouched_for() {
+        let (_, hub_id) = hub();
+        let kiosk = SigningKey::from_bytes(&[11; 32]);
+        let ok = limits(vec![OpKind::Redeem]);
+        let cap = Some(Points::new(1000).unwrap());
+        let body = VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            serial: Serial {
+                batch: mykey_voucher::Issuer::node_batch(2, 1).unwrap(),
+                index: 1,
+            },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        };
+        let v = body.sign(&kiosk);
+        let vouched = |withdrawn| {
+            Some(VouchedIssuer {
+                key: kiosk.verifying_key(),
+                withdrawn,
+            })
+        };
+        let now = UnixMillis(10 * 86_400_000);
+        let run = |v: &SignedVoucher, issuer, pending: u64| {
+            decide(
+                v,
+                &hub_id,
+                issuer,
+                Some(&ok),
+                cap,
+                &Known::default(),
+                Points::new(pending).unwrap(),
+                now,
+            )
+        };
+        assert!(run(&v, vouched(false), 0).is_ok());
+        assert_eq!(
+            run(&v, None, 0),
+            Err(VoucherDecline::Issuer(IssuerError::Unknown(2)))
+        );
+        assert_eq!(
+            run(&v, vouched(true), 0),
+            Err(VoucherDecline::Issuer(IssuerError::Withdrawn(2)))
+        );
+        let forged = body.sign(&SigningKey::from_bytes(&[12; 32]));
+        assert_eq!(
+            run(&forged, vouched(false), 0),
+            Err(VoucherDecline::Signature(VerifyError::Signature))
+        );
+        assert!(matches!(
+            run(&v, vouched(false), 600),
+            Err(VoucherDecline::OverCap { .. })
+        ));
+        assert_eq!(v.body.serial.to_string(), "k2.1-00001");
     }
 }

@@ -105,6 +105,7 @@ impl HubCore for RealHub {
             allowed_ops: limits.allowed_ops.clone(),
             per_card_offline_limit: limits.per_card_offline_limit,
             node_exposure_limit: limits.node_exposure_limit,
+            offline_voucher_cap: limits.node_exposure_limit,
             pin_threshold: limits.pin_threshold,
             valid_until: limits.valid_until,
         };

@@ -242,6 +242,35 @@ pub enum FactBody {
         /// Redeemed indices of the chunk.
         redeemed: RedeemedBits,
     },
+    /// A node's offline voucher cap (issue 17): the points of printed
+    /// vouchers it may take while the hub has not confirmed them, and what
+    /// the hub pays at most, less its earlier pays, for its double-redeem
+    /// incidents. Apart from [`NodeLimits`] (whose encoding stays as it
+    /// was), sent with it at every enrolment; a node without one holds to
+    /// its exposure limit, as the hub did before the cap had a column.
+    NodeVoucherCap {
+        /// The node.
+        node: NodeId,
+        /// Its cap.
+        offline_voucher_cap: Points,
+    },
+    /// The hub vouches for a node's key as a voucher issuer of a
+    /// municipality (a kiosk where holders turn points into vouchers,
+    /// issue 17 part 1(a)) under `issuer`, the number its vouchers' serials
+    /// carry (`mykey_voucher::Issuer`); with `withdrawn`, no longer. Kept
+    /// in the municipality's shards under `vi/<issuer>`, so a later
+    /// statement of the same number replaces the earlier one, and a shop
+    /// offline checks a kiosk's voucher with what it holds.
+    VoucherIssuer {
+        /// Whose vouchers.
+        municipality: MunicipalityCode,
+        /// The number the vouchers' serials carry (from 1).
+        issuer: u16,
+        /// The node whose key signs them.
+        node: NodeId,
+        /// The hub withdrew the node as an issuer (or revoked it).
+        withdrawn: bool,
+    },
 }
 
 /// Voucher indices per [`FactBody::VoucherMarks`] chunk: 1 KiB of bits, so a

@@ -147,7 +147,8 @@ pub fn scope_of_key(fact_scope: &Scope, key: &str) -> Option<ShardScope> {
             if key.starts_with("reg/")
                 || key.starts_with("bal/")
                 || key.starts_with("exp/")
-                || key.starts_with("vr/") =>
+                || key.starts_with("vr/")
+                || key.starts_with("vi/") =>
         {
             Some(ShardScope::Municipality(*m))
         }
@@ -235,6 +236,11 @@ pub fn item_of(payload: &FactPayload) -> Option<Item> {
             scope: ShardScope::Municipality(muni?),
             key: ItemKey(format!("exp/{account}/{municipality}")),
             basis: account_basis(*account),
+        }),
+        (FactBody::VoucherIssuer { issuer, .. }, _) => Some(Item {
+            scope: ShardScope::Municipality(muni?),
+            key: ItemKey(format!("vi/{issuer}")),
+            basis: issuer.to_be_bytes().to_vec(),
         }),
         (FactBody::VoucherMarks { batch, chunk, .. }, _) => Some(Item {
             scope: ShardScope::Municipality(muni?),
@@ -439,6 +445,19 @@ mod tests {
                     },
                 ),
                 Some((ShardScope::Municipality(m()), "vr/7/1")),
+            ),
+            (
+                fact(
+                    7,
+                    Scope::Municipality(m()),
+                    FactBody::VoucherIssuer {
+                        municipality: m(),
+                        issuer: 3,
+                        node: dummy_node(),
+                        withdrawn: false,
+                    },
+                ),
+                Some((ShardScope::Municipality(m()), "vi/3")),
             ),
         ];
         for (p, want) in cases {

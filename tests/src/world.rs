@@ -131,6 +131,7 @@ impl World {
                 allowed_ops: ops,
                 per_card_offline_limit: pts(3000),
                 node_exposure_limit: pts(20_000),
+                offline_voucher_cap: pts(20_000),
                 pin_threshold: pts(2000),
                 valid_until,
             };

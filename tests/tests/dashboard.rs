@@ -128,6 +128,7 @@ fn setup() -> Setup {
                 allowed_ops: ops,
                 per_card_offline_limit: pts(10_000),
                 node_exposure_limit: pts(100_000),
+                offline_voucher_cap: pts(100_000),
                 pin_threshold: pts(10_000),
                 valid_until: t.plus_ms(365 * DAY_MS),
             },

@@ -98,6 +98,7 @@ fn library(world: &World, hub: &mut Hub, id: &str, name: &str) -> NodeId {
             allowed_ops: vec![OpKind::Link, OpKind::Unlink],
             per_card_offline_limit: pts(1000),
             node_exposure_limit: pts(10_000),
+            offline_voucher_cap: pts(10_000),
             pin_threshold: pts(1000),
             valid_until: t.plus_ms(365 * DAY_MS),
         },

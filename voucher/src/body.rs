@@ -38,7 +38,13 @@ pub struct Serial {
 
 impl fmt::Display for Serial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{:05}", self.batch, self.index)
+        match crate::Issuer::of_batch(self.batch) {
+            crate::Issuer::Hub => write!(f, "{}-{:05}", self.batch, self.index),
+            // A kiosk's: its issuer number, its own batch.
+            crate::Issuer::Node { issuer, batch } => {
+                write!(f, "k{issuer}.{batch}-{:05}", self.index)
+            }
+        }
     }
 }
 

@@ -4,8 +4,11 @@
 //! reading it back from a scanner's line or a photo.
 //!
 //! No I/O and no clock: callers pass bytes in, get bytes out, and pass `now`
-//! to [`ExpiryDate::has_passed`]. The hub signs vouchers with its key; any
-//! node verifies them offline with the hub's public key it already holds.
+//! to [`ExpiryDate::has_passed`]. The hub signs its batches with its key; any
+//! node verifies them offline with the hub's public key it already holds. A
+//! node the hub vouched for as an issuer signs a holder's vouchers with its
+//! own key; its serials say so ([`Issuer`]), and a verifier looks its key up
+//! in the hub's statements ([`SignedVoucher::verify_issued`]).
 //!
 //! ```
 //! use ed25519_dalek::SigningKey;
@@ -30,6 +33,7 @@
 
 mod body;
 mod escpos;
+mod issuer;
 mod render;
 mod sheet;
 mod text;
@@ -39,6 +43,7 @@ pub use body::{
     VOUCHER_DOMAIN, VerifiedVoucher, VerifyError, VoucherBody,
 };
 pub use escpos::{ESCPOS_DOTS_PER_MODULE, ESCPOS_MAX_DOTS, escpos_raster_png, voucher_escpos};
+pub use issuer::{Issuer, IssuerError, MAX_ISSUER, NODE_BATCH_FLAG, VouchedIssuer};
 pub use render::{
     ImageError, MAX_PHOTO_SIDE, MAX_VERSION, MODULE_MM, QUIET_MODULES, QrGrid, decode_png,
     face_lines, voucher_png, voucher_svg,

@@ -273,6 +273,7 @@ impl Fixture {
             allowed_ops: ops,
             per_card_offline_limit: points(3000),
             node_exposure_limit: points(20_000),
+            offline_voucher_cap: points(20_000),
             pin_threshold: points(2000),
             valid_until: START.plus_ms(365 * DAY_MS),
         };

@@ -83,6 +83,7 @@ pub fn policy(op: OpKind) -> NodePolicy {
         allowed_ops: vec![op],
         per_card_offline_limit: Points::new(3000).expect("pts"),
         node_exposure_limit: Points::new(1_000_000_000).expect("pts"),
+        offline_voucher_cap: Points::new(1_000_000_000).expect("pts"),
         pin_threshold: Points::new(1_000_000).expect("pts"),
         valid_until: T0.plus_ms(10 * 365 * 86_400_000),
     }

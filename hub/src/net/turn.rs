@@ -130,6 +130,7 @@ mod tests {
             allowed_ops: vec![OpKind::Link],
             per_card_offline_limit: Points::new(1).unwrap(),
             node_exposure_limit: Points::new(1).unwrap(),
+            offline_voucher_cap: Points::new(1).unwrap(),
             pin_threshold: Points::new(1).unwrap(),
             valid_until: T0.plus_ms(86_400_000),
         };

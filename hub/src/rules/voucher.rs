@@ -9,8 +9,8 @@
 //! known), by its signed time and by the hub's own link records
 //! ([`offline_by_links`]: a node's owner sets its clock, not the hub's
 //! records of when it was connected), and only within the node's offline
-//! voucher cap, which is its
-//! enrolled exposure limit less what its earlier incidents were paid. That
+//! voucher cap (`NodePolicy::offline_voucher_cap`, set at enrolment) less
+//! what its earlier incidents were paid. That
 //! money comes from the batch's programme, not from the float, which held
 //! the voucher's points once.
 
@@ -20,7 +20,7 @@ use crate::store::status::LinkSpan;
 use crate::store::voucher::{VoucherBatchRow, VoucherRedemptionRow};
 use mykey_sync_proto::wire::RejectReason;
 use mykey_sync_proto::{NodeId, Points, UnixMillis, VerifiedTx, VoucherRedeem};
-use mykey_voucher::{SignedVoucher, VOUCHER_BYTES, VerifiedVoucher};
+use mykey_voucher::{Issuer, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VouchedIssuer};
 
 /// What the decision on one voucher redemption needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,8 +67,15 @@ pub fn offline_by_links(
     })
 }
 
-/// The voucher a redemption carries, verified with the hub's key.
-pub(crate) fn read(r: &VoucherRedeem, hub: &NodeId) -> Result<VerifiedVoucher, String> {
+/// The voucher a redemption carries, verified with the hub's key, or for a
+/// kiosk-issued one with the key of the node the hub vouched for under the
+/// issuer number its serial carries (`issuer`: what the hub holds of that
+/// number, `voucher::issuers::vouched`).
+pub(crate) fn read(
+    r: &VoucherRedeem,
+    hub: &NodeId,
+    issuer: Option<VouchedIssuer>,
+) -> Result<VerifiedVoucher, String> {
     let bytes: &[u8; VOUCHER_BYTES] = r.voucher.as_slice().try_into().map_err(|_| {
         format!(
             "a voucher is {VOUCHER_BYTES} bytes, not {}",
@@ -77,7 +84,9 @@ pub(crate) fn read(r: &VoucherRedeem, hub: &NodeId) -> Result<VerifiedVoucher, S
     })?;
     let signed = SignedVoucher::from_bytes(bytes).map_err(|e| e.to_string())?;
     let key = hub.verifying_key().map_err(|e| e.to_string())?;
-    signed.verify(&key).map_err(|e| e.to_string())
+    signed
+        .verify_issued(&key, |_| issuer)
+        .map_err(|e| e.to_string())
 }
 
 /// Decides a verified `RedeemVoucher` from an enrolled node. `Err` is a
@@ -105,10 +114,15 @@ pub fn decide(
         ));
     }
     let Some(batch) = &ctx.batch else {
-        return refuse(format!(
-            "voucher batch {} is unknown to this hub",
-            b.serial.batch
-        ));
+        return refuse(match Issuer::of_batch(b.serial.batch) {
+            Issuer::Hub => format!("voucher batch {} is unknown to this hub", b.serial.batch),
+            // Kiosk issue is refused until the issuing transaction reaches
+            // the hub: without it the points never left the wallet.
+            i @ Issuer::Node { .. } => format!(
+                "voucher {} was issued at {i}, but its issuing transaction has not reached this hub, so no points back it",
+                b.serial
+            ),
+        });
     };
     let p = tx.payload();
     if b.expires.has_passed(p.created_at) {
@@ -174,7 +188,7 @@ pub fn decide(
     };
     let offline_then =
         p.created_at < before && offline_by_links(&ctx.links, before, p.seq, ctx.received_at);
-    let cap = node.policy.node_exposure_limit;
+    let cap = node.policy.offline_voucher_cap;
     let room = cap.saturating_sub(ctx.incident_paid);
     let paid = if offline_then {
         points.min(room)
@@ -245,7 +259,9 @@ mod tests {
             policy: NodePolicy {
                 allowed_ops: vec![OpKind::Redeem],
                 per_card_offline_limit: Points::new(1000).unwrap(),
-                node_exposure_limit: Points::new(cap).unwrap(),
+                // Far above the voucher cap: the cap is its own.
+                node_exposure_limit: Points::new(1_000_000).unwrap(),
+                offline_voucher_cap: Points::new(cap).unwrap(),
                 pin_threshold: Points::new(1000).unwrap(),
                 valid_until: UnixMillis(u64::MAX),
             },
@@ -326,6 +342,7 @@ mod tests {
                     merchant: FacilityId::parse("shop-1").unwrap(),
                 },
                 &hub,
+                None,
             ),
             batch: Some(batch(None)),
             earlier,
@@ -467,5 +484,58 @@ mod tests {
         let mut c = ctx(&v, vec![], 0);
         c.batch = None;
         assert!(decide(&n, &tx, &r, &c).is_err());
+    }
+
+    /// A kiosk-issued voucher at the hub: refused from an issuer number the
+    /// hub never vouched for, a withdrawn one, or another key than the one
+    /// it vouched for; with the vouched key it verifies, and is refused
+    /// still while its issuing transaction has not reached the hub.
+    #[test]
+    fn kiosk_issued_vouchers_need_a_vouched_issuer_and_their_issue() {
+        let n = node(800);
+        let hub = NodeId::from_bytes(hub_key().verifying_key().to_bytes()).unwrap();
+        let kiosk = SigningKey::from_bytes(&[21; 32]);
+        let body = VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            serial: Serial {
+                batch: Issuer::node_batch(3, 1).unwrap(),
+                index: 1,
+            },
+            points: 500,
+            expires: ExpiryDate::from_days(100),
+        };
+        let vouched = |withdrawn| {
+            Some(VouchedIssuer {
+                key: kiosk.verifying_key(),
+                withdrawn,
+            })
+        };
+        let redeem = |v: &SignedVoucher| VoucherRedeem {
+            voucher: v.to_bytes().to_vec(),
+            merchant: FacilityId::parse("shop-1").unwrap(),
+        };
+        let v = body.sign(&kiosk);
+        let forged = body.sign(&SigningKey::from_bytes(&[22; 32]));
+        assert!(read(&redeem(&v), &hub, vouched(false)).is_ok());
+        for (what, v, issuer, want) in [
+            ("never vouched for", &v, None, "never vouched for"),
+            ("withdrawn", &v, vouched(true), "withdrew"),
+            ("another key", &forged, vouched(false), "altered or forged"),
+        ] {
+            let got = read(&redeem(v), &hub, issuer).unwrap_err();
+            assert!(got.contains(want), "{what}: {got}");
+        }
+        // Verified, but no batch: its issue has not reached the hub.
+        let (tx, r) = redeem_tx(&v, 10 * DAY_MS);
+        let mut c = ctx(&v, vec![], 0);
+        c.voucher = read(&r, &hub, vouched(false));
+        c.batch = None;
+        match decide(&n, &tx, &r, &c) {
+            Err(RejectReason::NotAllowed(why)) => {
+                assert!(why.contains("issuing transaction has not reached"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -417,6 +417,7 @@ mod tests {
                     allowed_ops: vec![],
                     per_card_offline_limit: Points::ZERO,
                     node_exposure_limit: Points::ZERO,
+                    offline_voucher_cap: Points::ZERO,
                     pin_threshold: Points::ZERO,
                     valid_until: UnixMillis(NOW.0 + WINDOW_MS),
                 },

@@ -60,8 +60,30 @@ pub struct VoucherRedemptionRow {
     pub signed: Vec<u8>,
 }
 
+/// A node the hub vouched for as a voucher issuer (a kiosk where holders
+/// turn points into vouchers, issue 17 part 1(a)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherIssuerRow {
+    /// The number its vouchers' serials carry (`mykey_voucher::Issuer`).
+    pub issuer: u16,
+    /// The node whose key signs them.
+    pub node: NodeId,
+    /// Whose vouchers.
+    pub municipality: MunicipalityCode,
+    /// When the hub vouched for it.
+    pub vouched_at: UnixMillis,
+    /// When the hub withdrew it, if so.
+    pub withdrawn_at: Option<UnixMillis>,
+}
+
 /// Voucher batches and redemptions.
 pub trait VoucherTx {
+    /// Every voucher issuer the hub vouched for, by number.
+    fn voucher_issuers(&mut self) -> Result<Vec<VoucherIssuerRow>, StoreError>;
+    /// Records a voucher issuer (its number not used before).
+    fn insert_voucher_issuer(&mut self, r: &VoucherIssuerRow) -> Result<(), StoreError>;
+    /// Marks a voucher issuer withdrawn.
+    fn withdraw_voucher_issuer(&mut self, issuer: u16, now: UnixMillis) -> Result<(), StoreError>;
     /// The number the next batch gets.
     fn next_voucher_batch(&mut self) -> Result<u32, StoreError>;
     /// Records a batch.

@@ -65,6 +65,29 @@ pub enum VoucherCmd {
         /// The batch number.
         batch: u32,
     },
+    /// The kiosks the hub vouches for as voucher issuers (their own key
+    /// signs a holder's vouchers; shops check it with the hub's statement).
+    #[command(subcommand)]
+    Issuer(IssuerCmd),
+}
+
+/// `mykey-hub voucher issuer …`.
+#[derive(Subcommand, Debug)]
+pub enum IssuerCmd {
+    /// Vouch for an enrolled node as a voucher issuer of its municipality.
+    Add {
+        /// The node id, or a unique prefix of it (4 or more hex digits).
+        #[arg(long)]
+        node: String,
+    },
+    /// Withdraw a node as voucher issuer: its vouchers are refused from now on.
+    Withdraw {
+        /// The node id, or a unique prefix of it.
+        #[arg(long)]
+        node: String,
+    },
+    /// List the voucher issuers: number, node, municipality, state.
+    List,
 }
 
 /// What `voucher print` writes.
@@ -101,6 +124,12 @@ pub enum CliError {
     /// The batch was not cancelled.
     #[error(transparent)]
     Cancel(#[from] CancelError),
+    /// The issuer was not vouched for or withdrawn.
+    #[error(transparent)]
+    Issuer(#[from] super::issuers::IssuerError),
+    /// A node name that names no node.
+    #[error(transparent)]
+    Name(#[from] crate::cli::names::NameError),
     /// No such batch.
     #[error("no voucher batch {0}: `mykey-hub voucher list` shows the batches")]
     Unknown(u32),
@@ -231,6 +260,41 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
         VoucherCmd::Cancel { batch } => {
             let back = super::cancel(&mut hub, *batch, now)?;
             println!("cancelled voucher batch {batch}: {back} back to its programme");
+        }
+        VoucherCmd::Issuer(IssuerCmd::Add { node }) => {
+            let node = crate::cli::names::node(&mut hub, node)?;
+            let n = super::issuers::vouch(&mut hub, node, now)?;
+            println!(
+                "node {} is voucher issuer {n}: its vouchers' serials read k{n}.…; shops of its municipality learn it with their next sync",
+                node.short()
+            );
+        }
+        VoucherCmd::Issuer(IssuerCmd::Withdraw { node }) => {
+            let node = crate::cli::names::node(&mut hub, node)?;
+            let n = super::issuers::withdraw(&mut hub, node, now)?;
+            println!(
+                "withdrew voucher issuer {n} (node {}): its vouchers are refused from now on",
+                node.short()
+            );
+        }
+        VoucherCmd::Issuer(IssuerCmd::List) => {
+            let all = super::issuers::list(&mut hub)?;
+            if all.is_empty() {
+                println!(
+                    "no voucher issuers; vouch for a kiosk with `mykey-hub voucher issuer add --node ID`"
+                );
+            }
+            for r in all {
+                let state = if r.withdrawn_at.is_some() {
+                    "withdrawn"
+                } else {
+                    "vouched"
+                };
+                println!(
+                    "issuer {:<5} node {} {} {state}",
+                    r.issuer, r.node, r.municipality
+                );
+            }
         }
     }
     Ok(())

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod incidents;
+pub mod issuers;
 pub mod marks;
 pub mod redeem;
 

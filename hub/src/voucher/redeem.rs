@@ -22,7 +22,18 @@ pub fn load(
     let TxBody::RedeemVoucher(r) = &v.payload().body else {
         return Ok(None);
     };
-    let voucher = read(r, hub);
+    let issuer = match mykey_voucher::SignedVoucher::from_bytes(
+        r.voucher
+            .as_slice()
+            .try_into()
+            .unwrap_or(&[0; mykey_voucher::VOUCHER_BYTES]),
+    )
+    .map(|v| v.issuer())
+    {
+        Ok(mykey_voucher::Issuer::Node { issuer, .. }) => super::issuers::vouched(st, issuer)?,
+        _ => None,
+    };
+    let voucher = read(r, hub, issuer);
     let (batch, earlier) = match &voucher {
         Ok(vv) => {
             let s = vv.body().serial;

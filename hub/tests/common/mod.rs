@@ -149,6 +149,7 @@ pub fn policy(ops: &[OpKind]) -> NodePolicy {
         allowed_ops: ops.to_vec(),
         per_card_offline_limit: pts(3000),
         node_exposure_limit: pts(50_000),
+        offline_voucher_cap: pts(50_000),
         pin_threshold: pts(1000),
         valid_until: T0.plus_ms(10 * 365 * 86_400_000),
     }
@@ -168,6 +169,7 @@ impl Fixture {
                 NodePolicy {
                     per_card_offline_limit: max,
                     node_exposure_limit: max,
+                    offline_voucher_cap: max,
                     pin_threshold: max,
                     ..policy(&[OpKind::Redeem])
                 },

@@ -130,6 +130,12 @@ fn refusal_ja(e: &OpError) -> String {
             VoucherDecline::Signature(_) => {
                 "券の署名が正しくありません（偽造か別の発行元）。受け取らないでください。".into()
             }
+            VoucherDecline::Issuer(mykey_voucher::IssuerError::Unknown(_)) => {
+                "ハブが認めていない発行元（キオスク）の券です。受け取らないでください。新しいキオスクなら、ノードを一度ハブにつないでから、もう一度撮ってください。".into()
+            }
+            VoucherDecline::Issuer(_) => {
+                "発行元（キオスク）の認定がハブにより取り消された券です。受け取らず、自治体に問い合わせるよう伝えてください。".into()
+            }
             VoucherDecline::OtherMunicipality { municipality, .. } => {
                 format!("{municipality} の券です。この店では使えません。")
             }

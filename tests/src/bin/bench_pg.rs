@@ -127,6 +127,7 @@ fn build_hub(
                 allowed_ops: vec![OpKind::Redeem],
                 per_card_offline_limit: pts(1_000_000),
                 node_exposure_limit: pts(10_000_000),
+                offline_voucher_cap: pts(10_000_000),
                 pin_threshold: pts(10_000_000),
                 valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
             },

@@ -103,15 +103,27 @@ pub(in crate::store) type NodeRow = (
     i64,
     Option<i64>,
     i64,
+    i64,
 );
 
 pub(in crate::store) const NODE_COLS: &str = "n.id, n.facility, n.allowed_ops, n.per_card_offline_limit, \
      n.node_exposure_limit, n.pin_threshold, n.valid_until, n.enrolled_at, n.revoked_at, \
-     f.municipality";
+     f.municipality, n.offline_voucher_cap";
 
 pub(in crate::store) fn node_record(row: NodeRow) -> Result<NodeRecord, StoreError> {
-    let (id, facility, ops, card_limit, exposure, pin, valid_until, enrolled_at, revoked_at, m) =
-        row;
+    let (
+        id,
+        facility,
+        ops,
+        card_limit,
+        exposure,
+        pin,
+        valid_until,
+        enrolled_at,
+        revoked_at,
+        m,
+        voucher_cap,
+    ) = row;
     Ok(NodeRecord {
         id: node_of(id)?,
         facility: facility_of(facility)?,
@@ -122,6 +134,7 @@ pub(in crate::store) fn node_record(row: NodeRow) -> Result<NodeRecord, StoreErr
             node_exposure_limit: points_of("exposure limit", exposure)?,
             pin_threshold: points_of("PIN threshold", pin)?,
             valid_until: millis("valid until", valid_until)?,
+            offline_voucher_cap: points_of("offline voucher cap", voucher_cap)?,
         },
         enrolled_at: millis("enrolled at", enrolled_at)?,
         revoked_at: revoked_at.map(|t| millis("revoked at", t)).transpose()?,

@@ -519,6 +519,22 @@ CREATE TABLE link_requests (
 CREATE INDEX link_requests_by_facility ON link_requests (facility, state, requested_at);
 CREATE INDEX link_requests_by_account ON link_requests (account, state, requested_at);
 "#,
+    // 8: a node's own offline voucher cap (SQLite's migration 28); a node
+    // enrolled before keeps its exposure limit, which stood in until now.
+    r#"
+ALTER TABLE nodes ADD COLUMN offline_voucher_cap BIGINT NOT NULL DEFAULT 0;
+UPDATE nodes SET offline_voucher_cap = node_exposure_limit;
+"#,
+    // 9: nodes the hub vouched for as voucher issuers (SQLite's 29).
+    r#"
+CREATE TABLE voucher_issuers (
+    issuer BIGINT PRIMARY KEY CHECK (issuer BETWEEN 1 AND 32767),
+    node BYTEA NOT NULL UNIQUE REFERENCES nodes(id),
+    municipality BIGINT NOT NULL,
+    vouched_at BIGINT NOT NULL,
+    withdrawn_at BIGINT
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

@@ -336,6 +336,23 @@ ALTER TABLE voucher_batches ADD COLUMN expired_at INTEGER;
 "#,
     donation::MIGRATION,
     link_request::MIGRATION,
+    r#"
+-- A node's own offline voucher cap (issue 17; `NodePolicy::offline_voucher_cap`).
+-- A node enrolled before keeps its exposure limit, which stood in until now.
+ALTER TABLE nodes ADD COLUMN offline_voucher_cap INTEGER NOT NULL DEFAULT 0;
+UPDATE nodes SET offline_voucher_cap = node_exposure_limit;
+"#,
+    r#"
+-- Nodes the hub vouched for as voucher issuers (kiosks; issue 17 part 1(a)):
+-- the number their vouchers' serials carry (store/voucher.rs).
+CREATE TABLE voucher_issuers (
+    issuer INTEGER PRIMARY KEY CHECK (issuer BETWEEN 1 AND 32767),
+    node BLOB NOT NULL UNIQUE REFERENCES nodes(id),
+    municipality INTEGER NOT NULL,
+    vouched_at INTEGER NOT NULL,
+    withdrawn_at INTEGER
+);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
@@ -444,6 +461,41 @@ mod tests {
         conn.pragma_update(None, "user_version", before as i64)
             .unwrap();
         conn
+    }
+
+    #[test]
+    fn a_node_enrolled_before_its_voucher_cap_keeps_its_exposure_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let id = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .to_bytes();
+        {
+            let conn = migrated_to_just_before(&path, "ADD COLUMN offline_voucher_cap");
+            conn.execute(
+                "INSERT INTO municipalities (code, name, created_at) VALUES (131059, 'Bunkyo', 1);",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO facilities (id, municipality, kind, name, created_at)
+                     VALUES ('shop-1', 131059, 'shop', 'Shop', 1);",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO nodes (id, facility, allowed_ops, per_card_offline_limit,
+                     node_exposure_limit, pin_threshold, valid_until, enrolled_at, head)
+                 VALUES (?1, 'shop-1', 'redeem', 1000, 4321, 500, 99, 1, ?2)",
+                rusqlite::params![&id[..], &[0u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin_read().unwrap();
+        let node = mykey_sync_proto::NodeId::from_bytes(id).unwrap();
+        let n = tx.node(&node).unwrap().unwrap();
+        assert_eq!(n.policy.offline_voucher_cap.get(), 4321);
     }
 
     #[test]

@@ -93,14 +93,15 @@ impl RegistryTx for SqliteTx<'_> {
         let p = &n.policy;
         self.tx.execute(
             "INSERT INTO nodes (id, facility, allowed_ops, per_card_offline_limit, node_exposure_limit,
-                 pin_threshold, valid_until, enrolled_at, revoked_at, head)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 pin_threshold, valid_until, enrolled_at, revoked_at, head, offline_voucher_cap)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (id) DO UPDATE SET facility = excluded.facility,
                  allowed_ops = excluded.allowed_ops,
                  per_card_offline_limit = excluded.per_card_offline_limit,
                  node_exposure_limit = excluded.node_exposure_limit,
                  pin_threshold = excluded.pin_threshold, valid_until = excluded.valid_until,
-                 enrolled_at = excluded.enrolled_at, revoked_at = excluded.revoked_at",
+                 enrolled_at = excluded.enrolled_at, revoked_at = excluded.revoked_at,
+                 offline_voucher_cap = excluded.offline_voucher_cap",
             params![
                 &n.id.as_bytes()[..],
                 n.facility.as_str(),
@@ -112,6 +113,7 @@ impl RegistryTx for SqliteTx<'_> {
                 i64_of(n.enrolled_at.0),
                 n.revoked_at.map(|t| i64_of(t.0)),
                 &TxId::GENESIS.as_bytes()[..],
+                i64_of(p.offline_voucher_cap.get()),
             ],
         )?;
         Ok(())
@@ -205,28 +207,28 @@ impl RegistryTx for SqliteTx<'_> {
         while let Some(r) = rows.next()? {
             let node = node_record(tuple(r)?)?;
             let chain = ChainHead {
-                processed_seq: u64_of("processed seq", r.get(10)?)?,
-                head: txid_of(r.get(11)?)?,
+                processed_seq: u64_of("processed seq", r.get(11)?)?,
+                head: txid_of(r.get(12)?)?,
             };
-            let at: Option<i64> = r.get(12)?;
+            let at: Option<i64> = r.get(13)?;
             let last_contact = match at {
                 None => None,
                 Some(at) => Some(NodeContact {
                     at: millis("last contact", at)?,
-                    clock_skew_ms: r.get(13)?,
-                    software: r.get(14)?,
-                    reported_last_seq: u64_of("reported seq", r.get(15)?)?,
-                    fact_cursor: u64_of("fact cursor", r.get(16)?)?,
+                    clock_skew_ms: r.get(14)?,
+                    software: r.get(15)?,
+                    reported_last_seq: u64_of("reported seq", r.get(16)?)?,
+                    fact_cursor: u64_of("fact cursor", r.get(17)?)?,
                 }),
             };
             out.push(NodeStatus {
                 node,
                 chain,
                 last_contact,
-                n_rejected: u64_of("count", r.get(17)?)?,
-                n_incidents: u64_of("count", r.get(18)?)?,
+                n_rejected: u64_of("count", r.get(18)?)?,
+                n_incidents: u64_of("count", r.get(19)?)?,
                 pending_since: r
-                    .get::<_, Option<i64>>(19)?
+                    .get::<_, Option<i64>>(20)?
                     .map(|t| millis("pending since", t))
                     .transpose()?,
             });

@@ -6,7 +6,7 @@ use super::rows::{
     corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, points_of, txid_of, u64_of,
 };
 use crate::store::StoreError;
-use crate::store::voucher::{VoucherBatchRow, VoucherRedemptionRow, VoucherTx};
+use crate::store::voucher::{VoucherBatchRow, VoucherIssuerRow, VoucherRedemptionRow, VoucherTx};
 use mykey_sync_proto::{NodeId, Points, ProgramId, UnixMillis};
 use rusqlite::{OptionalExtension, params};
 
@@ -76,6 +76,58 @@ const BATCH_COLUMNS: &str =
     "id, program, municipality, count, points, expires_days, issued_at, cancelled_at, expired_at";
 
 impl VoucherTx for SqliteTx<'_> {
+    fn voucher_issuers(&mut self) -> Result<Vec<VoucherIssuerRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT issuer, node, municipality, vouched_at, withdrawn_at
+             FROM voucher_issuers ORDER BY issuer",
+        )?;
+        type Row = (i64, Vec<u8>, i64, i64, Option<i64>);
+        let rows: Vec<Row> = stmt
+            .query_map(params![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(issuer, node, m, at, withdrawn)| {
+                Ok(VoucherIssuerRow {
+                    issuer: u16::try_from(issuer).map_err(|_| StoreError::Corrupt {
+                        what: "voucher_issuers.issuer",
+                        detail: format!("{issuer} is not an issuer number"),
+                    })?,
+                    node: node_of(node)?,
+                    municipality: muni_of(m)?,
+                    vouched_at: millis("vouched at", at)?,
+                    withdrawn_at: withdrawn.map(|t| millis("withdrawn at", t)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    fn insert_voucher_issuer(&mut self, r: &VoucherIssuerRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO voucher_issuers (issuer, node, municipality, vouched_at, withdrawn_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                i64::from(r.issuer),
+                &r.node.as_bytes()[..],
+                muni_sql(r.municipality),
+                i64_of(r.vouched_at.0),
+                r.withdrawn_at.map(|t| i64_of(t.0)),
+            ])?;
+        Ok(())
+    }
+
+    fn withdraw_voucher_issuer(&mut self, issuer: u16, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE voucher_issuers SET withdrawn_at = ?2 WHERE issuer = ?1 AND withdrawn_at IS NULL",
+            )?
+            .execute(params![i64::from(issuer), i64_of(now.0)])?;
+        Ok(())
+    }
+
     fn next_voucher_batch(&mut self) -> Result<u32, StoreError> {
         let max: i64 = self
             .tx
