@@ -53,6 +53,10 @@ pub enum Lookup {
     Superseded,
 }
 
+/// The most open donation programmes a node lists (a kiosk's screen of
+/// choices; a municipality runs a few at a time).
+pub const MAX_DONATION_PROGRAMMES: usize = 12;
+
 /// An operation that did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -97,8 +101,14 @@ pub enum OpError {
     /// A voucher refused by the offline checks.
     #[error(transparent)]
     Voucher(#[from] crate::voucher::VoucherDecline),
+    /// The donation programme is not one the hub told this node is open in
+    /// its municipality.
+    #[error(
+        "donation programme {0} is not open here (the hub has not declared it for this municipality, or closed it): choose one the kiosk lists"
+    )]
+    NoSuchDonationProgramme(ProgramId),
     /// A donation beyond what the holder has here (the hub-confirmed
-    /// balance less what is pending from this node).
+    /// balance less the redeems and donations pending here and at LAN peers).
     #[error(
         "a donation of {points} is more than the {available} available to give here: choose a smaller amount"
     )]
@@ -480,6 +490,18 @@ impl Node {
         Ok(DonationBinding::new(self.id(), seq, now, &d))
     }
 
+    /// The open donation programmes of this node's municipality, as the hub
+    /// last told them (empty before the node has its limits).
+    pub fn donation_programmes(
+        &self,
+    ) -> Result<Vec<(ProgramId, mykey_sync_proto::DonationRecipient)>, StoreError> {
+        let r = self.store.read();
+        match r.limits()? {
+            Some(l) => r.open_donation_programmes(l.municipality, MAX_DONATION_PROGRAMMES),
+            None => Ok(vec![]),
+        }
+    }
+
     /// Gives points to a donation programme (issue 19), with the card's PIN
     /// proof bound to exactly this donation ([`Node::donation_binding`]).
     /// The node checks what it can (the card, its town, the amount against
@@ -512,12 +534,16 @@ impl Node {
                 return Err(OpError::ProofNotForThis);
             }
             let m = limits.municipality;
+            if !r
+                .open_donation_programmes(m, MAX_DONATION_PROGRAMMES)?
+                .iter()
+                .any(|(p, _)| *p == b.programme)
+            {
+                return Err(OpError::NoSuchDonationProgramme(b.programme.clone()));
+            }
             let (confirmed, _) = r.balance(row.account, m)?;
-            let pending = r
-                .pending_on_account(row.account, m)?
-                .checked_add(r.donations_pending(row.account, m)?)
-                .unwrap_or(confirmed);
-            let available = confirmed.saturating_sub(pending);
+            // Pending redeems and donations, own and LAN peers'.
+            let available = confirmed.saturating_sub(r.pending_on_account(row.account, m)?);
             if b.points > available {
                 return Err(OpError::DonationBeyondBalance {
                     points: b.points,
@@ -892,7 +918,9 @@ impl Node {
                     TxBody::RightAccept(_) | TxBody::RedeemVoucher(_) => (None, None, Points::ZERO),
                     TxBody::Donate(d) => (Some(d.account), Some(d.municipality), d.points),
                 };
-                if let TxBody::Redeem(_) = &p.body
+                // A peer's donations count against wallets like its spends,
+                // so they share its cap.
+                if let TxBody::Redeem(_) | TxBody::Donate(_) = &p.body
                     && !w.read().peer_tx_held(&p.node, p.seq)?
                 {
                     let counted = w.read().peer_pending(&p.node)?;
@@ -1356,6 +1384,12 @@ pub(crate) fn apply_fact(
             redeemed,
             ..
         } => w.merge_voucher_marks(*batch, *chunk, *cancelled, redeemed)?,
+        FactBody::DonationProgramme {
+            municipality,
+            programme,
+            recipient,
+            open,
+        } => w.put_donation_programme(*municipality, programme, recipient, *open, p.hub_seq)?,
         FactBody::LanRoster {
             municipality,
             group,

@@ -5,8 +5,8 @@
 //! Rows are this module's own types; only wire types derive `Serialize`.
 
 use mykey_sync_proto::{
-    AccountId, CardKey, CardStatus, FacilityCardNumber, MunicipalityCode, MyKeyId, NodeId,
-    NodeLimits, Points, SignedTx, TxId, UnixMillis, codec,
+    AccountId, CardKey, CardStatus, DonationRecipient, FacilityCardNumber, MunicipalityCode,
+    MyKeyId, NodeId, NodeLimits, Points, ProgramId, SignedTx, TxId, UnixMillis, codec,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -301,6 +301,50 @@ const MIGRATIONS: &[&str] = &[
         bits BLOB NOT NULL,
         PRIMARY KEY (batch, chunk)
      ) WITHOUT ROWID;",
+    // Donations (issue 19): the municipality's donation programmes as the
+    // hub last told them (a kiosk offers the open ones, offline too), and a
+    // pending donation counted in its wallet's pending sum, so a counter
+    // offline never spends points a donation already gave. Only the wallet's
+    // sum: a donation the hub finds beyond the balance is refused whole, so
+    // it puts nothing at risk and stays out of the node's exposure and the
+    // per-card sum.
+    "CREATE TABLE donation_programmes (
+        programme TEXT PRIMARY KEY,
+        municipality INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        open INTEGER NOT NULL,
+        hub_seq INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO pending_sums(card, account, municipality, points)
+        SELECT x'', account, municipality, sum(points) FROM outbox
+        WHERE status = 'pending' AND kind = 'donation' GROUP BY account, municipality
+        ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
+     CREATE TRIGGER outbox_donation_insert AFTER INSERT ON outbox
+     WHEN NEW.status = 'pending' AND NEW.kind = 'donation' BEGIN
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', NEW.account, NEW.municipality, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
+     END;
+     CREATE TRIGGER outbox_donation_leave AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
+     WHEN OLD.status = 'pending' AND OLD.kind = 'donation' BEGIN
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+     END;
+     CREATE TRIGGER outbox_donation_enter AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
+     WHEN NEW.status = 'pending' AND NEW.kind = 'donation' BEGIN
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', NEW.account, NEW.municipality, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
+     END;
+     CREATE TRIGGER outbox_donation_delete AFTER DELETE ON outbox
+     WHEN OLD.status = 'pending' AND OLD.kind = 'donation' BEGIN
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+     END;",
 ];
 
 /// The conditions under which a LAN peer's stored transaction `p` still
@@ -926,6 +970,34 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Keeps the hub's word on a donation programme, unless a later one
+    /// (higher `hub_seq`) is held already.
+    pub fn put_donation_programme(
+        &self,
+        m: MunicipalityCode,
+        programme: &ProgramId,
+        recipient: &DonationRecipient,
+        open: bool,
+        hub_seq: u64,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO donation_programmes(programme, municipality, recipient, open, hub_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(programme) DO UPDATE SET municipality = excluded.municipality,
+                    recipient = excluded.recipient, open = excluded.open, hub_seq = excluded.hub_seq
+                 WHERE excluded.hub_seq > donation_programmes.hub_seq",
+            )?
+            .execute(params![
+                programme.as_str(),
+                m.get(),
+                recipient.as_str(),
+                open,
+                i(hub_seq)
+            ])?;
+        Ok(())
+    }
+
     /// Marks strict mode on or off for a municipality.
     pub fn set_strict(&self, m: MunicipalityCode, on: bool) -> Result<(), StoreError> {
         self.set_meta(&format!("strict:{m}"), &[u8::from(on)])
@@ -1492,20 +1564,26 @@ impl Reader<'_> {
         stored_points("outbox", s.unwrap_or(0))
     }
 
-    /// Points this node signed as donations from a wallet that the hub has
-    /// not yet receipted (a donation is not a spend: the offline rules' sums
-    /// leave it out, so the node counts it against the balance itself).
-    pub fn donations_pending(
+    /// The open donation programmes of `m` as the hub last told them, by
+    /// id, at most `max`.
+    pub fn open_donation_programmes(
         &self,
-        account: AccountId,
-        municipality: MunicipalityCode,
-    ) -> Result<Points, StoreError> {
-        let s: Option<i64> = self.value(
-            "SELECT COALESCE(SUM(points), 0) FROM outbox WHERE kind = 'donation' AND status = 'pending'
-             AND account = ?1 AND municipality = ?2",
-            params![i(account.get()), municipality.get()],
+        m: MunicipalityCode,
+        max: usize,
+    ) -> Result<Vec<(ProgramId, DonationRecipient)>, StoreError> {
+        let rows: Vec<(String, String)> = self.rows(
+            "SELECT programme, recipient FROM donation_programmes
+             WHERE municipality = ?1 AND open = 1 ORDER BY programme LIMIT ?2",
+            params![m.get(), i(max as u64)],
         )?;
-        stored_points("outbox", s.unwrap_or(0))
+        rows.into_iter()
+            .map(|(p, r)| {
+                Ok((
+                    ProgramId::parse(&p).map_err(|e| corrupt("donation_programmes", e))?,
+                    DonationRecipient::parse(&r).map_err(|e| corrupt("donation_programmes", e))?,
+                ))
+            })
+            .collect()
     }
 
     /// Outbox transactions from `from_seq`, at most `max`.
@@ -1703,7 +1781,7 @@ impl Reader<'_> {
             .transpose()
     }
 
-    /// Sum of unconfirmed redeems on an account: own, and those of LAN peers
+    /// Sum of unconfirmed redeems and donations on an account: own, and those of LAN peers
     /// that still count (see `live_peer_tx!`: not yet processed by the hub,
     /// signer not revoked nor refused by the hub, and on a roster with this
     /// node).
@@ -1718,7 +1796,7 @@ impl Reader<'_> {
                 "SELECT coalesce((SELECT points FROM pending_sums
                  WHERE card = x'' AND account = ?1 AND municipality = ?2), 0)
                  + (SELECT coalesce(sum(p.points), 0) FROM peer_txs p
-                    WHERE p.kind = 'redeem' AND p.account = ?1 AND p.municipality = ?2 AND ",
+                    WHERE p.kind IN ('redeem', 'donation') AND p.account = ?1 AND p.municipality = ?2 AND ",
                 live_peer_tx!(),
                 ")"
             ))?
@@ -1726,7 +1804,7 @@ impl Reader<'_> {
         stored_points("outbox", s)
     }
 
-    /// A LAN peer's spends held here that the hub has not reported
+    /// A LAN peer's spends and donations held here that the hub has not reported
     /// processed nor refused: what this node counts of that signer (across
     /// every holder), held below the per-signer cap.
     pub fn peer_pending(&self, node: &NodeId) -> Result<Points, StoreError> {
@@ -1734,7 +1812,7 @@ impl Reader<'_> {
             .conn
             .prepare_cached(
                 "SELECT coalesce(sum(p.points), 0) FROM peer_txs p
-                 WHERE p.node = ?1 AND p.kind = 'redeem'
+                 WHERE p.node = ?1 AND p.kind IN ('redeem', 'donation')
                    AND p.seq > coalesce((SELECT g.through_seq FROM progress g WHERE g.node = p.node), 0)
                    AND NOT EXISTS (SELECT 1 FROM peer_refusals f WHERE f.node = p.node AND p.seq >= f.seq)",
             )?
@@ -2098,24 +2176,30 @@ mod tests {
         assert!(r.shares_roster(&other).unwrap());
     }
 
-    /// The own pending redeems summed straight from the outbox: what the
-    /// trigger-kept sums must equal.
-    fn summed(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> u64 {
+    /// The own pending redeems (and, per wallet, donations) summed straight
+    /// from the outbox: what the trigger-kept sums must equal.
+    fn summed(conn: &Connection, kinds: &str, filter: &str, p: impl rusqlite::Params) -> u64 {
         let sql = format!(
             "SELECT coalesce(sum(points), 0) FROM outbox
-             WHERE status = 'pending' AND kind = 'redeem' {filter}"
+             WHERE status = 'pending' AND kind IN ({kinds}) {filter}"
         );
         conn.query_row(&sql, p, |r| r.get::<_, i64>(0)).unwrap() as u64
     }
 
+    const SPENDS: &str = "'redeem'";
+    const WALLET: &str = "'redeem', 'donation'";
+
     fn check_sums(store: &Store, cards: &[CardKey]) {
         let r = store.read();
-        assert_eq!(r.exposure().unwrap().get(), summed(&store.conn, "", []));
+        assert_eq!(
+            r.exposure().unwrap().get(),
+            summed(&store.conn, SPENDS, "", [])
+        );
         for (k, c) in cards.iter().enumerate() {
             let key = codec::encode(c);
             assert_eq!(
                 r.pending_on_card(c).unwrap().get(),
-                summed(&store.conn, "AND card = ?1", [&key]),
+                summed(&store.conn, SPENDS, "AND card = ?1", [&key]),
                 "card {k}"
             );
             for m in [131059u32, 131016] {
@@ -2125,6 +2209,7 @@ mod tests {
                     r.pending_on_account(a, muni).unwrap().get(),
                     summed(
                         &store.conn,
+                        WALLET,
                         "AND account = ?1 AND municipality = ?2",
                         params![k as i64 + 1, m]
                     ),
@@ -2160,7 +2245,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Sign {
-            redeem: bool,
+            kind: &'static str,
             card: u8,
             other_muni: bool,
             points: i64,
@@ -2180,8 +2265,8 @@ mod tests {
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         prop_oneof![
-            4 => (any::<bool>(), 0u8..4, any::<bool>(), 1i64..1000).prop_map(
-                |(redeem, card, other_muni, points)| Op::Sign { redeem, card, other_muni, points }
+            4 => (prop::sample::select(vec!["redeem", "grant", "donation"]), 0u8..4, any::<bool>(), 1i64..1000).prop_map(
+                |(kind, card, other_muni, points)| Op::Sign { kind, card, other_muni, points }
             ),
             2 => (any::<usize>(), prop::sample::select(vec!["accepted", "rejected", "pending"]))
                 .prop_map(|(at, status)| Op::Receipt { at, status }),
@@ -2193,7 +2278,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// Whatever is signed, receipted, annotated or deleted, the sums the
-        /// offline rules read equal the outbox's pending redeems.
+        /// offline rules read equal the outbox's pending redeems (and, per
+        /// wallet, donations).
         #[test]
         fn pending_sums_follow_the_outbox(ops in proptest::collection::vec(op(), 1..40)) {
             let dir = tempfile::tempdir().unwrap();
@@ -2202,9 +2288,8 @@ mod tests {
             let mut seq = 0i64;
             for op in ops {
                 match op {
-                    Op::Sign { redeem, card, other_muni, points } => {
+                    Op::Sign { kind, card, other_muni, points } => {
                         seq += 1;
-                        let kind = if redeem { "redeem" } else { "grant" };
                         let m = if other_muni { 131016 } else { 131059 };
                         insert_row(&store.conn, seq, kind, card, m, points);
                     }
@@ -2249,6 +2334,10 @@ mod tests {
             insert_row(&conn, 5, "redeem", 2, 131059, 9);
             conn.execute("UPDATE outbox SET status = 'accepted' WHERE seq = 5", [])
                 .unwrap();
+            // Donations signed before the sums counted them: one on a wallet
+            // with pending redeems, one on a wallet without.
+            insert_row(&conn, 6, "donation", 1, 131016, 40);
+            insert_row(&conn, 7, "donation", 3, 131059, 8);
         }
         let store = Store::open(&path).unwrap();
         let r = store.read();
@@ -2259,7 +2348,14 @@ mod tests {
             r.pending_on_account(AccountId::new(2).unwrap(), m)
                 .unwrap()
                 .get(),
-            5
+            45
+        );
+        let here = MunicipalityCode::try_from(131059u32).unwrap();
+        assert_eq!(
+            r.pending_on_account(AccountId::new(4).unwrap(), here)
+                .unwrap()
+                .get(),
+            8
         );
         check_sums(&store, &(0..4).map(test_card).collect::<Vec<_>>());
     }

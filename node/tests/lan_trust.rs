@@ -472,3 +472,56 @@ fn carrying_is_fair_across_signers_and_takes_no_junk() {
     let batch = b.peer_txs_undelivered(500, 0).unwrap();
     assert_eq!(batch.len(), 4);
 }
+
+#[test]
+fn a_peers_pending_donation_counts_against_the_wallet_until_the_hub_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = test_hub();
+    let mut b = stall(dir.path(), 2, &mut hub, 5000, false);
+    let mut kiosk = Liar::new(5);
+    b.apply_facts(&roster(&mut hub, "fest", &[b.id(), kiosk.id()]))
+        .unwrap();
+    // The kiosk next door signed a donation of 4,000 of the 5,000 points.
+    let given = kiosk.sign(TxBody::Donate(mykey_sync_proto::Donate {
+        card: card(),
+        account: acct(),
+        municipality: muni(),
+        points: p(4000),
+        programme: mykey_sync_proto::ProgramId::parse("noto-relief").unwrap(),
+        card_proof: mykey_sync_proto::CardSignature::new(vec![1; 256]).unwrap(),
+    }));
+    assert_eq!(
+        b.accept_peer_txs(std::slice::from_ref(&given), T).unwrap(),
+        1
+    );
+    assert_eq!(pending(&b), 4000);
+    // This counter offline: a spend beyond what the donation left is refused
+    // as any spend beyond the balance is.
+    let e = b.redeem(&card(), p(1001), None, T).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            mykey_node::node::OpError::Declined(
+                mykey_node::rules::Decline::InsufficientBalance { available, .. }
+            ) if available == p(1000)
+        ),
+        "{e}"
+    );
+    // Once the hub processed it (its balance fact follows), it no longer counts.
+    b.apply_facts(&progress(&mut hub, kiosk.id(), 1, given.id()))
+        .unwrap();
+    assert_eq!(pending(&b), 0);
+    b.redeem(&card(), p(1000), None, T).unwrap();
+    // A peer's donations share its cap (B's exposure limit, 10,000): one
+    // beyond it is not taken, so a peer cannot lock a wallet with them.
+    let big = kiosk.sign(TxBody::Donate(mykey_sync_proto::Donate {
+        card: card(),
+        account: acct(),
+        municipality: muni(),
+        points: p(EXPOSURE + 1),
+        programme: mykey_sync_proto::ProgramId::parse("noto-relief").unwrap(),
+        card_proof: mykey_sync_proto::CardSignature::new(vec![1; 256]).unwrap(),
+    }));
+    assert_eq!(b.accept_peer_txs(&[big], T).unwrap(), 0);
+    assert_eq!(pending(&b), 1000);
+}

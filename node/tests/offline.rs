@@ -335,3 +335,50 @@ fn upcoming_expiry_is_stored_shown_and_forgeries_refused() {
         .unwrap();
     assert_eq!(node.upcoming_expiry(acct(1), muni()).unwrap(), None);
 }
+
+#[test]
+fn donation_programmes_follow_the_hubs_latest_word_and_only_this_towns_open_ones_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, mut hub) = setup(dir.path());
+    let m = muni();
+    let other = mykey_sync_proto::MunicipalityCode::parse("011002").unwrap();
+    let fact = |id: &str, muni, open| {
+        (
+            Scope::Municipality(muni),
+            FactBody::DonationProgramme {
+                municipality: muni,
+                programme: ProgramId::parse(id).unwrap(),
+                recipient: mykey_sync_proto::DonationRecipient::parse("能登町 災害義援金").unwrap(),
+                open,
+            },
+        )
+    };
+    let declared = hub.facts(vec![
+        fact("noto-relief", m, true),
+        fact("flood-aid", m, true),
+        fact("sapporo-aid", other, true),
+    ]);
+    node.apply_facts(&declared).unwrap();
+    let ids = |n: &Node| {
+        n.donation_programmes()
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&node), ["flood-aid", "noto-relief"]);
+    let closed = hub.facts(vec![fact("noto-relief", m, false)]);
+    node.apply_facts(&closed).unwrap();
+    assert_eq!(ids(&node), ["flood-aid"]);
+    // The older "open" fact again (a replay) does not reopen it.
+    node.apply_facts(&declared).unwrap();
+    assert_eq!(ids(&node), ["flood-aid"]);
+    // A forged fact changes nothing.
+    let mut forger = Hub {
+        key: SigningKey::from_bytes(&[9; 32]),
+        seq: 100,
+    };
+    let forged = forger.facts(vec![fact("noto-relief", m, true)]);
+    assert!(node.apply_facts(&forged).is_err());
+    assert_eq!(ids(&node), ["flood-aid"]);
+}

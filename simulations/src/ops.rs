@@ -42,6 +42,7 @@ fn decline_name(e: &OpError) -> String {
         OpError::ProofNotForThis => "PIN proof made for another transaction".to_owned(),
         OpError::Voucher(_) => "voucher refused".to_owned(),
         OpError::DonationBeyondBalance { .. } => "donation beyond the balance".to_owned(),
+        OpError::NoSuchDonationProgramme(_) => "donation programme not open here".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }

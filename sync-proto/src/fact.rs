@@ -11,7 +11,7 @@
 use crate::codec::{self, DecodeError};
 use crate::ids::{
     AccountId, CardKey, FacilityCardNumber, FacilityId, LanGroup, MunicipalityCode, MyKeyId,
-    NodeId, Points, TxId, UnixMillis,
+    NodeId, Points, ProgramId, TxId, UnixMillis,
 };
 use crate::tx::{OpKind, signing_input};
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -271,6 +271,71 @@ pub enum FactBody {
         /// The hub withdrew the node as an issuer (or revoked it).
         withdrawn: bool,
     },
+    /// A donation programme of a municipality (issue 19) was declared
+    /// (`open`) or closed: its nodes' kiosks offer the open ones, offline
+    /// too. A later fact of the same programme replaces an earlier one (a
+    /// node keeps the one with the highest `hub_seq`). The recipient's bank
+    /// account stays at the hub.
+    DonationProgramme {
+        /// Whose points it takes.
+        municipality: MunicipalityCode,
+        /// The programme.
+        programme: ProgramId,
+        /// Who receives the money, as holders read it.
+        recipient: DonationRecipient,
+        /// Open (donations taken) or closed.
+        open: bool,
+    },
+}
+
+/// Who a donation programme pays, as holders read it at a kiosk: 1 to
+/// [`DonationRecipient::MAX_CHARS`] characters, no control characters, no
+/// leading or trailing white space (so one text has one encoding).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DonationRecipient(String);
+
+/// A recipient text that breaks [`DonationRecipient`]'s rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a donation recipient is 1 to {max} characters without control characters or surrounding spaces, not {0:?}",
+    max = DonationRecipient::MAX_CHARS
+)]
+pub struct DonationRecipientError(pub String);
+
+impl DonationRecipient {
+    /// The most characters (the hub's declaration bound).
+    pub const MAX_CHARS: usize = 80;
+
+    /// Validates a recipient text.
+    pub fn parse(text: &str) -> Result<Self, DonationRecipientError> {
+        let n = text.chars().count();
+        let ok = (1..=Self::MAX_CHARS).contains(&n)
+            && !text.chars().any(char::is_control)
+            && text.trim() == text;
+        if !ok {
+            return Err(DonationRecipientError(text.chars().take(100).collect()));
+        }
+        Ok(DonationRecipient(text.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DonationRecipient {
+    type Error = DonationRecipientError;
+    fn try_from(raw: String) -> Result<Self, DonationRecipientError> {
+        DonationRecipient::parse(&raw)
+    }
+}
+
+impl std::fmt::Display for DonationRecipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Voucher indices per [`FactBody::VoucherMarks`] chunk: 1 KiB of bits, so a
@@ -579,6 +644,46 @@ mod tests {
             },
         };
         assert!(crate::codec::encode(&p).len() <= MAX_FACT_PAYLOAD_BYTES);
+    }
+
+    #[test]
+    fn a_donation_programme_fact_is_appended_bounded_and_strictly_decoded() {
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let longest: String = "能".repeat(DonationRecipient::MAX_CHARS);
+        let body = FactBody::DonationProgramme {
+            municipality: m,
+            programme: ProgramId::parse("noto-relief").unwrap(),
+            recipient: DonationRecipient::parse(&longest).unwrap(),
+            open: true,
+        };
+        let bytes = codec::encode(&body);
+        // Appended after VoucherMarks (12): older encodings are unchanged.
+        assert_eq!(bytes[0], 13);
+        assert_eq!(
+            codec::decode_canonical::<FactBody>("fact body", &bytes, 4096).unwrap(),
+            body
+        );
+        let p = FactPayload {
+            hub_seq: u64::MAX,
+            issued_at: UnixMillis(u64::MAX),
+            scope: Scope::Municipality(m),
+            body,
+        };
+        assert!(codec::encode(&p).len() <= MAX_FACT_PAYLOAD_BYTES);
+        // A recipient text beyond the rules does not decode.
+        for bad in [
+            String::new(),
+            "能".repeat(DonationRecipient::MAX_CHARS + 1),
+            "relief\nfund".into(),
+            " relief".into(),
+        ] {
+            assert!(DonationRecipient::parse(&bad).is_err(), "{bad:?}");
+            let raw = codec::encode(&bad);
+            assert!(
+                codec::decode_canonical::<DonationRecipient>("recipient", &raw, 4096).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

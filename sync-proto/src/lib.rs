@@ -27,8 +27,9 @@ pub mod wire;
 
 pub use card_proof::{CardSignature, DonationBinding, RedeemBinding};
 pub use fact::{
-    CardStatus, FactBody, FactError, FactPayload, NodeLimits, RedeemedBits, Roster, Scope,
-    SignedFact, VOUCHER_MARK_CHUNK, VerifiedFact, voucher_mark_chunk,
+    CardStatus, DonationRecipient, DonationRecipientError, FactBody, FactError, FactPayload,
+    NodeLimits, RedeemedBits, Roster, Scope, SignedFact, VOUCHER_MARK_CHUNK, VerifiedFact,
+    voucher_mark_chunk,
 };
 pub use tx::{
     Basis, Donate, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx,

@@ -635,3 +635,225 @@ fn a_new_holder_registers_and_changes_their_my_key_id_at_the_kiosk() {
         }
     }
 }
+
+/// Declares donation programme `id` of Bunkyo paying account `number`.
+fn declare(hub_dir: &Path, id: &str, recipient: &str, number: &str) {
+    let out = hub_cli(
+        hub_dir,
+        &[
+            "donation",
+            "declare",
+            "--programme",
+            id,
+            "--municipality",
+            "131059",
+            "--recipient",
+            recipient,
+            "--bank",
+            "0001",
+            "--branch",
+            "004",
+            "--number",
+            number,
+            "--holder",
+            "ｷﾞｴﾝｷﾝ",
+        ],
+    );
+    assert!(out.contains(&format!("{id} declared")), "{out}");
+}
+
+#[test]
+fn a_holder_donates_at_the_kiosk_and_the_recipient_is_paid_in_settlement() {
+    let _slot = slot();
+    let (pcsc, reader) = vpcd_reader();
+    let present = |want: bool| {
+        assert!(
+            pcsc.wait_for_card(&reader, want, Duration::from_secs(20))
+                .unwrap(),
+            "the reader did not become {}",
+            if want { "busy" } else { "empty" }
+        )
+    };
+    present(false);
+
+    let w = World::create(1, 0);
+    let certs = gen_certs(&w.root.path().join("card"), "00C0FFEE0022");
+    let visitor = gen_certs(&w.root.path().join("visitor"), "00C0FFEE0023");
+    let t = now();
+    let now_s = (t.0 / 1000) as i64;
+    let trusted_of = |dir: &Path| {
+        let ca = std::fs::read(dir.join("ca.der")).unwrap();
+        let cert = CardCert::from_der(std::fs::read(dir.join("auth.der")).unwrap()).unwrap();
+        trust(cert, &[ca], now_s).unwrap()
+    };
+    let sapporo = mykey_sync_proto::MunicipalityCode::parse("011002").unwrap();
+    {
+        let mut hub = w.open_hub();
+        let akiko = hub
+            .register_account_with_certificate(
+                &MyKeyId::parse("Akiko").unwrap(),
+                bunkyo(),
+                &trusted_of(&certs),
+                t,
+            )
+            .unwrap();
+        hub.admin_grant(akiko, &ProgramId::parse("health").unwrap(), pts(5000), t)
+            .unwrap();
+        hub.add_municipality(sapporo, "Sapporo", t).unwrap();
+        hub.register_account_with_certificate(
+            &MyKeyId::parse("Visit1").unwrap(),
+            sapporo,
+            &trusted_of(&visitor),
+            t,
+        )
+        .unwrap();
+    }
+    let hub_dir = &w.hub_dir;
+    declare(hub_dir, "noto-relief", "能登町 災害義援金", "2468024");
+    declare(hub_dir, "flood-aid", "球磨村 豪雨災害義援金", "1357913");
+    hub_cli(
+        hub_dir,
+        &[
+            "payee",
+            "set",
+            "--agent",
+            "--bank",
+            "0009",
+            "--branch",
+            "001",
+            "--number",
+            "1234567",
+            "--holder",
+            "ｾｲｻﾝﾀﾞｲｺｳ",
+            "--code",
+            "1234567890",
+        ],
+    );
+    let (mut hub, addr) = start_hub(hub_dir, 0);
+    let node_dir = &w.nodes[0];
+    let mut node = start_node("node", node_dir, Some(&addr), &[]);
+    wait_until("the node is caught up", Duration::from_secs(30), || {
+        caught_up(node_dir)
+    });
+    let kiosk = Proc::spawn(
+        "kiosk",
+        Command::new(bin("mykey-node"))
+            .arg("--data")
+            .arg(node_dir)
+            .args(["kiosk", "--listen", "127.0.0.1:0", "--reader", &reader])
+            .arg("--trusted-ca")
+            .arg(certs.join("ca.der"))
+            .arg("--trusted-ca")
+            .arg(visitor.join("ca.der")),
+    );
+    let line = kiosk.line_starting("kiosk page on ", Duration::from_secs(30));
+    let url = line.trim_start_matches("kiosk page on ").to_owned();
+    let mut b = Browser::start("kiosk_donate.mjs", &url);
+    b.at("idle");
+
+    let card = VCard::insert(&certs);
+    present(true);
+    b.go();
+    let d = b.at("donated");
+    assert!(text_of(&d, "menu").contains("寄付"), "{d}");
+    // Both programmes the hub declared, by their recipients.
+    let list = text_of(&d, "list");
+    assert!(
+        list.contains("能登町 災害義援金") && list.contains("球磨村 豪雨災害義援金"),
+        "{d}"
+    );
+    assert!(text_of(&d, "prompt").contains("球磨村"), "{d}");
+    assert!(text_of(&d, "bad").contains("1〜100,000"), "{d}");
+    assert!(text_of(&d, "beyond").contains("5,000ポイントまで"), "{d}");
+    assert_eq!(d["kept"], "6,000", "{d}");
+    assert!(text_of(&d, "task").contains("1,500ポイント"), "{d}");
+    assert!(text_of(&d, "wrong").contains("あと2回"), "{d}");
+    let receipt = text_of(&d, "receipt");
+    assert!(
+        receipt.contains("ポイント寄付")
+            && receipt.contains("flood-aid")
+            && receipt.contains("球磨村"),
+        "{receipt}"
+    );
+    assert_eq!(d["points"], "1,500", "{d}");
+    assert_eq!(d["place"], "shop-0", "{d}");
+    assert_eq!(d["status"], "status-signed", "{d}");
+    assert!(text_of(&d, "english").contains("Points donation"), "{d}");
+    assert_eq!(d["printed"]["receipt"], true, "{d}");
+    assert_eq!(d["printed"]["buttons"], false, "{d}");
+
+    // Pulled with the PIN half typed: nothing is signed.
+    b.go();
+    b.at("half_typed");
+    drop(card);
+    present(false);
+    b.go();
+    let pulled = b.at("pulled");
+    assert!(!text_of(&pulled, "text").contains("寄付"), "{pulled}");
+
+    // A visitor: shown as registered elsewhere; no registration, no donation.
+    let guest = VCard::insert(&visitor);
+    present(true);
+    b.go();
+    let v = b.at("visitor");
+    assert!(text_of(&v, "text").contains("011002"), "{v}");
+    assert_eq!(
+        (&v["set_id"], &v["donate"], &v["history"]),
+        (&Value::Bool(false), &Value::Bool(false), &Value::Bool(true)),
+        "{v}"
+    );
+    drop(guest);
+    present(false);
+    b.go();
+    b.at("end");
+    b.go();
+
+    // `run` carries the donation; the hub takes it.
+    wait_until(
+        "the hub receipted the donation",
+        Duration::from_secs(30),
+        || {
+            let s = net_common::status(node_dir);
+            s["last_seq"].as_u64() >= Some(1) && s["receipted_seq"] == s["last_seq"]
+        },
+    );
+    hub.terminate();
+    node.terminate();
+    let status = net_common::status(node_dir);
+    assert_eq!(status["last_seq"], 1, "one donation signed: {status}");
+    let list = hub_cli(hub_dir, &["donation", "list"]);
+    assert!(list.contains("donated 1500 paid 0"), "{list}");
+    assert!(list.contains("donated 0 paid 0"), "{list}");
+
+    // Settlement writes the recipient's line in the donations Zengin file.
+    let out = w.root.path().join("settlement");
+    let printed = hub_cli(
+        hub_dir,
+        &["settle", "--through-now", "--out", out.to_str().unwrap()],
+    );
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("donations-131059-")
+        })
+        .unwrap_or_else(|| panic!("no donations payout file: {printed}"));
+    let bytes = std::fs::read(&file).unwrap();
+    let records: Vec<String> = bytes
+        .chunks(122)
+        .filter(|r| r[0] == b'2')
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].contains("1357913") && records[0].contains("0000001500"),
+        "{}",
+        records[0]
+    );
+    for p in [&node, &kiosk] {
+        assert!(!p.stderr().contains("4321"), "{}", p.stderr());
+    }
+}

@@ -12,6 +12,11 @@
 //! `donation-payout`, a `donations-*.zengin` file); the liability report
 //! shows what was donated and not yet paid.
 //!
+//! Declaring and closing a programme tell the municipality's nodes in the
+//! same transaction (`FactBody::DonationProgramme`: id, recipient text,
+//! open or closed; never the bank account), so a kiosk lists the open
+//! programmes offline too.
+//!
 //! A driver over storage (`store::donation::DonationTx`, the payees of
 //! `store::economy`); `cli.rs` is `mykey-hub donation declare|close|list`.
 
@@ -26,10 +31,14 @@ use crate::store::donation::DonationProgramRow;
 use crate::store::economy::Party;
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::tx::VerifiedTx;
-use mykey_sync_proto::{DonationBinding, MunicipalityCode, ProgramId, TxBody, UnixMillis};
+use mykey_sync_proto::{
+    DonationBinding, DonationRecipient, FactBody, MunicipalityCode, ProgramId, Scope, TxBody,
+    UnixMillis,
+};
 
-/// Longest recipient text (characters).
-pub const MAX_RECIPIENT_CHARS: usize = 80;
+/// Longest recipient text (characters): the bound of the fact that tells
+/// the municipality's nodes.
+pub const MAX_RECIPIENT_CHARS: usize = DonationRecipient::MAX_CHARS;
 
 /// What an operator declares.
 #[derive(Clone, Debug)]
@@ -101,11 +110,9 @@ impl Hub {
         banks: &dyn BankDirectory,
         now: UnixMillis,
     ) -> Result<DonationProgramRow, DonationError> {
-        let recipient = d.recipient.trim();
-        let n = recipient.chars().count();
-        if n == 0 || n > MAX_RECIPIENT_CHARS || recipient.chars().any(char::is_control) {
+        let Ok(recipient) = DonationRecipient::parse(d.recipient.trim()) else {
             return Err(DonationError::BadRecipient(d.recipient.clone()));
-        }
+        };
         check_bank_account(&d.account, d.customer_code, banks)?;
         let mut st = self.store.begin()?;
         if st.municipality(d.municipality)?.is_none() {
@@ -120,12 +127,13 @@ impl Hub {
         let row = DonationProgramRow {
             id: d.id.clone(),
             municipality: d.municipality,
-            recipient: recipient.to_owned(),
+            recipient: recipient.as_str().to_owned(),
             opened_at: now,
             closed_at: None,
         };
         st.insert_donation_program(&row)?;
         st.set_payee(&Party::Donation(d.id.clone()), &d.account, d.customer_code)?;
+        tell_nodes(&mut *st, &self.key, &row, recipient, true, now)?;
         st.commit()?;
         tracing::info!(programme = %d.id, municipality = %d.municipality, "donation programme declared");
         Ok(row)
@@ -146,6 +154,9 @@ impl Hub {
             return Err(DonationError::Closed(id.clone()));
         }
         st.close_donation_program(id, now)?;
+        let recipient = DonationRecipient::parse(&row.recipient)
+            .map_err(|_| DonationError::BadRecipient(row.recipient.clone()))?;
+        tell_nodes(&mut *st, &self.key, &row, recipient, false, now)?;
         st.commit()?;
         row.closed_at = Some(now);
         tracing::info!(programme = %id, "donation programme closed");
@@ -167,6 +178,30 @@ impl Hub {
         }
         Ok(out)
     }
+}
+
+/// The municipality's nodes learn that the programme is open or closed.
+fn tell_nodes(
+    st: &mut dyn StoreTx,
+    key: &crate::key::HubKey,
+    row: &DonationProgramRow,
+    recipient: DonationRecipient,
+    open: bool,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    crate::facts::emit(
+        st,
+        key,
+        Scope::Municipality(row.municipality),
+        FactBody::DonationProgramme {
+            municipality: row.municipality,
+            programme: row.id.clone(),
+            recipient,
+            open,
+        },
+        now,
+    )
+    .map(|_| ())
 }
 
 /// The same check `payee set` makes: the account can be written in a

@@ -73,9 +73,7 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         apdu_timeout: Duration::from_millis(args.apdu_timeout_ms),
         kiosk: kiosk.clone(),
         effects,
-        donations: super::donate::Desk::default(),
     };
-    let donations = super::donate::routes(reader.donations.clone());
     std::thread::Builder::new()
         .name("kiosk-reader".into())
         .spawn(move || reader.run())
@@ -92,7 +90,7 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
             }
         })
         .context("cannot start the kiosk's order sender")?;
-    let app = router(kiosk, effects_tx).merge(donations);
+    let app = router(kiosk, effects_tx);
     println!("kiosk page on http://{local}/");
     if crate::http::client::live_status(dir).is_none() {
         println!(

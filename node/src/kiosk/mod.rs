@@ -1,7 +1,7 @@
 //! The holder's own counter (issue 19): `mykey-node kiosk`, a touch-screen
 //! page on loopback beside a card reader, where a holder reads their own
-//! balance, expiries and history, and registers or changes their My Key
-//! ID, after the card's PIN.
+//! balance, expiries and history, registers or changes their My Key ID,
+//! links facility cards and donates points, after the card's PIN.
 //!
 //! - [`screen`]: the pure core, what the screen shows for each card tap,
 //!   keypad key and answer, and the rule that a card's leaving clears it.
@@ -12,7 +12,8 @@
 //!   through the running node's hub link, or offline from the store).
 //! - [`page`]: the page, its screen body and keypad route.
 //! - [`cli`]: the `mykey-node kiosk` flags.
-//! - [`donate`]: giving points to a donation programme (PIN-signed).
+//! - [`donate`]: the reader loop's side of a donation chosen on the menu
+//!   (the card's PIN signature, then the node's transaction).
 //!
 //! Nothing of a holder's history is stored or logged by the kiosk.
 

@@ -3,7 +3,8 @@
 //! `GET /screen.json` (what the screen shows now; the page polls it, so a
 //! card's leaving clears the screen without a reload) and `POST /key?k=`
 //! (a keypad or keyboard key: `0`-`9`, a letter `a`-`z` / `A`-`Z`, `back`,
-//! `ok`; a menu button: `history`, `set_id`, `menu`). The body of `/screen.json` is
+//! `ok`; a menu button: `history`, `set_id`, `link-N`, `unlink-N`, `donate`,
+//! `programme-N`, `menu`). The body of `/screen.json` is
 //! this module's own shape, built from [`Screen`], never stored.
 
 use std::net::SocketAddr;
@@ -19,7 +20,10 @@ use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, Movement
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::screen::{Choice, Effect, Input, Kiosk, Notice, OfflineView, Receipt, Screen, Task};
+use super::screen::{
+    Choice, Donation, DonationOffer, DonationReceipt, DonationRefusal, Effect, Input, Kiosk,
+    Notice, OfflineView, Receipt, Screen, Task,
+};
 
 /// Where the kiosk page listens unless `--listen` says otherwise (the
 /// status page of `mykey-node run` is on 8781).
@@ -116,6 +120,11 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
         "history" => Input::Choose(Choice::History),
         "set_id" => Input::Choose(Choice::SetId),
         "menu" => Input::Choose(Choice::Menu),
+        "donate" => Input::Choose(Choice::Donate),
+        p if p.starts_with("programme-") => match p["programme-".len()..].parse::<usize>() {
+            Ok(i) => Input::Choose(Choice::Programme(i)),
+            Err(_) => return (StatusCode::BAD_REQUEST, "programme-N\n").into_response(),
+        },
         l if l.starts_with("link-") || l.starts_with("unlink-") => {
             let (kind, n) = l.split_once('-').unwrap_or_default();
             match n.parse::<usize>() {
@@ -134,7 +143,7 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
-                "k is 0-9, a letter, back, ok, history, set_id or menu\n",
+                "k is 0-9, a letter, back, ok, history, set_id, link-N, unlink-N, donate, programme-N or menu\n",
             )
                 .into_response();
         }
@@ -155,11 +164,33 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
 pub fn screen_json(screen: &Screen) -> Value {
     match screen {
         Screen::Idle => json!({ "screen": "idle" }),
-        Screen::Menu { my_key_id, links } => json!({
+        Screen::Menu {
+            my_key_id,
+            links,
+            elsewhere,
+            donate,
+        } => json!({
             "screen": "menu",
             "my_key_id": my_key_id.as_ref().map(|m| m.as_str()),
             "links": links.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            "elsewhere": elsewhere.map(|m| m.to_string()),
+            "donate": donate,
         }),
+        Screen::Programmes(offers) => json!({
+            "screen": "programmes",
+            "programmes": offers.iter().map(offer_json).collect::<Vec<_>>(),
+        }),
+        Screen::Amount {
+            offer,
+            text,
+            notice,
+        } => json!({
+            "screen": "amount",
+            "programme": offer_json(offer),
+            "text": text,
+            "notice": notice.as_ref().map(notice_json),
+        }),
+        Screen::DonationReceipt(r) => donation_receipt_json(r),
         Screen::NumberEntry {
             text,
             facility,
@@ -192,6 +223,7 @@ pub fn screen_json(screen: &Screen) -> Value {
             "task": match task {
                 Task::Read => json!({ "kind": "read" }),
                 Task::Order(a) => action_json(a),
+                Task::Donate(d) => donation_json(d),
             },
             "notice": notice.as_ref().map(notice_json),
         }),
@@ -218,7 +250,42 @@ fn notice_json(n: &Notice) -> Value {
         Notice::BadId => json!({ "kind": "bad_id" }),
         Notice::IdTaken => json!({ "kind": "id_taken" }),
         Notice::BadNumber => json!({ "kind": "bad_number" }),
+        Notice::BadAmount => json!({ "kind": "bad_amount" }),
+        Notice::NotDonated(DonationRefusal::BeyondBalance { available }) => {
+            json!({ "kind": "beyond_balance", "available": available.get() })
+        }
+        Notice::NotDonated(DonationRefusal::ProgrammeClosed) => {
+            json!({ "kind": "programme_closed" })
+        }
+        Notice::NotDonated(DonationRefusal::NotHere) => json!({ "kind": "donation_not_here" }),
     }
+}
+
+fn offer_json(o: &DonationOffer) -> Value {
+    json!({ "id": o.programme.as_str(), "recipient": o.recipient.as_str() })
+}
+
+fn donation_json(d: &Donation) -> Value {
+    json!({
+        "kind": "donate",
+        "programme": d.offer.programme.as_str(),
+        "recipient": d.offer.recipient.as_str(),
+        "points": d.points.get(),
+    })
+}
+
+/// A donation's receipt: points, programme, time and place (the kiosk's
+/// facility); signed, so the hub decides it when the node next syncs.
+/// Nothing bought is in it.
+fn donation_receipt_json(r: &DonationReceipt) -> Value {
+    json!({
+        "screen": "receipt",
+        "action": donation_json(&r.donation),
+        "status": "signed",
+        "place": r.place.to_string(),
+        "seq": r.seq,
+        "at": r.at.0,
+    })
 }
 
 fn action_json(a: &HolderAction) -> Value {
@@ -426,5 +493,39 @@ mod tests {
         }));
         assert_eq!(linked["status"], "done");
         assert_eq!(receipt(None)["status"], "pending");
+    }
+
+    #[test]
+    fn a_donation_receipt_says_points_programme_time_and_place_and_nothing_else() {
+        let r = screen_json(&Screen::DonationReceipt(DonationReceipt {
+            donation: Donation {
+                offer: DonationOffer {
+                    programme: mykey_sync_proto::ProgramId::parse("noto-relief").unwrap(),
+                    recipient: mykey_sync_proto::DonationRecipient::parse("能登町 災害義援金")
+                        .unwrap(),
+                },
+                points: mykey_sync_proto::Points::new(1500).unwrap(),
+            },
+            place: mykey_sync_proto::FacilityId::parse("shop-0").unwrap(),
+            seq: 4,
+            at: mykey_sync_proto::UnixMillis(77),
+        }));
+        assert_eq!(r["screen"], "receipt");
+        assert_eq!(r["action"]["kind"], "donate");
+        assert_eq!(r["action"]["points"], 1500);
+        assert_eq!(r["action"]["programme"], "noto-relief");
+        assert_eq!(r["place"], "shop-0");
+        assert_eq!(r["at"], 77);
+        let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["action", "at", "place", "screen", "seq", "status"]);
+        let mut action: Vec<&str> = r["action"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        action.sort();
+        assert_eq!(action, ["kind", "points", "programme", "recipient"]);
     }
 }

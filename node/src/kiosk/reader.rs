@@ -54,8 +54,6 @@ pub struct ReaderLoop {
     pub kiosk: Arc<Mutex<Kiosk>>,
     /// Effects the page's keypad produced (the OK key).
     pub effects: Receiver<Effect>,
-    /// A donation chosen on the page, given at the next OK ([`super::donate`]).
-    pub donations: super::donate::Desk,
     /// Where orders signed while the hub is away wait.
     pub queue: OrderQueue,
 }
@@ -114,6 +112,13 @@ impl ReaderLoop {
         }
     }
 
+    fn generation(&self) -> super::screen::Generation {
+        self.kiosk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation()
+    }
+
     fn step(&self, input: Input) -> Option<Effect> {
         self.kiosk
             .lock()
@@ -143,11 +148,18 @@ impl ReaderLoop {
         let span = tracing::info_span!("kiosk", card = %card.short());
         let _guard = span.enter();
         tracing::info!("card in");
-        let my_key_id = match self.node.lookup(&card) {
-            Ok(Lookup::Found { my_key_id, .. }) => Some(my_key_id),
-            _ => None,
+        let (my_key_id, elsewhere) = match self.node.lookup(&card) {
+            Ok(Lookup::Found { my_key_id, .. }) => (Some(my_key_id), None),
+            Ok(Lookup::Visitor { home, .. }) => (None, Some(home)),
+            _ => (None, None),
         };
-        self.step(Input::CardIn(CardSeen { card, my_key_id }));
+        let programmes = super::donate::offers(&self.node);
+        self.step(Input::CardIn(CardSeen {
+            card,
+            my_key_id,
+            elsewhere,
+            programmes,
+        }));
         loop {
             match self.effects.recv_timeout(WAIT_SLICE) {
                 Ok(Effect::Read {
@@ -155,10 +167,7 @@ impl ReaderLoop {
                     card,
                     pin,
                 }) => {
-                    let outcome = match self.donations.take() {
-                        Some(d) => super::donate::donate(self, &mut session, &cert, &card, pin, d),
-                        None => self.read(&mut session, &cert, &card, pin),
-                    };
+                    let outcome = self.read(&mut session, &cert, &card, pin);
                     self.step(Input::Answer(generation, outcome));
                 }
                 Ok(Effect::CheckId {
@@ -182,6 +191,19 @@ impl ReaderLoop {
                     let outcome = self.order(&mut session, &cert, card, pin, action);
                     self.step(Input::Answer(generation, outcome));
                 }
+                Ok(Effect::Donate {
+                    generation,
+                    card,
+                    pin,
+                    donation,
+                }) => {
+                    // A donation asked under an earlier turn is never given.
+                    if generation == self.generation() {
+                        let outcome =
+                            super::donate::donate(self, &mut session, &cert, &card, pin, &donation);
+                        self.step(Input::Answer(generation, outcome));
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return false,
             }
@@ -189,7 +211,6 @@ impl ReaderLoop {
                 Ok(false) => {}
                 Ok(true) | Err(_) => {
                     tracing::info!("card out");
-                    self.donations.clear();
                     self.step(Input::CardOut);
                     return true;
                 }

@@ -19,12 +19,21 @@
 //! My Key ID (typed on the on-screen keyboard, checked against the ID
 //! rules before the PIN is asked). An order ends on a receipt (done, or
 //! pending when the hub is away and the signed order waits in the queue).
+//!
+//! A holder registered here may donate: choose one of the municipality's
+//! open donation programmes (as the hub last told the node, so offline
+//! too), type the points on the keypad, then the PIN; the card signs that
+//! very donation and the node signs it into its outbox, and a receipt shows
+//! the points, programme, time and place (never anything bought). A card
+//! registered in another municipality (a visitor) is shown as such: it may
+//! read its history and link this kiosk's facility cards, not register,
+//! change its ID here or donate this town's points.
 
 use crate::card::Pin;
 use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, HolderRefusal};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityCardNumber, FacilityId, MunicipalityCode, MyKeyId, Points,
-    UnixMillis,
+    AccountId, CardKey, DonationRecipient, FacilityCardNumber, FacilityId, MunicipalityCode,
+    MyKeyId, Points, ProgramId, UnixMillis,
 };
 use zeroize::Zeroizing;
 
@@ -32,6 +41,10 @@ use zeroize::Zeroizing;
 pub const PIN_DIGITS: usize = 4;
 /// Longest My Key ID the keyboard takes (the ID rules' own bound).
 pub const MAX_ID_CHARS: usize = 32;
+/// Most points one kiosk donation gives (a mistyped amount stops here).
+pub const MAX_DONATION_POINTS: u64 = 100_000;
+/// Digits the amount keypad takes (`MAX_DONATION_POINTS` has six).
+const MAX_AMOUNT_DIGITS: usize = 6;
 
 /// What the node knows of the card on the reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +52,59 @@ pub struct CardSeen {
     /// The card.
     pub card: CardKey,
     /// Its holder's My Key ID as the node last learnt it; `None` when the
-    /// node knows no registration of the card.
+    /// node knows no registration of the card here.
     pub my_key_id: Option<MyKeyId>,
+    /// The home municipality of a card registered in another one (a
+    /// visitor); `None` for this town's holders and unknown cards.
+    pub elsewhere: Option<MunicipalityCode>,
+    /// The open donation programmes of this node's municipality, as the
+    /// hub last told the node.
+    pub programmes: Vec<DonationOffer>,
+}
+
+/// A donation programme the kiosk offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DonationOffer {
+    /// The programme.
+    pub programme: ProgramId,
+    /// Who receives the money, as holders read it.
+    pub recipient: DonationRecipient,
+}
+
+/// A donation the holder chose, which the PIN authorises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Donation {
+    /// To which programme.
+    pub offer: DonationOffer,
+    /// How many points (1 to [`MAX_DONATION_POINTS`]).
+    pub points: Points,
+}
+
+/// A donation's receipt: points, programme, time and place; nothing bought.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DonationReceipt {
+    /// What was given.
+    pub donation: Donation,
+    /// The facility of the kiosk's node.
+    pub place: FacilityId,
+    /// The transaction's seq in the node's chain.
+    pub seq: u64,
+    /// The kiosk's clock when it was signed.
+    pub at: UnixMillis,
+}
+
+/// Why a donation was not made (nothing was signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DonationRefusal {
+    /// More than the balance here less what is pending.
+    BeyondBalance {
+        /// What may be given.
+        available: Points,
+    },
+    /// The programme is no longer open here.
+    ProgrammeClosed,
+    /// This node cannot take donations (its limits, the card's state).
+    NotHere,
 }
 
 /// What the PIN the holder types will authorise.
@@ -50,6 +114,8 @@ pub enum Task {
     Read,
     /// A change at the hub, signed by the card.
     Order(HolderAction),
+    /// A donation, signed by the card and then the node.
+    Donate(Donation),
 }
 
 /// What a finished order says on its receipt.
@@ -111,6 +177,17 @@ pub enum Outcome {
     /// The hub said whether the typed ID is free (`None`: the hub was not
     /// reachable, so the order is signed unchecked and the hub decides later).
     IdChecked(Option<bool>),
+    /// The donation is signed into the node's outbox (seq, place, time).
+    Donated {
+        /// Its seq in the node's chain.
+        seq: u64,
+        /// The node's facility.
+        place: FacilityId,
+        /// When.
+        at: UnixMillis,
+    },
+    /// The donation was not made.
+    NotDonated(DonationRefusal),
 }
 
 /// What the screen shows.
@@ -120,10 +197,25 @@ pub enum Screen {
     Idle,
     /// A card is present: what the holder may do.
     Menu {
-        /// The holder's ID as the node knows it (`None`: not registered).
+        /// The holder's ID as the node knows it (`None`: not registered here).
         my_key_id: Option<MyKeyId>,
         /// Facilities whose cards may be linked here (registered holders).
         links: Vec<FacilityId>,
+        /// Registered in this other municipality (a visitor).
+        elsewhere: Option<MunicipalityCode>,
+        /// Donating is offered (registered here, a programme open).
+        donate: bool,
+    },
+    /// The open donation programmes to choose from.
+    Programmes(Vec<DonationOffer>),
+    /// The keypad for a donation's points.
+    Amount {
+        /// The programme chosen.
+        offer: DonationOffer,
+        /// Digits typed so far.
+        text: String,
+        /// The last attempt's problem.
+        notice: Option<Notice>,
     },
     /// The on-screen keyboard for a facility card number.
     NumberEntry {
@@ -163,6 +255,8 @@ pub enum Screen {
     Offline(OfflineView),
     /// An order's receipt (printable), until the card leaves.
     Receipt(Receipt),
+    /// A donation's receipt (printable), until the card leaves.
+    DonationReceipt(DonationReceipt),
     /// A message until the card leaves.
     Message(Notice),
 }
@@ -191,6 +285,10 @@ pub enum Notice {
     IdTaken,
     /// The typed card number breaks the rules.
     BadNumber,
+    /// The typed points are not 1 to [`MAX_DONATION_POINTS`].
+    BadAmount,
+    /// The donation was not made.
+    NotDonated(DonationRefusal),
 }
 
 /// What the driver is asked to do.
@@ -225,6 +323,18 @@ pub enum Effect {
         /// The ID typed.
         my_key_id: MyKeyId,
     },
+    /// Have `card` sign `donation` with `pin` and the node sign it into
+    /// its outbox; answer under `generation`.
+    Donate {
+        /// The turn this belongs to.
+        generation: Generation,
+        /// The card on the reader.
+        card: CardKey,
+        /// The PIN typed.
+        pin: Pin,
+        /// What the holder gives.
+        donation: Donation,
+    },
 }
 
 /// A menu choice.
@@ -238,6 +348,10 @@ pub enum Choice {
     Link(usize),
     /// Unlink a card of the n-th facility offered.
     Unlink(usize),
+    /// Donate points.
+    Donate,
+    /// The n-th donation programme listed.
+    Programme(usize),
     /// Back to the menu.
     Menu,
 }
@@ -300,13 +414,17 @@ impl Kiosk {
 
     fn menu(&self) -> Screen {
         let my_key_id = self.card.as_ref().and_then(|c| c.my_key_id.clone());
+        let elsewhere = self.card.as_ref().and_then(|c| c.elsewhere);
+        let here = my_key_id.is_some() && elsewhere.is_none();
         Screen::Menu {
-            links: if my_key_id.is_some() {
+            links: if my_key_id.is_some() || elsewhere.is_some() {
                 self.links.clone()
             } else {
                 vec![]
             },
+            donate: here && self.card.as_ref().is_some_and(|c| !c.programmes.is_empty()),
             my_key_id,
+            elsewhere,
         }
     }
 
@@ -371,6 +489,12 @@ impl Kiosk {
                         text.push(char::from(b'0' + d));
                         *notice = None;
                     }
+                    Screen::Amount { text, notice, .. }
+                        if text.len() < MAX_AMOUNT_DIGITS && !(text.is_empty() && d == 0) =>
+                    {
+                        text.push(char::from(b'0' + d));
+                        *notice = None;
+                    }
                     _ => {}
                 }
                 None
@@ -382,7 +506,9 @@ impl Kiosk {
                         self.entry.pop();
                         *typed = self.entry.len();
                     }
-                    Screen::IdEntry { text, .. } | Screen::NumberEntry { text, .. } => {
+                    Screen::IdEntry { text, .. }
+                    | Screen::NumberEntry { text, .. }
+                    | Screen::Amount { text, .. } => {
                         text.pop();
                     }
                     _ => {}
@@ -422,6 +548,31 @@ impl Kiosk {
                 }
                 return;
             }
+            (Screen::Menu { donate: true, .. }, Choice::Donate) => {
+                let offers = self
+                    .card
+                    .as_ref()
+                    .map(|c| c.programmes.clone())
+                    .unwrap_or_default();
+                self.screen = Screen::Programmes(offers);
+                return;
+            }
+            (Screen::Programmes(offers), Choice::Programme(i)) => {
+                if let Some(offer) = offers.get(i) {
+                    self.screen = Screen::Amount {
+                        offer: offer.clone(),
+                        text: String::new(),
+                        notice: None,
+                    };
+                }
+                return;
+            }
+            (
+                Screen::Menu {
+                    elsewhere: Some(_), ..
+                },
+                Choice::SetId,
+            ) => return,
             (Screen::Menu { my_key_id, .. }, Choice::SetId) => {
                 self.screen = Screen::IdEntry {
                     text: String::new(),
@@ -508,12 +659,45 @@ impl Kiosk {
         };
     }
 
+    /// OK on the amount keypad: 1 to [`MAX_DONATION_POINTS`], then the PIN.
+    fn submit_amount(&mut self) {
+        let Screen::Amount {
+            offer,
+            text,
+            notice,
+        } = &mut self.screen
+        else {
+            return;
+        };
+        let points = text
+            .parse::<u64>()
+            .ok()
+            .filter(|p| (1..=MAX_DONATION_POINTS).contains(p))
+            .and_then(|p| Points::new(p).ok());
+        let Some(points) = points else {
+            *notice = Some(Notice::BadAmount);
+            return;
+        };
+        self.screen = Screen::Pin {
+            typed: 0,
+            task: Task::Donate(Donation {
+                offer: offer.clone(),
+                points,
+            }),
+            notice: None,
+        };
+    }
+
     fn submit(&mut self) -> Option<Effect> {
         if matches!(self.screen, Screen::IdEntry { .. }) {
             return self.submit_id();
         }
         if matches!(self.screen, Screen::NumberEntry { .. }) {
             self.submit_number();
+            return None;
+        }
+        if matches!(self.screen, Screen::Amount { .. }) {
+            self.submit_amount();
             return None;
         }
         let (
@@ -553,6 +737,12 @@ impl Kiosk {
                 pin,
                 action,
             },
+            Task::Donate(donation) => Effect::Donate {
+                generation: self.generation,
+                card,
+                pin,
+                donation,
+            },
         })
     }
 
@@ -565,7 +755,11 @@ impl Kiosk {
         };
         let order = match &task {
             Task::Order(a) => Some(a.clone()),
-            Task::Read => None,
+            Task::Read | Task::Donate(_) => None,
+        };
+        let donation = match &task {
+            Task::Donate(d) => Some(d.clone()),
+            _ => None,
         };
         self.screen = match outcome {
             Outcome::IdChecked(Some(true) | None) => Screen::Pin {
@@ -596,6 +790,27 @@ impl Kiosk {
                 None => Screen::Message(Notice::CardFailed),
             },
             Outcome::Refused(HolderRefusal::MyKeyIdTaken) if order.is_some() => taken_entry(order),
+            Outcome::Donated { seq, place, at } => match donation {
+                Some(donation) => Screen::DonationReceipt(DonationReceipt {
+                    donation,
+                    place,
+                    seq,
+                    at,
+                }),
+                None => Screen::Message(Notice::CardFailed),
+            },
+            Outcome::NotDonated(DonationRefusal::BeyondBalance { available }) => match donation {
+                // The amount again, kept for correcting, with what may be given.
+                Some(d) => Screen::Amount {
+                    text: d.points.get().to_string(),
+                    offer: d.offer,
+                    notice: Some(Notice::NotDonated(DonationRefusal::BeyondBalance {
+                        available,
+                    })),
+                },
+                None => Screen::Message(Notice::CardFailed),
+            },
+            Outcome::NotDonated(r) => Screen::Message(Notice::NotDonated(r)),
             Outcome::History(h) => Screen::Online(h),
             Outcome::Offline(v) => Screen::Offline(v),
             Outcome::WrongPin(tries_left) => again(Notice::WrongPin { tries_left }),
@@ -642,6 +857,8 @@ mod tests {
         CardSeen {
             card: card(),
             my_key_id: Some(MyKeyId::parse("Akiko").unwrap()),
+            elsewhere: None,
+            programmes: vec![],
         }
     }
 
@@ -934,7 +1151,9 @@ mod tests {
             k.screen(),
             &Screen::Menu {
                 my_key_id: Some(MyKeyId::parse("abc9z").unwrap()),
-                links: vec![]
+                links: vec![],
+                elsewhere: None,
+                donate: false,
             }
         );
         k.step(Input::CardOut);
@@ -947,6 +1166,8 @@ mod tests {
         k.step(Input::CardIn(CardSeen {
             card: card(),
             my_key_id: None,
+            elsewhere: None,
+            programmes: vec![],
         }));
         k.step(Input::Choose(Choice::SetId));
         typed_id(&mut k, "Hana7");
@@ -1007,6 +1228,8 @@ mod tests {
         k.step(Input::CardIn(CardSeen {
             card: card(),
             my_key_id: None,
+            elsewhere: None,
+            programmes: vec![],
         }));
         assert!(matches!(k.screen(), Screen::Menu { links, .. } if links.is_empty()));
         k.step(Input::CardIn(seen()));
@@ -1059,5 +1282,277 @@ mod tests {
                 number: FacilityCardNumber::parse("7").unwrap()
             }
         );
+    }
+
+    fn offer(id: &str) -> DonationOffer {
+        DonationOffer {
+            programme: ProgramId::parse(id).unwrap(),
+            recipient: DonationRecipient::parse("能登町 災害義援金").unwrap(),
+        }
+    }
+
+    /// A registered holder's card with two programmes open.
+    fn donor() -> CardSeen {
+        CardSeen {
+            programmes: vec![offer("noto-relief"), offer("flood-aid")],
+            ..seen()
+        }
+    }
+
+    fn keys(k: &mut Kiosk, digits: &[u8]) {
+        for d in digits {
+            k.step(Input::Digit(*d));
+        }
+    }
+
+    /// Card in, donate, the n-th programme, `points` typed and OK.
+    fn amount_given(n: usize, points: &[u8]) -> Kiosk {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(donor()));
+        k.step(Input::Choose(Choice::Donate));
+        k.step(Input::Choose(Choice::Programme(n)));
+        keys(&mut k, points);
+        assert!(k.step(Input::Submit).is_none(), "no effect before the PIN");
+        k
+    }
+
+    #[test]
+    fn a_donation_is_chosen_typed_signed_after_the_pin_and_receipted() {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(donor()));
+        assert!(
+            matches!(k.screen(), Screen::Menu { donate: true, .. }),
+            "{:?}",
+            k.screen()
+        );
+        k.step(Input::Choose(Choice::Donate));
+        assert_eq!(
+            k.screen(),
+            &Screen::Programmes(vec![offer("noto-relief"), offer("flood-aid")])
+        );
+        // Past the list: nothing.
+        k.step(Input::Choose(Choice::Programme(2)));
+        assert!(matches!(k.screen(), Screen::Programmes(_)));
+        k.step(Input::Choose(Choice::Programme(1)));
+        // A leading zero is not typed; too many digits stop at six; 0 and
+        // more than the bound are said before any PIN.
+        keys(&mut k, &[0, 9, 9, 9, 9, 9, 9, 9]);
+        k.step(Input::Submit);
+        assert!(
+            matches!(k.screen(), Screen::Amount { text, notice: Some(Notice::BadAmount), .. } if text == "999999"),
+            "{:?}",
+            k.screen()
+        );
+        for _ in 0..6 {
+            k.step(Input::Back);
+        }
+        k.step(Input::Submit);
+        assert!(matches!(
+            k.screen(),
+            Screen::Amount {
+                notice: Some(Notice::BadAmount),
+                ..
+            }
+        ));
+        keys(&mut k, &[1, 5, 0, 0]);
+        assert!(k.step(Input::Submit).is_none());
+        let want = Donation {
+            offer: offer("flood-aid"),
+            points: Points::new(1500).unwrap(),
+        };
+        assert_eq!(
+            k.screen(),
+            &Screen::Pin {
+                typed: 0,
+                task: Task::Donate(want.clone()),
+                notice: None
+            }
+        );
+        keys(&mut k, &[4, 3, 2, 1]);
+        let Some(Effect::Donate {
+            generation,
+            donation,
+            card: c,
+            ..
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected a donation");
+        };
+        assert_eq!((&donation, &c), (&want, &card()));
+        assert!(k.entry.is_empty());
+        // A wrong PIN: the keypad again, for the same donation.
+        k.step(Input::Answer(generation, Outcome::WrongPin(2)));
+        assert_eq!(
+            k.screen(),
+            &Screen::Pin {
+                typed: 0,
+                task: Task::Donate(want.clone()),
+                notice: Some(Notice::WrongPin { tries_left: 2 })
+            }
+        );
+        keys(&mut k, &[4, 3, 2, 1]);
+        let Some(Effect::Donate { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected a donation");
+        };
+        let place = FacilityId::parse("kiosk-1").unwrap();
+        k.step(Input::Answer(
+            generation,
+            Outcome::Donated {
+                seq: 7,
+                place: place.clone(),
+                at: UnixMillis(99),
+            },
+        ));
+        assert_eq!(
+            k.screen(),
+            &Screen::DonationReceipt(DonationReceipt {
+                donation: want,
+                place,
+                seq: 7,
+                at: UnixMillis(99),
+            })
+        );
+        k.step(Input::CardOut);
+        assert_eq!(k.screen(), &Screen::Idle);
+    }
+
+    #[test]
+    fn a_donation_beyond_the_balance_keeps_the_amount_and_says_what_may_be_given() {
+        let mut k = amount_given(0, &[6, 0, 0, 0]);
+        keys(&mut k, &[4, 3, 2, 1]);
+        let Some(Effect::Donate { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected a donation");
+        };
+        let available = Points::new(5000).unwrap();
+        k.step(Input::Answer(
+            generation,
+            Outcome::NotDonated(DonationRefusal::BeyondBalance { available }),
+        ));
+        assert_eq!(
+            k.screen(),
+            &Screen::Amount {
+                offer: offer("noto-relief"),
+                text: "6000".into(),
+                notice: Some(Notice::NotDonated(DonationRefusal::BeyondBalance {
+                    available
+                })),
+            }
+        );
+        // Closed meanwhile: said, nothing else.
+        k.step(Input::Back);
+        k.step(Input::Submit);
+        keys(&mut k, &[4, 3, 2, 1]);
+        let Some(Effect::Donate { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected a donation");
+        };
+        k.step(Input::Answer(
+            generation,
+            Outcome::NotDonated(DonationRefusal::ProgrammeClosed),
+        ));
+        assert_eq!(
+            k.screen(),
+            &Screen::Message(Notice::NotDonated(DonationRefusal::ProgrammeClosed))
+        );
+    }
+
+    #[test]
+    fn a_card_pulled_mid_donation_leaves_nothing_and_its_answer_is_dropped() {
+        // Pulled with the points typed and the PIN half typed: no effect was
+        // ever asked, and the card back starts from the menu.
+        let mut k = amount_given(0, &[5, 0, 0]);
+        keys(&mut k, &[4, 3]);
+        k.step(Input::CardOut);
+        assert_eq!(k.screen(), &Screen::Idle);
+        assert!(k.entry.is_empty());
+        k.step(Input::CardIn(donor()));
+        assert!(matches!(k.screen(), Screen::Menu { .. }));
+        keys(&mut k, &[2, 1]);
+        assert!(
+            k.step(Input::Submit).is_none(),
+            "a donation outlived its card"
+        );
+        // Pulled after the PIN: the answer of the old turn never shows, not
+        // even to the same card back, nor on a later turn's screen.
+        let mut k = amount_given(0, &[5, 0, 0]);
+        keys(&mut k, &[4, 3, 2, 1]);
+        let Some(Effect::Donate { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected a donation");
+        };
+        k.step(Input::CardOut);
+        k.step(Input::CardIn(donor()));
+        let receipt = Outcome::Donated {
+            seq: 3,
+            place: FacilityId::parse("kiosk-1").unwrap(),
+            at: UnixMillis(1),
+        };
+        k.step(Input::Answer(generation, receipt));
+        assert!(
+            matches!(k.screen(), Screen::Menu { .. }),
+            "{:?}",
+            k.screen()
+        );
+        assert_ne!(k.generation(), generation);
+    }
+
+    #[test]
+    fn donating_is_offered_only_to_this_towns_holders_with_a_programme_open() {
+        let lib = FacilityId::parse("lib-1").unwrap();
+        let home = MunicipalityCode::parse("011002").unwrap();
+        let cases = [
+            // (card, donate offered, register/change offered, links offered)
+            (donor(), true, true, true),
+            (seen(), false, true, true),
+            (
+                CardSeen {
+                    my_key_id: None,
+                    ..donor()
+                },
+                false,
+                true,
+                false,
+            ),
+            (
+                CardSeen {
+                    my_key_id: None,
+                    elsewhere: Some(home),
+                    ..donor()
+                },
+                false,
+                false,
+                true,
+            ),
+        ];
+        for (i, (card, donate, set_id, links)) in cases.into_iter().enumerate() {
+            let mut k = Kiosk::with_links(vec![lib.clone()]);
+            let visitor = card.elsewhere;
+            k.step(Input::CardIn(card));
+            let Screen::Menu {
+                donate: d,
+                links: l,
+                elsewhere,
+                ..
+            } = k.screen()
+            else {
+                panic!("case {i}: {:?}", k.screen());
+            };
+            assert_eq!(
+                (*d, !l.is_empty(), *elsewhere),
+                (donate, links, visitor),
+                "case {i}"
+            );
+            k.step(Input::Choose(Choice::Donate));
+            assert_eq!(
+                matches!(k.screen(), Screen::Programmes(_)),
+                donate,
+                "case {i}"
+            );
+            k.step(Input::Choose(Choice::Menu));
+            k.step(Input::Choose(Choice::SetId));
+            assert_eq!(
+                matches!(k.screen(), Screen::IdEntry { .. }),
+                set_id,
+                "case {i}"
+            );
+        }
     }
 }
