@@ -1043,7 +1043,7 @@ fn the_watch_command_asks_a_mistyped_amount_again_and_takes_2_500() {
             assert!(!stderr.contains("2,5OO"), "what was typed is not repeated");
         }
         assert!(
-            !stderr.contains(PIN) && !stdout.contains(PIN),
+            !net_common::shows_secret(&stderr, PIN) && !net_common::shows_secret(&stdout, PIN),
             "the PIN shows"
         );
         let shop = DataDir::new(dir.path()).open().expect("open node");

@@ -280,5 +280,19 @@ fn a_donation_at_the_kiosk_node_reaches_the_recipients_payout_file() {
     );
     hub.terminate();
     // The PIN never reaches a log.
-    assert!(!node.stderr().contains("4321"), "{}", node.stderr());
+    assert!(
+        !net_common::shows_secret(&node.stderr(), "4321"),
+        "{}",
+        node.stderr()
+    );
+}
+
+/// The log check above finds a PIN as a word, not inside a timestamp or an id.
+#[test]
+fn a_secret_in_a_log_is_a_word_of_its_own() {
+    use net_common::shows_secret;
+    assert!(shows_secret("pin=4321 ok", "4321"));
+    assert!(shows_secret("\"4321\"", "4321"));
+    assert!(!shows_secret("2026-12-04T14:23:40.432157Z INFO", "4321"));
+    assert!(!shows_secret("tx ab4321cd", "4321"));
 }

@@ -42,6 +42,16 @@ pub fn bin(name: &str) -> PathBuf {
     );
 }
 
+/// Whether `text` (a log, a prompt) shows `secret` (a PIN, an ID) as a
+/// word of its own: a PIN inside a timestamp's fraction or a hex id
+/// ("…14:23:40.432157Z", "ab4321cd") is not the PIN shown, and a plain
+/// `contains` made the tests that check logs for PINs fail by chance.
+pub fn shows_secret(text: &str, secret: &str) -> bool {
+    debug_assert!(secret.chars().all(char::is_alphanumeric));
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|word| word == secret)
+}
+
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
