@@ -1,8 +1,9 @@
 //! Holder orders signed at the kiosk while the hub was away (issue 19): the
 //! card's signed order waits in `<data>/kiosk-orders/`, one file each, and
-//! is sent when the node's link returns, then removed whatever the hub
-//! answered (done or refused: a refused order is never retried, and
-//! sending one twice changes nothing at the hub).
+//! is sent when the node's link returns, then removed once the hub looked
+//! at it (done or refused: a refused order is never retried, and sending
+//! one twice changes nothing at the hub). An answer that the hub could not
+//! look at it (`Unavailable`, `NotServed`) keeps it waiting, as offline.
 //!
 //! A file holds only the signed request as it will travel (the card key,
 //! the ID asked for, the card's signature and, for a registration, its
@@ -13,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use mykey_sync_proto::codec;
-use mykey_sync_proto::holder::{HolderRequest, HolderResponse};
+use mykey_sync_proto::holder::{HolderRefusal, HolderRequest, HolderResponse};
 use mykey_sync_proto::wire::MAX_MESSAGE_BYTES;
 use sha2::Digest as _;
 
@@ -139,6 +140,16 @@ impl OrderQueue {
                 continue;
             };
             match send(&req) {
+                // The hub could not look at it (its store unreadable, or
+                // holder requests not served now): the order keeps its
+                // place and the pass ends, as when the hub is away.
+                Ok(HolderResponse::Refused(
+                    HolderRefusal::Unavailable | HolderRefusal::NotServed,
+                ))
+                | Err(_) => {
+                    out.waiting = files.len() - i;
+                    return out;
+                }
                 Ok(HolderResponse::Done(_)) => {
                     tracing::info!("a queued holder order was carried out by the hub");
                     out.done += 1;
@@ -151,10 +162,6 @@ impl OrderQueue {
                     tracing::warn!("the hub answered a queued holder order with something else");
                     out.refused += 1;
                 }
-                Err(_) => {
-                    out.waiting = files.len() - i;
-                    return out;
-                }
             }
             let _ = std::fs::remove_file(path);
         }
@@ -165,7 +172,7 @@ impl OrderQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderOrder, HolderRefusal};
+    use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderOrder};
     use mykey_sync_proto::{AccountId, CardKey, CardSignature, MyKeyId, NodeId, UnixMillis};
 
     fn req(n: u8) -> HolderRequest {
@@ -200,6 +207,12 @@ mod tests {
         let d = q.drain(|_| Err(HolderCallError::Offline));
         assert_eq!((d.done, d.waiting), (0, 2));
         assert_eq!(q.len(), 2);
+        // The hub could not look at them: they wait too.
+        for busy in [HolderRefusal::Unavailable, HolderRefusal::NotServed] {
+            let d = q.drain(|_| Ok(HolderResponse::Refused(busy.clone())));
+            assert_eq!((d.done, d.refused, d.waiting), (0, 0, 2));
+            assert_eq!(q.len(), 2);
+        }
         let mut seen = vec![];
         let d = q.drain(|r| {
             seen.push(r.clone());
