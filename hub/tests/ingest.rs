@@ -592,6 +592,7 @@ fn priority_facts_come_first_and_the_cursor_pages() {
         bodies.iter().all(|b| matches!(
             b,
             FactBody::NodeLimits(_)
+                | FactBody::NodeVoucherCap { .. }
                 | FactBody::CardRegistered { .. }
                 | FactBody::CardStatusChanged { .. }
         )),
