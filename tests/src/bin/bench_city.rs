@@ -188,6 +188,7 @@ fn setup(
                 node_exposure_limit: pts(10_000_000),
                 pin_threshold: pts(10_000_000),
                 valid_until: t.plus_ms(365 * 24 * 3600 * 1000),
+                offline_voucher_cap: pts(10_000_000),
             },
             t,
         )
