@@ -11,7 +11,6 @@
 
 use mykey_sync_proto::CardKey;
 
-use super::reader::ReaderLoop;
 use super::screen::{Donation, DonationOffer, DonationRefusal, Outcome};
 use crate::card::apdu::Pin;
 use crate::card::cert::{CardCert, trust};
@@ -38,9 +37,11 @@ pub(super) fn offers(node: &Node) -> Vec<DonationOffer> {
 }
 
 /// The donation the screen asked for: the card signs exactly this donation
-/// after its PIN, then the node signs it into the outbox.
+/// after its PIN (its certificate checked against `trusted_ca`, DER), then
+/// the node signs it into the outbox.
 pub(super) fn donate(
-    r: &mut ReaderLoop,
+    node: &mut Node,
+    trusted_ca: &[Vec<u8>],
     session: &mut Session,
     cert: &CardCert,
     card: &CardKey,
@@ -49,15 +50,12 @@ pub(super) fn donate(
 ) -> Outcome {
     let now = crate::net::unix_now();
     let now_s = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
-    let Ok(trusted) = trust(cert.clone(), &r.trusted_ca, now_s) else {
+    let Ok(trusted) = trust(cert.clone(), trusted_ca, now_s) else {
         tracing::warn!("the card's certificate does not chain to a trusted CA (--trusted-ca)");
         return Outcome::Refused(mykey_sync_proto::holder::HolderRefusal::UntrustedCertificate);
     };
     let programme = donation.offer.programme.clone();
-    let binding = match r
-        .node
-        .donation_binding(card, programme.clone(), donation.points, now)
-    {
+    let binding = match node.donation_binding(card, programme.clone(), donation.points, now) {
         Ok(b) => b,
         Err(e) => return not_made(e),
     };
@@ -70,7 +68,7 @@ pub(super) fn donate(
             return Outcome::CardFailed;
         }
     };
-    let place = match r.node.limits() {
+    let place = match node.limits() {
         Ok(Some(l)) => l.facility,
         Ok(None) => return Outcome::NotDonated(DonationRefusal::NotHere),
         Err(e) => {
@@ -78,7 +76,7 @@ pub(super) fn donate(
             return Outcome::NotDonated(DonationRefusal::NotHere);
         }
     };
-    match r.node.donate(&proof, now) {
+    match node.donate(&proof, now) {
         Ok(done) => {
             tracing::info!(seq = done.seq, %programme, "donation signed at the kiosk");
             Outcome::Donated {

@@ -199,8 +199,15 @@ impl ReaderLoop {
                 }) => {
                     // A donation asked under an earlier turn is never given.
                     if generation == self.generation() {
-                        let outcome =
-                            super::donate::donate(self, &mut session, &cert, &card, pin, &donation);
+                        let outcome = super::donate::donate(
+                            &mut self.node,
+                            &self.trusted_ca,
+                            &mut session,
+                            &cert,
+                            &card,
+                            pin,
+                            &donation,
+                        );
                         self.step(Input::Answer(generation, outcome));
                     }
                 }
