@@ -657,8 +657,9 @@ mod tests {
             open: true,
         };
         let bytes = codec::encode(&body);
-        // Appended after VoucherMarks (12): older encodings are unchanged.
-        assert_eq!(bytes[0], 13);
+        // Appended after VoucherMarks (12), NodeVoucherCap (13) and
+        // VoucherIssuer (14): older encodings are unchanged.
+        assert_eq!(bytes[0], 15);
         assert_eq!(
             codec::decode_canonical::<FactBody>("fact body", &bytes, 4096).unwrap(),
             body
