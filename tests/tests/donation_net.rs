@@ -16,43 +16,23 @@
 
 mod net_common;
 
-use mykey_node::card::{Pin, ProveError, prove_donation, read_auth_cert, trust};
+use mykey_node::card::{Pin, ProveError, prove_donation};
 use mykey_node::config::DataDir;
 use mykey_node::node::OpError;
 use mykey_node::rules::Decline;
 use mykey_sync_proto::{MyKeyId, ProgramId};
-use mykey_testcard::{TestCa, TestCard, key_from_seed};
-use mykey_tests::card::InProcessCard;
+use mykey_tests::card::{InProcessCard, IssuedCard, issued_card};
 use net_common::*;
-use rsa::RsaPublicKey;
 use std::time::Duration;
-
-const YEAR_S: i64 = 365 * 86_400;
 
 #[test]
 fn a_donation_at_the_kiosk_node_reaches_the_recipients_payout_file() {
     let w = World::create(1, 0);
     let t = now();
     let now_s = (t.0 / 1000) as i64;
-    let ca = TestCa::new(
-        key_from_seed([1; 32]).unwrap(),
-        "MyKey Test JPKI User Authentication CA",
-        now_s - 86_400,
-        now_s + 10 * YEAR_S,
-    )
-    .unwrap();
-    let chip_key = key_from_seed([2; 32]).unwrap();
-    let cert_der = ca
-        .issue(
-            &[0x0D, 0x0A, 0x7E],
-            &RsaPublicKey::from(&chip_key),
-            now_s - 86_400,
-            now_s + 5 * YEAR_S,
-        )
-        .unwrap();
-    let mut card = TestCard::new(cert_der, ca.cert_der().to_vec(), chip_key, *b"4321");
-    let cert = read_auth_cert(&mut InProcessCard(&mut card)).unwrap();
-    let trusted = trust(cert, &[ca.cert_der().to_vec()], now_s).unwrap();
+    let IssuedCard {
+        mut card, trusted, ..
+    } = issued_card(&[0x0D, 0x0A, 0x7E], *b"4321", now_s);
     let card_key = trusted.cert().card_key().clone();
     {
         let mut hub = w.open_hub();

@@ -11,20 +11,17 @@ use mykey_hub::economy::exchange::{
     ExchangeOperator, ExchangeRequest, OperatorId, Rate, SignedExchange,
 };
 use mykey_hub::economy::lots::ExpiryPolicy;
-use mykey_node::card::{Pin, ProveError, prove_holder, read_auth_cert, trust};
+use mykey_node::card::{Pin, ProveError, prove_holder};
 use mykey_node::config::DataDir;
 use mykey_node::http::client::{HolderCallError, holder};
 use mykey_sync_proto::holder::{
     HolderAction, HolderBinding, HolderRefusal, HolderRequest, HolderResponse, Movement,
 };
 use mykey_sync_proto::{MyKeyId, ProgramId};
-use mykey_testcard::{TestCa, TestCard, key_from_seed};
-use mykey_tests::card::InProcessCard;
+use mykey_tests::card::{InProcessCard, IssuedCard, issued_card};
 use net_common::*;
-use rsa::RsaPublicKey;
 use std::time::Duration;
 
-const YEAR_S: i64 = 365 * 86_400;
 /// The exchange operator of the holder's history.
 const OPERATOR: &str = "far-away-air";
 
@@ -33,25 +30,9 @@ fn a_holder_reads_their_history_through_the_running_node_and_offline_is_said() {
     let w = World::create(1, 0);
     let t = now();
     let now_s = (t.0 / 1000) as i64;
-    let ca = TestCa::new(
-        key_from_seed([1; 32]).unwrap(),
-        "MyKey Test JPKI User Authentication CA",
-        now_s - 86_400,
-        now_s + 10 * YEAR_S,
-    )
-    .unwrap();
-    let chip_key = key_from_seed([2; 32]).unwrap();
-    let cert_der = ca
-        .issue(
-            &[0x0A, 0x1B, 0x2C],
-            &RsaPublicKey::from(&chip_key),
-            now_s - 86_400,
-            now_s + 5 * YEAR_S,
-        )
-        .unwrap();
-    let mut card = TestCard::new(cert_der, ca.cert_der().to_vec(), chip_key, *b"4321");
-    let cert = read_auth_cert(&mut InProcessCard(&mut card)).unwrap();
-    let trusted = trust(cert, &[ca.cert_der().to_vec()], now_s).unwrap();
+    let IssuedCard {
+        mut card, trusted, ..
+    } = issued_card(&[0x0A, 0x1B, 0x2C], *b"4321", now_s);
     let card_key = trusted.cert().card_key().clone();
     {
         let mut hub = w.open_hub();

@@ -8,45 +8,25 @@
 
 mod net_common;
 
-use mykey_node::card::{Pin, prove_order, read_auth_cert, trust};
+use mykey_node::card::{Pin, prove_order};
 use mykey_node::config::DataDir;
 use mykey_node::http::client::holder;
 use mykey_sync_proto::holder::{
     HolderAction, HolderDone, HolderOrder, HolderRequest, HolderResponse,
 };
 use mykey_sync_proto::{FacilityCardNumber, FacilityId, MyKeyId};
-use mykey_testcard::{TestCa, TestCard, key_from_seed};
-use mykey_tests::card::InProcessCard;
+use mykey_tests::card::{InProcessCard, IssuedCard, issued_card};
 use net_common::*;
-use rsa::RsaPublicKey;
 use std::time::Duration;
-
-const YEAR_S: i64 = 365 * 86_400;
 
 #[test]
 fn the_library_confirms_a_kiosk_link_and_its_running_node_finds_the_card() {
     let w = World::create(1, 0);
     let t = now();
     let now_s = (t.0 / 1000) as i64;
-    let ca = TestCa::new(
-        key_from_seed([1; 32]).unwrap(),
-        "MyKey Test JPKI User Authentication CA",
-        now_s - 86_400,
-        now_s + 10 * YEAR_S,
-    )
-    .unwrap();
-    let chip_key = key_from_seed([2; 32]).unwrap();
-    let cert_der = ca
-        .issue(
-            &[0x0A, 0x1B, 0x2D],
-            &RsaPublicKey::from(&chip_key),
-            now_s - 86_400,
-            now_s + 5 * YEAR_S,
-        )
-        .unwrap();
-    let mut card = TestCard::new(cert_der, ca.cert_der().to_vec(), chip_key, *b"4321");
-    let cert = read_auth_cert(&mut InProcessCard(&mut card)).unwrap();
-    let trusted = trust(cert, &[ca.cert_der().to_vec()], now_s).unwrap();
+    let IssuedCard {
+        mut card, trusted, ..
+    } = issued_card(&[0x0A, 0x1B, 0x2D], *b"4321", now_s);
     let card_key = trusted.cert().card_key().clone();
     let (lib_dir, lib2_dir) = {
         let mut hub = w.open_hub();
