@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+# One cold build, never rebuilt incrementally: incremental caches only cost
+# disk here (they roughly double target/debug).
+export CARGO_INCREMENTAL=0
+disk() { printf 'disk: %s free, target %s\n' "$(df -h --output=avail . | tail -n 1 | tr -d ' ')" "$(du -sh target 2>/dev/null | cut -f1)"; }
 
 step "system packages"
 need=()
@@ -52,6 +56,7 @@ echo "$MYKEY_PROMTOOL"
 step "cargo test (the process tests run the real binaries: build them first)"
 cargo build --locked -p mykey-node -p mykey-hub --bins
 cargo test --workspace --locked
+disk
 
 step "the hub suite again on PostgreSQL 15 (a throwaway cluster on 127.0.0.1)"
 MYKEY_PG_URL=$(bash scripts/pg-up.sh)
@@ -64,9 +69,15 @@ MYKEY_PG_URL="$MYKEY_PG_URL" cargo test --locked -p mykey-tests --test pg_failov
 # One synchronous standby: a commit waits for it (README, "Several hub processes and a standby").
 bash scripts/pg-standby.sh
 bash scripts/pg-down.sh
+disk
+# Nothing below runs a debug build: give its space to the release build and
+# the fuzz build, so the peak is the larger of the two, not their sum.
+rm -rf target/debug
+disk
 
 step "simulation seeds"
 cargo run --release --locked -p mykey-simulations -- all --seed 1 --seeds 40   # 200 runs: 40 seeds × 5 scenarios
+disk
 
 step "fuzz smoke (each target 20 s)"
 bash scripts/fuzz-smoke.sh
