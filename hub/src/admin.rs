@@ -148,6 +148,9 @@ pub enum ChangeMyKeyIdError {
         /// The ID it has.
         current: MyKeyId,
     },
+    /// The holder's signed order for this change was carried out already.
+    #[error("this holder order was carried out already; nothing was changed")]
+    Replayed,
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -600,17 +603,24 @@ impl Hub {
         self.change_my_key_id_from(account, None, new, now)
     }
 
-    /// [`Hub::change_my_key_id`], only while the account's ID is `from`
-    /// (checked in the same transaction): a holder's order names the ID it
-    /// was signed against, so replaying it later changes nothing.
+    /// [`Hub::change_my_key_id`] for a holder's order: only while the
+    /// account's ID is `from` (checked in the same transaction), and only
+    /// once for the order's challenge, claimed in that transaction, so a
+    /// replay changes nothing, even after the holder changed back.
     pub(crate) fn change_my_key_id_from(
         &mut self,
         account: AccountId,
-        from: Option<&MyKeyId>,
+        order: Option<(&MyKeyId, &[u8; 32])>,
         new: &MyKeyId,
         now: UnixMillis,
     ) -> Result<(), ChangeMyKeyIdError> {
+        let from = order.map(|(from, _)| from);
         let mut st = self.store.begin()?;
+        if let Some((_, challenge)) = order
+            && !st.claim_holder_order(challenge, now)?
+        {
+            return Err(ChangeMyKeyIdError::Replayed);
+        }
         let mut acct = st
             .account(account)?
             .ok_or(ChangeMyKeyIdError::UnknownAccount(account))?;

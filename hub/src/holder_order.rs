@@ -12,6 +12,10 @@
 //!   carried out only while the account still has the ID the order was
 //!   signed against (checked in the write transaction), so a replayed or
 //!   stale order changes nothing;
+//! - every order that changes something is claimed by its challenge in the
+//!   transaction that carries it out (`holder_orders_done`): a node that kept
+//!   a signed link, unlink or ID change cannot play it again later, after the
+//!   holder undid it;
 //! - the old ID stays the account's, resolvable and never anyone else's
 //!   (`Hub::change_my_key_id`'s rule);
 //! - a facility card number is linked at once only for a facility whose
@@ -193,7 +197,8 @@ impl Hub {
             Ok(r) => r,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        match self.change_my_key_id_from(record.account, Some(from), to, now) {
+        let claim = order.challenge();
+        match self.change_my_key_id_from(record.account, Some((from, &claim)), to, now) {
             Ok(()) => Ok(Ok(HolderDone::MyKeyIdChanged {
                 account: record.account,
                 from: from.clone(),
@@ -201,6 +206,7 @@ impl Hub {
             })),
             Err(ChangeMyKeyIdError::Taken(_)) => Ok(Err(HolderRefusal::MyKeyIdTaken)),
             Err(ChangeMyKeyIdError::Moved { .. }) => Ok(Err(HolderRefusal::MyKeyIdMoved)),
+            Err(ChangeMyKeyIdError::Replayed) => Ok(Err(HolderRefusal::Replayed)),
             Err(ChangeMyKeyIdError::UnknownAccount(_)) => Ok(Err(HolderRefusal::UnknownCard)),
             Err(ChangeMyKeyIdError::Store(e)) => Err(e),
         }
@@ -223,6 +229,11 @@ impl Hub {
         };
         let account = record.account;
         let mut st = self.store.begin()?;
+        // Claimed in the transaction that carries the order out: a refusal
+        // or a failure below rolls the claim back with everything else.
+        if !st.claim_holder_order(&order.challenge(), now)? {
+            return Ok(Err(HolderRefusal::Replayed));
+        }
         if st.facility(facility)?.is_none() {
             return Ok(Err(HolderRefusal::UnknownFacility));
         }
@@ -262,8 +273,9 @@ impl Hub {
                 },
                 now,
             )?;
-            ledger::commit(st)?;
         }
+        // Also when nothing changed: the claim must hold.
+        ledger::commit(st)?;
         Ok(Ok(HolderDone::FacilityCard {
             account,
             facility: facility.clone(),

@@ -77,21 +77,19 @@ pub(crate) fn request_link(
         None if pending.len() as u64 >= MAX_PENDING_LINK_REQUESTS_PER_ACCOUNT => {
             return Ok(Err(HolderRefusal::TooManyLinkRequests));
         }
-        None => {
-            let id = st.insert_link_request(&LinkRequestRow {
-                id: 0,
-                facility: facility.clone(),
-                number: number.clone(),
-                account,
-                card: card.canonical(),
-                requested_at: now,
-                state: LinkRequestState::Pending,
-                answered: None,
-            })?;
-            st.commit()?;
-            id
-        }
+        None => st.insert_link_request(&LinkRequestRow {
+            id: 0,
+            facility: facility.clone(),
+            number: number.clone(),
+            account,
+            card: card.canonical(),
+            requested_at: now,
+            state: LinkRequestState::Pending,
+            answered: None,
+        })?,
     };
+    // Also when asked again: the caller may have claimed the order in `st`.
+    st.commit()?;
     Ok(Ok(HolderDone::LinkRequested {
         request,
         account,

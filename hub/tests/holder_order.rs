@@ -27,12 +27,18 @@ fn key_of(card: &TestCard) -> CardKey {
     card.cert.card_key().clone()
 }
 
+/// A new order: its own nonce, as a node gives each (two orders signed in
+/// the same millisecond are still two).
 fn order(node: NodeId, card: &TestCard, action: HolderAction) -> HolderOrder {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut nonce = [7; 16];
+    nonce[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     HolderOrder {
         node,
         card: key_of(card),
         signed_at: now(),
-        nonce: [7; 16],
+        nonce,
         action,
     }
 }
@@ -144,7 +150,7 @@ fn a_holder_registers_then_changes_their_id_and_the_old_one_stays_theirs() {
     // ... and a replay of the order changes nothing.
     assert_eq!(
         refusal(carry(&mut f.hub, kiosk, change, proof, None)),
-        HolderRefusal::MyKeyIdMoved
+        HolderRefusal::Replayed
     );
     assert_eq!(f.hub.account(account).unwrap().my_key_id.as_str(), "Dave05");
 
@@ -482,5 +488,124 @@ fn a_holder_links_a_facility_card_where_the_facility_allows_and_unlinks_it() {
     assert_eq!(
         refusal(carry(&mut f.hub, kiosk, o, p, None)),
         HolderRefusal::NotLinked
+    );
+}
+
+/// The node that carried a holder's signed order keeps a copy: played again
+/// after the holder undid it, it must change nothing (the order is claimed
+/// by its challenge when carried out).
+#[test]
+fn a_kept_order_played_again_changes_nothing() {
+    use mykey_sync_proto::{FacilityCardNumber, FacilityId};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let carol = pki.card("0C0FFEE001");
+    let mut f = Fixture::new();
+    let carol_account = f
+        .hub
+        .register_account_with_certificate(&id("Carol03"), muni(), &pki.trusted(&carol), T0)
+        .unwrap();
+    let kiosk = f.shop.id;
+    let lib = FacilityId::parse("lib-1").unwrap();
+    let number = FacilityCardNumber::parse("L-042").unwrap();
+    f.hub.set_kiosk_links(vec![lib.clone()]);
+    let signed_order = |action: HolderAction| {
+        let o = order(kiosk, &carol, action);
+        let p = signed(&carol, &o);
+        (o, p)
+    };
+    let linked = |hub: &mut Hub| hub.facility_numbers(&lib, carol_account).unwrap();
+
+    // Carol links her library card, then unlinks it (she lost it).
+    let (link_o, link_p) = signed_order(HolderAction::LinkFacilityCard {
+        facility: lib.clone(),
+        number: number.clone(),
+    });
+    assert!(matches!(
+        done(carry(
+            &mut f.hub,
+            kiosk,
+            link_o.clone(),
+            link_p.clone(),
+            None
+        )),
+        HolderDone::FacilityCard { linked: true, .. }
+    ));
+    // Sent twice (an answer lost on the way): the second changes nothing.
+    assert_eq!(
+        refusal(carry(
+            &mut f.hub,
+            kiosk,
+            link_o.clone(),
+            link_p.clone(),
+            None
+        )),
+        HolderRefusal::Replayed
+    );
+    let (unlink_o, unlink_p) = signed_order(HolderAction::UnlinkFacilityCard {
+        facility: lib.clone(),
+        number: number.clone(),
+    });
+    assert!(matches!(
+        done(carry(
+            &mut f.hub,
+            kiosk,
+            unlink_o.clone(),
+            unlink_p.clone(),
+            None
+        )),
+        HolderDone::FacilityCard { linked: false, .. }
+    ));
+    // The node plays her old link order again: the lost card stays unlinked.
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, link_o, link_p, None)),
+        HolderRefusal::Replayed
+    );
+    assert!(linked(&mut f.hub).is_empty());
+    // She links it again (found it); her old unlink order cannot undo that.
+    let (o, p) = signed_order(HolderAction::LinkFacilityCard {
+        facility: lib.clone(),
+        number: number.clone(),
+    });
+    assert!(matches!(
+        done(carry(&mut f.hub, kiosk, o, p, None)),
+        HolderDone::FacilityCard { linked: true, .. }
+    ));
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, unlink_o, unlink_p, None)),
+        HolderRefusal::Replayed
+    );
+    assert_eq!(linked(&mut f.hub), vec![number.clone()]);
+
+    // An ID change, changed back, then the first order played again.
+    let there = |from: &str, to: &str| {
+        signed_order(HolderAction::ChangeMyKeyId {
+            from: id(from),
+            to: id(to),
+        })
+    };
+    let (away_o, away_p) = there("Carol03", "Carol04");
+    assert!(matches!(
+        done(carry(
+            &mut f.hub,
+            kiosk,
+            away_o.clone(),
+            away_p.clone(),
+            None
+        )),
+        HolderDone::MyKeyIdChanged { .. }
+    ));
+    let (back_o, back_p) = there("Carol04", "Carol03");
+    assert!(matches!(
+        done(carry(&mut f.hub, kiosk, back_o, back_p, None)),
+        HolderDone::MyKeyIdChanged { .. }
+    ));
+    assert_eq!(
+        refusal(carry(&mut f.hub, kiosk, away_o, away_p, None)),
+        HolderRefusal::Replayed
+    );
+    assert_eq!(
+        f.hub.account(carol_account).unwrap().my_key_id.as_str(),
+        "Carol03"
     );
 }

@@ -32,6 +32,16 @@ fn num(s: &str) -> FacilityCardNumber {
     FacilityCardNumber::parse(s).unwrap()
 }
 
+/// Each order its own nonce, as a node gives it: two orders signed in the
+/// same millisecond are still two (the hub carries an order out once).
+fn next_nonce() -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut nonce = [9; 16];
+    nonce[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    nonce
+}
+
 /// The holder's kiosk order to link `number` at `facility`, carried by
 /// `kiosk` at `at`.
 fn ask_link(
@@ -53,7 +63,7 @@ fn ask_link(
         node: kiosk,
         card: card.cert.card_key().clone(),
         signed_at: at,
-        nonce: [9; 16],
+        nonce: next_nonce(),
         action,
     };
     let proof = card.sign_message(&order.signed_message());
@@ -212,7 +222,7 @@ fn confirm_keeps_a_request_that_only_the_facilitys_node_confirms_once() {
     let id = requested(ask_link(
         &mut f.hub, kiosk, &w.carol, &w.lib, "L-042", true, t,
     ));
-    // Asked again (or the order replayed): the same request, nothing more.
+    // Asked again (a new order): the same request, nothing more.
     assert_eq!(
         requested(ask_link(
             &mut f.hub, kiosk, &w.carol, &w.lib, "L-042", true, t

@@ -260,6 +260,10 @@ pub enum HolderRefusal {
         "this card has too many link requests waiting for facilities: ask at the facility's counter"
     )]
     TooManyLinkRequests,
+    /// This very order (the same card signature's challenge) was carried out
+    /// already: a node that kept a copy cannot play it again.
+    #[error("this order was carried out already; the second time changed nothing")]
+    Replayed,
 }
 
 /// What the hub hands out for one holder action.

@@ -408,6 +408,15 @@ pub trait RegistryTx {
         facility: &FacilityId,
         number: &FacilityCardNumber,
     ) -> Result<(), StoreError>;
+    /// Records, in the transaction that carries it out, that the holder
+    /// order whose challenge (`HolderOrder::challenge`) is this was carried
+    /// out. `false` when it was already: a replay, and the caller changes
+    /// nothing.
+    fn claim_holder_order(
+        &mut self,
+        challenge: &[u8; 32],
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What ingest records: processed transactions and incidents (part of

@@ -535,6 +535,13 @@ CREATE TABLE voucher_issuers (
     withdrawn_at BIGINT
 );
 "#,
+    // 10: the holder orders carried out (SQLite's 30).
+    r#"
+CREATE TABLE holder_orders_done (
+    challenge BYTEA PRIMARY KEY CHECK (length(challenge) = 32),
+    done_at BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

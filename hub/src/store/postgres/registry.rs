@@ -536,4 +536,19 @@ impl RegistryTx for PgTx<'_> {
             .execute([facility.as_str(), number.as_str()])?;
         Ok(())
     }
+
+    fn claim_holder_order(
+        &mut self,
+        challenge: &[u8; 32],
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let added = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO holder_orders_done (challenge, done_at) VALUES ($1, $2)
+                 ON CONFLICT (challenge) DO NOTHING",
+            )?
+            .execute(params![&challenge[..], i64_of(now.0)])?;
+        Ok(added == 1)
+    }
 }

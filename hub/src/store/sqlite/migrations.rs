@@ -353,6 +353,14 @@ CREATE TABLE voucher_issuers (
     withdrawn_at INTEGER
 );
 "#,
+    r#"
+-- The holder orders carried out (hub/src/holder_order.rs), by the challenge
+-- the card signed: a node that kept a signed order cannot play it again.
+CREATE TABLE holder_orders_done (
+    challenge BLOB PRIMARY KEY CHECK (length(challenge) = 32),
+    done_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
