@@ -25,6 +25,7 @@
 //! cargo build --release -p mykey-hub --bin mykey-hub -p mykey-tests --bin bench_city
 //! target/release/bench_city
 //! BENCH_NODES=50 BENCH_FLOOR_TXS=2000 target/release/bench_city   # quicker
+//! BENCH_MAX_PENDING=1024 target/release/bench_city   # the hub's max_pending_connections
 //! ```
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -68,6 +69,26 @@ fn cpu_secs(pid: u32) -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
     (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// Sets `max_pending_connections` in the hub's `hub.toml` (the rest stays
+/// as it is, or the defaults when there is none yet).
+fn set_max_pending(hub_dir: &std::path::Path, n: u32) {
+    let path = hub_dir.join("hub.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("max_pending_connections"))
+        .map(str::to_owned)
+        .collect();
+    // Top-level keys come before any [table].
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    lines.insert(at, format!("max_pending_connections = {n}"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    println!("hub.toml: max_pending_connections = {n}");
 }
 
 fn clock_ticks() -> f64 {
@@ -330,6 +351,9 @@ fn main() {
         n_nodes * per_node + 2 * floor_txs,
         t.elapsed().as_secs_f64()
     );
+    if let Ok(n) = std::env::var("BENCH_MAX_PENDING") {
+        set_max_pending(&hub_dir, n.parse().expect("BENCH_MAX_PENDING is a number"));
+    }
     let (hub, addr) = start_hub(&hub_dir, 0);
     let hub_pid = hub.pid();
     let me = std::process::id();
