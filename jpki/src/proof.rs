@@ -48,6 +48,18 @@ pub fn verify_donation_proof(
         .map_err(ProofError::BadSignature)
 }
 
+/// Verifies `signature` as the card's proof over a kiosk voucher issue's
+/// `binding` (issue 17 part 1(a): points turned into vouchers at a kiosk).
+pub fn verify_voucher_issue_proof(
+    public_key_der: &[u8],
+    binding: &mykey_sync_proto::VoucherIssueBinding,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
+    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
+        .map_err(ProofError::BadSignature)
+}
+
 /// Verifies `signature` as the card's proof over a holder action's
 /// `binding` (issue 19: a holder reading their own history), with the same
 /// key and the same check as a redeem's proof.

@@ -535,6 +535,25 @@ CREATE TABLE voucher_issuers (
     withdrawn_at BIGINT
 );
 "#,
+    // 10: vouchers a holder turned their points into at a kiosk (SQLite's
+    // 30); a kiosk voucher's redemption names its kiosk batch, so the
+    // redemptions keep no foreign key to voucher_batches.
+    r#"
+CREATE TABLE kiosk_voucher_batches (
+    batch BIGINT PRIMARY KEY,
+    issuer BIGINT NOT NULL REFERENCES voucher_issuers(issuer),
+    node BYTEA NOT NULL,
+    tx BYTEA NOT NULL UNIQUE,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    municipality BIGINT NOT NULL,
+    points BIGINT NOT NULL CHECK (points > 0),
+    denominations TEXT NOT NULL,
+    expires_days BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    expired_at BIGINT
+);
+ALTER TABLE voucher_redemptions DROP CONSTRAINT voucher_redemptions_batch_fkey;
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating
