@@ -735,6 +735,16 @@ impl Node {
         Ok((done, verified))
     }
 
+    /// The issuer number the hub vouched for this node with, unless
+    /// withdrawn (`None` also before the node has its limits).
+    pub fn own_voucher_issuer(&self) -> Result<Option<u16>, StoreError> {
+        let r = self.store.read();
+        match r.limits()? {
+            Some(l) => r.own_voucher_issuer(l.municipality, &self.id()),
+            None => Ok(None),
+        }
+    }
+
     /// What this node holds of kiosk issuer `issuer` of its municipality
     /// (the hub's `VoucherIssuer` statement); `None` if it holds none, or
     /// is not enrolled yet.
