@@ -127,16 +127,13 @@ impl RedeemBinding {
     /// The 32-byte challenge: SHA-256 over the domain and the canonical
     /// encoding of the binding.
     pub fn challenge(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(CARD_CHALLENGE_DOMAIN);
-        h.update(codec::encode(self));
-        h.finalize().into()
+        bound_challenge(CARD_CHALLENGE_DOMAIN, self)
     }
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge. The
     /// card's signature is PKCS#1 v1.5 over SHA-256 of these bytes.
     pub fn signed_message(&self) -> Vec<u8> {
-        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+        signed_message(&self.challenge())
     }
 }
 
@@ -187,15 +184,12 @@ impl DonationBinding {
     /// The 32-byte challenge: SHA-256 over the domain and the canonical
     /// encoding of the binding.
     pub fn challenge(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(DONATION_CHALLENGE_DOMAIN);
-        h.update(codec::encode(self));
-        h.finalize().into()
+        bound_challenge(DONATION_CHALLENGE_DOMAIN, self)
     }
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
     pub fn signed_message(&self) -> Vec<u8> {
-        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+        signed_message(&self.challenge())
     }
 }
 
@@ -255,16 +249,27 @@ impl VoucherIssueBinding {
     /// The 32-byte challenge: SHA-256 over the domain and the canonical
     /// encoding of the binding.
     pub fn challenge(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(VOUCHER_ISSUE_CHALLENGE_DOMAIN);
-        h.update(codec::encode(self));
-        h.finalize().into()
+        bound_challenge(VOUCHER_ISSUE_CHALLENGE_DOMAIN, self)
     }
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
     pub fn signed_message(&self) -> Vec<u8> {
-        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+        signed_message(&self.challenge())
     }
+}
+
+/// A binding's 32-byte challenge: SHA-256 over its domain and its
+/// canonical encoding.
+fn bound_challenge(domain: &[u8], binding: &impl Serialize) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain);
+    h.update(codec::encode(binding));
+    h.finalize().into()
+}
+
+/// What the card signs for `challenge`: [`CARD_PROOF_CONTEXT`] then it.
+fn signed_message(challenge: &[u8; 32]) -> Vec<u8> {
+    [CARD_PROOF_CONTEXT, &challenge[..]].concat()
 }
 
 #[cfg(test)]

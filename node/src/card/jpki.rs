@@ -408,16 +408,7 @@ pub fn prove_redeem(
     pin: Pin,
     binding: RedeemBinding,
 ) -> Result<VerifiedCardProof, ProveError> {
-    if &binding.card != cert.cert().card_key() {
-        return Err(ProveError::OtherCard);
-    }
-    let proof = prove(
-        chan,
-        cert.cert(),
-        pin,
-        Challenge::from_bytes(binding.challenge()),
-    )?;
-    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
     Ok(VerifiedCardProof { binding, signature })
 }
 
@@ -450,16 +441,7 @@ pub fn prove_donation(
     pin: Pin,
     binding: DonationBinding,
 ) -> Result<VerifiedDonationProof, ProveError> {
-    if &binding.card != cert.cert().card_key() {
-        return Err(ProveError::OtherCard);
-    }
-    let proof = prove(
-        chan,
-        cert.cert(),
-        pin,
-        Challenge::from_bytes(binding.challenge()),
-    )?;
-    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
     Ok(VerifiedDonationProof { binding, signature })
 }
 
@@ -493,17 +475,26 @@ pub fn prove_voucher_issue(
     pin: Pin,
     binding: VoucherIssueBinding,
 ) -> Result<VerifiedVoucherIssueProof, ProveError> {
-    if &binding.card != cert.cert().card_key() {
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
+    Ok(VerifiedVoucherIssueProof { binding, signature })
+}
+
+/// [`prove`] over a transaction binding's `challenge`, with a certificate
+/// that chained to a trusted CA, by the card the binding names (`card`;
+/// another is a programmer error, refused as [`ProveError::OtherCard`]):
+/// the card's signature as the transaction carries it.
+fn prove_bound(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    card: &CardKey,
+    challenge: [u8; 32],
+) -> Result<CardSignature, ProveError> {
+    if card != cert.cert().card_key() {
         return Err(ProveError::OtherCard);
     }
-    let proof = prove(
-        chan,
-        cert.cert(),
-        pin,
-        Challenge::from_bytes(binding.challenge()),
-    )?;
-    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
-    Ok(VerifiedVoucherIssueProof { binding, signature })
+    let proof = prove(chan, cert.cert(), pin, Challenge::from_bytes(challenge))?;
+    CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)
 }
 
 /// The card proof for a card holder's own request (issue 19): [`prove`]

@@ -26,6 +26,7 @@ pub mod donate;
 pub mod offline;
 pub mod orders;
 pub mod page;
+mod proof;
 pub mod reader;
 pub mod screen;
 pub mod vouchers;

@@ -16,8 +16,8 @@ use mykey_sync_proto::CardKey;
 
 use super::screen::{Outcome, VoucherOrder, VoucherReceipt, VoucherRefusal};
 use crate::card::apdu::Pin;
-use crate::card::cert::{CardCert, trust};
-use crate::card::jpki::{ProveError, prove_voucher_issue};
+use crate::card::cert::CardCert;
+use crate::card::jpki::prove_voucher_issue;
 use crate::card::reader::Session;
 use crate::node::{Node, OpError};
 
@@ -60,10 +60,9 @@ pub(super) fn issue(
     order: &VoucherOrder,
 ) -> Outcome {
     let now = crate::net::unix_now();
-    let now_s = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
-    let Ok(trusted) = trust(cert.clone(), trusted_ca, now_s) else {
-        tracing::warn!("the card's certificate does not chain to a trusted CA (--trusted-ca)");
-        return Outcome::Refused(mykey_sync_proto::holder::HolderRefusal::UntrustedCertificate);
+    let trusted = match super::proof::trusted_now(cert, trusted_ca) {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     let expires = last_day(now, setup.valid_days);
     let binding = match node.voucher_issue_binding(card, order.denominations.clone(), expires, now)
@@ -73,12 +72,7 @@ pub(super) fn issue(
     };
     let proof = match prove_voucher_issue(session, &trusted, pin, binding) {
         Ok(p) => p,
-        Err(ProveError::WrongPin { tries_left }) => return Outcome::WrongPin(tries_left),
-        Err(ProveError::Locked) => return Outcome::Locked,
-        Err(e) => {
-            tracing::warn!("card proof: {e}");
-            return Outcome::CardFailed;
-        }
+        Err(e) => return super::proof::failed(e),
     };
     let place = match node.limits() {
         Ok(Some(l)) => l.facility,
