@@ -634,4 +634,49 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A kiosk batch backs only the vouchers it recorded: the index within
+    /// it, with that voucher's points, last day and municipality.
+    #[test]
+    fn a_kiosk_batch_backs_only_what_it_recorded() {
+        let row = KioskBatchRow {
+            batch: Issuer::node_batch(3, 1).unwrap(),
+            issuer: 3,
+            node: node(0).id,
+            tx: TxId::GENESIS,
+            account: mykey_sync_proto::AccountId::new(1).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            points: Points::new(800).unwrap(),
+            denominations: vec![500, 300],
+            expires_days: 100,
+            issued_at: UnixMillis(0),
+            expired_at: None,
+        };
+        let body = |index: u16, points: u32, days: u16, m: &str| VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse(m).unwrap(),
+            serial: Serial {
+                batch: row.batch,
+                index,
+            },
+            points,
+            expires: ExpiryDate::from_days(days),
+        };
+        assert_eq!(backs(&row, &body(1, 500, 100, "131059")), Ok(()));
+        assert_eq!(backs(&row, &body(2, 300, 100, "131059")), Ok(()));
+        for (what, b, says) in [
+            ("index 0", body(0, 500, 100, "131059"), "not an index 0"),
+            ("beyond", body(3, 300, 100, "131059"), "holds 2 vouchers"),
+            (
+                "more points",
+                body(2, 500, 100, "131059"),
+                "voucher 2 as 300",
+            ),
+            ("later day", body(1, 500, 101, "131059"), "through day 100"),
+            ("another town", body(1, 500, 100, "011002"), "of 131059"),
+        ] {
+            let got = backs(&row, &b).unwrap_err();
+            assert!(got.contains(says), "{what}: {got}");
+        }
+    }
 }
