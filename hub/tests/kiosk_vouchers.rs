@@ -18,6 +18,9 @@ use common::pki::{Pki, TestCard};
 use common::*;
 use mykey_hub::voucher::{self, issuers};
 use mykey_hub::{FacilityKind, LedgerAccount};
+use mykey_sync_proto::holder::{
+    HolderAction, HolderBinding, HolderHistory, HolderRequest, HolderResponse, Movement,
+};
 use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::wire::Outcome;
 use mykey_sync_proto::{
@@ -352,4 +355,47 @@ fn a_kiosk_issue_is_decided_from_what_the_hub_verifies_and_its_vouchers_are_paid
     assert_eq!(payable(&mut s.f), 800);
     assert_eq!(wallet(&mut s.f, s.carol), 4200);
     s.f.hub.check_conservation().unwrap();
+
+    // Carol's own history shows the issue and the return, nothing bought.
+    let history = history_of(&mut s.f, &s.carol_card, after_expiry.plus_ms(3 * DAY));
+    let vouchers: Vec<(u64, bool)> = history
+        .entries
+        .iter()
+        .filter_map(|e| match e.movement {
+            Movement::Vouchers { returned } => Some((e.points.get(), returned)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vouchers, vec![(500, true), (1000, false)], "{history:?}");
+}
+
+/// The holder's own history, read with the card's PIN signature.
+fn history_of(f: &mut Fixture, card: &TestCard, now: UnixMillis) -> HolderHistory {
+    let node = Chain::new(61).id;
+    let key = card.cert.card_key().clone();
+    let HolderResponse::Challenge(c) =
+        f.hub
+            .holder(&node, HolderRequest::Challenge { card: key }, now)
+    else {
+        panic!("no challenge")
+    };
+    let proof = card.sign_message(
+        &HolderBinding {
+            challenge: c.clone(),
+            action: HolderAction::ReadHistory,
+        }
+        .signed_message(),
+    );
+    match f.hub.holder(
+        &node,
+        HolderRequest::History {
+            challenge: c,
+            proof,
+            max_entries: 100,
+        },
+        now,
+    ) {
+        HolderResponse::History(h) => h,
+        other => panic!("expected a history, got {other:?}"),
+    }
 }

@@ -472,6 +472,7 @@ fn movement_json(m: &Movement) -> (&'static str, Value) {
                 "operator": operator.as_ref().map(|o| o.to_string()),
             }),
         ),
+        Movement::Vouchers { returned } => ("vouchers", json!({ "returned": returned })),
     }
 }
 
