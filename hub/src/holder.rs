@@ -248,6 +248,8 @@ fn entry(
         (TransferKind::Grant, LedgerAccount::ProgramBudget(p, _), _) => Movement::Grant {
             programme: p.clone(),
         },
+        (TransferKind::KioskVoucherIssue, ..) => Movement::Vouchers { returned: false },
+        (TransferKind::KioskVoucherReturn, ..) => Movement::Vouchers { returned: true },
         (TransferKind::Donation, _, LedgerAccount::Donated(_, p, _)) => Movement::Donation {
             programme: p.clone(),
             operator: None,

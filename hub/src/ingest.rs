@@ -490,7 +490,14 @@ fn load_context(
         ctx.bounds = load_bounds(st, v, r, signer, issued_before, now)?;
     }
     ctx.voucher = crate::voucher::redeem::load(st, v, hub, now)?;
+    // A kiosk voucher of an expired batch is paid from its holder's wallet:
+    // that wallet is the one the decision touches.
+    if let Some(k) = ctx.voucher.as_ref().and_then(|c| c.kiosk.as_ref()) {
+        ctx.wallet = k.wallet.balance;
+        ctx.debt = k.wallet.debt;
+    }
     ctx.donation = crate::donation::load(st, v, ctx.card.as_ref())?;
+    ctx.voucher_issue = crate::voucher::kiosk::load(st, v, ctx.card.as_ref(), now)?;
     let transfer = match &v.payload().body {
         TxBody::RightTransfer(_) => Some(v.clone()),
         // A carried transfer that does not verify leaves no context: the
@@ -658,6 +665,12 @@ fn apply(
         if !r.incident {
             crate::voucher::marks::emit_redeemed(st, key, r.batch, r.index, now)?;
         }
+    }
+    if let Some(b) = &effects.kiosk_batch {
+        st.insert_kiosk_batch(&crate::store::voucher::KioskBatchRow {
+            issued_at: now,
+            ..b.clone()
+        })?;
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

@@ -429,11 +429,18 @@ pub enum TransferKind {
     /// donated (an operator's exchange straight into a programme is an
     /// `Exchange` from the operator's receivable to donated).
     Donation,
+    /// A holder turned points into vouchers at a kiosk (issue 17 part
+    /// 1(a)): wallet to the voucher float (spent, as the conservation audit
+    /// counts it).
+    KioskVoucherIssue,
+    /// A kiosk batch's unredeemed vouchers at expiry: voucher float back to
+    /// the holder's wallet (credited again).
+    KioskVoucherReturn,
 }
 
 impl TransferKind {
     /// Every kind.
-    pub const ALL: [TransferKind; 20] = [
+    pub const ALL: [TransferKind; 22] = [
         TransferKind::Funding,
         TransferKind::Grant,
         TransferKind::Redeem,
@@ -454,6 +461,8 @@ impl TransferKind {
         TransferKind::VoucherCancel,
         TransferKind::VoucherExpire,
         TransferKind::Donation,
+        TransferKind::KioskVoucherIssue,
+        TransferKind::KioskVoucherReturn,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -478,6 +487,8 @@ impl TransferKind {
             TransferKind::VoucherCancel => "voucher-cancel",
             TransferKind::VoucherExpire => "voucher-expire",
             TransferKind::Donation => "donation",
+            TransferKind::KioskVoucherIssue => "kiosk-voucher-issue",
+            TransferKind::KioskVoucherReturn => "kiosk-voucher-return",
         }
     }
     /// Parses [`TransferKind::name`].

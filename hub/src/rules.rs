@@ -8,6 +8,7 @@
 
 pub mod donation;
 pub mod voucher;
+pub mod voucher_issue;
 
 use crate::bounds::{BeyondBound, SpendBounds, judge_redeem};
 use crate::model::{
@@ -151,6 +152,8 @@ pub struct Context {
     pub voucher: Option<voucher::VoucherContext>,
     /// A donation's programme and checked card proof.
     pub donation: Option<donation::DonationContext>,
+    /// A kiosk voucher issue's issuer, checked card proof and batch.
+    pub voucher_issue: Option<voucher_issue::IssueContext>,
 }
 
 /// What the hub knows about a right transfer ([`TxBody::RightTransfer`] in
@@ -227,6 +230,11 @@ pub fn needs(body: &TxBody) -> Needs {
             n.card = Some(d.card.clone());
             n.wallet = Some((d.account, d.municipality));
         }
+        // The driver loads the issuer, the batch and the proof (`voucher::kiosk::load`).
+        TxBody::IssueVouchers(k) => {
+            n.card = Some(k.card.clone());
+            n.wallet = Some((k.account, k.municipality));
+        }
     }
     n
 }
@@ -262,6 +270,8 @@ pub struct Effects {
     pub at_risk: Points,
     /// A voucher redemption to record (paid or not).
     pub voucher: Option<crate::store::voucher::VoucherRedemptionRow>,
+    /// A kiosk voucher batch to record.
+    pub kiosk_batch: Option<crate::store::voucher::KioskBatchRow>,
 }
 
 /// Decides a verified transaction from an enrolled, unrevoked signer that is
@@ -293,6 +303,12 @@ pub fn decide(node: &NodeRecord, tx: &VerifiedTx, ctx: &Context) -> Result<Effec
             Some(c) => donation::decide(node, d, ctx.card.as_ref(), ctx.wallet, c, origin),
             None => Err(RejectReason::NotAllowed(
                 "the donation's context was not loaded".to_owned(),
+            )),
+        },
+        TxBody::IssueVouchers(k) => match &ctx.voucher_issue {
+            Some(c) => voucher_issue::decide(node, k, ctx.card.as_ref(), ctx.wallet, c, origin),
+            None => Err(RejectReason::NotAllowed(
+                "the kiosk voucher issue's context was not loaded".to_owned(),
             )),
         },
     }
@@ -517,19 +533,37 @@ pub fn redeem_transfers(
     tx: TxId,
     node_time: UnixMillis,
 ) -> Vec<TransferDraft> {
-    let from_wallet = r.points.get().min(wallet.get());
-    let on_debt = r.points.get() - from_wallet;
-    let payable = LedgerAccount::MerchantPayable(r.merchant.clone(), r.municipality);
+    wallet_pays(
+        (r.account, r.municipality),
+        r.points,
+        wallet,
+        &r.merchant,
+        (tx, node_time),
+    )
+}
+
+/// `points` paid to `merchant` from a holder's wallet holding `wallet`:
+/// the wallet first, the rest on the holder's debt.
+pub fn wallet_pays(
+    (account, m): (AccountId, MunicipalityCode),
+    points: Points,
+    wallet: Points,
+    merchant: &FacilityId,
+    (tx, node_time): (TxId, UnixMillis),
+) -> Vec<TransferDraft> {
+    let from_wallet = points.get().min(wallet.get());
+    let on_debt = points.get() - from_wallet;
+    let payable = LedgerAccount::MerchantPayable(merchant.clone(), m);
     let mut out = vec![];
     for (amount, debit, kind) in [
         (
             from_wallet,
-            LedgerAccount::Wallet(r.account, r.municipality),
+            LedgerAccount::Wallet(account, m),
             TransferKind::Redeem,
         ),
         (
             on_debt,
-            LedgerAccount::Debt(r.account, r.municipality),
+            LedgerAccount::Debt(account, m),
             TransferKind::RedeemOnDebt,
         ),
     ] {

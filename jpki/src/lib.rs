@@ -19,5 +19,5 @@ pub use cert::{
 pub use digest::{DigestInfo, SHA256_DIGEST_INFO_PREFIX};
 pub use proof::{
     ProofError, verify_donation_proof, verify_holder_order, verify_holder_proof,
-    verify_redeem_proof,
+    verify_redeem_proof, verify_voucher_issue_proof,
 };

@@ -31,9 +31,7 @@ pub fn verify_redeem_proof(
     binding: &RedeemBinding,
     signature: &CardSignature,
 ) -> Result<(), ProofError> {
-    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
-    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
-        .map_err(ProofError::BadSignature)
+    verify_message(public_key_der, &binding.signed_message(), signature)
 }
 
 /// Verifies `signature` as the card's proof over a donation's `binding`
@@ -43,9 +41,17 @@ pub fn verify_donation_proof(
     binding: &mykey_sync_proto::DonationBinding,
     signature: &CardSignature,
 ) -> Result<(), ProofError> {
-    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
-    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
-        .map_err(ProofError::BadSignature)
+    verify_message(public_key_der, &binding.signed_message(), signature)
+}
+
+/// Verifies `signature` as the card's proof over a kiosk voucher issue's
+/// `binding` (issue 17 part 1(a): points turned into vouchers at a kiosk).
+pub fn verify_voucher_issue_proof(
+    public_key_der: &[u8],
+    binding: &mykey_sync_proto::VoucherIssueBinding,
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
+    verify_message(public_key_der, &binding.signed_message(), signature)
 }
 
 /// Verifies `signature` as the card's proof over a holder action's
@@ -56,9 +62,7 @@ pub fn verify_holder_proof(
     binding: &HolderBinding,
     signature: &CardSignature,
 ) -> Result<(), ProofError> {
-    let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
-    crate::cert::verify_sha256(&key, &binding.signed_message(), signature.as_bytes())
-        .map_err(ProofError::BadSignature)
+    verify_message(public_key_der, &binding.signed_message(), signature)
 }
 
 /// Verifies `signature` as the card's proof over a holder's `order`
@@ -69,7 +73,17 @@ pub fn verify_holder_order(
     order: &HolderOrder,
     signature: &CardSignature,
 ) -> Result<(), ProofError> {
+    verify_message(public_key_der, &order.signed_message(), signature)
+}
+
+/// The one check behind every proof: `signature` is the card key's PKCS#1
+/// v1.5 signature over SHA-256 of `message` (what the card was asked to sign).
+fn verify_message(
+    public_key_der: &[u8],
+    message: &[u8],
+    signature: &CardSignature,
+) -> Result<(), ProofError> {
     let key = RsaPublicKey::from_public_key_der(public_key_der).map_err(|_| ProofError::BadKey)?;
-    crate::cert::verify_sha256(&key, &order.signed_message(), signature.as_bytes())
+    crate::cert::verify_sha256(&key, message, signature.as_bytes())
         .map_err(ProofError::BadSignature)
 }

@@ -3,7 +3,7 @@
 //! (outbox batches, receipts, facts).
 
 use crate::card::VerifiedCardProof;
-use crate::card::jpki::VerifiedDonationProof;
+use crate::card::jpki::{VerifiedDonationProof, VerifiedVoucherIssueProof};
 use crate::key::NodeKey;
 use crate::lan_rules;
 use crate::rules::{self, Decline, SpendView};
@@ -13,9 +13,9 @@ use crate::store::{
 use mykey_sync_proto::wire::{Facts, Outcome, Receipts};
 use mykey_sync_proto::{
     AccountId, CardKey, CardStatus, Donate, DonationBinding, FacilityCardLink, FacilityCardNumber,
-    FactBody, Grant, MunicipalityCode, MyKeyId, NodeId, NodeLimits, OpKind, Points, ProgramId,
-    Redeem, RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody, TxId, TxPayload,
-    UnixMillis, VerifiedTx, codec,
+    FactBody, Grant, KioskIssue, KioskIssueError, MunicipalityCode, MyKeyId, NodeId, NodeLimits,
+    OpKind, Points, ProgramId, Redeem, RedeemBinding, RightAccept, RightTransfer, SignedTx, TxBody,
+    TxId, TxPayload, UnixMillis, VerifiedTx, VoucherIssueBinding, codec,
 };
 use std::path::Path;
 use tracing::{debug, info, warn};
@@ -113,6 +113,36 @@ pub enum OpError {
         "a donation of {points} is more than the {available} available to give here: choose a smaller amount"
     )]
     DonationBeyondBalance {
+        /// Asked.
+        points: Points,
+        /// Available.
+        available: Points,
+    },
+    /// This node is no voucher issuer the hub vouched for (or it was withdrawn).
+    #[error(
+        "this node is not a voucher issuer of its municipality (or the hub withdrew it): the hub's operator runs `mykey-hub voucher issuer add --node <this node's id>`, then let the node sync once"
+    )]
+    NotVoucherIssuer,
+    /// The node has used every kiosk batch number (65,535).
+    #[error(
+        "this node has issued all {} kiosk voucher batches it can number: ask the hub's operator to vouch for another node",
+        u16::MAX
+    )]
+    KioskBatchesExhausted,
+    /// The vouchers asked for do not hold together.
+    #[error("{0}: choose the amount and the vouchers again")]
+    BadVoucherIssue(#[from] KioskIssueError),
+    /// The last valid day is past, or further than the hub takes.
+    #[error(
+        "the vouchers' last valid day must be from today to {} days on: choose another",
+        mykey_sync_proto::MAX_KIOSK_VOUCHER_DAYS
+    )]
+    BadVoucherExpiry,
+    /// Vouchers beyond what the holder has here.
+    #[error(
+        "vouchers of {points} are more than the {available} available here: choose a smaller amount"
+    )]
+    VouchersBeyondBalance {
         /// Asked.
         points: Points,
         /// Available.
@@ -555,6 +585,108 @@ impl Node {
         })
     }
 
+    /// The kiosk voucher issue this node would sign next for `card` at
+    /// `now` (issue 17 part 1(a)): the vouchers' points and last valid day
+    /// as chosen, the next kiosk batch and seq, as the card's PIN proof must
+    /// bind them. The kiosk asks the card to sign this before calling
+    /// [`Node::issue_vouchers`] with the proof.
+    pub fn voucher_issue_binding(
+        &self,
+        card: &CardKey,
+        denominations: Vec<u32>,
+        expires: mykey_voucher::ExpiryDate,
+        now: UnixMillis,
+    ) -> Result<VoucherIssueBinding, OpError> {
+        let r = self.store.read();
+        let (limits, row) = prepare(&r, self.id(), card, OpKind::Redeem, now)?;
+        let k = KioskIssue {
+            card: card.clone(),
+            account: row.account,
+            municipality: limits.municipality,
+            // Saturated: `check` refuses anything that large.
+            points: Points::new(
+                denominations
+                    .iter()
+                    .map(|d| u64::from(*d))
+                    .sum::<u64>()
+                    .min(Points::MAX),
+            )
+            .map_err(|_| OpError::ProofNotForThis)?,
+            denominations,
+            batch: next_kiosk_batch(&r)?,
+            expires_days: expires.days(),
+            card_proof: mykey_sync_proto::CardSignature::new(vec![0])
+                .map_err(|_| OpError::ProofNotForThis)?,
+        };
+        k.check()?;
+        let seq = r.last_tx()?.0 + 1;
+        Ok(VoucherIssueBinding::new(self.id(), seq, now, &k))
+    }
+
+    /// Turns a holder's points into vouchers (issue 17 part 1(a)), with the
+    /// card's PIN proof bound to exactly this issue
+    /// ([`Node::voucher_issue_binding`]). The node checks what it can (the
+    /// card, its town, that the hub vouched for it as voucher issuer, the
+    /// vouchers' split and last day, the amount against the hub-confirmed
+    /// balance less what is pending here) and, in one write transaction,
+    /// signs the issue into the outbox, where it counts against the wallet
+    /// until the hub answers, and takes the kiosk batch number. The
+    /// vouchers, signed with the node's key under its issuer number, are
+    /// returned only once that is durable; they are made again, byte for
+    /// byte, from the issue ([`kiosk_vouchers`]). The hub decides the rest
+    /// and refuses the issue whole if it fails, and then the vouchers too.
+    pub fn issue_vouchers(
+        &mut self,
+        proof: &VerifiedVoucherIssueProof,
+        now: UnixMillis,
+    ) -> Result<(Done, Vec<mykey_voucher::SignedVoucher>), OpError> {
+        let me = self.id();
+        let b = proof.binding().clone();
+        let mut made = None;
+        let done = self.decide_and_commit(now, |w| {
+            let r = w.read();
+            let (limits, row) = prepare(&r, me, &b.card, OpKind::Redeem, now)?;
+            let m = limits.municipality;
+            let k = KioskIssue {
+                card: b.card.clone(),
+                account: row.account,
+                municipality: m,
+                points: b.points,
+                denominations: b.denominations.clone(),
+                batch: next_kiosk_batch(&r)?,
+                expires_days: b.expires_days,
+                card_proof: proof.signature().clone(),
+            };
+            let seq = r.last_tx()?.0 + 1;
+            if VoucherIssueBinding::new(me, seq, now, &k) != b {
+                return Err(OpError::ProofNotForThis);
+            }
+            k.check()?;
+            let expires = mykey_voucher::ExpiryDate::from_days(k.expires_days);
+            let latest = now.0 / 86_400_000 + u64::from(mykey_sync_proto::MAX_KIOSK_VOUCHER_DAYS);
+            if expires.has_passed(now) || u64::from(k.expires_days) > latest {
+                return Err(OpError::BadVoucherExpiry);
+            }
+            let issuer = r.own_voucher_issuer(m, &me)?.ok_or(OpError::NotVoucherIssuer)?;
+            let (confirmed, _) = r.balance(row.account, m)?;
+            // Pending redeems, donations and issues, own and LAN peers'.
+            let available = confirmed.saturating_sub(r.pending_on_account(row.account, m)?);
+            if k.points > available {
+                return Err(OpError::VouchersBeyondBalance {
+                    points: k.points,
+                    available,
+                });
+            }
+            made = Some((k.clone(), issuer));
+            info!(node = %me.short(), card = %b.card.short(), points = %k.points, batch = k.batch, n = k.denominations.len(), "kiosk vouchers signed");
+            Ok((TxBody::IssueVouchers(k.clone()), Effect::KioskBatch(k.batch)))
+        })?;
+        // Signed once the issue is durable, so no voucher exists that the
+        // outbox does not hold.
+        let (k, issuer) = made.ok_or(OpError::NotVoucherIssuer)?;
+        Ok((done, kiosk_vouchers(&k, issuer, &self.key)))
+    }
+
     /// Takes a printed voucher (issue 17 part 4), offline: the hub's
     /// signature, expiry, this node's own redemptions and its offline voucher
     /// cap are checked and a `RedeemVoucher` is signed into the outbox in one
@@ -601,6 +733,16 @@ impl Node {
         let verified =
             taken_voucher.ok_or(OpError::Voucher(crate::voucher::VoucherDecline::NoLimits))?;
         Ok((done, verified))
+    }
+
+    /// The issuer number the hub vouched for this node with, unless
+    /// withdrawn (`None` also before the node has its limits).
+    pub fn own_voucher_issuer(&self) -> Result<Option<u16>, StoreError> {
+        let r = self.store.read();
+        match r.limits()? {
+            Some(l) => r.own_voucher_issuer(l.municipality, &self.id()),
+            None => Ok(None),
+        }
     }
 
     /// What this node holds of kiosk issuer `issuer` of its municipality
@@ -720,6 +862,9 @@ impl Node {
                     w.debit_right(account, m, points, false)?
                 }
                 Effect::GiveRight(account, m, points) => w.debit_right(account, m, points, true)?,
+                Effect::KioskBatch(batch) => {
+                    w.set_meta(KIOSK_BATCH_META, &u64::from(batch).to_be_bytes())?
+                }
             }
             Ok::<_, OpError>((done, kind))
         })?;
@@ -917,10 +1062,11 @@ impl Node {
                     TxBody::RightTransfer(t) => (Some(t.account), Some(t.municipality), t.points),
                     TxBody::RightAccept(_) | TxBody::RedeemVoucher(_) => (None, None, Points::ZERO),
                     TxBody::Donate(d) => (Some(d.account), Some(d.municipality), d.points),
+                    TxBody::IssueVouchers(k) => (Some(k.account), Some(k.municipality), k.points),
                 };
                 // A peer's donations count against wallets like its spends,
                 // so they share its cap.
-                if let TxBody::Redeem(_) | TxBody::Donate(_) = &p.body
+                if let TxBody::Redeem(_) | TxBody::Donate(_) | TxBody::IssueVouchers(_) = &p.body
                     && !w.read().peer_tx_held(&p.node, p.seq)?
                 {
                     let counted = w.read().peer_pending(&p.node)?;
@@ -1122,6 +1268,42 @@ enum Effect {
     SpendRight(AccountId, MunicipalityCode, Points),
     /// Strict mode: part of the hub-granted right given to a peer.
     GiveRight(AccountId, MunicipalityCode, Points),
+    /// A kiosk voucher batch number taken.
+    KioskBatch(u16),
+}
+
+/// The kiosk batch number this node gives its next voucher issue.
+fn next_kiosk_batch(r: &crate::store::Reader<'_>) -> Result<u16, OpError> {
+    u16::try_from(r.meta_u64(KIOSK_BATCH_META)? + 1).map_err(|_| OpError::KioskBatchesExhausted)
+}
+
+/// Where the node keeps the last kiosk batch number it issued.
+const KIOSK_BATCH_META: &str = "kiosk_voucher_batch";
+
+/// The vouchers of a kiosk issue, signed with the node's key under the
+/// issuer number the hub gave it: the same bytes each time (ed25519 is
+/// deterministic), so a lost receipt is printed again from the outbox.
+pub fn kiosk_vouchers(
+    k: &KioskIssue,
+    issuer: u16,
+    key: &NodeKey,
+) -> Vec<mykey_voucher::SignedVoucher> {
+    let Some(batch) = mykey_voucher::Issuer::node_batch(issuer, k.batch) else {
+        return vec![];
+    };
+    (1u16..)
+        .zip(&k.denominations)
+        .map(|(index, points)| {
+            mykey_voucher::VoucherBody {
+                key_hint: 0,
+                municipality: k.municipality,
+                serial: mykey_voucher::Serial { batch, index },
+                points: *points,
+                expires: mykey_voucher::ExpiryDate::from_days(k.expires_days),
+            }
+            .sign(key.signing_key())
+        })
+        .collect()
 }
 
 /// Node, certificate and card checks shared by every operation.
@@ -1179,6 +1361,12 @@ fn sign_into(
             Some(d.account),
             Some(d.municipality),
             d.points,
+        ),
+        TxBody::IssueVouchers(k) => (
+            Some(&k.card),
+            Some(k.account),
+            Some(k.municipality),
+            k.points,
         ),
         TxBody::RedeemVoucher(r) => {
             // The outbox keeps the voucher's value, so the offline voucher

@@ -345,6 +345,40 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM pending_sums WHERE points = 0 AND card = x''
            AND account = OLD.account AND municipality = OLD.municipality;
      END;",
+    // Kiosk voucher issues (issue 17 part 1(a)) count in their wallet's
+    // pending sum like donations, for the same reason: the hub refuses one
+    // beyond the balance whole, so it is in neither the exposure nor the
+    // per-card sum. No issue was signed before this migration.
+    "DROP TRIGGER outbox_donation_insert;
+     DROP TRIGGER outbox_donation_leave;
+     DROP TRIGGER outbox_donation_enter;
+     DROP TRIGGER outbox_donation_delete;
+     CREATE TRIGGER outbox_wallet_only_insert AFTER INSERT ON outbox
+     WHEN NEW.status = 'pending' AND NEW.kind IN ('donation', 'voucher-issue') BEGIN
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', NEW.account, NEW.municipality, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
+     END;
+     CREATE TRIGGER outbox_wallet_only_leave AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
+     WHEN OLD.status = 'pending' AND OLD.kind IN ('donation', 'voucher-issue') BEGIN
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+     END;
+     CREATE TRIGGER outbox_wallet_only_enter AFTER UPDATE OF status, kind, card, account, municipality, points ON outbox
+     WHEN NEW.status = 'pending' AND NEW.kind IN ('donation', 'voucher-issue') BEGIN
+        INSERT INTO pending_sums(card, account, municipality, points)
+           VALUES (x'', NEW.account, NEW.municipality, NEW.points)
+           ON CONFLICT(card, account, municipality) DO UPDATE SET points = points + excluded.points;
+     END;
+     CREATE TRIGGER outbox_wallet_only_delete AFTER DELETE ON outbox
+     WHEN OLD.status = 'pending' AND OLD.kind IN ('donation', 'voucher-issue') BEGIN
+        UPDATE pending_sums SET points = points - OLD.points
+           WHERE card = x'' AND account = OLD.account AND municipality = OLD.municipality;
+        DELETE FROM pending_sums WHERE points = 0 AND card = x''
+           AND account = OLD.account AND municipality = OLD.municipality;
+     END;",
 ];
 
 /// The conditions under which a LAN peer's stored transaction `p` still
@@ -1468,6 +1502,33 @@ impl Reader<'_> {
         Ok(Some(mykey_voucher::VouchedIssuer { key, withdrawn }))
     }
 
+    /// The issuer number the hub vouched for `me` with in `municipality`
+    /// (its `VoucherIssuer` statement naming this node), unless withdrawn;
+    /// `None` if it holds no such statement.
+    pub fn own_voucher_issuer(
+        &self,
+        municipality: MunicipalityCode,
+        me: &NodeId,
+    ) -> Result<Option<u16>, StoreError> {
+        let prefix = format!("voucher_issuer/{municipality}/");
+        let prefix = prefix.as_str();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT k, v FROM meta WHERE substr(k, 1, length(?1)) = ?1")?;
+        let rows: Vec<(String, Vec<u8>)> = stmt
+            .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (k, v) in rows {
+            if v.len() == 33 && v[..32] == me.as_bytes()[..] && v[32] == 0 {
+                let n = k[prefix.len()..]
+                    .parse::<u16>()
+                    .map_err(|e| corrupt("meta", format!("{k}: {e}")))?;
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
+    }
+
     /// The last signed transaction: (seq, id).
     pub fn last_tx(&self) -> Result<(u64, TxId), StoreError> {
         let row: Option<(i64, Vec<u8>)> = self.row(
@@ -1796,7 +1857,7 @@ impl Reader<'_> {
                 "SELECT coalesce((SELECT points FROM pending_sums
                  WHERE card = x'' AND account = ?1 AND municipality = ?2), 0)
                  + (SELECT coalesce(sum(p.points), 0) FROM peer_txs p
-                    WHERE p.kind IN ('redeem', 'donation') AND p.account = ?1 AND p.municipality = ?2 AND ",
+                    WHERE p.kind IN ('redeem', 'donation', 'voucher-issue') AND p.account = ?1 AND p.municipality = ?2 AND ",
                 live_peer_tx!(),
                 ")"
             ))?
@@ -1812,7 +1873,7 @@ impl Reader<'_> {
             .conn
             .prepare_cached(
                 "SELECT coalesce(sum(p.points), 0) FROM peer_txs p
-                 WHERE p.node = ?1 AND p.kind IN ('redeem', 'donation')
+                 WHERE p.node = ?1 AND p.kind IN ('redeem', 'donation', 'voucher-issue')
                    AND p.seq > coalesce((SELECT g.through_seq FROM progress g WHERE g.node = p.node), 0)
                    AND NOT EXISTS (SELECT 1 FROM peer_refusals f WHERE f.node = p.node AND p.seq >= f.seq)",
             )?
@@ -2187,7 +2248,7 @@ mod tests {
     }
 
     const SPENDS: &str = "'redeem'";
-    const WALLET: &str = "'redeem', 'donation'";
+    const WALLET: &str = "'redeem', 'donation', 'voucher-issue'";
 
     fn check_sums(store: &Store, cards: &[CardKey]) {
         let r = store.read();

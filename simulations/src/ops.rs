@@ -43,6 +43,11 @@ fn decline_name(e: &OpError) -> String {
         OpError::Voucher(_) => "voucher refused".to_owned(),
         OpError::DonationBeyondBalance { .. } => "donation beyond the balance".to_owned(),
         OpError::NoSuchDonationProgramme(_) => "donation programme not open here".to_owned(),
+        OpError::NotVoucherIssuer => "node not a voucher issuer".to_owned(),
+        OpError::KioskBatchesExhausted => "kiosk batch numbers used up".to_owned(),
+        OpError::BadVoucherIssue(_) => "vouchers do not hold together".to_owned(),
+        OpError::BadVoucherExpiry => "voucher expiry out of range".to_owned(),
+        OpError::VouchersBeyondBalance { .. } => "vouchers beyond the balance".to_owned(),
         OpError::Store(_) => "store".to_owned(),
     }
 }

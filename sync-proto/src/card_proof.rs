@@ -15,7 +15,7 @@
 use crate::codec;
 use crate::ids::ProgramId;
 use crate::ids::{AccountId, CardKey, FacilityId, MunicipalityCode, NodeId, Points, UnixMillis};
-use crate::tx::{Donate, Redeem, TxBody, TxPayload};
+use crate::tx::{Donate, KioskIssue, Redeem, TxBody, TxPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +27,9 @@ pub const CARD_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/card-challenge/v1\0";
 /// Domain of a donation's challenge hash: a donation proof is never a
 /// redeem proof, and the other way round.
 pub const DONATION_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/donation-challenge/v1\0";
+/// Domain of a kiosk voucher issue's challenge hash: such a proof is no
+/// redeem's or donation's proof, and the other way round.
+pub const VOUCHER_ISSUE_CHALLENGE_DOMAIN: &[u8] = b"mykey-edge/voucher-issue-challenge/v1\0";
 /// Upper bound of a card signature (RSA-4096 would be 512 bytes; JPKI uses 2048).
 pub const MAX_CARD_SIGNATURE_BYTES: usize = 512;
 
@@ -124,16 +127,13 @@ impl RedeemBinding {
     /// The 32-byte challenge: SHA-256 over the domain and the canonical
     /// encoding of the binding.
     pub fn challenge(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(CARD_CHALLENGE_DOMAIN);
-        h.update(codec::encode(self));
-        h.finalize().into()
+        bound_challenge(CARD_CHALLENGE_DOMAIN, self)
     }
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge. The
     /// card's signature is PKCS#1 v1.5 over SHA-256 of these bytes.
     pub fn signed_message(&self) -> Vec<u8> {
-        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+        signed_message(&self.challenge())
     }
 }
 
@@ -184,16 +184,92 @@ impl DonationBinding {
     /// The 32-byte challenge: SHA-256 over the domain and the canonical
     /// encoding of the binding.
     pub fn challenge(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(DONATION_CHALLENGE_DOMAIN);
-        h.update(codec::encode(self));
-        h.finalize().into()
+        bound_challenge(DONATION_CHALLENGE_DOMAIN, self)
     }
 
     /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
     pub fn signed_message(&self) -> Vec<u8> {
-        [CARD_PROOF_CONTEXT, &self.challenge()[..]].concat()
+        signed_message(&self.challenge())
     }
+}
+
+/// The fields of one kiosk voucher issue that its card proof is bound to:
+/// everything the issue says but the proof itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VoucherIssueBinding {
+    /// The signing node.
+    pub node: NodeId,
+    /// The issue's seq in that node's chain.
+    pub seq: u64,
+    /// The issue's `created_at`.
+    pub created_at: UnixMillis,
+    /// The card presented.
+    pub card: CardKey,
+    /// The holder's account.
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// How many in all.
+    pub points: Points,
+    /// Each voucher's points.
+    pub denominations: Vec<u32>,
+    /// The node's kiosk batch.
+    pub batch: u16,
+    /// The vouchers' last valid day (days since 1970-01-01).
+    pub expires_days: u16,
+}
+
+impl VoucherIssueBinding {
+    /// The binding of an issue that `node` signs as `seq` at `created_at`.
+    pub fn new(node: NodeId, seq: u64, created_at: UnixMillis, k: &KioskIssue) -> Self {
+        VoucherIssueBinding {
+            node,
+            seq,
+            created_at,
+            card: k.card.clone(),
+            account: k.account,
+            municipality: k.municipality,
+            points: k.points,
+            denominations: k.denominations.clone(),
+            batch: k.batch,
+            expires_days: k.expires_days,
+        }
+    }
+
+    /// The binding of a signed issue's payload (`None` for other bodies).
+    pub fn of(payload: &TxPayload) -> Option<Self> {
+        match &payload.body {
+            TxBody::IssueVouchers(k) => {
+                Some(Self::new(payload.node, payload.seq, payload.created_at, k))
+            }
+            _ => None,
+        }
+    }
+
+    /// The 32-byte challenge: SHA-256 over the domain and the canonical
+    /// encoding of the binding.
+    pub fn challenge(&self) -> [u8; 32] {
+        bound_challenge(VOUCHER_ISSUE_CHALLENGE_DOMAIN, self)
+    }
+
+    /// What the card signs: [`CARD_PROOF_CONTEXT`] then the challenge.
+    pub fn signed_message(&self) -> Vec<u8> {
+        signed_message(&self.challenge())
+    }
+}
+
+/// A binding's 32-byte challenge: SHA-256 over its domain and its
+/// canonical encoding.
+fn bound_challenge(domain: &[u8], binding: &impl Serialize) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(domain);
+    h.update(codec::encode(binding));
+    h.finalize().into()
+}
+
+/// What the card signs for `challenge`: [`CARD_PROOF_CONTEXT`] then it.
+fn signed_message(challenge: &[u8; 32]) -> Vec<u8> {
+    [CARD_PROOF_CONTEXT, &challenge[..]].concat()
 }
 
 #[cfg(test)]
@@ -327,5 +403,77 @@ mod tests {
             body: TxBody::Donate(donation(100, "relief")),
         };
         assert_eq!(DonationBinding::of(&payload), Some(base));
+    }
+
+    fn issue(denominations: &[u32], batch: u16, expires_days: u16) -> KioskIssue {
+        let r = redeem(denominations.iter().map(|d| u64::from(*d)).sum());
+        KioskIssue {
+            card: r.card,
+            account: r.account,
+            municipality: r.municipality,
+            points: r.points,
+            denominations: denominations.to_vec(),
+            batch,
+            expires_days,
+            card_proof: CardSignature::new(vec![1]).unwrap(),
+        }
+    }
+
+    /// A kiosk issue's proof binds every field (the split into vouchers,
+    /// the batch and the expiry too) and is no redeem's or donation's proof.
+    #[test]
+    fn a_voucher_issue_proof_binds_its_fields_and_is_no_other_proof() {
+        let b = |n: u8, seq: u64, at: u64, k: &KioskIssue| {
+            VoucherIssueBinding::new(node(n), seq, UnixMillis(at), k)
+        };
+        let base = b(1, 5, 10, &issue(&[500, 500], 1, 20_000));
+        let c = base.challenge();
+        let variants = [
+            b(2, 5, 10, &issue(&[500, 500], 1, 20_000)),
+            b(1, 6, 10, &issue(&[500, 500], 1, 20_000)),
+            b(1, 5, 11, &issue(&[500, 500], 1, 20_000)),
+            b(1, 5, 10, &issue(&[1000], 1, 20_000)),
+            b(1, 5, 10, &issue(&[400, 600], 1, 20_000)),
+            b(1, 5, 10, &issue(&[500, 500], 2, 20_000)),
+            b(1, 5, 10, &issue(&[500, 500], 1, 20_001)),
+        ];
+        for v in variants {
+            assert_ne!(v.challenge(), c, "{v:?}");
+        }
+        assert_ne!(
+            RedeemBinding::new(node(1), 5, UnixMillis(10), &redeem(1000)).challenge(),
+            c
+        );
+        let payload = TxPayload {
+            node: node(1),
+            seq: 5,
+            prev_hash: crate::ids::TxId::GENESIS,
+            created_at: UnixMillis(10),
+            body: TxBody::IssueVouchers(issue(&[500, 500], 1, 20_000)),
+        };
+        assert_eq!(VoucherIssueBinding::of(&payload), Some(base));
+    }
+
+    #[test]
+    fn a_kiosk_issue_holds_together() {
+        use crate::tx::{KioskIssueError as E, MAX_KIOSK_VOUCHERS};
+        assert_eq!(issue(&[500, 300, 200], 1, 9).check(), Ok(()));
+        let mut k = issue(&[500, 500], 1, 9);
+        k.points = Points::new(999).unwrap();
+        assert!(matches!(k.check(), Err(E::Sum { sum: 1000, .. })));
+        let mut k = issue(&[500], 1, 9);
+        k.denominations.clear();
+        assert_eq!(k.check(), Err(E::Count(0)));
+        let many = vec![1u32; MAX_KIOSK_VOUCHERS + 1];
+        assert_eq!(
+            issue(&many, 1, 9).check(),
+            Err(E::Count(MAX_KIOSK_VOUCHERS + 1))
+        );
+        assert_eq!(issue(&[5, 0, 5], 1, 9).check(), Err(E::ZeroVoucher(2)));
+        assert!(matches!(
+            issue(&[100_001], 1, 9).check(),
+            Err(E::TooMany(_))
+        ));
+        assert_eq!(issue(&[5], 0, 9).check(), Err(E::BatchZero));
     }
 }

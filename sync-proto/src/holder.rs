@@ -555,6 +555,12 @@ pub enum Movement {
         /// The operator whose points were exchanged into it, if so.
         operator: Option<PointOperator>,
     },
+    /// Points turned into vouchers at a kiosk (issue 17 part 1(a)); or,
+    /// `returned`, the unredeemed ones back after their last valid day.
+    Vouchers {
+        /// The unredeemed vouchers' points came back.
+        returned: bool,
+    },
 }
 
 #[cfg(test)]
@@ -600,6 +606,7 @@ mod tests {
                 programme: ProgramId::parse("noto-relief").unwrap(),
                 operator: Some(PointOperator::parse("card-x").unwrap()),
             },
+            Movement::Vouchers { returned: false },
         ]
     }
 
@@ -662,6 +669,8 @@ mod tests {
         "signed_at",
         "on_debt",
         "credit",
+        // Whether unredeemed kiosk vouchers came back (not what they bought).
+        "returned",
     ];
 
     /// Every object (the JSON form of a struct or struct variant) in `v`.
@@ -786,10 +795,11 @@ mod tests {
                 | Movement::DebtRecovery
                 | Movement::Expiry
                 | Movement::Correction { .. }
-                | Movement::Donation { .. } => {}
+                | Movement::Donation { .. }
+                | Movement::Vouchers { .. } => {}
             }
         }
-        assert_eq!(every_movement().len(), 8);
+        assert_eq!(every_movement().len(), 9);
     }
 
     #[test]

@@ -25,13 +25,14 @@ pub mod shard;
 pub mod tx;
 pub mod wire;
 
-pub use card_proof::{CardSignature, DonationBinding, RedeemBinding};
+pub use card_proof::{CardSignature, DonationBinding, RedeemBinding, VoucherIssueBinding};
 pub use fact::{
     CardStatus, DonationRecipient, DonationRecipientError, FactBody, FactError, FactPayload,
     NodeLimits, RedeemedBits, Roster, Scope, SignedFact, VOUCHER_MARK_CHUNK, VerifiedFact,
     voucher_mark_chunk,
 };
 pub use tx::{
-    Basis, Donate, FacilityCardLink, Grant, OpKind, Redeem, RightAccept, RightTransfer, SignedTx,
-    TxBody, TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
+    Basis, Donate, FacilityCardLink, Grant, KioskIssue, KioskIssueError, MAX_KIOSK_ISSUE_POINTS,
+    MAX_KIOSK_VOUCHER_DAYS, MAX_KIOSK_VOUCHERS, OpKind, Redeem, RightAccept, RightTransfer,
+    SignedTx, TxBody, TxPayload, VerifiedTx, VerifyError, VoucherRedeem,
 };

@@ -64,6 +64,11 @@ pub enum TxBody {
     /// Points a holder gives to a municipality's donation programme at a
     /// kiosk, proved by the card's PIN signature (issue 19).
     Donate(Donate),
+    /// Points a holder turned into printed vouchers at a kiosk (issue 17
+    /// part 1(a)), proved by the card's PIN signature; the signing node
+    /// signs the vouchers with its own key under the issuer number the hub
+    /// vouched for it with.
+    IssueVouchers(KioskIssue),
 }
 
 impl TxBody {
@@ -81,6 +86,8 @@ impl TxBody {
             // Giving points away is taking them from the wallet, at a node
             // allowed to take points.
             TxBody::Donate(_) => OpKind::Redeem,
+            // So is turning them into vouchers.
+            TxBody::IssueVouchers(_) => OpKind::Redeem,
         }
     }
 
@@ -92,6 +99,7 @@ impl TxBody {
             TxBody::RightAccept(_) => "right-accept",
             TxBody::RedeemVoucher(_) => "voucher-redeem",
             TxBody::Donate(_) => "donation",
+            TxBody::IssueVouchers(_) => "voucher-issue",
             other => other.kind().name(),
         }
     }
@@ -149,6 +157,97 @@ pub struct Donate {
     pub programme: ProgramId,
     /// The card's signature over this donation's binding.
     pub card_proof: CardSignature,
+}
+
+/// Most vouchers one kiosk issue makes (a receipt's worth).
+pub const MAX_KIOSK_VOUCHERS: usize = 20;
+/// Most points one kiosk issue turns into vouchers.
+pub const MAX_KIOSK_ISSUE_POINTS: u64 = 100_000;
+/// The longest a kiosk voucher may be valid, in days after the day of its
+/// issue (a year and a day); the hub refuses a later last day.
+pub const MAX_KIOSK_VOUCHER_DAYS: u16 = 366;
+
+/// Points a holder turned into vouchers at a kiosk. Always carries the
+/// card's PIN signature over its [`crate::card_proof::VoucherIssueBinding`]
+/// (whatever the amount): the vouchers are bearer instruments once printed.
+/// The vouchers' serials are the signing node's kiosk batch `batch` under
+/// the issuer number the hub gave the node, indices 1 through the number of
+/// `denominations`; the hub records the batch once per issuer and refuses
+/// another transaction naming it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KioskIssue {
+    /// The card that was presented.
+    pub card: CardKey,
+    /// The holder's account the card resolved to.
+    pub account: AccountId,
+    /// Whose regional points.
+    pub municipality: MunicipalityCode,
+    /// The points taken from the wallet: the sum of `denominations`.
+    pub points: Points,
+    /// Each voucher's points, by index (voucher 1 first).
+    pub denominations: Vec<u32>,
+    /// The node's own kiosk batch number (1, 2, …): the low 16 bits of the
+    /// vouchers' batch ([`KioskIssue`] docs).
+    pub batch: u16,
+    /// The vouchers' last valid day, in days since 1970-01-01 (JST dates,
+    /// as `mykey_voucher::ExpiryDate` counts them).
+    pub expires_days: u16,
+    /// The card's signature over this issue's binding.
+    pub card_proof: CardSignature,
+}
+
+/// Why a kiosk issue's own fields do not hold together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KioskIssueError {
+    /// No vouchers, or more than a receipt holds.
+    #[error("a kiosk issue makes 1 to {MAX_KIOSK_VOUCHERS} vouchers, not {0}")]
+    Count(usize),
+    /// A voucher of 0 points.
+    #[error("voucher {0} of the issue is of 0 points: each voucher carries at least 1")]
+    ZeroVoucher(usize),
+    /// The vouchers do not add up to the points taken.
+    #[error("the vouchers add up to {sum} points, but the issue takes {points}")]
+    Sum {
+        /// The denominations' sum.
+        sum: u64,
+        /// The points taken.
+        points: Points,
+    },
+    /// More points than one issue may take.
+    #[error("a kiosk issue takes at most {MAX_KIOSK_ISSUE_POINTS} points, not {0}")]
+    TooMany(Points),
+    /// Batch 0 is not a batch.
+    #[error("kiosk batch numbers start at 1")]
+    BatchZero,
+}
+
+impl KioskIssue {
+    /// Checks what the issue's own fields must say together: 1 to
+    /// [`MAX_KIOSK_VOUCHERS`] vouchers of at least 1 point adding up to
+    /// `points`, at most [`MAX_KIOSK_ISSUE_POINTS`], a batch from 1.
+    pub fn check(&self) -> Result<(), KioskIssueError> {
+        let n = self.denominations.len();
+        if n == 0 || n > MAX_KIOSK_VOUCHERS {
+            return Err(KioskIssueError::Count(n));
+        }
+        if let Some(i) = self.denominations.iter().position(|d| *d == 0) {
+            return Err(KioskIssueError::ZeroVoucher(i + 1));
+        }
+        let sum: u64 = self.denominations.iter().map(|d| u64::from(*d)).sum();
+        if sum != self.points.get() {
+            return Err(KioskIssueError::Sum {
+                sum,
+                points: self.points,
+            });
+        }
+        if self.points.get() > MAX_KIOSK_ISSUE_POINTS {
+            return Err(KioskIssueError::TooMany(self.points));
+        }
+        if self.batch == 0 {
+            return Err(KioskIssueError::BatchZero);
+        }
+        Ok(())
+    }
 }
 
 /// A right transfer the signing node received, with the sender's signed

@@ -865,3 +865,140 @@ fn a_holder_donates_at_the_kiosk_and_the_recipient_is_paid_in_settlement() {
         );
     }
 }
+
+/// Vouchers made of a holder's points at the kiosk (issue 17 part 1(a),
+/// tests/dashboard/kiosk_vouchers.mjs): the hub vouches for the kiosk's
+/// node, the holder chooses the points and a split on the page and types
+/// the PIN, the receipt shows a QR code per voucher and the receipt
+/// printer (`--printer`, a file here) gets them as ESC/POS; `run` carries
+/// the issue and the hub debits the wallet once.
+#[test]
+fn a_holder_turns_points_into_vouchers_at_the_kiosk() {
+    let _slot = slot();
+    let (pcsc, reader) = vpcd_reader();
+    let present = |want: bool| {
+        assert!(
+            pcsc.wait_for_card(&reader, want, Duration::from_secs(20))
+                .unwrap(),
+            "the reader did not become {}",
+            if want { "busy" } else { "empty" }
+        )
+    };
+    present(false);
+
+    let w = World::create(1, 0);
+    let certs = gen_certs(&w.root.path().join("card"), "00C0FFEE0031");
+    let t = now();
+    let now_s = (t.0 / 1000) as i64;
+    let akiko = {
+        let ca = std::fs::read(certs.join("ca.der")).unwrap();
+        let cert = CardCert::from_der(std::fs::read(certs.join("auth.der")).unwrap()).unwrap();
+        let mut hub = w.open_hub();
+        let a = hub
+            .register_account_with_certificate(
+                &MyKeyId::parse("Akiko").unwrap(),
+                bunkyo(),
+                &trust(cert, &[ca], now_s).unwrap(),
+                t,
+            )
+            .unwrap();
+        hub.admin_grant(a, &ProgramId::parse("health").unwrap(), pts(5000), t)
+            .unwrap();
+        a
+    };
+    let hub_dir = &w.hub_dir;
+    let out = hub_cli(
+        hub_dir,
+        &[
+            "voucher",
+            "issuer",
+            "add",
+            "--node",
+            &w.node_ids[0].to_string(),
+        ],
+    );
+    assert!(out.contains("is voucher issuer 1"), "{out}");
+    let (mut hub, addr) = start_hub(hub_dir, 0);
+    let node_dir = &w.nodes[0];
+    let mut node = start_node("node", node_dir, Some(&addr), &[]);
+    wait_until("the node is caught up", Duration::from_secs(30), || {
+        caught_up(node_dir)
+    });
+    wait_until("the issuer statement", Duration::from_secs(30), || {
+        DataDir::new(node_dir)
+            .open()
+            .unwrap()
+            .own_voucher_issuer()
+            .unwrap()
+            == Some(1)
+    });
+    let printer = w.root.path().join("printer.escpos");
+    let kiosk = Proc::spawn(
+        "kiosk",
+        Command::new(bin("mykey-node"))
+            .arg("--data")
+            .arg(node_dir)
+            .args(["kiosk", "--listen", "127.0.0.1:0", "--reader", &reader])
+            .arg("--trusted-ca")
+            .arg(certs.join("ca.der"))
+            .arg("--printer")
+            .arg(&printer),
+    );
+    let line = kiosk.line_starting("kiosk page on ", Duration::from_secs(30));
+    let url = line.trim_start_matches("kiosk page on ").to_owned();
+    let mut b = Browser::start("kiosk_vouchers.mjs", &url);
+    b.at("idle");
+
+    let card = VCard::insert(&certs);
+    present(true);
+    b.go();
+    let d = b.at("issued");
+    assert!(text_of(&d, "menu").contains("ポイントを券にする"), "{d}");
+    assert!(text_of(&d, "bad").contains("1〜100,000"), "{d}");
+    assert!(text_of(&d, "splits").contains("500 + 500 + 200"), "{d}");
+    assert!(text_of(&d, "task").contains("1,200ポイントを3枚"), "{d}");
+    assert!(text_of(&d, "wrong").contains("あと2回"), "{d}");
+    assert_eq!(
+        d["serials"],
+        serde_json::json!(["k1.1-00001", "k1.1-00002", "k1.1-00003"]),
+        "{d}"
+    );
+    assert_eq!(d["qr"], 3, "{d}");
+    assert!(text_of(&d, "printed").contains("印刷しました"), "{d}");
+    // The printer got the first voucher as a raster that reads back.
+    let bytes = std::fs::read(&printer).unwrap();
+    let png = mykey_voucher::escpos_raster_png(&bytes).expect("a raster");
+    let first = mykey_voucher::decode_png(&png).unwrap();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].body.serial.to_string(), "k1.1-00001");
+    assert_eq!(first[0].body.points, 500);
+    drop(card);
+    present(false);
+    b.go();
+    b.at("end");
+    b.go();
+
+    // `run` carries the issue; the hub debits the wallet once.
+    wait_until(
+        "the hub receipted the issue",
+        Duration::from_secs(30),
+        || {
+            let s = net_common::status(node_dir);
+            s["last_seq"].as_u64() >= Some(1) && s["receipted_seq"] == s["last_seq"]
+        },
+    );
+    hub.terminate();
+    node.terminate();
+    let status = net_common::status(node_dir);
+    assert_eq!(status["last_seq"], 1, "one issue signed: {status}");
+    let mut hub = w.open_hub();
+    assert_eq!(hub.balance(akiko, bunkyo()).unwrap().balance, pts(3800));
+    hub.check_conservation().unwrap();
+    for p in [&node, &kiosk] {
+        assert!(
+            !net_common::shows_secret(&p.stderr(), PIN),
+            "{}",
+            p.stderr()
+        );
+    }
+}

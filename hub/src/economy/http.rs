@@ -257,6 +257,7 @@ pub fn openapi(
             "debts": int("holders' offline-overdraft debt (owed to the municipality)"),
             "outstanding": int("wallets + held"),
             "vouchers_outstanding": int("points in printed vouchers not yet redeemed (the voucher float; not in outstanding)"),
+            "kiosk_vouchers_outstanding": int("of vouchers_outstanding, points in vouchers holders made of their points at a kiosk, not yet redeemed nor returned to their wallets at expiry"),
             "donations_unpaid": int("points holders gave to donation programmes that no closed settlement period has paid to the recipients yet (not in outstanding)"),
             "by_source": {"type": "array", "description": "outstanding points per source: its lots plus its held points (the sources add up to outstanding)",
                 "items": {"type": "object", "properties": {

@@ -400,6 +400,9 @@ pub struct MunicipalityLiability {
     /// Points in printed vouchers not yet redeemed (the voucher float),
     /// owed to whoever holds them, apart from the wallets.
     pub vouchers: i128,
+    /// Of which in vouchers holders made of their points at a kiosk (issue
+    /// 17 part 1(a)), not redeemed nor returned to their wallets yet.
+    pub kiosk_vouchers: u64,
     /// Points holders gave to donation programmes that no closed settlement
     /// period has paid to the recipients yet: owed to the recipients, not
     /// to holders (not outstanding, not unused at a base date).
@@ -449,6 +452,7 @@ impl LiabilityReport {
                 "debts": m.debts as i64,
                 "outstanding": (m.wallets + m.held) as i64,
                 "vouchers_outstanding": m.vouchers as i64,
+                "kiosk_vouchers_outstanding": m.kiosk_vouchers,
                 "donations_unpaid": m.donations_unpaid,
                 "by_source": m.by_source.iter().map(|(s, p)| json!({"source": s, "points": p,
                     "held_points": m.held_by_source.get(s).copied().unwrap_or(0)})).collect::<Vec<_>>(),
@@ -490,6 +494,7 @@ impl LiabilityReport {
             row("outstanding", "held", "", clamp(m.held));
             row("outstanding", "debts", "", clamp(m.debts));
             row("outstanding", "vouchers", "", clamp(m.vouchers));
+            row("outstanding", "kiosk-vouchers", "", m.kiosk_vouchers);
             row("donations-unpaid", "total", "", m.donations_unpaid);
             for (s, p) in &m.by_source {
                 row("source", s, "", *p);
@@ -581,6 +586,7 @@ pub(crate) fn liability_report_in(
             held: 0,
             debts: 0,
             vouchers: crate::voucher::outstanding(&mut *st, m)?,
+            kiosk_vouchers: crate::voucher::kiosk::outstanding(&mut *st, m)?,
             donations_unpaid: crate::donation::unpaid(&mut *st, m)?,
             by_source: BTreeMap::new(),
             held_by_source: BTreeMap::new(),

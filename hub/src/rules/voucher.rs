@@ -17,7 +17,7 @@
 use super::Effects;
 use crate::model::{IncidentKind, LedgerAccount, NodeRecord, TransferDraft, TransferKind};
 use crate::store::status::LinkSpan;
-use crate::store::voucher::{VoucherBatchRow, VoucherRedemptionRow};
+use crate::store::voucher::{KioskBatchRow, VoucherBatchRow, VoucherRedemptionRow};
 use mykey_sync_proto::wire::RejectReason;
 use mykey_sync_proto::{NodeId, Points, UnixMillis, VerifiedTx, VoucherRedeem};
 use mykey_voucher::{Issuer, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VouchedIssuer};
@@ -29,6 +29,9 @@ pub struct VoucherContext {
     pub voucher: Result<VerifiedVoucher, String>,
     /// Its batch, if the hub issued it.
     pub batch: Option<VoucherBatchRow>,
+    /// Its kiosk batch, if a kiosk issued it and the issuing transaction
+    /// reached the hub.
+    pub kiosk: Option<KioskBacking>,
     /// Its earlier redemptions, in hub order.
     pub earlier: Vec<VoucherRedemptionRow>,
     /// What the signing node's earlier incidents were paid.
@@ -38,6 +41,54 @@ pub struct VoucherContext {
     pub links: Vec<LinkSpan>,
     /// The hub's clock now: the node signed the redemption no later.
     pub received_at: UnixMillis,
+}
+
+/// A kiosk batch as a redemption of one of its vouchers needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KioskBacking {
+    /// The batch the kiosk's issuing transaction recorded.
+    pub row: KioskBatchRow,
+    /// The holder's wallet and debt now (the wallet pays a voucher of an
+    /// expired batch; ingest reports the balance after).
+    pub wallet: crate::model::Balance,
+}
+
+/// Whether a kiosk batch recorded this voucher: its index within the
+/// batch, the same points, expiry and municipality.
+pub(crate) fn backs(row: &KioskBatchRow, b: &mykey_voucher::VoucherBody) -> Result<(), String> {
+    let Some(points) = usize::from(b.serial.index)
+        .checked_sub(1)
+        .and_then(|i| row.denominations.get(i))
+    else {
+        return Err(format!(
+            "its kiosk batch holds {} vouchers, not an index {}",
+            row.denominations.len(),
+            b.serial.index
+        ));
+    };
+    if *points != b.points
+        || row.expires_days != b.expires.days()
+        || row.municipality != b.municipality
+    {
+        return Err(format!(
+            "its kiosk batch recorded voucher {} as {} pt of {} through day {}, not {} pt of {} through day {}",
+            b.serial.index,
+            points,
+            row.municipality,
+            row.expires_days,
+            b.points,
+            b.municipality,
+            b.expires.days()
+        ));
+    }
+    Ok(())
+}
+
+/// Who backs the voucher being redeemed.
+#[derive(Clone, Copy)]
+enum Backing<'a> {
+    Hub(&'a VoucherBatchRow),
+    Kiosk(&'a KioskBacking),
 }
 
 /// Whether the hub's own link records show that the node signed its seq
@@ -113,16 +164,34 @@ pub fn decide(
             node.facility, r.merchant
         ));
     }
-    let Some(batch) = &ctx.batch else {
-        return refuse(match Issuer::of_batch(b.serial.batch) {
-            Issuer::Hub => format!("voucher batch {} is unknown to this hub", b.serial.batch),
-            // Kiosk issue is refused until the issuing transaction reaches
-            // the hub: without it the points never left the wallet.
-            i @ Issuer::Node { .. } => format!(
+    let backing = match (Issuer::of_batch(b.serial.batch), &ctx.batch, &ctx.kiosk) {
+        (Issuer::Hub, Some(batch), _) => Backing::Hub(batch),
+        (Issuer::Hub, None, _) => {
+            return refuse(format!(
+                "voucher batch {} is unknown to this hub",
+                b.serial.batch
+            ));
+        }
+        (Issuer::Node { .. }, _, Some(k)) => {
+            // A leaked kiosk key signs anything: only the vouchers its
+            // issuing transaction recorded are backed by points.
+            if let Err(why) = backs(&k.row, b) {
+                return refuse(format!("voucher {} refused: {why}", b.serial));
+            }
+            Backing::Kiosk(k)
+        }
+        // Refused until the issuing transaction reaches the hub: without
+        // it the points never left the wallet.
+        (i @ Issuer::Node { .. }, _, None) => {
+            return refuse(format!(
                 "voucher {} was issued at {i}, but its issuing transaction has not reached this hub, so no points back it",
                 b.serial
-            ),
-        });
+            ));
+        }
+    };
+    let cancelled_at = match backing {
+        Backing::Hub(batch) => batch.cancelled_at,
+        Backing::Kiosk(_) => None,
     };
     let p = tx.payload();
     if b.expires.has_passed(p.created_at) {
@@ -149,13 +218,33 @@ pub fn decide(
     };
     let payable = LedgerAccount::MerchantPayable(node.facility.clone(), m);
     let origin = (Some(tx.id()), Some(p.created_at));
-    if ctx.earlier.is_empty() && batch.cancelled_at.is_none() {
+    if ctx.earlier.is_empty() && cancelled_at.is_none() {
         // An expired batch's unredeemed points went back to the programme
         // (`voucher::expire_due`): a redemption signed in time that reaches
-        // the hub later is paid from there.
-        let debit = match batch.expired_at {
-            Some(_) => LedgerAccount::ProgramBudget(batch.program.clone(), m),
-            None => LedgerAccount::VoucherFloat(m),
+        // the hub later is paid from there. A kiosk batch's went back to
+        // the holder's wallet: the wallet pays it (debt for what it lacks).
+        let debit = match backing {
+            Backing::Hub(batch) if batch.expired_at.is_some() => {
+                LedgerAccount::ProgramBudget(batch.program.clone(), m)
+            }
+            Backing::Kiosk(k) if k.row.expired_at.is_some() => {
+                let (account, (tx, node_time)) = (k.row.account, (tx.id(), p.created_at));
+                effects.transfers = crate::rules::wallet_pays(
+                    (account, m),
+                    points,
+                    k.wallet.balance,
+                    &node.facility,
+                    (tx, node_time),
+                );
+                effects.debt_created =
+                    Points::new(points.get().saturating_sub(k.wallet.balance.get()))
+                        .unwrap_or(points);
+                effects.touched = Some((account, m));
+                row.paid = points;
+                effects.voucher = Some(row);
+                return Ok(effects);
+            }
+            _ => LedgerAccount::VoucherFloat(m),
         };
         effects.transfers.push(TransferDraft {
             debit,
@@ -182,8 +271,8 @@ pub fn decide(
             ),
         ),
         None => (
-            batch.cancelled_at.unwrap_or(UnixMillis(0)),
-            format!("batch {} was cancelled", batch.id),
+            cancelled_at.unwrap_or(UnixMillis(0)),
+            format!("batch {} was cancelled", b.serial.batch),
         ),
     };
     let offline_then =
@@ -196,8 +285,14 @@ pub fn decide(
         Points::ZERO
     };
     if !paid.is_zero() {
+        // A copy of a kiosk voucher is the municipality's loss: no
+        // programme paid for it, and the holder paid once.
+        let debit = match backing {
+            Backing::Hub(batch) => LedgerAccount::ProgramBudget(batch.program.clone(), m),
+            Backing::Kiosk(_) => LedgerAccount::MunicipalityFunding(m),
+        };
         effects.transfers.push(TransferDraft {
-            debit: LedgerAccount::ProgramBudget(batch.program.clone(), m),
+            debit,
             credit: payable,
             amount: paid,
             kind: TransferKind::VoucherRedeem,
@@ -345,6 +440,7 @@ mod tests {
                 None,
             ),
             batch: Some(batch(None)),
+            kiosk: None,
             earlier,
             incident_paid: Points::new(used).unwrap(),
             links: vec![],
@@ -536,6 +632,51 @@ mod tests {
                 assert!(why.contains("issuing transaction has not reached"), "{why}")
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A kiosk batch backs only the vouchers it recorded: the index within
+    /// it, with that voucher's points, last day and municipality.
+    #[test]
+    fn a_kiosk_batch_backs_only_what_it_recorded() {
+        let row = KioskBatchRow {
+            batch: Issuer::node_batch(3, 1).unwrap(),
+            issuer: 3,
+            node: node(0).id,
+            tx: TxId::GENESIS,
+            account: mykey_sync_proto::AccountId::new(1).unwrap(),
+            municipality: MunicipalityCode::parse("131059").unwrap(),
+            points: Points::new(800).unwrap(),
+            denominations: vec![500, 300],
+            expires_days: 100,
+            issued_at: UnixMillis(0),
+            expired_at: None,
+        };
+        let body = |index: u16, points: u32, days: u16, m: &str| VoucherBody {
+            key_hint: 0,
+            municipality: MunicipalityCode::parse(m).unwrap(),
+            serial: Serial {
+                batch: row.batch,
+                index,
+            },
+            points,
+            expires: ExpiryDate::from_days(days),
+        };
+        assert_eq!(backs(&row, &body(1, 500, 100, "131059")), Ok(()));
+        assert_eq!(backs(&row, &body(2, 300, 100, "131059")), Ok(()));
+        for (what, b, says) in [
+            ("index 0", body(0, 500, 100, "131059"), "not an index 0"),
+            ("beyond", body(3, 300, 100, "131059"), "holds 2 vouchers"),
+            (
+                "more points",
+                body(2, 500, 100, "131059"),
+                "voucher 2 as 300",
+            ),
+            ("later day", body(1, 500, 101, "131059"), "through day 100"),
+            ("another town", body(1, 500, 100, "011002"), "of 131059"),
+        ] {
+            let got = backs(&row, &b).unwrap_err();
+            assert!(got.contains(says), "{what}: {got}");
         }
     }
 }

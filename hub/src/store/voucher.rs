@@ -7,7 +7,9 @@
 //! the hub signs it again, identically (ed25519 is deterministic), to print it.
 
 use super::StoreError;
-use mykey_sync_proto::{FacilityId, MunicipalityCode, NodeId, Points, ProgramId, TxId, UnixMillis};
+use mykey_sync_proto::{
+    AccountId, FacilityId, MunicipalityCode, NodeId, Points, ProgramId, TxId, UnixMillis,
+};
 
 /// A batch of printed vouchers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,8 +78,95 @@ pub struct VoucherIssuerRow {
     pub withdrawn_at: Option<UnixMillis>,
 }
 
+/// A batch of vouchers a holder turned their points into at a kiosk
+/// (issue 17 part 1(a)): recorded once, from the kiosk's issuing
+/// transaction, so a redemption of one of its vouchers is paid from the
+/// float its points went to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KioskBatchRow {
+    /// The vouchers' batch number as their serials carry it (the node batch
+    /// flag, the issuer number, the kiosk's own batch).
+    pub batch: u32,
+    /// The issuer number.
+    pub issuer: u16,
+    /// The kiosk node that signed the vouchers.
+    pub node: NodeId,
+    /// The issuing transaction.
+    pub tx: TxId,
+    /// The holder whose wallet paid (and gets the unredeemed points back at expiry).
+    pub account: AccountId,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// Points taken in all.
+    pub points: Points,
+    /// Each voucher's points, by index (voucher 1 first).
+    pub denominations: Vec<u32>,
+    /// The last valid day, in days since 1970-01-01.
+    pub expires_days: u16,
+    /// When the hub recorded it.
+    pub issued_at: UnixMillis,
+    /// When its unredeemed points went back to the wallet, if so.
+    pub expired_at: Option<UnixMillis>,
+}
+
+/// The columns of `kiosk_voucher_batches`, in [`KioskBatchSql`]'s order.
+pub(in crate::store) const KIOSK_BATCH_COLUMNS: &str = "batch, issuer, node, tx, account, municipality, points, denominations, expires_days, issued_at, expired_at";
+
+/// A `kiosk_voucher_batches` row as both backends read it.
+pub(in crate::store) type KioskBatchSql = (
+    i64,
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// A kiosk batch's denominations as stored: decimal points, comma-separated.
+pub(in crate::store) fn denominations_sql(d: &[u32]) -> String {
+    d.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Reads a stored kiosk batch back.
+pub(in crate::store) fn kiosk_batch_row(r: KioskBatchSql) -> Result<KioskBatchRow, StoreError> {
+    use super::convert::{account_of, corrupt, millis, muni_of, node_of, points_of, txid_of};
+    let (batch, issuer, node, tx, account, m, points, denominations, expires, issued, expired) = r;
+    Ok(KioskBatchRow {
+        batch: u32::try_from(batch).map_err(|e| corrupt("kiosk voucher batch", e))?,
+        issuer: u16::try_from(issuer).map_err(|e| corrupt("kiosk voucher issuer", e))?,
+        node: node_of(node)?,
+        tx: txid_of(tx)?,
+        account: account_of(account)?,
+        municipality: muni_of(m)?,
+        points: points_of("kiosk voucher batch points", points)?,
+        denominations: denominations
+            .split(',')
+            .map(|d| d.parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("kiosk voucher denominations", e))?,
+        expires_days: u16::try_from(expires).map_err(|e| corrupt("kiosk voucher expiry", e))?,
+        issued_at: millis("kiosk voucher batch issued_at", issued)?,
+        expired_at: expired
+            .map(|c| millis("kiosk voucher batch expired_at", c))
+            .transpose()?,
+    })
+}
+
 /// Voucher batches and redemptions.
 pub trait VoucherTx {
+    /// Records a kiosk batch (its batch number not used before).
+    fn insert_kiosk_batch(&mut self, b: &KioskBatchRow) -> Result<(), StoreError>;
+    /// A kiosk batch by its vouchers' batch number.
+    fn kiosk_batch(&mut self, batch: u32) -> Result<Option<KioskBatchRow>, StoreError>;
+    /// The kiosk batches whose points have not gone back yet, by batch number.
+    fn kiosk_batches_unexpired(&mut self) -> Result<Vec<KioskBatchRow>, StoreError>;
+    /// Marks a kiosk batch expired (its unredeemed points returned).
+    fn expire_kiosk_batch(&mut self, batch: u32, now: UnixMillis) -> Result<(), StoreError>;
     /// Every voucher issuer the hub vouched for, by number.
     fn voucher_issuers(&mut self) -> Result<Vec<VoucherIssuerRow>, StoreError>;
     /// Records a voucher issuer (its number not used before).

@@ -251,10 +251,16 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                 println!("no voucher batch is past its last valid day and still open");
             }
             for e in done {
-                println!(
-                    "voucher batch {} expired: {} back to its programme",
-                    e.batch, e.back
-                );
+                match mykey_voucher::Issuer::of_batch(e.batch) {
+                    mykey_voucher::Issuer::Hub => println!(
+                        "voucher batch {} expired: {} back to its programme",
+                        e.batch, e.back
+                    ),
+                    mykey_voucher::Issuer::Node { issuer, batch } => println!(
+                        "kiosk voucher batch k{issuer}.{batch} expired: {} back to the holder's wallet",
+                        e.back
+                    ),
+                }
             }
         }
         VoucherCmd::Cancel { batch } => {

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod incidents;
 pub mod issuers;
+pub mod kiosk;
 pub mod marks;
 pub mod redeem;
 
@@ -224,17 +225,18 @@ pub fn cancel(hub: &mut Hub, id: u32, now: UnixMillis) -> Result<Points, CancelE
 /// A batch whose unredeemed points went back after its last valid day.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpiredBatch {
-    /// The batch.
+    /// The batch (a kiosk batch's number has `mykey_voucher::NODE_BATCH_FLAG` set).
     pub batch: u32,
-    /// Points back to its programme's budget.
+    /// Points back to its programme's budget (a kiosk batch: to the holder's wallet).
     pub back: Points,
 }
 
 /// The vouchers' expiry (issue 17 part 6): every batch past its last valid
 /// day (JST) that is neither cancelled nor expired yet returns its
 /// unredeemed points from the voucher float to its programme's budget (a
-/// grant batch's points are the programme's; vouchers a holder turned their
-/// points into, which would go back to the wallet, do not exist yet). A
+/// grant batch's points are the programme's); a kiosk batch's go back to
+/// the wallet of the holder who turned them into vouchers
+/// ([`kiosk::expire_due_in`]). A
 /// redemption signed on or before the last day that reaches the hub later
 /// is still paid, then from the programme (see `rules::voucher`). One
 /// storage transaction; returns the batches expired now.
@@ -280,6 +282,7 @@ pub fn expire_due_in(
         tracing::info!(batch = b.id, %back, "voucher batch expired: its unredeemed points went back to its programme");
         out.push(ExpiredBatch { batch: b.id, back });
     }
+    out.extend(kiosk::expire_due_in(&mut *st, m, now)?);
     ledger::commit(st)?;
     Ok(out)
 }

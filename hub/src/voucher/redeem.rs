@@ -1,10 +1,12 @@
 //! Reading what the hub's decision on a redeemed voucher needs
 //! (`rules::voucher`, pure) inside the ingest transaction: the voucher
-//! verified with the hub's key, its batch, its earlier redemptions, what
+//! verified with the hub's key (or its kiosk issuer's), its batch (or the
+//! kiosk batch its issuing transaction recorded, with the holder's wallet),
+//! its earlier redemptions, what
 //! the signing node's earlier incidents were paid, and its links to the hub
 //! since the first redemption.
 
-use crate::rules::voucher::{VoucherContext, read};
+use crate::rules::voucher::{KioskBacking, VoucherContext, read};
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::{NodeId, TxBody, UnixMillis, VerifiedTx};
 
@@ -34,15 +36,29 @@ pub fn load(
         _ => None,
     };
     let voucher = read(r, hub, issuer);
-    let (batch, earlier) = match &voucher {
+    let (batch, kiosk, earlier) = match &voucher {
         Ok(vv) => {
             let s = vv.body().serial;
-            (
-                st.voucher_batch(s.batch)?,
-                st.voucher_redemptions(s.batch, s.index)?,
-            )
+            let (batch, kiosk) = match mykey_voucher::Issuer::of_batch(s.batch) {
+                mykey_voucher::Issuer::Hub => (st.voucher_batch(s.batch)?, None),
+                mykey_voucher::Issuer::Node { .. } => {
+                    let kiosk = match st.kiosk_batch(s.batch)? {
+                        Some(row) => Some(KioskBacking {
+                            wallet: crate::ledger::wallet_balance(
+                                st,
+                                row.account,
+                                row.municipality,
+                            )?,
+                            row,
+                        }),
+                        None => None,
+                    };
+                    (None, kiosk)
+                }
+            };
+            (batch, kiosk, st.voucher_redemptions(s.batch, s.index)?)
         }
-        Err(_) => (None, vec![]),
+        Err(_) => (None, None, vec![]),
     };
     let node = v.payload().node;
     // When the hub had the first redemption, or cancelled the batch.
@@ -57,6 +73,7 @@ pub fn load(
     Ok(Some(VoucherContext {
         voucher,
         batch,
+        kiosk,
         earlier,
         incident_paid: st.voucher_incident_paid(&node)?,
         links,

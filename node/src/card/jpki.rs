@@ -11,7 +11,9 @@ use super::cert::TrustedCert;
 use super::cert::{CardCert, CertHeaderError, CertParseError, MAX_CERT_BYTES, cert_total_len};
 use super::reader::{CardChannel, TransmitError};
 use mykey_sync_proto::holder::{HolderBinding, HolderOrder};
-use mykey_sync_proto::{CardKey, CardSignature, DonationBinding, RedeemBinding};
+use mykey_sync_proto::{
+    CardKey, CardSignature, DonationBinding, RedeemBinding, VoucherIssueBinding,
+};
 
 /// Domain separation for proofs: the card signs SHA-256(context ‖ challenge),
 /// so a proof made here is useless as a login to any other JPKI service.
@@ -406,16 +408,7 @@ pub fn prove_redeem(
     pin: Pin,
     binding: RedeemBinding,
 ) -> Result<VerifiedCardProof, ProveError> {
-    if &binding.card != cert.cert().card_key() {
-        return Err(ProveError::OtherCard);
-    }
-    let proof = prove(
-        chan,
-        cert.cert(),
-        pin,
-        Challenge::from_bytes(binding.challenge()),
-    )?;
-    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
     Ok(VerifiedCardProof { binding, signature })
 }
 
@@ -448,17 +441,60 @@ pub fn prove_donation(
     pin: Pin,
     binding: DonationBinding,
 ) -> Result<VerifiedDonationProof, ProveError> {
-    if &binding.card != cert.cert().card_key() {
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
+    Ok(VerifiedDonationProof { binding, signature })
+}
+
+/// A card's proof over one kiosk voucher issue (issue 17 part 1(a)): like
+/// [`VerifiedDonationProof`] for an issue's binding. Only
+/// [`prove_voucher_issue`] makes one, and `Node::issue_vouchers` signs
+/// exactly the bound issue.
+#[derive(Clone)]
+pub struct VerifiedVoucherIssueProof {
+    binding: VoucherIssueBinding,
+    signature: CardSignature,
+}
+
+impl VerifiedVoucherIssueProof {
+    /// The issue the proof is bound to.
+    pub fn binding(&self) -> &VoucherIssueBinding {
+        &self.binding
+    }
+    /// The card's signature, as the issue carries it.
+    pub fn signature(&self) -> &CardSignature {
+        &self.signature
+    }
+}
+
+/// The card proof for one kiosk voucher issue: [`prove`] over the
+/// challenge of `binding`, with a certificate that chained to a trusted CA;
+/// the binding must name this card ([`ProveError::OtherCard`] otherwise).
+pub fn prove_voucher_issue(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    binding: VoucherIssueBinding,
+) -> Result<VerifiedVoucherIssueProof, ProveError> {
+    let signature = prove_bound(chan, cert, pin, &binding.card, binding.challenge())?;
+    Ok(VerifiedVoucherIssueProof { binding, signature })
+}
+
+/// [`prove`] over a transaction binding's `challenge`, with a certificate
+/// that chained to a trusted CA, by the card the binding names (`card`;
+/// another is a programmer error, refused as [`ProveError::OtherCard`]):
+/// the card's signature as the transaction carries it.
+fn prove_bound(
+    chan: &mut impl CardChannel,
+    cert: &TrustedCert,
+    pin: Pin,
+    card: &CardKey,
+    challenge: [u8; 32],
+) -> Result<CardSignature, ProveError> {
+    if card != cert.cert().card_key() {
         return Err(ProveError::OtherCard);
     }
-    let proof = prove(
-        chan,
-        cert.cert(),
-        pin,
-        Challenge::from_bytes(binding.challenge()),
-    )?;
-    let signature = CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)?;
-    Ok(VerifiedDonationProof { binding, signature })
+    let proof = prove(chan, cert.cert(), pin, Challenge::from_bytes(challenge))?;
+    CardSignature::new(proof.signature).map_err(ProveError::SignatureLength)
 }
 
 /// The card proof for a card holder's own request (issue 19): [`prove`]

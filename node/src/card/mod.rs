@@ -23,7 +23,8 @@ pub use apdu::{Apdu, Pin, PinFormatError};
 pub use cert::{CardCert, ChainError, ChainOk, MAX_CERT_BYTES, TrustedCert, trust, verify_chain};
 pub use jpki::{
     CardProof, Challenge, PinStatus, PinStatusError, ProveError, ReadError, VerifiedCardProof,
-    pin_status, prove, prove_donation, prove_holder, prove_order, prove_redeem, read_auth_cert,
+    pin_status, prove, prove_donation, prove_holder, prove_order, prove_redeem,
+    prove_voucher_issue, read_auth_cert,
 };
 pub use reader::{
     CardChannel, ConnectError, DEFAULT_APDU_TIMEOUT, Reader, ReaderError, Session, TransmitError,

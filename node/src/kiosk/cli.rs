@@ -39,6 +39,16 @@ pub struct KioskArgs {
     /// Deadline for each command to the card, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_APDU_TIMEOUT.as_millis() as u64)]
     apdu_timeout_ms: u64,
+    /// The receipt printer for vouchers (ESC/POS, 58 mm): a device such as
+    /// /dev/usb/lp0, or a file the raster is appended to. Without it the
+    /// vouchers are shown on the screen only.
+    #[arg(long, value_name = "PATH")]
+    printer: Option<PathBuf>,
+    /// Days the kiosk's vouchers are valid, from the day of issue (the hub
+    /// takes at most 366).
+    #[arg(long, default_value_t = super::vouchers::DEFAULT_VOUCHER_DAYS,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(mykey_sync_proto::MAX_KIOSK_VOUCHER_DAYS)))]
+    voucher_days: u16,
 }
 
 /// Runs the kiosk on the node in `dir` until the process is stopped.
@@ -73,6 +83,10 @@ pub fn run_cli(dir: &DataDir, args: KioskArgs) -> anyhow::Result<()> {
         apdu_timeout: Duration::from_millis(args.apdu_timeout_ms),
         kiosk: kiosk.clone(),
         effects,
+        vouchers: super::vouchers::VoucherSetup {
+            valid_days: args.voucher_days,
+            printer: args.printer,
+        },
     };
     std::thread::Builder::new()
         .name("kiosk-reader".into())

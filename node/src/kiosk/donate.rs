@@ -13,8 +13,8 @@ use mykey_sync_proto::CardKey;
 
 use super::screen::{Donation, DonationOffer, DonationRefusal, Outcome};
 use crate::card::apdu::Pin;
-use crate::card::cert::{CardCert, trust};
-use crate::card::jpki::{ProveError, prove_donation};
+use crate::card::cert::CardCert;
+use crate::card::jpki::prove_donation;
 use crate::card::reader::Session;
 use crate::node::{Node, OpError};
 
@@ -49,10 +49,9 @@ pub(super) fn donate(
     donation: &Donation,
 ) -> Outcome {
     let now = crate::net::unix_now();
-    let now_s = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
-    let Ok(trusted) = trust(cert.clone(), trusted_ca, now_s) else {
-        tracing::warn!("the card's certificate does not chain to a trusted CA (--trusted-ca)");
-        return Outcome::Refused(mykey_sync_proto::holder::HolderRefusal::UntrustedCertificate);
+    let trusted = match super::proof::trusted_now(cert, trusted_ca) {
+        Ok(t) => t,
+        Err(refused) => return refused,
     };
     let programme = donation.offer.programme.clone();
     let binding = match node.donation_binding(card, programme.clone(), donation.points, now) {
@@ -61,12 +60,7 @@ pub(super) fn donate(
     };
     let proof = match prove_donation(session, &trusted, pin, binding) {
         Ok(p) => p,
-        Err(ProveError::WrongPin { tries_left }) => return Outcome::WrongPin(tries_left),
-        Err(ProveError::Locked) => return Outcome::Locked,
-        Err(e) => {
-            tracing::warn!("card proof: {e}");
-            return Outcome::CardFailed;
-        }
+        Err(e) => return super::proof::failed(e),
     };
     let place = match node.limits() {
         Ok(Some(l)) => l.facility,

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::screen::{
     Choice, Donation, DonationOffer, DonationReceipt, DonationRefusal, Effect, Input, Kiosk,
-    Notice, OfflineView, Receipt, Screen, Task,
+    Notice, OfflineView, Receipt, Screen, Task, VoucherReceipt, VoucherRefusal,
 };
 
 /// Where the kiosk page listens unless `--listen` says otherwise (the
@@ -121,6 +121,11 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
         "set_id" => Input::Choose(Choice::SetId),
         "menu" => Input::Choose(Choice::Menu),
         "donate" => Input::Choose(Choice::Donate),
+        "vouchers" => Input::Choose(Choice::Vouchers),
+        p if p.starts_with("split-") => match p["split-".len()..].parse::<usize>() {
+            Ok(i) => Input::Choose(Choice::Split(i)),
+            Err(_) => return (StatusCode::BAD_REQUEST, "split-N\n").into_response(),
+        },
         p if p.starts_with("programme-") => match p["programme-".len()..].parse::<usize>() {
             Ok(i) => Input::Choose(Choice::Programme(i)),
             Err(_) => return (StatusCode::BAD_REQUEST, "programme-N\n").into_response(),
@@ -143,7 +148,7 @@ async fn key(State(st): State<PageState>, Query(q): Query<KeyQuery>) -> Response
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
-                "k is 0-9, a letter, back, ok, history, set_id, link-N, unlink-N, donate, programme-N or menu\n",
+                "k is 0-9, a letter, back, ok, history, set_id, link-N, unlink-N, donate, programme-N, vouchers, split-N or menu\n",
             )
                 .into_response();
         }
@@ -169,13 +174,26 @@ pub fn screen_json(screen: &Screen) -> Value {
             links,
             elsewhere,
             donate,
+            vouchers,
         } => json!({
             "screen": "menu",
             "my_key_id": my_key_id.as_ref().map(|m| m.as_str()),
             "links": links.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
             "elsewhere": elsewhere.map(|m| m.to_string()),
             "donate": donate,
+            "vouchers": vouchers,
         }),
+        Screen::VoucherAmount { text, notice } => json!({
+            "screen": "voucher_amount",
+            "text": text,
+            "notice": notice.as_ref().map(notice_json),
+        }),
+        Screen::VoucherSplit { points, options } => json!({
+            "screen": "voucher_split",
+            "points": points,
+            "options": options.iter().map(|o| &o.denominations).collect::<Vec<_>>(),
+        }),
+        Screen::VoucherReceipt(r) => voucher_receipt_json(r),
         Screen::Programmes(offers) => json!({
             "screen": "programmes",
             "programmes": offers.iter().map(offer_json).collect::<Vec<_>>(),
@@ -224,6 +242,11 @@ pub fn screen_json(screen: &Screen) -> Value {
                 Task::Read => json!({ "kind": "read" }),
                 Task::Order(a) => action_json(a),
                 Task::Donate(d) => donation_json(d),
+                Task::IssueVouchers(o) => json!({
+                    "kind": "vouchers",
+                    "points": o.points(),
+                    "denominations": o.denominations,
+                }),
             },
             "notice": notice.as_ref().map(notice_json),
         }),
@@ -258,7 +281,30 @@ fn notice_json(n: &Notice) -> Value {
             json!({ "kind": "programme_closed" })
         }
         Notice::NotDonated(DonationRefusal::NotHere) => json!({ "kind": "donation_not_here" }),
+        Notice::BadVoucherAmount => json!({ "kind": "bad_voucher_amount" }),
+        Notice::NotIssued(VoucherRefusal::BeyondBalance { available }) => {
+            json!({ "kind": "vouchers_beyond_balance", "available": available.get() })
+        }
+        Notice::NotIssued(VoucherRefusal::NotHere) => json!({ "kind": "vouchers_not_here" }),
     }
+}
+
+/// A kiosk issue's receipt: each voucher as its QR code (SVG, with its
+/// face in text), the time and the place; whether the printer took them.
+fn voucher_receipt_json(r: &VoucherReceipt) -> Value {
+    json!({
+        "screen": "voucher_receipt",
+        "vouchers": r.vouchers.iter().map(|v| json!({
+            "serial": v.body.serial.to_string(),
+            "points": v.body.points,
+            "expires": v.body.expires.to_string(),
+            "svg": mykey_voucher::voucher_svg(v),
+        })).collect::<Vec<_>>(),
+        "place": r.place.to_string(),
+        "seq": r.seq,
+        "at": r.at.0,
+        "printed": r.printed,
+    })
 }
 
 fn offer_json(o: &DonationOffer) -> Value {
@@ -426,6 +472,7 @@ fn movement_json(m: &Movement) -> (&'static str, Value) {
                 "operator": operator.as_ref().map(|o| o.to_string()),
             }),
         ),
+        Movement::Vouchers { returned } => ("vouchers", json!({ "returned": returned })),
     }
 }
 

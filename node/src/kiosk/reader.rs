@@ -56,6 +56,8 @@ pub struct ReaderLoop {
     pub effects: Receiver<Effect>,
     /// Where orders signed while the hub is away wait.
     pub queue: OrderQueue,
+    /// How the kiosk's vouchers are dated and printed.
+    pub vouchers: super::vouchers::VoucherSetup,
 }
 
 impl ReaderLoop {
@@ -154,11 +156,13 @@ impl ReaderLoop {
             _ => (None, None),
         };
         let programmes = super::donate::offers(&self.node);
+        let issues_vouchers = super::vouchers::offered(&self.node);
         self.step(Input::CardIn(CardSeen {
             card,
             my_key_id,
             elsewhere,
             programmes,
+            issues_vouchers,
         }));
         loop {
             match self.effects.recv_timeout(WAIT_SLICE) {
@@ -207,6 +211,27 @@ impl ReaderLoop {
                             &card,
                             pin,
                             &donation,
+                        );
+                        self.step(Input::Answer(generation, outcome));
+                    }
+                }
+                Ok(Effect::IssueVouchers {
+                    generation,
+                    card,
+                    pin,
+                    order,
+                }) => {
+                    // Vouchers asked under an earlier turn are never made.
+                    if generation == self.generation() {
+                        let outcome = super::vouchers::issue(
+                            &mut self.node,
+                            &self.trusted_ca,
+                            &self.vouchers,
+                            &mut session,
+                            &cert,
+                            &card,
+                            pin,
+                            &order,
                         );
                         self.step(Input::Answer(generation, outcome));
                     }

@@ -28,6 +28,14 @@
 //! registered in another municipality (a visitor) is shown as such: it may
 //! read its history and link this kiosk's facility cards, not register,
 //! change its ID here or donate this town's points.
+//!
+//! At a node the hub vouched for as voucher issuer, a holder registered
+//! here may also turn points into vouchers (issue 17 part 1(a)): the
+//! points on the keypad, then how to split them (vouchers of one face
+//! value, the rest in one more), then the PIN; the card signs that very
+//! issue, the node signs it into its outbox and then the vouchers, and the
+//! receipt shows a QR code per voucher (the driver also sends them to the
+//! receipt printer).
 
 use crate::card::Pin;
 use mykey_sync_proto::holder::{HolderAction, HolderDone, HolderHistory, HolderRefusal};
@@ -60,6 +68,70 @@ pub struct CardSeen {
     /// The open donation programmes of this node's municipality, as the
     /// hub last told the node.
     pub programmes: Vec<DonationOffer>,
+    /// This node may issue vouchers (the hub vouched for it).
+    pub issues_vouchers: bool,
+}
+
+/// Most vouchers one kiosk issue makes (the hub's bound).
+pub const MAX_VOUCHERS: usize = mykey_sync_proto::MAX_KIOSK_VOUCHERS;
+/// The face values the kiosk offers to split an amount into.
+pub const FACE_VALUES: [u32; 4] = [100, 500, 1000, 5000];
+
+/// Vouchers the holder chose, which the PIN authorises: each voucher's
+/// points, by index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherOrder {
+    /// Each voucher's points (1 to [`MAX_VOUCHERS`] of them).
+    pub denominations: Vec<u32>,
+}
+
+impl VoucherOrder {
+    /// `points` as vouchers of `face`, the rest in one more; `None` if that
+    /// is more than [`MAX_VOUCHERS`] or `face` is 0.
+    pub fn split(points: u32, face: u32) -> Option<VoucherOrder> {
+        let n = points.checked_div(face)?;
+        let rest = points % face;
+        let mut denominations = vec![face; usize::try_from(n).ok()?];
+        if rest > 0 {
+            denominations.push(rest);
+        }
+        (!denominations.is_empty() && denominations.len() <= MAX_VOUCHERS)
+            .then_some(VoucherOrder { denominations })
+    }
+
+    /// The points in all.
+    pub fn points(&self) -> u64 {
+        self.denominations.iter().map(|d| u64::from(*d)).sum()
+    }
+}
+
+/// A kiosk issue's receipt: the vouchers (shown as QR codes and printed),
+/// the time and the place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherReceipt {
+    /// The vouchers, signed by the node.
+    pub vouchers: Vec<mykey_voucher::SignedVoucher>,
+    /// The facility of the kiosk's node.
+    pub place: FacilityId,
+    /// The issue's seq in the node's chain.
+    pub seq: u64,
+    /// The kiosk's clock when it was signed.
+    pub at: UnixMillis,
+    /// Whether the receipt printer took them.
+    pub printed: bool,
+}
+
+/// Why vouchers were not made (nothing was signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoucherRefusal {
+    /// More than the balance here less what is pending.
+    BeyondBalance {
+        /// What may be turned into vouchers.
+        available: Points,
+    },
+    /// This node cannot issue vouchers now (not vouched for, withdrawn,
+    /// its limits, the card's state).
+    NotHere,
 }
 
 /// A donation programme the kiosk offers.
@@ -116,6 +188,8 @@ pub enum Task {
     Order(HolderAction),
     /// A donation, signed by the card and then the node.
     Donate(Donation),
+    /// Vouchers, signed by the card and then the node.
+    IssueVouchers(VoucherOrder),
 }
 
 /// What a finished order says on its receipt.
@@ -188,6 +262,10 @@ pub enum Outcome {
     },
     /// The donation was not made.
     NotDonated(DonationRefusal),
+    /// The vouchers are signed (their issue in the node's outbox).
+    VouchersIssued(VoucherReceipt),
+    /// The vouchers were not made.
+    NotIssued(VoucherRefusal),
 }
 
 /// What the screen shows.
@@ -205,6 +283,23 @@ pub enum Screen {
         elsewhere: Option<MunicipalityCode>,
         /// Donating is offered (registered here, a programme open).
         donate: bool,
+        /// Vouchers are offered (registered here, a voucher issuer node).
+        vouchers: bool,
+    },
+    /// The keypad for the points to turn into vouchers.
+    VoucherAmount {
+        /// Digits typed so far.
+        text: String,
+        /// The last attempt's problem.
+        notice: Option<Notice>,
+    },
+    /// How to split the points into vouchers.
+    VoucherSplit {
+        /// The points.
+        points: u32,
+        /// The splits offered, one per face value that makes at most
+        /// [`MAX_VOUCHERS`] vouchers.
+        options: Vec<VoucherOrder>,
     },
     /// The open donation programmes to choose from.
     Programmes(Vec<DonationOffer>),
@@ -257,6 +352,8 @@ pub enum Screen {
     Receipt(Receipt),
     /// A donation's receipt (printable), until the card leaves.
     DonationReceipt(DonationReceipt),
+    /// The vouchers (QR codes, printed), until the card leaves.
+    VoucherReceipt(VoucherReceipt),
     /// A message until the card leaves.
     Message(Notice),
 }
@@ -289,6 +386,10 @@ pub enum Notice {
     BadAmount,
     /// The donation was not made.
     NotDonated(DonationRefusal),
+    /// The typed points are not 1 to [`mykey_sync_proto::MAX_KIOSK_ISSUE_POINTS`].
+    BadVoucherAmount,
+    /// The vouchers were not made.
+    NotIssued(VoucherRefusal),
 }
 
 /// What the driver is asked to do.
@@ -335,6 +436,18 @@ pub enum Effect {
         /// What the holder gives.
         donation: Donation,
     },
+    /// Have `card` sign the issue of `order` with `pin`, the node sign it
+    /// into its outbox and then the vouchers; answer under `generation`.
+    IssueVouchers {
+        /// The turn this belongs to.
+        generation: Generation,
+        /// The card on the reader.
+        card: CardKey,
+        /// The PIN typed.
+        pin: Pin,
+        /// The vouchers chosen.
+        order: VoucherOrder,
+    },
 }
 
 /// A menu choice.
@@ -352,6 +465,10 @@ pub enum Choice {
     Donate,
     /// The n-th donation programme listed.
     Programme(usize),
+    /// Turn points into vouchers.
+    Vouchers,
+    /// The n-th split offered.
+    Split(usize),
     /// Back to the menu.
     Menu,
 }
@@ -423,6 +540,7 @@ impl Kiosk {
                 vec![]
             },
             donate: here && self.card.as_ref().is_some_and(|c| !c.programmes.is_empty()),
+            vouchers: here && self.card.as_ref().is_some_and(|c| c.issues_vouchers),
             my_key_id,
             elsewhere,
         }
@@ -490,6 +608,7 @@ impl Kiosk {
                         *notice = None;
                     }
                     Screen::Amount { text, notice, .. }
+                    | Screen::VoucherAmount { text, notice }
                         if text.len() < MAX_AMOUNT_DIGITS && !(text.is_empty() && d == 0) =>
                     {
                         text.push(char::from(b'0' + d));
@@ -508,7 +627,8 @@ impl Kiosk {
                     }
                     Screen::IdEntry { text, .. }
                     | Screen::NumberEntry { text, .. }
-                    | Screen::Amount { text, .. } => {
+                    | Screen::Amount { text, .. }
+                    | Screen::VoucherAmount { text, .. } => {
                         text.pop();
                     }
                     _ => {}
@@ -557,6 +677,17 @@ impl Kiosk {
                 self.screen = Screen::Programmes(offers);
                 return;
             }
+            (Screen::Menu { vouchers: true, .. }, Choice::Vouchers) => {
+                self.screen = Screen::VoucherAmount {
+                    text: String::new(),
+                    notice: None,
+                };
+                return;
+            }
+            (Screen::VoucherSplit { options, .. }, Choice::Split(i)) => match options.get(i) {
+                Some(order) => Task::IssueVouchers(order.clone()),
+                None => return,
+            },
             (Screen::Programmes(offers), Choice::Programme(i)) => {
                 if let Some(offer) = offers.get(i) {
                     self.screen = Screen::Amount {
@@ -688,7 +819,39 @@ impl Kiosk {
         };
     }
 
+    /// OK on the voucher keypad: 1 to the most one issue takes, then the
+    /// splits into vouchers that make at most [`MAX_VOUCHERS`].
+    fn submit_voucher_amount(&mut self) {
+        let Screen::VoucherAmount { text, notice } = &mut self.screen else {
+            return;
+        };
+        let points = text
+            .parse::<u32>()
+            .ok()
+            .filter(|p| (1..=mykey_sync_proto::MAX_KIOSK_ISSUE_POINTS).contains(&u64::from(*p)));
+        let Some(points) = points else {
+            *notice = Some(Notice::BadVoucherAmount);
+            return;
+        };
+        let options: Vec<VoucherOrder> = FACE_VALUES
+            .iter()
+            .filter(|f| **f <= points)
+            .filter_map(|f| VoucherOrder::split(points, *f))
+            .collect();
+        // Below the smallest face value: one voucher of the points.
+        let options = if options.is_empty() {
+            VoucherOrder::split(points, points).into_iter().collect()
+        } else {
+            options
+        };
+        self.screen = Screen::VoucherSplit { points, options };
+    }
+
     fn submit(&mut self) -> Option<Effect> {
+        if matches!(self.screen, Screen::VoucherAmount { .. }) {
+            self.submit_voucher_amount();
+            return None;
+        }
         if matches!(self.screen, Screen::IdEntry { .. }) {
             return self.submit_id();
         }
@@ -743,6 +906,12 @@ impl Kiosk {
                 pin,
                 donation,
             },
+            Task::IssueVouchers(order) => Effect::IssueVouchers {
+                generation: self.generation,
+                card,
+                pin,
+                order,
+            },
         })
     }
 
@@ -755,7 +924,7 @@ impl Kiosk {
         };
         let order = match &task {
             Task::Order(a) => Some(a.clone()),
-            Task::Read | Task::Donate(_) => None,
+            Task::Read | Task::Donate(_) | Task::IssueVouchers(_) => None,
         };
         let donation = match &task {
             Task::Donate(d) => Some(d.clone()),
@@ -811,6 +980,21 @@ impl Kiosk {
                 None => Screen::Message(Notice::CardFailed),
             },
             Outcome::NotDonated(r) => Screen::Message(Notice::NotDonated(r)),
+            Outcome::VouchersIssued(r) => Screen::VoucherReceipt(r),
+            Outcome::NotIssued(VoucherRefusal::BeyondBalance { available }) => {
+                // The amount again, kept for correcting, with what may be used.
+                let text = match &task {
+                    Task::IssueVouchers(o) => o.points().to_string(),
+                    _ => String::new(),
+                };
+                Screen::VoucherAmount {
+                    text,
+                    notice: Some(Notice::NotIssued(VoucherRefusal::BeyondBalance {
+                        available,
+                    })),
+                }
+            }
+            Outcome::NotIssued(r) => Screen::Message(Notice::NotIssued(r)),
             Outcome::History(h) => Screen::Online(h),
             Outcome::Offline(v) => Screen::Offline(v),
             Outcome::WrongPin(tries_left) => again(Notice::WrongPin { tries_left }),
@@ -859,6 +1043,7 @@ mod tests {
             my_key_id: Some(MyKeyId::parse("Akiko").unwrap()),
             elsewhere: None,
             programmes: vec![],
+            issues_vouchers: false,
         }
     }
 
@@ -1154,6 +1339,7 @@ mod tests {
                 links: vec![],
                 elsewhere: None,
                 donate: false,
+                vouchers: false,
             }
         );
         k.step(Input::CardOut);
@@ -1168,6 +1354,7 @@ mod tests {
             my_key_id: None,
             elsewhere: None,
             programmes: vec![],
+            issues_vouchers: false,
         }));
         k.step(Input::Choose(Choice::SetId));
         typed_id(&mut k, "Hana7");
@@ -1230,6 +1417,7 @@ mod tests {
             my_key_id: None,
             elsewhere: None,
             programmes: vec![],
+            issues_vouchers: false,
         }));
         assert!(matches!(k.screen(), Screen::Menu { links, .. } if links.is_empty()));
         k.step(Input::CardIn(seen()));
@@ -1295,6 +1483,7 @@ mod tests {
     fn donor() -> CardSeen {
         CardSeen {
             programmes: vec![offer("noto-relief"), offer("flood-aid")],
+            issues_vouchers: false,
             ..seen()
         }
     }
@@ -1554,5 +1743,143 @@ mod tests {
                 "case {i}"
             );
         }
+    }
+
+    fn issuer_holder() -> CardSeen {
+        CardSeen {
+            issues_vouchers: true,
+            ..seen()
+        }
+    }
+
+    #[test]
+    fn points_split_into_at_most_twenty_vouchers() {
+        let split = |p, f| VoucherOrder::split(p, f).map(|o| o.denominations);
+        assert_eq!(split(1200, 500), Some(vec![500, 500, 200]));
+        assert_eq!(split(1000, 500), Some(vec![500, 500]));
+        assert_eq!(split(2000, 100), Some(vec![100; 20]));
+        assert_eq!(split(2001, 100), None, "21 vouchers");
+        assert_eq!(split(5, 0), None);
+        assert_eq!(split(0, 100), None);
+    }
+
+    /// Vouchers are offered only to a holder registered here at a node the
+    /// hub vouched for; the points, a split, the PIN, then the effect.
+    #[test]
+    fn vouchers_are_chosen_split_signed_after_the_pin_and_receipted() {
+        let mut k = Kiosk::default();
+        k.step(Input::CardIn(seen()));
+        assert!(matches!(
+            k.screen(),
+            Screen::Menu {
+                vouchers: false,
+                ..
+            }
+        ));
+        k.step(Input::Choose(Choice::Vouchers));
+        assert!(matches!(k.screen(), Screen::Menu { .. }), "not offered");
+        k.step(Input::CardIn(CardSeen {
+            my_key_id: None,
+            elsewhere: Some(MunicipalityCode::parse("011002").unwrap()),
+            ..issuer_holder()
+        }));
+        assert!(
+            matches!(
+                k.screen(),
+                Screen::Menu {
+                    vouchers: false,
+                    ..
+                }
+            ),
+            "a visitor is offered none"
+        );
+
+        k.step(Input::CardIn(issuer_holder()));
+        assert!(matches!(k.screen(), Screen::Menu { vouchers: true, .. }));
+        k.step(Input::Choose(Choice::Vouchers));
+        for d in [0, 1, 2, 0, 0] {
+            k.step(Input::Digit(d));
+        }
+        // A leading 0 is not typed: 1200.
+        k.step(Input::Submit);
+        let Screen::VoucherSplit { points, options } = k.screen() else {
+            panic!("{:?}", k.screen())
+        };
+        assert_eq!(*points, 1200);
+        let got: Vec<Vec<u32>> = options.iter().map(|o| o.denominations.clone()).collect();
+        assert_eq!(
+            got,
+            vec![vec![100; 12], vec![500, 500, 200], vec![1000, 200]]
+        );
+        k.step(Input::Choose(Choice::Split(1)));
+        let want = VoucherOrder {
+            denominations: vec![500, 500, 200],
+        };
+        assert_eq!(
+            k.screen(),
+            &Screen::Pin {
+                typed: 0,
+                task: Task::IssueVouchers(want.clone()),
+                notice: None,
+            }
+        );
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::IssueVouchers {
+            generation, order, ..
+        }) = k.step(Input::Submit)
+        else {
+            panic!("expected vouchers");
+        };
+        assert_eq!(order, want);
+        // Beyond the balance: the amount again, with what may be used.
+        k.step(Input::Answer(
+            generation,
+            Outcome::NotIssued(VoucherRefusal::BeyondBalance {
+                available: Points::new(800).unwrap(),
+            }),
+        ));
+        assert_eq!(
+            k.screen(),
+            &Screen::VoucherAmount {
+                text: "1200".into(),
+                notice: Some(Notice::NotIssued(VoucherRefusal::BeyondBalance {
+                    available: Points::new(800).unwrap()
+                })),
+            }
+        );
+        // Out of bounds.
+        k.step(Input::Choose(Choice::Menu));
+        k.step(Input::Choose(Choice::Vouchers));
+        for d in [2, 0, 0, 0, 0, 0] {
+            k.step(Input::Digit(d));
+        }
+        k.step(Input::Submit);
+        assert!(matches!(
+            k.screen(),
+            Screen::VoucherAmount {
+                notice: Some(Notice::BadVoucherAmount),
+                ..
+            }
+        ));
+        // A card pulled after the PIN: its answer is dropped.
+        k.step(Input::Choose(Choice::Menu));
+        k.step(Input::Choose(Choice::Vouchers));
+        k.step(Input::Digit(5));
+        k.step(Input::Submit);
+        k.step(Input::Choose(Choice::Split(0)));
+        for d in [4, 3, 2, 1] {
+            k.step(Input::Digit(d));
+        }
+        let Some(Effect::IssueVouchers { generation, .. }) = k.step(Input::Submit) else {
+            panic!("expected vouchers");
+        };
+        k.step(Input::CardOut);
+        k.step(Input::Answer(
+            generation,
+            Outcome::NotIssued(VoucherRefusal::NotHere),
+        ));
+        assert_eq!(k.screen(), &Screen::Idle);
     }
 }

@@ -292,9 +292,9 @@ impl LedgerTx for PgTx<'_> {
                 "SELECT m.municipality,
                    (SELECT COALESCE(CAST(SUM(t.amount) AS BIGINT), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
                       WHERE c.municipality = m.municipality AND (t.kind = 'grant'
-                        OR (t.kind IN ('exchange', 'premium', 'release') AND c.kind = 'wallet'))),
+                        OR (t.kind IN ('exchange', 'premium', 'release', 'kiosk-voucher-return') AND c.kind = 'wallet'))),
                    (SELECT COALESCE(CAST(SUM(t.amount) AS BIGINT), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
-                      WHERE c.municipality = m.municipality AND t.kind IN ('redeem', 'redeem-on-debt', 'donation')),
+                      WHERE c.municipality = m.municipality AND t.kind IN ('redeem', 'redeem-on-debt', 'donation', 'kiosk-voucher-issue')),
                    (SELECT COALESCE(CAST(SUM(t.amount) AS BIGINT), 0) FROM transfers t JOIN ledger_accounts c ON c.id = t.credit
                       WHERE c.municipality = m.municipality AND t.kind = 'expiry'),
                    (SELECT COALESCE(CAST(SUM(credits_posted - debits_posted) AS BIGINT), 0) FROM ledger_accounts

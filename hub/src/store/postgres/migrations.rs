@@ -535,7 +535,26 @@ CREATE TABLE voucher_issuers (
     withdrawn_at BIGINT
 );
 "#,
-    // 10: the holder orders carried out (SQLite's 30).
+    // 10: vouchers a holder turned their points into at a kiosk (SQLite's
+    // 30); a kiosk voucher's redemption names its kiosk batch, so the
+    // redemptions keep no foreign key to voucher_batches.
+    r#"
+CREATE TABLE kiosk_voucher_batches (
+    batch BIGINT PRIMARY KEY,
+    issuer BIGINT NOT NULL REFERENCES voucher_issuers(issuer),
+    node BYTEA NOT NULL,
+    tx BYTEA NOT NULL UNIQUE,
+    account BIGINT NOT NULL REFERENCES accounts(id),
+    municipality BIGINT NOT NULL,
+    points BIGINT NOT NULL CHECK (points > 0),
+    denominations TEXT NOT NULL,
+    expires_days BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    expired_at BIGINT
+);
+ALTER TABLE voucher_redemptions DROP CONSTRAINT voucher_redemptions_batch_fkey;
+"#,
+    // 11: the holder orders carried out (SQLite's 31).
     r#"
 CREATE TABLE holder_orders_done (
     challenge BYTEA PRIMARY KEY CHECK (length(challenge) = 32),

@@ -354,6 +354,48 @@ CREATE TABLE voucher_issuers (
 );
 "#,
     r#"
+-- Vouchers a holder turned their points into at a kiosk (issue 17 part
+-- 1(a); store/voucher.rs): one row per issuing transaction, its batch the
+-- vouchers' serial batch (unique: a replayed or re-batched issue is refused).
+CREATE TABLE kiosk_voucher_batches (
+    batch INTEGER PRIMARY KEY,
+    issuer INTEGER NOT NULL REFERENCES voucher_issuers(issuer),
+    node BLOB NOT NULL,
+    tx BLOB NOT NULL UNIQUE,
+    account INTEGER NOT NULL REFERENCES accounts(id),
+    municipality INTEGER NOT NULL,
+    points INTEGER NOT NULL CHECK (points > 0),
+    denominations TEXT NOT NULL,
+    expires_days INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expired_at INTEGER
+);
+-- A kiosk voucher's redemption names its kiosk batch, not a hub batch: the
+-- redemptions keep no foreign key to voucher_batches (the rules check the
+-- batch of either kind before a redemption is recorded).
+CREATE TABLE voucher_redemptions_any (
+    batch INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hub_order INTEGER NOT NULL,
+    node BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    tx BLOB NOT NULL UNIQUE,
+    facility TEXT NOT NULL,
+    paid INTEGER NOT NULL CHECK (paid >= 0),
+    incident INTEGER NOT NULL CHECK (incident IN (0, 1)),
+    node_time INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    PRIMARY KEY (batch, idx, hub_order)
+);
+INSERT INTO voucher_redemptions_any
+    SELECT batch, idx, hub_order, node, seq, tx, facility, paid, incident, node_time, at, signed
+    FROM voucher_redemptions;
+DROP TABLE voucher_redemptions;
+ALTER TABLE voucher_redemptions_any RENAME TO voucher_redemptions;
+CREATE INDEX voucher_redemptions_node ON voucher_redemptions (node);
+"#,
+    r#"
 -- The holder orders carried out (hub/src/holder_order.rs), by the challenge
 -- the card signed: a node that kept a signed order cannot play it again.
 CREATE TABLE holder_orders_done (

@@ -3,10 +3,14 @@
 
 use super::SqliteTx;
 use super::rows::{
-    corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, points_of, txid_of, u64_of,
+    corrupt, facility_of, i64_of, millis, muni_of, muni_sql, node_of, points_of, tuple, txid_of,
+    u64_of,
 };
 use crate::store::StoreError;
-use crate::store::voucher::{VoucherBatchRow, VoucherIssuerRow, VoucherRedemptionRow, VoucherTx};
+use crate::store::voucher::{
+    KIOSK_BATCH_COLUMNS, KioskBatchRow, KioskBatchSql, VoucherBatchRow, VoucherIssuerRow,
+    VoucherRedemptionRow, VoucherTx, denominations_sql, kiosk_batch_row,
+};
 use mykey_sync_proto::{NodeId, Points, ProgramId, UnixMillis};
 use rusqlite::{OptionalExtension, params};
 
@@ -76,6 +80,56 @@ const BATCH_COLUMNS: &str =
     "id, program, municipality, count, points, expires_days, issued_at, cancelled_at, expired_at";
 
 impl VoucherTx for SqliteTx<'_> {
+    fn insert_kiosk_batch(&mut self, b: &KioskBatchRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO kiosk_voucher_batches ({KIOSK_BATCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                i64::from(b.batch),
+                i64::from(b.issuer),
+                &b.node.as_bytes()[..],
+                &b.tx.as_bytes()[..],
+                i64_of(b.account.get()),
+                muni_sql(b.municipality),
+                i64_of(b.points.get()),
+                denominations_sql(&b.denominations),
+                i64::from(b.expires_days),
+                i64_of(b.issued_at.0),
+                b.expired_at.map(|c| i64_of(c.0)),
+            ])?;
+        Ok(())
+    }
+
+    fn kiosk_batch(&mut self, batch: u32) -> Result<Option<KioskBatchRow>, StoreError> {
+        let r: Option<KioskBatchSql> = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {KIOSK_BATCH_COLUMNS} FROM kiosk_voucher_batches WHERE batch = ?1"
+            ))?
+            .query_row(params![i64::from(batch)], tuple)
+            .optional()?;
+        r.map(kiosk_batch_row).transpose()
+    }
+
+    fn kiosk_batches_unexpired(&mut self) -> Result<Vec<KioskBatchRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {KIOSK_BATCH_COLUMNS} FROM kiosk_voucher_batches
+             WHERE expired_at IS NULL ORDER BY batch"
+        ))?;
+        let rows: Vec<KioskBatchSql> = stmt.query_map([], tuple)?.collect::<Result<_, _>>()?;
+        rows.into_iter().map(kiosk_batch_row).collect()
+    }
+
+    fn expire_kiosk_batch(&mut self, batch: u32, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE kiosk_voucher_batches SET expired_at = ?2 WHERE batch = ?1 AND expired_at IS NULL",
+            )?
+            .execute(params![i64::from(batch), i64_of(now.0)])?;
+        Ok(())
+    }
+
     fn voucher_issuers(&mut self) -> Result<Vec<VoucherIssuerRow>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT issuer, node, municipality, vouched_at, withdrawn_at

@@ -1,0 +1,401 @@
+//! Vouchers a holder makes of their points at a kiosk (issue 17 part
+//! 1(a)), on whichever backend `common::init_hub` chose (SQLite, or
+//! PostgreSQL when `MYKEY_PG_URL` is set): the kiosk node the hub vouched
+//! for signs a `TxBody::IssueVouchers` with the card's PIN signature over
+//! exactly it; the hub moves the points from the wallet to the voucher
+//! float and records the kiosk batch; a shop's redemption of one of its
+//! vouchers is paid from the float once; the unredeemed rest goes back to
+//! the wallet at expiry, once. Every hostile issue (forged or missing
+//! proof, amount not the vouchers' sum, over the balance, a replayed or
+//! re-batched issue, a node never vouched for) and every unbacked voucher
+//! (a batch the hub never saw, a voucher its batch did not record) is
+//! refused and moves nothing. The ledger's conservation check holds
+//! throughout.
+
+mod common;
+
+use common::pki::{Pki, TestCard};
+use common::*;
+use mykey_hub::voucher::{self, issuers};
+use mykey_hub::{FacilityKind, LedgerAccount};
+use mykey_sync_proto::holder::{
+    HolderAction, HolderBinding, HolderHistory, HolderRequest, HolderResponse, Movement,
+};
+use mykey_sync_proto::session::HubService;
+use mykey_sync_proto::wire::Outcome;
+use mykey_sync_proto::{
+    AccountId, CardKey, CardSignature, KioskIssue, MyKeyId, OpKind, SignedTx, TxBody, UnixMillis,
+    VoucherIssueBinding, VoucherRedeem,
+};
+use mykey_voucher::{ExpiryDate, Issuer, Serial, SignedVoucher, VoucherBody};
+
+const DAY: u64 = 86_400_000;
+
+struct Setup {
+    f: Fixture,
+    kiosk: Chain,
+    issuer: u16,
+    carol: AccountId,
+    carol_card: TestCard,
+    other_card: TestCard,
+    _dir: tempfile::TempDir,
+}
+
+/// The fixture, a kiosk node at the town hall vouched for as voucher
+/// issuer, and Carol registered with her certificate and 5000 pt.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let carol_card = pki.card("0C0FFEE011");
+    let other_card = pki.card("0C0FFEE012");
+    let mut f = Fixture::new();
+    let carol = f
+        .hub
+        .register_account_with_certificate(
+            &MyKeyId::parse("Carol03").unwrap(),
+            muni(),
+            &pki.trusted(&carol_card),
+            T0,
+        )
+        .unwrap();
+    f.hub.admin_grant(carol, &program(), pts(5000), T0).unwrap();
+    f.hub
+        .add_facility(
+            &mykey_hub::admin::facility(
+                fid("hall-1"),
+                muni(),
+                FacilityKind::CommunityCentre,
+                "Town hall",
+            ),
+            T0,
+        )
+        .unwrap();
+    let kiosk = Chain::new(61);
+    f.hub
+        .enrol_node(kiosk.id, &fid("hall-1"), policy(&[OpKind::Redeem]), T0)
+        .unwrap();
+    let issuer = issuers::vouch(&mut f.hub, kiosk.id, T0).unwrap();
+    Setup {
+        f,
+        kiosk,
+        issuer,
+        carol,
+        carol_card,
+        other_card,
+        _dir: dir,
+    }
+}
+
+fn last_day() -> u16 {
+    u16::try_from(T0.0 / DAY + 30).unwrap()
+}
+
+fn issue(account: AccountId, card: CardKey, denominations: &[u32], batch: u16) -> KioskIssue {
+    KioskIssue {
+        card,
+        account,
+        municipality: muni(),
+        points: pts(denominations.iter().map(|d| u64::from(*d)).sum()),
+        denominations: denominations.to_vec(),
+        batch,
+        expires_days: last_day(),
+        // Replaced by `proved`.
+        card_proof: CardSignature::new(vec![0; 256]).unwrap(),
+    }
+}
+
+/// Signs the chain's next issue with `signer`'s proof over its own binding.
+fn proved(chain: &mut Chain, k: KioskIssue, signer: &TestCard) -> SignedTx {
+    let created_at = T0.plus_ms(chain.seq + 1);
+    let own = VoucherIssueBinding::new(chain.id, chain.seq + 1, created_at, &k);
+    let card_proof = signer.sign_message(&own.signed_message());
+    chain.sign(TxBody::IssueVouchers(KioskIssue { card_proof, ..k }))
+}
+
+/// The kiosk's voucher `index` of its batch `batch`, as it would print it.
+fn kiosk_voucher(s: &Setup, batch: u16, index: u16, points: u32) -> SignedVoucher {
+    VoucherBody {
+        key_hint: 0,
+        municipality: muni(),
+        serial: Serial {
+            batch: Issuer::node_batch(s.issuer, batch).unwrap(),
+            index,
+        },
+        points,
+        expires: ExpiryDate::from_days(last_day()),
+    }
+    .sign(&s.kiosk.key)
+}
+
+fn wallet(f: &mut Fixture, a: AccountId) -> u64 {
+    f.hub.balance(a, muni()).unwrap().balance.get()
+}
+
+fn float(f: &mut Fixture) -> i128 {
+    let a = LedgerAccount::VoucherFloat(muni());
+    f.hub
+        .transfers(0, u32::MAX)
+        .unwrap()
+        .iter()
+        .map(|t| {
+            i128::from(t.amount.get()) * (i128::from(t.credit == a) - i128::from(t.debit == a))
+        })
+        .sum()
+}
+
+fn refused(o: &Outcome) -> String {
+    match o {
+        Outcome::Rejected(r) => r.to_string(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn redeem_at_shop(
+    f: &mut Fixture,
+    v: &SignedVoucher,
+    node_time: UnixMillis,
+    now: UnixMillis,
+) -> Outcome {
+    let tx = f.shop.sign_dated(
+        TxBody::RedeemVoucher(VoucherRedeem {
+            voucher: v.to_bytes().to_vec(),
+            merchant: fid("shop-1"),
+        }),
+        node_time,
+    );
+    let shop = f.shop.id;
+    let r = f.hub.ingest(&shop, vec![tx], now);
+    assert_eq!(r.receipts.len(), 1, "{r:?}");
+    r.receipts[0].outcome.clone()
+}
+
+#[test]
+fn a_kiosk_issue_is_decided_from_what_the_hub_verifies_and_its_vouchers_are_paid_once() {
+    let mut s = setup();
+    let key = s.carol_card.cert.card_key().clone();
+    let id = s.kiosk.id;
+
+    // Carol turns 1000 pt into three vouchers with her PIN.
+    let good = proved(
+        &mut s.kiosk,
+        issue(s.carol, key.clone(), &[500, 300, 200], 1),
+        &s.carol_card,
+    );
+    let r = s.f.hub.ingest(&id, vec![good.clone()], T0.plus_ms(100));
+    assert!(
+        matches!(r.receipts[0].outcome, Outcome::Accepted { .. }),
+        "{r:?}"
+    );
+    assert_eq!(wallet(&mut s.f, s.carol), 4000);
+    assert_eq!(float(&mut s.f), 1000);
+    s.f.hub.check_conservation().unwrap();
+    let report = s.f.hub.liability_report(T0.plus_ms(200)).unwrap();
+    assert_eq!(bunkyo(&report).kiosk_vouchers, 1000);
+
+    // The same transaction again is a duplicate: nothing moves twice.
+    let r = s.f.hub.ingest(&id, vec![good], T0.plus_ms(150));
+    assert!(
+        matches!(r.receipts[0].outcome, Outcome::Accepted { .. }),
+        "{r:?}"
+    );
+    assert_eq!(wallet(&mut s.f, s.carol), 4000);
+
+    // Each hostile issue is refused and moves nothing.
+    let before = snapshot(&mut s.f.hub, &[id]);
+    let mut sum_not_points = issue(s.carol, key.clone(), &[500, 500], 2);
+    sum_not_points.points = pts(900);
+    let cases: Vec<(SignedTx, &str)> = vec![
+        // Another card's signature.
+        (
+            proved(
+                &mut s.kiosk,
+                issue(s.carol, key.clone(), &[500], 2),
+                &s.other_card,
+            ),
+            "does not verify",
+        ),
+        // A leaked node key issuing without the holder: no valid proof.
+        (
+            s.kiosk.sign(TxBody::IssueVouchers(issue(
+                s.carol,
+                key.clone(),
+                &[1000],
+                2,
+            ))),
+            "does not verify",
+        ),
+        // The amount is not the vouchers' sum (the card signed exactly that).
+        (
+            proved(&mut s.kiosk, sum_not_points, &s.carol_card),
+            "add up to 1000 points, but the issue takes 900",
+        ),
+        // More than the confirmed balance (4000 left).
+        (
+            proved(
+                &mut s.kiosk,
+                issue(s.carol, key.clone(), &[2000, 2000, 500], 2),
+                &s.carol_card,
+            ),
+            "beyond the confirmed balance",
+        ),
+        // A new issue under the batch number already issued (a replay with
+        // a fresh proof, or a node re-batching).
+        (
+            proved(
+                &mut s.kiosk,
+                issue(s.carol, key.clone(), &[100], 1),
+                &s.carol_card,
+            ),
+            "was issued already",
+        ),
+        // Too many vouchers.
+        (
+            proved(
+                &mut s.kiosk,
+                issue(s.carol, key.clone(), &[1; 21], 2),
+                &s.carol_card,
+            ),
+            "1 to 20 vouchers",
+        ),
+    ];
+    for (tx, says) in cases {
+        let r = s.f.hub.ingest(&id, vec![tx], T0.plus_ms(300));
+        let why = refused(&r.receipts[0].outcome);
+        assert!(why.contains(says), "{why} (wanted {says:?})");
+    }
+    // A node the hub never vouched for, with a valid proof.
+    {
+        let shop = s.f.shop.id;
+        let mut shop_chain = std::mem::replace(&mut s.f.shop, Chain::new(11));
+        let tx = proved(
+            &mut shop_chain,
+            issue(s.carol, key.clone(), &[100], 1),
+            &s.carol_card,
+        );
+        let r = s.f.hub.ingest(&shop, vec![tx], T0.plus_ms(300));
+        let why = refused(&r.receipts[0].outcome);
+        assert!(why.contains("is not a voucher issuer"), "{why}");
+        s.f.shop = shop_chain;
+    }
+    let after = snapshot(&mut s.f.hub, &[id]);
+    assert_eq!(after.totals, before.totals, "refusals moved points");
+    assert_eq!(after.n_transfers, before.n_transfers);
+    assert_eq!(wallet(&mut s.f, s.carol), 4000);
+
+    // The shop takes voucher 1 (500 pt): paid from the float, once.
+    let v1 = kiosk_voucher(&s, 1, 1, 500);
+    let o = redeem_at_shop(&mut s.f, &v1, T0.plus_ms(400), T0.plus_ms(500));
+    assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    assert_eq!(float(&mut s.f), 500);
+    let payable = |f: &mut Fixture| -> u64 {
+        f.hub
+            .transfers(0, u32::MAX)
+            .unwrap()
+            .iter()
+            .filter(|t| t.credit == LedgerAccount::MerchantPayable(fid("shop-1"), muni()))
+            .map(|t| t.amount.get())
+            .sum()
+    };
+    assert_eq!(payable(&mut s.f), 500);
+    // Again, signed after the hub had the first: an incident, not paid.
+    let o = redeem_at_shop(&mut s.f, &v1, T0.plus_ms(600), T0.plus_ms(700));
+    assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    assert_eq!(payable(&mut s.f), 500);
+
+    // Unbacked kiosk vouchers are refused, whatever the kiosk key signs.
+    for (v, says) in [
+        // A batch whose issue the hub never saw.
+        (
+            kiosk_voucher(&s, 7, 1, 500),
+            "issuing transaction has not reached",
+        ),
+        // More points than the batch recorded for that index.
+        (
+            kiosk_voucher(&s, 1, 2, 3000),
+            "its kiosk batch recorded voucher 2 as 300",
+        ),
+        // An index beyond the batch.
+        (kiosk_voucher(&s, 1, 4, 100), "holds 3 vouchers"),
+    ] {
+        let o = redeem_at_shop(&mut s.f, &v, T0.plus_ms(800), T0.plus_ms(900));
+        let why = refused(&o);
+        assert!(why.contains(says), "{why} (wanted {says:?})");
+    }
+    assert_eq!(payable(&mut s.f), 500);
+    s.f.hub.check_conservation().unwrap();
+
+    // Past the last valid day the unredeemed 500 pt go back to Carol's
+    // wallet, once.
+    let after_expiry = UnixMillis((u64::from(last_day()) + 2) * DAY);
+    let done = voucher::expire_due(&mut s.f.hub, after_expiry).unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].back.get(), 500);
+    assert_eq!(done[0].batch, Issuer::node_batch(s.issuer, 1).unwrap());
+    assert!(
+        voucher::expire_due(&mut s.f.hub, after_expiry.plus_ms(DAY))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(wallet(&mut s.f, s.carol), 4500);
+    assert_eq!(float(&mut s.f), 0);
+    let report = s.f.hub.liability_report(after_expiry).unwrap();
+    assert_eq!(bunkyo(&report).kiosk_vouchers, 0);
+    s.f.hub.check_conservation().unwrap();
+
+    // Voucher 2, taken by a shop offline in time and reported after the
+    // expiry: still paid, now from the wallet its points went back to.
+    let v2 = kiosk_voucher(&s, 1, 2, 300);
+    let o = redeem_at_shop(
+        &mut s.f,
+        &v2,
+        UnixMillis(u64::from(last_day()) * DAY),
+        after_expiry.plus_ms(2 * DAY),
+    );
+    assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    assert_eq!(payable(&mut s.f), 800);
+    assert_eq!(wallet(&mut s.f, s.carol), 4200);
+    s.f.hub.check_conservation().unwrap();
+
+    // Carol's own history shows the issue and the return, nothing bought.
+    let history = history_of(&mut s.f, &s.carol_card, after_expiry.plus_ms(3 * DAY));
+    let vouchers: Vec<(u64, bool)> = history
+        .entries
+        .iter()
+        .filter_map(|e| match e.movement {
+            Movement::Vouchers { returned } => Some((e.points.get(), returned)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(vouchers, vec![(500, true), (1000, false)], "{history:?}");
+}
+
+/// The holder's own history, read with the card's PIN signature.
+fn history_of(f: &mut Fixture, card: &TestCard, now: UnixMillis) -> HolderHistory {
+    let node = Chain::new(61).id;
+    let key = card.cert.card_key().clone();
+    let HolderResponse::Challenge(c) =
+        f.hub
+            .holder(&node, HolderRequest::Challenge { card: key }, now)
+    else {
+        panic!("no challenge")
+    };
+    let proof = card.sign_message(
+        &HolderBinding {
+            challenge: c.clone(),
+            action: HolderAction::ReadHistory,
+        }
+        .signed_message(),
+    );
+    match f.hub.holder(
+        &node,
+        HolderRequest::History {
+            challenge: c,
+            proof,
+            max_entries: 100,
+        },
+        now,
+    ) {
+        HolderResponse::History(h) => h,
+        other => panic!("expected a history, got {other:?}"),
+    }
+}
