@@ -415,7 +415,7 @@ fn receipt(v: &VerifiedTx, outcome: Outcome) -> Receipt {
     Receipt {
         node: v.payload().node,
         seq: v.payload().seq,
-        tx: v.id(),
+        tx: Some(v.id()),
         outcome,
     }
 }
@@ -441,7 +441,7 @@ fn reject_chain(
     receipts.push(Receipt {
         node,
         seq,
-        tx,
+        tx: Some(tx),
         outcome: Outcome::Rejected(reason),
     });
     Ok(())

@@ -40,7 +40,7 @@ fn happy_path_grant_then_redeem_with_facts_in_order() {
     let r = f.hub.ingest(&f.centre.id, vec![g.clone()], T0);
     assert_eq!(r.processed_seq, 1);
     assert_eq!(accepted_balance(&r.receipts[0].outcome), (1000, 0, 0));
-    assert_eq!(r.receipts[0].tx, g.id());
+    assert_eq!(r.receipts[0].tx, Some(g.id()));
 
     let txs = vec![
         f.shop.sign(redeem(f.alice, 1, 300)),

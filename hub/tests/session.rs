@@ -158,7 +158,10 @@ fn node_session_pushes_its_chain_and_resumes_after_a_lost_answer() {
     assert!(dropped_one);
     assert_eq!(receipts.len(), 25, "a receipt for every transaction");
     for (seq, tx) in (1..).zip(&outbox) {
-        assert_eq!(receipts[&seq].tx, tx.id());
+        assert_eq!(
+            receipts[&seq].tx, None,
+            "acceptances travel without their id"
+        );
         assert!(matches!(receipts[&seq].outcome, Outcome::Accepted { .. }));
         assert_eq!(f.hub.tx_applications(&tx.id()).unwrap(), 1);
     }

@@ -901,7 +901,10 @@ impl Node {
             for rc in &receipts.receipts {
                 if rc.node != me {
                     if let Outcome::Rejected(reason) = &rc.outcome {
-                        w.put_rejection(&rc.tx, &rc.node, rc.seq, &reason.to_string(), now)?;
+                        // The hub names the transaction of every rejection.
+                        if let Some(tx) = &rc.tx {
+                            w.put_rejection(tx, &rc.node, rc.seq, &reason.to_string(), now)?;
+                        }
                         if reason.is_chain_level() {
                             // The hub will not take this chain from here: its
                             // spends stop counting and are not carried again.
@@ -922,14 +925,14 @@ impl Node {
                         // facility is not paid for it unless an operator
                         // releases it. Shown with the node's troubled rows.
                         let held = (!quarantined.is_zero()).then(|| {
-                            warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), %quarantined, "hub held part of a redeem in quarantine");
+                            warn!(node = %me.short(), seq = rc.seq, %quarantined, "hub held part of a redeem in quarantine");
                             format!(
                                 "{quarantined} held in quarantine at the hub (beyond this node's enrolled bounds): not paid unless an operator releases it"
                             )
                         });
                         w.set_outbox_outcome(
                             rc.seq,
-                            &rc.tx,
+                            rc.tx.as_ref(),
                             "accepted",
                             held.as_deref(),
                             Some(*ledger_pos),
@@ -947,9 +950,9 @@ impl Node {
                         w.set_outbox_reason(rc.seq, &reason.to_string())?;
                     }
                     Outcome::Rejected(reason) => {
-                        warn!(node = %me.short(), seq = rc.seq, tx = %rc.tx.short(), "hub rejected: {reason}");
+                        warn!(node = %me.short(), seq = rc.seq, "hub rejected: {reason}");
                         let text = reason.to_string();
-                        w.set_outbox_outcome(rc.seq, &rc.tx, "rejected", Some(&text), None, None, now)?;
+                        w.set_outbox_outcome(rc.seq, rc.tx.as_ref(), "rejected", Some(&text), None, None, now)?;
                         settle_number(w, rc.seq, false)?;
                         if let Some(wd) = w.withdraw_right_credit(rc.seq, &text, now)? {
                             warn!(

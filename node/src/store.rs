@@ -791,12 +791,13 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Records the hub's verdict on an own transaction.
+    /// Records the hub's verdict on an own transaction, matched by seq (and
+    /// by id where the hub named it: receipts of acceptances travel without).
     #[allow(clippy::too_many_arguments)]
     pub fn set_outbox_outcome(
         &self,
         seq: u64,
-        tx_id: &TxId,
+        tx_id: Option<&TxId>,
         status: &str,
         reason: Option<&str>,
         ledger_pos: Option<u64>,
@@ -807,11 +808,11 @@ impl Writer<'_> {
             .tx
             .prepare_cached(
                 "UPDATE outbox SET status = ?3, reason = ?4, ledger_pos = ?5, debt_created = ?6, receipt_at = ?7
-             WHERE seq = ?1 AND tx_id = ?2",
+             WHERE seq = ?1 AND (?2 IS NULL OR tx_id = ?2)",
             )?
             .execute(params![
                 i(seq),
-                tx_id.as_bytes(),
+                tx_id.map(|t| t.as_bytes().as_slice()),
                 status,
                 reason,
                 ledger_pos.map(i),

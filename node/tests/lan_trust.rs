@@ -175,7 +175,7 @@ fn receipt(node: NodeId, tx: &SignedTx, seq: u64, reason: RejectReason) -> Recei
         receipts: vec![Receipt {
             node,
             seq,
-            tx: tx.id(),
+            tx: Some(tx.id()),
             outcome: Outcome::Rejected(reason),
         }],
         processed_seq: 0,

@@ -233,7 +233,7 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
             Receipt {
                 node: me,
                 seq: a.seq,
-                tx: a.tx,
+                tx: None, // as receipts of acceptances arrive: matched by seq
                 outcome: Outcome::Accepted {
                     ledger_pos: 20,
                     balance: Some(BalanceSnapshot {
@@ -249,7 +249,7 @@ fn receipts_settle_outbox_and_rejections_are_stored() {
             Receipt {
                 node: me,
                 seq: b.seq,
-                tx: b.tx,
+                tx: Some(b.tx),
                 outcome: Outcome::Rejected(RejectReason::NumberTaken),
             },
         ],

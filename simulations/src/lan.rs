@@ -13,11 +13,11 @@
 
 use crate::hub_host::HubCore;
 use crate::net::Dir;
-use crate::world::{AtTime, Failure, Kind, World};
+use crate::world::{AtTime, Failure, Kind, Watched, World};
 use mykey_node::net::lan::{LanRequest, LanResponse, MAX_OFFER_TXS};
 use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::tx::MAX_TX_PAYLOAD_BYTES;
-use mykey_sync_proto::wire::{Hello, Outcome, Push, Request, Response};
+use mykey_sync_proto::wire::{Hello, MAX_PUSH_TXS, Outcome, Push, Request, Response};
 use mykey_sync_proto::{SignedTx, TxPayload, UnixMillis, codec};
 
 /// Upper bound of transactions in one carried push.
@@ -190,8 +190,10 @@ impl<H: HubCore> World<H> {
         if !matches!(welcome, Response::Welcome(_)) {
             return Ok(false);
         }
-        let resp = session.handle_request(push, now, &mut self.hub);
-        self.note_hub_response(&resp);
+        let mut watched = Watched::new(&mut self.hub);
+        let resp = session.handle_request(push, now, &mut watched);
+        let decided = watched.decided;
+        self.note_hub_receipts(&decided);
         let bytes = resp.encode();
         for at in self.net.send_wan(n, Dir::Down, bytes.len(), t) {
             self.push(at, Kind::CarryBack(n, bytes.clone()));
@@ -204,9 +206,10 @@ impl<H: HubCore> World<H> {
         if !self.nodes[n].is_up() || !self.net.wan_passes(n, Dir::Down) {
             return Ok(());
         }
-        let Response::Receipts(r) = Response::decode(&bytes).at(t)? else {
+        let Response::Receipts(ranges) = Response::decode(&bytes).at(t)? else {
             return Ok(());
         };
+        let r = ranges.expand(MAX_PUSH_TXS).at(t)?;
         for rc in &r.receipts {
             let chain_level = matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
             if chain_level {

@@ -34,7 +34,7 @@
 use crate::cards;
 use crate::hub_host::HubCore;
 use crate::prng::Prng;
-use crate::world::{AtTime, Failure, World, fail};
+use crate::world::{AtTime, Failure, Watched, World, fail};
 use ed25519_dalek::SigningKey;
 use mykey_node::net::lan::{self, LanRefusal, LanRequest};
 use mykey_node::node::PeerTxsError;
@@ -513,8 +513,10 @@ impl<H: HubCore> World<H> {
         ) {
             return false;
         }
-        let resp = session.handle_request(Request::Push(Push { txs }), now, &mut self.hub);
-        self.note_hub_response(&resp);
+        let mut watched = Watched::new(&mut self.hub);
+        session.handle_request(Request::Push(Push { txs }), now, &mut watched);
+        let decided = watched.decided;
+        self.note_hub_receipts(&decided);
         true
     }
 

@@ -13,11 +13,15 @@ use crate::node_host::SimNode;
 use crate::plan::{OpSpec, Plan, Scripted};
 use crate::prng::Prng;
 use anyhow::Context;
+use mykey_sync_proto::holder::{HolderRequest, HolderResponse};
+use mykey_sync_proto::session::HubService;
 use mykey_sync_proto::session::{HubSession, NodeSessionConfig};
-use mykey_sync_proto::wire::{Outcome, Request, Response};
+use mykey_sync_proto::wire::{
+    Facts, Hello, Outcome, Receipts, Refusal, Request, Response, ShardList, ShardSync, Welcome,
+};
 use mykey_sync_proto::{
-    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, Points, ProgramId, SignedTx, TxId,
-    UnixMillis,
+    AccountId, CardKey, FacilityId, MunicipalityCode, MyKeyId, NodeId, Points, ProgramId, SignedTx,
+    TxId, UnixMillis,
 };
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -37,6 +41,51 @@ pub struct Holder {
     pub old_cards: Vec<CardKey>,
     /// Library cards linked so far.
     pub links: u32,
+}
+
+/// The hub as a session sees it, keeping the receipts it decides: the
+/// metrics follow transaction ids, which receipts of acceptances do not carry
+/// on the wire (`mykey_sync_proto::receipts`).
+pub(crate) struct Watched<'a, H> {
+    hub: &'a mut H,
+    pub(crate) decided: Vec<Receipts>,
+}
+
+impl<'a, H: HubService> Watched<'a, H> {
+    pub(crate) fn new(hub: &'a mut H) -> Self {
+        Watched {
+            hub,
+            decided: vec![],
+        }
+    }
+}
+
+impl<H: HubService> HubService for Watched<'_, H> {
+    fn open(&mut self, hello: &Hello, now: UnixMillis) -> Result<Welcome, Refusal> {
+        self.hub.open(hello, now)
+    }
+    fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts {
+        let r = self.hub.ingest(carrier, txs, now);
+        self.decided.push(r.clone());
+        r
+    }
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
+        self.hub.facts(node, after, max, upto)
+    }
+    fn shards(&mut self, node: &NodeId) -> Result<ShardList, Refusal> {
+        self.hub.shards(node)
+    }
+    fn shard_sync(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+        now: UnixMillis,
+    ) -> Result<ShardSync, Refusal> {
+        self.hub.shard_sync(node, sync, now)
+    }
+    fn holder(&mut self, node: &NodeId, req: HolderRequest, now: UnixMillis) -> HolderResponse {
+        self.hub.holder(node, req, now)
+    }
 }
 
 /// A transaction acknowledged to the person at the counter.
@@ -662,9 +711,11 @@ impl<H: HubCore> World<H> {
         let req = Request::decode(&bytes).at(self.now)?;
         let touches = matches!(req, Request::Push(_));
         let hub_now = self.hub_clock.wall(self.now);
-        let resp = session.handle_request(req, hub_now, &mut self.hub);
+        let mut watched = Watched::new(&mut self.hub);
+        let resp = session.handle_request(req, hub_now, &mut watched);
+        let decided = watched.decided;
         self.hub_sessions.insert((n, conn), session);
-        self.note_hub_response(&resp);
+        self.note_hub_receipts(&decided);
         let bytes = resp.encode();
         for at in self.net.send_wan(n, Dir::Down, bytes.len(), self.now) {
             self.push(at, Kind::ToNode(n, conn, req_no, bytes.clone()));
@@ -673,17 +724,16 @@ impl<H: HubCore> World<H> {
     }
 
     /// Metrics from the hub's answers: first processing of each transaction.
-    pub(crate) fn note_hub_response(&mut self, resp: &Response) {
-        let Response::Receipts(r) = resp else {
-            return;
-        };
+    pub(crate) fn note_hub_receipts(&mut self, decided: &[Receipts]) {
         let liar_id = self.liar.as_ref().map(|l| self.nodes[l.node].id);
-        for rc in &r.receipts {
+        for rc in decided.iter().flat_map(|r| &r.receipts) {
+            // The hub's own receipts always name the transaction.
+            let Some(tx) = rc.tx else { continue };
             if Some(rc.node) == liar_id {
                 let chain_level = matches!(&rc.outcome, Outcome::Rejected(x) if x.is_chain_level());
                 if chain_level {
                     self.metrics.liar.chain_refused += 1;
-                } else if self.processed_seen.insert(rc.tx) {
+                } else if self.processed_seen.insert(tx) {
                     match &rc.outcome {
                         Outcome::Accepted { debt_created, .. } => {
                             self.metrics.liar.debt_created += debt_created.get();
@@ -698,10 +748,10 @@ impl<H: HubCore> World<H> {
             {
                 continue;
             }
-            if !self.processed_seen.insert(rc.tx) {
+            if !self.processed_seen.insert(tx) {
                 continue;
             }
-            if let Some(a) = self.acked.get(&rc.tx) {
+            if let Some(a) = self.acked.get(&tx) {
                 let lag = self.now.saturating_sub(a.signed_at);
                 self.metrics.lag_ms.push(lag);
                 self.lag_window.push(lag);
@@ -709,8 +759,8 @@ impl<H: HubCore> World<H> {
             match &rc.outcome {
                 Outcome::Accepted { debt_created, .. } => {
                     self.metrics.debt_created += debt_created.get();
-                    if self.honest_redeems.contains_key(&rc.tx) {
-                        self.honest_to_check.push(rc.tx);
+                    if self.honest_redeems.contains_key(&tx) {
+                        self.honest_to_check.push(tx);
                     }
                 }
                 Outcome::Rejected(_) => self.metrics.rejected += 1,

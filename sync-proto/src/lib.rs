@@ -20,6 +20,7 @@ pub mod codec;
 pub mod fact;
 pub mod holder;
 pub mod link_request;
+pub mod receipts;
 pub mod session;
 pub mod shard;
 pub mod tx;

@@ -43,6 +43,7 @@
 
 use crate::holder::{HolderRefusal, HolderRequest, HolderResponse};
 use crate::ids::{NodeId, UnixMillis};
+use crate::receipts::ReceiptRanges;
 use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
 use crate::wire::{
@@ -150,6 +151,9 @@ pub enum SessionError {
         /// What the node has.
         local: u64,
     },
+    /// The hub's receipt ranges do not hold together.
+    #[error("the hub's receipts are malformed: {0}")]
+    BadReceipts(crate::receipts::ReceiptsError),
     /// The driver handed transactions that are not the ones asked for.
     #[error("outbox transactions do not start at the requested seq {0}")]
     OutboxMismatch(u64),
@@ -410,7 +414,11 @@ impl NodeSession {
                 self.next_pull_at = now;
                 self.events.push_back(NodeEvent::Welcomed(w));
             }
-            (InFlight::Push, Response::Receipts(r)) => {
+            (InFlight::Push, Response::Receipts(ranges)) => {
+                let r = match ranges.expand(MAX_PUSH_TXS) {
+                    Ok(r) => r,
+                    Err(e) => return Err(self.close(SessionError::BadReceipts(e))),
+                };
                 // Advance only through the receipts this answer carries: the
                 // hub's processed seq can be far ahead when a LAN peer already
                 // delivered this node's chain, and jumping to it would leave
@@ -695,7 +703,9 @@ impl HubSession {
                 }
             }
             _ if !self.open => Response::Refused(Refusal::Protocol("Hello must come first".into())),
-            Request::Push(p) => Response::Receipts(service.ingest(&self.peer, p.txs, now)),
+            Request::Push(p) => Response::Receipts(ReceiptRanges::from_receipts(
+                &service.ingest(&self.peer, p.txs, now),
+            )),
             Request::PullFacts(PullFacts { after, max, upto }) => {
                 let max = max.clamp(1, MAX_FACTS_PER_ANSWER as u32);
                 Response::Facts(service.facts(&self.peer, after, max, upto))

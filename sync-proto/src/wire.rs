@@ -9,12 +9,13 @@ use crate::codec::{self, DecodeError};
 use crate::fact::SignedFact;
 use crate::holder::{HolderRequest, HolderResponse};
 use crate::ids::{AccountId, MunicipalityCode, NodeId, Points, TxId, UnixMillis};
+use crate::receipts::{ReceiptRanges, ReceiptsError};
 use crate::shard::{Epoch, ShardHead, ShardId};
 use crate::tx::SignedTx;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Upper bound of one encoded message.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Upper bound of transactions in one push.
@@ -52,8 +53,9 @@ pub enum Request {
 pub enum Response {
     /// The session is open.
     Welcome(Welcome),
-    /// One receipt per transaction processed.
-    Receipts(Receipts),
+    /// The receipts of a push, as ranges (`crate::receipts`): one per
+    /// (signer, seq) the hub looked at once expanded.
+    Receipts(ReceiptRanges),
     /// Facts in hub order.
     Facts(Facts),
     /// The node's shards.
@@ -137,10 +139,12 @@ pub struct ShardSync {
     pub start: bool,
 }
 
-/// Receipts for a push.
+/// Receipts for a push, one by one: what the hub decides and what a node
+/// applies; they travel as [`ReceiptRanges`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipts {
-    /// One per transaction the hub looked at, in order.
+    /// One per transaction the hub looked at, in order (expanded from the
+    /// wire: one per (signer, seq), signer by signer).
     pub receipts: Vec<Receipt>,
     /// The highest seq of the requesting node now processed.
     pub processed_seq: u64,
@@ -153,8 +157,9 @@ pub struct Receipt {
     pub node: NodeId,
     /// Its seq.
     pub seq: u64,
-    /// The transaction id.
-    pub tx: TxId,
+    /// The transaction id: always from the hub's ingest; from the wire only
+    /// with a rejection (an accepted one is matched by (node, seq)).
+    pub tx: Option<TxId>,
     /// Applied or rejected.
     pub outcome: Outcome,
 }
@@ -334,6 +339,9 @@ pub enum WireError {
     /// Body did not decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// Receipt ranges that do not hold together.
+    #[error("receipts refused: {0}")]
+    Receipts(#[from] ReceiptsError),
     /// A batch bound was exceeded.
     #[error("{what} holds {n} items, above the limit of {max}")]
     TooMany {
@@ -408,11 +416,15 @@ impl Response {
                 n: f.facts.len(),
                 max: MAX_FACTS_PER_ANSWER,
             }),
-            Response::Receipts(r) if r.receipts.len() > MAX_PUSH_TXS => Err(WireError::TooMany {
-                what: "receipts",
-                n: r.receipts.len(),
-                max: MAX_PUSH_TXS,
-            }),
+            Response::Receipts(rr) => match rr.check(MAX_PUSH_TXS) {
+                Ok(_) => Ok(r),
+                Err(ReceiptsError::TooMany { max }) => Err(WireError::TooMany {
+                    what: "receipts",
+                    n: rr.len(),
+                    max,
+                }),
+                Err(e) => Err(WireError::Receipts(e)),
+            },
             Response::Shards(l) if l.shards.len() > MAX_SHARDS_PER_LIST => {
                 Err(WireError::TooMany {
                     what: "shard list",

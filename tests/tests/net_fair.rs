@@ -235,7 +235,7 @@ async fn a_heavy_push_does_not_hold_up_another_nodes_small_push() {
     let heavy_done = heavy_answer.await.unwrap();
     match &heavy_done {
         Ok(Response::Receipts(r)) => {
-            assert_eq!(r.receipts.len(), HEAVY);
+            assert_eq!(r.len(), HEAVY);
             assert_eq!(r.processed_seq, HEAVY as u64);
         }
         other => panic!("heavy push: {other:?}"),

@@ -169,7 +169,8 @@ fn replaying_a_push_changes_nothing() {
         &mut w.hub,
     );
     match again {
-        mykey_sync_proto::wire::Response::Receipts(r) => {
+        mykey_sync_proto::wire::Response::Receipts(rr) => {
+            let r = rr.expand(mykey_sync_proto::wire::MAX_PUSH_TXS).unwrap();
             assert_eq!(r.receipts.len(), 5);
             assert!(
                 r.receipts

@@ -15,7 +15,8 @@
 //! conservation holds per municipality (DESIGN §11.1); a transaction the
 //! hub decided (applied or refused for business) gets the same outcome
 //! every time it comes again, and is applied at most once; each receipt
-//! names the transaction it answers; the peer receives only facts and
+//! names the transaction it answers; the receipt ranges on the wire expand
+//! to the hub's verdicts (one per signer and seq, rejections with their id); the peer receives only facts and
 //! shards of its own scopes (never another facility's card numbers).
 
 use crate::tx::id_of;
@@ -23,9 +24,14 @@ use arbitrary::{Arbitrary, Unstructured};
 use ed25519_dalek::SigningKey;
 use mykey_hub::{Facility, FacilityKind, Hub, NodePolicy};
 use mykey_sync_proto::fact::Scope;
-use mykey_sync_proto::session::HubSession;
+use mykey_sync_proto::holder::{HolderRequest, HolderResponse};
+use mykey_sync_proto::receipts::ReceiptRanges;
+use mykey_sync_proto::session::{HubService, HubSession};
 use mykey_sync_proto::shard::{ShardId, ShardScope};
-use mykey_sync_proto::wire::{Hello, Outcome, PullFacts, Push, Request, Response, ShardSync};
+use mykey_sync_proto::wire::{
+    Facts, Hello, MAX_PUSH_TXS, Outcome, PullFacts, Push, Receipt, Receipts, Refusal, Request,
+    Response, ShardList, ShardSync, Welcome,
+};
 use mykey_sync_proto::{
     AccountId, Basis, CardKey, CardSignature, FacilityCardLink, FacilityCardNumber, FacilityId,
     FactBody, FactPayload, Grant, MunicipalityCode, MyKeyId, NodeId, OpKind, Points, ProgramId,
@@ -544,27 +550,41 @@ impl Run {
             _ => vec![],
         };
         let asked = req.clone();
-        let resp = self.session.handle_request(req, self.now, &mut self.hub);
+        let mut recorded = Recorded {
+            hub: &mut self.hub,
+            decided: None,
+        };
+        let resp = self.session.handle_request(req, self.now, &mut recorded);
+        let decided = recorded.decided;
         let bytes = resp.encode();
         assert_eq!(
             Response::decode(&bytes).as_ref(),
             Ok(&resp),
             "the hub's answer crosses the wire"
         );
-        self.check_answer(&asked, &pushed, resp);
+        self.check_answer(&asked, &pushed, resp, decided);
     }
 
-    fn check_answer(&mut self, req: &Request, pushed: &[SignedTx], resp: Response) {
+    fn check_answer(
+        &mut self,
+        req: &Request,
+        pushed: &[SignedTx],
+        resp: Response,
+        decided: Option<Receipts>,
+    ) {
         let peer = self.fx.id(Who::Peer);
         match resp {
-            Response::Receipts(r) => {
+            Response::Receipts(rr) => {
+                let r = decided.expect("a push's receipts come from the hub's ingest");
+                ranges_say_what_the_hub_decided(&rr, &r);
                 assert!(
                     r.receipts.len() <= pushed.len(),
                     "a receipt per transaction at most"
                 );
                 let ids: HashMap<TxId, &SignedTx> = pushed.iter().map(|t| (t.id(), t)).collect();
                 for rc in r.receipts {
-                    if let Some(v) = ids.get(&rc.tx).and_then(|t| t.verify().ok()) {
+                    let tx = rc.tx.expect("the hub's ingest names every transaction");
+                    if let Some(v) = ids.get(&tx).and_then(|t| t.verify().ok()) {
                         assert_eq!((rc.node, rc.seq), (v.payload().node, v.payload().seq));
                     }
                     if let Outcome::Accepted {
@@ -585,18 +605,18 @@ impl Run {
                     if chain_level {
                         continue;
                     }
-                    match self.decided.get(&rc.tx) {
+                    match self.decided.get(&tx) {
                         Some(first) => assert_eq!(
                             first,
                             &rc.outcome,
                             "transaction {} decided again differently",
-                            rc.tx.short()
+                            tx.short()
                         ),
                         None => {
-                            self.decided.insert(rc.tx, rc.outcome.clone());
+                            self.decided.insert(tx, rc.outcome.clone());
                         }
                     }
-                    assert!(self.hub.tx_applications(&rc.tx).expect("read") <= 1);
+                    assert!(self.hub.tx_applications(&tx).expect("read") <= 1);
                 }
             }
             Response::Facts(f) => {
@@ -798,5 +818,89 @@ pub fn run(data: &[u8]) {
     };
     for op in case.ops.into_iter().take(MAX_OPS) {
         run.step(op);
+    }
+}
+
+/// The hub as its session sees it, keeping what `ingest` decided: the wire
+/// leaves the ids of acceptances out, the properties above follow them.
+struct Recorded<'a> {
+    hub: &'a mut Hub,
+    decided: Option<Receipts>,
+}
+
+impl HubService for Recorded<'_> {
+    fn open(&mut self, hello: &Hello, now: UnixMillis) -> Result<Welcome, Refusal> {
+        self.hub.open(hello, now)
+    }
+    fn ingest(&mut self, carrier: &NodeId, txs: Vec<SignedTx>, now: UnixMillis) -> Receipts {
+        let r = self.hub.ingest(carrier, txs, now);
+        self.decided = Some(r.clone());
+        r
+    }
+    fn facts(&mut self, node: &NodeId, after: u64, max: u32, upto: u64) -> Facts {
+        self.hub.facts(node, after, max, upto)
+    }
+    fn shards(&mut self, node: &NodeId) -> Result<ShardList, Refusal> {
+        self.hub.shards(node)
+    }
+    fn shard_sync(
+        &mut self,
+        node: &NodeId,
+        sync: ShardSync,
+        now: UnixMillis,
+    ) -> Result<ShardSync, Refusal> {
+        self.hub.shard_sync(node, sync, now)
+    }
+    fn holder(&mut self, node: &NodeId, req: HolderRequest, now: UnixMillis) -> HolderResponse {
+        self.hub.holder(node, req, now)
+    }
+}
+
+/// The compact receipts expand to the hub's verdicts: one per (signer, seq)
+/// it answered, the first it gave for that seq, a rejection with its id,
+/// each balance snapshot the one the hub gave with that receipt.
+fn ranges_say_what_the_hub_decided(rr: &ReceiptRanges, decided: &Receipts) {
+    let wire = rr
+        .expand(MAX_PUSH_TXS)
+        .expect("the hub's ranges hold together");
+    assert_eq!(wire.processed_seq, decided.processed_seq);
+    let mut first: HashMap<(NodeId, u64), &Receipt> = HashMap::new();
+    for rc in &decided.receipts {
+        first.entry((rc.node, rc.seq)).or_insert(rc);
+    }
+    assert_eq!(
+        wire.receipts.len(),
+        first.len(),
+        "one receipt per (signer, seq)"
+    );
+    for w in &wire.receipts {
+        let h = first
+            .get(&(w.node, w.seq))
+            .expect("every receipt on the wire is one the hub gave");
+        match (&w.outcome, &h.outcome) {
+            (
+                Outcome::Accepted {
+                    ledger_pos,
+                    balance,
+                    debt_created,
+                    quarantined,
+                },
+                Outcome::Accepted {
+                    ledger_pos: p,
+                    balance: b,
+                    debt_created: d,
+                    quarantined: q,
+                },
+            ) => {
+                assert_eq!((ledger_pos, debt_created, quarantined), (p, d, q));
+                assert!(balance.is_none() || balance == b, "a snapshot is the hub's");
+                assert_eq!(w.tx, None);
+            }
+            (Outcome::Rejected(a), Outcome::Rejected(b)) => {
+                assert_eq!(a, b);
+                assert_eq!(w.tx, h.tx);
+            }
+            (a, b) => panic!("the wire says {a:?}, the hub said {b:?}"),
+        }
     }
 }

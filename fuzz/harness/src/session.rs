@@ -22,13 +22,14 @@
 use crate::tx::id_of;
 use arbitrary::{Arbitrary, Unstructured};
 use ed25519_dalek::SigningKey;
+use mykey_sync_proto::receipts::{BalanceAt, ReceiptRanges, Run, Said, SignerRuns};
 use mykey_sync_proto::session::{
     HubService, HubSession, NodeEvent, NodeSession, NodeSessionConfig,
 };
 use mykey_sync_proto::shard::{ShardHead, ShardId, ShardScope};
 use mykey_sync_proto::wire::{
-    Facts, Hello, Outcome, Receipt, Receipts, Refusal, RejectReason, Request, Response, ShardList,
-    ShardSync, Welcome,
+    BalanceSnapshot, Facts, Hello, Outcome, Receipt, Receipts, Refusal, RejectReason, Request,
+    Response, ShardList, ShardSync, Welcome,
 };
 use mykey_sync_proto::{
     AccountId, CardKey, FacilityId, MunicipalityCode, NodeId, Points, Redeem, SignedTx, TxBody,
@@ -74,6 +75,87 @@ enum Op {
     Replay(u8),
     /// The node is handed bytes that are not the hub's answer.
     Hostile(Vec<u8>),
+    /// The node is handed receipt ranges the hub did not make: its own or
+    /// another signer's, overlapping, out of order, past any bound.
+    HostileReceipts(HostileRanges),
+}
+
+/// Receipt ranges from the fuzzer's bytes, shaped enough to reach past the
+/// decoder's first checks.
+#[derive(Arbitrary, Debug, Clone)]
+struct HostileRanges {
+    signers: Vec<HostileGroup>,
+    /// Receipt indices of balance snapshots.
+    balances: Vec<u16>,
+    processed_seq: u64,
+}
+
+/// One signer's group: the node's own or another's.
+#[derive(Arbitrary, Debug, Clone)]
+struct HostileGroup {
+    own: bool,
+    runs: Vec<HostileRun>,
+}
+
+/// A run of acceptances, or one rejection at `seq`.
+#[derive(Arbitrary, Debug, Clone)]
+struct HostileRun {
+    accepted: bool,
+    seq: u64,
+    count: u16,
+    ledger_pos: u64,
+    step: u8,
+}
+
+impl HostileRanges {
+    fn ranges(&self, mine: NodeId, other: NodeId) -> ReceiptRanges {
+        let snapshot = BalanceSnapshot {
+            account: AccountId::new(1).expect("account"),
+            municipality: municipality(),
+            balance: Points::ZERO,
+            debt: Points::ZERO,
+        };
+        ReceiptRanges {
+            signers: self
+                .signers
+                .iter()
+                .map(|g| SignerRuns {
+                    node: if g.own { mine } else { other },
+                    runs: g
+                        .runs
+                        .iter()
+                        .map(|r| match r.accepted {
+                            true => Run::Accepted {
+                                seq: r.seq,
+                                count: u32::from(r.count),
+                                ledger_pos: r.ledger_pos,
+                                step: u64::from(r.step),
+                            },
+                            false => Run::One {
+                                seq: r.seq,
+                                said: Said::Rejected {
+                                    tx: None,
+                                    reason: RejectReason::ChainGap {
+                                        expected: r.seq,
+                                        got: r.ledger_pos,
+                                    },
+                                },
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+            balances: self
+                .balances
+                .iter()
+                .map(|&index| BalanceAt {
+                    index: u32::from(index),
+                    balance: snapshot.clone(),
+                })
+                .collect(),
+            processed_seq: self.processed_seq,
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -142,7 +224,7 @@ impl ToyHub {
         Receipt {
             node,
             seq,
-            tx,
+            tx: Some(tx),
             outcome,
         }
     }
@@ -338,7 +420,8 @@ impl ToyNode {
                         let mine = rc.node == self.id && rc.seq == self.receipted + 1;
                         if mine && !chain_level && rc.seq <= self.outbox.len() as u64 {
                             if self.trust_hub {
-                                assert_eq!(rc.tx, self.outbox[rc.seq as usize - 1].id());
+                                let signed = self.outbox[rc.seq as usize - 1].id();
+                                assert!(rc.tx.is_none_or(|tx| tx == signed));
                                 assert!(matches!(rc.outcome, Outcome::Accepted { .. }));
                             }
                             self.receipted = rc.seq;
@@ -521,6 +604,15 @@ impl World {
                 }
             }
             Op::Hostile(bytes) => {
+                if let Ok(resp) = Response::decode(&bytes) {
+                    self.node.trust_hub = false;
+                    let _ = self.session.handle_response(resp, self.now);
+                }
+            }
+            Op::HostileReceipts(h) => {
+                let other = id_of(&SigningKey::from_bytes(&[0x51; 32]));
+                let bytes = Response::Receipts(h.ranges(self.node.id, other)).encode();
+                // What the decoder lets through, the session takes or refuses.
                 if let Ok(resp) = Response::decode(&bytes) {
                     self.node.trust_hub = false;
                     let _ = self.session.handle_response(resp, self.now);

@@ -64,8 +64,15 @@ pub fn response(data: &[u8]) {
                         }
                     }
                 }
-                Response::Receipts(r) => {
+                Response::Receipts(rr) => {
+                    // Decoding checked the ranges: they expand, within the
+                    // bound, to one receipt per (signer, seq).
+                    let r = rr.expand(MAX_PUSH_TXS).expect("decoded ranges expand");
                     assert!(r.receipts.len() <= MAX_PUSH_TXS);
+                    assert_eq!(r.receipts.len(), rr.len());
+                    for w in r.receipts.windows(2) {
+                        assert!(w[0].node != w[1].node || w[0].seq < w[1].seq);
+                    }
                     for rc in &r.receipts {
                         if let mykey_sync_proto::wire::Outcome::Rejected(reason) = &rc.outcome {
                             assert!(!reason.to_string().is_empty());

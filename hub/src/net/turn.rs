@@ -17,6 +17,7 @@
 use crate::Hub;
 use crate::ingest::CheckedPush;
 use mykey_sync_proto::UnixMillis;
+use mykey_sync_proto::receipts::ReceiptRanges;
 use mykey_sync_proto::session::HubSession;
 use mykey_sync_proto::wire::{Receipt, Receipts, Request, Response};
 
@@ -96,10 +97,12 @@ pub fn take_turn(
             receipts,
         });
     }
-    Step::Answer(Response::Receipts(Receipts {
-        receipts,
-        processed_seq: slice.processed_seq,
-    }))
+    Step::Answer(Response::Receipts(ReceiptRanges::from_receipts(
+        &Receipts {
+            receipts,
+            processed_seq: slice.processed_seq,
+        },
+    )))
 }
 
 #[cfg(test)]
@@ -208,7 +211,7 @@ mod tests {
         assert_eq!(turns, 3, "10 + 10 + 5");
         assert_eq!(sliced, whole);
         match sliced {
-            Response::Receipts(r) => assert_eq!((r.receipts.len(), r.processed_seq), (25, 25)),
+            Response::Receipts(r) => assert_eq!((r.len(), r.processed_seq), (25, 25)),
             other => panic!("{other:?}"),
         }
     }
@@ -249,7 +252,7 @@ mod tests {
         match answer {
             Response::Receipts(r) => {
                 assert_eq!(r.processed_seq, 14);
-                assert_eq!(r.receipts.len(), 15, "14 applied, then the gap refused");
+                assert_eq!(r.len(), 15, "14 applied, then the gap refused");
             }
             other => panic!("{other:?}"),
         }

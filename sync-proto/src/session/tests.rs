@@ -78,7 +78,7 @@ impl HubService for ToyHub {
             receipts.push(Receipt {
                 node: v.payload().node,
                 seq,
-                tx: v.id(),
+                tx: Some(v.id()),
                 outcome: Outcome::Accepted {
                     ledger_pos: seq,
                     balance: None,
@@ -614,6 +614,71 @@ fn the_next_push_goes_out_before_the_receipts_are_stored() {
         ]
     );
     assert!(s.is_caught_up());
+}
+
+#[test]
+fn receipt_ranges_that_overlap_close_the_session() {
+    use crate::receipts::{ReceiptRanges, ReceiptsError, Run, SignerRuns};
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let outbox = chain(&key, 5);
+    let mut hub = toy_hub(node, vec![]);
+    let mut hs = HubSession::new(node);
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    let now = UnixMillis(5);
+    s.handle_connected(now, 5, 0, 0);
+    let run = |seq, count| Run::Accepted {
+        seq,
+        count,
+        ledger_pos: 1,
+        step: 1,
+    };
+    for _ in 0..50 {
+        while let Some(ev) = s.poll_event() {
+            match ev {
+                NodeEvent::NeedTxs { from_seq, max } => {
+                    let txs = outbox[from_seq as usize - 1..]
+                        .iter()
+                        .take(max)
+                        .cloned()
+                        .collect();
+                    s.provide_txs(txs, now).unwrap();
+                }
+                NodeEvent::ShardsListed(_) => s.provide_shard_plan(vec![], now),
+                NodeEvent::Receipts(_) => panic!("overlapping receipts were taken"),
+                _ => {}
+            }
+        }
+        let Some(req) = s.poll_transmit() else { break };
+        let resp = match req {
+            Request::Push(_) => Response::Receipts(ReceiptRanges {
+                signers: vec![SignerRuns {
+                    node,
+                    runs: vec![run(1, 3), run(2, 3)],
+                }],
+                balances: vec![],
+                processed_seq: 5,
+            }),
+            other => hs.handle_request(other, now, &mut hub),
+        };
+        if let Err(e) = s.handle_response(resp, now) {
+            assert!(
+                matches!(
+                    e,
+                    SessionError::BadReceipts(ReceiptsError::OutOfOrder {
+                        seq: 2,
+                        after: 3,
+                        ..
+                    })
+                ),
+                "{e}"
+            );
+            assert!(!s.is_open());
+            assert!(hub.applied.is_empty(), "nothing reached the hub");
+            return;
+        }
+    }
+    panic!("the push was never answered");
 }
 
 proptest! {

@@ -571,7 +571,15 @@ impl Runner {
             .into_message()
             .and_then(|b| Response::decode(&b).map_err(|e| e.to_string()));
         match resp {
-            Ok(Response::Receipts(r)) => {
+            Ok(Response::Receipts(ranges)) => {
+                // `Response::decode` checked the ranges against this bound.
+                let r = match ranges.expand(mykey_sync_proto::wire::MAX_PUSH_TXS) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!("bad receipts for carried transactions: {e}");
+                        return;
+                    }
+                };
                 let accepted = r
                     .receipts
                     .iter()
