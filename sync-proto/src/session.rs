@@ -391,6 +391,12 @@ impl NodeSession {
 
     /// The hub answered the request in flight.
     pub fn handle_response(&mut self, resp: Response, now: UnixMillis) -> Result<(), SessionError> {
+        if self.transmit.is_some() {
+            // The request in flight still waits for `poll_transmit`: the
+            // hub cannot have answered it (found by the `session` fuzz
+            // target, which answers before the driver sends).
+            return Err(self.close(SessionError::Unexpected("answer to a request not yet sent")));
+        }
         let Some((kind, _)) = self.in_flight.take() else {
             return Err(self.close(SessionError::Unexpected("answer with no request in flight")));
         };

@@ -307,6 +307,28 @@ fn hub_ahead_of_node_is_loud() {
 }
 
 #[test]
+fn an_answer_to_a_request_not_yet_sent_closes_the_session() {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
+    let mut s = NodeSession::new(node, NodeSessionConfig::default());
+    s.handle_connected(UnixMillis(0), 3, 0, 0);
+    // The Hello still waits for poll_transmit: no hub can have answered it.
+    assert!(s.has_transmit());
+    let err = s
+        .handle_response(
+            Response::Welcome(Welcome {
+                hub_time: UnixMillis(0),
+                processed_seq: 0,
+            }),
+            UnixMillis(1),
+        )
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Unexpected(_)), "{err:?}");
+    assert!(!s.is_open());
+    assert!(s.poll_transmit().is_none());
+}
+
+#[test]
 fn request_timeout_closes_session() {
     let key = SigningKey::from_bytes(&[9; 32]);
     let node = NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap();
