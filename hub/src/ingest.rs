@@ -666,11 +666,20 @@ fn apply(
             crate::voucher::marks::emit_redeemed(st, key, r.batch, r.index, now)?;
         }
     }
+    if let Some(h) = &effects.voucher_held {
+        tracing::info!(node = %p.node.short(), seq = p.seq, batch = h.batch, index = h.index, "kiosk voucher redemption held: its issuing transaction has not reached the hub");
+        st.insert_held_redemption(&crate::store::voucher::HeldRedemptionRow {
+            held_at: now,
+            ..h.clone()
+        })?;
+    }
     if let Some(b) = &effects.kiosk_batch {
         st.insert_kiosk_batch(&crate::store::voucher::KioskBatchRow {
             issued_at: now,
             ..b.clone()
         })?;
+        // Shops that took its vouchers before it arrived are decided now.
+        crate::voucher::kiosk::decide_held(st, key, b.batch, now)?;
     }
     let ledger_pos = match ledger_pos {
         Some(pos) => pos,

@@ -606,11 +606,17 @@ pub enum IncidentKind {
     /// A printed voucher came back redeemed again (a photocopy, or two
     /// offline shops): the later redemption, with both signed ones.
     VoucherRedeemedTwice,
+    /// A shop's redemption of a kiosk voucher, held because the kiosk's
+    /// issuing transaction had not reached the hub, is not backed: the
+    /// issue has still not arrived by the voucher's last day (it stays held
+    /// and is paid if it comes; the kiosk may be lost), or it arrived and
+    /// does not record this voucher (unpaid).
+    VoucherUnbacked,
 }
 
 impl IncidentKind {
     /// Every kind.
-    pub const ALL: [IncidentKind; 7] = [
+    pub const ALL: [IncidentKind; 8] = [
         IncidentKind::ChainRejected,
         IncidentKind::SpendOnInactiveCard,
         IncidentKind::DebtCreated,
@@ -618,6 +624,7 @@ impl IncidentKind {
         IncidentKind::BeyondRight,
         IncidentKind::Quarantined,
         IncidentKind::VoucherRedeemedTwice,
+        IncidentKind::VoucherUnbacked,
     ];
     /// Storage name.
     pub fn name(self) -> &'static str {
@@ -629,6 +636,7 @@ impl IncidentKind {
             IncidentKind::BeyondRight => "beyond-right",
             IncidentKind::Quarantined => "quarantined",
             IncidentKind::VoucherRedeemedTwice => "voucher-redeemed-twice",
+            IncidentKind::VoucherUnbacked => "voucher-unbacked",
         }
     }
     /// Parses [`IncidentKind::name`].

@@ -272,6 +272,8 @@ pub struct Effects {
     pub voucher: Option<crate::store::voucher::VoucherRedemptionRow>,
     /// A kiosk voucher batch to record.
     pub kiosk_batch: Option<crate::store::voucher::KioskBatchRow>,
+    /// A kiosk voucher redemption to hold until its issue arrives.
+    pub voucher_held: Option<crate::store::voucher::HeldRedemptionRow>,
 }
 
 /// Decides a verified transaction from an enrolled, unrevoked signer that is

@@ -75,6 +75,7 @@ impl Lang {
             (Lang::Ja, IncidentKind::BeyondRight) => "利用権を超える利用",
             (Lang::Ja, IncidentKind::Quarantined) => "上限超過で隔離",
             (Lang::Ja, IncidentKind::VoucherRedeemedTwice) => "商品券の二重利用",
+            (Lang::Ja, IncidentKind::VoucherUnbacked) => "発行記録の裏付けのない商品券",
             (Lang::En, IncidentKind::ChainRejected) => "refused at chain level",
             (Lang::En, IncidentKind::SpendOnInactiveCard) => "spend on an inactive card",
             (Lang::En, IncidentKind::DebtCreated) => "debt created",
@@ -82,6 +83,7 @@ impl Lang {
             (Lang::En, IncidentKind::BeyondRight) => "beyond its spend right",
             (Lang::En, IncidentKind::Quarantined) => "quarantined beyond its bounds",
             (Lang::En, IncidentKind::VoucherRedeemedTwice) => "voucher redeemed twice",
+            (Lang::En, IncidentKind::VoucherUnbacked) => "voucher not backed by its issue",
         }
     }
 

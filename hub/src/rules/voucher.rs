@@ -17,7 +17,9 @@
 use super::Effects;
 use crate::model::{IncidentKind, LedgerAccount, NodeRecord, TransferDraft, TransferKind};
 use crate::store::status::LinkSpan;
-use crate::store::voucher::{KioskBatchRow, VoucherBatchRow, VoucherRedemptionRow};
+use crate::store::voucher::{
+    HeldRedemptionRow, KioskBatchRow, VoucherBatchRow, VoucherRedemptionRow,
+};
 use mykey_sync_proto::wire::RejectReason;
 use mykey_sync_proto::{NodeId, Points, UnixMillis, VerifiedTx, VoucherRedeem};
 use mykey_voucher::{Issuer, SignedVoucher, VOUCHER_BYTES, VerifiedVoucher, VouchedIssuer};
@@ -89,6 +91,8 @@ pub(crate) fn backs(row: &KioskBatchRow, b: &mykey_voucher::VoucherBody) -> Resu
 enum Backing<'a> {
     Hub(&'a VoucherBatchRow),
     Kiosk(&'a KioskBacking),
+    /// A vouched kiosk's voucher whose issue has not reached the hub.
+    Pending,
 }
 
 /// Whether the hub's own link records show that the node signed its seq
@@ -180,18 +184,15 @@ pub fn decide(
             }
             Backing::Kiosk(k)
         }
-        // Refused until the issuing transaction reaches the hub: without
-        // it the points never left the wallet.
-        (i @ Issuer::Node { .. }, _, None) => {
-            return refuse(format!(
-                "voucher {} was issued at {i}, but its issuing transaction has not reached this hub, so no points back it",
-                b.serial
-            ));
-        }
+        // Signed by a kiosk the hub vouched for, but its issuing transaction
+        // has not reached the hub (the kiosk still offline): the points have
+        // not left the wallet yet, so nothing is paid now. Held, in hub
+        // order, until the issue arrives (`voucher::kiosk::decide_held`).
+        (Issuer::Node { .. }, _, None) => Backing::Pending,
     };
     let cancelled_at = match backing {
         Backing::Hub(batch) => batch.cancelled_at,
-        Backing::Kiosk(_) => None,
+        Backing::Kiosk(_) | Backing::Pending => None,
     };
     let p = tx.payload();
     if b.expires.has_passed(p.created_at) {
@@ -199,6 +200,24 @@ pub fn decide(
             "voucher {} expired on {} before the node took it",
             b.serial, b.expires
         ));
+    }
+    if let Backing::Pending = backing {
+        return Ok(Effects {
+            voucher_held: Some(HeldRedemptionRow {
+                tx: tx.id(),
+                batch: b.serial.batch,
+                index: b.serial.index,
+                node: p.node,
+                seq: p.seq,
+                municipality: m,
+                last_day: b.expires.days(),
+                // The hub's clock: set when applied.
+                held_at: UnixMillis(0),
+                reported_at: None,
+                signed: tx.signed().to_bytes(),
+            }),
+            ..Effects::default()
+        });
     }
     let points = b.points();
     let mut effects = Effects::default();
@@ -289,7 +308,7 @@ pub fn decide(
         // programme paid for it, and the holder paid once.
         let debit = match backing {
             Backing::Hub(batch) => LedgerAccount::ProgramBudget(batch.program.clone(), m),
-            Backing::Kiosk(_) => LedgerAccount::MunicipalityFunding(m),
+            Backing::Kiosk(_) | Backing::Pending => LedgerAccount::MunicipalityFunding(m),
         };
         effects.transfers.push(TransferDraft {
             debit,
@@ -584,10 +603,10 @@ mod tests {
 
     /// A kiosk-issued voucher at the hub: refused from an issuer number the
     /// hub never vouched for, a withdrawn one, or another key than the one
-    /// it vouched for; with the vouched key it verifies, and is refused
-    /// still while its issuing transaction has not reached the hub.
+    /// it vouched for; with the vouched key it verifies, and is held, paying
+    /// nothing, while its issuing transaction has not reached the hub.
     #[test]
-    fn kiosk_issued_vouchers_need_a_vouched_issuer_and_their_issue() {
+    fn kiosk_issued_vouchers_need_a_vouched_issuer_and_wait_for_their_issue() {
         let n = node(800);
         let hub = NodeId::from_bytes(hub_key().verifying_key().to_bytes()).unwrap();
         let kiosk = SigningKey::from_bytes(&[21; 32]);
@@ -627,12 +646,19 @@ mod tests {
         let mut c = ctx(&v, vec![], 0);
         c.voucher = read(&r, &hub, vouched(false));
         c.batch = None;
-        match decide(&n, &tx, &r, &c) {
-            Err(RejectReason::NotAllowed(why)) => {
-                assert!(why.contains("issuing transaction has not reached"), "{why}")
-            }
-            other => panic!("{other:?}"),
-        }
+        let e = decide(&n, &tx, &r, &c).unwrap();
+        let held = e.voucher_held.expect("held until its issue arrives");
+        assert_eq!(
+            (held.batch, held.index, held.seq),
+            (body.serial.batch, 1, 1)
+        );
+        assert_eq!(held.last_day, 100);
+        assert!(e.transfers.is_empty() && e.voucher.is_none() && e.notes.is_empty());
+        // Expired when the node took it: refused, not held.
+        let (late, r) = redeem_tx(&v, 101 * DAY_MS);
+        let mut c = ctx(&v, vec![], 0);
+        c.voucher = read(&r, &hub, vouched(false));
+        assert!(decide(&n, &late, &r, &c).is_err());
     }
 
     /// A kiosk batch backs only the vouchers it recorded: the index within

@@ -109,6 +109,72 @@ pub struct KioskBatchRow {
     pub expired_at: Option<UnixMillis>,
 }
 
+/// A redemption of a kiosk voucher whose issuing transaction had not
+/// reached the hub when the redemption did (the kiosk still offline): held,
+/// paying nothing, until the issue arrives and decides it in hub order
+/// (`voucher::kiosk::decide_held`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldRedemptionRow {
+    /// The redemption transaction.
+    pub tx: TxId,
+    /// The voucher's batch (a kiosk batch number).
+    pub batch: u32,
+    /// Its index.
+    pub index: u16,
+    /// The signing node.
+    pub node: NodeId,
+    /// Its seq.
+    pub seq: u64,
+    /// Whose points.
+    pub municipality: MunicipalityCode,
+    /// The voucher's last valid day, in days since 1970-01-01.
+    pub last_day: u16,
+    /// The hub's clock when it was held (its place in hub order).
+    pub held_at: UnixMillis,
+    /// When an incident told the operators the issue had not come, if so.
+    pub reported_at: Option<UnixMillis>,
+    /// The signed transaction's bytes, decided from when the issue arrives.
+    pub signed: Vec<u8>,
+}
+
+/// The columns of `voucher_redemptions_held`, in [`HeldSql`]'s order.
+pub(in crate::store) const HELD_COLUMNS: &str =
+    "tx, batch, idx, node, seq, municipality, last_day, held_at, reported_at, signed";
+
+/// A `voucher_redemptions_held` row as both backends read it.
+pub(in crate::store) type HeldSql = (
+    Vec<u8>,
+    i64,
+    i64,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Vec<u8>,
+);
+
+/// Reads a stored held redemption back.
+pub(in crate::store) fn held_row(r: HeldSql) -> Result<HeldRedemptionRow, StoreError> {
+    use super::convert::{corrupt, millis, muni_of, node_of, txid_of};
+    let (tx, batch, index, node, seq, m, last_day, held_at, reported_at, signed) = r;
+    Ok(HeldRedemptionRow {
+        tx: txid_of(tx)?,
+        batch: u32::try_from(batch).map_err(|e| corrupt("held voucher batch", e))?,
+        index: u16::try_from(index).map_err(|e| corrupt("held voucher index", e))?,
+        node: node_of(node)?,
+        seq: u64::try_from(seq).map_err(|e| corrupt("held voucher seq", e))?,
+        municipality: muni_of(m)?,
+        last_day: u16::try_from(last_day).map_err(|e| corrupt("held voucher last day", e))?,
+        held_at: millis("held voucher held_at", held_at)?,
+        reported_at: reported_at
+            .map(|t| millis("held voucher reported_at", t))
+            .transpose()?,
+        signed,
+    })
+}
+
 /// The columns of `kiosk_voucher_batches`, in [`KioskBatchSql`]'s order.
 pub(in crate::store) const KIOSK_BATCH_COLUMNS: &str = "batch, issuer, node, tx, account, municipality, points, denominations, expires_days, issued_at, expired_at";
 
@@ -167,6 +233,16 @@ pub trait VoucherTx {
     fn kiosk_batches_unexpired(&mut self) -> Result<Vec<KioskBatchRow>, StoreError>;
     /// Marks a kiosk batch expired (its unredeemed points returned).
     fn expire_kiosk_batch(&mut self, batch: u32, now: UnixMillis) -> Result<(), StoreError>;
+    /// Holds a redemption of a kiosk voucher whose issue has not arrived.
+    fn insert_held_redemption(&mut self, r: &HeldRedemptionRow) -> Result<(), StoreError>;
+    /// The held redemptions of vouchers of `batch`, in hub order.
+    fn held_redemptions(&mut self, batch: u32) -> Result<Vec<HeldRedemptionRow>, StoreError>;
+    /// Every held redemption, in hub order, at most `limit`.
+    fn held_redemptions_all(&mut self, limit: u32) -> Result<Vec<HeldRedemptionRow>, StoreError>;
+    /// Removes a held redemption once decided.
+    fn delete_held_redemption(&mut self, tx: &TxId) -> Result<(), StoreError>;
+    /// Marks a held redemption reported to the operators.
+    fn mark_held_reported(&mut self, tx: &TxId, now: UnixMillis) -> Result<(), StoreError>;
     /// Every voucher issuer the hub vouched for, by number.
     fn voucher_issuers(&mut self) -> Result<Vec<VoucherIssuerRow>, StoreError>;
     /// Records a voucher issuer (its number not used before).

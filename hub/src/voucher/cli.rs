@@ -57,6 +57,10 @@ pub enum VoucherCmd {
     /// List the batches: issued, redeemed (first redemptions, paid from the
     /// float; double redemptions are incidents), cancelled.
     List,
+    /// List the redemptions of kiosk vouchers held because the kiosk's
+    /// issuing transaction has not reached the hub: each is paid (or found
+    /// a copy) when it arrives.
+    Held,
     /// Expire now every batch past its last valid day (the serving hub does
     /// it each economy step): unredeemed points return to the programme.
     Expire,
@@ -242,6 +246,32 @@ pub fn run(data: &Path, cmd: &VoucherCmd, now: UnixMillis) -> Result<(), CliErro
                     b.count,
                     b.points.to_string(),
                     ExpiryDate::from_days(b.expires_days)
+                );
+            }
+        }
+        VoucherCmd::Held => {
+            let all = super::held(&mut hub, 1_000)?;
+            if all.is_empty() {
+                println!("no held voucher redemptions");
+            }
+            for h in all {
+                let serial = mykey_voucher::Serial {
+                    batch: h.batch,
+                    index: h.index,
+                };
+                let reported = if h.reported_at.is_some() {
+                    "  reported: its issue did not come by the last day"
+                } else {
+                    ""
+                };
+                println!(
+                    "voucher {serial} {} redeemed by node {} seq {} (tx {}), held since {}, valid through {}{reported}",
+                    h.municipality,
+                    h.node.short(),
+                    h.seq,
+                    h.tx.short(),
+                    crate::economy::calendar::iso_jst(h.held_at),
+                    ExpiryDate::from_days(h.last_day)
                 );
             }
         }

@@ -9,15 +9,32 @@
 //!
 //! At expiry the batch's unredeemed points go back from the float to the
 //! holder's wallet ([`expire_due_in`], run with the hub batches' expiry).
+//!
+//! A holder may spend a voucher before the kiosk's issue reaches the hub
+//! (the kiosk offline, the shop online first). Such a redemption is held,
+//! paying nothing, in hub order; the transaction that records the batch
+//! decides every held one ([`decide_held`]) as if it had arrived then, in
+//! that order, so a shop is paid once the issue arrives and a copy is still
+//! an incident. A redemption still held on its voucher's last day (or
+//! [`MAX_KIOSK_VOUCHER_DAYS`] after it was held) is reported to the
+//! operators once, and stays held ([`report_held_due`]).
 
 use crate::bounds::ProofCheck;
-use crate::model::{CardRecord, LedgerAccount, TransferDraft, TransferKind};
+use crate::key::HubKey;
+use crate::model::{
+    CardRecord, Incident, IncidentKind, LedgerAccount, TransferDraft, TransferKind,
+};
 use crate::rules::voucher_issue::IssueContext;
+use crate::store::voucher::{HeldRedemptionRow, VoucherRedemptionRow};
 use crate::store::{StoreError, StoreTx};
 use mykey_sync_proto::{
-    MunicipalityCode, Points, TxBody, UnixMillis, VerifiedTx, VoucherIssueBinding,
+    MAX_KIOSK_VOUCHER_DAYS, MunicipalityCode, Points, SignedTx, TxBody, UnixMillis, VerifiedTx,
+    VoucherIssueBinding,
 };
-use mykey_voucher::{ExpiryDate, Issuer};
+use mykey_voucher::{ExpiryDate, Issuer, Serial};
+
+/// Held redemptions the operators' report reads in one step at most.
+const MAX_HELD_READ: u32 = 10_000;
 
 /// Loads what the decision on an `IssueVouchers` needs (`None` for other
 /// bodies): the signer's issuer statement, the batch recorded before under
@@ -75,6 +92,7 @@ pub(crate) fn expire_due_in(
     m: Option<MunicipalityCode>,
     now: UnixMillis,
 ) -> Result<Vec<super::ExpiredBatch>, StoreError> {
+    report_held_due(st, m, now)?;
     let mut out = vec![];
     for b in st.kiosk_batches_unexpired()? {
         if m.is_some_and(|m| m != b.municipality)
@@ -119,4 +137,143 @@ pub fn outstanding(st: &mut dyn StoreTx, m: MunicipalityCode) -> Result<u64, Sto
         sum = sum.saturating_add(b.points.get().saturating_sub(paid.get()));
     }
     Ok(sum)
+}
+
+/// Decides the held redemptions of `batch`'s vouchers, in hub order, in
+/// the transaction that has just recorded the batch: each as
+/// `rules::voucher` decides a redemption arriving then, with the hub's
+/// clock of when it was held as its place in hub order (so the first is
+/// paid from the float, a copy is an incident judged against it). One the
+/// batch does not back (a voucher the issue did not record, a leaked
+/// kiosk key) is an incident and pays nothing.
+pub(crate) fn decide_held(
+    st: &mut dyn StoreTx,
+    key: &HubKey,
+    batch: u32,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let hub = key.id();
+    for h in st.held_redemptions(batch)? {
+        st.delete_held_redemption(&h.tx)?;
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "voucher_redemptions_held.signed",
+            detail,
+        };
+        let v = SignedTx::from_bytes(&h.signed)
+            .map_err(|e| corrupt(e.to_string()))?
+            .verify()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let TxBody::RedeemVoucher(r) = &v.payload().body else {
+            return Err(corrupt(format!("tx {} is not a voucher redemption", h.tx)));
+        };
+        let node = st
+            .node(&h.node)?
+            .ok_or_else(|| corrupt(format!("node {} is not enrolled", h.node.short())))?;
+        let ctx = super::redeem::load(st, &v, &hub, h.held_at)?
+            .ok_or_else(|| corrupt(format!("tx {} is not a voucher redemption", h.tx)))?;
+        let serial = Serial {
+            batch: h.batch,
+            index: h.index,
+        };
+        let effects = match crate::rules::voucher::decide(&node, &v, r, &ctx) {
+            Ok(e) if e.voucher_held.is_none() => e,
+            Ok(_) => {
+                return Err(corrupt(format!(
+                    "voucher {serial} is held again after its batch was recorded"
+                )));
+            }
+            Err(why) => {
+                record(
+                    st,
+                    &h,
+                    now,
+                    IncidentKind::VoucherUnbacked,
+                    format!(
+                        "held redemption of voucher {serial} by node {} seq {} (tx {}) not paid: its kiosk's issue arrived and does not back it: {why}",
+                        h.node.short(),
+                        h.seq,
+                        h.tx.short()
+                    ),
+                )?;
+                continue;
+            }
+        };
+        for t in &effects.transfers {
+            st.post(t, now)?;
+        }
+        if let Some(row) = &effects.voucher {
+            st.insert_voucher_redemption(&VoucherRedemptionRow {
+                at: h.held_at,
+                ..row.clone()
+            })?;
+            if !row.incident {
+                super::marks::emit_redeemed(st, key, row.batch, row.index, now)?;
+            }
+            tracing::info!(batch = h.batch, index = h.index, node = %h.node.short(), seq = h.seq, paid = %row.paid, incident = row.incident, "held kiosk voucher redemption decided: its issue arrived");
+        }
+        for (kind, detail) in effects.notes {
+            record(
+                st,
+                &h,
+                now,
+                kind,
+                format!("{detail} (held until its kiosk's issue arrived)"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Reports to the operators, once each, the held redemptions of `m`
+/// (`None`: all) whose voucher's last day has passed, or that were held
+/// [`MAX_KIOSK_VOUCHER_DAYS`] ago, with the issue still absent. They stay
+/// held: if the kiosk's issue arrives later they are decided then.
+pub(crate) fn report_held_due(
+    st: &mut dyn StoreTx,
+    m: Option<MunicipalityCode>,
+    now: UnixMillis,
+) -> Result<u32, StoreError> {
+    let longest = u64::from(MAX_KIOSK_VOUCHER_DAYS) * 86_400_000;
+    let mut reported = 0;
+    for h in st.held_redemptions_all(MAX_HELD_READ)? {
+        let due = ExpiryDate::from_days(h.last_day).has_passed(now)
+            || now.0.saturating_sub(h.held_at.0) >= longest;
+        if h.reported_at.is_some() || m.is_some_and(|m| m != h.municipality) || !due {
+            continue;
+        }
+        let serial = Serial {
+            batch: h.batch,
+            index: h.index,
+        };
+        let detail = format!(
+            "redemption of kiosk voucher {serial} by node {} seq {} (tx {}) held since {}: the kiosk's issuing transaction has not reached the hub by the voucher's last day {}; nothing is paid unless it arrives (the kiosk may be lost or withdrawn)",
+            h.node.short(),
+            h.seq,
+            h.tx.short(),
+            crate::economy::calendar::iso_jst(h.held_at),
+            ExpiryDate::from_days(h.last_day)
+        );
+        record(st, &h, now, IncidentKind::VoucherUnbacked, detail)?;
+        st.mark_held_reported(&h.tx, now)?;
+        reported += 1;
+    }
+    Ok(reported)
+}
+
+fn record(
+    st: &mut dyn StoreTx,
+    h: &HeldRedemptionRow,
+    now: UnixMillis,
+    kind: IncidentKind,
+    detail: String,
+) -> Result<(), StoreError> {
+    tracing::warn!(node = %h.node.short(), seq = h.seq, tx = %h.tx.short(), kind = kind.name(), "{detail}");
+    st.record_incident(&Incident {
+        at: now,
+        kind,
+        node: Some(h.node),
+        seq: Some(h.seq),
+        tx: Some(h.tx),
+        detail,
+    })
 }

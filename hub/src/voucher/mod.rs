@@ -164,6 +164,16 @@ pub fn batches(hub: &mut Hub) -> Result<Vec<(VoucherBatchRow, Points, u64)>, Sto
     Ok(out)
 }
 
+/// The held redemptions of kiosk vouchers (their issue has not reached the
+/// hub), oldest first, at most `limit`: what shops are owed once it comes.
+pub fn held(
+    hub: &mut Hub,
+    limit: u32,
+) -> Result<Vec<crate::store::voucher::HeldRedemptionRow>, StoreError> {
+    let mut st = hub.store.begin_read()?;
+    st.held_redemptions_all(limit)
+}
+
 /// Why a batch was not cancelled (nothing changed).
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {

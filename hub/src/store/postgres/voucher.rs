@@ -11,10 +11,11 @@ use super::rows::{
 };
 use crate::store::StoreError;
 use crate::store::voucher::{
-    KIOSK_BATCH_COLUMNS, KioskBatchRow, KioskBatchSql, VoucherBatchRow, VoucherIssuerRow,
-    VoucherRedemptionRow, VoucherTx, denominations_sql, kiosk_batch_row,
+    HELD_COLUMNS, HeldRedemptionRow, HeldSql, KIOSK_BATCH_COLUMNS, KioskBatchRow, KioskBatchSql,
+    VoucherBatchRow, VoucherIssuerRow, VoucherRedemptionRow, VoucherTx, denominations_sql,
+    held_row, kiosk_batch_row,
 };
-use mykey_sync_proto::{NodeId, Points, ProgramId, UnixMillis};
+use mykey_sync_proto::{NodeId, Points, ProgramId, TxId, UnixMillis};
 
 type BatchSql = (
     i64,
@@ -100,6 +101,63 @@ impl VoucherTx for PgTx<'_> {
                 "UPDATE kiosk_voucher_batches SET expired_at = $2 WHERE batch = $1 AND expired_at IS NULL",
             )?
             .execute(params![i64::from(batch), i64_of(now.0)])?;
+        Ok(())
+    }
+
+    fn insert_held_redemption(&mut self, r: &HeldRedemptionRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO voucher_redemptions_held ({HELD_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))?
+            .execute(params![
+                &r.tx.as_bytes()[..],
+                i64::from(r.batch),
+                i64::from(r.index),
+                &r.node.as_bytes()[..],
+                i64_of(r.seq),
+                muni_sql(r.municipality),
+                i64::from(r.last_day),
+                i64_of(r.held_at.0),
+                r.reported_at.map(|t| i64_of(t.0)),
+                &r.signed,
+            ])?;
+        Ok(())
+    }
+
+    fn held_redemptions(&mut self, batch: u32) -> Result<Vec<HeldRedemptionRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} FROM voucher_redemptions_held WHERE batch = $1 ORDER BY id"
+        ))?;
+        let rows: Vec<HeldSql> = stmt
+            .query_map(params![i64::from(batch)], tuple)?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter().map(held_row).collect()
+    }
+
+    fn held_redemptions_all(&mut self, limit: u32) -> Result<Vec<HeldRedemptionRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} FROM voucher_redemptions_held ORDER BY id LIMIT $1"
+        ))?;
+        let rows: Vec<HeldSql> = stmt
+            .query_map(params![i64::from(limit)], tuple)?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter().map(held_row).collect()
+    }
+
+    fn delete_held_redemption(&mut self, tx: &TxId) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("DELETE FROM voucher_redemptions_held WHERE tx = $1")?
+            .execute(params![&tx.as_bytes()[..]])?;
+        Ok(())
+    }
+
+    fn mark_held_reported(&mut self, tx: &TxId, now: UnixMillis) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE voucher_redemptions_held SET reported_at = $2 WHERE tx = $1 AND reported_at IS NULL",
+            )?
+            .execute(params![&tx.as_bytes()[..], i64_of(now.0)])?;
         Ok(())
     }
 

@@ -403,6 +403,25 @@ CREATE TABLE holder_orders_done (
     done_at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Redemptions of kiosk vouchers whose issuing transaction had not reached
+-- the hub yet (the kiosk offline): held, paying nothing, until the issue
+-- arrives and decides them in hub order (hub/src/voucher/kiosk.rs).
+CREATE TABLE voucher_redemptions_held (
+    id INTEGER PRIMARY KEY,
+    tx BLOB NOT NULL UNIQUE,
+    batch INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    node BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    municipality INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    held_at INTEGER NOT NULL,
+    reported_at INTEGER,
+    signed BLOB NOT NULL
+);
+CREATE INDEX voucher_redemptions_held_batch ON voucher_redemptions_held (batch, id);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
