@@ -446,6 +446,19 @@ fn a_redemption_before_its_kiosk_issue_is_held_then_decided_in_hub_order() {
     let lost = kiosk_voucher(&s, 2, 1, 700);
     let o = redeem_at_shop(&mut s.f, &lost, T0.plus_ms(1100), T0.plus_ms(1200));
     assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    // The kiosk is withdrawn as issuer (its key may have leaked): voucher 2
+    // of the batch it recorded before is still backed by Carol's points and
+    // paid; a voucher of a batch it never recorded is refused, not held.
+    issuers::withdraw(&mut s.f.hub, kiosk, T0.plus_ms(1240)).unwrap();
+    let v2 = kiosk_voucher(&s, 1, 2, 300);
+    let o = redeem_at_shop(&mut s.f, &v2, T0.plus_ms(1250), T0.plus_ms(1260));
+    assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    assert_eq!(payable(&mut s.f), 800);
+    let unrecorded = kiosk_voucher(&s, 3, 1, 100);
+    let o = redeem_at_shop(&mut s.f, &unrecorded, T0.plus_ms(1270), T0.plus_ms(1280));
+    assert!(refused(&o).contains("withdrew"), "{o:?}");
+    assert_eq!(voucher::held(&mut s.f.hub, 10).unwrap().len(), 1);
+
     let unbacked = |f: &mut Fixture| {
         f.hub
             .incidents(50)
@@ -463,7 +476,7 @@ fn a_redemption_before_its_kiosk_issue_is_held_then_decided_in_hub_order() {
     let held = voucher::held(&mut s.f.hub, 10).unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].reported_at, Some(after_expiry));
-    assert_eq!(payable(&mut s.f), 500);
+    assert_eq!(payable(&mut s.f), 800);
     s.f.hub.check_conservation().unwrap();
 }
 

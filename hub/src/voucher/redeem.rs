@@ -24,15 +24,28 @@ pub fn load(
     let TxBody::RedeemVoucher(r) = &v.payload().body else {
         return Ok(None);
     };
-    let issuer = match mykey_voucher::SignedVoucher::from_bytes(
+    let signed = mykey_voucher::SignedVoucher::from_bytes(
         r.voucher
             .as_slice()
             .try_into()
             .unwrap_or(&[0; mykey_voucher::VOUCHER_BYTES]),
-    )
-    .map(|v| v.issuer())
-    {
-        Ok(mykey_voucher::Issuer::Node { issuer, .. }) => super::issuers::vouched(st, issuer)?,
+    );
+    let issuer = match signed.as_ref().map(|v| (v.issuer(), v.body.serial.batch)) {
+        Ok((mykey_voucher::Issuer::Node { issuer, .. }, batch)) => {
+            match super::issuers::vouched(st, issuer)? {
+                // A batch the hub recorded before the kiosk was withdrawn
+                // (or its node revoked) is backed by the holder's points:
+                // its vouchers are still paid (a withdrawn issuer records
+                // no new batch; `rules::voucher::backs` still checks each).
+                Some(v) if v.withdrawn && st.kiosk_batch(batch)?.is_some() => {
+                    Some(mykey_voucher::VouchedIssuer {
+                        withdrawn: false,
+                        ..v
+                    })
+                }
+                other => other,
+            }
+        }
         _ => None,
     };
     let voucher = read(r, hub, issuer);
