@@ -190,6 +190,64 @@ enum VoucherCommand {
         #[arg(long, value_name = "ADDR", default_value = mykey_node::http::voucher_page::DEFAULT_ADDR)]
         listen: String,
     },
+    /// Print the vouchers of an earlier kiosk issue again, when the receipt
+    /// printer jammed or the receipt was lost: the same vouchers, byte for
+    /// byte (the hub pays each once; a second copy taken is an incident).
+    /// Refused for an issue the hub refused, and once the hub withdrew this
+    /// node as voucher issuer.
+    Reprint {
+        /// The issue's seq (on the kiosk's receipt screen and in the log).
+        #[arg(long)]
+        seq: u64,
+        /// The receipt printer (a device such as /dev/usb/lp0, or a file,
+        /// appended to): each voucher as ESC/POS raster.
+        #[arg(long, value_name = "PATH")]
+        printer: Option<PathBuf>,
+        /// Also write each voucher as SVG and PNG into this directory
+        /// (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `mykey-node voucher reprint`: the vouchers of issue `seq` again, to the
+/// printer and files asked for, and each one's face and digits on stdout.
+fn voucher_reprint(
+    dir: &DataDir,
+    seq: u64,
+    printer: Option<&PathBuf>,
+    out: Option<&PathBuf>,
+) -> Result<()> {
+    let node = dir.open()?;
+    let vouchers = node.kiosk_vouchers_again(seq)?;
+    for v in &vouchers {
+        let [points, expiry, serial, municipality] = mykey_voucher::face_lines(v);
+        println!("{serial}: {points}, {expiry}, {municipality}");
+        println!("  {}", mykey_voucher::to_text(v));
+    }
+    if let Some(p) = printer {
+        mykey_node::kiosk::vouchers::print(p, &vouchers)
+            .with_context(|| format!("writing to the printer {}", p.display()))?;
+        println!("sent {} vouchers to {}", vouchers.len(), p.display());
+    }
+    if let Some(d) = out {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        for v in &vouchers {
+            let name = format!("voucher-{}", v.body.serial);
+            let svg = d.join(format!("{name}.svg"));
+            std::fs::write(&svg, mykey_voucher::voucher_svg(v))
+                .with_context(|| format!("writing {}", svg.display()))?;
+            let png = d.join(format!("{name}.png"));
+            std::fs::write(&png, mykey_voucher::voucher_png(v, 8))
+                .with_context(|| format!("writing {}", png.display()))?;
+        }
+        println!(
+            "wrote {} vouchers as SVG and PNG into {}",
+            vouchers.len(),
+            d.display()
+        );
+    }
+    Ok(())
 }
 
 /// `mykey-node voucher page`: serves until the process is stopped.
@@ -506,6 +564,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Voucher(VoucherCommand::Page { listen }) => {
             voucher_page(&dir, &listen)?;
+        }
+        Command::Voucher(VoucherCommand::Reprint { seq, printer, out }) => {
+            voucher_reprint(&dir, seq, printer.as_ref(), out.as_ref())?;
         }
         Command::Redeem { card: c, points } => {
             let mut node = dir.open()?;

@@ -1280,6 +1280,76 @@ fn next_kiosk_batch(r: &crate::store::Reader<'_>) -> Result<u16, OpError> {
     u16::try_from(r.meta_u64(KIOSK_BATCH_META)? + 1).map_err(|_| OpError::KioskBatchesExhausted)
 }
 
+/// Why the vouchers of a kiosk issue were not made again
+/// ([`Node::kiosk_vouchers_again`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReprintError {
+    /// No own transaction of that seq.
+    #[error("this node signed no seq {0}")]
+    NoSuchSeq(u64),
+    /// Another kind of transaction.
+    #[error("seq {seq} is a {kind}, not a voucher issue (`mykey-node status` shows recent seqs)")]
+    NotAnIssue {
+        /// The seq asked for.
+        seq: u64,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The hub refused the issue: its vouchers are worth nothing.
+    #[error(
+        "the hub refused the voucher issue of seq {seq} ({reason}): its vouchers are worth nothing, so none are printed"
+    )]
+    Refused {
+        /// The seq asked for.
+        seq: u64,
+        /// The hub's reason.
+        reason: String,
+    },
+    /// The node is no voucher issuer now.
+    #[error(
+        "this node is not a voucher issuer now (the hub withdrew it, or its statement has not arrived): shops would refuse its vouchers, so none are printed"
+    )]
+    NotIssuer,
+    /// The node store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Node {
+    /// The vouchers of this node's kiosk issue `seq`, signed again (the same
+    /// bytes: ed25519 is deterministic), for a receipt that jammed or was
+    /// lost. Nothing is written: the hub pays each voucher once whatever
+    /// the copies, and refuses the rest of a batch it never recorded.
+    pub fn kiosk_vouchers_again(
+        &self,
+        seq: u64,
+    ) -> Result<Vec<mykey_voucher::SignedVoucher>, ReprintError> {
+        let Some(signed) = self.outbox_from(seq, 1)?.into_iter().find(|t| {
+            t.verify()
+                .is_ok_and(|v| v.payload().seq == seq && v.payload().node == self.id())
+        }) else {
+            return Err(ReprintError::NoSuchSeq(seq));
+        };
+        let v = signed.verify().map_err(|_| ReprintError::NoSuchSeq(seq))?;
+        let TxBody::IssueVouchers(k) = &v.payload().body else {
+            return Err(ReprintError::NotAnIssue {
+                seq,
+                kind: v.payload().body.kind().name(),
+            });
+        };
+        if let Some((status, reason)) = self.store.read().outbox_status(seq)?
+            && status == "rejected"
+        {
+            return Err(ReprintError::Refused {
+                seq,
+                reason: reason.unwrap_or_default(),
+            });
+        }
+        let issuer = self.own_voucher_issuer()?.ok_or(ReprintError::NotIssuer)?;
+        Ok(kiosk_vouchers(k, issuer, &self.key))
+    }
+}
+
 /// Where the node keeps the last kiosk batch number it issued.
 const KIOSK_BATCH_META: &str = "kiosk_voucher_batch";
 

@@ -2148,6 +2148,14 @@ impl Reader<'_> {
         Ok(c)
     }
 
+    /// The state (`pending`, `accepted` or `rejected`) and reason of own seq
+    /// `seq`; `None` if the node never signed it.
+    pub fn outbox_status(&self, seq: u64) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let mut rows: Vec<(String, Option<String>)> =
+            self.rows("SELECT status, reason FROM outbox WHERE seq = ?1", [i(seq)])?;
+        Ok(rows.pop())
+    }
+
     /// Recent own transactions that were rejected or are stuck with a reason.
     pub fn troubled(&self, max: usize) -> Result<Vec<OutboxRow>, StoreError> {
         // seq, tx_id, kind, created_at, status, reason.

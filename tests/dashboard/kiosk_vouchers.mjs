@@ -68,6 +68,7 @@ try {
     serials: await page.$$eval(".voucher", (vs) => vs.map((v) => v.dataset.serial)),
     qr: await page.$$eval(".voucher svg", (s) => s.length),
     printed: await page.innerText("#status-printed"),
+    seq: await page.innerText("#receipt-seq"),
   });
   await screenIs("idle");
   await step("end", { text: await text() });

@@ -965,6 +965,8 @@ fn a_holder_turns_points_into_vouchers_at_the_kiosk() {
     );
     assert_eq!(d["qr"], 3, "{d}");
     assert!(text_of(&d, "printed").contains("印刷しました"), "{d}");
+    // The issue number staff reprint with (`mykey-node voucher reprint --seq`).
+    assert_eq!(text_of(&d, "seq"), "1", "{d}");
     // The printer got the first voucher as a raster that reads back.
     let bytes = std::fs::read(&printer).unwrap();
     let png = mykey_voucher::escpos_raster_png(&bytes).expect("a raster");

@@ -9,8 +9,11 @@
 //! the kiosk does: the hub holds that redemption, then pays it once when the
 //! kiosk's issue arrives, having taken the points from the wallet once.
 
+mod net_common;
+
 use mykey_node::OpError;
 use mykey_node::card::{Pin, prove_voucher_issue};
+use mykey_node::node::ReprintError;
 use mykey_sync_proto::{MyKeyId, TxBody, UnixMillis, VoucherIssueBinding};
 use mykey_tests::card::{InProcessCard, issued_card};
 use mykey_tests::world::{World, bunkyo, health, pts};
@@ -118,14 +121,65 @@ fn a_holder_turns_points_into_vouchers_at_a_kiosk_and_a_shop_is_paid_once() {
     let printed = mykey_voucher::decode_png(&png).unwrap();
     assert_eq!(printed, vec![vouchers[0].clone()]);
 
+    // The receipt jammed: `mykey-node voucher reprint` makes the same
+    // vouchers again from the outbox, to the printer and as files.
+    let node = &w.sites[KIOSK].node;
+    assert_eq!(node.kiosk_vouchers_again(done.seq).unwrap(), vouchers);
+    let err = node.kiosk_vouchers_again(done.seq + 5).unwrap_err();
+    assert!(matches!(err, ReprintError::NoSuchSeq(_)), "{err}");
+    let again = dir.path().join("again");
+    let printer = dir.path().join("printer.bin");
+    let seq = done.seq.to_string();
+    let kiosk_dir = w.sites[KIOSK].dir.clone();
+    let out = net_common::node_cli(
+        &kiosk_dir,
+        &[
+            "voucher",
+            "reprint",
+            "--seq",
+            &seq,
+            "--printer",
+            printer.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.contains(&format!("serial {}: 500 pt", vouchers[0].body.serial))
+            && out.contains(&mykey_voucher::to_text(&vouchers[2]))
+            && out.contains("sent 3 vouchers to"),
+        "{out}"
+    );
+    let png =
+        std::fs::read(again.join(format!("voucher-{}.png", vouchers[1].body.serial))).unwrap();
+    assert_eq!(
+        mykey_voucher::decode_png(&png).unwrap(),
+        vec![vouchers[1].clone()]
+    );
+    let raster = std::fs::read(&printer).unwrap();
+    assert_eq!(
+        raster.len(),
+        3 * escpos.len(),
+        "three vouchers' rasters appended"
+    );
+    assert_eq!(
+        mykey_voucher::decode_png(
+            &mykey_voucher::escpos_raster_png(&raster[..escpos.len()]).unwrap()
+        )
+        .unwrap(),
+        vec![vouchers[0].clone()]
+    );
+
     // A shop offline learns the kiosk's statement at its next sync, then
     // takes the printed voucher without the hub.
     w.sync(SHOP).unwrap();
     w.advance_ms(60_000);
     let shop = &mut w.sites[SHOP].node;
-    shop.redeem_voucher(&printed[0], w.now).unwrap();
+    let (taken, _) = shop.redeem_voucher(&printed[0], w.now).unwrap();
     let again = shop.redeem_voucher(&printed[0], w.now);
     assert!(again.is_err(), "taken twice at one shop");
+    let err = shop.kiosk_vouchers_again(taken.seq).unwrap_err();
+    assert!(matches!(err, ReprintError::NotAnIssue { .. }), "{err}");
 
     // The shop reaches the hub before the kiosk: no issuing transaction
     // backs the voucher yet, so the hub holds it, paying nothing.
