@@ -145,6 +145,17 @@ fn float(f: &mut Fixture) -> i128 {
         .sum()
 }
 
+/// What the shop is owed in all (credited to its payable).
+fn payable(f: &mut Fixture) -> u64 {
+    f.hub
+        .transfers(0, u32::MAX)
+        .unwrap()
+        .iter()
+        .filter(|t| t.credit == LedgerAccount::MerchantPayable(fid("shop-1"), muni()))
+        .map(|t| t.amount.get())
+        .sum()
+}
+
 fn refused(o: &Outcome) -> String {
     match o {
         Outcome::Rejected(r) => r.to_string(),
@@ -289,15 +300,6 @@ fn a_kiosk_issue_is_decided_from_what_the_hub_verifies_and_its_vouchers_are_paid
     let o = redeem_at_shop(&mut s.f, &v1, T0.plus_ms(400), T0.plus_ms(500));
     assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
     assert_eq!(float(&mut s.f), 500);
-    let payable = |f: &mut Fixture| -> u64 {
-        f.hub
-            .transfers(0, u32::MAX)
-            .unwrap()
-            .iter()
-            .filter(|t| t.credit == LedgerAccount::MerchantPayable(fid("shop-1"), muni()))
-            .map(|t| t.amount.get())
-            .sum()
-    };
     assert_eq!(payable(&mut s.f), 500);
     // Again, signed after the hub had the first: an incident, not paid.
     let o = redeem_at_shop(&mut s.f, &v1, T0.plus_ms(600), T0.plus_ms(700));
@@ -381,15 +383,6 @@ fn a_redemption_before_its_kiosk_issue_is_held_then_decided_in_hub_order() {
     let mut s = setup();
     let key = s.carol_card.cert.card_key().clone();
     let kiosk = s.kiosk.id;
-    let payable = |f: &mut Fixture| -> u64 {
-        f.hub
-            .transfers(0, u32::MAX)
-            .unwrap()
-            .iter()
-            .filter(|t| t.credit == LedgerAccount::MerchantPayable(fid("shop-1"), muni()))
-            .map(|t| t.amount.get())
-            .sum()
-    };
     // The kiosk signs the issue offline: it stays in the kiosk's outbox.
     let issue_tx = proved(
         &mut s.kiosk,
