@@ -296,6 +296,13 @@ impl Hub {
                 Ok(effects) => apply(&mut *st, key, v, &record, &ctx, effects, &mut touched, now)?,
                 Err(reason) => {
                     tracing::info!(node = %p.node.short(), seq = p.seq, tx = %v.id().short(), %reason, "rejected transaction");
+                    crate::voucher::kiosk::issue_refused(
+                        &mut *st,
+                        v,
+                        ctx.voucher_issue.as_ref(),
+                        &reason,
+                        now,
+                    )?;
                     Outcome::Rejected(reason)
                 }
             };

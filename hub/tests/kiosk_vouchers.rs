@@ -439,6 +439,34 @@ fn a_redemption_before_its_kiosk_issue_is_held_then_decided_in_hub_order() {
     let lost = kiosk_voucher(&s, 2, 1, 700);
     let o = redeem_at_shop(&mut s.f, &lost, T0.plus_ms(1100), T0.plus_ms(1200));
     assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    // Batch 4: a shop takes its voucher, then the kiosk's issue of it is
+    // refused (signed with another card's proof): the held redemption is
+    // reported at once, and stays held.
+    let unbacked = |f: &mut Fixture| {
+        f.hub
+            .incidents(50)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == mykey_hub::IncidentKind::VoucherUnbacked)
+            .count()
+    };
+    let v4 = kiosk_voucher(&s, 4, 1, 400);
+    let o = redeem_at_shop(&mut s.f, &v4, T0.plus_ms(1210), T0.plus_ms(1220));
+    assert!(matches!(o, Outcome::Accepted { .. }), "{o:?}");
+    assert_eq!(unbacked(&mut s.f), 0);
+    let bad = proved(
+        &mut s.kiosk,
+        issue(s.carol, key.clone(), &[400], 4),
+        &s.other_card,
+    );
+    let r = s.f.hub.ingest(&kiosk, vec![bad], T0.plus_ms(1230));
+    assert!(
+        refused(&r.receipts[0].outcome).contains("does not verify"),
+        "{r:?}"
+    );
+    assert_eq!(unbacked(&mut s.f), 1, "reported when its issue was refused");
+    assert_eq!(voucher::held(&mut s.f.hub, 10).unwrap().len(), 2);
+
     // The kiosk is withdrawn as issuer (its key may have leaked): voucher 2
     // of the batch it recorded before is still backed by Carol's points and
     // paid; a voucher of a batch it never recorded is refused, not held.
@@ -450,25 +478,22 @@ fn a_redemption_before_its_kiosk_issue_is_held_then_decided_in_hub_order() {
     let unrecorded = kiosk_voucher(&s, 3, 1, 100);
     let o = redeem_at_shop(&mut s.f, &unrecorded, T0.plus_ms(1270), T0.plus_ms(1280));
     assert!(refused(&o).contains("withdrew"), "{o:?}");
-    assert_eq!(voucher::held(&mut s.f.hub, 10).unwrap().len(), 1);
+    assert_eq!(voucher::held(&mut s.f.hub, 10).unwrap().len(), 2);
 
-    let unbacked = |f: &mut Fixture| {
-        f.hub
-            .incidents(50)
-            .unwrap()
-            .into_iter()
-            .filter(|i| i.kind == mykey_hub::IncidentKind::VoucherUnbacked)
-            .count()
-    };
     voucher::expire_due(&mut s.f.hub, T0.plus_ms(2 * DAY)).unwrap();
-    assert_eq!(unbacked(&mut s.f), 0, "reported before its last day");
+    assert_eq!(
+        unbacked(&mut s.f),
+        1,
+        "batch 2 reported before its last day"
+    );
     let after_expiry = UnixMillis((u64::from(last_day()) + 2) * DAY);
     voucher::expire_due(&mut s.f.hub, after_expiry).unwrap();
     voucher::expire_due(&mut s.f.hub, after_expiry.plus_ms(DAY)).unwrap();
-    assert_eq!(unbacked(&mut s.f), 1, "reported once");
+    assert_eq!(unbacked(&mut s.f), 2, "each reported once");
     let held = voucher::held(&mut s.f.hub, 10).unwrap();
-    assert_eq!(held.len(), 1);
-    assert_eq!(held[0].reported_at, Some(after_expiry));
+    assert_eq!(held.len(), 2);
+    assert_eq!(held[0].reported_at, Some(after_expiry), "batch 2");
+    assert_eq!(held[1].reported_at, Some(T0.plus_ms(1230)), "batch 4");
     assert_eq!(payable(&mut s.f), 800);
     s.f.hub.check_conservation().unwrap();
 }

@@ -224,6 +224,56 @@ pub(crate) fn decide_held(
     Ok(())
 }
 
+/// The kiosk's issue of a batch was refused (`why`): the redemptions held
+/// for that batch are not backed by it. Each is reported once now; it stays
+/// held, since only a recorded issue of that batch could back it. Nothing
+/// is done for an issue refused as a batch recorded before (its held
+/// redemptions were decided when it was recorded), or from a node that is
+/// not the issuer.
+pub(crate) fn issue_refused(
+    st: &mut dyn StoreTx,
+    v: &VerifiedTx,
+    ctx: Option<&IssueContext>,
+    why: &mykey_sync_proto::wire::RejectReason,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let (p, Some(ctx)) = (v.payload(), ctx) else {
+        return Ok(());
+    };
+    let TxBody::IssueVouchers(k) = &p.body else {
+        return Ok(());
+    };
+    let Some(issuer) = ctx.issuer.as_ref().filter(|i| i.node == p.node) else {
+        return Ok(());
+    };
+    let Some(batch) = Issuer::node_batch(issuer.issuer, k.batch) else {
+        return Ok(());
+    };
+    if ctx.earlier.is_some() {
+        return Ok(());
+    }
+    for h in st.held_redemptions(batch)? {
+        if h.reported_at.is_some() {
+            continue;
+        }
+        let serial = Serial {
+            batch: h.batch,
+            index: h.index,
+        };
+        let detail = format!(
+            "redemption of kiosk voucher {serial} by node {} seq {} (tx {}) stays held: the kiosk's issue of its batch (seq {}, tx {}) was refused: {why}; nothing is paid unless an issue of that batch is recorded",
+            h.node.short(),
+            h.seq,
+            h.tx.short(),
+            p.seq,
+            v.id().short()
+        );
+        record(st, &h, now, IncidentKind::VoucherUnbacked, detail)?;
+        st.mark_held_reported(&h.tx, now)?;
+    }
+    Ok(())
+}
+
 /// Reports to the operators, once each, the held redemptions of `m`
 /// (`None`: all) whose voucher's last day has passed, or that were held
 /// [`MAX_KIOSK_VOUCHER_DAYS`] ago, with the issue still absent. They stay
