@@ -237,8 +237,13 @@ pub trait VoucherTx {
     fn insert_held_redemption(&mut self, r: &HeldRedemptionRow) -> Result<(), StoreError>;
     /// The held redemptions of vouchers of `batch`, in hub order.
     fn held_redemptions(&mut self, batch: u32) -> Result<Vec<HeldRedemptionRow>, StoreError>;
-    /// Every held redemption, in hub order, at most `limit`.
-    fn held_redemptions_all(&mut self, limit: u32) -> Result<Vec<HeldRedemptionRow>, StoreError>;
+    /// Every held redemption (only those not yet reported, if
+    /// `unreported`), in hub order, at most `limit`.
+    fn held_redemptions_all(
+        &mut self,
+        unreported: bool,
+        limit: u32,
+    ) -> Result<Vec<HeldRedemptionRow>, StoreError>;
     /// Removes a held redemption once decided.
     fn delete_held_redemption(&mut self, tx: &TxId) -> Result<(), StoreError>;
     /// Marks a held redemption reported to the operators.

@@ -285,7 +285,8 @@ pub(crate) fn report_held_due(
 ) -> Result<u32, StoreError> {
     let longest = u64::from(MAX_KIOSK_VOUCHER_DAYS) * 86_400_000;
     let mut reported = 0;
-    for h in st.held_redemptions_all(MAX_HELD_READ)? {
+    // Unreported only: the rows reported before never crowd out the rest.
+    for h in st.held_redemptions_all(true, MAX_HELD_READ)? {
         let due = ExpiryDate::from_days(h.last_day).has_passed(now)
             || now.0.saturating_sub(h.held_at.0) >= longest;
         if h.reported_at.is_some() || m.is_some_and(|m| m != h.municipality) || !due {

@@ -171,7 +171,7 @@ pub fn held(
     limit: u32,
 ) -> Result<Vec<crate::store::voucher::HeldRedemptionRow>, StoreError> {
     let mut st = hub.store.begin_read()?;
-    st.held_redemptions_all(limit)
+    st.held_redemptions_all(false, limit)
 }
 
 /// Why a batch was not cancelled (nothing changed).

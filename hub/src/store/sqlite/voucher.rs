@@ -162,12 +162,17 @@ impl VoucherTx for SqliteTx<'_> {
         rows.into_iter().map(held_row).collect()
     }
 
-    fn held_redemptions_all(&mut self, limit: u32) -> Result<Vec<HeldRedemptionRow>, StoreError> {
+    fn held_redemptions_all(
+        &mut self,
+        unreported: bool,
+        limit: u32,
+    ) -> Result<Vec<HeldRedemptionRow>, StoreError> {
         let mut stmt = self.tx.prepare_cached(&format!(
-            "SELECT {HELD_COLUMNS} FROM voucher_redemptions_held ORDER BY id LIMIT ?1"
+            "SELECT {HELD_COLUMNS} FROM voucher_redemptions_held
+             WHERE reported_at IS NULL OR NOT ?1 ORDER BY id LIMIT ?2"
         ))?;
         let rows: Vec<HeldSql> = stmt
-            .query_map(params![i64::from(limit)], tuple)?
+            .query_map(params![unreported, i64::from(limit)], tuple)?
             .collect::<Result<_, _>>()?;
         rows.into_iter().map(held_row).collect()
     }
