@@ -91,8 +91,24 @@ impl Runner {
             .values()
             .any(|p| p.connected)
             .then_some(self.next_gossip_at);
-        let relay = (self.link == HubLink::Up).then_some(self.next_relay_at);
-        [retry, gossip, relay].into_iter().flatten().min()
+        [retry, gossip, self.relay_due_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the next carried push may go, if one may go at all: the hub
+    /// link is up, no carried push is in flight and the node's own session
+    /// is caught up. Not before: a relay instant kept in the past while one
+    /// of these waits would wake the run loop at once, over and over (it
+    /// spun a core through every catch-up).
+    fn relay_due_at(&self) -> Option<Instant> {
+        relay_due_at(
+            self.link == HubLink::Up,
+            self.relay_in_flight.is_some(),
+            self.session.is_caught_up(),
+            self.next_relay_at,
+        )
     }
 
     /// Why a LAN peer is not admitted now (`None`: it is; see
@@ -538,11 +554,7 @@ impl Runner {
     /// With a live, caught-up hub session, carries peers' transactions that
     /// the hub has not reported as processed.
     pub(super) fn maybe_relay(&mut self) {
-        if self.link != HubLink::Up
-            || self.relay_in_flight.is_some()
-            || !self.session.is_caught_up()
-            || Instant::now() < self.next_relay_at
-        {
+        if self.relay_due_at().is_none_or(|t| Instant::now() < t) {
             return;
         }
         self.next_relay_at = Instant::now() + NetConfig::ms(self.net.relay_interval_ms);
@@ -599,5 +611,40 @@ impl Runner {
             Ok(_) => warn!("unexpected answer to carried transactions"),
             Err(why) => warn!("bad answer to carried transactions: {why}"),
         }
+    }
+}
+
+/// [`Runner::relay_due_at`] on its inputs.
+fn relay_due_at(
+    link_up: bool,
+    relay_in_flight: bool,
+    caught_up: bool,
+    next_relay_at: Instant,
+) -> Option<Instant> {
+    (link_up && !relay_in_flight && caught_up).then_some(next_relay_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relay_due_at;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_relay_that_cannot_go_sets_no_deadline() {
+        let past = Instant::now();
+        assert_eq!(relay_due_at(true, false, true, past), Some(past));
+        // Each of these would otherwise leave a deadline in the past that
+        // wakes the run loop at once, again and again.
+        assert_eq!(relay_due_at(true, false, false, past), None, "catching up");
+        assert_eq!(
+            relay_due_at(true, true, true, past),
+            None,
+            "carried push in flight"
+        );
+        assert_eq!(
+            relay_due_at(false, false, true, past),
+            None,
+            "hub link down"
+        );
     }
 }
