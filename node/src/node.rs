@@ -1477,6 +1477,13 @@ fn sign_into(
 /// A receipt for a link or unlink settles the local number state: confirmed
 /// on acceptance, rolled back on rejection.
 fn settle_number(w: &crate::store::Writer<'_>, seq: u64, accepted: bool) -> Result<(), StoreError> {
+    // Most receipts are not for links: the stored kind says so without
+    // decoding and verifying the transaction (which cost a signature check
+    // per receipt, most of a catch-up's time at the node).
+    let kind = w.read().outbox_kind(seq)?;
+    if !kind.is_some_and(|k| k == OpKind::Link.name() || k == OpKind::Unlink.name()) {
+        return Ok(());
+    }
     let body = own_body(w, seq)?;
     let (l, is_link) = match &body {
         Some(TxBody::LinkFacilityCard(l)) => (l, true),

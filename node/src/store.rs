@@ -2148,6 +2148,14 @@ impl Reader<'_> {
         Ok(c)
     }
 
+    /// The kind (`TxBody::name`) of own seq `seq`, as stored beside it;
+    /// `None` if the node never signed it.
+    pub fn outbox_kind(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        let mut rows: Vec<(String,)> =
+            self.rows("SELECT kind FROM outbox WHERE seq = ?1", [i(seq)])?;
+        Ok(rows.pop().map(|(k,)| k))
+    }
+
     /// The state (`pending`, `accepted` or `rejected`) and reason of own seq
     /// `seq`; `None` if the node never signed it.
     pub fn outbox_status(&self, seq: u64) -> Result<Option<(String, Option<String>)>, StoreError> {

@@ -160,7 +160,11 @@ pub trait BoundsTx {
         account: AccountId,
         m: MunicipalityCode,
     ) -> Result<Option<(u64, Balance)>, StoreError>;
-    /// Records a processed redeem for the bounds.
+    /// Records a processed redeem for the bounds, with the running sum of
+    /// its signer's spends on the wallet through it. A signer's spends are
+    /// recorded in seq order at non-decreasing ledger positions (its chain
+    /// is applied in order, the ledger only grows): [`Self::spent_since`]
+    /// relies on it.
     fn record_spend(&mut self, spend: &SpendRow) -> Result<(), StoreError>;
     /// Points of `node`'s redeems on a wallet posted after `ledger_pos`.
     fn spent_since(

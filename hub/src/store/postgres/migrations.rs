@@ -578,6 +578,18 @@ CREATE TABLE voucher_redemptions_held (
 );
 CREATE INDEX voucher_redemptions_held_batch ON voucher_redemptions_held (batch, id);
 "#,
+    // 13: the running sum of a signer's spends on a wallet (SQLite's 33).
+    r#"
+ALTER TABLE spends ADD COLUMN cum_points BIGINT NOT NULL DEFAULT 0;
+UPDATE spends SET cum_points = w.c
+  FROM (SELECT node AS n, seq AS s,
+               CAST(SUM(points) OVER (PARTITION BY node, account, municipality
+                                      ORDER BY ledger_pos, seq) AS BIGINT) AS c
+          FROM spends) AS w
+ WHERE spends.node = w.n AND spends.seq = w.s;
+DROP INDEX spends_by_wallet;
+CREATE INDEX spends_by_wallet ON spends(node, account, municipality, ledger_pos, seq) INCLUDE (cum_points);
+"#,
 ];
 
 /// The version table and the lock that keeps two processes from migrating

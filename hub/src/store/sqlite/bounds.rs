@@ -196,8 +196,11 @@ impl BoundsTx for SqliteTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO spends (node, seq, account, municipality, card_issuer, card_serial,
-                   points, ledger_pos, period_start, at_risk)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                   points, ledger_pos, period_start, at_risk, cum_points)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                   ?7 + COALESCE((SELECT cum_points FROM spends
+                                     WHERE node = ?1 AND account = ?3 AND municipality = ?4
+                                     ORDER BY ledger_pos DESC, seq DESC LIMIT 1), 0))",
             )?
             .execute(params![
                 s.node.as_bytes(),
@@ -245,8 +248,15 @@ impl BoundsTx for SqliteTx<'_> {
         let sum: i64 = self
             .tx
             .prepare_cached(
-                "SELECT COALESCE(SUM(points), 0) FROM spends
-                 WHERE node = ?1 AND account = ?2 AND municipality = ?3 AND ledger_pos > ?4",
+                // The running sum now less the running sum at the basis
+                // (rows are added in ledger order: see the spends migration).
+                "SELECT COALESCE((SELECT cum_points FROM spends
+                                  WHERE node = ?1 AND account = ?2 AND municipality = ?3
+                                  ORDER BY ledger_pos DESC, seq DESC LIMIT 1), 0)
+                      - COALESCE((SELECT cum_points FROM spends
+                                  WHERE node = ?1 AND account = ?2 AND municipality = ?3
+                                    AND ledger_pos <= ?4
+                                  ORDER BY ledger_pos DESC, seq DESC LIMIT 1), 0)",
             )?
             .query_row(
                 params![

@@ -422,6 +422,22 @@ CREATE TABLE voucher_redemptions_held (
 );
 CREATE INDEX voucher_redemptions_held_batch ON voucher_redemptions_held (batch, id);
 "#,
+    r#"
+-- Each spend carries the running sum of its signer's spends on the wallet
+-- (node, account, municipality) through it, in ledger order: a redeem's
+-- spends since its basis are two index seeks (the sum now less the sum at
+-- the basis), not a scan of every spend since, which made a long offline
+-- run's catch-up quadratic.
+ALTER TABLE spends ADD COLUMN cum_points INTEGER NOT NULL DEFAULT 0;
+UPDATE spends SET cum_points = w.c
+  FROM (SELECT node AS n, seq AS s,
+               SUM(points) OVER (PARTITION BY node, account, municipality
+                                 ORDER BY ledger_pos, seq) AS c
+          FROM spends) AS w
+ WHERE spends.node = w.n AND spends.seq = w.s;
+DROP INDEX spends_by_wallet;
+CREATE INDEX spends_by_wallet ON spends(node, account, municipality, ledger_pos, seq, cum_points);
+"#,
 ];
 
 /// Brings the schema up to date, one migration per transaction; refuses a
@@ -613,6 +629,80 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM municipalities", [], |r| r.get(0))
             .unwrap();
         assert_eq!(kept, 1);
+    }
+
+    #[test]
+    fn the_running_sum_of_spends_is_backfilled_and_carried_on() {
+        use crate::store::bounds::SpendRow;
+        use mykey_sync_proto::{AccountId, CardKey, NodeId, Points, UnixMillis};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let key = |b: u8| {
+            ed25519_dalek::SigningKey::from_bytes(&[b; 32])
+                .verifying_key()
+                .to_bytes()
+        };
+        let (a, b) = (key(7), key(8));
+        // (node, seq, account, points, ledger_pos): two nodes, two wallets,
+        // interleaved in ledger order; node a's seq 3 and 4 share a position.
+        let rows: Vec<([u8; 32], u64, u64, u64, u64)> = vec![
+            (a, 1, 1, 100, 10),
+            (b, 1, 1, 7, 11),
+            (a, 2, 2, 5, 12),
+            (a, 3, 1, 30, 14),
+            (a, 4, 1, 2, 14),
+            (b, 2, 1, 9, 15),
+            (a, 5, 1, 40, 20),
+        ];
+        {
+            let conn = migrated_to_just_before(&path, "ADD COLUMN cum_points");
+            for (node, seq, account, points, pos) in &rows {
+                conn.execute(
+                    "INSERT INTO spends (node, seq, account, municipality, card_issuer, card_serial,
+                       points, ledger_pos, period_start, at_risk)
+                     VALUES (?1, ?2, ?3, 131059, x'01', x'02', ?4, ?5, 0, 0)",
+                    rusqlite::params![&node[..], *seq as i64, *account as i64, *points as i64, *pos as i64],
+                )
+                .unwrap();
+            }
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let m = MunicipalityCode::parse("131059").unwrap();
+        let mut tx = store.begin().unwrap();
+        // The spends of a new redeem continue the running sum.
+        let (node_a, node_b) = (
+            NodeId::from_bytes(a).unwrap(),
+            NodeId::from_bytes(b).unwrap(),
+        );
+        tx.record_spend(&SpendRow {
+            node: node_a,
+            seq: 6,
+            account: AccountId::new(1).unwrap(),
+            municipality: m,
+            card: CardKey::new(vec![1], vec![2]).unwrap(),
+            points: Points::new(3).unwrap(),
+            ledger_pos: 21,
+            period_start: UnixMillis(0),
+            at_risk: Points::ZERO,
+        })
+        .unwrap();
+        let mut all = rows.clone();
+        all.push((a, 6, 1, 3, 21));
+        for (id, raw) in [(node_a, a), (node_b, b)] {
+            for account in [1u64, 2, 3] {
+                for basis in 0..=22u64 {
+                    let want: u64 = all
+                        .iter()
+                        .filter(|r| r.0 == raw && r.2 == account && r.4 > basis)
+                        .map(|r| r.3)
+                        .sum();
+                    let got = tx
+                        .spent_since(&id, AccountId::new(account).unwrap(), m, basis)
+                        .unwrap();
+                    assert_eq!(got.get(), want, "account {account}, basis {basis}");
+                }
+            }
+        }
     }
 
     #[test]
