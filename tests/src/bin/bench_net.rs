@@ -18,6 +18,7 @@
 //! cargo run --release -p mykey-tests --bin bench_net
 //! BENCH_TXS=2000 BENCH_CARDS=20000 cargo run --release -p mykey-tests --bin bench_net   # quicker
 //! BENCH_BATCH=500 cargo run --release -p mykey-tests --bin bench_net   # transactions per push (default 1000)
+//! MYKEY_PROC_LOG=info,mykey_hub::net=debug BENCH_LOGS=/tmp cargo run --release -p mykey-tests --bin bench_net   # the catch-up's logs, with each turn's time
 //! ```
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -180,6 +181,12 @@ fn reconcile(n_tx: usize) {
     };
     assert!(node.terminate().success());
     assert!(hub.terminate().success());
+    if let Ok(dir) = std::env::var("BENCH_LOGS") {
+        // For a timeline (with MYKEY_PROC_LOG=debug, say).
+        std::fs::write(format!("{dir}/hub.log"), hub.stderr()).unwrap();
+        std::fs::write(format!("{dir}/node.log"), node.stderr()).unwrap();
+        println!("logs of the catch-up in {dir}/hub.log and {dir}/node.log");
+    }
 
     // What the catch-up carried, in canonical signed bytes.
     let n = DataDir::new(dir).open().unwrap();

@@ -75,8 +75,12 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        // MYKEY_PROC_LOG overrides the spawned binaries' log filter (for
+        // a bench's timeline, e.g. `mykey_hub::net=debug`).
+        let filter =
+            std::env::var("MYKEY_PROC_LOG").unwrap_or_else(|_| "info,libp2p=warn".to_owned());
         let mut child = cmd
-            .env("RUST_LOG", "info,libp2p=warn")
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
