@@ -183,6 +183,7 @@ fn main() {
     let mut batch1_cpu = vec![];
     let mut ratio_batch_cpu = vec![];
     let mut verify1 = vec![];
+    let mut check_push = vec![];
     let mut ingest1 = vec![];
     let mut ingestn = vec![];
     let mut ratio1 = vec![];
@@ -261,10 +262,21 @@ fn main() {
                 std::hint::black_box(tx.verify().expect("valid"));
             }
         });
+        // The hub's own check of the same pushes (decode, key, batch
+        // verification on all its threads), without applying them.
+        let checked = {
+            let hub = Hub::open(&template).expect("open");
+            let t = Instant::now();
+            for (_, txs) in &pushes {
+                std::hint::black_box(hub.check_push(txs.clone()));
+            }
+            n_txs as f64 / t.elapsed().as_secs_f64()
+        };
         let (i1, i1c) = ingest_round(1);
         let (i_n, _) = ingest_round(threads);
+        check_push.push(checked);
         eprintln!(
-            "round {round}: raw verify {r1:.0}/s ({threads} threads: {rn:.0}/s; batches of 64: {b64:.0}/s, of 256: {b256:.0}/s), SignedTx::verify {v1:.0}/s, \
+            "round {round}: raw verify {r1:.0}/s ({threads} threads: {rn:.0}/s; batches of 64: {b64:.0}/s, of 256: {b256:.0}/s), SignedTx::verify {v1:.0}/s, Hub::check_push {checked:.0}/s, \
              ingest {i1:.0} tx/s ({threads} threads: {i_n:.0} tx/s); per CPU second: raw {r1c:.0}, \
              SignedTx::verify {v1c:.0}, ingest {i1c:.0}"
         );
@@ -304,6 +316,10 @@ fn main() {
     println!(
         "  SignedTx::verify, 1 thread              : {:>9.0} /s",
         median(verify1)
+    );
+    println!(
+        "  Hub::check_push, {threads} threads            : {:>9.0} /s   (the hub's check of the same pushes, not applied)",
+        median(check_push)
     );
     println!(
         "  hub ingest, 1 thread                    : {:>9.0} tx/s",

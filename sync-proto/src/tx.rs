@@ -469,8 +469,21 @@ impl SignedTx {
         txs: &[SignedTx],
         known: impl Fn(&NodeId) -> Option<VerifyingKey>,
     ) -> Vec<Result<VerifiedTx, VerifyError>> {
-        let prepared: Vec<Result<(TxPayload, VerifyingKey), VerifyError>> =
-            txs.iter().map(|tx| tx.prepare(&known)).collect();
+        // A batch is mostly one signer's chain: a key `known` does not hold
+        // is decompressed once for the batch, not once per transaction.
+        let mut last: Option<(NodeId, VerifyingKey)> = None;
+        let prepared: Vec<Result<(TxPayload, VerifyingKey), VerifyError>> = txs
+            .iter()
+            .map(|tx| {
+                let p = tx.prepare(|node| {
+                    known(node).or_else(|| last.filter(|(id, _)| id == node).map(|(_, k)| k))
+                });
+                if let Ok((payload, key)) = &p {
+                    last = Some((payload.node, *key));
+                }
+                p
+            })
+            .collect();
         // Only well-formed signatures go in the batch; the rest get the single check.
         let batchable: Vec<bool> = txs
             .iter()
