@@ -265,7 +265,10 @@ fn main() {
         // The hub's own check of the same pushes (decode, key, batch
         // verification on all its threads), without applying them.
         let checked = {
-            let hub = Hub::open(&template).expect("open");
+            let mut hub = Hub::open(&template).expect("open");
+            if let Ok(t) = std::env::var("BENCH_CHECK_THREADS") {
+                hub.set_threads(t.parse().expect("threads"));
+            }
             let t = Instant::now();
             for (_, txs) in &pushes {
                 std::hint::black_box(hub.check_push(txs.clone()));
